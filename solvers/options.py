@@ -1,0 +1,65 @@
+"""Solver options: a frozen dataclass that validates itself on construction."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+
+from theory.spec import SpecError
+
+__all__ = ["METHODS", "INTEGRATOR_CHOICES", "SolverOptions"]
+
+METHODS = ("newton", "fixed-point")
+INTEGRATOR_CHOICES = ("auto", "gauss-hermite", "cubature", "qmc")
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """How to solve the saddle-point equations.
+
+    method
+        ``"newton"`` (Newton on the convex dual G with a domain-respecting
+        Armijo line search) or ``"fixed-point"`` (preconditioned fixed point
+        t ← t − D⁻¹∇G with Anderson mixing).
+    tol
+        Convergence when max_{c,r} |f_cr − δ_cr + T t_cr| <= tol.
+    integral_tol
+        Required integrator error estimate on f, U and the kernel at the
+        solution; the rule is refined until it is met.
+    integrator
+        ``"auto"`` (Gauss–Hermite for m <= 4 with order escalation, adaptive
+        cubature as fallback; QMC for m >= 5), or one of
+        ``"gauss-hermite"``, ``"cubature"``, ``"qmc"``.
+    order, max_order
+        Initial and largest Gauss–Hermite nodes per axis.
+    qmc_points, qmc_replicates, seed
+        Randomised QMC nodes per replicate, number of replicates, seed.
+    """
+
+    method: str = "newton"
+    tol: float = 1e-9
+    integral_tol: float = 1e-8
+    maxiter: int = 200
+    integrator: str = "auto"
+    order: int = 16
+    max_order: int = 64
+    anderson_memory: int = 6
+    qmc_points: int = 4096
+    qmc_replicates: int = 8
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise SpecError(f"method must be one of {METHODS} (got {self.method!r})")
+        if self.integrator not in INTEGRATOR_CHOICES:
+            raise SpecError(f"integrator must be one of {INTEGRATOR_CHOICES} (got {self.integrator!r})")
+        for name in ("tol", "integral_tol"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and 0 < v < 1):
+                raise SpecError(f"{name} must be in (0, 1) (got {v!r})")
+        for name, lo in (("maxiter", 1), ("order", 2), ("max_order", 2), ("anderson_memory", 0),
+                         ("qmc_points", 64), ("qmc_replicates", 2)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise SpecError(f"{name} must be an integer >= {lo} (got {v!r})")
+        if self.max_order < self.order:
+            raise SpecError(f"max_order must be >= order ({self.order}) (got {self.max_order})")

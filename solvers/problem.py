@@ -1,0 +1,61 @@
+"""The class-structured saddle-point problem (THEORY §3) as numbers.
+
+For orthogonal inputs (K0 = I) and a field t_c ∈ R^m per class c,
+
+    Φ(t) = log E_{a ~ N(0, σ_a² I_m)} exp(Σ_c P_c ψ(t_c·a)),
+    G(t) = Φ(t) − Σ_c P_c t_cc + (T/2) Σ_c P_c ||t_c||²,
+
+and the saddle point f_c = e_c − T t_c is the minimiser of the convex G.
+:class:`ClassProblem` holds what the integrators need: P_c, σ_a, σ_1, T, the
+nonlinearity and its ψ table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from theory.domain import domain_margin
+from theory.nonlinearities import Nonlinearity, get_nonlinearity
+from theory.psi import PsiTable, psi_table
+from theory.spec import ModelSpec, SpecError
+
+__all__ = ["ClassProblem"]
+
+
+@dataclass(frozen=True, eq=False)
+class ClassProblem:
+    spec: ModelSpec
+    nonlinearity: Nonlinearity
+    class_sizes: np.ndarray  # P_c, float64
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> "ClassProblem":
+        if spec.data_kind != "orthogonal":
+            raise SpecError("ClassProblem needs orthogonal class-structured data (inputs=None)")
+        return cls(spec=spec, nonlinearity=get_nonlinearity(spec.nonlinearity),
+                   class_sizes=np.asarray(spec.class_sizes, dtype=np.float64))
+
+    @property
+    def m(self) -> int:
+        return self.spec.m
+
+    @property
+    def temperature(self) -> float:
+        return self.spec.temperature
+
+    def table(self, gmax: float) -> PsiTable:
+        """ψ table covering |g| <= gmax."""
+        return psi_table(self.spec.nonlinearity, self.spec.sigma_w, gmax)
+
+    def margin(self, t: np.ndarray) -> float:
+        """1 − q(t) > 0 inside the domain of Φ (always 1 for sublinear φ)."""
+        return domain_margin(t, self.class_sizes, self.spec.sigma_a, self.spec.sigma_w, self.nonlinearity)[0]
+
+    def dual_objective_terms(self, t: np.ndarray):
+        """(−Σ_c P_c t_cc + T/2 Σ_c P_c ||t_c||², its gradient) — the explicit part of G."""
+        P = self.class_sizes[:, None]
+        T = self.temperature
+        value = -float(np.sum(self.class_sizes * np.diag(t))) + 0.5 * T * float(np.sum(P * t * t))
+        grad = -P * np.eye(self.m) + T * P * t
+        return value, grad

@@ -1,0 +1,79 @@
+"""Entry point: ``solve(spec, method=...) -> SolveResult``.
+
+* Orthogonal class-structured data (any φ): minimise the convex dual G(t)
+  over the m×m field (THEORY §3) by Newton (default) or Anderson fixed point.
+* Explicit input matrices: linear φ only, by the closed forms of THEORY §2
+  (:func:`theory.linear.solve_linear`); other φ on general data are not
+  implemented yet and raise a clear error.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+import time
+
+import numpy as np
+
+from theory.linear import solve_linear
+from theory.observables import Observables
+from theory.spec import ModelSpec, SpecError
+
+from .dual import DualObjective, OutsideDomain
+from .fixed_point import fixed_point
+from .newton import newton
+from .options import SolverOptions
+from .problem import ClassProblem
+from .result import SolveResult
+
+__all__ = ["solve"]
+
+
+def _solve_matrix_data(spec: ModelSpec, options: SolverOptions, start: float) -> SolveResult:
+    if spec.nonlinearity != "linear":
+        raise SpecError("explicit inputs (data kind 'matrix') are solved for nonlinearity 'linear' only so far "
+                        f"(got {spec.nonlinearity!r}); use orthogonal class-structured data (inputs=None)")
+    sol = solve_linear(spec)
+    obs = sol.observables()
+    return SolveResult(spec=spec, method="closed-form", t=sol.t, observables=obs, success=True, status=0,
+                       message="closed form (linear network, THEORY §2)", nit=0, nfev=0,
+                       residual_norm=sol.residual, error_estimate=0.0, integrator="closed form",
+                       time_seconds=time.perf_counter() - start, extra={"solution": sol})
+
+
+def solve(spec: ModelSpec, options: SolverOptions | None = None, *, method: str | None = None,
+          progress=None) -> SolveResult:
+    """Solve the mean-field saddle point of ``spec``.
+
+    ``method`` overrides ``options.method`` ("newton" or "fixed-point").
+    ``progress(iteration, residual)`` is called after every iteration.
+    """
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"spec must be a ModelSpec (got {type(spec).__name__})")
+    options = options or SolverOptions()
+    if method is not None:
+        options = replace(options, method=method)
+    start = time.perf_counter()
+    if spec.data_kind == "matrix":
+        return _solve_matrix_data(spec, options, start)
+    prob = ClassProblem.from_spec(spec)
+    dual = DualObjective(prob, options)
+    t0 = np.zeros((spec.m, spec.m))
+    runner = newton if options.method == "newton" else fixed_point
+    kwargs = {"memory": options.anderson_memory} if options.method == "fixed-point" else {}
+    try:
+        out = runner(dual, t0, options.tol, options.maxiter, progress=progress, **kwargs)
+    except OutsideDomain as exc:  # only if even t = 0 fails: the posterior cannot be normalised
+        raise SpecError(f"the single-neuron measure cannot be normalised for this spec ({exc})") from None
+    ev = out.evaluation
+    mo = ev.moments
+    m = spec.m
+    err = mo.error
+    obs = Observables(outputs=mo.outputs, readout_moment=mo.readout_moment, kernel_diagonal=mo.kernel_diagonal,
+                      kernel_blocks=mo.kernel_blocks,
+                      errors={"outputs": err["outputs"], "readout_moment": err["readout_moment"],
+                              "kernel_diagonal": err["kernel"][m * (m + 1) // 2:] if len(err["kernel"]) > m else err["kernel"],
+                              "kernel_blocks": np.full((m, m), float(np.max(err["kernel"])))})
+    return SolveResult(spec=spec, method=options.method, t=ev.t, observables=obs, success=out.success,
+                       status=out.status, message=out.message, nit=out.nit, nfev=dual.nfev,
+                       residual_norm=ev.residual_norm, error_estimate=mo.error_estimate, integrator=mo.integrator,
+                       readout_mean=mo.readout_mean, free_energy=ev.value,
+                       time_seconds=time.perf_counter() - start, log=tuple(dual.log))

@@ -1,0 +1,82 @@
+"""Domain of the log-partition function Φ(t) for class-structured data.
+
+With φ(h) ≈ α± h as h → ±∞, ψ(g) grows like σ_1² κ(g)/2 with
+κ(g) = max((α₊g)₊², (−α₋g)₊²) (:meth:`Nonlinearity.kappa`), so along a ray
+a = r â the exponent of the a-integrand behaves like
+
+    −(r²/2σ_a²) [1 − σ_a² σ_1² Σ_c P_c κ(t_c·â)],
+
+and Φ(t) < ∞ iff q(t) = max_{|â| = 1} σ_a² σ_1² Σ_c P_c κ(t_c·â) < 1
+(THEORY §3; for linear φ, q = λ_max(σ_a² σ_1² tᵀ diag(P) t)). The directions
+â* attaining the maximum are the near-marginal, heavy-tailed directions of
+p(a) and, at large P, the condensate directions of ReLU networks (THEORY §4).
+
+F(â) = Σ_c P_c κ(t_c·â) is convex, so the fixed-point ascent
+â ← ∇F(â)/|∇F(â)| increases F monotonically; it is started from many
+directions and the best local maxima are returned.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["domain_margin", "marginal_directions"]
+
+
+def _kappa_and_slope(g, alpha_pos, alpha_neg):
+    """κ(g) = max(u², v²), u = (α₊g)₊, v = (−α₋g)₊, and dκ/dg."""
+    u = np.maximum(alpha_pos * g, 0.0)
+    v = np.maximum(-alpha_neg * g, 0.0)
+    return np.maximum(u * u, v * v), np.where(u >= v, 2.0 * u * alpha_pos, -2.0 * v * alpha_neg)
+
+
+def _ascent(t, P, alpha_pos, alpha_neg, starts, iters=500):
+    A = starts / np.linalg.norm(starts, axis=1, keepdims=True)
+    for _ in range(iters):
+        _, dk = _kappa_and_slope(A @ t.T, alpha_pos, alpha_neg)
+        grad = (P[None, :] * dk) @ t
+        norm = np.linalg.norm(grad, axis=1, keepdims=True)
+        new = np.where(norm > 0, grad / np.where(norm > 0, norm, 1.0), A)
+        done = np.max(np.abs(new - A)) < 1e-13
+        A = new
+        if done:
+            break
+    kappa, _ = _kappa_and_slope(A @ t.T, alpha_pos, alpha_neg)
+    return A, kappa @ P
+
+
+def marginal_directions(t, class_sizes, sigma_a, sigma_w, nonlinearity, n_random=64, seed=0):
+    """Local maximisers â of σ_a²σ_1² Σ_c P_c κ(t_c·â) on the sphere, best first.
+
+    Returns (directions (k, m), q-values (k,)); duplicates are merged.
+    """
+    t = np.asarray(t, dtype=np.float64)
+    P = np.asarray(class_sizes, dtype=np.float64)
+    m = t.shape[1]
+    ap, an = nonlinearity.slope_pos, nonlinearity.slope_neg
+    if ap == 0.0 and an == 0.0 or not np.any(t):
+        return np.zeros((0, m)), np.zeros(0)
+    rng = np.random.default_rng(seed)
+    starts = [np.eye(m), -np.eye(m), t, -t, rng.standard_normal((n_random, m))]
+    w, V = np.linalg.eigh(t.T @ (P[:, None] * t))
+    starts += [V.T, -V.T]
+    starts = np.concatenate(starts)
+    starts = starts[np.linalg.norm(starts, axis=1) > 0]
+    A, F = _ascent(t, P, ap, an, starts)
+    q = sigma_a**2 * sigma_w**2 * F
+    order = np.argsort(-q)
+    dirs, vals = [], []
+    for i in order:
+        if q[i] <= 0:
+            break
+        if all(np.linalg.norm(A[i] - d) > 1e-6 for d in dirs):
+            dirs.append(A[i])
+            vals.append(q[i])
+    return np.array(dirs).reshape(-1, m), np.array(vals)
+
+
+def domain_margin(t, class_sizes, sigma_a, sigma_w, nonlinearity):
+    """(1 − q(t), â*): positive inside the domain of Φ; â* is None for sublinear φ."""
+    dirs, q = marginal_directions(t, class_sizes, sigma_a, sigma_w, nonlinearity)
+    if len(q) == 0:
+        return 1.0, None
+    return float(1.0 - q[0]), dirs[0]

@@ -1,0 +1,43 @@
+"""The observables that theory and sampling both produce (THEORY §2).
+
+Network quantity                          → theory
+mean training output on class c, output r → f_cr = E_t[a_r φ(h_μ)], μ ∈ c
+readout moment (1/N) Σ_i a_i a_iᵀ          → U = E_t[a aᵀ]
+kernel (1/N) Σ_i φ(h_iμ) φ(h_iν)          → K_μν = E_t[φ(h_μ) φ(h_ν)]
+
+For class-structured data the kernel has one diagonal value per class,
+K_μμ (μ ∈ c), and one block value per class pair, K_μν (μ ∈ c, ν ∈ d, μ ≠ ν).
+Both the solver and the samplers return :class:`Observables`, so comparing
+them is one call (:meth:`Observables.difference`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Observables", "OBSERVABLE_KEYS"]
+
+OBSERVABLE_KEYS = ("outputs", "readout_moment", "kernel_diagonal", "kernel_blocks")
+
+
+@dataclass(frozen=True)
+class Observables:
+    """Class-resolved observables with optional absolute errors (same shapes)."""
+
+    outputs: np.ndarray  # (m, m), [c, r]
+    readout_moment: np.ndarray  # (m, m)
+    kernel_diagonal: np.ndarray  # (m,)
+    kernel_blocks: np.ndarray  # (m, m), [c, d]
+    errors: dict = field(default_factory=dict)  # key -> array of the same shape
+
+    def to_json(self) -> dict:
+        out = {k: np.asarray(getattr(self, k)).tolist() for k in OBSERVABLE_KEYS}
+        if self.errors:
+            out["errors"] = {k: np.asarray(v).tolist() for k, v in self.errors.items()}
+        return out
+
+    def difference(self, other: "Observables") -> dict:
+        """Largest absolute difference per observable."""
+        return {k: float(np.max(np.abs(np.asarray(getattr(self, k)) - np.asarray(getattr(other, k)))))
+                for k in OBSERVABLE_KEYS}
