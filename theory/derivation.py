@@ -20,10 +20,11 @@ Every other φ returns ``None`` and ψ is computed by Gauss–Hermite quadrature
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sympy as sp
 
-from .nonlinearities import H, Nonlinearity
+from .nonlinearities import H, Nonlinearity, get_nonlinearity
 
 __all__ = ["G", "SIGMA", "ReluLogTailWeight", "ReluTailWeight", "PsiDerivation", "derive_psi",
            "partition_function"]
@@ -58,6 +59,7 @@ class PsiDerivation:
     nonlinearity: str
     partition_function: sp.Expr  # Z(g) as sympy integrated it
     derivatives: tuple  # (ψ, ψ', ψ'', ψ''') in the numerically stable form
+    relu_tail: bool = False  # evaluate σg <= −10 by theory.special.relu_psi_tail
 
 
 def _gaussian_density():
@@ -70,7 +72,13 @@ def partition_function(expr: sp.Expr, lower=-sp.oo, upper=sp.oo) -> sp.Expr:
 
 
 def derive_psi(nl: Nonlinearity) -> PsiDerivation | None:
-    """Closed-form ψ(g) and derivatives, or ``None`` if φ is not affine or ReLU."""
+    """Closed-form ψ(g) and derivatives, or ``None`` if φ is not affine or ReLU (cached)."""
+    return _derive_psi(nl.name)
+
+
+@lru_cache(maxsize=64)
+def _derive_psi(name: str) -> PsiDerivation | None:
+    nl = get_nonlinearity(name)
     expr = nl.expr
     poly = sp.Poly(expr, H) if expr.is_polynomial(H) else None
     if poly is not None and poly.degree() <= 1:
@@ -86,4 +94,5 @@ def derive_psi(nl: Nonlinearity) -> PsiDerivation | None:
     derivs = [psi]
     for _ in range(3):
         derivs.append(sp.simplify(sp.diff(derivs[-1], G)))
-    return PsiDerivation(nonlinearity=nl.name, partition_function=Z, derivatives=tuple(derivs))
+    return PsiDerivation(nonlinearity=nl.name, partition_function=Z, derivatives=tuple(derivs),
+                         relu_tail=expr.has(sp.Max))

@@ -1,27 +1,32 @@
 """Tables of the single-neuron cumulant function ψ(g) = log E e^{gφ(h)}.
 
 The m-dimensional integrals over the readout a evaluate ψ, ψ', ψ'' at every
-node, so ψ is tabulated once per (φ, σ_1, range) on a uniform grid in g with
-its first three derivatives, and interpolated in compiled code:
+node, so ψ is tabulated once per (φ, σ_1) with its first three derivatives
+and interpolated in compiled code. The grid is uniform in x with
+g = s·sinh(x), s = 4/σ_1: steps of 1/(64σ_1) near g = 0, where ψ has its
+features, growing geometrically to |g| = 10⁶/σ_1 (closed forms) or the
+quadrature's reach. The heavy tails of p(a) near the domain boundary, where
+|g| is huge, are therefore still inside the table. In x:
 
-* ψ and ψ' by quintic Hermite interpolation (values, first and second
-  derivatives at both nodes; error O(step⁶));
-* ψ'' by cubic Hermite interpolation (error O(step⁴)).
+* ψ and ψ' use quintic Hermite interpolation (values and the first two
+  x-derivatives, obtained from the g-derivatives by the chain rule; error
+  O(Δx⁶));
+* ψ'' uses cubic Hermite interpolation (error O(Δx⁴)).
 
-Outside the table, ψ is continued by its second-order Taylor polynomial from
-the end node, which is the exact asymptotic form (linear for bounded φ,
-quadratic for linearly growing φ); the integrators make the table wide enough
-that only negligible weight lies outside.
+Beyond the table ψ is continued by its second-order Taylor polynomial in g
+from the end node, the exact asymptotic form (linear for bounded φ,
+quadratic for linearly growing φ).
 
 Nodes come from the sympy closed form where one exists
-(:func:`theory.derivation.derive_psi`), otherwise from mode-centred
-Gauss–Hermite quadrature of the tilted law N(h; 0, σ²) e^{gφ(h)} (composite
-Gauss–Legendre split at the kinks when φ has any, e.g. Max or Abs): the rule is
-centred at the mode ĥ(g) and scaled by the local curvature, so large |g| costs
-no more nodes. Each table reports its own error: the largest difference
-between the 64- and 96-node rules (``quadrature_error``) and the largest
-interpolation error at interval midpoints against direct evaluation
-(``interpolation_error``).
+(:func:`theory.derivation.derive_psi`). Otherwise they come from
+mode-centred Gauss–Hermite quadrature of the tilted law N(h; 0, σ²) e^{gφ(h)},
+scaled by the local curvature so that large |g| costs no more nodes.
+Composite Gauss–Legendre split at the kinks replaces it when φ has kinks
+(Max, Abs, Piecewise) or the tilted law is multimodal. Each table reports its
+own error: the largest difference between two quadrature orders
+(``quadrature_error``) and the largest interpolation error at interval
+midpoints against direct evaluation (``interpolation_error``), both relative
+to 1 + |value|.
 """
 from __future__ import annotations
 
@@ -31,17 +36,22 @@ import math
 
 import numba
 import numpy as np
+import sympy as sp
 
 from .codegen import compile_to_numba
 from .derivation import G, SIGMA, derive_psi
 from .nonlinearities import Nonlinearity, get_nonlinearity
+from .special import relu_psi_tail_vec
 from .spec import SpecError
 
 __all__ = ["PsiTable", "psi_table", "psi_interp", "gauss_hermite_psi", "composite_legendre_psi",
            "closed_form_psi"]
 
-_MIN_GMAX = 16.0
-_MAX_NODES = 1 << 14
+_DX = 1.0 / 256.0  # grid step in x, g = s sinh(x)
+_SCALE = 4.0  # s·σ_1
+_GMAX_CLOSED = 1e6  # reach (× 1/σ_1) of closed-form tables
+_GMAX_QUADRATURE = 1e4  # reach of quadrature tables
+_GMAX_WIDE = 64.0  # reach when φ grows linearly and the tilted law is multimodal
 
 
 @numba.njit(cache=True, inline="always")
@@ -68,42 +78,92 @@ def _cubic(u, h, f0, d0, f1, d1):
 
 
 @numba.njit(cache=True)
-def psi_interp(g, g0, step, tab):
-    """(ψ(g), ψ'(g), ψ''(g)) from a table with columns ψ, ψ', ψ'', ψ'''."""
+def psi_interp(g, s, dx, tab):
+    """(ψ(g), ψ'(g), ψ''(g)) from a sinh-grid table.
+
+    Columns of ``tab``: g_k, ψ, ψ', ψ'', ψ''', dg/dx, d²g/dx² at x_k = −x_max + k·dx.
+    """
     n = tab.shape[0]
-    x = (g - g0) / step
-    if x <= 0.0 or x >= n - 1.0:
-        j = 0 if x <= 0.0 else n - 1
-        d = g - (g0 + j * step)
-        return (tab[j, 0] + d * (tab[j, 1] + 0.5 * d * tab[j, 2]), tab[j, 1] + d * tab[j, 2], tab[j, 2])
-    i = int(x)
+    x = math.asinh(g / s)
+    pos = (x - math.asinh(tab[0, 0] / s)) / dx
+    if pos <= 0.0 or pos >= n - 1.0:
+        j = 0 if pos <= 0.0 else n - 1
+        d = g - tab[j, 0]
+        return (tab[j, 1] + d * (tab[j, 2] + 0.5 * d * tab[j, 3]), tab[j, 2] + d * tab[j, 3], tab[j, 3])
+    i = int(pos)
     if i > n - 2:
         i = n - 2
-    u = x - i
-    p0 = _quintic(u, step, tab[i, 0], tab[i, 1], tab[i, 2], tab[i + 1, 0], tab[i + 1, 1], tab[i + 1, 2])
-    p1 = _quintic(u, step, tab[i, 1], tab[i, 2], tab[i, 3], tab[i + 1, 1], tab[i + 1, 2], tab[i + 1, 3])
-    p2 = _cubic(u, step, tab[i, 2], tab[i, 3], tab[i + 1, 2], tab[i + 1, 3])
+    u = pos - i
+    a = tab[i]
+    b = tab[i + 1]
+    p0 = _quintic(u, dx, a[1], a[2] * a[5], a[3] * a[5] * a[5] + a[2] * a[6],
+                  b[1], b[2] * b[5], b[3] * b[5] * b[5] + b[2] * b[6])
+    p1 = _quintic(u, dx, a[2], a[3] * a[5], a[4] * a[5] * a[5] + a[3] * a[6],
+                  b[2], b[3] * b[5], b[4] * b[5] * b[5] + b[3] * b[6])
+    p2 = _cubic(u, dx, a[3], a[4] * a[5], b[3], b[4] * b[5])
     return p0, p1, p2
 
 
 @numba.njit(cache=True)
-def _psi_interp_vec(gs, g0, step, tab, out):
+def _psi_interp_vec(gs, s, dx, tab, out):
     for k in range(gs.shape[0]):
-        r = psi_interp(gs[k], g0, step, tab)
+        r = psi_interp(gs[k], s, dx, tab)
         out[k, 0] = r[0]
         out[k, 1] = r[1]
         out[k, 2] = r[2]
 
 
+@lru_cache(maxsize=16)
+def _mpmath_functions(name: str):
+    import mpmath as mp
+
+    def w(x):
+        return mp.mpf(0.5) / (mp.mpf(0.5) + mp.exp(x * x / 2) * mp.ncdf(x))
+
+    specials = {"ReluTailWeight": w, "ReluLogTailWeight": lambda x: mp.log(w(x))}
+    deriv = derive_psi(get_nonlinearity(name))
+    return [sp.lambdify((G, SIGMA), e, modules=[specials, "mpmath"]) for e in deriv.derivatives]
+
+
+def _mpmath_psi(nl: Nonlinearity, sigma: float, gs: np.ndarray) -> np.ndarray:
+    """Closed-form ψ^(k), k = 0..3, at ``gs`` in 40-digit mpmath arithmetic (slow, exact)."""
+    import mpmath as mp
+
+    funcs = _mpmath_functions(nl.name)
+    out = np.empty((gs.size, 4))
+    with mp.workdps(40):
+        for i, g in enumerate(gs):
+            for k, f in enumerate(funcs):
+                out[i, k] = float(f(mp.mpf(float(g)), mp.mpf(sigma)))
+    return out
+
+
 def closed_form_psi(nl: Nonlinearity, sigma: float, gs: np.ndarray) -> np.ndarray | None:
-    """(ψ, ψ', ψ'', ψ''') at ``gs`` from the sympy closed form, or None."""
+    """ψ^(k), k = 0..3, at ``gs`` from the sympy closed form, or None.
+
+    The compiled expressions are checked against 40-digit mpmath at nodes
+    probed outwards from g = 0; beyond the first |g| where they lose
+    precision (cancellations at large |g|, e.g. ReLU's third derivative as
+    g → −∞) the nodes are recomputed in mpmath.
+    """
     deriv = derive_psi(nl)
     if deriv is None:
         return None
     ident = nl.name if nl.name.isidentifier() else "user"
     gen = compile_to_numba(f"psi_{ident}", deriv.derivatives, [G, SIGMA])
+    gs = np.ascontiguousarray(gs, dtype=np.float64)
     out = np.empty((gs.size, 4))
-    gen.vector(np.ascontiguousarray(gs, dtype=np.float64), float(sigma), out)
+    gen.vector(gs, float(sigma), out)
+    if deriv.relu_tail:
+        relu_psi_tail_vec(gs, float(sigma), out)
+    order = np.argsort(np.abs(gs))
+    for j in range(0, gs.size, max(1, gs.size // 48)):
+        idx = order[j:j + 1]
+        ref = _mpmath_psi(nl, sigma, gs[idx])
+        if np.max(np.abs(ref - out[idx]) / (1.0 + np.abs(ref))) > 1e-11:
+            redo = np.abs(gs) >= 0.5 * abs(gs[idx[0]])
+            out[redo] = _mpmath_psi(nl, sigma, gs[redo])
+            break
     return out
 
 
@@ -174,16 +234,18 @@ def gauss_hermite_psi(nl: Nonlinearity, sigma: float, gs: np.ndarray, n_nodes: i
 
 
 def composite_legendre_psi(nl: Nonlinearity, sigma: float, gs: np.ndarray, refine: int = 1,
-                           nodes: int = 12) -> np.ndarray:
+                           nodes: int = 12, mode=None) -> np.ndarray:
     """(ψ, ψ', ψ'', ψ''') by composite Gauss–Legendre with breakpoints at φ's kinks.
 
-    For φ with kinks (ReLU written as Max(0, h), |h|, leaky ReLU, ...) or a
-    multimodal tilted law, the whole window |h| <= H(g) is cut into panels of
-    width <= σ/(3·refine), plus one break at every kink.
+    For φ with kinks (ReLU written as Max(0, h), |h|, leaky ReLU, ...) the
+    window ĥ ± 12σ (all of |h| <= H(g) when the tilted law is multimodal)
+    is cut into panels of width <= σ/(3·refine), plus a break at every kink.
     """
     gs = np.asarray(gs, dtype=np.float64)
-    half = _window(nl, sigma, gs)
-    lo, hi = -half, half
+    hhat, _, multimodal = _tilted_mode(nl, sigma, gs) if mode is None else mode
+    half = np.where(multimodal, _window(nl, sigma, gs), 12.0 * sigma)
+    centre = np.where(multimodal, 0.0, hhat)
+    lo, hi = centre - half, centre + half
     panels = int(np.ceil(np.max(2.0 * half) / (sigma / (3.0 * refine))))
     breaks = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, panels + 1)[None, :]
     if nl.kinks:
@@ -216,31 +278,31 @@ def _cumulant_columns(nl, psi, p, hs):
 
 @dataclass(frozen=True, eq=False)
 class PsiTable:
-    """ψ and derivatives on a uniform grid g0 + k·step, k = 0..n−1."""
+    """ψ and derivatives on the grid g_k = s·sinh(x_k) (see the module docstring)."""
 
     nonlinearity: str
     sigma: float
-    g0: float
-    step: float
-    values: np.ndarray  # (n, 4): ψ, ψ', ψ'', ψ'''
-    method: str  # "closed-form" or "gauss-hermite"
+    scale: float  # s
+    dx: float
+    values: np.ndarray  # (n, 7): g, ψ, ψ', ψ'', ψ''', dg/dx, d²g/dx²
+    method: str
     quadrature_error: float
     interpolation_error: float
 
     @property
     def gmax(self) -> float:
-        return -self.g0
+        return float(self.values[-1, 0])
 
     @property
     def error_estimate(self) -> float:
-        """Bound on the absolute error of interpolated ψ, ψ', ψ'' inside the table."""
+        """Bound on the error of interpolated ψ, ψ', ψ'' relative to 1 + |value|."""
         return self.quadrature_error + self.interpolation_error
 
     def __call__(self, g):
         """(ψ, ψ', ψ'') at ``g`` (array), as the compiled integrators see them."""
         gv = np.ascontiguousarray(np.asarray(g, dtype=np.float64).ravel())
         out = np.empty((gv.size, 3))
-        _psi_interp_vec(gv, self.g0, self.step, self.values, out)
+        _psi_interp_vec(gv, self.scale, self.dx, self.values, out)
         shape = np.shape(g)
         return out[:, 0].reshape(shape), out[:, 1].reshape(shape), out[:, 2].reshape(shape)
 
@@ -251,8 +313,8 @@ def _exact_nodes(nl, sigma, gs):
         return closed, "closed-form", 0.0
     mode = _tilted_mode(nl, sigma, gs)
     if nl.kinks or mode[2].any():
-        coarse = composite_legendre_psi(nl, sigma, gs, 1)
-        fine = composite_legendre_psi(nl, sigma, gs, 2)
+        coarse = composite_legendre_psi(nl, sigma, gs, 1, 12, mode)
+        fine = composite_legendre_psi(nl, sigma, gs, 2, 12, mode)
         method = "composite gauss-legendre (kinks or multimodal tilt)"
     else:
         coarse = gauss_hermite_psi(nl, sigma, gs, 64, mode)
@@ -263,32 +325,46 @@ def _exact_nodes(nl, sigma, gs):
     return fine, method, qerr
 
 
+def _reach(nl: Nonlinearity, sigma: float) -> float:
+    """Largest |g| the table covers for this φ."""
+    if derive_psi(nl) is not None:
+        return _GMAX_CLOSED / sigma
+    reach = _GMAX_QUADRATURE / sigma
+    if nl.linear_growth:
+        probe = np.array([-_GMAX_WIDE, -8.0, 8.0, _GMAX_WIDE]) / sigma
+        if _tilted_mode(nl, sigma, probe)[2].any():
+            reach = _GMAX_WIDE / sigma
+        # stay where φ evaluates finitely over the whole h-window (log(1 + exp(h)) overflows)
+        while reach > 16.0 / sigma:
+            half = float(_window(nl, sigma, np.array([reach]))[0])
+            with np.errstate(all="ignore"):
+                if np.all(np.isfinite(nl(np.linspace(-half, half, 4001)))):
+                    break
+            reach /= 2.0
+    return reach
+
+
 @lru_cache(maxsize=32)
-def _build(name: str, sigma: float, gmax: float) -> PsiTable:
-    nl = get_nonlinearity(name)
-    n = int(min(_MAX_NODES, max(2049, round(2 * gmax * 64)))) | 1
-    gs = np.linspace(-gmax, gmax, n)
-    step = gs[1] - gs[0]
+def psi_table(nonlinearity: str, sigma: float) -> PsiTable:
+    """Cached ψ table for φ = ``nonlinearity`` and σ_1 = ``sigma``."""
+    nl = get_nonlinearity(nonlinearity)
+    sigma = float(sigma)
+    s = _SCALE / sigma
+    xmax = math.asinh(_reach(nl, sigma) / s)
+    n = 2 * int(math.ceil(xmax / _DX)) + 1
+    x = np.linspace(-xmax, xmax, n)
+    dx = float(x[1] - x[0])
+    gs = s * np.sinh(x)
     values, method, qerr = _exact_nodes(nl, sigma, gs)
     if not np.all(np.isfinite(values)):
-        raise SpecError(f"nonlinearity {name!r}: ψ(g) = log E exp(g φ(h)) is not finite on |g| <= {gmax:g} "
-                        "(the single-neuron measure cannot be normalised)")
-    values = np.ascontiguousarray(values)
-    table = PsiTable(name, sigma, float(gs[0]), float(step), values, method, qerr, 0.0)
-    # Interpolation error at midpoints of every 8th interval, against direct evaluation.
-    mids = gs[:-1:8] + 0.5 * step
+        raise SpecError(f"nonlinearity {nonlinearity!r}: ψ(g) = log E exp(g φ(h)) is not finite for some "
+                        f"|g| <= {gs[-1]:.3g} (the single-neuron measure cannot be normalised)")
+    tab = np.ascontiguousarray(np.column_stack([gs, values, s * np.cosh(x), gs]))
+    table = PsiTable(nonlinearity, sigma, s, dx, tab, method, qerr, 0.0)
+    # Interpolation error at the midpoints of every 8th interval, against direct evaluation.
+    mids = s * np.sinh(x[:-1:8] + 0.5 * dx)
     direct, _, _ = _exact_nodes(nl, sigma, mids)
     interp = np.column_stack(table(mids))
     ierr = float(np.max(np.abs(interp - direct[:, :3]) / (1.0 + np.abs(direct[:, :3]))))
     object.__setattr__(table, "interpolation_error", ierr)
     return table
-
-
-def psi_table(nonlinearity: str, sigma: float, gmax: float = _MIN_GMAX) -> PsiTable:
-    """Cached ψ table covering |g| <= gmax (rounded up to a power of two)."""
-    if not (math.isfinite(gmax) and gmax > 0):
-        raise ValueError(f"gmax must be finite and > 0 (got {gmax})")
-    g = _MIN_GMAX
-    while g < gmax:
-        g *= 2.0
-    return _build(nonlinearity, float(sigma), g)
