@@ -5,11 +5,13 @@
     ∇²G  = ∇²Φ + T diag(P_c)
 
 :class:`DualObjective` evaluates these through :func:`readout_moments` and
-owns what the integration needs between calls: the node mapping (mean and
-covariance of p(a) at the last accepted iterate), the Gauss–Hermite order
-and, for ``integrator="auto"``, the escalation GH → higher order → adaptive
-cubature when the error check fails. Both solvers (Newton, fixed point) use
-it, so they solve exactly the same discretised problem.
+owns what the integration needs between calls: the node placement
+(:mod:`solvers.placement`), rebuilt at every accepted iterate from the
+moments and modes of p(a) there and kept fixed within a line search; the
+Gauss–Hermite order; and, for ``integrator="auto"``, the escalation
+GH → higher order → adaptive cubature when the error check fails. Both
+solvers (Newton, fixed point) use it, so they solve the same discretised
+problem.
 """
 from __future__ import annotations
 
@@ -19,7 +21,10 @@ import numpy as np
 
 from .options import SolverOptions
 from .problem import ClassProblem
-from .readout_integral import Mapping, QMCNodes, ReadoutMoments, readout_moments
+from theory.domain import _kappa_and_slope, marginal_directions
+
+from .placement import build_placement
+from .readout_integral import QMCNodes, ReadoutMoments, readout_moments
 
 __all__ = ["Evaluation", "OutsideDomain", "DualObjective"]
 
@@ -29,12 +34,38 @@ class OutsideDomain(Exception):
 
 
 @dataclass(frozen=True)
+class Condensate:
+    """Mass beyond the needle rules along marginal directions â_j (THEORY §4).
+
+    From the barrier multipliers μ_j = ε/(1 − q_j): the outliers along â_j add
+    f_c += μ_j σ_a²σ_1² κ'(t_c·â_j) â_j, U += 2μ_j σ_a² â_j â_jᵀ and kernel
+    K_cd += 2μ_j σ_a² σ_1⁴ (κ'_c/2)(κ'_d/2). For ReLU, λ_j = 2μ_j σ_a²σ_1² is
+    the condensate mass of THEORY §4 (f_c += λ_j (t_c·â_j)₊ â_j,
+    U += λ_j â_j â_jᵀ/σ_1²).
+    """
+
+    directions: np.ndarray  # (k, m)
+    multipliers: np.ndarray  # μ_j
+    margins: np.ndarray  # 1 − q_j
+    outputs: np.ndarray  # (m, m) contribution to f
+    readout_moment: np.ndarray  # (m, m) contribution to U
+    kernel: np.ndarray  # (m, m) contribution to kernel blocks (and diagonal)
+    mass: np.ndarray  # λ_j = 2 μ_j σ_a² σ_1²
+    codes: tuple  # per direction, the classes it activates: {c : κ(t_c·â_j) > 0}
+
+    def to_json(self) -> dict:
+        return {"directions": self.directions.tolist(), "mass": self.mass.tolist(),
+                "margins": self.margins.tolist(), "codes": [list(c) for c in self.codes]}
+
+
+@dataclass(frozen=True)
 class Evaluation:
     t: np.ndarray
-    value: float  # G(t)
+    value: float  # G(t) (+ barrier)
     gradient: np.ndarray  # (m, m)
-    residual: np.ndarray  # f − e + T t, (m, m)
+    residual: np.ndarray  # f − e + T t, (m, m), f including the condensate
     moments: ReadoutMoments
+    condensate: Condensate | None = None
 
     @property
     def residual_norm(self) -> float:
@@ -48,7 +79,7 @@ class DualObjective:
         self.prob = prob
         self.options = options
         m = prob.m
-        self.mapping = Mapping.prior(m, prob.spec.sigma_a)
+        self.placement, self.modes = build_placement(prob, np.zeros((m, m)), None, None)
         self.order = options.order
         kind = options.integrator
         if kind == "auto":
@@ -57,15 +88,16 @@ class DualObjective:
         self.nfev = 0
         self.qmc_nodes = (QMCNodes.make(m, options.qmc_points, options.qmc_replicates, options.seed)
                           if kind == "qmc" else None)
-        self._floor = 1e-6 * prob.spec.sigma_a
         self.log: list[str] = []
+        # log-barrier weight ε for the condensate (linearly growing φ only); see newton.py
+        self.epsilon = 1e-2 if prob.nonlinearity.linear_growth else 0.0
 
     # ------------------------------------------------------------------ evaluation
     def moments(self, t: np.ndarray, hessian: bool, check: bool) -> ReadoutMoments:
         if self.prob.margin(t) <= 0.0:
             raise OutsideDomain("q(t) >= 1")
         try:
-            mo = readout_moments(self.prob, t, self.mapping, integrator=self.kind, order=self.order,
+            mo = readout_moments(self.prob, t, self.placement, integrator=self.kind, order=self.order,
                                  check=check, hessian=hessian, hessian_order=min(12, self.order),
                                  rtol=self.options.integral_tol, qmc_nodes=self.qmc_nodes)
         except FloatingPointError as exc:
@@ -78,26 +110,66 @@ class DualObjective:
         P = self.prob.class_sizes[:, None]
         T = self.prob.temperature
         explicit, _ = self.prob.dual_objective_terms(t)
-        residual = mo.outputs - np.eye(self.prob.m) + T * t
-        return Evaluation(t=t.copy(), value=mo.log_partition + explicit, gradient=P * residual,
-                          residual=residual, moments=mo)
+        value = mo.log_partition + explicit
+        outputs = mo.outputs
+        cond = self._condensate(t) if self.epsilon > 0 else None
+        if cond is not None:
+            value -= self.epsilon * float(np.sum(np.log(cond.margins)))
+            outputs = outputs + cond.outputs
+        residual = outputs - np.eye(self.prob.m) + T * t
+        return Evaluation(t=t.copy(), value=value, gradient=P * residual, residual=residual, moments=mo,
+                          condensate=cond)
+
+    def _condensate(self, t: np.ndarray) -> Condensate | None:
+        prob = self.prob
+        nl = prob.nonlinearity
+        sa, sw = prob.spec.sigma_a, prob.spec.sigma_w
+        dirs, q = marginal_directions(t, prob.class_sizes, sa, sw, nl, warm=prob._warm.get("directions"))
+        keep = q > 0.5
+        if not keep.any():
+            return None
+        dirs, q = dirs[keep], q[keep]
+        mu = self.epsilon / (1.0 - q)
+        m = prob.m
+        f = np.zeros((m, m))
+        U = np.zeros((m, m))
+        K = np.zeros((m, m))
+        codes = []
+        for a_hat, mu_j in zip(dirs, mu):
+            _, dk = _kappa_and_slope(t @ a_hat, nl.slope_pos, nl.slope_neg)
+            codes.append(tuple(int(c) for c in np.flatnonzero(dk != 0)))
+            f += mu_j * sa**2 * sw**2 * dk[:, None] * a_hat[None, :]
+            U += 2 * mu_j * sa**2 * np.outer(a_hat, a_hat)
+            K += 2 * mu_j * sa**2 * sw**4 * np.outer(dk / 2, dk / 2)
+        return Condensate(directions=dirs, multipliers=mu, margins=1.0 - q, outputs=f, readout_moment=U,
+                          kernel=K, mass=2 * mu * sa**2 * sw**2, codes=tuple(codes))
 
     def hessian(self, ev: Evaluation) -> np.ndarray:
-        """∇²G as (m², m²) in the flattening c*m + r."""
-        P = np.repeat(self.prob.class_sizes, self.prob.m)
-        return ev.moments.hessian + self.prob.temperature * np.diag(P)
+        """∇²G (+ barrier) as (m², m²) in the flattening c*m + r."""
+        prob = self.prob
+        m = prob.m
+        P = np.repeat(prob.class_sizes, m)
+        H = ev.moments.hessian + prob.temperature * np.diag(P)
+        cond = ev.condensate
+        if cond is not None:
+            nl = prob.nonlinearity
+            s2 = prob.spec.sigma_a**2 * prob.spec.sigma_w**2
+            for a_hat, mu_j, margin in zip(cond.directions, cond.multipliers, cond.margins):
+                g = ev.t @ a_hat
+                _, dk = _kappa_and_slope(g, nl.slope_pos, nl.slope_neg)
+                grad_q = (s2 * prob.class_sizes * dk)[:, None] * a_hat[None, :]  # ∂q/∂t_c
+                d2k = np.where(dk != 0, 2 * np.where(nl.slope_pos * g > 0, nl.slope_pos, nl.slope_neg) ** 2, 0.0)
+                H += (mu_j / margin) * np.outer(grad_q.ravel(), grad_q.ravel())
+                for c in range(m):
+                    H[c * m:(c + 1) * m, c * m:(c + 1) * m] += mu_j * s2 * prob.class_sizes[c] * d2k[c] * np.outer(
+                        a_hat, a_hat)
+        return H
 
     # ------------------------------------------------------------------ adaptation
-    def update_mapping(self, ev: Evaluation) -> bool:
-        """Re-centre the nodes on p(a) at an accepted iterate; True if they moved."""
-        new = ev.moments.mapping(self._floor)
-        old = self.mapping
-        scale = np.linalg.norm(old.L, 2)
-        moved = (np.linalg.norm(new.mu - old.mu) > 0.05 * scale
-                 or np.linalg.norm(new.L @ new.L.T - old.L @ old.L.T) > 0.1 * scale**2)
-        if moved:
-            self.mapping = new
-        return moved
+    def update_placement(self, ev: Evaluation) -> None:
+        """Re-place the nodes for p(a) at an accepted iterate."""
+        mean, cov = ev.moments.bulk_moments()
+        self.placement, self.modes = build_placement(self.prob, ev.t, mean, cov, self.modes)
 
     def verify(self, t: np.ndarray) -> tuple[Evaluation, bool]:
         """Evaluate with the integrator's error check; refine the rule if it fails.
@@ -105,16 +177,21 @@ class DualObjective:
         Returns (evaluation, ok). When not ok, the rule was refined and the
         solver should iterate again from t.
         """
+        self.update_placement(self.evaluate(t, hessian=False))
         ev = self.evaluate(t, hessian=True, check=True)
         err = ev.moments.error_estimate
         if err <= self.options.integral_tol or self.kind == "qmc":
             return ev, True
+        return ev, not self.refine(f"error estimate {err:.1e} > {self.options.integral_tol:.0e}")
+
+    def refine(self, reason: str) -> bool:
+        """Make the rule more accurate (higher GH order, then cubature); False if it cannot."""
         if self.kind == "gauss-hermite" and self.order < self.options.max_order:
             self.order = min(self.options.max_order, int(round(self.order * 1.5)))
-            self.log.append(f"error {err:.1e} > {self.options.integral_tol:.0e}: Gauss–Hermite order -> {self.order}")
-            return ev, False
+            self.log.append(f"{reason}: Gauss–Hermite order -> {self.order}")
+            return True
         if self.kind == "gauss-hermite" and self.options.integrator == "auto" and self.prob.m <= 6:
             self.kind = "cubature"
-            self.log.append(f"error {err:.1e} at Gauss–Hermite order {self.order}: switching to adaptive cubature")
-            return ev, False
-        return ev, True  # cannot refine further; the error estimate is reported as it is
+            self.log.append(f"{reason}: switching to adaptive cubature")
+            return True
+        return False

@@ -70,6 +70,6 @@ def fixed_point(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, m
             return Outcome(ev, False, 2, f"fixed-point safeguard failed at iteration {nit}", nit)
         x, ev = x_new, ev_new
         best = min(best, ev.residual_norm)
-        dual.update_mapping(ev)
+        dual.update_placement(ev)
         if progress is not None:
             progress(nit, ev.residual_norm)

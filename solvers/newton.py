@@ -1,14 +1,28 @@
 """Newton's method on the convex dual G(t) (THEORY §2).
 
-Step d = −(∇²G)⁻¹ ∇G, then backtracking from α = 1: a trial point outside
-the domain of Φ (q(t) >= 1, or a non-finite integral) is rejected and α
-halved; otherwise Armijo's condition G(t + αd) <= G(t) + 10⁻⁴ α ∇G·d is
-required. Once the Newton decrement λ² = −∇G·d is too small for G's
+Step d = −(∇²G)⁻¹ ∇G, then backtracking: a trial point outside the domain
+of Φ (q(t) >= 1, or a non-finite integral) is rejected and α halved;
+otherwise Armijo's condition G(t + αd) <= G(t) + 10⁻⁴ α ∇G·d is
+required, together with the strong-Wolfe curvature condition
+∇G(t + αd)·d <= 0.9 |∇G·d|, which rejects steps that overshoot the minimiser
+along d (near the ReLU domain boundary G turns up within ~1e-11 of it). A
+step that would leave the domain is first cut to 99% of the way to the
+boundary (the interior-point fraction-to-boundary rule). Once the Newton
+decrement λ² = −∇G·d is too small for G's
 rounding to resolve, a step is accepted when it lowers the residual. Starting
 from t = 0 (always inside the domain) this converges because G is convex.
 
-When the residual max|f − e + T t| falls below ``tol`` the integrator's error
-check runs; if it fails, the rule is refined and Newton continues.
+For linearly growing φ the minimiser can sit within ~1e-11 of the domain
+boundary q(t) = 1, with the far tail of p(a) along the marginal directions
+carrying an O(1) share of the output (ReLU's condensate, THEORY §4). The
+integrators cover the tail out to a fixed radius; the mass beyond is the
+condensate, found as the multipliers of a log barrier −ε Σ_j log(1 − q_j(t))
+followed from ε = 10⁻² to 10⁻¹⁰ (a decade per step; an interior-point
+path). For interior solutions the multipliers vanish as ε → 0.
+
+When the residual max|f − e + T t| (f including the condensate) falls below
+``tol`` the integrator's error check runs; if it fails, the rule is refined
+and Newton continues.
 """
 from __future__ import annotations
 
@@ -18,7 +32,12 @@ import numpy as np
 
 from .dual import DualObjective, Evaluation, OutsideDomain
 
-__all__ = ["Outcome", "newton", "solve_spd"]
+__all__ = ["Outcome", "newton", "solve_spd", "EPSILON_MIN"]
+
+#: Final weight of the log barrier −ε Σ_j log(1 − q_j(t)) for linearly growing φ. Its
+#: minimiser is an exact KKT point for q_j <= 1 − O(ε); the multipliers μ_j = ε/(1 − q_j)
+#: are the condensate (THEORY §4). At ε = 1e-10 the shift of t is ~1e-10.
+EPSILON_MIN = 1e-10
 
 
 @dataclass
@@ -43,6 +62,27 @@ def solve_spd(H: np.ndarray, b: np.ndarray) -> np.ndarray:
     raise np.linalg.LinAlgError("Hessian could not be made positive definite")
 
 
+def _fraction_to_boundary(dual: DualObjective, t: np.ndarray, d: np.ndarray, tau: float = 0.99) -> float:
+    """min(1, τ α_max), α_max the largest step keeping q(t + αd) < 1 (interior-point rule).
+
+    For ReLU-like φ the minimiser can lie within 1e-10 of the domain boundary
+    (the smoothed condensate, THEORY §4); halving alone would approach it one
+    bit per iteration, this rule by a factor 1/(1 − τ).
+    """
+    if dual.prob.margin(t + d) > 0.0:
+        return 1.0
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if dual.prob.margin(t + mid * d) > 0.0:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-3 * hi:
+            break
+    return tau * lo
+
+
 def _converged_or_refined(dual: DualObjective, ev: Evaluation, tol: float):
     """At small residual: run the error check. Returns (evaluation, done)."""
     checked, ok = dual.verify(ev.t)
@@ -55,10 +95,13 @@ def newton(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, progre
     m = dual.prob.m
     t = np.array(t0, dtype=np.float64)
     ev = dual.evaluate(t)
-    if dual.update_mapping(ev):
-        ev = dual.evaluate(t)
+    dual.update_placement(ev)
     nit = 0
     while True:
+        if ev.residual_norm <= tol and dual.epsilon > EPSILON_MIN:
+            dual.epsilon = max(EPSILON_MIN, dual.epsilon * 0.1)  # follow the barrier path to ε → 0
+            ev = dual.evaluate(t)
+            continue
         if ev.residual_norm <= tol:
             ev, done = _converged_or_refined(dual, ev, tol)
             if done:
@@ -70,7 +113,7 @@ def newton(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, progre
         g = ev.gradient.ravel()
         d = solve_spd(dual.hessian(ev), -g)
         slope = float(g @ d)  # = −λ²
-        alpha = 1.0
+        alpha = _fraction_to_boundary(dual, t, d.reshape(m, m))
         tiny = -slope < 1e-11 * max(1.0, abs(ev.value))
         accepted = None
         for _ in range(50):
@@ -80,15 +123,21 @@ def newton(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, progre
             except OutsideDomain:
                 alpha *= 0.5
                 continue
-            if ev_new.value <= ev.value + 1e-4 * alpha * slope or (tiny and ev_new.residual_norm < ev.residual_norm):
+            overshoot = float(ev_new.gradient.ravel() @ d) > 0.9 * abs(slope)  # strong Wolfe, c2 = 0.9
+            if (ev_new.value <= ev.value + 1e-4 * alpha * slope and not overshoot) or (
+                    tiny and ev_new.residual_norm < ev.residual_norm):
                 accepted = ev_new
                 break
             alpha *= 0.5
         if accepted is None:
+            # Usually the rule is too coarse for G to be consistent: refine it and retry from t.
+            if dual.refine(f"line search failed at iteration {nit}"):
+                dual.update_placement(ev)
+                ev = dual.evaluate(t)
+                continue
             return Outcome(ev, False, 2, f"line search failed at iteration {nit}; residual {ev.residual_norm:.2e}",
                            nit)
         t, ev = accepted.t, accepted
-        if dual.update_mapping(ev):
-            ev = dual.evaluate(t)
+        dual.update_placement(ev)
         if progress is not None:
             progress(nit, ev.residual_norm)

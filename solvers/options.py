@@ -36,8 +36,8 @@ class SolverOptions:
     """
 
     method: str = "newton"
-    tol: float = 1e-9
-    integral_tol: float = 1e-8
+    tol: float = 1e-7
+    integral_tol: float = 1e-7
     maxiter: int = 200
     integrator: str = "auto"
     order: int = 16

@@ -11,7 +11,7 @@ nonlinearity and its ψ table.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,6 +28,7 @@ class ClassProblem:
     spec: ModelSpec
     nonlinearity: Nonlinearity
     class_sizes: np.ndarray  # P_c, float64
+    _warm: dict = field(default_factory=dict, repr=False)  # last marginal directions (a search warm start)
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> "ClassProblem":
@@ -44,13 +45,18 @@ class ClassProblem:
     def temperature(self) -> float:
         return self.spec.temperature
 
-    def table(self, gmax: float) -> PsiTable:
-        """ψ table covering |g| <= gmax."""
-        return psi_table(self.spec.nonlinearity, self.spec.sigma_w, gmax)
+    def table(self) -> PsiTable:
+        """ψ table for this φ and σ_1 (cached)."""
+        return psi_table(self.spec.nonlinearity, self.spec.sigma_w)
 
     def margin(self, t: np.ndarray) -> float:
-        """1 − q(t) > 0 inside the domain of Φ (always 1 for sublinear φ)."""
-        return domain_margin(t, self.class_sizes, self.spec.sigma_a, self.spec.sigma_w, self.nonlinearity)[0]
+        """1 − q(t) > 0 inside the domain of Φ (always 1 for sublinear φ); warm-started."""
+        margin, direction = domain_margin(t, self.class_sizes, self.spec.sigma_a, self.spec.sigma_w,
+                                          self.nonlinearity, warm=self._warm.get("directions"))
+        if direction is not None:
+            prev = self._warm.get("directions")
+            self._warm["directions"] = direction[None] if prev is None else np.vstack([direction, prev])[:8]
+        return margin
 
     def dual_objective_terms(self, t: np.ndarray):
         """(−Σ_c P_c t_cc + T/2 Σ_c P_c ||t_c||², its gradient) — the explicit part of G."""

@@ -1,29 +1,33 @@
 """Moments of the single-neuron readout law p_t(a) for class-structured data.
 
-    p_t(a) ∝ N(a; 0, σ_a² I_m) exp(Σ_c P_c ψ(t_c·a))           (THEORY §3)
+    p_t(a) ∝ N(a; 0, σ_a² I_m) exp(Σ_c P_c ψ(t_c·a)) = e^{S(a)} / norm      (THEORY §3)
 
-One pass over nodes a_i with weights w_i gives everything the solvers need:
+One pass over nodes a_k with log weights v_k, ∫ e^{S} F da ≈ Σ_k e^{S(a_k) + v_k} F(a_k),
+gives everything the solvers need:
 
 * Φ(t) = log E_prior exp(Σ_c P_c ψ(t_c·a)),
 * f_cr = E[a_r ψ'(g_c)],  U = E[a aᵀ],  E[a],
 * kernel: diagonal K_c = E[ψ''(g_c) + ψ'(g_c)²], blocks K_cd = E[ψ'(g_c) ψ'(g_d)],
 * ∇²Φ: P_c P_d Cov[a_r ψ'_c, a_s ψ'_d] + δ_cd P_c E[a_r a_s ψ''_c],
 
-with g_c = t_c·a. Two integrators share the compiled integrand:
+with g_c = t_c·a. The nodes come from a :class:`~solvers.placement.Placement`,
+a mixture of Gaussian components N_j split by the balance heuristic
+β_j = N_j / Σ_i N_i (exact for any components). Three rules integrate each
+component's share:
 
-``"cubature"`` (default for m <= 3)
-    a = μ + L z, z_j = u_j / (1 − u_j²), u ∈ (−1, 1)^m, where (μ, L) are the
-    mean and Cholesky factor of p(a) from the previous iterate. The map
-    sends the whole of R^m to the cube, so heavy tails along near-marginal
-    directions and separated modes are all inside the integration domain,
-    and adaptive Genz–Malik cubature (:mod:`solvers.cubature`) refines where
-    the integrand needs it, with its own error estimate.
-``"qmc"`` (default for m >= 4; works to m = 10)
-    Self-normalised importance sampling from a multivariate Student-t
-    (ν = 5) with the same (μ, L), on R independent scrambled Sobol
-    sequences. The nodes are fixed for a given ``seed`` (common random
-    numbers), so Φ stays a smooth convex function of t for the outer Newton
-    solve, and the spread over the R replicates is the error bar.
+``"gauss-hermite"`` (default for m <= 4)
+    tensor Gauss–Hermite with ``order`` nodes per axis in the component's
+    coordinates; ``check`` compares with a higher order, which becomes the
+    answer, and the difference is the error estimate.
+``"cubature"`` (fallback for m <= 6)
+    adaptive Genz–Malik cubature on the cube, a = μ_j + L_j z,
+    z_i = u_i/(1 − u_i²), to a relative error estimate ``rtol``.
+``"qmc"`` (default for m >= 5; works to m = 10)
+    self-normalised importance sampling from the mixture of Student-t
+    (ν = 5) components on R independent scrambled Sobol sequences. The nodes
+    are fixed for a given seed (common random numbers), so Φ stays smooth and
+    convex in t for the outer Newton solve; the spread over replicates is
+    the error bar.
 """
 from __future__ import annotations
 
@@ -38,9 +42,12 @@ from scipy import special, stats
 from theory.psi import psi_interp
 
 from .cubature import adaptive_cubature, genz_malik_rule, _initial_partition, _region_points
+from .placement import Placement
 from .problem import ClassProblem
 
-__all__ = ["Layout", "Mapping", "ReadoutMoments", "readout_moments"]
+__all__ = ["Layout", "ReadoutMoments", "QMCNodes", "readout_moments", "gauss_hermite_nodes", "INTEGRATORS"]
+
+INTEGRATORS = ("gauss-hermite", "cubature", "qmc")
 
 
 class Layout:
@@ -57,9 +64,11 @@ class Layout:
             setattr(self, name, slice(start, start + n))
             start += n
         self.size = start
-        # controlled components: Φ, f, U, kernel (the Hessian follows on the same regions)
+        # controlled components: Φ, f, U, kernel (the Hessian follows on the same nodes)
         self.controlled = np.r_[0:self.ap.stop]
 
+
+# ----------------------------------------------------------------------------- compiled integrand
 
 @numba.njit(cache=True, inline="always")
 def _fill(a, p1, p2, w, hessian, v, row):
@@ -101,7 +110,7 @@ def _fill(a, p1, p2, w, hessian, v, row):
 
 
 @numba.njit(cache=True, inline="always")
-def _log_tilt(a, t, Pc, inv_var_a, g0, step, tab, p1, p2):
+def _log_tilt(a, t, Pc, inv_var_a, s, dx, tab, p1, p2):
     """S(a) = −|a|²/2σ_a² + Σ_c P_c ψ(t_c·a); fills ψ'(g_c), ψ''(g_c)."""
     m = a.shape[0]
     S = 0.0
@@ -111,65 +120,44 @@ def _log_tilt(a, t, Pc, inv_var_a, g0, step, tab, p1, p2):
         g = 0.0
         for r in range(m):
             g += t[c, r] * a[r]
-        ps, ps1, ps2 = psi_interp(g, g0, step, tab)
+        ps, ps1, ps2 = psi_interp(g, s, dx, tab)
         S += Pc[c] * ps
         p1[c] = ps1
         p2[c] = ps2
     return S
 
 
-@numba.njit(cache=True, inline="always")
-def _cube_to_a(u, mu, L, a, z):
-    m = mu.shape[0]
-    logjac = 0.0
-    for j in range(m):
-        uj = u[j]
-        d = 1.0 - uj * uj
-        z[j] = uj / d
-        logjac += math.log1p(uj * uj) - 2.0 * math.log(d)
-    for r in range(m):
-        s = mu[r]
-        for j in range(r + 1):
-            s += L[r, j] * z[j]
-        a[r] = s
-    return logjac
-
-
 @numba.njit(cache=True)
-def _cube_log_weights(u, mu, L, t, Pc, inv_var_a, g0, step, tab):
-    n, m = u.shape
+def _log_weights(A, logv, t, Pc, inv_var_a, s, dx, tab):
+    n, m = A.shape
     out = np.empty(n)
-    a, z, p1, p2 = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
+    p1, p2 = np.empty(m), np.empty(m)
     for i in range(n):
-        logjac = _cube_to_a(u[i], mu, L, a, z)
-        out[i] = _log_tilt(a, t, Pc, inv_var_a, g0, step, tab, p1, p2) + logjac
+        out[i] = _log_tilt(A[i], t, Pc, inv_var_a, s, dx, tab, p1, p2) + logv[i]
     return out
 
 
 @numba.njit(cache=True)
-def _cube_values(u, mu, L, t, Pc, inv_var_a, ref, g0, step, tab, hessian, K):
-    n, m = u.shape
+def _weighted_rows(A, logv, ref, t, Pc, inv_var_a, s, dx, tab, hessian, K):
+    """Rows e^{S(a_k) + v_k − ref} F(a_k) (for the adaptive cubature)."""
+    n, m = A.shape
     out = np.empty((n, K))
-    a, z, p1, p2, v = np.empty(m), np.empty(m), np.empty(m), np.empty(m), np.empty(m * m)
+    p1, p2, v = np.empty(m), np.empty(m), np.empty(m * m)
     for i in range(n):
-        logjac = _cube_to_a(u[i], mu, L, a, z)
-        S = _log_tilt(a, t, Pc, inv_var_a, g0, step, tab, p1, p2)
-        _fill(a, p1, p2, math.exp(S - ref + logjac), hessian, v, out[i])
+        S = _log_tilt(A[i], t, Pc, inv_var_a, s, dx, tab, p1, p2)
+        _fill(A[i], p1, p2, math.exp(S + logv[i] - ref), hessian, v, out[i])
     return out
 
 
 @numba.njit(cache=True)
-def _weighted_sums(A, logv, t, Pc, inv_var_a, g0, step, tab, hessian, K):
-    """Σ_k e^{S(a_k) + logv_k − ref} F(a_k) over nodes a_k with log node weights logv_k.
-
-    Returns (sums (K,), ref); ∫ e^{S(a)} F(a) da ≈ e^{ref} · sums.
-    """
+def _weighted_sums(A, logv, t, Pc, inv_var_a, s, dx, tab, hessian, K):
+    """(Σ_k e^{S(a_k) + v_k − ref} F(a_k), ref, Σ_k e^{2(S + v − ref)})."""
     n, m = A.shape
     logw = np.empty(n)
     p1, p2, v = np.empty(m), np.empty(m), np.empty(m * m)
     ref = -np.inf
     for i in range(n):
-        logw[i] = _log_tilt(A[i], t, Pc, inv_var_a, g0, step, tab, p1, p2) + logv[i]
+        logw[i] = _log_tilt(A[i], t, Pc, inv_var_a, s, dx, tab, p1, p2) + logv[i]
         if logw[i] > ref:
             ref = logw[i]
     sums = np.zeros(K)
@@ -180,37 +168,18 @@ def _weighted_sums(A, logv, t, Pc, inv_var_a, g0, step, tab, hessian, K):
         if w < 1e-300:
             continue
         sum_w2 += w * w
-        _log_tilt(A[i], t, Pc, inv_var_a, g0, step, tab, p1, p2)
+        _log_tilt(A[i], t, Pc, inv_var_a, s, dx, tab, p1, p2)
         _fill(A[i], p1, p2, w, hessian, v, row)
         for k in range(K):
             sums[k] += row[k]
     return sums, ref, sum_w2
 
 
-@dataclass(frozen=True)
-class Mapping:
-    """Location μ and lower Cholesky factor L used to place the integration nodes."""
-
-    mu: np.ndarray
-    L: np.ndarray
-
-    @classmethod
-    def prior(cls, m: int, sigma_a: float) -> "Mapping":
-        return cls(np.zeros(m), sigma_a * np.eye(m))
-
-    @classmethod
-    def from_moments(cls, mean: np.ndarray, second: np.ndarray, floor: float) -> "Mapping":
-        cov = second - np.outer(mean, mean)
-        cov = 0.5 * (cov + cov.T)
-        w, V = np.linalg.eigh(cov)
-        w = np.maximum(w, floor**2)
-        L = np.linalg.cholesky((V * w) @ V.T)
-        return cls(np.asarray(mean, dtype=np.float64).copy(), L)
-
+# ----------------------------------------------------------------------------- result type
 
 @dataclass(frozen=True)
 class ReadoutMoments:
-    """Everything one integration pass gives at a field t (see module docstring)."""
+    """Everything one integration pass gives at a field t (see the module docstring)."""
 
     t: np.ndarray
     log_partition: float  # Φ(t)
@@ -220,33 +189,40 @@ class ReadoutMoments:
     kernel_diagonal: np.ndarray  # (m,)
     kernel_blocks: np.ndarray  # (m, m)
     hessian: np.ndarray | None  # ∇²Φ as (m², m²) in the flattening c*m + r
-    error: dict  # absolute error estimates: "log_partition", "outputs", "readout_moment", "kernel"
+    error: dict  # absolute error estimates (NaN if not estimated)
     integrator: str
     n_evaluations: int
     converged: bool
+    bulk_mean: np.ndarray | None = None  # E[a] over the bulk share (without needles)
+    bulk_covariance: np.ndarray | None = None
 
     @property
     def error_estimate(self) -> float:
-        """Largest absolute error estimate over f, U and the kernel."""
+        """Largest absolute error estimate over f, U and the kernel (NaN if unchecked)."""
         return float(max(np.max(self.error["outputs"]), np.max(self.error["readout_moment"]),
-                         np.max(self.error["kernel"])))
+                         np.max(self.error["kernel_diagonal"]), np.max(self.error["kernel_blocks"])))
 
-    def mapping(self, floor: float) -> Mapping:
-        return Mapping.from_moments(self.readout_mean, self.readout_moment, floor)
+    @property
+    def readout_covariance(self) -> np.ndarray:
+        return self.readout_moment - np.outer(self.readout_mean, self.readout_mean)
+
+    def bulk_moments(self):
+        """(mean, covariance) of the bulk of p(a), for placing the next nodes."""
+        if self.bulk_mean is None:
+            return self.readout_mean, self.readout_covariance
+        return self.bulk_mean, self.bulk_covariance
 
 
 def _unpack_sym(vec: np.ndarray, m: int) -> np.ndarray:
     M = np.zeros((m, m))
-    iu = np.triu_indices(m)
-    M[iu] = vec
+    M[np.triu_indices(m)] = vec
     return M + np.triu(M, 1).T
 
 
-def _assemble(prob: ClassProblem, lay: Layout, t, mean_vals, err_vals, log_z, integrator, n_eval, converged,
-              table_error):
+def _assemble(prob, lay, t, E, err, log_z, integrator, n_eval, converged, table_error):
+    """Moments from normalised component means E (and their absolute errors)."""
     m = prob.m
     Pc = prob.class_sizes
-    E = mean_vals
     f = E[lay.ap].reshape(m, m)
     U = _unpack_sym(E[lay.aa], m)
     blocks = _unpack_sym(E[lay.pp], m)
@@ -255,87 +231,103 @@ def _assemble(prob: ClassProblem, lay: Layout, t, mean_vals, err_vals, log_z, in
     if lay.hessian:
         mm = m * m
         C = _unpack_sym(E[lay.apap], mm) - np.outer(f.ravel(), f.ravel())
-        w = np.repeat(Pc, m)  # weight P_c for flattened index c*m + r
+        w = np.repeat(Pc, m)  # P_c for the flattened index c*m + r
         hess = w[:, None] * C * w[None, :]
         aap2 = E[lay.aap2].reshape(m, -1)
         for c in range(m):
             hess[c * m:(c + 1) * m, c * m:(c + 1) * m] += Pc[c] * _unpack_sym(aap2[c], m)
         hess = 0.5 * (hess + hess.T)
-    err_f = err_vals[lay.ap].reshape(m, m) + table_error * np.sqrt(np.diag(U))[None, :]
-    err_U = _unpack_sym(err_vals[lay.aa], m)
-    err_K = np.concatenate([err_vals[lay.pp], err_vals[lay.p2]]) + 3 * table_error
-    err = {"log_partition": float(err_vals[0] + table_error * Pc.sum()), "outputs": err_f,
-           "readout_moment": err_U, "kernel": err_K}
+    # ψ-table errors are relative to 1 + |value|; propagate them to first order.
+    scale_a = np.sqrt(np.maximum(np.diag(U), 0.0))
+    errors = {
+        "log_partition": float(err[0] + table_error * Pc.sum()),
+        "outputs": err[lay.ap].reshape(m, m) + table_error * (1 + np.abs(f)) * scale_a[None, :],
+        "readout_moment": _unpack_sym(err[lay.aa], m),
+        "kernel_diagonal": err[lay.p2] + np.diag(_unpack_sym(err[lay.pp], m)) + 3 * table_error * (1 + np.abs(diag)),
+        "kernel_blocks": _unpack_sym(err[lay.pp], m) + 2 * table_error * (1 + np.abs(blocks)),
+    }
     return ReadoutMoments(t=t.copy(), log_partition=float(log_z), outputs=f, readout_mean=E[lay.mean].copy(),
                           readout_moment=U, kernel_diagonal=diag, kernel_blocks=blocks, hessian=hess,
-                          error=err, integrator=integrator, n_evaluations=int(n_eval), converged=converged)
-
-
-def _table_for(prob: ClassProblem, t, mapping: Mapping, radius: float):
-    reach = np.linalg.norm(mapping.mu) + radius * np.linalg.norm(mapping.L, 2)
-    gmax = float(np.max(np.linalg.norm(t, axis=1)) * reach)
-    return prob.table(max(gmax, 1.0))
+                          error=errors, integrator=integrator, n_evaluations=int(n_eval), converged=converged)
 
 
 def _log_prior_norm(prob):
     return -0.5 * prob.m * math.log(2 * math.pi * prob.spec.sigma_a**2)
 
 
-def _check_finite(Z, sums):
-    if not (Z > 0 and np.isfinite(Z)) or not np.all(np.isfinite(sums)):
+def _kernel_args(prob, t):
+    tab = prob.table()
+    return (np.ascontiguousarray(t), prob.class_sizes, 1.0 / prob.spec.sigma_a**2, tab.scale, tab.dx, tab.values)
+
+
+def _combine(parts):
+    """Sum partial (sums, ref) pairs from several node sets."""
+    refs = np.array([r for _, r in parts])
+    top = refs.max()
+    total = sum(s * math.exp(r - top) for s, r in parts)
+    if not (total[0] > 0 and np.all(np.isfinite(total))):
         raise FloatingPointError("readout integral is not finite: t is outside the domain of Φ")
+    return total, top
 
 
 # ----------------------------------------------------------------------------- Gauss–Hermite
 
-#: Inflation of the mapping's scale for Gauss–Hermite, so that the integrand
-#: divided by the Gaussian weight decays even where p(a) has heavier tails.
-GH_INFLATION = 1.25
-
-
 @lru_cache(maxsize=16)
 def gauss_hermite_nodes(m: int, n: int):
-    """Tensor Gauss–Hermite nodes z (n^m, m) for N(0, I) and log(weight / N(z; 0, I))."""
+    """Tensor Gauss–Hermite nodes z (n^m, m) for N(0, I) and their log weights (summing to 1)."""
     x, w = np.polynomial.hermite.hermgauss(n)
     z1 = math.sqrt(2.0) * x
-    lv1 = np.log(w / math.sqrt(math.pi)) + 0.5 * z1**2 + 0.5 * math.log(2 * math.pi)
+    lw1 = np.log(w / math.sqrt(math.pi))
     grids = np.meshgrid(*([z1] * m), indexing="ij")
-    lgrids = np.meshgrid(*([lv1] * m), indexing="ij")
+    lgrids = np.meshgrid(*([lw1] * m), indexing="ij")
     z = np.ascontiguousarray(np.stack([g.ravel() for g in grids], axis=1))
-    logv = np.sum(np.stack([g.ravel() for g in lgrids], axis=1), axis=1)
+    logw = np.sum(np.stack([g.ravel() for g in lgrids], axis=1), axis=1)
     z.setflags(write=False)
-    logv.setflags(write=False)
-    return z, logv
+    logw.setflags(write=False)
+    return z, logw
 
 
-def _gh_pass(prob, t, mapping, n, hessian):
+def _gh_pass(prob, t, placement: Placement, n, hessian):
+    lay = Layout(prob.m, hessian)
+    z, logw = gauss_hermite_nodes(prob.m, n)
+    args = _kernel_args(prob, t)
+    J = len(placement.components)
+    parts, n_nodes = [], 0
+    for comp in placement.components:
+        A = np.ascontiguousarray(comp.mu[None, :] + z @ comp.L.T)
+        logv = logw - math.log(J) - placement.log_mixture(A) + placement.log_shares(A)[0]
+        parts.append(_weighted_sums(A, logv, *args, hessian, lay.size)[:2])
+        n_nodes += len(A)
+    bulk, _ = _combine(parts)
+    bulk = bulk / bulk[0]
+    for k, needle in enumerate(placement.needles):
+        A, logv = needle.nodes(n)
+        logv = logv + placement.log_shares(A)[1][k]
+        parts.append(_weighted_sums(A, logv, *args, hessian, lay.size)[:2])
+        n_nodes += len(A)
+    total, ref = _combine(parts)
     m = prob.m
-    lay = Layout(m, hessian)
-    z, logv0 = gauss_hermite_nodes(m, n)
-    L = GH_INFLATION * mapping.L
-    A = mapping.mu[None, :] + z @ L.T
-    logv = logv0 + float(np.sum(np.log(np.diag(L))))
-    tab = _table_for(prob, t, Mapping(mapping.mu, L), float(np.max(np.abs(z))))
-    sums, ref, _ = _weighted_sums(A, logv, np.ascontiguousarray(t), prob.class_sizes, 1.0 / prob.spec.sigma_a**2,
-                                  tab.g0, tab.step, tab.values, hessian, lay.size)
-    _check_finite(sums[0], sums)
-    return lay, sums / sums[0], ref + math.log(sums[0]) + _log_prior_norm(prob), tab.error_estimate, len(A)
+    bulk_mean = bulk[lay.mean]
+    bulk_cov = _unpack_sym(bulk[lay.aa], m) - np.outer(bulk_mean, bulk_mean)
+    return lay, total / total[0], ref + math.log(total[0]) + _log_prior_norm(prob), n_nodes, (bulk_mean, bulk_cov)
 
 
-def _gauss_hermite_moments(prob, t, mapping, order, hessian, hessian_order, check):
+def _gauss_hermite_moments(prob, t, placement, order, hessian, hessian_order, check):
     m = prob.m
-    lay, vals, log_z, tab_err, n_eval = _gh_pass(prob, t, mapping, order, False)
+    lay, vals, log_z, n_eval, bulk = _gh_pass(prob, t, placement, order, False)
     err = np.full(lay.size, np.nan)
-    name = f"gauss-hermite {order}^{m}"
+    name = f"gauss-hermite {order}^{m} × {placement.describe()}"
     if check:
         order2 = order + max(4, order // 3)
-        _, vals2, log_z2, _, n2 = _gh_pass(prob, t, mapping, order2, False)
+        _, vals2, log_z2, n2, bulk = _gh_pass(prob, t, placement, order2, False)
         err = np.abs(vals2 - vals)
         err[0] = abs(log_z2 - log_z)
-        vals, log_z, n_eval, name = vals2, log_z2, n_eval + n2, f"gauss-hermite {order2}^{m} (checked against {order}^{m})"
-    out = _assemble(prob, lay, t, vals, err, log_z, name, n_eval, bool(check), tab_err)
+        vals, log_z, n_eval = vals2, log_z2, n_eval + n2
+        name = f"gauss-hermite {order2}^{m} (checked against {order}^{m}) × {placement.describe()}"
+    out = _assemble(prob, lay, t, vals, err, log_z, name, n_eval, bool(check), prob.table().error_estimate)
+    out = replace(out, bulk_mean=bulk[0], bulk_covariance=bulk[1])
     if hessian:
-        hl, hv, hz, _, hn = _gh_pass(prob, t, mapping, hessian_order, True)
+        hl, hv, hz, hn, _ = _gh_pass(prob, t, placement, hessian_order, True)
         coarse = _assemble(prob, hl, t, hv, np.zeros(hl.size), hz, "", hn, True, 0.0)
         out = replace(out, hessian=coarse.hessian, n_evaluations=out.n_evaluations + hn)
     return out
@@ -343,28 +335,48 @@ def _gauss_hermite_moments(prob, t, mapping, order, hessian, hessian_order, chec
 
 # ----------------------------------------------------------------------------- adaptive cubature
 
-def _cubature_moments(prob, t, mapping, rtol, hessian, max_evaluations):
+def _cubature_moments(prob, t, placement, rtol, hessian, max_evaluations):
+    placement = placement.as_gaussian_mixture()
     m = prob.m
     lay = Layout(m, hessian)
-    tab = _table_for(prob, t, mapping, 40.0)
-    args = (mapping.mu, np.ascontiguousarray(mapping.L), np.ascontiguousarray(t), prob.class_sizes,
-            1.0 / prob.spec.sigma_a**2)
+    args = _kernel_args(prob, t)
+    J = len(placement.components)
     nodes = genz_malik_rule(m)[0]
     c0, h0 = _initial_partition(m, 4)
-    ref = float(np.max(_cube_log_weights(_region_points(c0, h0, nodes), *args, tab.g0, tab.step, tab.values)))
+    u0 = _region_points(c0, h0, nodes)
+    parts, errs, n_eval, regions, ok = [], [], 0, 0, True
+    for comp in placement.components:
+        logdet = float(np.sum(np.log(np.diag(comp.L))))
 
-    def integrand(u):
-        return _cube_values(u, *args, ref, tab.g0, tab.step, tab.values, hessian, lay.size)
+        def to_a(u, comp=comp, logdet=logdet):
+            d = 1.0 - u * u
+            z = u / d
+            logjac = np.sum(np.log1p(u * u) - 2.0 * np.log(d), axis=1)
+            A = np.ascontiguousarray(comp.mu[None, :] + z @ comp.L.T)
+            logv = logjac + logdet + comp.log_density(A) - math.log(J) - placement.log_mixture(A)
+            return A, logv
 
-    res = adaptive_cubature(integrand, m, rtol=rtol, max_evaluations=max_evaluations, components=lay.controlled)
-    Z = res.integral[0]
-    _check_finite(Z, res.integral)
-    mean_vals = res.integral / Z
-    err_vals = (res.error + np.abs(mean_vals) * res.error[0]) / Z
-    err_vals[0] = res.error[0] / Z  # relative error of Z = absolute error of Φ
-    log_z = ref + math.log(Z) + float(np.sum(np.log(np.diag(mapping.L)))) + _log_prior_norm(prob)
-    return _assemble(prob, lay, t, mean_vals, err_vals, log_z, f"adaptive cubature ({res.n_regions} regions)",
-                     res.n_evaluations, res.converged, tab.error_estimate)
+        ref = float(np.max(_log_weights(*to_a(u0), *args)))
+
+        def integrand(u, to_a=to_a, ref=ref):
+            return _weighted_rows(*to_a(u), ref, *args, hessian, lay.size)
+
+        res = adaptive_cubature(integrand, m, rtol=rtol / J, max_evaluations=max_evaluations // J,
+                                components=lay.controlled)
+        parts.append((res.integral, ref))
+        errs.append((res.error, ref))
+        n_eval += res.n_evaluations
+        regions += res.n_regions
+        ok = ok and res.converged
+    total, top = _combine(parts)
+    err_total = sum(e * math.exp(r - top) for e, r in errs)
+    Z = total[0]
+    vals = total / Z
+    err = (err_total + np.abs(vals) * err_total[0]) / Z
+    err[0] = err_total[0] / Z  # relative error of Z = absolute error of Φ
+    log_z = top + math.log(Z) + _log_prior_norm(prob)
+    return _assemble(prob, lay, t, vals, err, log_z, f"adaptive cubature ({regions} regions) × {placement.describe()}",
+                     n_eval, ok, prob.table().error_estimate)
 
 
 # ----------------------------------------------------------------------------- randomised QMC
@@ -377,84 +389,76 @@ class QMCNodes:
     """Fixed standardised Student-t nodes (R replicates × n) and their log densities."""
 
     z: np.ndarray  # (R, n, m)
-    logq0: np.ndarray  # (R, n): log density of the standard multivariate t at z
 
     @classmethod
     def make(cls, m: int, n: int = 4096, replicates: int = 8, seed: int = 0) -> "QMCNodes":
-        zs, lq = [], []
-        nu = _QMC_NU
+        zs = []
         for r in range(replicates):
             u = stats.qmc.Sobol(d=m + 1, scramble=True, seed=seed + 7919 * r).random(n)
             u = np.clip(u, 1e-12, 1 - 1e-12)
-            z = special.ndtri(u[:, :m]) / np.sqrt(special.chdtri(nu, u[:, m]) / nu)[:, None]
-            logq = (special.gammaln((nu + m) / 2) - special.gammaln(nu / 2) - 0.5 * m * math.log(nu * math.pi)
-                    - 0.5 * (nu + m) * np.log1p(np.sum(z * z, axis=1) / nu))
-            zs.append(z)
-            lq.append(logq)
-        return cls(np.array(zs), np.array(lq))
+            zs.append(special.ndtri(u[:, :m]) / np.sqrt(special.chdtri(_QMC_NU, u[:, m]) / _QMC_NU)[:, None])
+        return cls(np.array(zs))
 
 
-def _qmc_moments(prob, t, mapping, nodes: QMCNodes, hessian):
+def _log_t_density(comp, A):
+    m, nu = len(comp.mu), _QMC_NU
+    Z = np.linalg.solve(comp.L, (A - comp.mu).T)
+    return (special.gammaln((nu + m) / 2) - special.gammaln(nu / 2) - 0.5 * m * math.log(nu * math.pi)
+            - float(np.sum(np.log(np.diag(comp.L)))) - 0.5 * (nu + m) * np.log1p(np.sum(Z * Z, axis=0) / nu))
+
+
+def _qmc_moments(prob, t, placement, nodes: QMCNodes, hessian):
+    placement = placement.as_gaussian_mixture()
     m = prob.m
     lay = Layout(m, hessian)
+    args = _kernel_args(prob, t)
     R, n, _ = nodes.z.shape
-    tab = _table_for(prob, t, mapping, float(np.max(np.abs(nodes.z))))
-    logdet = float(np.sum(np.log(np.diag(mapping.L))))
-    sums, refs, ess = [], [], 0.0
+    comps = placement.components
+    J = len(comps)
+    per_rep, ess, reps = [], 0.0, []
     for r in range(R):
-        A = mapping.mu[None, :] + nodes.z[r] @ mapping.L.T
-        logv = -(nodes.logq0[r] - logdet) - math.log(n)
-        s_r, ref_r, w2 = _weighted_sums(A, logv, np.ascontiguousarray(t), prob.class_sizes,
-                                        1.0 / prob.spec.sigma_a**2, tab.g0, tab.step, tab.values, hessian, lay.size)
-        _check_finite(s_r[0], s_r)
-        sums.append(s_r)
-        refs.append(ref_r)
+        # deterministic mixture: n/J nodes from each Student-t component, balance-heuristic weights
+        idx = np.array_split(np.arange(n), J)
+        A = np.concatenate([comps[j].mu[None, :] + nodes.z[r, idx[j]] @ comps[j].L.T for j in range(J)])
+        logs = np.array([_log_t_density(c, A) for c in comps])
+        top = logs.max(axis=0)
+        logq = top + np.log(np.mean(np.exp(logs - top), axis=0))
+        s_r, ref_r, w2 = _weighted_sums(np.ascontiguousarray(A), -logq - math.log(n), *args, hessian, lay.size)
+        reps.append((s_r, ref_r))
+        per_rep.append(s_r / s_r[0])
         ess += s_r[0] ** 2 / w2
-    sums, refs = np.array(sums), np.array(refs)
-    top = refs.max()
-    scaled = sums * np.exp(refs - top)[:, None]
-    vals = scaled.sum(axis=0) / scaled[:, 0].sum()
-    per_rep = sums / sums[:, :1]
+    total, top = _combine(reps)
+    vals = total / total[0]
+    per_rep = np.array(per_rep)
     err = per_rep.std(axis=0, ddof=1) / math.sqrt(R)
-    log_zr = refs + np.log(sums[:, 0])
+    log_zr = np.array([ref + math.log(s[0]) for s, ref in reps])
     err[0] = float(np.std(log_zr, ddof=1) / math.sqrt(R))
-    log_z = top + math.log(scaled[:, 0].mean()) + _log_prior_norm(prob)
-    return _assemble(prob, lay, t, vals, err, log_z, f"qmc importance sampling (ESS {ess:.0f} of {R * n})",
-                     R * n, True, tab.error_estimate)
+    log_z = top + math.log(total[0] / R) + _log_prior_norm(prob)
+    return _assemble(prob, lay, t, vals, err, log_z,
+                     f"qmc importance sampling (ESS {ess:.0f} of {R * n}) × {placement.describe()}",
+                     R * n, True, prob.table().error_estimate)
 
 
 # ----------------------------------------------------------------------------- entry point
 
-INTEGRATORS = ("gauss-hermite", "cubature", "qmc")
-
-
-def readout_moments(prob: ClassProblem, t: np.ndarray, mapping: Mapping | None = None, *,
+def readout_moments(prob: ClassProblem, t: np.ndarray, placement: Placement, *,
                     integrator: str = "gauss-hermite", order: int = 24, check: bool = True,
                     hessian: bool = True, hessian_order: int = 12, rtol: float = 1e-6,
                     qmc_nodes: QMCNodes | None = None, max_evaluations: int = 3_000_000) -> ReadoutMoments:
-    """Moments of p_t(a) at the field ``t`` (m × m, row c is t_c).
+    """Moments of p_t(a) at the field ``t`` (m × m, row c is t_c) with nodes from ``placement``.
 
-    integrator
-        ``"gauss-hermite"``: tensor rule with ``order`` nodes per axis in the
-        coordinates of ``mapping``; with ``check`` it is compared with a
-        higher order, which becomes the answer, and the difference is the
-        error estimate. The Hessian comes from a cheaper ``hessian_order``
-        rule (Newton needs it only approximately).
-        ``"cubature"``: adaptive Genz–Malik to ``rtol`` (m <= 6).
-        ``"qmc"``: randomised quasi-Monte Carlo importance sampling.
     Raises ``FloatingPointError`` when the integral is infinite (outside the domain).
     """
     t = np.asarray(t, dtype=np.float64)
     m = prob.m
     if t.shape != (m, m):
         raise ValueError(f"t must have shape ({m}, {m}) (got {t.shape})")
-    mapping = mapping or Mapping.prior(m, prob.spec.sigma_a)
     if integrator == "gauss-hermite":
-        return _gauss_hermite_moments(prob, t, mapping, order, hessian, hessian_order, check)
+        return _gauss_hermite_moments(prob, t, placement, order, hessian, hessian_order, check)
     if integrator == "cubature":
         if m > 6:
             raise ValueError(f"integrator 'cubature' supports m <= 6 classes (got m = {m}); use 'qmc'")
-        return _cubature_moments(prob, t, mapping, rtol, hessian, max_evaluations)
+        return _cubature_moments(prob, t, placement, rtol, hessian, max_evaluations)
     if integrator == "qmc":
-        return _qmc_moments(prob, t, mapping, qmc_nodes or QMCNodes.make(m), hessian)
+        return _qmc_moments(prob, t, placement, qmc_nodes or QMCNodes.make(m), hessian)
     raise ValueError(f"integrator must be one of {INTEGRATORS} (got {integrator!r})")

@@ -65,15 +65,17 @@ def solve(spec: ModelSpec, options: SolverOptions | None = None, *, method: str 
         raise SpecError(f"the single-neuron measure cannot be normalised for this spec ({exc})") from None
     ev = out.evaluation
     mo = ev.moments
-    m = spec.m
-    err = mo.error
-    obs = Observables(outputs=mo.outputs, readout_moment=mo.readout_moment, kernel_diagonal=mo.kernel_diagonal,
-                      kernel_blocks=mo.kernel_blocks,
-                      errors={"outputs": err["outputs"], "readout_moment": err["readout_moment"],
-                              "kernel_diagonal": err["kernel"][m * (m + 1) // 2:] if len(err["kernel"]) > m else err["kernel"],
-                              "kernel_blocks": np.full((m, m), float(np.max(err["kernel"])))})
+    cond = ev.condensate
+    f, U, kd, kb = mo.outputs, mo.readout_moment, mo.kernel_diagonal, mo.kernel_blocks
+    extra = {}
+    if cond is not None:
+        f, U = f + cond.outputs, U + cond.readout_moment
+        kd, kb = kd + np.diag(cond.kernel), kb + cond.kernel
+        extra["condensate"] = cond.to_json()
+    obs = Observables(outputs=f, readout_moment=U, kernel_diagonal=kd, kernel_blocks=kb,
+                      errors={k: mo.error[k] for k in ("outputs", "readout_moment", "kernel_diagonal", "kernel_blocks")})
     return SolveResult(spec=spec, method=options.method, t=ev.t, observables=obs, success=out.success,
                        status=out.status, message=out.message, nit=out.nit, nfev=dual.nfev,
                        residual_norm=ev.residual_norm, error_estimate=mo.error_estimate, integrator=mo.integrator,
                        readout_mean=mo.readout_mean, free_energy=ev.value,
-                       time_seconds=time.perf_counter() - start, log=tuple(dual.log))
+                       time_seconds=time.perf_counter() - start, log=tuple(dual.log), extra=extra)

@@ -40,14 +40,39 @@ def _ascent(t, P, alpha_pos, alpha_neg, starts, iters=500):
         A = new
         if done:
             break
+    A = np.array([_polish(a, t, P, alpha_pos, alpha_neg) for a in A])
     kappa, _ = _kappa_and_slope(A @ t.T, alpha_pos, alpha_neg)
     return A, kappa @ P
 
 
-def marginal_directions(t, class_sizes, sigma_a, sigma_w, nonlinearity, n_random=64, seed=0):
+def _polish(a, t, P, alpha_pos, alpha_neg):
+    """Exact local maximiser: top eigenvector of the active quadratic form Σ_c P_c α_c² t_c t_cᵀ.
+
+    On a cone where each class keeps its branch, F(â) is that quadratic form,
+    so its local maximum is an eigenvector; iterate until the branches agree.
+    """
+    for _ in range(10):
+        g = t @ a
+        u, v = np.maximum(alpha_pos * g, 0.0), np.maximum(-alpha_neg * g, 0.0)
+        coef = np.where(u >= v, alpha_pos, alpha_neg) ** 2 * (np.maximum(u, v) > 0)
+        w, V = np.linalg.eigh(t.T @ (t * (P * coef)[:, None]))
+        new = V[:, -1] * np.sign(V[:, -1] @ a or 1.0)
+        g_new = t @ new
+        same = np.array_equal(alpha_pos * g_new > 0, alpha_pos * g > 0) and np.array_equal(
+            -alpha_neg * g_new > 0, -alpha_neg * g > 0)
+        if not same:
+            return a
+        if np.allclose(new, a, atol=1e-15, rtol=0):
+            return new
+        a = new
+    return a
+
+
+def marginal_directions(t, class_sizes, sigma_a, sigma_w, nonlinearity, n_random=16, seed=0, warm=None):
     """Local maximisers â of σ_a²σ_1² Σ_c P_c κ(t_c·â) on the sphere, best first.
 
     Returns (directions (k, m), q-values (k,)); duplicates are merged.
+    ``warm`` adds start directions (for example the previous maximisers).
     """
     t = np.asarray(t, dtype=np.float64)
     P = np.asarray(class_sizes, dtype=np.float64)
@@ -55,9 +80,14 @@ def marginal_directions(t, class_sizes, sigma_a, sigma_w, nonlinearity, n_random
     ap, an = nonlinearity.slope_pos, nonlinearity.slope_neg
     if ap == 0.0 and an == 0.0 or not np.any(t):
         return np.zeros((0, m)), np.zeros(0)
+    w, V = np.linalg.eigh(t.T @ (P[:, None] * t))
+    if ap == an:  # κ(g) = α²g² on both sides: a quadratic form, q = its top eigenvalue (±â)
+        q = sigma_a**2 * sigma_w**2 * ap**2 * w[::-1]
+        return V[:, ::-1].T, q
     rng = np.random.default_rng(seed)
     starts = [np.eye(m), -np.eye(m), t, -t, rng.standard_normal((n_random, m))]
-    w, V = np.linalg.eigh(t.T @ (P[:, None] * t))
+    if warm is not None and len(warm):
+        starts.append(np.asarray(warm).reshape(-1, m))
     starts += [V.T, -V.T]
     starts = np.concatenate(starts)
     starts = starts[np.linalg.norm(starts, axis=1) > 0]
@@ -74,9 +104,9 @@ def marginal_directions(t, class_sizes, sigma_a, sigma_w, nonlinearity, n_random
     return np.array(dirs).reshape(-1, m), np.array(vals)
 
 
-def domain_margin(t, class_sizes, sigma_a, sigma_w, nonlinearity):
+def domain_margin(t, class_sizes, sigma_a, sigma_w, nonlinearity, warm=None):
     """(1 − q(t), â*): positive inside the domain of Φ; â* is None for sublinear φ."""
-    dirs, q = marginal_directions(t, class_sizes, sigma_a, sigma_w, nonlinearity)
+    dirs, q = marginal_directions(t, class_sizes, sigma_a, sigma_w, nonlinearity, warm=warm)
     if len(q) == 0:
         return 1.0, None
     return float(1.0 - q[0]), dirs[0]
