@@ -8,8 +8,8 @@
 owns what the integration needs between calls: the node placement
 (:mod:`solvers.placement`), rebuilt at every accepted iterate from the
 moments and modes of p(a) there and kept fixed within a line search; the
-Gauss–Hermite order; and, for ``integrator="auto"``, the escalation
-GH → higher order → adaptive cubature when the error check fails. Both
+Gauss–Hermite order, raised (×1.5, up to ``max_order``) when the error check
+or the line search fails. Both
 solvers (Newton, fixed point) use it, so they solve the same discretised
 problem.
 """
@@ -89,8 +89,12 @@ class DualObjective:
         self.qmc_nodes = (QMCNodes.make(m, options.qmc_points, options.qmc_replicates, options.seed)
                           if kind == "qmc" else None)
         self.log: list[str] = []
-        # log-barrier weight ε for the condensate (linearly growing φ only); see newton.py
-        self.epsilon = 1e-2 if prob.nonlinearity.linear_growth else 0.0
+        # Log-barrier weight ε for the condensate (newton.py). Only φ that grow linearly on one
+        # side, or with different slopes, can condense: there the far tail along â* is suppressed
+        # by 2^{-P_c} factors of the inactive classes, so Φ's divergence at q = 1 is invisible
+        # in double precision. For φ = αh the tail is the whole Gaussian and Φ diverges properly.
+        nl = prob.nonlinearity
+        self.epsilon = 1e-2 if nl.linear_growth and nl.slope_pos != nl.slope_neg else 0.0
 
     # ------------------------------------------------------------------ evaluation
     def moments(self, t: np.ndarray, hessian: bool, check: bool) -> ReadoutMoments:
@@ -175,7 +179,8 @@ class DualObjective:
         """Evaluate with the integrator's error check; refine the rule if it fails.
 
         Returns (evaluation, ok). When not ok, the rule was refined and the
-        solver should iterate again from t.
+        solver should iterate again from t. When the rule cannot be refined
+        further, ok is True and the error estimate is reported as it is.
         """
         self.update_placement(self.evaluate(t, hessian=False))
         ev = self.evaluate(t, hessian=True, check=True)
@@ -189,9 +194,5 @@ class DualObjective:
         if self.kind == "gauss-hermite" and self.order < self.options.max_order:
             self.order = min(self.options.max_order, int(round(self.order * 1.5)))
             self.log.append(f"{reason}: Gauss–Hermite order -> {self.order}")
-            return True
-        if self.kind == "gauss-hermite" and self.options.integrator == "auto" and self.prob.m <= 6:
-            self.kind = "cubature"
-            self.log.append(f"{reason}: switching to adaptive cubature")
             return True
         return False

@@ -17,8 +17,8 @@ boundary q(t) = 1, with the far tail of p(a) along the marginal directions
 carrying an O(1) share of the output (ReLU's condensate, THEORY §4). The
 integrators cover the tail out to a fixed radius; the mass beyond is the
 condensate, found as the multipliers of a log barrier −ε Σ_j log(1 − q_j(t))
-followed from ε = 10⁻² to 10⁻¹⁰ (a decade per step; an interior-point
-path). For interior solutions the multipliers vanish as ε → 0.
+followed from ε = 10⁻² to 10⁻⁸ (three decades per step, each with a
+predictor that keeps the multipliers; an interior-point path). For interior solutions the multipliers vanish as ε → 0.
 
 When the residual max|f − e + T t| (f including the condensate) falls below
 ``tol`` the integrator's error check runs; if it fails, the rule is refined
@@ -30,14 +30,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from theory.domain import _kappa_and_slope
+
 from .dual import DualObjective, Evaluation, OutsideDomain
 
 __all__ = ["Outcome", "newton", "solve_spd", "EPSILON_MIN"]
 
 #: Final weight of the log barrier −ε Σ_j log(1 − q_j(t)) for linearly growing φ. Its
 #: minimiser is an exact KKT point for q_j <= 1 − O(ε); the multipliers μ_j = ε/(1 − q_j)
-#: are the condensate (THEORY §4). At ε = 1e-10 the shift of t is ~1e-10.
-EPSILON_MIN = 1e-10
+#: are the condensate (THEORY §4). At ε = 1e-8 the margins are ~1e-8, which shifts the
+#: observables by ~1e-8 relative; smaller ε makes the residual ill-conditioned
+#: (∂μ/∂t ~ ε/(1 − q)² amplifies rounding in t).
+EPSILON_MIN = 1e-8
 
 
 @dataclass
@@ -83,6 +87,35 @@ def _fraction_to_boundary(dual: DualObjective, t: np.ndarray, d: np.ndarray, tau
     return tau * lo
 
 
+def _shrink_barrier(dual: DualObjective, ev: Evaluation, factor: float = 1e-3):
+    """ε → factor·ε with a predictor step that keeps the multipliers μ_j = ε/(1 − q_j).
+
+    Moving t so that every active margin 1 − q_j shrinks by the same factor
+    (least squares in the linearisation q_j(t + Δ) ≈ q_j + ∇q_j·Δ) keeps the
+    condensate masses, so Newton starts next to the new central-path point.
+    """
+    eps_new = max(EPSILON_MIN, dual.epsilon * factor)
+    ratio = eps_new / dual.epsilon
+    dual.epsilon = eps_new
+    cond, t = ev.condensate, ev.t
+    if cond is not None:
+        prob = dual.prob
+        s2 = prob.spec.sigma_a**2 * prob.spec.sigma_w**2
+        rows = []
+        for a_hat in cond.directions:
+            _, dk = _kappa_and_slope(t @ a_hat, prob.nonlinearity.slope_pos, prob.nonlinearity.slope_neg)
+            rows.append(((s2 * prob.class_sizes * dk)[:, None] * a_hat[None, :]).ravel())
+        delta = np.linalg.lstsq(np.array(rows), cond.margins * (1.0 - ratio), rcond=None)[0].reshape(t.shape)
+        for _ in range(30):
+            if prob.margin(t + delta) > 0.0:
+                try:
+                    return t + delta, dual.evaluate(t + delta)
+                except OutsideDomain:
+                    pass
+            delta = 0.5 * delta
+    return t, dual.evaluate(t)
+
+
 def _converged_or_refined(dual: DualObjective, ev: Evaluation, tol: float):
     """At small residual: run the error check. Returns (evaluation, done)."""
     checked, ok = dual.verify(ev.t)
@@ -97,10 +130,11 @@ def newton(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, progre
     ev = dual.evaluate(t)
     dual.update_placement(ev)
     nit = 0
+    best, since_best, best_ev = ev.residual_norm, 0, ev
     while True:
         if ev.residual_norm <= tol and dual.epsilon > EPSILON_MIN:
-            dual.epsilon = max(EPSILON_MIN, dual.epsilon * 0.1)  # follow the barrier path to ε → 0
-            ev = dual.evaluate(t)
+            t, ev = _shrink_barrier(dual, ev)
+            best, since_best, best_ev = ev.residual_norm, 0, ev
             continue
         if ev.residual_norm <= tol:
             ev, done = _converged_or_refined(dual, ev, tol)
@@ -141,3 +175,18 @@ def newton(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, progre
         dual.update_placement(ev)
         if progress is not None:
             progress(nit, ev.residual_norm)
+        # Stagnation: the residual sits at the integration noise floor; refine the rule.
+        if ev.residual_norm < best_ev.residual_norm:
+            best_ev = ev
+        if ev.residual_norm < 0.5 * best:
+            best, since_best = ev.residual_norm, 0
+        else:
+            since_best += 1
+            if since_best >= 8:
+                since_best = 0
+                if not dual.refine(f"no progress for 8 iterations at residual {best:.1e}"):
+                    final = dual.evaluate(best_ev.t, check=True)
+                    ok = final.residual_norm <= tol
+                    return Outcome(final, ok, 0 if ok else 2, "stopped at the integration noise floor "
+                                   f"(best residual {final.residual_norm:.2e})", nit)
+                ev = dual.evaluate(t)

@@ -26,9 +26,9 @@ class SolverOptions:
         Required integrator error estimate on f, U and the kernel at the
         solution; the rule is refined until it is met.
     integrator
-        ``"auto"`` (Gauss–Hermite for m <= 4 with order escalation, adaptive
-        cubature as fallback; QMC for m >= 5), or one of
-        ``"gauss-hermite"``, ``"cubature"``, ``"qmc"``.
+        ``"auto"`` (Gauss–Hermite for m <= 4 with order escalation; QMC for
+        m >= 5), or one of ``"gauss-hermite"``, ``"cubature"`` (adaptive
+        Genz–Malik, slower, the reference), ``"qmc"``.
     order, max_order
         Initial and largest Gauss–Hermite nodes per axis.
     qmc_points, qmc_replicates, seed
@@ -41,7 +41,7 @@ class SolverOptions:
     maxiter: int = 200
     integrator: str = "auto"
     order: int = 16
-    max_order: int = 64
+    max_order: int = 48
     anderson_memory: int = 6
     qmc_points: int = 4096
     qmc_replicates: int = 8

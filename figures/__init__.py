@@ -1,0 +1,1 @@
+"""Figures: one module per figure, each writing PNGs from solver (and, later, sampler) results."""

@@ -1,0 +1,130 @@
+"""The ``codingschemes`` command.
+
+``codingschemes solve`` solves the mean-field saddle point (THEORY §2–3).
+With no arguments it solves the default task (classes 1/2, 1/4, 1/4 of
+P = 64, T = 0.05, σ_1 = σ_a = 1) for linear, normcdf and relu, prints a table
+and writes a figure of f, U and the kernel blocks. ``--format json`` prints
+one JSON object per run (keys in :meth:`SolveResult.to_json`); with several
+nonlinearities, ``{"solutions": [...]}``.
+
+Exit codes: 0 success; 1 a solve did not converge; 2 invalid input.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from theory.nonlinearities import BUILTIN_EXPRESSIONS
+from theory.spec import DEFAULT_CLASS_SIZES, ModelSpec, SpecError, parse_class_sizes
+
+__all__ = ["main", "build_parser"]
+
+DEFAULT_NONLINEARITIES = ("linear", "normcdf", "relu")
+
+
+def _nonlinearities(values) -> list[str]:
+    if not values:
+        return list(DEFAULT_NONLINEARITIES)
+    out = []
+    for v in values:
+        parts = [p.strip() for p in v.split(",")]
+        # a comma list of built-in names, or one expression (which may contain commas)
+        out += parts if all(p in BUILTIN_EXPRESSIONS for p in parts) else [v]
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codingschemes", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("solve", help="solve the mean-field saddle-point equations")
+    p.add_argument("--class-sizes", default=",".join(map(str, DEFAULT_CLASS_SIZES)),
+                   help="comma-separated class sizes P_c (default 32,16,16)")
+    p.add_argument("--nonlinearity", action="append",
+                   help="linear, relu, erf, normcdf, tanh or an expression in h; repeat or comma-list "
+                        "built-ins (default: linear,normcdf,relu)")
+    p.add_argument("--temperature", type=float, default=0.05, help="T >= 0 (default 0.05)")
+    p.add_argument("--sigma-w", type=float, default=1.0, help="σ_1, first-layer prior std (default 1)")
+    p.add_argument("--sigma-a", type=float, default=1.0, help="σ_a, readout prior std (default 1)")
+    p.add_argument("--method", default="newton", help="newton or fixed-point (default newton)")
+    p.add_argument("--integrator", default="auto", help="auto, gauss-hermite, cubature or qmc")
+    p.add_argument("--tol", type=float, default=None, help="residual tolerance (default 1e-7)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--out", default="codingschemes_out", help="folder for the figure (default ./codingschemes_out)")
+    p.add_argument("--no-plot", action="store_true", help="do not write the figure")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return parser
+
+
+def _table(results) -> str:
+    lines = []
+    for r in results:
+        m = r.spec.m
+        lines.append(f"== {r.spec.nonlinearity}  (class sizes {list(r.spec.class_sizes)}, T = {r.spec.temperature:g}, "
+                     f"σ_1 = {r.spec.sigma_w:g}, σ_a = {r.spec.sigma_a:g})")
+        lines.append(f"   converged {r.success}  iterations {r.nit}  residual {r.residual_norm:.1e}  "
+                     f"error estimate {r.error_estimate:.1e}  time {r.time_seconds:.2f} s")
+        lines.append(f"   integrator: {r.integrator}")
+        lines.append("   class | " + " ".join(f"f[c,{j}]".rjust(9) for j in range(m)) + " | "
+                     + " ".join(f"U[c,{j}]".rjust(9) for j in range(m)) + " | " + "K_diag".rjust(9) + " "
+                     + " ".join(f"K[c,{j}]".rjust(9) for j in range(m)))
+        for c in range(m):
+            lines.append(f"   {c:5d} | " + " ".join(f"{v:9.5f}" for v in r.outputs[c]) + " | "
+                         + " ".join(f"{v:9.4f}" for v in r.readout_moment[c]) + " | "
+                         + f"{r.kernel_diagonal[c]:9.4f} " + " ".join(f"{v:9.4f}" for v in r.kernel_blocks[c]))
+        if "condensate" in r.extra:
+            cond = r.extra["condensate"]
+            lines.append(f"   condensate: masses {[round(x, 4) for x in cond['mass']]}, codes {cond['codes']}")
+        if not r.success:
+            lines.append(f"   NOT CONVERGED: {r.message}")
+    return "\n".join(lines)
+
+
+def _solve(args) -> int:
+    from solvers.options import SolverOptions
+    from solvers.solve import solve
+
+    sizes = parse_class_sizes(args.class_sizes)
+    opts = {"method": args.method, "integrator": args.integrator}
+    if args.tol is not None:
+        opts["tol"] = args.tol
+    options = SolverOptions(**opts)
+    specs = [ModelSpec(nonlinearity=n, sigma_w=args.sigma_w, sigma_a=args.sigma_a, temperature=args.temperature,
+                       class_sizes=sizes) for n in _nonlinearities(args.nonlinearity)]
+    results = []
+    for spec in specs:
+        def progress(it, res, name=spec.nonlinearity):
+            if not args.quiet:
+                print(f"\r[{name}] iteration {it:3d}  residual {res:.2e}", end="", file=sys.stderr, flush=True)
+
+        results.append(solve(spec, options, progress=progress))
+        if not args.quiet:
+            print(f"\r[{spec.nonlinearity}] done: {results[-1].message}" + " " * 10, file=sys.stderr)
+    if args.format == "json":
+        objs = [r.to_json() for r in results]
+        print(json.dumps(objs[0] if len(objs) == 1 else {"solutions": objs}, indent=2))
+    else:
+        print(_table(results))
+    if not args.no_plot:
+        from figures.solution import plot_solutions
+
+        path = plot_solutions(results, Path(args.out) / "solve.png")
+        if not args.quiet:
+            print(f"figure: {path}", file=sys.stderr)
+    return 0 if all(r.success for r in results) else 1
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "solve":
+            return _solve(args)
+    except SpecError as exc:
+        print(f"codingschemes: error: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

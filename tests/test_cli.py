@@ -1,0 +1,32 @@
+"""The public CLI interface of `codingschemes solve`."""
+import json
+
+import pytest
+
+from solvers.cli import main
+
+KEYS = {"t", "outputs", "readout_moment", "kernel_diagonal", "kernel_blocks", "converged", "iterations",
+        "error_estimate"}
+
+
+def test_solve_json_has_the_documented_keys(capsys, tmp_path):
+    code = main(["solve", "--class-sizes", "8,4,4", "--nonlinearity", "linear", "--temperature", "0.05",
+                 "--sigma-w", "1", "--sigma-a", "1", "--method", "newton", "--format", "json", "--out",
+                 str(tmp_path), "--quiet"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert KEYS <= set(out)
+    assert out["converged"] is True and len(out["t"]) == 3 and len(out["kernel_diagonal"]) == 3
+    assert (tmp_path / "solve.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("args, word", [
+    (["--temperature", "-1"], "temperature"),
+    (["--class-sizes", "8,x"], "class_sizes"),
+    (["--sigma-a", "0"], "sigma_a"),
+    (["--nonlinearity", "cosh(h)"], "normalised"),
+    (["--method", "secant"], "method"),
+])
+def test_bad_input_exits_2_with_a_named_parameter(capsys, args, word):
+    assert main(["solve", "--no-plot", "--quiet", "--nonlinearity", "linear", *args]) == 2
+    assert word in capsys.readouterr().err
