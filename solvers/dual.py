@@ -8,7 +8,7 @@
 owns what the integration needs between calls: the node placement
 (:mod:`solvers.placement`), rebuilt at every accepted iterate from the
 moments and modes of p(a) there and kept fixed within a line search; the
-Gauss–Hermite order, raised (×1.5, up to ``max_order``) when the error check
+tensor-rule order, raised (×1.5, up to ``max_order``) when the error check
 or the line search fails. Both
 solvers (Newton, fixed point) use it, so they solve the same discretised
 problem.
@@ -83,7 +83,7 @@ class DualObjective:
         self.order = options.order
         kind = options.integrator
         if kind == "auto":
-            kind = "gauss-hermite" if m <= 4 else "qmc"
+            kind = "trapezoid" if m <= 4 else "qmc"
         self.kind = kind
         self.nfev = 0
         self.qmc_nodes = (QMCNodes.make(m, options.qmc_points, options.qmc_replicates, options.seed)
@@ -102,7 +102,7 @@ class DualObjective:
             raise OutsideDomain("q(t) >= 1")
         try:
             mo = readout_moments(self.prob, t, self.placement, integrator=self.kind, order=self.order,
-                                 check=check, hessian=hessian, hessian_order=min(12, self.order),
+                                 check=check, hessian=hessian, hessian_order=min(16, self.order),
                                  rtol=self.options.integral_tol, qmc_nodes=self.qmc_nodes)
         except FloatingPointError as exc:
             raise OutsideDomain(str(exc)) from None
@@ -191,8 +191,8 @@ class DualObjective:
 
     def refine(self, reason: str) -> bool:
         """Make the rule more accurate (higher GH order, then cubature); False if it cannot."""
-        if self.kind == "gauss-hermite" and self.order < self.options.max_order:
+        if self.kind in ("trapezoid", "gauss-hermite") and self.order < self.options.max_order:
             self.order = min(self.options.max_order, int(round(self.order * 1.5)))
-            self.log.append(f"{reason}: Gauss–Hermite order -> {self.order}")
+            self.log.append(f"{reason}: {self.kind} order -> {self.order}")
             return True
         return False

@@ -9,7 +9,7 @@ from theory.spec import SpecError
 __all__ = ["METHODS", "INTEGRATOR_CHOICES", "SolverOptions"]
 
 METHODS = ("newton", "fixed-point")
-INTEGRATOR_CHOICES = ("auto", "gauss-hermite", "cubature", "qmc")
+INTEGRATOR_CHOICES = ("auto", "trapezoid", "gauss-hermite", "cubature", "qmc")
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,11 @@ class SolverOptions:
         Required integrator error estimate on f, U and the kernel at the
         solution; the rule is refined until it is met.
     integrator
-        ``"auto"`` (Gauss–Hermite for m <= 4 with order escalation; QMC for
-        m >= 5), or one of ``"gauss-hermite"``, ``"cubature"`` (adaptive
-        Genz–Malik, slower, the reference), ``"qmc"``.
+        ``"auto"`` (tensor trapezoid for m <= 4 with order escalation; QMC
+        for m >= 5), or one of ``"trapezoid"``, ``"gauss-hermite"``,
+        ``"cubature"`` (adaptive Genz–Malik, slower, the reference), ``"qmc"``.
     order, max_order
-        Initial and largest Gauss–Hermite nodes per axis.
+        Initial and largest tensor-rule nodes per axis.
     qmc_points, qmc_replicates, seed
         Randomised QMC nodes per replicate, number of replicates, seed.
     """
@@ -40,8 +40,8 @@ class SolverOptions:
     integral_tol: float = 1e-7
     maxiter: int = 200
     integrator: str = "auto"
-    order: int = 16
-    max_order: int = 48
+    order: int = 24
+    max_order: int = 72
     anderson_memory: int = 6
     qmc_points: int = 4096
     qmc_replicates: int = 8
