@@ -49,8 +49,10 @@ __all__ = ["Component", "Needle", "Placement", "find_modes", "build_placement", 
 
 INFLATION = 1.25
 _MODE_WINDOW = 25.0
-#: Needle rules stop this many step widths beyond the step; farther mass is the condensate.
+#: Needle rules fade out (a Φ_N step of CUTOFF_WIDTH widths) this many step widths beyond the
+#: step; the mass beyond is the condensate.
 CONDENSATE_RADIUS = 256.0
+CUTOFF_WIDTH = 16.0
 
 
 @dataclass(frozen=True)
@@ -98,12 +100,12 @@ class Needle:
     def nodes(self, order: int):
         """Nodes A (n, m) and log weights for ∫ (·) da over the needle: trapezoid in log ρ × GH across.
 
-        r = R − 8w + ρ, ρ = e^x, x on a uniform grid of step 3/order; the
+        r = R − 8w + ρ, ρ = e^x, x on a uniform grid of step 2/order; the
         transverse coordinates y use Gauss–Hermite with max(6, order/2) nodes
         per axis and the transverse covariance. The log weights include the
         trapezoid weight, the Jacobian ρ and 1/N(y).
         """
-        h = 3.0 / order
+        h = 2.0 / order
         r0 = self.start - 8.0 * self.width
         xs = np.arange(math.log(1e-4 * self.width), math.log(self._reach() - r0) + h, h)
         rho = np.exp(xs)
@@ -119,15 +121,20 @@ class Needle:
         log_ny = (-0.5 * np.sum(z * z, axis=1) - float(np.sum(np.log(np.diag(self.L_cross))))
                   - 0.5 * m1 * math.log(2 * math.pi))
         A = r[:, None, None] * self.direction[None, None, :] + (y @ self.basis.T)[None, :, :]
-        logv = (np.log(h * rho))[:, None] + (lz - log_ny)[None, :]
+        # smooth cut-off at the condensate radius: mass beyond it is the condensate
+        r_cut = self.start + CONDENSATE_RADIUS * self.width
+        log_keep = special.log_ndtr((r_cut - r) / (CUTOFF_WIDTH * self.width))
+        logv = (np.log(h * rho) + log_keep)[:, None] + (lz - log_ny)[None, :]
         return np.ascontiguousarray(A.reshape(-1, len(self.direction))), logv.ravel()
 
     def _reach(self) -> float:
         """Upper end of the needle rule: where the tail weight is below e^{-60} of its peak, but
-        at most ``CONDENSATE_RADIUS`` widths beyond the step. Mass beyond that radius is in the
-        asymptotic regime and is carried by the condensate (:mod:`solvers.dual`)."""
+        at most the smooth cut-off at ``CONDENSATE_RADIUS`` widths beyond the step (plus its
+        own width ×9). Mass beyond the cut-off is in the asymptotic regime and is carried by the
+        condensate (:mod:`solvers.dual`)."""
         var = float(self.direction @ self.gaussian.cov @ self.direction)
-        return min(self.start + 12.0 * math.sqrt(var), self.start + CONDENSATE_RADIUS * self.width)
+        return min(self.start + 12.0 * math.sqrt(var),
+                   self.start + (CONDENSATE_RADIUS + 9 * CUTOFF_WIDTH) * self.width)
 
 
 @dataclass(frozen=True)
