@@ -32,7 +32,7 @@ def test_linear_integral_matches_closed_form():
     P = prob.class_sizes
     U = np.linalg.inv(np.eye(3) - T_FIELD.T @ (P[:, None] * T_FIELD))
     placement, _ = build_placement(prob, T_FIELD, np.zeros(3), U)
-    mo = readout_moments(prob, T_FIELD, placement, order=16)
+    mo = readout_moments(prob, T_FIELD, placement, order=32)
     np.testing.assert_allclose(mo.readout_moment, U, rtol=1e-10)
     np.testing.assert_allclose(mo.outputs, T_FIELD @ U, rtol=1e-10, atol=1e-12)
     assert mo.log_partition == pytest.approx(-0.5 * math.log(np.linalg.det(np.linalg.inv(U))), rel=1e-12)
