@@ -102,7 +102,7 @@ class DualObjective:
             raise OutsideDomain("q(t) >= 1")
         try:
             mo = readout_moments(self.prob, t, self.placement, integrator=self.kind, order=self.order,
-                                 check=check, hessian=hessian, hessian_order=min(16, self.order),
+                                 check=check, hessian=hessian, hessian_order=self.order,
                                  rtol=self.options.integral_tol, qmc_nodes=self.qmc_nodes)
         except FloatingPointError as exc:
             raise OutsideDomain(str(exc)) from None

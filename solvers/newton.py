@@ -150,7 +150,7 @@ def newton(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, progre
         alpha = _fraction_to_boundary(dual, t, d.reshape(m, m))
         tiny = -slope < 1e-11 * max(1.0, abs(ev.value))
         accepted = None
-        for _ in range(50):
+        for _ in range(16):
             trial = t + alpha * d.reshape(m, m)
             try:
                 ev_new = dual.evaluate(trial)
