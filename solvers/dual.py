@@ -184,7 +184,7 @@ class DualObjective:
         """
         self.update_placement(self.evaluate(t, hessian=False))
         ev = self.evaluate(t, hessian=True, check=True)
-        err = ev.moments.error_estimate
+        err = ev.moments.relative_error_estimate
         if err <= self.options.integral_tol or self.kind == "qmc":
             return ev, True
         return ev, not self.refine(f"error estimate {err:.1e} > {self.options.integral_tol:.0e}")

@@ -178,8 +178,8 @@ def newton(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, progre
         # Stagnation: the residual sits at the integration noise floor; refine the rule.
         if ev.residual_norm < best_ev.residual_norm:
             best_ev = ev
-        if ev.residual_norm < 0.5 * best:
-            best, since_best = ev.residual_norm, 0
+        if ev.residual_norm < 0.5 * best or best > 1e-3:  # far from the solution, slow steps are not noise
+            best, since_best = min(best, ev.residual_norm), 0
         else:
             since_best += 1
             if since_best >= 8:

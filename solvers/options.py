@@ -24,7 +24,8 @@ class SolverOptions:
         Convergence when max_{c,r} |f_cr − δ_cr + T t_cr| <= tol.
     integral_tol
         Required integrator error estimate on f, U and the kernel at the
-        solution; the rule is refined until it is met.
+        solution, relative to each observable's scale max(1, max|value|); the
+        rule is refined until it is met.
     integrator
         ``"auto"`` (tensor trapezoid for m <= 4 with order escalation; QMC
         for m >= 5), or one of ``"trapezoid"``, ``"gauss-hermite"``,

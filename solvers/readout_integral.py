@@ -207,6 +207,13 @@ class ReadoutMoments:
                          np.max(self.error["kernel_diagonal"]), np.max(self.error["kernel_blocks"])))
 
     @property
+    def relative_error_estimate(self) -> float:
+        """Largest error estimate relative to the observable's scale, max(1, max |value|), over f, U, kernel."""
+        pairs = [("outputs", self.outputs), ("readout_moment", self.readout_moment),
+                 ("kernel_diagonal", self.kernel_diagonal), ("kernel_blocks", self.kernel_blocks)]
+        return float(max(np.max(self.error[k]) / max(1.0, float(np.max(np.abs(v)))) for k, v in pairs))
+
+    @property
     def readout_covariance(self) -> np.ndarray:
         return self.readout_moment - np.outer(self.readout_mean, self.readout_mean)
 
@@ -276,7 +283,8 @@ def _combine(parts):
 
 # ----------------------------------------------------------------------------- Gauss–Hermite
 
-#: Half-width of the trapezoid grid in the (inflated) whitened coordinates of a component.
+#: Half-width of the trapezoid grid in the whitened coordinates of a component (covariances
+#: are inflated by 1.25, so 7.5 is 9.4 standard deviations; 6 was too tight for ReLU bulks).
 TRAPEZOID_HALF_WIDTH = 7.5
 
 

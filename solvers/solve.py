@@ -75,8 +75,8 @@ def solve(spec: ModelSpec, options: SolverOptions | None = None, *, method: str 
     obs = Observables(outputs=f, readout_moment=U, kernel_diagonal=kd, kernel_blocks=kb,
                       errors={k: mo.error[k] for k in ("outputs", "readout_moment", "kernel_diagonal", "kernel_blocks")})
     message = out.message
-    if out.success and not mo.error_estimate <= options.integral_tol:
-        message += (f"; integrator error estimate {mo.error_estimate:.1e} exceeds integral_tol "
+    if out.success and not mo.relative_error_estimate <= options.integral_tol:
+        message += (f"; relative integrator error estimate {mo.relative_error_estimate:.1e} exceeds integral_tol "
                     f"{options.integral_tol:.0e} at the largest rule (max_order {options.max_order})")
     return SolveResult(spec=spec, method=options.method, t=ev.t, observables=obs, success=out.success,
                        status=out.status, message=message, nit=out.nit, nfev=dual.nfev,
