@@ -2,13 +2,16 @@
 
 The fixed-point map is the diagonally preconditioned gradient step
 
-    F(t) = t − D⁻¹ ∇G(t),   D = diag ∇²G(0) = T P_c + diag ∇²Φ(0),
+    F(t) = t − D⁻¹ ∇G(t),   D = diag ∇²G(t_k) = T P_c + diag ∇²Φ(t_k),
 
 which for T ≫ curvature is the natural iteration t ← (y − f(t))/T of the
-saddle-point equations (THEORY §2). It needs no Hessian beyond the one at
-t = 0. Anderson mixing (type II, memory M) extrapolates from the last M
-residuals; a step that leaves the domain or raises the residual tenfold
-clears the history and halves the damping β.
+saddle-point equations (THEORY §2). D is refreshed from the Hessian diagonal
+every ``REFRESH`` iterations (a diagonal, not a Newton, preconditioner).
+Anderson mixing (type II, memory M) extrapolates from the last M residuals;
+a step that leaves the domain, is not finite or doubles the best residual
+clears the history and halves the damping β (β recovers ×2 on success); if
+no damping helps, the residual is at the rule's noise floor and the rule is
+refined.
 """
 from __future__ import annotations
 
@@ -19,14 +22,16 @@ from .newton import Outcome, _converged_or_refined
 
 __all__ = ["fixed_point"]
 
+REFRESH = 5
+
 
 def fixed_point(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, memory: int = 6,
                 progress=None) -> Outcome:
     m = dual.prob.m
     x = np.array(t0, dtype=np.float64).ravel()
-    ev0 = dual.evaluate(x.reshape(m, m), hessian=True)
-    D = np.diag(dual.hessian(ev0)).copy()
-    ev = ev0
+    ev = dual.evaluate(x.reshape(m, m), hessian=True)
+    dual.update_placement(ev)
+    D = np.diag(dual.hessian(ev)).copy()
     beta = 1.0
     dX, dR = [], []
     x_prev = r_prev = None
@@ -37,10 +42,17 @@ def fixed_point(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, m
             ev, done = _converged_or_refined(dual, ev, tol)
             if done:
                 return Outcome(ev, True, 0, "converged: residual below tol and integrator error check passed", nit)
+            # the rule or the barrier changed: restart from the returned point with a fresh history
+            x, best, x_prev, r_prev = ev.t.ravel().copy(), ev.residual_norm, None, None
+            dX.clear()
+            dR.clear()
         if nit >= maxiter:
             return Outcome(ev, False, 1, f"maximum number of iterations ({maxiter}) reached; "
                                          f"residual {ev.residual_norm:.2e}", nit)
         nit += 1
+        if nit % REFRESH == 0:
+            ev = dual.evaluate(ev.t, hessian=True)
+            D = np.diag(dual.hessian(ev)).copy()
         r = -ev.gradient.ravel() / D
         if x_prev is not None and memory > 0:
             dX.append(x - x_prev)
@@ -58,7 +70,7 @@ def fixed_point(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, m
         for _ in range(40):
             try:
                 ev_new = dual.evaluate(x_new.reshape(m, m), hessian=False)
-                if ev_new.residual_norm <= 10.0 * best:
+                if np.isfinite(ev_new.residual_norm) and ev_new.residual_norm <= 2.0 * best:
                     break
             except OutsideDomain:
                 pass
@@ -67,7 +79,15 @@ def fixed_point(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, m
             beta *= 0.5
             x_new = x + beta * r
         else:
-            return Outcome(ev, False, 2, f"fixed-point safeguard failed at iteration {nit}", nit)
+            # no damping helps: the residual is at the rule's noise floor, so refine the rule
+            if not dual.refine(f"fixed-point safeguard failed at iteration {nit}"):
+                return Outcome(ev, False, 2, f"fixed-point safeguard failed at iteration {nit}", nit)
+            ev = dual.evaluate(x.reshape(m, m), hessian=False)
+            best, x_prev, r_prev, beta = ev.residual_norm, None, None, 1.0
+            dX.clear()
+            dR.clear()
+            continue
+        beta = min(1.0, 2.0 * beta)
         x, ev = x_new, ev_new
         best = min(best, ev.residual_norm)
         dual.update_placement(ev)

@@ -117,7 +117,12 @@ def _shrink_barrier(dual: DualObjective, ev: Evaluation, factor: float = 1e-3):
 
 
 def _converged_or_refined(dual: DualObjective, ev: Evaluation, tol: float):
-    """At small residual: run the error check. Returns (evaluation, done)."""
+    """At small residual: shrink the barrier, else run the error check. Returns (evaluation, done).
+
+    When not done, the returned evaluation (possibly at a predictor point) is where to go on.
+    """
+    if dual.epsilon > EPSILON_MIN:
+        return _shrink_barrier(dual, ev)[1], False
     checked, ok = dual.verify(ev.t)
     if not ok:
         return dual.evaluate(ev.t), False
@@ -132,14 +137,12 @@ def newton(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, progre
     nit = 0
     best, since_best, best_ev = ev.residual_norm, 0, ev
     while True:
-        if ev.residual_norm <= tol and dual.epsilon > EPSILON_MIN:
-            t, ev = _shrink_barrier(dual, ev)
-            best, since_best, best_ev = ev.residual_norm, 0, ev
-            continue
         if ev.residual_norm <= tol:
             ev, done = _converged_or_refined(dual, ev, tol)
             if done:
                 return Outcome(ev, True, 0, "converged: residual below tol and integrator error check passed", nit)
+            t = ev.t
+            best, since_best, best_ev = ev.residual_norm, 0, ev
         if nit >= maxiter:
             return Outcome(ev, False, 1, f"maximum number of iterations ({maxiter}) reached; "
                                          f"residual {ev.residual_norm:.2e}", nit)

@@ -63,7 +63,8 @@ def test_swapping_equal_classes_maps_solution_to_itself():
     np.testing.assert_allclose(res.kernel_blocks[np.ix_(perm, perm)], res.kernel_blocks, atol=1e-7)
 
 
-@pytest.mark.parametrize("nl, sizes, T", [("linear", (8, 4, 4), 0.1), ("normcdf", (4, 2, 2), 0.5)])
+@pytest.mark.parametrize("nl, sizes, T", [("linear", (8, 4, 4), 0.1), ("normcdf", (4, 2, 2), 0.5),
+                                         ("erf", (4, 2, 2), 0.5), ("relu", (4, 2, 2), 0.5)])
 def test_newton_and_fixed_point_agree(nl, sizes, T):
     spec = ModelSpec(nl, class_sizes=sizes, temperature=T)
     a = solve(spec, method="newton")
