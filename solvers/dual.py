@@ -86,6 +86,7 @@ class DualObjective:
             kind = "trapezoid" if m <= 4 else "qmc"
         self.kind = kind
         self.nfev = 0
+        self.qmc_points = options.qmc_points
         self.qmc_nodes = (QMCNodes.make(m, options.qmc_points, options.qmc_replicates, options.seed)
                           if kind == "qmc" else None)
         self.log: list[str] = []
@@ -189,8 +190,20 @@ class DualObjective:
             return ev, True
         return ev, not self.refine(f"error estimate {err:.1e} > {self.options.integral_tol:.0e}")
 
+    def tolerance(self, ev: Evaluation, tol: float) -> float:
+        """Residual tolerance: ``tol``, or for Monte Carlo rules 3 error bars of f if larger."""
+        if self.kind == "qmc":
+            return max(tol, 3.0 * float(np.max(ev.moments.error["outputs"])))
+        return tol
+
     def refine(self, reason: str) -> bool:
-        """Make the rule more accurate (higher GH order, then cubature); False if it cannot."""
+        """Make the rule more accurate (higher tensor order, or twice the QMC points); False if it cannot."""
+        if self.kind == "qmc" and self.qmc_points < 16 * self.options.qmc_points:
+            self.qmc_points *= 2
+            self.qmc_nodes = QMCNodes.make(self.prob.m, self.qmc_points, self.options.qmc_replicates,
+                                           self.options.seed)
+            self.log.append(f"{reason}: QMC points per replicate -> {self.qmc_points}")
+            return True
         if self.kind in ("trapezoid", "gauss-hermite") and self.order < self.options.max_order:
             self.order = min(self.options.max_order, int(round(self.order * 1.5)))
             self.log.append(f"{reason}: {self.kind} order -> {self.order}")

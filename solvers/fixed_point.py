@@ -38,7 +38,7 @@ def fixed_point(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, m
     best = ev.residual_norm
     nit = 0
     while True:
-        if ev.residual_norm <= tol:
+        if ev.residual_norm <= dual.tolerance(ev, tol):
             ev, done = _converged_or_refined(dual, ev, tol)
             if done:
                 return Outcome(ev, True, 0, "converged: residual below tol and integrator error check passed", nit)

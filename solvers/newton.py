@@ -126,7 +126,7 @@ def _converged_or_refined(dual: DualObjective, ev: Evaluation, tol: float):
     checked, ok = dual.verify(ev.t)
     if not ok:
         return dual.evaluate(ev.t), False
-    return checked, checked.residual_norm <= tol
+    return checked, checked.residual_norm <= dual.tolerance(checked, tol)
 
 
 def newton(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, progress=None) -> Outcome:
@@ -137,7 +137,7 @@ def newton(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, progre
     nit = 0
     best, since_best, best_ev = ev.residual_norm, 0, ev
     while True:
-        if ev.residual_norm <= tol:
+        if ev.residual_norm <= dual.tolerance(ev, tol):
             ev, done = _converged_or_refined(dual, ev, tol)
             if done:
                 return Outcome(ev, True, 0, "converged: residual below tol and integrator error check passed", nit)
@@ -189,7 +189,7 @@ def newton(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, progre
                 since_best = 0
                 if not dual.refine(f"no progress for 8 iterations at residual {best:.1e}"):
                     final = dual.evaluate(best_ev.t, check=True)
-                    ok = final.residual_norm <= tol
+                    ok = final.residual_norm <= dual.tolerance(final, tol)
                     return Outcome(final, ok, 0 if ok else 2, "stopped at the integration noise floor "
                                    f"(best residual {final.residual_norm:.2e})", nit)
                 ev = dual.evaluate(t)

@@ -76,8 +76,10 @@ def solve(spec: ModelSpec, options: SolverOptions | None = None, *, method: str 
                       errors={k: mo.error[k] for k in ("outputs", "readout_moment", "kernel_diagonal", "kernel_blocks")})
     message = out.message
     if out.success and not mo.relative_error_estimate <= options.integral_tol:
+        where = (f"with {dual.qmc_points} QMC points × {options.qmc_replicates} replicates" if dual.kind == "qmc"
+                 else f"at the largest rule (max_order {options.max_order})")
         message += (f"; relative integrator error estimate {mo.relative_error_estimate:.1e} exceeds integral_tol "
-                    f"{options.integral_tol:.0e} at the largest rule (max_order {options.max_order})")
+                    f"{options.integral_tol:.0e} {where}")
     return SolveResult(spec=spec, method=options.method, t=ev.t, observables=obs, success=out.success,
                        status=out.status, message=message, nit=out.nit, nfev=dual.nfev,
                        residual_norm=ev.residual_norm, error_estimate=mo.error_estimate, integrator=mo.integrator,

@@ -21,6 +21,19 @@ def test_linear_matches_closed_form(T, sizes):
     np.testing.assert_allclose(res.outputs, np.eye(spec.m) - T * res.t, atol=1e-6)
 
 
+@pytest.mark.parametrize("sizes", [(4, 3, 3, 2, 2), (3,) * 10])
+def test_many_classes_use_qmc_with_honest_error_bars(sizes):
+    """m >= 5 uses randomised-QMC importance sampling; its error bars cover the closed form."""
+    spec = ModelSpec("linear", class_sizes=sizes, temperature=0.2)
+    res = solve(spec)
+    _, exact = linear_class_closed_form(spec)
+    assert res.success and res.integrator.startswith("qmc")
+    for key in ("outputs", "readout_moment"):
+        err = res.observables.errors[key]
+        z = np.abs(getattr(res.observables, key) - getattr(exact, key)) / err
+        assert np.max(z) < 6.0, (key, np.max(z))
+
+
 def test_linear_general_inputs_match_class_closed_form_for_orthogonal_inputs():
     sizes = (6, 3, 3)
     X = np.sqrt(12) * np.eye(12)  # x_μ = √N0 e_μ, K0 = I
