@@ -153,30 +153,38 @@ def _weighted_rows(A, logv, ref, t, Pc, inv_var_a, s, dx, tab, hessian, K):
     return out
 
 
-@numba.njit(cache=True)
+_CHUNKS = 16  # work units for the parallel loops (a multiple of the core count)
+
+
+@numba.njit(cache=True, parallel=True)
 def _weighted_sums(A, logv, t, Pc, inv_var_a, s, dx, tab, hessian, K):
-    """(Σ_k e^{S(a_k) + v_k − ref} F(a_k), ref, Σ_k e^{2(S + v − ref)})."""
+    """(Σ_k e^{S(a_k) + v_k − ref} F(a_k), ref, Σ_k e^{2(S + v − ref)}).
+
+    Nodes whose weight is below 1e-17 of the largest are skipped: they cannot
+    change a float64 sum. Work is split into chunks summed in parallel.
+    """
     n, m = A.shape
     logw = np.empty(n)
-    p1, p2, v = np.empty(m), np.empty(m), np.empty(m * m)
-    ref = -np.inf
-    for i in range(n):
-        logw[i] = _log_tilt(A[i], t, Pc, inv_var_a, s, dx, tab, p1, p2) + logv[i]
-        if logw[i] > ref:
-            ref = logw[i]
-    sums = np.zeros(K)
-    row = np.empty(K)
-    sum_w2 = 0.0
-    for i in range(n):
-        w = math.exp(logw[i] - ref)
-        if w < 1e-300:
-            continue
-        sum_w2 += w * w
-        _log_tilt(A[i], t, Pc, inv_var_a, s, dx, tab, p1, p2)
-        _fill(A[i], p1, p2, w, hessian, v, row)
-        for k in range(K):
-            sums[k] += row[k]
-    return sums, ref, sum_w2
+    P1 = np.empty((n, m))
+    P2 = np.empty((n, m))
+    for c in numba.prange(_CHUNKS):
+        for i in range(c * n // _CHUNKS, (c + 1) * n // _CHUNKS):
+            logw[i] = _log_tilt(A[i], t, Pc, inv_var_a, s, dx, tab, P1[i], P2[i]) + logv[i]
+    ref = np.max(logw)
+    partial = np.zeros((_CHUNKS, K))
+    partial_w2 = np.zeros(_CHUNKS)
+    for c in numba.prange(_CHUNKS):
+        v = np.empty(m * m)
+        row = np.empty(K)
+        for i in range(c * n // _CHUNKS, (c + 1) * n // _CHUNKS):
+            w = math.exp(logw[i] - ref)
+            if w < 1e-17:
+                continue
+            partial_w2[c] += w * w
+            _fill(A[i], P1[i], P2[i], w, hessian, v, row)
+            for k in range(K):
+                partial[c, k] += row[k]
+    return partial.sum(axis=0), ref, partial_w2.sum()
 
 
 # ----------------------------------------------------------------------------- result type
