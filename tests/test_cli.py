@@ -30,3 +30,12 @@ def test_solve_json_has_the_documented_keys(capsys, tmp_path):
 def test_bad_input_exits_2_with_a_named_parameter(capsys, args, word):
     assert main(["solve", "--no-plot", "--quiet", "--nonlinearity", "linear", *args]) == 2
     assert word in capsys.readouterr().err
+
+
+def test_several_nonlinearities_give_a_list_of_solutions(capsys):
+    code = main(["solve", "--class-sizes", "4,2,2", "--temperature", "0.5", "--nonlinearity", "linear,erf",
+                 "--format", "json", "--no-plot", "--quiet"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [s["nonlinearity"] for s in out["solutions"]] == ["linear", "erf"]
+    assert all(KEYS <= set(s) for s in out["solutions"])
