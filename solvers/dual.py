@@ -9,9 +9,10 @@ owns what the integration needs between calls: the node placement
 (:mod:`solvers.placement`), rebuilt at every accepted iterate from the
 moments and modes of p(a) there and kept fixed within a line search; the
 tensor-rule order, raised (×1.5, up to ``max_order``) when the error check
-or the line search fails. Both
-solvers (Newton, fixed point) use it, so they solve the same discretised
-problem.
+or the line search fails; and, for φ that can condense (ReLU-like), the
+log-barrier weight ε whose multipliers are the condensate (:class:`Condensate`).
+Both solvers (Newton, fixed point) use it, so they solve the same
+discretised problem.
 """
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .options import SolverOptions
-from .problem import ClassProblem
-from theory.domain import _kappa_and_slope, marginal_directions
+from theory.domain import kappa_and_slope, marginal_directions
 
+from .options import SolverOptions
 from .placement import build_placement
+from .problem import ClassProblem
 from .readout_integral import QMCNodes, ReadoutMoments, readout_moments
 
 __all__ = ["Evaluation", "OutsideDomain", "DualObjective"]
@@ -141,7 +142,7 @@ class DualObjective:
         K = np.zeros((m, m))
         codes = []
         for a_hat, mu_j in zip(dirs, mu):
-            _, dk = _kappa_and_slope(t @ a_hat, nl.slope_pos, nl.slope_neg)
+            _, dk = kappa_and_slope(t @ a_hat, nl.slope_pos, nl.slope_neg)
             codes.append(tuple(int(c) for c in np.flatnonzero(dk != 0)))
             f += mu_j * sa**2 * sw**2 * dk[:, None] * a_hat[None, :]
             U += 2 * mu_j * sa**2 * np.outer(a_hat, a_hat)
@@ -161,7 +162,7 @@ class DualObjective:
             s2 = prob.spec.sigma_a**2 * prob.spec.sigma_w**2
             for a_hat, mu_j, margin in zip(cond.directions, cond.multipliers, cond.margins):
                 g = ev.t @ a_hat
-                _, dk = _kappa_and_slope(g, nl.slope_pos, nl.slope_neg)
+                _, dk = kappa_and_slope(g, nl.slope_pos, nl.slope_neg)
                 grad_q = (s2 * prob.class_sizes * dk)[:, None] * a_hat[None, :]  # ∂q/∂t_c
                 d2k = np.where(dk != 0, 2 * np.where(nl.slope_pos * g > 0, nl.slope_pos, nl.slope_neg) ** 2, 0.0)
                 H += (mu_j / margin) * np.outer(grad_q.ravel(), grad_q.ravel())

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.domain import _kappa_and_slope
+from theory.domain import kappa_and_slope
 
 from .dual import DualObjective, Evaluation, OutsideDomain
 
@@ -104,7 +104,7 @@ def _shrink_barrier(dual: DualObjective, ev: Evaluation, factor: float = 1e-3):
         s2 = prob.spec.sigma_a**2 * prob.spec.sigma_w**2
         rows = []
         for a_hat in cond.directions:
-            _, dk = _kappa_and_slope(t @ a_hat, prob.nonlinearity.slope_pos, prob.nonlinearity.slope_neg)
+            _, dk = kappa_and_slope(t @ a_hat, prob.nonlinearity.slope_pos, prob.nonlinearity.slope_neg)
             rows.append(((s2 * prob.class_sizes * dk)[:, None] * a_hat[None, :]).ravel())
         delta = np.linalg.lstsq(np.array(rows), cond.margins * (1.0 - ratio), rcond=None)[0].reshape(t.shape)
         for _ in range(30):

@@ -433,7 +433,7 @@ _QMC_NU = 5.0
 
 @dataclass(frozen=True)
 class QMCNodes:
-    """Fixed standardised Student-t nodes (R replicates × n) and their log densities."""
+    """Fixed standardised Student-t (ν = 5) nodes, R replicates × n, from scrambled Sobol sequences."""
 
     z: np.ndarray  # (R, n, m)
 

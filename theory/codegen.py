@@ -44,19 +44,18 @@ class _NumbaPrinter(PythonCodePrinter):
         x = self._print(expr.args[0])
         return f"(1.0 if {x} > 0 else (0.0 if {x} < 0 else 0.5))"
 
-    def _print_Max(self, expr):
+    def _fold(self, expr, name):
         args = [self._print(a) for a in expr.args]
         out = args[0]
         for a in args[1:]:
-            out = f"max({out}, {a})"
+            out = f"{name}({out}, {a})"
         return out
 
+    def _print_Max(self, expr):
+        return self._fold(expr, "max")
+
     def _print_Min(self, expr):
-        args = [self._print(a) for a in expr.args]
-        out = args[0]
-        for a in args[1:]:
-            out = f"min({out}, {a})"
-        return out
+        return self._fold(expr, "min")
 
     def _print_Integer(self, expr):
         return f"{int(expr)}.0" if abs(int(expr)) < 2**53 else super()._print_Integer(expr)

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["domain_margin", "marginal_directions"]
+__all__ = ["domain_margin", "marginal_directions", "kappa_and_slope"]
 
 
-def _kappa_and_slope(g, alpha_pos, alpha_neg):
+def kappa_and_slope(g, alpha_pos, alpha_neg):
     """κ(g) = max(u², v²), u = (α₊g)₊, v = (−α₋g)₊, and dκ/dg."""
     u = np.maximum(alpha_pos * g, 0.0)
     v = np.maximum(-alpha_neg * g, 0.0)
@@ -32,7 +32,7 @@ def _kappa_and_slope(g, alpha_pos, alpha_neg):
 def _ascent(t, P, alpha_pos, alpha_neg, starts, iters=500):
     A = starts / np.linalg.norm(starts, axis=1, keepdims=True)
     for _ in range(iters):
-        _, dk = _kappa_and_slope(A @ t.T, alpha_pos, alpha_neg)
+        _, dk = kappa_and_slope(A @ t.T, alpha_pos, alpha_neg)
         grad = (P[None, :] * dk) @ t
         norm = np.linalg.norm(grad, axis=1, keepdims=True)
         new = np.where(norm > 0, grad / np.where(norm > 0, norm, 1.0), A)
@@ -41,7 +41,7 @@ def _ascent(t, P, alpha_pos, alpha_neg, starts, iters=500):
         if done:
             break
     A = np.array([_polish(a, t, P, alpha_pos, alpha_neg) for a in A])
-    kappa, _ = _kappa_and_slope(A @ t.T, alpha_pos, alpha_neg)
+    kappa, _ = kappa_and_slope(A @ t.T, alpha_pos, alpha_neg)
     return A, kappa @ P
 
 
