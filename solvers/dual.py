@@ -25,7 +25,7 @@ from theory.domain import kappa_and_slope, marginal_directions
 from .options import SolverOptions
 from .placement import build_placement
 from .problem import ClassProblem
-from .readout_integral import QMCNodes, ReadoutMoments, readout_moments
+from .readout_integral import QMCNodes, ReadoutMoments, readout_hessian, readout_moments
 
 __all__ = ["Evaluation", "OutsideDomain", "DualObjective"]
 
@@ -151,11 +151,15 @@ class DualObjective:
                           kernel=K, mass=2 * mu * sa**2 * sw**2, codes=tuple(codes))
 
     def hessian(self, ev: Evaluation) -> np.ndarray:
-        """∇²G (+ barrier) as (m², m²) in the flattening c*m + r."""
+        """∇²G (+ barrier) as (m², m²) in the flattening c*m + r (computed here if ``ev`` lacks it)."""
         prob = self.prob
         m = prob.m
         P = np.repeat(prob.class_sizes, m)
-        H = ev.moments.hessian + prob.temperature * np.diag(P)
+        H_phi = ev.moments.hessian
+        if H_phi is None:
+            H_phi = readout_hessian(prob, ev.t, self.placement, integrator=self.kind, order=self.order,
+                                    qmc_nodes=self.qmc_nodes)
+        H = H_phi + prob.temperature * np.diag(P)
         cond = ev.condensate
         if cond is not None:
             nl = prob.nonlinearity

@@ -158,7 +158,7 @@ def newton(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, progre
         for _ in range(16):
             trial = t + alpha * d.reshape(m, m)
             try:
-                ev_new = dual.evaluate(trial)
+                ev_new = dual.evaluate(trial, hessian=False)  # the Hessian only where a step is accepted
             except OutsideDomain:
                 alpha *= 0.5
                 continue

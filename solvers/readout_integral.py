@@ -49,7 +49,8 @@ from .cubature import adaptive_cubature, genz_malik_rule, _initial_partition, _r
 from .placement import Placement
 from .problem import ClassProblem
 
-__all__ = ["Layout", "ReadoutMoments", "QMCNodes", "readout_moments", "gauss_hermite_nodes", "INTEGRATORS"]
+__all__ = ["Layout", "ReadoutMoments", "QMCNodes", "readout_moments", "readout_hessian", "gauss_hermite_nodes",
+           "trapezoid_nodes", "INTEGRATORS"]
 
 INTEGRATORS = ("trapezoid", "gauss-hermite", "cubature", "qmc")
 
@@ -309,7 +310,9 @@ def trapezoid_nodes(m: int, n: int):
     x = np.linspace(-TRAPEZOID_HALF_WIDTH, TRAPEZOID_HALF_WIDTH, n)
     h = x[1] - x[0]
     grids = np.meshgrid(*([x] * m), indexing="ij")
-    z = np.ascontiguousarray(np.stack([g.ravel() for g in grids], axis=1))
+    z = np.stack([g.ravel() for g in grids], axis=1)
+    # the cube's corners beyond radius Z carry weight < e^{-Z²/2}: keep the ball (half the nodes in 3-D)
+    z = np.ascontiguousarray(z[np.sum(z * z, axis=1) <= TRAPEZOID_HALF_WIDTH**2])
     logw = m * math.log(h) - 0.5 * np.sum(z * z, axis=1) - 0.5 * m * math.log(2 * math.pi)
     z.setflags(write=False)
     logw.setflags(write=False)
@@ -342,7 +345,13 @@ def _gh_pass(prob, t, placement: Placement, n, hessian, rule="trapezoid"):
     parts, n_nodes = [], 0
     for comp in placement.components:
         A = np.ascontiguousarray(comp.mu[None, :] + z @ comp.L.T)
-        logv = logw - math.log(J) - placement.log_mixture(A) + placement.log_shares(A)[0]
+        if J == 1:  # log N_1(A) = log N(z) − log|L|: no density to evaluate
+            logv = logw + 0.5 * np.sum(z * z, axis=1) + 0.5 * prob.m * math.log(2 * math.pi) + float(
+                np.sum(np.log(np.diag(comp.L))))
+        else:
+            logv = logw - math.log(J) - placement.log_mixture(A)
+        if placement.needles:
+            logv = logv + placement.log_shares(A)[0]
         parts.append(_weighted_sums(A, logv, *args, hessian, lay.size)[:2])
         n_nodes += len(A)
     bulk, _ = _combine(parts)
@@ -487,6 +496,17 @@ def _qmc_moments(prob, t, placement, nodes: QMCNodes, hessian):
 
 
 # ----------------------------------------------------------------------------- entry point
+
+def readout_hessian(prob: ClassProblem, t: np.ndarray, placement: Placement, *, integrator: str = "trapezoid",
+                    order: int = 24, qmc_nodes: QMCNodes | None = None) -> np.ndarray:
+    """∇²Φ(t) alone (m² × m²), for solvers that need it only at accepted iterates."""
+    t = np.asarray(t, dtype=np.float64)
+    if integrator in _TENSOR_RULES:
+        hl, hv, hz, hn, _ = _gh_pass(prob, t, placement, order, True, integrator)
+        return _assemble(prob, hl, t, hv, np.zeros(hl.size), hz, "", hn, True, 0.0).hessian
+    return readout_moments(prob, t, placement, integrator=integrator, hessian=True, rtol=1e-4,
+                           qmc_nodes=qmc_nodes).hessian
+
 
 def readout_moments(prob: ClassProblem, t: np.ndarray, placement: Placement, *,
                     integrator: str = "trapezoid", order: int = 32, check: bool = True,
