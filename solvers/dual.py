@@ -165,15 +165,40 @@ class DualObjective:
             nl = prob.nonlinearity
             s2 = prob.spec.sigma_a**2 * prob.spec.sigma_w**2
             for a_hat, mu_j, margin in zip(cond.directions, cond.multipliers, cond.margins):
-                g = ev.t @ a_hat
-                _, dk = kappa_and_slope(g, nl.slope_pos, nl.slope_neg)
-                grad_q = (s2 * prob.class_sizes * dk)[:, None] * a_hat[None, :]  # ∂q/∂t_c
-                d2k = np.where(dk != 0, 2 * np.where(nl.slope_pos * g > 0, nl.slope_pos, nl.slope_neg) ** 2, 0.0)
-                H += (mu_j / margin) * np.outer(grad_q.ravel(), grad_q.ravel())
-                for c in range(m):
-                    H[c * m:(c + 1) * m, c * m:(c + 1) * m] += mu_j * s2 * prob.class_sizes[c] * d2k[c] * np.outer(
-                        a_hat, a_hat)
+                grad_q, hess_q = self._q_derivatives(ev.t, a_hat)
+                H += (mu_j / margin) * np.outer(grad_q, grad_q) + mu_j * hess_q
         return H
+
+    def _q_derivatives(self, t: np.ndarray, a_hat: np.ndarray):
+        """Gradient and exact Hessian of q_j(t) (flattened c*m + r) on the active set at â_j.
+
+        On the cone where each class keeps its branch, q = σ_a²σ_1² λ_max(M),
+        M = Σ_c P_c α_c² t_c t_cᵀ, with â its top eigenvector v_1. Eigenvalue
+        perturbation theory: d²λ = v_1ᵀ d²M v_1 + 2 Σ_{k>=2} (v_kᵀ dM v_1)²/(λ_1 − λ_k),
+        the second term being how â turns with t.
+        """
+        prob = self.prob
+        nl = prob.nonlinearity
+        m = prob.m
+        s2 = prob.spec.sigma_a**2 * prob.spec.sigma_w**2
+        g = t @ a_hat
+        u, v = np.maximum(nl.slope_pos * g, 0.0), np.maximum(-nl.slope_neg * g, 0.0)
+        coef = prob.class_sizes * np.where(u >= v, nl.slope_pos, nl.slope_neg) ** 2 * (np.maximum(u, v) > 0)
+        M = t.T @ (t * coef[:, None])
+        lam, V = np.linalg.eigh(M)
+        v1 = V[:, -1] * np.sign(V[:, -1] @ a_hat or 1.0)
+        grad = (2 * s2 * coef * (t @ v1))[:, None] * v1[None, :]
+        hess = np.zeros((m * m, m * m))
+        for c in range(m):
+            hess[c * m:(c + 1) * m, c * m:(c + 1) * m] += 2 * s2 * coef[c] * np.outer(v1, v1)
+        for k in range(m - 1):
+            gap = lam[-1] - lam[k]
+            if gap <= 1e-12 * max(lam[-1], 1e-300):
+                continue
+            vk = V[:, k]
+            w = (coef * (t @ v1))[:, None] * vk[None, :] + (coef * (t @ vk))[:, None] * v1[None, :]
+            hess += 2 * s2 * np.outer(w.ravel(), w.ravel()) / gap
+        return grad.ravel(), hess
 
     # ------------------------------------------------------------------ adaptation
     def update_placement(self, ev: Evaluation) -> None:
