@@ -226,6 +226,11 @@ class DualObjective:
             return max(tol, 3.0 * float(np.max(ev.moments.error["outputs"])))
         return tol
 
+    def can_refine(self) -> bool:
+        if self.kind == "qmc":
+            return self.qmc_points < 16 * self.options.qmc_points
+        return self.kind in ("trapezoid", "gauss-hermite") and self.order < self.options.max_order
+
     def refine(self, reason: str) -> bool:
         """Make the rule more accurate (higher tensor order, or twice the QMC points); False if it cannot."""
         if self.kind == "qmc" and self.qmc_points < 16 * self.options.qmc_points:

@@ -93,17 +93,23 @@ def test_odd_nonlinearity_keeps_t_diagonal():
     assert np.max(np.abs(off)) < 1e-7
 
 
-def test_relu_small_task_condenses_one_direction_per_class():
-    """Small T: the ReLU solution sits on the domain boundary with one-class outlier codes (THEORY §4)."""
-    res = solve(ModelSpec("relu", class_sizes=(4, 2, 2), temperature=0.05))
+def test_relu_default_task_condenses_one_direction_per_class():
+    """Small T: the ReLU solution sits on the domain boundary, and outliers along one marginal
+    direction per class, each with a one-class code, carry an O(1) share of the output (THEORY §4)."""
+    res = solve(ModelSpec("relu", class_sizes=(32, 16, 16), temperature=0.05))
     assert res.success, res.message
     np.testing.assert_allclose(res.outputs, np.eye(3) - 0.05 * res.t, atol=1e-6)
-    codes = sorted(tuple(c) for c in res.extra["condensate"]["codes"])
-    assert codes == [(0,), (1,), (2,)]
+    cond = res.extra["condensate"]
+    assert sorted(tuple(c) for c in cond["codes"]) == [(0,), (1,), (2,)]
+    assert min(cond["mass"]) > 1.0  # O(1) masses, λ_j = 2μ_jσ_a²σ_1²
+    assert max(cond["margins"]) < 1e-6  # on the boundary q = 1
+    # the two minority classes are equivalent: equal masses
+    masses = dict(zip((c[0] for c in cond["codes"]), cond["mass"]))
+    assert masses[1] == pytest.approx(masses[2], rel=1e-5)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("nl", ["normcdf", "relu"])
+@pytest.mark.parametrize("nl", ["normcdf", "erf", "tanh"])
 def test_default_task_nonlinear(nl):
     res = solve(ModelSpec(nl, class_sizes=(32, 16, 16), temperature=0.05))
     assert res.success, res.message
