@@ -1,6 +1,7 @@
 """The ``codingschemes`` command.
 
-``codingschemes solve`` solves the mean-field saddle point (THEORY §2–3).
+``codingschemes solve`` solves the mean-field saddle point (THEORY §2–3);
+``codingschemes validate`` compares sampled finite networks with it.
 With no arguments it solves the default task (classes 1/2, 1/4, 1/4 of
 P = 64, T = 0.05, σ_1 = σ_a = 1) for linear, normcdf and relu, prints a table
 and writes a figure of f, U and the kernel blocks. ``--format json`` prints
@@ -54,6 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="codingschemes_out", help="folder for the figure (default ./codingschemes_out)")
     p.add_argument("--no-plot", action="store_true", help="do not write the figure")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    v = sub.add_parser("validate", help="compare sampled finite networks with the theory")
+    v.add_argument("--class-sizes", default="8,4,4", help="comma-separated class sizes (default 8,4,4)")
+    v.add_argument("--nonlinearity", default="relu", help="linear, relu, erf, normcdf, tanh or an expression in h")
+    v.add_argument("--temperature", type=float, default=0.5, help="T > 0 (default 0.5)")
+    v.add_argument("--sigma-w", type=float, default=1.0, help="σ_1 (default 1)")
+    v.add_argument("--sigma-a", type=float, default=1.0, help="σ_a (default 1)")
+    v.add_argument("--widths", default="400", help="comma-separated widths N; two or more: 1/N extrapolation")
+    v.add_argument("--chains", type=int, default=4, help="chains per width (default 4)")
+    v.add_argument("--sweeps", type=int, default=1500, help="Gibbs sweeps per chain (default 1500)")
+    v.add_argument("--burn", type=int, default=300, help="burn-in sweeps (default 300)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--format", choices=("table", "json"), default="table")
+    v.add_argument("--out", default="codingschemes_out", help="folder for the PNG report")
+    v.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return parser
 
 
@@ -115,11 +131,44 @@ def _solve(args) -> int:
     return 0 if all(r.success for r in results) else 1
 
 
+def _validate(args) -> int:
+    from figures.validation import plot_validation
+    from validation.report import validate
+
+    try:
+        widths = [int(w) for w in args.widths.split(",") if w.strip()]
+    except ValueError:
+        raise SpecError(f"widths must be comma-separated positive integers (got {args.widths!r})") from None
+    if not widths or min(widths) < 1:
+        raise SpecError(f"widths must be comma-separated positive integers (got {args.widths!r})")
+    spec = ModelSpec(nonlinearity=args.nonlinearity, sigma_w=args.sigma_w, sigma_a=args.sigma_a,
+                     temperature=args.temperature, class_sizes=parse_class_sizes(args.class_sizes))
+    try:
+        report = validate(spec, widths=widths, chains=args.chains, sweeps=args.sweeps, burn=args.burn,
+                          seed=args.seed, progress=not args.quiet)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    path = plot_validation(report, Path(args.out) / "validate.png")
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{report['comparison']}\npassed: {report['passed']}  (max z {report['z_max']:.2f}, "
+              f"min ESS {report['diagnostics']['ess_min']:.0f}, max R-hat {report['diagnostics']['rhat_max']:.3f})")
+        for key in ("outputs", "readout_moment"):
+            print(f"{key}: theory {json.dumps(report['theory'][key])}\n{'':{len(key)}}  sampled "
+                  f"{json.dumps([[round(x, 4) for x in row] for row in report['sampling'][key]])}")
+    if not args.quiet:
+        print(f"report: {path}", file=sys.stderr)
+    return 0 if report["passed"] else 1
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "solve":
             return _solve(args)
+        if args.command == "validate":
+            return _validate(args)
     except SpecError as exc:
         print(f"codingschemes: error: {exc}", file=sys.stderr)
         return 2

@@ -39,3 +39,21 @@ def test_several_nonlinearities_give_a_list_of_solutions(capsys):
     assert code == 0
     assert [s["nonlinearity"] for s in out["solutions"]] == ["linear", "erf"]
     assert all(KEYS <= set(s) for s in out["solutions"])
+
+
+def test_validate_json_interface(capsys, tmp_path):
+    code = main(["validate", "--nonlinearity", "linear", "--class-sizes", "4,2,2", "--temperature", "0.5",
+                 "--widths", "60,120", "--chains", "2", "--sweeps", "150", "--burn", "50", "--format", "json",
+                 "--out", str(tmp_path), "--quiet"])
+    out = json.loads(capsys.readouterr().out)
+    assert code in (0, 1)
+    assert {"theory", "sampling", "diagnostics", "passed"} <= set(out)
+    assert KEYS <= set(out["theory"])
+    assert {"outputs", "readout_moment", "kernel_diagonal", "kernel_blocks"} <= set(out["sampling"])
+    assert {"ess_min", "rhat_max"} <= set(out["diagnostics"])
+    assert (tmp_path / "validate.png").stat().st_size > 1000
+
+
+def test_validate_rejects_bad_widths(capsys):
+    assert main(["validate", "--widths", "0,100", "--quiet"]) == 2
+    assert "widths" in capsys.readouterr().err
