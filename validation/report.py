@@ -8,7 +8,11 @@ each observable is extrapolated as a + b/N and its intercept compared with
 the solver (z-score); with one width the comparison allows the O(1/N) bias
 explicitly: |sampled − theory| <= 4 MCSE + c·max(1, |theory|)/N with c = 8.
 
-The comparison made is stated in the report: "equilibrium, random starts".
+Per width the report also gives the sampled code fractions (codes by
+:func:`validation.observables.neuron_codes`, threshold 0.5 of a neuron's
+largest class-mean activation) and the participation ratio of the neurons'
+contributions to the output. The comparison made is stated in the report:
+"equilibrium, random starts".
 Mode-changing moves and theory-initialised chains (THEORY §7) are not
 implemented yet, so in symmetry-broken phases the random-start chains may
 freeze code fractions away from equilibrium; the report says so.
@@ -25,7 +29,8 @@ from theory.spec import ModelSpec
 from .compare import extrapolate
 from .diagnostics import ess, mcse, split_rhat
 from .networks import Network, gibbs_sweep
-from .observables import from_vector, observables_vector
+from .observables import (class_mean_activations, code_fractions, from_vector, neuron_codes, observables_vector,
+                          output_contributions, participation_ratio)
 
 __all__ = ["validate", "C_OVER_N"]
 
@@ -37,7 +42,7 @@ Z_MAX = 4.0
 def _sample_width(spec, width, chains, sweeps, burn, step_size, seed, progress):
     net = Network(spec, width=width)
     rng = np.random.default_rng(seed)
-    out, acc = [], []
+    out, acc, fractions, prs = [], [], {}, []
     for c in range(chains):
         theta = net.prior_sample(rng)
         draws = []
@@ -46,6 +51,11 @@ def _sample_width(spec, width, chains, sweeps, burn, step_size, seed, progress):
             acc.append(a)
             if s >= burn:
                 draws.append(observables_vector(net, theta))
+                if (s - burn) % 10 == 0:
+                    for code, frac in code_fractions(neuron_codes(class_mean_activations(net, theta)),
+                                                     spec.m).items():
+                        fractions[code] = fractions.get(code, 0.0) + frac
+                    prs.append(participation_ratio(output_contributions(net, theta)))
             if progress and (s + 1) % max(1, sweeps // 20) == 0:
                 print(f"\r[validate] N = {width}: chain {c + 1}/{chains}, sweep {s + 1}/{sweeps}", end="",
                       file=sys.stderr, flush=True)
@@ -53,8 +63,11 @@ def _sample_width(spec, width, chains, sweeps, burn, step_size, seed, progress):
     if progress:
         print("", file=sys.stderr)
     out = np.array(out)
+    n_code = len(prs)
     return {"width": width, "mean": out.mean(axis=(0, 1)), "mcse": mcse(out), "ess": ess(out),
-            "rhat": split_rhat(out), "acceptance": float(np.mean(acc))}
+            "rhat": split_rhat(out), "acceptance": float(np.mean(acc)),
+            "code_fractions": {k: v / n_code for k, v in sorted(fractions.items())},
+            "participation_ratio": float(np.mean(prs))}
 
 
 def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500, burn: int = 300,
@@ -95,7 +108,8 @@ def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500
         "theory": theory.to_json(),
         "sampling": {**sampled.to_json(), "per_width": [
             {"width": r["width"], **from_vector(r["mean"], m, r["mcse"]).to_json(),
-             "acceptance": r["acceptance"]} for r in runs]},
+             "acceptance": r["acceptance"], "code_fractions": r["code_fractions"],
+             "participation_ratio": r["participation_ratio"]} for r in runs]},
         "diagnostics": {"ess_min": float(min(np.min(r["ess"]) for r in runs)),
                         "rhat_max": float(max(np.max(r["rhat"]) for r in runs)),
                         "per_width": [{"width": r["width"], "ess": r["ess"].tolist(), "rhat": r["rhat"].tolist()}
