@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--sweeps", type=int, default=1500, help="Gibbs sweeps per chain (default 1500)")
     v.add_argument("--burn", type=int, default=300, help="burn-in sweeps (default 300)")
     v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--init", choices=("random", "theory"), default="random",
+                   help="chain starts: prior draws, or neurons from the theory's single-neuron measure")
     v.add_argument("--format", choices=("table", "json"), default="table")
     v.add_argument("--out", default="codingschemes_out", help="folder for the PNG report")
     v.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -145,7 +147,7 @@ def _validate(args) -> int:
                      temperature=args.temperature, class_sizes=parse_class_sizes(args.class_sizes))
     try:
         report = validate(spec, widths=widths, chains=args.chains, sweeps=args.sweeps, burn=args.burn,
-                          seed=args.seed, progress=not args.quiet)
+                          seed=args.seed, progress=not args.quiet, init=args.init)
     except ValueError as exc:
         raise SpecError(str(exc)) from None
     path = plot_validation(report, Path(args.out) / "validate.png")

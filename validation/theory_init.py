@@ -1,0 +1,84 @@
+"""Networks drawn from the theory's single-neuron measure (THEORY §2, §7).
+
+For orthogonal inputs x_μ = √P e_μ the preactivations are the first-layer
+weights themselves (h = W), and the mean-field measure factorises over
+neurons:
+
+    a ~ p_t(a) ∝ N(a; 0, σ_a² I) Π_c Z(t_c·a)^{P_c},
+    h_μ | a ~ N(h; 0, σ_1²) e^{g φ(h)} / Z(g),   g = t_{c(μ)}·a, independently over μ.
+
+:func:`theory_initial_state` draws N such neurons: a by sampling-importance-
+resampling (50 Student-t candidates per neuron from the bulk Gaussian of
+p_t, weighted by e^{S(a)}/q(a)), h by inverse-CDF sampling of the 1-D tilted
+laws on a fine grid. Starting chains there is the stationarity test of
+THEORY §7: if the theory is right the observables stay at its values.
+The ReLU condensate (outliers beyond the needle radius) is not placed yet, so
+theory starts are meaningful where the solution has no condensate.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from solvers.placement import _derivatives
+from solvers.problem import ClassProblem
+from solvers.result import SolveResult
+
+from .networks import Network
+
+__all__ = ["sample_readouts", "sample_preactivations", "theory_initial_state"]
+
+
+def sample_readouts(prob: ClassProblem, result: SolveResult, n: int, rng: np.random.Generator,
+                    candidates: int = 50) -> np.ndarray:
+    """n readout vectors (n × m) from p_t(a) by sampling-importance-resampling."""
+    m, nu = prob.m, 5.0
+    t = result.t
+    mean = result.readout_mean if result.readout_mean is not None else np.zeros(m)
+    cov = result.readout_moment - np.outer(mean, mean)
+    L = np.linalg.cholesky(cov * 1.5**2 + 1e-12 * np.eye(m))
+    k = n * candidates
+    z = rng.standard_normal((k, m)) / np.sqrt(rng.chisquare(nu, k) / nu)[:, None]
+    A = mean + z @ L.T
+    log_q = -0.5 * (nu + m) * np.log1p(np.sum(z * z, axis=1) / nu)  # up to a constant
+    S, _, _ = _derivatives(prob, t, A)
+    logw = S - log_q
+    w = np.exp(logw - logw.max())
+    idx = rng.choice(k, size=n, replace=True, p=w / w.sum())
+    return A[idx]
+
+
+def sample_preactivations(prob: ClassProblem, t: np.ndarray, A: np.ndarray, rng: np.random.Generator,
+                          grid: int = 4001) -> np.ndarray:
+    """h (n × P): for neuron i and input μ in class c, a draw from ∝ N(h; 0, σ_1²) e^{(t_c·a_i) φ(h)}."""
+    nl = prob.nonlinearity
+    sigma = prob.spec.sigma_w
+    sizes = prob.spec.class_sizes
+    G = A @ t.T  # n × m
+    slope = max(abs(nl.slope_pos), abs(nl.slope_neg))
+    half = 12.0 * sigma + 1.5 * sigma**2 * float(np.max(np.abs(G))) * slope
+    h = np.linspace(-half, half, grid)
+    phi = nl(h)
+    out = []
+    for c, Pc in enumerate(sizes):
+        logp = -0.5 * (h / sigma) ** 2 + G[:, c:c + 1] * phi[None, :]  # n × grid
+        p = np.exp(logp - logp.max(axis=1, keepdims=True))
+        cdf = np.cumsum(p, axis=1)
+        cdf /= cdf[:, -1:]
+        u = rng.random((len(A), Pc))
+        j = np.array([np.searchsorted(cdf[i], u[i]) for i in range(len(A))])
+        j = np.clip(j, 1, grid - 1)
+        # linear interpolation inside the grid cell
+        c0, c1 = np.take_along_axis(cdf, j - 1, axis=1), np.take_along_axis(cdf, j, axis=1)
+        frac = np.where(c1 > c0, (u - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.5)
+        out.append(h[j - 1] + frac * (h[1] - h[0]))
+    return np.concatenate(out, axis=1)
+
+
+def theory_initial_state(net: Network, result: SolveResult, rng: np.random.Generator) -> np.ndarray:
+    """θ of a width-N network whose neurons are independent draws from the theory's measure."""
+    if net.spec.inputs is not None:
+        raise ValueError("theory starts need orthogonal class-structured inputs (inputs=None)")
+    prob = ClassProblem.from_spec(result.spec)
+    A = sample_readouts(prob, result, net.width, rng)
+    h = sample_preactivations(prob, result.t, A, rng)
+    return net.pack(h, A.T)  # orthogonal inputs with N0 = P: W = h
