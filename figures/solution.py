@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .style import pyplot, save
+
 __all__ = ["plot_solutions"]
 
 
@@ -30,10 +32,7 @@ def _heatmap(ax, M, title, cmap="RdBu_r", signed=True):
 
 def plot_solutions(results, path) -> Path:
     """Write a PNG with f, U and the kernel for each :class:`~solvers.result.SolveResult`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     results = list(results)
     fig, axes = plt.subplots(len(results), 3, figsize=(10, 3.1 * len(results)), squeeze=False)
@@ -51,9 +50,4 @@ def plot_solutions(results, path) -> Path:
             ax.set_ylabel("class c" if ax is not row[1] else "r", fontsize=8)
     T, sizes = results[0].spec.temperature, results[0].spec.class_sizes
     fig.suptitle(f"mean-field solution, class sizes {list(sizes)}, T = {T:g}", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .style import pyplot, save
+
 __all__ = ["plot_validation"]
 
 _KEYS = ("outputs", "readout_moment", "kernel_diagonal", "kernel_blocks")
@@ -21,10 +23,7 @@ def _flat(obs: dict) -> np.ndarray:
 
 
 def plot_validation(report: dict, path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
     th = report["theory"]
@@ -54,9 +53,4 @@ def plot_validation(report: dict, path) -> Path:
     ax2.set_xlim(left=-0.05 * inv.max())
     ax2.legend(fontsize=7, ncol=2)
     ax2.set_title(report["comparison"][:70], fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)

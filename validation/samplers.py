@@ -72,17 +72,24 @@ def _log_q(to, frm: State, step_size, inv_mass):
     return -0.5 * float(np.sum(d * d / inv_mass)) / step_size**2
 
 
-def mala_step(rng: np.random.Generator, state: State, logdensity_and_grad: Callable, step_size: float,
-              inv_mass=1.0):
+def _langevin_move(rng, state: State, logdensity_and_grad, step_size, inv_mass):
+    """(proposed State or None if its density is not finite, broadcast inverse mass)."""
     _check_step(step_size)
     inv_mass = np.broadcast_to(np.asarray(inv_mass, dtype=np.float64), state.position.shape)
     prop = _langevin_proposal(rng, state, step_size, inv_mass)
     logp, grad = logdensity_and_grad(prop)
     if not np.isfinite(logp) or not np.all(np.isfinite(grad)):
-        return state, Info(False, 0.0, step_size)  # a non-finite proposal is a rejection, not a crash
-    new = State(prop, float(logp), grad)
+        return None, inv_mass  # a non-finite proposal is a rejection, not a crash
+    return State(prop, float(logp), grad), inv_mass
+
+
+def mala_step(rng: np.random.Generator, state: State, logdensity_and_grad: Callable, step_size: float,
+              inv_mass=1.0):
+    new, inv_mass = _langevin_move(rng, state, logdensity_and_grad, step_size, inv_mass)
+    if new is None:
+        return state, Info(False, 0.0, step_size)
     log_ratio = new.logdensity - state.logdensity + _log_q(state.position, new, step_size, inv_mass) - _log_q(
-        prop, state, step_size, inv_mass)
+        new.position, state, step_size, inv_mass)
     prob = math.exp(min(0.0, log_ratio))
     if rng.random() < prob:
         return new, Info(True, prob, step_size)
@@ -91,13 +98,10 @@ def mala_step(rng: np.random.Generator, state: State, logdensity_and_grad: Calla
 
 def ula_step(rng: np.random.Generator, state: State, logdensity_and_grad: Callable, step_size: float,
              inv_mass=1.0):
-    _check_step(step_size)
-    inv_mass = np.broadcast_to(np.asarray(inv_mass, dtype=np.float64), state.position.shape)
-    prop = _langevin_proposal(rng, state, step_size, inv_mass)
-    logp, grad = logdensity_and_grad(prop)
-    if not np.isfinite(logp) or not np.all(np.isfinite(grad)):
+    new, _ = _langevin_move(rng, state, logdensity_and_grad, step_size, inv_mass)
+    if new is None:
         return state, Info(False, 0.0, step_size)
-    return State(prop, float(logp), grad), Info(True, 1.0, step_size)
+    return new, Info(True, 1.0, step_size)
 
 
 def hmc_step(rng: np.random.Generator, state: State, logdensity_and_grad: Callable, step_size: float,
