@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--init", choices=("random", "theory"), default="random",
                    help="chain starts: prior draws, or neurons from the theory's single-neuron measure")
+    v.add_argument("--swaps", type=int, default=0,
+                   help="Metropolis neuron swaps per sweep (mode-changing moves from a theory proposal)")
     v.add_argument("--format", choices=("table", "json"), default="table")
     v.add_argument("--out", default="codingschemes_out", help="folder for the PNG report")
     v.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -147,7 +149,7 @@ def _validate(args) -> int:
                      temperature=args.temperature, class_sizes=parse_class_sizes(args.class_sizes))
     try:
         report = validate(spec, widths=widths, chains=args.chains, sweeps=args.sweeps, burn=args.burn,
-                          seed=args.seed, progress=not args.quiet, init=args.init)
+                          seed=args.seed, progress=not args.quiet, init=args.init, swaps=args.swaps)
     except ValueError as exc:
         raise SpecError(str(exc)) from None
     path = plot_validation(report, Path(args.out) / "validate.png")

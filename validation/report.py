@@ -16,9 +16,11 @@ contributions to the output. The comparison made is stated in the report:
 "equilibrium, random starts".
 Chains can also start from the theory's single-neuron measure
 (``init="theory"``); :func:`stationarity` is the sharp test built on that.
-Mode-changing moves (THEORY §7) are not implemented yet, so in
-symmetry-broken phases random-start chains may freeze code fractions away
-from equilibrium; the report says which start it used.
+``swaps`` adds Metropolis independence moves that redraw a whole neuron
+from a theory-based proposal (:class:`validation.theory_init.NeuronProposal`),
+so neurons can change code; without them, in symmetry-broken phases
+random-start chains may freeze code fractions away from equilibrium. The
+report states the start and the moves used.
 """
 from __future__ import annotations
 
@@ -42,18 +44,23 @@ C_OVER_N = 4.0
 Z_MAX = 4.0
 
 
-def _sample_width(spec, width, chains, sweeps, burn, step_size, seed, progress, init="random", theory=None):
-    from .theory_init import theory_initial_state
+def _sample_width(spec, width, chains, sweeps, burn, step_size, seed, progress, init="random", theory=None,
+                  swaps=0):
+    from .theory_init import NeuronProposal, neuron_swap, theory_initial_state
 
+    proposal = NeuronProposal(theory) if swaps else None
     net = Network(spec, width=width)
     rng = np.random.default_rng(seed)
-    out, acc, fractions, prs = [], [], {}, []
+    out, acc, fractions, prs, swap_acc = [], [], {}, [], []
     for c in range(chains):
         theta = net.prior_sample(rng) if init == "random" else theory_initial_state(net, theory, rng)
         draws = []
         for s in range(sweeps):
             theta, a = gibbs_sweep(rng, net, theta, step_size=step_size, n_mala=5)
             acc.append(a)
+            for _ in range(swaps):
+                theta, ok = neuron_swap(rng, net, theta, proposal)
+                swap_acc.append(ok)
             if s >= burn:
                 draws.append(observables_vector(net, theta))
                 if (s - burn) % 10 == 0:
@@ -72,16 +79,21 @@ def _sample_width(spec, width, chains, sweeps, burn, step_size, seed, progress, 
     return {"width": width, "mean": out.mean(axis=(0, 1)), "mcse": mcse(out), "ess": ess(out),
             "rhat": split_rhat(out), "acceptance": float(np.mean(acc)),
             "code_fractions": {k: v / n_code for k, v in sorted(fractions.items())},
-            "participation_ratio": float(np.mean(prs))}
+            "participation_ratio": float(np.mean(prs)),
+            "swap_acceptance": float(np.mean(swap_acc)) if swap_acc else None}
 
 
 def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500, burn: int = 300,
-             step_size: float = 0.3, seed: int = 0, progress: bool = True, init: str = "random") -> dict:
+             step_size: float = 0.3, seed: int = 0, progress: bool = True, init: str = "random",
+             swaps: int = 0) -> dict:
     """Run the comparison; returns the report dict (JSON-ready, arrays as lists).
 
     ``init``: "random" (prior draws) or "theory" (neurons from the theory's single-neuron
-    measure, :mod:`validation.theory_init`).
+    measure, :mod:`validation.theory_init`). ``swaps``: Metropolis independence moves per sweep
+    that redraw one neuron from a theory-based proposal (mode-changing moves, THEORY §7).
     """
+    if not isinstance(swaps, int) or swaps < 0:
+        raise ValueError(f"swaps must be an integer >= 0 (got {swaps!r})")
     if init not in ("random", "theory"):
         raise ValueError(f"init must be 'random' or 'theory' (got {init!r})")
     widths = [int(w) for w in widths]
@@ -96,7 +108,7 @@ def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500
     t_obs = theory.observables
     t_vec = np.concatenate([t_obs.outputs.ravel(), t_obs.readout_moment.ravel(), t_obs.kernel_diagonal,
                             t_obs.kernel_blocks.ravel()])
-    runs = [_sample_width(spec, N, chains, sweeps, burn, step_size, seed + 7919 * i, progress, init, theory)
+    runs = [_sample_width(spec, N, chains, sweeps, burn, step_size, seed + 7919 * i, progress, init, theory, swaps)
             for i, N in enumerate(widths)]
     if len(widths) >= 2:
         a, sa, b, _ = extrapolate(widths, [r["mean"] for r in runs], [r["mcse"] for r in runs])
@@ -115,12 +127,15 @@ def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500
     sampled = from_vector(estimate, m, errors)
     report = {
         "spec": spec.to_dict(),
-        "comparison": comparison + ("; equilibrium with random starts (no mode-changing moves yet)" if init == "random"
-                                    else "; chains started from the theory's single-neuron measure"),
+        "comparison": comparison + ("; chains started from the prior" if init == "random"
+                                    else "; chains started from the theory's single-neuron measure")
+        + (f"; {swaps} neuron swaps per sweep (mode-changing moves)" if swaps
+           else "; no mode-changing moves: in broken phases code fractions may be frozen"),
         "theory": theory.to_json(),
         "sampling": {**sampled.to_json(), "per_width": [
             {"width": r["width"], **from_vector(r["mean"], m, r["mcse"]).to_json(),
-             "acceptance": r["acceptance"], "code_fractions": r["code_fractions"],
+             "acceptance": r["acceptance"], "swap_acceptance": r["swap_acceptance"],
+             "code_fractions": r["code_fractions"],
              "participation_ratio": r["participation_ratio"]} for r in runs]},
         "diagnostics": {"ess_min": float(min(np.min(r["ess"]) for r in runs)),
                         "rhat_max": float(max(np.max(r["rhat"]) for r in runs)),

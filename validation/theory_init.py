@@ -25,7 +25,7 @@ from solvers.result import SolveResult
 
 from .networks import Network
 
-__all__ = ["sample_readouts", "sample_preactivations", "theory_initial_state"]
+__all__ = ["sample_readouts", "sample_preactivations", "theory_initial_state", "NeuronProposal", "neuron_swap"]
 
 
 def sample_readouts(prob: ClassProblem, result: SolveResult, n: int, rng: np.random.Generator,
@@ -82,3 +82,54 @@ def theory_initial_state(net: Network, result: SolveResult, rng: np.random.Gener
     A = sample_readouts(prob, result, net.width, rng)
     h = sample_preactivations(prob, result.t, A, rng)
     return net.pack(h, A.T)  # orthogonal inputs with N0 = P: W = h
+
+
+class NeuronProposal:
+    """Independence proposal for one neuron's (a_i, w_i), with an exactly known density.
+
+    a ~ multivariate Student-t (ν = 5) with the mean and 1.5× the covariance of the theory's
+    p_t(a); then h_μ | a from the exact tilted law N(h; 0, σ_1²) e^{g φ(h)} / Z(g), g = t_{c(μ)}·a,
+    whose normaliser Z = e^{ψ(g)} comes from the ψ table. For orthogonal inputs w_i = h_i. Used by
+    :func:`neuron_swap`, it lets a neuron jump between modes (codes) in one Metropolis step.
+    """
+
+    def __init__(self, result: SolveResult):
+        self.prob = ClassProblem.from_spec(result.spec)
+        self.t = result.t
+        m = self.prob.m
+        mean = result.readout_mean if result.readout_mean is not None else np.zeros(m)
+        self.mean = mean
+        self.L = np.linalg.cholesky((result.readout_moment - np.outer(mean, mean)) * 1.5**2 + 1e-12 * np.eye(m))
+        self.labels = np.repeat(np.arange(m), result.spec.class_sizes)
+
+    def draw(self, rng):
+        m, nu = self.prob.m, 5.0
+        z = rng.standard_normal(m) / np.sqrt(rng.chisquare(nu) / nu)
+        a = self.mean + self.L @ z
+        h = sample_preactivations(self.prob, self.t, a[None, :], rng)[0]
+        return a, h
+
+    def log_density(self, a, h) -> float:
+        m, nu = self.prob.m, 5.0
+        z = np.linalg.solve(self.L, a - self.mean)
+        log_t = -0.5 * (nu + m) * np.log1p(z @ z / nu)  # constants cancel in the MH ratio
+        g = (self.t @ a)[self.labels]
+        psi, _, _ = self.prob.table()(g)
+        sigma = self.prob.spec.sigma_w
+        phi = self.prob.nonlinearity(h)
+        return float(log_t + np.sum(-0.5 * (h / sigma) ** 2 + g * phi - psi))
+
+
+def neuron_swap(rng: np.random.Generator, net: Network, theta: np.ndarray, proposal: NeuronProposal):
+    """One Metropolis independence move on a random neuron: returns (θ, accepted)."""
+    W, a = net.unpack(theta)
+    i = int(rng.integers(net.width))
+    a_new, h_new = proposal.draw(rng)
+    W2, a2 = W.copy(), a.copy()
+    W2[i], a2[:, i] = h_new, a_new
+    theta2 = net.pack(W2, a2)
+    log_ratio = (net.logdensity_and_grad(theta2)[0] - net.logdensity_and_grad(theta)[0]
+                 + proposal.log_density(a[:, i], W[i]) - proposal.log_density(a_new, h_new))
+    if np.log(rng.random()) < log_ratio:
+        return theta2, True
+    return theta, False
