@@ -67,7 +67,9 @@ def solve(spec: ModelSpec, options: SolverOptions | None = None, *, method: str 
     mo = ev.moments
     cond = ev.condensate
     f, U, kd, kb = mo.outputs, mo.readout_moment, mo.kernel_diagonal, mo.kernel_blocks
-    extra = {}
+    table = prob.table()
+    extra = {"psi_table": {"method": table.method, "error_estimate": table.error_estimate,
+                           "max_abs_g": table.gmax}}
     if cond is not None:
         f, U = f + cond.outputs, U + cond.readout_moment
         kd, kb = kd + np.diag(cond.kernel), kb + cond.kernel

@@ -17,6 +17,7 @@ def test_solve_json_has_the_documented_keys(capsys, tmp_path):
     assert code == 0
     assert KEYS <= set(out)
     assert out["converged"] is True and len(out["t"]) == 3 and len(out["kernel_diagonal"]) == 3
+    assert out["psi_table"]["method"] == "closed-form" and out["psi_table"]["error_estimate"] < 1e-9
     assert (tmp_path / "solve.png").stat().st_size > 1000
 
 
