@@ -7,7 +7,8 @@ averaged after burn-in, with MCSE, ESS and split-R̂. With two or more widths
 each observable is extrapolated as a + b/N and its intercept compared with
 the solver (z-score); with one width the comparison allows the O(1/N) bias
 explicitly: |sampled − theory| <= 4 MCSE + c·max(1, |theory|)/N with c = 4 (the measured bias is
-about 2.3·|theory|/N for U).
+about 2.3·|theory|/N for U). Either way a report passes only if every split-R̂ < 1.1: chains
+frozen in different code fractions (THEORY §7) inflate the MCSE and could otherwise "agree".
 
 Per width the report also gives the sampled code fractions (codes by
 :func:`validation.observables.neuron_codes`, threshold 0.5 of a neuron's
@@ -37,11 +38,13 @@ from .networks import Network, gibbs_sweep
 from .observables import (class_mean_activations, code_fractions, from_vector, neuron_codes, observables_vector,
                           output_contributions, participation_ratio)
 
-__all__ = ["validate", "stationarity", "C_OVER_N"]
+__all__ = ["validate", "stationarity", "C_OVER_N", "RHAT_MAX"]
 
 #: the constant c of the single-width criterion |Δ| <= 4 MCSE + c·max(1, |theory|)/N
 C_OVER_N = 4.0
 Z_MAX = 4.0
+#: chains count as converged (and a report can pass) only when every split-R̂ is below this
+RHAT_MAX = 1.1
 
 
 def _sample_width(spec, width, chains, sweeps, burn, step_size, seed, progress, init="random", theory=None,
@@ -124,6 +127,9 @@ def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500
         estimate, errors, b = r["mean"], r["mcse"], None
         comparison = (f"single width N = {widths[0]}: |sampled − theory| <= 4 MCSE + "
                       f"{C_OVER_N:g}·max(1, |theory|)/N")
+    rhat_max = float(max(np.max(r["rhat"]) for r in runs))
+    converged = rhat_max < RHAT_MAX
+    passed = passed and converged
     sampled = from_vector(estimate, m, errors)
     report = {
         "spec": spec.to_dict(),
@@ -138,7 +144,7 @@ def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500
              "code_fractions": r["code_fractions"],
              "participation_ratio": r["participation_ratio"]} for r in runs]},
         "diagnostics": {"ess_min": float(min(np.min(r["ess"]) for r in runs)),
-                        "rhat_max": float(max(np.max(r["rhat"]) for r in runs)),
+                        "rhat_max": rhat_max, "chains_converged": converged,
                         "per_width": [{"width": r["width"], "ess": r["ess"].tolist(), "rhat": r["rhat"].tolist()}
                                       for r in runs]},
         "z_max": float(np.max(z)),
