@@ -22,14 +22,16 @@ nodes are placed by a mixture of Gaussian components N_j = N(μ_j, L_j L_jᵀ):
   along â* is floored at the exact marginal precision (1 − q)/σ_a².
 
 The integrand is split exactly: a smooth step s_n(a) = Φ_N((a·â_n − R_n)/w_n)
-along each needle (R_n five bulk standard deviations out, w_n half of one) gives the needle share
-β_n = s_n Π_{k<n}(1 − s_k) and leaves 1 − Σ_n β_n to the bulk, which the
-mixture components share by the balance heuristic N_j / Σ_i N_i. Both are
-partitions of unity, so the total is exact for any components; they only
-decide the accuracy per node. Gauss–Hermite integrates a needle's share on a
-trapezoid grid in log-radius along â* times Gauss–Hermite across it, so the
-tail out to r ~ σ_a/√(1 − q) costs a few hundred nodes; cubature and QMC use
-the needle's Gaussian instead. Components that nearly duplicate an earlier
+along each needle (R_n five bulk standard deviations out, w_n half of one)
+gives the needle share β_n = s_n Π_{k<n}(1 − s_k) and leaves 1 − Σ_n β_n to
+the bulk, which the mixture components share by the balance heuristic
+N_j / Σ_i N_i. Both are partitions of unity, so the total is exact for any
+components; they only decide the accuracy per node. The tensor rules
+integrate a needle's share on a trapezoid grid in log-radius along â* times
+Gauss–Hermite across it, fading out smoothly at ``CONDENSATE_RADIUS`` step
+widths (the mass beyond is the condensate, :mod:`solvers.dual`), so the
+tail costs a few thousand nodes; cubature and QMC use the needle's Gaussian
+instead. Components that nearly duplicate an earlier
 one (symmetric KL < 0.25) are dropped. Covariances are inflated by 1.25 so
 that integrand/weight ratios decay in every direction.
 """
