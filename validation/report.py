@@ -12,7 +12,9 @@ frozen in different code fractions (THEORY §7) inflate the MCSE and could other
 
 Per width the report also gives the sampled code fractions (codes by
 :func:`validation.observables.neuron_codes`, threshold 0.5 of a neuron's
-largest class-mean activation) and the participation ratio of the neurons'
+largest class-mean activation), their total-variation distance to the
+theory's code fractions (20000 neurons from the single-neuron measure; not
+for condensed ReLU solutions) and the participation ratio of the neurons'
 contributions to the output. The comparison made is stated in the report:
 "equilibrium, random starts".
 Chains can also start from the theory's single-neuron measure
@@ -152,6 +154,15 @@ def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500
     }
     if b is not None:
         report["sampling"]["slope_1_over_n"] = from_vector(b, m).to_json()
+    if spec.inputs is None and "condensate" not in theory.extra:
+        from .theory_init import theory_code_fractions
+
+        tcf = theory_code_fractions(theory, seed=seed)
+        report["theory"]["code_fractions"] = tcf
+        for w in report["sampling"]["per_width"]:
+            codes = set(tcf) | set(w["code_fractions"])
+            w["code_fraction_distance"] = 0.5 * sum(abs(tcf.get(k, 0.0) - w["code_fractions"].get(k, 0.0))
+                                                    for k in codes)
     return report
 
 

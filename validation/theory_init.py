@@ -25,7 +25,8 @@ from solvers.result import SolveResult
 
 from .networks import Network
 
-__all__ = ["sample_readouts", "sample_preactivations", "theory_initial_state", "NeuronProposal", "neuron_swap"]
+__all__ = ["sample_readouts", "sample_preactivations", "theory_initial_state", "NeuronProposal", "neuron_swap",
+           "theory_code_fractions"]
 
 
 def sample_readouts(prob: ClassProblem, result: SolveResult, n: int, rng: np.random.Generator,
@@ -133,3 +134,19 @@ def neuron_swap(rng: np.random.Generator, net: Network, theta: np.ndarray, propo
     if np.log(rng.random()) < log_ratio:
         return theta2, True
     return theta, False
+
+
+def theory_code_fractions(result: SolveResult, n: int = 20000, seed: int = 0) -> dict:
+    """Code fractions of the theory: ``n`` neurons from the single-neuron measure, coded like the
+    sampled network (class-mean activation over the P_c inputs of each class,
+    :func:`validation.observables.neuron_codes`)."""
+    from .observables import code_fractions, neuron_codes
+
+    rng = np.random.default_rng(seed)
+    prob = ClassProblem.from_spec(result.spec)
+    A = sample_readouts(prob, result, n, rng)
+    h = sample_preactivations(prob, result.t, A, rng)
+    phi = prob.nonlinearity(h)
+    labels = np.repeat(np.arange(prob.m), result.spec.class_sizes)
+    means = np.stack([phi[:, labels == c].mean(axis=1) for c in range(prob.m)], axis=1)
+    return code_fractions(neuron_codes(means), prob.m)
