@@ -116,7 +116,7 @@ def test_small_temperature_needs_mode_changing_moves():
 
 @pytest.mark.slow
 def test_code_fractions_match_the_theory():
-    """Sampled code fractions against 20000 neurons from the theory's single-neuron measure.
+    """Sampled code fractions against 10000 neurons from the theory's single-neuron measure.
     Measured: total-variation distance 0.013 (normcdf, 4,2,2, T = 0.5, N = 200)."""
     from validation.report import validate
 

@@ -13,7 +13,7 @@ frozen in different code fractions (THEORY §7) inflate the MCSE and could other
 Per width the report also gives the sampled code fractions (codes by
 :func:`validation.observables.neuron_codes`, threshold 0.5 of a neuron's
 largest class-mean activation), their total-variation distance to the
-theory's code fractions (20000 neurons from the single-neuron measure; not
+theory's code fractions (10000 neurons from the single-neuron measure; not
 for condensed ReLU solutions) and the participation ratio of the neurons'
 contributions to the output. The comparison made is stated in the report:
 "equilibrium, random starts".

@@ -49,8 +49,12 @@ def sample_readouts(prob: ClassProblem, result: SolveResult, n: int, rng: np.ran
 
 
 def sample_preactivations(prob: ClassProblem, t: np.ndarray, A: np.ndarray, rng: np.random.Generator,
-                          grid: int = 4001) -> np.ndarray:
-    """h (n × P): for neuron i and input μ in class c, a draw from ∝ N(h; 0, σ_1²) e^{(t_c·a_i) φ(h)}."""
+                          grid: int = 1201, chunk: int = 1024) -> np.ndarray:
+    """h (n × P): for neuron i and input μ in class c, a draw from ∝ N(h; 0, σ_1²) e^{(t_c·a_i) φ(h)}.
+
+    Inverse-CDF sampling on a uniform grid covering the tilted mass, linear inside a cell,
+    in chunks of neurons to bound memory.
+    """
     nl = prob.nonlinearity
     sigma = prob.spec.sigma_w
     sizes = prob.spec.class_sizes
@@ -58,21 +62,23 @@ def sample_preactivations(prob: ClassProblem, t: np.ndarray, A: np.ndarray, rng:
     slope = max(abs(nl.slope_pos), abs(nl.slope_neg))
     half = 12.0 * sigma + 1.5 * sigma**2 * float(np.max(np.abs(G))) * slope
     h = np.linspace(-half, half, grid)
+    dh = h[1] - h[0]
     phi = nl(h)
-    out = []
+    out = np.empty((len(A), int(sum(sizes))))
+    col = 0
     for c, Pc in enumerate(sizes):
-        logp = -0.5 * (h / sigma) ** 2 + G[:, c:c + 1] * phi[None, :]  # n × grid
-        p = np.exp(logp - logp.max(axis=1, keepdims=True))
-        cdf = np.cumsum(p, axis=1)
-        cdf /= cdf[:, -1:]
-        u = rng.random((len(A), Pc))
-        j = np.array([np.searchsorted(cdf[i], u[i]) for i in range(len(A))])
-        j = np.clip(j, 1, grid - 1)
-        # linear interpolation inside the grid cell
-        c0, c1 = np.take_along_axis(cdf, j - 1, axis=1), np.take_along_axis(cdf, j, axis=1)
-        frac = np.where(c1 > c0, (u - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.5)
-        out.append(h[j - 1] + frac * (h[1] - h[0]))
-    return np.concatenate(out, axis=1)
+        for lo in range(0, len(A), chunk):
+            g = G[lo:lo + chunk, c:c + 1]
+            logp = -0.5 * (h / sigma) ** 2 + g * phi[None, :]
+            cdf = np.cumsum(np.exp(logp - logp.max(axis=1, keepdims=True)), axis=1)
+            cdf /= cdf[:, -1:]
+            u = rng.random((len(g), Pc))
+            j = np.clip(np.array([np.searchsorted(row, ui) for row, ui in zip(cdf, u)]), 1, grid - 1)
+            c0, c1 = np.take_along_axis(cdf, j - 1, axis=1), np.take_along_axis(cdf, j, axis=1)
+            frac = np.where(c1 > c0, (u - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.5)
+            out[lo:lo + chunk, col:col + Pc] = h[j - 1] + frac * dh
+        col += Pc
+    return out
 
 
 def theory_initial_state(net: Network, result: SolveResult, rng: np.random.Generator) -> np.ndarray:
@@ -136,7 +142,7 @@ def neuron_swap(rng: np.random.Generator, net: Network, theta: np.ndarray, propo
     return theta, False
 
 
-def theory_code_fractions(result: SolveResult, n: int = 20000, seed: int = 0) -> dict:
+def theory_code_fractions(result: SolveResult, n: int = 10000, seed: int = 0) -> dict:
     """Code fractions of the theory: ``n`` neurons from the single-neuron measure, coded like the
     sampled network (class-mean activation over the P_c inputs of each class,
     :func:`validation.observables.neuron_codes`)."""
