@@ -47,7 +47,8 @@ from theory.domain import marginal_directions
 
 from .problem import ClassProblem
 
-__all__ = ["Component", "Needle", "Placement", "find_modes", "build_placement", "INFLATION"]
+__all__ = ["Component", "Needle", "Placement", "find_modes", "build_placement", "log_tilt_derivatives",
+           "INFLATION"]
 
 INFLATION = 1.25
 _MODE_WINDOW = 25.0
@@ -177,7 +178,7 @@ def _sym_kl(a: Component, b: Component) -> float:
     return 0.25 * (np.trace(iCb @ Ca) + np.trace(iCa @ Cb) - 2 * m + d @ (iCa + iCb) @ d)
 
 
-def _derivatives(prob: ClassProblem, t, A):
+def log_tilt_derivatives(prob: ClassProblem, t, A):
     """S, ∇S, ∇²S at the rows of A."""
     table = prob.table()
     P = prob.class_sizes
@@ -194,7 +195,7 @@ def find_modes(prob: ClassProblem, t: np.ndarray, starts: np.ndarray, iters: int
     """Local maxima of S(a; t) from many starts: (modes (k, m), S (k,), Hessians (k, m, m)), best first."""
     t = np.asarray(t, dtype=np.float64)
     A = np.array(starts, dtype=np.float64)
-    S, grad, H = _derivatives(prob, t, A)
+    S, grad, H = log_tilt_derivatives(prob, t, A)
     for _ in range(iters):
         step = np.empty_like(A)
         for i in range(len(A)):
@@ -205,7 +206,7 @@ def find_modes(prob: ClassProblem, t: np.ndarray, starts: np.ndarray, iters: int
         step /= scale[:, None]
         alpha = np.ones(len(A))
         for _ in range(30):
-            S_new, g_new, H_new = _derivatives(prob, t, A + alpha[:, None] * step)
+            S_new, g_new, H_new = log_tilt_derivatives(prob, t, A + alpha[:, None] * step)
             bad = S_new < S - 1e-12 * np.abs(S)
             if not bad.any():
                 break

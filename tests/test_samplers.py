@@ -74,3 +74,24 @@ def test_network_rejects_bad_settings():
         Network(ModelSpec("relu"), width=0)
     with pytest.raises(Exception, match="temperature"):
         Network(ModelSpec("relu", temperature=0.0), width=10)
+
+
+def test_neuron_swap_proposal_density_is_normalised_in_h():
+    """The swap proposal's h-part is a normalised density: for one input per class and fixed a,
+    ∫ exp(log q(a, h) − log t(a)) dh = 1 (checked by quadrature); a swap step runs and keeps θ finite."""
+    from solvers.solve import solve
+    from validation.theory_init import NeuronProposal, neuron_swap
+
+    spec = ModelSpec("normcdf", class_sizes=(1, 1), temperature=0.5)
+    prop = NeuronProposal(solve(spec))
+    a = np.array([0.7, -0.4])
+    h = np.linspace(-12, 12, 801)
+    H0, H1 = np.meshgrid(h, h, indexing="ij")
+    z = np.linalg.solve(prop.L, a - prop.mean)
+    log_t = -0.5 * (5.0 + 2) * np.log1p(z @ z / 5.0)
+    vals = np.array([[prop.log_density(a, np.array([x, y])) for y in h[::8]] for x in h[::8]]) - log_t
+    integral = np.exp(vals).sum() * (h[8] - h[0]) ** 2 / (2 * np.pi)  # the N(h; 0, 1) constants
+    assert abs(integral - 1.0) < 1e-3
+    net = Network(spec, width=5)
+    theta, _ = neuron_swap(np.random.default_rng(0), net, net.prior_sample(np.random.default_rng(1)), prop)
+    assert np.all(np.isfinite(theta))

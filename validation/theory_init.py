@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.placement import _derivatives
+from solvers.placement import log_tilt_derivatives
 from solvers.problem import ClassProblem
 from solvers.result import SolveResult
 
@@ -29,19 +29,28 @@ __all__ = ["sample_readouts", "sample_preactivations", "theory_initial_state", "
            "theory_code_fractions"]
 
 
+_NU = 5.0  # Student-t degrees of freedom of the readout proposals
+
+
+def _readout_proposal(result: SolveResult):
+    """(mean, Cholesky factor of 1.5² × covariance) of the theory's p_t(a): the Student-t proposal."""
+    m = result.spec.m
+    mean = result.readout_mean if result.readout_mean is not None else np.zeros(m)
+    cov = result.readout_moment - np.outer(mean, mean)
+    return mean, np.linalg.cholesky(cov * 1.5**2 + 1e-12 * np.eye(m))
+
+
 def sample_readouts(prob: ClassProblem, result: SolveResult, n: int, rng: np.random.Generator,
                     candidates: int = 50) -> np.ndarray:
     """n readout vectors (n × m) from p_t(a) by sampling-importance-resampling."""
-    m, nu = prob.m, 5.0
+    m, nu = prob.m, _NU
     t = result.t
-    mean = result.readout_mean if result.readout_mean is not None else np.zeros(m)
-    cov = result.readout_moment - np.outer(mean, mean)
-    L = np.linalg.cholesky(cov * 1.5**2 + 1e-12 * np.eye(m))
+    mean, L = _readout_proposal(result)
     k = n * candidates
     z = rng.standard_normal((k, m)) / np.sqrt(rng.chisquare(nu, k) / nu)[:, None]
     A = mean + z @ L.T
     log_q = -0.5 * (nu + m) * np.log1p(np.sum(z * z, axis=1) / nu)  # up to a constant
-    S, _, _ = _derivatives(prob, t, A)
+    S, _, _ = log_tilt_derivatives(prob, t, A)
     logw = S - log_q
     w = np.exp(logw - logw.max())
     idx = rng.choice(k, size=n, replace=True, p=w / w.sum())
@@ -103,21 +112,18 @@ class NeuronProposal:
     def __init__(self, result: SolveResult):
         self.prob = ClassProblem.from_spec(result.spec)
         self.t = result.t
-        m = self.prob.m
-        mean = result.readout_mean if result.readout_mean is not None else np.zeros(m)
-        self.mean = mean
-        self.L = np.linalg.cholesky((result.readout_moment - np.outer(mean, mean)) * 1.5**2 + 1e-12 * np.eye(m))
-        self.labels = np.repeat(np.arange(m), result.spec.class_sizes)
+        self.mean, self.L = _readout_proposal(result)
+        self.labels = np.repeat(np.arange(result.spec.m), result.spec.class_sizes)
 
     def draw(self, rng):
-        m, nu = self.prob.m, 5.0
+        m, nu = self.prob.m, _NU
         z = rng.standard_normal(m) / np.sqrt(rng.chisquare(nu) / nu)
         a = self.mean + self.L @ z
         h = sample_preactivations(self.prob, self.t, a[None, :], rng)[0]
         return a, h
 
     def log_density(self, a, h) -> float:
-        m, nu = self.prob.m, 5.0
+        m, nu = self.prob.m, _NU
         z = np.linalg.solve(self.L, a - self.mean)
         log_t = -0.5 * (nu + m) * np.log1p(z @ z / nu)  # constants cancel in the MH ratio
         g = (self.t @ a)[self.labels]
