@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.domain import kappa_and_slope, marginal_directions
+from theory.domain import kappa_and_slope
 
 from .options import SolverOptions
 from .placement import build_placement
@@ -115,8 +115,7 @@ class DualObjective:
         mo = self.moments(t, hessian, check)
         P = self.prob.class_sizes[:, None]
         T = self.prob.temperature
-        explicit, _ = self.prob.dual_objective_terms(t)
-        value = mo.log_partition + explicit
+        value = mo.log_partition + self.prob.explicit_dual_term(t)
         outputs = mo.outputs
         cond = self._condensate(t) if self.epsilon > 0 else None
         if cond is not None:
@@ -130,7 +129,7 @@ class DualObjective:
         prob = self.prob
         nl = prob.nonlinearity
         sa, sw = prob.spec.sigma_a, prob.spec.sigma_w
-        dirs, q = marginal_directions(t, prob.class_sizes, sa, sw, nl, warm=prob._warm.get("directions"))
+        dirs, q = prob.marginal(t)
         keep = q > 0.5
         if not keep.any():
             return None

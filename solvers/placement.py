@@ -43,7 +43,6 @@ import math
 import numpy as np
 from scipy import special
 
-from theory.domain import marginal_directions
 
 from .problem import ClassProblem
 
@@ -235,7 +234,7 @@ def _needles(prob: ClassProblem, t: np.ndarray, bulk: Component) -> list:
         return []
     sa, sw = prob.spec.sigma_a, prob.spec.sigma_w
     m = len(t)
-    dirs, qs = marginal_directions(t, prob.class_sizes, sa, sw, nl)
+    dirs, qs = prob.marginal(t)
     out = []
     for a_hat, q in zip(dirs, qs):
         if q < 0.95 or q >= 1.0:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from theory.domain import domain_margin
+from theory.domain import marginal_directions
 from theory.nonlinearities import Nonlinearity, get_nonlinearity
 from theory.psi import PsiTable, psi_table
 from theory.spec import ModelSpec, SpecError
@@ -49,19 +49,28 @@ class ClassProblem:
         """ψ table for this φ and σ_1 (cached)."""
         return psi_table(self.spec.nonlinearity, self.spec.sigma_w)
 
-    def margin(self, t: np.ndarray) -> float:
-        """1 − q(t) > 0 inside the domain of Φ (always 1 for sublinear φ); warm-started."""
-        margin, direction = domain_margin(t, self.class_sizes, self.spec.sigma_a, self.spec.sigma_w,
-                                          self.nonlinearity, warm=self._warm.get("directions"))
-        if direction is not None:
+    def marginal(self, t: np.ndarray):
+        """(directions, q-values) of the local maximisers of q(t) (THEORY §3), warm-started
+        from the previous call and cached for the last t (the domain check and the condensate
+        both need them at every evaluation)."""
+        t = np.asarray(t, dtype=np.float64)
+        cached = self._warm.get("last")
+        if cached is not None and cached[0].shape == t.shape and np.array_equal(cached[0], t):
+            return cached[1], cached[2]
+        dirs, q = marginal_directions(t, self.class_sizes, self.spec.sigma_a, self.spec.sigma_w,
+                                      self.nonlinearity, warm=self._warm.get("directions"))
+        if len(q):
             prev = self._warm.get("directions")
-            self._warm["directions"] = direction[None] if prev is None else np.vstack([direction, prev])[:8]
-        return margin
+            self._warm["directions"] = dirs[:1] if prev is None else np.vstack([dirs[:1], prev])[:8]
+        self._warm["last"] = (t.copy(), dirs, q)
+        return dirs, q
 
-    def dual_objective_terms(self, t: np.ndarray):
-        """(−Σ_c P_c t_cc + T/2 Σ_c P_c ||t_c||², its gradient) — the explicit part of G."""
+    def margin(self, t: np.ndarray) -> float:
+        """1 − q(t) > 0 inside the domain of Φ (always 1 for sublinear φ)."""
+        _, q = self.marginal(t)
+        return float(1.0 - q[0]) if len(q) else 1.0
+
+    def explicit_dual_term(self, t: np.ndarray) -> float:
+        """−Σ_c P_c t_cc + (T/2) Σ_c P_c ||t_c||²: the part of G outside Φ."""
         P = self.class_sizes[:, None]
-        T = self.temperature
-        value = -float(np.sum(self.class_sizes * np.diag(t))) + 0.5 * T * float(np.sum(P * t * t))
-        grad = -P * np.eye(self.m) + T * P * t
-        return value, grad
+        return -float(np.sum(self.class_sizes * np.diag(t))) + 0.5 * self.temperature * float(np.sum(P * t * t))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["domain_margin", "marginal_directions", "kappa_and_slope"]
+__all__ = ["marginal_directions", "kappa_and_slope"]
 
 
 def kappa_and_slope(g, alpha_pos, alpha_neg):
@@ -102,11 +102,3 @@ def marginal_directions(t, class_sizes, sigma_a, sigma_w, nonlinearity, n_random
             dirs.append(A[i])
             vals.append(q[i])
     return np.array(dirs).reshape(-1, m), np.array(vals)
-
-
-def domain_margin(t, class_sizes, sigma_a, sigma_w, nonlinearity, warm=None):
-    """(1 − q(t), â*): positive inside the domain of Φ; â* is None for sublinear φ."""
-    dirs, q = marginal_directions(t, class_sizes, sigma_a, sigma_w, nonlinearity, warm=warm)
-    if len(q) == 0:
-        return 1.0, None
-    return float(1.0 - q[0]), dirs[0]
