@@ -19,7 +19,6 @@ import time
 
 import numpy as np
 
-from solvers.placement import Placement
 from solvers.problem import ClassProblem
 from solvers.solve import solve
 from theory.spec import ModelSpec

@@ -28,7 +28,6 @@ def plot_validation(report: dict, path) -> Path:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
     th = report["theory"]
     sa = report["sampling"]
-    err = _flat(sa["errors"]) if "errors" in sa else None
     colors = {"outputs": "C0", "readout_moment": "C1", "kernel_diagonal": "C2", "kernel_blocks": "C3"}
     for k in _KEYS:
         x, y = np.ravel(th[k]), np.ravel(sa[k])

@@ -161,8 +161,6 @@ class DualObjective:
         H = H_phi + prob.temperature * np.diag(P)
         cond = ev.condensate
         if cond is not None:
-            nl = prob.nonlinearity
-            s2 = prob.spec.sigma_a**2 * prob.spec.sigma_w**2
             for a_hat, mu_j, margin in zip(cond.directions, cond.multipliers, cond.margins):
                 grad_q, hess_q = self._q_derivatives(ev.t, a_hat)
                 H += (mu_j / margin) * np.outer(grad_q, grad_q) + mu_j * hess_q

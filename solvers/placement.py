@@ -45,6 +45,7 @@ from scipy import special
 
 
 from .problem import ClassProblem
+from .rules import gauss_hermite_nodes
 
 __all__ = ["Component", "Needle", "Placement", "find_modes", "build_placement", "log_tilt_derivatives",
            "INFLATION"]
@@ -113,12 +114,7 @@ class Needle:
         rho = np.exp(xs)
         r = r0 + rho
         m1 = self.basis.shape[1]
-        x, w = np.polynomial.hermite.hermgauss(max(6, order // 2))
-        z1, lw1 = math.sqrt(2.0) * x, np.log(w / math.sqrt(math.pi))
-        grids = np.meshgrid(*([z1] * m1), indexing="ij")
-        lgrids = np.meshgrid(*([lw1] * m1), indexing="ij")
-        z = np.stack([g.ravel() for g in grids], axis=1)
-        lz = np.sum(np.stack([g.ravel() for g in lgrids], axis=1), axis=1)
+        z, lz = gauss_hermite_nodes(m1, max(6, order // 2))
         y = self.centre[None, :] + z @ self.L_cross.T
         log_ny = (-0.5 * np.sum(z * z, axis=1) - float(np.sum(np.log(np.diag(self.L_cross))))
                   - 0.5 * m1 * math.log(2 * math.pi))
