@@ -27,7 +27,14 @@ from .placement import build_placement
 from .problem import ClassProblem
 from .readout_integral import QMCNodes, ReadoutMoments, readout_hessian, readout_moments
 
-__all__ = ["Evaluation", "OutsideDomain", "DualObjective"]
+__all__ = ["Evaluation", "OutsideDomain", "DualObjective", "Outcome", "Condensate", "EPSILON_MIN"]
+
+#: Final weight of the log barrier −ε Σ_j log(1 − q_j(t)) for linearly growing φ. Its
+#: minimiser is an exact KKT point for q_j <= 1 − O(ε); the multipliers μ_j = ε/(1 − q_j)
+#: are the condensate (THEORY §4). At ε = 1e-8 the margins are ~1e-8, which shifts the
+#: observables by ~1e-8 relative; smaller ε makes the residual ill-conditioned
+#: (∂μ/∂t ~ ε/(1 − q)² amplifies rounding in t).
+EPSILON_MIN = 1e-8
 
 
 class OutsideDomain(Exception):
@@ -71,6 +78,24 @@ class Evaluation:
     @property
     def residual_norm(self) -> float:
         return float(np.max(np.abs(self.residual)))
+
+
+@dataclass
+class Outcome:
+    evaluation: Evaluation
+    success: bool
+    status: int
+    message: str
+    nit: int
+
+    @classmethod
+    def finished(cls, ev: "Evaluation", state: str, nit: int) -> "Outcome":
+        """Outcome for a ``small_residual_step`` state "done" or "floor"."""
+        if state == "done":
+            return cls(ev, True, 0, "converged: residual below tol and integrator error check passed", nit)
+        return cls(ev, False, 2, "stopped at the integration noise floor: residual "
+                                 f"{ev.residual_norm:.2e} with the most accurate rule", nit)
+
 
 
 class DualObjective:
@@ -241,3 +266,57 @@ class DualObjective:
             self.log.append(f"{reason}: {self.kind} order -> {self.order}")
             return True
         return False
+
+    def shrink_barrier(self, ev: Evaluation, factor: float = 1e-3):
+        """ε → factor·ε with a predictor step that keeps the multipliers μ_j = ε/(1 − q_j).
+
+        Moving t so that every active margin 1 − q_j shrinks by the same factor
+        keeps the condensate masses, so Newton starts next to the new
+        central-path point. The predictor solves q_j(t + Δ) = 1 − factor·(1 − q_j(t))
+        by a few Gauss–Newton steps (least squares, exact ∇q_j) along the
+        directions of the active outliers.
+        """
+        eps_new = max(EPSILON_MIN, self.epsilon * factor)
+        ratio = eps_new / self.epsilon
+        self.epsilon = eps_new
+        cond, t = ev.condensate, ev.t
+        # predict only for a real condensate; for interior solutions μ_j → 0 as ε → 0 is the right path
+        if cond is None or np.max(np.abs(cond.outputs)) < 1e-3:
+            return t, self.evaluate(t)
+        prob = self.prob
+        target = 1.0 - ratio * cond.margins  # wanted q_j
+        dirs = cond.directions
+        delta = np.zeros_like(t)
+        for _ in range(6):
+            trial = t + delta
+            found, q_all = prob.marginal(trial)
+            idx = [int(np.argmax(found @ a)) for a in dirs]
+            dirs, q = found[idx], q_all[idx]
+            if np.max(np.abs(q - target) / (1.0 - target)) < 0.1:
+                break
+            rows = np.array([self._q_derivatives(trial, a)[0] for a in dirs])
+            delta = delta + np.linalg.lstsq(rows, target - q, rcond=None)[0].reshape(t.shape)
+        for _ in range(30):
+            if prob.margin(t + delta) > 0.0:
+                try:
+                    return t + delta, self.evaluate(t + delta)
+                except OutsideDomain:
+                    pass
+            delta = 0.5 * delta
+        return t, self.evaluate(t)
+
+    def small_residual_step(self, ev: Evaluation, tol: float):
+        """At small residual: shrink the barrier, else run the error check.
+
+        Returns (evaluation, state): "done" (converged, checked), "continue" (go on from the returned
+        evaluation, possibly a predictor point or a refined rule) or "floor" (the checked residual
+        exceeds tol and the rule cannot be refined: the residual is at the integration noise floor).
+        """
+        if self.epsilon > EPSILON_MIN:
+            return self.shrink_barrier(ev)[1], "continue"
+        checked, ok = self.verify(ev.t)
+        if not ok:
+            return self.evaluate(ev.t), "continue"
+        if checked.residual_norm <= self.tolerance(checked, tol):
+            return checked, "done"
+        return checked, "floor" if not self.can_refine() else "continue"

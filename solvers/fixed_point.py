@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dual import DualObjective, OutsideDomain
-from .newton import Outcome, _converged_or_refined, _finish
+from .dual import DualObjective, Outcome, OutsideDomain
 
 __all__ = ["fixed_point"]
 
@@ -39,9 +38,9 @@ def fixed_point(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, m
     nit = 0
     while True:
         if ev.residual_norm <= dual.tolerance(ev, tol):
-            ev, state = _converged_or_refined(dual, ev, tol)
+            ev, state = dual.small_residual_step(ev, tol)
             if state != "continue":
-                return _finish(ev, state, nit)
+                return Outcome.finished(ev, state, nit)
             # the rule or the barrier changed: restart from the returned point with a fresh history
             x, best, x_prev, r_prev = ev.t.ravel().copy(), ev.residual_norm, None, None
             dX.clear()

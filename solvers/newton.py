@@ -27,32 +27,11 @@ and Newton continues.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from theory.domain import marginal_directions
+from .dual import DualObjective, Outcome, OutsideDomain
 
-from .dual import DualObjective, Evaluation, OutsideDomain
-
-__all__ = ["Outcome", "newton", "solve_spd", "EPSILON_MIN"]  # _converged_or_refined, _finish: shared
-
-#: Final weight of the log barrier −ε Σ_j log(1 − q_j(t)) for linearly growing φ. Its
-#: minimiser is an exact KKT point for q_j <= 1 − O(ε); the multipliers μ_j = ε/(1 − q_j)
-#: are the condensate (THEORY §4). At ε = 1e-8 the margins are ~1e-8, which shifts the
-#: observables by ~1e-8 relative; smaller ε makes the residual ill-conditioned
-#: (∂μ/∂t ~ ε/(1 − q)² amplifies rounding in t).
-EPSILON_MIN = 1e-8
-
-
-@dataclass
-class Outcome:
-    evaluation: Evaluation
-    success: bool
-    status: int
-    message: str
-    nit: int
-
+__all__ = ["newton", "solve_spd"]
 
 def solve_spd(H: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Solve H x = b for symmetric H, shifting it to positive definite if needed."""
@@ -88,70 +67,6 @@ def _fraction_to_boundary(dual: DualObjective, t: np.ndarray, d: np.ndarray, tau
     return tau * lo
 
 
-def _shrink_barrier(dual: DualObjective, ev: Evaluation, factor: float = 1e-3):
-    """ε → factor·ε with a predictor step that keeps the multipliers μ_j = ε/(1 − q_j).
-
-    Moving t so that every active margin 1 − q_j shrinks by the same factor
-    keeps the condensate masses, so Newton starts next to the new
-    central-path point. The predictor solves q_j(t + Δ) = 1 − factor·(1 − q_j(t))
-    by a few Gauss–Newton steps (least squares, exact ∇q_j) along the
-    directions of the active outliers.
-    """
-    eps_new = max(EPSILON_MIN, dual.epsilon * factor)
-    ratio = eps_new / dual.epsilon
-    dual.epsilon = eps_new
-    cond, t = ev.condensate, ev.t
-    # predict only for a real condensate; for interior solutions μ_j → 0 as ε → 0 is the right path
-    if cond is None or np.max(np.abs(cond.outputs)) < 1e-3:
-        return t, dual.evaluate(t)
-    prob = dual.prob
-    target = 1.0 - ratio * cond.margins  # wanted q_j
-    dirs = cond.directions
-    delta = np.zeros_like(t)
-    for _ in range(6):
-        trial = t + delta
-        found, q_all = marginal_directions(trial, prob.class_sizes, prob.spec.sigma_a, prob.spec.sigma_w,
-                                           prob.nonlinearity, warm=dirs)
-        idx = [int(np.argmax(found @ a)) for a in dirs]
-        dirs, q = found[idx], q_all[idx]
-        if np.max(np.abs(q - target) / (1.0 - target)) < 0.1:
-            break
-        rows = np.array([dual._q_derivatives(trial, a)[0] for a in dirs])
-        delta = delta + np.linalg.lstsq(rows, target - q, rcond=None)[0].reshape(t.shape)
-    for _ in range(30):
-        if prob.margin(t + delta) > 0.0:
-            try:
-                return t + delta, dual.evaluate(t + delta)
-            except OutsideDomain:
-                pass
-        delta = 0.5 * delta
-    return t, dual.evaluate(t)
-
-
-def _converged_or_refined(dual: DualObjective, ev: Evaluation, tol: float):
-    """At small residual: shrink the barrier, else run the error check.
-
-    Returns (evaluation, state): "done" (converged, checked), "continue" (go on from the returned
-    evaluation, possibly a predictor point or a refined rule) or "floor" (the checked residual
-    exceeds tol and the rule cannot be refined: the residual is at the integration noise floor).
-    """
-    if dual.epsilon > EPSILON_MIN:
-        return _shrink_barrier(dual, ev)[1], "continue"
-    checked, ok = dual.verify(ev.t)
-    if not ok:
-        return dual.evaluate(ev.t), "continue"
-    if checked.residual_norm <= dual.tolerance(checked, tol):
-        return checked, "done"
-    return checked, "floor" if not dual.can_refine() else "continue"
-
-
-def _finish(ev: Evaluation, state: str, nit: int):
-    if state == "done":
-        return Outcome(ev, True, 0, "converged: residual below tol and integrator error check passed", nit)
-    return Outcome(ev, False, 2, "stopped at the integration noise floor: residual "
-                                 f"{ev.residual_norm:.2e} with the most accurate rule", nit)
-
-
 def newton(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, progress=None) -> Outcome:
     m = dual.prob.m
     t = np.array(t0, dtype=np.float64)
@@ -161,9 +76,9 @@ def newton(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, progre
     best, since_best, best_ev = ev.residual_norm, 0, ev
     while True:
         if ev.residual_norm <= dual.tolerance(ev, tol):
-            ev, state = _converged_or_refined(dual, ev, tol)
+            ev, state = dual.small_residual_step(ev, tol)
             if state != "continue":
-                return _finish(ev, state, nit)
+                return Outcome.finished(ev, state, nit)
             t = ev.t
             best, since_best, best_ev = ev.residual_norm, 0, ev
         if nit >= maxiter:
