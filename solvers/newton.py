@@ -1,25 +1,26 @@
 """Newton's method on the convex dual G(t) (THEORY §2).
 
-Step d = −(∇²G)⁻¹ ∇G, then backtracking: a trial point outside the domain
-of Φ (q(t) >= 1, or a non-finite integral) is rejected and α halved;
-otherwise Armijo's condition G(t + αd) <= G(t) + 10⁻⁴ α ∇G·d is
-required, together with, for steps cut by the domain boundary, the
-strong-Wolfe curvature condition ∇G(t + αd)·d <= 0.9 |∇G·d|, which rejects
-steps that overshoot the minimiser along d (near the ReLU domain boundary G
-turns up within ~1e-11 of it). A
-step that would leave the domain is first cut to 99% of the way to the
-boundary (the interior-point fraction-to-boundary rule). Once the Newton
-decrement λ² = −∇G·d is too small for G's
-rounding to resolve, a step is accepted when it lowers the residual. Starting
-from t = 0 (always inside the domain) this converges because G is convex.
+Step d = −(∇²G)⁻¹ ∇G. A step that would leave the domain of Φ is first cut to
+99% of the way to the boundary (the interior-point fraction-to-boundary
+rule); then backtracking: a trial point outside the domain (q(t) >= 1, or a
+non-finite integral) is rejected and α halved; otherwise Armijo's condition
+G(t + αd) <= G(t) + 10⁻⁴ α ∇G·d is required, together with, for steps cut by
+the boundary, the strong-Wolfe curvature condition ∇G(t + αd)·d <= 0.9 |∇G·d|,
+which rejects steps that overshoot the minimiser along d (near the ReLU
+domain boundary G turns up within ~1e-11 of it). Once the Newton decrement
+λ² = −∇G·d is too small for G's rounding to resolve, a step is accepted when
+it lowers the residual. Starting from t = 0 (always inside the domain) this
+converges because G is convex.
 
-For linearly growing φ the minimiser can sit within ~1e-11 of the domain
+For linearly growing φ the minimiser can sit within ~1e-8 of the domain
 boundary q(t) = 1, with the far tail of p(a) along the marginal directions
 carrying an O(1) share of the output (ReLU's condensate, THEORY §4). The
 integrators cover the tail out to a fixed radius; the mass beyond is the
 condensate, found as the multipliers of a log barrier −ε Σ_j log(1 − q_j(t))
 followed from ε = 10⁻² to 10⁻⁸ (three decades per step, each with a
-predictor that keeps the multipliers; an interior-point path). For interior solutions the multipliers vanish as ε → 0.
+predictor that keeps the multipliers; an interior-point path, in
+:meth:`DualObjective.small_residual_step`). For interior solutions the
+multipliers vanish as ε → 0.
 
 When the residual max|f − e + T t| (f including the condensate) falls below
 ``tol`` the integrator's error check runs; if it fails, the rule is refined

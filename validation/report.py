@@ -37,6 +37,7 @@ from theory.spec import ModelSpec
 from .compare import extrapolate
 from .diagnostics import ess, mcse, split_rhat
 from .networks import Network, gibbs_sweep
+from .theory_init import NeuronProposal, neuron_swap, theory_code_fractions, theory_initial_state
 from .observables import (class_mean_activations, code_fractions, from_vector, neuron_codes, observables_vector,
                           output_contributions, participation_ratio)
 
@@ -51,8 +52,6 @@ RHAT_MAX = 1.1
 
 def _sample_width(spec, width, chains, sweeps, burn, step_size, seed, progress, init="random", theory=None,
                   swaps=0):
-    from .theory_init import NeuronProposal, neuron_swap, theory_initial_state
-
     proposal = NeuronProposal(theory) if swaps else None
     net = Network(spec, width=width)
     rng = np.random.default_rng(seed)
@@ -155,8 +154,6 @@ def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500
     if b is not None:
         report["sampling"]["slope_1_over_n"] = from_vector(b, m).to_json()
     if spec.inputs is None and "condensate" not in theory.extra:
-        from .theory_init import theory_code_fractions
-
         tcf = theory_code_fractions(theory, seed=seed)
         report["theory"]["code_fractions"] = tcf
         for w in report["sampling"]["per_width"]:
@@ -175,8 +172,6 @@ def stationarity(spec: ModelSpec, width: int, init_spec: ModelSpec | None = None
     sweeps (no burn-in: stationarity is the claim) is within 4 MCSE + c·max(1, |theory|)/N of that
     theory. A wrong theory (``init_spec`` ≠ ``spec``) should fail: the chains relax away from it.
     """
-    from .theory_init import theory_initial_state
-
     init_spec = init_spec or spec
     theory = solve(init_spec)
     t_obs = theory.observables
