@@ -1,0 +1,215 @@
+"""All local maxima of the action S(a; t) (THEORY §4, eq. (4.1) of :mod:`solvers.large_p_problem`).
+
+At P → ∞ the single-neuron measure exp(P·S(a; t)) concentrates on the
+global maxima of S, so the branches of the solution are global maximisers
+and everything hinges on finding them reliably. :func:`maximise_action`
+
+* starts from a deterministic set (a = 0; ± scaled axes e_r; ± class
+  directions t̂_c and their pairwise sums ± t̂_c ± t̂_d; several radii set by
+  the fixed-point scale of a = σ̄_a² Σ_c ρ_c ψ'(t_c·a) t_c), random points,
+  and optional warm starts (for example the previous maxima);
+* runs a vectorised saddle-free Newton ascent with trust radius, using the
+  analytic gradient and Hessian: δ = V diag(1/|λ|) Vᵀ ∇S, which is the
+  Newton step −H⁻¹∇S where S is concave and an ascent step elsewhere;
+  stationary points that are not maxima (a = 0 of an odd φ below T_c) are
+  pushed off along the unstable eigenvector;
+* clusters the converged points and reports every local maximum with its
+  S value, gradient norm and Hessian eigenvalues, and marks the global
+  ones (within ``global_tol`` of the largest S).
+
+Starts whose |a| runs away (S unbounded above, or an asymptotically flat
+direction as for ReLU at q(t) = 1) are counted in ``escaped`` with the
+largest S they reached.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .large_p_problem import LargePProblem
+
+__all__ = ["LocalMaximum", "ActionMaxima", "maximise_action", "start_points"]
+
+
+@dataclass(frozen=True)
+class LocalMaximum:
+    """One local maximum a of S(·; t)."""
+
+    a: np.ndarray  # (m,)
+    value: float  # S(a; t)
+    gradient_norm: float
+    hessian_eigenvalues: np.ndarray  # ascending; all < 0 for a strict maximum
+    is_global: bool
+    starts: int  # how many starts converged here
+
+    @property
+    def stable(self) -> bool:
+        """Strict local maximum (Hessian negative definite)."""
+        return bool(self.hessian_eigenvalues[-1] < 0.0)
+
+    def to_json(self) -> dict:
+        return {"a": self.a.tolist(), "S": self.value, "gradient_norm": self.gradient_norm,
+                "hessian_eigenvalues": self.hessian_eigenvalues.tolist(), "global": self.is_global,
+                "starts": self.starts}
+
+
+@dataclass(frozen=True)
+class ActionMaxima:
+    """Result of :func:`maximise_action`: maxima sorted by S, best first."""
+
+    t: np.ndarray
+    maxima: tuple  # of LocalMaximum
+    escaped: int  # starts that ran off to |a| → ∞
+    escaped_value: float  # the largest S they reached (−inf if none)
+    global_tol: float
+
+    @property
+    def best(self) -> LocalMaximum:
+        return self.maxima[0]
+
+    @property
+    def value(self) -> float:
+        """max_a S(a; t) over the maxima found."""
+        return self.maxima[0].value
+
+    @property
+    def global_maxima(self) -> tuple:
+        return tuple(x for x in self.maxima if x.is_global)
+
+    @property
+    def unbounded(self) -> bool:
+        """True if some start ran away with S above the best maximum (S unbounded above)."""
+        return self.escaped > 0 and self.escaped_value > self.value
+
+    def points(self) -> np.ndarray:
+        return np.array([x.a for x in self.maxima]).reshape(-1, self.t.shape[1])
+
+    def to_json(self) -> dict:
+        return {"maxima": [x.to_json() for x in self.maxima], "escaped": self.escaped,
+                "escaped_value": self.escaped_value if np.isfinite(self.escaped_value) else None}
+
+
+def start_points(problem: LargePProblem, t, n_random: int = 16, seed: int = 0, warm=None) -> np.ndarray:
+    """The deterministic, random and warm start set described in the module docstring."""
+    t = np.asarray(t, dtype=np.float64)
+    m = problem.m
+    R = problem.start_radius(t)
+    eye = np.eye(m)
+    norms = np.linalg.norm(t, axis=1, keepdims=True)
+    dirs = [eye]
+    if np.all(norms > 0):
+        that = t / norms
+        dirs.append(that)
+        if m <= 6:
+            i, j = np.triu_indices(m, 1)
+            pair = np.concatenate([that[i] + that[j], that[i] - that[j]])
+            pn = np.linalg.norm(pair, axis=1, keepdims=True)
+            dirs.append(pair[pn[:, 0] > 1e-8] / pn[pn[:, 0] > 1e-8])
+    dirs = np.concatenate(dirs)
+    radii = np.array([0.15, 0.5, 1.0, 2.0]) * R
+    pts = [np.zeros((1, m)), (radii[:, None, None] * dirs[None]).reshape(-1, m)]
+    pts.append(-pts[1])
+    rng = np.random.default_rng(seed)
+    if n_random > 0:
+        z = rng.standard_normal((n_random, m))
+        z *= (1.5 * R * rng.uniform(0.05, 1.0, n_random) / np.linalg.norm(z, axis=1))[:, None]
+        pts.append(z)
+    if warm is not None and len(warm):
+        w = np.asarray(warm, dtype=np.float64).reshape(-1, m)
+        pts.append(w)
+    return np.concatenate(pts)
+
+
+def _ascent(problem, t, A, tol, maxiter, R):
+    """Vectorised saddle-free Newton with trust radius; returns (A, converged, escaped)."""
+    k, m = A.shape
+    sa2 = problem.sigma_a_bar**2
+    radius = np.full(k, R)
+    done = np.zeros(k, bool)
+    escaped = np.zeros(k, bool)
+    kicked = np.zeros(k, int)
+    rng = np.random.default_rng(12345)
+    S, g, H = problem.action(A, t)
+    for _ in range(maxiter):
+        act = ~(done | escaped)
+        if not act.any():
+            break
+        idx = np.flatnonzero(act)
+        w, V = np.linalg.eigh(H[idx])
+        gn = np.linalg.norm(g[idx], axis=1)
+        small = gn * sa2 <= tol * (1.0 + np.linalg.norm(A[idx], axis=1))
+        conv = small & (w[:, -1] < 0.0)
+        done[idx[conv]] = True
+        saddle = small & ~conv
+        # push stationary non-maxima off along the unstable eigenvector (a few times at most)
+        for j in np.flatnonzero(saddle):
+            i = idx[j]
+            if kicked[i] >= 5:
+                done[i] = True  # leave it; it is reported only if it is a maximum (it is not)
+                continue
+            kicked[i] += 1
+            A[i] = A[i] + (1e-2 * R) * rng.choice([-1.0, 1.0]) * V[j, :, -1]
+        move = ~small
+        if not move.any():
+            S[idx], g[idx], H[idx] = problem.action(A[idx], t)
+            continue
+        idm = idx[move]
+        wm, Vm = w[move], V[move]
+        coef = np.einsum("krs,kr->ks", Vm, g[idm]) / (np.abs(wm) + 1e-12 / sa2)
+        step = np.einsum("krs,ks->kr", Vm, coef)
+        sn = np.linalg.norm(step, axis=1)
+        scale = np.minimum(1.0, radius[idm] / np.maximum(sn, 1e-300))
+        step *= scale[:, None]
+        trial = A[idm] + step
+        S_new, g_new, H_new = problem.action(trial, t)
+        gain = S_new - S[idm]
+        ok = np.isfinite(S_new) & (gain >= -1e-14 * (1.0 + np.abs(S[idm])))
+        acc = idm[ok]
+        A[acc], S[acc], g[acc], H[acc] = trial[ok], S_new[ok], g_new[ok], H_new[ok]
+        radius[acc] = np.where(scale[ok] < 1.0, 2.0 * radius[acc], radius[acc])
+        rej = idm[~ok]
+        radius[rej] *= 0.25
+        done[rej[radius[rej] < 1e-14 * R]] = True
+        escaped[np.linalg.norm(A, axis=1) > 1e4 * R] = True
+    return A, S, g, H, done & ~escaped, escaped
+
+
+def maximise_action(problem: LargePProblem, t, *, warm=None, n_random: int = 16, seed: int = 0,
+                    global_tol: float = 1e-8, tol: float = 1e-11, maxiter: int = 300,
+                    starts=None) -> ActionMaxima:
+    """Every local maximum of S(·; t) reached from the start set, best first.
+
+    ``global_tol``: maxima with S ≥ max S − global_tol·(1 + |max S|) are global.
+    ``starts`` replaces the default start set (:func:`start_points`).
+    """
+    t = np.asarray(t, dtype=np.float64)
+    if t.shape != (problem.m, problem.m):
+        raise ValueError(f"t must have shape ({problem.m}, {problem.m}) (got {t.shape})")
+    A0 = start_points(problem, t, n_random, seed, warm) if starts is None else np.atleast_2d(
+        np.asarray(starts, dtype=np.float64)).copy()
+    R = problem.start_radius(t)
+    A, S, g, H, conv, esc = _ascent(problem, t, A0.copy(), tol, maxiter, R)
+    w_all = np.linalg.eigvalsh(H)
+    is_max = conv & (w_all[:, -1] < 0.0) & np.isfinite(S)
+    order = np.flatnonzero(is_max)[np.argsort(-S[is_max], kind="stable")]
+    found, counts = [], []
+    for i in order:
+        for j, f in enumerate(found):
+            if np.linalg.norm(A[i] - A[f]) <= 1e-6 * (1.0 + np.linalg.norm(A[f])):
+                counts[j] += 1
+                break
+        else:
+            found.append(i)
+            counts.append(1)
+    if not found:  # nothing converged: report the best stationary-ish point honestly as not a maximum
+        raise RuntimeError("maximise_action: no start converged to a local maximum of S "
+                           f"({int(esc.sum())} of {len(A0)} starts ran away: S may be unbounded above)")
+    smax = S[found[0]]
+    thr = smax - global_tol * (1.0 + abs(smax))
+    maxima = tuple(LocalMaximum(a=A[i].copy(), value=float(S[i]), gradient_norm=float(np.linalg.norm(g[i])),
+                                hessian_eigenvalues=w_all[i].copy(), is_global=bool(S[i] >= thr), starts=c)
+                   for i, c in zip(found, counts))
+    esc_val = float(np.max(S[esc])) if esc.any() else -np.inf
+    return ActionMaxima(t=t.copy(), maxima=maxima, escaped=int(esc.sum()), escaped_value=esc_val,
+                        global_tol=global_tol)
