@@ -67,8 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--sweeps", type=int, default=1500, help="Gibbs sweeps per chain (default 1500)")
     v.add_argument("--burn", type=int, default=300, help="burn-in sweeps (default 300)")
     v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--init", choices=("random", "theory"), default="random",
-                   help="chain starts: prior draws, or neurons from the theory's single-neuron measure")
+    v.add_argument("--init", choices=("random", "theory", "both"), default="random",
+                   help="chain starts: prior draws, neurons from the theory's single-neuron measure, "
+                        "or both sets side by side")
+    v.add_argument("--scaling", choices=("mean-field", "lazy"), default="mean-field",
+                   help="mean-field (γ = 1, β = N/T; against the solver) or lazy (γ = 1/2, β = 1/T; "
+                        "against the NNGP baseline)")
+    v.add_argument("--workers", type=int, default=1, help="chains run in parallel (default 1)")
     v.add_argument("--swaps", type=int, default=0,
                    help="Metropolis neuron swaps per sweep (mode-changing moves from a theory proposal)")
     v.add_argument("--format", choices=("table", "json"), default="table")
@@ -149,7 +154,8 @@ def _validate(args) -> int:
                      temperature=args.temperature, class_sizes=parse_class_sizes(args.class_sizes))
     try:
         report = validate(spec, widths=widths, chains=args.chains, sweeps=args.sweeps, burn=args.burn,
-                          seed=args.seed, progress=not args.quiet, init=args.init, swaps=args.swaps)
+                          seed=args.seed, progress=not args.quiet, init=args.init, swaps=args.swaps,
+                          scaling=args.scaling, workers=args.workers)
     except ValueError as exc:
         raise SpecError(str(exc)) from None
     path = plot_validation(report, Path(args.out) / "validate.png")

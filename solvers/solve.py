@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from theory.gp import lazy_observables
 from theory.linear import solve_linear
 from theory.observables import Observables
 from theory.spec import ModelSpec, SpecError
@@ -24,7 +25,7 @@ from .options import SolverOptions
 from .problem import ClassProblem
 from .result import SolveResult
 
-__all__ = ["solve"]
+__all__ = ["solve", "solve_lazy"]
 
 
 def _solve_matrix_data(spec: ModelSpec, options: SolverOptions, start: float) -> SolveResult:
@@ -87,3 +88,20 @@ def solve(spec: ModelSpec, options: SolverOptions | None = None, *, method: str 
                        residual_norm=ev.residual_norm, error_estimate=mo.error_estimate, integrator=mo.integrator,
                        readout_mean=mo.readout_mean, free_energy=ev.value,
                        time_seconds=time.perf_counter() - start, log=tuple(dual.log), extra=extra)
+
+
+def solve_lazy(spec: ModelSpec) -> SolveResult:
+    """N → ∞ limit of the standard ("lazy", γ = 1/2, β = 1/T) network: the NNGP baseline of THEORY §6
+    (:func:`theory.gp.lazy_observables`), in the same result type. ``t`` is the class average of
+    (K_GP + T I)⁻¹ Y, so that f = Y − T t as in the mean-field solution."""
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"spec must be a ModelSpec (got {type(spec).__name__})")
+    start = time.perf_counter()
+    obs, post = lazy_observables(spec)
+    labels = np.repeat(np.arange(spec.m), spec.class_sizes)
+    t = np.array([post.t[labels == c].mean(axis=0) for c in range(spec.m)])
+    residual = float(np.max(np.abs(post.outputs + spec.temperature * post.t - spec.targets())))
+    return SolveResult(spec=spec, method="gp", t=t, observables=obs, success=True, status=0,
+                       message=f"NNGP posterior (lazy scaling, THEORY §6), jitter {post.jitter:.1e}",
+                       nit=0, nfev=0, residual_norm=residual, error_estimate=0.0, integrator="closed form",
+                       time_seconds=time.perf_counter() - start, extra={"scaling": "lazy", "jitter": post.jitter})

@@ -31,7 +31,7 @@ import sys
 
 import numpy as np
 
-from solvers.solve import solve
+from solvers.solve import solve, solve_lazy
 from theory.spec import ModelSpec
 
 from .compare import extrapolate
@@ -50,70 +50,64 @@ Z_MAX = 4.0
 RHAT_MAX = 1.1
 
 
-def _sample_width(spec, width, chains, sweeps, burn, step_size, seed, progress, init="random", theory=None,
-                  swaps=0):
-    proposal = NeuronProposal(theory) if swaps else None
-    net = Network(spec, width=width)
-    rng = np.random.default_rng(seed)
-    out, acc, fractions, prs, swap_acc = [], [], {}, [], []
-    for c in range(chains):
-        theta = net.prior_sample(rng) if init == "random" else theory_initial_state(net, theory, rng)
-        draws = []
-        for s in range(sweeps):
-            theta, a = gibbs_sweep(rng, net, theta, step_size=step_size, n_mala=5)
-            acc.append(a)
-            for _ in range(swaps):
-                theta, ok = neuron_swap(rng, net, theta, proposal)
-                swap_acc.append(ok)
-            if s >= burn:
-                draws.append(observables_vector(net, theta))
-                if (s - burn) % 10 == 0:
-                    for code, frac in code_fractions(neuron_codes(class_mean_activations(net, theta)),
-                                                     spec.m).items():
-                        fractions[code] = fractions.get(code, 0.0) + frac
-                    prs.append(participation_ratio(output_contributions(net, theta)))
-            if progress and (s + 1) % max(1, sweeps // 20) == 0:
-                print(f"\r[validate] N = {width}: chain {c + 1}/{chains}, sweep {s + 1}/{sweeps}", end="",
-                      file=sys.stderr, flush=True)
-        out.append(draws)
-    if progress:
-        print("", file=sys.stderr)
-    out = np.array(out)
-    n_code = len(prs)
-    return {"width": width, "mean": out.mean(axis=(0, 1)), "mcse": mcse(out), "ess": ess(out),
-            "rhat": split_rhat(out), "acceptance": float(np.mean(acc)),
-            "code_fractions": {k: v / n_code for k, v in sorted(fractions.items())},
-            "participation_ratio": float(np.mean(prs)),
-            "swap_acceptance": float(np.mean(swap_acc)) if swap_acc else None}
+def _theory(spec: ModelSpec, scaling: str):
+    return solve(spec) if scaling == "mean-field" else solve_lazy(spec)
 
 
-def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500, burn: int = 300,
-             step_size: float = 0.3, seed: int = 0, progress: bool = True, init: str = "random",
-             swaps: int = 0) -> dict:
-    """Run the comparison; returns the report dict (JSON-ready, arrays as lists).
+def chain_job(job: dict) -> dict:
+    """Run one chain (a point of the validation sweep); JSON-ready result.
 
-    ``init``: "random" (prior draws) or "theory" (neurons from the theory's single-neuron
-    measure, :mod:`validation.theory_init`). ``swaps``: Metropolis independence moves per sweep
-    that redraw one neuron from a theory-based proposal (mode-changing moves, THEORY §7).
+    ``job``: spec (``ModelSpec.to_dict()`` of orthogonal data), scaling, width, chain, start
+    ("random" or "theory"), sweeps, burn, step_size, swaps, seed. Returns the post-burn-in
+    observable vectors (``draws``), the W-acceptance, the swap acceptance, the summed code
+    fractions of every 10th draw and their participation ratios.
     """
-    if not isinstance(swaps, int) or swaps < 0:
-        raise ValueError(f"swaps must be an integer >= 0 (got {swaps!r})")
-    if init not in ("random", "theory"):
-        raise ValueError(f"init must be 'random' or 'theory' (got {init!r})")
-    widths = [int(w) for w in widths]
-    if not widths or min(widths) < 1:
-        raise ValueError(f"widths must be positive integers (got {widths})")
-    if chains < 2:
-        raise ValueError(f"chains must be >= 2 for R-hat (got {chains})")
-    if not (0 <= burn < sweeps):
-        raise ValueError(f"burn must be in [0, sweeps={sweeps}) (got {burn})")
-    theory = solve(spec)
-    m = spec.m
-    t_obs = theory.observables
-    t_vec = np.concatenate([t_obs.outputs.ravel(), t_obs.readout_moment.ravel(), t_obs.kernel_diagonal,
-                            t_obs.kernel_blocks.ravel()])
-    runs = [_sample_width(spec, N, chains, sweeps, burn, step_size, seed + 7919 * i, progress, init, theory, swaps)
-            for i, N in enumerate(widths)]
+    spec = ModelSpec(nonlinearity=job["spec"]["nonlinearity"], sigma_w=job["spec"]["sigma_w"],
+                     sigma_a=job["spec"]["sigma_a"], temperature=job["spec"]["temperature"],
+                     class_sizes=tuple(job["spec"]["class_sizes"]))
+    width, sweeps, burn, swaps = job["width"], job["sweeps"], job["burn"], job["swaps"]
+    net = Network(spec, width=width, scaling="mean-field" if job["scaling"] == "mean-field" else "standard")
+    theory = _theory(spec, job["scaling"]) if (swaps or job["start"] == "theory") else None
+    proposal = NeuronProposal(theory) if swaps else None
+    rng = np.random.default_rng([job["seed"], width, job["chain"], 0 if job["start"] == "random" else 1])
+    theta = net.prior_sample(rng) if job["start"] == "random" else theory_initial_state(net, theory, rng)
+    draws, acc, swap_acc, fractions, prs = [], [], [], {}, []
+    for s in range(sweeps):
+        theta, a = gibbs_sweep(rng, net, theta, step_size=job["step_size"], n_mala=5)
+        acc.append(a)
+        for _ in range(swaps):
+            theta, ok = neuron_swap(rng, net, theta, proposal)
+            swap_acc.append(ok)
+        if s >= burn:
+            draws.append(observables_vector(net, theta).tolist())
+            if (s - burn) % 10 == 0:
+                codes = neuron_codes(class_mean_activations(net, theta))
+                for code, frac in code_fractions(codes, spec.m).items():
+                    fractions[code] = fractions.get(code, 0.0) + frac
+                prs.append(participation_ratio(output_contributions(net, theta)))
+    return {"draws": draws, "acceptance": float(np.mean(acc)),
+            "swap_acceptance": float(np.mean(swap_acc)) if swap_acc else None,
+            "code_fractions_sum": fractions, "participation_ratios": prs}
+
+
+def _combine_chains(width: int, results: list[dict]) -> dict:
+    """Per-width summary of several chains: mean, MCSE, ESS, split-R̂, codes, participation ratio."""
+    out = np.array([r["draws"] for r in results])  # chains × draws × observables
+    fractions: dict = {}
+    for r in results:
+        for k, v in r["code_fractions_sum"].items():
+            fractions[k] = fractions.get(k, 0.0) + v
+    prs = [p for r in results for p in r["participation_ratios"]]
+    swaps = [r["swap_acceptance"] for r in results if r["swap_acceptance"] is not None]
+    return {"width": width, "mean": out.mean(axis=(0, 1)), "mcse": mcse(out), "ess": ess(out),
+            "rhat": split_rhat(out), "acceptance": float(np.mean([r["acceptance"] for r in results])),
+            "code_fractions": {k: v / len(prs) for k, v in sorted(fractions.items())},
+            "participation_ratio": float(np.mean(prs)),
+            "swap_acceptance": float(np.mean(swaps)) if swaps else None}
+
+
+def _compare(widths, runs, t_vec, m):
+    """Theory against the sampled runs of one start: 1/N extrapolation or single-width criterion."""
     if len(widths) >= 2:
         a, sa, b, _ = extrapolate(widths, [r["mean"] for r in runs], [r["mcse"] for r in runs])
         z = np.abs(a - t_vec) / np.maximum(sa, 1e-12)
@@ -130,37 +124,107 @@ def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500
                       f"{C_OVER_N:g}·max(1, |theory|)/N")
     rhat_max = float(max(np.max(r["rhat"]) for r in runs))
     converged = rhat_max < RHAT_MAX
-    passed = passed and converged
-    sampled = from_vector(estimate, m, errors)
-    report = {
-        "spec": spec.to_dict(),
-        "comparison": comparison + ("; chains started from the prior" if init == "random"
-                                    else "; chains started from the theory's single-neuron measure")
-        + (f"; {swaps} neuron swaps per sweep (mode-changing moves)" if swaps
-           else "; no mode-changing moves: in broken phases code fractions may be frozen"),
-        "theory": theory.to_json(),
-        "sampling": {**sampled.to_json(), "per_width": [
-            {"width": r["width"], **from_vector(r["mean"], m, r["mcse"]).to_json(),
-             "acceptance": r["acceptance"], "swap_acceptance": r["swap_acceptance"],
-             "code_fractions": r["code_fractions"],
-             "participation_ratio": r["participation_ratio"]} for r in runs]},
-        "diagnostics": {"ess_min": float(min(np.min(r["ess"]) for r in runs)),
-                        "rhat_max": rhat_max, "chains_converged": converged,
-                        "per_width": [{"width": r["width"], "ess": r["ess"].tolist(), "rhat": r["rhat"].tolist()}
-                                      for r in runs]},
-        "z_max": float(np.max(z)),
-        "passed": passed,
-    }
+    sampling = {**from_vector(estimate, m, errors).to_json(), "per_width": [
+        {"width": r["width"], **from_vector(r["mean"], m, r["mcse"]).to_json(),
+         "acceptance": r["acceptance"], "swap_acceptance": r["swap_acceptance"],
+         "code_fractions": r["code_fractions"],
+         "participation_ratio": r["participation_ratio"]} for r in runs]}
     if b is not None:
-        report["sampling"]["slope_1_over_n"] = from_vector(b, m).to_json()
-    if spec.inputs is None and "condensate" not in theory.extra:
+        sampling["slope_1_over_n"] = from_vector(b, m).to_json()
+    diagnostics = {"ess_min": float(min(np.min(r["ess"]) for r in runs)), "rhat_max": rhat_max,
+                   "chains_converged": converged,
+                   "per_width": [{"width": r["width"], "ess": r["ess"].tolist(), "rhat": r["rhat"].tolist()}
+                                 for r in runs]}
+    return {"sampling": sampling, "diagnostics": diagnostics, "z_max": float(np.max(z)),
+            "passed": bool(passed and converged), "comparison": comparison}
+
+
+def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500, burn: int = 300,
+             step_size: float = 0.3, seed: int = 0, progress: bool = True, init: str = "random",
+             swaps: int = 0, scaling: str = "mean-field", checkpoint=None, workers: int = 1) -> dict:
+    """Run the comparison; returns the report dict (JSON-ready, arrays as lists).
+
+    ``init``: "random" (prior draws), "theory" (neurons from the theory's single-neuron measure,
+    :mod:`validation.theory_init`) or "both" (both sets of chains, reported side by side; the
+    report passes only if both do). ``swaps``: Metropolis independence moves per sweep that redraw
+    one neuron from a theory-based proposal (mode-changing moves, THEORY §7). ``scaling``:
+    "mean-field" (γ = 1, β = N/T, compared with :func:`solvers.solve`) or "lazy" (γ = 1/2,
+    β = 1/T, compared with the NNGP baseline :func:`solvers.solve.solve_lazy`). Every chain is one
+    point of a sweep written to ``checkpoint`` (JSON Lines) as it finishes; rerunning with the same
+    settings and file resumes without recomputing finished chains. ``workers`` chains run in parallel.
+    """
+    if not isinstance(swaps, int) or swaps < 0:
+        raise ValueError(f"swaps must be an integer >= 0 (got {swaps!r})")
+    if init not in ("random", "theory", "both"):
+        raise ValueError(f"init must be 'random', 'theory' or 'both' (got {init!r})")
+    if scaling not in ("mean-field", "lazy"):
+        raise ValueError(f"scaling must be 'mean-field' or 'lazy' (got {scaling!r})")
+    if scaling == "lazy" and (swaps or init != "random"):
+        raise ValueError("scaling 'lazy' supports init='random' and swaps=0 only (the theory-based starts "
+                         "and swaps use the mean-field single-neuron measure)")
+    if spec.inputs is not None:
+        raise ValueError("validate samples orthogonal class-structured data (inputs=None)")
+    widths = [int(w) for w in widths]
+    if not widths or min(widths) < 1:
+        raise ValueError(f"widths must be positive integers (got {widths})")
+    if chains < 2:
+        raise ValueError(f"chains must be >= 2 for R-hat (got {chains})")
+    if not (0 <= burn < sweeps):
+        raise ValueError(f"burn must be in [0, sweeps={sweeps}) (got {burn})")
+    if not (np.isfinite(step_size) and step_size > 0):
+        raise ValueError(f"step_size must be a finite number > 0 (got {step_size!r})")
+    theory = _theory(spec, scaling)
+    m = spec.m
+    t_obs = theory.observables
+    t_vec = np.concatenate([t_obs.outputs.ravel(), t_obs.readout_moment.ravel(), t_obs.kernel_diagonal,
+                            t_obs.kernel_blocks.ravel()])
+    starts = ["random", "theory"] if init == "both" else [init]
+    jobs = [{"spec": spec.to_dict(), "scaling": scaling, "width": N, "chain": c, "start": st, "sweeps": sweeps,
+             "burn": burn, "step_size": step_size, "swaps": swaps, "seed": seed}
+            for st in starts for N in widths for c in range(chains)]
+    results = _run_jobs(jobs, checkpoint, workers, progress)
+    by_start = {}
+    for st in starts:
+        runs = [_combine_chains(N, [results[i] for i, j in enumerate(jobs) if j["start"] == st and j["width"] == N])
+                for N in widths]
+        by_start[st] = _compare(widths, runs, t_vec, m)
+    main = by_start[starts[0]]
+    moves = (f"; {swaps} neuron swaps per sweep (mode-changing moves)" if swaps
+             else "; no mode-changing moves: in broken phases code fractions may be frozen")
+    start_text = {"random": "chains started from the prior",
+                  "theory": "chains started from the theory's single-neuron measure"}
+    report = {
+        "spec": {**spec.to_dict(), "scaling": scaling},
+        "comparison": ("equilibrium: " + main["comparison"] + "; " + start_text[starts[0]] + moves
+                       + ("; theory-start chains reported side by side in by_start" if init == "both" else "")),
+        "theory": theory.to_json(),
+        "sampling": main["sampling"],
+        "diagnostics": main["diagnostics"],
+        "z_max": main["z_max"],
+        "passed": bool(all(v["passed"] for v in by_start.values())),
+    }
+    if init == "both":
+        report["by_start"] = by_start
+    if scaling == "mean-field" and "condensate" not in theory.extra:
         tcf = theory_code_fractions(theory, seed=seed)
         report["theory"]["code_fractions"] = tcf
-        for w in report["sampling"]["per_width"]:
-            codes = set(tcf) | set(w["code_fractions"])
-            w["code_fraction_distance"] = 0.5 * sum(abs(tcf.get(k, 0.0) - w["code_fractions"].get(k, 0.0))
-                                                    for k in codes)
+        for entry in by_start.values():
+            for w in entry["sampling"]["per_width"]:
+                codes = set(tcf) | set(w["code_fractions"])
+                w["code_fraction_distance"] = 0.5 * sum(abs(tcf.get(k, 0.0) - w["code_fractions"].get(k, 0.0))
+                                                        for k in codes)
     return report
+
+
+def _run_jobs(jobs, checkpoint, workers, progress):
+    out = []
+    for i, job in enumerate(jobs):
+        out.append(chain_job(job))
+        if progress:
+            print(f"\r[validate] chain {i + 1}/{len(jobs)} done", end="", file=sys.stderr, flush=True)
+    if progress:
+        print("", file=sys.stderr)
+    return out
 
 
 def stationarity(spec: ModelSpec, width: int, init_spec: ModelSpec | None = None, chains: int = 4,

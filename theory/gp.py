@@ -1,0 +1,144 @@
+"""The lazy (NNGP) baseline, THEORY §6.
+
+Standard scaling (γ = 1/2, β = 1/T) at N → ∞ makes the network output a
+Gaussian process with kernel
+
+    K_GP(x, x') = σ_a² E[φ(h) φ(h')],   (h, h') ~ N(0, σ_1² [[k0(x,x), k0(x,x')], [k0(x,x'), k0(x',x')]]),
+
+k0(x, x') = x·x'/N0, and the posterior mean predictor
+f(x*) = k_GP(x*)ᵀ (K_GP + T I)⁻¹ Y with variance
+k_GP(x*, x*) − k_GP(x*)ᵀ (K_GP + T I)⁻¹ k_GP(x*) (per output).
+
+E[φ(h)φ(h')] for covariance C = [[c11, c12], [c12, c22]] in closed form:
+
+* linear: c12;
+* ReLU (arc-cosine kernel of degree 1, Cho & Saul 2009):
+  √(c11 c22) (sin θ + (π − θ) cos θ) / (2π), cos θ = c12/√(c11 c22);
+* erf(√π h/2) = erf(s h), s² = π/4 (Williams 1998, arcsine kernel):
+  (2/π) arcsin(2 s² c12 / √((1 + 2 s² c11)(1 + 2 s² c22)));
+* normcdf Φ(h) = (1 + erf(h/√2))/2: 1/4 + arcsin(c12 / √((1 + c11)(1 + c22))) / (2π).
+
+Other φ use tensor Gauss–Hermite quadrature in the Cholesky coordinates of C,
+at two orders; the difference is reported as the error estimate.
+
+In the lazy limit the features do not move: the kernel of the hidden layer
+is the prior one and (1/N) Σ_i a_i a_iᵀ → σ_a² I, both up to O(P/N).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .nonlinearities import get_nonlinearity
+from .observables import Observables
+from .spec import ModelSpec, SpecError
+
+__all__ = ["feature_kernel", "GPPosterior", "gp_posterior", "lazy_observables"]
+
+_CLOSED_FORMS = ("linear", "relu", "erf", "normcdf")
+
+
+def _closed_form(name: str, c11, c22, c12):
+    if name == "linear":
+        return np.asarray(c12, dtype=np.float64)
+    if name == "relu":
+        norm = np.sqrt(c11 * c22)
+        cos = np.clip(np.divide(c12, norm, out=np.zeros_like(norm), where=norm > 0), -1.0, 1.0)
+        theta = np.arccos(cos)
+        return norm * (np.sin(theta) + (np.pi - theta) * cos) / (2 * np.pi)
+    if name == "erf":
+        s2 = np.pi / 4
+        return (2 / np.pi) * np.arcsin(np.clip(2 * s2 * c12 / np.sqrt((1 + 2 * s2 * c11) * (1 + 2 * s2 * c22)),
+                                               -1.0, 1.0))
+    if name == "normcdf":
+        return 0.25 + np.arcsin(np.clip(c12 / np.sqrt((1 + c11) * (1 + c22)), -1.0, 1.0)) / (2 * np.pi)
+    raise KeyError(name)
+
+
+def _quadrature(name: str, c11, c22, c12, order: int):
+    """E[φ(h)φ(h')] by order×order Gauss–Hermite in h = √c11 z1, h' = ρ√c22 z1 + √(1−ρ²)√c22 z2."""
+    phi = get_nonlinearity(name)
+    z, w = np.polynomial.hermite_e.hermegauss(order)
+    w = w / w.sum()
+    s1, s2 = np.sqrt(c11), np.sqrt(c22)
+    rho = np.clip(np.divide(c12, s1 * s2, out=np.zeros_like(s1), where=s1 * s2 > 0), -1.0, 1.0)
+    h1 = s1[..., None, None] * z[:, None]
+    h2 = s2[..., None, None] * (rho[..., None, None] * z[:, None] + np.sqrt(1 - rho**2)[..., None, None] * z[None, :])
+    with np.errstate(all="ignore"):
+        vals = phi(h1) * phi(h2)
+    if not np.all(np.isfinite(vals)):
+        raise SpecError(f"nonlinearity {name!r} gives NaN or inf on Gaussian preactivations")
+    return np.einsum("...ij,i,j->...", vals, w, w)
+
+
+def feature_kernel(nonlinearity: str, C: np.ndarray) -> tuple[np.ndarray, float]:
+    """E[φ(h_μ) φ(h_ν)] for h ~ N(0, C) (C: P×P); returns (kernel, error estimate).
+
+    Closed forms for linear, relu, erf, normcdf (error 0); Gauss–Hermite otherwise
+    (error = max difference between orders 48 and 64).
+    """
+    C = np.asarray(C, dtype=np.float64)
+    if C.ndim != 2 or C.shape[0] != C.shape[1]:
+        raise SpecError(f"C must be a square matrix (got shape {C.shape})")
+    d = np.diag(C)
+    if np.any(d < 0) or not np.all(np.isfinite(C)):
+        raise SpecError("C must be a finite covariance matrix (non-negative diagonal)")
+    c11, c22 = np.broadcast_to(d[:, None], C.shape), np.broadcast_to(d[None, :], C.shape)
+    if nonlinearity in _CLOSED_FORMS:
+        return _closed_form(nonlinearity, c11, c22, C), 0.0
+    lo = _quadrature(nonlinearity, c11, c22, C, 48)
+    hi = _quadrature(nonlinearity, c11, c22, C, 64)
+    return hi, float(np.max(np.abs(hi - lo)))
+
+
+@dataclass(frozen=True)
+class GPPosterior:
+    """GP regression on the training set: f = K (K + T I)⁻¹ Y, t = (K + T I)⁻¹ Y, so f = Y − T t."""
+
+    kernel: np.ndarray  # K_GP (P, P)
+    t: np.ndarray  # (K + T I)⁻¹ Y, (P, m)
+    outputs: np.ndarray  # (P, m)
+    jitter: float  # added to the diagonal for a stable Cholesky factor (0 when T > 0 suffices)
+    cholesky: np.ndarray
+
+    def predict(self, k_star: np.ndarray, k_star_diag: np.ndarray | None = None):
+        """Mean (n*, m) and, if ``k_star_diag`` is given, variance (n*,) of f(x*) per output."""
+        mean = k_star @ self.t
+        if k_star_diag is None:
+            return mean
+        v = np.linalg.solve(self.cholesky, k_star.T)
+        return mean, k_star_diag - np.sum(v * v, axis=0)
+
+
+def gp_posterior(K: np.ndarray, Y: np.ndarray, temperature: float) -> GPPosterior:
+    """Posterior of GP regression with noise variance T; jitter 1e-12·mean diag, raised ×10 until
+    the Cholesky factorisation succeeds (reported in ``jitter``)."""
+    K = np.asarray(K, dtype=np.float64)
+    T = float(temperature)
+    if T < 0:
+        raise SpecError(f"temperature must be >= 0 (got {T})")
+    A = K + T * np.eye(len(K))
+    jitter, scale = 0.0, float(np.mean(np.diag(K))) or 1.0
+    for _ in range(12):
+        try:
+            L = np.linalg.cholesky(A + jitter * np.eye(len(K)))
+            break
+        except np.linalg.LinAlgError:
+            jitter = scale * 1e-12 if jitter == 0 else jitter * 10
+    else:
+        raise SpecError("the GP kernel is not positive definite even with jitter 1e-1·mean diagonal")
+    t = np.linalg.solve(L.T, np.linalg.solve(L, Y))
+    return GPPosterior(kernel=K, t=t, outputs=K @ t, jitter=jitter, cholesky=L)
+
+
+def lazy_observables(spec: ModelSpec) -> tuple[Observables, GPPosterior]:
+    """N → ∞ observables of the standard-scaling network (THEORY §6), class-averaged like the
+    mean-field ones: f from the GP, U = σ_a² I, kernel = prior E[φφ] (diagonal and blocks)."""
+    C = spec.sigma_w**2 * spec.input_kernel()
+    E, _ = feature_kernel(spec.nonlinearity, C)
+    post = gp_posterior(spec.sigma_a**2 * E, spec.targets(), spec.temperature)
+    from .linear import class_summary
+
+    obs = class_summary(spec.class_sizes, post.outputs, spec.sigma_a**2 * np.eye(spec.m), E)
+    return obs, post
