@@ -92,12 +92,9 @@ class ContinuationOptions:
             v = getattr(self, name)
             if not (isinstance(v, (int, np.integer)) and v >= 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        if not (math.isfinite(self.grow) and self.grow > 1):
-            raise ValueError(f"grow must be > 1 (valid range (1, inf)), got {self.grow!r}")
-        if not 0 < self.shrink < 1:
-            raise ValueError(f"shrink must lie in (0, 1), got {self.shrink!r}")
-        if not 0 < self.max_turn < math.pi:
-            raise ValueError(f"max_turn must lie in (0, pi) rad, got {self.max_turn!r}")
+        for name, lo, hi in (("grow", 1.0, math.inf), ("shrink", 0.0, 1.0), ("max_turn", 0.0, math.pi)):
+            if not lo < getattr(self, name) < hi:
+                raise ValueError(f"{name} must lie in ({lo:g}, {hi:g}), got {getattr(self, name)!r}")
         if not self.min_step <= self.step <= self.max_step:
             raise ValueError(f"step must lie in [min_step, max_step] = [{self.min_step:g}, {self.max_step:g}], "
                              f"got {self.step!r}")
@@ -253,25 +250,20 @@ class _Problem:
 
 
 @dataclass
-class _Info:
-    """Derived quantities at a solution point."""
+class _Point:
+    """A solution point y with max|F|, unit tangent, test functions and stability count."""
 
+    y: np.ndarray
+    residual: float
     tangent: np.ndarray
     det_augmented: float
     det_sign: int
     stability: int
-
-
-@dataclass
-class _Point:
-    y: np.ndarray
-    residual: float
-    info: _Info
-    sigma: float = 0.0  # step coordinate within the segment (bisection)
+    sigma: float = 0.0  # step coordinate within the segment it lies on
     s: float = 0.0  # arclength
     h: float = 0.0  # step that produced the point
     iterations: int = 0
-    normal: np.ndarray | None = None  # hyperplane normal n of the step that produced the point
+    normal: np.ndarray | None = None  # hyperplane normal n of that step
 
 
 def _solve(A, b):
@@ -304,17 +296,15 @@ def _newton(prob: _Problem, y, n, c, opts: ContinuationOptions):
     return y, opts.max_newton, r, False
 
 
-def _analyse(prob: _Problem, y, t_ref=None, tangent=None) -> _Info:
-    """Tangent from [J; t_refᵀ] t = e_{d+1} (or the given one), ψ_B, sign det F_x, stability."""
+def _analyse(prob: _Problem, y, residual, t_ref=None, tangent=None, **kw) -> _Point:
+    """Point at y: tangent from [J; t_refᵀ] t = e_{d+1} (or the given one), ψ_B, sign det F_x, stability."""
     J = prob.jacobian(y)
     if tangent is None:
-        e = np.zeros(y.size)
-        e[-1] = 1.0
-        tangent = _solve(np.vstack([J, t_ref]), e)
+        tangent = _solve(np.vstack([J, t_ref]), np.eye(y.size)[-1])
     t = tangent / np.linalg.norm(tangent)
     sign, logabs = np.linalg.slogdet(np.vstack([J, t]))
     det_aug = float(sign * math.exp(min(logabs, 700.0))) if sign != 0 else 0.0
-    return _Info(t, det_aug, int(np.linalg.slogdet(J[:, :-1])[0]), prob.stability(y, J[:, :-1]))
+    return _Point(y, residual, t, det_aug, int(np.linalg.slogdet(J[:, :-1])[0]), prob.stability(y, J[:, :-1]), **kw)
 
 
 def _step(prob, y, t, n, h, opts, checked):
@@ -329,14 +319,14 @@ def _step(prob, y, t, n, h, opts, checked):
     dist = float(np.linalg.norm(y_new - y_pred))
     if checked and dist > opts.max_correction * h:
         return None, f"corrector moved {dist:.2e} > max_correction·h = {opts.max_correction * h:.2e}"
-    info = _analyse(prob, y_new, t)
-    turn = math.acos(min(1.0, max(-1.0, float(info.tangent @ t))))
+    new = _analyse(prob, y_new, r, t, sigma=h, h=h, iterations=it, normal=n)
+    turn = math.acos(min(1.0, max(-1.0, float(new.tangent @ t))))
     if checked and turn > opts.max_turn:
         return None, f"tangent turned by {turn:.3f} rad > max_turn = {opts.max_turn:g}"
-    return _Point(y_new, r, info, sigma=h, h=h, iterations=it, normal=n), None
+    return new, None
 
 
-_TESTS = {"fold": lambda q: float(q.info.tangent[-1]), "branch-point": lambda q: q.info.det_augmented}
+_TESTS = {"fold": lambda q: float(q.tangent[-1]), "branch-point": lambda q: q.det_augmented}
 
 
 def _bisect(evaluate, value, lo, hi, tol, secant, max_iter=200):
@@ -369,32 +359,30 @@ def _bisect(evaluate, value, lo, hi, tol, secant, max_iter=200):
 
 
 def _special(kind, index, q, lo, hi, s0, converged, before, after) -> SpecialPoint:
-    i = q.info
     return SpecialPoint(
         kind=kind, index=index, p=float(q.y[-1]), x=q.y[:-1].copy(), arclength=s0 + q.sigma,
         bracket=(s0 + lo.sigma, s0 + hi.sigma), bracket_p=(float(lo.y[-1]), float(hi.y[-1])),
         width=hi.sigma - lo.sigma, residual_norm=q.residual, converged=bool(converged),
-        test_values={"dp_ds": float(i.tangent[-1]), "det_augmented": i.det_augmented,
-                     "det_Fx_sign": i.det_sign, "stability": i.stability},
+        test_values={"dp_ds": float(q.tangent[-1]), "det_augmented": q.det_augmented,
+                     "det_Fx_sign": q.det_sign, "stability": q.stability},
         test_values_bracket={name: (fn(lo), fn(hi)) for name, fn in
                              (("dp_ds", _TESTS["fold"]), ("det_augmented", _TESTS["branch-point"]))},
-        stability_before=before, stability_after=after, tangent=i.tangent.copy())
+        stability_before=before, stability_after=after, tangent=q.tangent.copy())
 
 
 def _locate(prob, kind, pts, k, opts) -> SpecialPoint:
     """Locate a sign change of the test function of ``kind`` between points k and k+1."""
     a, b = pts[k], pts[k + 1]
-    n, t = b.normal, a.info.tangent
+    n, t = b.normal, a.tangent
 
     def evaluate(sigma):
         y, _, r, ok = _newton(prob, a.y + (sigma / float(n @ t)) * t, n, float(n @ a.y) + sigma, opts)
-        return _Point(y, r, _analyse(prob, y, t), sigma=sigma) if ok else None
+        return _analyse(prob, y, r, t, sigma=sigma) if ok else None
 
-    lo = _Point(a.y, a.residual, a.info, sigma=0.0)
-    hi = _Point(b.y, b.residual, b.info, sigma=b.h)
+    lo, hi = replace(a, sigma=0.0), replace(b, sigma=b.h)
     if kind == "stability-change":
         def value(q):
-            return 1.0 if q.info.stability == a.info.stability else -1.0
+            return 1.0 if q.stability == a.stability else -1.0
     else:
         value = _TESTS[kind]
     secant = kind != "stability-change"
@@ -404,7 +392,7 @@ def _locate(prob, kind, pts, k, opts) -> SpecialPoint:
         f_lo, f_hi = value(lo), value(hi)
         c = lo.sigma + (f_lo / (f_lo - f_hi) if secant else 0.5) * (hi.sigma - lo.sigma)
         q = evaluate(c) or (lo if abs(f_lo) <= abs(f_hi) else hi)
-    return _special(kind, k, q, lo, hi, a.s, converged, a.info.stability, b.info.stability)
+    return _special(kind, k, q, lo, hi, a.s, converged, a.stability, b.stability)
 
 
 def _detect(prob, pts, refs, opts, skip) -> list:
@@ -423,29 +411,24 @@ def _detect(prob, pts, refs, opts, skip) -> list:
             else:
                 z = pts[ref[1] + 1]
                 found.append(_special(kind, ref[1] + 1, z, z, z, z.s - z.sigma, True,
-                                      pts[ref[1]].info.stability, pts[-1].info.stability))
+                                      pts[ref[1]].stability, pts[-1].stability))
         refs[kind] = (sign, k + 1)
-    if not skip and not found and pts[-1].info.stability != pts[-2].info.stability:
+    if not skip and not found and pts[-1].stability != pts[-2].stability:
         found.append(_locate(prob, "stability-change", pts, k, opts))
     return found
 
 
 def _trace(prob, start: _Point, window, opts, method, sign_p, progress, from_singular=False):
     """Predictor-corrector loop; returns (points, special points, status, message)."""
-    d = start.y.size - 1
-    e_p = np.zeros(d + 1)
-    e_p[-1] = 1.0
+    e_p = np.eye(start.y.size)[-1]
     lo_p, hi_p = window
-    pts, specials, refs = [start], [], {}
-    if not from_singular:
-        for kind, fn in _TESTS.items():
-            if np.sign(fn(start)) != 0:
-                refs[kind] = (np.sign(fn(start)), 0)
+    pts, specials = [start], []
+    refs = {} if from_singular else {kind: (np.sign(fn(start)), 0) for kind, fn in _TESTS.items() if fn(start) != 0}
     h = opts.step
     status, message = "max-steps", f"stopped after max_steps={opts.max_steps} steps"
     for k in range(opts.max_steps):
         cur = pts[-1]
-        y, t = cur.y, cur.info.tangent
+        y, t = cur.y, cur.tangent
         n = t if method == "arclength" else sign_p * e_p
         checked = not (from_singular and k == 0)
         new, why = _step(prob, y, t, n, h, opts, checked)
@@ -472,7 +455,7 @@ def _trace(prob, start: _Point, window, opts, method, sign_p, progress, from_sin
                 message = f"Newton failed to land on the range end p={p_b:.10g} (max|F| = {r:.2e})"
                 break
             sigma = float(n @ (y_b - y))
-            new = _Point(y_b, r, _analyse(prob, y_b, t), sigma=sigma, h=sigma, iterations=it, normal=n)
+            new = _analyse(prob, y_b, r, t, sigma=sigma, h=sigma, iterations=it, normal=n)
             status, message = SUCCESS_STATUS, f"reached the end of the parameter range at p={p_b:.10g}"
         new.s = cur.s + new.h
         pts.append(new)
@@ -480,7 +463,7 @@ def _trace(prob, start: _Point, window, opts, method, sign_p, progress, from_sin
             specials += _detect(prob, pts, refs, opts, skip=not checked)
         if progress is not None:
             info = {"x": new.y[:-1].copy(), "arclength": new.s, "step": new.h, "newton_iterations": new.iterations,
-                    "residual_norm": new.residual, "stability": new.info.stability, "n_special": len(specials)}
+                    "residual_norm": new.residual, "stability": new.stability, "n_special": len(specials)}
             if progress(k + 1, float(new.y[-1]), info) is False and not done:
                 status, message = "stopped", f"stopped by the progress callback at p={new.y[-1]:.10g}"
                 break
@@ -494,13 +477,13 @@ def _trace(prob, start: _Point, window, opts, method, sign_p, progress, from_sin
 def _branch(prob, trace, method, window, opts, origin, label) -> Branch:
     pts, specials, status, message = trace
     Y = np.array([q.y for q in pts])
-    T = np.array([q.info.tangent for q in pts])
+    T = np.array([q.tangent for q in pts])
     return Branch(
         p=Y[:, -1].copy(), x=Y[:, :-1].copy(), arclength=np.array([q.s for q in pts]),
         step=np.array([q.h for q in pts]), newton_iterations=np.array([q.iterations for q in pts]),
-        residual_norm=np.array([q.residual for q in pts]), stability=np.array([q.info.stability for q in pts]),
-        det_sign=np.array([q.info.det_sign for q in pts]), dp_ds=T[:, -1].copy(),
-        det_augmented=np.array([q.info.det_augmented for q in pts]), tangent=T, special_points=specials,
+        residual_norm=np.array([q.residual for q in pts]), stability=np.array([q.stability for q in pts]),
+        det_sign=np.array([q.det_sign for q in pts]), dp_ds=T[:, -1].copy(),
+        det_augmented=np.array([q.det_augmented for q in pts]), tangent=T, special_points=specials,
         method=method, p_range=tuple(float(v) for v in window), success=status == SUCCESS_STATUS, status=status,
         message=message, options=opts, n_residual_evaluations=prob.nfev, origin=origin, label=label)
 
@@ -539,9 +522,7 @@ def continue_branch(residual: Callable, x0, p0: float, p_end: float, *, method: 
     r0 = float(np.max(np.abs(prob.residual(y0))))
     if not math.isfinite(r0):
         raise ValueError(f"residual at the start point (x0, p0={p0}) is not finite: max|F| = {r0}")
-    e_p = np.zeros(d + 1)
-    e_p[-1] = 1.0
-    y0, it0, r0, ok = _newton(prob, y0, e_p, p0, opts)
+    y0, it0, r0, ok = _newton(prob, y0, np.eye(d + 1)[-1], p0, opts)
     if not ok:
         raise ValueError(f"x0 is not a solution at p0={p0}: max|F| = {r0:.3e} after {it0} Newton iterations "
                          f"exceeds tol={opts.tol:g} (valid: max|F| <= tol)")
@@ -556,7 +537,7 @@ def continue_branch(residual: Callable, x0, p0: float, p_end: float, *, method: 
         t_ref = np.asarray(tangent, dtype=np.float64).ravel()
         if t_ref.shape != (d + 1,) or not np.linalg.norm(t_ref) > 0:
             raise ValueError(f"tangent must be a nonzero vector of {d + 1} values (x then p), got {tangent!r}")
-    start = _Point(y0, r0, _analyse(prob, y0, t_ref), iterations=it0)
+    start = _analyse(prob, y0, r0, t_ref, iterations=it0)
     window = (min(p0, p_end), max(p0, p_end))
     trace = _trace(prob, start, window, opts, method, sign_p, progress)
     return _branch(prob, trace, method, window, opts, {"p0": p0, "p_end": p_end}, label)
@@ -598,7 +579,7 @@ def switch_branch(residual: Callable, branch: Branch, point: SpecialPoint, *, di
     t_new /= np.linalg.norm(t_new)
     out = []
     for s in directions:
-        start = _Point(y_star, r_star, _analyse(prob, y_star, tangent=s * t_new))
+        start = _analyse(prob, y_star, r_star, tangent=s * t_new)
         trace = _trace(prob, start, window, opts, "arclength", 1.0, progress, from_singular=True)
         origin = {"parent": branch.label, "p": point.p, "x": point.x.copy(), "direction": int(s),
                   "tangent": s * t_new, "sigma_min": float(sv[-1])}
@@ -684,14 +665,14 @@ def _polyline_distance(Q, V, allowance):
 
 def branches_equivalent(b1: Branch, b2: Branch, symmetry: SymmetryGroup | None = None,
                         tol: float = 1e-6) -> int | None:
-    """Index of an action g under which the branch with fewer points lies on the image of the
-    other, or None.  "Lies on": every point (g(x), p) is within tol + sag_k of the polyline
+    """Index of an action g under which the branch of smaller arclength lies on the image of
+    the other, or None.  "Lies on": every point (g(x), p) is within tol + sag_k of the polyline
     through the other branch's points, sag_k = ¼ h_k ‖t_{k+1} − t_k‖ (twice the chord error of an
     arc of length h_k turning by ‖Δt‖), which assumes the actions are isometries (permutations,
     sign changes).
     """
     group = symmetry if symmetry is not None else SymmetryGroup([])
-    short, long_ = (b1, b2) if len(b1.p) <= len(b2.p) else (b2, b1)
+    short, long_ = (b1, b2) if b1.arclength[-1] <= b2.arclength[-1] else (b2, b1)
     V = np.column_stack([long_.x, long_.p])
     seg = np.linalg.norm(np.diff(V, axis=0), axis=1) if len(V) > 1 else np.zeros(1)
     turn = np.linalg.norm(np.diff(long_.tangent, axis=0), axis=1) if len(V) > 1 else np.zeros(1)

@@ -106,6 +106,34 @@ def test_pitchfork_branch_switching_and_mirror_symmetry(trivial):
     assert len(dedupe_branches([trivial, *new])) == 3
 
 
+def test_transcritical_switching_with_non_orthogonal_branches():
+    def transcritical(x, mu):  # branches x = 0 and x = μ cross at 45°
+        return mu * x - x ** 2
+
+    b = continue_branch(transcritical, [0.0], -1.0, 1.0)
+    (bp,) = b.special_points
+    assert bp.kind == "branch-point" and abs(bp.p) < 1e-6
+    new = switch_branch(transcritical, b, bp)
+    assert sorted(nb.p[-1] for nb in new) == [-1.0, 1.0]  # one direction each way in μ
+    for nb in new:
+        assert nb.success and nb.special_points == []
+        np.testing.assert_allclose(nb.x[:, 0], nb.p, atol=1e-9)
+        np.testing.assert_array_equal(nb.stability[1:], (nb.p[1:] < 0).astype(int))  # F_x = −μ
+
+
+def test_fold_on_a_switched_subcritical_branch():
+    def subcritical(x, mu):  # x = 0 and μ = x⁴ − x², which has folds at μ = −1/4, x = ±1/√2
+        return x * (mu + x ** 2 - x ** 4)
+
+    b = continue_branch(subcritical, [0.0], -1.0, 1.0)
+    (nb,) = switch_branch(subcritical, b, b.branch_points[0], directions=(1,))
+    assert nb.success and [s.kind for s in nb.special_points] == ["fold"]
+    fold = nb.special_points[0]
+    assert fold.p == pytest.approx(-0.25, abs=1e-9) and abs(fold.x[0]) == pytest.approx(2 ** -0.5, abs=1e-6)
+    assert (fold.stability_before, fold.stability_after) == (1, 0)
+    np.testing.assert_allclose(nb.p, nb.x[:, 0] ** 4 - nb.x[:, 0] ** 2, atol=1e-9)
+
+
 def test_natural_parameter_continuation_passes_and_locates_branch_point():
     b = continue_branch(pitchfork, [0.0], -1.0, 1.0, method="natural")
     assert b.success and [s.kind for s in b.special_points] == ["branch-point"]
