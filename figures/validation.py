@@ -22,12 +22,7 @@ def _flat(obs: dict) -> np.ndarray:
     return np.concatenate([np.ravel(obs[k]) for k in _KEYS])
 
 
-def plot_validation(report: dict, path) -> Path:
-    plt = pyplot()
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
-    th = report["theory"]
-    sa = report["sampling"]
+def _plot_row(ax1, ax2, th, sa, title, comparison):
     colors = {"outputs": "C0", "readout_moment": "C1", "kernel_diagonal": "C2", "kernel_blocks": "C3"}
     for k in _KEYS:
         x, y = np.ravel(th[k]), np.ravel(sa[k])
@@ -37,7 +32,7 @@ def plot_validation(report: dict, path) -> Path:
     ax1.plot(lim, lim, "k--", lw=0.8)
     ax1.set_xlabel("theory (N → ∞)")
     ax1.set_ylabel("sampling")
-    ax1.set_title(f"{report['spec']['nonlinearity']}: passed = {report['passed']}", fontsize=10)
+    ax1.set_title(title, fontsize=10)
     ax1.legend(fontsize=7)
     widths = [w["width"] for w in sa["per_width"]]
     inv = 1.0 / np.array(widths, dtype=float)
@@ -51,5 +46,17 @@ def plot_validation(report: dict, path) -> Path:
     ax2.set_xlabel("1/N  (stars: theory at N → ∞)")
     ax2.set_xlim(left=-0.05 * inv.max())
     ax2.legend(fontsize=7, ncol=2)
-    ax2.set_title(report["comparison"][:70], fontsize=8)
+    ax2.set_title(comparison[:70], fontsize=8)
+
+
+def plot_validation(report: dict, path) -> Path:
+    """One row per chain start (random and/or theory starts side by side, ``report["by_start"]``)."""
+    plt = pyplot()
+    rows = report.get("by_start") or {"": {"sampling": report["sampling"], "passed": report["passed"],
+                                           "comparison": report["comparison"]}}
+    fig, axes = plt.subplots(len(rows), 2, figsize=(10, 4.2 * len(rows)), squeeze=False)
+    name = report["spec"]["nonlinearity"]
+    for (start, entry), (ax1, ax2) in zip(rows.items(), axes):
+        title = f"{name}{', ' + start + ' starts' if start else ''}: passed = {entry['passed']}"
+        _plot_row(ax1, ax2, report["theory"], entry["sampling"], title, entry["comparison"])
     return save(fig, path)

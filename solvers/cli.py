@@ -13,6 +13,7 @@ Exit codes: 0 success; 1 a solve did not converge; 2 invalid input.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -74,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mean-field (γ = 1, β = N/T; against the solver) or lazy (γ = 1/2, β = 1/T; "
                         "against the NNGP baseline)")
     v.add_argument("--workers", type=int, default=1, help="chains run in parallel (default 1)")
+    v.add_argument("--checkpoint", default=None,
+                   help="JSON Lines file every finished chain is written to; rerunning the same command "
+                        "resumes from it (default: OUT/validate-<hash of the settings>.jsonl)")
     v.add_argument("--swaps", type=int, default=0,
                    help="Metropolis neuron swaps per sweep (mode-changing moves from a theory proposal)")
     v.add_argument("--format", choices=("table", "json"), default="table")
@@ -152,10 +156,17 @@ def _validate(args) -> int:
         raise SpecError(f"widths must be comma-separated positive integers (got {args.widths!r})")
     spec = ModelSpec(nonlinearity=args.nonlinearity, sigma_w=args.sigma_w, sigma_a=args.sigma_a,
                      temperature=args.temperature, class_sizes=parse_class_sizes(args.class_sizes))
+    settings = {**spec.to_dict(), "widths": widths, "chains": args.chains, "sweeps": args.sweeps,
+                "burn": args.burn, "seed": args.seed, "init": args.init, "swaps": args.swaps,
+                "scaling": args.scaling}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    checkpoint = args.checkpoint or str(Path(args.out) / f"validate-{digest}.jsonl")
+    if not args.quiet:
+        print(f"[validate] chains are written to {checkpoint} (rerun to resume)", file=sys.stderr)
     try:
         report = validate(spec, widths=widths, chains=args.chains, sweeps=args.sweeps, burn=args.burn,
                           seed=args.seed, progress=not args.quiet, init=args.init, swaps=args.swaps,
-                          scaling=args.scaling, workers=args.workers)
+                          scaling=args.scaling, workers=args.workers, checkpoint=checkpoint)
     except ValueError as exc:
         raise SpecError(str(exc)) from None
     path = plot_validation(report, Path(args.out) / "validate.png")

@@ -32,6 +32,7 @@ import sys
 import numpy as np
 
 from solvers.solve import solve, solve_lazy
+from solvers.sweep import run_sweep
 from theory.spec import ModelSpec
 
 from .compare import extrapolate
@@ -217,14 +218,26 @@ def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500
 
 
 def _run_jobs(jobs, checkpoint, workers, progress):
-    out = []
-    for i, job in enumerate(jobs):
-        out.append(chain_job(job))
+    """Run the chain jobs through :func:`solvers.sweep.run_sweep` (written to ``checkpoint`` as they
+    finish, resumable), or in this process without a file when ``checkpoint`` is None."""
+    if checkpoint is None and workers == 1:
+        out = []
+        for i, job in enumerate(jobs):
+            out.append(chain_job(job))
+            if progress:
+                print(f"\r[validate] chain {i + 1}/{len(jobs)} done", end="", file=sys.stderr, flush=True)
         if progress:
-            print(f"\r[validate] chain {i + 1}/{len(jobs)} done", end="", file=sys.stderr, flush=True)
-    if progress:
-        print("", file=sys.stderr)
-    return out
+            print("", file=sys.stderr)
+        return out
+    if checkpoint is None:
+        raise ValueError("workers > 1 needs a checkpoint file (the sweep's results file)")
+    records = run_sweep(chain_job, jobs, checkpoint, workers=workers,
+                        backend="serial" if workers == 1 else "process", progress=progress,
+                        metadata={"kind": "codingschemes validate chains"})
+    failed = [r for r in records if r["status"] != "ok"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} chain(s) failed, first: {failed[0]['error']} (see {checkpoint})")
+    return [r["result"] for r in records]
 
 
 def stationarity(spec: ModelSpec, width: int, init_spec: ModelSpec | None = None, chains: int = 4,
