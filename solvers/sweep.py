@@ -15,7 +15,8 @@ Backends
     ``"forkserver"`` method where the platform has it, else ``"spawn"``
     (``mp_context`` overrides). A forked child of a process that has started
     threads (numba's threading layer, a Dask client, OpenMP) can deadlock, so
-    ``"fork"`` is not the default. ``function`` must be picklable: a
+    ``"fork"`` is not the default. Workers exit by themselves within a
+    second when the sweep process is killed. ``function`` must be picklable: a
     module-level function, an instance of a module-level class, or a
     ``functools.partial`` of one. Workers import the function's module.
 ``"serial"``
@@ -105,6 +106,7 @@ import pickle
 import re
 import socket
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -650,6 +652,25 @@ def _check_picklable(function, backend, context):
                         "import; move it into a module, or use backend='serial'")
 
 
+def _watch_parent(pid: int, interval: float = 0.5):
+    """Worker initializer: exit when the sweep process is gone.
+
+    A worker of a killed sweep would otherwise wait forever on its task queue
+    (a fork-server or spawn child holds both ends of the queue's pipe).
+    """
+    def watch():
+        while True:
+            time.sleep(interval)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(3)
+            except OSError:  # exists, owned by someone else (pid reused): keep going
+                pass
+
+    threading.Thread(target=watch, name="sweep-parent-watchdog", daemon=True).start()
+
+
 def _run_process(function, points, todo, workers, context, on_result, describe):
     ctx = multiprocessing.get_context(context)
     if context == "forkserver":
@@ -658,7 +679,8 @@ def _run_process(function, points, todo, workers, context, on_result, describe):
         module = getattr(base, "__module__", None)
         preload = ["__main__", __name__] + ([module] if module and module not in ("__main__", __name__) else [])
         ctx.set_forkserver_preload(preload)
-    pool = concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx)
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
+                                                  initializer=_watch_parent, initargs=(os.getpid(),))
     clean = False
     try:
         _drive(lambda i: pool.submit(_evaluate, function, i, points[i]),

@@ -48,6 +48,14 @@ def slow_logged(log_path, point):
     return {"square": point["i"] ** 2}
 
 
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"  # zombies are dead
+    except FileNotFoundError:
+        return False
+
+
 def _raw_lines(path):
     data = Path(path).read_bytes()
     assert data.endswith(b"\n")
@@ -98,11 +106,30 @@ def test_serial_and_process_backends_give_identical_results(tmp_path):
 
 
 def test_dask_backend_matches_serial(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    pts = grid_points("x", [0.0, 1.0, 2.0], "y", [0.5, 1.5])
+    serial = run_sweep(smooth, pts, tmp_path / "s.jsonl", backend="serial", progress=False)
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+        dask = run_sweep(smooth, pts, tmp_path / "d.jsonl", backend="dask", dask_address=client, progress=False)
+    assert [r["result"] for r in serial] == [r["result"] for r in dask]
+    assert [r["index"] for r in load_sweep(tmp_path / "d.jsonl")[1]] == list(range(6))
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_of_processes(tmp_path):
     pytest.importorskip("distributed")
     pts = grid_points("x", [0.0, 1.0, 2.0], "y", [0.5, 1.5])
     serial = run_sweep(smooth, pts, tmp_path / "s.jsonl", backend="serial", progress=False)
     dask = run_sweep(smooth, pts, tmp_path / "d.jsonl", backend="dask", workers=2, progress=False)
     assert [r["result"] for r in serial] == [r["result"] for r in dask]
+    assert all(not r["worker"].endswith(f":{os.getpid()}") for r in dask)
+
+
+def test_dask_missing_gives_install_hint(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import fails as if not installed
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "distributed" else 1)
+    with pytest.raises(ImportError, match=r'pip install "codingschemes\[dask\]"'):
+        run_sweep(smooth, [{"x": 1.0, "y": 1.0}], tmp_path / "d.jsonl", backend="dask", progress=False)
 
 
 # --- resume -----------------------------------------------------------------------------------------------
@@ -131,8 +158,19 @@ def test_resume_after_kill_neither_loses_nor_recomputes_points(tmp_path):
         # a second sweep on the same file is refused while the first runs
         with pytest.raises(SweepError, match="locked"):
             run_sweep(functools.partial(slow_logged, str(log)), points, path, backend="serial", progress=False)
+        workers = {int(r["worker"].rsplit(":", 1)[1]) for r in load_sweep(path)[1]}
+        os.kill(proc.pid, signal.SIGKILL)  # the runner alone, as the OOM killer would
+        proc.wait()
+        deadline = time.monotonic() + 10  # its orphaned workers notice and exit
+        while workers and time.monotonic() < deadline:
+            workers = {pid for pid in workers if _alive(pid)}
+            time.sleep(0.05)
+        assert not workers, f"worker processes {workers} outlived the killed sweep"
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the runner and its workers, as a crash would
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of its process group
+        except ProcessLookupError:
+            pass
         proc.wait()
         proc.stderr.close()
     time.sleep(0.1)
