@@ -159,6 +159,17 @@ def test_fold_is_passed_and_located(residual, x0):
         np.testing.assert_allclose(b.x[:, 1], b.x[:, 0] ** 2, atol=1e-10)
 
 
+def test_secant_bisection_locates_fold_with_few_residual_evaluations():
+    def jac(x, mu):
+        return np.array([[-2.0 * x[0]]]), np.array([1.0])
+
+    plain = continue_branch(fold_1d, [1.0], 1.0, -1.0, jacobian=jac, detect=False)
+    located = continue_branch(fold_1d, [1.0], 1.0, -1.0, jacobian=jac)
+    assert plain.special_points == [] and located.special_points[0].width <= 1e-9
+    # pure bisection from a bracket ~0.1 wide to 1e-9 needs ≥ 27 corrections (≥ 2 residuals each)
+    assert located.n_residual_evaluations - plain.n_residual_evaluations < 30
+
+
 def test_natural_continuation_stops_at_fold_without_garbage():
     b = continue_branch(fold_1d, [1.0], 1.0, -1.0, method="natural")
     assert not b.success and b.status == "min-step" and "fold" in b.message
