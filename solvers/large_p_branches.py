@@ -188,7 +188,7 @@ class NewtonOutcome:
     message: str
 
 
-def newton_branches(system: BranchSystem, x0, p=None, tol: float = 1e-11, maxiter: int = 60) -> NewtonOutcome:
+def newton_branches(system: BranchSystem, x0, p=None, tol: float = 1e-10, maxiter: int = 60) -> NewtonOutcome:
     """Damped Newton on F(x, p) = 0 (backtracking on ||F||₂); converged when max|F| <= tol."""
     x = np.asarray(x0, dtype=np.float64).copy()
     F = system.residual(x, p)
@@ -199,12 +199,9 @@ def newton_branches(system: BranchSystem, x0, p=None, tol: float = 1e-11, maxite
         if norm <= tol:
             return NewtonOutcome(x, True, it - 1, norm, "converged")
         J, _ = system.jacobian(x, p)
-        try:
-            dx = np.linalg.solve(J, -F)
-            if not np.all(np.isfinite(dx)):
-                raise np.linalg.LinAlgError
-        except np.linalg.LinAlgError:
-            dx = np.linalg.lstsq(J, -F, rcond=None)[0]
+        # least squares (SVD): the minimum-norm step where J is singular, e.g. occupations that the
+        # equations do not determine (odd φ with m >= 4 sign patterns)
+        dx = np.linalg.lstsq(J, -F, rcond=1e-13)[0]
         lam, f2 = 1.0, float(F @ F)
         while lam > 1e-6:
             xn = x + lam * dx
