@@ -610,17 +610,20 @@ def _drive(submit: Callable, wait_first: Callable, todo: list[int], in_flight: i
     fill()
     while pending:
         done, _ = wait_first(list(pending))
-        finished = []
+        finished, failure, failed = [], None, []
         for fut in done:
             i = pending.pop(fut)
             try:
                 finished.append(fut.result())
             except Exception as exc:
-                raise SweepError(describe_failure(exc, [i] + sorted(pending.values()))) from exc
-        fill()
+                failure = failure or exc
+                failed.append(i)
+        if failure is None:
+            fill()
         for out in sorted(finished, key=lambda r: r["index"]):
-            on_result(out)
-    return pending
+            on_result(out)  # results that arrived with a failure are still saved
+        if failure is not None:
+            raise SweepError(describe_failure(failure, sorted(failed + list(pending.values())))) from failure
 
 
 def _failure_message(path, n_done):

@@ -218,6 +218,10 @@ def test_header_mismatch_and_foreign_file_raise(tmp_path):
     with pytest.raises(SweepError, match="not a codingschemes-sweep file"):
         run_sweep(smooth, pts, foreign, backend="serial", progress=False)
     assert foreign.read_text() == "my notes"
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text('{"format":"codingschemes-swe')  # killed while writing the header: started afresh
+    assert len(run_sweep(smooth, pts, cut, backend="serial", progress=False)) == 2
+    assert _raw_lines(cut)[0]["n_points"] == 2
 
 
 def test_error_points_recorded_and_retried(tmp_path):
