@@ -69,7 +69,7 @@ from theory.spec import SpecError
 
 from .large_p_branches import branch_system, newton_branches
 from .large_p_dual import minimise_smoothed_dual
-from .large_p_maxima import ActionMaxima, maximise_action
+from .large_p_maxima import ActionMaxima, LocalMaximum, maximise_action
 from .large_p_problem import LargePProblem
 
 __all__ = ["Branch", "LargePSolution", "solve_large_p", "solve_branches", "symmetric_solution", "solutions",
@@ -305,7 +305,12 @@ def linear_large_p(problem: LargePProblem) -> LargePSolution:
     kd = s1**2 + s1**4 * tau**2 * var
     kb = np.diag(s1**4 * tau**2 * var)
     obs = Observables(outputs=f, readout_moment=U, kernel_diagonal=kd, kernel_blocks=kb)
-    mx = maximise_action(problem, t, starts=np.zeros((1, m)))
+    # S(a) = −½ aᵀ(I/σ̄_a² − σ_1² tᵀ diag(ρ) t) a: one maximum a = 0, flat (zero eigenvalue) along
+    # the classes where the domain constraint binds
+    w = np.sort(-1.0 / sa**2 + s1**2 * rho * tau**2)
+    w[w > -1e-12 / sa**2] = 0.0
+    best = LocalMaximum(a=np.zeros(m), value=0.0, gradient_norm=0.0, hessian_eigenvalues=w, is_global=True, starts=1)
+    mx = ActionMaxima(t=t.copy(), maxima=(best,), escaped=0, escaped_value=-np.inf, global_tol=0.0)
     G = problem.free_energy(t, 0.0)
     residual = float(np.max(np.abs(f - np.eye(m) + T * t)))
     gauss = var > 0

@@ -1,0 +1,275 @@
+"""Large-P limit (THEORY §4): action maxima, branch equations, symmetry breaking, finite-P convergence."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from solvers.large_p import (linear_large_p, solve_branches, solve_large_p, solutions, symmetric_solution)
+from solvers.large_p_branches import branch_system, newton_branches
+from solvers.large_p_compare import compare_with_finite_p
+from solvers.large_p_dual import evaluate_smoothed_dual
+from solvers.large_p_maxima import maximise_action
+from solvers.large_p_problem import LargePProblem, critical_temperatures, phi_second_moment
+from theory.linear import linear_class_closed_form
+from theory.spec import SpecError
+
+RHO = (0.5, 0.25, 0.25)
+
+
+# ---------------------------------------------------------------------- input validation
+@pytest.mark.parametrize("kwargs, word", [
+    ({"sigma_a_bar": 0.0}, "sigma_a_bar"),
+    ({"sigma_a_bar": -1.0}, "sigma_a_bar"),
+    ({"sigma_w": float("nan")}, "sigma_w"),
+    ({"temperature": -0.1}, "temperature"),
+    ({"class_fractions": (0.5, 0.4)}, "sum to 1"),
+    ({"class_fractions": (1.0,)}, "at least 2"),
+    ({"class_fractions": (1.2, -0.2)}, "> 0"),
+])
+def test_invalid_problem_names_parameter(kwargs, word):
+    with pytest.raises(SpecError, match=word):
+        LargePProblem(**kwargs)
+
+
+def test_invalid_continuation_parameter():
+    prob = LargePProblem()
+    with pytest.raises(SpecError, match="rho_r"):
+        branch_system(prob, 1, "beta")
+    with pytest.raises(SpecError, match="0..2"):
+        branch_system(prob, 1, "rho_3")
+    with pytest.raises(SpecError, match=r"\(0, 1\)"):
+        prob.with_parameter("rho_0", 1.5)
+
+
+def test_spec_round_trip():
+    prob = LargePProblem(nonlinearity="erf", sigma_a_bar=1.3, temperature=0.2, class_fractions=RHO)
+    spec = prob.to_spec(64)
+    assert spec.class_sizes == (32, 16, 16)
+    assert spec.sigma_a == pytest.approx(1.3 / 8)
+    back = LargePProblem.from_spec(spec)
+    assert back.sigma_a_bar == pytest.approx(1.3) and back.class_fractions == pytest.approx(RHO)
+
+
+# ---------------------------------------------------------------------- derivatives
+@pytest.mark.parametrize("name", ["erf", "normcdf", "relu"])
+@pytest.mark.parametrize("n", [1, 3])
+@pytest.mark.parametrize("parameter", ["temperature", "sigma_a_bar", "sigma_w", "rho_1"])
+def test_branch_jacobian_matches_finite_differences(name, n, parameter):
+    prob = LargePProblem(nonlinearity=name, sigma_w=1.2, sigma_a_bar=0.9, temperature=0.3, class_fractions=RHO)
+    system = branch_system(prob, n, parameter)
+    residual, jacobian, pack, unpack = system
+    rng = np.random.default_rng(3)
+    x = pack(rng.normal(size=(3, 3)), 0.7 * rng.normal(size=(n, 3)), rng.dirichlet(np.ones(n)))
+    t, A, P = unpack(x)
+    assert np.allclose(pack(t, A, P), x)
+    Fx, Fp = jacobian(x, system.p0)
+    h = 1e-6
+    num = np.array([(residual(x + h * e) - residual(x - h * e)) / (2 * h) for e in np.eye(system.size)]).T
+    assert np.max(np.abs(Fx - num)) < 1e-7 * (1 + np.max(np.abs(Fx)))
+    p = system.p0
+    num_p = (residual(x, p + h) - residual(x, p - h)) / (2 * h)
+    assert np.max(np.abs(Fp - num_p)) < 1e-7 * (1 + np.max(np.abs(Fp)))
+
+
+def test_action_derivatives_and_sigma_derivatives():
+    prob = LargePProblem(nonlinearity="tanh", sigma_w=1.1, sigma_a_bar=0.8, class_fractions=RHO)
+    rng = np.random.default_rng(0)
+    t, A = 2 * rng.normal(size=(3, 3)), rng.normal(size=(5, 3))
+    S, g, H = prob.action(A, t)
+    h = 1e-6
+    for r in range(3):
+        e = np.eye(3)[r] * h
+        assert np.allclose((prob.action(A + e, t, 0) - prob.action(A - e, t, 0)) / (2 * h), g[:, r], atol=1e-7)
+        assert np.allclose((prob.action(A + e, t, 1)[1] - prob.action(A - e, t, 1)[1]) / (2 * h), H[:, r], atol=1e-7)
+    gs = np.array([-6.0, -0.5, 0.0, 1.5, 8.0])
+    d0, d1 = prob.psi_sigma_derivatives(gs)
+    hi, lo = prob.replace(sigma_w=1.1 + 1e-3).psi(gs), prob.replace(sigma_w=1.1 - 1e-3).psi(gs)
+    assert np.allclose(d0, (hi[0] - lo[0]) / 2e-3, atol=3e-6)
+    assert np.allclose(d1, (hi[1] - lo[1]) / 2e-3, atol=3e-6)
+
+
+def test_smoothed_dual_gradient_and_hessian():
+    prob = LargePProblem(nonlinearity="normcdf", temperature=0.1, class_fractions=RHO)
+    t = 3 * np.eye(3) - 1 + 0.2 * np.random.default_rng(1).normal(size=(3, 3))
+    pt = evaluate_smoothed_dual(prob, t, 20.0)
+    h = 1e-5
+    for k in range(9):
+        e = np.zeros(9)
+        e[k] = h
+        up = evaluate_smoothed_dual(prob, t + e.reshape(3, 3), 20.0)
+        dn = evaluate_smoothed_dual(prob, t - e.reshape(3, 3), 20.0)
+        assert (up.value - dn.value) / (2 * h) == pytest.approx(pt.gradient.ravel()[k], abs=1e-8)
+        assert np.allclose((up.gradient - dn.gradient).ravel() / (2 * h), pt.hessian[k], atol=1e-6)
+
+
+# ---------------------------------------------------------------------- the pitchfork of odd φ
+@pytest.mark.parametrize("sigma_w", [1.0, 0.6])
+def test_erf_second_moment_arcsine_formula(sigma_w):
+    z, w = np.polynomial.hermite_e.hermegauss(300)
+    quad = w @ np.array([math.erf(math.sqrt(math.pi) * sigma_w * x / 2) ** 2 for x in z]) / math.sqrt(2 * math.pi)
+    assert phi_second_moment("erf", sigma_w) == pytest.approx(quad, abs=1e-13)
+    prob = LargePProblem(nonlinearity="erf", sigma_w=sigma_w)
+    assert prob.psi(np.array([0.0]))[2][0] == pytest.approx(quad, abs=1e-12)  # ψ''(0) = Var φ
+
+
+@pytest.mark.parametrize("sigma_w, sigma_a_bar", [(1.0, 1.0), (0.6, 1.4)])
+def test_hessian_at_zero_vanishes_at_critical_temperature(sigma_w, sigma_a_bar):
+    prob = LargePProblem(nonlinearity="erf", sigma_w=sigma_w, sigma_a_bar=sigma_a_bar, class_fractions=RHO)
+    tc = critical_temperatures(prob)
+    assert np.allclose(tc, sigma_a_bar * np.sqrt(np.array(RHO) * phi_second_moment("erf", sigma_w)))
+    for r in range(3):
+        p = prob.replace(temperature=float(tc[r]))
+        _, grad, H = p.action(np.zeros((1, 3)), np.eye(3) / tc[r])
+        assert np.max(np.abs(grad)) < 1e-11  # a = 0 is stationary (ψ'(0) = E φ = 0)
+        assert abs(H[0, r, r]) * sigma_a_bar**2 < 1e-10  # the zero eigenvalue, exactly at T_c,r
+        assert np.allclose(H[0] - np.diag(np.diag(H[0])), 0.0)
+        others = ~np.isclose(tc, tc[r])
+        assert np.array_equal(np.sign(np.diag(H[0])[others]), np.sign(tc[others] - tc[r]))
+
+
+def test_critical_temperature_needs_odd_phi():
+    with pytest.raises(SpecError, match="odd"):
+        critical_temperatures(LargePProblem(nonlinearity="normcdf"))
+
+
+def test_above_critical_temperature_solution_is_zero():
+    prob = LargePProblem(nonlinearity="erf", class_fractions=RHO)
+    tc = critical_temperatures(prob)[0]
+    sol = solve_large_p(prob.replace(temperature=1.02 * tc))
+    assert sol.converged and sol.kind == "global"
+    assert sol.n_branches == 1 and not sol.symmetry_broken
+    assert np.max(np.abs(sol.branches[0].a)) < 1e-8
+    assert np.allclose(sol.t, np.eye(3) / (1.02 * tc), atol=1e-9)
+    assert np.max(np.abs(sol.outputs)) < 1e-9
+    assert sol.free_energy == pytest.approx(-0.5 / (1.02 * tc), abs=1e-10)
+
+
+def test_below_critical_temperature_mirror_pair():
+    prob = LargePProblem(nonlinearity="erf", class_fractions=RHO)
+    tc = critical_temperatures(prob)
+    T = 0.98 * tc[0]
+    assert T > tc[1]  # only direction 0 is unstable
+    sol = solve_large_p(prob.replace(temperature=T))
+    assert sol.converged and sol.kind == "global", sol.message
+    assert sol.n_branches == 1 and sol.branches[0].mirror and sol.symmetry_broken
+    a = sol.branches[0].a
+    assert abs(a[0]) > 1e-2 and np.max(np.abs(a[1:])) < 1e-8
+    (ap, pp), (am, pm) = sol.expanded_branches()
+    assert pp == pm == pytest.approx(0.5) and np.allclose(ap, -am)
+    S = sol.problem.action(np.array([ap, am]), sol.t, order=0)
+    assert S[0] == pytest.approx(S[1], abs=1e-10)
+    glob = [x for x in sol.maxima.maxima if x.is_global]
+    assert len(glob) == 2 and all(x.stable for x in glob)
+    f = sol.outputs
+    assert f[0, 0] > 0 and np.max(np.abs(f - np.diag(np.diag(f)))) < 1e-9 and np.max(np.abs(f[1:, 1:])) < 1e-9
+    assert np.allclose(sol.t[1:, 1:], np.eye(2) / T, atol=1e-9)
+    # supercritical pitchfork: a*² vanishes linearly at T_c (ratio of two nearby temperatures)
+    a2 = [solve_large_p(prob.replace(temperature=x * tc[0])).branches[0].a[0] ** 2 for x in (0.995, 0.99)]
+    assert a2[1] / a2[0] == pytest.approx(2.0, rel=0.05)
+    # the symmetric a = 0 solution still exists, as a constrained one with lower dual value
+    sym = symmetric_solution(prob.replace(temperature=T))
+    assert sym.kind == "constrained" and "saddle" in sym.message
+    assert sym.free_energy < sol.free_energy
+
+
+def test_low_temperature_erf_breaks_every_direction():
+    prob = LargePProblem(nonlinearity="erf", temperature=0.2, class_fractions=RHO)
+    sols = solutions(prob)
+    sym, glob = sols
+    assert sym.kind == "constrained" and glob.kind == "global" and glob.converged
+    assert glob.n_branches == 4 and all(b.mirror for b in glob.branches)  # 2³ sign codes in 4 mirror orbits
+    assert np.allclose([b.occupation for b in glob.branches], 0.25, atol=1e-8)
+    f = glob.outputs
+    assert np.all(np.diag(f) > 0.25) and np.max(np.abs(f - np.diag(np.diag(f)))) < 1e-9
+    assert np.allclose(f + 0.2 * glob.t, np.eye(3), atol=1e-9)
+    # permutation symmetry of the equal classes 1 and 2
+    assert glob.t[1, 1] == pytest.approx(glob.t[2, 2], abs=1e-9)
+    json.dumps(glob.to_json())
+
+
+def test_normcdf_codes_and_global_maxima():
+    prob = LargePProblem(nonlinearity="normcdf", temperature=0.05, class_fractions=RHO)
+    sol = solve_large_p(prob)
+    assert sol.converged and sol.kind == "global", sol.message
+    assert sol.n_branches >= 2 and not any(b.mirror for b in sol.branches)
+    values = [b.value for b in sol.branches]
+    assert max(values) - min(values) < 1e-9
+    assert all(b.is_global and b.hessian_eigenvalues[-1] < 0 and b.occupation > 0 for b in sol.branches)
+    # no local maximum of S above the branches
+    check = maximise_action(prob, sol.t, n_random=64, seed=7)
+    assert check.value <= max(values) + 1e-9
+    assert np.allclose(sol.outputs + 0.05 * sol.t, np.eye(3), atol=1e-9)
+
+
+def test_branch_newton_follows_temperature_with_parameter_derivative():
+    prob = LargePProblem(nonlinearity="erf", temperature=0.3, class_fractions=RHO)
+    sol = solve_large_p(prob)
+    system = branch_system(prob, sol.n_branches, "temperature")
+    x = system.pack(sol.t, np.array([b.a for b in sol.branches]), [b.occupation for b in sol.branches])
+    Fx, Fp = system.jacobian(x, 0.3)
+    dT = 1e-3
+    pred = x - np.linalg.solve(Fx, Fp) * dT  # tangent predictor
+    out = newton_branches(system, pred, 0.3 + dT)
+    assert out.converged and out.nit <= 3
+    assert np.max(np.abs(out.x - pred)) < 1e-4
+
+
+# ---------------------------------------------------------------------- linear φ
+def test_linear_has_no_symmetry_breaking_and_matches_finite_p_closed_form():
+    for T in (0.05, 0.3, 0.8):
+        prob = LargePProblem(nonlinearity="linear", temperature=T, class_fractions=RHO)
+        sol = solve_large_p(prob)
+        assert sol.kind == "linear-gaussian" and sol.n_branches == 1 and not sol.symmetry_broken
+        assert np.allclose(sol.branches[0].a, 0.0)
+        # S is quadratic: one maximum, whatever the start
+        mx = maximise_action(prob, sol.t * (1 - 1e-3), n_random=32)
+        assert len(mx.maxima) == 1 and np.allclose(mx.best.a, 0.0, atol=1e-8)
+        assert np.allclose(sol.outputs + T * sol.t, np.eye(3), atol=1e-12)
+        # P → ∞ limit of the exact finite-P closed form of THEORY §3
+        gaps = []
+        for P in (10**4, 10**6):
+            t_fp, obs = linear_class_closed_form(prob.to_spec(P))
+            d = obs.difference(sol.observables)
+            gaps.append(max(max(d.values()), float(np.max(np.abs(t_fp - sol.t)))))
+        assert gaps[1] < 2e-2 and gaps[1] < 0.2 * gaps[0]
+    tc = critical_temperatures(LargePProblem(nonlinearity="linear", class_fractions=RHO))
+    assert np.allclose(linear_large_p(LargePProblem(nonlinearity="linear", temperature=1.01 * tc[0],
+                                                    class_fractions=RHO)).outputs, 0.0)
+
+
+# ---------------------------------------------------------------------- finite P → ∞
+def _convergence(P_values):
+    prob = LargePProblem(nonlinearity="erf", temperature=0.4, sigma_a_bar=1.0, sigma_w=1.0, class_fractions=RHO)
+    sol = solve_large_p(prob)
+    assert sol.converged and sol.symmetry_broken
+    return sol, compare_with_finite_p(prob, P_values, sol)
+
+
+def test_finite_p_approaches_large_p_branches():
+    sol, rows = _convergence([64, 256])
+    for r in rows:
+        assert r.success, r.message
+    for key in ("outputs", "readout_moment", "kernel_blocks", "t", "free_energy"):
+        g64, g256 = abs(rows[0].gaps[key]), abs(rows[1].gaps[key])
+        assert g256 < 0.15 and g256 < g64 / 2.5, (key, g64, g256)  # ~1/P: a factor 4 per 4× P
+    for r in rows:  # the finite-P readout law splits evenly over the mirror pair ±a*
+        assert np.allclose(r.masses, 0.5, atol=5e-3)
+    assert rows[1].spread[0] < rows[0].spread[0]
+
+
+@pytest.mark.slow
+def test_finite_p_approaches_large_p_branches_p1024():
+    sol, rows = _convergence([64, 256, 1024])
+    g = [r.gaps["outputs"] for r in rows]
+    assert g[2] < g[1] / 2.5 < g[0] / 6
+    assert abs(rows[2].gaps["free_energy"]) < abs(rows[1].gaps["free_energy"]) / 2.5
+
+
+# ---------------------------------------------------------------------- constrained solutions
+def test_solve_branches_reports_constrained_solution():
+    prob = LargePProblem(nonlinearity="erf", temperature=0.2, class_fractions=RHO)
+    sol = solve_branches(prob, np.eye(3) / 0.2, np.zeros((1, 3)), [1.0])
+    assert sol.converged and sol.kind == "constrained"
+    assert np.allclose(sol.t, np.eye(3) / 0.2) and np.allclose(sol.outputs, 0.0)
+    assert sol.extra["G_inf_at_t"] > sol.free_energy
