@@ -11,8 +11,8 @@ milliseconds of float64 numpy work (elementwise, so it uses one core).
 A second table shows the fixed costs: the time to the first finished point
 of a sweep of a no-op function (pool start-up: fork server or fresh
 interpreters importing the package, plus the first round trip) and the
-per-point overhead of a sweep of the no-op function (pickling, queues, the
-fsync of each record).
+per-point overhead after the first point of a 400-point sweep of the no-op
+function (pickling, queues, the fsync of each record).
 
 Run: python benchmarks/bench_sweep.py [--quick] [--function pkg.module:name --x T=0.01:1:8 --y s=0.5:3:8]
 """
@@ -111,7 +111,7 @@ def main():
         first_sweep = _timed(noop, [{"i": i} for i in range(2)], workers=2, mp_context=context)
         again = _timed(noop, [{"i": i} for i in range(2)], workers=2, mp_context=context)
         many = _timed(noop, [{"i": i} for i in range(400)], workers=2, mp_context=context)
-        overhead.append((context, first_sweep[1], again[1], (many[0] - again[0]) / 398))
+        overhead.append((context, first_sweep[1], again[1], (many[0] - many[1]) / 399))
     serial_many = _timed(noop, [{"i": i} for i in range(400)], backend="serial")
     print("\nfixed costs (no-op function, 2 workers)")
     print(f"{'start method':>13} {'first point, first sweep (s)':>29} {'first point, next sweep (s)':>28} "

@@ -15,7 +15,12 @@ Backends
     ``"forkserver"`` method where the platform has it, else ``"spawn"``
     (``mp_context`` overrides). A forked child of a process that has started
     threads (numba's threading layer, a Dask client, OpenMP) can deadlock, so
-    ``"fork"`` is not the default. Workers exit by themselves within a
+    ``"fork"`` is not the default. With ``"forkserver"``, this module and the
+    function's module are imported once in the fork server
+    (``set_forkserver_preload``, which applies only when this process first
+    starts its fork server), so after the first sweep of a process a pool
+    starts in milliseconds; ``"spawn"`` re-imports them in every worker of
+    every sweep (~1 s with numba). Workers exit by themselves within a
     second when the sweep process is killed. ``function`` must be picklable: a
     module-level function, an instance of a module-level class, or a
     ``functools.partial`` of one. Workers import the function's module.
@@ -38,7 +43,9 @@ File format (``codingschemes-sweep``, version 1)
 UTF-8 JSON Lines: every line is one JSON object (RFC 8259, compact, no
 ``NaN`` tokens) followed by ``"\\n"``. A line that does not end in ``"\\n"``
 was cut off by a kill and is ignored (``run_sweep`` truncates it away before
-appending). Non-finite floats anywhere in a point or result are written as
+appending); blank lines are ignored. Keys may be added to the header or
+records without a new version; a reader should ignore keys it does not know
+and reject a ``version`` it does not know. Non-finite floats anywhere in a point or result are written as
 the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``; :func:`load_sweep`
 turns these three strings back into floats.
 
