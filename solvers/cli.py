@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mean-field (γ = 1, β = N/T; against the solver) or lazy (γ = 1/2, β = 1/T; "
                         "against the NNGP baseline)")
     v.add_argument("--workers", type=int, default=1, help="chains run in parallel (default 1)")
+    v.add_argument("--sampler", choices=("collapsed", "gibbs"), default="collapsed",
+                   help="collapsed: MALA on W with the readout integrated out, then a | W (default); "
+                        "gibbs: a | W exact, MALA on W | a")
     v.add_argument("--checkpoint", default=None,
                    help="JSON Lines file every finished chain is written to; rerunning the same command "
                         "resumes from it (default: OUT/validate-<hash of the settings>.jsonl)")
@@ -158,7 +161,7 @@ def _validate(args) -> int:
                      temperature=args.temperature, class_sizes=parse_class_sizes(args.class_sizes))
     settings = {**spec.to_dict(), "widths": widths, "chains": args.chains, "sweeps": args.sweeps,
                 "burn": args.burn, "seed": args.seed, "init": args.init, "swaps": args.swaps,
-                "scaling": args.scaling}
+                "scaling": args.scaling, "sampler": args.sampler}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     checkpoint = args.checkpoint or str(Path(args.out) / f"validate-{digest}.jsonl")
     if not args.quiet:
@@ -166,7 +169,8 @@ def _validate(args) -> int:
     try:
         report = validate(spec, widths=widths, chains=args.chains, sweeps=args.sweeps, burn=args.burn,
                           seed=args.seed, progress=not args.quiet, init=args.init, swaps=args.swaps,
-                          scaling=args.scaling, workers=args.workers, checkpoint=checkpoint)
+                          scaling=args.scaling, workers=args.workers, checkpoint=checkpoint,
+                          sampler=args.sampler)
     except ValueError as exc:
         raise SpecError(str(exc)) from None
     path = plot_validation(report, Path(args.out) / "validate.png")
