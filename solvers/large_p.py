@@ -59,7 +59,7 @@ Linearly growing φ (ReLU): see :mod:`solvers.large_p_condensate`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import time
 
 import numpy as np
@@ -73,7 +73,7 @@ from .large_p_maxima import ActionMaxima, LocalMaximum, maximise_action
 from .large_p_problem import LargePProblem
 
 __all__ = ["Branch", "LargePSolution", "solve_large_p", "solve_branches", "symmetric_solution", "solutions",
-           "branch_observables", "linear_large_p"]
+           "branch_observables", "linear_large_p", "polish_from"]
 
 #: β schedule of the smoothed dual (:mod:`solvers.large_p_dual`).
 DEFAULT_BETAS = (1e3, 1e4, 1e5, 1e6)
@@ -251,7 +251,10 @@ def _polish(problem, t, A, P, mirror, *, tol, global_tol, n_random, seed, max_re
             P = np.maximum(P, 0.0)
             P /= P.sum()
             continue
-        mx, info = _classify(problem, t, A, P, mirror, global_tol, n_random, seed)
+        try:
+            mx, info = _classify(problem, t, A, P, mirror, global_tol, n_random, seed)
+        except RuntimeError as exc:  # S unbounded above at t (linearly growing φ outside q(t) <= 1)
+            return None, f"branch Newton with n = {len(P)} left the domain of S: {exc}"
         S_branch = problem.action(A[:1], t, order=0)[0]
         covered = {i for i, _ in info if i is not None}
         missing = [k for k, x in enumerate(mx.maxima) if x.is_global and k not in covered
@@ -347,10 +350,13 @@ def solve_large_p(problem: LargePProblem, *, t0=None, betas=DEFAULT_BETAS, tol: 
     start = time.perf_counter()
     if problem.nonlinearity == "linear":
         return linear_large_p(problem)
-    if _check_growth(problem):
+    if _check_growth(problem) and problem.temperature > 0.0:
         from .large_p_condensate import solve_linear_growth
         return solve_linear_growth(problem, t0=t0, betas=betas, tol=tol, global_tol=global_tol,
                                    n_random=n_random, seed=seed, max_refits=max_refits)
+    if problem.temperature == 0.0:
+        return _zero_temperature(problem, dict(t0=t0, betas=betas, tol=tol, global_tol=global_tol,
+                                               n_random=n_random, seed=seed, max_refits=max_refits))
     m = problem.m
     t = np.zeros((m, m)) if t0 is None else np.array(t0, dtype=np.float64).reshape(m, m)
     notes, nit = [], 0
@@ -374,6 +380,49 @@ def solve_large_p(problem: LargePProblem, *, t0=None, betas=DEFAULT_BETAS, tol: 
                           "global", "not converged: " + " | ".join(notes), nit, start, {})
 
 
+def polish_from(problem: LargePProblem, previous: LargePSolution, **kwargs) -> tuple:
+    """Re-solve at ``problem`` starting from a solution of a nearby problem: (solution or None, message).
+
+    Keeps the branch set (and the condensate directions), then runs the same
+    checks as :func:`solve_large_p` (adding or dropping branches as needed).
+    """
+    start = time.perf_counter()
+    A = np.array([b.a for b in previous.branches])
+    P = np.array([b.occupation for b in previous.branches])
+    mirror = [b.mirror for b in previous.branches]
+    kw = dict(tol=kwargs.get("tol", 1e-10), global_tol=kwargs.get("global_tol", 1e-9),
+              n_random=kwargs.get("n_random", 16), seed=kwargs.get("seed", 0),
+              max_refits=kwargs.get("max_refits", 8), start=start)
+    if _check_growth(problem):
+        from .large_p_condensate import polish_linear_growth
+        cond = previous.condensate
+        D = np.zeros((0, problem.m)) if cond is None else cond.directions
+        lam = np.zeros(0) if cond is None else cond.mass
+        return polish_linear_growth(problem, previous.t, A, P, mirror, D, lam, **kw)
+    return _polish(problem, previous.t, A, P, mirror, **kw)
+
+
+def _zero_temperature(problem, kwargs):
+    """T = 0 (G∞ not strongly convex): solve at T_aux = T_scale/10, then Newton at T_aux/4, T_aux/16, 0.
+
+    T_scale = σ̄_a (max_c ρ_c Var φ)^{1/2}, the largest T_c of an odd φ.
+    """
+    start = time.perf_counter()
+    var = float(problem.psi(np.array([0.0]))[2][0])
+    T_aux = 0.1 * problem.sigma_a_bar * np.sqrt(max(problem.rho) * max(var, 1e-12))
+    sol = solve_large_p(problem.replace(temperature=T_aux), **kwargs)
+    if not sol.converged:
+        return sol
+    for T in (T_aux / 4, T_aux / 16, 0.0):
+        new, msg = polish_from(problem.replace(temperature=T), sol, **kwargs)
+        if new is None:
+            return replace(sol, converged=False, time_seconds=time.perf_counter() - start,
+                           message=f"not converged at T = 0: homotopy from T = {T_aux:.3g} failed at T = {T:.3g}: {msg}")
+        sol = new
+    return replace(sol, message=sol.message + f" (T = 0 reached by Newton homotopy from T = {T_aux:.3g})",
+                   time_seconds=time.perf_counter() - start)
+
+
 def solve_branches(problem: LargePProblem, t, A, P, *, tol: float = 1e-10, global_tol: float = 1e-9,
                    n_random: int = 16, seed: int = 0) -> LargePSolution:
     """Newton on the n-branch system from (t, A (n, m), P (n,)), without adding or dropping branches.
@@ -395,7 +444,12 @@ def solve_branches(problem: LargePProblem, t, A, P, *, tol: float = 1e-10, globa
         info = [(None, False)] * len(P)
         return _make_solution(problem, t, A, P, mirror, None, info, out.residual_norm, False, "constrained",
                               f"not converged: {out.message}", out.nit, start, {})
-    mx, info = _classify(problem, t, A, P, mirror, global_tol, n_random, seed)
+    try:
+        mx, info = _classify(problem, t, A, P, mirror, global_tol, n_random, seed)
+    except RuntimeError as exc:
+        info = [(None, False)] * len(P)
+        return _make_solution(problem, t, A, P, mirror, None, info, out.residual_norm, False, "constrained",
+                              f"Newton converged to a field t where S is unbounded above: {exc}", out.nit, start, {})
     reasons = []
     S = problem.action(A, t, order=0)
     for g, (i, ok) in enumerate(info):
