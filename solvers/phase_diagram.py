@@ -1,0 +1,283 @@
+"""Phase diagrams of coding schemes in the large-P limit (THEORY §4).
+
+Every point of a two-parameter grid is labelled by the coding scheme of the
+large-P solution there (:func:`coding_scheme`):
+
+* the readout groups: the occupied branches a_γ, a mirror orbit {a, −a} of
+  an odd φ counting as two groups;
+* each group's code, from its class-mean activations m_c = ψ'(t_c·a_γ)
+  (the mean of φ(h_μ) over the inputs of class c under the tilted law):
+  for φ ≥ 0 a class is in the code ("1") when m_c exceeds half the group's
+  largest m_c, as for sampled neurons (:func:`validation.observables.neuron_codes`);
+  for odd φ the code is the sign pattern ("+", "−" written "-", "0" below half
+  the largest |m_c|), and every branch a ≠ 0 also stands for its mirror −a;
+  a group with all |m_c| < 1e-6 is silent ("000");
+* symmetric (one code: every neuron equivalent) or broken (several codes);
+* for linearly growing φ with a condensate, the outliers' codes.
+
+The label is ``"symmetric"`` or ``"broken: <codes>"``.
+
+The grid is computed row by row (:func:`phase_row`, one row = fixed y): along
+x each solve starts from the previous point's branches
+(:func:`solvers.large_p.solve_branches`, Newton on the branch equations,
+milliseconds) and falls back to the global solver
+(:func:`solvers.large_p.solve_large_p`) whenever the warm solution is not
+the minimiser of G∞ (a branch stopped being a global maximum of S, an
+occupation turned negative, Newton failed) — which is exactly what happens
+at a transition. Between neighbouring points with different labels the
+transition is located by bisection in x (``refine`` halvings), each
+boundary point carrying its bracket. Rows are the points of a resumable
+sweep (:func:`solvers.sweep.run_sweep`): each finished row is written to
+the sweep file at once, an interrupted diagram resumes without recomputing
+finished rows, and rows run in parallel (processes, or Dask across
+machines). Boundary curves join the located transitions of consecutive
+rows that separate the same pair of labels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import time
+
+import numpy as np
+
+from theory.spec import SpecError
+
+from .large_p import LargePSolution, solve_branches, solve_large_p
+from .large_p_problem import LargePProblem, parameter_name
+from .sweep import run_sweep
+
+__all__ = ["coding_scheme", "phase_row", "PhaseDiagram", "phase_diagram", "load_phase_diagram"]
+
+#: a class belongs to a group's code when its activation exceeds this fraction of the largest
+CODE_THRESHOLD = 0.5
+#: occupations below this are empty branches
+MIN_OCCUPATION = 1e-6
+#: a group whose largest |class-mean activation| is below this is silent (code of zeros)
+SILENT = 1e-6
+
+
+def _code(m: np.ndarray, odd: bool) -> str:
+    big = np.max(np.abs(m))
+    if big <= SILENT:
+        return "0" * len(m)
+    if odd:
+        return "".join("+" if v > CODE_THRESHOLD * big else "-" if v < -CODE_THRESHOLD * big else "0" for v in m)
+    top = np.max(m)
+    return "".join("1" if v > CODE_THRESHOLD * top else "0" for v in m)
+
+
+def coding_scheme(sol: LargePSolution) -> dict:
+    """Groups, their codes and occupations, and the label of a large-P solution (module docstring).
+
+    Branches with the same code form one group; the solution is symmetric when there is one group.
+    For odd φ the measure is even in a, so every branch a ≠ 0 also stands for −a (codes ±).
+    """
+    prob = sol.problem
+    odd = prob.phi.odd
+    merged: dict = {}
+    for b in sol.branches:
+        if b.occupation <= MIN_OCCUPATION:
+            continue
+        _, dpsi, _ = prob.psi(sol.t @ b.a)
+        code = _code(np.asarray(dpsi), odd)
+        images = [code]
+        if odd and code != "0" * prob.m:
+            images.append(code.translate(str.maketrans("+-", "-+")))
+        for c in images:
+            merged[c] = merged.get(c, 0.0) + b.occupation / len(images)
+    codes = sorted(merged)
+    symmetric = len(codes) <= 1
+    out = {"symmetric": symmetric, "n_groups": len(codes), "codes": codes,
+           "occupations": [merged[c] for c in codes]}
+    cond = getattr(sol, "condensate", None)
+    if cond is not None and hasattr(cond, "codes"):
+        out["condensate_codes"] = sorted("".join("1" if c in set(code) else "0" for c in range(prob.m))
+                                         for code in cond.codes)
+    label = "symmetric" if symmetric else "broken: " + " ".join(codes)
+    if out.get("condensate_codes"):
+        label += " + outliers " + " ".join(out["condensate_codes"])
+    out["label"] = label
+    return out
+
+
+def _orbits(maxima, odd: bool) -> np.ndarray:
+    """Global maxima of S, one representative per mirror orbit {a, −a} for odd φ."""
+    reps = []
+    for x in maxima.global_maxima:
+        if odd and any(np.linalg.norm(x.a + r) <= 1e-6 * (1 + np.linalg.norm(r)) for r in reps):
+            continue
+        reps.append(x.a)
+    return np.array(reps)
+
+
+def _warm(prob: LargePProblem, prev: LargePSolution | None) -> tuple[LargePSolution, bool]:
+    """(solution, used_global_solver) at ``prob`` starting from the neighbouring solution ``prev``.
+
+    1. Newton on prev's branches (milliseconds). 2. If they stop being the minimiser of G∞ (a
+    transition), Newton on the global maxima of S at the field just found, equally occupied. 3. Only
+    if both fail, the global solver (smoothed dual, about a second).
+    """
+    if prev is not None and prev.converged and prev.kind == "global" and prev.condensate is None:
+        A = np.array([b.a for b in prev.branches])
+        P = np.array([b.occupation for b in prev.branches])
+        try:
+            sol = solve_branches(prob, prev.t, A, P)
+            if sol.converged and sol.kind == "global" and min(b.occupation for b in sol.branches) > MIN_OCCUPATION:
+                return sol, False
+            if sol.maxima is not None:
+                A2 = _orbits(sol.maxima, prob.phi.odd)
+                sol2 = solve_branches(prob, sol.t, A2, np.full(len(A2), 1.0 / len(A2)))
+                if (sol2.converged and sol2.kind == "global"
+                        and min(b.occupation for b in sol2.branches) > MIN_OCCUPATION):
+                    return sol2, False
+        except (RuntimeError, np.linalg.LinAlgError, FloatingPointError):
+            pass
+    return solve_large_p(prob, t0=None if prev is None else prev.t), True
+
+
+def _point_summary(sol: LargePSolution) -> dict:
+    scheme = coding_scheme(sol)
+    return {**scheme, "converged": bool(sol.converged), "kind": sol.kind, "free_energy": float(sol.free_energy),
+            "f_diag": np.diag(sol.outputs).tolist(), "U_diag": np.diag(sol.readout_moment).tolist()}
+
+
+def phase_row(job: dict) -> dict:
+    """One row of the diagram (the sweep function): labels along x at fixed y, transitions located.
+
+    ``job``: ``problem`` (:meth:`LargePProblem.to_dict`), ``x_name``, ``x_values``, ``y_name``,
+    ``y`` and ``refine`` (bisection halvings per transition). Returns per-x lists (``label``,
+    ``symmetric``, ``n_groups``, ``codes``, ``converged``, ``free_energy``, ``f_diag``, ``U_diag``)
+    and ``boundaries``: [{x, bracket [lo, hi], left, right}].
+    """
+    start = time.perf_counter()
+    base = LargePProblem(**job["problem"]).with_parameter(job["y_name"], job["y"])
+    xs = [float(x) for x in job["x_values"]]
+    sols, n_global = [], 0
+    prev = None
+    for x in xs:
+        sol, used = _warm(base.with_parameter(job["x_name"], x), prev)
+        n_global += used
+        sols.append(sol)
+        prev = sol
+    points = [_point_summary(s) for s in sols]
+    boundaries = []
+    for i in range(len(xs) - 1):
+        left, right = points[i]["label"], points[i + 1]["label"]
+        if left == right:
+            continue
+        lo, hi, s_lo = xs[i], xs[i + 1], sols[i]
+        for _ in range(int(job.get("refine", 8))):
+            mid = 0.5 * (lo + hi)
+            s_mid, used = _warm(base.with_parameter(job["x_name"], mid), s_lo)
+            n_global += used
+            if coding_scheme(s_mid)["label"] == left:
+                lo, s_lo = mid, s_mid
+            else:
+                hi = mid
+        boundaries.append({"x": 0.5 * (lo + hi), "bracket": [lo, hi], "left": left, "right": right})
+    out = {k: [p[k] for p in points] for k in points[0]}
+    out.update({"x": xs, "y": float(job["y"]), "boundaries": boundaries, "global_solves": n_global,
+                "time_seconds": time.perf_counter() - start})
+    return out
+
+
+@dataclass(frozen=True)
+class PhaseDiagram:
+    """Labels on the (x, y) grid, located transitions and boundary curves."""
+
+    x_name: str
+    y_name: str
+    x: np.ndarray
+    y: np.ndarray
+    labels: np.ndarray  # (len(y), len(x)) object array, None where not computed
+    rows: list  # the row results (dicts), None for missing rows
+    path: str | None = None
+
+    @property
+    def boundary_points(self) -> list:
+        return [dict(b, y=r["y"]) for r in self.rows if r is not None for b in r["boundaries"]]
+
+    def boundary_curves(self) -> list:
+        """[{"x": [...], "y": [...], "kind": "left | right"}]: transitions of consecutive rows that
+        separate the same pair of labels, joined in y order."""
+        curves: dict = {}
+        for b in sorted(self.boundary_points, key=lambda b: (b["y"], b["x"])):
+            key = " | ".join(sorted((b["left"], b["right"])))
+            curves.setdefault(key, []).append((b["x"], b["y"]))
+        return [{"x": [p[0] for p in pts], "y": [p[1] for p in pts], "kind": key} for key, pts in curves.items()]
+
+    def records(self) -> list:
+        """Per-point records in the sweep-record layout (for :func:`figures.phase_diagram.plot_phase_diagram`)."""
+        out = []
+        for r in self.rows:
+            if r is None:
+                continue
+            for j, x in enumerate(r["x"]):
+                out.append({"point": {self.x_name: x, self.y_name: r["y"]}, "status": "ok",
+                            "result": {k: r[k][j] for k in ("label", "symmetric", "n_groups", "converged",
+                                                            "free_energy")}})
+        return out
+
+    def to_json(self) -> dict:
+        return {"x_name": self.x_name, "y_name": self.y_name, "x": self.x.tolist(), "y": self.y.tolist(),
+                "labels": [[lab for lab in row] for row in self.labels.tolist()],
+                "boundaries": self.boundary_points, "curves": self.boundary_curves(), "path": self.path}
+
+
+def _assemble(x_name, y_name, xs, ys, records, path) -> PhaseDiagram:
+    rows = [None] * len(ys)
+    for rec in records:
+        if rec["status"] == "ok":
+            rows[rec["index"]] = rec["result"]
+    labels = np.full((len(ys), len(xs)), None, dtype=object)
+    for i, r in enumerate(rows):
+        if r is not None:
+            labels[i, :] = r["label"]
+    return PhaseDiagram(x_name, y_name, np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64),
+                        labels, rows, None if path is None else str(path))
+
+
+def phase_diagram(problem: LargePProblem, x_name: str, x_values, y_name: str, y_values, path, *,
+                  workers: int | None = None, backend: str = "process", dask_address=None, refine: int = 8,
+                  progress=True) -> PhaseDiagram:
+    """Label every grid point by its coding scheme, locate the transitions; resumable (``path``).
+
+    ``x_name``/``y_name``: "temperature", "sigma_a_bar", "sigma_w" or "rho_r" (class fraction r,
+    the others rescaled). Rows (fixed y) are the sweep points written to ``path``.
+    """
+    if not isinstance(problem, LargePProblem):
+        raise TypeError(f"problem must be a LargePProblem (got {type(problem).__name__})")
+    m = problem.m
+    if parameter_name(x_name, m) == parameter_name(y_name, m):
+        raise SpecError(f"x and y must be different parameters (got {x_name!r} twice)")
+    xs = [float(v) for v in x_values]
+    ys = [float(v) for v in y_values]
+    if len(xs) < 2 or len(ys) < 1:
+        raise SpecError(f"need at least 2 x values and 1 y value (got {len(xs)} and {len(ys)})")
+    for name, vals in ((x_name, xs), (y_name, ys)):
+        for v in (min(vals), max(vals)):
+            problem.with_parameter(name, v)  # validates the range (T >= 0, σ > 0, 0 < ρ < 1)
+    if not isinstance(refine, int) or refine < 0:
+        raise SpecError(f"refine must be an integer >= 0 (got {refine!r})")
+    jobs = [{"problem": problem.to_dict(), "x_name": x_name, "x_values": xs, "y_name": y_name, "y": y,
+             "refine": refine} for y in ys]
+    records = run_sweep(phase_row, jobs, path, workers=workers, backend=backend, dask_address=dask_address,
+                        progress=progress, metadata={"kind": "codingschemes phase-diagram", "x": x_name,
+                                                     "y": y_name, **problem.to_dict()})
+    return _assemble(x_name, y_name, xs, ys, records, path)
+
+
+def load_phase_diagram(path) -> PhaseDiagram:
+    """The (possibly partial) diagram stored in a phase-diagram sweep file."""
+    from .sweep import load_sweep
+
+    header, records = load_sweep(path)
+    meta = header["metadata"]
+    if meta.get("kind") != "codingschemes phase-diagram":
+        raise SpecError(f"{path} is not a phase-diagram sweep file")
+    ok = [r for r in records if r["status"] == "ok"]
+    xs = ok[0]["point"]["x_values"] if ok else []
+    ys = [None] * header["n_points"]
+    for r in records:
+        ys[r["index"]] = r["point"]["y"]
+    return _assemble(meta["x"], meta["y"], xs, [y if y is not None else np.nan for y in ys], records, path)
