@@ -8,9 +8,12 @@ import pytest
 from solvers.large_p import (linear_large_p, solve_branches, solve_large_p, solutions, symmetric_solution)
 from solvers.large_p_branches import branch_system, newton_branches
 from solvers.large_p_compare import compare_with_finite_p
-from solvers.large_p_dual import evaluate_smoothed_dual
+from solvers.large_p_condensate import condensate_system, q_derivatives
+from solvers.large_p_dual import domain_q, evaluate_smoothed_dual
 from solvers.large_p_maxima import maximise_action
 from solvers.large_p_problem import LargePProblem, critical_temperatures, phi_second_moment
+from solvers.solve import solve
+from theory.domain import marginal_directions
 from theory.linear import linear_class_closed_form
 from theory.spec import SpecError
 
@@ -273,3 +276,109 @@ def test_solve_branches_reports_constrained_solution():
     assert sol.converged and sol.kind == "constrained"
     assert np.allclose(sol.t, np.eye(3) / 0.2) and np.allclose(sol.outputs, 0.0)
     assert sol.extra["G_inf_at_t"] > sol.free_energy
+
+
+# ---------------------------------------------------------------------- the dual minimum, checked directly
+def _dual(prob, t):
+    return prob.free_energy(t, maximise_action(prob, t, n_random=8).value)
+
+
+@pytest.mark.parametrize("name, T", [("erf", 0.2), ("normcdf", 0.05), ("relu", 0.05)])
+def test_solution_minimises_the_dual(name, T):
+    """G∞ is convex: no feasible perturbation of t* may lower it (checked on random directions)."""
+    prob = LargePProblem(nonlinearity=name, temperature=T, class_fractions=RHO)
+    sol = solve_large_p(prob)
+    assert sol.converged, sol.message
+    G0 = _dual(prob, sol.t)
+    assert G0 == pytest.approx(sol.free_energy, abs=1e-9)
+    rng = np.random.default_rng(5)
+    tried = 0
+    for _ in range(25):
+        d = rng.normal(size=(3, 3))
+        t = sol.t + 0.02 * d / np.linalg.norm(d)
+        if name == "relu":  # scale back into the domain q(t) <= 1 (q is homogeneous of degree 2)
+            t = t * min(1.0, (1 - 1e-12) / math.sqrt(domain_q(prob, t)))
+        tried += 1
+        assert _dual(prob, t) >= G0 - 1e-10
+    assert tried >= 10
+
+
+# ---------------------------------------------------------------------- ReLU: condensate
+@pytest.mark.parametrize("parameter", ["temperature", "sigma_a_bar", "sigma_w", "rho_2"])
+def test_condensate_jacobian_matches_finite_differences(parameter):
+    prob = LargePProblem(nonlinearity="relu", sigma_w=1.1, sigma_a_bar=0.9, temperature=0.2, class_fractions=RHO)
+    system = condensate_system(prob, 1, 2, parameter)
+    residual, jacobian, pack, unpack = system
+    rng = np.random.default_rng(11)
+    D = rng.normal(size=(2, 3))
+    x = pack(rng.normal(size=(3, 3)), 0.5 * rng.normal(size=(1, 3)), [1.0], D / np.linalg.norm(D, axis=1)[:, None],
+             [0.3, 0.7])
+    assert np.allclose(pack(*unpack(x)), x)
+    Fx, Fp = jacobian(x)
+    h = 1e-6
+    num = np.array([(residual(x + h * e) - residual(x - h * e)) / (2 * h) for e in np.eye(system.size)]).T
+    assert np.max(np.abs(Fx - num)) < 1e-7 * (1 + np.max(np.abs(Fx)))
+    p = system.p0
+    assert np.allclose(Fp, (residual(x, p + h) - residual(x, p - h)) / (2 * h), atol=1e-7)
+
+
+def test_q_derivatives_match_finite_differences():
+    prob = LargePProblem(nonlinearity="relu", class_fractions=RHO)
+    t = np.array([[1.4, -0.2, -0.1], [-0.3, 1.9, -0.2], [-0.3, -0.1, 2.0]])
+    dirs, q = marginal_directions(t, prob.rho, prob.sigma_a_bar, prob.sigma_w, prob.phi)
+    for d, qv in zip(dirs, q):
+        val, g, H = q_derivatives(prob, t, d)
+        assert val == pytest.approx(qv, abs=1e-12)
+        h = 1e-6
+        for k in range(9):
+            e = np.zeros(9)
+            e[k] = h
+            up = q_derivatives(prob, t + e.reshape(3, 3), d)
+            dn = q_derivatives(prob, t - e.reshape(3, 3), d)
+            assert (up[0] - dn[0]) / (2 * h) == pytest.approx(g[k], abs=1e-7)
+            assert np.allclose((up[1] - dn[1]) / (2 * h), H[k], atol=1e-6)
+
+
+def test_relu_low_temperature_condensate():
+    prob = LargePProblem(nonlinearity="relu", temperature=0.05, class_fractions=RHO)
+    sol = solve_large_p(prob)
+    assert sol.converged and sol.kind == "global", sol.message
+    cond = sol.condensate
+    assert cond is not None and len(cond.mass) == 3 and np.all(cond.mass > 0.1)
+    assert sorted(cond.codes) == [(0,), (1,), (2,)]  # one marginal direction per class, one-class codes
+    assert cond.q_max == pytest.approx(1.0, abs=1e-9)
+    assert np.all(cond.gap > 0)  # bulk maximum above S's asymptote: the condensate holds few neurons
+    assert sol.n_branches == 1 and sol.branches[0].is_global
+    assert np.allclose(sol.outputs + 0.05 * sol.t, np.eye(3), atol=1e-9)
+    # with every class condensed, t_c = â_c/(σ̄_a σ_1 √ρ_c) and λ_c + T does not depend on T
+    for d, code in zip(cond.directions, cond.codes):
+        c = code[0]
+        assert np.allclose(sol.t[c], d / np.sqrt(RHO[c]), atol=1e-8)
+    warmer = solve_large_p(prob.replace(temperature=0.2))
+    assert np.allclose(warmer.t, sol.t, atol=1e-8)
+    order = [np.argmax(np.abs(warmer.condensate.directions @ d)) for d in cond.directions]
+    assert np.allclose(warmer.condensate.mass[order] + 0.2, cond.mass + 0.05, atol=1e-8)
+    json.dumps(sol.to_json())
+
+
+def test_relu_condensate_shrinks_with_temperature():
+    prob = LargePProblem(nonlinearity="relu", class_fractions=RHO)
+    mid = solve_large_p(prob.replace(temperature=0.5))
+    assert mid.converged and mid.condensate is not None and mid.condensate.codes == ((0,),)
+    hot = solve_large_p(prob.replace(temperature=1.0))
+    assert hot.converged and hot.condensate is None and domain_q(prob, hot.t) < 1.0
+
+
+@pytest.mark.slow
+def test_relu_condensate_matches_finite_p():
+    """Large-P ReLU against the exact finite-P solver at P = 64 (THEORY §4 was checked by sampling there)."""
+    prob = LargePProblem(nonlinearity="relu", temperature=0.05, class_fractions=RHO)
+    sol = solve_large_p(prob)
+    res = solve(prob.to_spec(64))
+    fp = res.extra["condensate"]
+    assert np.max(np.abs(res.t - sol.t)) < 0.03
+    assert np.max(np.abs(res.outputs - sol.outputs)) < 0.01
+    assert np.max(np.abs(res.readout_moment - sol.readout_moment)) < 0.03
+    for d, lam in zip(fp["directions"], fp["mass"]):
+        j = int(np.argmax(sol.condensate.directions @ np.asarray(d)))
+        assert lam == pytest.approx(sol.condensate.mass[j], abs=0.05)
