@@ -52,6 +52,9 @@ __all__ = ["coding_scheme", "phase_row", "PhaseDiagram", "phase_diagram", "load_
 CODE_THRESHOLD = 0.5
 #: occupations below this are empty branches
 MIN_OCCUPATION = 1e-6
+#: random starts of the global-maximum check in warm steps (the deterministic starts, the previous
+#: point's maxima and the class directions are always used; the global solver uses 16)
+WARM_RANDOM_STARTS = 4
 #: a group whose largest |class-mean activation| is below this is silent (code of zeros)
 SILENT = 1e-6
 
@@ -121,12 +124,12 @@ def _warm(prob: LargePProblem, prev: LargePSolution | None) -> tuple[LargePSolut
         A = np.array([b.a for b in prev.branches])
         P = np.array([b.occupation for b in prev.branches])
         try:
-            sol = solve_branches(prob, prev.t, A, P)
+            sol = solve_branches(prob, prev.t, A, P, n_random=WARM_RANDOM_STARTS)
             if sol.converged and sol.kind == "global" and min(b.occupation for b in sol.branches) > MIN_OCCUPATION:
                 return sol, False
             if sol.maxima is not None:
                 A2 = _orbits(sol.maxima, prob.phi.odd)
-                sol2 = solve_branches(prob, sol.t, A2, np.full(len(A2), 1.0 / len(A2)))
+                sol2 = solve_branches(prob, sol.t, A2, np.full(len(A2), 1.0 / len(A2)), n_random=WARM_RANDOM_STARTS)
                 if (sol2.converged and sol2.kind == "global"
                         and min(b.occupation for b in sol2.branches) > MIN_OCCUPATION):
                     return sol2, False
