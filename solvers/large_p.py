@@ -186,11 +186,16 @@ def _orbits(problem, A, weights, tol=1e-6):
     return np.array(reps).reshape(-1, problem.m), np.array(ws), flags
 
 
-def _match(a, maxima: ActionMaxima, odd: bool, tol=1e-6):
+def _same(a, b, odd: bool, tol=1e-6) -> bool:
+    """a and b are the same point (or mirror images, for odd φ)."""
+    scale = tol * (1.0 + np.linalg.norm(b))
+    return bool(np.linalg.norm(a - b) <= scale or (odd and np.linalg.norm(a + b) <= scale))
+
+
+def _match(a, maxima: ActionMaxima, odd: bool):
     """Index of the maximum at a (or −a for odd φ), else None."""
     for i, x in enumerate(maxima.maxima):
-        scale = tol * (1.0 + np.linalg.norm(x.a))
-        if np.linalg.norm(a - x.a) <= scale or (odd and np.linalg.norm(a + x.a) <= scale):
+        if _same(a, x.a, odd):
             return i
     return None
 
@@ -205,8 +210,8 @@ def _newton(problem, t, A, P, tol):
     return out, t, A, P, float(sv[-1] / sv[0])
 
 
-def _classify(problem, t, A, P, mirror, global_tol, n_random, seed, p_tol=1e-9):
-    """Maxima of S at t and, per branch: (matched maximum index, is_global)."""
+def _classify(problem, t, A, global_tol, n_random, seed):
+    """Maxima of S at t (warm-started at the branches) and, per branch, (index of its maximum or None, is_global)."""
     odd = problem.phi.odd
     warm = np.concatenate([A, -A]) if odd else A
     mx = maximise_action(problem, t, warm=warm, n_random=n_random, seed=seed, global_tol=global_tol)
@@ -252,23 +257,27 @@ def _polish(problem, t, A, P, mirror, *, tol, global_tol, n_random, seed, max_re
             P /= P.sum()
             continue
         try:
-            mx, info = _classify(problem, t, A, P, mirror, global_tol, n_random, seed)
+            mx, info = _classify(problem, t, A, global_tol, n_random, seed)
         except RuntimeError as exc:  # S unbounded above at t (linearly growing φ outside q(t) <= 1)
             return None, f"branch Newton with n = {len(P)} left the domain of S: {exc}"
         S_branch = problem.action(A[:1], t, order=0)[0]
-        covered = {i for i, _ in info if i is not None}
-        missing = [k for k, x in enumerate(mx.maxima) if x.is_global and k not in covered
-                   and not (odd and any(np.linalg.norm(x.a + A[g]) <= 1e-6 * (1 + np.linalg.norm(x.a))
-                                        for g in range(len(P))))]
         above = mx.value > S_branch + global_tol * (1.0 + abs(S_branch))
         if above or not all(ok for _, ok in info):
+            # a branch that is not even a local maximum (a saddle of S) leaves the set
+            saddle = [g for g, (i, _) in enumerate(info) if i is None]
+            if saddle:
+                keep = np.array([g not in saddle for g in range(len(P))])
+                notes.append(f"dropped branch(es) {saddle} (not local maxima of S)")
+                A, P, mirror = A[keep], np.maximum(P[keep], 0.0), [mm for mm, k in zip(mirror, keep) if k]
+            missing = [x.a for x in mx.maxima if x.is_global and not any(_same(x.a, a, odd) for a in A)]
             if not missing:
-                missing = [0]
-            k = missing[0]
-            a_new = mx.maxima[k].a
+                return None, "branches are not all global maxima of S and no other global maximum was found" + (
+                    ": " + "; ".join(notes) if notes else "")
+            a_new = missing[0]
             notes.append(f"added a global maximum of S at a = {np.array2string(a_new, precision=4)}")
             A = np.vstack([A, a_new])
-            P = np.append(P, 0.0)
+            P = np.append(P, 0.0 if P.sum() > 0 else 1.0)
+            P /= P.sum()
             mirror.append(bool(odd and np.linalg.norm(a_new) > 1e-8))
             continue
         # drop exactly unoccupied branches (P = 0 within rounding): they stay in the list of maxima
@@ -330,7 +339,7 @@ def linear_large_p(problem: LargePProblem) -> LargePSolution:
 
 
 # ---------------------------------------------------------------------- drivers
-def _check_growth(problem):
+def _condenses(problem):
     nl = problem.phi
     if nl.linear_growth and nl.name != "linear":
         return True
@@ -350,7 +359,7 @@ def solve_large_p(problem: LargePProblem, *, t0=None, betas=DEFAULT_BETAS, tol: 
     start = time.perf_counter()
     if problem.nonlinearity == "linear":
         return linear_large_p(problem)
-    if _check_growth(problem) and problem.temperature > 0.0:
+    if _condenses(problem) and problem.temperature > 0.0:
         from .large_p_condensate import solve_linear_growth
         return solve_linear_growth(problem, t0=t0, betas=betas, tol=tol, global_tol=global_tol,
                                    n_random=n_random, seed=seed, max_refits=max_refits)
@@ -393,7 +402,7 @@ def polish_from(problem: LargePProblem, previous: LargePSolution, **kwargs) -> t
     kw = dict(tol=kwargs.get("tol", 1e-10), global_tol=kwargs.get("global_tol", 1e-9),
               n_random=kwargs.get("n_random", 16), seed=kwargs.get("seed", 0),
               max_refits=kwargs.get("max_refits", 8), start=start)
-    if _check_growth(problem):
+    if _condenses(problem):
         from .large_p_condensate import polish_linear_growth
         cond = previous.condensate
         D = np.zeros((0, problem.m)) if cond is None else cond.directions
@@ -445,7 +454,7 @@ def solve_branches(problem: LargePProblem, t, A, P, *, tol: float = 1e-10, globa
         return _make_solution(problem, t, A, P, mirror, None, info, out.residual_norm, False, "constrained",
                               f"not converged: {out.message}", out.nit, start, {})
     try:
-        mx, info = _classify(problem, t, A, P, mirror, global_tol, n_random, seed)
+        mx, info = _classify(problem, t, A, global_tol, n_random, seed)
     except RuntimeError as exc:
         info = [(None, False)] * len(P)
         return _make_solution(problem, t, A, P, mirror, None, info, out.residual_norm, False, "constrained",

@@ -454,7 +454,7 @@ def _kkt_polish(problem, t, A, P, mirror, D, lam, *, tol, global_tol, n_random, 
             lam = np.append(lam, 0.0)
             continue
         try:
-            mx, info = _classify(problem, t, A, P, mirror, global_tol, n_random, seed)
+            mx, info = _classify(problem, t, A, global_tol, n_random, seed)
         except RuntimeError as exc:
             return None, f"KKT Newton left the domain of S: {exc}"
         S1 = problem.action(A[:1], t, order=0)[0]
