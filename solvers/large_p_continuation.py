@@ -268,6 +268,7 @@ class LargePBranchTrace:
     duplicate_of: int | None = None
     symmetry_action: int | None = None
     raw: Branch | None = None  # the generic continuation record (not in JSON)
+    special: list = field(default_factory=list)  # per point: "" or the kind of an inserted special point
 
     @property
     def success(self) -> bool:
@@ -279,7 +280,7 @@ class LargePBranchTrace:
     def to_json(self) -> dict:
         keys = ("label", "n_branches", "parameter", "t", "a", "occupation", "f", "U", "kernel_diagonal",
                 "kernel_blocks", "free_energy", "n_occupied", "stability", "hessian_max", "kind", "arclength",
-                "residual", "status", "message", "origin", "duplicate_of", "symmetry_action")
+                "residual", "special", "status", "message", "origin", "duplicate_of", "symmetry_action")
         out = {k: _plain(getattr(self, k)) for k in keys}
         out["P"] = out["occupation"]  # short aliases
         return out
@@ -514,18 +515,26 @@ def _n_occupied(A, P, odd, tol=1e-7) -> int:
 
 
 def _trace_from_branch(ev: _Evaluator, br: Branch, label: str, origin: dict, status=None, message=None):
+    """Per-point arrays of a traced branch. The located special points where the branch stops being
+    global are inserted (in arclength order) as the last global point of their segment (``special``
+    names the kind there), so that the global solution is drawn up to the transition itself."""
     system = ev.system
     m, n = system.m, system.n
-    k = len(br.p)
+    pts = [(float(br.arclength[i]), float(br.p[i]), br.x[i], int(br.stability[i]), float(br.residual_norm[i]), "")
+           for i in range(len(br.p))]
+    for sp in br.special_points:
+        if sp.stability_before == 0 and sp.stability_after > 0 and sp.kind != "fold":
+            pts.append((float(sp.arclength), float(sp.p), sp.x, 0, float(sp.residual_norm), sp.kind))
+    pts.sort(key=lambda q: q[0])
+    k = len(pts)
     T = np.empty((k, m, m))
     A = np.empty((k, n, m))
     P = np.empty((k, n))
     f, U, kb = np.empty((k, m, m)), np.empty((k, m, m)), np.empty((k, m, m))
     kd, G, nocc, hmax = np.empty((k, m)), np.empty(k), np.empty(k, dtype=int), np.empty(k)
-    stab = np.asarray(br.stability, dtype=int)
-    for i in range(k):
-        prob = system.problem_at(float(br.p[i]))
-        t, a, pp = system.unpack(br.x[i])
+    for i, (_, p, x, _, _, _) in enumerate(pts):
+        prob = system.problem_at(p)
+        t, a, pp = system.unpack(x)
         T[i], A[i], P[i] = t, a, pp
         obs = branch_observables(prob, t, a, pp)
         f[i], U[i], kd[i], kb[i] = obs.outputs, obs.readout_moment, obs.kernel_diagonal, obs.kernel_blocks
@@ -533,12 +542,14 @@ def _trace_from_branch(ev: _Evaluator, br: Branch, label: str, origin: dict, sta
         G[i] = prob.free_energy(t, float(S[0]))
         nocc[i] = _n_occupied(a, pp, ev.odd)
         hmax[i] = float(np.max(np.linalg.eigvalsh(H)))
+    stab = np.array([q[3] for q in pts], dtype=int)
     kind = ["global" if s == 0 else "constrained" for s in stab]
-    return LargePBranchTrace(label=label, n_branches=n, parameter=br.p.copy(), t=T, a=A, occupation=P, f=f, U=U,
-                             kernel_diagonal=kd, kernel_blocks=kb, free_energy=G, n_occupied=nocc, stability=stab,
-                             hessian_max=hmax, kind=kind, arclength=br.arclength.copy(),
-                             residual=br.residual_norm.copy(), status=status or br.status,
-                             message=message or br.message, origin=origin, raw=br)
+    return LargePBranchTrace(label=label, n_branches=n, parameter=np.array([q[1] for q in pts]), t=T, a=A,
+                             occupation=P, f=f, U=U, kernel_diagonal=kd, kernel_blocks=kb, free_energy=G,
+                             n_occupied=nocc, stability=stab, hessian_max=hmax, kind=kind,
+                             arclength=np.array([q[0] for q in pts]), residual=np.array([q[4] for q in pts]),
+                             status=status or br.status, message=message or br.message, origin=origin, raw=br,
+                             special=[q[5] for q in pts])
 
 
 # ---------------------------------------------------------------------- descriptions
@@ -775,8 +786,8 @@ class _Driver:
 
     def forward_global(self, tr: LargePBranchTrace) -> bool:
         """The trace leaves its start as the global solution, moving towards p_to."""
-        return (len(tr) > 1 and int(tr.stability[1]) == 0
-                and (tr.parameter[1] - tr.parameter[0]) * self.sign > 0)
+        raw = tr.raw
+        return (len(raw.p) > 1 and int(raw.stability[1]) == 0 and (raw.p[1] - raw.p[0]) * self.sign > 0)
 
     def resolve(self, p_star, t_guess):
         notes = []
@@ -898,8 +909,8 @@ class _Driver:
         n = sol.n_branches
         ev = self.evaluator(n)
         x0 = ev.system.pack(sol.t, np.array([b.a for b in sol.branches]), [b.occupation for b in sol.branches])
-        i0 = max(0, min(sp.index, len(tr) - 1))
-        p_back = float(tr.parameter[i0]) - self.sign * 4.0 * abs(p_past - float(sp.p))
+        i0 = max(0, min(sp.index, len(tr.raw.p) - 1))
+        p_back = float(tr.raw.p[i0]) - self.sign * 4.0 * abs(p_past - float(sp.p))
         lo_b, hi_b, _ = parameter_range(self.parameter, self.problem.m)
         p_back = min(max(p_back, lo_b + 1e-12 * max(1.0, abs(p_past))), hi_b - 1e-12 if math.isfinite(hi_b) else p_back)
         label = f"{tr.label}>merge@{p_past:.6g}"
@@ -969,7 +980,7 @@ def _solution_arrays(sols, params, label, origin, odd, status, message):
                                               for s in sols]),
         kind=[s.kind if s.converged else "failed" for s in sols],
         arclength=np.abs(np.asarray(params) - params[0]), residual=np.array([s.residual_norm for s in sols]),
-        status=status, message=message, origin=origin)
+        status=status, message=message, origin=origin, special=[""] * k)
 
 
 def _linear_path(problem, parameter, p_from, p_to, n_points, progress):
@@ -1046,21 +1057,33 @@ def _structure(sol: LargePSolution) -> tuple:
     return (sol.n_branches, _n_condensate(sol), sol.converged)
 
 
-def _sequential_path(problem, parameter, p_from, p_to, n_points, progress, locate_tol):
+def _solve_warm(problem, t0, notes):
+    """solve_large_p warm-started at field t0; on an exception or no convergence, again from t = 0."""
+    if t0 is not None:
+        try:
+            s = solve_large_p(problem, t0=t0)
+            if s.converged:
+                return s
+        except (RuntimeError, ValueError, TypeError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            notes.append(f"warm-started solve failed at {problem.to_dict()}: {type(exc).__name__}: {exc}")
+    return solve_large_p(problem)
+
+
+def _sequential_path(problem, parameter, p_from, p_to, n_points, progress, locate_tol, notes):
     """Independent solve_large_p solves on a grid (warm start: the previous field); structure changes
     (number of branches, condensate directions) located by bisection of solves to ``locate_tol``."""
     grid = np.linspace(p_from, p_to, n_points)
     sols, params, specials = [], [], []
     t0 = None
     for i, p in enumerate(grid):
-        s = solve_large_p(problem.with_parameter(parameter, p), t0=t0)
+        s = _solve_warm(problem.with_parameter(parameter, p), t0, notes)
         if s.converged:
             t0 = s.t
         if sols and _structure(s) != _structure(sols[-1]):
             lo, hi, s_lo, s_hi = params[-1], float(p), sols[-1], s
             while abs(hi - lo) > locate_tol:
                 mid = 0.5 * (lo + hi)
-                s_mid = solve_large_p(problem.with_parameter(parameter, mid), t0=s_lo.t)
+                s_mid = _solve_warm(problem.with_parameter(parameter, mid), s_lo.t, notes)
                 if _structure(s_mid) == _structure(s_lo):
                     lo, s_lo = mid, s_mid
                 else:
@@ -1177,7 +1200,7 @@ def continue_solution(problem: LargePProblem, parameter: str, p_from: float, p_t
             f"{nl.name}: φ grows linearly, the solution has a condensate on q(t) = 1 that the branch system "
             "does not describe; followed by independent solves (method 'sequential')"]
         tr, specials = _sequential_path(problem, parameter, p_from, p_to, n_points, progress,
-                                        max(opts.locate_tol, 1e-6 * abs(p_to - p_from)))
+                                        max(opts.locate_tol, 1e-6 * abs(p_to - p_from)), note)
         ok = tr.success
         return finish([tr], specials, None, ok, "reached the end" if ok else tr.message, note, len(tr), len(tr),
                       "sequential")
