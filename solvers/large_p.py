@@ -22,6 +22,16 @@ readout a is O(1) under the tilted measure, see :mod:`solvers.large_p_problem`):
     K blocks[c,d] = Σ_γ P_γ ψ'(t_c·a_γ) ψ'(t_d·a_γ)
     G∞            = lim G/P of the finite-P dual value (``SolveResult.free_energy``).
 
+Sign of G: with Z the evidence, Z ∝ ∫ dt e^{N G(t)} over the imaginary t
+contour, so G(t*) = min_t G is (log Z)/N up to constants (at high T,
+G = −P/(2T) = (log Z)/N with f ≈ 0). The solution is the unique minimiser
+t* of the convex G∞; a constrained solution (:func:`solve_branches`) is a
+stationary point of G∞ restricted to its branch set, with value
+G_n(t_n) = S(a_1) − Σ_c ρ_c t_cc + (T/2) Σ_c ρ_c ||t_c||² ≤ G∞(t_n)
+(``extra["G_inf_at_t"]``). For the symmetric a = 0 branch of an odd φ below
+T_c, G_1 = −1/(2T) lies below G∞(t*): a lower evidence, i.e. a higher free
+energy −G than the symmetry-broken solution.
+
 Entry points
 ------------
 :func:`solve_large_p`
@@ -346,17 +356,25 @@ def _condenses(problem):
     return False
 
 
-def solve_large_p(problem: LargePProblem, *, t0=None, betas=DEFAULT_BETAS, tol: float = 1e-10,
-                  global_tol: float = 1e-9, n_random: int = 16, seed: int = 0, max_refits: int = 8) -> LargePSolution:
+def solve_large_p(problem: LargePProblem, *, t0=None, init_P: int | None = None, betas=DEFAULT_BETAS,
+                  tol: float = 1e-10, global_tol: float = 1e-9, n_random: int = 16, seed: int = 0,
+                  max_refits: int = 8) -> LargePSolution:
     """The P → ∞ solution (minimiser of G∞) for ``problem``; see the module docstring.
 
-    ``t0``: starting field (default 0); ``betas``: smoothing schedule;
+    ``t0``: starting field (default 0); ``init_P``: start instead from the
+    exact finite-P field at this P (:func:`solvers.solve`, costs an
+    m-dimensional integration); ``betas``: smoothing schedule (non-empty);
     ``tol``: max |F| of the branch equations; ``global_tol``: relative
     tolerance on S for "global maximum".
     """
     if not isinstance(problem, LargePProblem):
         raise TypeError(f"problem must be a LargePProblem (got {type(problem).__name__})")
+    if not len(betas) or min(betas) <= 0:
+        raise SpecError(f"betas must be a non-empty sequence of positive numbers (got {betas!r})")
     start = time.perf_counter()
+    if init_P is not None:
+        from .solve import solve
+        t0 = solve(problem.to_spec(int(init_P))).t
     if problem.nonlinearity == "linear":
         return linear_large_p(problem)
     if _condenses(problem) and problem.temperature > 0.0:
@@ -364,7 +382,7 @@ def solve_large_p(problem: LargePProblem, *, t0=None, betas=DEFAULT_BETAS, tol: 
         return solve_linear_growth(problem, t0=t0, betas=betas, tol=tol, global_tol=global_tol,
                                    n_random=n_random, seed=seed, max_refits=max_refits)
     if problem.temperature == 0.0:
-        return _zero_temperature(problem, dict(t0=t0, betas=betas, tol=tol, global_tol=global_tol,
+        return _zero_temperature(problem, dict(t0=None, betas=betas, tol=tol, global_tol=global_tol,
                                                n_random=n_random, seed=seed, max_refits=max_refits))
     m = problem.m
     t = np.zeros((m, m)) if t0 is None else np.array(t0, dtype=np.float64).reshape(m, m)

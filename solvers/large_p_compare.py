@@ -42,31 +42,65 @@ class FiniteComparison:
                 "spread": None if self.spread is None else self.spread.tolist()}
 
 
-def readout_concentration(problem: LargePProblem, t, P: int, centres, n_grid: int = 81):
+def _nearest(points, centres, chunk=200_000):
+    """(index of the nearest centre, squared distance to it) for every point, in chunks."""
+    idx = np.empty(len(points), dtype=np.int64)
+    d2 = np.empty(len(points))
+    for s in range(0, len(points), chunk):
+        d = np.sum((points[s:s + chunk, None, :] - centres[None, :, :]) ** 2, axis=2)
+        idx[s:s + chunk] = np.argmin(d, axis=1)
+        d2[s:s + chunk] = d[np.arange(len(d)), idx[s:s + chunk]]
+    return idx, d2
+
+
+def readout_concentration(problem: LargePProblem, t, P: int, centres, n_grid: int | None = None):
     """(mass, RMS spread) of p(a) ∝ exp(P S(a; t)) in the nearest-centre cells of ``centres`` (k, m).
 
-    Tensor grid over a box holding every centre plus 8 standard deviations
-    of the narrowest direction; m ≤ 3 only.
+    Two tensor rules (m ≤ 3):
+
+    * global: one grid over a box holding every centre plus 8 standard
+      deviations of the widest direction, used when its spacing resolves the
+      narrowest Gaussian width 1/√(P|λ_max|) by two nodes (moderate P; the
+      default ``n_grid`` is chosen so, even and at most 160 per axis: no node
+      lies on a coordinate plane, where mirror cells would tie);
+    * local: per centre, a grid in the eigenbasis of ∇²S spanning ±8 widths
+      per direction, restricted to the centre's cell (large P, when the mass
+      sits well inside those boxes).
     """
     centres = np.atleast_2d(np.asarray(centres, dtype=np.float64))
     m = problem.m
     if m > 3:
         raise ValueError(f"readout_concentration integrates on a tensor grid and needs m <= 3 (got m = {m})")
     t = np.asarray(t, dtype=np.float64)
-    _, _, H = problem.action(centres, t)
-    curv = max(float(np.min(np.abs(np.linalg.eigvalsh(H)))), 1e-3 / problem.sigma_a_bar**2)
-    half = float(np.max(np.abs(centres))) + 8.0 / np.sqrt(P * curv)
-    axis = np.linspace(-half, half, n_grid)
-    grid = np.stack(np.meshgrid(*([axis] * m), indexing="ij"), axis=-1).reshape(-1, m)
-    logw = P * problem.action(grid, t, order=0)
-    w = np.exp(logw - logw.max())
-    w /= w.sum()
-    d2 = np.sum((grid[:, None, :] - centres[None, :, :]) ** 2, axis=2)
-    near = np.argmin(d2, axis=1)
-    mass = np.bincount(near, weights=w, minlength=len(centres))
-    spread = np.sqrt(np.bincount(near, weights=w * d2[np.arange(len(grid)), near], minlength=len(centres))
-                     / np.maximum(mass, 1e-300))
-    return mass, spread
+    S0, _, H = problem.action(centres, t)
+    lam = np.abs(np.linalg.eigvalsh(H))
+    soft = max(float(lam.min()), 1e-3 / problem.sigma_a_bar**2)
+    stiff = float(lam.max())
+    half = float(np.max(np.abs(centres))) + 8.0 / np.sqrt(P * soft)
+    if n_grid is None:  # even, resolving the narrowest width by 2 nodes, at most 160 per axis
+        n_grid = int(min(160, max(40, 2 * np.ceil(2.0 * half * np.sqrt(P * stiff) + 1))))
+    if 2.0 * half / (n_grid - 1) <= 0.5 / np.sqrt(P * stiff):
+        axis = np.linspace(-half, half, n_grid)
+        grid = np.stack(np.meshgrid(*([axis] * m), indexing="ij"), axis=-1).reshape(-1, m)
+        logw = P * problem.action(grid, t, order=0)
+        w = np.exp(logw - logw.max())
+        near, d2 = _nearest(grid, centres)
+        mass = np.bincount(near, weights=w, minlength=len(centres))
+        spread = np.sqrt(np.bincount(near, weights=w * d2, minlength=len(centres)) / np.maximum(mass, 1e-300))
+        return mass / mass.sum(), spread
+    ref = float(S0.max())
+    u = np.linspace(-8.0, 8.0, 33)
+    cube = np.stack(np.meshgrid(*([u] * m), indexing="ij"), axis=-1).reshape(-1, m)
+    mass, spread = np.zeros(len(centres)), np.zeros(len(centres))
+    for j, (c, Hj) in enumerate(zip(centres, H)):
+        ev, V = np.linalg.eigh(-Hj)
+        widths = 1.0 / np.sqrt(P * np.maximum(ev, 1e-3 / problem.sigma_a_bar**2))
+        pts = c + (cube * widths) @ V.T
+        near, d2 = _nearest(pts, centres)
+        w = np.exp(P * (problem.action(pts, t, order=0) - ref)) * (near == j) * np.prod(widths)
+        mass[j] = w.sum()
+        spread[j] = np.sqrt((w @ d2) / max(w.sum(), 1e-300))
+    return mass / mass.sum(), spread
 
 
 def compare_with_finite_p(problem: LargePProblem, P_values, solution: LargePSolution | None = None,

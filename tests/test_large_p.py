@@ -7,7 +7,7 @@ import pytest
 
 from solvers.large_p import (linear_large_p, solve_branches, solve_large_p, solutions, symmetric_solution)
 from solvers.large_p_branches import branch_system, newton_branches
-from solvers.large_p_compare import compare_with_finite_p
+from solvers.large_p_compare import compare_with_finite_p, readout_concentration
 from solvers.large_p_condensate import condensate_system, q_derivatives
 from solvers.large_p_dual import domain_q, evaluate_smoothed_dual
 from solvers.large_p_maxima import maximise_action
@@ -257,7 +257,7 @@ def test_finite_p_approaches_large_p_branches():
         g64, g256 = abs(rows[0].gaps[key]), abs(rows[1].gaps[key])
         assert g256 < 0.15 and g256 < g64 / 2.5, (key, g64, g256)  # ~1/P: a factor 4 per 4× P
     for r in rows:  # the finite-P readout law splits evenly over the mirror pair ±a*
-        assert np.allclose(r.masses, 0.5, atol=5e-3)
+        assert np.allclose(r.masses, 0.5, atol=1e-6)
     assert rows[1].spread[0] < rows[0].spread[0]
 
 
@@ -382,3 +382,30 @@ def test_relu_condensate_matches_finite_p():
     for d, lam in zip(fp["directions"], fp["mass"]):
         j = int(np.argmax(sol.condensate.directions @ np.asarray(d)))
         assert lam == pytest.approx(sol.condensate.mass[j], abs=0.05)
+
+
+def test_readout_concentration_factorises_for_diagonal_field():
+    """Odd φ, diagonal t: p(a) ∝ e^{P S} factorises over coordinates, so each sign octant holds 1/8."""
+    prob = LargePProblem(nonlinearity="erf", temperature=0.3, class_fractions=RHO)
+    sol = solve_large_p(prob)
+    centres = np.array([a for a, _ in sol.expanded_branches()])
+    assert len(centres) == 8 and np.allclose([p for _, p in sol.expanded_branches()], 1 / 8)
+    for P in (64, 256):  # global tensor rule
+        mass, _ = readout_concentration(prob, sol.t, P, centres)
+        assert np.allclose(mass, 1 / 8, atol=1e-9)
+    # the spread around each branch: exact 1-D quadrature (p factorises) at moderate P, and the
+    # Laplace width 1/√P·(tr(−∇²S)⁻¹)^{1/2} at large P (local rule)
+    x = np.linspace(0.0, 3.0, 30001)
+    var = 0.0
+    for c in range(3):
+        A = np.zeros((len(x), 3))
+        A[:, c] = x
+        S = prob.action(A, sol.t, order=0)
+        w = np.exp(256 * (S - S.max()))
+        var += w @ (x - abs(centres[0, c])) ** 2 / w.sum()
+    assert readout_concentration(prob, sol.t, 256, centres)[1][0] == pytest.approx(np.sqrt(var), rel=5e-3)
+    H = sol.problem.action(centres[:1], sol.t)[2][0]
+    laplace = np.sqrt(np.trace(np.linalg.inv(-H)))
+    mass, spread = readout_concentration(prob, sol.t, 2**20, centres)
+    assert np.allclose(mass, 1 / 8, atol=1e-6)
+    assert spread[0] * 2**10 == pytest.approx(laplace, rel=0.02)
