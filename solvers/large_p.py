@@ -54,6 +54,14 @@ Odd φ: S(−a) = S(a) and all observables are even in a, so a branch stands
 for the mirror orbit {a_γ, −a_γ} with its occupation split equally (the
 P → ∞ limit of the finite-P measure, which is symmetric under a → −a).
 Below T_c the odd-φ solution splits each broken direction into ± codes.
+For orthogonal class data t stays diagonal (the minimiser is invariant
+under flipping row and column r of t off the diagonal, a symmetry of G∞ for
+odd φ), so S separates over coordinates and its maxima are all sign
+patterns (±a*_1, ..., ±a*_m) of the broken directions, occupied with
+pairwise uncorrelated signs. For m ≥ 4 broken directions these occupations
+are not unique (higher sign correlations are free; the branch Jacobian is
+singular and the message says so); the smoothing weights, uniform by
+symmetry, are what is reported.
 
 Linear φ: ψ = σ_1² g²/2 makes S quadratic; its maximum is a = 0 (S = 0)
 while σ̄_a²σ_1² λ_max(tᵀ diag(ρ) t) < 1 and S is unbounded beyond. There is
