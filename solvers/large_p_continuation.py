@@ -441,16 +441,50 @@ def _eig_threshold(prob, w) -> float:
     return EIG_TOL * (1.0 / prob.sigma_a_bar**2 + float(np.max(np.abs(w))))
 
 
+def _distinct(points, limit: int, tol: float = 1e-4) -> np.ndarray:
+    """The first ``limit`` rows of ``points`` (best first) that differ by more than tol·(1 + |a|)."""
+    out = []
+    for a in points:
+        if all(np.linalg.norm(a - b) > tol * (1.0 + np.linalg.norm(b)) for b in out):
+            out.append(a)
+            if len(out) >= limit:
+                break
+    return np.array(out).reshape(-1, points.shape[1] if np.ndim(points) == 2 else 0)
+
+
 class _Evaluator:
     """Stability of (x, p) for an n-branch system: Hessian signs, negative occupations, global check."""
 
-    def __init__(self, system: BranchSystem, *, global_check: bool = True, n_random: int = 8):
+    def __init__(self, system: BranchSystem, *, global_check: bool = True, n_random: int = 8,
+                 full_every: int = 4):
         self.system = system
         self.odd = system.problem.phi.odd
         self.global_check = global_check
         self.n_random = n_random
+        self.full_every = max(1, int(full_every))
+        self.known = None  # local maxima of S found by the last search (tracked between full searches)
+        self.searches = 0
         self.cache = {}
         self.calls = 0
+
+    def _maxima(self, prob, t, A):
+        """Local maxima of S(·; t): every ``full_every``-th call the full multi-start search of
+        :func:`maximise_action` (deterministic set + ``n_random`` random starts + warm starts), in between
+        an ascent from the tracked maxima of the last search and the branches only (the maxima move
+        continuously with (t, p); a new one is picked up by the next full search)."""
+        warm = np.concatenate([A, -A]) if self.odd else A
+        if self.known is not None and len(self.known):
+            warm = np.concatenate([warm, self.known] + ([-self.known] if self.odd else []))
+        warm = _distinct(warm, 4 * len(warm) + 1)
+        full = self.known is None or self.searches % self.full_every == 0
+        self.searches += 1
+        if full:
+            mx = maximise_action(prob, t, warm=warm, n_random=self.n_random, seed=0, global_tol=GLOBAL_TOL)
+        else:
+            mx = maximise_action(prob, t, starts=np.concatenate([warm, np.zeros((1, A.shape[1]))]),
+                                 global_tol=GLOBAL_TOL)
+        self.known = _distinct(mx.points(), 24)
+        return mx
 
     def residual(self, x, p):
         """F(x, p); NaN outside the valid parameter range (the continuation then rejects the step)."""
@@ -483,9 +517,8 @@ class _Evaluator:
         unstable = int(n_pos.sum() + neg.sum())
         higher, best = unstable > 0, None
         if not higher and self.global_check:
-            warm = np.concatenate([A, -A]) if self.odd else A
             try:
-                mx = maximise_action(prob, t, warm=warm, n_random=self.n_random, seed=0, global_tol=GLOBAL_TOL)
+                mx = self._maxima(prob, t, A)
                 s_ref = float(np.max(S))
                 if mx.value > s_ref + GLOBAL_TOL * (1.0 + abs(s_ref)) or mx.unbounded:
                     higher, best = True, (mx.best.a.copy(), mx.best.value, bool(mx.unbounded))
