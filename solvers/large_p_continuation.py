@@ -20,7 +20,12 @@ stability count at every point (x, p) = (t, a_γ, P_γ; p):
 (the last term is 1 whenever one of the first two is nonzero: a saddle of S
 is never its global maximum). stability = 0 means the continued solution is
 the minimiser of the convex dual G∞ (kind "global"); otherwise it is a
-"constrained" stationary point of G∞ restricted to those n branches.
+"constrained" stationary point of G∞ restricted to those n branches. The
+global check runs :func:`~solvers.large_p_maxima.maximise_action` with its
+full multi-start set at every 4th evaluation and, in between, an ascent from
+the maxima found last (they move continuously with (t, p)); a competing
+maximum is therefore caught unless it is born and overtakes the occupied
+ones within a few points.
 
 Special points of the continued branch (located by bisection in arclength,
 with a bracket, see :mod:`solvers.continuation`) are classified and acted on:
@@ -60,6 +65,18 @@ the perturbation δa ∝ e_1 couples to t through f[0, 1] and f[1, 0], so the
 Jacobian stays regular and the event is a ``"stability-change"`` (two
 eigenvalues of ∇²_a S cross zero together), after which solve_large_p
 finds 4 mirror orbits (8 readouts (±a_0, ±a_1, ±a_2), P_γ = 1/4).
+
+Limitations. Several classes with equal ρ break together, so the
+bifurcation is degenerate (null space of [F_x F_p] larger than 2):
+:func:`switch_branch` needs a simple branch point, so the driver re-solves
+past it instead (ρ = (1/3, 1/3, 1/3)). For m ≥ 4 the occupations of the
+2^(m−1) sign-code orbits are not unique (the Jacobian of the full-code system
+is singular); the driver then follows the branches it finds, which share t
+and f, and says so in the record. The gap between a split and the re-solve
+point (δ) is not traced (the new branches merge at the split, where the
+Jacobian is singular); merges met in the other direction are located by
+continuing the re-solved solution back. Continuation in ``sigma_w`` rebuilds
+the ψ table for every σ_1 and is slow (about 100 s for σ_1 from 0.5 to 2).
 
 Linear φ (:func:`solvers.large_p.linear_large_p`): S is quadratic with the
 single maximum a = 0, so there is no symmetry breaking; the closed form is
@@ -525,7 +542,8 @@ class _Evaluator:
             except RuntimeError:  # no maximum found at all: S unbounded above
                 higher, best = True, (None, math.inf, True)
         out = {"t": t, "A": A, "P": P, "S": S, "w": w, "V": V, "n_pos": n_pos, "negative": neg,
-               "higher": bool(higher), "best": best, "stability": unstable + int(higher), "problem": prob}
+               "higher": bool(higher), "higher_found": best is not None, "best": best,
+               "stability": unstable + int(higher), "problem": prob}
         if len(self.cache) > 20000:
             self.cache.clear()
         self.cache[key] = out
@@ -652,6 +670,7 @@ def _describe(ev: _Evaluator, sp, br: Branch, parameter: str, problem: LargePPro
     at = ev.details(sp.x, sp.p)
     A = before["A"]  # the branch as it was just before the point (the located point may sit off it)
     texts, dirs, classes, formula = [], [], set(), None
+    groups = {}  # (gained, where) -> branch descriptions: branches that change alike are described once
     for g in range(n):
         gained = int(after["n_pos"][g]) - int(before["n_pos"][g])
         if gained == 0:
@@ -663,33 +682,39 @@ def _describe(ev: _Evaluator, sp, br: Branch, parameter: str, problem: LargePPro
         classes.update(cls)
         for j in range(V.shape[1]):
             dirs.append(V[:, j])
-        desc = _branch_text(A[g], n, ev.odd)
         cl = f"class{'es' if len(cls) > 1 else ''} {', '.join(map(str, cls))}"
-        where = (f"direction {_vec(V[:, 0])} ({cl})" if V.shape[1] == 1
+        v = V[:, 0] * np.sign(V[np.argmax(np.abs(V[:, 0])), 0])  # sign fixed: largest component > 0
+        where = (f"direction {_vec(v)} ({cl})" if V.shape[1] == 1
                  else f"{V.shape[1]} directions (spanning {cl})")
-        if gained > 0:
-            if sp.kind == "branch-point" and ev.odd and np.linalg.norm(A[g]) < 1e-7:
-                texts.append(f"{desc} loses stability in {where}: pitchfork to codes ±")
-            elif sp.kind == "branch-point":
-                texts.append(f"{desc} loses stability in {where}: branch point, symmetry-broken branches "
-                             "of the n-branch system cross here")
-            else:
-                texts.append(f"{desc} stops being a local maximum of S in {where}: each such readout "
-                             f"splits into {2 ** V.shape[1]}" + (" (equal-fraction classes break together)"
-                                                                    if V.shape[1] > 1 else ""))
-        else:
-            texts.append(f"{desc} becomes a local maximum of S again in {where}")
+        groups.setdefault((gained, where, bool(np.linalg.norm(A[g]) < 1e-7)), []).append(
+            _branch_text(A[g], n, ev.odd))
         if ev.odd and problem.nonlinearity != "linear":
             for c in cls:
                 if np.all(np.abs(A[:, c]) < 1e-6 * (1.0 + np.max(np.abs(A)))):
                     formula = formula or _formula(problem, parameter, c, float(sp.p))
+    for (gained, where, at_zero), descs in groups.items():
+        desc = descs[0] if len(descs) == 1 else f"all {len(descs)} branches ({'; '.join(descs)})"
+        verb = "loses" if len(descs) == 1 else "lose"
+        k = abs(gained)
+        if gained > 0:
+            if sp.kind == "branch-point" and ev.odd and at_zero:
+                texts.append(f"{desc} {verb} stability in {where}: pitchfork to codes ±")
+            elif sp.kind == "branch-point":
+                texts.append(f"{desc} {verb} stability in {where}: branch point, symmetry-broken branches "
+                             "of the n-branch system cross here")
+            else:
+                texts.append(f"{desc} stop{'s' if len(descs) == 1 else ''} being a local maximum of S in {where}: "
+                             f"each such readout splits into {2 ** k}"
+                             + (" (equal-fraction classes break together)" if k > 1 else ""))
+        else:
+            texts.append(f"{desc} become{'s' if len(descs) == 1 else ''} a local maximum of S again in {where}")
     for g in np.flatnonzero(before["negative"] != after["negative"]):
         texts.append(f"occupation P_{g} of {_branch_text(A[g], n, ev.odd)} crosses 0: the branch "
                      + ("empties" if after["negative"][g] else "fills again"))
-    if before["higher"] != after["higher"] and not (before["n_pos"].any() or after["n_pos"].any()):
-        best = (after if after["higher"] else before)["best"]
+    if before["higher_found"] != after["higher_found"]:
+        best = (after if after["higher_found"] else before)["best"]
         other = "" if best is None or best[0] is None else f" at a = {_vec(best[0])}"
-        texts.append(f"another local maximum of S{other} " + ("becomes higher than" if after["higher"] else
+        texts.append(f"another local maximum of S{other} " + ("becomes higher than" if after["higher_found"] else
                      "falls below") + " the occupied branches: first-order change of the code")
     m = ev.system.m
     scale = float(np.max(np.linalg.norm(np.asarray(br.x)[:, m * m:m * m + n * m].reshape(len(br.p), n, m), axis=2)))
@@ -906,6 +931,14 @@ class _Driver:
             dups = [t for t in self.traces if t.label in rec.children and t.duplicate_of is not None]
             rec.note += (f"followed {len(followed)} new branch(es)"
                          + (f"; {len(dups)} switched branch(es) recognised as symmetry images" if dups else ""))
+            if len(followed) > 1:
+                a, b = self.traces[followed[0]], self.traces[followed[1]]
+                k = min(len(a), len(b)) - 1
+                same_t = k > 0 and np.max(np.abs(a.t[1:k + 1] - b.t[1:k + 1])) < 1e-6 * (1 + np.max(np.abs(a.t)))
+                rec.note += ("; the followed branches have the same field t (and f) but different readouts/"
+                             "occupations: the global solution is degenerate (occupations of the sign codes are "
+                             "not unique, as for m >= 4)" if same_t else
+                             "; the followed branches are distinct solutions not related by the known symmetries")
         return followed
 
     def resolve_at(self, tr, sp, rec, queue):
