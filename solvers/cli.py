@@ -20,6 +20,7 @@ from pathlib import Path
 
 from theory.nonlinearities import BUILTIN_EXPRESSIONS
 from theory.spec import DEFAULT_CLASS_SIZES, ModelSpec, SpecError, parse_class_sizes
+from .cli_continue import add_continue_parser, run_continue
 from .cli_phase import add_phase_parser, run_phase
 
 __all__ = ["main", "build_parser"]
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--format", choices=("table", "json"), default="table")
     v.add_argument("--out", default="codingschemes_out", help="folder for the PNG report")
     v.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_continue_parser(sub)
     add_phase_parser(sub)
     return parser
 
@@ -196,6 +198,8 @@ def main(argv=None) -> int:
             return _solve(args)
         if args.command == "validate":
             return _validate(args)
+        if args.command == "continue":
+            return run_continue(args)
         if args.command == "phase-diagram":
             return run_phase(args)
     except SpecError as exc:

@@ -12,10 +12,13 @@ large-P solution there (:func:`coding_scheme`):
   for odd φ the code is the sign pattern ("+", "−" written "-", "0" below half
   the largest |m_c|), and every branch a ≠ 0 also stands for its mirror −a;
   a group with all |m_c| < 1e-6 is silent ("000");
-* symmetric (one code: every neuron equivalent) or broken (several codes);
+* symmetric (one group: every neuron equivalent) or broken (several groups);
 * for linearly growing φ with a condensate, the outliers' codes.
 
-The label is ``"symmetric"`` or ``"broken: <codes>"``.
+The label is ``"symmetric"`` or ``"broken, <n> groups: <codes>"``. A change of the number
+of groups is a phase transition (symmetry breaking); a change of codes at the
+same number of groups is a crossover of the threshold rule (a class's
+activation of a group passing half the largest), and is marked as such.
 
 The grid is computed row by row (:func:`phase_row`, one row = fixed y): along
 x each solve starts from the previous point's branches
@@ -26,7 +29,8 @@ the minimiser of G∞ (a branch stopped being a global maximum of S, an
 occupation turned negative, Newton failed) — which is exactly what happens
 at a transition. Between neighbouring points with different labels the
 transition is located by bisection in x (``refine`` halvings), each
-boundary point carrying its bracket. Rows are the points of a resumable
+boundary point carrying its bracket (one change per grid interval: two
+changes closer than the grid spacing are resolved only by a finer grid). Rows are the points of a resumable
 sweep (:func:`solvers.sweep.run_sweep`): each finished row is written to
 the sweep file at once, an interrupted diagram resumes without recomputing
 finished rows, and rows run in parallel (processes, or Dask across
@@ -72,31 +76,32 @@ def _code(m: np.ndarray, odd: bool) -> str:
 def coding_scheme(sol: LargePSolution) -> dict:
     """Groups, their codes and occupations, and the label of a large-P solution (module docstring).
 
-    Branches with the same code form one group; the solution is symmetric when there is one group.
-    For odd φ the measure is even in a, so every branch a ≠ 0 also stands for −a (codes ±).
+    Every occupied branch is a group (for odd φ a branch a ≠ 0 stands for the two groups ±a, codes ±);
+    the solution is symmetric when there is one group. Occupations are summed per code.
     """
     prob = sol.problem
     odd = prob.phi.odd
     merged: dict = {}
+    n_groups = 0
     for b in sol.branches:
         if b.occupation <= MIN_OCCUPATION:
             continue
         _, dpsi, _ = prob.psi(sol.t @ b.a)
         code = _code(np.asarray(dpsi), odd)
-        images = [code]
-        if odd and code != "0" * prob.m:
-            images.append(code.translate(str.maketrans("+-", "-+")))
+        mirrored = odd and np.linalg.norm(b.a) > SILENT
+        images = [code, code.translate(str.maketrans("+-", "-+"))] if mirrored else [code]
+        n_groups += 2 if mirrored else 1
         for c in images:
             merged[c] = merged.get(c, 0.0) + b.occupation / len(images)
     codes = sorted(merged)
-    symmetric = len(codes) <= 1
-    out = {"symmetric": symmetric, "n_groups": len(codes), "codes": codes,
+    symmetric = n_groups <= 1
+    out = {"symmetric": symmetric, "n_groups": n_groups, "codes": codes,
            "occupations": [merged[c] for c in codes]}
     cond = getattr(sol, "condensate", None)
     if cond is not None and hasattr(cond, "codes"):
         out["condensate_codes"] = sorted("".join("1" if c in set(code) else "0" for c in range(prob.m))
                                          for code in cond.codes)
-    label = "symmetric" if symmetric else "broken: " + " ".join(codes)
+    label = "symmetric" if symmetric else f"broken, {n_groups} groups: " + " ".join(codes)
     if out.get("condensate_codes"):
         label += " + outliers " + " ".join(out["condensate_codes"])
     out["label"] = label
@@ -177,7 +182,9 @@ def phase_row(job: dict) -> dict:
                 lo, s_lo = mid, s_mid
             else:
                 hi = mid
-        boundaries.append({"x": 0.5 * (lo + hi), "bracket": [lo, hi], "left": left, "right": right})
+        kind = "transition" if points[i]["n_groups"] != points[i + 1]["n_groups"] else "crossover"
+        boundaries.append({"x": 0.5 * (lo + hi), "bracket": [lo, hi], "left": left, "right": right,
+                           "kind": kind})
     out = {k: [p[k] for p in points] for k in points[0]}
     out.update({"x": xs, "y": float(job["y"]), "boundaries": boundaries, "global_solves": n_global,
                 "time_seconds": time.perf_counter() - start})

@@ -24,12 +24,27 @@ def test_erf_row_locates_the_symmetry_breaking_transition():
                      "y_name": "sigma_a_bar", "y": sbar, "refine": 12})
     Tc = sbar * np.sqrt(0.5 * _erf_second_moment())
     assert row["label"][0] == "symmetric" and row["symmetric"][0]
-    assert row["label"][-1] == "broken: +00 -00"
+    assert row["label"][-1] == "broken, 2 groups: +00 -00"
     (b,) = row["boundaries"]
     lo, hi = sorted(b["bracket"])
     assert lo <= Tc <= hi and hi - lo < 1e-4
     assert abs(b["x"] - Tc) < 1e-4
+    assert b["kind"] == "transition"
     assert row["global_solves"] <= 2  # warm Newton carries the rest
+
+
+def test_erf_second_transition_and_code_crossover():
+    """Below T_c,0 the ± branches split again at T_c,1 = σ̄_a (ρ_1 E[φ²])^{1/2} (2 → 8 groups, codes
+    still read +00/-00), and only at lower T do classes 1, 2 pass the code threshold (a crossover)."""
+    prob = LargePProblem(nonlinearity="erf", sigma_a_bar=1.0, class_fractions=(0.5, 0.25, 0.25))
+    row = phase_row({"problem": prob.to_dict(), "x_name": "temperature", "x_values": list(np.linspace(0.4, 0.25, 16)),
+                     "y_name": "sigma_a_bar", "y": 1.0, "refine": 12})
+    Tc1 = np.sqrt(0.25 * _erf_second_moment())
+    kinds = [b["kind"] for b in row["boundaries"]]
+    assert kinds == ["transition", "crossover"]
+    tr = row["boundaries"][0]
+    assert min(tr["bracket"]) <= Tc1 <= max(tr["bracket"]) and abs(tr["x"] - Tc1) < 1e-4
+    assert tr["right"] == "broken, 8 groups: +00 -00"
 
 
 def test_codes_of_a_sigmoid_and_mirror_symmetry_of_erf():

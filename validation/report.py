@@ -48,6 +48,7 @@ from .compare import extrapolate
 from .diagnostics import ess, mcse, split_rhat
 from .collapsed import collapsed_sweep
 from .networks import Network, gibbs_sweep
+from .samplers import StepSizeAdaptation
 from .theory_init import NeuronProposal, neuron_swap, theory_code_fractions, theory_initial_state
 from .observables import (class_mean_activations, code_fractions, from_vector, neuron_codes, observables_vector,
                           output_contributions, participation_ratio)
@@ -73,7 +74,9 @@ def chain_job(job: dict) -> dict:
     ``job``: spec (``ModelSpec.to_dict()`` of orthogonal data), scaling, width, chain, start
     ("random" or "theory"), sweeps, burn, step_size, swaps, seed. Returns the post-burn-in
     observable vectors (``draws``), the W-acceptance, the swap acceptance, the summed code
-    fractions of every 10th draw and their participation ratios.
+    fractions of every 10th draw and their participation ratios. The W step size starts at
+    ``step_size`` and is adapted by dual averaging to acceptance 0.574 during burn-in only, then
+    frozen (reported as ``step_size``).
     """
     spec = ModelSpec(nonlinearity=job["spec"]["nonlinearity"], sigma_w=job["spec"]["sigma_w"],
                      sigma_a=job["spec"]["sigma_a"], temperature=job["spec"]["temperature"],
@@ -85,8 +88,14 @@ def chain_job(job: dict) -> dict:
     rng = np.random.default_rng([job["seed"], width, job["chain"], 0 if job["start"] == "random" else 1])
     theta = net.prior_sample(rng) if job["start"] == "random" else theory_initial_state(net, theory, rng)
     draws, acc, swap_acc, fractions, prs = [], [], [], {}, []
+    # dual averaging of the W step size to MALA's optimal acceptance 0.574, during burn-in only
+    adapt = StepSizeAdaptation(job["step_size"]) if burn > 0 else None
+    step = job["step_size"]
     for s in range(sweeps):
-        theta, a = SWEEPS[job["sampler"]](rng, net, theta, step_size=job["step_size"], n_mala=5)
+        theta, a = SWEEPS[job["sampler"]](rng, net, theta, step_size=step, n_mala=5)
+        if adapt is not None and s < burn:
+            adapt.update(a)
+            step = adapt.step_size if s < burn - 1 else adapt.final_step_size
         acc.append(a)
         for _ in range(swaps):
             theta, ok = neuron_swap(rng, net, theta, proposal)
@@ -98,7 +107,7 @@ def chain_job(job: dict) -> dict:
                 for code, frac in code_fractions(codes, spec.m).items():
                     fractions[code] = fractions.get(code, 0.0) + frac
                 prs.append(participation_ratio(output_contributions(net, theta)))
-    return {"draws": draws, "acceptance": float(np.mean(acc)),
+    return {"draws": draws, "acceptance": float(np.mean(acc[burn:])), "step_size": step,
             "swap_acceptance": float(np.mean(swap_acc)) if swap_acc else None,
             "code_fractions_sum": fractions, "participation_ratios": prs}
 
@@ -114,6 +123,7 @@ def _combine_chains(width: int, results: list[dict]) -> dict:
     swaps = [r["swap_acceptance"] for r in results if r["swap_acceptance"] is not None]
     return {"width": width, "mean": out.mean(axis=(0, 1)), "mcse": mcse(out), "ess": ess(out),
             "rhat": split_rhat(out), "acceptance": float(np.mean([r["acceptance"] for r in results])),
+            "step_size": float(np.mean([r["step_size"] for r in results])),
             "code_fractions": {k: v / len(prs) for k, v in sorted(fractions.items())},
             "participation_ratio": float(np.mean(prs)),
             "swap_acceptance": float(np.mean(swaps)) if swaps else None}
@@ -139,7 +149,7 @@ def _compare(widths, runs, t_vec, m):
     converged = rhat_max < RHAT_MAX
     sampling = {**from_vector(estimate, m, errors).to_json(), "per_width": [
         {"width": r["width"], **from_vector(r["mean"], m, r["mcse"]).to_json(),
-         "acceptance": r["acceptance"], "swap_acceptance": r["swap_acceptance"],
+         "acceptance": r["acceptance"], "step_size": r["step_size"], "swap_acceptance": r["swap_acceptance"],
          "code_fractions": r["code_fractions"],
          "participation_ratio": r["participation_ratio"]} for r in runs]}
     if b is not None:
