@@ -1278,11 +1278,12 @@ def continue_solution(problem: LargePProblem, parameter: str, p_from: float, p_t
     drv = _Driver(problem, parameter, p_from, p_to, method, opts, progress, follow_constrained, resolve_offset,
                   max_traces, probe_steps, global_check)
     drv.run(start)
-    path_end = None
+    path_end, end_trace = None, None
     for tr in drv.traces:
         if tr.duplicate_of is None and tr.kind and tr.kind[-1] == "global":
             v = tr.parameter[-1]
-            path_end = v if path_end is None or (v - path_end) * drv.sign > 0 else path_end
+            if path_end is None or (v - path_end) * drv.sign > 0:
+                path_end, end_trace = v, tr
     success = path_end is not None and abs(path_end - p_to) <= 1e-9 * max(1.0, abs(p_to)) and not drv.stopped
     if success:
         message = f"followed the global solution from {p_from:g} to {p_to:g}"
@@ -1296,6 +1297,8 @@ def continue_solution(problem: LargePProblem, parameter: str, p_from: float, p_t
             message += "; " + failed[-1].note
         elif drv.notes:
             message += "; " + drv.notes[-1]
+        elif end_trace is not None:
+            message += f"; trace {end_trace.label}: {end_trace.message}"
     drv.specials.sort(key=lambda s: ((s.parameter - p_from) * drv.sign, s.branch_index))
     return finish(drv.traces, drv.specials, start, success, message, drv.notes, drv.n_points,
                   sum(e.calls for e in drv.evaluators.values()), method)

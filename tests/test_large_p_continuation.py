@@ -341,3 +341,17 @@ def test_relu_sequential_finds_the_condensate_onset():
     kinds = [s.kind for s in res.special_points]
     assert kinds and set(kinds) == {"structure-change"}
     assert res.special_points[0].n_occupied_after > res.special_points[0].n_occupied_before
+
+
+def test_progress_callback_reports_and_stops():
+    seen = []
+
+    def progress(count, p, info):
+        seen.append((count, p, info["branch"], info["kind"]))
+        return count < 5
+
+    prob = LargePProblem(nonlinearity="erf", temperature=1.0, class_fractions=RHO)
+    res = continue_solution(prob, "temperature", 1.0, 0.1, progress=progress)
+    assert not res.success and "stopped" in res.message
+    assert [c for c, *_ in seen] == [1, 2, 3, 4, 5] and all(k == "global" for *_, k in seen)
+    assert all(1.0 > p > 0.1 for _, p, _, _ in seen) and seen[0][2] == "start"
