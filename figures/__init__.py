@@ -1,1 +1,1 @@
-"""Figures: one module per figure, each writing PNGs from solver (and, later, sampler) results."""
+"""Figures: one module per figure, each writing PNGs from solver and sampler results."""

@@ -1,5 +1,3 @@
-"""Sampling finite networks to validate the theory (THEORY §1, §7).
-
-Not implemented yet: this package is the home of the samplers, observables
-from samples and theory-vs-sampling comparisons of the validation issue.
-"""
+"""Sampling finite networks to validate the theory (THEORY §1, §7): networks, samplers (MALA, HMC,
+ULA, collapsed and Gibbs sweeps), diagnostics, observables from samples, theory-based starts and
+moves, and the theory-against-sampling report (``validation.report.validate``)."""
