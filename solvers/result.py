@@ -36,7 +36,7 @@ class SolveResult:
     error_estimate: float  # integrator's absolute error estimate on f, U, kernel
     integrator: str
     readout_mean: np.ndarray | None = None
-    free_energy: float | None = None  # G(t*) (dual value; −log-evidence per neuron up to constants)
+    free_energy: float | None = None  # G(t*), the dual value: log-evidence per neuron log Z/N up to constants (high T: −P/(2T))
     time_seconds: float = 0.0
     log: tuple = ()
     extra: dict = field(default_factory=dict)
