@@ -41,9 +41,12 @@ rates are stable when other processes share the machine).
    sampler time (warm-up included; compilation and observables excluded).
    R̂ is the largest split-R̂ over the entries of f and U.
 
-Run: python benchmarks/bench_sampler.py [--seconds 100] [--chains 2] [--threads 1]
+Run: python benchmarks/bench_sampler.py [--seconds 120] [--chains 2] [--threads 1]
      [--samplers ours,numpyro] [--nuts-warmup 100] [--temperature 0.05] [--width 1000]
-Default settings take about 8 minutes.
+Default settings take about 9 minutes on an idle 2-core machine; NUTS then
+gets only a few dozen draws per chain after its warm-up (about 500 leapfrog
+steps per draw at T = 0.05), so its ESS is rough: ``--seconds 400`` (about
+30 minutes) gives ~150 draws per chain.
 """
 from __future__ import annotations
 
@@ -168,7 +171,7 @@ def main(argv=None):
     ap.add_argument("--nonlinearity", default="relu")
     ap.add_argument("--temperature", type=float, default=0.05)
     ap.add_argument("--width", type=int, default=1000)
-    ap.add_argument("--seconds", type=float, default=100.0, help="sampler time per chain and method")
+    ap.add_argument("--seconds", type=float, default=120.0, help="sampler time per chain and method")
     ap.add_argument("--chains", type=int, default=2)
     ap.add_argument("--burn", type=float, default=0.25, help="warm-up fraction of our chains' time")
     ap.add_argument("--nuts-warmup", type=int, default=100)
@@ -276,6 +279,10 @@ def main(argv=None):
         u_str = np.array2string(np.diag(mean[k:2 * k].reshape(m, m)), precision=3)
         print(f"\n# {name}: mean f = {f_str} (MCSE max {err[:k].max():.2g}); mean diag U = {u_str} "
               f"(MCSE max {err[k:2 * k].max():.2g})")
+    few = [name for name, run in runs.items() if run["draws"].shape[1] < 100]
+    if few:
+        print(f"\n# fewer than 100 draws per chain for {', '.join(few)}: its ESS (batch means) is a rough estimate; "
+              "use a larger --seconds")
     print("\n(fraction of matmul rate in the sampler table: gradients per second in the sampler × "
           f"{fl / 1e6:.2f} Mflop (orthogonal inputs) over the matmul rate; ESS is meaningful only where R̂ < 1.1)")
 
