@@ -39,6 +39,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from solvers.solve import solve, solve_lazy
 from solvers.sweep import run_sweep
@@ -78,6 +79,11 @@ def chain_job(job: dict) -> dict:
     ``step_size`` and is adapted by dual averaging to acceptance 0.574 during burn-in only, then
     frozen (reported as ``step_size``).
     """
+    with threadpool_limits(limits=1):  # small matrices: BLAS threads only oversubscribe the cores
+        return _chain(job)
+
+
+def _chain(job: dict) -> dict:
     spec = ModelSpec(nonlinearity=job["spec"]["nonlinearity"], sigma_w=job["spec"]["sigma_w"],
                      sigma_a=job["spec"]["sigma_a"], temperature=job["spec"]["temperature"],
                      class_sizes=tuple(job["spec"]["class_sizes"]))
