@@ -34,7 +34,7 @@ from .nonlinearities import get_nonlinearity
 from .observables import Observables
 from .spec import ModelSpec, SpecError
 
-__all__ = ["feature_kernel", "GPPosterior", "gp_posterior", "lazy_observables"]
+__all__ = ["feature_kernel", "pair_kernel", "GPPosterior", "gp_posterior", "lazy_observables"]
 
 _CLOSED_FORMS = ("linear", "relu", "erf", "normcdf")
 
@@ -142,3 +142,29 @@ def lazy_observables(spec: ModelSpec) -> tuple[Observables, GPPosterior]:
 
     obs = class_summary(spec.class_sizes, post.outputs, spec.sigma_a**2 * np.eye(spec.m), E)
     return obs, post
+
+
+def pair_kernel(nonlinearity: str, c11, c22, c12, chunk: int = 4096) -> tuple[np.ndarray, float]:
+    """E[φ(u)φ(v)] elementwise for (u, v) ~ N(0, [[c11, c12], [c12, c22]]) (arrays of one shape).
+
+    The same closed forms as :func:`feature_kernel` (error 0); other φ use Gauss–Hermite at
+    orders 48 and 64 in chunks of ``chunk`` pairs (bounded memory), error = max difference.
+    Used for rectangular kernels, e.g. k_GP(x*, x_μ) between test and training inputs.
+    """
+    c11, c22, c12 = np.broadcast_arrays(*(np.asarray(c, dtype=np.float64) for c in (c11, c22, c12)))
+    if np.any(c11 < 0) or np.any(c22 < 0) or not (np.all(np.isfinite(c11)) and np.all(np.isfinite(c22))
+                                                  and np.all(np.isfinite(c12))):
+        raise SpecError("pair_kernel needs finite variances c11, c22 >= 0 and finite covariances c12")
+    if nonlinearity in _CLOSED_FORMS:
+        return np.array(_closed_form(nonlinearity, c11, c22, c12), dtype=np.float64), 0.0
+    shape = c11.shape
+    a, b, c = c11.ravel(), c22.ravel(), c12.ravel()
+    out = np.empty(a.size)
+    err = 0.0
+    for s in range(0, a.size, chunk):
+        sl = slice(s, s + chunk)
+        hi = _quadrature(nonlinearity, a[sl], b[sl], c[sl], 64)
+        lo = _quadrature(nonlinearity, a[sl], b[sl], c[sl], 48)
+        out[sl] = hi
+        err = max(err, float(np.max(np.abs(hi - lo))) if hi.size else 0.0)
+    return out.reshape(shape), err

@@ -1,0 +1,675 @@
+"""Mean-field theory on arbitrary inputs for any φ (THEORY §2), by MCMC with stated error bars.
+
+Single-neuron measure with field t ∈ R^{P×m}:
+
+    p_t(a, h) ∝ N(a; 0, σ_a² I_m) N(h; 0, σ_1² K0) exp(Σ_μ (t_μ·a) φ(h_μ)).
+
+The readout is Gaussian given h and is integrated out exactly (Rao–Blackwell):
+
+    a | h ~ N(b(h), σ_a² I),  b(h) = σ_a² tᵀφ(h),
+    p_t(h) ∝ N(h; 0, σ_1² K0) exp(ℓ_t(h)),  ℓ_t(h) = (σ_a²/2) ||tᵀφ(h)||²,
+    Φ(t) = log E_prior exp ℓ_t(h).
+
+Hence, with the posterior kernel K(t) = E_t[φ(h)φ(h)ᵀ],
+
+    f = ∇Φ = E_t[a φᵀ]ᵀ = σ_a² K t,      U = E_t[a aᵀ] = σ_a² I + σ_a⁴ tᵀ K t,
+    ∇²Φ[(μr),(νs)] = E_t[(σ_a² δ_rs + b_r b_s) φ_μ φ_ν] − f_μr f_νs,
+
+and the saddle point f = Y − T t is the minimiser of the convex dual
+G(t) = Φ(t) − tr(tᵀY) + (T/2)||t||². (The theory is a kernel machine with the
+self-consistent, learned kernel σ_a² K(t): f = σ_a² K (σ_a² K + T I)⁻¹ Y.)
+
+Numerics:
+
+* **Sampler.** p_t(h) is a Gaussian prior times a likelihood e^{ℓ_t}: elliptical slice
+  sampling (Murray, Adams & MacKay 2010), ``chains`` parallel chains advanced together
+  (one matrix product draws all the prior vectors; the slice shrinkage runs on the
+  still-active chains as arrays, no Python loop over chains). Degenerate K0 (P > N0)
+  is handled by sampling in the range of K0.
+* **Outer solve.** Stochastic Newton with growing sample sizes. Each round samples at the
+  current t (chains warm-started), then takes Newton steps on the importance-weighted
+  sample-average surrogate Ĝ(t') = log mean_i e^{ℓ_{t'}(h_i) − ℓ_t(h_i)} − tr(t'ᵀY) +
+  (T/2)||t'||², which is convex and deterministic for a fixed sample (common random
+  numbers). Steps are accepted by Armijo backtracking on Ĝ, subject to a trust region
+  (importance-sampling ESS ≥ ``min_ess_fraction`` of the sample) and, for φ with linear
+  growth, the domain bound q(t) < 1 (see :func:`domain_lower_bound`). Newton systems are
+  solved by conjugate gradients with Hessian–vector products from the samples,
+  preconditioned by (σ_a² K + T I)⁻¹.
+* **Error bars.** Chains are split into ``groups`` groups; every estimator is computed per
+  group, and its Monte Carlo standard error (MCSE) is the standard deviation of the group
+  values over √groups (independent chains: no autocorrelation model needed).
+* **Final one-step estimator.** At the last sampled t the estimated residual
+  r̂ = f̂ + T t − Y defines the Newton correction Δ = −(∇²G)⁻¹ r̂ and the reported field
+  t + Δ, so f = Y − T(t + Δ) (the first-order-exact one-step estimate of f). Kernels are
+  the sample averages at t; U = σ_a² I + σ_a⁴ (t+Δ)ᵀ K (t+Δ) and f(x*) = σ_a² K(x*, X)(t+Δ)
+  use the corrected field (K's own change over Δ, which is of the order of the noise, is
+  not included). Every quantity is computed per chain group with that group's own Δ, so
+  the MCSE covers the noise of both the kernel and the field.
+* **Convergence.** ``converged`` means the residual at the final t is within its noise:
+  the root mean square of r̂/MCSE(r̂) is at most ``z_tol`` (default 2; the t of the previous
+  round carries that round's noise, so an exactly solved but noisy iteration gives ≈ √2).
+
+Test predictions (THEORY §2): h* | h ~ N(k*ᵀK0⁺h, σ_1²(k** − k*ᵀK0⁺k*)), so
+f(x*) = E_t[a φ(h*)] = E_t[b(h) g*(h)] with g*(h) = E[φ(h*) | h] in closed form
+(:func:`theory.general.gaussian_phi_mean`); the posterior-averaged kernel on test inputs
+E_t[φ(h*)φ(h*')] draws h* given each sampled h.
+
+Limits: multimodal p_t (sigmoids at small T, symmetry breaking, THEORY §4) mixes slowly
+between modes; the group-based MCSE reflects disagreement between chains but cannot see a
+mode no chain visits. The large-P branch form of THEORY §4 is not used here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import sys
+import time
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve
+from scipy.sparse.linalg import LinearOperator, cg
+
+from theory.general import gaussian_phi_mean, input_kernels, test_conditional
+from theory.gp import feature_kernel
+from theory.nonlinearities import get_nonlinearity
+from theory.spec import ModelSpec, SpecError
+
+#: steps are rejected when the lower bound on q(t) reaches this (Φ(t) = ∞ for q(t) ≥ 1)
+DOMAIN_MARGIN = 0.98
+
+__all__ = ["GeneralOptions", "GeneralSolution", "TestPrediction", "solve_general", "domain_lower_bound",
+           "EllipticalSliceChains"]
+
+
+@dataclass(frozen=True)
+class GeneralOptions:
+    """Settings of :func:`solve_general` (validated on construction).
+
+    chains: parallel chains (≥ 2·groups); sweeps: ESS steps per chain in the first round;
+    final_sweeps: ESS steps per chain in the final rounds (the sample size grows ×2 per round
+    from ``sweeps`` once the residual is within ``4·z_tol`` of its noise); keep: stored states
+    per chain per round (thinning); burn: fraction of each round discarded; max_rounds: outer
+    iterations; z_tol: convergence threshold on rms(r̂/MCSE); groups: chain groups for the MCSE;
+    min_ess_fraction: trust region of the surrogate; seed: random seed.
+    """
+
+    chains: int = 256
+    sweeps: int = 40
+    final_sweeps: int = 320
+    keep: int = 40
+    burn: float = 0.25
+    max_rounds: int = 25
+    z_tol: float = 2.0
+    groups: int = 16
+    min_ess_fraction: float = 0.5
+    max_newton: int = 4
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("chains", "sweeps", "final_sweeps", "keep", "max_rounds", "groups", "max_newton"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise SpecError(f"{name} must be an integer >= 1 (got {v!r})")
+        if self.groups < 4:
+            raise SpecError(f"groups must be >= 4 for a Monte Carlo error estimate (got {self.groups})")
+        if self.chains < 2 * self.groups or self.chains % self.groups:
+            raise SpecError(f"chains must be a multiple of groups = {self.groups} and >= {2 * self.groups} "
+                            f"(got {self.chains})")
+        if self.final_sweeps < self.sweeps:
+            raise SpecError(f"final_sweeps must be >= sweeps = {self.sweeps} (got {self.final_sweeps})")
+        if not 0.0 <= self.burn < 0.9:
+            raise SpecError(f"burn must be a fraction in [0, 0.9) (got {self.burn!r})")
+        if not 0.0 < self.z_tol:
+            raise SpecError(f"z_tol must be > 0 (got {self.z_tol!r})")
+        if not 0.0 < self.min_ess_fraction < 1.0:
+            raise SpecError(f"min_ess_fraction must be in (0, 1) (got {self.min_ess_fraction!r})")
+
+
+# ----------------------------------------------------------------------------- sampler
+class EllipticalSliceChains:
+    """Parallel elliptical slice sampling of p_t(h) ∝ N(h; 0, L Lᵀ) e^{ℓ_t(h)} (module docstring).
+
+    ``L`` (P × r) factors the prior covariance σ_1² K0 = L Lᵀ (r = rank); the chains live in
+    z ∈ R^r with h = L z, target π(z) ∝ N(z; 0, I) e^{ℓ_t(Lz)}. Generalised ESS (Nishihara,
+    Murray & Adams 2014): the ellipse is drawn around a Gaussian reference N(μ, S) and the
+    "likelihood" is π(z)/N(z; μ, S), which is exact for any S ≻ 0. :meth:`adapt` fits μ, S to
+    samples between rounds (never within one), so heavy-tailed or shifted tilted measures
+    (ReLU and linear near the domain boundary) are sampled nearly independently.
+    State: ``Z`` (C × r); ``H`` = Z Lᵀ (C × P).
+    """
+
+    def __init__(self, L: np.ndarray, nonlinearity: str, sigma_a: float, chains: int, rng: np.random.Generator):
+        self.L = np.ascontiguousarray(L)
+        r = L.shape[1]
+        self.phi = get_nonlinearity(nonlinearity)
+        self.sa2 = float(sigma_a) ** 2
+        self.rng = rng
+        self.Z = rng.standard_normal((chains, r))
+        self.mu = np.zeros(r)
+        self.Ls = np.eye(r)  # Cholesky factor of S
+        self.Dprec = np.zeros((r, r))  # S⁻¹ − I
+        self.t = None
+        self.ll = None
+        self.evaluations = 0
+
+    @property
+    def H(self) -> np.ndarray:
+        return self.Z @ self.L.T
+
+    def loglik(self, H: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """ℓ_t(h) = (σ_a²/2) ||tᵀφ(h)||² per row of ``H``."""
+        B = self.phi(H) @ t
+        return 0.5 * self.sa2 * np.einsum("ij,ij->i", B, B)
+
+    def _loglik_z(self, Z: np.ndarray) -> np.ndarray:
+        """log π(z) − log N(z; μ, S) up to a constant."""
+        self.evaluations += Z.shape[0]
+        D = Z - self.mu
+        return (self.loglik(Z @ self.L.T, self.t) - 0.5 * np.einsum("ij,ij->i", Z, Z)
+                + 0.5 * np.einsum("ij,ij->i", D, D) + 0.5 * np.einsum("ij,ij->i", D @ self.Dprec, D))
+
+    def set_field(self, t: np.ndarray):
+        self.t = np.array(t, dtype=np.float64)
+        self.ll = self._loglik_z(self.Z)
+
+    def adapt(self, Zs: np.ndarray, shrink: float = 0.05):
+        """Reference N(μ, S) from samples ``Zs`` (n × r): sample mean and covariance, shrunk by
+        ``shrink`` toward the prior's identity (keeps S ≻ 0 with few samples)."""
+        r = self.Z.shape[1]
+        mu = Zs.mean(axis=0)
+        S = np.cov(Zs, rowvar=False).reshape(r, r)
+        S = (1 - shrink) * S + shrink * np.eye(r)
+        lam, Q = np.linalg.eigh(0.5 * (S + S.T))
+        lam = np.maximum(lam, 1e-6)
+        self.mu = mu
+        self.Ls = Q * np.sqrt(lam)
+        self.Dprec = (Q / lam) @ Q.T - np.eye(r)
+        if self.t is not None:
+            self.ll = self._loglik_z(self.Z)
+
+    def step(self):
+        """One elliptical slice sampling update of every chain (exact: leaves p_t invariant)."""
+        rng, Z = self.rng, self.Z
+        C = Z.shape[0]
+        nu = rng.standard_normal((C, Z.shape[1])) @ self.Ls.T
+        D = Z - self.mu
+        logy = self.ll + np.log(rng.random(C))
+        theta = rng.uniform(0.0, 2 * np.pi, C)
+        lo, hi = theta - 2 * np.pi, theta.copy()
+        newZ, newll = Z.copy(), self.ll.copy()
+        active = np.arange(C)
+        for _ in range(200):  # shrinkage rounds; θ → 0 always ends (the current point is in the slice)
+            th = theta[active]
+            prop = self.mu + D[active] * np.cos(th)[:, None] + nu[active] * np.sin(th)[:, None]
+            lp = self._loglik_z(prop)
+            ok = lp > logy[active]
+            newZ[active[ok]] = prop[ok]
+            newll[active[ok]] = lp[ok]
+            rej, thr = active[~ok], th[~ok]
+            neg = thr < 0
+            lo[rej[neg]] = thr[neg]
+            hi[rej[~neg]] = thr[~neg]
+            theta[rej] = rng.uniform(lo[rej], hi[rej])
+            active = rej
+            if active.size == 0:
+                break
+        self.Z, self.ll = newZ, newll
+        if not np.all(np.isfinite(newll)):
+            raise FloatingPointError("elliptical slice sampling: non-finite log likelihood (outside the domain)")
+
+    def run(self, n_steps: int, keep: int, burn: int) -> np.ndarray:
+        """Advance ``n_steps``; return ``keep`` thinned states z after ``burn`` steps, (keep, C, r)."""
+        thin = max(1, (n_steps - burn) // keep)
+        out = []
+        for s in range(n_steps):
+            self.step()
+            if s >= burn and (s - burn) % thin == thin - 1 and len(out) < keep:
+                out.append(self.Z.copy())
+        while len(out) < keep:  # fewer steps than requested states
+            self.step()
+            out.append(self.Z.copy())
+        return np.array(out)
+
+
+def _prior_factor(K0: np.ndarray, sigma_w: float, rcond: float = 1e-10) -> np.ndarray:
+    """L (P × r) with L Lᵀ = σ_1² K0, restricted to eigenvalues > rcond·λ_max."""
+    lam, Q = np.linalg.eigh(K0)
+    keep = lam > rcond * max(float(lam.max()), 1e-300)
+    return Q[:, keep] * (sigma_w * np.sqrt(lam[keep]))
+
+
+def domain_lower_bound(t: np.ndarray, L: np.ndarray, slope_pos: float, slope_neg: float, sigma_a: float,
+                       rng: np.random.Generator | None = None, starts: int = 4, iters: int = 30,
+                       directions: np.ndarray | None = None, top: int = 4) -> float:
+    """Lower bound on q(t) = sup_u σ_a² ||tᵀφ∞(L u)||² / ||u||², φ∞(x) = α₊x₊ + α₋x₋.
+
+    Φ(t) < ∞ needs q(t) < 1 (for φ with linear growth the tilt grows like r²q/2 along the ray
+    h = r L u against the prior's r²/2). Every value returned is attained at some unit u, so it
+    is a lower bound. Candidates: the linear solution (±), random vectors and the rows of
+    ``directions`` (e.g. the sampled z, whose quotients are computed in one pass; the ``top``
+    best are refined). Refinement alternates the sign pattern D of L u with the top
+    eigenvector of Lᵀ D t tᵀ D L (an m-dimensional eigenproblem). Exact for linear φ.
+    """
+    rng = rng or np.random.default_rng(0)
+    sa2 = sigma_a**2
+
+    def quotient(U):  # rows of U
+        X = U @ L.T
+        D = np.where(X > 0, slope_pos, slope_neg) * X
+        return sa2 * np.sum((D @ t) ** 2, axis=1) / np.maximum(np.sum(U * U, axis=1), 1e-300)
+
+    M = L.T @ t  # r × m : linear case
+    w, V = np.linalg.eigh(M.T @ M)
+    u0 = M @ V[:, -1]
+    cands = [u0, -u0] + [rng.standard_normal(L.shape[1]) for _ in range(starts)]
+    best = sa2 * float(w[-1]) if slope_pos == slope_neg == 1.0 else 0.0
+    if directions is not None and len(directions):
+        q = quotient(directions)
+        order = np.argsort(q)[::-1][:top]
+        best = max(best, float(q[order[0]]))
+        cands += [directions[i] for i in order]
+    for u in cands:
+        nu = np.linalg.norm(u)
+        if nu == 0:
+            continue
+        u = u / nu
+        for _ in range(iters):
+            x = L @ u
+            d = np.where(x > 0, slope_pos, slope_neg)
+            best = max(best, sa2 * float(np.sum((t.T @ (d * x)) ** 2)))  # attained at this unit u
+            A = L.T @ (d[:, None] * t)  # r × m: the quotient for the fixed sign pattern d
+            _, V = np.linalg.eigh(A.T @ A)
+            unew = A @ V[:, -1]
+            n = np.linalg.norm(unew)
+            if n == 0:
+                break
+            unew /= n
+            if np.allclose(unew, u, atol=1e-10) or np.allclose(unew, -u, atol=1e-10):
+                break
+            u = unew
+    return best
+
+
+# ----------------------------------------------------------------------------- estimators
+def _weighted_stats(Phi, w, t, sa2):
+    """f_w = Σ w φ bᵀ, K_w, B (S × m), for normalised weights ``w`` (S,)."""
+    B = sa2 * (Phi @ t)
+    f = Phi.T @ (w[:, None] * B)
+    return f, B
+
+
+def _hess_op(Phi, w, B, f, sa2, T):
+    """Hessian–vector product of G at the weighted sample: u (P×m) ↦ (∇²Φ + T) u."""
+    def mv(u):
+        U = u.reshape(f.shape)
+        PU = Phi @ U  # S × m
+        s = np.einsum("ij,ij->i", B, PU)
+        out = sa2 * (Phi.T @ (w[:, None] * PU)) + Phi.T @ ((w * s)[:, None] * B) - f * np.sum(f * U) + T * U
+        return out.ravel()
+    return mv
+
+
+def _hessian(Phi, w, B, f, sa2, T) -> np.ndarray:
+    """Dense ∇²G = Σ_i w_i v_i v_iᵀ + σ_a² K_w ⊗ I_m − vec f vec fᵀ + T I, v_i = vec(φ_i b_iᵀ) (index μ·m + r)."""
+    S, P = Phi.shape
+    m = B.shape[1]
+    V = (Phi[:, :, None] * B[:, None, :]).reshape(S, P * m)
+    Kw = Phi.T @ (w[:, None] * Phi)
+    fv = f.ravel()
+    H = (V * w[:, None]).T @ V - np.outer(fv, fv) + sa2 * np.kron(Kw, np.eye(m))
+    H[np.diag_indices_from(H)] += T
+    return 0.5 * (H + H.T)
+
+
+def _newton_solver(Phi, w, B, f, sa2, T, dense_limit: int = 1500):
+    """A function g ↦ Δ = −(∇²G)⁻¹ g. Dense Cholesky factor when P·m ≤ ``dense_limit``,
+    else conjugate gradients with sample Hessian–vector products, preconditioned by
+    (σ_a² K_w + T I)⁻¹. Eigenvalues are floored at 1e-10·λ_max (T = 0 with singular K)."""
+    n = f.size
+    shape = f.shape
+    if n <= dense_limit:
+        Hd = _hessian(Phi, w, B, f, sa2, T)
+        Hd[np.diag_indices_from(Hd)] += 1e-10 * max(float(np.trace(Hd)) / n, 1e-300)
+        fac = cho_factor(Hd, lower=True)
+        return lambda g: -cho_solve(fac, g.ravel()).reshape(shape)
+    Kw = Phi.T @ (w[:, None] * Phi)
+    lam, Q = np.linalg.eigh(Kw)
+    den = sa2 * np.maximum(lam, 0.0) + T
+    den = np.maximum(den, 1e-10 * max(float(den.max()), 1e-300))
+
+    def prec(v):
+        return (Q @ ((Q.T @ v.reshape(shape)) / den[:, None])).ravel()
+
+    A = LinearOperator((n, n), matvec=_hess_op(Phi, w, B, f, sa2, T))
+    M = LinearOperator((n, n), matvec=prec)
+
+    def solve(g):
+        x, _ = cg(A, -g.ravel(), M=M, rtol=1e-8, maxiter=200)
+        return x.reshape(shape)
+    return solve
+
+
+def _by_group(X: np.ndarray, keep: int, groups: int) -> np.ndarray:
+    """Rows ordered (keep, chains) → (groups, keep·chains/groups, ...), chains split in contiguous groups."""
+    rest = X.shape[1:]
+    return X.reshape(keep, groups, -1, *rest).swapaxes(0, 1).reshape(groups, -1, *rest)
+
+
+def _group_mcse(values: np.ndarray) -> np.ndarray:
+    """MCSE of the mean from per-group estimates (groups on axis 0)."""
+    return values.std(axis=0, ddof=1) / np.sqrt(values.shape[0])
+
+
+@dataclass
+class TestPrediction:
+    """Theory predictions on test inputs with Monte Carlo standard errors."""
+
+    mean: np.ndarray  # f(x*) (n*, m)
+    mean_error: np.ndarray  # MCSE (n*, m)
+    cross_kernel: np.ndarray  # E_t[φ(h*) φ(h_μ)] (n*, P)
+    test_kernel: np.ndarray | None = None  # E_t[φ(h*) φ(h*')] (n*, n*)
+    test_kernel_error: np.ndarray | None = None
+    activations: np.ndarray | None = None  # φ(h*) of sampled neurons (n_neurons, n*)
+    readouts: np.ndarray | None = None  # their readout draws a (n_neurons, m)
+    quadrature_error: float = 0.0
+
+
+@dataclass
+class GeneralSolution:
+    """Solution of the general-input saddle point (module docstring); errors are MCSE."""
+
+    spec: ModelSpec
+    t: np.ndarray  # (P, m), one-step corrected
+    outputs: np.ndarray  # f (P, m)
+    outputs_error: np.ndarray
+    readout_moment: np.ndarray  # U (m, m)
+    readout_moment_error: np.ndarray
+    kernel: np.ndarray  # K = E_t[φφᵀ] (P, P)
+    kernel_error: np.ndarray
+    residual: float  # max |r̂| at the final sampled t (before the one-step correction)
+    residual_error: float  # MCSE of that entry
+    z_rms: float  # rms of r̂/MCSE(r̂)
+    converged: bool
+    rounds: int
+    samples_per_round: int
+    time_seconds: float
+    log: list = field(default_factory=list)
+    message: str = ""
+    # state for predictions
+    _H: np.ndarray | None = field(default=None, repr=False)  # (keep, C, P) final samples
+    _t_sampled: np.ndarray | None = field(default=None, repr=False)
+    _deltas: np.ndarray | None = field(default=None, repr=False)  # (groups, P, m)
+    _groups: int = 16
+
+    @property
+    def P(self) -> int:
+        return self.spec.P
+
+    def class_outputs(self) -> np.ndarray:
+        """Class averages f_cr (m × m), comparable with the orthogonal solver's outputs."""
+        lab = np.repeat(np.arange(self.spec.m), self.spec.class_sizes)
+        return np.array([self.outputs[lab == c].mean(axis=0) for c in range(self.spec.m)])
+
+    def predict(self, test_inputs: np.ndarray, test_kernel: bool = False, neurons: int = 0,
+                max_kernel_inputs: int = 400, seed: int = 0) -> TestPrediction:
+        """f(x*) = E_t[b(h) E[φ(h*)|h]] with MCSE; optionally the posterior-averaged test kernel
+        (at most ``max_kernel_inputs`` test inputs) and φ(h*) of ``neurons`` sampled neurons."""
+        spec = self.spec
+        K0, ks, kss = input_kernels(spec.inputs, test_inputs)
+        A, v = test_conditional(K0, ks, kss, spec.sigma_w)
+        sa2 = spec.sigma_a**2
+        G = self._groups
+        H = self._H  # keep × C × P
+        keep, C, P = H.shape
+        Hg = H.reshape(keep, G, C // G, P).transpose(1, 0, 2, 3).reshape(G, -1, P)
+        phi = get_nonlinearity(spec.nonlinearity)
+        means, kerns, qerr = [], [], 0.0
+        for g in range(G):  # loop over the few chain groups; each is vectorised over its samples
+            Hs = Hg[g]
+            Phi = phi(Hs)
+            gs, e = gaussian_phi_mean(spec.nonlinearity, Hs @ A.T, v[None, :])
+            qerr = max(qerr, e)
+            Kx = gs.T @ Phi / Hs.shape[0]  # E_t[φ(h*) φ(h)ᵀ] from this group
+            means.append(sa2 * Kx @ (self._t_sampled + self._deltas[g]))
+            kerns.append(Kx)
+        means = np.array(means)
+        out = TestPrediction(mean=means.mean(axis=0), mean_error=_group_mcse(means),
+                             cross_kernel=np.mean(kerns, axis=0), quadrature_error=qerr)
+        rng = np.random.default_rng(seed)
+        if test_kernel:
+            n = ks.shape[0]
+            idx = np.arange(n) if n <= max_kernel_inputs else np.linspace(0, n - 1, max_kernel_inputs).astype(int)
+            Kstar = spec.sigma_w**2 * (test_inputs[idx] @ test_inputs[idx].T / spec.inputs.shape[1]) \
+                - spec.sigma_w**2 * (A[idx] @ K0 @ A[idx].T)
+            lam, Q = np.linalg.eigh(0.5 * (Kstar + Kstar.T))
+            Lc = Q * np.sqrt(np.maximum(lam, 0.0))
+            ks_g = []
+            for g in range(G):
+                Hs = Hg[g]
+                hstar = Hs @ A[idx].T + rng.standard_normal((Hs.shape[0], len(idx))) @ Lc.T
+                Ps = phi(hstar)
+                ks_g.append(Ps.T @ Ps / Hs.shape[0])
+            ks_g = np.array(ks_g)
+            out.test_kernel, out.test_kernel_error = ks_g.mean(axis=0), _group_mcse(ks_g)
+        if neurons:
+            flat = H.reshape(-1, P)
+            pick = rng.choice(flat.shape[0], size=min(neurons, flat.shape[0]), replace=False)
+            Hs = flat[pick]
+            hstar = Hs @ A.T + np.sqrt(v)[None, :] * rng.standard_normal((len(pick), A.shape[0]))
+            out.activations = phi(hstar)
+            b = sa2 * (phi(Hs) @ self._t_sampled)
+            out.readouts = b + np.sqrt(sa2) * rng.standard_normal(b.shape)
+        return out
+
+    def to_json(self) -> dict:
+        return {"converged": bool(self.converged), "residual": self.residual, "residual_error": self.residual_error,
+                "z_rms": self.z_rms, "rounds": self.rounds, "samples_per_round": self.samples_per_round,
+                "time_seconds": self.time_seconds, "message": self.message,
+                "readout_moment": self.readout_moment.tolist(),
+                "readout_moment_error": self.readout_moment_error.tolist(),
+                "class_outputs": self.class_outputs().tolist(),
+                "outputs_error_max": float(self.outputs_error.max())}
+
+
+# ----------------------------------------------------------------------------- solver
+def _direction_quotients(Z, L, t, nl, sa2):
+    """q along each row direction z: σ_a² ||tᵀφ∞(L z)||² / |z|² (a lower bound on q(t) each)."""
+    X = Z @ L.T
+    D = np.where(X > 0, nl.slope_pos, nl.slope_neg) * X
+    return sa2 * np.sum((D @ t) ** 2, axis=1) / np.maximum(np.sum(Z * Z, axis=1), 1e-300)
+
+
+def _initial_field(spec, K0, L, nl, rng):
+    """GP-like start t = α (σ_a² K_prior + T I)⁻¹ Y, α ≤ 1 keeping q(t) ≤ 1/2 (linear-growth φ)."""
+    Kp, _ = feature_kernel(spec.nonlinearity, spec.sigma_w**2 * K0)
+    Y = spec.targets()
+    A = spec.sigma_a**2 * Kp + max(spec.temperature, 1e-3 * float(np.mean(np.diag(Kp)))) * np.eye(len(K0))
+    t = np.linalg.solve(A, Y)
+    if nl.linear_growth:
+        q = domain_lower_bound(t, L, nl.slope_pos, nl.slope_neg, spec.sigma_a, rng)
+        if q > 0.5:
+            t *= np.sqrt(0.5 / q)
+    return t
+
+
+def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progress=None) -> GeneralSolution:
+    """Solve f = E_t[aφ(h)] = Y − T t on the inputs of ``spec`` (any φ, THEORY §2).
+
+    ``progress(round, info_dict)`` is called after every round. Raises :class:`SpecError` for
+    invalid input (no inputs, T < 0 handled by the spec); non-convergence is reported in
+    ``converged`` and ``message``, not raised.
+    """
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"spec must be a ModelSpec (got {type(spec).__name__})")
+    if spec.inputs is None:
+        raise SpecError("solve_general needs explicit inputs (spec.inputs); for orthogonal data use solvers.solve")
+    opt = options or GeneralOptions()
+    start = time.perf_counter()
+    rng = np.random.default_rng(opt.seed)
+    nl = get_nonlinearity(spec.nonlinearity)
+    K0 = spec.input_kernel()
+    L = _prior_factor(K0, spec.sigma_w)
+    Y, T, sa2, P, m = spec.targets(), spec.temperature, spec.sigma_a**2, spec.P, spec.m
+    t = _initial_field(spec, K0, L, nl, rng)
+    sampler = EllipticalSliceChains(L, spec.nonlinearity, spec.sigma_a, opt.chains, rng)
+    sampler.set_field(t)
+    nb = max(opt.sweeps, 20)
+    sampler.adapt(sampler.run(nb, opt.keep, nb // 2).reshape(-1, L.shape[1]))  # initial burn-in at t0
+    sampler.run(nb, 1, nb - 1)
+    G = opt.groups
+    sweeps = opt.sweeps
+    log, converged, message = [], False, ""
+    H = None
+    r_dim = L.shape[1]
+    bank = np.zeros((0, r_dim))  # sampled directions with the largest q: witnesses for the domain check
+    t_prev, Z_prev = None, None
+    rejected = 0
+    for rnd in range(1, opt.max_rounds + 1):
+        sampler.set_field(t)
+        Z_start = sampler.Z.copy()
+        Zs = sampler.run(sweeps, opt.keep, int(opt.burn * sweeps))  # keep × C × r
+        Zflat = Zs.reshape(-1, r_dim)
+        if nl.linear_growth:
+            # a sampled direction with q ≥ 1 proves Φ(t) = ∞; escaping chains show the same
+            qs = _direction_quotients(Zflat, L, t, nl, sa2)
+            top = np.argsort(qs)[::-1][:32]
+            bank = np.concatenate([bank, Zflat[top]])[-256:]
+            escaped = np.max(np.sum(Zflat**2, axis=1)) > 50.0 * max(r_dim, 10)
+            if qs[top[0]] >= 1.0 or escaped:
+                rejected += 1
+                log.append({"round": rnd, "rejected": True, "q_witness": float(qs[top[0]])})
+                if progress:
+                    progress(rnd, {**log[-1], "samples": 0, "residual": float("nan"), "mcse": float("nan"),
+                                   "z_rms": float("nan")})
+                # q is homogeneous of degree 2 in t: scale t so that every witness has q <= 0.9
+                qb = float(np.max(_direction_quotients(bank, L, t, nl, sa2)))
+                t = t * np.sqrt(0.9 / max(qb, 0.9))
+                if t_prev is not None:
+                    t = np.where(np.isfinite(t), t, t_prev)
+                if Z_prev is not None:
+                    sampler.Z = Z_prev.copy()
+                continue
+        t_prev, Z_prev = t.copy(), Z_start
+        H = Zs @ L.T  # keep × C × P
+        Phi = nl(H.reshape(-1, P))
+        S = Phi.shape[0]
+        Phig = _by_group(Phi, opt.keep, G)  # per-group residuals for the MCSE
+        fg = sa2 * np.einsum("gsp,gsq->gpq", Phig, Phig @ t) / Phig.shape[1]
+        f_hat = fg.mean(axis=0)
+        r = f_hat + T * t - Y
+        se = _group_mcse(fg)
+        z = r / np.maximum(se, 1e-300)
+        z_rms = float(np.sqrt(np.mean(z**2)))
+        info = {"round": rnd, "samples": S, "sweeps": sweeps, "residual": float(np.max(np.abs(r))),
+                "mcse": float(np.max(se)), "z_rms": z_rms}
+        if z_rms <= opt.z_tol and sweeps >= opt.final_sweeps:
+            converged, message = True, ""
+            log.append(info)
+            if progress:
+                progress(rnd, info)
+            break
+        if z_rms <= 4 * opt.z_tol:
+            sweeps = min(2 * sweeps, opt.final_sweeps)
+        # Newton on the importance-weighted surrogate (fixed sample: common random numbers)
+        dirs = np.concatenate([Zflat, bank])
+        ll0 = 0.5 * sa2 * np.sum((Phi @ t) ** 2, axis=1)
+        tt = t.copy()
+        w = np.full(S, 1.0 / S)
+
+        def surrogate(tn):
+            lw = 0.5 * sa2 * np.sum((Phi @ tn) ** 2, axis=1) - ll0
+            mx = lw.max()
+            e = np.exp(lw - mx)
+            val = mx + np.log(e.mean()) - np.sum(tn * Y) + 0.5 * T * np.sum(tn * tn)
+            wn = e / e.sum()
+            return val, wn, 1.0 / (S * np.sum(wn * wn))
+
+        val, w, _ = surrogate(tt)
+        steps = 0
+        for _ in range(opt.max_newton):
+            f_w, B = _weighted_stats(Phi, w, tt, sa2)
+            g = f_w + T * tt - Y
+            delta = _newton_solver(Phi, w, B, f_w, sa2, T)(g)
+            slope = float(np.sum(g * delta))
+            if slope >= 0:
+                break
+            alpha, accepted = 1.0, False
+            for _ in range(30):
+                tn = tt + alpha * delta
+                ok_domain = True
+                if nl.linear_growth:
+                    ok_domain = domain_lower_bound(tn, L, nl.slope_pos, nl.slope_neg, spec.sigma_a, rng,
+                                                   starts=2, iters=10, directions=dirs) < DOMAIN_MARGIN
+                if ok_domain:
+                    vn, wn, essf = surrogate(tn)
+                    if essf >= opt.min_ess_fraction and vn <= val + 1e-4 * alpha * slope:
+                        accepted = True
+                        break
+                alpha *= 0.5
+            if not accepted:
+                break
+            tt, val, w = tn, vn, wn
+            steps += 1
+            if alpha < 1.0 or -slope < 1e-12:
+                break
+        sampler.adapt(Zs.reshape(-1, L.shape[1]))
+        info.update(newton_steps=steps, step=float(np.max(np.abs(tt - t))))
+        log.append(info)
+        if progress:
+            progress(rnd, info)
+        if steps == 0 and sweeps >= opt.final_sweeps and rnd > 2:
+            message = "no descent step on the surrogate at the largest sample size"
+        t = tt
+    else:
+        # not converged: sample once more at the final t so that the reported values belong to it
+        sampler.set_field(t)
+        H = sampler.run(sweeps, opt.keep, int(opt.burn * sweeps)) @ L.T
+        Phig = _by_group(nl(H.reshape(-1, P)), opt.keep, G)
+        fg = sa2 * np.einsum("gsp,gsq->gpq", Phig, Phig @ t) / Phig.shape[1]
+        f_hat = fg.mean(axis=0)
+        r = f_hat + T * t - Y
+        se = _group_mcse(fg)
+        z_rms = float(np.sqrt(np.mean((r / np.maximum(se, 1e-300)) ** 2)))
+        message = message or f"no convergence in {opt.max_rounds} rounds (rms residual/MCSE {z_rms:.2f} > {opt.z_tol})"
+    # one-step correction per group, with the Hessian of the full final sample
+    Phi = nl(H.reshape(-1, P))
+    S = Phi.shape[0]
+    w = np.full(S, 1.0 / S)
+    f_all, B_all = _weighted_stats(Phi, w, t, sa2)
+    Phig = _by_group(Phi, opt.keep, G)
+    Sg = Phig.shape[1]
+    newton_step = _newton_solver(Phi, w, B_all, f_all, sa2, T)
+    deltas, fs, Ks, Us = [], [], [], []
+    for g in range(G):  # loop over the few chain groups only
+        Pg = Phig[g]
+        Bg = sa2 * (Pg @ t)
+        fgv = Pg.T @ Bg / Sg
+        rg = fgv + T * t - Y
+        dg = newton_step(rg)
+        deltas.append(dg)
+        tg = t + dg
+        fs.append(Y - T * tg)
+        Kg = Pg.T @ Pg / Sg
+        Ks.append(Kg)
+        Us.append(sa2 * np.eye(m) + sa2**2 * tg.T @ Kg @ tg)
+    fs, Ks, Us = np.array(fs), np.array(Ks), np.array(Us)
+    if T == 0.0:  # f = Y exactly at T = 0; its error is the residual's
+        f_err = se.copy()
+    else:
+        f_err = _group_mcse(fs)
+    imax = np.unravel_index(np.argmax(np.abs(r)), r.shape)
+    sol = GeneralSolution(
+        spec=spec, t=t + np.mean(deltas, axis=0), outputs=fs.mean(axis=0), outputs_error=f_err,
+        readout_moment=Us.mean(axis=0), readout_moment_error=_group_mcse(Us), kernel=Ks.mean(axis=0),
+        kernel_error=_group_mcse(Ks), residual=float(np.abs(r[imax])), residual_error=float(se[imax]), z_rms=z_rms,
+        converged=converged, rounds=len(log), samples_per_round=int(S), time_seconds=time.perf_counter() - start,
+        log=log, message=message or f"converged: rms residual/MCSE {z_rms:.2f} <= {opt.z_tol}",
+        _H=H, _t_sampled=t, _deltas=np.array(deltas), _groups=G)
+    return sol
+
+
+def progress_printer(prefix: str = "[theory]"):
+    """A ``progress`` callback printing one line per round on stderr."""
+    def cb(rnd, info):
+        print(f"{prefix} round {rnd:2d}: {info['samples']} samples, residual {info['residual']:.2e} "
+              f"(MCSE {info['mcse']:.1e}, rms z {info['z_rms']:.2f})", file=sys.stderr, flush=True)
+    return cb

@@ -1,0 +1,73 @@
+"""General-input mean-field theory (THEORY §2) by MCMC: against the orthogonal solver and linear closed form."""
+import numpy as np
+import pytest
+
+from solvers.general_data import GeneralOptions, domain_lower_bound, solve_general
+from solvers.solve import solve
+from theory.linear import class_summary, solve_linear
+from theory.spec import ModelSpec, SpecError
+
+SIZES = (4, 2, 2)
+
+
+def _class_errors(sol):
+    lab = np.repeat(np.arange(len(SIZES)), SIZES)
+    return np.array([np.sqrt((sol.outputs_error[lab == c] ** 2).sum(0)) / (lab == c).sum() for c in range(3)])
+
+
+@pytest.mark.parametrize("nl,T", [("relu", 1.0), ("erf", 0.5)])
+def test_identity_kernel_reproduces_orthogonal_solver(nl, T):
+    """K0 = I (x_μ = √P e_μ): class-averaged f, U and kernel blocks agree with solvers.solve."""
+    spec0 = ModelSpec(nonlinearity=nl, temperature=T, class_sizes=SIZES)
+    ref = solve(spec0)
+    P = spec0.P
+    sol = solve_general(spec0.replace(inputs=np.sqrt(P) * np.eye(P)), GeneralOptions(seed=1))
+    assert sol.converged, sol.message
+    f, fe = sol.class_outputs(), _class_errors(sol)
+    assert np.all(np.abs(f - ref.outputs) <= 4 * fe + 2e-3), (f, ref.outputs, fe)
+    U, Ue = sol.readout_moment, sol.readout_moment_error
+    # U = σ_a² I + σ_a⁴ tᵀKt carries K's first-order change over the last Newton step (not in its MCSE)
+    assert np.all(np.abs(U - ref.readout_moment) <= 6 * Ue + 0.02 * np.abs(ref.readout_moment).max())
+    obs = class_summary(SIZES, sol.outputs, U, sol.kernel)
+    assert np.allclose(obs.kernel_diagonal, ref.kernel_diagonal, rtol=0.05)
+    assert np.allclose(obs.kernel_blocks, ref.kernel_blocks, rtol=0.05, atol=0.01)
+    # the stated errors are not vacuous
+    assert fe.max() < 0.01
+
+
+def test_linear_general_data_matches_closed_form():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((8, 12))
+    spec = ModelSpec(nonlinearity="linear", temperature=0.5, class_sizes=SIZES, inputs=X)
+    ref = solve_linear(spec)
+    sol = solve_general(spec, GeneralOptions(seed=2))
+    assert sol.converged, sol.message
+    assert np.all(np.abs(sol.outputs - ref.outputs) <= 4 * sol.outputs_error + 2e-3)
+    assert np.allclose(sol.readout_moment, ref.readout_moment, atol=6 * sol.readout_moment_error.max() + 0.02)
+    assert np.allclose(sol.kernel, ref.kernel, rtol=0.05, atol=0.05)
+    Xs = rng.standard_normal((5, 12))
+    pred = sol.predict(Xs)
+    assert np.all(np.abs(pred.mean - ref.predict(Xs)) <= 4 * pred.mean_error + 5e-3)
+
+
+def test_domain_bound_is_exact_for_linear():
+    rng = np.random.default_rng(0)
+    L = rng.standard_normal((6, 6))
+    t = 0.2 * rng.standard_normal((6, 2))
+    exact = np.linalg.eigvalsh(t.T @ L @ L.T @ t).max()
+    assert domain_lower_bound(t, L, 1.0, 1.0, 1.0) == pytest.approx(exact, rel=1e-10)
+    # ReLU: at least the quotient of any direction, at most Cauchy–Schwarz |t|² λ_max(L Lᵀ)
+    t1 = t[:, :1]
+    q = domain_lower_bound(t1, L, 1.0, 0.0, 1.0)
+    u = rng.standard_normal((50, 6))
+    vals = np.sum((np.maximum(u @ L.T, 0) @ t1) ** 2, axis=1) / np.sum(u * u, axis=1)
+    assert vals.max() <= q <= np.sum(t1**2) * np.linalg.eigvalsh(L @ L.T).max() + 1e-12
+
+
+def test_errors():
+    with pytest.raises(SpecError, match="inputs"):
+        solve_general(ModelSpec(class_sizes=SIZES))
+    with pytest.raises(SpecError, match="chains"):
+        GeneralOptions(chains=20, groups=16)
+    with pytest.raises(SpecError, match="final_sweeps"):
+        GeneralOptions(sweeps=100, final_sweeps=50)
