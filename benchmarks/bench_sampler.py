@@ -43,7 +43,8 @@ rates are stable when other processes share the machine).
 
 Run: python benchmarks/bench_sampler.py [--seconds 120] [--chains 2] [--threads 1]
      [--samplers ours,numpyro] [--nuts-warmup 100] [--temperature 0.05] [--width 1000]
-Default settings take about 9 minutes on an idle 2-core machine; NUTS then
+Default settings take about 7 minutes on an idle 2-core machine (11 minutes
+measured while other jobs kept the load average near 8); NUTS then
 gets only a few dozen draws per chain after its warm-up (about 500 leapfrog
 steps per draw at T = 0.05), so its ESS is rough: ``--seconds 400`` (about
 30 minutes) gives ~150 draws per chain.
