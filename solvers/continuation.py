@@ -30,13 +30,22 @@ Test functions, evaluated at every accepted point:
 
 plus sign det F_x (changes at both) and the number of unstable directions.  A
 sign change between consecutive points k, k+1 is located by secant-bisection on
-the step coordinate σ ∈ [0, h_k] (the branch point on the hyperplane
-n_kᵀ(y − y_k) = σ, found by Newton) until the bracket is narrower than
-``locate_tol``; the located point lies inside the reported bracket.
+the step coordinate σ ∈ [0, h_k] (the point on the hyperplane
+n_kᵀ(y − y_k) = σ, found by Newton from an interpolating predictor) until the
+bracket is narrower than ``locate_tol``; the located point lies inside the
+reported bracket.  ψ_B with the tangent computed at the point equals
+sign(D)·‖adj [J; t_kᵀ] e_{d+1}‖, D = det [J; t_kᵀ], which jumps rather than
+passing through zero at a branch point (the bordered system is singular
+there), so branch points are located on the smooth D (same sign, simple zero)
+and the points are corrected by a truncated-SVD Newton (``_correct``: near y* the
+residual is flat, max|F| = O(δ·ε) at distance δ from y* and ε off the branch).
+The tangent recorded at a branch point is the old branch's: interpolated
+between t_k and t_{k+1} and projected onto null J(y*).
 
 Branch switching at a simple branch point y*: null J(y*) is 2-D; the new
-direction is the unit vector of that plane orthogonal to the old tangent; one
-pseudo-arclength step along it plus Newton lands on the other branch.
+direction is the unit vector of that plane orthogonal to the old tangent, the
+latter taken from the regular points of the branch (never recomputed at y*);
+one pseudo-arclength step along it plus Newton lands on the other branch.
 
 Error reporting: every point carries its Newton residual max|F|; every special
 point its residual and bracket width.
@@ -127,7 +136,9 @@ class SpecialPoint:
 
     ``bracket`` is the final bisection interval [lo, hi] in arclength (``bracket_p``: p at its
     ends); the located point (``arclength``, ``p``, ``x``) lies inside it; ``width`` = hi − lo is
-    the location error in s; ``residual_norm`` is max|F| at the point.
+    the location error in s; ``residual_norm`` is max|F| at the point.  ``tangent`` is the unit
+    tangent of the followed branch (at a branch point: interpolated from the regular points on
+    either side and projected onto null [F_x F_p]).
     """
 
     kind: str  # "fold", "branch-point" or "stability-change"
@@ -144,7 +155,7 @@ class SpecialPoint:
     test_values_bracket: dict  # dp_ds and det_augmented at lo and hi
     stability_before: int
     stability_after: int
-    tangent: np.ndarray  # unit tangent (d+1,) at the point, oriented along the branch
+    tangent: np.ndarray  # unit tangent (d+1,) of the followed branch at the point, oriented along it
 
     def to_json(self) -> dict:
         return _plain(asdict(self))
@@ -264,6 +275,7 @@ class _Point:
     h: float = 0.0  # step that produced the point
     iterations: int = 0
     normal: np.ndarray | None = None  # hyperplane normal n of that step
+    det_ref: float = math.nan  # det [[F_x, F_p], [t_refᵀ]] with the reference tangent t_ref of _analyse
 
 
 def _solve(A, b):
@@ -296,15 +308,28 @@ def _newton(prob: _Problem, y, n, c, opts: ContinuationOptions):
     return y, opts.max_newton, r, False
 
 
+def _det(M) -> float:
+    sign, logabs = np.linalg.slogdet(M)
+    return float(sign * math.exp(min(logabs, 700.0))) if sign != 0 else 0.0
+
+
 def _analyse(prob: _Problem, y, residual, t_ref=None, tangent=None, **kw) -> _Point:
-    """Point at y: tangent from [J; t_refᵀ] t = e_{d+1} (or the given one), ψ_B, sign det F_x, stability."""
+    """Point at y: tangent from [J; t_refᵀ] t = e_{d+1} (or the given one), ψ_B, sign det F_x, stability.
+
+    Also det_ref = det [J; t_refᵀ] (when t_ref is given), which is smooth in y; ψ_B with the computed
+    tangent equals sign(det_ref)·‖adj([J; t_refᵀ]) e_{d+1}‖ (a jump, not a zero, at a branch point).
+    """
     J = prob.jacobian(y)
+    det_ref = math.nan
     if tangent is None:
-        tangent = _solve(np.vstack([J, t_ref]), np.eye(y.size)[-1])
+        M = np.vstack([J, t_ref])
+        tangent = _solve(M, np.eye(y.size)[-1])
+        det_ref = _det(M)
+    elif t_ref is not None:
+        det_ref = _det(np.vstack([J, t_ref]))
     t = tangent / np.linalg.norm(tangent)
-    sign, logabs = np.linalg.slogdet(np.vstack([J, t]))
-    det_aug = float(sign * math.exp(min(logabs, 700.0))) if sign != 0 else 0.0
-    return _Point(y, residual, t, det_aug, int(np.linalg.slogdet(J[:, :-1])[0]), prob.stability(y, J[:, :-1]), **kw)
+    return _Point(y, residual, t, _det(np.vstack([J, t])), int(np.linalg.slogdet(J[:, :-1])[0]),
+                  prob.stability(y, J[:, :-1]), det_ref=det_ref, **kw)
 
 
 def _step(prob, y, t, n, h, opts, checked):
@@ -370,19 +395,102 @@ def _special(kind, index, q, lo, hi, s0, converged, before, after) -> SpecialPoi
         stability_before=before, stability_after=after, tangent=q.tangent.copy())
 
 
+_TSVD = float(np.sqrt(np.finfo(np.float64).eps))  # relative singular-value cut of the corrector in _correct
+
+
+def _correct(prob: _Problem, y, n, c, opts: ContinuationOptions):
+    """Corrector for points near a branch point: truncated-SVD Newton on (F(y), nᵀy − c) = 0.
+
+    Near a simple branch point y* [J; nᵀ] has a singular value σ_min = O(δ) at distance δ from y*
+    (any hyperplane: null J(y*) is 2-D), and the residual is flat: ε off the branch,
+    max|F| = O(δε), so max|F| ≤ tol alone accepts points far off it, and a plain Newton step
+    moves O(rounding/δ) along the near-null directions (slides along the valley of small |F|,
+    which shifts the test function).  Here every iteration takes the step
+    Δy = −Σ_{σ_i > √eps σ_1} v_i (u_iᵀ G)/σ_i (at least one), and stops when
+    ‖Δy‖ ≤ 1e-13 (1 + ‖y‖), when ‖Δy‖ stops halving (the rounding floor), or, once
+    max|F| ≤ tol, when a step does not lower max|F|.  The predictor (:func:`_interpolate`)
+    supplies the components along the cut directions.
+    Returns (y, iterations, max|F|, converged: max|F| ≤ tol).
+    """
+    f = prob.residual(y)
+    r = float(np.max(np.abs(f)))
+    prev = math.inf
+    for it in range(1, opts.max_newton + 1):
+        if not math.isfinite(r):
+            return y, it, math.inf, False
+        U, sv, Vt = np.linalg.svd(np.vstack([prob.jacobian(y), n]))
+        keep = sv > _TSVD * sv[0]
+        dy = -Vt[keep].T @ ((U[:, keep].T @ np.r_[f, n @ y - c]) / sv[keep])
+        size = float(np.linalg.norm(dy))
+        if not math.isfinite(size) or (r <= opts.tol and size > 0.5 * prev):
+            break  # at the rounding floor (or a breakdown): keep y
+        y_new = y + dy
+        f_new = prob.residual(y_new)
+        r_new = float(np.max(np.abs(f_new)))
+        if r <= opts.tol and not r_new < r:
+            break  # once max|F| ≤ tol only steps that lower it are taken (not slides along the flat valley)
+        y, f, r, prev = y_new, f_new, r_new, size
+        if size <= 1e-13 * (1.0 + float(np.linalg.norm(y))):
+            break
+    return y, it, r, r <= opts.tol
+
+
+def _interpolate(known, sigma, a, b, n):
+    """Predictor on the branch at step coordinate σ: cubic Hermite on the segment [a, b] (tangents
+    scaled to dy/dσ = t / (nᵀt)) until three points inside it are known, then the quadratic through
+    the three known points nearest to σ (error O(w³), w = their spread)."""
+    if len(known) >= 3:
+        near = sorted(known, key=lambda z: abs(z[0] - sigma))[:3]
+        out = np.zeros_like(a.y)
+        for i, (si, yi) in enumerate(near):
+            w = 1.0
+            for j, (sj, _) in enumerate(near):
+                if j != i:
+                    w *= (sigma - sj) / (si - sj)
+            out += w * yi
+        return out
+    h = b.sigma
+    ta, tb = float(n @ a.tangent), float(n @ b.tangent)
+    if ta <= 1e-12:
+        return a.y + (b.y - a.y) * (sigma / h)
+    if tb <= 0.1 * ta:  # b's tangent nearly tangent to the hyperplane: Hermite would overshoot
+        return a.y + (sigma / ta) * a.tangent
+    u = sigma / h
+    h00, h10, h01, h11 = (1 + 2 * u) * (1 - u) ** 2, u * (1 - u) ** 2, u * u * (3 - 2 * u), u * u * (u - 1)
+    return h00 * a.y + h10 * h * a.tangent / ta + h01 * b.y + h11 * h * b.tangent / tb
+
+
 def _locate(prob, kind, pts, k, opts) -> SpecialPoint:
-    """Locate a sign change of the test function of ``kind`` between points k and k+1."""
+    """Locate a sign change of the test function of ``kind`` between points k and k+1.
+
+    Branch points are located on the smooth det [J; t_kᵀ] (t_k the tangent at point k), which has
+    the sign of ψ_B at every point evaluated here but a simple zero at y* where ψ_B jumps; the
+    points are corrected by :func:`_correct` from interpolating predictors (see there why)."""
     a, b = pts[k], pts[k + 1]
     n, t = b.normal, a.tangent
+    c0 = float(n @ a.y)
+    known = [(0.0, a.y), (b.h, b.y)]
 
     def evaluate(sigma):
-        y, _, r, ok = _newton(prob, a.y + (sigma / float(n @ t)) * t, n, float(n @ a.y) + sigma, opts)
-        return _analyse(prob, y, r, t, sigma=sigma) if ok else None
+        y0 = _interpolate(known, sigma, replace(a, sigma=0.0), replace(b, sigma=b.h), n)
+        if kind == "branch-point":
+            y, it, r, ok = _correct(prob, y0, n, c0 + sigma, opts)
+        else:
+            y, it, r, ok = _newton(prob, y0, n, c0 + sigma, opts)
+        if not ok:
+            return None
+        known.append((sigma, y))
+        return _analyse(prob, y, r, t, sigma=sigma, iterations=it)
 
     lo, hi = replace(a, sigma=0.0), replace(b, sigma=b.h)
     if kind == "stability-change":
         def value(q):
             return 1.0 if q.stability == a.stability else -1.0
+    elif kind == "branch-point":
+        lo = replace(lo, det_ref=a.det_augmented)  # det [J(y_k); t_kᵀ] is ψ_B at point k itself
+
+        def value(q):
+            return q.det_ref
     else:
         value = _TESTS[kind]
     secant = kind != "stability-change"
@@ -392,6 +500,15 @@ def _locate(prob, kind, pts, k, opts) -> SpecialPoint:
         f_lo, f_hi = value(lo), value(hi)
         c = lo.sigma + (f_lo / (f_lo - f_hi) if secant else 0.5) * (hi.sigma - lo.sigma)
         q = evaluate(c) or (lo if abs(f_lo) <= abs(f_hi) else hi)
+    if kind == "branch-point":  # q.tangent from the singular bordered system is meaningless here
+        w = min(max(q.sigma / b.h, 0.0), 1.0)
+        t_reg = (1.0 - w) * a.tangent + w * b.tangent
+        J = prob.jacobian(q.y)
+        try:
+            t_q = _crossing_direction(J, t_reg)[1]
+        except ValueError:  # not a simple branch point: keep the interpolated regular tangent
+            t_q = t_reg / np.linalg.norm(t_reg)
+        q = replace(q, tangent=t_q, det_augmented=_det(np.vstack([J, t_q])))
     return _special(kind, k, q, lo, hi, a.s, converged, a.stability, b.stability)
 
 
@@ -543,18 +660,58 @@ def continue_branch(residual: Callable, x0, p0: float, p_end: float, *, method: 
     return _branch(prob, trace, method, window, opts, {"p0": p0, "p_end": p_end}, label)
 
 
+def _regular_tangent(branch: Branch, point: SpecialPoint, gap: float = 1e-6) -> np.ndarray:
+    """Tangent of ``branch`` at ``point`` from regular points: linear interpolation in arclength
+    between the tangents of the nearest points before and after it that are more than ``gap``
+    away (error O(h²) for steps h), or the nearest one-sided tangent at an end of the branch."""
+    s, T = np.asarray(branch.arclength, dtype=np.float64), np.asarray(branch.tangent, dtype=np.float64)
+    before = np.flatnonzero(s < point.arclength - gap)
+    after = np.flatnonzero(s > point.arclength + gap)
+    if before.size and after.size:
+        i, j = before[-1], after[0]
+        w = (point.arclength - s[i]) / (s[j] - s[i])
+        return (1.0 - w) * T[i] + w * T[j]
+    if before.size or after.size:
+        return T[before[-1]] if before.size else T[after[0]]
+    raise ValueError("the branch has no regular point away from the branch point to take the old tangent from")
+
+
+def _crossing_direction(J, t_old):
+    """(t_new, t_old projected onto N, singular values of J): N = last two rows of Vᵀ in J = U Σ Vᵀ
+    (null J at a simple branch point), c = N t_old / ‖t_old‖ (ValueError if ‖c‖ < 0.5),
+    t_new = Nᵀ (−c₂, c₁) / ‖c‖ ⟂ t_old and Nᵀ c / ‖c‖."""
+    _, sv, Vt = np.linalg.svd(J)
+    N = Vt[-2:]
+    c = N @ (t_old / np.linalg.norm(t_old))
+    size = float(np.linalg.norm(c))
+    if size < 0.5:
+        raise ValueError("the old tangent is not in the 2-D null space of [F_x F_p] at the point "
+                         f"(|projection| = {size:.3f}); not a simple branch point")
+    t_new = N.T @ np.array([-c[1], c[0]]) / size
+    t_proj = N.T @ c / size
+    return t_new, t_proj, sv
+
+
 def switch_branch(residual: Callable, branch: Branch, point: SpecialPoint, *, directions: Sequence[int] = (1, -1),
                   jacobian: Callable | None = None, stability: Callable | None = None,
-                  progress: Callable | None = None, p_range=None, options: ContinuationOptions | None = None,
-                  **option_overrides) -> list:
+                  progress: Callable | None = None, p_range=None, tangent=None,
+                  options: ContinuationOptions | None = None, **option_overrides) -> list:
     """Start the crossing branch at a located branch point and trace it (pseudo-arclength).
 
-    With J(y*) = U Σ Vᵀ, the last two rows v₁, v₂ of Vᵀ span null J(y*) (2-D at a simple branch
-    point); with c = (v₁·t_old, v₂·t_old) the new direction is t_new = −c₂ v₁ + c₁ v₂ (normalised,
-    ⟂ t_old).  One branch is traced per entry of ``directions`` (+1: along t_new, −1: against it)
-    within ``p_range`` (default ``branch.p_range``), with ``branch.options`` unless overridden.
-    ``origin`` of each new branch records the point, the direction and σ_min(J(y*)), which
-    measures how singular J is at the located point (0 at an exact branch point).
+    The old tangent t_old is taken from regular points of ``branch``: interpolated in arclength
+    between the tangents of the nearest points before and after the branch point (``tangent``
+    overrides it).  It is not recomputed at y*: there null J(y*) is 2-D, the bordered system
+    [J; t_prevᵀ] t = e_{d+1} is singular and its solution blows up along its null vector, the
+    direction of the null plane orthogonal to t_prev, so that "t_new ⟂ that tangent" would run
+    along the old branch.
+    With J(y*) = U Σ Vᵀ, the last two rows v₁, v₂ of Vᵀ span null J(y*); with
+    c = (v₁·t_old, v₂·t_old)/‖t_old‖ (‖c‖ ≥ 0.5 required, else ValueError: not a simple branch
+    point) the new direction is t_new = (−c₂ v₁ + c₁ v₂)/‖c‖ (unit, ⟂ t_old in the null plane),
+    signed so that its largest component is positive.  One branch is traced per entry of
+    ``directions`` (+1: along t_new, −1: against it) within ``p_range`` (default
+    ``branch.p_range``), with ``branch.options`` unless overridden.  ``origin`` of each new branch
+    records the point, the direction, both tangents and σ_min(J(y*)), which measures how singular
+    J is at the located point (0 at an exact branch point).
     """
     if point.kind != "branch-point":
         raise ValueError(f"point.kind must be 'branch-point' to switch branches, got {point.kind!r}")
@@ -565,24 +722,23 @@ def switch_branch(residual: Callable, branch: Branch, point: SpecialPoint, *, di
     if not window[0] <= point.p <= window[1]:
         raise ValueError(f"p_range {window} must contain the branch point p={point.p}")
     d = point.x.size
+    if tangent is None:
+        t_old = _regular_tangent(branch, point)
+    else:
+        t_old = np.asarray(tangent, dtype=np.float64).ravel()
+        if t_old.shape != (d + 1,) or not np.linalg.norm(t_old) > 0:
+            raise ValueError(f"tangent must be a nonzero vector of {d + 1} values (x then p), got {tangent!r}")
     prob = _Problem(residual, jacobian, stability, opts.fd_step, d)
     y_star = np.r_[point.x, point.p]
     r_star = float(np.max(np.abs(prob.residual(y_star))))
-    _, sv, Vt = np.linalg.svd(prob.jacobian(y_star))
-    N = Vt[-2:]
-    c = N @ point.tangent
-    if np.linalg.norm(c) < 0.5:
-        raise ValueError("the old tangent is not in the 2-D null space of [F_x F_p] at the point "
-                         f"(|projection| = {np.linalg.norm(c):.3f}); not a simple branch point")
-    t_new = N.T @ np.array([-c[1], c[0]])
-    t_new -= (t_new @ point.tangent) * point.tangent
-    t_new /= np.linalg.norm(t_new)
+    t_new, t_old, sv = _crossing_direction(prob.jacobian(y_star), t_old)
+    t_new = t_new * (1.0 if t_new[np.argmax(np.abs(t_new))] > 0 else -1.0)
     out = []
     for s in directions:
         start = _analyse(prob, y_star, r_star, tangent=s * t_new)
         trace = _trace(prob, start, window, opts, "arclength", 1.0, progress, from_singular=True)
         origin = {"parent": branch.label, "p": point.p, "x": point.x.copy(), "direction": int(s),
-                  "tangent": s * t_new, "sigma_min": float(sv[-1])}
+                  "tangent": s * t_new, "old_tangent": t_old, "sigma_min": float(sv[-1])}
         out.append(_branch(prob, trace, "arclength", window, opts, origin,
                            f"{branch.label}>bp@{point.p:.6g}{'+' if s > 0 else '-'}"))
     return out

@@ -1,5 +1,6 @@
 """Tests of solvers.continuation on normal forms with closed-form branches."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -301,3 +302,85 @@ def test_bad_inputs_raise_clear_errors(trivial):
     with pytest.raises(ValueError, match="branch-point"):
         switch_branch(fold_1d, trivial, fold)
     assert isinstance(trivial, Branch)
+
+
+THETA, CURL, SHIFT = 0.3, 0.3, 0.2
+
+
+def tilted_pitchfork(x, mu):
+    """Pitchfork at μ = 0.1 in rotated, curved coordinates: with u = x₀ − 0.3 sin 2μ − 0.2, w = x₁ − μ²
+    and (a, b) = R(0.3)(u, w), F = ((μ − 0.1) a − a³, −b + a²/2).  Old branch a = b = 0 (curved in x),
+    crossing branch a = ±√(μ − 0.1), b = a²/2; null J at the branch point is not aligned with any axis."""
+    u, w = x[0] - CURL * np.sin(2 * mu) - SHIFT, x[1] - mu ** 2
+    a, b = np.cos(THETA) * u + np.sin(THETA) * w, -np.sin(THETA) * u + np.cos(THETA) * w
+    return np.array([(mu - 0.1) * a - a ** 3, -b + 0.5 * a ** 2])
+
+
+def tilted_ab(x, mu):
+    u, w = x[..., 0] - CURL * np.sin(2 * mu) - SHIFT, x[..., 1] - mu ** 2
+    return np.cos(THETA) * u + np.sin(THETA) * w, -np.sin(THETA) * u + np.cos(THETA) * w
+
+
+@pytest.fixture(scope="module")
+def tilted():
+    return continue_branch(tilted_pitchfork, [CURL * np.sin(-2.0) + SHIFT, 1.0], -1.0, 1.0)
+
+
+def test_branch_point_on_a_curved_branch_is_located_to_tolerance(tilted):
+    """Secant on the smooth det [J; t_kᵀ] with interpolating predictors: converged, and within locate_tol of
+    μ = 0.1 (the old bisection on ψ_B with plain Newton stopped unconverged at widths ~1e-7, ~1e-4 off in μ;
+    the finite-difference Jacobian, error ~1e-10, limits the location to about that)."""
+    (bp,) = tilted.branch_points
+    tol = tilted.options.locate_tol
+    assert bp.converged and bp.width <= tol
+    assert abs(bp.p - 0.1) < tol and min(bp.bracket_p) - tol <= 0.1 <= max(bp.bracket_p) + tol
+    a, b = tilted_ab(bp.x, bp.p)
+    assert abs(a) < 1e-8 and abs(b) < 1e-8
+    # the recorded tangent is the old branch's (x₀ = 0.3 sin 2μ + 0.2, x₁ = μ²), not the singular bordered solve's
+    exact = np.array([2 * CURL * np.cos(0.2), 0.2, 1.0])
+    assert bp.tangent @ exact / np.linalg.norm(exact) > 1 - 1e-6
+
+
+CROSSING = np.array([np.cos(THETA), np.sin(THETA), 0.0])  # da = 1, b = 0 at fixed μ: the crossing branch
+OLD_TANGENT = np.array([2 * CURL * np.cos(0.2), 0.2, 1.0]) / np.linalg.norm([2 * CURL * np.cos(0.2), 0.2, 1.0])
+OFF_NULL = np.array([-np.sin(THETA), np.cos(THETA), 0.0])  # db = 1: not in null J at the branch point
+
+
+def test_switching_ignores_the_singular_tangent_at_the_branch_point(tilted):
+    """Regression: switch_branch used point.tangent, i.e. [J; t_prevᵀ] t = e solved AT the branch point, where
+    that system is singular and its solution blows up along null J ⟂ t_old; t_new ⟂ that tangent was then the
+    old tangent, and both arms ran along the old branch.  Now the old tangent comes from the branch's regular
+    points."""
+    (bp,) = tilted.branch_points
+    # [J; t_oldᵀ] is singular at y*: its solution blows up along its null vector, the unit vector of null J
+    # orthogonal to t_old, which is what the point's own tangent became (e.g. 90° off in the located points)
+    singular = CROSSING - (CROSSING @ OLD_TANGENT) * OLD_TANGENT
+    singular /= np.linalg.norm(singular)
+    for point in (replace(bp, tangent=singular), bp):
+        arms = switch_branch(tilted_pitchfork, tilted, point)
+        signs = []
+        for nb in arms:
+            assert nb.success and nb.p[-1] == 1.0 and np.all(nb.residual_norm <= nb.options.tol)
+            a, b = tilted_ab(nb.x, nb.p)
+            far = nb.p > 0.15
+            assert far.sum() >= 5
+            np.testing.assert_allclose(np.abs(a[far]), np.sqrt(nb.p[far] - 0.1), atol=1e-8, rtol=0)
+            np.testing.assert_allclose(b, 0.5 * a ** 2, atol=1e-8)
+            signs.append(np.sign(a[-1]))
+        assert sorted(signs) == [-1.0, 1.0]  # one arm each way, neither on the old branch a = 0
+        plane = np.linalg.qr(np.column_stack([OLD_TANGENT, CROSSING]))[0]  # null J at the branch point
+        for nb in arms:
+            t_old, t_new = nb.origin["old_tangent"], nb.origin["tangent"]
+            assert t_old @ OLD_TANGENT > 1 - 1e-6 and abs(t_new @ t_old) < 1e-12
+            assert np.linalg.norm(t_new - plane @ (plane.T @ t_new)) < 1e-6
+
+
+def test_switching_with_an_explicit_old_tangent_and_bad_tangents(tilted):
+    (bp,) = tilted.branch_points
+    (nb,) = switch_branch(tilted_pitchfork, tilted, bp, directions=(1,), tangent=OLD_TANGENT)
+    a, _ = tilted_ab(nb.x, nb.p)
+    assert nb.success and a[-1] == pytest.approx(0.9 ** 0.5, abs=1e-9)  # t_new signed: largest component > 0
+    with pytest.raises(ValueError, match="not in the 2-D null space"):
+        switch_branch(tilted_pitchfork, tilted, bp, tangent=OFF_NULL)
+    with pytest.raises(ValueError, match="tangent must be a nonzero vector of 3 values"):
+        switch_branch(tilted_pitchfork, tilted, bp, tangent=[0.0, 0.0, 0.0])
