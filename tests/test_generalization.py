@@ -1,0 +1,65 @@
+"""Sampled networks on data, the generalize command, and (slow) theory against sampling on digits."""
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from solvers.cli_generalize import add_generalize_parser, run_generalize
+from solvers.general_data import GeneralOptions, solve_general
+from theory.datasets import gaussian_clusters, load_digits_dataset
+from theory.general import class_errors
+from theory.spec import SpecError
+from validation.generalization import sample_generalization
+
+
+def _args(argv):
+    p = argparse.ArgumentParser()
+    add_generalize_parser(p.add_subparsers(dest="command"))
+    return p.parse_args(["generalize", *argv])
+
+
+def test_sampling_reports_errors_with_mcse():
+    ds = gaussian_clusters(m=2, n_features=20, train_per_class=5, test_per_class=6, overlap=0.5, seed=0)
+    spec = ds.spec("erf", 1.0, 1.0, 0.5)
+    r = sample_generalization(spec, ds.test_inputs, ds.test_labels, width=40, chains=2, sweeps=40, seed=1)
+    assert np.array(r["mean_predictor"]).shape == (12, 2)
+    assert all(b >= a for a, b in zip(r["mean_predictor_error"], r["bayes_error"]))  # variance >= 0 at finite N
+    assert all(e > 0 for e in r["mean_predictor_error_mcse"])
+    with pytest.raises(SpecError, match="chains"):
+        sample_generalization(spec, ds.test_inputs, ds.test_labels, chains=1)
+
+
+def test_cli_json_keys(tmp_path, capsys):
+    args = _args(["--dataset", "clusters", "--classes", "0,1", "--train-per-class", "4", "--test-per-class", "5",
+                  "--nonlinearity", "erf", "--temperature", "1.0", "--width", "30", "--sweeps", "30",
+                  "--format", "json", "--out", str(tmp_path), "--quiet"])
+    code = run_generalize(args)
+    out = json.loads(capsys.readouterr().out)
+    assert code in (0, 1)
+    for k in ("theory", "gp", "sampling"):
+        assert len(out[k]["mean_predictor_error"]) == 2 and len(out[k]["bayes_error"]) == 2
+        assert np.array(out[k]["mean_predictor"]).shape == (10, 2)
+    assert (tmp_path / "generalize.png").is_file()
+    with pytest.raises(SpecError, match="temperature"):
+        run_generalize(_args(["--temperature", "0", "--quiet"]))
+    with pytest.raises(SpecError, match="does not exist"):
+        run_generalize(_args(["--data", str(tmp_path / "nope.npz"), "--quiet"]))
+
+
+@pytest.mark.slow
+def test_digits_theory_against_sampling():
+    """Digits 0/1/2, 10 per class, erf, T = 0.5: the sampled mean predictor at N = 400 lies within
+    finite-size distance of the theory (O(N^{-1/2}) noise, O(1/N) bias), and closer to the theory
+    than the theory is to the GP where they differ."""
+    pytest.importorskip("sklearn")
+    ds = load_digits_dataset((0, 1, 2), train_per_class=10, test_per_class=15, seed=0)
+    spec = ds.spec("erf", 1.0, 1.0, 0.5)
+    sol = solve_general(spec, GeneralOptions(seed=0))
+    assert sol.converged, sol.message
+    pred = sol.predict(ds.test_inputs)
+    th = class_errors(pred.mean, ds.test_labels, 3)
+    s = sample_generalization(spec, ds.test_inputs, ds.test_labels, width=400, chains=2, sweeps=300, seed=0)
+    diff = np.abs(np.array(s["mean_predictor"]) - pred.mean)
+    assert np.sqrt(np.mean(diff**2)) < 0.05
+    assert np.allclose(th["mean_predictor_error"], s["mean_predictor_error"], atol=0.03)
