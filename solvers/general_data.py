@@ -479,11 +479,17 @@ def _direction_quotients(Z, L, t, nl, sa2):
 
 
 def _initial_field(spec, K0, L, nl, rng):
-    """GP-like start t = α (σ_a² K_prior + T I)⁻¹ Y, α ≤ 1 keeping q(t) ≤ 1/2 (linear-growth φ)."""
+    """GP-like start t = α (σ_a² K_prior + T I)⁻¹ Y, α ≤ 1 keeping the mean prior tilt ≤ m/2 and
+    q(t) ≤ 1/2 (linear-growth φ)."""
     Kp, _ = feature_kernel(spec.nonlinearity, spec.sigma_w**2 * K0)
     Y = spec.targets()
     A = spec.sigma_a**2 * Kp + max(spec.temperature, 1e-3 * float(np.mean(np.diag(Kp)))) * np.eye(len(K0))
     t = np.linalg.solve(A, Y)
+    # keep the prior-averaged tilt E_prior[ℓ_t] = (σ_a²/2) tr(tᵀ K_prior t) at most m/2: a strongly
+    # tilted (multimodal) start is hard to sample, and Newton moves t out from there
+    tilt = 0.5 * spec.sigma_a**2 * float(np.sum(t * (Kp @ t)))
+    if tilt > 0.5 * spec.m:
+        t *= np.sqrt(0.5 * spec.m / tilt)
     if nl.linear_growth:
         q = domain_lower_bound(t, L, nl.slope_pos, nl.slope_neg, spec.sigma_a, rng)
         if q > 0.5:
