@@ -50,6 +50,7 @@ from .diagnostics import ess, mcse, split_rhat
 from .collapsed import collapsed_sweep
 from .networks import Network, gibbs_sweep
 from .samplers import StepSizeAdaptation
+from .sparse import OUTLIER_FACTOR, outlier_summary, theory_outlier_share
 from .theory_init import NeuronProposal, neuron_swap, theory_code_fractions, theory_initial_state
 from .observables import (class_mean_activations, code_fractions, from_vector, neuron_codes, observables_vector,
                           output_contributions, participation_ratio)
@@ -93,7 +94,7 @@ def _chain(job: dict) -> dict:
     proposal = NeuronProposal(theory) if swaps else None
     rng = np.random.default_rng([job["seed"], width, job["chain"], 0 if job["start"] == "random" else 1])
     theta = net.prior_sample(rng) if job["start"] == "random" else theory_initial_state(net, theory, rng)
-    draws, acc, swap_acc, fractions, prs = [], [], [], {}, []
+    draws, acc, swap_acc, fractions, prs, outliers, outlier_codes = [], [], [], {}, [], [], {}
     # dual averaging of the W step size to MALA's optimal acceptance 0.574, during burn-in only
     adapt = StepSizeAdaptation(job["step_size"]) if burn > 0 else None
     step = job["step_size"]
@@ -113,9 +114,15 @@ def _chain(job: dict) -> dict:
                 for code, frac in code_fractions(codes, spec.m).items():
                     fractions[code] = fractions.get(code, 0.0) + frac
                 prs.append(participation_ratio(output_contributions(net, theta)))
+                o = outlier_summary(net, theta)
+                outliers.append([o["count"], *o["share"].tolist()])
+                for code in o["codes"]:
+                    key = "".join("1" if (code >> c) & 1 else "0" for c in range(spec.m))
+                    outlier_codes[key] = outlier_codes.get(key, 0) + 1
     return {"draws": draws, "acceptance": float(np.mean(acc[burn:])), "step_size": step,
             "swap_acceptance": float(np.mean(swap_acc)) if swap_acc else None,
-            "code_fractions_sum": fractions, "participation_ratios": prs}
+            "code_fractions_sum": fractions, "participation_ratios": prs, "outliers": outliers,
+            "outlier_codes": outlier_codes}
 
 
 def _combine_chains(width: int, results: list[dict]) -> dict:
@@ -127,11 +134,20 @@ def _combine_chains(width: int, results: list[dict]) -> dict:
             fractions[k] = fractions.get(k, 0.0) + v
     prs = [p for r in results for p in r["participation_ratios"]]
     swaps = [r["swap_acceptance"] for r in results if r["swap_acceptance"] is not None]
+    out_arr = np.array([row for r in results for row in r["outliers"]])  # draws × (count, share_c...)
+    out_codes: dict = {}
+    for r in results:
+        for k, v in r["outlier_codes"].items():
+            out_codes[k] = out_codes.get(k, 0) + v
+    n_out = sum(out_codes.values())
     return {"width": width, "mean": out.mean(axis=(0, 1)), "mcse": mcse(out), "ess": ess(out),
             "rhat": split_rhat(out), "acceptance": float(np.mean([r["acceptance"] for r in results])),
             "step_size": float(np.mean([r["step_size"] for r in results])),
             "code_fractions": {k: v / len(prs) for k, v in sorted(fractions.items())},
             "participation_ratio": float(np.mean(prs)),
+            "outliers": {"criterion": f"readout norm > {OUTLIER_FACTOR:g} × median", "count": float(out_arr[:, 0].mean()),
+                         "share": out_arr[:, 1:].mean(axis=0).tolist(),
+                         "code_fractions": {k: v / n_out for k, v in sorted(out_codes.items())} if n_out else {}},
             "swap_acceptance": float(np.mean(swaps)) if swaps else None}
 
 
@@ -157,7 +173,7 @@ def _compare(widths, runs, t_vec, m):
         {"width": r["width"], **from_vector(r["mean"], m, r["mcse"]).to_json(),
          "acceptance": r["acceptance"], "step_size": r["step_size"], "swap_acceptance": r["swap_acceptance"],
          "code_fractions": r["code_fractions"],
-         "participation_ratio": r["participation_ratio"]} for r in runs]}
+         "participation_ratio": r["participation_ratio"], "outliers": r["outliers"]} for r in runs]}
     if b is not None:
         sampling["slope_1_over_n"] = from_vector(b, m).to_json()
     diagnostics = {"ess_min": float(min(np.min(r["ess"]) for r in runs)), "rhat_max": rhat_max,
@@ -237,6 +253,9 @@ def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500
     }
     if init == "both":
         report["by_start"] = by_start
+    if "condensate" in theory.extra and spec.nonlinearity == "relu":
+        report["theory"]["outlier_share"] = theory_outlier_share(theory.t, t_obs.outputs,
+                                                                 theory.extra["condensate"]).tolist()
     if scaling == "mean-field" and "condensate" not in theory.extra:
         tcf = theory_code_fractions(theory, seed=seed)
         report["theory"]["code_fractions"] = tcf
