@@ -148,3 +148,139 @@ def test_deep_linear_errors():
         solve_deep_linear(spec.replace(temperature=0.0, inputs=np.ones((4, 3))), layers=2)
     assert issubclass(DeepLinearError, RuntimeError)
     assert math.isfinite(solve_deep_linear(spec, layers=2).free_energy)
+
+
+# ----------------------------------------------------------------------------- deep network and sampler
+from validation.collapsed import marginal_logdensity_and_grad as one_layer_marginal  # noqa: E402
+from validation.deep import (DeepNetwork, class_mean_activations, combine_chains, drift_curve,  # noqa: E402
+                             layer_drift, run_deep_chain, sample_readout, split_vector)
+from validation.networks import Network  # noqa: E402
+
+
+def _fd(fun, x, E, eps=1e-6):
+    return (fun(x + eps * E)[0] - fun(x - eps * E)[0]) / (2 * eps)
+
+
+@pytest.mark.parametrize("name", ["linear", "relu", "normcdf"])
+@pytest.mark.parametrize("general", [False, True])
+def test_deep_gradients_match_finite_differences(name, general):
+    rng = np.random.default_rng(5)
+    inputs = rng.standard_normal((7, 5)) if general else None
+    spec = ModelSpec(nonlinearity=name, class_sizes=(3, 2, 2), temperature=0.2, sigma_a=0.8, inputs=inputs)
+    for layers, scaling in [(2, "mean-field"), (3, "standard")]:
+        net = DeepNetwork(spec, width=6, layers=layers, sigmas=(1.1, 0.9, 1.3)[:layers], scaling=scaling)
+        theta = net.prior_sample(rng)
+        E = rng.standard_normal(theta.shape)
+        _, g = net.logdensity_and_grad(theta)
+        assert g @ E == pytest.approx(_fd(net.logdensity_and_grad, theta, E), rel=1e-6, abs=1e-6)
+        w, Ew = theta[:net.dim_hidden], E[:net.dim_hidden]
+        _, gm = net.marginal_logdensity_and_grad(w)
+        assert gm @ Ew == pytest.approx(_fd(net.marginal_logdensity_and_grad, w, Ew), rel=1e-6, abs=1e-6)
+
+
+def test_collapsed_target_is_the_gaussian_integral_and_reduces_to_one_layer():
+    rng = np.random.default_rng(6)
+    spec = ModelSpec(nonlinearity="relu", class_sizes=(3, 2, 2), temperature=0.1, sigma_a=0.7)
+    net = DeepNetwork(spec, width=8, layers=2, sigmas=(1.0, 1.2))
+
+    def direct(w):
+        """log ∫ p(Y | W, a) p(a) da + log p(W): y_r ~ N(0, σ_a² N^{-2γ} Φ_LᵀΦ_L + I/β)."""
+        phi = net.activations(np.concatenate([w, np.zeros(3 * 8)]))[-1]
+        cov = 0.7**2 * phi.T @ phi / 8**2 + np.eye(7) / net.beta
+        _, logdet = np.linalg.slogdet(cov)
+        Y = spec.targets()
+        Ws = net.unpack_hidden(w)
+        prior = sum(np.sum(W * W) / (2 * s**2) for W, s in zip(Ws, net.sigmas))
+        return sum(-0.5 * logdet - 0.5 * y @ np.linalg.solve(cov, y) for y in Y.T) - prior
+
+    w1, w2 = (net.prior_sample(rng)[:net.dim_hidden] for _ in range(2))
+    d = net.marginal_logdensity_and_grad(w1)[0] - net.marginal_logdensity_and_grad(w2)[0]
+    assert d == pytest.approx(direct(w1) - direct(w2), rel=1e-10, abs=1e-8)
+    # L = 1 is validation.collapsed on the one-layer Network
+    one = Network(spec, width=8)
+    deep1 = DeepNetwork(spec, width=8, layers=1)
+    W = rng.standard_normal((8, 7))
+    lp1, g1 = one_layer_marginal(one, W)
+    lp2, g2 = deep1.marginal_logdensity_and_grad(W.ravel())
+    lp1b = one_layer_marginal(one, 0.5 * W)[0]
+    lp2b = deep1.marginal_logdensity_and_grad(0.5 * W.ravel())[0]
+    assert lp1 - lp1b == pytest.approx(lp2 - lp2b, rel=1e-12, abs=1e-9)
+    assert np.max(np.abs(g1.ravel() - g2)) < 1e-9 * max(1, np.max(np.abs(g1)))
+
+
+def test_readout_draw_has_the_conditional_mean():
+    """a | W is Gaussian with mean Λ⁻¹ B √β y_r, Λ = σ_a⁻² I + B Bᵀ, B = √β N^{-γ} Φ_L."""
+    rng = np.random.default_rng(7)
+    spec = ModelSpec(nonlinearity="normcdf", class_sizes=(2, 1, 1), temperature=0.5, sigma_a=0.9)
+    net = DeepNetwork(spec, width=5, layers=2)
+    Ws = net.unpack(net.prior_sample(rng))[0]
+    phi = net.forward(Ws)[-1][1]
+    B = np.sqrt(net.beta) * phi / 5
+    Lam = np.eye(5) / 0.81 + B @ B.T
+    mean = np.linalg.solve(Lam, B @ (np.sqrt(net.beta) * spec.targets()))  # N × m
+    draws = np.array([sample_readout(rng, net, Ws) for _ in range(4000)])  # n × m × N
+    sd = np.sqrt(np.diag(np.linalg.inv(Lam)))
+    z = (draws.mean(axis=0) - mean.T) / (sd[None, :] / np.sqrt(4000))
+    assert np.max(np.abs(z)) < 4.5
+
+
+def test_deep_network_errors():
+    spec = ModelSpec(nonlinearity="linear", class_sizes=(2, 2), temperature=0.1)
+    with pytest.raises(SpecError, match="width must be an integer >= 1"):
+        DeepNetwork(spec, width=0)
+    with pytest.raises(SpecError, match="layers must be an integer >= 1"):
+        DeepNetwork(spec, width=4, layers=0)
+    with pytest.raises(SpecError, match="temperature T > 0"):
+        DeepNetwork(spec.replace(temperature=0.0), width=4)
+    with pytest.raises(SpecError, match="sigmas must list layers = 2"):
+        DeepNetwork(spec, width=4, layers=2, sigmas=(1.0,))
+    with pytest.raises(ValueError, match="burn must be"):
+        run_deep_chain(spec, 4, 2, sweeps=5, burn=5)
+
+
+def test_drift_measure_limits():
+    rng = np.random.default_rng(8)
+    v = rng.standard_normal((400, 3))
+    assert layer_drift(v, v) == 0.0
+    assert layer_drift(v, v[rng.permutation(400)]) == pytest.approx(1.0, abs=0.1)
+    assert layer_drift(v, rng.standard_normal((400, 3))) == pytest.approx(1.0, abs=0.1)
+    snaps = np.array([v] * 5)
+    assert drift_curve(snaps, [1, 2, 9]) == [0.0, 0.0, pytest.approx(float("nan"), nan_ok=True)]
+
+
+def _theory_vector(sol, layers):
+    parts = [sol.outputs.ravel(), sol.readout_moment.ravel()]
+    for ell in range(1, layers + 1):
+        o = sol.layer_observables(ell)
+        parts += [o.kernel_diagonal, o.kernel_blocks.ravel()]
+    return np.concatenate(parts)
+
+
+def test_two_layer_linear_sampling_agrees_with_theory():
+    """L = 2 linear, classes 4,2,2, orthogonal inputs, T = 0.1, N = 100: f, U and both layers'
+    kernel class blocks within 4 MCSE + c·max(1, |theory|)·P/N (c = 1). The prior kernels
+    (no feature learning) fail the same criterion."""
+    spec = ModelSpec(nonlinearity="linear", class_sizes=(4, 2, 2), temperature=0.1)
+    N, L = 100, 2
+    theory = solve_deep_linear_classes(spec, layers=L)
+    runs = [run_deep_chain(spec, N, L, sweeps=500, burn=100, seed=s, step_size=0.3) for s in range(2)]
+    comb = combine_chains(runs, spec.m, L)
+    mean, err = comb["flat"]["mean"], comb["flat"]["mcse"]
+    tv = _theory_vector(theory, L)
+    allowed = 4 * err + 1.0 * np.maximum(1.0, np.abs(tv)) * spec.P / N
+    assert np.all(np.abs(mean - tv) <= allowed), np.max(np.abs(mean - tv) / allowed)
+    assert comb["rhat_max"] < 1.2
+    # the prior (t = 0: f = 0, U = σ_a² I, K_ℓ = s_ℓ I) fails the same criterion on every layer's blocks
+    prior = split_vector(np.zeros_like(tv), spec.m, L)
+    prior["readout_moment"][:] = np.eye(spec.m)
+    for ell in range(L):
+        prior["layers"][ell]["kernel_diagonal"][:] = 1.0
+    pv = np.concatenate([prior["outputs"].ravel(), prior["readout_moment"].ravel()]
+                        + [np.concatenate([d["kernel_diagonal"], d["kernel_blocks"].ravel()]) for d in prior["layers"]])
+    bad = np.abs(mean - pv) > 4 * err + np.maximum(1.0, np.abs(pv)) * spec.P / N
+    sampled_blocks = split_vector(bad, spec.m, L)["layers"]
+    assert all(np.all(np.diag(d["kernel_blocks"])) for d in sampled_blocks)
+    # per-layer codes and class means have the documented shapes
+    cms = class_mean_activations(DeepNetwork(spec, width=N, layers=L), runs[0]["theta"])
+    assert [c.shape for c in cms] == [(N, 3), (N, 3)]
+    assert abs(sum(runs[0]["code_fractions"][1].values()) - 1.0) < 1e-9
