@@ -1,0 +1,96 @@
+"""Phase diagrams of coding schemes in the large-P limit, with the located boundaries (THEORY §4).
+
+Each grid point of (temperature T, σ̄_a) at class fractions 1/2, 1/4, 1/4 (σ_1 = 1) is labelled by
+the coding scheme of the large-P solution (:func:`solvers.phase_diagram.coding_scheme`: number of
+readout groups, their codes, the ReLU outliers' codes), and the transitions located by bisection
+are joined into boundary curves (:func:`solvers.phase_diagram.phase_diagram`), drawn by
+:func:`figures.phase_diagram.plot_phase_diagram`.
+
+* sigmoid (normcdf), quick and full mode: symmetric at high T, several groups with two-class
+  codes below the symmetry-breaking line;
+* ReLU, full mode only (each point is a condensate solve of about a second): symmetric bulk, with
+  one-class outliers (sparse coding) below the condensation line. Rows on which the warm-started
+  row solver of :mod:`solvers.phase_diagram` fails are filled point by point with independent
+  solves (:func:`solvers.large_p.solve_large_p`); they carry labels but no located boundary.
+
+The sweep files go to ``out_dir/data`` in full mode (rerunning resumes) and to a temporary folder in
+quick mode.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+import tempfile
+
+import numpy as np
+
+from . import common
+
+__all__ = ["main", "GRIDS"]
+
+#: (x values, y values, refine, workers) per mode; x = temperature, y = sigma_a_bar
+GRIDS = {
+    True: {"normcdf": (np.geomspace(0.02, 1.0, 6), np.array([0.5, 1.0, 1.5, 2.0]), 4, 1)},
+    False: {"normcdf": (np.geomspace(0.01, 1.0, 24), np.linspace(0.5, 2.0, 8), 8, 2),
+            "relu": (np.geomspace(0.01, 1.0, 10), np.linspace(0.5, 2.0, 4), 6, 2)},
+}
+
+
+def _fill_missing(diagram, problem, x_name, y_name):
+    """Records of the diagram, with rows the row solver did not finish filled by independent solves."""
+    from solvers.large_p import solve_large_p
+    from solvers.phase_diagram import coding_scheme
+
+    records = diagram.records()
+    for i, row in enumerate(diagram.rows):
+        if row is not None:
+            continue
+        y = float(diagram.y[i])
+        common.log(f"phase diagram {problem.nonlinearity}: row {y_name} = {y:g} by independent solves")
+        for x in diagram.x:
+            p = problem.with_parameter(x_name, float(x)).with_parameter(y_name, y)
+            try:
+                sol = solve_large_p(p)
+                res = {"label": coding_scheme(sol)["label"], "converged": bool(sol.converged)}
+                status = "ok" if sol.converged else "error"
+            except Exception as exc:  # noqa: BLE001 - a failed point is shown blank, the reason logged
+                common.log(f"  {x_name} = {x:g}: {type(exc).__name__}: {exc}")
+                res, status = {}, "error"
+            records.append({"point": {x_name: float(x), y_name: y}, "status": status, "result": res})
+    return records
+
+
+def main(out_dir, quick: bool = True) -> list:
+    from figures.phase_diagram import plot_phase_diagram
+    from solvers.large_p_problem import LargePProblem
+    from solvers.phase_diagram import phase_diagram
+
+    out = Path(out_dir)
+    paths = []
+    tmp = tempfile.TemporaryDirectory() if quick else None
+    data = Path(tmp.name) if quick else out / "data"
+    try:
+        for nl, (xs, ys, refine, workers) in GRIDS[bool(quick)].items():
+            common.log(f"phase diagram {nl}: {len(ys)} × {len(xs)} grid")
+            problem = LargePProblem(nonlinearity=nl, sigma_w=1.0, sigma_a_bar=1.0, temperature=0.1,
+                                    class_fractions=(0.5, 0.25, 0.25))
+            d = phase_diagram(problem, "temperature", xs, "sigma_a_bar", ys, data / f"phase-{nl}.jsonl",
+                              workers=workers, backend="serial" if workers == 1 else "process", refine=refine,
+                              progress=False)
+            records = _fill_missing(d, problem, "temperature", "sigma_a_bar")
+            n_b = len(d.boundary_points)
+            paths.append(plot_phase_diagram(
+                records, "temperature", "sigma_a_bar", "label", boundaries=d.boundary_curves(),
+                out=out / f"fig_phase_{nl}.png", xscale="log",
+                title=f"{common.DISPLAY[nl]}: coding schemes, large P, ρ = (½, ¼, ¼)"))
+            common.log(f"phase diagram {nl}: {len(set(r['result'].get('label') for r in records))} schemes, "
+                       f"{n_b} located transitions")
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    return paths
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    print(main(sys.argv[1] if len(sys.argv) > 1 else "codingschemes_out/figures", "--full" not in sys.argv))

@@ -1,0 +1,55 @@
+"""All figure scripts in one run: ``run_all(out_dir, quick)`` (the ``codingschemes figures`` command).
+
+Each script in :data:`SCRIPTS` is a module of figures/ with ``main(out_dir, quick) -> list of written
+paths``. They share the theory solutions and sampled chains through :mod:`figures.common`, so a task
+is solved and sampled once per run. Quick mode (about a minute on two cores) uses the large-P theory
+for the nonlinear networks and short chains of N = 100 started at the theory's population; full
+mode uses the exact finite-P solver where it converges and long chains from random starts
+(:mod:`figures.common`). Progress and timings go to stderr.
+"""
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+
+from . import common
+
+__all__ = ["SCRIPTS", "run_all"]
+
+#: figure scripts, in the order they run (later ones reuse the chains of earlier ones)
+SCRIPTS = ("fig_lazy_rich", "fig_coding_schemes", "fig_readouts", "fig_drift", "fig_phase_diagram")
+
+
+def run_all(out_dir, quick: bool = True, only=None) -> list:
+    """Run every script (or those named in ``only``); returns the written paths.
+
+    A script that raises is reported on stderr and the others still run; the exception of the first
+    failure is re-raised at the end so that callers see it.
+    """
+    names = list(SCRIPTS) if not only else [n if n.startswith("fig_") else f"fig_{n}" for n in only]
+    unknown = [n for n in names if n not in SCRIPTS]
+    if unknown:
+        raise ValueError(f"unknown figure script(s) {unknown}; choose from {list(SCRIPTS)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths, failures, timings = [], [], {}
+    start = time.perf_counter()
+    for name in names:
+        t0 = time.perf_counter()
+        common.log(f"--- {name} ({'quick' if quick else 'full'} mode)")
+        try:
+            module = importlib.import_module(f"figures.{name}")
+            written = [Path(p) for p in module.main(out, quick)]
+        except Exception as exc:  # noqa: BLE001 - reported, the other figures still run
+            common.log(f"{name} FAILED: {type(exc).__name__}: {exc}")
+            failures.append(exc)
+            continue
+        timings[name] = time.perf_counter() - t0
+        paths += written
+        common.log(f"{name}: {', '.join(p.name for p in written)} in {timings[name]:.1f} s")
+    common.log(f"{len(paths)} figures in {time.perf_counter() - start:.1f} s: "
+               + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
+    if failures:
+        raise failures[0]
+    return paths
