@@ -21,6 +21,8 @@ from pathlib import Path
 from theory.nonlinearities import BUILTIN_EXPRESSIONS
 from theory.spec import DEFAULT_CLASS_SIZES, ModelSpec, SpecError, parse_class_sizes
 from .cli_continue import add_continue_parser, run_continue
+from .cli_figures import add_figures_parser, run_figures
+from .cli_generalize import add_generalize_parser, run_generalize
 from .cli_phase import add_phase_parser, run_phase
 
 __all__ = ["main", "build_parser"]
@@ -90,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_continue_parser(sub)
     add_phase_parser(sub)
+    add_generalize_parser(sub)
+    add_figures_parser(sub)
     return parser
 
 
@@ -202,6 +206,10 @@ def main(argv=None) -> int:
             return run_continue(args)
         if args.command == "phase-diagram":
             return run_phase(args)
+        if args.command == "generalize":
+            return run_generalize(args)
+        if args.command == "figures":
+            return run_figures(args)
     except SpecError as exc:
         print(f"codingschemes: error: {exc}", file=sys.stderr)
         return 2
