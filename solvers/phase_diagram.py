@@ -34,8 +34,11 @@ changes closer than the grid spacing are resolved only by a finer grid). Rows ar
 sweep (:func:`solvers.sweep.run_sweep`): each finished row is written to
 the sweep file at once, an interrupted diagram resumes without recomputing
 finished rows, and rows run in parallel (processes, or Dask across
-machines). Boundary curves join the located transitions of consecutive
-rows that separate the same pair of labels.
+machines). Symmetry-breaking transitions are then followed through the
+plane by pseudo-arclength continuation of the condition that an occupied
+branch stops being a local maximum of S (:func:`trace_transition`);
+crossovers of the code threshold are drawn by joining the bisected points
+of consecutive rows.
 """
 from __future__ import annotations
 
@@ -46,11 +49,14 @@ import numpy as np
 
 from theory.spec import SpecError
 
+from .continuation import continue_branch
 from .large_p import LargePSolution, solve_branches, solve_large_p
+from .large_p_branches import branch_system, newton_branches
 from .large_p_problem import LargePProblem, parameter_name
 from .sweep import run_sweep
 
-__all__ = ["coding_scheme", "phase_row", "PhaseDiagram", "phase_diagram", "load_phase_diagram"]
+__all__ = ["coding_scheme", "phase_row", "PhaseDiagram", "phase_diagram", "load_phase_diagram",
+           "trace_transition"]
 
 #: a class belongs to a group's code when its activation exceeds this fraction of the largest
 CODE_THRESHOLD = 0.5
@@ -184,7 +190,8 @@ def phase_row(job: dict) -> dict:
                 hi = mid
         kind = "transition" if points[i]["n_groups"] != points[i + 1]["n_groups"] else "crossover"
         boundaries.append({"x": 0.5 * (lo + hi), "bracket": [lo, hi], "left": left, "right": right,
-                           "kind": kind})
+                           "kind": kind, "left_groups": points[i]["n_groups"],
+                           "right_groups": points[i + 1]["n_groups"]})
     out = {k: [p[k] for p in points] for k in points[0]}
     out.update({"x": xs, "y": float(job["y"]), "boundaries": boundaries, "global_solves": n_global,
                 "time_seconds": time.perf_counter() - start})
@@ -202,19 +209,26 @@ class PhaseDiagram:
     labels: np.ndarray  # (len(y), len(x)) object array, None where not computed
     rows: list  # the row results (dicts), None for missing rows
     path: str | None = None
+    traced: tuple = ()  # transition curves followed by continuation (:func:`trace_transition`)
 
     @property
     def boundary_points(self) -> list:
         return [dict(b, y=r["y"]) for r in self.rows if r is not None for b in r["boundaries"]]
 
     def boundary_curves(self) -> list:
-        """[{"x": [...], "y": [...], "kind": "left | right"}]: transitions of consecutive rows that
-        separate the same pair of labels, joined in y order."""
+        """[{"x": [...], "y": [...], "kind": ...}]: the transitions followed by continuation
+        (kind "transition (continued)"), and every other pair of labels separated on consecutive
+        rows as the bisected points joined in y order (kind "transition" or "crossover")."""
         curves: dict = {}
+        traced = {k for c in self.traced if c["success"] for k in c["labels"].split(" || ")}
         for b in sorted(self.boundary_points, key=lambda b: (b["y"], b["x"])):
             key = " | ".join(sorted((b["left"], b["right"])))
-            curves.setdefault(key, []).append((b["x"], b["y"]))
-        return [{"x": [p[0] for p in pts], "y": [p[1] for p in pts], "kind": key} for key, pts in curves.items()]
+            if key in traced:
+                continue
+            curves.setdefault((b["kind"], key), []).append((b["x"], b["y"]))
+        out = [{"x": c["x"], "y": c["y"], "kind": c["kind"]} for c in self.traced if c["success"]]
+        return out + [{"x": [p[0] for p in pts], "y": [p[1] for p in pts], "kind": kind}
+                      for (kind, _), pts in curves.items()]
 
     def records(self) -> list:
         """Per-point records in the sweep-record layout (for :func:`figures.phase_diagram.plot_phase_diagram`)."""
@@ -231,7 +245,82 @@ class PhaseDiagram:
     def to_json(self) -> dict:
         return {"x_name": self.x_name, "y_name": self.y_name, "x": self.x.tolist(), "y": self.y.tolist(),
                 "labels": [[lab for lab in row] for row in self.labels.tolist()],
-                "boundaries": self.boundary_points, "curves": self.boundary_curves(), "path": self.path}
+                "boundaries": self.boundary_points, "curves": self.boundary_curves(),
+                "traced": list(self.traced), "path": self.path}
+
+
+def trace_transition(problem: LargePProblem, x_name: str, y_name: str, point: dict, y_range, *,
+                     progress=None) -> dict:
+    """Follow a symmetry-breaking transition curve through the (x, y) plane by continuation.
+
+    On the side of ``point`` (a located transition of :func:`phase_row`) with fewer groups, the
+    occupied branches a_γ are local maxima of S; the transition is where the largest Hessian
+    eigenvalue τ = max_γ λ_max(∇²_a S(a_γ; t)) reaches 0. With the branches continued by Newton
+    on the branch equations (warm, no global search), τ(x; y) = 0 is a scalar equation for x
+    with parameter y, followed by pseudo-arclength continuation (:func:`continue_branch`) from
+    the bisected x* at the point's row to both ends of ``y_range``. Returns
+    {"x": [...], "y": [...], "kind": "transition (continued)", "success": bool, "message": str}.
+    """
+    left_fewer = point["left_groups"] <= point["right_groups"]
+    lo, hi = sorted(point["bracket"])
+    x_side = lo if (left_fewer == (point["bracket"][0] == lo)) else hi
+    base = problem.with_parameter(y_name, point["y"])
+    sol = solve_large_p(base.with_parameter(x_name, x_side))
+    A = np.array([b.a for b in sol.branches])
+    P = np.array([b.occupation for b in sol.branches])
+    start_state = branch_system(base, len(P)).pack(sol.t, A, P)
+    # branch equations are solved from the state at the last accepted continuation step (the anchor):
+    # near τ = 0 their Jacobian is singular, so a start from a rejected trial point can run away
+    state = {"anchor": start_state.copy(), "last": start_state.copy()}
+
+    def tau(xv, y):
+        prob = problem.with_parameter(y_name, y).with_parameter(x_name, float(xv[0]))
+        system = branch_system(prob, len(P))
+        for x0 in (state["anchor"], start_state):
+            out = newton_branches(system, x0)
+            if out.converged:
+                break
+        else:
+            return np.array([np.nan])
+        state["last"] = out.x
+        t, A_, _ = system.unpack(out.x)
+        _, _, hess = prob.action(A_, t, order=2)
+        return np.array([np.max(np.linalg.eigvalsh(hess)[:, -1])])
+
+    def accepted(step, p, info):
+        state["anchor"] = state["last"].copy()
+        return None if progress is None else progress(step, p, info)
+
+    x_star = float(point["x"])
+    curves_x, curves_y, ok, notes = [], [], True, []
+    for y_end in (min(y_range), max(y_range)):
+        if y_end == point["y"]:
+            continue
+        state["anchor"] = start_state.copy()
+        br = continue_branch(tau, [x_star], point["y"], y_end, method="arclength", progress=accepted,
+                             step=0.02 * abs(y_end - point["y"]) + 1e-6,
+                             max_step=0.1 * abs(y_end - point["y"]) + 1e-6)
+        ok = ok and br.success
+        notes.append(br.message)
+        xs, ys = br.x[:, 0].tolist(), br.p.tolist()
+        if y_end < point["y"]:
+            curves_x, curves_y = xs[::-1] + curves_x, ys[::-1] + curves_y
+        else:
+            curves_x, curves_y = curves_x + xs[1:] if curves_x else xs, curves_y + ys[1:] if curves_y else ys
+    return {"x": curves_x, "y": curves_y, "kind": "transition (continued)", "success": ok,
+            "message": "; ".join(notes)}
+
+
+def _same_curve(a: dict, b: dict, tol: float = 1e-6) -> bool:
+    """Two traced curves x(y) that coincide where their y ranges overlap."""
+    ya, xa, yb, xb = (np.asarray(v, dtype=np.float64) for v in (a["y"], a["x"], b["y"], b["x"]))
+    ia, ib = np.argsort(ya), np.argsort(yb)
+    lo, hi = max(ya.min(), yb.min()), min(ya.max(), yb.max())
+    if hi < lo:
+        return False
+    grid = np.linspace(lo, hi, 9)
+    return bool(np.max(np.abs(np.interp(grid, ya[ia], xa[ia]) - np.interp(grid, yb[ib], xb[ib])))
+                <= tol * (1 + np.max(np.abs(xa))))
 
 
 def _assemble(x_name, y_name, xs, ys, records, path) -> PhaseDiagram:
@@ -249,11 +338,14 @@ def _assemble(x_name, y_name, xs, ys, records, path) -> PhaseDiagram:
 
 def phase_diagram(problem: LargePProblem, x_name: str, x_values, y_name: str, y_values, path, *,
                   workers: int | None = None, backend: str = "process", dask_address=None, refine: int = 8,
-                  progress=True) -> PhaseDiagram:
+                  progress=True, trace: bool = True) -> PhaseDiagram:
     """Label every grid point by its coding scheme, locate the transitions; resumable (``path``).
 
     ``x_name``/``y_name``: "temperature", "sigma_a_bar", "sigma_w" or "rho_r" (class fraction r,
-    the others rescaled). Rows (fixed y) are the sweep points written to ``path``.
+    the others rescaled). Rows (fixed y) are the sweep points written to ``path``. With ``trace``,
+    every transition (change in the number of groups) is then followed through the plane by
+    continuation from its middle row (:func:`trace_transition`); crossovers of the code threshold
+    are drawn by joining their bisected points.
     """
     if not isinstance(problem, LargePProblem):
         raise TypeError(f"problem must be a LargePProblem (got {type(problem).__name__})")
@@ -274,7 +366,27 @@ def phase_diagram(problem: LargePProblem, x_name: str, x_values, y_name: str, y_
     records = run_sweep(phase_row, jobs, path, workers=workers, backend=backend, dask_address=dask_address,
                         progress=progress, metadata={"kind": "codingschemes phase-diagram", "x": x_name,
                                                      "y": y_name, **problem.to_dict()})
-    return _assemble(x_name, y_name, xs, ys, records, path)
+    diagram = _assemble(x_name, y_name, xs, ys, records, path)
+    if not trace or len(ys) < 2:
+        return diagram
+    groups: dict = {}
+    for b in diagram.boundary_points:
+        if b["kind"] == "transition":
+            groups.setdefault(" | ".join(sorted((b["left"], b["right"]))), []).append(b)
+    traced = []
+    for key, pts in groups.items():
+        mid = sorted(pts, key=lambda b: b["y"])[len(pts) // 2]
+        try:
+            curve = trace_transition(problem, x_name, y_name, mid, (min(ys), max(ys)))
+        except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
+            curve = {"x": [], "y": [], "kind": "transition (continued)", "success": False, "message": str(exc)}
+        same = [c for c in traced if c["success"] and curve["success"] and _same_curve(c, curve)]
+        if same:  # one transition seen with different codes on its two sides in different rows
+            same[0]["labels"] += " || " + key
+            continue
+        traced.append({**curve, "labels": key})
+    return PhaseDiagram(diagram.x_name, diagram.y_name, diagram.x, diagram.y, diagram.labels, diagram.rows,
+                        diagram.path, tuple(traced))
 
 
 def load_phase_diagram(path) -> PhaseDiagram:

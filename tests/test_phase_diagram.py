@@ -96,3 +96,21 @@ def test_phase_diagram_cli(tmp_path, capsys):
     assert "different" in capsys.readouterr().err
     assert main(["phase-diagram", "--x-range", "1:0.1:1", "--quiet", "--out", str(tmp_path)]) == 2
     assert "x-range" in capsys.readouterr().err
+
+
+def test_transitions_are_traced_by_continuation(tmp_path):
+    """The erf transitions followed through the (T, σ̄_a) plane by continuation lie on
+    T_c,r(σ̄_a) = σ̄_a (ρ_r E[φ²])^{1/2} (r = 0: 1 → 2 groups; r = 1, 2: 2 → 8 groups) to 1e-7
+    over the whole σ̄_a range, not only at the grid rows."""
+    prob = LargePProblem(nonlinearity="erf", class_fractions=(0.5, 0.25, 0.25))
+    pd = phase_diagram(prob, "temperature", [0.9, 0.7, 0.5, 0.35, 0.25], "sigma_a_bar", [0.8, 1.0, 1.2],
+                       tmp_path / "pd.jsonl", backend="serial", refine=6, progress=False)
+    E = _erf_second_moment()
+    traced = [c for c in pd.traced if c["success"]]
+    assert len(traced) == 2
+    for c in traced:
+        y, x = np.array(c["y"]), np.array(c["x"])
+        assert y.min() == pytest.approx(0.8) and y.max() == pytest.approx(1.2) and len(y) > 5
+        rho = 0.5 if "symmetric" in c["labels"] else 0.25
+        assert np.max(np.abs(x - y * np.sqrt(rho * E))) < 1e-7
+    assert any(c["kind"] == "transition (continued)" for c in pd.boundary_curves())
