@@ -83,18 +83,24 @@ def coding_scheme(sol: LargePSolution) -> dict:
     """Groups, their codes and occupations, and the label of a large-P solution (module docstring).
 
     Every occupied branch is a group (for odd φ a branch a ≠ 0 stands for the two groups ±a, codes ±);
-    the solution is symmetric when there is one group. Occupations are summed per code.
+    silent branches (all |m_c| < 1e-6: a ≈ 0) form one group together. The solution is symmetric
+    when there is one group. Occupations are summed per code.
     """
     prob = sol.problem
     odd = prob.phi.odd
     merged: dict = {}
-    n_groups = 0
+    n_groups, silent_seen = 0, False
     for b in sol.branches:
         if b.occupation <= MIN_OCCUPATION:
             continue
         _, dpsi, _ = prob.psi(sol.t @ b.a)
         code = _code(np.asarray(dpsi), odd)
-        mirrored = odd and np.linalg.norm(b.a) > SILENT
+        silent = code == "0" * prob.m
+        if silent and silent_seen:
+            merged[code] += b.occupation  # all silent branches (a ≈ 0) are one group
+            continue
+        silent_seen = silent_seen or silent
+        mirrored = odd and not silent
         images = [code, code.translate(str.maketrans("+-", "-+"))] if mirrored else [code]
         n_groups += 2 if mirrored else 1
         for c in images:
@@ -220,10 +226,10 @@ class PhaseDiagram:
         (kind "transition (continued)"), and every other pair of labels separated on consecutive
         rows as the bisected points joined in y order (kind "transition" or "crossover")."""
         curves: dict = {}
-        traced = {k for c in self.traced if c["success"] for k in c["labels"].split(" || ")}
+        traced = {tuple(g) for c in self.traced if c["success"] for g in c["groups"]}
         for b in sorted(self.boundary_points, key=lambda b: (b["y"], b["x"])):
             key = " | ".join(sorted((b["left"], b["right"])))
-            if key in traced:
+            if b["kind"] == "transition" and tuple(sorted((b["left_groups"], b["right_groups"]))) in traced:
                 continue
             curves.setdefault((b["kind"], key), []).append((b["x"], b["y"]))
         out = [{"x": c["x"], "y": c["y"], "kind": c["kind"]} for c in self.traced if c["success"]]
@@ -381,10 +387,12 @@ def phase_diagram(problem: LargePProblem, x_name: str, x_values, y_name: str, y_
         except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
             curve = {"x": [], "y": [], "kind": "transition (continued)", "success": False, "message": str(exc)}
         same = [c for c in traced if c["success"] and curve["success"] and _same_curve(c, curve)]
+        groups_pair = sorted((mid["left_groups"], mid["right_groups"]))
         if same:  # one transition seen with different codes on its two sides in different rows
             same[0]["labels"] += " || " + key
+            same[0]["groups"].append(groups_pair)
             continue
-        traced.append({**curve, "labels": key})
+        traced.append({**curve, "labels": key, "groups": [groups_pair]})
     return PhaseDiagram(diagram.x_name, diagram.y_name, diagram.x, diagram.y, diagram.labels, diagram.rows,
                         diagram.path, tuple(traced))
 
