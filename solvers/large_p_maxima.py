@@ -90,11 +90,15 @@ class ActionMaxima:
                 "escaped_value": self.escaped_value if np.isfinite(self.escaped_value) else None}
 
 
-def start_points(problem: LargePProblem, t, n_random: int = 16, seed: int = 0, warm=None) -> np.ndarray:
-    """The deterministic, random and warm start set described in the module docstring."""
+def start_points(problem: LargePProblem, t, n_random: int = 16, seed: int = 0, warm=None,
+                 radius: float | None = None) -> np.ndarray:
+    """The deterministic, random and warm start set described in the module docstring.
+
+    ``radius``: the scale R of the starts, default ``problem.start_radius(t)``.
+    """
     t = np.asarray(t, dtype=np.float64)
     m = problem.m
-    R = problem.start_radius(t)
+    R = problem.start_radius(t) if radius is None else float(radius)
     eye = np.eye(m)
     norms = np.linalg.norm(t, axis=1, keepdims=True)
     dirs = [eye]
@@ -121,8 +125,19 @@ def start_points(problem: LargePProblem, t, n_random: int = 16, seed: int = 0, w
     return np.concatenate(pts)
 
 
+def _rownorm(X):
+    """‖row‖₂ of a (k, m) array, as np.linalg.norm(X, axis=1) computes it (same rounding)."""
+    return np.sqrt(np.add.reduce(X * X, axis=1))
+
+
 def _ascent(problem, t, A, tol, maxiter, R):
-    """Vectorised saddle-free Newton with trust radius; returns (A, converged, escaped)."""
+    """Vectorised saddle-free Newton with trust radius; returns (A, S, g, H, converged, escaped).
+
+    All active starts move together: one batched ``eigh`` of the stacked Hessians H = V diag(λ) Vᵀ
+    per iteration (only for the starts whose H changed since the last one: rejected steps keep
+    their eigenpairs), step δ = V diag(1/|λ|) Vᵀ ∇S clipped to the trust radius, one batched
+    evaluation of S at the trial points.
+    """
     k, m = A.shape
     sa2 = problem.sigma_a_bar**2
     radius = np.full(k, R)
@@ -131,14 +146,21 @@ def _ascent(problem, t, A, tol, maxiter, R):
     kicked = np.zeros(k, int)
     rng = np.random.default_rng(12345)
     S, g, H = problem.action(A, t)
+    w_all, V_all = np.empty((k, m)), np.empty((k, m, m))
+    stale = np.ones(k, bool)  # H changed since its eigenpairs were computed
+    unchecked = np.zeros(k, bool)  # kicked since the last escape check
+    limit = 1e4 * R
     for _ in range(maxiter):
-        act = ~(done | escaped)
-        if not act.any():
+        idx = np.flatnonzero(~(done | escaped))
+        if not idx.size:
             break
-        idx = np.flatnonzero(act)
-        w, V = np.linalg.eigh(H[idx])
-        gn = np.linalg.norm(g[idx], axis=1)
-        small = gn * sa2 <= tol * (1.0 + np.linalg.norm(A[idx], axis=1))
+        redo = idx[stale[idx]]
+        if redo.size:
+            w_all[redo], V_all[redo] = np.linalg.eigh(H[redo])
+            stale[redo] = False
+        w, V = w_all[idx], V_all[idx]
+        gi, Ai = g[idx], A[idx]
+        small = _rownorm(gi) * sa2 <= tol * (1.0 + _rownorm(Ai))
         conv = small & (w[:, -1] < 0.0)
         done[idx[conv]] = True
         saddle = small & ~conv
@@ -150,29 +172,59 @@ def _ascent(problem, t, A, tol, maxiter, R):
                 continue
             kicked[i] += 1
             A[i] = A[i] + (1e-2 * R) * rng.choice([-1.0, 1.0]) * V[j, :, -1]
+            unchecked[i] = True
         move = ~small
         if not move.any():
             S[idx], g[idx], H[idx] = problem.action(A[idx], t)
+            stale[idx] = True
             continue
         idm = idx[move]
         wm, Vm = w[move], V[move]
-        coef = np.einsum("krs,kr->ks", Vm, g[idm]) / (np.abs(wm) + 1e-12 / sa2)
+        coef = np.einsum("krs,kr->ks", Vm, gi[move]) / (np.abs(wm) + 1e-12 / sa2)
         step = np.einsum("krs,ks->kr", Vm, coef)
-        sn = np.linalg.norm(step, axis=1)
+        sn = _rownorm(step)
         scale = np.minimum(1.0, radius[idm] / np.maximum(sn, 1e-300))
         step *= scale[:, None]
-        trial = A[idm] + step
+        trial = Ai[move] + step
         S_new, g_new, H_new = problem.action(trial, t)
         gain = S_new - S[idm]
         ok = np.isfinite(S_new) & (gain >= -1e-14 * (1.0 + np.abs(S[idm])))
         acc = idm[ok]
         A[acc], S[acc], g[acc], H[acc] = trial[ok], S_new[ok], g_new[ok], H_new[ok]
+        stale[acc] = True
         radius[acc] = np.where(scale[ok] < 1.0, 2.0 * radius[acc], radius[acc])
         rej = idm[~ok]
         radius[rej] *= 0.25
         done[rej[radius[rej] < 1e-14 * R]] = True
-        escaped[np.linalg.norm(A, axis=1) > 1e4 * R] = True
+        escaped[acc[_rownorm(trial[ok]) > limit]] = True  # only moved rows can newly run away
+        if unchecked.any():
+            kick = np.flatnonzero(unchecked)
+            escaped[kick[_rownorm(A[kick]) > limit]] = True
+            unchecked[:] = False
     return A, S, g, H, done & ~escaped, escaped
+
+
+def _group(B, rel: float = 1e-6):
+    """Greedy grouping of the rows of B (best first): row i joins the first earlier leader f with
+    ‖B_i − B_f‖ ≤ rel·(1 + ‖B_f‖), else it becomes a leader. Returns (leader rows, group sizes).
+
+    One vectorised pass per leader instead of a loop over (row, leader) pairs: the first row not
+    yet claimed is a leader (every earlier leader has claimed the rows close to it), and it claims
+    every later unclaimed row within its radius, which is where the row-by-row loop puts them.
+    Cost O(k·m) per leader, memory O(k·m).
+    """
+    B = np.asarray(B, dtype=np.float64)
+    free = np.ones(len(B), bool)
+    radius = rel * (1.0 + _rownorm(B))
+    found, counts = [], []
+    while free.any():
+        i = int(np.argmax(free))
+        claim = free & (_rownorm(B - B[i]) <= radius[i])
+        claim[i] = True
+        free &= ~claim
+        found.append(i)
+        counts.append(int(np.count_nonzero(claim)))
+    return found, counts
 
 
 def maximise_action(problem: LargePProblem, t, *, warm=None, n_random: int = 16, seed: int = 0,
@@ -186,22 +238,15 @@ def maximise_action(problem: LargePProblem, t, *, warm=None, n_random: int = 16,
     t = np.asarray(t, dtype=np.float64)
     if t.shape != (problem.m, problem.m):
         raise ValueError(f"t must have shape ({problem.m}, {problem.m}) (got {t.shape})")
-    A0 = start_points(problem, t, n_random, seed, warm) if starts is None else np.atleast_2d(
-        np.asarray(starts, dtype=np.float64)).copy()
     R = problem.start_radius(t)
+    A0 = start_points(problem, t, n_random, seed, warm, radius=R) if starts is None else np.atleast_2d(
+        np.asarray(starts, dtype=np.float64)).copy()
     A, S, g, H, conv, esc = _ascent(problem, t, A0.copy(), tol, maxiter, R)
     w_all = np.linalg.eigvalsh(H)
     is_max = conv & (w_all[:, -1] < 0.0) & np.isfinite(S)
     order = np.flatnonzero(is_max)[np.argsort(-S[is_max], kind="stable")]
-    found, counts = [], []
-    for i in order:
-        for j, f in enumerate(found):
-            if np.linalg.norm(A[i] - A[f]) <= 1e-6 * (1.0 + np.linalg.norm(A[f])):
-                counts[j] += 1
-                break
-        else:
-            found.append(i)
-            counts.append(1)
+    found, counts = _group(A[order])
+    found = [int(order[i]) for i in found]
     if not found:  # nothing converged: report the best stationary-ish point honestly as not a maximum
         raise RuntimeError("maximise_action: no start converged to a local maximum of S "
                            f"({int(esc.sum())} of {len(A0)} starts ran away: S may be unbounded above)")

@@ -10,7 +10,7 @@ from solvers.large_p_branches import branch_system, newton_branches
 from solvers.large_p_compare import compare_with_finite_p, readout_concentration
 from solvers.large_p_condensate import condensate_system, q_derivatives
 from solvers.large_p_dual import domain_q, evaluate_smoothed_dual
-from solvers.large_p_maxima import maximise_action
+from solvers.large_p_maxima import _group, maximise_action
 from solvers.large_p_problem import LargePProblem, critical_temperatures, phi_second_moment
 from solvers.solve import solve
 from theory.domain import marginal_directions
@@ -203,6 +203,39 @@ def test_normcdf_codes_and_global_maxima():
     check = maximise_action(prob, sol.t, n_random=64, seed=7)
     assert check.value <= max(values) + 1e-9
     assert np.allclose(sol.outputs + 0.05 * sol.t, np.eye(3), atol=1e-9)
+
+
+def _group_loop(B, rel=1e-6):
+    """The row-by-row grouping that maximise_action used before it was vectorised (reference)."""
+    found, counts = [], []
+    for i in range(len(B)):
+        for j, f in enumerate(found):
+            if np.linalg.norm(B[i] - B[f]) <= rel * (1.0 + np.linalg.norm(B[f])):
+                counts[j] += 1
+                break
+        else:
+            found.append(i)
+            counts.append(1)
+    return found, counts
+
+
+def test_vectorised_grouping_of_maxima_matches_the_loop():
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((6, 3)) * np.array([[1.0], [1e-3], [10.0], [1.0], [1.0], [1e-7]])
+    for _ in range(20):
+        B = centres[rng.integers(0, 6, 200)] + 1e-6 * rng.standard_normal((200, 3)) * rng.choice([0.01, 0.9, 3.0],
+                                                                                                 (200, 1))
+        assert _group(B) == _group_loop(B)
+    # chains: leaders claim only within their own radius (greedy, order-dependent), as in the loop
+    chain = np.zeros((7, 2))
+    chain[:, 0] = 0.9e-6 * np.arange(7)
+    assert _group(chain) == _group_loop(chain) == ([0, 2, 4, 6], [2, 2, 2, 1])
+    assert _group(np.zeros((0, 3))) == ([], [])
+    # and maximise_action reports each maximum once with its start count
+    prob = LargePProblem(nonlinearity="normcdf", temperature=0.05, class_fractions=RHO)
+    res = maximise_action(prob, np.eye(3) / 0.05)
+    pts = res.points()
+    assert len(pts) == len({tuple(np.round(p, 5)) for p in pts}) and sum(x.starts for x in res.maxima) > len(pts)
 
 
 def test_branch_newton_follows_temperature_with_parameter_derivative():
