@@ -67,7 +67,7 @@ from .observables import code_fractions, neuron_codes
 from .samplers import StepSizeAdaptation
 
 __all__ = ["DeepNetwork", "sample_readout", "deep_collapsed_sweep", "gradient_flops", "layer_observables",
-           "observables_vector", "split_vector", "class_mean_activations", "layer_drift", "drift_curve",
+           "observables_vector", "split_vector", "class_mean_activations", "layer_drift", "drift_curve", "active_mask",
            "run_deep_chain", "combine_chains"]
 
 
@@ -181,7 +181,8 @@ class DeepNetwork:
     def _phi(self, H):
         if self._setup["linear"]:
             return H, None
-        return self.nonlinearity.eval(H)
+        phi, dphi = self.nonlinearity.eval(H)  # strided views of one (n, 2) array: copy, or BLAS is bypassed
+        return np.ascontiguousarray(phi), np.ascontiguousarray(dphi)
 
     def forward(self, Ws) -> list:
         """[(H^ℓ, Φ_ℓ, φ'(H^ℓ) or None for linear)] for ℓ = 1..L on the training inputs (N × P each)."""
@@ -393,28 +394,41 @@ def layer_drift(before, after) -> float:
     return own / pairs if pairs > 0 else 0.0
 
 
-def drift_curve(snapshots, lags) -> list:
+def drift_curve(snapshots, lags, mask=None) -> list:
     """D(Δ) averaged over start times for ``snapshots`` (S × N × m, equally spaced); ``lags`` in
-    snapshot units (NaN where a lag is not shorter than the run)."""
+    snapshot units (NaN where a lag is not shorter than the run). ``mask`` (N booleans): only
+    those neurons (e.g. :func:`active_mask`)."""
     X = np.asarray(snapshots, dtype=np.float64)
+    if X.ndim != 3:
+        raise ValueError(f"snapshots must be (S, N, m) (got shape {X.shape})")
+    if mask is not None:
+        X = X[:, np.asarray(mask, dtype=bool)]
     out = []
     for lag in lags:
         lag = int(lag)
-        if lag < 1 or lag >= len(X):
+        if lag < 1 or lag >= len(X) or X.shape[1] < 2:
             out.append(float("nan"))
         else:
             out.append(float(np.mean([layer_drift(X[s], X[s + lag]) for s in range(len(X) - lag)])))
     return out
 
 
+def active_mask(patterns, factor: float = 4.0) -> np.ndarray:
+    """Neurons whose pattern norm ||v_i|| exceeds ``factor`` × the median norm (the few strongly
+    active, code-carrying neurons of a sparse code); ``~active_mask`` is the bulk."""
+    nn = np.linalg.norm(np.asarray(patterns, dtype=np.float64), axis=1)
+    return nn > factor * np.median(nn)
+
+
 # ----------------------------------------------------------------------------- chains
 def run_deep_chain(spec: ModelSpec, width: int, layers: int, sweeps: int, burn: int, *, seed: int = 0,
                    sigmas=None, scaling: str = "mean-field", step_size: float = 0.1, n_mala: int = 5,
-                   snapshot_every: int = 0, codes_every: int = 10, theta0=None) -> dict:
+                   snapshot_every: int = 0, codes_every: int = 10, theta0=None, adapt: bool = True) -> dict:
     """One chain of :func:`deep_collapsed_sweep`, one BLAS thread (threadpoolctl).
 
     The step (prior units) starts at ``step_size`` and is adapted by dual averaging to acceptance
-    0.574 during the ``burn`` sweeps only, then frozen. Returns {"draws": (sweeps − burn) ×
+    0.574 during the ``burn`` sweeps only, then frozen (``adapt=False``: fixed ``step_size``, e.g.
+    to compare drift between networks at the same step). Returns {"draws": (sweeps − burn) ×
     observables_vector, "acceptance", "step_size", "code_fractions": per layer {code: mean fraction},
     "snapshots": per layer (S × N × m) class-mean activations every ``snapshot_every`` sweeps after
     burn-in (if > 0), "theta": final state, "seconds", "gradients"}.
@@ -433,7 +447,7 @@ def run_deep_chain(spec: ModelSpec, width: int, layers: int, sweeps: int, burn: 
     if theta.shape != (net.dim,):
         raise ValueError(f"theta0 must have {net.dim} entries (got shape {theta.shape})")
     t0 = time.perf_counter()
-    adapt = StepSizeAdaptation(step_size) if burn > 0 else None
+    adapter = StepSizeAdaptation(step_size) if (burn > 0 and adapt) else None
     step, acc, draws = step_size, [], []
     fractions = [dict() for _ in range(layers)]
     n_codes = 0
@@ -441,9 +455,10 @@ def run_deep_chain(spec: ModelSpec, width: int, layers: int, sweeps: int, burn: 
     with threadpool_limits(limits=1):
         for s in range(sweeps):
             theta, a = deep_collapsed_sweep(rng, net, theta, step, n_mala)
-            if adapt is not None and s < burn:
-                adapt.update(a)
-                step = adapt.step_size if s < burn - 1 else adapt.final_step_size
+            if s < burn:
+                if adapter is not None:
+                    adapter.update(a)
+                    step = adapter.step_size if s < burn - 1 else adapter.final_step_size
                 continue
             acc.append(a)
             draws.append(observables_vector(net, theta))
