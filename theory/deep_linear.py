@@ -463,7 +463,7 @@ class DeepLinearClassSolution:
 def _class_roots(p, sa2, s, T, L, n_grid=4000):
     """Every root x ∈ (0, 1) of h(x) = σ_a² s τ (1−x)^{−L} + T τ − 1, τ = √(x(1−x)^{L−1}/(p σ_a² s)).
 
-    Bracketed on a grid in u = −log(1 − x) ∈ [1e-12, 60], refined by brentq. Returns a list of
+    Bracketed on a grid in u = −log(1 − x) ∈ [1e-12, min(60, 600/L)], refined by brentq. Returns a list of
     (x, τ, S, stable) with the per-class action S and stability h'(x) > 0.
     """
     def tau(u):
@@ -474,8 +474,9 @@ def _class_roots(p, sa2, s, T, L, n_grid=4000):
         tu = tau(u)
         return sa2 * s * tu * math.exp(L * u) + T * tu - 1.0
 
-    us = np.geomspace(1e-12, 60.0, n_grid)
-    hv = np.array([h(u) for u in us])
+    us = np.geomspace(1e-12, min(60.0, 600.0 / L), n_grid)
+    tv = np.sqrt(-np.expm1(-us) * np.exp(-(L - 1) * us) / (p * sa2 * s))
+    hv = sa2 * s * tv * np.exp(L * us) + T * tv - 1.0
     out = []
     for i in np.nonzero(np.sign(hv[:-1]) != np.sign(hv[1:]))[0]:
         u = optimize.brentq(h, us[i], us[i + 1], xtol=1e-15, rtol=1e-15)
