@@ -68,7 +68,7 @@ from .samplers import StepSizeAdaptation
 
 __all__ = ["DeepNetwork", "sample_readout", "deep_collapsed_sweep", "gradient_flops", "layer_observables",
            "observables_vector", "split_vector", "class_mean_activations", "layer_drift", "drift_curve", "active_mask",
-           "run_deep_chain", "combine_chains", "validate_deep", "C_P_OVER_N"]
+           "run_deep_chain", "combine_chains", "validate_deep", "C_P_OVER_N", "measure_drift"]
 
 
 def _orthogonal_inputs(P: int) -> np.ndarray:
@@ -418,6 +418,29 @@ def active_mask(patterns, factor: float = 4.0) -> np.ndarray:
     active, code-carrying neurons of a sparse code); ``~active_mask`` is the bulk."""
     nn = np.linalg.norm(np.asarray(patterns, dtype=np.float64), axis=1)
     return nn > factor * np.median(nn)
+
+
+def measure_drift(spec: ModelSpec, width: int, layers: int = 2, sweeps: int = 2500, burn: int = 500,
+                  lags=(1, 3, 10, 30, 100), snapshot_every: int = 10, seed: int = 0, sigmas=None,
+                  step_size: float = 0.1, active_factor: float = 4.0) -> dict:
+    """Drift per hidden layer over sampler time (module docstring), one chain from the prior.
+
+    Snapshots of every layer's class-mean activations every ``snapshot_every`` sweeps after
+    ``burn`` (step adapted during burn-in, then frozen); D(Δ) at ``lags`` (in snapshots, reported
+    in sweeps too) for all neurons, for the strongly active ones (:func:`active_mask` of the
+    first snapshot; NaN with fewer than 3) and for the rest (bulk). Returns {"lags_sweeps",
+    "step_size", "acceptance", "layers": [{"layer", "all", "active", "bulk", "n_active"}]}.
+    """
+    r = run_deep_chain(spec, width, layers, sweeps, burn, seed=seed, sigmas=sigmas, step_size=step_size,
+                       snapshot_every=snapshot_every, codes_every=0)
+    out = []
+    for ell, X in enumerate(r["snapshots"], start=1):
+        act = active_mask(X[0], active_factor)
+        out.append({"layer": ell, "all": drift_curve(X, lags),
+                    "active": drift_curve(X, lags, act) if act.sum() >= 3 else [float("nan")] * len(lags),
+                    "bulk": drift_curve(X, lags, ~act), "n_active": int(act.sum())})
+    return {"lags_sweeps": [int(lag) * snapshot_every for lag in lags], "step_size": r["step_size"],
+            "acceptance": r["acceptance"], "layers": out}
 
 
 # ----------------------------------------------------------------------------- chains
