@@ -12,8 +12,8 @@ one per core).
      which needs the two first-layer products.
    Flops counted (:func:`validation.deep.gradient_flops`): 6 (L−1) N² P for the hidden layers
    (H² = W²Φ₁/√N, ∂W² = G_H Φ₁ᵀ/√N, G_Φ₁ = W²ᵀ G_H/√N; 2 N² P each) + 4 N N0 P (dense layer 1)
-   + 4 N P² (Gram Φ_LᵀΦ_L and Φ_L R) + P³/3 (Cholesky): 108.3 Mflop (orthogonal) and
-   116.5 Mflop (dense) at N = 500, P = N0 = 64. The reference rates are measured in the same
+   + 4 N P² (Gram Φ_LᵀΦ_L and Φ_L R) + P³/3 (Cholesky): 104.3 Mflop (orthogonal) and
+   112.5 Mflop (dense) at N = 500, P = N0 = 64. The reference rates are measured in the same
    run, interleaved: the dominant product (500 × 500) @ (500 × 64) and a 1000 × 1000 square
    product (2·1000³ flops). "fraction" = achieved gradient flop rate / reference rate.
    The sweep rate (5 MALA steps + exact readout draw, :func:`validation.deep.deep_collapsed_sweep`)

@@ -45,7 +45,12 @@ v_i(s) ∈ R^m of neuron i at sampler time s,
 averaged over s: 0 = frozen patterns, ≈ 1 = neurons as different from their own past as from a
 random other neuron (fully reshuffled). (:func:`validation.coding.pattern_drift` uses the
 reshuffle across the two times instead of within one; for stationary chains the two agree up to
-O(1/N).)
+O(1/N).) Neurons enter with the weight of their activity; :func:`measure_drift` also reports
+the strongly active neurons (pattern norm > 4 × median: the code carriers of a sparse code) and
+the bulk separately.
+
+Theory against sampling: :func:`validate_deep` (deep linear closed form of
+:mod:`theory.deep_linear`, layer by layer, single width or 1/N extrapolation).
 """
 from __future__ import annotations
 
