@@ -106,12 +106,13 @@ def main(out_dir, quick: bool = True) -> list:
         _split(row[2], K_rich, _sampled_kernel(ch_rich), f"{name}: rich (mean-field) kernel")
         an_th, an_sa = th_pop.analyse(), rich_pop.analyse()
         _raster(row[3], th_pop.activations[i_th], rich_pop.activations[i_sa],
-                f"{name}: rich activations{' (most active)' if by == 'active' else ''}, each row / its max\n"
+                f"{name}: rich activations{' (most active)' if by == 'active' else ''}\n"
                 f"theory {an_th.label}, sampled {an_sa.label}")
     s = common.settings(quick)
     fig.suptitle(f"Lazy (γ = 1/2, σ_a = 1) vs rich (γ = 1, σ_a² = 1/P) networks, classes "
                  f"{list(s['binary_sizes'])}, T = {common.PAPER['temperature']:g}; sampled N = {s['binary_width']} "
-                 f"({'theory' if s['start'] == 'theory' else 'prior'} start for rich, prior for lazy)", fontsize=9)
+                 f"({'theory' if s['start'] == 'theory' else 'prior'} start for rich, prior for lazy); activation rows scaled to "
+                 "their max |φ|", fontsize=9)
     return [save(fig, out / NAME, dpi=75)]
 
 

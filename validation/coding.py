@@ -101,6 +101,9 @@ REDUNDANT_ROBUSTNESS = 0.8
 MAJOR_CODE = 0.05
 #: redundant needs the major codes to hold at least this fraction of the neurons
 MAJOR_COVER = 0.9
+#: a finite-P solution that stopped at the integration noise floor is used when its residual
+#: max |f − e + T t| is below this (the ReLU solver at T = 0.02 stops at ~2e-7)
+ACCEPT_RESIDUAL = 1e-5
 #: outliers for the bulk-only drift: readout norm above this factor times the median (validation.sparse)
 OUTLIER_FACTOR = 4.0
 
@@ -364,7 +367,9 @@ def theory_state(spec: ModelSpec, source: str = "auto", cache: dict | None = Non
 
     ``source``: ``"finite"`` (exact finite-P solver; linear by its closed form), ``"large-p"``
     (:func:`solvers.large_p.solve_large_p` of σ̄_a = σ_a √P), or ``"auto"``: finite P, falling back
-    to large P when the finite-P solver does not converge (the source is stated in the result).
+    to large P when the finite-P solver does not converge (the source is stated in the result); a
+    finite-P solution that stopped at the integration noise floor with residual max |f − e + T t| ≤
+    ``ACCEPT_RESIDUAL`` (1e-5) counts as converged.
     """
     if spec.data_kind != "orthogonal":
         raise SpecError("theory populations need orthogonal class-structured data (inputs=None)")
@@ -385,7 +390,8 @@ def theory_state(spec: ModelSpec, source: str = "auto", cache: dict | None = Non
         from solvers.solve import solve
 
         res = solve(spec)
-        if res.success or source == "finite":
+        usable = res.success or res.residual_norm <= ACCEPT_RESIDUAL
+        if usable or source == "finite":
             cond = None
             if "condensate" in res.extra:
                 c = res.extra["condensate"]
@@ -393,7 +399,7 @@ def theory_state(spec: ModelSpec, source: str = "auto", cache: dict | None = Non
                         np.asarray(c["mass"], dtype=np.float64))
             state = TheoryState(spec=spec, t=res.t, kind="sir", observables=res.observables, result=res,
                                 condensate=cond, source=f"finite-P theory (P = {spec.P})"
-                                + ("" if res.success else f", NOT converged: {res.message}"))
+                                + ("" if res.success else f", residual {res.residual_norm:.1e}: {res.message}"))
         elif progress:
             progress(f"finite-P solve of {spec.nonlinearity} did not converge ({res.message}); using large P")
     if state is None:
