@@ -57,8 +57,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 import math
+import threading
 import time
 
+import numba
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from threadpoolctl import threadpool_limits
@@ -161,6 +163,11 @@ class DeepNetwork:
 
     def pack(self, Ws, a) -> np.ndarray:
         return np.concatenate([np.ravel(W) for W in Ws] + [np.ravel(a)])
+
+    @cached_property
+    def _local(self):
+        """Per-thread cache of the collapsed sweep (the state where the last sweep ended)."""
+        return threading.local()
 
     @cached_property
     def prior_scale(self) -> np.ndarray:
@@ -309,6 +316,27 @@ def sample_readout(rng: np.random.Generator, net: DeepNetwork, Ws) -> np.ndarray
     return (a0 + sa2 * B @ corr).T
 
 
+@numba.njit(cache=True)
+def _propose(u, g, xi, h, eps, sd, u_new, w_new):
+    """u' = u + h g + ε ξ and w' = σ ⊙ u' in one pass."""
+    for i in range(u.shape[0]):
+        v = u[i] + h * g[i] + eps * xi[i]
+        u_new[i] = v
+        w_new[i] = v * sd[i]
+
+
+@numba.njit(cache=True)
+def _reverse(u, u_new, g_new, sd, h):
+    """g' ← σ ⊙ g' (whitened gradient, in place) and Σ_i (u − u' − h g')²: the reverse proposal."""
+    s = 0.0
+    for i in range(u.shape[0]):
+        gi = g_new[i] * sd[i]
+        g_new[i] = gi
+        b = u[i] - u_new[i] - h * gi
+        s += b * b
+    return s
+
+
 def deep_collapsed_sweep(rng: np.random.Generator, net: DeepNetwork, theta: np.ndarray, step_size: float,
                          n_mala: int = 5):
     """``n_mala`` MALA steps on log p(W | D) for all W^ℓ jointly, then a | W exactly.
@@ -321,27 +349,34 @@ def deep_collapsed_sweep(rng: np.random.Generator, net: DeepNetwork, theta: np.n
         raise ValueError(f"step_size must be a finite number > 0 (got {step_size!r})")
     n = net.dim_hidden
     sd = net.prior_scale
-    u = np.asarray(theta[:n], dtype=np.float64) / sd
-    lp, g = net.marginal_logdensity_and_grad(u * sd)
-    if not np.isfinite(lp):
-        raise ValueError("deep_collapsed_sweep: the log density is not finite at the current state")
-    g = g * sd
+    w = np.array(theta[:n], dtype=np.float64)
+    u = w / sd
+    cache = getattr(net._local, "last", None)  # (w, log p, whitened gradient) where the last sweep ended
+    if cache is not None and np.array_equal(cache[0], w):
+        lp, g = cache[1], cache[2].copy()
+    else:
+        lp, g = net.marginal_logdensity_and_grad(w)
+        if not np.isfinite(lp):
+            raise ValueError("deep_collapsed_sweep: the log density is not finite at the current state")
+        g *= sd
     h = 0.5 * step_size * step_size
     probs = 0.0
+    u_new, w_new = np.empty(n), np.empty(n)
     for _ in range(n_mala):
         xi = rng.standard_normal(n)
-        u_new = u + h * g + step_size * xi
-        lp_new, g_new = net.marginal_logdensity_and_grad(u_new * sd)
+        _propose(u, g, xi, h, step_size, sd, u_new, w_new)  # u' = u + h g + ε ξ, w' = σ ⊙ u'
+        lp_new, g_new = net.marginal_logdensity_and_grad(w_new)
         if not (np.isfinite(lp_new) and np.all(np.isfinite(g_new))):
             continue
-        g_new *= sd
-        back = u - u_new - h * g_new
-        log_ratio = lp_new - lp - 0.5 * float(back @ back) / (step_size * step_size) + 0.5 * float(xi @ xi)
+        back2 = _reverse(u, u_new, g_new, sd, h)  # g' ← σ ⊙ g'; Σ (u − u' − h g')²
+        log_ratio = lp_new - lp - 0.5 * back2 / (step_size * step_size) + 0.5 * float(xi @ xi)
         prob = math.exp(min(0.0, log_ratio))
         probs += prob
         if rng.random() < prob:
-            u, lp, g = u_new, lp_new, g_new
-    w = u * sd
+            u, u_new = u_new, u
+            w, w_new = w_new, w
+            lp, g = lp_new, g_new
+    net._local.last = (w.copy(), lp, g.copy())
     a = sample_readout(rng, net, net.unpack_hidden(w))
     return np.concatenate([w, a.ravel()]), probs / n_mala
 
