@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="codingschemes_out", help="folder for the figure (default ./codingschemes_out)")
     p.add_argument("--no-plot", action="store_true", help="do not write the figure")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--layers", type=int, default=1,
+                   help="hidden layers L (default 1); L >= 2 is solved for linear networks only so far")
 
     v = sub.add_parser("validate", help="compare sampled finite networks with the theory")
     v.add_argument("--class-sizes", default="8,4,4", help="comma-separated class sizes (default 8,4,4)")
@@ -90,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--format", choices=("table", "json"), default="table")
     v.add_argument("--out", default="codingschemes_out", help="folder for the PNG report")
     v.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    v.add_argument("--layers", type=int, default=1,
+                   help="hidden layers L (default 1); L >= 2: deep linear networks against the deep "
+                        "linear theory, layer by layer")
     add_continue_parser(sub)
     add_phase_parser(sub)
     add_generalize_parser(sub)
@@ -121,6 +126,31 @@ def _table(results) -> str:
     return "\n".join(lines)
 
 
+def _check_layers(layers: int, specs) -> None:
+    if layers < 1:
+        raise SpecError(f"layers must be an integer >= 1 (got {layers})")
+    bad = [s.nonlinearity for s in specs if s.nonlinearity != "linear"]
+    if layers > 1 and bad:
+        raise SpecError(f"layers = {layers} >= 2 is solved for nonlinearity 'linear' only so far (got {bad}); "
+                        "the deep nonlinear theory (THEORY §5) is not implemented yet")
+
+
+def _solve_deep(args, specs) -> int:
+    """``solve --layers L``: the deep linear closed form (:mod:`theory.deep_linear`), JSON with "layers"."""
+    from theory.deep_linear import solve_deep_json
+
+    _check_layers(args.layers, specs)
+    objs = [{**s.to_dict(), "layers_count": args.layers, **solve_deep_json(s, args.layers)} for s in specs]
+    if args.format == "json":
+        print(json.dumps(objs[0] if len(objs) == 1 else {"solutions": objs}, indent=2))
+    else:
+        for o in objs:
+            print(f"{o['nonlinearity']}, L = {args.layers}: f = {json.dumps(o['outputs'])}")
+            for layer in o["layers"]:
+                print(f"  layer {layer['layer']}: kernel diagonal {json.dumps(layer['kernel_diagonal'])}")
+    return 0
+
+
 def _solve(args) -> int:
     from solvers.options import SolverOptions
     from solvers.solve import solve
@@ -132,6 +162,8 @@ def _solve(args) -> int:
     options = SolverOptions(**opts)
     specs = [ModelSpec(nonlinearity=n, sigma_w=args.sigma_w, sigma_a=args.sigma_a, temperature=args.temperature,
                        class_sizes=sizes) for n in _nonlinearities(args.nonlinearity)]
+    if args.layers != 1:
+        return _solve_deep(args, specs)
     results = []
     for spec in specs:
         def progress(it, res, name=spec.nonlinearity):
@@ -167,6 +199,15 @@ def _validate(args) -> int:
         raise SpecError(f"widths must be comma-separated positive integers (got {args.widths!r})")
     spec = ModelSpec(nonlinearity=args.nonlinearity, sigma_w=args.sigma_w, sigma_a=args.sigma_a,
                      temperature=args.temperature, class_sizes=parse_class_sizes(args.class_sizes))
+    if args.layers != 1:
+        from validation.deep import validate_deep
+
+        _check_layers(args.layers, [spec])
+        report = validate_deep(spec, args.layers, widths=widths, chains=args.chains, sweeps=args.sweeps,
+                               burn=args.burn, seed=args.seed)
+        print(json.dumps(report, indent=2) if args.format == "json" else
+              f"L = {args.layers}: passed: {report['passed']}")
+        return 0 if report["passed"] else 1
     settings = {**spec.to_dict(), "widths": widths, "chains": args.chains, "sweeps": args.sweeps,
                 "burn": args.burn, "seed": args.seed, "init": args.init, "swaps": args.swaps,
                 "scaling": args.scaling, "sampler": args.sampler}
