@@ -75,17 +75,16 @@ def main(out_dir, quick: bool = True) -> list:
         labels = np.repeat(np.arange(spec.m), spec.class_sizes)
         f_th = np.asarray(st.observables.outputs)[labels]  # theory f_{c(μ), r}
         for r in range(spec.m):
-            ax.plot(np.arange(spec.P), f[:, r], ".", ms=3, color=f"C{r}", label=f"output {r} (sampled)")
+            ax.plot(np.arange(spec.P), f[:, r], ".", ms=3, color=f"C{r}")
             ax.plot(np.arange(spec.P), f_th[:, r], "-", lw=1, color=f"C{r}")
         ax.set_ylim(-0.3, 1.3)
         ax.set_xlabel("training input μ (sorted by class)", fontsize=7)
-        ax.set_title(f"{name}: output f_r(x_μ); lines: theory", fontsize=8)
+        ax.set_title(f"{name}: outputs r = 0, 1, 2 (blue, orange, green)\ndots: sampled f_r(x_μ), lines: theory",
+                     fontsize=8)
         ax.tick_params(labelsize=6)
-        if nl == common.NONLINEARITIES[0]:
-            ax.legend(fontsize=6, loc="center right")
-        ax.text(0.25, 0.5, f"theory: {a_th.label} (top-{a_th.top_k} {a_th.top_k_share:.2f}, PR "
+        ax.text(0.5, 0.5, f"theory: {a_th.label} (top-{a_th.top_k} {a_th.top_k_share:.2f}, PR "
                 f"{a_th.participation_ratio:.2f})\nsampled: {a_sa.label} (top-{a_sa.top_k} {a_sa.top_k_share:.2f}, "
-                f"PR {a_sa.participation_ratio:.2f})", transform=ax.transAxes, fontsize=6.5, va="center",
+                f"PR {a_sa.participation_ratio:.2f})", transform=ax.transAxes, fontsize=6.5, va="center", ha="center",
                 bbox=dict(fc="w", ec="0.7", alpha=0.9))
         common.log(f"  {nl}: theory {a_th.summary()}; sampled {a_sa.summary()}")
     src = {nl: common.theory(common.paper_spec(nl), quick).source for nl in common.NONLINEARITIES}
