@@ -301,6 +301,8 @@ def _barrier_point(problem, t, beta, eps, warm, n_random, seed):
         qv, gq, hq = q_derivatives(problem, t, d)
         if abs(qv - qj) > 1e-9 * max(1.0, qj):
             continue  # a kink of q on the sphere, not an eigen-maximiser of its active set: no barrier term
+        if qv >= 1.0:  # qj < 1 ≤ qv within round-off: on the boundary, where μ = ε/(1 − q) is infinite
+            return pt, np.inf, None, None, dirs[keep], np.array([])
         used.append(d)
         mu = eps / (1.0 - qv)
         value -= eps * np.log(1.0 - qv)
@@ -310,14 +312,39 @@ def _barrier_point(problem, t, beta, eps, warm, n_random, seed):
     return pt, value, grad, hess, np.array(used).reshape(-1, problem.m), np.array(mus)
 
 
+def _interior_start(problem, t, eps):
+    """t pulled strictly inside the domain: q is homogeneous of degree 2 in t (κ is), so
+    t → t·√((1 − ε)/q(t)) gives q = 1 − ε when q(t) > 1 − ε (a warm start from a neighbouring
+    solution sits on the boundary q = 1, where the barrier −ε log(1 − q) is infinite)."""
+    t = np.array(t, dtype=np.float64)
+    for _ in range(8):
+        q = domain_q(problem, t)
+        if not q > 1.0 - eps:
+            return t
+        t *= np.sqrt((1.0 - eps) / q) * (1.0 - 1e-12)
+    raise ValueError(f"could not move the start t inside the domain q(t) < 1 (q = {domain_q(problem, t):.6g})")
+
+
 def _minimise_barrier(problem, t, beta, eps, warm, n_random, seed, tol=1e-9, maxiter=40):
+    """Damped Newton on the barrier dual G_β(t) − ε Σ_j log(1 − q_j(t)) from t (moved inside the
+    domain first, see :func:`_interior_start`); the Newton direction is −H⁺∇ (least squares,
+    rcond 1e-14), replaced by −∇ when it is not a descent direction, with Armijo backtracking
+    that stays inside q < 1. Returns (t, dual point, barrier directions, μ_j = ε/(1 − q_j))."""
+    t = _interior_start(problem, t, eps)
     pt, val, grad, hess, dirs, mus = _barrier_point(problem, t, beta, eps, warm, n_random, seed)
+    if grad is None:
+        raise RuntimeError(f"the barrier is infinite at the start t (q = {domain_q(problem, t):.6g})")
     rho_rep = np.repeat(problem.rho, problem.m)
     for _ in range(maxiter):
         if np.max(np.abs(grad / rho_rep)) <= tol:
             break
-        d = -np.linalg.lstsq(hess, grad, rcond=1e-14)[0]
-        if grad @ d >= 0:
+        d = None
+        if np.all(np.isfinite(hess)):
+            try:
+                d = -np.linalg.lstsq(hess, grad, rcond=1e-14)[0]
+            except np.linalg.LinAlgError:  # "SVD did not converge" on a badly scaled Hessian
+                d = None
+        if d is None or not np.all(np.isfinite(d)) or grad @ d >= 0:
             d = -grad
         lam = 1.0
         while lam > 1e-10:
@@ -327,7 +354,8 @@ def _minimise_barrier(problem, t, beta, eps, warm, n_random, seed, tol=1e-9, max
                     new = _barrier_point(problem, tn, beta, eps, pt.maxima.points(), n_random, seed)
                 except RuntimeError:
                     new = None
-                if new is not None and new[1] <= val + 1e-4 * lam * (grad @ d) + 1e-14 * (1 + abs(val)):
+                if (new is not None and new[2] is not None and np.all(np.isfinite(new[2]))
+                        and new[1] <= val + 1e-4 * lam * (grad @ d) + 1e-14 * (1 + abs(val))):
                     break
             lam *= 0.5
         else:
