@@ -315,7 +315,8 @@ def _barrier_point(problem, t, beta, eps, warm, n_random, seed):
 def _interior_start(problem, t, eps):
     """t pulled strictly inside the domain: q is homogeneous of degree 2 in t (κ is), so
     t → t·√((1 − ε)/q(t)) gives q = 1 − ε when q(t) > 1 − ε (a warm start from a neighbouring
-    solution sits on the boundary q = 1, where the barrier −ε log(1 − q) is infinite)."""
+    solution sits on the boundary q = 1, where the barrier −ε log(1 − q) is infinite, or a few
+    ulps inside it, where q_derivatives may round to q = 1)."""
     t = np.array(t, dtype=np.float64)
     for _ in range(8):
         q = domain_q(problem, t)
@@ -326,14 +327,16 @@ def _interior_start(problem, t, eps):
 
 
 def _minimise_barrier(problem, t, beta, eps, warm, n_random, seed, tol=1e-9, maxiter=40):
-    """Damped Newton on the barrier dual G_β(t) − ε Σ_j log(1 − q_j(t)) from t (moved inside the
-    domain first, see :func:`_interior_start`); the Newton direction is −H⁺∇ (least squares,
+    """Damped Newton on the barrier dual G_β(t) − ε Σ_j log(1 − q_j(t)) from t (first moved inside
+    the domain if the barrier is infinite there, see :func:`_interior_start`); the Newton direction is −H⁺∇ (least squares,
     rcond 1e-14), replaced by −∇ when it is not a descent direction, with Armijo backtracking
     that stays inside q < 1. Returns (t, dual point, barrier directions, μ_j = ε/(1 − q_j))."""
-    t = _interior_start(problem, t, eps)
     pt, val, grad, hess, dirs, mus = _barrier_point(problem, t, beta, eps, warm, n_random, seed)
-    if grad is None:
-        raise RuntimeError(f"the barrier is infinite at the start t (q = {domain_q(problem, t):.6g})")
+    if grad is None:  # on or outside q = 1 (a warm start from a neighbouring solution): move inside
+        t = _interior_start(problem, t, eps)
+        pt, val, grad, hess, dirs, mus = _barrier_point(problem, t, beta, eps, warm, n_random, seed)
+        if grad is None:
+            raise RuntimeError(f"the barrier is infinite at the start t (q = {domain_q(problem, t):.6g})")
     rho_rep = np.repeat(problem.rho, problem.m)
     for _ in range(maxiter):
         if np.max(np.abs(grad / rho_rep)) <= tol:
