@@ -198,7 +198,8 @@ def phase_row(job: dict) -> dict:
         boundaries.append({"x": 0.5 * (lo + hi), "bracket": [lo, hi], "left": left, "right": right,
                            "kind": kind, "left_groups": points[i]["n_groups"],
                            "right_groups": points[i + 1]["n_groups"]})
-    out = {k: [p[k] for p in points] for k in points[0]}
+    keys = {k for p in points for k in p}
+    out = {k: [p.get(k) for p in points] for k in sorted(keys)}  # condensate_codes only where condensed
     out.update({"x": xs, "y": float(job["y"]), "boundaries": boundaries, "global_solves": n_global,
                 "time_seconds": time.perf_counter() - start})
     return out
