@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.domain import kappa_and_slope
+from theory.domain import kappa_and_slope, top_eigenvalue_derivatives
 
 from .options import SolverOptions
 from .placement import build_placement
@@ -201,26 +201,12 @@ class DualObjective:
         """
         prob = self.prob
         nl = prob.nonlinearity
-        m = prob.m
         s2 = prob.spec.sigma_a**2 * prob.spec.sigma_w**2
         g = t @ a_hat
         u, v = np.maximum(nl.slope_pos * g, 0.0), np.maximum(-nl.slope_neg * g, 0.0)
         coef = prob.class_sizes * np.where(u >= v, nl.slope_pos, nl.slope_neg) ** 2 * (np.maximum(u, v) > 0)
-        M = t.T @ (t * coef[:, None])
-        lam, V = np.linalg.eigh(M)
-        v1 = V[:, -1] * np.sign(V[:, -1] @ a_hat or 1.0)
-        grad = (2 * s2 * coef * (t @ v1))[:, None] * v1[None, :]
-        hess = np.zeros((m * m, m * m))
-        for c in range(m):
-            hess[c * m:(c + 1) * m, c * m:(c + 1) * m] += 2 * s2 * coef[c] * np.outer(v1, v1)
-        for k in range(m - 1):
-            gap = lam[-1] - lam[k]
-            if gap <= 1e-12 * max(lam[-1], 1e-300):
-                continue
-            vk = V[:, k]
-            w = (coef * (t @ v1))[:, None] * vk[None, :] + (coef * (t @ vk))[:, None] * v1[None, :]
-            hess += 2 * s2 * np.outer(w.ravel(), w.ravel()) / gap
-        return grad.ravel(), hess
+        _, grad, hess = top_eigenvalue_derivatives(t, coef, a_hat)
+        return s2 * grad, s2 * hess
 
     # ------------------------------------------------------------------ adaptation
     def update_placement(self, ev: Evaluation) -> None:

@@ -39,7 +39,7 @@ import time
 
 import numpy as np
 
-from theory.domain import marginal_directions
+from theory.domain import marginal_directions, top_eigenvalue_derivatives
 from theory.observables import Observables
 
 from .large_p_branches import BranchSystem, newton_branches
@@ -66,25 +66,11 @@ def q_derivatives(problem: LargePProblem, t, a_hat):
     eigenvector v; d²λ = vᵀ d²M v + 2 Σ_{k≥2} (v_kᵀ dM v)²/(λ_1 − λ_k).
     """
     t = np.asarray(t, dtype=np.float64)
-    m = problem.m
     s2 = problem.sigma_a_bar**2 * problem.sigma_w**2
     _, kp = _k(problem, t @ a_hat)
     coef = problem.rho * kp
-    M = t.T @ (t * coef[:, None])
-    lam, V = np.linalg.eigh(M)
-    v1 = V[:, -1] * np.sign(V[:, -1] @ a_hat or 1.0)
-    grad = (2 * s2 * coef * (t @ v1))[:, None] * v1[None, :]
-    hess = np.zeros((m * m, m * m))
-    for c in range(m):
-        hess[c * m:(c + 1) * m, c * m:(c + 1) * m] += 2 * s2 * coef[c] * np.outer(v1, v1)
-    for j in range(m - 1):
-        gap = lam[-1] - lam[j]
-        if gap <= 1e-12 * max(lam[-1], 1e-300):
-            continue
-        vk = V[:, j]
-        w = (coef * (t @ v1))[:, None] * vk[None, :] + (coef * (t @ vk))[:, None] * v1[None, :]
-        hess += 2 * s2 * np.outer(w.ravel(), w.ravel()) / gap
-    return s2 * lam[-1], grad.ravel(), hess
+    lam, grad, hess = top_eigenvalue_derivatives(t, coef, a_hat)
+    return s2 * lam, s2 * grad, s2 * hess
 
 
 def _directions(problem, t, warm=None):

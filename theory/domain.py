@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["marginal_directions", "kappa_and_slope"]
+__all__ = ["marginal_directions", "kappa_and_slope", "top_eigenvalue_derivatives"]
 
 
 def kappa_and_slope(g, alpha_pos, alpha_neg):
@@ -102,3 +102,29 @@ def marginal_directions(t, class_sizes, sigma_a, sigma_w, nonlinearity, n_random
             dirs.append(A[i])
             vals.append(q[i])
     return np.array(dirs).reshape(-1, m), np.array(vals)
+
+
+def top_eigenvalue_derivatives(t: np.ndarray, coef: np.ndarray, a_hat: np.ndarray):
+    """λ_max(M), its gradient and exact Hessian in t (flattened c·m + r), M = Σ_c coef_c t_c t_cᵀ.
+
+    v_1 is M's top eigenvector (oriented along ``a_hat``). Eigenvalue perturbation theory:
+    dλ = v_1ᵀ dM v_1, d²λ = v_1ᵀ d²M v_1 + 2 Σ_{k≥2} (v_kᵀ dM v_1)²/(λ_1 − λ_k), the second term
+    being how the top direction turns with t. The domain functions q(t) of the finite-P and the
+    large-P problems are a constant times this λ_max (THEORY §3, §4).
+    """
+    m = t.shape[1]
+    M = t.T @ (t * coef[:, None])
+    lam, V = np.linalg.eigh(M)
+    v1 = V[:, -1] * np.sign(V[:, -1] @ a_hat or 1.0)
+    grad = (2 * coef * (t @ v1))[:, None] * v1[None, :]
+    hess = np.zeros((m * m, m * m))
+    for c in range(len(coef)):
+        hess[c * m:(c + 1) * m, c * m:(c + 1) * m] += 2 * coef[c] * np.outer(v1, v1)
+    for k in range(m - 1):
+        gap = lam[-1] - lam[k]
+        if gap <= 1e-12 * max(lam[-1], 1e-300):
+            continue
+        vk = V[:, k]
+        w = (coef * (t @ v1))[:, None] * vk[None, :] + (coef * (t @ vk))[:, None] * v1[None, :]
+        hess += 2 * np.outer(w.ravel(), w.ravel()) / gap
+    return float(lam[-1]), grad.ravel(), hess
