@@ -314,9 +314,10 @@ def _interior_start(problem, t, eps):
 
 def _minimise_barrier(problem, t, beta, eps, warm, n_random, seed, tol=1e-9, maxiter=40):
     """Damped Newton on the barrier dual G_β(t) − ε Σ_j log(1 − q_j(t)) from t (first moved inside
-    the domain if the barrier is infinite there, see :func:`_interior_start`); the Newton direction is −H⁺∇ (least squares,
-    rcond 1e-14), replaced by −∇ when it is not a descent direction, with Armijo backtracking
-    that stays inside q < 1. Returns (t, dual point, barrier directions, μ_j = ε/(1 − q_j))."""
+    the domain if the barrier is infinite there, see :func:`_interior_start`). The Newton
+    direction is −H⁺∇ (least squares, rcond 1e-14), replaced by −∇ when it is not a descent
+    direction or H is not finite, with Armijo backtracking that stays inside q < 1.
+    Returns (t, dual point, barrier directions, μ_j = ε/(1 − q_j))."""
     pt, val, grad, hess, dirs, mus = _barrier_point(problem, t, beta, eps, warm, n_random, seed)
     if grad is None:  # on or outside q = 1 (a warm start from a neighbouring solution): move inside
         t = _interior_start(problem, t, eps)

@@ -336,7 +336,7 @@ def test_branch_point_on_a_curved_branch_is_located_to_tolerance(tilted):
     assert abs(bp.p - 0.1) < tol and min(bp.bracket_p) - tol <= 0.1 <= max(bp.bracket_p) + tol
     a, b = tilted_ab(bp.x, bp.p)
     assert abs(a) < 1e-8 and abs(b) < 1e-8
-    # the recorded tangent is the old branch's (x₀ = 0.3 sin 2μ + 0.2, x₁ = μ²), not the singular bordered solve's
+    # the recorded tangent is the old branch's (x₀ = 0.3 sin 2μ + 0.2, x₁ = μ²), not the singular solve's
     exact = np.array([2 * CURL * np.cos(0.2), 0.2, 1.0])
     assert bp.tangent @ exact / np.linalg.norm(exact) > 1 - 1e-6
 
