@@ -35,22 +35,12 @@ import numpy as np
 
 from theory.nonlinearities import Nonlinearity, get_nonlinearity
 from theory.psi import PsiTable, psi_table
-from theory.spec import ModelSpec, SpecError
+from theory.spec import ModelSpec, SpecError, positive_float
 
 __all__ = ["LargePProblem", "PARAMETERS", "parameter_name", "phi_second_moment", "critical_temperatures"]
 
 #: Continuation parameters of the branch equations (``"rho_r"`` is the fraction of class r, 0-based).
 PARAMETERS = ("temperature", "sigma_a_bar", "sigma_w", "rho_r")
-
-
-def _positive(name, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise SpecError(f"{name} must be a finite number > 0 (got {value!r})") from None
-    if not math.isfinite(v) or v <= 0.0:
-        raise SpecError(f"{name} must be a finite number > 0 (got {value!r})")
-    return v
 
 
 def parameter_name(parameter: str, m: int) -> tuple[str, int | None]:
@@ -101,8 +91,8 @@ class LargePProblem:
     def __post_init__(self):
         nl = get_nonlinearity(self.nonlinearity)  # validates the string
         object.__setattr__(self, "nonlinearity", nl.name)
-        object.__setattr__(self, "sigma_w", _positive("sigma_w (σ_1)", self.sigma_w))
-        object.__setattr__(self, "sigma_a_bar", _positive("sigma_a_bar (σ̄_a, with σ_a² = σ̄_a²/P)",
+        object.__setattr__(self, "sigma_w", positive_float("sigma_w (σ_1)", self.sigma_w))
+        object.__setattr__(self, "sigma_a_bar", positive_float("sigma_a_bar (σ̄_a, with σ_a² = σ̄_a²/P)",
                                                           self.sigma_a_bar))
         try:
             T = float(self.temperature)
@@ -282,7 +272,7 @@ def phi_second_moment(nonlinearity: str, sigma_w: float) -> float:
     (2/π) arcsin(2Σ_uv/√((1 + 2Σ_uu)(1 + 2Σ_vv))) with u = v = √π h/2,
     Σ_uu = π σ_1²/4, gives E[φ²] = (2/π) arcsin((π/2)σ_1² / (1 + (π/2)σ_1²)).
     """
-    s = _positive("sigma_w (σ_1)", sigma_w)
+    s = positive_float("sigma_w (σ_1)", sigma_w)
     nl = get_nonlinearity(nonlinearity)
     if nl.name == "linear":
         return s * s

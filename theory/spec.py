@@ -20,7 +20,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["SpecError", "ModelSpec", "DEFAULT_CLASS_SIZES", "parse_class_sizes", "class_labels"]
+__all__ = ["SpecError", "ModelSpec", "DEFAULT_CLASS_SIZES", "parse_class_sizes", "class_labels", "positive_float"]
 
 #: The default task of the CLI: classes 1/2, 1/4, 1/4 of P = 64.
 DEFAULT_CLASS_SIZES = (32, 16, 16)
@@ -30,11 +30,11 @@ class SpecError(ValueError):
     """Invalid model or solver input; the message names the parameter."""
 
 
-def _positive_float(name: str, value) -> float:
+def positive_float(name: str, value) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise SpecError(f"{name} must be a positive number (got {value!r})") from None
+        raise SpecError(f"{name} must be a finite number > 0 (got {value!r})") from None
     if not math.isfinite(v) or v <= 0.0:
         raise SpecError(f"{name} must be a finite number > 0 (got {value!r})")
     return v
@@ -102,8 +102,8 @@ class ModelSpec:
         if not isinstance(self.nonlinearity, str) or not self.nonlinearity.strip():
             raise SpecError(f"nonlinearity must be a non-empty string (got {self.nonlinearity!r})")
         object.__setattr__(self, "nonlinearity", self.nonlinearity.strip())
-        object.__setattr__(self, "sigma_w", _positive_float("sigma_w (σ_1)", self.sigma_w))
-        object.__setattr__(self, "sigma_a", _positive_float("sigma_a (σ_a)", self.sigma_a))
+        object.__setattr__(self, "sigma_w", positive_float("sigma_w (σ_1)", self.sigma_w))
+        object.__setattr__(self, "sigma_a", positive_float("sigma_a (σ_a)", self.sigma_a))
         try:
             T = float(self.temperature)
         except (TypeError, ValueError):

@@ -70,6 +70,7 @@ from theory.nonlinearities import Nonlinearity, get_nonlinearity
 from theory.spec import ModelSpec, SpecError, class_labels
 
 from .diagnostics import mcse, split_rhat
+from .networks import Scaling, orthogonal_inputs
 from .observables import code_fractions, neuron_codes
 from .samplers import StepSizeAdaptation
 
@@ -78,12 +79,8 @@ __all__ = ["DeepNetwork", "sample_readout", "deep_collapsed_sweep", "gradient_fl
            "run_deep_chain", "combine_chains", "validate_deep", "C_P_OVER_N", "measure_drift"]
 
 
-def _orthogonal_inputs(P: int) -> np.ndarray:
-    return np.sqrt(P) * np.eye(P)
-
-
 @dataclass(frozen=True, eq=False)
-class DeepNetwork:
+class DeepNetwork(Scaling):
     """L hidden layers of width N on the data of a :class:`ModelSpec` (module docstring).
 
     ``sigmas``: σ_1..σ_L (default: all ``spec.sigma_w``); ``scaling``: "mean-field" or "standard".
@@ -120,16 +117,7 @@ class DeepNetwork:
 
     @cached_property
     def inputs(self) -> np.ndarray:
-        return self.spec.inputs if self.spec.inputs is not None else _orthogonal_inputs(self.spec.P)
-
-    @property
-    def gamma(self) -> float:
-        return 1.0 if self.scaling == "mean-field" else 0.5
-
-    @property
-    def beta(self) -> float:
-        T = self.spec.temperature
-        return self.width / T if self.scaling == "mean-field" else 1.0 / T
+        return self.spec.inputs if self.spec.inputs is not None else orthogonal_inputs(self.spec.P)
 
     @property
     def shapes(self) -> list:

@@ -169,8 +169,22 @@ def orthogonal_inputs(P: int) -> np.ndarray:
     return np.sqrt(P) * np.eye(P)
 
 
+class Scaling:
+    """γ and β of THEORY §1 from ``self.scaling``, ``self.width`` and ``self.spec`` (shared by the
+    one-layer and the deep networks): mean-field γ = 1, β = N/T; standard γ = 1/2, β = 1/T."""
+
+    @property
+    def gamma(self) -> float:
+        return 1.0 if self.scaling == "mean-field" else 0.5
+
+    @property
+    def beta(self) -> float:
+        T = self.spec.temperature
+        return self.width / T if self.scaling == "mean-field" else 1.0 / T
+
+
 @dataclass(frozen=True, eq=False)
-class Network:
+class Network(Scaling):
     """One-hidden-layer network of width N on the data of a :class:`ModelSpec`."""
 
     spec: ModelSpec
@@ -193,15 +207,6 @@ class Network:
     @property
     def inputs(self) -> np.ndarray:
         return self.spec.inputs if self.spec.inputs is not None else orthogonal_inputs(self.spec.P)
-
-    @property
-    def gamma(self) -> float:
-        return 1.0 if self.scaling == "mean-field" else 0.5
-
-    @property
-    def beta(self) -> float:
-        T = self.spec.temperature
-        return self.width / T if self.scaling == "mean-field" else 1.0 / T
 
     @property
     def shapes(self):

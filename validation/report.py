@@ -36,6 +36,8 @@ report states the start and the moves used.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+import json
 import sys
 
 import numpy as np
@@ -70,6 +72,16 @@ def _theory(spec: ModelSpec, scaling: str):
     return solve(spec) if scaling == "mean-field" else solve_lazy(spec)
 
 
+@lru_cache(maxsize=4)
+def _job_theory(spec_json: str, scaling: str):
+    """The theory a chain starts from or proposes with, solved once per process (not once per chain:
+    a ReLU solve at P = 64 takes minutes)."""
+    d = json.loads(spec_json)
+    spec = ModelSpec(nonlinearity=d["nonlinearity"], sigma_w=d["sigma_w"], sigma_a=d["sigma_a"],
+                     temperature=d["temperature"], class_sizes=tuple(d["class_sizes"]))
+    return _theory(spec, scaling)
+
+
 def chain_job(job: dict) -> dict:
     """Run one chain (a point of the validation sweep); JSON-ready result.
 
@@ -90,7 +102,8 @@ def _chain(job: dict) -> dict:
                      class_sizes=tuple(job["spec"]["class_sizes"]))
     width, sweeps, burn, swaps = job["width"], job["sweeps"], job["burn"], job["swaps"]
     net = Network(spec, width=width, scaling="mean-field" if job["scaling"] == "mean-field" else "standard")
-    theory = _theory(spec, job["scaling"]) if (swaps or job["start"] == "theory") else None
+    theory = (_job_theory(json.dumps(job["spec"], sort_keys=True), job["scaling"])
+              if (swaps or job["start"] == "theory") else None)
     proposal = NeuronProposal(theory) if swaps else None
     rng = np.random.default_rng([job["seed"], width, job["chain"], 0 if job["start"] == "random" else 1])
     theta = net.prior_sample(rng) if job["start"] == "random" else theory_initial_state(net, theory, rng)
