@@ -24,8 +24,6 @@ import json
 from pathlib import Path
 import sys
 
-import numpy as np
-
 from theory.spec import SpecError
 
 __all__ = ["add_generalize_parser", "run_generalize", "load_dataset_from_args"]
@@ -80,9 +78,8 @@ def load_dataset_from_args(args):
 
 def run_generalize(args) -> int:
     from figures.generalization import plot_generalization
-    from solvers.general_data import GeneralOptions, progress_printer, solve_general
-    from theory.general import class_errors, gp_generalization
-    from validation.generalization import sample_generalization
+    from solvers.general_data import progress_printer
+    from validation.generalization import generalization_report
 
     if args.temperature <= 0:
         raise SpecError(f"temperature must be > 0 for generalize (got {args.temperature})")
@@ -95,30 +92,14 @@ def run_generalize(args) -> int:
     spec = ds.spec(args.nonlinearity, args.sigma_w, args.sigma_a, args.temperature)
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     say(f"[generalize] {ds.description}: P = {ds.P}, {ds.n_test} test inputs")
-    Y = spec.targets()
-    gp = gp_generalization(ds.train_inputs, Y, ds.test_inputs, ds.test_labels, spec.nonlinearity, spec.sigma_w,
-                           spec.sigma_a, spec.temperature)
-    say(f"[gp] mean-predictor error {np.round(gp.errors['mean_predictor_error'], 4).tolist()}")
-    opts = GeneralOptions(chains=args.theory_chains, max_rounds=args.theory_rounds, seed=args.seed)
-    sol = solve_general(spec, opts, progress=None if args.quiet else progress_printer())
-    pred = sol.predict(ds.test_inputs, test_kernel=True, neurons=30, seed=args.seed)
-    th = class_errors(pred.mean, ds.test_labels, ds.m, mean_error=pred.mean_error)
-    theory = {**th, "mean_predictor": pred.mean.tolist(), "mean_predictor_mcse": pred.mean_error.tolist(),
-              "posterior_variance": "0 (N = ∞ mean-field limit)", **sol.to_json()}
-    say(f"[theory] {sol.message}; mean-predictor error {np.round(th['mean_predictor_error'], 4).tolist()}")
-    sampling = None
-    if not args.no_sampling:
-        sampling = sample_generalization(spec, ds.test_inputs, ds.test_labels, width=args.width, chains=max(args.chains, 2),
-                                         sweeps=max(args.sweeps, 20), seed=args.seed, progress=not args.quiet)
-        say(f"[sampling] N = {args.width}: mean-predictor error "
-            f"{np.round(sampling['mean_predictor_error'], 4).tolist()}, bayes error "
-            f"{np.round(sampling['bayes_error'], 4).tolist()} (R-hat {sampling['rhat_max']:.2f})")
-    report = {"dataset": ds.to_dict(), "spec": spec.to_dict(), "theory": theory, "gp": gp.to_json(),
-              "sampling": sampling}
+    report, extras = generalization_report(
+        ds, spec, theory_chains=args.theory_chains, theory_rounds=args.theory_rounds, width=args.width,
+        chains=args.chains, sweeps=args.sweeps, sampling=not args.no_sampling, seed=args.seed, say=say,
+        theory_progress=None if args.quiet else progress_printer())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    png = plot_generalization(report, out / "generalize.png", kernel=pred.test_kernel, activations=pred.activations,
-                              test_labels=ds.test_labels)
+    png = plot_generalization(report, out / "generalize.png", kernel=extras["test_kernel"],
+                              activations=extras["activations"], test_labels=ds.test_labels)
     if args.format == "json":
         print(json.dumps(report))
     else:
@@ -131,9 +112,9 @@ def run_generalize(args) -> int:
             print(f"{k:10s} " + " ".join(f"{a:10.4f} / {b:9.4f}" for a, b in zip(e["mean_predictor_error"],
                                                                                e["bayes_error"])))
         print("(mean-predictor error / Bayes error per class)")
-        print(f"theory: {sol.message}")
+        print(f"theory: {extras['message']}")
     say(f"figure: {png}")
-    return 0 if sol.converged else 1
+    return 0 if extras["converged"] else 1
 
 
 def main(argv=None) -> int:

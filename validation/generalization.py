@@ -30,7 +30,7 @@ from .collapsed import collapsed_sweep
 from .diagnostics import ess, mcse, split_rhat
 from .networks import Network
 
-__all__ = ["sample_generalization"]
+__all__ = ["sample_generalization", "generalization_report"]
 
 
 def _test_outputs(net: Network, theta: np.ndarray, Xs_scaled: np.ndarray):
@@ -107,3 +107,44 @@ def sample_generalization(spec: ModelSpec, test_inputs: np.ndarray, test_labels:
             "test_kernel": (kern / max(n_kern, 1)).tolist(), "activations": np.asarray(acts).tolist(),
             "ess_min": float(np.min(ess(flat))), "rhat_max": float(np.max(split_rhat(flat))),
             "acceptance": accs, "step_size": steps, "time_seconds": time.perf_counter() - start}
+
+
+def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theory_rounds: int = 25, width: int = 200,
+                          chains: int = 2, sweeps: int = 300, sampling: bool = True, seed: int = 0,
+                          say=None, theory_progress=None) -> tuple[dict, dict]:
+    """Theory, GP and sampled networks on one dataset: the ``codingschemes generalize`` engine.
+
+    Runs the general-input mean-field theory (:func:`solvers.general_data.solve_general`,
+    THEORY §2), the NNGP baseline (:func:`theory.general.gp_generalization`, THEORY §6) and,
+    if ``sampling``, sampled mean-field networks of width ``width`` (:func:`sample_generalization`).
+    Returns ``(report, extras)``: the JSON-ready report with entries "dataset", "spec",
+    "theory", "gp", "sampling" (None without sampling), each holding per-class
+    "mean_predictor_error", "bayes_error", "accuracy" and "mean_predictor"; and ``extras`` with
+    the theory's test kernel, activations of theory neurons, the solution and its convergence.
+    """
+    from solvers.general_data import GeneralOptions, solve_general
+    from theory.general import gp_generalization
+
+    say = say or (lambda msg: None)
+    Y = spec.targets()
+    gp = gp_generalization(ds.train_inputs, Y, ds.test_inputs, ds.test_labels, spec.nonlinearity, spec.sigma_w,
+                           spec.sigma_a, spec.temperature)
+    say(f"[gp] mean-predictor error {np.round(gp.errors['mean_predictor_error'], 4).tolist()}")
+    opts = GeneralOptions(chains=theory_chains, max_rounds=theory_rounds, seed=seed)
+    sol = solve_general(spec, opts, progress=theory_progress)
+    pred = sol.predict(ds.test_inputs, test_kernel=True, neurons=30, seed=seed)
+    th = class_errors(pred.mean, ds.test_labels, ds.m, mean_error=pred.mean_error)
+    theory = {**th, "mean_predictor": pred.mean.tolist(), "mean_predictor_mcse": pred.mean_error.tolist(),
+              "posterior_variance": "0 (N = ∞ mean-field limit)", **sol.to_json()}
+    say(f"[theory] {sol.message}; mean-predictor error {np.round(th['mean_predictor_error'], 4).tolist()}")
+    sampled = None
+    if sampling:
+        sampled = sample_generalization(spec, ds.test_inputs, ds.test_labels, width=width, chains=max(chains, 2),
+                                        sweeps=max(sweeps, 20), seed=seed, progress=theory_progress is not None)
+        say(f"[sampling] N = {width}: mean-predictor error {np.round(sampled['mean_predictor_error'], 4).tolist()}, "
+            f"bayes error {np.round(sampled['bayes_error'], 4).tolist()} (R-hat {sampled['rhat_max']:.2f})")
+    report = {"dataset": ds.to_dict(), "spec": spec.to_dict(), "theory": theory, "gp": gp.to_json(),
+              "sampling": sampled}
+    extras = {"test_kernel": pred.test_kernel, "activations": pred.activations, "solution": sol,
+              "converged": bool(sol.converged), "message": sol.message}
+    return report, extras
