@@ -16,8 +16,12 @@ def pyplot():
     return plt
 
 
-def save(fig, path, dpi: int = 110) -> Path:
-    """Tight layout, create the folder, write the PNG, close the figure."""
+def save(fig, path, dpi: int = 110, palette: bool = False) -> Path:
+    """Tight layout, create the folder, write the PNG, close the figure.
+
+    ``palette=True`` re-encodes the PNG with a 256-colour palette (Pillow, a matplotlib
+    dependency): about 3× smaller for figures full of colour-mapped images, visually unchanged.
+    """
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,4 +30,10 @@ def save(fig, path, dpi: int = 110) -> Path:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+    if palette:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            small = im.convert("RGB").quantize(256)
+        small.save(path, optimize=True)
     return path

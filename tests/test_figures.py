@@ -11,7 +11,7 @@ from figures.gallery import SCRIPTS, run_all
 from solvers.cli_figures import add_figures_parser, run_figures
 
 EXPECTED = {"fig_lazy_vs_rich.png", "fig_coding_schemes.png", "fig_readout_distributions.png", "fig_drift.png",
-            "fig_phase_normcdf.png"}
+            "fig_phase_normcdf.png", "fig_generalization.png"}
 MAX_BYTES = 150_000
 
 

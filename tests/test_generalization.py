@@ -41,6 +41,12 @@ def test_cli_json_keys(tmp_path, capsys):
         assert len(out[k]["mean_predictor_error"]) == 2 and len(out[k]["bayes_error"]) == 2
         assert np.array(out[k]["mean_predictor"]).shape == (10, 2)
     assert (tmp_path / "generalize.png").is_file()
+    assert np.array(out["theory"]["test_kernel"]).shape == (10, 10)  # posterior-averaged kernel on test inputs
+    assert out["dataset"]["test_labels"] == [0] * 5 + [1] * 5
+    # the Fig. 6 script draws the same reports (figures/fig_generalization.py)
+    from figures.fig_generalization import plot
+    png = plot({"erf": out}, tmp_path / "fig6.png")
+    assert 5_000 < png.stat().st_size < 150_000
     with pytest.raises(SpecError, match="temperature"):
         run_generalize(_args(["--temperature", "0", "--quiet"]))
     with pytest.raises(SpecError, match="does not exist"):

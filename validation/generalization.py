@@ -120,7 +120,8 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
     Returns ``(report, extras)``: the JSON-ready report with entries "dataset", "spec",
     "theory", "gp", "sampling" (None without sampling), each holding per-class
     "mean_predictor_error", "bayes_error", "accuracy" and "mean_predictor"; and ``extras`` with
-    the theory's test kernel, activations of theory neurons, the solution and its convergence.
+    the theory's test kernel, activations of theory neurons (also in the report, as for sampling),
+    the solution and its convergence.
     """
     from solvers.general_data import GeneralOptions, solve_general
     from theory.general import gp_generalization
@@ -135,7 +136,8 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
     pred = sol.predict(ds.test_inputs, test_kernel=True, neurons=30, seed=seed)
     th = class_errors(pred.mean, ds.test_labels, ds.m, mean_error=pred.mean_error)
     theory = {**th, "mean_predictor": pred.mean.tolist(), "mean_predictor_mcse": pred.mean_error.tolist(),
-              "posterior_variance": "0 (N = ∞ mean-field limit)", **sol.to_json()}
+              "posterior_variance": "0 (N = ∞ mean-field limit)", "test_kernel": np.asarray(pred.test_kernel).tolist(),
+              "activations": np.asarray(pred.activations).tolist(), **sol.to_json()}
     say(f"[theory] {sol.message}; mean-predictor error {np.round(th['mean_predictor_error'], 4).tolist()}")
     sampled = None
     if sampling:
@@ -143,7 +145,7 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
                                         sweeps=max(sweeps, 20), seed=seed, progress=theory_progress is not None)
         say(f"[sampling] N = {width}: mean-predictor error {np.round(sampled['mean_predictor_error'], 4).tolist()}, "
             f"bayes error {np.round(sampled['bayes_error'], 4).tolist()} (R-hat {sampled['rhat_max']:.2f})")
-    report = {"dataset": ds.to_dict(), "spec": spec.to_dict(), "theory": theory, "gp": gp.to_json(),
+    report = {"dataset": {**ds.to_dict(), "test_labels": np.asarray(ds.test_labels).tolist()}, "spec": spec.to_dict(), "theory": theory, "gp": gp.to_json(),
               "sampling": sampled}
     extras = {"test_kernel": pred.test_kernel, "activations": pred.activations, "solution": sol,
               "converged": bool(sol.converged), "message": sol.message}
