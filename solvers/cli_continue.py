@@ -21,6 +21,14 @@ class r, 0-based); the other parameters come from --temperature,
 followed to --to; 1: it was not; invalid input raises
 :class:`theory.spec.SpecError`, which the main CLI reports with exit code 2).
 ``python -m solvers.cli_continue ARGS`` runs it standalone.
+
+``--layers L`` with L >= 2 follows deep linear networks at finite class sizes
+(:mod:`solvers.deep_continuation`): every root curve of the non-convex deep
+action per class, with stability, folds and the first-order transitions of
+the selected root, e.g.::
+
+    codingschemes continue --layers 3 --nonlinearity linear --class-sizes 32,16,16 \\
+        --sigma-a 0.125 --param temperature --from 2.0 --to 0.5 --format json
 """
 from __future__ import annotations
 
@@ -65,6 +73,13 @@ def add_continue_parser(subparsers) -> argparse.ArgumentParser:
     c.add_argument("--out", default="codingschemes_out", help="folder for the figure (default ./codingschemes_out)")
     c.add_argument("--no-plot", action="store_true", help="do not write the figure")
     c.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    c.add_argument("--layers", type=int, default=1,
+                   help="hidden layers L (default 1: the large-P one-layer theory). L >= 2: deep linear networks "
+                        "at finite class sizes (--class-sizes, --sigma-a); --param temperature, sigma_a or sigma_w; "
+                        "every root curve with folds and first-order transitions")
+    c.add_argument("--class-sizes", default="32,16,16",
+                   help="comma-separated class sizes P_c for --layers >= 2 (default 32,16,16)")
+    c.add_argument("--sigma-a", type=float, default=0.125, help="σ_a for --layers >= 2 (default 0.125)")
     return c
 
 
@@ -129,6 +144,45 @@ def _setup(args):
     return problem, parameter, p_from, p_to
 
 
+def run_continue_deep(args) -> int:
+    """``continue --layers L`` (L >= 2): :func:`solvers.deep_continuation.continue_deep`, JSON or table, PNG."""
+    from theory.spec import ModelSpec
+
+    from .deep_continuation import continue_deep
+
+    try:
+        sizes = tuple(int(x) for x in str(args.class_sizes).split(",") if x.strip())
+    except ValueError:
+        raise SpecError(f"--class-sizes must be comma-separated integers >= 1 (got {args.class_sizes!r})") from None
+    parameter = args.param
+    default_from, default_to = (1.0, 0.1) if parameter == "temperature" else (None, None)
+    p_from = _number("--from", args.p_from, default_from)
+    p_to = _number("--to", args.p_to, default_to)
+    if p_from is None or p_to is None:
+        raise SpecError(f"--from and --to are required for --param {parameter}")
+    spec = ModelSpec(nonlinearity=args.nonlinearity, class_sizes=sizes, temperature=args.temperature,
+                     sigma_w=args.sigma_w, sigma_a=args.sigma_a)
+
+    def progress(done, total):
+        if not args.quiet:
+            print(f"\r[continue] class {done}/{total} followed", end="", file=sys.stderr, flush=True)
+
+    result = continue_deep(spec, args.layers, parameter, p_from, p_to, n_points=args.n_points,
+                           max_steps=args.max_steps, progress=progress)
+    if not args.quiet:
+        print(f"\r[continue] done in {result.time_seconds:.2f} s: {result.message}", file=sys.stderr)
+    figure = None
+    if not args.no_plot:
+        from figures.deep_continuation import plot_deep_continuation
+
+        figure = str(plot_deep_continuation(result, Path(args.out) / "continue.png"))
+    if args.format == "json":
+        print(json.dumps({**result.to_json(), "figure": figure}, indent=1))
+    else:
+        print(result.table())
+    return 0 if result.success else 1
+
+
 def run_continue(args) -> int:
     """Run ``codingschemes continue`` from parsed ``args``; returns the exit code (0 or 1).
 
@@ -136,6 +190,10 @@ def run_continue(args) -> int:
     """
     from .large_p_continuation import continue_solution
 
+    if args.layers < 1:
+        raise SpecError(f"--layers must be an integer >= 1 (got {args.layers})")
+    if args.layers >= 2:
+        return run_continue_deep(args)
     problem, parameter, p_from, p_to = _setup(args)
 
     def progress(count, p, info):
