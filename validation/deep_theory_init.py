@@ -1,0 +1,124 @@
+"""Deep networks started from the theory's per-layer single-neuron measures; the stationarity test.
+
+THEORY §5 and §7. The neurons of layer ℓ decouple, each drawing its preactivations on the P
+training inputs from the layer measure; for a linear network these are Gaussian:
+
+    layers ℓ < L:  h^ℓ ~ N(0, K_ℓ)   (K_ℓ = (K_{ℓ-1}⁻¹/σ_ℓ² − K̃_ℓ)⁻¹, self-consistently the kernel),
+    layer L:       a ~ N(0, U),   h^L | a ~ N(σ_L² K_{L-1} t a, σ_L² K_{L-1}),
+
+with K_0 = I for orthogonal class data and the class-block K_ℓ, U, t of
+:func:`theory.deep_linear.solve_deep_linear_classes`.
+
+Weights realising the drawn preactivations: the posterior depends on W^ℓ only through
+H^ℓ = W^ℓ Φ_{ℓ-1}/√N, so W^ℓ | H^ℓ is the prior conditioned on that linear constraint
+(Matheron's rule, exact): with Z ~ prior,
+
+    W^ℓ = Z + (H^ℓ − Z Φ_{ℓ-1}/√N) (Φ_{ℓ-1}ᵀΦ_{ℓ-1}/N)⁻¹ Φ_{ℓ-1}ᵀ/√N,
+
+built layer by layer on the activations Φ_{ℓ-1} = φ(H^{ℓ-1}) actually realised. For orthogonal
+inputs x_μ = √P e_μ (N0 = P), H¹ = W¹, so W¹ = H¹.
+
+:func:`deep_stationarity`: chains started there must stay at the theory (f, U, every layer's
+kernel) within 4 MCSE + c·max(1, |theory|)/N, c = :data:`validation.report.C_OVER_N` (the
+one-layer stationarity criterion: the right theory starts at equilibrium, so only the O(1/N)
+finite-width bias separates it from the chains; measured for linear L = 2, classes 8,4,4,
+T = 0.5: N·|gap| = 4–6 relative, i.e. within 4 MCSE + 4/N); a theory for another temperature,
+used as start and reference, must fail (T = 0.6 at N = 400: N·|gap| = 12). Linear φ only: the nonlinear per-layer measures are not sampled here yet.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from theory.deep_linear import solve_deep_linear_classes
+from theory.spec import ModelSpec, SpecError, class_labels
+
+from .deep import DeepNetwork, _theory_vector, combine_chains, run_deep_chain
+from .report import C_OVER_N
+
+__all__ = ["class_block_kernel", "deep_theory_state", "deep_stationarity"]
+
+
+def class_block_kernel(class_sizes, diagonal, blocks) -> np.ndarray:
+    """P × P matrix with ``blocks[c, d]`` between inputs of classes c, d and ``diagonal[c]`` on the
+    diagonal of class c (the one-layer observables schema)."""
+    lab = class_labels(class_sizes)
+    K = np.asarray(blocks, dtype=np.float64)[np.ix_(lab, lab)].copy()
+    K[np.diag_indices_from(K)] = np.asarray(diagonal, dtype=np.float64)[lab]
+    return K
+
+
+def _gaussian_rows(rng, n, cov):
+    w, V = np.linalg.eigh(0.5 * (cov + cov.T))
+    if w.min() < -1e-10 * max(1.0, w.max()):
+        raise SpecError(f"theory kernel is not positive semi-definite (smallest eigenvalue {w.min():.3g})")
+    return rng.standard_normal((n, len(w))) * np.sqrt(np.clip(w, 0, None)) @ V.T
+
+
+def _condition_weights(rng, H, Phi_prev, sigma):
+    """Rows w_i ~ N(0, σ² I) conditioned on w_i Φ/√N = h_i (Matheron's rule)."""
+    N = Phi_prev.shape[0]
+    A = Phi_prev / np.sqrt(N)  # N × P
+    Z = sigma * rng.standard_normal((H.shape[0], N))
+    G = A.T @ A
+    return Z + np.linalg.solve(G, (H - Z @ A).T).T @ A.T
+
+
+def deep_theory_state(net: DeepNetwork, theory, rng: np.random.Generator) -> np.ndarray:
+    """θ of ``net`` with every layer's neurons drawn from the deep linear theory (module docstring)."""
+    spec = net.spec
+    if spec.nonlinearity != "linear" or spec.inputs is not None:
+        raise SpecError("deep theory starts are implemented for linear φ on orthogonal class data")
+    N, L, sizes = net.width, net.layers, spec.class_sizes
+    if net.shapes[0][1] != spec.P:
+        raise SpecError("orthogonal inputs expected (N0 = P)")
+    kernels = []
+    for ell in range(1, L + 1):
+        o = theory.layer_observables(ell)
+        kernels.append(class_block_kernel(sizes, o.kernel_diagonal, o.kernel_blocks))
+    Ws = []
+    Phi = None
+    for ell in range(1, L + 1):
+        if ell < L:
+            H = _gaussian_rows(rng, N, kernels[ell - 1])
+        else:
+            U = np.asarray(theory.readout_moment)
+            a = _gaussian_rows(rng, N, U).T  # m × N
+            K_prev = kernels[L - 2] if L >= 2 else np.eye(spec.P)
+            t = np.zeros((spec.P, spec.m))
+            t[np.arange(spec.P), class_labels(sizes)] = np.asarray(theory.tau)[class_labels(sizes)]
+            s2 = net.sigmas[L - 1] ** 2
+            H = (s2 * K_prev @ t @ a).T + _gaussian_rows(rng, N, s2 * K_prev)
+        if ell == 1:
+            W = H * np.sqrt(spec.P) / net.inputs[0, 0]  # H¹ = W¹ Xᵀ/√N0 = W¹ (x_μ = √P e_μ)
+        else:
+            W = _condition_weights(rng, H, Phi, net.sigmas[ell - 1])
+        Ws.append(W)
+        Phi = H  # linear φ
+    return net.pack(Ws, a)
+
+
+def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains: int = 2, sweeps: int = 300,
+                      burn: int = 50, init_spec: ModelSpec | None = None, seed: int = 0) -> dict:
+    """Start chains at the deep linear theory of ``init_spec`` (default ``spec``), sample ``spec``.
+
+    The first ``burn`` sweeps adapt the step only (the state starts at equilibrium if the theory is
+    right); all later sweeps are compared with that theory. Returns {"passed", "z_max", "worst"
+    (largest |sampled − theory| / allowed), "rhat_max", "sampling", "theory"}.
+    """
+    init_spec = init_spec or spec
+    theory = solve_deep_linear_classes(init_spec, layers)
+    tv = _theory_vector(theory, layers)
+    net = DeepNetwork(spec, width=width, layers=layers)
+    res = []
+    for c in range(chains):
+        rng = np.random.default_rng([seed, c, 7])
+        theta0 = deep_theory_state(net, theory, rng)
+        res.append(run_deep_chain(spec, width, layers, sweeps, burn, seed=seed + 1000 * c, theta0=theta0,
+                                  codes_every=0))
+    comb = combine_chains(res, spec.m, layers)
+    mean, err = comb["flat"]["mean"], comb["flat"]["mcse"]
+    allowed = 4 * err + C_OVER_N * np.maximum(1.0, np.abs(tv)) / width
+    ratio = np.abs(mean - tv) / allowed
+    return {"passed": bool(np.all(ratio <= 1.0)), "worst": float(np.max(ratio)),
+            "z_max": float(np.max(np.abs(mean - tv) / np.maximum(err, 1e-12))), "rhat_max": comb["rhat_max"],
+            "sampling": comb["mean"], "theory": theory.to_json()}
