@@ -103,9 +103,12 @@ def plot(reports: dict, out, quick: bool = True):
         row[4].plot([], [], "k_", ms=12, mew=2, label="Bayes error")
         row[4].set_xticks(range(len(classes)), [str(c) for c in classes])
         row[4].set_xlabel("class")
-        row[4].set_title("per-class error: mean predictor (bars), Bayes (markers)", fontsize=8)
+        row[4].set_title("error per class: mean predictor (bars), Bayes (—)", fontsize=8)
         row[4].legend(fontsize=7)
-    fig.suptitle(f"{first['dataset']['description']}: P = {sum(first['spec']['class_sizes'])}, X one hidden layer ({'quick' if quick else 'full'} mode)", fontsize=10)
+    sp = first["spec"]
+    fig.suptitle(f"{first['dataset']['description']}: P = {sum(sp['class_sizes'])}, T = {sp['temperature']:g}, "
+                 f"σ_1 = {sp['sigma_w']:g}, σ_a = {sp['sigma_a']:g}, one hidden layer "
+                 f"({'quick' if quick else 'full'} mode)", fontsize=10)
     return save(fig, out, dpi=80, palette=True)
 
 
