@@ -89,11 +89,15 @@ def _figure(nl, s, ch, summaries):
     extra = ""
     if theory is not None:
         extra = f"; theory f_cc {', '.join(f'{v:.3f}' for v in np.diag(sol.outputs))}"
+    note = ""
+    if np.min(f) < 0.7:
+        note = ("\nsome f_cc < 0.7: the classes are not all separated (a metastable state reached from the prior "
+                "start, THEORY §7)")
     fig.suptitle(f"{name}, L = {LAYERS} hidden layers: sampled networks N = {ch.width}, classes "
                  f"{'/'.join(map(str, ch.spec.class_sizes))}, T = {ch.spec.temperature:g}, σ_a² = 1/P; "
                  f"prior start, {ch.sweeps} sweeps, {len(ch.activations)} kept states\n"
                  f"sampled mean f_cc {', '.join(f'{v:.3f}' for v in f)}{extra}; labels: majority over the kept "
-                 "states (validation.coding)", fontsize=9)
+                 f"states (validation.coding){note}", fontsize=9)
     return fig
 
 

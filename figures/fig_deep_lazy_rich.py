@@ -104,20 +104,20 @@ def main(out_dir, quick: bool = True, *, nonlinearities=common.NONLINEARITIES, *
         name = common.DISPLAY[nl]
         v = vals[nl]
         K_lazy = dc.deep_nngp_kernels(nl, P, LAYERS)[-1]
-        dc.split_kernel(row[0], K_lazy, lazy.kernel(LAYERS), f"{name}: lazy K_2, NNGP theory vs sampled\n"
-                        f"block contrast {v['lazy_theory_contrast']:.2f} vs {v['lazy']['contrast']:.2f}")
+        dc.split_kernel(row[0], K_lazy, lazy.kernel(LAYERS), f"{name}: lazy K_2\ncontrast: NNGP "
+                        f"{v['lazy_theory_contrast']:.2f}, sampled {v['lazy']['contrast']:.2f}", "NNGP theory")
         sm = dc.layer_summary(lazy, LAYERS)
         dc.raster(row[1], _rows(lazy, "code"), s["class_sizes"],
                   f"{name}: lazy layer-2 activations (sampled)\n{sm['label_text']}, top-{sm['top_k']} output "
                   f"{sm['top_share']:.2f}; mean f_cc {v['lazy']['f']:.2f}", normalise=True)
         if nl == "linear":
             K_th, _ = dc.deep_linear_kernels(rich.spec, LAYERS)
-            dc.split_kernel(row[2], K_th[-1], rich.kernel(LAYERS), f"{name}: rich K_2, deep linear theory\n"
-                            f"vs sampled; contrast {_block_contrast(K_th[-1], s['class_sizes']):.2f} vs "
-                            f"{v['rich']['contrast']:.2f}")
+            dc.split_kernel(row[2], K_th[-1], rich.kernel(LAYERS), f"{name}: rich K_2\n"
+                            f"contrast: theory {_block_contrast(K_th[-1], s['class_sizes']):.2f}, sampled "
+                            f"{v['rich']['contrast']:.2f}", "deep linear theory")
         else:
             K = rich.kernel(LAYERS)
-            dc.split_kernel(row[2], K, K, f"{name}: rich K_2 (sampled)\nblock contrast "
+            dc.split_kernel(row[2], K, K, f"{name}: rich K_2\ncontrast: sampled "
                             f"{v['rich']['contrast']:.2f}", "sampled", "sampled")
         sm = dc.layer_summary(rich, LAYERS)
         by = "active" if nl == "relu" else "code"
