@@ -13,7 +13,7 @@ One row per nonlinearity (linear, normcdf, ReLU), scikit-learn digits 0/1/2 (off
    and for the sampled networks at width N.
 
 Everything comes from :func:`validation.generalization.generalization_report`, the engine of
-``codingschemes generalize``. Quick mode: 20 training and 20 test inputs per class, N = 100;
+``codingschemes generalize``. Quick mode: 15 training and 15 test inputs per class, N = 60, short chains;
 full mode: 30 training inputs per class, all remaining test inputs, N = 200 and longer chains.
 The reports are also written as ``fig_generalization.json``.
 """
@@ -30,8 +30,8 @@ from .style import pyplot, save
 __all__ = ["main", "SETTINGS"]
 
 SETTINGS = {
-    True: dict(train_per_class=20, test_per_class=20, theory_chains=128, theory_rounds=15, width=100, chains=2,
-               sweeps=100),
+    True: dict(train_per_class=15, test_per_class=15, theory_chains=64, theory_rounds=12, width=60, chains=2,
+               sweeps=80),
     False: dict(train_per_class=30, test_per_class=None, theory_chains=256, theory_rounds=25, width=200, chains=4,
                 sweeps=600),
 }
