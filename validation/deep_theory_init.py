@@ -33,9 +33,11 @@ from theory.deep_linear import solve_deep_linear_classes
 from theory.spec import ModelSpec, SpecError, class_labels
 
 from .deep import DeepNetwork, _theory_vector, combine_chains, run_deep_chain
+from .observables import code_fractions, neuron_codes
 from .report import C_OVER_N
 
-__all__ = ["class_block_kernel", "deep_theory_state", "deep_stationarity"]
+__all__ = ["class_block_kernel", "layer_preactivations", "theory_layer_code_fractions", "deep_theory_state",
+           "deep_stationarity"]
 
 
 def class_block_kernel(class_sizes, diagonal, blocks) -> np.ndarray:
@@ -63,37 +65,46 @@ def _condition_weights(rng, H, Phi_prev, sigma):
     return Z + np.linalg.solve(G, (H - Z @ A).T).T @ A.T
 
 
+def layer_preactivations(spec: ModelSpec, theory, sigmas, n: int, rng: np.random.Generator):
+    """Preactivations of ``n`` neurons per hidden layer on the P training inputs, drawn from the deep
+    linear theory's per-layer measures (module docstring): ([H¹, ..., H^L], each n × P; readouts a, m × n)."""
+    if spec.nonlinearity != "linear" or spec.inputs is not None:
+        raise SpecError("deep theory starts are implemented for linear φ on orthogonal class data")
+    L, sizes, lab = len(sigmas), spec.class_sizes, class_labels(spec.class_sizes)
+    kernels = [class_block_kernel(sizes, o.kernel_diagonal, o.kernel_blocks)
+               for o in (theory.layer_observables(ell) for ell in range(1, L + 1))]
+    Hs = [_gaussian_rows(rng, n, kernels[ell]) for ell in range(L - 1)]
+    a = _gaussian_rows(rng, n, np.asarray(theory.readout_moment)).T  # m × n
+    K_prev = kernels[L - 2] if L >= 2 else np.eye(spec.P)
+    t = np.zeros((spec.P, spec.m))
+    t[np.arange(spec.P), lab] = np.asarray(theory.tau)[lab]
+    s2 = sigmas[L - 1] ** 2
+    Hs.append((s2 * K_prev @ t @ a).T + _gaussian_rows(rng, n, s2 * K_prev))
+    return Hs, a
+
+
+def theory_layer_code_fractions(spec: ModelSpec, theory, sigmas, n: int = 20000, seed: int = 0) -> list:
+    """Per hidden layer, the theory's fraction of neurons per code: ``n`` neurons from the layer
+    measure, coded like the sampled network (class-mean activations over the P_c inputs of each
+    class, :func:`validation.observables.neuron_codes`)."""
+    Hs, _ = layer_preactivations(spec, theory, sigmas, n, np.random.default_rng(seed))
+    lab = class_labels(spec.class_sizes)
+    out = []
+    for H in Hs:
+        means = np.stack([H[:, lab == c].mean(axis=1) for c in range(spec.m)], axis=1)  # linear φ
+        out.append(code_fractions(neuron_codes(means), spec.m))
+    return out
+
+
 def deep_theory_state(net: DeepNetwork, theory, rng: np.random.Generator) -> np.ndarray:
     """θ of ``net`` with every layer's neurons drawn from the deep linear theory (module docstring)."""
     spec = net.spec
-    if spec.nonlinearity != "linear" or spec.inputs is not None:
-        raise SpecError("deep theory starts are implemented for linear φ on orthogonal class data")
-    N, L, sizes = net.width, net.layers, spec.class_sizes
     if net.shapes[0][1] != spec.P:
         raise SpecError("orthogonal inputs expected (N0 = P)")
-    kernels = []
-    for ell in range(1, L + 1):
-        o = theory.layer_observables(ell)
-        kernels.append(class_block_kernel(sizes, o.kernel_diagonal, o.kernel_blocks))
-    Ws = []
-    Phi = None
-    for ell in range(1, L + 1):
-        if ell < L:
-            H = _gaussian_rows(rng, N, kernels[ell - 1])
-        else:
-            U = np.asarray(theory.readout_moment)
-            a = _gaussian_rows(rng, N, U).T  # m × N
-            K_prev = kernels[L - 2] if L >= 2 else np.eye(spec.P)
-            t = np.zeros((spec.P, spec.m))
-            t[np.arange(spec.P), class_labels(sizes)] = np.asarray(theory.tau)[class_labels(sizes)]
-            s2 = net.sigmas[L - 1] ** 2
-            H = (s2 * K_prev @ t @ a).T + _gaussian_rows(rng, N, s2 * K_prev)
-        if ell == 1:
-            W = H * np.sqrt(spec.P) / net.inputs[0, 0]  # H¹ = W¹ Xᵀ/√N0 = W¹ (x_μ = √P e_μ)
-        else:
-            W = _condition_weights(rng, H, Phi, net.sigmas[ell - 1])
-        Ws.append(W)
-        Phi = H  # linear φ
+    Hs, a = layer_preactivations(spec, theory, net.sigmas, net.width, rng)
+    Ws = [Hs[0] * np.sqrt(spec.P) / net.inputs[0, 0]]  # H¹ = W¹ Xᵀ/√N0 = W¹ (x_μ = √P e_μ)
+    for ell in range(2, net.layers + 1):
+        Ws.append(_condition_weights(rng, Hs[ell - 1], Hs[ell - 2], net.sigmas[ell - 1]))  # Φ = H (linear)
     return net.pack(Ws, a)
 
 
