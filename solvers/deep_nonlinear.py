@@ -1,0 +1,625 @@
+"""Deep nonlinear networks (L >= 1 hidden layers) on orthogonal class-structured data: solver of the
+class-block mean-field equations of :mod:`theory.deep_blocks` (THEORY §5), with continuation,
+coexisting saddle points, stability and integration-error estimates.
+
+Unknowns and equations
+----------------------
+x = (t (m × m), and for each hidden layer ℓ = 1..L−1: the Cholesky factor R_ℓ of the class-block
+kernel k_ℓ = R_ℓ R_ℓᵀ (lower triangle) and log δ_ℓ). One evaluation runs the layers top-down:
+layer L (input K_{L-1}, readout tilt σ_a² t tᵀ) gives f, U, K_L and the conjugate K̃_{L-1};
+layer ℓ < L (input K_{ℓ-1}, tilt K̃_ℓ) gives K_ℓ^new and K̃_{ℓ-1}. The residual is
+
+    f + T t − Y   (m²),    tril(k_ℓ^new − k_ℓ),  δ_ℓ^new − δ_ℓ   (ℓ = 1..L−1),
+
+square in x (m² + (L−1)(m(m+1)/2 + m) equations). With the integration nodes and the Gaussian
+proposals held fixed (common random numbers) the residual is a deterministic smooth function of x,
+so Newton with a forward-difference Jacobian and backtracking on ||residual|| converges
+quadratically-ish; between Newton solves each layer's proposal is moment-matched to its tilted
+y-measure (:class:`theory.deep_blocks.Proposal`), until the proposals stop moving.
+
+Integrators (``integrator="auto"``): y-integrals of dimension d = m (layer 1) or 2m (layers >= 2)
+use tensor Gauss–Hermite when φ is linear (exact once the proposal matches the Gaussian tilted
+measure; order 5, 4 or 3 for d <= 4, 6, more) or when order^d stays small (d <= 3: order 16;
+d = 4: order 10), and scrambled Sobol' replicates otherwise (8 × 2^11 points by default).
+1-D integrals: closed forms (linear, ReLU) or 40-node Gauss–Hermite (smooth bounded φ).
+
+Error estimates (delta method at the solution x*, Jacobian J of the residual, J_o of the
+observables): for each alternative rule set v (each Sobol' replicate alone; Gauss–Hermite one order
+lower; 1-D Gauss–Hermite with 3/4 of the nodes), the residual r_v and observables o_v at x* give the
+solution that rule would have found, o_v + J_o δx_v with δx_v = −J⁺ r_v. The error of an observable
+is the replicate standard error (std/√R) plus the absolute differences of the Gauss–Hermite and
+1-D variants. The free energy is stationary at x*, so its error is the spread of S_v(x*).
+
+Coexisting solutions, stability, free energy
+-------------------------------------------
+The action is not convex in depth >= 2. Integrating the conjugates and t out leaves
+log Z/N = max over kernels of Ψ(K_1..K_{L-1}) (deep_linear's variational function); a saddle point
+of S is a stationary point of Ψ, and Ψ = S there. The kernel residual G(K) − K (with t solved,
+i.e. the Schur complement of J on the t block, in kernel coordinates) equals 2·Cov·∇Ψ to first
+order with a positive definite Cov (the covariance of the layer's sufficient statistics), so
+by Sylvester's law of inertia a saddle is a local maximum of Ψ ("stable") iff all eigenvalues of
+that reduced Jacobian have negative real part — the criterion of :mod:`theory.deep_linear`, here
+within the class-symmetric subspace. Starts: prior (NNGP) kernels with t from the convex last-layer
+problem at the target T; continuation in T from high T (where the solution is near the prior);
+and ``start`` (a previous solution: warm start/continuation). Converged distinct solutions are
+reported in ``saddles`` with free energy and stability; the stable one with the largest free
+energy is selected. If none converges, ``converged`` is False and the outputs are NaN
+(never a wrong solution).
+
+References: THEORY §5; A. van Meegen and H. Sompolinsky, Nat. Commun. 16, 3354 (2025).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import math
+import time
+
+import numpy as np
+
+from theory.deep_blocks import (OneD, OutsideDomain, Proposal, Rule, block_trace, gauss_hermite_rule,
+                                layer_integral, sobol_rule, tril_pack, tril_unpack, untilted_kernels)
+from theory.deep_linear import layer_sigmas
+from theory.observables import Observables
+from theory.spec import ModelSpec, SpecError
+
+__all__ = ["DeepOptions", "DeepNonlinearSolution", "DeepNonlinearError", "solve_deep_nonlinear",
+           "deep_nonlinear_json"]
+
+
+class DeepNonlinearError(RuntimeError):
+    """Raised by :func:`solve_deep_nonlinear` with ``raise_on_failure=True`` when no solution is found."""
+
+
+@dataclass(frozen=True)
+class DeepOptions:
+    """Solver options (module docstring). ``integrator``: "auto", "gauss-hermite" or "qmc"."""
+
+    integrator: str = "auto"
+    qmc_log2n: int = 11
+    qmc_replicates: int = 8
+    nz: int = 40
+    tol: float = 1e-10
+    maxiter: int = 30
+    max_rounds: int = 8
+    proposal_tol: float | None = None  # default: 1e-9 (exact Gauss–Hermite) or 0.05
+    inflate: float | None = None  # proposal covariance inflation (default 1 GH, 1.5 QMC)
+    continuation_steps: int = 5
+    search: bool = True  # also run the continuation from high T when the direct start converged
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.integrator not in ("auto", "gauss-hermite", "qmc"):
+            raise SpecError(f"integrator must be 'auto', 'gauss-hermite' or 'qmc' (got {self.integrator!r})")
+
+
+# ----------------------------------------------------------------------------- model
+class _Model:
+    def __init__(self, spec: ModelSpec, sigmas, options: DeepOptions):
+        self.spec, self.sigmas, self.opt = spec, tuple(sigmas), options
+        self.L, self.m = len(sigmas), spec.m
+        self.sizes = np.asarray(spec.class_sizes, dtype=np.float64)
+        self.Y = np.eye(self.m)
+        self.T = spec.temperature
+        self.oned = OneD.for_nonlinearity(spec.nonlinearity, options.nz)
+        self.ntri = self.m * (self.m + 1) // 2
+        self.nt = self.m * self.m
+        self.n = self.nt + (self.L - 1) * (self.ntri + self.m)
+        self.dims = [self.m if ell == 1 else 2 * self.m for ell in range(1, self.L + 1)]
+        self.rules = [self._rule(d) for d in self.dims]
+        self.alt_rules = [self._rule(d, alt=True) for d in self.dims]
+        self.exact = self.oned.kind == "linear" and all(r.groups == 1 for r in self.rules)
+
+    def _rule(self, d, alt=False) -> Rule:
+        o = self.opt
+        if self.oned.kind == "linear" and o.integrator != "qmc":
+            order = 5 if d <= 4 else 4 if d <= 6 else 3
+            return gauss_hermite_rule(d, order - alt)
+        if o.integrator == "gauss-hermite" or (o.integrator == "auto" and d <= 4):
+            order = 16 if d <= 3 else 10 if d == 4 else 6
+            return gauss_hermite_rule(d, order - (4 if alt and d <= 3 else 2 if alt else 0))
+        return sobol_rule(d, o.qmc_log2n, o.qmc_replicates, o.seed)
+
+    def describe(self) -> str:
+        one = {"linear": "closed form", "relu": "closed form (truncated normals)"}.get(
+            self.oned.kind, f"Gauss–Hermite {self.oned.nz}")
+        return (f"1-D: {one}; y-integrals per layer: "
+                + ", ".join(f"ℓ={ell} {r.name}" for ell, r in enumerate(self.rules, start=1))
+                + "; moment-matched Gaussian proposals")
+
+    # --- parametrisation
+    def unpack(self, x):
+        t = x[:self.nt].reshape(self.m, self.m)
+        out, k = [], self.nt
+        for _ in range(self.L - 1):
+            R = tril_unpack(x[k:k + self.ntri], self.m)
+            delta = np.exp(x[k + self.ntri:k + self.ntri + self.m])
+            out.append((R, delta))
+            k += self.ntri + self.m
+        return t, out
+
+    def pack(self, t, kernels):
+        parts = [np.asarray(t, dtype=np.float64).ravel()]
+        for k, delta in kernels:
+            w, V = np.linalg.eigh(0.5 * (k + k.T))
+            R = np.linalg.cholesky((V * np.maximum(w, 0.0)) @ V.T + 1e-10 * np.eye(self.m))
+            parts += [tril_pack(R), np.log(np.maximum(delta, 1e-300))]
+        return np.concatenate(parts)
+
+    def kernel_coords(self, x):
+        """(tril k_ℓ, δ_ℓ) for all hidden layers: the coordinates the residual is written in."""
+        _, ker = self.unpack(x)
+        return np.concatenate([np.concatenate([tril_pack(R @ R.T), d]) for R, d in ker]) if ker else np.zeros(0)
+
+    # --- one evaluation
+    def evaluate(self, x, proposals, rules=None, oned=None):
+        rules = rules or self.rules
+        oned = oned or self.oned
+        t, ker = self.unpack(x)
+        L = self.L
+        res = [None] * L
+        kt = dt = None
+        for ell in range(L, 0, -1):
+            inp = ker[ell - 2] if ell >= 2 else (None, None)
+            kw = dict(R_in=inp[0], delta_in=inp[1])
+            if ell == L:
+                kw.update(t=t, sigma_a=self.spec.sigma_a)
+            else:
+                kw.update(kt=kt, dt=dt)
+            r = layer_integral(oned, self.sizes, self.sigmas[ell - 1], rules[ell - 1], proposals[ell - 1], **kw)
+            res[ell - 1] = r
+            kt, dt = r.kt_in, r.dt_in
+        top = res[-1]
+        resid = [(top.outputs + self.T * t - self.Y).ravel()]
+        action = top.log_z - float(self.sizes @ np.diag(t)) + 0.5 * self.T * float(self.sizes @ np.sum(t * t, axis=1))
+        for ell in range(1, L):
+            R, delta = ker[ell - 1]
+            k = R @ R.T
+            r = res[ell - 1]
+            resid += [tril_pack(r.k - k), r.delta - delta]
+            up = res[ell]  # conjugate K̃_ℓ comes from layer ℓ + 1
+            action += -0.5 * block_trace(up.kt_in, up.dt_in, k, delta, self.sizes) + r.log_z
+        obs = [top.outputs.ravel(), top.readout_moment.ravel()]
+        for r in res:
+            obs += [np.diag(r.k) + r.delta, r.k.ravel()]
+        return {"residual": np.concatenate(resid), "obs": np.concatenate(obs), "action": action, "layers": res}
+
+    def safe_eval(self, x, proposals, **kw):
+        try:
+            with np.errstate(all="ignore"):
+                ev = self.evaluate(x, proposals, **kw)
+        except (OutsideDomain, np.linalg.LinAlgError, FloatingPointError):
+            return None
+        if not (np.all(np.isfinite(ev["residual"])) and np.all(np.isfinite(ev["obs"]))):
+            return None
+        return ev
+
+    # --- proposals
+    def adapt(self, ev, inflate):
+        return [Proposal.from_moments(r.y_mean, r.y_cov, inflate) for r in ev["layers"]]
+
+    def initial_proposals(self, x, inflate, rounds=8):
+        props = [Proposal.standard(d) for d in self.dims]
+        for _ in range(rounds):
+            ev = self.safe_eval(x, props)
+            if ev is None:
+                return props
+            new = self.adapt(ev, inflate)
+            dist = max(a.distance(b) for a, b in zip(new, props))
+            props = new
+            if dist < 0.02:
+                break
+        return props
+
+
+# ----------------------------------------------------------------------------- Newton
+def _fd_jacobian(model, x, ev, props, idx):
+    """Forward-difference Jacobians of the residual (rows/columns ``idx``) and of the observables."""
+    r = ev["residual"][idx]
+    J = np.empty((len(idx), len(idx)))
+    Jo = np.empty((len(ev["obs"]), len(idx)))
+    for j, i in enumerate(idx):
+        h = 1e-7 * max(1.0, abs(x[i]))
+        xp = x.copy()
+        xp[i] += h
+        evp = model.safe_eval(xp, props)
+        if evp is None:
+            xp[i] -= 2 * h
+            evp = model.safe_eval(xp, props)
+            h = -h
+            if evp is None:
+                return None, None
+        J[:, j] = (evp["residual"][idx] - r) / h
+        Jo[:, j] = (evp["obs"] - ev["obs"]) / h
+    return J, Jo
+
+
+def _newton(model: _Model, x, props, active=None, tol=1e-10, maxiter=30):
+    """Newton–Broyden: forward-difference Jacobian, rank-one (good Broyden) updates after steps that
+    reduce ||r|| by half or more, a fresh Jacobian otherwise and at the solution; backtracking on
+    ||r||₂. ``active``: indices of the unknowns (and equations) solved for. Returns
+    (x, ev, J, Jo, ok, nit) with J, Jo fresh finite-difference Jacobians at the returned x."""
+    n = len(x)
+    idx = np.arange(n) if active is None else np.asarray(active)
+    ev = model.safe_eval(x, props)
+    if ev is None:
+        return x, None, None, None, False, 0
+    J, Jo = _fd_jacobian(model, x, ev, props, idx)
+    fresh = True
+    for it in range(1, maxiter + 1):
+        if J is None:
+            return x, ev, None, None, False, it
+        r = ev["residual"][idx]
+        if np.max(np.abs(r)) < tol:
+            if not fresh:
+                J, Jo = _fd_jacobian(model, x, ev, props, idx)
+            return x, ev, J, Jo, J is not None, it
+        step = np.linalg.lstsq(J, -r, rcond=None)[0]
+        nr = np.linalg.norm(r)
+        alpha, accepted = 1.0, False
+        while alpha > 1e-4:
+            xn = x.copy()
+            xn[idx] += alpha * step
+            evn = model.safe_eval(xn, props)
+            if evn is not None and np.linalg.norm(evn["residual"][idx]) < (1 - 1e-4 * alpha) * nr:
+                accepted = True
+                break
+            alpha *= 0.5
+        if not accepted:
+            if fresh:
+                ok = bool(np.max(np.abs(r)) < 1e3 * tol)
+                return x, ev, J, Jo, ok, it
+            J, Jo = _fd_jacobian(model, x, ev, props, idx)
+            fresh = True
+            continue
+        rn = evn["residual"][idx]
+        if alpha == 1.0 and np.linalg.norm(rn) < 0.5 * nr:
+            dx = xn[idx] - x[idx]
+            J = J + np.outer(rn - r - J @ dx, dx) / float(dx @ dx)
+            fresh = False
+            x, ev = xn, evn
+        else:
+            x, ev = xn, evn
+            J, Jo = _fd_jacobian(model, x, ev, props, idx)
+            fresh = True
+    ok = bool(np.max(np.abs(ev["residual"][idx])) < tol)
+    if ok and not fresh:
+        J, Jo = _fd_jacobian(model, x, ev, props, idx)
+    return x, ev, J, Jo, ok and J is not None, maxiter
+
+
+def _mix(a: Proposal, b: Proposal, w: float) -> Proposal:
+    return Proposal((1 - w) * a.mean + w * b.mean, (1 - w) * a.chol + w * b.chol)
+
+
+def _solve_at(model: _Model, x, props, log, label, rounds=None, tol=None, maxiter=None):
+    """Newton with fixed proposals, then moment-match the proposals, until they settle. When Newton
+    fails after a proposal update, the update is retried halfway (up to three times)."""
+    o = model.opt
+    inflate = o.inflate if o.inflate is not None else (1.0 if model.exact else 1.5)
+    ptol = o.proposal_tol if o.proposal_tol is not None else (1e-9 if model.exact else 0.05)
+    tol = tol if tol is not None else (o.tol if model.exact else max(o.tol, 1e-9))
+    maxiter = maxiter or o.maxiter
+    out = None
+    for rnd in range(rounds or o.max_rounds):
+        trial = props
+        for shrink in range(4 if out is not None else 1):
+            x1, ev, J, Jo, ok, nit = _newton(model, x, trial, tol=tol, maxiter=maxiter)
+            log.append(f"{label}: round {rnd}, Newton {'converged' if ok else 'FAILED'} in {nit} iterations"
+                       + (f", max|residual| {np.max(np.abs(ev['residual'])):.1e}" if ev is not None else ""))
+            if ok:
+                break
+            if out is not None:
+                trial = [_mix(a, b, 0.5) for a, b in zip(out[4], trial)]
+        if not ok:
+            return out if out is not None and rnd > 0 and out[4] is props else None
+        x, props = x1, trial
+        out = (x, ev, J, Jo, props)
+        new = model.adapt(ev, inflate)
+        dist = max(a.distance(b) for a, b in zip(new, props))
+        if dist < ptol or rounds is not None:
+            return (x, ev, J, Jo, new if rounds is not None else props)
+        props = new
+    return out if model.exact is False else None
+
+
+def _t_only(model: _Model, x, props):
+    x, ev, J, Jo, ok, _ = _newton(model, x, props, active=np.arange(model.nt), tol=1e-8, maxiter=30)
+    return x if ev is not None else None
+
+
+# ----------------------------------------------------------------------------- solution
+@dataclass(frozen=True)
+class DeepNonlinearSolution:
+    """Deep class-block mean-field solution (module docstring); same interface as
+    :class:`theory.deep_linear.DeepLinearClassSolution` (``outputs``, ``readout_moment``,
+    ``layer_observables(ell)``, ``layer_summaries()``, ``to_json()``).
+
+    ``errors``: absolute integration-error estimates in the flat observables layout of
+    :func:`validation.deep.observables_vector` (split by :meth:`layer_observables`);
+    ``x``/``proposals``: the unknowns and integration proposals, for warm starts (``start=``).
+    """
+
+    spec: ModelSpec
+    sigmas: tuple
+    converged: bool
+    t: np.ndarray
+    outputs: np.ndarray
+    readout_moment: np.ndarray
+    kernel_diagonals: tuple
+    kernel_blocks: tuple
+    conjugates: tuple  # (k̃_ℓ, δ̃_ℓ) for ℓ = 1..L−1
+    free_energy: float
+    free_energy_error: float
+    stable: bool
+    stability_eigenvalues: list
+    errors: np.ndarray
+    residual: float
+    saddles: list
+    integrator: str
+    ess_min: float
+    message: str
+    x: np.ndarray | None = None
+    proposals: list | None = None
+    log: list = field(default_factory=list)
+    time_seconds: float = 0.0
+
+    @property
+    def layers(self) -> int:
+        return len(self.sigmas)
+
+    @property
+    def error_estimate(self) -> float:
+        return float(np.max(self.errors)) if self.errors.size else 0.0
+
+    def _errors(self):
+        from validation.deep import split_vector
+
+        return split_vector(self.errors, self.spec.m, self.layers)
+
+    def layer_observables(self, ell: int) -> Observables:
+        """Observables with the activation kernel of hidden layer ``ell`` (1..L), with errors."""
+        if not (isinstance(ell, (int, np.integer)) and 1 <= ell <= self.layers):
+            raise SpecError(f"layer must be an integer in 1..{self.layers} (got {ell!r})")
+        e = self._errors()
+        errs = {"outputs": e["outputs"], "readout_moment": e["readout_moment"],
+                "kernel_diagonal": e["layers"][ell - 1]["kernel_diagonal"],
+                "kernel_blocks": e["layers"][ell - 1]["kernel_blocks"]}
+        return Observables(outputs=self.outputs, readout_moment=self.readout_moment,
+                           kernel_diagonal=np.asarray(self.kernel_diagonals[ell - 1]),
+                           kernel_blocks=np.asarray(self.kernel_blocks[ell - 1]), errors=errs)
+
+    def observables(self) -> Observables:
+        return self.layer_observables(self.layers)
+
+    def layer_summaries(self) -> list:
+        e = self._errors()
+        out = []
+        for ell in range(1, self.layers + 1):
+            o = self.layer_observables(ell)
+            out.append({"layer": ell, "kernel_diagonal": o.kernel_diagonal.tolist(),
+                        "kernel_blocks": o.kernel_blocks.tolist(),
+                        "errors": {"kernel_diagonal": e["layers"][ell - 1]["kernel_diagonal"].tolist(),
+                                   "kernel_blocks": e["layers"][ell - 1]["kernel_blocks"].tolist()}})
+        return out
+
+    def to_json(self) -> dict:
+        e = self._errors()
+        return {"layers": self.layer_summaries(), "sigmas": list(self.sigmas), "converged": self.converged,
+                "outputs": self.outputs.tolist(), "readout_moment": self.readout_moment.tolist(),
+                "t": self.t.tolist(),
+                "errors": {"outputs": e["outputs"].tolist(), "readout_moment": e["readout_moment"].tolist()},
+                "error_estimate": self.error_estimate, "free_energy": self.free_energy,
+                "free_energy_error": self.free_energy_error, "stable": self.stable,
+                "stability_eigenvalues": self.stability_eigenvalues, "residual": self.residual,
+                "saddles": self.saddles, "integrator": self.integrator, "ess_min": self.ess_min,
+                "message": self.message, "time_seconds": self.time_seconds}
+
+
+def _stability(model: _Model, x, J):
+    """Eigenvalues of the kernel map's Jacobian minus I with t solved (Schur complement), in kernel
+    coordinates (module docstring). Empty for L = 1."""
+    nt = model.nt
+    if model.L == 1 or J is None:
+        return np.zeros(0)
+    Jtt, Jtk, Jkt, Jkk = J[:nt, :nt], J[:nt, nt:], J[nt:, :nt], J[nt:, nt:]
+    red = Jkk - Jkt @ np.linalg.lstsq(Jtt, Jtk, rcond=None)[0]
+    # chain rule to kernel coordinates: M = ∂(tril k, δ)/∂(tril R, log δ)
+    base = model.kernel_coords(x)
+    M = np.empty((len(base), len(base)))
+    for j in range(len(base)):
+        h = 1e-7 * max(1.0, abs(x[nt + j]))
+        xp = x.copy()
+        xp[nt + j] += h
+        M[:, j] = (model.kernel_coords(xp) - base) / h
+    return np.linalg.eigvals(red @ np.linalg.pinv(M))
+
+
+def _errors(model: _Model, x, ev, J, Jo, props):
+    """Delta-method integration errors of the observables and of the free energy (module docstring)."""
+    Jp = np.linalg.pinv(J)
+    base, S0 = ev["obs"], ev["action"]
+    err = np.zeros_like(base)
+    serr = 0.0
+
+    def variant(rules=None, oned=None):
+        e = model.safe_eval(x, props, rules=rules, oned=oned)
+        if e is None:
+            return None, None
+        dx = -Jp @ e["residual"]
+        return e["obs"] + Jo @ dx, e["action"]
+
+    groups = max(r.groups for r in model.rules)
+    if groups > 1:
+        ests, acts = [], []
+        for g in range(groups):
+            rules = [r.group(g) if r.groups > 1 else r for r in model.rules]
+            o, a = variant(rules=rules)
+            if o is not None:
+                ests.append(o)
+                acts.append(a)
+        if len(ests) >= 2:
+            err += np.std(ests, axis=0, ddof=1) / math.sqrt(len(ests))
+            serr += float(np.std(acts, ddof=1) / math.sqrt(len(acts)))
+        else:
+            err += np.inf
+    if any(r.groups == 1 for r in model.rules):
+        rules = [a if r.groups == 1 else r for r, a in zip(model.rules, model.alt_rules)]
+        o, a = variant(rules=rules)
+        err += np.abs(o - base) if o is not None else np.inf
+        serr += abs(a - S0) if a is not None else np.inf
+    if model.oned.kind == "smooth":
+        o, a = variant(oned=model.oned.with_nz(max(8, 3 * model.oned.nz // 4)))
+        err += np.abs(o - base) if o is not None else np.inf
+        serr += abs(a - S0) if a is not None else np.inf
+    return err, serr
+
+
+def _finish(model, x, ev, J, Jo, props, label):
+    eig = _stability(model, x, J)
+    stable = bool(np.all(eig.real < 0)) if eig.size else True
+    err, serr = _errors(model, x, ev, J, Jo, props)
+    return {"x": x, "ev": ev, "J": J, "Jo": Jo, "props": props, "label": label, "eig": eig, "stable": stable,
+            "errors": err, "free_energy_error": serr}
+
+
+def _solution(model, cand, saddles, log, t0, message):
+    spec, m, L = model.spec, model.m, model.L
+    if cand is None:
+        nan = np.full((m, m), np.nan)
+        nvec = 2 * m * m + L * (m + m * m)
+        return DeepNonlinearSolution(
+            spec=spec, sigmas=model.sigmas, converged=False, t=nan, outputs=nan, readout_moment=nan,
+            kernel_diagonals=tuple(np.full(m, np.nan) for _ in range(L)), kernel_blocks=tuple(nan for _ in range(L)),
+            conjugates=(), free_energy=float("nan"), free_energy_error=float("nan"), stable=False,
+            stability_eigenvalues=[], errors=np.full(nvec, np.nan), residual=float("nan"), saddles=saddles,
+            integrator=model.describe(), ess_min=float("nan"), message=message, log=log,
+            time_seconds=time.perf_counter() - t0)
+    ev, x = cand["ev"], cand["x"]
+    t, _ = model.unpack(x)
+    layers = ev["layers"]
+    conj = tuple((layers[ell].kt_in, layers[ell].dt_in) for ell in range(1, L))
+    return DeepNonlinearSolution(
+        spec=spec, sigmas=model.sigmas, converged=True, t=t.copy(), outputs=layers[-1].outputs,
+        readout_moment=layers[-1].readout_moment,
+        kernel_diagonals=tuple(np.diag(r.k) + r.delta for r in layers), kernel_blocks=tuple(r.k for r in layers),
+        conjugates=conj, free_energy=float(ev["action"]), free_energy_error=float(cand["free_energy_error"]),
+        stable=cand["stable"], stability_eigenvalues=[[float(e.real), float(e.imag)] for e in cand["eig"]],
+        errors=cand["errors"], residual=float(np.max(np.abs(ev["residual"]))), saddles=saddles,
+        integrator=model.describe(), ess_min=float(min(r.ess for r in layers)), message=message, x=x,
+        proposals=cand["props"], log=log, time_seconds=time.perf_counter() - t0)
+
+
+def _prior_start(model: _Model, T):
+    """Prior (NNGP) kernels, t from the convex last-layer problem at these kernels."""
+    m = model.m
+    kers = untilted_kernels(model.oned, model.sizes, model.sigmas, model._rule)
+    ridge = [(k + 0.05 * float(np.mean(d)) * np.eye(m), d) for k, d in kers]
+    scale = 1.0
+    for _ in range(30):  # t inside the domain (linear and ReLU readouts have one)
+        x = model.pack(scale * np.eye(m) / (T + 1.0), ridge)
+        if model.safe_eval(x, [Proposal.standard(d) for d in model.dims]) is not None:
+            break
+        scale *= 0.5
+    return x
+
+
+def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=None,
+                         options: DeepOptions | None = None, raise_on_failure: bool = False) -> DeepNonlinearSolution:
+    """Solve the deep class-block mean-field equations (module docstring) for orthogonal class data.
+
+    ``start``: a previous :class:`DeepNonlinearSolution` (same m and L; any T or σ) used as the
+    initial point, for warm starts and continuation, or a
+    :class:`theory.deep_linear.DeepLinearClassSolution` (its t and kernels as the initial point). Returns the selected saddle point (stable,
+    largest free energy), all converged ones in ``saddles``; ``converged=False`` (NaN outputs) if
+    none was found, or :class:`DeepNonlinearError` with ``raise_on_failure``.
+    """
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"spec must be a ModelSpec (got {type(spec).__name__})")
+    if spec.inputs is not None:
+        raise SpecError("solve_deep_nonlinear needs orthogonal class-structured data (inputs=None)")
+    sig = layer_sigmas(spec, layers, sigmas)
+    opt = options or DeepOptions()
+    t0 = time.perf_counter()
+    model = _Model(spec, sig, opt)
+    inflate = opt.inflate if opt.inflate is not None else (1.0 if model.exact else 1.5)
+    log: list = []
+    cands = []
+
+    def attempt(x, props, label):
+        if props is None:
+            props = model.initial_proposals(x, inflate)
+        out = _solve_at(model, x, props, log, label)
+        if out is not None:
+            cands.append(_finish(model, *out, label))
+        return out
+
+    direct_ok = False
+    if start is not None:
+        from theory.deep_linear import DeepLinearClassSolution
+
+        if isinstance(start, DeepLinearClassSolution) and len(start.sigmas) == model.L and start.spec.m == model.m:
+            x_start = model.pack(np.diag(start.tau), [(start.blocks[ell], np.full(model.m, start.alphas[ell]))
+                                                      for ell in range(model.L - 1)])
+            direct_ok = attempt(x_start, None, "start from the deep linear solution") is not None
+        elif isinstance(start, DeepNonlinearSolution) and start.x is not None and start.layers == model.L \
+                and start.spec.m == model.m:
+            direct_ok = attempt(start.x.copy(), start.proposals, "warm start") is not None
+        else:
+            raise SpecError("start must be a converged DeepNonlinearSolution or a DeepLinearClassSolution with the "
+                            "same number of classes and layers")
+    if not direct_ok:
+        x0 = _prior_start(model, spec.temperature)
+        props = model.initial_proposals(x0, inflate)
+        x1 = _t_only(model, x0, props)
+        if x1 is not None:
+            direct_ok = attempt(x1, None, "prior kernels") is not None
+    def continuation(Ts, label):
+        """Follow the solution along temperatures ``Ts`` (ending at the target T), from prior kernels."""
+        sub = _Model(spec.replace(temperature=float(Ts[0])), sig, opt)
+        x = _prior_start(sub, float(Ts[0]))
+        props = sub.initial_proposals(x, inflate)
+        x = _t_only(sub, x, props)
+        if x is None:
+            return
+        for Tk in Ts[:-1]:  # intermediate steps: one proposal round, loose tolerance
+            out = _solve_at(_Model(spec.replace(temperature=float(Tk)), sig, opt), x, props, log,
+                            f"{label} T={Tk:.4g}", rounds=1, tol=1e-6, maxiter=15)
+            if out is None:
+                return
+            x, props = out[0], out[4]
+        attempt(x, props, label)
+
+    T = spec.temperature
+    if not direct_ok or (opt.search and model.L >= 2):
+        Ts = np.geomspace(max(2.0, 8.0 * T), max(T, 1e-3), opt.continuation_steps)
+        continuation(np.append(Ts, T) if T < 1e-3 else Ts, "continuation from high T")
+    if opt.search and model.L >= 2 and T > 0:
+        continuation(np.geomspace(T / 16.0, T, max(3, opt.continuation_steps // 2)), "continuation from low T")
+    # deduplicate
+    uniq = []
+    for c in cands:
+        if all(np.max(np.abs(c["ev"]["obs"] - u["ev"]["obs"])) > 1e-3 + 10 * np.max(c["errors"]) for u in uniq):
+            uniq.append(c)
+    saddles = [{"free_energy": float(c["ev"]["action"]), "free_energy_error": float(c["free_energy_error"]),
+                "stable": c["stable"], "found_by": c["label"],
+                "max_stability_eigenvalue": float(np.max(c["eig"].real)) if c["eig"].size else None,
+                "outputs": c["ev"]["layers"][-1].outputs.tolist(), "selected": False} for c in uniq]
+    if not uniq:
+        msg = "no solution found (direct start and continuation in T failed); see log"
+        if raise_on_failure:
+            raise DeepNonlinearError(msg + "\n" + "\n".join(log))
+        return _solution(model, None, saddles, log, t0, msg)
+    best = max(range(len(uniq)), key=lambda i: (uniq[i]["stable"], uniq[i]["ev"]["action"]))
+    saddles[best]["selected"] = True
+    msg = (f"converged; {len(uniq)} distinct saddle point(s) found, selected: "
+           f"{'stable' if uniq[best]['stable'] else 'UNSTABLE (no stable one found)'}, largest free energy")
+    return _solution(model, uniq[best], saddles, log, t0, msg)
+
+
+def deep_nonlinear_json(spec: ModelSpec, layers: int, sigmas=None, options: DeepOptions | None = None) -> dict:
+    """JSON block for ``codingschemes solve --layers L`` with a nonlinear φ (orthogonal data)."""
+    sol = solve_deep_nonlinear(spec, layers, sigmas, options=options)
+    out = sol.to_json()
+    out["method"] = "deep class-block mean-field solver (solvers.deep_nonlinear)"
+    return out
+
