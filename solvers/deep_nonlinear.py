@@ -298,7 +298,7 @@ def _solve_at(model: _Model, x, props, log, label, rounds=None, tol=None, maxite
     inflate = o.inflate if o.inflate is not None else (1.0 if model.exact else 1.5)
     ptol = o.proposal_tol if o.proposal_tol is not None else (1e-9 if model.exact else 0.05)
     tol = tol if tol is not None else (o.tol if model.exact else max(o.tol, 1e-9))
-    maxiter = maxiter or o.maxiter
+    maxiter = o.maxiter if maxiter is None else maxiter
     out = None
     for rnd in range(rounds or o.max_rounds):
         trial = props
@@ -356,7 +356,8 @@ class DeepNonlinearSolution:
     residual: float
     saddles: list
     integrator: str
-    ess_min: float
+    error_sources: dict
+    ess_min: float | None  # smallest Kish ESS fraction of the Sobol' (importance-sampled) layers
     message: str
     x: np.ndarray | None = None
     proposals: list | None = None
@@ -411,35 +412,118 @@ class DeepNonlinearSolution:
                 "error_estimate": self.error_estimate, "free_energy": self.free_energy,
                 "free_energy_error": self.free_energy_error, "stable": self.stable,
                 "stability_eigenvalues": self.stability_eigenvalues, "residual": self.residual,
-                "saddles": self.saddles, "integrator": self.integrator, "ess_min": self.ess_min,
+                "saddles": self.saddles, "integrator": self.integrator, "error_sources": self.error_sources,
+                "ess_min": self.ess_min,
                 "message": self.message, "time_seconds": self.time_seconds}
 
 
-def _stability(model: _Model, x, J):
-    """Eigenvalues of the kernel map's Jacobian minus I with t solved (Schur complement), in kernel
-    coordinates (module docstring). Empty for L = 1."""
-    nt = model.nt
-    if model.L == 1 or J is None:
+def _full_point(model: _Model, x, ev):
+    """The saddle point in the coordinates of the action S: z = (t, then per hidden layer
+    triu k̃_ℓ, δ̃_ℓ) and kz = (per hidden layer triu k_ℓ, δ_ℓ)."""
+    t, ker = model.unpack(x)
+    iu = np.triu_indices(model.m)
+    conj = [np.concatenate([ev["layers"][ell].kt_in[iu], ev["layers"][ell].dt_in]) for ell in range(1, model.L)]
+    kz = [np.concatenate([(R @ R.T)[iu], d]) for R, d in ker]
+    return np.concatenate([t.ravel()] + conj), np.concatenate(kz)
+
+
+def _action_gradient(model: _Model, cz, kz, props):
+    """∇S in (cz, kz) (module docstring of theory.deep_blocks; symmetric matrices by their upper
+    triangle, so off-diagonal derivatives count twice): every layer takes its tilt from cz and its
+    input kernel from kz, so S is evaluated away from the stationarity relations.
+
+        ∂S/∂t_cr = P_c (f + T t − Y)_cr,
+        ∂S/∂k̃_cd = ½ [P_c P_d (k^new − k)_cd + δ_cd P_c (δ^new − δ)_c],  ∂S/∂δ̃_c = ½ P_c (k^new − k + δ^new − δ)_cc,
+        ∂S/∂k_cd = ½ [P_c P_d (k̃^in − k̃)_cd + δ_cd P_c (δ̃^in − δ̃)_c],   ∂S/∂δ_c = ½ P_c (k̃^in − k̃ + δ̃^in − δ̃)_cc,
+
+    with (k^new, δ^new) layer ℓ's kernel and (k̃^in, δ̃^in) the conjugate layer ℓ + 1 returns for its
+    input."""
+    m, L, P = model.m, model.L, model.sizes
+    iu = np.triu_indices(m)
+    nu = len(iu[0])
+    twice = np.where(iu[0] == iu[1], 1.0, 2.0)
+
+    def sym(v):
+        A = np.zeros((m, m))
+        A[iu] = v
+        return A + np.triu(A, 1).T
+
+    t = cz[:model.nt].reshape(m, m)
+    conj, kers = [], []
+    for ell in range(L - 1):
+        c = cz[model.nt + ell * (nu + m):model.nt + (ell + 1) * (nu + m)]
+        conj.append((sym(c[:nu]), c[nu:]))
+        k = kz[ell * (nu + m):(ell + 1) * (nu + m)]
+        kers.append((sym(k[:nu]), k[nu:]))
+    res = []
+    for ell in range(1, L + 1):
+        kw = {}
+        if ell >= 2:
+            k, d = kers[ell - 2]
+            kw.update(R_in=np.linalg.cholesky(k), delta_in=d)
+        if ell == L:
+            kw.update(t=t, sigma_a=model.spec.sigma_a)
+        else:
+            kw.update(kt=conj[ell - 1][0], dt=conj[ell - 1][1])
+        res.append(layer_integral(model.oned, P, model.sigmas[ell - 1], model.rules[ell - 1], props[ell - 1], **kw))
+    PP = np.outer(P, P)
+    gc = [(P[:, None] * (res[-1].outputs + model.T * t - model.Y)).ravel()]
+    gk = []
+    for ell in range(L - 1):
+        k, d = kers[ell]
+        kt, dt = conj[ell]
+        lay, up = res[ell], res[ell + 1]
+        dk, dd = lay.k - k, lay.delta - d
+        gc += [0.5 * (PP * dk + np.diag(P * dd))[iu] * twice, 0.5 * P * (np.diag(dk) + dd)]
+        ek, ed = up.kt_in - kt, up.dt_in - dt
+        gk += [0.5 * (PP * ek + np.diag(P * ed))[iu] * twice, 0.5 * P * (np.diag(ek) + ed)]
+    return np.concatenate(gc), np.concatenate(gk)
+
+
+def _stability(model: _Model, x, ev, props):
+    """Eigenvalues of ∇²Ψ = S_KK − S_KC S_CC⁻¹ S_CK (Hessian of the action S in the kernels K and the
+    conjugates/field C = (t, K̃), by forward differences of :func:`_action_gradient`). Ψ(K) =
+    min_C S is log Z/N's variational function (module docstring); the saddle is stable iff all are
+    negative. Empty for L = 1 (convex dual)."""
+    if model.L == 1:
         return np.zeros(0)
-    Jtt, Jtk, Jkt, Jkk = J[:nt, :nt], J[:nt, nt:], J[nt:, :nt], J[nt:, nt:]
-    red = Jkk - Jkt @ np.linalg.lstsq(Jtt, Jtk, rcond=None)[0]
-    # chain rule to kernel coordinates: M = ∂(tril k, δ)/∂(tril R, log δ)
-    base = model.kernel_coords(x)
-    M = np.empty((len(base), len(base)))
-    for j in range(len(base)):
-        h = 1e-7 * max(1.0, abs(x[nt + j]))
-        xp = x.copy()
-        xp[nt + j] += h
-        M[:, j] = (model.kernel_coords(xp) - base) / h
-    return np.linalg.eigvals(red @ np.linalg.pinv(M))
+    cz, kz = _full_point(model, x, ev)
+    z0 = np.concatenate([cz, kz])
+    nc = len(cz)
+
+    def grad(z):
+        return np.concatenate(_action_gradient(model, z[:nc], z[nc:], props))
+
+    try:
+        with np.errstate(all="ignore"):
+            g0 = grad(z0)
+            H = np.empty((len(z0), len(z0)))
+            for j in range(len(z0)):
+                h = 1e-6 * max(1.0, abs(z0[j]))
+                zp = z0.copy()
+                zp[j] += h
+                H[:, j] = (grad(zp) - g0) / h
+    except (OutsideDomain, np.linalg.LinAlgError):
+        return np.array([np.nan])
+    H = 0.5 * (H + H.T)
+    Hcc, Hck, Hkk = H[:nc, :nc], H[:nc, nc:], H[nc:, nc:]
+    schur = Hkk - Hck.T @ np.linalg.lstsq(Hcc, Hck, rcond=None)[0]
+    ev = np.linalg.eigvalsh(0.5 * (schur + schur.T))
+    if np.any(model.sizes == 1):
+        # a class with P_c = 1 has no within-class pair: k_cc and δ_c (and k̃_cc, δ̃_c) only enter through
+        # their sum, a flat (gauge) direction of S; drop its (numerically zero) eigenvalue
+        ev = ev[np.abs(ev) > 1e-6 * np.max(np.abs(ev))]
+    return ev
 
 
 def _errors(model: _Model, x, ev, J, Jo, props):
-    """Delta-method integration errors of the observables and of the free energy (module docstring)."""
+    """Delta-method integration errors of the observables and of the free energy (module docstring),
+    and the largest observable error per source."""
     Jp = np.linalg.pinv(J)
     base, S0 = ev["obs"], ev["action"]
     err = np.zeros_like(base)
     serr = 0.0
+    sources = {}
 
     def variant(rules=None, oned=None):
         e = model.safe_eval(x, props, rules=rules, oned=oned)
@@ -458,28 +542,34 @@ def _errors(model: _Model, x, ev, J, Jo, props):
                 ests.append(o)
                 acts.append(a)
         if len(ests) >= 2:
-            err += np.std(ests, axis=0, ddof=1) / math.sqrt(len(ests))
+            e = np.std(ests, axis=0, ddof=1) / math.sqrt(len(ests))
             serr += float(np.std(acts, ddof=1) / math.sqrt(len(acts)))
         else:
-            err += np.inf
+            e = np.full_like(base, np.inf)
+        err += e
+        sources["qmc replicates"] = float(np.max(e))
     if any(r.groups == 1 for r in model.rules):
         rules = [a if r.groups == 1 else r for r, a in zip(model.rules, model.alt_rules)]
         o, a = variant(rules=rules)
-        err += np.abs(o - base) if o is not None else np.inf
+        e = np.abs(o - base) if o is not None else np.full_like(base, np.inf)
+        err += e
         serr += abs(a - S0) if a is not None else np.inf
+        sources["gauss-hermite order"] = float(np.max(e))
     if model.oned.kind == "smooth":
         o, a = variant(oned=model.oned.with_nz(max(8, 3 * model.oned.nz // 4)))
-        err += np.abs(o - base) if o is not None else np.inf
+        e = np.abs(o - base) if o is not None else np.full_like(base, np.inf)
+        err += e
         serr += abs(a - S0) if a is not None else np.inf
-    return err, serr
+        sources["1-d gauss-hermite"] = float(np.max(e))
+    return err, serr, sources
 
 
 def _finish(model, x, ev, J, Jo, props, label):
-    eig = _stability(model, x, J)
-    stable = bool(np.all(eig.real < 0)) if eig.size else True
-    err, serr = _errors(model, x, ev, J, Jo, props)
+    eig = _stability(model, x, ev, props)
+    stable = bool(np.all(eig < 0)) if eig.size else True
+    err, serr, sources = _errors(model, x, ev, J, Jo, props)
     return {"x": x, "ev": ev, "J": J, "Jo": Jo, "props": props, "label": label, "eig": eig, "stable": stable,
-            "errors": err, "free_energy_error": serr}
+            "errors": err, "free_energy_error": serr, "error_sources": sources}
 
 
 def _solution(model, cand, saddles, log, t0, message):
@@ -492,7 +582,7 @@ def _solution(model, cand, saddles, log, t0, message):
             kernel_diagonals=tuple(np.full(m, np.nan) for _ in range(L)), kernel_blocks=tuple(nan for _ in range(L)),
             conjugates=(), free_energy=float("nan"), free_energy_error=float("nan"), stable=False,
             stability_eigenvalues=[], errors=np.full(nvec, np.nan), residual=float("nan"), saddles=saddles,
-            integrator=model.describe(), ess_min=float("nan"), message=message, log=log,
+            integrator=model.describe(), error_sources={}, ess_min=None, message=message, log=log,
             time_seconds=time.perf_counter() - t0)
     ev, x = cand["ev"], cand["x"]
     t, _ = model.unpack(x)
@@ -503,9 +593,11 @@ def _solution(model, cand, saddles, log, t0, message):
         readout_moment=layers[-1].readout_moment,
         kernel_diagonals=tuple(np.diag(r.k) + r.delta for r in layers), kernel_blocks=tuple(r.k for r in layers),
         conjugates=conj, free_energy=float(ev["action"]), free_energy_error=float(cand["free_energy_error"]),
-        stable=cand["stable"], stability_eigenvalues=[[float(e.real), float(e.imag)] for e in cand["eig"]],
+        stable=cand["stable"], stability_eigenvalues=[float(e) for e in cand["eig"]],
         errors=cand["errors"], residual=float(np.max(np.abs(ev["residual"]))), saddles=saddles,
-        integrator=model.describe(), ess_min=float(min(r.ess for r in layers)), message=message, x=x,
+        integrator=model.describe(), error_sources=cand["error_sources"],
+        ess_min=min((r.ess for r, rule in zip(layers, model.rules) if rule.groups > 1), default=None),
+        message=message, x=x,
         proposals=cand["props"], log=log, time_seconds=time.perf_counter() - t0)
 
 
@@ -602,7 +694,7 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
             uniq.append(c)
     saddles = [{"free_energy": float(c["ev"]["action"]), "free_energy_error": float(c["free_energy_error"]),
                 "stable": c["stable"], "found_by": c["label"],
-                "max_stability_eigenvalue": float(np.max(c["eig"].real)) if c["eig"].size else None,
+                "max_stability_eigenvalue": float(np.max(c["eig"])) if c["eig"].size else None,
                 "outputs": c["ev"]["layers"][-1].outputs.tolist(), "selected": False} for c in uniq]
     if not uniq:
         msg = "no solution found (direct start and continuation in T failed); see log"

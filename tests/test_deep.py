@@ -296,8 +296,8 @@ def test_validate_deep_report_schema():
     assert np.shape(rep["theory"]["layers"][0]["kernel_diagonal"]) == (3,)
     assert set(rep["per_width"][0]["code_fractions"][0]) <= {format(k, "03b") for k in range(8)}
     assert isinstance(rep["passed"], bool) and "single width" in rep["comparison"]
-    with pytest.raises(SpecError, match="nonlinearity must be 'linear'"):
-        validate_deep(spec.replace(nonlinearity="relu"), layers=2)
+    with pytest.raises(SpecError, match="kinks"):  # nonlinear φ use solvers.deep_nonlinear: linear, relu, smooth
+        validate_deep(spec.replace(nonlinearity="Abs(h)"), layers=2)
 
 
 @pytest.mark.slow

@@ -50,7 +50,8 @@ the strongly active neurons (pattern norm > 4 × median: the code carriers of a 
 the bulk separately.
 
 Theory against sampling: :func:`validate_deep` (deep linear closed form of
-:mod:`theory.deep_linear`, layer by layer, single width or 1/N extrapolation).
+:mod:`theory.deep_linear`, or the class-block solver :mod:`solvers.deep_nonlinear` for nonlinear φ,
+layer by layer, single width or 1/N extrapolation).
 """
 from __future__ import annotations
 
@@ -570,15 +571,19 @@ def _json_block(v, m, layers, errors=None) -> dict:
 
 def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int = 2, sweeps: int = 600,
                   burn: int = 150, seed: int = 0, sigmas=None, step_size: float = 0.1) -> dict:
-    """Deep linear theory (:func:`theory.deep_linear.solve_deep_linear_classes`) against sampled deep
-    networks (orthogonal class data, random prior starts, :func:`run_deep_chain`), layer by layer.
+    """Deep theory against sampled deep networks (orthogonal class data, random prior starts,
+    :func:`run_deep_chain`), layer by layer: the deep linear closed form
+    (:func:`theory.deep_linear.solve_deep_linear_classes`) for linear φ, the class-block solver
+    :func:`solvers.deep_nonlinear.solve_deep_nonlinear` otherwise (its integration-error
+    estimate ε is added to the allowance: 4 ε, or in quadrature to the intercept error).
 
     One width: passed if every observable (f, U, each layer's kernel class diagonal and blocks) is
     within 4 MCSE + c·max(1, |theory|)·P/N (c = :data:`C_P_OVER_N`). Two or more widths: each
     observable is fitted by a + b/N (:func:`validation.compare.extrapolate`) and passes if the
     intercept's z-score is below 4. Either way all split-R̂ must be below 1.1. JSON-ready dict with
-    "theory" and "sampling" in the ``"layers"`` schema, per-layer code fractions per width, and
-    the comparison made.
+    "theory" and "sampling" in the ``"layers"`` schema, per-layer code fractions per width, the
+    comparison made and, per observable, the z-scores ("z", flat layout of
+    :func:`observables_vector`).
     """
     from theory.deep_linear import solve_deep_linear_classes
 
@@ -586,16 +591,21 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
 
     if spec.inputs is not None:
         raise SpecError("validate_deep samples orthogonal class-structured data (inputs=None)")
-    if spec.nonlinearity != "linear":
-        raise SpecError(f"validate_deep compares with the deep linear theory: nonlinearity must be 'linear' "
-                        f"(got {spec.nonlinearity!r}); sample other φ with run_deep_chain")
     if chains < 2:
         raise ValueError(f"chains must be >= 2 for R-hat (got {chains})")
     widths = [int(w) for w in widths]
     if not widths or min(widths) < 1:
         raise ValueError(f"widths must be integers >= 1 (got {widths})")
-    theory = solve_deep_linear_classes(spec, layers, sigmas)
-    tv = _theory_vector(theory, layers)
+    if spec.nonlinearity == "linear":
+        theory = solve_deep_linear_classes(spec, layers, sigmas)
+        tv = _theory_vector(theory, layers)
+        terr = np.zeros_like(tv)
+    else:
+        from solvers.deep_nonlinear import solve_deep_nonlinear
+
+        theory = solve_deep_nonlinear(spec, layers, sigmas, raise_on_failure=True)
+        tv = _theory_vector(theory, layers)
+        terr = np.asarray(theory.errors, dtype=np.float64)
     m = spec.m
     runs = []
     for N in widths:
@@ -609,13 +619,13 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
                      "step_size": float(np.mean([r["step_size"] for r in res]))})
     if len(widths) >= 2:
         a, sa, _, _ = extrapolate(widths, [r["mean"] for r in runs], [r["mcse"] for r in runs])
-        z = np.abs(a - tv) / np.maximum(sa, 1e-12)
+        z = np.abs(a - tv) / np.maximum(np.hypot(sa, terr), 1e-12)
         ok = bool(np.all(z < 4.0))
         est, err = a, sa
         comparison = f"1/N extrapolation over N = {widths}: intercept z-scores < 4"
     else:
         r = runs[0]
-        allowed = 4 * r["mcse"] + C_P_OVER_N * np.maximum(1.0, np.abs(tv)) * spec.P / widths[0]
+        allowed = 4 * r["mcse"] + 4 * terr + C_P_OVER_N * np.maximum(1.0, np.abs(tv)) * spec.P / widths[0]
         ok = bool(np.all(np.abs(r["mean"] - tv) <= allowed))
         est, err = r["mean"], r["mcse"]
         z = np.abs(est - tv) / np.maximum(err, 1e-12)
@@ -628,4 +638,4 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
                            "code_fractions": r["codes"], "acceptance": r["acceptance"], "step_size": r["step_size"],
                            "rhat_max": r["rhat_max"]} for r in runs],
             "comparison": "equilibrium, chains started from the prior: " + comparison,
-            "z_max": float(np.max(z)), "rhat_max": rhat, "passed": ok and rhat < 1.1}
+            "z_max": float(np.max(z)), "z": z.tolist(), "rhat_max": rhat, "passed": ok and rhat < 1.1}
