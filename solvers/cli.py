@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plot", action="store_true", help="do not write the figure")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--layers", type=int, default=1,
-                   help="hidden layers L (default 1); L >= 2 is solved for linear networks only so far")
+                   help="hidden layers L (default 1); L >= 2: deep linear closed form for linear, the class-block "
+                        "deep solver (solvers.deep_nonlinear) for relu and smooth bounded φ (normcdf, erf, tanh)")
 
     v = sub.add_parser("validate", help="compare sampled finite networks with the theory")
     v.add_argument("--class-sizes", default="8,4,4", help="comma-separated class sizes (default 8,4,4)")
@@ -93,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", default="codingschemes_out", help="folder for the PNG report")
     v.add_argument("--quiet", action="store_true", help="no progress on stderr")
     v.add_argument("--layers", type=int, default=1,
-                   help="hidden layers L (default 1); L >= 2: deep linear networks against the deep "
-                        "linear theory, layer by layer")
+                   help="hidden layers L (default 1); L >= 2: deep networks against the deep theory (linear "
+                        "closed form, or solvers.deep_nonlinear for relu and smooth bounded φ), layer by layer")
     add_continue_parser(sub)
     add_phase_parser(sub)
     add_generalize_parser(sub)
@@ -127,28 +128,39 @@ def _table(results) -> str:
 
 
 def _check_layers(layers: int, specs) -> None:
+    """L >= 2: linear φ (closed form) or a φ the deep class-block solver handles (relu, kink-free bounded)."""
+    from theory.deep_blocks import OneD
+
     if layers < 1:
         raise SpecError(f"layers must be an integer >= 1 (got {layers})")
-    bad = [s.nonlinearity for s in specs if s.nonlinearity != "linear"]
-    if layers > 1 and bad:
-        raise SpecError(f"layers = {layers} >= 2 is solved for nonlinearity 'linear' only so far (got {bad}); "
-                        "the deep nonlinear theory (THEORY §5) is not implemented yet")
+    if layers > 1:
+        for s in specs:
+            if s.nonlinearity != "linear":
+                OneD.for_nonlinearity(s.nonlinearity)  # raises SpecError for unsupported φ
 
 
 def _solve_deep(args, specs) -> int:
-    """``solve --layers L``: the deep linear closed form (:mod:`theory.deep_linear`), JSON with "layers"."""
+    """``solve --layers L``: the deep linear closed form (:mod:`theory.deep_linear`) for linear φ, the deep
+    class-block solver (:mod:`solvers.deep_nonlinear`) otherwise; JSON with "layers"."""
     from theory.deep_linear import solve_deep_json
+    from solvers.deep_nonlinear import deep_nonlinear_json
 
     _check_layers(args.layers, specs)
-    objs = [{**s.to_dict(), "layers_count": args.layers, **solve_deep_json(s, args.layers)} for s in specs]
+    objs = []
+    for s in specs:
+        if not args.quiet and s.nonlinearity != "linear":
+            print(f"[{s.nonlinearity}] solving L = {args.layers} (class-block deep solver)...", file=sys.stderr)
+        block = (solve_deep_json if s.nonlinearity == "linear" else deep_nonlinear_json)(s, args.layers)
+        objs.append({**s.to_dict(), "layers_count": args.layers, **block})
     if args.format == "json":
         print(json.dumps(objs[0] if len(objs) == 1 else {"solutions": objs}, indent=2))
     else:
         for o in objs:
-            print(f"{o['nonlinearity']}, L = {args.layers}: f = {json.dumps(o['outputs'])}")
+            conv = "" if o.get("converged", True) else "  NOT CONVERGED: " + o.get("message", "")
+            print(f"{o['nonlinearity']}, L = {args.layers}: f = {json.dumps(o['outputs'])}{conv}")
             for layer in o["layers"]:
                 print(f"  layer {layer['layer']}: kernel diagonal {json.dumps(layer['kernel_diagonal'])}")
-    return 0
+    return 0 if all(o.get("converged", True) for o in objs) else 1
 
 
 def _solve(args) -> int:

@@ -93,12 +93,13 @@ def test_validate_lazy_scaling_compares_with_the_gp(capsys, tmp_path):
 
 def test_solve_layers_gives_per_layer_kernels(capsys):
     """``solve --layers 2`` (linear): a "layers" list with each layer's class-indexed kernel;
-    nonlinear L >= 2 is refused with exit code 2 (the physics is tested in tests/test_deep.py)."""
+    a φ the deep solvers do not handle is refused with exit code 2 (the physics is tested in
+    tests/test_deep.py and tests/test_deep_nonlinear.py)."""
     assert main(["solve", "--nonlinearity", "linear", "--class-sizes", "4,2,2", "--layers", "2",
                  "--format", "json", "--no-plot", "--quiet"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [layer["layer"] for layer in out["layers"]] == [1, 2]
     for layer in out["layers"]:
         assert len(layer["kernel_diagonal"]) == 3 and len(layer["kernel_blocks"]) == 3
-    assert main(["solve", "--nonlinearity", "relu", "--layers", "2", "--quiet", "--no-plot"]) == 2
-    assert "linear" in capsys.readouterr().err
+    assert main(["solve", "--nonlinearity", "Abs(h)", "--layers", "2", "--quiet", "--no-plot"]) == 2
+    assert "kinks" in capsys.readouterr().err
