@@ -91,7 +91,7 @@ from theory.spec import ModelSpec, SpecError
 DOMAIN_MARGIN = 0.98
 
 __all__ = ["GeneralOptions", "GeneralSolution", "TestPrediction", "solve_general", "domain_lower_bound",
-           "EllipticalSliceChains"]
+           "EllipticalSliceChains", "starting_field", "is_homogeneous"]
 
 
 @dataclass(frozen=True)
@@ -770,6 +770,44 @@ def _initial_field(spec, K0, L, nl, rng):
     return t
 
 
+def _start(spec, opt, t, L, nl, rng):
+    """Chains and burn-in at the starting field; for linear-growth φ the field is scaled until the
+    domain bound (refined from the burned-in samples) is q(t0) ≤ 1/2. Returns (sampler, t0, bank, nb)."""
+    betas = np.geomspace(opt.beta_min, 1.0, opt.tempering) if opt.tempering > 1 else None
+    sampler = EllipticalSliceChains(L, spec.nonlinearity, spec.sigma_a, opt.chains, rng, betas=betas)
+    sampler.set_field(t)
+    nb = max(opt.sweeps, 20)
+    r_dim = L.shape[1]
+    bank = np.zeros((0, r_dim))  # directions of large q (refined samples): witnesses for the domain check
+    for _ in range(4):  # burn-in at t0
+        Zb = sampler.run(nb, opt.keep, nb // 2).reshape(-1, r_dim)
+        sampler.adapt(Zb)
+        if not nl.linear_growth:
+            break
+        qb, dirs = domain_lower_bound(t, L, nl.slope_pos, nl.slope_neg, spec.sigma_a, rng, starts=16,
+                                      directions=np.concatenate([Zb, bank]), top=64, return_directions=True)
+        bank = dirs[:64]
+        if qb <= 0.5:
+            sampler.set_components(_condensate_components(bank, L, t, nl))
+            break
+        t = t * np.sqrt(0.5 / qb)  # q is homogeneous of degree 2 in t
+        sampler.Z = np.random.default_rng(rng.integers(2**63)).standard_normal(sampler.Z.shape)
+        sampler.reset_reference()
+        sampler.set_field(t)
+    return sampler, t, bank, nb
+
+
+def starting_field(spec: ModelSpec, options: GeneralOptions | None = None) -> np.ndarray:
+    """The field t0 (P × m) at which :func:`solve_general` starts its first round (GP-like field,
+    scaled into the domain as in :func:`_start`)."""
+    opt = options or GeneralOptions()
+    rng = np.random.default_rng(opt.seed)
+    nl = get_nonlinearity(spec.nonlinearity)
+    K0 = spec.input_kernel()
+    L = _prior_factor(K0, spec.sigma_w)
+    return _start(spec, opt, _initial_field(spec, K0, L, nl, rng), L, nl, rng)[1]
+
+
 def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progress=None,
                   initial_field: np.ndarray | None = None) -> GeneralSolution:
     """Solve f = E_t[aφ(h)] = Y − T t on the inputs of ``spec`` (any φ, THEORY §2).
@@ -797,27 +835,8 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
         t = np.array(initial_field, dtype=np.float64)
         if t.shape != (P, m) or not np.all(np.isfinite(t)):
             raise SpecError(f"initial_field must be a finite array of shape (P, m) = ({P}, {m}) (got {t.shape})")
-    betas = np.geomspace(opt.beta_min, 1.0, opt.tempering) if opt.tempering > 1 else None
-    sampler = EllipticalSliceChains(L, spec.nonlinearity, spec.sigma_a, opt.chains, rng, betas=betas)
-    sampler.set_field(t)
-    nb = max(opt.sweeps, 20)
+    sampler, t, bank, nb = _start(spec, opt, t, L, nl, rng)
     r_dim = L.shape[1]
-    bank = np.zeros((0, r_dim))  # directions of large q (refined samples): witnesses for the domain check
-    for _ in range(4):  # initial burn-in at t0; for linear-growth φ, t0 is scaled until q(t0) <= 1/2
-        Zb = sampler.run(nb, opt.keep, nb // 2).reshape(-1, r_dim)
-        sampler.adapt(Zb)
-        if not nl.linear_growth:
-            break
-        qb, dirs = domain_lower_bound(t, L, nl.slope_pos, nl.slope_neg, spec.sigma_a, rng, starts=16,
-                                      directions=np.concatenate([Zb, bank]), top=64, return_directions=True)
-        bank = dirs[:64]
-        if qb <= 0.5:
-            sampler.set_components(_condensate_components(bank, L, t, nl))
-            break
-        t = t * np.sqrt(0.5 / qb)  # q is homogeneous of degree 2 in t
-        sampler.Z = np.random.default_rng(rng.integers(2**63)).standard_normal(sampler.Z.shape)
-        sampler.reset_reference()
-        sampler.set_field(t)
     sampler.run(nb, 1, nb - 1)
     G = opt.groups
     sweeps = opt.sweeps

@@ -71,3 +71,41 @@ def test_errors():
         GeneralOptions(chains=20, groups=16)
     with pytest.raises(SpecError, match="final_sweeps"):
         GeneralOptions(sweeps=100, final_sweeps=50)
+
+
+def _digits_spec(nl, per_class, T):
+    from theory.datasets import load_digits_dataset
+    ds = load_digits_dataset((0, 1, 2), train_per_class=per_class, test_per_class=5, seed=0)
+    return ds.spec(nl, 1.0, 1.0, T)
+
+
+def test_relu_start_is_inside_the_domain_on_digits():
+    """ReLU, digits P = 300: the old domain bound (alternating sign patterns) certified q(t0) <= 1/2
+    for a start with q(t0) = 1.04, where the chains escape to infinity after a few hundred sweeps.
+    The start is now scaled with the ascent-refined bound: chains at t0 stay inside, and the bound
+    refined from their samples certifies a margin."""
+    from solvers.general_data import EllipticalSliceChains, _direction_quotients, _prior_factor, starting_field
+    from theory.nonlinearities import get_nonlinearity
+    spec = _digits_spec("relu", 100, 0.5)
+    t0 = starting_field(spec, GeneralOptions(chains=64, seed=0))
+    L = _prior_factor(spec.input_kernel(), 1.0)
+    nl = get_nonlinearity("relu")
+    chains = EllipticalSliceChains(L, "relu", 1.0, 64, np.random.default_rng(1))
+    chains.set_field(t0)
+    qmax = []
+    for _ in range(4):
+        Z = chains.run(200, 20, 0).reshape(-1, L.shape[1])
+        chains.adapt(Z)
+        qmax.append(_direction_quotients(Z, L, t0, nl, 1.0).max())
+    assert max(qmax) < 0.9, qmax
+    # ascent from the sampled directions (the old start t0 gives 1.04 here: outside the domain)
+    assert domain_lower_bound(t0, L, 1.0, 0.0, 1.0, directions=Z, top=64) < 0.9
+
+
+def test_no_vacuous_convergence():
+    """Convergence needs the MCSE below f_tol, not only the residual within its (large) noise."""
+    spec = _digits_spec("relu", 10, 0.5)
+    sol = solve_general(spec, GeneralOptions(seed=0, chains=32, sweeps=20, final_sweeps=20, max_sweeps=20,
+                                             keep=10, max_rounds=3, f_tol=1e-6))
+    assert not sol.converged
+    assert "MCSE" in sol.message
