@@ -84,8 +84,9 @@ class DeepOptions:
     proposal_tol: float | None = None  # default: 1e-9 (exact Gauss–Hermite) or 0.05
     inflate: float | None = None  # proposal covariance inflation (default 1 GH, 1.5 QMC)
     continuation_steps: int = 5
-    search: bool = True  # also run the continuation from high T when the direct start converged
+    search: bool = True  # also run the continuations from high and low T when the direct start converged
     seed: int = 0
+    code_neurons: int = 8000  # neurons drawn from each layer's measure for the code fractions (0: none)
 
     def __post_init__(self):
         if self.integrator not in ("auto", "gauss-hermite", "qmc"):
@@ -182,6 +183,24 @@ class _Model:
         for r in res:
             obs += [np.diag(r.k) + r.delta, r.k.ravel()]
         return {"residual": np.concatenate(resid), "obs": np.concatenate(obs), "action": action, "layers": res}
+
+    def patterns(self, x, ev, proposals, neurons, seed=0):
+        """[(neurons × m) class-mean activations of layer ℓ] for ℓ = 1..L, neurons drawn from each layer's
+        single-neuron measure at the solution (tilts and input kernels as in :meth:`evaluate`)."""
+        t, ker = self.unpack(x)
+        rng = np.random.default_rng(seed)
+        out = []
+        for ell in range(1, self.L + 1):
+            kw = {}
+            if ell >= 2:
+                kw.update(R_in=ker[ell - 2][0], delta_in=ker[ell - 2][1])
+            if ell == self.L:
+                kw.update(t=t, sigma_a=self.spec.sigma_a)
+            else:
+                kw.update(kt=ev["layers"][ell].kt_in, dt=ev["layers"][ell].dt_in)
+            out.append(layer_integral(self.oned, self.sizes, self.sigmas[ell - 1], self.rules[ell - 1],
+                                      proposals[ell - 1], neurons=neurons, rng=rng, **kw))
+        return out
 
     def safe_eval(self, x, proposals, **kw):
         try:
@@ -336,7 +355,11 @@ class DeepNonlinearSolution:
 
     ``errors``: absolute integration-error estimates in the flat observables layout of
     :func:`validation.deep.observables_vector` (split by :meth:`layer_observables`);
-    ``x``/``proposals``: the unknowns and integration proposals, for warm starts (``start=``).
+    ``x``/``proposals``: the unknowns and integration proposals, for warm starts (``start=``);
+    ``code_fractions``: per layer, the fraction of neurons per code (the code rule of
+    :func:`validation.observables.neuron_codes` applied to class-mean activations of
+    ``options.code_neurons`` neurons drawn from the layer's single-neuron measure; statistical
+    error about √(f(1−f)/n)).
     """
 
     spec: ModelSpec
@@ -359,6 +382,7 @@ class DeepNonlinearSolution:
     error_sources: dict
     ess_min: float | None  # smallest Kish ESS fraction of the Sobol' (importance-sampled) layers
     message: str
+    code_fractions: list = field(default_factory=list)  # per layer {code: fraction} (theory neurons)
     x: np.ndarray | None = None
     proposals: list | None = None
     log: list = field(default_factory=list)
@@ -401,6 +425,8 @@ class DeepNonlinearSolution:
                         "kernel_blocks": o.kernel_blocks.tolist(),
                         "errors": {"kernel_diagonal": e["layers"][ell - 1]["kernel_diagonal"].tolist(),
                                    "kernel_blocks": e["layers"][ell - 1]["kernel_blocks"].tolist()}})
+            if self.code_fractions:
+                out[-1]["code_fractions"] = self.code_fractions[ell - 1]
         return out
 
     def to_json(self) -> dict:
@@ -586,6 +612,16 @@ def _solution(model, cand, saddles, log, t0, message):
             time_seconds=time.perf_counter() - t0)
     ev, x = cand["ev"], cand["x"]
     t, _ = model.unpack(x)
+    codes = []
+    if model.opt.code_neurons > 0:
+        from validation.observables import code_fractions, neuron_codes
+
+        try:
+            with np.errstate(all="ignore"):
+                pats = model.patterns(x, ev, cand["props"], model.opt.code_neurons, seed=model.opt.seed)
+            codes = [code_fractions(neuron_codes(pt), m) for pt in pats]
+        except (OutsideDomain, ValueError, np.linalg.LinAlgError):
+            codes = []
     layers = ev["layers"]
     conj = tuple((layers[ell].kt_in, layers[ell].dt_in) for ell in range(1, L))
     return DeepNonlinearSolution(
@@ -594,7 +630,7 @@ def _solution(model, cand, saddles, log, t0, message):
         kernel_diagonals=tuple(np.diag(r.k) + r.delta for r in layers), kernel_blocks=tuple(r.k for r in layers),
         conjugates=conj, free_energy=float(ev["action"]), free_energy_error=float(cand["free_energy_error"]),
         stable=cand["stable"], stability_eigenvalues=[float(e) for e in cand["eig"]],
-        errors=cand["errors"], residual=float(np.max(np.abs(ev["residual"]))), saddles=saddles,
+        errors=cand["errors"], residual=float(np.max(np.abs(ev["residual"]))), saddles=saddles, code_fractions=codes,
         integrator=model.describe(), error_sources=cand["error_sources"],
         ess_min=min((r.ess for r, rule in zip(layers, model.rules) if rule.groups > 1), default=None),
         message=message, x=x,

@@ -179,3 +179,26 @@ def test_two_layer_nonlinear_agrees_with_sampled_networks(name):
     rep = validate_deep(spec, layers=2, widths=(400,), chains=4, sweeps=700, burn=150, step_size=0.1)
     assert rep["rhat_max"] < 1.1
     assert rep["passed"], rep["z_max"]
+
+
+@pytest.mark.parametrize("name", ["normcdf", "relu"])
+def test_theory_neurons_reproduce_the_kernel_and_give_code_fractions(name):
+    """Neurons drawn from each layer's single-neuron measure (for the code fractions): their class-mean
+    activations v have E[v_c v_d] = k_cd + δ_cd δ_c / P_c (mean of P_c conditionally independent
+    inputs), within Monte Carlo error; code fractions sum to 1."""
+    from solvers.deep_nonlinear import _Model
+
+    spec = ModelSpec(nonlinearity=name, class_sizes=(3, 2), temperature=0.5)
+    sol = solve_deep_nonlinear(spec, 2, options=DeepOptions(search=False, code_neurons=2000))
+    model = _Model(spec, sol.sigmas, DeepOptions())
+    ev = model.evaluate(sol.x, sol.proposals)
+    n = 40000
+    for ell, v in enumerate(model.patterns(sol.x, ev, sol.proposals, n, seed=1), start=1):
+        o = sol.layer_observables(ell)
+        delta = o.kernel_diagonal - np.diag(o.kernel_blocks)
+        expect = o.kernel_blocks + np.diag(delta / np.asarray(spec.class_sizes))
+        prod = v[:, :, None] * v[:, None, :]
+        got, se = prod.mean(axis=0), prod.std(axis=0) / np.sqrt(n)
+        assert np.all(np.abs(got - expect) <= 5 * se + 3 * o.errors["kernel_blocks"] + 1e-4), (ell, got, expect)
+        assert sum(sol.code_fractions[ell - 1].values()) == pytest.approx(1.0)
+    assert "code_fractions" in sol.to_json()["layers"][0]

@@ -422,11 +422,14 @@ class LayerResult:
 
 
 def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal: Proposal, *, R_in=None, delta_in=None,
-                   t=None, sigma_a=None, kt=None, dt=None) -> LayerResult:
+                   t=None, sigma_a=None, kt=None, dt=None, neurons: int = 0, rng=None):
     """One layer's y-integral (module docstring).
 
     Input kernel: ``R_in`` (k = R Rᵀ) and ``delta_in`` (m,), or both None for K_0 = I (layer 1).
     Tilt: readout (``t`` (m, m) rows t_c, ``sigma_a``) or hidden (``kt`` = k̃ ⪰ 0, ``dt`` = δ̃).
+    Returns a :class:`LayerResult`; with ``neurons`` > 0 instead the class-mean activations
+    (neurons × m) of that many neurons drawn from the layer's single-neuron measure
+    (:func:`_sample_patterns`).
     """
     P = np.asarray(sizes, dtype=np.float64)
     m = len(P)
@@ -474,6 +477,8 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal: Propos
         raise OutsideDomain("non-finite importance weight in the y-integral")
     log_z = float(logsumexp(lw))
     p = np.exp(lw - log_z)
+    if neurons:
+        return _sample_patterns(oned, P, p, xi, u, s, dtilt, ez, ez2, neurons, rng)
     ess = float(1.0 / np.sum(p * p) / len(p))
     k = (m1 * p[:, None]).T @ m1
     delta = p @ m2 - np.diag(k)
@@ -491,6 +496,53 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal: Propos
         U = (a * p[:, None]).T @ a
     return LayerResult(log_z, 0.5 * (k + k.T), delta, None if kt_in is None else 0.5 * (kt_in + kt_in.T), dt_in,
                        f, U, y_mean, y_cov, ess)
+
+
+@numba.njit(cache=True)
+def _inverse_cdf(cdf, grid, r, out):
+    """out[i, j] = grid value where the row cdf[i] (non-decreasing, last entry 1) reaches r[i, j]
+    (linear interpolation between grid nodes)."""
+    n, G = cdf.shape
+    for i in range(n):
+        for j in range(r.shape[1]):
+            lo, hi = 0, G - 1
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if cdf[i, mid] < r[i, j]:
+                    lo = mid
+                else:
+                    hi = mid
+            span = cdf[i, hi] - cdf[i, lo]
+            w = (r[i, j] - cdf[i, lo]) / span if span > 0 else 0.0
+            out[i, j] = grid[i, lo] + min(max(w, 0.0), 1.0) * (grid[i, hi] - grid[i, lo])
+
+
+def _sample_patterns(oned, P, p, xi, u, s, dtilt, ez, ez2, neurons, rng, n_grid=801):
+    """Class-mean activations of ``neurons`` neurons from the tilted single-neuron measure: nodes y
+    resampled with their normalised weights p, then for each class c the P_c within-class
+    variables z_μ drawn from the 1-D tilted law ∝ N(z) e^{u_c φ + ½ δ̃_c φ²} by inverse CDF on a
+    grid of ``n_grid`` points spanning E_1 z ± 10 sd (and at least ±6)."""
+    rng = rng if rng is not None else np.random.default_rng(0)
+    idx = rng.choice(len(p), size=neurons, p=p / p.sum())
+    phi = (lambda h: h) if oned.kind == "linear" else (lambda h: np.maximum(h, 0.0)) if oned.kind == "relu" \
+        else get_nonlinearity(oned.name)
+    m = len(P)
+    out = np.empty((neurons, m))
+    for c in range(m):  # m classes (a handful); everything inside is vectorised over neurons and draws
+        mu = ez[idx, c]
+        sd = np.sqrt(np.maximum(ez2[idx, c] - mu * mu, 1e-6))
+        half = np.maximum(10.0 * sd, 6.0)
+        grid = mu[:, None] + half[:, None] * np.linspace(-1.0, 1.0, n_grid)[None, :]
+        h = xi[idx, c][:, None] + s[c] * grid
+        ph = np.asarray(phi(h), dtype=np.float64)
+        logd = -0.5 * grid * grid + u[idx, c][:, None] * ph + 0.5 * dtilt[c] * ph * ph
+        dens = np.exp(logd - logd.max(axis=1, keepdims=True))
+        cdf = np.concatenate([np.zeros((neurons, 1)), np.cumsum(0.5 * (dens[:, 1:] + dens[:, :-1]), axis=1)], axis=1)
+        cdf /= cdf[:, -1:]
+        z = np.empty((neurons, int(P[c])))
+        _inverse_cdf(np.ascontiguousarray(cdf), np.ascontiguousarray(grid), rng.random((neurons, int(P[c]))), z)
+        out[:, c] = np.mean(np.asarray(phi(xi[idx, c][:, None] + s[c] * z), dtype=np.float64), axis=1)
+    return out
 
 
 def untilted_kernels(oned: OneD, sizes, sigmas, rule_for) -> list:
