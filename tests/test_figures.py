@@ -11,7 +11,8 @@ from figures.gallery import SCRIPTS, run_all
 from solvers.cli_figures import add_figures_parser, run_figures
 
 EXPECTED = {"fig_lazy_vs_rich.png", "fig_coding_schemes.png", "fig_readout_distributions.png", "fig_drift.png",
-            "fig_phase_normcdf.png", "fig_generalization.png"}
+            "fig_phase_normcdf.png", "fig_generalization.png", "fig_deep_layers_linear.png",
+            "fig_deep_layers_normcdf.png", "fig_deep_layers_relu.png", "fig_deep_lazy_vs_rich.png", "fig_deep_drift.png"}
 MAX_BYTES = 150_000
 
 
