@@ -50,6 +50,32 @@ Numerics:
   (d = rank K0, q_t(u) = σ_a²||tᵀφ(Lu)||²); see :class:`_Features`. The surrogate then holds
   the exact barrier q_t(u_i) < 1 along every sampled direction, and the weights carry no
   radial noise.
+* **Domain.** For φ with linear growth Φ(t) < ∞ needs q(t) = sup_u σ_a²||tᵀφ∞(Lu)||² < 1. q is a
+  maximum over exponentially many sign patterns; :func:`domain_lower_bound` refines candidates
+  (sampled directions of large q, kept in a bank) by projected gradient ascent. (The earlier
+  sign-pattern alternation alone certified q ≤ 0.5 for the ReLU start on digits, P = 300, whose
+  true q is ≥ 1.04: the chains escaped to infinity after ~1000 sweeps and every round was biased.)
+* **Condensate (ReLU-type φ, α₊ ≠ α₋).** At the finite-P solution the domain constraint is
+  active: for K0 = I the reduced solver gives 1 − q(t*) ≈ 1e-7 (P = 90) and 1e-5 (P = 300),
+  T = 0.5. A vanishing fraction of neurons with |h| → ∞ along the maximising directions u_j
+  carries an O(1) share of f (THEORY §4, "outliers"); no sampler resolves it. The solve is
+  therefore the constrained problem min G(t) s.t. q(t) ≤ ``Q_CAP`` with KKT conditions
+  f̂_bulk + T t − Y + Σ_j μ_j ∇q_j = 0, μ_j ≥ 0, ∇q_j = 2σ_a² v_j v_jᵀ t, v_j = φ(Lu_j):
+  each Newton step is the QP with the near-active directions (q_j ≥ ``Q_ACTIVE``) linearised
+  (solved through its k-dimensional dual by NNLS), the line search keeps every banked
+  direction below the cap (q_j is a convex quadratic in t), and directions the ascent finds
+  above the cap after a step are added as cuts (cutting plane; the step is halved). The
+  multipliers of the directions on the boundary (q_j ≥ ``Q_ON``, NNLS fit of the residual)
+  give the condensate masses λ_j = 2μ_j: K gains Σ_j λ_j v_j v_jᵀ, U and f(x*) follow from K
+  (for a test input the condensate neuron has h* → A h, so K(x*, x_μ) gains
+  λ_j φ(A L u_j) v_jμ). Q_CAP < 1 keeps the sampled bulk away from the singular directions; the
+  cost is an O(1 − Q_CAP) shift of t along the constraint normals (measured: f to 5e-4, U to
+  1% against the reduced solver at K0 = I, P = 90).
+* **Condensate proposals.** For φ = α₊h₊ + α₋h₋ the tilt is an exact quadratic on each sign-
+  pattern cone, so p_t is there the Gaussian N(0, (I − σ_a² A_D A_Dᵀ)⁻¹), A_D = LᵀDt.
+  Independence Metropolis–Hastings moves with a mixture of these Gaussians (patterns of the
+  banked directions) and the adapted reference let chains jump into and out of the
+  near-boundary cones (:meth:`EllipticalSliceChains.independence_step`).
 * **Tempering** (``tempering`` > 1 levels, β geometric from ``beta_min`` to 1): replica
   exchange between chains on p_{t,β}(h) ∝ N(h; 0, σ_1²K0) e^{β ℓ_t(h)}; only β = 1 is used.
 * **Convergence.** ``converged`` needs, in one round with at least ``final_sweeps`` sweeps:
@@ -68,9 +94,23 @@ f(x*) = E_t[a φ(h*)] = E_t[b(h) g*(h)] with g*(h) = E[φ(h*) | h] in closed for
 (:func:`theory.general.gaussian_phi_mean`); the posterior-averaged kernel on test inputs
 E_t[φ(h*)φ(h*')] draws h* given each sampled h.
 
-Limits: multimodal p_t (sigmoids at small T, symmetry breaking, THEORY §4) mixes slowly
-between modes; the group-based MCSE reflects disagreement between chains but cannot see a
-mode no chain visits. The large-P branch form of THEORY §4 is not used here.
+Limits (measured on digits, classes 0–2, σ_w = σ_a = 1):
+
+* ReLU, P = 300, T = 0.5 does not converge in 25 rounds (z ≈ 5–20). The set of directions with
+  q near the cap is large (8 or more sign patterns enter the condensate, against one per class
+  for K0 = I); chains that approach the many near-maximal directions carry weights
+  d/(1 − q) ≈ 10²·d, so the bulk estimate turns non-stationary (split-R̂ 1.5–2.5) and the
+  cutting plane keeps adding directions. A cap of 0.98 instead of 0.995 reaches z = 5.4 with
+  R̂ = 1.06 in 25 rounds.
+* erf does not converge on digits even at T = 0.5 (P = 90): the residual grows from 13 to
+  ≈ 60 over 25 rounds while the steps are throttled by the importance-weight trust region
+  (α = 1/32–1/128). The sampled f at each new field differs from the surrogate's prediction by
+  far more than its MCSE: the tilted measure is multimodal (sign patterns aligned with t),
+  the chains discover new modes between rounds, and the surrogate built on the old sample
+  cannot anticipate them. Tempering (8 levels, swap acceptance 0.7–0.99) did not change this.
+* The group MCSE reflects disagreement between chains but cannot see a mode no chain visits;
+  the split-R̂ criterion catches drift within a round only. The large-P branch form of
+  THEORY §4 is not used here.
 """
 from __future__ import annotations
 
@@ -80,6 +120,7 @@ import time
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
+from scipy.optimize import nnls
 from scipy.sparse.linalg import LinearOperator, cg
 
 from theory.general import gaussian_phi_mean, input_kernels, test_conditional
@@ -89,6 +130,11 @@ from theory.spec import ModelSpec, SpecError
 
 #: steps are rejected when the lower bound on q(t) reaches this (Φ(t) = ∞ for q(t) ≥ 1)
 DOMAIN_MARGIN = 0.98
+#: condensate (homogeneous φ): directions with q_j(t) ≥ Q_ACTIVE enter the Newton step as
+#: linearised constraints q_j ≤ Q_CAP; their multipliers are the condensate masses
+Q_ACTIVE, Q_CAP = 0.95, 0.995
+#: directions with q_j(t) ≥ Q_ON count as on the boundary (non-zero condensate multiplier allowed)
+Q_ON = 0.99
 
 __all__ = ["GeneralOptions", "GeneralSolution", "TestPrediction", "solve_general", "domain_lower_bound",
            "EllipticalSliceChains", "starting_field", "is_homogeneous"]
@@ -594,6 +640,14 @@ class GeneralSolution:
     _t_sampled: np.ndarray | None = field(default=None, repr=False)
     _deltas: np.ndarray | None = field(default=None, repr=False)  # (groups, P, m)
     _groups: int = 16
+    # condensate (homogeneous φ with the domain constraint active): unit directions u_j in the
+    # sampler's z coordinates (k × r), masses λ_j = 2μ_j with K gaining Σ_j λ_j φ(Lu_j)φ(Lu_j)ᵀ
+    condensate_directions: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    condensate_masses: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    condensate_masses_error: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    _cond_h: np.ndarray | None = field(default=None, repr=False)  # L u_j (k × P)
+    _cond_mu: np.ndarray | None = field(default=None, repr=False)  # μ per group (G × k)
+
 
     @property
     def P(self) -> int:
@@ -624,6 +678,9 @@ class GeneralSolution:
             gs, e = gaussian_phi_mean(spec.nonlinearity, Hs @ A.T, v[None, :])
             qerr = max(qerr, e)
             Kx = gs.T @ Phi / Hs.shape[0]  # E_t[φ(h*) φ(h)ᵀ] from this group
+            if self._cond_h is not None and len(self._cond_h):
+                # condensate neurons: |h| → ∞ along L u_j, so h* → A h (φ positively homogeneous)
+                Kx = Kx + (phi(self._cond_h @ A.T).T * (2.0 * self._cond_mu[g])) @ phi(self._cond_h)
             means.append(sa2 * Kx @ (self._t_sampled + self._deltas[g]))
             kerns.append(Kx)
         means = np.array(means)
@@ -751,6 +808,34 @@ def _condensate_components(bank, L, t, nl, max_components: int = 16):
     return out
 
 
+def _active_directions(bank, L, t, nl, sa2, q_active: float, max_active: int = 8):
+    """Unit directions u_j of ``bank`` with q_j(t) = σ_a²||tᵀφ(Lu_j)||² ≥ ``q_active``, one per sign
+    pattern (largest q first, at most ``max_active``): (U (k × r), V = φ(L U) (k × P), q (k,))."""
+    if len(bank) == 0:
+        return np.zeros((0, L.shape[1])), np.zeros((0, L.shape[0])), np.zeros(0)
+    U = bank / np.maximum(np.linalg.norm(bank, axis=1, keepdims=True), 1e-300)
+    X = U @ L.T
+    V = np.where(X > 0, nl.slope_pos, nl.slope_neg) * X
+    q = sa2 * np.sum((V @ t) ** 2, axis=1)
+    order = np.argsort(q)[::-1]
+    order = order[q[order] >= q_active]
+    _, first = np.unique(X[order] > 0, axis=0, return_index=True)
+    keep = order[np.sort(first)][:max_active]
+    return U[keep], V[keep], q[keep]
+
+
+def _constraint_gradients(V, t, sa2):
+    """∇_t q_j = 2σ_a² v_j (v_jᵀ t), flattened (k × P·m) in the index order of t.ravel()."""
+    return (2.0 * sa2 * V[:, :, None] * (V @ t)[:, None, :]).reshape(V.shape[0], t.size)
+
+
+def _condensate_multipliers(A, r):
+    """μ = argmin_{μ ≥ 0} ||r + Aᵀμ||² (non-negative least squares; A is k × n, r is n)."""
+    if A.shape[0] == 0:
+        return np.zeros(0)
+    return nnls(A.T, -r.ravel())[0]
+
+
 def _initial_field(spec, K0, L, nl, rng):
     """GP-like start t = α (σ_a² K_prior + T I)⁻¹ Y, α ≤ 1 keeping the mean prior tilt ≤ m/2 and
     q(t) ≤ 1/2 (linear-growth φ)."""
@@ -847,13 +932,40 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
     # homogeneous φ: the surrogate holds the exact barrier along sampled directions; the refined
     # bound only guards unsampled ones, so it may approach 1 (the solution can lie close to it)
     margin = 1.0 - 1e-3 if radial else DOMAIN_MARGIN
+    # homogeneous φ with a kink (ReLU): the domain constraint q(t) ≤ 1 is active at the solution
+    # (condensate, module docstring); linear φ keeps a smooth barrier and an interior solution
+    constrained = radial and not np.isclose(nl.slope_pos, nl.slope_neg)
+
+    def _constrained_step(newton, g, delta, bank, tt):
+        """QP step min ½ΔᵀHΔ + gᵀΔ s.t. q_j(t) + ∇q_jᵀΔ ≤ Q_CAP for the near-active directions,
+        by its dual min_{μ≥0} ½μᵀMμ − μᵀ(AΔ₀ − b), M = A H⁻¹ Aᵀ (k ≤ 8), then
+        Δ = Δ₀ − H⁻¹Aᵀμ (Δ₀ the unconstrained Newton step, b_j = Q_CAP − q_j)."""
+        _, V, qa = _active_directions(bank, L, tt, nl, sa2, Q_ACTIVE)
+        if len(qa) == 0:
+            return delta
+        A = _constraint_gradients(V, tt, sa2)
+        HiA = np.array([-newton(a.reshape(tt.shape)).ravel() for a in A])  # H⁻¹ a_j (k solves)
+        M = A @ HiA.T
+        M = 0.5 * (M + M.T) + 1e-12 * max(float(np.trace(M)), 1e-300) * np.eye(len(qa))
+        y = A @ delta.ravel() - (Q_CAP - qa)  # b_j < 0 pushes a direction above the cap back
+        Rc = np.linalg.cholesky(M).T  # M = Rcᵀ Rc: ½μᵀMμ − μᵀy = ½||Rc μ − Rc⁻ᵀ y||² + const
+        mu = nnls(Rc, np.linalg.solve(Rc.T, y))[0]
+        return delta - (HiA.T @ mu).reshape(tt.shape)
 
     def residuals(feats, t):
+        """KKT residual r̂ = f̂_bulk + T t − Y + Σ_j μ_j ∇q_j (μ from NNLS over the directions at
+        the cap; none unless ``constrained``), its group MCSE, rms z, and (U, V, μ) of the condensate."""
         Phig = _by_group(feats.phi(t), opt.keep, G)  # per-group residuals for the MCSE
         fg = sa2 * np.einsum("gsp,gsq->gpq", Phig, Phig @ t) / Phig.shape[1]
         r = fg.mean(axis=0) + T * t - Y
         se = _group_mcse(fg)
-        return r, se, float(np.sqrt(np.mean((r / np.maximum(se, 1e-300)) ** 2)))
+        cond = (np.zeros((0, r_dim)), np.zeros((0, P)), np.zeros(0))
+        if constrained:
+            Ua, Va, _ = _active_directions(bank, L, t, nl, sa2, Q_ON)
+            mu = _condensate_multipliers(_constraint_gradients(Va, t, sa2), r)
+            r = r + (_constraint_gradients(Va, t, sa2).T @ mu).reshape(r.shape)
+            cond = (Ua, Va, mu)
+        return r, se, float(np.sqrt(np.mean((r / np.maximum(se, 1e-300)) ** 2))), cond
 
     for rnd in range(1, opt.max_rounds + 1):
         sampler.t = t
@@ -892,11 +1004,13 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
         H = Zs @ L.T  # keep × C × P
         feats = _Features(Zflat, L, nl, sa2, radial)
         S = Zflat.shape[0]
-        r, se, z_rms = residuals(feats, t)
+        r, se, z_rms, cond = residuals(feats, t)
         rhat = _split_rhat(feats.log_tilt(t).reshape(opt.keep, -1))
-        last_good = (t.copy(), Zs, H, feats, r, se, z_rms, rhat)
+        last_good = (t.copy(), Zs, H, feats, r, se, z_rms, rhat, cond)
         info = {"round": rnd, "samples": S, "sweeps": sweeps, "residual": float(np.max(np.abs(r))),
                 "mcse": float(np.max(se)), "z_rms": z_rms, "rhat": rhat}
+        if constrained:
+            info["condensate"] = np.round(2.0 * cond[2], 4).tolist()
         if nl.linear_growth:
             info["q_sampled"], info["q_bound"] = float(qs.max()), qb
             info["jump_acceptance"] = sampler.indep_accepted / max(sampler.indep_tried, 1)
@@ -932,7 +1046,10 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
             Phi_t = feats.phi(tt)
             f_w, B = feats.stats(Phi_t, w, tt)
             g = f_w + T * tt - Y
-            delta = _newton_solver(Phi_t, w, B, f_w, sa2, T)(g)
+            newton = _newton_solver(Phi_t, w, B, f_w, sa2, T)
+            delta = newton(g)
+            if constrained:
+                delta = _constrained_step(newton, g, delta, bank, tt)
             slope = float(np.sum(g * delta))
             if slope >= 0:
                 break
@@ -946,9 +1063,12 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
                     limit = "ess"
                 elif vn > val + 1e-4 * alpha * slope:
                     limit = "armijo"
-                elif nl.linear_growth and domain_lower_bound(tn, L, nl.slope_pos, nl.slope_neg, spec.sigma_a, rng,
-                                                             starts=0, iters=0, directions=bank, top=16,
-                                                             ascent=60) >= margin:
+                elif constrained and np.max(_direction_quotients(bank, L, tn, nl, sa2)) > max(
+                        Q_CAP, float(np.max(_direction_quotients(bank, L, tt, nl, sa2)))) + 1e-9:
+                    limit = "cuts"  # the known condensate directions: q_j(t') ≤ Q_CAP exactly
+                elif not constrained and nl.linear_growth and domain_lower_bound(
+                        tn, L, nl.slope_pos, nl.slope_neg, spec.sigma_a, rng, starts=0, iters=0, directions=bank,
+                        top=16, ascent=60) >= margin:
                     limit = "domain"
                 else:
                     accepted = True
@@ -960,6 +1080,20 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
             steps += 1
             if alpha < 1.0 or -slope < 1e-12:
                 break
+        if constrained and steps:
+            # cutting plane: directions of q > Q_CAP at the new field (ascent from the cuts and the
+            # sample) join the bank; the step is halved until none is found
+            for _ in range(8):
+                qn, dn = domain_lower_bound(tt, L, nl.slope_pos, nl.slope_neg, spec.sigma_a, rng, starts=0,
+                                            iters=0, directions=np.concatenate([bank, Zflat]), top=32,
+                                            ascent=100, return_directions=True)
+                bank = np.concatenate([dn[:16], bank])[:256]
+                if qn <= margin:
+                    break
+                tt = t + 0.5 * (tt - t)
+                limit = "cut added"
+            else:
+                tt = t
         sampler.adapt(Zflat)
         info.update(newton_steps=steps, step=float(np.max(np.abs(tt - t))), alpha=alpha, limited_by=limit)
         log.append(info)
@@ -976,11 +1110,11 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
         if nl.linear_growth and np.max(_direction_quotients(Zs.reshape(-1, r_dim), L, t, nl, sa2)) >= 1.0:
             if last_good is None:
                 raise RuntimeError("solve_general: no round sampled inside the domain q(t) < 1")
-            t, Zs, H, feats, r, se, z_rms, rhat = last_good
+            t, Zs, H, feats, r, se, z_rms, rhat, cond = last_good
         else:
             H = Zs @ L.T
             feats = _Features(Zs.reshape(-1, r_dim), L, nl, sa2, radial)
-            r, se, z_rms = residuals(feats, t)
+            r, se, z_rms, cond = residuals(feats, t)
             rhat = _split_rhat(feats.log_tilt(t).reshape(opt.keep, -1))
         message = message or (f"no convergence in {opt.max_rounds} rounds: rms residual/MCSE {z_rms:.2f} "
                               f"(tolerance {opt.z_tol}), max MCSE {float(np.max(se)):.2g} (target {opt.f_tol}), "
@@ -993,17 +1127,22 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
     Phig = _by_group(Phi, opt.keep, G)
     Sg = Phig.shape[1]
     newton_step = _newton_solver(Phi, w, B_all, f_all, sa2, T)
-    deltas, fs, Ks, Us = [], [], [], []
+    Ucond, Vcond, _ = cond
+    Acond = _constraint_gradients(Vcond, t, sa2)
+    deltas, fs, Ks, Us, mus = [], [], [], [], []
     for g in range(G):  # loop over the few chain groups only
         Pg = Phig[g]
         Bg = sa2 * (Pg @ t)
         fgv = Pg.T @ Bg / Sg
         rg = fgv + T * t - Y
+        mug = _condensate_multipliers(Acond, rg)  # condensate masses 2μ_j of this group
+        mus.append(mug)
+        rg = rg + (Acond.T @ mug).reshape(rg.shape)
         dg = newton_step(rg)
         deltas.append(dg)
         tg = t + dg
         fs.append(Y - T * tg)
-        Kg = Pg.T @ Pg / Sg
+        Kg = Pg.T @ Pg / Sg + (Vcond.T * (2.0 * mug)) @ Vcond
         Ks.append(Kg)
         Us.append(sa2 * np.eye(m) + sa2**2 * tg.T @ Kg @ tg)
     fs, Ks, Us = np.array(fs), np.array(Ks), np.array(Us)
@@ -1019,7 +1158,10 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
         z_rms=z_rms, rhat=rhat,
         converged=converged, rounds=len(log), samples_per_round=int(S), time_seconds=time.perf_counter() - start,
         log=log, message=message or f"converged: rms residual/MCSE {z_rms:.2f} <= {opt.z_tol}",
-        _H=H, _t_sampled=t, _deltas=np.array(deltas), _groups=G)
+        _H=H, _t_sampled=t, _deltas=np.array(deltas), _groups=G,
+        condensate_directions=Ucond, condensate_masses=2.0 * np.array(mus).mean(axis=0),
+        condensate_masses_error=_group_mcse(2.0 * np.array(mus)) if len(Ucond) else np.zeros(0),
+        _cond_h=Ucond @ L.T, _cond_mu=np.array(mus))
     return sol
 
 

@@ -109,3 +109,21 @@ def test_no_vacuous_convergence():
                                              keep=10, max_rounds=3, f_tol=1e-6))
     assert not sol.converged
     assert "MCSE" in sol.message
+
+
+@pytest.mark.slow
+def test_relu_condensate_reproduces_orthogonal_solver_at_p90():
+    """K0 = I, ReLU, T = 0.5, 30 inputs per class: the exact finite-P solution sits at
+    1 − q(t) ≈ 1e-7 (a condensate along one direction per class). Without the domain constraint
+    the solver stalled at the boundary with f_cc ≈ 0.83 and U_cc ≈ 4.4; with it, f and U agree
+    with the reduced solver (U to 1%: the constraint is applied at q ≤ Q_CAP < 1)."""
+    sizes = (30, 30, 30)
+    spec0 = ModelSpec(nonlinearity="relu", temperature=0.5, class_sizes=sizes)
+    ref = solve(spec0)
+    P = spec0.P
+    sol = solve_general(spec0.replace(inputs=np.sqrt(P) * np.eye(P)), GeneralOptions(seed=0))
+    assert sol.converged, sol.message
+    f = sol.class_outputs()
+    assert np.all(np.abs(np.diag(f) - np.diag(ref.outputs)) <= 4 * sol.outputs_error.max() + 2e-3)
+    assert np.allclose(np.diag(sol.readout_moment), np.diag(ref.readout_moment), rtol=0.02)
+    assert len(sol.condensate_masses) >= 3 and np.sum(sol.condensate_masses > 0.5) == 3
