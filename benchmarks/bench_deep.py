@@ -28,7 +28,13 @@ one per core).
    solvers :func:`theory.linear.linear_class_closed_form` and :func:`theory.linear.solve_linear`.
    Median of repeated solves.
 
-Run: python benchmarks/bench_deep.py [--width 500] [--rounds 20] [--quick]
+3. Nonlinear solve table (m = 3, classes 4,2,2, T = 0.5, the sampling-validation regime):
+   :func:`solvers.deep_nonlinear.solve_deep_nonlinear` (class-block reduction, Gauss–Hermite / Sobol'
+   y-integrals, continuation and saddle search on) for L = 1, 2, 3, next to the one-layer solver
+   :func:`solvers.solve.solve`, for normcdf and relu; one solve each (they take seconds to minutes),
+   with the solver's own integration-error estimate. ``--no-nonlinear`` skips it.
+
+Run: python benchmarks/bench_deep.py [--width 500] [--rounds 20] [--quick] [--no-nonlinear]
 Measured (2-core machine shared with other jobs, load average 4-6, one BLAS thread): see the
 report of the commit that added this file; rerun for your machine.
 """
@@ -129,11 +135,32 @@ def solve_table(rounds: int):
     return rows
 
 
+def nonlinear_solve_table(names=("normcdf", "relu"), layers=(1, 2, 3)):
+    from solvers.deep_nonlinear import solve_deep_nonlinear
+    from solvers.solve import solve
+
+    rows = []
+    for name in names:
+        spec = ModelSpec(nonlinearity=name, class_sizes=(4, 2, 2), temperature=0.5)
+        t0 = time.perf_counter()
+        r = solve(spec)
+        rows.append({"solver": f"one-layer solvers.solve.solve ({name})", "layers": 1,
+                     "s": time.perf_counter() - t0, "converged": bool(r.success), "error": float(r.error_estimate)})
+        for L in layers:
+            t0 = time.perf_counter()
+            sol = solve_deep_nonlinear(spec, L)
+            rows.append({"solver": f"solve_deep_nonlinear ({name})", "layers": L, "s": time.perf_counter() - t0,
+                         "converged": bool(sol.converged), "error": float(sol.error_estimate),
+                         "saddles": len(sol.saddles)})
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--width", type=int, default=500)
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="few rounds (smoke run)")
+    ap.add_argument("--no-nonlinear", action="store_true", help="skip the deep nonlinear solve table")
     args = ap.parse_args(argv)
     rounds = 3 if args.quick else args.rounds
     with threadpool_limits(limits=1):
@@ -150,6 +177,14 @@ def main(argv=None):
     print("\nDeep linear solve time, m = 3 (classes 32,16,16; general: P = 64, N0 = 100), T = 0.05")
     for r in s:
         print(f"{r['solver']:<50} L = {r['layers']}  {r['ms']:8.2f} ms")
+    if not args.no_nonlinear:
+        with threadpool_limits(limits=1):
+            nl = nonlinear_solve_table()
+        print("\nDeep nonlinear solve time, m = 3 (classes 4,2,2), T = 0.5, one BLAS thread")
+        for r in nl:
+            extra = f"  saddles {r['saddles']}" if "saddles" in r else ""
+            print(f"{r['solver']:<50} L = {r['layers']}  {r['s']:8.2f} s  converged {r['converged']}  "
+                  f"error estimate {r['error']:.1e}{extra}")
 
 
 if __name__ == "__main__":

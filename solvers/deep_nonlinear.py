@@ -21,7 +21,7 @@ Integrators (``integrator="auto"``): y-integrals of dimension d = m (layer 1) or
 use tensor Gauss–Hermite when φ is linear (exact once the proposal matches the Gaussian tilted
 measure; order 5, 4 or 3 for d <= 4, 6, more) or when order^d stays small (d <= 3: order 16;
 d = 4: order 10), and scrambled Sobol' replicates otherwise (8 × 2^11 points by default).
-1-D integrals: closed forms (linear, ReLU) or 40-node Gauss–Hermite (smooth bounded φ).
+1-D integrals: closed forms (linear, ReLU) or 24-node Gauss–Hermite (smooth bounded φ).
 
 Error estimates (delta method at the solution x*, Jacobian J of the residual, J_o of the
 observables): for each alternative rule set v (each Sobol' replicate alone; Gauss–Hermite one order
@@ -77,7 +77,7 @@ class DeepOptions:
     integrator: str = "auto"
     qmc_log2n: int = 11
     qmc_replicates: int = 8
-    nz: int = 40
+    nz: int = 24  # 1-D Gauss–Hermite nodes for smooth φ (error ~1e-6, estimated against 18)
     tol: float = 1e-10
     maxiter: int = 30
     max_rounds: int = 8
