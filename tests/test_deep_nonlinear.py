@@ -171,12 +171,15 @@ def test_two_layer_normcdf_small_warm_start_and_json():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["normcdf", "relu"])
 def test_two_layer_nonlinear_agrees_with_sampled_networks(name):
-    """L = 2, classes 4,2,2, T = 0.5, N = 400, 4 chains from the prior: f, U and both layers' kernel
-    class diagonal and blocks within 4 MCSE + 4 ε_theory + c·max(1, |theory|)·P/N (validate_deep)."""
+    """L = 2, classes 4,2,2, T = 0.5, N = 200, 4 chains of 1000 sweeps from the prior: f, U and both
+    layers' kernel class diagonal and blocks within 4 MCSE + 4 ε_theory + c·max(1, |theory|)·P/N
+    (validate_deep). Measured (2026-11-30): normcdf max |Δ|/MCSE 2.6 (f to 4 digits); relu 8.6 at
+    N = 200 and 7.0 at N = 400 (an O(1/N) bias of about 1 % on f and U), 3.1 after the 1/N
+    extrapolation over N = 200, 400."""
     from validation.deep import validate_deep
 
     spec = ModelSpec(nonlinearity=name, class_sizes=(4, 2, 2), temperature=0.5)
-    rep = validate_deep(spec, layers=2, widths=(400,), chains=4, sweeps=700, burn=150, step_size=0.1)
+    rep = validate_deep(spec, layers=2, widths=(200,), chains=4, sweeps=1000, burn=200)
     assert rep["rhat_max"] < 1.1
     assert rep["passed"], rep["z_max"]
 

@@ -583,7 +583,9 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     intercept's z-score is below 4. Either way all split-R̂ must be below 1.1. JSON-ready dict with
     "theory" and "sampling" in the ``"layers"`` schema, per-layer code fractions per width, the
     comparison made and, per observable, the z-scores ("z", flat layout of
-    :func:`observables_vector`).
+    :func:`observables_vector`); for nonlinear φ also, per width and layer, the largest difference
+    between the theory's and the sampled code fractions ("code_fractions_max_difference";
+    informational, not part of "passed").
     """
     from theory.deep_linear import solve_deep_linear_classes
 
@@ -632,7 +634,12 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
         comparison = (f"single width N = {widths[0]}: |sampled − theory| <= 4 MCSE + "
                       f"{C_P_OVER_N:g}·max(1, |theory|)·P/N")
     rhat = max(r["rhat_max"] for r in runs)
+    code_diff = None
+    if getattr(theory, "code_fractions", None):  # theory neurons' codes (solvers.deep_nonlinear) vs sampled
+        code_diff = [[max(abs(th.get(k, 0.0) - r["codes"][ell].get(k, 0.0)) for k in set(th) | set(r["codes"][ell]))
+                      for ell, th in enumerate(theory.code_fractions)] for r in runs]
     return {"spec": {**spec.to_dict(), "layers": layers, "sigmas": list(theory.sigmas)},
+            "code_fractions_max_difference": code_diff,
             "theory": theory.to_json(), "sampling": _json_block(est, m, layers, err),
             "per_width": [{"width": r["width"], **_json_block(r["mean"], m, layers, r["mcse"]),
                            "code_fractions": r["codes"], "acceptance": r["acceptance"], "step_size": r["step_size"],
