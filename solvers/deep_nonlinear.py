@@ -383,6 +383,7 @@ class DeepNonlinearSolution:
     ess_min: float | None  # smallest Kish ESS fraction of the Sobol' (importance-sampled) layers
     message: str
     code_fractions: list = field(default_factory=list)  # per layer {code: fraction} (theory neurons)
+    coverage: list = field(default_factory=list)  # per layer proposal-coverage check (_coverage)
     x: np.ndarray | None = None
     proposals: list | None = None
     log: list = field(default_factory=list)
@@ -439,6 +440,7 @@ class DeepNonlinearSolution:
                 "free_energy_error": self.free_energy_error, "stable": self.stable,
                 "stability_eigenvalues": self.stability_eigenvalues, "residual": self.residual,
                 "saddles": self.saddles, "integrator": self.integrator, "error_sources": self.error_sources,
+                "coverage": self.coverage,
                 "ess_min": self.ess_min,
                 "message": self.message, "time_seconds": self.time_seconds}
 
@@ -504,6 +506,63 @@ def _action_gradient(model: _Model, cz, kz, props):
         ek, ed = up.kt_in - kt, up.dt_in - dt
         gk += [0.5 * (PP * ek + np.diag(P * ed))[iu] * twice, 0.5 * P * (np.diag(ek) + ed)]
     return np.concatenate(gc), np.concatenate(gk)
+
+
+def _coverage(model: _Model, x, ev, props, seed=0):
+    """Check that each layer's Gaussian proposal covers its tilted y-measure: local maxima of λ(y)
+    (:func:`theory.deep_blocks.find_modes`, 48 prior and 16 proposal starts) with a Laplace mass
+    within a factor 10³ of the largest are "significant"; the layer fails if a significant mode lies
+    more than 3 proposal standard deviations (Mahalanobis) from the proposal mean, or, for Gauss–Hermite
+    rules, if a significant mode is more than 10× narrower than the proposal in some direction (its
+    mass would fall between the nodes). Returns (ok, [{"layer", "modes", "max_mahalanobis",
+    "min_width_ratio"}])."""
+    from theory.deep_blocks import find_modes, log_integrand
+
+    t, ker = model.unpack(x)
+    rng = np.random.default_rng([seed, 7])
+    ok, report = True, []
+    for ell in range(1, model.L + 1):
+        kw = {}
+        if ell >= 2:
+            kw.update(R_in=ker[ell - 2][0], delta_in=ker[ell - 2][1])
+        if ell == model.L:
+            kw.update(t=t, sigma_a=model.spec.sigma_a)
+        else:
+            kw.update(kt=ev["layers"][ell].kt_in, dt=ev["layers"][ell].dt_in)
+        d, pr = model.dims[ell - 1], props[ell - 1]
+
+        def fun(Y, kw=kw, ell=ell):
+            with np.errstate(all="ignore"):
+                try:
+                    return log_integrand(model.oned, model.sizes, model.sigmas[ell - 1], Y, **kw)
+                except OutsideDomain:
+                    return np.full(len(Y), -np.inf)
+
+        starts = np.concatenate([rng.standard_normal((48, d)), pr.mean + rng.standard_normal((16, d)) @ pr.chol.T,
+                                 pr.mean[None, :]])
+        modes, _, masses, hess = find_modes(fun, starts)
+        if len(modes) == 0:
+            report.append({"layer": ell, "modes": 0, "max_mahalanobis": float("inf"), "min_width_ratio": 0.0})
+            ok = False
+            continue
+        sig = masses >= np.max(masses) + math.log(1e-3)
+        r = np.linalg.norm(np.linalg.solve(pr.chol, (modes[sig] - pr.mean).T), axis=0)
+        cov_p = pr.chol @ pr.chol.T
+        ratios = []
+        for H in (h for h, s_ in zip(hess, sig) if s_):
+            w = np.linalg.eigvalsh(H)
+            if w.max() >= 0:
+                ratios.append(0.0)
+                continue
+            # generalised eigenvalues of (mode covariance, proposal covariance): squared width ratios
+            ratios.append(float(np.sqrt(np.min(np.linalg.eigvals(np.linalg.solve(cov_p, np.linalg.inv(-H))).real))))
+        rmin = min(ratios) if ratios else 0.0
+        gh = model.rules[ell - 1].groups == 1
+        bad = bool(np.max(r) > 3.0 or (gh and rmin < 0.1) or rmin <= 0.0)
+        ok = ok and not bad
+        report.append({"layer": ell, "modes": int(sig.sum()), "max_mahalanobis": float(np.max(r)),
+                       "min_width_ratio": rmin})
+    return ok, report
 
 
 def _stability(model: _Model, x, ev, props):
@@ -591,11 +650,15 @@ def _errors(model: _Model, x, ev, J, Jo, props):
 
 
 def _finish(model, x, ev, J, Jo, props, label):
+    covered, cov_report = _coverage(model, x, ev, props, model.opt.seed)
+    if not covered:
+        return {"x": x, "ev": ev, "label": label, "covered": False, "coverage": cov_report}
     eig = _stability(model, x, ev, props)
     stable = bool(np.all(eig < 0)) if eig.size else True
     err, serr, sources = _errors(model, x, ev, J, Jo, props)
     return {"x": x, "ev": ev, "J": J, "Jo": Jo, "props": props, "label": label, "eig": eig, "stable": stable,
-            "errors": err, "free_energy_error": serr, "error_sources": sources}
+            "errors": err, "free_energy_error": serr, "error_sources": sources, "covered": True,
+            "coverage": cov_report}
 
 
 def _solution(model, cand, saddles, log, t0, message):
@@ -631,6 +694,7 @@ def _solution(model, cand, saddles, log, t0, message):
         conjugates=conj, free_energy=float(ev["action"]), free_energy_error=float(cand["free_energy_error"]),
         stable=cand["stable"], stability_eigenvalues=[float(e) for e in cand["eig"]],
         errors=cand["errors"], residual=float(np.max(np.abs(ev["residual"]))), saddles=saddles, code_fractions=codes,
+        coverage=cand["coverage"],
         integrator=model.describe(), error_sources=cand["error_sources"],
         ess_min=min((r.ess for r, rule in zip(layers, model.rules) if rule.groups > 1), default=None),
         message=message, x=x,
@@ -671,14 +735,21 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
     model = _Model(spec, sig, opt)
     inflate = opt.inflate if opt.inflate is not None else (1.0 if model.exact else 1.5)
     log: list = []
-    cands = []
+    cands, rejected = [], []
 
     def attempt(x, props, label):
         if props is None:
             props = model.initial_proposals(x, inflate)
         out = _solve_at(model, x, props, log, label)
         if out is not None:
-            cands.append(_finish(model, *out, label))
+            c = _finish(model, *out, label)
+            if c["covered"]:
+                cands.append(c)
+            else:
+                rejected.append(c["coverage"])
+                log.append(f"{label}: solution REJECTED, the Gaussian proposals do not cover the tilted measure "
+                           f"({c['coverage']})")
+                return None
         return out
 
     direct_ok = False
@@ -734,6 +805,10 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
                 "outputs": c["ev"]["layers"][-1].outputs.tolist(), "selected": False} for c in uniq]
     if not uniq:
         msg = "no solution found (direct start and continuation in T failed); see log"
+        if rejected:
+            msg = ("no reliable solution: Newton converged but the single-Gaussian importance proposals do not cover "
+                   f"the tilted measure (multimodal or too narrow; coverage {rejected[-1]}); this regime (large P, "
+                   "small T) needs mixture proposals or the large-P branches, not implemented")
         if raise_on_failure:
             raise DeepNonlinearError(msg + "\n" + "\n".join(log))
         return _solution(model, None, saddles, log, t0, msg)
