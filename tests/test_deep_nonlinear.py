@@ -205,3 +205,21 @@ def test_theory_neurons_reproduce_the_kernel_and_give_code_fractions(name):
         assert np.all(np.abs(got - expect) <= 5 * se + 3 * o.errors["kernel_blocks"] + 1e-4), (ell, got, expect)
         assert sum(sol.code_fractions[ell - 1].values()) == pytest.approx(1.0)
     assert "code_fractions" in sol.to_json()["layers"][0]
+
+
+@pytest.mark.slow
+def test_hard_regime_is_rejected_or_has_an_honest_error():
+    """P = 64, T = 0.05 (normcdf, L = 1): the tilted readout measure is narrow and far from the prior.
+    The solver either reports no reliable solution (proposal coverage check) or a solution whose
+    error estimate covers its distance from the one-layer solver — never a confidently wrong one."""
+    from solvers.solve import solve
+
+    spec = ModelSpec(nonlinearity="normcdf", class_sizes=(32, 16, 16), temperature=0.05)
+    ref = solve(spec)
+    for integrator in ("auto", "qmc"):
+        sol = solve_deep_nonlinear(spec, 1, options=DeepOptions(integrator=integrator, code_neurons=0))
+        if sol.converged:
+            diff = np.abs(_theory_vector(sol, 1) - _one_layer_vector(ref))
+            assert diff.max() <= 3 * sol.error_estimate, (integrator, diff.max(), sol.error_estimate)
+        else:
+            assert "no reliable solution" in sol.message or "no solution" in sol.message
