@@ -4,12 +4,14 @@ For each P (digits, classes 0..m−1, P/m training inputs per class, 40 test inp
 in the same run and on the same data:
 
 1. the general-input mean-field theory (:func:`solvers.general_data.solve_general` +
-   :meth:`~solvers.general_data.GeneralSolution.predict`): wall time, convergence (rounds,
+   :meth:`~solvers.general_data.GeneralSolution.predict`; at most 40 rounds, since the ReLU
+   condensate's cutting plane needs more than the default 25): wall time, convergence (rounds,
    rms residual/MCSE z, split-R̂ of the log tilt, max MCSE of the training residual) and the
    median MCSE of f(x*) over test inputs and outputs, the *target* error bar;
 2. sampled mean-field networks of width N (:func:`validation.generalization.sample_generalization`,
    two chains of collapsed sweeps): a pilot run gives the MCSE of the sampled mean predictor
-   after ``pilot`` sweeps; since the MCSE falls like (draws)^{-1/2}, the sweeps needed for the
+   after ``pilot`` = 200 sweeps (a third burn-in; fewer draws make the batch-means MCSE itself
+   unreliable); since the MCSE falls like (draws)^{-1/2}, the sweeps needed for the
    target are extrapolated and a second run with that many sweeps (capped by ``--budget``
    seconds, from the pilot's time per sweep) measures the time and the MCSE actually reached.
    If the cap binds, the table also gives the extrapolated time (time × (MCSE/target)²).
@@ -37,7 +39,7 @@ from theory.datasets import load_digits_dataset  # noqa: E402
 from validation.generalization import sample_generalization  # noqa: E402
 
 
-def sampling_to_target(spec, ds, target, width, budget, pilot=60, seed=0):
+def sampling_to_target(spec, ds, target, width, budget, pilot=200, seed=0):
     """(time, sweeps, MCSE reached, extrapolated time) for the median MCSE of f̄(x*) to reach ``target``."""
     def run(sweeps):
         out = sample_generalization(spec, ds.test_inputs, ds.test_labels, width=width, chains=2, sweeps=sweeps,
@@ -70,7 +72,7 @@ def main(argv=None):
             ds = load_digits_dataset(tuple(range(m)), train_per_class=P // m, test_per_class=40, seed=0)
             spec = ds.spec(args.nonlinearity, 1.0, 1.0, args.temperature)
             t0 = time.perf_counter()
-            sol = solve_general(spec, GeneralOptions(seed=0))
+            sol = solve_general(spec, GeneralOptions(seed=0, max_rounds=40))
             pred = sol.predict(ds.test_inputs)
             t_theory = time.perf_counter() - t0
             target = float(np.median(pred.mean_error))

@@ -134,7 +134,9 @@ DOMAIN_MARGIN = 0.98
 #: linearised constraints q_j ≤ Q_CAP; their multipliers are the condensate masses
 Q_ACTIVE, Q_CAP = 0.95, 0.995
 #: directions with q_j(t) ≥ Q_ON count as on the boundary (non-zero condensate multiplier allowed)
-Q_ON = 0.99
+Q_ON = 0.97
+#: cutting-plane recomputations of the Newton step per round before the step is halved
+CUT_ROUNDS = 3
 
 __all__ = ["GeneralOptions", "GeneralSolution", "TestPrediction", "solve_general", "domain_lower_bound",
            "EllipticalSliceChains", "starting_field", "is_homogeneous"]
@@ -1028,70 +1030,81 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
             sweeps = min(2 * sweeps, max(cap, sweeps))
         # Newton on the importance-weighted surrogate (fixed sample: common random numbers)
         lt0 = feats.log_tilt(t)
-        tt = t.copy()
+        for cut_round in range(CUT_ROUNDS if constrained else 1):
+            tt = t.copy()
 
-        def surrogate(tn):
-            lw = feats.log_tilt(tn) - lt0
-            if not np.all(np.isfinite(lw)):
-                return np.inf, None, 0.0
-            mx = lw.max()
-            e = np.exp(lw - mx)
-            val = mx + np.log(e.mean()) - np.sum(tn * Y) + 0.5 * T * np.sum(tn * tn)
-            wn = e / e.sum()
-            return val, wn, 1.0 / (S * np.sum(wn * wn))
+            def surrogate(tn):
+                lw = feats.log_tilt(tn) - lt0
+                if not np.all(np.isfinite(lw)):
+                    return np.inf, None, 0.0
+                mx = lw.max()
+                e = np.exp(lw - mx)
+                val = mx + np.log(e.mean()) - np.sum(tn * Y) + 0.5 * T * np.sum(tn * tn)
+                wn = e / e.sum()
+                return val, wn, 1.0 / (S * np.sum(wn * wn))
 
-        val, w, _ = surrogate(tt)
-        steps, limit = 0, ""
-        for _ in range(opt.max_newton):
-            Phi_t = feats.phi(tt)
-            f_w, B = feats.stats(Phi_t, w, tt)
-            g = f_w + T * tt - Y
-            newton = _newton_solver(Phi_t, w, B, f_w, sa2, T)
-            delta = newton(g)
-            if constrained:
-                delta = _constrained_step(newton, g, delta, bank, tt)
-            slope = float(np.sum(g * delta))
-            if slope >= 0:
-                break
-            alpha, accepted = 1.0, False
-            for _ in range(30):
-                tn = tt + alpha * delta
-                vn, wn, essf = surrogate(tn)
-                if not np.isfinite(vn):
-                    limit = "barrier"
-                elif essf < opt.min_ess_fraction:
-                    limit = "ess"
-                elif vn > val + 1e-4 * alpha * slope:
-                    limit = "armijo"
-                elif constrained and np.max(_direction_quotients(bank, L, tn, nl, sa2)) > max(
-                        Q_CAP, float(np.max(_direction_quotients(bank, L, tt, nl, sa2)))) + 1e-9:
-                    limit = "cuts"  # the known condensate directions: q_j(t') ≤ Q_CAP exactly
-                elif not constrained and nl.linear_growth and domain_lower_bound(
-                        tn, L, nl.slope_pos, nl.slope_neg, spec.sigma_a, rng, starts=0, iters=0, directions=bank,
-                        top=16, ascent=60) >= margin:
-                    limit = "domain"
-                else:
-                    accepted = True
+            val, w, _ = surrogate(tt)
+            steps, limit, alpha = 0, "", 0.0
+            for _ in range(opt.max_newton):
+                Phi_t = feats.phi(tt)
+                f_w, B = feats.stats(Phi_t, w, tt)
+                g = f_w + T * tt - Y
+                newton = _newton_solver(Phi_t, w, B, f_w, sa2, T)
+                delta = newton(g)
+                if constrained:
+                    delta = _constrained_step(newton, g, delta, bank, tt)
+                slope = float(np.sum(g * delta))
+                if slope >= 0:
                     break
-                alpha *= 0.5
-            if not accepted:
+                alpha, accepted = 1.0, False
+                for _ in range(30):
+                    tn = tt + alpha * delta
+                    vn, wn, essf = surrogate(tn)
+                    if not np.isfinite(vn):
+                        limit = "barrier"
+                    elif essf < opt.min_ess_fraction:
+                        limit = "ess"
+                    elif vn > val + 1e-4 * alpha * slope:
+                        limit = "armijo"
+                    elif constrained and np.max(_direction_quotients(bank, L, tn, nl, sa2)) > max(
+                            Q_CAP, float(np.max(_direction_quotients(bank, L, tt, nl, sa2)))) + 1e-9:
+                        limit = "cuts"  # the known condensate directions: q_j(t') ≤ Q_CAP exactly
+                    elif not constrained and nl.linear_growth and domain_lower_bound(
+                            tn, L, nl.slope_pos, nl.slope_neg, spec.sigma_a, rng, starts=0, iters=0, directions=bank,
+                            top=16, ascent=60) >= margin:
+                        limit = "domain"
+                    else:
+                        accepted = True
+                        break
+                    alpha *= 0.5
+                if not accepted:
+                    break
+                tt, val, w = tn, vn, wn
+                steps += 1
+                if alpha < 1.0 or -slope < 1e-12:
+                    break
+            if not (constrained and steps):
                 break
-            tt, val, w = tn, vn, wn
-            steps += 1
-            if alpha < 1.0 or -slope < 1e-12:
-                break
-        if constrained and steps:
             # cutting plane: directions of q > Q_CAP at the new field (ascent from the cuts and the
-            # sample) join the bank; the step is halved until none is found
+            # sample) join the bank and the step is recomputed from t with them; after the last
+            # recomputation the step is halved until none is found
+            qn, dn = domain_lower_bound(tt, L, nl.slope_pos, nl.slope_neg, spec.sigma_a, rng, starts=0, iters=0,
+                                        directions=np.concatenate([bank, Zflat]), top=32, ascent=100,
+                                        return_directions=True)
+            bank = np.concatenate([dn[:16], bank])[:256]
+            if qn <= margin:
+                break
+            limit = "cut added"
+            if cut_round < CUT_ROUNDS - 1:
+                continue
             for _ in range(8):
+                tt = t + 0.5 * (tt - t)
                 qn, dn = domain_lower_bound(tt, L, nl.slope_pos, nl.slope_neg, spec.sigma_a, rng, starts=0,
                                             iters=0, directions=np.concatenate([bank, Zflat]), top=32,
                                             ascent=100, return_directions=True)
                 bank = np.concatenate([dn[:16], bank])[:256]
                 if qn <= margin:
                     break
-                tt = t + 0.5 * (tt - t)
-                limit = "cut added"
             else:
                 tt = t
         sampler.adapt(Zflat)
