@@ -93,7 +93,7 @@ from scipy.stats import qmc
 from .nonlinearities import get_nonlinearity
 from .spec import SpecError
 
-__all__ = ["OutsideDomain", "OneD", "Rule", "Proposal", "gauss_hermite_rule", "sobol_rule", "tilted_moments",
+__all__ = ["OutsideDomain", "OneD", "Rule", "Proposal", "gauss_hermite_rule", "sobol_rule", "smolyak_rule", "tilted_moments",
            "LayerResult", "layer_integral", "block_trace", "tril_pack", "tril_unpack", "untilted_kernels",
            "growth_rate", "log_integrand", "find_modes"]
 
@@ -325,6 +325,7 @@ class Rule:
     logw: np.ndarray
     groups: int
     name: str
+    sign: np.ndarray | None = None  # signs of the weights (sparse grids have negative ones); None: all +
 
     @property
     def n(self) -> int:
@@ -346,6 +347,35 @@ def gauss_hermite_rule(d: int, order: int) -> Rule:
     x = np.stack([g.ravel() for g in grids], axis=1)
     return Rule(np.ascontiguousarray(x), np.sum([v.ravel() for v in lw], axis=0), 1,
                 f"Gauss–Hermite {order}^{d}")
+
+
+def smolyak_rule(d: int, level: int) -> Rule:
+    """Smolyak sparse grid (combination technique) of probabilists' Gauss–Hermite rules with
+    n(k) = 2k − 1 points, k = 1..level+1: A(q, d) = Σ_{q−d+1 <= |k| <= q} (−1)^{q−|k|} C(d−1, q−|k|)
+    ⊗_i U^{k_i}, q = d + level; exact for polynomials of total degree <= 2·level + 1 against N(0, I_d)
+    (S. A. Smolyak, Soviet Math. Dokl. 4, 240 (1963); T. Gerstner and M. Griebel, Numer. Algorithms
+    18, 209 (1998)). Coinciding nodes are merged; weights may be negative (``sign``)."""
+    import itertools
+
+    q = d + level
+    one_d = {k: _gh_1d(2 * k - 1) for k in range(1, level + 2)}
+    acc: dict = {}
+    for k in itertools.product(range(1, level + 2), repeat=d):
+        tot = sum(k)
+        if tot < max(d, q - d + 1) or tot > q:
+            continue
+        coef = (-1) ** (q - tot) * math.comb(d - 1, q - tot)
+        grids = np.meshgrid(*[one_d[ki][0] for ki in k], indexing="ij")
+        wgrid = np.exp(np.sum(np.meshgrid(*[one_d[ki][1] for ki in k], indexing="ij"), axis=0))
+        pts = np.stack([g.ravel() for g in grids], axis=1)
+        for pt, w in zip(np.round(pts, 12), wgrid.ravel()):
+            key = tuple(pt)
+            acc[key] = acc.get(key, 0.0) + coef * w
+    keys = [kk for kk, w in acc.items() if abs(w) > 1e-300]
+    x = np.array(keys, dtype=np.float64)
+    w = np.array([acc[kk] for kk in keys])
+    return Rule(np.ascontiguousarray(x), np.log(np.abs(w)), 1, f"Smolyak Gauss–Hermite level {level} in {d}-D "
+                f"({len(w)} nodes)", sign=np.sign(w))
 
 
 def sobol_rule(d: int, log2n: int, replicates: int, seed: int = 0) -> Rule:
@@ -539,11 +569,18 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal: Propos
     lw = rule.logw + lam
     if not np.all(np.isfinite(lw)):
         raise OutsideDomain("non-finite importance weight in the y-integral")
-    log_z = float(logsumexp(lw))
-    p = np.exp(lw - log_z)
+    if rule.sign is None:
+        log_z = float(logsumexp(lw))
+        p = np.exp(lw - log_z)
+    else:
+        log_z, sgn = logsumexp(lw, b=rule.sign, return_sign=True)
+        if sgn <= 0:
+            raise OutsideDomain("sparse-grid estimate of the partition function is not positive")
+        log_z = float(log_z)
+        p = rule.sign * np.exp(lw - log_z)
     if neurons:
         return _sample_patterns(oned, P, p, xi, u, s, dtilt, ez, ez2, neurons, rng)
-    ess = float(1.0 / np.sum(p * p) / len(p))
+    ess = float(np.sum(np.abs(p)) ** 2 / np.sum(p * p) / len(p))
     k = (m1 * p[:, None]).T @ m1
     delta = p @ m2 - np.diag(k)
     y_mean = p @ y
@@ -587,7 +624,8 @@ def _sample_patterns(oned, P, p, xi, u, s, dtilt, ez, ez2, neurons, rng, n_grid=
     variables z_μ drawn from the 1-D tilted law ∝ N(z) e^{u_c φ + ½ δ̃_c φ²} by inverse CDF on a
     grid of ``n_grid`` points spanning E_1 z ± 10 sd (and at least ±6)."""
     rng = rng if rng is not None else np.random.default_rng(0)
-    idx = rng.choice(len(p), size=neurons, p=p / p.sum())
+    pp = np.maximum(p, 0.0)  # (sparse grids: negative weights dropped for resampling)
+    idx = rng.choice(len(p), size=neurons, p=pp / pp.sum())
     phi = (lambda h: h) if oned.kind == "linear" else (lambda h: np.maximum(h, 0.0)) if oned.kind == "relu" \
         else get_nonlinearity(oned.name)
     m = len(P)
