@@ -7,7 +7,8 @@
 :class:`DualObjective` evaluates these through :func:`readout_moments` and
 owns what the integration needs between calls: the node placement
 (:mod:`solvers.placement`), rebuilt at every accepted iterate from the
-moments and modes of p(a) there and kept fixed within a line search; the
+moments and modes of p(a) there and kept within a line search unless a
+trial point's modes of S leave it (:meth:`DualObjective.cover`); the
 tensor-rule order, raised (×1.5, up to ``max_order``) when the error check
 or the line search fails; and, for φ that can condense (ReLU-like), the
 log-barrier weight ε whose multipliers are the condensate (:class:`Condensate`).
@@ -23,11 +24,11 @@ import numpy as np
 from theory.domain import kappa_and_slope, top_eigenvalue_derivatives
 
 from .options import SolverOptions
-from .placement import build_placement
+from .placement import build_placement, placement_covers, search_modes
 from .problem import ClassProblem
 from .readout_integral import QMCNodes, ReadoutMoments, readout_hessian, readout_moments
 
-__all__ = ["Evaluation", "OutsideDomain", "DualObjective", "Outcome", "Condensate", "EPSILON_MIN"]
+__all__ = ["Evaluation", "OutsideDomain", "DualObjective", "Outcome", "Condensate", "EPSILON_MIN", "MARGIN_MIN"]
 
 #: Final weight of the log barrier −ε Σ_j log(1 − q_j(t)) for linearly growing φ. Its
 #: minimiser is an exact KKT point for q_j <= 1 − O(ε); the multipliers μ_j = ε/(1 − q_j)
@@ -35,6 +36,13 @@ __all__ = ["Evaluation", "OutsideDomain", "DualObjective", "Outcome", "Condensat
 #: observables by ~1e-8 relative; smaller ε makes the residual ill-conditioned
 #: (∂μ/∂t ~ ε/(1 − q)² amplifies rounding in t).
 EPSILON_MIN = 1e-8
+#: Smallest margin 1 − q_j the barrier is shrunk to. The multipliers μ_j = ε/(1 − q_j) carry the
+#: rounding of q (~1e-16) relative to the margin, so the condensate outputs have a noise floor of
+#: ~1e-16/margin relative: at margin 5.6e-10 (ReLU, σ_a² = 1/64, ε = 1e-8) it was 2e-7, above
+#: tol, and Newton stopped at that floor with a tiny integration error. At margin 1e-8 the bias of
+#: the barrier on the observables (~margin, relative) and the rounding floor (~1e-8) are both
+#: below tol; ε stops shrinking there.
+MARGIN_MIN = 1e-8
 
 
 class OutsideDomain(Exception):
@@ -106,6 +114,9 @@ class DualObjective:
         self.options = options
         m = prob.m
         self.placement, self.modes = build_placement(prob, np.zeros((m, m)), None, None)
+        self._bulk = (np.zeros(m), prob.spec.sigma_a**2 * np.eye(m))  # moments at the last accepted iterate
+        self._covered = None  # the t at which the placement was last checked against the modes of S
+        self.rebuilds = 0
         self.order = options.order
         kind = options.integrator
         if kind == "auto":
@@ -127,6 +138,7 @@ class DualObjective:
     def moments(self, t: np.ndarray, hessian: bool, check: bool) -> ReadoutMoments:
         if self.prob.margin(t) <= 0.0:
             raise OutsideDomain("q(t) >= 1")
+        self.cover(t)
         try:
             mo = readout_moments(self.prob, t, self.placement, integrator=self.kind, order=self.order,
                                  check=check, hessian=hessian, hessian_order=self.order,
@@ -212,7 +224,33 @@ class DualObjective:
     def update_placement(self, ev: Evaluation) -> None:
         """Re-place the nodes for p(a) at an accepted iterate."""
         mean, cov = ev.moments.bulk_moments()
+        self._bulk = (mean, cov)
         self.placement, self.modes = build_placement(self.prob, ev.t, mean, cov, self.modes)
+        self._covered = ev.t.copy()
+
+    def cover(self, t: np.ndarray) -> None:
+        """Make the placement resolve every mode of p_t before integrating at ``t``.
+
+        The nodes are placed at accepted iterates and kept within a line search. A trial point
+        can move p_t far from them: for σ_a² ≪ 1 at small T a first Newton step from t = 0 puts
+        the modes of S hundreds of prior standard deviations out, 10³–10⁴ nats above anything
+        the old nodes see, and the rule then returns a smooth, convex-looking but wrong Φ
+        (its order-doubling error check cannot notice mass that no order reaches). So the modes
+        of S(·; t) are searched (:func:`solvers.placement.search_modes`, warm-started) and, if
+        one within the mode window is not resolved by a component, the placement is rebuilt
+        at ``t`` (bulk moments of the last accepted iterate plus Laplace components).
+        """
+        if self._covered is not None and self._covered.shape == t.shape and np.array_equal(self._covered, t):
+            return
+        self._covered = t.copy()
+        if not np.any(t):
+            return
+        modes, _, H = search_modes(self.prob, t, previous_modes=self.modes)
+        if placement_covers(self.placement, modes, H):
+            return
+        mean, cov = self._bulk
+        self.placement, self.modes = build_placement(self.prob, t, mean, cov, modes)
+        self.rebuilds += 1
 
     def verify(self, t: np.ndarray) -> tuple[Evaluation, bool]:
         """Evaluate with the integrator's error check; refine the rule if it fails.
@@ -270,8 +308,12 @@ class DualObjective:
         if cond is None or np.max(np.abs(cond.outputs)) < 1e-3:
             return t, self.evaluate(t)
         prob = self.prob
-        target = 1.0 - ratio * cond.margins  # wanted q_j
-        dirs = cond.directions
+        # only the directions that carry a condensate: pushing a direction with a negligible
+        # multiplier (a secondary local maximiser of q, margin O(1)) to the boundary as well moved
+        # t far off the central path (relu 32,32, T = 0.02, σ_a² = 1/64: G −82.5 → −55.2)
+        active = cond.mass >= 1e-2 * np.max(cond.mass)
+        target = 1.0 - ratio * cond.margins[active]  # wanted q_j
+        dirs = cond.directions[active]
         delta = np.zeros_like(t)
         for _ in range(6):
             trial = t + delta
@@ -282,14 +324,20 @@ class DualObjective:
                 break
             rows = np.array([self._q_derivatives(trial, a)[0] for a in dirs])
             delta = delta + np.linalg.lstsq(rows, target - q, rcond=None)[0].reshape(t.shape)
+        here = self.evaluate(t)
         for _ in range(30):
             if prob.margin(t + delta) > 0.0:
                 try:
-                    return t + delta, self.evaluate(t + delta)
+                    pred = self.evaluate(t + delta)
                 except OutsideDomain:
-                    pass
+                    pred = None
+                # a predictor that does not lower the residual of the new barrier problem is no help
+                if pred is not None and pred.residual_norm < here.residual_norm:
+                    return t + delta, pred
+                if pred is not None:
+                    break
             delta = 0.5 * delta
-        return t, self.evaluate(t)
+        return t, here
 
     def small_residual_step(self, ev: Evaluation, tol: float):
         """At small residual: shrink the barrier, else run the error check.
@@ -299,7 +347,10 @@ class DualObjective:
         exceeds tol and the rule cannot be refined: the residual is at the integration noise floor).
         """
         if self.epsilon > EPSILON_MIN:
-            return self.shrink_barrier(ev)[1], "continue"
+            cond = ev.condensate
+            margin = float(np.min(cond.margins)) if cond is not None else 1.0
+            if margin > 2.0 * MARGIN_MIN:
+                return self.shrink_barrier(ev, factor=max(1e-3, MARGIN_MIN / margin))[1], "continue"
         checked, ok = self.verify(ev.t)
         if not ok:
             return self.evaluate(ev.t), "continue"

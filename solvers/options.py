@@ -6,9 +6,13 @@ import math
 
 from theory.spec import SpecError
 
-__all__ = ["METHODS", "INTEGRATOR_CHOICES", "SolverOptions"]
+__all__ = ["METHODS", "STARTS", "INTEGRATOR_CHOICES", "SolverOptions", "LARGE_P_START_MAX_SIGMA_BAR2"]
 
 METHODS = ("newton", "fixed-point")
+STARTS = ("auto", "zero", "large-p")
+#: ``start="auto"`` warm-starts from the large-P solution when σ̄_a² = P σ_a² is at most this (the
+#: paper's regime σ_a² ∝ 1/P, where p(a) concentrates on sharp modes far from t = 0's prior)
+LARGE_P_START_MAX_SIGMA_BAR2 = 4.0
 INTEGRATOR_CHOICES = ("auto", "trapezoid", "gauss-hermite", "cubature", "qmc")
 
 
@@ -34,6 +38,12 @@ class SolverOptions:
         Initial and largest tensor-rule nodes per axis.
     qmc_points, qmc_replicates, seed
         Randomised QMC nodes per replicate, number of replicates, seed.
+    start
+        Starting field: ``"zero"`` (t = 0, always inside the domain), ``"large-p"`` (the
+        P → ∞ solution of :func:`solvers.large_p.solve_large_p` with σ̄_a² = P σ_a², used
+        if the finite-P dual is lower there than at t = 0) or ``"auto"`` (``"large-p"`` for
+        nonlinear φ with σ̄_a² <= ``LARGE_P_START_MAX_SIGMA_BAR2``, else ``"zero"``). G is
+        convex, so the start changes the path, not the solution.
     """
 
     method: str = "newton"
@@ -47,10 +57,13 @@ class SolverOptions:
     qmc_points: int = 4096
     qmc_replicates: int = 8
     seed: int = 0
+    start: str = "auto"
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise SpecError(f"method must be one of {METHODS} (got {self.method!r})")
+        if self.start not in STARTS:
+            raise SpecError(f"start must be one of {STARTS} (got {self.start!r})")
         if self.integrator not in INTEGRATOR_CHOICES:
             raise SpecError(f"integrator must be one of {INTEGRATOR_CHOICES} (got {self.integrator!r})")
         for name in ("tol", "integral_tol"):

@@ -11,11 +11,15 @@ nodes are placed by a mixture of Gaussian components N_j = N(μ_j, L_j L_jᵀ):
 * ``moments``: mean and covariance of the bulk of p_t (without the needle
   shares below) at the previous iterate;
 * ``mode``: instead of ``moments``, the Laplace approximation at every local
-  maximum of S within 25 nats of the highest (multi-start Newton ascent;
-  :func:`find_modes`), when the modes are sharp and well separated (every
-  pair more than 6 standard deviations apart, each narrower than the bulk):
-  the large-P regime of THEORY §4. Flat-topped or overlapping bumps are
-  better served by the single moments Gaussian;
+  maximum of S within 25 nats of the highest (multi-start Newton ascent,
+  :func:`find_modes`, from the start set of the large-P maximiser, whose
+  radii follow the fixed point a = σ_a² Σ_c P_c ψ'(t_c·a) t_c, plus the
+  previous modes and the bulk axes: :func:`search_modes`), when the modes
+  are sharp and well separated (every pair more than 6 standard deviations
+  apart, each narrower than the bulk): the large-P regime of THEORY §4.
+  Flat-topped or overlapping bumps are better served by the single moments
+  Gaussian; a mode that Gaussian does not resolve (:func:`covers`: far from
+  it, or much narrower) gets its own Laplace component next to it;
 * :class:`Needle`: for linearly growing φ, one per marginal direction â*
   with q >= 0.95, with the asymptotic transverse covariance of the cone
   around â*, (σ_a⁻² I − σ_1² Σ_c P_c α_c² t_c t_cᵀ)⁻¹, whose eigenvalue
@@ -47,8 +51,8 @@ from scipy import special
 from .problem import ClassProblem
 from .rules import gauss_hermite_nodes
 
-__all__ = ["Component", "Needle", "Placement", "find_modes", "build_placement", "log_tilt_derivatives",
-           "INFLATION"]
+__all__ = ["Component", "Needle", "Placement", "find_modes", "search_modes", "mode_starts", "covers",
+           "placement_covers", "laplace_component", "build_placement", "log_tilt_derivatives", "INFLATION"]
 
 INFLATION = 1.25
 _MODE_WINDOW = 25.0
@@ -192,29 +196,33 @@ def find_modes(prob: ClassProblem, t: np.ndarray, starts: np.ndarray, iters: int
     A = np.array(starts, dtype=np.float64)
     S, grad, H = log_tilt_derivatives(prob, t, A)
     for _ in range(iters):
-        step = np.empty_like(A)
-        for i in range(len(A)):
-            w, V = np.linalg.eigh(H[i])
-            # Newton where S is concave, otherwise a trust-limited ascent direction
-            step[i] = V @ ((V.T @ grad[i]) / np.maximum(-w, 1e-3 * np.abs(w).max() + 1e-12))
+        w, V = np.linalg.eigh(H)
+        # Newton where S is concave, otherwise a trust-limited ascent direction
+        floor = 1e-3 * np.abs(w).max(axis=1, keepdims=True) + 1e-12
+        step = np.einsum("krs,ks->kr", V, np.einsum("krs,kr->ks", V, grad) / np.maximum(-w, floor))
         scale = np.maximum(1.0, np.linalg.norm(step, axis=1) / (10.0 * prob.spec.sigma_a + np.linalg.norm(A, axis=1)))
         step /= scale[:, None]
         alpha = np.ones(len(A))
         for _ in range(30):
             S_new, g_new, H_new = log_tilt_derivatives(prob, t, A + alpha[:, None] * step)
-            bad = S_new < S - 1e-12 * np.abs(S)
+            bad = ~(S_new >= S - 1e-12 * np.abs(S))
             if not bad.any():
                 break
             alpha = np.where(bad, 0.5 * alpha, alpha)
+        bad = ~(S_new >= S - 1e-12 * np.abs(S))
+        alpha = np.where(bad, 0.0, alpha)  # no ascent found: stay
         A = A + alpha[:, None] * step
-        S, grad, H = S_new, g_new, H_new
+        S = np.where(bad, S, S_new)
+        grad = np.where(bad[:, None], grad, g_new)
+        H = np.where(bad[:, None, None], H, H_new)
         if np.max(np.linalg.norm(alpha[:, None] * step, axis=1)) < 1e-10 * (1 + np.max(np.abs(A))):
             break
     order = np.argsort(-S)
     modes, vals, hess = [], [], []
     tol = 1e-4 * (prob.spec.sigma_a + np.max(np.abs(A)))
+    top = np.linalg.eigvalsh(H)[:, -1]
     for i in order:
-        if np.max(np.linalg.eigvalsh(H[i])) >= 0:
+        if not np.isfinite(S[i]) or top[i] >= 0:
             continue  # not a strict local maximum (saddle or flat)
         if all(np.linalg.norm(A[i] - q) > tol for q in modes):
             modes.append(A[i])
@@ -222,6 +230,60 @@ def find_modes(prob: ClassProblem, t: np.ndarray, starts: np.ndarray, iters: int
             hess.append(H[i])
     m = t.shape[1]
     return np.array(modes).reshape(-1, m), np.array(vals), np.array(hess).reshape(-1, m, m)
+
+
+def _large_p_view(prob: ClassProblem):
+    """The same action in the units of THEORY §4 (S_finite = P·S_large), for its start set."""
+    view = prob._warm.get("large_p")
+    if view is None:
+        from .large_p_problem import LargePProblem
+        view = LargePProblem.from_spec(prob.spec)
+        prob._warm["large_p"] = view
+    return view
+
+
+def mode_starts(prob: ClassProblem, t: np.ndarray, mean=None, cov=None, previous_modes=None, seed: int = 0):
+    """Start points for the mode search of S(·; t): the deterministic set of the large-P maximiser
+    (±axes, ± class directions t̂_c and ±t̂_c ± t̂_d at radii set by the fixed point
+    a = σ_a² Σ_c P_c ψ'(t_c·a) t_c, :func:`solvers.large_p_maxima.start_points`), the previous modes,
+    and, if given, the bulk moments ± its principal axes. The fixed-point scale reaches modes that
+    a first Newton step of the dual moves far from the previous bulk (σ_a² ≪ 1, small T)."""
+    from .large_p_maxima import start_points
+    m = prob.m
+    pts = [start_points(_large_p_view(prob), t, n_random=8, seed=seed)]
+    if previous_modes is not None and len(previous_modes):
+        pts.append(np.asarray(previous_modes, dtype=np.float64).reshape(-1, m))
+    if mean is not None:
+        w, V = np.linalg.eigh(0.5 * (cov + cov.T))
+        axes = (V * np.sqrt(np.maximum(w, 0))).T
+        pts += [mean[None], mean + 1.5 * axes, mean - 1.5 * axes]
+    A = np.concatenate(pts)
+    return A[np.all(np.isfinite(A), axis=1)]
+
+
+def search_modes(prob: ClassProblem, t: np.ndarray, mean=None, cov=None, previous_modes=None, seed: int = 0):
+    """Local maxima of S within ``_MODE_WINDOW`` nats of the best one: (modes, S, Hessians), best first."""
+    modes, S, H = find_modes(prob, t, mode_starts(prob, t, mean, cov, previous_modes, seed))
+    keep = S >= S[0] - _MODE_WINDOW if len(S) else np.zeros(0, bool)
+    return modes[keep], S[keep], H[keep]
+
+
+def laplace_component(mode: np.ndarray, hess: np.ndarray) -> Component:
+    """N(mode, −H⁻¹) inflated by ``INFLATION``: the Laplace approximation of e^S at a mode."""
+    return Component.from_cov(mode, -np.linalg.inv(hess) * INFLATION**2, "mode")
+
+
+def covers(comp: Component, mode: np.ndarray, hess: np.ndarray, radius: float = 4.0, width: float = 0.5) -> bool:
+    """Whether the rule of ``comp`` resolves the Laplace bump N(mode, −H⁻¹): the mode lies within
+    ``radius`` of the component's standard deviations of its centre, and the bump is nowhere
+    narrower than ``width`` of them (so that the tensor rule's spacing, 0.65 of them at order 24,
+    resolves it)."""
+    Linv_d = np.linalg.solve(comp.L, mode - comp.mu)
+    if float(Linv_d @ Linv_d) > radius**2:
+        return False
+    # smallest whitened variance of the bump: 1 / largest eigenvalue of Lᵀ(−H)L
+    M = comp.L.T @ (-hess) @ comp.L
+    return bool(1.0 / np.linalg.eigvalsh(0.5 * (M + M.T)).max() >= width**2)
 
 
 def _needles(prob: ClassProblem, t: np.ndarray, bulk: Component) -> list:
@@ -278,7 +340,13 @@ def _well_separated(comps, bulk: Component) -> bool:
 
 def build_placement(prob: ClassProblem, t: np.ndarray, mean: np.ndarray | None, cov: np.ndarray | None,
                     previous_modes: np.ndarray | None = None, seed: int = 0) -> tuple[Placement, np.ndarray]:
-    """Components for p_t given the previous iterate's bulk moments; also returns the modes found."""
+    """Components for p_t given the previous iterate's bulk moments; also returns the modes found.
+
+    Sharp, well separated modes (:func:`_well_separated`) get one Laplace component each and
+    nothing else; otherwise the bulk moments Gaussian is kept and every mode it does not
+    resolve (:func:`covers`: a mode far from the previous bulk, or much narrower than it) gets
+    its own Laplace component next to it.
+    """
     m = prob.m
     sa = prob.spec.sigma_a
     if mean is None:
@@ -287,20 +355,29 @@ def build_placement(prob: ClassProblem, t: np.ndarray, mean: np.ndarray | None, 
     comps = [base]
     if not np.any(t):
         return Placement(tuple(comps)), np.zeros((0, m))
-    rng = np.random.default_rng(seed)
-    w, V = np.linalg.eigh(cov)
-    axes = (V * np.sqrt(np.maximum(w, 0))).T
-    starts = [np.zeros((1, m)), mean[None], mean + 1.5 * axes, mean - 1.5 * axes,
-              mean + (rng.standard_normal((8, m)) * np.sqrt(np.maximum(w, 0))) @ V.T]
-    if previous_modes is not None and len(previous_modes):
-        starts.append(previous_modes)
-    modes, S, H = find_modes(prob, t, np.concatenate(starts))
-    keep = S >= S[0] - _MODE_WINDOW if len(S) else np.zeros(0, bool)
-    laplace = [Component.from_cov(a, -np.linalg.inv(Hs) * INFLATION**2, "mode") for a, Hs in zip(modes[keep], H[keep])]
+    modes, S, H = search_modes(prob, t, mean, cov, previous_modes, seed)
+    laplace = [laplace_component(a, Hs) for a, Hs in zip(modes, H)]
     if len(laplace) > 1 and _well_separated(laplace, base):
         comps = laplace
+        needles = _needles(prob, t, comps[0])
+    else:
+        # modes out in a needle's share (local maxima of S along a marginal direction of ReLU-like φ)
+        # are integrated by the needle rule
+        needles = _needles(prob, t, base)
+        comps += [c for c, a, Hs in zip(laplace, modes, H) if not covers(base, a, Hs) and not _in_needle(needles, a)]
     unique = []
     for c in comps:
         if all(_sym_kl(c, u) > 0.25 for u in unique):
             unique.append(c)
-    return Placement(tuple(unique), tuple(_needles(prob, t, unique[0]))), modes[keep]
+    return Placement(tuple(unique), tuple(needles)), modes
+
+
+def _in_needle(needles, a: np.ndarray) -> bool:
+    """Whether ``a`` lies beyond the step of some needle (where the needle rule takes over)."""
+    return any(float(a @ nd.direction) > nd.start for nd in needles)
+
+
+def placement_covers(placement: Placement, modes: np.ndarray, hessians: np.ndarray) -> bool:
+    """Whether every mode is resolved by some bulk component of ``placement`` (:func:`covers`)."""
+    return all(any(covers(c, a, Hs) for c in placement.components) or _in_needle(placement.needles, a)
+               for a, Hs in zip(modes, hessians))

@@ -46,7 +46,8 @@ from theory.psi import psi_interp
 
 from .cubature import adaptive_cubature, genz_malik_rule, _initial_partition, _region_points
 from .placement import Placement
-from .rules import gauss_hermite_nodes, trapezoid_nodes
+from .rules import (EDGE_WEIGHT, TRAPEZOID_HALF_WIDTH, TRAPEZOID_MAX_HALF_WIDTH, gauss_hermite_nodes,
+                    trapezoid_edge, trapezoid_nodes)
 from .problem import ClassProblem
 
 __all__ = ["Layout", "ReadoutMoments", "QMCNodes", "readout_moments", "readout_hessian", "INTEGRATORS"]
@@ -294,23 +295,67 @@ def _combine(parts):
 _TENSOR_RULES = {"trapezoid": trapezoid_nodes, "gauss-hermite": gauss_hermite_nodes}
 
 
+def _component_pass(prob, placement, comp, n, Z, rule, args, hessian, K):
+    """Weighted sums over one bulk component's tensor rule (half-width Z for the trapezoid):
+    (sums, ref, number of nodes, largest log weight in the box's outer shell)."""
+    m = prob.m
+    J = len(placement.components)
+    z, logw = trapezoid_nodes(m, n, Z) if rule == "trapezoid" else gauss_hermite_nodes(m, n)
+    A = np.ascontiguousarray(comp.mu[None, :] + z @ comp.L.T)
+    if J == 1:  # log N_1(A) = log N(z) − log|L|: no density to evaluate
+        logv = logw + 0.5 * np.sum(z * z, axis=1) + 0.5 * m * math.log(2 * math.pi) + float(
+            np.sum(np.log(np.diag(comp.L))))
+    else:
+        logv = logw - math.log(J) - placement.log_mixture(A)
+    if placement.needles:
+        logv = logv + placement.log_shares(A)[0]
+    sums, ref, _ = _weighted_sums(A, logv, *args, hessian, K)
+    edge_top = -np.inf
+    if rule == "trapezoid":
+        edge = trapezoid_edge(m, n, Z)
+        if len(edge):
+            edge_top = float(np.max(_log_weights(A[edge], logv[edge], *args)))
+    return sums, ref, len(A), edge_top
+
+
+def _bulk_passes(prob, placement, n, rule, args, hessian, K):
+    """All bulk components: [(sums, ref)], nodes, and the relative weight left on the box edges.
+
+    For the trapezoid rule a component's box |z| <= Z is widened (at the same spacing) while the
+    largest integrand weight in its outer shell exceeds ``EDGE_WEIGHT`` of the largest weight of
+    all components: a tail heavier than the component's Gaussian (ReLU near the domain boundary,
+    in directions without a needle) would otherwise be cut off at a t-dependent set of nodes,
+    which the order-doubling error check cannot see and which stops Newton at a noise floor
+    (THEORY §3: the integrator must follow the tails and report its own error). The new Z is
+    where a Gaussian tail through the edge weight falls to ``EDGE_WEIGHT`` (at least ×1.2, at
+    most ``TRAPEZOID_MAX_HALF_WIDTH``).
+    """
+    comps = placement.components
+    Zs = [TRAPEZOID_HALF_WIDTH] * len(comps)
+    ns = [n] * len(comps)
+    out = [_component_pass(prob, placement, c, n, Zs[j], rule, args, hessian, K) for j, c in enumerate(comps)]
+    log_thr = math.log(EDGE_WEIGHT)
+    while True:
+        top = max(o[1] for o in out)
+        widen = [j for j, o in enumerate(out) if o[3] - top > log_thr and Zs[j] < TRAPEZOID_MAX_HALF_WIDTH]
+        if not widen:
+            break
+        for j in widen:
+            rel = out[j][3] - top  # log of the relative edge weight, in (log_thr, 0]
+            grow = 1.05 * math.sqrt(log_thr / min(rel, -1.0))
+            grow = min(max(1.2, grow), TRAPEZOID_MAX_HALF_WIDTH / Zs[j])
+            ns[j] = int(math.ceil((ns[j] - 1) * grow)) + 1
+            Zs[j] *= grow
+            out[j] = _component_pass(prob, placement, comps[j], ns[j], Zs[j], rule, args, hessian, K)
+    top = max(o[1] for o in out)
+    edge = max(math.exp(min(0.0, o[3] - top)) for o in out)
+    return [(o[0], o[1]) for o in out], sum(o[2] for o in out), edge
+
+
 def _gh_pass(prob, t, placement: Placement, n, hessian, rule="trapezoid"):
     lay = Layout(prob.m, hessian)
-    z, logw = _TENSOR_RULES[rule](prob.m, n)
     args = _kernel_args(prob, t)
-    J = len(placement.components)
-    parts, n_nodes = [], 0
-    for comp in placement.components:
-        A = np.ascontiguousarray(comp.mu[None, :] + z @ comp.L.T)
-        if J == 1:  # log N_1(A) = log N(z) − log|L|: no density to evaluate
-            logv = logw + 0.5 * np.sum(z * z, axis=1) + 0.5 * prob.m * math.log(2 * math.pi) + float(
-                np.sum(np.log(np.diag(comp.L))))
-        else:
-            logv = logw - math.log(J) - placement.log_mixture(A)
-        if placement.needles:
-            logv = logv + placement.log_shares(A)[0]
-        parts.append(_weighted_sums(A, logv, *args, hessian, lay.size)[:2])
-        n_nodes += len(A)
+    parts, n_nodes, edge = _bulk_passes(prob, placement, n, rule, args, hessian, lay.size)
     bulk, _ = _combine(parts)
     bulk = bulk / bulk[0]
     for k, needle in enumerate(placement.needles):
@@ -322,7 +367,8 @@ def _gh_pass(prob, t, placement: Placement, n, hessian, rule="trapezoid"):
     m = prob.m
     bulk_mean = bulk[lay.mean]
     bulk_cov = _unpack_sym(bulk[lay.aa], m) - np.outer(bulk_mean, bulk_mean)
-    return lay, total / total[0], ref + math.log(total[0]) + _log_prior_norm(prob), n_nodes, (bulk_mean, bulk_cov)
+    return (lay, total / total[0], ref + math.log(total[0]) + _log_prior_norm(prob), n_nodes,
+            (bulk_mean, bulk_cov, edge))
 
 
 def _tensor_moments(prob, t, placement, order, hessian, hessian_order, check, rule):
@@ -333,8 +379,10 @@ def _tensor_moments(prob, t, placement, order, hessian, hessian_order, check, ru
     if check:
         order2 = order + max(4, order // 3)
         _, vals2, log_z2, n2, bulk = _gh_pass(prob, t, placement, order2, False, rule)
-        err = np.abs(vals2 - vals)
-        err[0] = abs(log_z2 - log_z)
+        # the order difference, plus the weight left on the box edge (the truncated tail; at most
+        # EDGE_WEIGHT unless the box reached TRAPEZOID_MAX_HALF_WIDTH)
+        err = np.abs(vals2 - vals) + bulk[2] * (1.0 + np.abs(vals2))
+        err[0] = abs(log_z2 - log_z) + bulk[2]
         vals, log_z, n_eval = vals2, log_z2, n_eval + n2
         name = f"{rule} {order2}^{m} (checked against {order}^{m}) × {placement.describe()}"
     out = _assemble(prob, lay, t, vals, err, log_z, name, n_eval, bool(check), prob.table().error_estimate)

@@ -11,34 +11,54 @@ import math
 
 import numpy as np
 
-__all__ = ["trapezoid_nodes", "gauss_hermite_nodes", "TRAPEZOID_HALF_WIDTH"]
+__all__ = ["trapezoid_nodes", "trapezoid_edge", "gauss_hermite_nodes", "TRAPEZOID_HALF_WIDTH",
+           "TRAPEZOID_MAX_HALF_WIDTH", "EDGE_WEIGHT"]
 
 
 #: Half-width of the trapezoid grid in the whitened coordinates of a component (covariances
 #: are inflated by 1.25, so 7.5 is 9.4 standard deviations; 6 was too tight for ReLU bulks).
 TRAPEZOID_HALF_WIDTH = 7.5
+#: Largest half-width the box is widened to (at fixed spacing) when the integrand on its edge is
+#: not negligible (heavy tails of p(a) near the ReLU domain boundary, THEORY §3).
+TRAPEZOID_MAX_HALF_WIDTH = 17.0
+#: Largest weight, relative to the largest weight of the rule, that a box edge may carry (the tail
+#: cut off there is then ~1e-9 of the integral, far below integral_tol).
+EDGE_WEIGHT = 1e-11
 
 
-@lru_cache(maxsize=16)
-def trapezoid_nodes(m: int, n: int):
-    """Tensor trapezoid grid, n points per axis on [−Z, Z], and log(h^m N(z; 0, I)).
+@lru_cache(maxsize=32)
+def trapezoid_nodes(m: int, n: int, half_width: float = TRAPEZOID_HALF_WIDTH):
+    """Tensor trapezoid grid, n points per axis on [−Z, Z] (Z = ``half_width``), and log(h^m N(z; 0, I)).
 
     With these log weights the Gauss–Hermite code path integrates by the
     trapezoid rule: ∫ N(z) (e^S / N(z)) dz ≈ Σ h^m e^S. For analytic integrands
     that decay like Gaussians the error falls like e^{−c/h} and, unlike
     Gauss–Hermite, does not favour the centre, so flat-topped and multi-bump
-    laws (sigmoid codes) converge as fast as Gaussian ones.
+    laws (sigmoid codes) converge as fast as Gaussian ones. Integrands with
+    heavier tails than the component's Gaussian are truncated at the ball
+    |z| = Z; :func:`trapezoid_edge` marks its outer shell so that the caller
+    can measure the truncation and widen Z.
     """
-    x = np.linspace(-TRAPEZOID_HALF_WIDTH, TRAPEZOID_HALF_WIDTH, n)
+    x = np.linspace(-half_width, half_width, n)
     h = x[1] - x[0]
     grids = np.meshgrid(*([x] * m), indexing="ij")
     z = np.stack([g.ravel() for g in grids], axis=1)
     # the cube's corners beyond radius Z carry weight < e^{-Z²/2}: keep the ball (half the nodes in 3-D)
-    z = np.ascontiguousarray(z[np.sum(z * z, axis=1) <= TRAPEZOID_HALF_WIDTH**2])
+    z = np.ascontiguousarray(z[np.sum(z * z, axis=1) <= half_width**2])
     logw = m * math.log(h) - 0.5 * np.sum(z * z, axis=1) - 0.5 * m * math.log(2 * math.pi)
     z.setflags(write=False)
     logw.setflags(write=False)
     return z, logw
+
+
+@lru_cache(maxsize=32)
+def trapezoid_edge(m: int, n: int, half_width: float = TRAPEZOID_HALF_WIDTH) -> np.ndarray:
+    """Indices of the nodes of :func:`trapezoid_nodes` in its outer shell |z| > Z − 1.5h."""
+    z, _ = trapezoid_nodes(m, n, half_width)
+    h = 2.0 * half_width / (n - 1)
+    idx = np.flatnonzero(np.sum(z * z, axis=1) > (half_width - 1.5 * h) ** 2)
+    idx.setflags(write=False)
+    return idx
 
 
 @lru_cache(maxsize=16)

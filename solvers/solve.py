@@ -21,7 +21,7 @@ from theory.spec import ModelSpec, SpecError
 from .dual import DualObjective, OutsideDomain
 from .fixed_point import fixed_point
 from .newton import newton
-from .options import SolverOptions
+from .options import LARGE_P_START_MAX_SIGMA_BAR2, SolverOptions
 from .problem import ClassProblem
 from .result import SolveResult
 
@@ -38,6 +38,47 @@ def _solve_matrix_data(spec: ModelSpec, options: SolverOptions, start: float) ->
                        message="closed form (linear network, THEORY §2)", nit=0, nfev=0,
                        residual_norm=sol.residual, error_estimate=0.0, integrator="closed form",
                        time_seconds=time.perf_counter() - start, extra={"solution": sol})
+
+
+def _starting_field(spec: ModelSpec, prob: ClassProblem, dual: DualObjective, options: SolverOptions):
+    """(t0, note): t = 0, or the large-P solution (THEORY §4, σ̄_a² = P σ_a²) where the finite-P dual is lower.
+
+    In the paper's regime (σ_a² ∝ 1/P, small T) p_t(a) at the solution is a set of sharp modes
+    (one per code) hundreds of prior standard deviations from a = 0; Newton from t = 0 needs
+    ~20 damped steps through fields where the modes appear, merge and move, while from the
+    large-P field, which differs from the finite-P one by O(1/P), it converges quadratically
+    within a few steps. G is convex, so either start reaches the same minimiser. For ReLU the
+    large-P field lies on the domain boundary q = 1 (the condensate); from t = 0 the barrier
+    Newton path runs into that curved boundary far from the solution and then creeps along it
+    (each step cut by the fraction-to-boundary rule), while from the large-P field it starts
+    next to the central path.
+    """
+    m = spec.m
+    zero = np.zeros((m, m))
+    start = options.start
+    if start == "auto":
+        nonlinear = spec.nonlinearity != "linear"
+        start = "large-p" if nonlinear and spec.P * spec.sigma_a**2 <= LARGE_P_START_MAX_SIGMA_BAR2 else "zero"
+    if start == "zero":
+        return zero, "t = 0"
+    from .large_p import solve_large_p
+    from .large_p_problem import LargePProblem
+    try:
+        lp = solve_large_p(LargePProblem.from_spec(spec))
+    except Exception as exc:  # any failure of the large-P solve only costs the warm start
+        return zero, f"t = 0 (large-P solve failed: {exc})"
+    t_lp = np.asarray(lp.t, dtype=np.float64)
+    if not lp.converged or not np.all(np.isfinite(t_lp)):
+        return zero, f"t = 0 (large-P solve did not converge: {lp.message})"
+    if prob.margin(t_lp) <= 0.0:  # on the boundary q = 1 (ReLU condensate): step just inside
+        t_lp = t_lp * (1.0 - 1e-3)
+    try:
+        value = dual.evaluate(t_lp, hessian=False).value
+    except OutsideDomain:
+        return zero, "t = 0 (the large-P field is outside the finite-P domain)"
+    if not value < 0.0:  # G(0) = Φ(0) = 0
+        return zero, f"t = 0 (G = {value:.3g} at the large-P field is not below G(0) = 0)"
+    return t_lp, f"large-P solution (σ̄_a² = {spec.P * spec.sigma_a**2:.3g}, G = {value:.6g} < G(0) = 0)"
 
 
 def solve(spec: ModelSpec, options: SolverOptions | None = None, *, method: str | None = None,
@@ -57,7 +98,7 @@ def solve(spec: ModelSpec, options: SolverOptions | None = None, *, method: str 
         return _solve_matrix_data(spec, options, start)
     prob = ClassProblem.from_spec(spec)
     dual = DualObjective(prob, options)
-    t0 = np.zeros((spec.m, spec.m))
+    t0, start_note = _starting_field(spec, prob, dual, options)
     runner = newton if options.method == "newton" else fixed_point
     kwargs = {"memory": options.anderson_memory} if options.method == "fixed-point" else {}
     try:
@@ -70,7 +111,7 @@ def solve(spec: ModelSpec, options: SolverOptions | None = None, *, method: str 
     f, U, kd, kb = mo.outputs, mo.readout_moment, mo.kernel_diagonal, mo.kernel_blocks
     table = prob.table()
     extra = {"psi_table": {"method": table.method, "error_estimate": table.error_estimate,
-                           "max_abs_g": table.gmax}}
+                           "max_abs_g": table.gmax}, "start": start_note}
     if cond is not None:
         f, U = f + cond.outputs, U + cond.readout_moment
         kd, kb = kd + np.diag(cond.kernel), kb + cond.kernel

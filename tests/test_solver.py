@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from solvers.options import SolverOptions
+from solvers.problem import ClassProblem
 from solvers.solve import solve
 from theory.linear import gp_mean_predictor, linear_class_closed_form, solve_linear
 from theory.spec import ModelSpec
@@ -123,3 +124,89 @@ def test_default_task_gauss_hermite_matches_cubature_reference():
     cub = solve(spec, SolverOptions(integrator="cubature", integral_tol=1e-5))
     diff = gh.observables.difference(cub.observables)
     assert max(diff.values()) < 1e-5, diff
+
+
+# ----------------------------------------------------------------------------- the paper's regime
+
+def _paper(sizes=(32, 16, 16), nl="normcdf", T=0.02):
+    return ModelSpec(nl, class_sizes=sizes, temperature=T, sigma_a=1.0 / np.sqrt(sum(sizes)))
+
+
+#: large-P solution at the paper point (solvers.large_p.solve_large_p, σ̄_a² = 1): four branches with
+#: codes 1-1-0, 1-0-1, 0-1-1 (P_γ = 0.317, 0.317, 0.306) and 1-0-0 (0.060)
+PAPER_LARGE_P_F = np.array([[0.894820, 0.034014, 0.034014], [0.068028, 0.809329, 0.058392],
+                            [0.068028, 0.058392, 0.809329]])
+PAPER_LARGE_P_U = np.array([[2.237226, -0.648431, -0.648431], [-0.648431, 1.857399, -0.480484],
+                            [-0.648431, -0.480484, 1.857399]])
+
+
+def test_paper_point_normcdf_converges_to_one_mode_per_code():
+    """normcdf, classes 32,16,16, T = 0.02, σ_a² = 1/64 (σ̄_a² = 1): the solver used to stop at a line
+    search failure (residual 8e-4) with Φ wrong by 3e4 nats. Now: converged with a checked error,
+    p(a) has one sharp mode per code, and f, U are within O(1/P) of the large-P solution."""
+    from solvers.placement import search_modes
+    spec = _paper()
+    res = solve(spec)
+    assert res.success, res.message
+    assert res.residual_norm < 1e-7 and res.error_estimate < 1e-7
+    assert res.integrator.endswith("4 mode")
+    modes, _, _ = search_modes(ClassProblem.from_spec(spec), res.t)
+    codes = sorted("".join(str(int(g > 0)) for g in res.t @ a) for a in modes)
+    assert codes == ["011", "100", "101", "110"]
+    # 1/P corrections: P·|Δf| ≈ 0.044, P·|ΔU| ≈ 1.33 (measured for P = 32 ... 256)
+    assert np.max(np.abs(res.outputs - PAPER_LARGE_P_F)) < 2.0 * 0.044 / spec.P
+    assert np.max(np.abs(res.readout_moment - PAPER_LARGE_P_U)) < 2.0 * 1.33 / spec.P
+
+
+@pytest.mark.slow
+def test_paper_point_normcdf_from_zero_start():
+    """Without the large-P warm start Newton takes ~25 damped steps from t = 0 through fields where the
+    modes appear and move; the mode-aware placement keeps Φ right along the way."""
+    spec = _paper()
+    res = solve(spec, SolverOptions(start="zero"))
+    warm = solve(spec)
+    assert res.success, res.message
+    diff = res.observables.difference(warm.observables)
+    assert max(diff.values()) < 1e-7, diff
+
+
+@pytest.mark.slow
+def test_paper_point_finite_p_approaches_large_p_like_one_over_p():
+    from solvers.large_p import solve_large_p
+    from solvers.large_p_problem import LargePProblem
+    dfs, dUs = [], []
+    for sizes in [(16, 8, 8), (32, 16, 16), (64, 32, 32)]:
+        spec = _paper(sizes)
+        res = solve(spec)
+        assert res.success, res.message
+        lp = solve_large_p(LargePProblem.from_spec(spec))
+        dfs.append(np.max(np.abs(res.outputs - lp.outputs)))
+        dUs.append(np.max(np.abs(res.readout_moment - lp.readout_moment)))
+    for d in (dfs, dUs):
+        ratios = np.array(d[:-1]) / np.array(d[1:])
+        np.testing.assert_allclose(ratios, 2.0, rtol=0.05)
+
+
+@pytest.mark.slow
+def test_relu_near_condensation_converges():
+    """classes 8,4,4, T = 0.5: used to stop at an integration noise floor (residual 1.5e-6)."""
+    res = solve(ModelSpec("relu", class_sizes=(8, 4, 4), temperature=0.5))
+    assert res.success, res.message
+    assert res.residual_norm < 1e-7 and res.error_estimate < 1e-7
+
+
+def test_relu_binary_paper_regime_condenses():
+    """ReLU, classes 32,32, T = 0.02, σ_a² = 1/64: used to run off (residual 3e5 after 200 iterations).
+    From t = 0 the barrier path hits the curved boundary q = 1 far from the solution and creeps along
+    it; the barrier predictor also pushed a secondary direction (margin 0.38) to the boundary, and at
+    ε = 1e-8 the margins (6e-10) put a 2e-7 rounding floor on the condensate outputs. Now: large-P
+    start, predictor on the active directions, margins stop at ~1e-8."""
+    spec = _paper((32, 32), "relu")
+    res = solve(spec)
+    assert res.success, res.message
+    assert res.residual_norm < 1e-7 and res.error_estimate < 1e-7
+    cond = res.extra["condensate"]
+    big = [(tuple(c), m) for c, m in zip(cond["codes"], cond["mass"]) if m > 1e-3]
+    assert sorted(c for c, _ in big) == [(0,), (1,)]  # one single-class code per class
+    assert big[0][1] == pytest.approx(big[1][1], rel=1e-5)
+    assert max(cond["margins"][:2]) < 1e-6
