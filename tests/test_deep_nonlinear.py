@@ -223,3 +223,16 @@ def test_hard_regime_is_rejected_or_has_an_honest_error():
             assert diff.max() <= 3 * sol.error_estimate, (integrator, diff.max(), sol.error_estimate)
         else:
             assert "no reliable solution" in sol.message or "no solution" in sol.message
+
+
+def test_continuation_in_depth_from_l_minus_1():
+    """start = the L = 1 solution: the L = 2 solve started from its kernel and field reaches the
+    same saddle point as the cold solve (within the error estimates)."""
+    spec = ModelSpec(nonlinearity="relu", class_sizes=(3, 2), temperature=0.5)
+    opts = DeepOptions(search=False, code_neurons=0)
+    one = solve_deep_nonlinear(spec, 1, options=opts)
+    two = solve_deep_nonlinear(spec, 2, start=one, options=opts)
+    cold = solve_deep_nonlinear(spec, 2, options=opts)
+    assert two.converged and two.saddles[0]["found_by"] == "start from the L − 1 solution"
+    d = np.abs(_theory_vector(two, 2) - _theory_vector(cold, 2))
+    assert np.all(d <= 2 * (two.errors + cold.errors) + 1e-7)
