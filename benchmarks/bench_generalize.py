@@ -83,7 +83,7 @@ def main(argv=None):
             print(f"P = {ds.P}: sampling N = {args.width}: {t_samp:.1f} s, {sweeps} sweeps/chain, MCSE {se:.2e}",
                   file=sys.stderr, flush=True)
     print(f"φ = {args.nonlinearity}, T = {args.temperature:g}, σ_w = σ_a = 1, digits")
-    print(f"| P (m) | theory time (s) | converged | rounds | z | split-R̂ | max MCSE r̂ | theory MCSE f(x*) "
+    print(f"| P (m) | theory time (s) | converged | rounds | z | split-R̂ | max MCSE r̂ (last round) | theory MCSE f(x*) "
           f"| sampling time (s), N = {args.width} | sweeps/chain | sampling MCSE | reached | time to target (s) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for P, m, tt, sol, tgt, ts, sw, se, tx in rows:
