@@ -125,3 +125,16 @@ def test_linear_mean_field_predictor_equals_gp_at_small_T():
     assert np.max(np.abs(solve_linear(spec).predict(ds.test_inputs) - gp.mean_predictor)) > 1e-2
     # GP Bayes error exceeds its mean-predictor error by the posterior variance
     assert np.all(np.array(gp.errors["bayes_error"]) > np.array(gp.errors["mean_predictor_error"]))
+
+
+def test_linear_closed_form_on_digits_at_moderate_temperature():
+    """Regression: the closed form used to leave the domain on digits 0/1/2, 30 per class, T = 0.5.
+    The saddle point f = σ_1² K0 t U = Y − T t holds to 1e-10 and the solution is inside the domain."""
+    pytest.importorskip("sklearn")
+    ds = load_digits_dataset((0, 1, 2), train_per_class=30)
+    for T in (0.5, 0.05):
+        sol = solve_linear(ds.spec("linear", 1.0, 1.0, T))
+        assert sol.residual < 1e-10
+        M = np.eye(3) - sol.t.T @ sol.spec.input_kernel() @ sol.t  # σ_a = σ_1 = 1
+        assert np.linalg.eigvalsh(M).min() > 0
+        np.testing.assert_allclose(sol.readout_moment, np.linalg.inv(M), rtol=1e-9)

@@ -7,12 +7,9 @@ Any data, field t ∈ R^{P×m}:
     kernel E[h hᵀ] = σ_1² K0 + σ_1⁴ K0 t U tᵀ K0,
     test predictor f(x*) = k0(x*)ᵀ K0⁻¹ f = σ_1² k0(x*)ᵀ t U,
 
-with k0(x*)_μ = x_μ·x*/N0. Given U, t solves the linear system
-σ_1² K0 t U + T t = Y, diagonal in the eigenbases of K0 and U; the m×m
-equation U⁻¹ = σ_a⁻² I − σ_1² t(U)ᵀ K0 t(U) is solved by Newton (scipy's
-``root``) from the T = 0 solution, where V = U⁻¹ solves V A V + V = σ_a⁻² I
-with A = Yᵀ K0⁻¹ Y / σ_1² (diagonal in A's eigenbasis). A root with U ≻ 0
-inside the domain is the unique minimiser of the convex dual.
+with k0(x*)_μ = x_μ·x*/N0. :func:`solve_linear` solves these through the
+m×m matrix X = σ_a² σ_1² tᵀK0t (the L = 1 case of :mod:`theory.deep_linear`);
+a root inside the domain is the unique minimiser of the convex dual.
 
 At T = 0 the mean predictor is the lazy GP predictor k0ᵀ K0⁻¹ Y: strong
 features, unchanged mean predictor.
@@ -74,55 +71,26 @@ def class_summary(class_sizes, outputs, readout_moment, kernel) -> Observables:
     return Observables(outputs=f, readout_moment=readout_moment, kernel_diagonal=diag, kernel_blocks=blocks)
 
 
-def _t_given_U(U, evals, Q, Yq, sigma_w, T):
-    d, R = np.linalg.eigh(U)
-    Yt = Yq @ R
-    tt = Yt / (sigma_w**2 * evals[:, None] * d[None, :] + T)
-    return Q @ tt @ R.T
-
-
 def solve_linear(spec: ModelSpec) -> LinearSolution:
-    """Exact mean-field solution of a linear network on arbitrary inputs."""
+    """Exact mean-field solution of a linear network on arbitrary inputs.
+
+    The one-layer case of :func:`theory.deep_linear.solve_deep_linear`: the unknown is the m×m
+    matrix X = σ_a² σ_1² tᵀK0t (0 ⪯ X ≺ I, the domain), parametrised as X = I − e^{−Z} so every
+    iterate is inside the domain, t(X) diagonal in the eigenbases of K0 and X, roots searched from
+    several starts (the root is unique for L = 1: the dual is convex). Then U = σ_a²(I − X)⁻¹ and
+    the kernel E[h hᵀ] = σ_1² K0 + σ_1⁴ K0 t U tᵀ K0. (A Newton solve in U from the T = 0 start,
+    used before, left the domain on digits at T = 0.5.)
+    """
+    from .deep_linear import solve_deep_linear
+
     if spec.nonlinearity != "linear":
         raise SpecError(f"solve_linear needs nonlinearity 'linear' (got {spec.nonlinearity!r})")
-    K0 = spec.input_kernel()
-    Y = spec.targets()
-    m, T, sa, sw = spec.m, spec.temperature, spec.sigma_a, spec.sigma_w
-    evals, Q = np.linalg.eigh(K0)
-    if T == 0.0 and evals.min() <= 1e-12 * max(evals.max(), 1e-300):
-        raise SpecError("temperature = 0 needs a non-singular input kernel K0 = X Xᵀ/N0 "
-                        "(inputs are linearly dependent); use temperature > 0")
-    Yq = Q.T @ Y
-    # T = 0 solution as the starting point
-    pos = np.maximum(evals, 1e-300)
-    A = (Yq.T / pos) @ Yq / sw**2
-    lam, W = np.linalg.eigh(0.5 * (A + A.T))
-    lam = np.maximum(lam, 0.0)
-    v = np.where(lam > 1e-14, (-1 + np.sqrt(1 + 4 * lam / sa**2)) / (2 * np.where(lam > 1e-14, lam, 1.0)), sa**-2)
-    U0 = (W / v) @ W.T
-    iu = np.triu_indices(m)
-
-    def unpack(x):
-        M = np.zeros((m, m))
-        M[iu] = x
-        return M + np.triu(M, 1).T
-
-    def residual(x):
-        U = unpack(x)
-        t = _t_given_U(U, evals, Q, Yq, sw, T)
-        R = U @ (np.eye(m) / sa**2 - sw**2 * t.T @ K0 @ t) - np.eye(m)
-        return (0.5 * (R + R.T))[iu]
-
-    sol = optimize.root(residual, U0[iu], method="hybr", options={"xtol": 1e-14})
-    U = unpack(sol.x)
-    t = _t_given_U(U, evals, Q, Yq, sw, T)
-    M = np.eye(m) - sa**2 * sw**2 * t.T @ K0 @ t
-    if np.linalg.eigvalsh(U).min() <= 0 or np.linalg.eigvalsh(M).min() <= 0:
-        raise RuntimeError("linear closed form: no solution inside the domain was found (please report)")
-    U = sa**2 * np.linalg.inv(M)
+    sol = solve_deep_linear(spec, 1)
+    K0, T, sw = spec.input_kernel(), spec.temperature, spec.sigma_w
+    t, U = sol.t, sol.readout_moment
     f = sw**2 * K0 @ t @ U
     kernel = sw**2 * K0 + sw**4 * K0 @ t @ U @ t.T @ K0
-    res = float(np.max(np.abs(f + T * t - Y)))
+    res = float(np.max(np.abs(f + T * t - spec.targets())))
     return LinearSolution(spec=spec, t=t, readout_moment=U, outputs=f, kernel=kernel, residual=res)
 
 
