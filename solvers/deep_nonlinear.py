@@ -339,7 +339,8 @@ def _mix(a: Proposal, b: Proposal, w: float) -> Proposal:
 
 def _solve_at(model: _Model, x, props, log, label, rounds=None, tol=None, maxiter=None):
     """Newton with fixed proposals, then moment-match the proposals, until they settle. When Newton
-    fails after a proposal update, the update is retried halfway (up to three times)."""
+    fails after a proposal update, the update is retried halfway (up to three times), then the
+    previous round's solution is returned. Returns (x, ev, J, Jo, proposals) or None."""
     o = model.opt
     inflate = o.inflate if o.inflate is not None else (1.0 if model.exact else 1.5)
     ptol = o.proposal_tol if o.proposal_tol is not None else (1e-9 if model.exact else 0.05)
@@ -356,8 +357,8 @@ def _solve_at(model: _Model, x, props, log, label, rounds=None, tol=None, maxite
                 break
             if out is not None:
                 trial = [_mix(a, b, 0.5) for a, b in zip(out[4], trial)]
-        if not ok:
-            return out if out is not None and rnd > 0 and out[4] is props else None
+        if not ok:  # the previous round's solution (a fixed point for its own proposals) or None
+            return out
         x, props = x1, trial
         out = (x, ev, J, Jo, props)
         new = model.adapt(ev, inflate)
@@ -365,7 +366,7 @@ def _solve_at(model: _Model, x, props, log, label, rounds=None, tol=None, maxite
         if dist < ptol or rounds is not None:
             return (x, ev, J, Jo, new if rounds is not None else props)
         props = new
-    return out if model.exact is False else None
+    return out  # proposals still moving: the error estimate (alternative rules) covers the mismatch
 
 
 def _t_only(model: _Model, x, props):
