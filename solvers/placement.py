@@ -273,17 +273,21 @@ def laplace_component(mode: np.ndarray, hess: np.ndarray) -> Component:
     return Component.from_cov(mode, -np.linalg.inv(hess) * INFLATION**2, "mode")
 
 
-def covers(comp: Component, mode: np.ndarray, hess: np.ndarray, radius: float = 4.0, width: float = 0.5) -> bool:
+def covers(comp: Component, mode: np.ndarray, hess: np.ndarray, radius: float = 4.0, width: float = 0.25,
+           max_width: float = 1.5) -> bool:
     """Whether the rule of ``comp`` resolves the Laplace bump N(mode, −H⁻¹): the mode lies within
     ``radius`` of the component's standard deviations of its centre, and the bump is nowhere
-    narrower than ``width`` of them (so that the tensor rule's spacing, 0.65 of them at order 24,
-    resolves it)."""
+    narrower than ``width`` of them nor wider than ``max_width`` of them. Bumps a little narrower than the rule's spacing (0.65 of them
+    at order 24) are resolved by the order escalation that the error check triggers; mass that
+    the rule does not reach at all, or bumps that fall between its nodes at every order, are not."""
     Linv_d = np.linalg.solve(comp.L, mode - comp.mu)
     if float(Linv_d @ Linv_d) > radius**2:
         return False
-    # smallest whitened variance of the bump: 1 / largest eigenvalue of Lᵀ(−H)L
+    # whitened variances of the bump: 1 / eigenvalues of Lᵀ(−H)L; a bump much wider than the
+    # component (p_t spread out since the nodes were placed) is cut off by its box
     M = comp.L.T @ (-hess) @ comp.L
-    return bool(1.0 / np.linalg.eigvalsh(0.5 * (M + M.T)).max() >= width**2)
+    lam = np.linalg.eigvalsh(0.5 * (M + M.T))
+    return bool(1.0 / lam.max() >= width**2 and 1.0 / lam.min() <= max_width**2)
 
 
 def _needles(prob: ClassProblem, t: np.ndarray, bulk: Component) -> list:

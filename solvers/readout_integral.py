@@ -318,23 +318,23 @@ def _component_pass(prob, placement, comp, n, Z, rule, args, hessian, K):
     return sums, ref, len(A), edge_top
 
 
-def _bulk_passes(prob, placement, n, rule, args, hessian, K):
+def _bulk_passes(prob, placement, n, rule, args, hessian, K, edge_weight=EDGE_WEIGHT):
     """All bulk components: [(sums, ref)], nodes, and the relative weight left on the box edges.
 
     For the trapezoid rule a component's box |z| <= Z is widened (at the same spacing) while the
-    largest integrand weight in its outer shell exceeds ``EDGE_WEIGHT`` of the largest weight of
+    largest integrand weight in its outer shell exceeds ``edge_weight`` of the largest weight of
     all components: a tail heavier than the component's Gaussian (ReLU near the domain boundary,
     in directions without a needle) would otherwise be cut off at a t-dependent set of nodes,
     which the order-doubling error check cannot see and which stops Newton at a noise floor
     (THEORY §3: the integrator must follow the tails and report its own error). The new Z is
-    where a Gaussian tail through the edge weight falls to ``EDGE_WEIGHT`` (at least ×1.2, at
+    where a Gaussian tail through the edge weight falls to ``edge_weight`` (at least ×1.2, at
     most ``TRAPEZOID_MAX_HALF_WIDTH``).
     """
     comps = placement.components
     Zs = [TRAPEZOID_HALF_WIDTH] * len(comps)
     ns = [n] * len(comps)
     out = [_component_pass(prob, placement, c, n, Zs[j], rule, args, hessian, K) for j, c in enumerate(comps)]
-    log_thr = math.log(EDGE_WEIGHT)
+    log_thr = math.log(edge_weight)
     while True:
         top = max(o[1] for o in out)
         widen = [j for j, o in enumerate(out) if o[3] - top > log_thr and Zs[j] < TRAPEZOID_MAX_HALF_WIDTH]
@@ -352,10 +352,10 @@ def _bulk_passes(prob, placement, n, rule, args, hessian, K):
     return [(o[0], o[1]) for o in out], sum(o[2] for o in out), edge
 
 
-def _gh_pass(prob, t, placement: Placement, n, hessian, rule="trapezoid"):
+def _gh_pass(prob, t, placement: Placement, n, hessian, rule="trapezoid", edge_weight=EDGE_WEIGHT):
     lay = Layout(prob.m, hessian)
     args = _kernel_args(prob, t)
-    parts, n_nodes, edge = _bulk_passes(prob, placement, n, rule, args, hessian, lay.size)
+    parts, n_nodes, edge = _bulk_passes(prob, placement, n, rule, args, hessian, lay.size, edge_weight)
     bulk, _ = _combine(parts)
     bulk = bulk / bulk[0]
     for k, needle in enumerate(placement.needles):
@@ -371,16 +371,17 @@ def _gh_pass(prob, t, placement: Placement, n, hessian, rule="trapezoid"):
             (bulk_mean, bulk_cov, edge))
 
 
-def _tensor_moments(prob, t, placement, order, hessian, hessian_order, check, rule):
+def _tensor_moments(prob, t, placement, order, hessian, hessian_order, check, rule, rtol):
     m = prob.m
-    lay, vals, log_z, n_eval, bulk = _gh_pass(prob, t, placement, order, False, rule)
+    edge_weight = min(EDGE_WEIGHT, 1e-2 * rtol)  # the tail cut at the box edges: 1% of the requested accuracy
+    lay, vals, log_z, n_eval, bulk = _gh_pass(prob, t, placement, order, False, rule, edge_weight)
     err = np.full(lay.size, np.nan)
     name = f"{rule} {order}^{m} × {placement.describe()}"
     if check:
         order2 = order + max(4, order // 3)
-        _, vals2, log_z2, n2, bulk = _gh_pass(prob, t, placement, order2, False, rule)
+        _, vals2, log_z2, n2, bulk = _gh_pass(prob, t, placement, order2, False, rule, edge_weight)
         # the order difference, plus the weight left on the box edge (the truncated tail; at most
-        # EDGE_WEIGHT unless the box reached TRAPEZOID_MAX_HALF_WIDTH)
+        # edge_weight unless the box reached TRAPEZOID_MAX_HALF_WIDTH)
         err = np.abs(vals2 - vals) + bulk[2] * (1.0 + np.abs(vals2))
         err[0] = abs(log_z2 - log_z) + bulk[2]
         vals, log_z, n_eval = vals2, log_z2, n_eval + n2
@@ -388,7 +389,7 @@ def _tensor_moments(prob, t, placement, order, hessian, hessian_order, check, ru
     out = _assemble(prob, lay, t, vals, err, log_z, name, n_eval, bool(check), prob.table().error_estimate)
     out = replace(out, bulk_mean=bulk[0], bulk_covariance=bulk[1])
     if hessian:
-        hl, hv, hz, hn, _ = _gh_pass(prob, t, placement, hessian_order, True, rule)
+        hl, hv, hz, hn, _ = _gh_pass(prob, t, placement, hessian_order, True, rule, edge_weight)
         coarse = _assemble(prob, hl, t, hv, np.zeros(hl.size), hz, "", hn, True, 0.0)
         out = replace(out, hessian=coarse.hessian, n_evaluations=out.n_evaluations + hn)
     return out
@@ -526,7 +527,7 @@ def readout_moments(prob: ClassProblem, t: np.ndarray, placement: Placement, *,
     if t.shape != (m, m):
         raise ValueError(f"t must have shape ({m}, {m}) (got {t.shape})")
     if integrator in _TENSOR_RULES:
-        return _tensor_moments(prob, t, placement, order, hessian, hessian_order, check, integrator)
+        return _tensor_moments(prob, t, placement, order, hessian, hessian_order, check, integrator, rtol)
     if integrator == "cubature":
         if m > 6:
             raise ValueError(f"integrator 'cubature' supports m <= 6 classes (got m = {m}); use 'qmc'")

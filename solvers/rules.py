@@ -21,9 +21,10 @@ TRAPEZOID_HALF_WIDTH = 7.5
 #: Largest half-width the box is widened to (at fixed spacing) when the integrand on its edge is
 #: not negligible (heavy tails of p(a) near the ReLU domain boundary, THEORY §3).
 TRAPEZOID_MAX_HALF_WIDTH = 17.0
-#: Largest weight, relative to the largest weight of the rule, that a box edge may carry (the tail
-#: cut off there is then ~1e-9 of the integral, far below integral_tol).
-EDGE_WEIGHT = 1e-11
+#: Largest weight, relative to the largest weight of the rule, that a box edge may carry, at most
+#: (the integrators use 1% of the requested relative accuracy if that is smaller): the tail cut off
+#: there is then of that order, below integral_tol.
+EDGE_WEIGHT = 1e-9
 
 
 @lru_cache(maxsize=32)
