@@ -17,6 +17,8 @@ def plot_deep_continuation(result, out):
     """Write the PNG for a :class:`solvers.deep_continuation.DeepContinuation`; returns the path."""
     plt = pyplot()
     fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
+    if result.spec.nonlinearity != "linear":
+        return _plot_sequential(plt, fig, ax, result, out)
     for b in result.branches:
         p, x, st = np.asarray(b["p"]), np.asarray(b["x"]), np.asarray(b["stable"])
         color = f"C{b['class']}"
@@ -48,5 +50,30 @@ def plot_deep_continuation(result, out):
     ax[1].set_title("selected (largest-S stable) solution", fontsize=9)
     s = result.spec
     fig.suptitle(f"deep linear, L = {result.layers}, classes {tuple(s.class_sizes)}, σ_a = {s.sigma_a:g}, "
+                 f"σ_w = {s.sigma_w:g}, T = {s.temperature:g} (where not continued)", fontsize=9)
+    return save(fig, out)
+
+
+def _plot_sequential(plt, fig, ax, result, out):
+    """Nonlinear φ: f_cc and the action along the warm-started grid (open markers: unstable)."""
+    pts = result.selected
+    ps = np.array([r["p"] for r in pts])
+    f = np.array([np.diag(np.asarray(r["outputs"])) for r in pts]).reshape(len(pts), -1)
+    st = np.array([r["stable"] for r in pts], dtype=bool)
+    for c in range(f.shape[1]):
+        ax[0].plot(ps, f[:, c], "-", color=f"C{c}", lw=1, label=f"f_{c}{c}")
+        ax[0].plot(ps[st], f[st, c], "o", color=f"C{c}", ms=4)
+        ax[0].plot(ps[~st], f[~st, c], "o", color=f"C{c}", mfc="none", ms=4)
+    for sp in result.special_points:
+        ax[0].axvspan(*sorted(sp["bracket_p"]), color="0.85", zorder=0)
+    ax[0].set_xlabel(result.parameter)
+    ax[0].set_ylabel("class output f_cc")
+    ax[0].set_title("warm-started solves (open: unstable; grey: bracketed changes)", fontsize=9)
+    ax[0].legend(fontsize=7)
+    ax[1].errorbar(ps, [r["free_energy"] for r in pts], yerr=[r["free_energy_error"] for r in pts], fmt="k.-")
+    ax[1].set_xlabel(result.parameter)
+    ax[1].set_ylabel("action S of the selected saddle")
+    s = result.spec
+    fig.suptitle(f"{s.nonlinearity}, L = {result.layers}, classes {tuple(s.class_sizes)}, σ_a = {s.sigma_a:g}, "
                  f"σ_w = {s.sigma_w:g}, T = {s.temperature:g} (where not continued)", fontsize=9)
     return save(fig, out)

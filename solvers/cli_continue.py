@@ -22,10 +22,11 @@ followed to --to; 1: it was not; invalid input raises
 :class:`theory.spec.SpecError`, which the main CLI reports with exit code 2).
 ``python -m solvers.cli_continue ARGS`` runs it standalone.
 
-``--layers L`` with L >= 2 follows deep linear networks at finite class sizes
-(:mod:`solvers.deep_continuation`): every root curve of the non-convex deep
-action per class, with stability, folds and the first-order transitions of
-the selected root, e.g.::
+``--layers L`` with L >= 2 follows deep networks at finite class sizes
+(:mod:`solvers.deep_continuation`). Linear φ: every root curve of the
+non-convex deep action per class, with stability, folds and the first-order
+transitions of the selected root; other φ: warm-started solves of the deep
+class-block theory on a grid, with bracketed stability changes. E.g.::
 
     codingschemes continue --layers 3 --nonlinearity linear --class-sizes 32,16,16 \\
         --sigma-a 0.125 --param temperature --from 2.0 --to 0.5 --format json
@@ -74,9 +75,10 @@ def add_continue_parser(subparsers) -> argparse.ArgumentParser:
     c.add_argument("--no-plot", action="store_true", help="do not write the figure")
     c.add_argument("--quiet", action="store_true", help="no progress on stderr")
     c.add_argument("--layers", type=int, default=1,
-                   help="hidden layers L (default 1: the large-P one-layer theory). L >= 2: deep linear networks "
-                        "at finite class sizes (--class-sizes, --sigma-a); --param temperature, sigma_a or sigma_w; "
-                        "every root curve with folds and first-order transitions")
+                   help="hidden layers L (default 1: the large-P one-layer theory). L >= 2: deep networks at "
+                        "finite class sizes (--class-sizes, --sigma-a); --param temperature, sigma_a or sigma_w; "
+                        "linear: every root curve with folds and first-order transitions (arclength); other φ: "
+                        "warm-started solves on --n-points values (slow: seconds to minutes per solve)")
     c.add_argument("--class-sizes", default="32,16,16",
                    help="comma-separated class sizes P_c for --layers >= 2 (default 32,16,16)")
     c.add_argument("--sigma-a", type=float, default=0.125, help="σ_a for --layers >= 2 (default 0.125)")

@@ -20,7 +20,13 @@ The selected solution is also tabulated on a uniform grid of ``n_points`` values
 (:func:`theory.deep_linear.solve_deep_linear_classes`), with per-layer kernels in the one-layer
 schema, so the jumps of f, U and the kernels are visible.
 
-Nonlinear φ at L >= 2 is not continued here yet (see the README's "not done" list).
+Nonlinear φ (:func:`continue_deep_nonlinear`): each solve of the class-block deep theory
+(:func:`solvers.deep_nonlinear.solve_deep_nonlinear`) is a Monte Carlo/quadrature Newton solve
+costing seconds to minutes, so the nonlinear branch is followed by sequential (natural-parameter)
+continuation on a grid of ``n_points`` values, each solve warm-started from the previous converged
+one. Reported special points are brackets between neighbouring grid points, not located points:
+"stability-change" (the selected saddle's Hessian stability flips) and "lost" (no solution found at
+the next point, e.g. past a fold). Arclength continuation through folds is not done for nonlinear φ.
 """
 from __future__ import annotations
 
@@ -36,7 +42,7 @@ from theory.spec import ModelSpec, SpecError
 
 from .continuation import continue_branch, dedupe_branches
 
-__all__ = ["DEEP_PARAMETERS", "DeepContinuation", "continue_deep"]
+__all__ = ["DEEP_PARAMETERS", "DeepContinuation", "continue_deep", "continue_deep_nonlinear"]
 
 #: continued parameters and their valid ranges
 DEEP_PARAMETERS = {"temperature": "(0, inf)", "sigma_a": "(0, inf)", "sigma_w": "(0, inf)"}
@@ -126,15 +132,25 @@ class DeepContinuation:
                 "p_from": self.p_from, "p_to": self.p_to, "branches": self.branches,
                 "special_points": self.special_points, "selected": self.selected, "success": self.success,
                 "message": self.message, "time_seconds": self.time_seconds,
-                "method": "pseudo-arclength continuation of the deep linear class equations (THEORY §5)"}
+                "method": ("pseudo-arclength continuation of the deep linear class equations (THEORY §5)"
+                   if self.spec.nonlinearity == "linear" else
+                   "sequential warm-started solves of the deep class-block theory (solvers.deep_nonlinear)")}
 
     def table(self) -> str:
         lines = [f"deep linear, L = {self.layers}: {self.parameter} from {self.p_from:g} to {self.p_to:g}; "
                  f"{len(self.branches)} root curve(s), {len(self.special_points)} special point(s)"]
         for sp in self.special_points:
+            if sp["class"] is None:
+                lines.append(f"  {sp['kind']:<23s} between {self.parameter} = {sp['bracket_p'][0]:.6g} and "
+                             f"{sp['bracket_p'][1]:.6g}")
+                continue
             extra = (f"x {sp['x_before']:.4f} -> {sp['x_after']:.4f}" if sp["kind"] == "first-order transition"
                      else f"x = {sp['x']:.4f}")
             lines.append(f"  class {sp['class']}: {sp['kind']:<23s} at {self.parameter} = {sp['p']:.9g}  ({extra})")
+        for r in (self.selected if self.spec.nonlinearity != "linear" else []):
+            lines.append(f"  {self.parameter} = {r['p']:.6g}: f_cc = {np.round(np.diag(r['outputs']), 4).tolist()}, "
+                         f"S = {r['free_energy']:.6g} ± {r['free_energy_error']:.1g}, "
+                         f"{'stable' if r['stable'] else 'UNSTABLE'}")
         lines.append(f"{'reached the end' if self.success else 'NOT COMPLETE: ' + self.message} "
                      f"in {self.time_seconds:.2f} s")
         return "\n".join(lines)
@@ -197,17 +213,7 @@ def _transitions(curve: _ClassCurve, branches):
     return out
 
 
-def continue_deep(spec: ModelSpec, layers: int, parameter: str, p_from: float, p_to: float, *, n_points: int = 41,
-                  max_steps: int = 2000, progress=None) -> DeepContinuation:
-    """Follow the deep linear solution (orthogonal class data) in ``parameter`` from ``p_from`` to ``p_to``.
-
-    Returns :class:`DeepContinuation`. Raises :class:`theory.spec.SpecError` for nonlinear φ, explicit
-    inputs, an unknown parameter or values outside its range (named with the valid range).
-    """
-    start = time.perf_counter()
-    if spec.nonlinearity != "linear":
-        raise SpecError(f"continue --layers L >= 2 follows deep linear networks only so far (nonlinearity "
-                        f"'linear'; got {spec.nonlinearity!r})")
+def _check(spec, layers, parameter, p_from, p_to, n_points):
     if spec.inputs is not None:
         raise SpecError("continue --layers needs orthogonal class-structured data (inputs=None)")
     layer_sigmas(spec, layers)
@@ -218,8 +224,65 @@ def continue_deep(spec: ModelSpec, layers: int, parameter: str, p_from: float, p
             raise SpecError(f"--{name}: {parameter} must be in {DEEP_PARAMETERS[parameter]} (got {v!r})")
     if p_from == p_to:
         raise SpecError(f"--from and --to must differ (got {p_from:g} for both)")
-    if n_points < 2:
+    if not (isinstance(n_points, (int, np.integer)) and n_points >= 2):
         raise SpecError(f"n_points must be an integer >= 2 (got {n_points})")
+
+
+def continue_deep_nonlinear(spec: ModelSpec, layers: int, parameter: str, p_from: float, p_to: float, *,
+                            n_points: int = 11, progress=None, options=None) -> DeepContinuation:
+    """Sequential warm-started continuation of the nonlinear deep solution (module docstring).
+
+    One branch (the selected saddle at every grid value); each point records converged, free energy
+    (± error), stability, f, U, per-layer kernels and the solver's error estimate. ``success``: every
+    grid point converged.
+    """
+    from .deep_nonlinear import solve_deep_nonlinear
+
+    start = time.perf_counter()
+    _check(spec, layers, parameter, p_from, p_to, n_points)
+    grid = np.linspace(p_from, p_to, n_points)
+    points, specials, prev = [], [], None
+    for k, p in enumerate(grid):
+        sol = solve_deep_nonlinear(_spec_at(spec, parameter, p), layers, start=prev, options=options)
+        rec = {"p": float(p), "converged": bool(sol.converged)}
+        if sol.converged:
+            rec.update({"free_energy": float(sol.free_energy), "free_energy_error": float(sol.free_energy_error),
+                        "stable": bool(sol.stable), "outputs": np.asarray(sol.outputs).tolist(),
+                        "readout_moment": np.asarray(sol.readout_moment).tolist(),
+                        "layers": sol.layer_summaries(), "error_estimate": float(np.max(sol.errors))})
+        points.append(rec)
+        if k and points[k - 1]["converged"] != rec["converged"]:
+            specials.append({"kind": "lost" if not rec["converged"] else "found", "class": None, "p": float(p),
+                             "bracket_p": [float(grid[k - 1]), float(p)], "x": math.nan})
+        elif k and rec["converged"] and points[k - 1]["stable"] != rec["stable"]:
+            specials.append({"kind": "stability-change", "class": None, "p": float(0.5 * (grid[k - 1] + p)),
+                             "bracket_p": [float(grid[k - 1]), float(p)], "x": math.nan})
+        prev = sol if sol.converged else prev
+        if progress is not None:
+            progress(k + 1, n_points)
+    ok = all(r["converged"] for r in points)
+    bad = [r["p"] for r in points if not r["converged"]]
+    branch = {"class": None, "p": grid.tolist(), "points": points, "stable": [r.get("stable", False) for r in points],
+              "status": "reached-boundary" if ok else "incomplete"}
+    selected = [r for r in points if r["converged"]]
+    return DeepContinuation(spec=spec, layers=layers, parameter=parameter, p_from=float(p_from), p_to=float(p_to),
+                            branches=[branch], special_points=specials, selected=selected, success=ok,
+                            message="every grid point converged" if ok else
+                            f"no solution at {parameter} = {bad}", time_seconds=time.perf_counter() - start)
+
+
+def continue_deep(spec: ModelSpec, layers: int, parameter: str, p_from: float, p_to: float, *, n_points: int = 41,
+                  max_steps: int = 2000, progress=None) -> DeepContinuation:
+    """Follow the deep linear solution (orthogonal class data) in ``parameter`` from ``p_from`` to ``p_to``.
+
+    Returns :class:`DeepContinuation`. Nonlinear φ is passed on to :func:`continue_deep_nonlinear`.
+    Raises :class:`theory.spec.SpecError` for explicit inputs, an unknown parameter or values outside
+    its range (named with the valid range).
+    """
+    start = time.perf_counter()
+    _check(spec, layers, parameter, p_from, p_to, n_points)
+    if spec.nonlinearity != "linear":
+        return continue_deep_nonlinear(spec, layers, parameter, p_from, p_to, n_points=n_points, progress=progress)
     branches_json, specials, ok, messages = [], [], True, []
     for c in range(spec.m):
         curve = _ClassCurve(spec, layers, parameter, c)

@@ -76,9 +76,27 @@ def test_cli_and_bad_input(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert {"branches", "special_points", "selected", "layers"} <= set(out)
     assert (tmp_path / "continue.png").is_file()
-    for argv, match in ((["--nonlinearity", "relu"], "'linear'"), (["--param", "rho_0", "--from", "0.1", "--to", "0.2"],
-                                                                  "parameter"),
+    for argv, match in ((["--n-points", "1"], "n_points"), (["--param", "rho_0", "--from", "0.1", "--to", "0.2"],
+                                                             "parameter"),
                         (["--from", "-1"], "temperature"), (["--layers", "0"], "layers")):
         with pytest.raises(SpecError, match=match):
             run_continue(p.parse_args(["continue", "--layers", "2", "--nonlinearity", "linear", "--quiet",
                                        "--no-plot", *argv]))
+
+
+def test_nonlinear_sequential_continuation(tmp_path):
+    """normcdf, L = 2, m = 2 (fast tensor rules): every grid point converges, each warm-started solve
+    equals a cold solve at that T within the error estimates, the JSON and the figure are written."""
+    from figures.deep_continuation import plot_deep_continuation
+    from solvers.deep_nonlinear import DeepOptions, solve_deep_nonlinear
+
+    spec = ModelSpec(nonlinearity="normcdf", class_sizes=(3, 2), temperature=0.6)
+    r = continue_deep(spec, 2, "temperature", 0.6, 0.5, n_points=2)
+    assert r.success and len(r.selected) == 2 and all(p["converged"] for p in r.selected)
+    cold = solve_deep_nonlinear(spec.replace(temperature=0.5), 2, options=DeepOptions(search=False))
+    np.testing.assert_allclose(r.selected[-1]["outputs"], cold.outputs,
+                               atol=2 * (np.max(cold.errors) + r.selected[-1]["error_estimate"]) + 1e-7)
+    assert np.all(np.diag(np.asarray(r.selected[-1]["outputs"])) > np.diag(np.asarray(r.selected[0]["outputs"])))
+    json.dumps(r.to_json())
+    assert "f_cc" in r.table()
+    assert plot_deep_continuation(r, tmp_path / "c.png").is_file()
