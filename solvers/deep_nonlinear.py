@@ -211,6 +211,19 @@ class _Model:
             obs += [np.diag(r.k) + r.delta, r.k.ravel()]
         return {"residual": np.concatenate(resid), "obs": np.concatenate(obs), "action": action, "layers": res}
 
+    def layer_kwargs(self, ell: int, t, ker, ev) -> dict:
+        """Keyword arguments of :func:`layer_integral` for layer ℓ at the unpacked point (t, kernels) with
+        the evaluation ``ev``: the input kernel (ℓ >= 2), then the readout tilt (ℓ = L) or the conjugate
+        kernel of the next layer (ℓ < L)."""
+        kw = {}
+        if ell >= 2:
+            kw.update(R_in=ker[ell - 2][0], delta_in=ker[ell - 2][1])
+        if ell == self.L:
+            kw.update(t=t, sigma_a=self.spec.sigma_a)
+        else:
+            kw.update(kt=ev["layers"][ell].kt_in, dt=ev["layers"][ell].dt_in)
+        return kw
+
     def patterns(self, x, ev, proposals, neurons, seed=0):
         """[(neurons × m) class-mean activations of layer ℓ] for ℓ = 1..L, neurons drawn from each layer's
         single-neuron measure at the solution (tilts and input kernels as in :meth:`evaluate`)."""
@@ -218,13 +231,7 @@ class _Model:
         rng = np.random.default_rng(seed)
         out = []
         for ell in range(1, self.L + 1):
-            kw = {}
-            if ell >= 2:
-                kw.update(R_in=ker[ell - 2][0], delta_in=ker[ell - 2][1])
-            if ell == self.L:
-                kw.update(t=t, sigma_a=self.spec.sigma_a)
-            else:
-                kw.update(kt=ev["layers"][ell].kt_in, dt=ev["layers"][ell].dt_in)
+            kw = self.layer_kwargs(ell, t, ker, ev)
             out.append(layer_integral(self.oned, self.sizes, self.sigmas[ell - 1], self.rules[ell - 1],
                                       proposals[ell - 1], neurons=neurons, rng=rng, **kw))
         return out
@@ -550,13 +557,7 @@ def _coverage(model: _Model, x, ev, props, seed=0):
     rng = np.random.default_rng([seed, 7])
     ok, report = True, []
     for ell in range(1, model.L + 1):
-        kw = {}
-        if ell >= 2:
-            kw.update(R_in=ker[ell - 2][0], delta_in=ker[ell - 2][1])
-        if ell == model.L:
-            kw.update(t=t, sigma_a=model.spec.sigma_a)
-        else:
-            kw.update(kt=ev["layers"][ell].kt_in, dt=ev["layers"][ell].dt_in)
+        kw = model.layer_kwargs(ell, t, ker, ev)
         d, pr = model.dims[ell - 1], props[ell - 1]
 
         def fun(Y, kw=kw, ell=ell):
