@@ -262,7 +262,15 @@ def mode_starts(prob: ClassProblem, t: np.ndarray, mean=None, cov=None, previous
 
 
 def search_modes(prob: ClassProblem, t: np.ndarray, mean=None, cov=None, previous_modes=None, seed: int = 0):
-    """Local maxima of S within ``_MODE_WINDOW`` nats of the best one: (modes, S, Hessians), best first."""
+    """Local maxima of S within ``_MODE_WINDOW`` nats of the best one: (modes, S, Hessians), best first.
+
+    Linear φ: S is quadratic, S(a) = −|a|²/2σ_a² + (σ_1²/2) Σ_c P_c (t_c·a)², so inside the domain its
+    only maximum is a = 0 with Hessian −U(t)⁻¹ (no search needed)."""
+    if prob.spec.nonlinearity == "linear":
+        zero = np.zeros((1, len(t)))
+        S0, _, H0 = log_tilt_derivatives(prob, t, zero)
+        if np.linalg.eigvalsh(H0[0]).max() < 0:
+            return zero, S0, H0
     modes, S, H = find_modes(prob, t, mode_starts(prob, t, mean, cov, previous_modes, seed))
     keep = S >= S[0] - _MODE_WINDOW if len(S) else np.zeros(0, bool)
     return modes[keep], S[keep], H[keep]
@@ -361,6 +369,11 @@ def build_placement(prob: ClassProblem, t: np.ndarray, mean: np.ndarray | None, 
         return Placement(tuple(comps)), np.zeros((0, m))
     modes, S, H = search_modes(prob, t, mean, cov, previous_modes, seed)
     laplace = [laplace_component(a, Hs) for a, Hs in zip(modes, H)]
+    if prob.spec.nonlinearity == "linear" and len(laplace) == 1:
+        # ψ is exactly quadratic: p_t(a) = N(0, U(t)) and its Laplace component is exact, while the
+        # moments Gaussian of the previous iterate is not (U changes with t) and would need a second
+        # component: one exact component halves the work per evaluation
+        return Placement(tuple(laplace)), modes
     if len(laplace) > 1 and _well_separated(laplace, base):
         comps = laplace
         needles = _needles(prob, t, comps[0])
