@@ -28,7 +28,7 @@ import numpy as np
 from theory.spec import ModelSpec
 
 __all__ = ["NONLINEARITIES", "DISPLAY", "settings", "paper_spec", "binary_spec", "theory", "chain", "log",
-           "full_kernel", "order_neurons"]
+           "order_neurons"]
 
 NONLINEARITIES = ("linear", "normcdf", "relu")
 DISPLAY = {"linear": "linear", "normcdf": "sigmoid (normcdf)", "relu": "ReLU"}
@@ -96,14 +96,6 @@ def chain(spec: ModelSpec, quick: bool, *, width=None, sweeps=None, burn=None, s
         log(f"chain {spec.nonlinearity} {scaling} P = {spec.P} N = {width}: {sweeps} sweeps from {start} start "
             f"in {time.perf_counter() - t0:.1f} s (acceptance {ch.acceptance:.2f}, step {ch.step_size:.3g})")
     return _CHAINS[key]
-
-
-def full_kernel(class_sizes, diagonal, blocks) -> np.ndarray:
-    """P × P kernel from its class summary (diagonal value per class, block value per class pair)."""
-    labels = np.repeat(np.arange(len(class_sizes)), class_sizes)
-    K = np.asarray(blocks)[labels][:, labels].copy()
-    K[np.diag_indices_from(K)] = np.asarray(diagonal)[labels]
-    return K
 
 
 def order_neurons(readouts, class_means, class_sizes, n: int, by: str = "code") -> np.ndarray:

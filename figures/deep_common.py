@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from theory.observables import full_kernel
 from theory.spec import ModelSpec
 
 from . import common
@@ -238,5 +239,5 @@ def deep_linear_kernels(spec: ModelSpec, layers: int) -> list:
     ks = []
     for ell in range(1, layers + 1):
         o = sol.layer_observables(ell)
-        ks.append(common.full_kernel(spec.class_sizes, o.kernel_diagonal, o.kernel_blocks))
+        ks.append(full_kernel(spec.class_sizes, o.kernel_diagonal, o.kernel_blocks))
     return ks, sol

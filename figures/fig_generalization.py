@@ -40,7 +40,8 @@ TEMPERATURE = 0.5
 COLORS = {"theory": "C0", "gp": "C1", "sampling": "C2"}
 
 
-def _reports(quick: bool, nonlinearities=common.NONLINEARITIES, seed: int = 0):
+def _reports(quick: bool, nonlinearities=common.NONLINEARITIES, seed: int = 0) -> dict:
+    """{nonlinearity: JSON report of :func:`validation.generalization.generalization_report`}."""
     from theory.datasets import load_digits_dataset
     from validation.generalization import generalization_report
 
@@ -51,11 +52,10 @@ def _reports(quick: bool, nonlinearities=common.NONLINEARITIES, seed: int = 0):
     for nl in nonlinearities:
         common.log(f"generalization: {nl} on {ds.description} (P = {ds.P}, {ds.n_test} test inputs)")
         spec = ds.spec(nl, 1.0, 1.0, TEMPERATURE)
-        report, extras = generalization_report(
+        out[nl] = generalization_report(
             ds, spec, theory_chains=cfg["theory_chains"], theory_rounds=cfg["theory_rounds"], width=cfg["width"],
             chains=cfg["chains"], sweeps=cfg["sweeps"], seed=seed, say=common.log)
-        out[nl] = (report, extras)
-    return ds, out
+    return out
 
 
 def _raster(ax, A, title):
@@ -114,8 +114,7 @@ def plot(reports: dict, out, quick: bool = True):
 
 def main(out_dir, quick: bool = True) -> list:
     """Write ``fig_generalization.png`` and the reports ``fig_generalization.json`` to ``out_dir``."""
-    _, runs = _reports(quick)
-    reports = {nl: report for nl, (report, _) in runs.items()}
+    reports = _reports(quick)
     out = Path(out_dir)
     js = out / "fig_generalization.json"
     out.mkdir(parents=True, exist_ok=True)

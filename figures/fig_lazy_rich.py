@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from theory.observables import full_kernel
+
 from . import common
 from .style import pyplot, save
 
@@ -34,7 +36,7 @@ def _theory_kernels(nl: str, quick: bool):
     spec = common.binary_spec(nl, quick)
     st = common.theory(spec, quick)
     o = st.observables
-    return E, common.full_kernel(spec.class_sizes, o.kernel_diagonal, o.kernel_blocks), st
+    return E, full_kernel(spec.class_sizes, o.kernel_diagonal, o.kernel_blocks), st
 
 
 def _sampled_kernel(ch) -> np.ndarray:

@@ -92,14 +92,15 @@ def run_generalize(args) -> int:
     spec = ds.spec(args.nonlinearity, args.sigma_w, args.sigma_a, args.temperature)
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     say(f"[generalize] {ds.description}: P = {ds.P}, {ds.n_test} test inputs")
-    report, extras = generalization_report(
+    report = generalization_report(
         ds, spec, theory_chains=args.theory_chains, theory_rounds=args.theory_rounds, width=args.width,
         chains=args.chains, sweeps=args.sweeps, sampling=not args.no_sampling, seed=args.seed, say=say,
         theory_progress=None if args.quiet else progress_printer())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    png = plot_generalization(report, out / "generalize.png", kernel=extras["test_kernel"],
-                              activations=extras["activations"], test_labels=ds.test_labels)
+    theory = report["theory"]
+    png = plot_generalization(report, out / "generalize.png", kernel=theory["test_kernel"],
+                              activations=theory["activations"], test_labels=ds.test_labels)
     if args.format == "json":
         print(json.dumps(report))
     else:
@@ -112,25 +113,6 @@ def run_generalize(args) -> int:
             print(f"{k:10s} " + " ".join(f"{a:10.4f} / {b:9.4f}" for a, b in zip(e["mean_predictor_error"],
                                                                                e["bayes_error"])))
         print("(mean-predictor error / Bayes error per class)")
-        print(f"theory: {extras['message']}")
+        print(f"theory: {theory['message']}")
     say(f"figure: {png}")
-    return 0 if extras["converged"] else 1
-
-
-def main(argv=None) -> int:
-    """Stand-alone entry (``python -m solvers.cli_generalize ...``) until it is wired into ``codingschemes``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="codingschemes")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_generalize_parser(sub)
-    args = parser.parse_args(argv)
-    try:
-        return run_generalize(args)
-    except SpecError as exc:
-        print(f"codingschemes: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return 0 if theory["converged"] else 1

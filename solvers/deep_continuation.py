@@ -60,9 +60,14 @@ class _ClassCurve:
         self.Pc = spec.class_sizes[c]
 
     def constants(self, p):
-        sp = _spec_at(self.spec, self.parameter, p)
-        s = float(np.prod([v * v for v in layer_sigmas(sp, self.L)]))
-        return sp.sigma_a ** 2, s, sp.temperature
+        """(σ_a², s = Π_ℓ σ_ℓ² = σ_w^{2L}, T) at parameter value p (evaluated on every residual call:
+        plain arithmetic, no ModelSpec is built)."""
+        sa2, s, T = self.spec.sigma_a ** 2, self.spec.sigma_w ** (2 * self.L), self.spec.temperature
+        if self.parameter == "temperature":
+            return sa2, s, p
+        if self.parameter == "sigma_a":
+            return p * p, s, T
+        return sa2, p ** (2 * self.L), T
 
     def tau(self, u, p):
         sa2, s, _ = self.constants(p)
@@ -279,10 +284,10 @@ def continue_deep(spec: ModelSpec, layers: int, parameter: str, p_from: float, p
     Raises :class:`theory.spec.SpecError` for explicit inputs, an unknown parameter or values outside
     its range (named with the valid range).
     """
-    start = time.perf_counter()
-    _check(spec, layers, parameter, p_from, p_to, n_points)
     if spec.nonlinearity != "linear":
         return continue_deep_nonlinear(spec, layers, parameter, p_from, p_to, n_points=n_points, progress=progress)
+    start = time.perf_counter()
+    _check(spec, layers, parameter, p_from, p_to, n_points)
     branches_json, specials, ok, messages = [], [], True, []
     for c in range(spec.m):
         curve = _ClassCurve(spec, layers, parameter, c)

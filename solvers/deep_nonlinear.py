@@ -80,7 +80,7 @@ import numpy as np
 from theory.deep_blocks import (OneD, OutsideDomain, Proposal, Rule, block_trace, gauss_hermite_rule,
                                 layer_integral, smolyak_rule, sobol_rule, tril_pack, tril_unpack, untilted_kernels)
 from theory.deep_linear import layer_sigmas
-from theory.observables import Observables
+from theory.observables import Observables, layer_summaries
 from theory.spec import ModelSpec, SpecError
 
 __all__ = ["DeepOptions", "DeepNonlinearSolution", "DeepNonlinearError", "solve_deep_nonlinear",
@@ -453,16 +453,13 @@ class DeepNonlinearSolution:
         return self.layer_observables(self.layers)
 
     def layer_summaries(self) -> list:
+        """:func:`theory.observables.layer_summaries` plus per-layer errors and code fractions."""
         e = self._errors()
-        out = []
-        for ell in range(1, self.layers + 1):
-            o = self.layer_observables(ell)
-            out.append({"layer": ell, "kernel_diagonal": o.kernel_diagonal.tolist(),
-                        "kernel_blocks": o.kernel_blocks.tolist(),
-                        "errors": {"kernel_diagonal": e["layers"][ell - 1]["kernel_diagonal"].tolist(),
-                                   "kernel_blocks": e["layers"][ell - 1]["kernel_blocks"].tolist()}})
+        out = layer_summaries(self, self.layers)
+        for ell, entry in enumerate(out):
+            entry["errors"] = {k: e["layers"][ell][k].tolist() for k in ("kernel_diagonal", "kernel_blocks")}
             if self.code_fractions:
-                out[-1]["code_fractions"] = self.code_fractions[ell - 1]
+                entry["code_fractions"] = self.code_fractions[ell]
         return out
 
     def to_json(self) -> dict:

@@ -5,14 +5,9 @@ import pytest
 from theory.deep_linear import solve_deep_linear_classes
 from theory.spec import ModelSpec, SpecError
 from validation.deep import DeepNetwork, _theory_vector, observables_vector
-from validation.deep_theory_init import class_block_kernel, deep_stationarity, deep_theory_state
+from validation.deep_theory_init import deep_stationarity, deep_theory_state
 
 SPEC = ModelSpec(nonlinearity="linear", class_sizes=(8, 4, 4), temperature=0.5, sigma_a=1.0, sigma_w=1.0)
-
-
-def test_class_block_kernel():
-    K = class_block_kernel((2, 1), [5.0, 6.0], [[1.0, 2.0], [2.0, 3.0]])
-    np.testing.assert_allclose(K, [[5, 1, 2], [1, 5, 2], [2, 2, 6]])
 
 
 @pytest.mark.parametrize("layers", [2, 3])

@@ -9,6 +9,7 @@ import pytest
 from figures import common
 from figures.gallery import SCRIPTS, run_all
 from solvers.cli_figures import add_figures_parser, run_figures
+from theory.observables import full_kernel
 
 EXPECTED = {"fig_lazy_vs_rich.png", "fig_coding_schemes.png", "fig_readout_distributions.png", "fig_drift.png",
             "fig_phase_normcdf.png", "fig_generalization.png", "fig_deep_layers_linear.png",
@@ -41,7 +42,7 @@ def test_cli_arguments_and_bad_input(tmp_path, capsys):
 
 
 def test_full_kernel_and_neuron_order():
-    K = common.full_kernel((2, 1), [5.0, 6.0], [[1.0, 2.0], [2.0, 3.0]])
+    K = full_kernel((2, 1), [5.0, 6.0], [[1.0, 2.0], [2.0, 3.0]])
     np.testing.assert_allclose(K, [[5, 1, 2], [1, 5, 2], [2, 2, 6]])
     a = np.zeros((2, 10))
     a[0, 3] = 10.0

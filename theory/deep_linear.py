@@ -100,7 +100,7 @@ import numpy as np
 from scipy import optimize
 
 from .linear import class_summary
-from .observables import Observables
+from .observables import Observables, layer_summaries
 from .spec import ModelSpec, SpecError
 
 __all__ = ["DeepLinearError", "DeepLinearSolution", "DeepLinearClassSolution", "layer_sigmas",
@@ -182,13 +182,8 @@ class DeepLinearSolution:
         return class_summary(self.spec.class_sizes, self.outputs, self.readout_moment, self.kernels[ell - 1])
 
     def layer_summaries(self) -> list:
-        """[{"layer": ℓ, "kernel_diagonal": (m,), "kernel_blocks": (m, m)}] for ℓ = 1..L (JSON-ready)."""
-        out = []
-        for ell in range(1, self.layers + 1):
-            o = self.layer_observables(ell)
-            out.append({"layer": ell, "kernel_diagonal": o.kernel_diagonal.tolist(),
-                        "kernel_blocks": o.kernel_blocks.tolist()})
-        return out
+        """[{"layer": ℓ, "kernel_diagonal", "kernel_blocks"}] for ℓ = 1..L (:func:`theory.observables.layer_summaries`)."""
+        return layer_summaries(self, self.layers)
 
     def predict(self, test_inputs) -> np.ndarray:
         """Mean test predictor f(x*) = σ_a² s k_0(x*)ᵀ t (I − X)^{−L} = k_0(x*)ᵀ K_0⁻¹ f, (n_test, m)."""
@@ -447,12 +442,8 @@ class DeepLinearClassSolution:
         return self.layer_observables(self.layers)
 
     def layer_summaries(self) -> list:
-        out = []
-        for ell in range(1, self.layers + 1):
-            o = self.layer_observables(ell)
-            out.append({"layer": ell, "kernel_diagonal": o.kernel_diagonal.tolist(),
-                        "kernel_blocks": o.kernel_blocks.tolist()})
-        return out
+        """[{"layer": ℓ, "kernel_diagonal", "kernel_blocks"}] for ℓ = 1..L (:func:`theory.observables.layer_summaries`)."""
+        return layer_summaries(self, self.layers)
 
     def to_json(self) -> dict:
         return {"layers": self.layer_summaries(), "sigmas": list(self.sigmas), "outputs": self.outputs.tolist(),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Observables", "OBSERVABLE_KEYS"]
+__all__ = ["Observables", "OBSERVABLE_KEYS", "full_kernel", "layer_summaries"]
 
 OBSERVABLE_KEYS = ("outputs", "readout_moment", "kernel_diagonal", "kernel_blocks")
 
@@ -41,3 +41,23 @@ class Observables:
         """Largest absolute difference per observable."""
         return {k: float(np.max(np.abs(np.asarray(getattr(self, k)) - np.asarray(getattr(other, k)))))
                 for k in OBSERVABLE_KEYS}
+
+
+def full_kernel(class_sizes, diagonal, blocks) -> np.ndarray:
+    """P × P kernel from its class summary: ``blocks[c, d]`` between inputs of classes c and d,
+    ``diagonal[c]`` on the diagonal of class c (inputs ordered in class blocks)."""
+    labels = np.repeat(np.arange(len(class_sizes)), class_sizes)
+    K = np.asarray(blocks, dtype=np.float64)[np.ix_(labels, labels)].copy()
+    K[np.diag_indices_from(K)] = np.asarray(diagonal, dtype=np.float64)[labels]
+    return K
+
+
+def layer_summaries(solution, layers: int) -> list:
+    """[{"layer": ℓ, "kernel_diagonal": (m,), "kernel_blocks": (m, m)}] for ℓ = 1..L (JSON-ready), from
+    any deep solution with ``layer_observables(ℓ)`` (the ``"layers"`` block of ``solve --layers``)."""
+    out = []
+    for ell in range(1, layers + 1):
+        o = solution.layer_observables(ell)
+        out.append({"layer": ell, "kernel_diagonal": np.asarray(o.kernel_diagonal).tolist(),
+                    "kernel_blocks": np.asarray(o.kernel_blocks).tolist()})
+    return out

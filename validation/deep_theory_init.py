@@ -30,23 +30,15 @@ from __future__ import annotations
 import numpy as np
 
 from theory.deep_linear import solve_deep_linear_classes
+from theory.observables import full_kernel
 from theory.spec import ModelSpec, SpecError, class_labels
 
 from .deep import DeepNetwork, _theory_vector, combine_chains, run_deep_chain
 from .observables import code_fractions, neuron_codes
 from .report import C_OVER_N
 
-__all__ = ["class_block_kernel", "layer_preactivations", "theory_layer_code_fractions", "deep_theory_state",
+__all__ = ["layer_preactivations", "theory_layer_code_fractions", "deep_theory_state",
            "deep_stationarity"]
-
-
-def class_block_kernel(class_sizes, diagonal, blocks) -> np.ndarray:
-    """P × P matrix with ``blocks[c, d]`` between inputs of classes c, d and ``diagonal[c]`` on the
-    diagonal of class c (the one-layer observables schema)."""
-    lab = class_labels(class_sizes)
-    K = np.asarray(blocks, dtype=np.float64)[np.ix_(lab, lab)].copy()
-    K[np.diag_indices_from(K)] = np.asarray(diagonal, dtype=np.float64)[lab]
-    return K
 
 
 def _gaussian_rows(rng, n, cov):
@@ -71,7 +63,7 @@ def layer_preactivations(spec: ModelSpec, theory, sigmas, n: int, rng: np.random
     if spec.nonlinearity != "linear" or spec.inputs is not None:
         raise SpecError("deep theory starts are implemented for linear φ on orthogonal class data")
     L, sizes, lab = len(sigmas), spec.class_sizes, class_labels(spec.class_sizes)
-    kernels = [class_block_kernel(sizes, o.kernel_diagonal, o.kernel_blocks)
+    kernels = [full_kernel(sizes, o.kernel_diagonal, o.kernel_blocks)
                for o in (theory.layer_observables(ell) for ell in range(1, L + 1))]
     Hs = [_gaussian_rows(rng, n, kernels[ell]) for ell in range(L - 1)]
     a = _gaussian_rows(rng, n, np.asarray(theory.readout_moment)).T  # m × n

@@ -111,17 +111,17 @@ def sample_generalization(spec: ModelSpec, test_inputs: np.ndarray, test_labels:
 
 def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theory_rounds: int = 25, width: int = 200,
                           chains: int = 2, sweeps: int = 300, sampling: bool = True, seed: int = 0,
-                          say=None, theory_progress=None) -> tuple[dict, dict]:
+                          say=None, theory_progress=None) -> dict:
     """Theory, GP and sampled networks on one dataset: the ``codingschemes generalize`` engine.
 
     Runs the general-input mean-field theory (:func:`solvers.general_data.solve_general`,
     THEORY §2), the NNGP baseline (:func:`theory.general.gp_generalization`, THEORY §6) and,
     if ``sampling``, sampled mean-field networks of width ``width`` (:func:`sample_generalization`).
-    Returns ``(report, extras)``: the JSON-ready report with entries "dataset", "spec",
-    "theory", "gp", "sampling" (None without sampling), each holding per-class
-    "mean_predictor_error", "bayes_error", "accuracy" and "mean_predictor"; and ``extras`` with
-    the theory's test kernel, activations of theory neurons (also in the report, as for sampling),
-    the solution and its convergence.
+    Returns the JSON-ready report with entries "dataset" (with "test_labels"), "spec", "theory",
+    "gp", "sampling" (None without sampling), each holding per-class "mean_predictor_error",
+    "bayes_error", "accuracy" and "mean_predictor"; "theory" and "sampling" also hold the
+    posterior-averaged "test_kernel" and "activations" of a few neurons on the test inputs, and
+    "theory" the solver's "converged" and "message".
     """
     from solvers.general_data import GeneralOptions, solve_general
     from theory.general import gp_generalization
@@ -145,8 +145,5 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
                                         sweeps=max(sweeps, 20), seed=seed, progress=theory_progress is not None)
         say(f"[sampling] N = {width}: mean-predictor error {np.round(sampled['mean_predictor_error'], 4).tolist()}, "
             f"bayes error {np.round(sampled['bayes_error'], 4).tolist()} (R-hat {sampled['rhat_max']:.2f})")
-    report = {"dataset": {**ds.to_dict(), "test_labels": np.asarray(ds.test_labels).tolist()}, "spec": spec.to_dict(), "theory": theory, "gp": gp.to_json(),
-              "sampling": sampled}
-    extras = {"test_kernel": pred.test_kernel, "activations": pred.activations, "solution": sol,
-              "converged": bool(sol.converged), "message": sol.message}
-    return report, extras
+    return {"dataset": {**ds.to_dict(), "test_labels": np.asarray(ds.test_labels).tolist()}, "spec": spec.to_dict(),
+            "theory": theory, "gp": gp.to_json(), "sampling": sampled}
