@@ -24,9 +24,14 @@ rates are stable when other processes share the machine).
 
 2. Sampler table, chains started from the same prior draws for both methods,
    the same sampler time per chain (``--seconds``):
-   * ours: Gibbs-within-MALA sweeps (:func:`validation.networks.gibbs_sweep`:
+   * ours (Gibbs): Gibbs-within-MALA sweeps (:func:`validation.networks.gibbs_sweep`:
      exact readout a | W, then 5 MALA steps on W | a; 6 gradients per sweep),
-     as ``codingschemes validate`` runs them, except that the MALA step is
+     as ``codingschemes validate --sampler gibbs`` runs them;
+   * ours (collapsed, ``--samplers collapsed``): 5 MALA steps on the marginal
+     of W with the readout integrated out, then a | W exactly
+     (:func:`validation.collapsed.collapsed_sweep`, the default sampler of
+     ``codingschemes validate``; one marginal gradient costs O(NP² + P³));
+   for both, the MALA step is
      adapted (dual averaging to acceptance 0.574, :class:`validation.samplers.
      StepSizeAdaptation`) during the first ``--burn`` fraction of the time and
      then frozen: at T = 0.05 the fixed ε = 0.3 of ``validate`` is never
@@ -81,6 +86,7 @@ import numpy as np  # noqa: E402
 
 from theory.spec import ModelSpec  # noqa: E402
 from validation.diagnostics import ess, mcse, split_rhat  # noqa: E402
+from validation.collapsed import collapsed_sweep  # noqa: E402
 from validation.networks import Network, gibbs_sweep  # noqa: E402
 from validation.observables import observables_vector  # noqa: E402
 from validation.samplers import StepSizeAdaptation  # noqa: E402
@@ -118,14 +124,16 @@ def time_interleaved(timers: dict, rounds: int = 5, target_s: float = 0.25):
     return best, peak
 
 
-def ours_chain(net, theta, seconds, burn_fraction, rng, observable, step_size=0.3, progress=True, label=""):
-    """One Gibbs-within-MALA chain; the MALA step is adapted while the sampler time is below
-    burn_fraction·seconds, then frozen, and observables are recorded after every later sweep."""
+def ours_chain(net, theta, seconds, burn_fraction, rng, observable, step_size=0.3, progress=True, label="",
+               sweep=gibbs_sweep):
+    """One chain of ``sweep`` (Gibbs-within-MALA or collapsed MALA); the MALA step is adapted while the
+    sampler time is below burn_fraction·seconds, then frozen, and observables are recorded after every
+    later sweep."""
     adapt = StepSizeAdaptation(step_size)
     eps, draws, accepts, chain_s, warm_s, s, warm = step_size, [], [], 0.0, 0.0, 0, True
     while chain_s < seconds:
         t = time.perf_counter()
-        theta, acc = gibbs_sweep(rng, net, theta, step_size=eps, n_mala=5)
+        theta, acc = sweep(rng, net, theta, step_size=eps, n_mala=5)
         chain_s += time.perf_counter() - t
         s += 1
         if warm:
@@ -177,7 +185,8 @@ def main(argv=None):
     ap.add_argument("--burn", type=float, default=0.25, help="warm-up fraction of our chains' time")
     ap.add_argument("--nuts-warmup", type=int, default=100)
     ap.add_argument("--nuts-max-tree-depth", type=int, default=10)
-    ap.add_argument("--samplers", default="ours,numpyro", help="comma-separated: ours, numpyro (or none)")
+    ap.add_argument("--samplers", default="ours,collapsed,numpyro",
+                    help="comma-separated: ours (Gibbs), collapsed, numpyro (or none)")
     ap.add_argument("--threads", type=int, default=1, help="BLAS/XLA threads (set before numpy is imported)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -223,6 +232,7 @@ def main(argv=None):
     starts = [net.prior_sample(rng) for _ in range(args.chains)]
     obs = (lambda th: observables_vector(net, th))
     ours_name, nuts_name = "ours: exact a given W, 5 MALA on W", "NumPyro NUTS"
+    collapsed_name = "ours collapsed: 5 MALA on W with a integrated out, then a given W"
     chains = {}
     if "ours" in samplers:
         th, acc = starts[0], []
@@ -232,6 +242,8 @@ def main(argv=None):
         print(f"\n# validate's fixed MALA step ε = 0.3: acceptance on W over 20 sweeps from the prior = "
               f"{np.mean(acc):.2f}")
         chains[ours_name] = []
+    if "collapsed" in samplers:
+        chains[collapsed_name] = []
     nuts = None
     if "numpyro" in samplers:
         if skip is not None:
@@ -245,6 +257,9 @@ def main(argv=None):
         if ours_name in chains:
             chains[ours_name].append(ours_chain(net, theta0, args.seconds, args.burn, ours_rng, obs,
                                                 label=f"{c + 1}/{len(starts)}"))
+        if collapsed_name in chains:
+            chains[collapsed_name].append(ours_chain(net, theta0, args.seconds, args.burn, ours_rng, obs,
+                                                     label=f"collapsed {c + 1}/{len(starts)}", sweep=collapsed_sweep))
         if nuts is not None:
             chains[nuts_name].append(nuts.chain(theta0, args.seconds))
     runs = {name: combine(ch) for name, ch in chains.items()}
@@ -257,7 +272,7 @@ def main(argv=None):
         sm = summaries[name] = summarize(run, m)
         t = run["seconds"]
         g = run["gradients"] / t
-        if name == ours_name:
+        if name in (ours_name, collapsed_name):
             note = f"MALA acceptance {run['acceptance']:.2f}, ε = {run['step_size']:.3g}"
         else:
             note = (f"ε = {run['step_size']:.3g}, mean tree {run['tree_size']:.0f} leapfrogs, acceptance "
@@ -266,10 +281,13 @@ def main(argv=None):
         print(f"| {name} | {g:.0f} | {g * fl / peak:.2%} | {sm['ess_f'] / t:.3g}; {sm['ess_f_median'] / t:.3g} "
               f"| {sm['ess_U'] / t:.3g} | {sm['rhat']:.3f} | {sm['n']} | {t:.0f} s ({run['warmup_seconds']:.0f} s) "
               f"| {note} |")
-    if len(summaries) == 2:
-        (_, a), (_, b) = summaries.items()
-        (_, ra), (_, rb) = runs.items()
-        print(f"| ratio ours / NumPyro | {ra['gradients'] / ra['seconds'] / (rb['gradients'] / rb['seconds']):.2g} | "
+    baseline = nuts_name if nuts_name in runs else (ours_name if collapsed_name in runs else None)
+    for name in (ours_name, collapsed_name):
+        if baseline is None or name == baseline or name not in runs:
+            continue
+        a, b, ra, rb = summaries[name], summaries[baseline], runs[name], runs[baseline]
+        print(f"| ratio {name.split(':')[0]} / {baseline.split(':')[0]} "
+              f"| {ra['gradients'] / ra['seconds'] / (rb['gradients'] / rb['seconds']):.2g} | "
               f"| {(a['ess_f'] / ra['seconds']) / (b['ess_f'] / rb['seconds']):.3g} "
               f"| {(a['ess_U'] / ra['seconds']) / (b['ess_U'] / rb['seconds']):.3g} | | | | |")
     for name, run in runs.items():
