@@ -1,0 +1,170 @@
+"""Deep networks (L >= 2) at large P on orthogonal class-structured data: what Laplace's method over
+every layer actually gives (THEORY §5, last sentence, worked out; solver: :mod:`solvers.deep_large_p`).
+
+Scaling: σ_a² = σ̄_a²/P, ρ_c = P_c/P fixed, hidden priors σ_ℓ fixed (standard scaling), P → ∞.
+Notation of :mod:`theory.deep_blocks`: a layer with input kernel K = E k Eᵀ + D_δ has class-shared
+preactivation ξ ~ N(0, σ² k) and within-class noise s z_μ, s_c = σ √δ_c; its tilt is
+u_c φ + ½ δ̃_c φ² per input, with u ~ N(0, k̃) (hidden) or u_c = t_c·a (readout).
+
+1. The last hidden layer saturates (the naive "O(P) Laplace in (a, ξ)" picture is wrong here)
+------------------------------------------------------------------------------------------
+Write a = O(1) (a_phys = a/√P, as in THEORY §4). The (a, ξ) measure of layer L is
+
+    N(ξ; 0, σ_L² k_{L-1}) · exp(P [−|a|²/(2σ̄_a²) + Σ_c ρ_c ζ_c(ξ_c, t_c·a)]),
+    ζ_c(ξ, g) = log E_z exp(g φ(ξ + s_c z)).
+
+The ξ prior is O(1), the likelihood O(P), so ξ goes to the maximiser of the likelihood. But
+∂_ξ ζ = E_1[g φ'] has the sign of g for monotone φ: there is no interior maximiser. ξ_c runs to
++∞ (g > 0) or −∞ (g < 0) until the O(1) prior stops it: with r_c² = 1 + s_c² (normcdf) the balance
+P ρ_c |g| n(ξ/r)/r = ξ/(σ_L² k) gives ξ_c² ≈ 2 r² log P, and the unsaturated mass per input is
+E[φ_+ − φ] ≈ r²/(P ρ_c |g| σ_L² k_eff), k_eff the prior variance of ξ along the needed direction.
+So every last-layer neuron is a *binary unit*: on class c its activation is φ_+ = φ(+∞) or
+φ_- = φ(−∞) with vanishing within-class variance (δ_L → 0), and the effective cumulant is
+
+    ψ_∞(g) = sup_ξ ζ(ξ, g) = max(φ_- g, φ_+ g)            (normcdf: g₊; erf, tanh: |g|).
+
+This needs the prior of ξ to reach every sign pattern. With K_0 = I the prior layer-1 kernel is
+k_1 = (Eφ)² 11ᵀ (rank one; zero for odd φ), so the class-contrast directions of ξ have prior
+variance ε (the learned part of k_{L-1}). Self-consistency fixes ε: the conjugate that the
+saturated layer sends down is k̃_{L-1} = σ_L² E[W Wᵀ] with W_c = ∂_ξ ζ_c = ξ_c/(P ρ_c σ_L² ε)
+at the balance, i.e. k̃ ~ X²/(P² σ² ε²) with X² ~ log P; layer L−1 answers with
+ε ≈ Var_1(φ)² k̃ (HS field u ~ N(0, k̃), tilt P u·m, Gaussian regime k̃ ≪ 1/P). Hence
+
+    ε³ ~ Var(φ)² X² / (σ_L² P²):   ε ~ (log P)^{1/3} P^{−2/3},   u ~ (log P)^{1/3} P^{−2/3},
+
+so the lower layers' class-contrast kernels vanish (they stay at their prior NNGP kernels), their
+HS fields u → 0 (no branches, no codes: the O(P) Laplace over u has nothing to select), and the
+cost of opening the patterns, ~ P X²/ε ~ P^{2/3}, is o(P): it drops out of G/P. The naive
+alternative k̃ = κ̃/P (u = O(1), O(P) Laplace over u, interior ξ) is not self-consistent for
+monotone φ: it needs an interior maximiser of ζ in ξ, which the readout tilt g φ never has.
+
+Consequences (leading order, corrections ~ P^{−1/3} up to logs: the unsaturated mass
+r²/(P ε) ~ P^{−1/3}):
+* the readout problem is the one-layer large-P problem of THEORY §4 with ψ → ψ_∞, independent of
+  σ_1..σ_L and of L >= 2;
+* max_a S = max_a [−|a|²/(2σ̄_a²) + Σ_c ρ_c max_{b_c∈[φ_-,φ_+]} b_c t_c·a]
+           = max_{b ∈ [φ_-,φ_+]^m} Q_b(t),  Q_b(t) = (σ̄_a²/2) |Σ_c ρ_c b_c t_c|²,
+  a convex function of b, so the maximum is at one of the 2^m vertices b ∈ {φ_-, φ_+}^m
+  (exact enumeration, no search for maxima). The maximiser for vertex b is
+  a_b = σ̄_a² Σ_c ρ_c b_c t_c, and at a global vertex t_c·a_b has the sign of b_c − (φ_+ + φ_-)/2
+  strictly (flipping b_c lowers Q), so global branches are strictly saturated;
+* G∞(t) = max_b Q_b(t) − Σ_c ρ_c t_cc + (T/2) Σ_c ρ_c ||t_c||²: convex (strictly for T > 0),
+  a max of 2^m quadratics; its minimiser t* is unique. Branches: the active vertices b_γ with
+  occupations P_γ >= 0, Σ P_γ = 1 and (stationarity, = f = y − T t)
+
+      Q_{b_γ}(t) = max_b Q_b(t),   Σ_γ P_γ b_γc a_γ = e_c − T t_c;
+
+* observables: f[c, r] = Σ_γ P_γ b_γc a_γr, U = Σ_γ P_γ a_γ a_γᵀ, last-layer kernel blocks
+  k_L = Σ_γ P_γ b_γ b_γᵀ with kernel diagonal diag(k_L) (δ_L = 0), codes = the binary patterns
+  b_γ (exactly 0/1 for normcdf: the last layer's codes are sharp and redundant — all neurons of a
+  branch share one code); hidden layers ℓ < L: the prior NNGP class-block kernels
+  (:func:`prior_kernels`), codes all-classes (class-uninformative) at leading order;
+* odd φ: Q_b = Q_{−b}, a_{−b} = −a_b, so branches come in mirror pairs (one orbit, occupation
+  split equally, as in :mod:`solvers.large_p`).
+
+Example (closed form, test): odd φ, equal classes ρ_c = 1/m: t = τ I with every orbit active and
+uniform occupations gives Σ_γ P_γ b_γ b_γᵀ = I, so f = σ̄_a² ρ τ I = (1 − T τ) I:
+f_cc = σ̄_a² ρ / (T + σ̄_a² ρ), at every T (no symmetric a = 0 phase: ψ_∞ is not smooth at 0,
+T_c = ∞ for L >= 2, unlike the one-layer pitchfork of THEORY §4).
+
+2. Linear φ (no saturation; the deep linear closed form, :mod:`theory.deep_linear`)
+-------------------------------------------------------------------------------
+Per class the closed form has f_c = σ_a² s τ_c (1−x_c)^{−L}, τ_c = √(x_c (1−x_c)^{L−1}/(P_c σ_a² s)),
+s = Π σ_ℓ². With σ_a² = σ̄_a²/P: f_c = (σ̄_a √s/(P √ρ_c)) √x ε^{−(L+1)/2} and
+T τ_c = T √(x ε^{L−1}/(ρ_c σ̄_a² s)), ε = 1 − x. For L >= 2 the stable "rich" root has
+ε → 0 with f → 1: the leading-order balance f_c = 1 gives
+
+    ε_c = (σ̄_a √s / (P √ρ_c))^{2/(L+1)},  τ_c = √(ε_c^{L−1}/(ρ_c σ̄_a² s)) → 0,  f_cc = 1 − T τ_c,
+    U_cc = σ̄_a²/(P ε_c),  k_ℓ,cc = s_ℓ ε_c^{−ℓ}/(P ρ_c),  kernel diagonal s_ℓ + k_ℓ,cc,
+
+relative corrections O(ε^{(L−1)/2}) + O(ε) = O(P^{−(L−1)/(L+1)}). There is no finite limit:
+P U and the last-layer class blocks grow like P^{(L−1)/(L+1)}; the free energy per P of the rich
+root tends to 0, above the lazy root's −Σ_c ρ_c/(2T), so the rich root is selected at large P
+(the lazy root of T > σ̄_a √(ρ_c s) stops being selected once the rich one appears; checked
+against :func:`theory.deep_linear.solve_deep_linear_classes` in tests/test_deep_large_p.py).
+
+References: A. van Meegen and H. Sompolinsky, Nat. Commun. 16, 3354 (2025), arXiv:2406.16689;
+../shared/THEORY.md §4–5; :mod:`theory.deep_blocks` for the finite-P class-block equations.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import sympy as sp
+
+from .gp import pair_kernel
+from .nonlinearities import H, get_nonlinearity
+from .spec import SpecError
+
+__all__ = ["saturation_levels", "vertices", "pattern_values", "prior_kernels", "linear_asymptotics"]
+
+
+def saturation_levels(name: str) -> tuple[float, float, bool]:
+    """(φ_-, φ_+, odd) = (φ(−∞), φ(+∞), φ odd) for a bounded non-decreasing φ; SpecError otherwise
+    (ReLU/linear-growth φ have no saturation: their deep large-P limit is not implemented)."""
+    nl = get_nonlinearity(name)
+    if nl.name == "linear":
+        raise SpecError("saturation_levels: linear φ does not saturate (use linear_asymptotics)")
+    try:
+        lo, hi = (float(sp.limit(nl.expr, H, v)) for v in (-sp.oo, sp.oo))
+    except (TypeError, ValueError):
+        lo = hi = math.inf
+    if not (math.isfinite(lo) and math.isfinite(hi)) or nl.linear_growth or nl.kinks:
+        raise SpecError(f"nonlinearity {name!r}: the deep large-P solver handles bounded non-decreasing smooth φ "
+                        "(normcdf, erf, tanh) and linear φ; ReLU and other growing φ (condensates in every layer) "
+                        "are not implemented")
+    h = np.linspace(-30.0, 30.0, 6001)
+    v = np.asarray(nl(h), dtype=np.float64)
+    if np.any(np.diff(v) < -1e-12) or not hi > lo:
+        raise SpecError(f"nonlinearity {name!r}: the saturation argument needs a non-decreasing φ with "
+                        "φ(+∞) > φ(−∞)")
+    return lo, hi, bool(nl.odd)
+
+
+def vertices(levels: tuple, m: int, odd: bool) -> np.ndarray:
+    """All binary activation patterns b ∈ {φ_-, φ_+}^m (n, m); for odd φ one representative per
+    mirror orbit {b, −b} (the one with b_0 = φ_+)."""
+    lo, hi = levels
+    B = np.array(list(itertools.product((lo, hi), repeat=m)), dtype=np.float64)
+    return B[B[:, 0] == hi] if odd else B
+
+
+def pattern_values(t, B, rho, sigma_a_bar: float):
+    """Q_b(t) = (σ̄²/2)|a_b|²/σ̄⁴ and a_b = σ̄² Σ_c ρ_c b_c t_c for every pattern (rows of B)."""
+    A = sigma_a_bar**2 * (B * rho[None, :]) @ np.asarray(t, dtype=np.float64)
+    return 0.5 * np.sum(A * A, axis=1) / sigma_a_bar**2, A
+
+
+def prior_kernels(name: str, sigmas) -> tuple[list, float]:
+    """Prior (NNGP) class-block kernels of hidden layers ℓ = 1..len(sigmas) for K_0 = I:
+    [(kernel_diagonal d_ℓ, off-diagonal value c_ℓ)] (class-independent scalars: the kernel is
+    d_ℓ on the diagonal and c_ℓ on every other pair), from the 2 × 2 recursion
+    d_ℓ = E φ(h)², c_ℓ = E φ(h) φ(h'), (h, h') ~ N(0, σ_ℓ² [[d, c], [c, d]]), d_0 = 1, c_0 = 0
+    (:func:`theory.gp.pair_kernel`: closed forms for erf, normcdf; Gauss–Hermite otherwise,
+    returned error = the largest order-48/64 difference)."""
+    d, c, err, out = 1.0, 0.0, 0.0, []
+    for sig in sigmas:
+        v, e1 = pair_kernel(name, np.array(sig**2 * d), np.array(sig**2 * d), np.array(sig**2 * d))
+        w, e2 = pair_kernel(name, np.array(sig**2 * d), np.array(sig**2 * d), np.array(sig**2 * c))
+        d, c, err = float(v), float(w), max(err, e1, e2)
+        out.append((d, c))
+    return out, err
+
+
+def linear_asymptotics(rho, sigma_a_bar: float, sigmas, temperature: float, P: float) -> dict:
+    """Leading-order large-P rich root of the deep linear closed form (module docstring, §2), L >= 2:
+    per class ε_c, τ_c, f_cc, U_cc and per hidden layer the class-block diagonal k_ℓ,cc."""
+    rho = np.asarray(rho, dtype=np.float64)
+    sig2 = np.asarray(sigmas, dtype=np.float64) ** 2
+    L = len(sig2)
+    if L < 2:
+        raise SpecError(f"linear_asymptotics is the L >= 2 limit (got {L} layer); L = 1 is solvers.large_p")
+    s_l = np.cumprod(sig2)
+    s = s_l[-1]
+    eps = (sigma_a_bar * math.sqrt(s) / (P * np.sqrt(rho))) ** (2.0 / (L + 1))
+    tau = np.sqrt(eps ** (L - 1) / (rho * sigma_a_bar**2 * s))
+    blocks = [s_l[ell - 1] * eps ** (-ell) / (P * rho) for ell in range(1, L + 1)]
+    return {"eps": eps, "tau": tau, "f": 1.0 - temperature * tau, "U": sigma_a_bar**2 / (P * eps),
+            "blocks": blocks, "alphas": list(s_l), "correction_order": float(np.max(eps ** ((L - 1) / 2.0) + eps))}
