@@ -188,13 +188,14 @@ def _newton_branches(t, P, Bs, rho, sbar, T, tol, maxiter=60):
 
 
 def solve_saturated(rho, sigma_a_bar: float, temperature: float, levels, odd: bool, *, tol: float = 1e-11,
-                    betas=(1e2, 1e3, 1e4, 1e5, 1e6), max_refits: int = 10) -> dict:
+                    betas=(1e2, 1e3, 1e4, 1e5, 1e6), max_refits: int = 10, patterns=None) -> dict:
     """Minimiser t* of the saturated G∞ and its branches (module docstring). Returns a dict with t,
-    patterns B (n, m), readouts A (n, m), occupations P (n,), Q_max, free energy, residual, flags."""
+    patterns B (n, m), readouts A (n, m), occupations P (n,), Q_max, free energy, residual, flags.
+    ``patterns``: the admissible activation patterns (rows), default all vertices {φ_-, φ_+}^m."""
     rho = np.asarray(rho, dtype=np.float64)
     m = len(rho)
     T = float(temperature)
-    B = vertices(levels, m, odd)
+    B = vertices(levels, m, odd) if patterns is None else np.atleast_2d(np.asarray(patterns, dtype=np.float64))
     t, pi = _minimise_smoothed(np.zeros((m, m)), B, rho, sigma_a_bar, T, betas)
     Q, _ = pattern_values(t, B, rho, sigma_a_bar)
     active = list(np.flatnonzero((Q >= Q.max() - 1e-7 * (1 + abs(Q.max()))) | (pi > 1e-8)))
@@ -252,14 +253,21 @@ def _prior_codes(name, sigmas, priors, m, n, seed):
 
 # ----------------------------------------------------------------------------- entry point
 def solve_deep_large_p(spec: ModelSpec, layers: int = 2, sigmas=None, sigma_a_bar: float | None = None, *,
-                       tol: float = 1e-11, code_neurons: int = 4000, seed: int = 0) -> DeepLargePSolution:
+                       patterns: str = "all", tol: float = 1e-11, code_neurons: int = 4000,
+                       seed: int = 0) -> DeepLargePSolution:
     """Leading-order P → ∞ solution of the deep class-block theory (module docstring).
 
     ``spec``: orthogonal class data (its class fractions ρ_c, T, φ; σ_1 = ``spec.sigma_w``);
     ``sigmas``: hidden priors σ_1..σ_L (default: :func:`theory.deep_linear.layer_sigmas`);
     ``sigma_a_bar``: σ̄_a (default σ_a √P of ``spec``). ``code_neurons``: prior neurons sampled for
-    the lower layers' code fractions."""
+    the lower layers' code fractions. ``patterns``: "all" (the P → ∞ limit: every saturation pattern is
+    reachable at o(P) cost) or "prior-span" (only the patterns reachable with ξ in the span of the
+    *prior* kernel k_{L-1}, i.e. b ∈ {φ_- 1, φ_+ 1} when Eφ ≠ 0 and b = 0 (no saturation, f = 0) for
+    odd φ: the constrained solution that the finite-P theory follows while the P^{2/3} cost of
+    learning class contrasts in the lower layers still dominates, see :mod:`theory.deep_large_p`)."""
     t0 = time.perf_counter()
+    if patterns not in ("all", "prior-span"):
+        raise SpecError(f"patterns must be 'all' or 'prior-span' (got {patterns!r})")
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"spec must be a ModelSpec (got {type(spec).__name__})")
     if spec.inputs is not None:
@@ -279,14 +287,21 @@ def solve_deep_large_p(spec: ModelSpec, layers: int = 2, sigmas=None, sigma_a_ba
     if not T > 0.0:
         raise SpecError(f"temperature must be > 0 for the deep large-P solver (got {T!r}); at T = 0 G∞ is not "
                         "strictly convex and the branch system is degenerate")
-    sol = solve_saturated(rho, sbar, T, (lo, hi), odd, tol=tol)
+    B = None
+    if patterns == "prior-span":
+        c_prior = prior_kernels(name, sig[:-1])[0][-1][1]
+        B = np.array([[lo] * m, [hi] * m]) if c_prior > 1e-12 else np.zeros((1, m))
+        odd = False
+    sol = solve_saturated(rho, sbar, T, (lo, hi), odd, tol=tol, patterns=B)
     Bs, A, P = sol["B"], sol["A"], sol["P"]
     f = np.einsum("g,gc,gr->cr", P, Bs, A)
     U = np.einsum("g,gr,gs->rs", P, A, A)
     kb = np.einsum("g,gc,gd->cd", P, Bs, Bs)
-    priors, perr = prior_kernels(name, sig[:-1])
-    diags = [np.full(m, d) for d, _ in priors] + [np.diag(kb).copy()]
-    blocks = [np.full((m, m), c) for _, c in priors] + [kb]
+    priors, perr = prior_kernels(name, sig)
+    diags = [np.full(m, d) for d, _ in priors[:-1]] + [np.diag(kb).copy()]
+    blocks = [np.full((m, m), c) for _, c in priors[:-1]] + [kb]
+    if not np.any(Bs):  # prior-span for odd φ: nothing saturates, the last layer keeps its prior kernel
+        diags[-1], blocks[-1] = np.full(m, priors[-1][0]), np.full((m, m), priors[-1][1])
     top = []
     for b, a, p in zip(Bs, A, P):
         top.append({"a": a.tolist(), "pattern": b.tolist(), "occupation": float(p), "code": _pattern_code(b, m),
@@ -296,10 +311,11 @@ def solve_deep_large_p(spec: ModelSpec, layers: int = 2, sigmas=None, sigma_a_ba
         codes = [br["code"]] if not odd else [br["code"], _pattern_code(-np.asarray(br["pattern"]), m)]
         for c in codes:
             fr[c] = fr.get(c, 0.0) + br["occupation"] / len(codes)
-    codes = _prior_codes(name, sig[:-1], priors, m, code_neurons, seed) if code_neurons else [{}] * (L - 1)
+    codes = _prior_codes(name, sig[:-1], priors[:-1], m, code_neurons, seed) if code_neurons else [{}] * (L - 1)
     msg = ("saturated last layer (binary codes), lower layers at their prior kernels; leading order, corrections "
            "O(P^-1/3) up to logs. " + sol["message"]).strip()
-    return DeepLargePSolution(spec, sig, sbar, "saturated", sol["t"], f, U, diags, blocks,
+    return DeepLargePSolution(spec, sig, sbar, "saturated" if patterns == "all" else "saturated, prior-span patterns",
+                              sol["t"], f, U, diags, blocks,
                               [[] for _ in range(L - 1)] + [top], codes + [fr], sol["free_energy"], sol["residual"],
                               sol["converged"], True, sol["occupations_unique"], msg,
                               {"prior_kernel_error": perr, "saturation_levels": [lo, hi], "n_patterns": len(Bs)},
