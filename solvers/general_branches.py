@@ -365,7 +365,20 @@ def thermodynamic_lambda(L, nl_name, K0, sigma_w, tilts, opt, rng, sweeps, state
     s2, w2 = clenshaw_curtis(opt.nodes // 2)
     m0 = _prior_phi_mean(nl_name, K0, sigma_w)
     node_tilts = (s[1:, None, None] * tilts[None]).reshape(-1, tilts.shape[1])  # (nodes·n) × P
-    samples, state = _sample_tilts(L, nl_name, node_tilts, opt, rng, sweeps, state=state)
+    if state is not None and state[0].shape[0] == node_tilts.shape[0] * opt.chains:
+        samples, state = _sample_tilts(L, nl_name, node_tilts, opt, rng, sweeps, state=state)
+    else:
+        # annealing: node j starts from the chains and references of node j − 1 (strong tilts are
+        # concentrated far from the prior; fresh prior chains do not reach them in a short run)
+        samples, parts = [], []
+        prev = None
+        for j in range(1, opt.nodes + 1):  # loop over the few nodes
+            smp_j, prev = _sample_tilts(L, nl_name, s[j] * tilts, opt, rng, sweeps, state=prev, adapt_rounds=2)
+            samples += smp_j
+            parts.append(prev)
+        Zall = np.concatenate([p_[0] for p_ in parts])
+        refs = tuple(np.concatenate([p_[1][i] for p_ in parts]) for i in range(3))
+        state = (Zall, refs)
     G = opt.groups
     # integrand per node, branch and group: g·m_group(s g)
     vals = np.array([smp.group_means() @ smp.g / max(sv, 1e-300) for smp, sv in
@@ -791,11 +804,34 @@ def _check_spec(spec):
     return nl
 
 
+def _template_field(spec):
+    """t_μ = t∞_{c(μ)} of the orthogonal-data large-P solution (same ρ_c, σ_1, σ̄_a, T); τ₀Y with
+    τ₀ = min(1/T, 3) if that solve does not converge."""
+    from .large_p import solve_large_p
+    from .large_p_problem import LargePProblem
+
+    Y = spec.targets()
+    prob = LargePProblem(nonlinearity=spec.nonlinearity, sigma_w=spec.sigma_w,
+                         sigma_a_bar=spec.sigma_a * np.sqrt(spec.P), temperature=spec.temperature,
+                         class_fractions=tuple(spec.class_fractions))
+    ref = solve_large_p(prob)
+    if not ref.converged:
+        return min(1.0 / spec.temperature, 3.0) * Y
+    return Y @ ref.t
+
+
 def _initial(spec, opt, rng, L, K0, t0, progress):
-    """Start: field t0 (default τ₀Y, τ₀ = min(1/T, 3)), its maxima, occupations by NNLS on the
-    f-equation (the minimum-norm subgradient of G∞ over the simplex)."""
+    """Start: field t0 (default: the orthogonal-data large-P field t_c of the same class fractions,
+    σ_1, σ̄_a and T, :func:`solvers.large_p.solve_large_p`, copied to every input of class c, which is
+    exact for K0 = I), its maxima, occupations by NNLS on the f-equation (the minimum-norm
+    subgradient of G∞ over the simplex)."""
     Y, T = spec.targets(), spec.temperature
-    t = min(1.0 / T, 3.0) * Y if t0 is None else np.array(t0, dtype=np.float64)
+    if t0 is None:
+        t = _template_field(spec)
+    else:
+        t = np.array(t0, dtype=np.float64)
+        if t.shape != Y.shape or not np.all(np.isfinite(t)):
+            raise SpecError(f"initial_field must be a finite array of shape (P, m) = {Y.shape} (got {t.shape})")
     mx = find_maxima(spec, t, opt, rng=rng, L=L, K0=K0)
     if not mx:
         raise RuntimeError("solve_general_branches: the branch search found no local maximum of S at the start")
@@ -929,7 +965,15 @@ def solve_general_branches(spec: ModelSpec, options: GeneralBranchOptions | None
         t, A, pi = t.copy(), A.copy(), pi.copy()
         info.update(newton_steps=steps, alpha=alpha, limited_by=limit)
         if np.any(pi < 0):
-            drop = int(np.argmin(pi))
+            # a branch that is the highest maximum (beyond its error) must stay occupied: clip it
+            Sn = sys_.branch_stats(t, A, need_cov=False)[2] / P - np.sum(A * A, axis=1) / (2 * sb2)
+            top = Sn >= Sn.max() - 3 * float(np.max(S_err))
+            cand = np.flatnonzero((pi < 0) & ~top)
+            if cand.size == 0:
+                pi = np.maximum(pi, 0.0)
+                pi = pi / pi.sum()
+        if np.any(pi < 0):
+            drop = int(cand[np.argmin(pi[cand])])
             info["dropped"] = np.round(A[drop], 3).tolist()
             keep = np.arange(len(A)) != drop
             A, pi = A[keep], np.maximum(pi[keep], 0.0)
