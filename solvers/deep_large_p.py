@@ -25,7 +25,8 @@ layer saturates into binary units, the lower layers stay at their prior kernels)
 
 Measured (tests/test_deep_large_p.py and benchmarks/bench_deep_large_p.py): see the README text in
 the session report; the finite-P deep solver approaches these solutions slowly, as the derivation
-predicts (O(P^{−1/3}) up to logs, not 1/P).
+predicts (asymptotically O(1/√(P log P)) for class-contrast codes; at P <= 64 the finite-P theory
+is pre-asymptotic and on the prior-span branch).
 
 References: THEORY §4–5; A. van Meegen and H. Sompolinsky, Nat. Commun. 16, 3354 (2025).
 """
@@ -313,7 +314,7 @@ def solve_deep_large_p(spec: ModelSpec, layers: int = 2, sigmas=None, sigma_a_ba
             fr[c] = fr.get(c, 0.0) + br["occupation"] / len(codes)
     codes = _prior_codes(name, sig[:-1], priors[:-1], m, code_neurons, seed) if code_neurons else [{}] * (L - 1)
     msg = ("saturated last layer (binary codes), lower layers at their prior kernels; leading order, corrections "
-           "O(P^-1/3) up to logs. " + sol["message"]).strip()
+           "O(1/sqrt(P log P)) (class-contrast codes). " + sol["message"]).strip()
     return DeepLargePSolution(spec, sig, sbar, "saturated" if patterns == "all" else "saturated, prior-span patterns",
                               sol["t"], f, U, diags, blocks,
                               [[] for _ in range(L - 1)] + [top], codes + [fr], sol["free_energy"], sol["residual"],

@@ -170,7 +170,7 @@ def test_finite_p_deep_solver_approaches_the_prior_span_branch():
     solver (solvers.deep_nonlinear) sits on the common-mode branch (f with equal rows, last-layer code
     111) and approaches the saturated prior-span solution (f rows 0.3846, 0.1923, 0.1923; last-layer
     kernel → 1): max |Δf| falls at every doubling of P, with local exponent >= 0.3 (derivation:
-    P^{-1/3}·logs; measured 8: 0.101, 16: 0.078, 32: 0.054, 64: 0.034), and the last-layer within-class
+    pre-asymptotic at these P; measured 8: 0.101, 16: 0.078, 32: 0.054, 64: 0.034), and the last-layer within-class
     variance δ_2 falls. The full P → ∞ solution (class-contrast codes) is NOT reached at these P."""
     from solvers.deep_nonlinear import solve_deep_nonlinear
 

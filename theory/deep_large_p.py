@@ -25,21 +25,24 @@ So every last-layer neuron is a *binary unit*: on class c its activation is φ_+
 
 This needs the prior of ξ to reach every sign pattern. With K_0 = I the prior layer-1 kernel is
 k_1 = (Eφ)² 11ᵀ (rank one; zero for odd φ), so the class-contrast directions of ξ have prior
-variance ε (the learned part of k_{L-1}). Self-consistency fixes ε: the conjugate that the
-saturated layer sends down is k̃_{L-1} = σ_L² E[W Wᵀ] with W_c = ∂_ξ ζ_c = ξ_c/(P ρ_c σ_L² ε)
-at the balance, i.e. k̃ ~ X²/(P² σ² ε²) with X² ~ log P; layer L−1 answers with
-ε ≈ Var_1(φ)² k̃ (HS field u ~ N(0, k̃), tilt P u·m, Gaussian regime k̃ ≪ 1/P). Hence
+variance ε = the learned class-contrast part of k_{L-1}. What ε costs and what it buys, per neuron:
+* layer L−1: its neurons' class means m_c have prior spread v/P_c (v = Var φ); widening the
+  class-contrast covariance to ε ≫ 1/P costs the Gaussian relative entropy ≈ P ρ ε/(2v) (linear in
+  ε). In HS language the u-measure N(u; 0, k̃) e^{Σ_c P_c (u_c m + ½ v u_c²)} has precision
+  k̃⁻¹ − P ρ v, so ε = v² Cov(u) ≫ 1/P needs k̃ just below the marginal value 1/(P ρ v): the lower
+  layer sits at a Gaussian near-instability (broad, drifting class-contrast fluctuations; no
+  branches, since the u-measure stays Gaussian at this order);
+* layer L: ξ_⊥ = X ~ √(2 r² log P) costs X²/(2σ_L² ε).
+Minimising P ρ ε/(2v) + X²/(2σ_L² ε): ε ~ X σ_L⁻¹ √(v/(ρ P)) ~ √(log P / P), total cost
+~ X √(P ρ/v)/σ_L ~ √(P log P) = o(P): it drops out of G/P. Consistency of the conjugate: at the
+balance W_⊥ = ∂_ξ ζ = ξ_⊥/(P ρ σ_L² ε), so k̃ = σ_L² E[W Wᵀ] ~ X²/(P² ρ² σ_L² ε²) = 1/(P ρ v),
+exactly the marginal value assumed above. The naive alternative k̃ = κ̃/P with u = O(1) (an O(P)
+Laplace over u with branches in layer L−1 and an interior ξ) is not self-consistent for monotone
+φ: it needs an interior maximiser of ζ in ξ, which the readout tilt g φ never has.
 
-    ε³ ~ Var(φ)² X² / (σ_L² P²):   ε ~ (log P)^{1/3} P^{−2/3},   u ~ (log P)^{1/3} P^{−2/3},
-
-so the lower layers' class-contrast kernels vanish (they stay at their prior NNGP kernels), their
-HS fields u → 0 (no branches, no codes: the O(P) Laplace over u has nothing to select), and the
-cost of opening the patterns, ~ P X²/ε ~ P^{2/3}, is o(P): it drops out of G/P. The naive
-alternative k̃ = κ̃/P (u = O(1), O(P) Laplace over u, interior ξ) is not self-consistent for
-monotone φ: it needs an interior maximiser of ζ in ξ, which the readout tilt g φ never has.
-
-Consequences (leading order, corrections ~ P^{−1/3} up to logs: the unsaturated mass
-r²/(P ε) ~ P^{−1/3}):
+Consequences (leading order; asymptotic corrections ~ the unsaturated mass r²/(P ρ |g| σ_L² ε) ~
+1/√(P log P) for class-contrast patterns and ~ log-corrected 1/P for the common mode; the
+asymptotic regime needs P ρ |g| σ_L² k ≫ 1, so at P <= 64 the approach is pre-asymptotic):
 * the readout problem is the one-layer large-P problem of THEORY §4 with ψ → ψ_∞, independent of
   σ_1..σ_L and of L >= 2;
 * max_a S = max_a [−|a|²/(2σ̄_a²) + Σ_c ρ_c max_{b_c∈[φ_-,φ_+]} b_c t_c·a]
@@ -58,7 +61,12 @@ r²/(P ε) ~ P^{−1/3}):
   k_L = Σ_γ P_γ b_γ b_γᵀ with kernel diagonal diag(k_L) (δ_L = 0), codes = the binary patterns
   b_γ (exactly 0/1 for normcdf: the last layer's codes are sharp and redundant — all neurons of a
   branch share one code); hidden layers ℓ < L: the prior NNGP class-block kernels
-  (:func:`prior_kernels`), codes all-classes (class-uninformative) at leading order;
+  (:func:`prior_kernels`), codes all-classes (class-uninformative) at leading order; their
+  class-contrast kernel is O(√(log P/P)), carried by near-marginal Gaussian fluctuations;
+* at finite P the contrast cost √(P log P) competes with the O(P) gain: for moderate P the
+  finite-P theory follows the *prior-span* branch (only patterns b ∈ {φ_- 1, φ_+ 1} reachable
+  along the prior direction of ξ: a common-mode, rank-one f), a constrained minimum of G∞
+  (``patterns="prior-span"`` in the solver); measured for normcdf, L = 2, T = 0.3 at P = 8..64;
 * odd φ: Q_b = Q_{−b}, a_{−b} = −a_b, so branches come in mirror pairs (one orbit, occupation
   split equally, as in :mod:`solvers.large_p`).
 
