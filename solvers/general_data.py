@@ -131,6 +131,7 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import nnls
 from scipy.sparse.linalg import LinearOperator, cg
 
+from solvers.general_smc import smc_sample
 from theory.general import gaussian_phi_mean, input_kernels, test_conditional
 from theory.gp import feature_kernel
 from theory.nonlinearities import get_nonlinearity
@@ -160,6 +161,12 @@ class GeneralOptions:
     per chain per round (thinning); burn: fraction of each round discarded; max_rounds: outer
     iterations; z_tol: convergence threshold on rms(r̂/MCSE); groups: chain groups for the MCSE;
     min_ess_fraction: trust region of the surrogate; seed: random seed.
+
+    sampler: "mcmc" (parallel elliptical slice chains warm-started between rounds) or "smc"
+    (tempered SMC from the prior in every round, :mod:`solvers.general_smc`); for "smc":
+    particles (first round, all groups together), max_particles (the sample doubles up to this while
+    the MCSE is above f_tol), cess (incremental ESS fraction per β step), smc_moves (slice moves per
+    β step), smc_keep (states stored per particle after β = 1; replaces keep).
     """
 
     chains: int = 256
@@ -178,10 +185,16 @@ class GeneralOptions:
     max_sweeps: int = 1280
     rhat_tol: float = 1.1
     seed: int = 0
+    sampler: str = "mcmc"
+    particles: int = 1024
+    max_particles: int = 16384
+    cess: float = 0.5
+    smc_moves: int = 2
+    smc_keep: int = 8
 
     def __post_init__(self):
         for name in ("chains", "sweeps", "final_sweeps", "keep", "max_rounds", "groups", "max_newton", "tempering",
-                     "max_sweeps"):
+                     "max_sweeps", "particles", "max_particles", "smc_moves", "smc_keep"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise SpecError(f"{name} must be an integer >= 1 (got {v!r})")
@@ -202,6 +215,15 @@ class GeneralOptions:
             raise SpecError(f"f_tol must be > 0 and rhat_tol > 1 (got {self.f_tol!r}, {self.rhat_tol!r})")
         if not 0.0 < self.beta_min < 1.0:
             raise SpecError(f"beta_min must be in (0, 1) (got {self.beta_min!r})")
+        if self.sampler not in ("mcmc", "smc"):
+            raise SpecError(f"sampler must be 'mcmc' or 'smc' (got {self.sampler!r})")
+        if self.particles % self.groups or self.particles < 8 * self.groups:
+            raise SpecError(f"particles must be a multiple of groups = {self.groups} and >= {8 * self.groups} "
+                            f"(got {self.particles})")
+        if self.max_particles < self.particles:
+            raise SpecError(f"max_particles must be >= particles = {self.particles} (got {self.max_particles})")
+        if not 0.0 < self.cess < 1.0:
+            raise SpecError(f"cess must be in (0, 1) (got {self.cess!r})")
         if not 0.0 < self.min_ess_fraction < 1.0:
             raise SpecError(f"min_ess_fraction must be in (0, 1) (got {self.min_ess_fraction!r})")
 
@@ -598,6 +620,16 @@ def _split_rhat(x: np.ndarray) -> float:
     return float(np.sqrt(((n - 1) / n * W + B / n) / W))
 
 
+def _rhat(log_tilt: np.ndarray, keep: int, groups: int, smc: bool) -> float:
+    """Stationarity diagnostic of the per-sample log tilt (rows ordered (keep, chains)).
+
+    MCMC: split-R̂ over chains. SMC: R̂ over the independent particle groups (each group's
+    samples as one chain): the clouds leave every mode with its weight only if they agree."""
+    if not smc:
+        return _split_rhat(log_tilt.reshape(keep, -1))
+    return _split_rhat(_by_group(log_tilt, keep, groups).T)
+
+
 def _by_group(X: np.ndarray, keep: int, groups: int) -> np.ndarray:
     """Rows ordered (keep, chains) → (groups, keep·chains/groups, ...), chains split in contiguous groups."""
     rest = X.shape[1:]
@@ -847,12 +879,20 @@ def _condensate_multipliers(A, r):
 
 
 def _initial_field(spec, K0, L, nl, rng):
-    """GP-like start t = α (σ_a² K_prior + T I)⁻¹ Y, α ≤ 1 keeping the mean prior tilt ≤ m/2 and
-    q(t) ≤ 1/2 (linear-growth φ)."""
+    """Start field, scaled so that the mean prior tilt is ≤ m/2 and q(t) ≤ 1/2 (linear-growth φ).
+
+    Linear-growth φ: GP-like t = α (σ_a² K_prior + T I)⁻¹ Y. Bounded φ (erf, Φ, tanh): the class-
+    aligned t = α Y. The GP field carries large within-class alternating components (from the small
+    eigenvalues of K0 on real data); for bounded φ these make p_t strongly multimodal at the start
+    (digits, P = 90, erf: tempered-SMC log Φ(t0) ≈ 90 with between-run sd 8–18) and the solver
+    diverged from there (residual 9 → 58 in 25 rounds); from t = αY it converges in 11 rounds."""
     Kp, _ = feature_kernel(spec.nonlinearity, spec.sigma_w**2 * K0)
     Y = spec.targets()
-    A = spec.sigma_a**2 * Kp + max(spec.temperature, 1e-3 * float(np.mean(np.diag(Kp)))) * np.eye(len(K0))
-    t = np.linalg.solve(A, Y)
+    if nl.linear_growth:
+        A = spec.sigma_a**2 * Kp + max(spec.temperature, 1e-3 * float(np.mean(np.diag(Kp)))) * np.eye(len(K0))
+        t = np.linalg.solve(A, Y)
+    else:
+        t = Y.astype(np.float64).copy()
     # keep the prior-averaged tilt E_prior[ℓ_t] = (σ_a²/2) tr(tᵀ K_prior t) at most m/2: a strongly
     # tilted (multimodal) start is hard to sample, and Newton moves t out from there
     tilt = 0.5 * spec.sigma_a**2 * float(np.sum(t * (Kp @ t)))
@@ -935,6 +975,19 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
     sampler.run(nb, 1, nb - 1)
     G = opt.groups
     sweeps = opt.sweeps
+    smc = opt.sampler == "smc"
+    keep = opt.smc_keep if smc else opt.keep  # stored states per chain (particle) per round
+    n_part, smc_chains = opt.particles, None
+
+    def draw(tt):
+        """One round's sample at field tt: (keep × C × r states, SMC diagnostics or None)."""
+        nonlocal smc_chains
+        if not smc:
+            return sampler.run(sweeps, keep, int(opt.burn * sweeps)), None
+        if smc_chains is None or smc_chains.Z.shape[0] != n_part:
+            smc_chains = EllipticalSliceChains(L, spec.nonlinearity, spec.sigma_a, n_part, rng)
+        res = smc_sample(smc_chains, tt, G, opt.cess, opt.smc_moves, keep, radial)
+        return res.Z, res
     log, converged, message = [], False, ""
     H = None
     t_prev, Z_prev = None, None
@@ -965,7 +1018,7 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
     def residuals(feats, t):
         """KKT residual r̂ = f̂_bulk + T t − Y + Σ_j μ_j ∇q_j (μ from NNLS over the directions at
         the cap; none unless ``constrained``), its group MCSE, rms z, and (U, V, μ) of the condensate."""
-        Phig = _by_group(feats.phi(t), opt.keep, G)  # per-group residuals for the MCSE
+        Phig = _by_group(feats.phi(t), keep, G)  # per-group residuals for the MCSE
         fg = sa2 * np.einsum("gsp,gsq->gpq", Phig, Phig @ t) / Phig.shape[1]
         r = fg.mean(axis=0) + T * t - Y
         se = _group_mcse(fg)
@@ -983,7 +1036,10 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
         sampler.set_field(t)
         sampler.indep_tried = sampler.indep_accepted = 0
         Z_start = sampler.Z.copy()
-        Zs = sampler.run(sweeps, opt.keep, int(opt.burn * sweeps))  # keep × C × r
+        try:
+            Zs, sres = draw(t)  # keep × C × r
+        except FloatingPointError:  # SMC: a particle crossed q_t(u) = 1, so Φ(t) = ∞
+            Zs, sres = smc_chains.Z[None], None
         Zflat = Zs.reshape(-1, r_dim)
         if nl.linear_growth:
             # a direction with q ≥ 1 proves Φ(t) = ∞; the sampled directions of largest q, refined by
@@ -993,7 +1049,7 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
                                           directions=np.concatenate([Zflat, bank]), top=32, return_directions=True)
             bank = np.concatenate([dirs[:32], bank])[:256]
             escaped = (not radial) and np.max(np.sum(Zflat**2, axis=1)) > 50.0 * max(r_dim, 10)
-            if qb >= 1.0 or escaped:
+            if qb >= 1.0 or escaped or (smc and sres is None):
                 log.append({"round": rnd, "rejected": True, "q_witness": qb})
                 if progress:
                     progress(rnd, {**log[-1], "samples": 0, "residual": float("nan"), "mcse": float("nan"),
@@ -1009,7 +1065,7 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
                 qb = float(np.max(_direction_quotients(bank, L, t, nl, sa2)))
                 cap = Q_CAP if constrained else 0.9
                 t = t * np.sqrt(cap / max(qb, cap))
-                if Z_prev is not None:
+                if Z_prev is not None and not smc:
                     sampler.Z = Z_prev.copy()
                 continue
         t_prev, Z_prev = t.copy(), Z_start
@@ -1017,23 +1073,28 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
         feats = _Features(Zflat, L, nl, sa2, radial)
         S = Zflat.shape[0]
         r, se, z_rms, cond = residuals(feats, t)
-        rhat = _split_rhat(feats.log_tilt(t).reshape(opt.keep, -1))
+        rhat = _rhat(feats.log_tilt(t), keep, G, smc)
         last_good = (t.copy(), Zs, H, feats, r, se, z_rms, rhat, cond)
         info = {"round": rnd, "samples": S, "sweeps": sweeps, "residual": float(np.max(np.abs(r))),
                 "mcse": float(np.max(se)), "z_rms": z_rms, "rhat": rhat}
+        if sres is not None:
+            info.update(sres.diagnostics())
         if constrained:
             info["condensate"] = np.round(2.0 * cond[2], 4).tolist()
         if nl.linear_growth:
             info["q_sampled"], info["q_bound"] = float(qs.max()), qb
-            info["jump_acceptance"] = sampler.indep_accepted / max(sampler.indep_tried, 1)
+            if not smc:
+                info["jump_acceptance"] = sampler.indep_accepted / max(sampler.indep_tried, 1)
         accurate = float(np.max(se)) <= opt.f_tol and rhat <= opt.rhat_tol
-        if z_rms <= opt.z_tol and sweeps >= opt.final_sweeps and accurate:
+        if z_rms <= opt.z_tol and (smc or sweeps >= opt.final_sweeps) and accurate:
             converged, message = True, ""
             log.append(info)
             if progress:
                 progress(rnd, info)
             break
-        if z_rms <= 4 * opt.z_tol:
+        if smc and z_rms <= 4 * opt.z_tol and not accurate:
+            n_part = min(2 * n_part, opt.max_particles)  # SMC: every round is at equilibrium, grow the cloud
+        elif not smc and z_rms <= 4 * opt.z_tol:
             # grow the sample: to final_sweeps while the residual is not yet within its noise, then
             # up to max_sweeps while the noise (or the chains' disagreement) is above the target
             cap = opt.final_sweeps if (z_rms > opt.z_tol or accurate) else opt.max_sweeps
@@ -1117,19 +1178,23 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
                     break
             else:
                 tt = t
-        sampler.adapt(Zflat)
+        if not smc:
+            sampler.adapt(Zflat)
         info.update(newton_steps=steps, step=float(np.max(np.abs(tt - t))), alpha=alpha, limited_by=limit)
         log.append(info)
         if progress:
             progress(rnd, info)
-        if steps == 0 and sweeps >= opt.final_sweeps and rnd > 2:
+        if steps == 0 and (n_part >= opt.max_particles if smc else sweeps >= opt.final_sweeps) and rnd > 2:
             message = "no descent step on the surrogate at the largest sample size"
         t = tt
     else:
         # not converged: sample once more at the final t so that the reported values belong to it
         # (or fall back to the last round that sampled inside the domain)
         sampler.set_field(t)
-        Zs = sampler.run(sweeps, opt.keep, int(opt.burn * sweeps))
+        try:
+            Zs, sres = draw(t)
+        except FloatingPointError:
+            Zs = smc_chains.Z[None].repeat(keep, axis=0)
         if nl.linear_growth and np.max(_direction_quotients(Zs.reshape(-1, r_dim), L, t, nl, sa2)) >= 1.0:
             if last_good is None:
                 raise RuntimeError("solve_general: no round sampled inside the domain q(t) < 1")
@@ -1138,16 +1203,16 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
             H = Zs @ L.T
             feats = _Features(Zs.reshape(-1, r_dim), L, nl, sa2, radial)
             r, se, z_rms, cond = residuals(feats, t)
-            rhat = _split_rhat(feats.log_tilt(t).reshape(opt.keep, -1))
+            rhat = _rhat(feats.log_tilt(t), keep, G, smc)
         message = message or (f"no convergence in {opt.max_rounds} rounds: rms residual/MCSE {z_rms:.2f} "
                               f"(tolerance {opt.z_tol}), max MCSE {float(np.max(se)):.2g} (target {opt.f_tol}), "
-                              f"split-R̂ of the log tilt {rhat:.3f} (target {opt.rhat_tol})")
+                              f"{'group' if smc else 'split'}-R̂ of the log tilt {rhat:.3f} (target {opt.rhat_tol})")
     # one-step correction per group, with the Hessian of the full final sample
     Phi = feats.phi(t)
     S = Phi.shape[0]
     w = np.full(S, 1.0 / S)
     f_all, B_all = feats.stats(Phi, w, t)
-    Phig = _by_group(Phi, opt.keep, G)
+    Phig = _by_group(Phi, keep, G)
     Sg = Phig.shape[1]
     newton_step = _newton_solver(Phi, w, B_all, f_all, sa2, T)
     Ucond, Vcond, _ = cond
