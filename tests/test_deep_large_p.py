@@ -183,3 +183,22 @@ def test_finite_p_deep_solver_approaches_the_prior_span_branch():
         dl.append(np.max(s.kernel_diagonals[-1] - np.diag(s.kernel_blocks[-1])))
     assert df[0] > df[1] > df[2] and all(math.log2(a / b) >= 0.3 for a, b in zip(df, df[1:])), df
     assert dl[0] > dl[2], dl
+
+
+@pytest.mark.parametrize("name", ["normcdf", "erf", "tanh"])
+def test_last_layer_cumulant_is_monotone_in_xi_and_saturates_to_psi_inf(name):
+    """The finite-P 1-D cumulant of the readout layer, ζ(ξ, g) = log E_z e^{g φ(ξ + s z)}
+    (theory.deep_blocks.tilted_moments), is strictly monotone in ξ with the sign of g (no interior
+    maximiser: the reason the last layer saturates) and tends to ψ_∞(g) = max(φ_- g, φ_+ g) as
+    |ξ| → ∞ (to 1e-6 at |ξ| = 12, s = 0.8)."""
+    from theory.deep_blocks import OneD, tilted_moments
+
+    lo, hi, _ = saturation_levels(name)
+    oned = OneD.for_nonlinearity(name, 60)
+    xi = np.linspace(-12.0, 12.0, 241)[:, None]
+    for g in (-0.9, 0.4, 1.7):
+        zeta = tilted_moments(oned, xi, np.full_like(xi, g), np.array([0.8]), np.zeros(1))[0][:, 0]
+        dz = np.sign(g) * np.diff(zeta)
+        mid = np.abs(xi[1:, 0]) <= 4.0
+        assert np.all(dz >= -1e-14) and np.all(dz[mid] > 0)  # flat only where saturated to rounding
+        assert abs(max(zeta[0], zeta[-1]) - max(lo * g, hi * g)) < 1e-6
