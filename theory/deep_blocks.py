@@ -662,3 +662,170 @@ def untilted_kernels(oned: OneD, sizes, sigmas, rule_for) -> list:
         R = np.linalg.cholesky((V * np.maximum(w, 0)) @ V.T + 1e-12 * np.eye(m))
         delta = res.delta
     return out
+
+
+# ----------------------------------------------------------------------------- neurons of one layer (validation)
+__all__ += ["layer_fields", "tilted_z_grid", "tilted_z_logpdf", "sample_layer_neurons"]
+
+
+def layer_fields(sizes, sigma: float, *, R_in=None, delta_in=None, t=None, sigma_a=None, kt=None, dt=None):
+    """(B, δ̃, C, s) of one layer in the coordinates of :func:`layer_integral` (module docstring):
+    u = B v (B = σ_a t for the readout, chol k̃ for a hidden tilt), ξ = C w (C = σ R_in; None for
+    layer 1, where ξ = 0), s_c = σ √δ_c (σ for layer 1), δ̃ the diagonal tilt (0 for the readout)."""
+    m = len(sizes)
+    if t is not None:
+        B, dtilt = sigma_a * np.asarray(t, dtype=np.float64), np.zeros(m)
+    else:
+        kt = 0.5 * (np.asarray(kt, dtype=np.float64) + np.asarray(kt, dtype=np.float64).T)
+        scale = max(float(np.max(np.abs(kt))), 1e-300)
+        try:
+            B = np.linalg.cholesky(kt + 1e-13 * scale * np.eye(m))
+        except np.linalg.LinAlgError:
+            w_, V_ = np.linalg.eigh(kt)
+            if w_.min() < -1e-8 * scale:
+                raise OutsideDomain(f"hidden tilt k̃ is not positive semidefinite (eigenvalue {w_.min():.3g})")
+            B = V_ * np.sqrt(np.maximum(w_, 0.0))
+        dtilt = np.asarray(dt, dtype=np.float64)
+    if R_in is not None:
+        delta_in = np.asarray(delta_in, dtype=np.float64)
+        if np.any(delta_in <= 0):
+            raise OutsideDomain("within-class kernel excess δ must be > 0")
+        return B, dtilt, sigma * np.asarray(R_in, dtype=np.float64), sigma * np.sqrt(delta_in)
+    return B, dtilt, None, np.full(m, float(sigma))
+
+
+def _phi_of(oned: OneD):
+    if oned.kind == "linear":
+        return lambda h: np.asarray(h, dtype=np.float64)
+    if oned.kind == "relu":
+        return lambda h: np.maximum(h, 0.0)
+    nl = get_nonlinearity(oned.name)
+    return lambda h: np.asarray(nl(h), dtype=np.float64)
+
+
+def tilted_z_grid(oned: OneD, xi, u, s: float, d: float, n_grid: int = 801):
+    """Grid and CDF (each (n, n_grid)) of the 1-D tilted laws p(z) ∝ N(z; 0, 1) e^{u φ(ξ + s z) + ½ d φ²}
+    for the n pairs (ξ, u) (vectors) of one class: n_grid points spanning E_1 z ± max(10 sd, 6)
+    (moments from :func:`tilted_moments`), cell masses by the trapezoid rule. The law sampled by
+    inverse CDF with linear interpolation is piecewise uniform, with the exact density
+    :func:`tilted_z_logpdf` (what an exact Metropolis–Hastings ratio needs)."""
+    xi = np.asarray(xi, dtype=np.float64)[:, None]
+    u = np.asarray(u, dtype=np.float64)[:, None]
+    _, _, _, ez, ez2 = tilted_moments(oned, xi, u, np.array([s]), np.array([d]))
+    mu, sd = ez[:, 0], np.sqrt(np.maximum(ez2[:, 0] - ez[:, 0] ** 2, 1e-6))
+    half = np.maximum(10.0 * sd, 6.0)
+    grid = np.ascontiguousarray(mu[:, None] + half[:, None] * np.linspace(-1.0, 1.0, n_grid)[None, :])
+    code = {"linear": -1, "relu": -2}.get(oned.kind, oned.code)
+    ph = _phi_of(oned)(xi + s * grid) if code == 0 else np.empty((1, 1))
+    cdf = np.empty_like(grid)
+    _grid_cdf(code, np.ascontiguousarray(ph), grid, np.ascontiguousarray(xi[:, 0]), np.ascontiguousarray(u[:, 0]),
+              float(s), float(d), cdf)
+    return grid, cdf
+
+
+@numba.njit(cache=True)
+def _grid_cdf(code, ph_pre, grid, xi, u, s, d, cdf):
+    """Trapezoid CDF (normalised) of ∝ N(z) e^{u φ + ½ d φ²} on each row of ``grid``; φ(ξ + s z) inline
+    (code −1 linear, −2 relu, 1–3 :func:`_phi_builtin`) or from ``ph_pre`` (code 0)."""
+    n, G = grid.shape
+    lg = np.empty(G)
+    for i in range(n):
+        mx = -np.inf
+        for k in range(G):
+            z = grid[i, k]
+            if code == 0:
+                p = ph_pre[i, k]
+            elif code == -1:
+                p = xi[i] + s * z
+            elif code == -2:
+                p = max(xi[i] + s * z, 0.0)
+            else:
+                p = _phi_builtin(code, xi[i] + s * z)
+            v = -0.5 * z * z + u[i] * p + 0.5 * d * p * p
+            lg[k] = v
+            if v > mx:
+                mx = v
+        acc = 0.0
+        prev = math.exp(lg[0] - mx)
+        cdf[i, 0] = 0.0
+        for k in range(1, G):
+            cur = math.exp(lg[k] - mx)
+            acc += 0.5 * (prev + cur)
+            cdf[i, k] = acc
+            prev = cur
+        for k in range(G):
+            cdf[i, k] /= acc
+
+
+@numba.njit(cache=True)
+def _grid_logpdf(cdf, grid, z, out):
+    """out[i, j] = log density at z[i, j] of the piecewise-uniform law with row CDF cdf[i] on grid[i]."""
+    n, G = cdf.shape
+    for i in range(n):
+        for j in range(z.shape[1]):
+            x = z[i, j]
+            if x < grid[i, 0] or x > grid[i, G - 1]:
+                out[i, j] = -np.inf
+                continue
+            lo, hi = 0, G - 1
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if grid[i, mid] <= x:
+                    lo = mid
+                else:
+                    hi = mid
+            mass = cdf[i, hi] - cdf[i, lo]
+            out[i, j] = math.log(mass / (grid[i, hi] - grid[i, lo])) if mass > 0 else -np.inf
+
+
+def tilted_z_logpdf(grid, cdf, z) -> np.ndarray:
+    """Log density (n, k) at the points ``z`` (n, k) of the laws of :func:`tilted_z_grid` (−inf off the grid)."""
+    z = np.ascontiguousarray(np.atleast_2d(np.asarray(z, dtype=np.float64)))
+    out = np.empty(z.shape)
+    _grid_logpdf(cdf, grid, z, out)
+    return out
+
+
+def sample_layer_neurons(oned: OneD, sizes, sigma: float, proposal: Proposal, neurons: int, rng, *, R_in=None,
+                         delta_in=None, t=None, sigma_a=None, kt=None, dt=None, candidates: int = 16,
+                         n_grid: int = 801, chunk: int = 2048) -> dict:
+    """``neurons`` independent neurons of one layer from its tilted single-neuron measure (module
+    docstring; arguments as :func:`layer_integral`), with preactivations on all P inputs.
+
+    y = (v, w) by sampling-importance-resampling: ``candidates`` × ``neurons`` draws from the Gaussian
+    ``proposal``, log weights λ(y) − log N(x; 0, I) (λ of :func:`log_integrand`), resampled
+    multinomially; then for each input μ of class c, z_μ from the 1-D tilted law by inverse CDF
+    (:func:`tilted_z_grid`) and h_μ = ξ_c + s_c z_μ. Returns {"h" (neurons × P, classes in
+    consecutive blocks), "a" (neurons × m, readout layer: a = σ_a v; else None), "y", "u", "xi",
+    "s", "dtilt", "ess" (Kish effective sample size fraction of the candidate weights), "distinct"
+    (fraction of distinct candidates among the resampled neurons)}.
+    """
+    P = np.asarray(sizes, dtype=np.float64)
+    m = len(P)
+    B, dtilt, C, s = layer_fields(sizes, sigma, R_in=R_in, delta_in=delta_in, t=t, sigma_a=sigma_a, kt=kt, dt=dt)
+    d = len(proposal.mean)
+    M = int(neurons) * int(candidates)
+    x = rng.standard_normal((M, d))
+    y = proposal.mean + x @ proposal.chol.T
+    u = y[:, :m] @ B.T
+    xi = np.zeros_like(u) if C is None else y[:, m:] @ C.T
+    zeta = tilted_moments(oned, xi, u, s, dtilt)[0]
+    lw = -0.5 * np.sum(y * y, axis=1) + 0.5 * np.sum(x * x, axis=1) + zeta @ P
+    if not np.all(np.isfinite(lw)):
+        raise OutsideDomain("non-finite importance weight while sampling a layer's neurons")
+    w = np.exp(lw - lw.max())
+    ess = float(w.sum() ** 2 / np.sum(w * w) / M)
+    idx = rng.choice(M, size=int(neurons), p=w / w.sum())
+    y, u, xi = y[idx], u[idx], xi[idx]
+    labels = np.repeat(np.arange(m), np.asarray(sizes, dtype=np.int64))
+    H = np.empty((int(neurons), int(P.sum())))
+    for c in range(m):  # m classes; inside: vectorised over neurons (in chunks) and inputs
+        cols = np.flatnonzero(labels == c)
+        for lo in range(0, int(neurons), chunk):
+            sl = slice(lo, lo + chunk)
+            grid, cdf = tilted_z_grid(oned, xi[sl, c], u[sl, c], float(s[c]), float(dtilt[c]), n_grid)
+            z = np.empty((len(grid), len(cols)))
+            _inverse_cdf(cdf, grid, rng.random(z.shape), z)
+            H[sl, cols] = xi[sl, c][:, None] + s[c] * z
+    return {"h": H, "a": sigma_a * y[:, :m] if t is not None else None, "y": y, "u": u, "xi": xi, "s": s,
+            "dtilt": dtilt, "ess": ess, "distinct": float(len(np.unique(idx)) / len(idx))}
