@@ -23,13 +23,21 @@ kernel) within 4 MCSE + c·max(1, |theory|)/N, c = :data:`validation.report.C_OV
 one-layer stationarity criterion: the right theory starts at equilibrium, so only the O(1/N)
 finite-width bias separates it from the chains; measured for linear L = 2, classes 8,4,4,
 T = 0.5: N·|gap| = 4–6 relative, i.e. within 4 MCSE + 4/N); a theory for another temperature,
-used as start and reference, must fail (T = 0.6 at N = 400: N·|gap| = 12). Linear φ only: the nonlinear per-layer measures are not sampled here yet.
+used as start and reference, must fail (T = 0.6 at N = 400: N·|gap| = 12).
+
+Nonlinear φ (relu and smooth bounded φ): the theory is :func:`solvers.deep_nonlinear.solve_deep_nonlinear`
+and each layer's neurons come from its class-block single-neuron measure
+(:mod:`validation.deep_theory_sample`: y = (v, w) by importance resampling from the solver's
+proposal, ESS reported; h_μ = ξ_c + s_c z_μ with z_μ from the 1-D tilted law); the weights are
+conditioned on Φ_{ℓ-1} = φ(H^{ℓ-1}) as above, and the allowance adds 4 ε (the theory's
+integration-error estimate).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from theory.deep_linear import solve_deep_linear_classes
+from theory.nonlinearities import get_nonlinearity
 from theory.observables import full_kernel
 from theory.spec import ModelSpec, SpecError, class_labels
 
@@ -37,7 +45,7 @@ from .deep import DeepNetwork, _theory_vector, combine_chains, run_deep_chain
 from .observables import code_fractions, neuron_codes
 from .report import C_OVER_N
 
-__all__ = ["layer_preactivations", "theory_layer_code_fractions", "deep_theory_state",
+__all__ = ["layer_preactivations", "theory_layer_code_fractions", "deep_theory_state", "deep_theory",
            "deep_stationarity"]
 
 
@@ -57,11 +65,37 @@ def _condition_weights(rng, H, Phi_prev, sigma):
     return Z + np.linalg.solve(G, (H - Z @ A).T).T @ A.T
 
 
+def _is_linear_theory(theory) -> bool:
+    from theory.deep_linear import DeepLinearClassSolution
+
+    return isinstance(theory, DeepLinearClassSolution)
+
+
+def _check_theory(spec: ModelSpec, theory, sigmas):
+    if spec.inputs is not None:
+        raise SpecError("deep theory starts are implemented for orthogonal class data (inputs=None)")
+    if _is_linear_theory(theory):
+        if spec.nonlinearity != "linear":
+            raise SpecError(f"a deep linear theory (DeepLinearClassSolution) cannot start a {spec.nonlinearity!r} "
+                            "network: use solvers.deep_nonlinear.solve_deep_nonlinear for nonlinear φ")
+    elif theory.spec.nonlinearity != spec.nonlinearity:
+        raise SpecError(f"theory is for φ = {theory.spec.nonlinearity!r}, the network has {spec.nonlinearity!r}")
+    if len(theory.sigmas) != len(sigmas) or theory.spec.class_sizes != spec.class_sizes:
+        raise SpecError(f"theory has layers = {len(theory.sigmas)} and classes {theory.spec.class_sizes}; the network "
+                        f"{len(sigmas)} and {spec.class_sizes}")
+
+
 def layer_preactivations(spec: ModelSpec, theory, sigmas, n: int, rng: np.random.Generator):
     """Preactivations of ``n`` neurons per hidden layer on the P training inputs, drawn from the deep
-    linear theory's per-layer measures (module docstring): ([H¹, ..., H^L], each n × P; readouts a, m × n)."""
-    if spec.nonlinearity != "linear" or spec.inputs is not None:
-        raise SpecError("deep theory starts are implemented for linear φ on orthogonal class data")
+    theory's per-layer measures (module docstring): ([H¹, ..., H^L], each n × P; readouts a, m × n).
+    ``theory``: a :class:`theory.deep_linear.DeepLinearClassSolution` (linear φ, Gaussian layers) or a
+    :class:`solvers.deep_nonlinear.DeepNonlinearSolution` (:mod:`validation.deep_theory_sample`)."""
+    _check_theory(spec, theory, sigmas)
+    if not _is_linear_theory(theory):
+        from .deep_theory_sample import nonlinear_layer_neurons
+
+        layers = nonlinear_layer_neurons(theory, n, rng)
+        return [lay["h"] for lay in layers], layers[-1]["a"].T
     L, sizes, lab = len(sigmas), spec.class_sizes, class_labels(spec.class_sizes)
     kernels = [full_kernel(sizes, o.kernel_diagonal, o.kernel_blocks)
                for o in (theory.layer_observables(ell) for ell in range(1, L + 1))]
@@ -77,40 +111,62 @@ def layer_preactivations(spec: ModelSpec, theory, sigmas, n: int, rng: np.random
 
 def theory_layer_code_fractions(spec: ModelSpec, theory, sigmas, n: int = 20000, seed: int = 0) -> list:
     """Per hidden layer, the theory's fraction of neurons per code: ``n`` neurons from the layer
-    measure, coded like the sampled network (class-mean activations over the P_c inputs of each
-    class, :func:`validation.observables.neuron_codes`)."""
+    measure, coded like the sampled network (class-mean activations φ over the P_c inputs of each
+    class, :func:`validation.observables.neuron_codes`); statistical error about √(f(1−f)/n)."""
     Hs, _ = layer_preactivations(spec, theory, sigmas, n, np.random.default_rng(seed))
     lab = class_labels(spec.class_sizes)
+    phi = get_nonlinearity(spec.nonlinearity)
     out = []
     for H in Hs:
-        means = np.stack([H[:, lab == c].mean(axis=1) for c in range(spec.m)], axis=1)  # linear φ
+        A = phi(H)
+        means = np.stack([A[:, lab == c].mean(axis=1) for c in range(spec.m)], axis=1)
         out.append(code_fractions(neuron_codes(means), spec.m))
     return out
 
 
 def deep_theory_state(net: DeepNetwork, theory, rng: np.random.Generator) -> np.ndarray:
-    """θ of ``net`` with every layer's neurons drawn from the deep linear theory (module docstring)."""
+    """θ of ``net`` with every layer's neurons drawn from the deep theory (module docstring): W¹ = H¹,
+    W^ℓ conditioned on H^ℓ = W^ℓ φ(H^{ℓ-1})/√N (needs N >= P)."""
     spec = net.spec
     if net.shapes[0][1] != spec.P:
         raise SpecError("orthogonal inputs expected (N0 = P)")
+    if net.layers >= 2 and net.width < spec.P:
+        raise SpecError(f"width must be >= P = {spec.P} to condition the weights on the drawn preactivations "
+                        f"(got {net.width})")
     Hs, a = layer_preactivations(spec, theory, net.sigmas, net.width, rng)
     Ws = [Hs[0] * np.sqrt(spec.P) / net.inputs[0, 0]]  # H¹ = W¹ Xᵀ/√N0 = W¹ (x_μ = √P e_μ)
     for ell in range(2, net.layers + 1):
-        Ws.append(_condition_weights(rng, Hs[ell - 1], Hs[ell - 2], net.sigmas[ell - 1]))  # Φ = H (linear)
+        Phi = Hs[ell - 2] if spec.nonlinearity == "linear" else net.nonlinearity(Hs[ell - 2])
+        Ws.append(_condition_weights(rng, Hs[ell - 1], Phi, net.sigmas[ell - 1]))
     return net.pack(Ws, a)
 
 
+def deep_theory(spec: ModelSpec, layers: int, options=None):
+    """The deep theory whose per-layer measures start the chains: the linear closed form
+    (:func:`theory.deep_linear.solve_deep_linear_classes`) or :func:`solvers.deep_nonlinear.solve_deep_nonlinear`
+    (raises :class:`solvers.deep_nonlinear.DeepNonlinearError` if it does not converge)."""
+    if spec.nonlinearity == "linear":
+        return solve_deep_linear_classes(spec, layers)
+    from solvers.deep_nonlinear import solve_deep_nonlinear
+
+    return solve_deep_nonlinear(spec, layers, options=options, raise_on_failure=True)
+
+
 def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains: int = 2, sweeps: int = 300,
-                      burn: int = 50, init_spec: ModelSpec | None = None, seed: int = 0) -> dict:
-    """Start chains at the deep linear theory of ``init_spec`` (default ``spec``), sample ``spec``.
+                      burn: int = 50, init_spec: ModelSpec | None = None, seed: int = 0, theory=None) -> dict:
+    """Start chains at the deep theory of ``init_spec`` (default ``spec``; or the given ``theory``),
+    sample ``spec``.
 
     The first ``burn`` sweeps adapt the step only (the state starts at equilibrium if the theory is
-    right); all later sweeps are compared with that theory. Returns {"passed", "z_max", "worst"
-    (largest |sampled − theory| / allowed), "rhat_max", "sampling", "theory"}.
+    right); all later sweeps are compared with that theory within 4 MCSE + 4 ε + C_OVER_N·max(1,
+    |theory|)/N (ε: the theory's integration-error estimate, 0 for linear φ). Returns {"passed",
+    "z_max", "worst" (largest |sampled − theory| / allowed), "rhat_max", "sampling", "theory",
+    "comparison"}.
     """
     init_spec = init_spec or spec
-    theory = solve_deep_linear_classes(init_spec, layers)
+    theory = theory if theory is not None else deep_theory(init_spec, layers)
     tv = _theory_vector(theory, layers)
+    terr = np.zeros_like(tv) if _is_linear_theory(theory) else np.asarray(theory.errors, dtype=np.float64)
     net = DeepNetwork(spec, width=width, layers=layers)
     res = []
     for c in range(chains):
@@ -120,8 +176,10 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
                                   codes_every=0))
     comb = combine_chains(res, spec.m, layers)
     mean, err = comb["flat"]["mean"], comb["flat"]["mcse"]
-    allowed = 4 * err + C_OVER_N * np.maximum(1.0, np.abs(tv)) / width
+    allowed = 4 * err + 4 * terr + C_OVER_N * np.maximum(1.0, np.abs(tv)) / width
     ratio = np.abs(mean - tv) / allowed
     return {"passed": bool(np.all(ratio <= 1.0)), "worst": float(np.max(ratio)),
             "z_max": float(np.max(np.abs(mean - tv) / np.maximum(err, 1e-12))), "rhat_max": comb["rhat_max"],
-            "sampling": comb["mean"], "theory": theory.to_json()}
+            "ratio": ratio.tolist(), "sampling": comb["mean"], "theory": theory.to_json(),
+            "comparison": (f"stationarity: chains started from the theory of T = {init_spec.temperature:g}, "
+                           f"|sampled − theory| <= 4 MCSE + 4 ε + {C_OVER_N:g}·max(1, |theory|)/N, N = {width}")}
