@@ -264,7 +264,7 @@ def solve_deep_large_p(spec: ModelSpec, layers: int = 2, sigmas=None, sigma_a_ba
     the lower layers' code fractions. ``patterns``: "all" (the P → ∞ limit: every saturation pattern is
     reachable at o(P) cost) or "prior-span" (only the patterns reachable with ξ in the span of the
     *prior* kernel k_{L-1}, i.e. b ∈ {φ_- 1, φ_+ 1} when Eφ ≠ 0 and b = 0 (no saturation, f = 0) for
-    odd φ: the constrained solution that the finite-P theory follows while the P^{2/3} cost of
+    odd φ: the constrained solution that the finite-P theory follows while the √(P log P) cost of
     learning class contrasts in the lower layers still dominates, see :mod:`theory.deep_large_p`)."""
     t0 = time.perf_counter()
     if patterns not in ("all", "prior-span"):
