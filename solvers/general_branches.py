@@ -95,11 +95,11 @@ class GeneralBranchOptions:
     nodes: int = 8
     search_starts: int = 6
     search_iters: int = 40
-    max_rounds: int = 30
+    max_rounds: int = 40
     max_newton: int = 6
     z_tol: float = 2.0
     f_tol: float = 0.02
-    min_ess_fraction: float = 0.3
+    min_ess_fraction: float = 0.1
     seed: int = 0
 
     def __post_init__(self):
@@ -162,6 +162,7 @@ class TiltedChains:
         self.set_tilts(tilts, reset=True)
         self.evaluations = 0
         self.shrinks = 0
+        self.tried = self.accepted = 0
 
     @property
     def k(self) -> int:
@@ -232,6 +233,20 @@ class TiltedChains:
                 break
         self.Z, self.ll = newZ, newll
 
+    def independence_step(self):
+        """Independence Metropolis–Hastings with each group's reference N(μ_k, S_k) as proposal:
+        accept z' with min(1, e^{ℓ(z') − ℓ(z)}), ℓ = log π_c − log N(·; μ_k, S_k) (the slice
+        likelihood). Exact for any reference; it moves chains between separated modes of a
+        multimodal p(h | g) (odd φ on correlated inputs) once the fitted reference covers them."""
+        rng = self.rng
+        C = self.Z.shape[0]
+        prop = np.repeat(self.mu, self.per, axis=0) + self._blockwise(rng.standard_normal((C, self.r)), self.Ls, True)
+        lp = self._loglik(prop)
+        acc = np.log(rng.random(C)) < lp - self.ll
+        self.tried += C
+        self.accepted += int(acc.sum())
+        self.Z[acc], self.ll[acc] = prop[acc], lp[acc]
+
     def _loglik_rows(self, Zr: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """_loglik for a subset of chains ``rows``."""
         self.evaluations += Zr.shape[0]
@@ -258,10 +273,12 @@ class TiltedChains:
         out = []
         for s in range(n_steps):
             self.step()
+            self.independence_step()
             if s >= burn and (s - burn) % thin == thin - 1 and len(out) < keep:
                 out.append(self.Z.copy())
         while len(out) < keep:
             self.step()
+            self.independence_step()
             out.append(self.Z.copy())
         return np.array(out)
 
@@ -918,6 +935,7 @@ def solve_general_branches(spec: ModelSpec, options: GeneralBranchOptions | None
             A = np.vstack([A, higher[0].a])
             pi = np.concatenate([pi, [0.0]])
             added += 1
+            sweeps = opt.sweeps  # far from the solution again: short rounds until the residual is small
             info["added"] = np.round(higher[0].a, 3).tolist()
             log.append(info)
             if progress:
