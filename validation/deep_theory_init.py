@@ -41,7 +41,7 @@ from theory.nonlinearities import get_nonlinearity
 from theory.observables import full_kernel
 from theory.spec import ModelSpec, SpecError, class_labels
 
-from .deep import DeepNetwork, _theory_vector, combine_chains, run_deep_chain
+from .deep import DeepNetwork, _json_block, _theory_vector, combine_chains, run_deep_chain
 from .observables import code_fractions, neuron_codes
 from .report import C_OVER_N
 
@@ -141,6 +141,13 @@ def deep_theory_state(net: DeepNetwork, theory, rng: np.random.Generator) -> np.
     return net.pack(Ws, a)
 
 
+def _layer_ess(theory, seed: int) -> list:
+    """Per layer, the Kish ESS fraction of the importance resampling of (v, w) (2000 neurons)."""
+    from .deep_theory_sample import nonlinear_layer_neurons
+
+    return [lay["ess"] for lay in nonlinear_layer_neurons(theory, 2000, np.random.default_rng([seed, 3]))]
+
+
 def deep_theory(spec: ModelSpec, layers: int, options=None):
     """The deep theory whose per-layer measures start the chains: the linear closed form
     (:func:`theory.deep_linear.solve_deep_linear_classes`) or :func:`solvers.deep_nonlinear.solve_deep_nonlinear`
@@ -160,8 +167,10 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
     The first ``burn`` sweeps adapt the step only (the state starts at equilibrium if the theory is
     right); all later sweeps are compared with that theory within 4 MCSE + 4 ε + C_OVER_N·max(1,
     |theory|)/N (ε: the theory's integration-error estimate, 0 for linear φ). Returns {"passed",
-    "z_max", "worst" (largest |sampled − theory| / allowed), "rhat_max", "sampling", "theory",
-    "comparison"}.
+    "z_max", "worst" (largest |sampled − theory| / allowed), "ratio" (per observable, flat layout of
+    :func:`validation.deep.observables_vector`), "rhat_max", "sampling" (with MCSE), "theory",
+    "code_fractions" (per layer: theory neurons, sampled chains, largest difference; informational),
+    "ess" (nonlinear φ: per layer importance-resampling ESS fraction), "comparison"}.
     """
     init_spec = init_spec or spec
     theory = theory if theory is not None else deep_theory(init_spec, layers)
@@ -173,13 +182,19 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
         rng = np.random.default_rng([seed, c, 7])
         theta0 = deep_theory_state(net, theory, rng)
         res.append(run_deep_chain(spec, width, layers, sweeps, burn, seed=seed + 1000 * c, theta0=theta0,
-                                  codes_every=0))
+                                  codes_every=10))
     comb = combine_chains(res, spec.m, layers)
     mean, err = comb["flat"]["mean"], comb["flat"]["mcse"]
     allowed = 4 * err + 4 * terr + C_OVER_N * np.maximum(1.0, np.abs(tv)) / width
     ratio = np.abs(mean - tv) / allowed
+    th_codes = theory_layer_code_fractions(theory.spec, theory, net.sigmas, n=20000, seed=seed)
+    sa_codes = [{k: float(np.mean([r["code_fractions"][ell].get(k, 0.0) for r in res]))
+                 for k in sorted(set().union(*(r["code_fractions"][ell] for r in res)))} for ell in range(layers)]
+    diff = [max(abs(th.get(k, 0.0) - sa.get(k, 0.0)) for k in set(th) | set(sa)) for th, sa in zip(th_codes, sa_codes)]
     return {"passed": bool(np.all(ratio <= 1.0)), "worst": float(np.max(ratio)),
             "z_max": float(np.max(np.abs(mean - tv) / np.maximum(err, 1e-12))), "rhat_max": comb["rhat_max"],
-            "ratio": ratio.tolist(), "sampling": comb["mean"], "theory": theory.to_json(),
+            "ratio": ratio.tolist(), "sampling": _json_block(mean, spec.m, layers, err), "theory": theory.to_json(),
+            "code_fractions": {"theory": th_codes, "sampling": sa_codes, "max_difference": diff},
+            "ess": None if _is_linear_theory(theory) else _layer_ess(theory, seed),
             "comparison": (f"stationarity: chains started from the theory of T = {init_spec.temperature:g}, "
                            f"|sampled − theory| <= 4 MCSE + 4 ε + {C_OVER_N:g}·max(1, |theory|)/N, N = {width}")}
