@@ -44,6 +44,9 @@ Numerics:
   occupied ones (by more than 3 errors) is added and the solve continues.
 * **Convergence**: rms of r̂/MCSE(r̂) ≤ ``z_tol`` for the f-equation r̂ = Σ P_γ m_γ a_γᵀ + T t − Y,
   max MCSE(r̂) ≤ ``f_tol``, the stationarity ‖∇_a S‖ and the height differences within 3 MCSE.
+  The reported f = Σ P_γ m_γ a_γᵀ at the last sampled point; its error is MCSE ⊕ |r̂| per entry
+  (the group MCSE alone misses the noise that (t, a_γ, P_γ) carry from the previous round's
+  sample: on K0 = I single entries were off by 5 MCSE with the rms z ≈ 1.8).
 
 Linear φ: Λ = σ_1² gᵀK0 g/2 exactly, S is quadratic with its maximum at a = 0 inside the domain
 σ̄_a²σ_1² tᵀK0t/P ⪯ I; the solution is one Gaussian branch (a = 0, h | a the prior) whose readout
@@ -609,7 +612,7 @@ class GeneralBranchSolution:
     t: np.ndarray  # (P, m)
     branches: list
     outputs: np.ndarray  # f = Σ P_γ m_γ a_γᵀ (P, m)
-    outputs_error: np.ndarray
+    outputs_error: np.ndarray  # MCSE ⊕ |residual| per entry
     readout_moment: np.ndarray  # U (m, m)
     kernel: np.ndarray  # Σ P_γ E[φφᵀ] (P, P)
     residual: float  # max |f + T t − Y|
@@ -1017,7 +1020,7 @@ def solve_general_branches(spec: ModelSpec, options: GeneralBranchOptions | None
                 for a, p_, sv, se_ in zip(A, pi, S, S_err)]
     imax = np.unravel_index(np.argmax(np.abs(r)), r.shape)
     return GeneralBranchSolution(
-        spec=spec, t=t, branches=branches, outputs=Fg.mean(axis=0), outputs_error=se,
+        spec=spec, t=t, branches=branches, outputs=Fg.mean(axis=0), outputs_error=np.sqrt(se**2 + r**2),
         readout_moment=np.einsum("g,gr,gs->rs", pi, A, A), kernel=Kg.mean(axis=0), residual=float(abs(r[imax])),
         residual_error=float(se[imax]), z_rms=z_rms, stationarity=float(np.max(np.abs(grad)) * sb2),
         height_spread=spread, height_error=spread_err, converged=converged, rounds=len(log),
