@@ -32,7 +32,9 @@ units at tiny N) no move is made; Φ_{L-1} is unchanged by the moves, so this ke
 Checks (tests/test_deep_stationarity.py, relu, classes 3,2, T = 0.5, L = 2): N = 100 from the theory
 start, 42 % of 200 proposals accepted, 27 % changed the neuron's code; N = 20 with W¹ fixed, swaps
 alone reproduce a MALA reference of (W², a) | W¹ (max z 3.2 over f, U, K_2), a ratio without the
-proposal density fails (max z 23). Cost: about 2 ms per move (m grids of 801 points).
+proposal density fails (max z 23). Stationarity run (normcdf, classes 4,2,2, N = 400, 10 swaps per
+sweep): 59 % accepted; split-R̂ of the last layer's kernel 1.04–1.05 against 1.12–1.19 without swaps.
+Cost: about 2 ms (relu) to 6 ms (normcdf) per move (m grids of 801 points).
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ from theory.spec import ModelSpec, SpecError, class_labels
 
 from .deep import DeepNetwork, class_mean_activations, deep_collapsed_sweep, observables_vector
 from .deep_theory_sample import layer_measure_kwargs
-from .observables import neuron_codes
+from .observables import code_fractions, neuron_codes
 from .samplers import StepSizeAdaptation
 
 __all__ = ["LastLayerProposal", "last_layer_swaps", "run_deep_chain_with_swaps"]
@@ -212,8 +214,9 @@ def run_deep_chain_with_swaps(spec: ModelSpec, width: int, layers: int, sweeps: 
     """A chain of :func:`validation.deep.deep_collapsed_sweep` (MALA on W, then a | W exactly) followed, each
     sweep, by ``swaps`` :func:`last_layer_swaps` from ``theory`` (0: the plain sampler). Step adapted to
     acceptance 0.574 during ``burn`` only. Returns {"draws" (observables_vector per kept sweep),
-    "acceptance" (MALA), "swap_acceptance", "code_change_rate" (per proposed swap), "last_codes" (per
-    kept sweep, the fraction of last-layer neurons per code index, (S, 2^m)), "seconds"}."""
+    "acceptance" (MALA), "swap_acceptance", "code_change_rate" (per proposed swap), "code_fractions" (per
+    layer {code: mean fraction} every ``codes_every`` kept sweeps, as :func:`validation.deep.run_deep_chain`),
+    "step_size", "seconds"}."""
     net = DeepNetwork(spec, width=width, layers=layers)
     rng = np.random.default_rng([seed, width, layers, 11])
     theta = net.prior_sample(rng) if theta0 is None else np.array(theta0, dtype=np.float64)
@@ -237,9 +240,10 @@ def run_deep_chain_with_swaps(spec: ModelSpec, width: int, layers: int, sweeps: 
             acc.append(pa)
             draws.append(observables_vector(net, theta))
             if codes_every > 0 and (s - burn) % codes_every == 0:
-                cl = neuron_codes(class_mean_activations(net, theta)[-1])
-                codes.append(np.bincount(cl, minlength=1 << spec.m) / width)
+                codes.append([code_fractions(neuron_codes(cm), spec.m) for cm in class_mean_activations(net, theta)])
+    fractions = [{k: float(np.mean([c[ell].get(k, 0.0) for c in codes]))
+                  for k in sorted(set().union(*(c[ell] for c in codes)))} for ell in range(layers)]
     return {"draws": np.array(draws), "acceptance": float(np.mean(acc)),
             "swap_acceptance": n_acc / n_prop if n_prop else None,
-            "code_change_rate": n_chg / n_prop if n_prop else None, "last_codes": np.array(codes),
+            "code_change_rate": n_chg / n_prop if n_prop else None, "code_fractions": fractions,
             "step_size": step, "seconds": time.perf_counter() - t0}
