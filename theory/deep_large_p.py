@@ -40,6 +40,18 @@ exactly the marginal value assumed above. The naive alternative k̃ = κ̃/P wit
 Laplace over u with branches in layer L−1 and an interior ξ) is not self-consistent for monotone
 φ: it needs an interior maximiser of ζ in ξ, which the readout tilt g φ never has.
 
+Per-layer scalings at leading order (the quantities the task lists):
+* readout: a = O(1) (branches a_γ), t = O(1), f = y − T t;
+* layer L: ξ_c ≈ ±√(2 r_c² log P) (r_c² = 1 + s_c²: the within-class noise s_c = σ_L √δ_{L-1}
+  enters only here, in the saturation scale and the O(1/(P ε)) unsaturated mass, not in the leading
+  order), δ_L → 0, k_L = Σ_γ P_γ b_γ b_γᵀ; the conjugates it sends down: δ̃_{L-1} =
+  σ_L² E[Var_1(z) − 1]/s² → 0 (a saturated φ makes the tilt flat in z, Var_1(z) → 1), k̃_{L-1} →
+  1/(P ρ v) (near-marginal) in the class-contrast directions and O(log P/P²) along the common
+  mode (whose prior variance is O(1));
+* layer L−1: HS field u Gaussian (no branches), kernel = prior NNGP + O(√(log P/P)) contrast,
+  δ_{L-1} → prior; the contrast is produced by its own HS field, so layers ℓ <= L−2 need not learn:
+  their conjugates vanish and they stay at the prior to all orders considered here.
+
 Consequences (leading order; asymptotic corrections ~ the unsaturated mass r²/(P ρ |g| σ_L² ε) ~
 1/√(P log P) for class-contrast patterns and ~ log-corrected 1/P for the common mode; the
 asymptotic regime needs P ρ |g| σ_L² k ≫ 1, so at P <= 64 the approach is pre-asymptotic):
