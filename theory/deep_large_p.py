@@ -36,7 +36,10 @@ variance ε = the learned class-contrast part of k_{L-1}. What ε costs and what
 Minimising P ρ ε/(2v) + X²/(2σ_L² ε): ε ~ X σ_L⁻¹ √(v/(ρ P)) ~ √(log P / P), total cost
 ~ X √(P ρ/v)/σ_L ~ √(P log P) = o(P): it drops out of G/P. Consistency of the conjugate: at the
 balance W_⊥ = ∂_ξ ζ = ξ_⊥/(P ρ σ_L² ε), so k̃ = σ_L² E[W Wᵀ] ~ X²/(P² ρ² σ_L² ε²) = 1/(P ρ v),
-exactly the marginal value assumed above. The naive alternative k̃ = κ̃/P with u = O(1) (an O(P)
+exactly the marginal value assumed above. (At u ~ (log P/P)^{1/4} the quartic cumulant of φ,
+P κ₄ u⁴/24 with κ₄ < 0 for bounded φ, is as large as the residual quadratic — the cubic one
+vanishes for normcdf, erf, tanh by symmetry — so the near-marginal u-measure is a critical,
+quartic-stabilised one: this changes the constants in ε, not the o(P) conclusion.) The naive alternative k̃ = κ̃/P with u = O(1) (an O(P)
 Laplace over u with branches in layer L−1 and an interior ξ) is not self-consistent for monotone
 φ: it needs an interior maximiser of ζ in ξ, which the readout tilt g φ never has.
 
