@@ -95,7 +95,7 @@ class GeneralBranchOptions:
     sweeps: int = 40
     max_sweeps: int = 320
     keep: int = 10
-    nodes: int = 8
+    nodes: int = 16
     search_starts: int = 6
     search_iters: int = 40
     max_rounds: int = 40
@@ -986,9 +986,11 @@ def solve_general_branches(spec: ModelSpec, options: GeneralBranchOptions | None
         t, A, pi = t.copy(), A.copy(), pi.copy()
         info.update(newton_steps=steps, alpha=alpha, limited_by=limit)
         if np.any(pi < 0):
-            # a branch that is the highest maximum (beyond its error) must stay occupied: clip it
+            # a branch strictly above all others (by 3 errors) must stay occupied: clip it; any other
+            # branch with P_γ < 0 is dropped (complementarity: P_γ = 0 where S_γ may lie below λ)
             Sn = sys_.branch_stats(t, A, need_cov=False)[2] / P - np.sum(A * A, axis=1) / (2 * sb2)
-            top = Sn >= Sn.max() - 3 * float(np.max(S_err))
+            second = np.array([np.max(np.delete(Sn, i)) if len(Sn) > 1 else -np.inf for i in range(len(Sn))])
+            top = Sn > second + 3 * float(np.max(S_err))
             cand = np.flatnonzero((pi < 0) & ~top)
             if cand.size == 0:
                 pi = np.maximum(pi, 0.0)
