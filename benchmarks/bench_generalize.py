@@ -20,7 +20,8 @@ The two error bars measure different things: the theory's is the Monte Carlo err
 N = ∞ prediction; the sampling one the Monte Carlo error at width N, which also carries an
 O(1/N) finite-size bias that is not included. BLAS runs single-threaded (threadpoolctl).
 
-    nice python benchmarks/bench_generalize.py [--sizes 100,300] [--nonlinearity relu] [--budget 300]
+    nice python benchmarks/bench_generalize.py [--sizes 100,300] [--nonlinearity relu] [--budget 300] \
+        [--sampler smc]
 """
 from __future__ import annotations
 
@@ -64,6 +65,8 @@ def main(argv=None):
     ap.add_argument("--temperature", type=float, default=0.5)
     ap.add_argument("--width", type=int, default=200)
     ap.add_argument("--budget", type=float, default=300.0, help="sampling time cap per size, seconds")
+    ap.add_argument("--sampler", choices=("mcmc", "smc"), default="mcmc", help="theory's single-neuron sampler")
+    ap.add_argument("--max-particles", type=int, default=65536, help="SMC: largest particle cloud")
     args = ap.parse_args(argv)
     rows = []
     with threadpool_limits(1):
@@ -72,7 +75,9 @@ def main(argv=None):
             ds = load_digits_dataset(tuple(range(m)), train_per_class=P // m, test_per_class=40, seed=0)
             spec = ds.spec(args.nonlinearity, 1.0, 1.0, args.temperature)
             t0 = time.perf_counter()
-            sol = solve_general(spec, GeneralOptions(seed=0, max_rounds=40))
+            opts = dict(sampler="smc", particles=4096, max_particles=args.max_particles, smc_moves=5) \
+                if args.sampler == "smc" else {}
+            sol = solve_general(spec, GeneralOptions(seed=0, max_rounds=40, **opts))
             pred = sol.predict(ds.test_inputs)
             t_theory = time.perf_counter() - t0
             target = float(np.median(pred.mean_error))
@@ -82,7 +87,7 @@ def main(argv=None):
             rows.append((ds.P, m, t_theory, sol, target, t_samp, sweeps, se, t_extra))
             print(f"P = {ds.P}: sampling N = {args.width}: {t_samp:.1f} s, {sweeps} sweeps/chain, MCSE {se:.2e}",
                   file=sys.stderr, flush=True)
-    print(f"φ = {args.nonlinearity}, T = {args.temperature:g}, σ_w = σ_a = 1, digits")
+    print(f"φ = {args.nonlinearity}, T = {args.temperature:g}, σ_w = σ_a = 1, digits, theory sampler {args.sampler}")
     print(f"| P (m) | theory time (s) | converged | rounds | z | split-R̂ | max MCSE r̂ (last round) | theory MCSE f(x*) "
           f"| sampling time (s), N = {args.width} | sweeps/chain | sampling MCSE | reached | time to target (s) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")

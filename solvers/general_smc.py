@@ -151,8 +151,14 @@ def _log_ratio(chains, t, beta_rows, ref, gi, X, rows):
     if ref is None:  # prior reference: the Gaussian factors cancel
         return beta_rows[rows] * chains.loglik(X @ chains.L.T, t)
     mu, _, Dprec = ref
-    D = X - mu[gi[rows]]
-    quad = np.einsum("ni,nij,nj->n", D, Dprec[gi[rows]], D)
+    g = gi[rows]
+    D = X - mu[g]
+    quad = np.empty(len(rows))
+    cuts = np.searchsorted(g, np.arange(mu.shape[0] + 1))  # rows are sorted, groups contiguous
+    for k in range(mu.shape[0]):  # loop over the few groups; each is one matrix product
+        a, b = cuts[k], cuts[k + 1]
+        if b > a:
+            quad[a:b] = np.einsum("ij,ij->i", D[a:b] @ Dprec[k], D[a:b])
     return (beta_rows[rows] * chains.loglik(X @ chains.L.T, t) - 0.5 * np.einsum("ij,ij->i", X, X)
             + 0.5 * np.einsum("ij,ij->i", D, D) + 0.5 * quad)
 
@@ -200,7 +206,7 @@ def _grouped_ess_step(chains, t, beta_rows, groups, ref, ll):
 
 
 def smc_sample(chains, t: np.ndarray, groups: int, cess: float = 0.5, moves: int = 2, keep: int = 4,
-               radial: bool = False, max_steps: int = 2000, adapt_reference: bool = False) -> SMCResult:
+               radial: bool = False, max_steps: int = 2000, adapt_reference: bool = True) -> SMCResult:
     """Run ``groups`` independent tempered SMC clouds from the prior (β = 0) to p_t (β = 1).
 
     ``chains`` is an :class:`solvers.general_data.EllipticalSliceChains` whose ``Z`` (groups·n × r)

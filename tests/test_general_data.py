@@ -15,13 +15,15 @@ def _class_errors(sol):
     return np.array([np.sqrt((sol.outputs_error[lab == c] ** 2).sum(0)) / (lab == c).sum() for c in range(3)])
 
 
-@pytest.mark.parametrize("nl,T", [("relu", 1.0), ("erf", 0.5)])
-def test_identity_kernel_reproduces_orthogonal_solver(nl, T):
-    """K0 = I (x_μ = √P e_μ): class-averaged f, U and kernel blocks agree with solvers.solve."""
+@pytest.mark.parametrize("nl,T,sampler", [("relu", 1.0, "mcmc"), ("erf", 0.5, "mcmc"), ("erf", 0.5, "smc"),
+                                           ("relu", 1.0, "smc")])
+def test_identity_kernel_reproduces_orthogonal_solver(nl, T, sampler):
+    """K0 = I (x_μ = √P e_μ): class-averaged f, U and kernel blocks agree with solvers.solve
+    (MCMC chains and tempered SMC)."""
     spec0 = ModelSpec(nonlinearity=nl, temperature=T, class_sizes=SIZES)
     ref = solve(spec0)
     P = spec0.P
-    sol = solve_general(spec0.replace(inputs=np.sqrt(P) * np.eye(P)), GeneralOptions(seed=1))
+    sol = solve_general(spec0.replace(inputs=np.sqrt(P) * np.eye(P)), GeneralOptions(seed=1, sampler=sampler))
     assert sol.converged, sol.message
     f, fe = sol.class_outputs(), _class_errors(sol)
     assert np.all(np.abs(f - ref.outputs) <= 4 * fe + 2e-3), (f, ref.outputs, fe)
