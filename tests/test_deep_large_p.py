@@ -113,9 +113,9 @@ def test_paper_regime_converges_with_sharp_codes_in_the_last_layer(layers):
 
 
 def test_prior_span_solution_is_the_common_mode_branch():
-    """patterns='prior-span' (only 000 and 111 reachable, normcdf): f has identical rows
-    f_c = P_111 a_111, i.e. f_cr = σ̄² ρ·(column sums of t)… checked through f = y − T t and rank one;
-    its G∞ is below the full solution's (a constrained minimum)."""
+    """patterns='prior-span' (only 000 and 111 reachable, normcdf): one occupied branch, so f has
+    identical rows f_c = a_111 (rank one), f = y − T t to 1e-10, and its G∞ lies below the full
+    solution's (a constrained minimum: fewer patterns, smaller max_b Q_b at every t)."""
     spec = _spec("normcdf", (16, 8, 8), 0.3)
     con = solve_deep_large_p(spec, 2, patterns="prior-span", code_neurons=0)
     full = solve_deep_large_p(spec, 2, code_neurons=0)
