@@ -63,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=int, default=1,
                    help="hidden layers L (default 1); L >= 2: deep linear closed form for linear, the class-block "
                         "deep solver (solvers.deep_nonlinear) for relu and smooth bounded φ (normcdf, erf, tanh)")
+    p.add_argument("--large-p", action="store_true",
+                   help="leading-order P → ∞ theory with σ_a² = σ̄_a²/P (THEORY §4; for --layers >= 2 the deep "
+                        "large-P solution of solvers.deep_large_p: branches in the saturated last hidden layer)")
+    p.add_argument("--sigma-a-bar", type=float, default=1.0, help="σ̄_a for --large-p (default 1)")
+    p.add_argument("--patterns", choices=("all", "prior-span"), default="all",
+                   help="--large-p with --layers >= 2: 'all' saturation patterns (the P → ∞ limit) or only those "
+                        "in the prior kernel's span (the branch finite networks follow at moderate P)")
 
     v = sub.add_parser("validate", help="compare sampled finite networks with the theory")
     v.add_argument("--class-sizes", default="8,4,4", help="comma-separated class sizes (default 8,4,4)")
@@ -146,12 +153,19 @@ def _solve_deep(args, specs) -> int:
     from solvers.deep_nonlinear import deep_nonlinear_json
 
     _check_layers(args.layers, specs)
+    if args.large_p:
+        return _solve_large_p(args, specs)
     objs = []
     for s in specs:
         if not args.quiet and s.nonlinearity != "linear":
             print(f"[{s.nonlinearity}] solving L = {args.layers} (class-block deep solver)...", file=sys.stderr)
         block = (solve_deep_json if s.nonlinearity == "linear" else deep_nonlinear_json)(s, args.layers)
         objs.append({**s.to_dict(), "layers_count": args.layers, **block})
+    return _print_layers(args, objs)
+
+
+def _print_layers(args, objs) -> int:
+    """JSON or a short table of per-layer solutions; exit 1 if any did not converge."""
     if args.format == "json":
         print(json.dumps(objs[0] if len(objs) == 1 else {"solutions": objs}, indent=2))
     else:
@@ -161,6 +175,20 @@ def _solve_deep(args, specs) -> int:
             for layer in o["layers"]:
                 print(f"  layer {layer['layer']}: kernel diagonal {json.dumps(layer['kernel_diagonal'])}")
     return 0 if all(o.get("converged", True) for o in objs) else 1
+
+
+def _solve_large_p(args, specs) -> int:
+    """``solve --large-p``: the leading-order P → ∞ theory (:mod:`solvers.deep_large_p`; L = 1 is the
+    one-layer large-P solver of :mod:`solvers.large_p`), σ_a² = σ̄_a²/P."""
+    from solvers.deep_large_p import solve_deep_large_p
+    from theory.spec import positive_float
+
+    sbar = positive_float("sigma_a_bar", args.sigma_a_bar)
+    objs = []
+    for s in specs:
+        sol = solve_deep_large_p(s, args.layers, sigma_a_bar=sbar, patterns=args.patterns)
+        objs.append({**s.to_dict(), "sigma_a_bar": sbar, "layers_count": args.layers, **sol.to_json()})
+    return _print_layers(args, objs)
 
 
 def _solve(args) -> int:
@@ -174,7 +202,7 @@ def _solve(args) -> int:
     options = SolverOptions(**opts)
     specs = [ModelSpec(nonlinearity=n, sigma_w=args.sigma_w, sigma_a=args.sigma_a, temperature=args.temperature,
                        class_sizes=sizes) for n in _nonlinearities(args.nonlinearity)]
-    if args.layers != 1:
+    if args.layers != 1 or args.large_p:
         return _solve_deep(args, specs)
     results = []
     for spec in specs:

@@ -1,6 +1,7 @@
 """The public CLI interface of `codingschemes solve`."""
 import json
 
+import numpy as np
 import pytest
 
 from solvers.cli import main
@@ -103,3 +104,19 @@ def test_solve_layers_gives_per_layer_kernels(capsys):
         assert len(layer["kernel_diagonal"]) == 3 and len(layer["kernel_blocks"]) == 3
     assert main(["solve", "--nonlinearity", "Abs(h)", "--layers", "2", "--quiet", "--no-plot"]) == 2
     assert "kinks" in capsys.readouterr().err
+
+
+def test_solve_large_p_layers_gives_the_saturated_closed_form(capsys):
+    """``solve --layers 2 --large-p`` (erf): at leading order in P the last hidden layer saturates
+    into ±1 units, so f_cc = σ̄²ρ_c/(T + σ̄²ρ_c) for odd φ (solvers.deep_large_p) and the last
+    layer's kernel diagonal is φ(±∞)² = 1; ReLU (condensates in every layer) is refused with exit 2."""
+    assert main(["solve", "--nonlinearity", "erf", "--class-sizes", "32,16,16", "--layers", "2", "--large-p",
+                 "--temperature", "0.1", "--sigma-a-bar", "1.5", "--format", "json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rho = np.array([0.5, 0.25, 0.25])
+    expect = 2.25 * rho / (0.1 + 2.25 * rho)
+    assert np.allclose(np.diag(out["outputs"]), expect, atol=1e-9)
+    assert out["sigma_a_bar"] == 1.5 and [layer["layer"] for layer in out["layers"]] == [1, 2]
+    assert np.allclose(out["layers"][1]["kernel_diagonal"], 1.0, atol=1e-9)
+    assert main(["solve", "--nonlinearity", "relu", "--layers", "2", "--large-p", "--quiet"]) == 2
+    assert "ReLU" in capsys.readouterr().err
