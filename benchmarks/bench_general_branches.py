@@ -52,14 +52,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=15, help="max rounds of general_data.solve_general")
     a = ap.parse_args()
     print(f"{'P':>4} {'method':<16} {'time/s':>8} {'MCSE f*':>9} {'conv':>5} {'t@target/s':>11} {'ratio':>7} "
-          f"{'max|Δf*|':>9}")
+          f"{'max|Δf*|':>9} {'mean|Δf*|':>10}")
     for per in ((33,) if a.quick else (33, 100)):
         P, rows, br = run(per, a.nonlinearity, a.temperature, a.width, a.sweeps, a.rounds)
         ref_t = rows[0][1] * (rows[0][2] / a.target) ** 2
         for name, sec, err, conv, mean in rows:
             scaled = sec * (err / a.target) ** 2
             print(f"{P:>4} {name:<16} {sec:8.1f} {err:9.2g} {str(bool(conv)):>5} {scaled:11.1f} "
-                  f"{scaled / ref_t:7.2f} {np.max(np.abs(mean - rows[0][4])):9.3f}", flush=True)
+                  f"{scaled / ref_t:7.2f} {np.max(np.abs(mean - rows[0][4])):9.3f} "
+                  f"{np.mean(np.abs(mean - rows[0][4])):10.3f}", flush=True)
         print(f"     branches: {len(br.branches)} codes {br.codes} occupations "
               f"{np.round(br.occupations, 3).tolist()}; {br.message}", flush=True)
 
