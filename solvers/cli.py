@@ -227,6 +227,35 @@ def _solve(args) -> int:
     return 0 if all(r.success for r in results) else 1
 
 
+def _validate_deep(args, spec, widths) -> int:
+    """``validate --layers L``: chains from prior starts against the deep theory
+    (:func:`validation.deep.validate_deep`) and/or the stationarity test from the theory's per-layer
+    measures (:func:`validation.deep_theory_init.deep_stationarity`, ``--init theory``; ``--swaps k``
+    adds k last-layer independence moves per sweep); ``--init both`` passes only if both do."""
+    from solvers.deep_nonlinear import DeepNonlinearError
+    from validation.deep import validate_deep
+    from validation.deep_theory_init import deep_stationarity
+
+    _check_layers(args.layers, [spec])
+    reports = {}
+    try:
+        if args.init in ("random", "both"):
+            reports["random"] = validate_deep(spec, args.layers, widths=widths, chains=args.chains,
+                                              sweeps=args.sweeps, burn=args.burn, seed=args.seed)
+        if args.init in ("theory", "both"):
+            reports["theory"] = deep_stationarity(spec, args.layers, width=widths[0], chains=args.chains,
+                                                  sweeps=args.sweeps, burn=args.burn, seed=args.seed,
+                                                  swaps=args.swaps)
+    except DeepNonlinearError as exc:
+        print(f"codingschemes: the deep theory has no solution here: {exc}", file=sys.stderr)
+        return 1
+    report = (reports[args.init] if args.init != "both"
+              else {**reports, "passed": all(r["passed"] for r in reports.values())})
+    print(json.dumps(report, indent=2) if args.format == "json" else
+          f"L = {args.layers} ({args.init} start): passed: {report['passed']}")
+    return 0 if report["passed"] else 1
+
+
 def _validate(args) -> int:
     from figures.validation import plot_validation
     from validation.report import validate
@@ -240,14 +269,7 @@ def _validate(args) -> int:
     spec = ModelSpec(nonlinearity=args.nonlinearity, sigma_w=args.sigma_w, sigma_a=args.sigma_a,
                      temperature=args.temperature, class_sizes=parse_class_sizes(args.class_sizes))
     if args.layers != 1:
-        from validation.deep import validate_deep
-
-        _check_layers(args.layers, [spec])
-        report = validate_deep(spec, args.layers, widths=widths, chains=args.chains, sweeps=args.sweeps,
-                               burn=args.burn, seed=args.seed)
-        print(json.dumps(report, indent=2) if args.format == "json" else
-              f"L = {args.layers}: passed: {report['passed']}")
-        return 0 if report["passed"] else 1
+        return _validate_deep(args, spec, widths)
     settings = {**spec.to_dict(), "widths": widths, "chains": args.chains, "sweeps": args.sweeps,
                 "burn": args.burn, "seed": args.seed, "init": args.init, "swaps": args.swaps,
                 "scaling": args.scaling, "sampler": args.sampler}

@@ -120,3 +120,16 @@ def test_solve_large_p_layers_gives_the_saturated_closed_form(capsys):
     assert np.allclose(out["layers"][1]["kernel_diagonal"], 1.0, atol=1e-9)
     assert main(["solve", "--nonlinearity", "relu", "--layers", "2", "--large-p", "--quiet"]) == 2
     assert "ReLU" in capsys.readouterr().err
+
+
+def test_validate_layers_init_theory_runs_the_stationarity_test(capsys):
+    """``validate --layers 2 --init theory`` (linear): chains start from the per-layer theory measures
+    (validation.deep_theory_init) and the report carries the stationarity ratios; swaps need a
+    nonlinear φ (exit 2). The physics is asserted in tests/test_deep_stationarity.py."""
+    rc = main(["validate", "--nonlinearity", "linear", "--layers", "2", "--class-sizes", "4,2,2", "--init", "theory",
+               "--widths", "60", "--chains", "2", "--sweeps", "40", "--burn", "10", "--format", "json", "--quiet"])
+    out = json.loads(capsys.readouterr().out)
+    assert {"passed", "ratio", "theory", "sampling"} <= set(out) and rc == (0 if out["passed"] else 1)
+    assert main(["validate", "--nonlinearity", "linear", "--layers", "2", "--init", "theory", "--swaps", "2",
+                 "--quiet"]) == 2
+    assert "swaps" in capsys.readouterr().err
