@@ -112,27 +112,41 @@ f(x*) = E_t[a φ(h*)] = E_t[b(h) g*(h)] with g*(h) = E[φ(h*) | h] in closed for
 (:func:`theory.general.gaussian_phi_mean`); the posterior-averaged kernel on test inputs
 E_t[φ(h*)φ(h*')] draws h* given each sampled h.
 
-Limits (measured on digits, classes 0–2, σ_w = σ_a = 1):
+Limits and measurements (digits, classes 0–2, σ_w = σ_a = 1, T = 0.5; 1 core):
 
-* ReLU, P = 300, T = 0.5 does not converge in 40 rounds (final z = 3.7, max MCSE 0.12,
-  split-R̂ 1.37; 213 s). The set of directions with q near the cap is large (up to 8 distinct
-  sign patterns carry condensate mass at once, against one per class for K0 = I, and they
-  change between rounds); in 7 of 40 rounds the chains found a direction with q ≥ 1 that the
-  ascent from the banked and sampled directions had missed (the round is rejected and the field
-  goes back). Chains that approach the many near-maximal directions carry weights
-  d/(1 − q) ≈ 10²·d, so the bulk estimate is heavy-tailed and drifts (split-R̂ 1.3–1.9), and
-  the independence proposals stop being accepted there. ReLU on digits at P = 90–100 fails
-  the same way (max MCSE 0.2–0.7 against the target 0.05), where the z criterion alone used to
-  report convergence.
-* erf does not converge on digits even at T = 0.5 (P = 90): the residual grows from 13 to
-  ≈ 60 over 25 rounds while the steps are throttled by the importance-weight trust region
-  (α = 1/32–1/128). The sampled f at each new field differs from the surrogate's prediction by
-  far more than its MCSE: the tilted measure is multimodal (sign patterns aligned with t),
-  the chains discover new modes between rounds, and the surrogate built on the old sample
-  cannot anticipate them. Tempering (8 levels, swap acceptance 0.7–0.99) did not change this.
-* The group MCSE reflects disagreement between chains but cannot see a mode no chain visits;
-  the split-R̂ criterion catches drift within a round only. The large-P branch form of
-  THEORY §4 is not used here.
+* erf, P = 90. Before (GP-like start, MCMC): diverged, residual 8.6 → 58 in 25 rounds. Class-
+  aligned start, MCMC: meets its criteria (11–14 rounds, 40–75 s, f_cc 0.899/0.876/0.867), but
+  the fixed point is wrong: tempered SMC at that field (32768 particles, log-evidence sd 0.07–0.4)
+  gives class-mean residuals up to 0.66 (rms z 5.9–12 at MCSE 0.01–0.07), and U changed between
+  runs by more than its MCSE (4.9/5.9/5.9 against 5.3/5.7/6.2). At this field p_t holds six
+  codes (class signs of φ, the two uniform ones empty) with weights 0.14–0.21 and mirror pairs
+  equal; the chains do not equilibrate these weights. SMC (``sampler="smc"``): converged in
+  9–12 rounds, 10–80 s (machine load), f_cc 0.882/0.851/0.843 (two runs with different particle
+  schedules agree to 0.002; reported-f MCSE 0.005, raw residual MCSE 0.2, group-R̂ 1.04). Its
+  test predictions are noisy: median MCSE of f(x*) 0.11–0.15 (the mode-weight noise that the
+  one-step correction removes from the training f stays in K(x*, X)t; adding the sample
+  derivative of f* along Δ made it 0.44). Sampled networks (N = 200, 600 sweeps, 21 s) reach
+  MCSE 0.003 and agree with SMC (rms 0.10, z 0.7) and with MCMC (rms 0.05, z 1.7); N = 200 and
+  400 agree to 0.004. bench_generalize: theory (SMC) 10.4 s to f(x*) MCSE 0.13, sampling 4.2 s
+  to 0.004. For f(x*) on digits, sampling the network is far cheaper than the theory.
+* erf, P = 300: MCMC (GP start) diverged (residual 107, U ≈ 10³); SMC converged in 13 rounds,
+  272 s (z 1.99, group-R̂ 1.05, reported-f MCSE 0.005, f(x*) MCSE 0.11; f_cc 0.936/0.930/0.912).
+* normcdf: MCMC converged before and after (P = 90: 5–9 rounds, 4–11 s; P = 300: 12 rounds,
+  27 s) and agrees with SMC (P = 90: 6 rounds, 32 s, f_cc 0.910/0.845/0.853 against
+  0.913/0.850/0.858, SMC residual at the MCMC field 0.09 with rms z 2.5; P = 300: 9 rounds,
+  144 s, 0.957/0.927/0.923 against 0.958/0.933/0.931), so MCMC stays the default.
+* ReLU: the SMC bulk is accurate (raw max MCSE 0.02–0.04, group-R̂ 1.000, against 0.12–0.7
+  and split-R̂ 1.3–1.9 for the MCMC chains), but the outer constrained solve does not converge
+  in 25 rounds (P = 90: 138 s, z 6.4, residual 0.26 ± 0.02; P = 300: 269 s, z 13, residual
+  0.32 ± 0.02): 20 of 25 steps are blocked by the banked condensate directions at the cap
+  ("cuts", steps 1e-4–1e-2). The particles stay at q ≤ 0.53 while q(t) = 0.995: the near-
+  boundary cones are left to the KKT condensate. The remaining ReLU problem is the cutting-plane
+  step, not the sampling. (MCMC before: P = 300, 40 rounds, z 3.7, MCSE 0.12, R̂ 1.37.)
+* SMC needs ≥ ~1000 particles per group: at 64 per group f at K0 = I was low by 0.13 (5 MCSE),
+  an O(1/n) bias that the group MCSE cannot see. The odd-φ flip h → −h is exact but useless
+  here: every estimator (φφᵀ, b g*) is even under it.
+* The group MCSE reflects disagreement between chains or clouds; for MCMC it cannot see a mode
+  no chain visits (erf above). The large-P branch form of THEORY §4 is not used here.
 """
 from __future__ import annotations
 
@@ -203,7 +217,7 @@ class GeneralOptions:
     particles: int = 16384
     max_particles: int = 65536
     cess: float = 0.5
-    smc_moves: int = 2
+    smc_moves: int = 3
     smc_keep: int = 2
 
     def __post_init__(self):
