@@ -57,6 +57,29 @@ for K0 = I it is :func:`solvers.large_p.linear_large_p`.
 
 ReLU (and other φ with linear growth): the condensate of THEORY §4 is not implemented here;
 :func:`solve_general_branches` raises :class:`SpecError`.
+
+Measured (σ_1 = 1, σ̄_a = 1, 2 cores shared, default options):
+
+* K0 = I (x_μ = √P e_μ, P = 12), T = 0.05, start 20% off: erf 4 mirror orbits ±(1.01, ±1.01, ±1.01),
+  P_γ = 0.25 ± 0.01, f_cc 0.813 ± 0.003 (large_p: 0.8125), U_cc 1.015 (1.0155); normcdf 3 codes
+  1-1-0 with P_γ = 1/3, f 0.676/0.102 (0.6761/0.1022), U 1.320/−0.310 (1.3208/−0.3094); 8–20 s.
+* Digits 0/1/2 (pixel-standardised), normcdf, T = 0.05: P = 30 (39 s), 90 (107–135 s), 300 (422 s)
+  all converge with three codes 0-1-1/1-1-0/1-0-1, P_γ ≈ 0.34/0.33/0.33, f_cc ≈ 0.72–0.74 with
+  MCSE ≤ 0.002. The finite-P MCMC solver (:func:`solvers.general_data.solve_general`,
+  σ_a² = 1/P) agrees on the class-averaged f within 0.002 (P = 30, converged), 0.002 (P = 90,
+  not converged, R̂ 1.67) and 0.003–0.09 (P = 300, not converged).
+* Digits, erf, T = 0.05, P = 90: 4 orbits +−−/++−/+−+/+++ with P_γ 0.35/0.32/0.28/0.05, f_cc 0.80,
+  188 s; the +++ orbit lies 0.5–0.7 above the others at the template start and is found only by
+  the final branch search (it is then added and the solve continues).
+* Digits, T = 0.5, P = 90: erf 3 orbits (P_γ 0.45/0.27/0.28), class f within 0.006 of the converged
+  finite-P solver; normcdf 2 branches 0-1-1/1-1-1 (classes 1 and 2 share both codes), class f
+  within 0.02 of the finite-P solver, which separates classes 1 and 2 slightly (0.149/0.118
+  against 0.138/0.136). U differs from the finite-P U by ≈ σ_a² = 1/P (the Gaussian spread of a
+  given h, absent at P = ∞).
+
+Limits: the branch search explores sign-pattern starts only (m ≤ 4 exhaustively); heights carry
+TI errors that grow with P (S error ≈ 0.002 at P = 300); the Newton trust region (importance
+ESS) makes rounds short but many when a branch has to be added far from the solution.
 """
 from __future__ import annotations
 
@@ -863,21 +886,22 @@ def _initial(spec, opt, rng, L, K0, t0, progress):
     Aeq = np.vstack([cols, w * np.ones(len(A))])
     beq = np.concatenate([(Y - T * t).ravel(), [w]])
     pi = nnls(Aeq, beq)[0]
-    if progress:
-        progress(0, {"start_maxima": [(np.round(x.a, 3).tolist(), round(x.value, 5)) for x in mx],
-                     "occupations": np.round(pi, 4).tolist()})
+    start_info = {"start_maxima": [(np.round(x.a, 3).tolist(), round(x.value, 5)) for x in mx],
+                  "occupations": np.round(pi, 4).tolist()}
     keep = pi > 1e-3
     if not keep.any():
         keep[0] = True
         pi[0] = 1.0
-    return t, A[keep], pi[keep] / pi[keep].sum()
+    return t, A[keep], pi[keep] / pi[keep].sum(), start_info
 
 
 def solve_general_branches(spec: ModelSpec, options: GeneralBranchOptions | None = None, progress=None,
                            initial_field: np.ndarray | None = None) -> GeneralBranchSolution:
     """Large-P branch solution on the inputs of ``spec`` (σ̄_a = σ_a√P; module docstring).
 
-    ``progress(round, info)`` is called after every round. Raises :class:`SpecError` for ReLU-type
+    ``progress(round, info)`` is called after every round (info has "samples", "residual", "mcse",
+    "z_rms", so :func:`solvers.general_data.progress_printer` works). ``initial_field`` (P × m)
+    replaces the template start. Raises :class:`SpecError` for ReLU-type
     φ, T = 0 and missing inputs; non-convergence is reported in ``converged``/``message``."""
     nl = _check_spec(spec)
     opt = options or GeneralBranchOptions()
@@ -889,10 +913,10 @@ def solve_general_branches(spec: ModelSpec, options: GeneralBranchOptions | None
     L = _prior_factor(K0, spec.sigma_w)
     P, T, Y = spec.P, spec.temperature, spec.targets()
     sb2 = spec.sigma_a**2 * P
-    t, A, pi = _initial(spec, opt, rng, L, K0, initial_field, progress)
+    t, A, pi, start_info = _initial(spec, opt, rng, L, K0, initial_field, progress)
     lam_mult = 0.0
     sweeps = opt.sweeps
-    log, converged, message = [], False, ""
+    log, converged, message = [start_info], False, ""
     state = None
     added = 0
     for rnd in range(1, opt.max_rounds + 1):
@@ -916,7 +940,8 @@ def solve_general_branches(spec: ModelSpec, options: GeneralBranchOptions | None
         spread_err = float(np.sqrt(np.sort(S_err)[-2:] @ np.sort(S_err)[-2:])) if n > 1 else 0.0
         stat_ok = bool(np.all(np.abs(grad) <= 3 * grad_se + 1e-3 / sb2 * (1 + np.abs(A))))
         height_ok = spread <= 3 * spread_err + 1e-6
-        info = {"round": rnd, "branches": n, "sweeps": sweeps, "residual": float(np.max(np.abs(r))),
+        info = {"round": rnd, "branches": n, "sweeps": sweeps, "samples": int(n * opt.chains * opt.keep),
+                "residual": float(np.max(np.abs(r))),
                 "mcse": float(np.max(se)), "z_rms": z_rms, "grad": float(np.max(np.abs(grad)) * sb2),
                 "height_spread": spread, "height_error": spread_err, "occupations": np.round(pi, 4).tolist(),
                 "a": np.round(A, 3).tolist()}
@@ -1025,7 +1050,7 @@ def solve_general_branches(spec: ModelSpec, options: GeneralBranchOptions | None
         spec=spec, t=t, branches=branches, outputs=Fg.mean(axis=0), outputs_error=np.sqrt(se**2 + r**2),
         readout_moment=np.einsum("g,gr,gs->rs", pi, A, A), kernel=Kg.mean(axis=0), residual=float(abs(r[imax])),
         residual_error=float(se[imax]), z_rms=z_rms, stationarity=float(np.max(np.abs(grad)) * sb2),
-        height_spread=spread, height_error=spread_err, converged=converged, rounds=len(log),
+        height_spread=spread, height_error=spread_err, converged=converged, rounds=len(log) - 1,
         time_seconds=time.perf_counter() - start, log=log,
         message=message or f"converged: {len(A)} branches, rms residual/MCSE {z_rms:.2f} <= {opt.z_tol}",
         _samples=smp)

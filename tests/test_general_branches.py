@@ -131,11 +131,12 @@ def test_digits_branch_predictor_against_sampled_networks():
     """Digits 0/1/2, 33 per class (P = 99), normcdf, T = 0.05, σ̄_a = 1: the branch form converges with three
     two-class codes and its test predictor f(x*) agrees with sampled mean-field networks of width 200
     (σ_a² = σ̄²/P) within TOL (finite width O(1/N) and finite-P O(1/P) corrections, plus the
-    sampler's frozen code fractions, THEORY §7), averaged over the 60 test inputs."""
+    sampler's frozen code fractions, THEORY §7), averaged over the 60 test inputs. Measured: mean gap
+    0.010, max 0.050 (sampling MCSE 0.002); TOL = 0.03."""
     from theory.datasets import load_digits_dataset
     from validation.generalization import sample_generalization
 
-    TOL = 0.1
+    TOL = 0.03
     per = 33
     ds = load_digits_dataset((0, 1, 2), train_per_class=per, test_per_class=20, seed=0)
     spec = ds.spec("normcdf", 1.0, 1.0 / np.sqrt(3 * per), 0.05)
