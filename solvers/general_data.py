@@ -131,6 +131,9 @@ Limits and measurements (digits, classes 0–2, σ_w = σ_a = 1, T = 0.5; 1 core
   to 0.004. For f(x*) on digits, sampling the network is far cheaper than the theory.
 * erf, P = 300: MCMC (GP start) diverged (residual 107, U ≈ 10³); SMC converged in 13 rounds,
   272 s (z 1.99, group-R̂ 1.05, reported-f MCSE 0.005, f(x*) MCSE 0.11; f_cc 0.936/0.930/0.912).
+* erf, P = 90, T = 0.05: MCMC from the GP start diverged (residual 80), from the class-aligned
+  start it does not converge (25 rounds, 78 s, z 2.15, MCSE 0.16, split-R̂ 1.58); SMC converged
+  in 17 rounds, 205 s (f_cc 0.985/0.981/0.980 ± 0.002, f(x*) MCSE 0.13).
 * normcdf: MCMC converged before and after (P = 90: 5–9 rounds, 4–11 s; P = 300: 12 rounds,
   27 s) and agrees with SMC (P = 90: 6 rounds, 32 s, f_cc 0.910/0.845/0.853 against
   0.913/0.850/0.858, SMC residual at the MCMC field 0.09 with rms z 2.5; P = 300: 9 rounds,
