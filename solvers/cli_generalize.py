@@ -52,6 +52,14 @@ def add_generalize_parser(subparsers) -> None:
     p.add_argument("--chains", type=int, default=2, help="sampling chains (default 2)")
     p.add_argument("--theory-chains", type=int, default=256, help="parallel MCMC chains of the theory (default 256)")
     p.add_argument("--theory-rounds", type=int, default=25, help="outer Newton rounds of the theory (default 25)")
+    p.add_argument("--theory", choices=("finite-p", "branches"), default="finite-p",
+                   help="finite-p: the exact N → ∞ theory at this P (Monte Carlo, solvers.general_data); branches: "
+                        "its large-P branch form with σ̄_a = σ_a√P (solvers.general_branches; linear and bounded φ, "
+                        "meant for σ_a² ~ 1/P)")
+    p.add_argument("--theory-sampler", choices=("auto", "mcmc", "smc"), default="auto",
+                   help="finite-p theory: parallel elliptical-slice chains (mcmc) or tempered SMC from the prior "
+                        "in every round (smc: all modes with their weights); auto (default): smc for odd bounded φ "
+                        "(erf, tanh), whose ± code modes the chains do not balance, mcmc otherwise")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-sampling", action="store_true", help="theory and GP only")
     p.add_argument("--format", choices=("table", "json"), default="table")
@@ -95,7 +103,8 @@ def run_generalize(args) -> int:
     report = generalization_report(
         ds, spec, theory_chains=args.theory_chains, theory_rounds=args.theory_rounds, width=args.width,
         chains=args.chains, sweeps=args.sweeps, sampling=not args.no_sampling, seed=args.seed, say=say,
-        theory_progress=None if args.quiet else progress_printer())
+        theory_progress=None if args.quiet else progress_printer(), theory_method=args.theory,
+        theory_sampler=args.theory_sampler)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     theory = report["theory"]
