@@ -515,6 +515,25 @@ def find_modes(fun, starts, iters: int = 150, tol: float = 1e-3):
     return np.array(modes), np.array(vals), np.array(masses), hessians
 
 
+def tilt_factor(m: int, *, t=None, sigma_a=None, kt=None, dt=None):
+    """(B, δ̃) with u = B v, v ~ N(0, I_m), the Hubbard–Stratonovich field of one layer's block tilt:
+    B = σ_a t for the readout (δ̃ = 0), B = chol k̃ for a hidden tilt (eigen-factor when k̃ is
+    singular; :class:`OutsideDomain` if k̃ is not positive semidefinite), δ̃ = ``dt``."""
+    if t is not None:
+        return sigma_a * np.asarray(t, dtype=np.float64), np.zeros(m)
+    kt = np.asarray(kt, dtype=np.float64)
+    kt = 0.5 * (kt + kt.T)
+    scale = max(float(np.max(np.abs(kt))), 1e-300)
+    try:
+        B = np.linalg.cholesky(kt + 1e-13 * scale * np.eye(m))
+    except np.linalg.LinAlgError:
+        w_, V_ = np.linalg.eigh(kt)
+        if w_.min() < -1e-8 * scale:
+            raise OutsideDomain(f"hidden tilt k̃ is not positive semidefinite (eigenvalue {w_.min():.3g})")
+        B = V_ * np.sqrt(np.maximum(w_, 0.0))
+    return B, np.asarray(dt, dtype=np.float64)
+
+
 def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal: Proposal, *, R_in=None, delta_in=None,
                    t=None, sigma_a=None, kt=None, dt=None, neurons: int = 0, rng=None):
     """One layer's y-integral (module docstring).
@@ -532,20 +551,7 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal: Propos
     y = proposal.mean + x @ proposal.chol.T
     v = y[:, :m]
     readout = t is not None
-    if readout:
-        B = sigma_a * np.asarray(t, dtype=np.float64)
-        dtilt = np.zeros(m)
-    else:
-        kt = 0.5 * (kt + kt.T)
-        scale = max(float(np.max(np.abs(kt))), 1e-300)
-        try:
-            B = np.linalg.cholesky(kt + 1e-13 * scale * np.eye(m))
-        except np.linalg.LinAlgError:
-            w_, V_ = np.linalg.eigh(kt)
-            if w_.min() < -1e-8 * scale:
-                raise OutsideDomain(f"hidden tilt k̃ is not positive semidefinite (eigenvalue {w_.min():.3g})")
-            B = V_ * np.sqrt(np.maximum(w_, 0.0))
-        dtilt = np.asarray(dt, dtype=np.float64)
+    B, dtilt = tilt_factor(m, t=t, sigma_a=sigma_a, kt=kt, dt=dt)
     u = v @ B.T
     if has_xi:
         delta_in = np.asarray(delta_in, dtype=np.float64)
@@ -673,19 +679,7 @@ def layer_fields(sizes, sigma: float, *, R_in=None, delta_in=None, t=None, sigma
     u = B v (B = σ_a t for the readout, chol k̃ for a hidden tilt), ξ = C w (C = σ R_in; None for
     layer 1, where ξ = 0), s_c = σ √δ_c (σ for layer 1), δ̃ the diagonal tilt (0 for the readout)."""
     m = len(sizes)
-    if t is not None:
-        B, dtilt = sigma_a * np.asarray(t, dtype=np.float64), np.zeros(m)
-    else:
-        kt = 0.5 * (np.asarray(kt, dtype=np.float64) + np.asarray(kt, dtype=np.float64).T)
-        scale = max(float(np.max(np.abs(kt))), 1e-300)
-        try:
-            B = np.linalg.cholesky(kt + 1e-13 * scale * np.eye(m))
-        except np.linalg.LinAlgError:
-            w_, V_ = np.linalg.eigh(kt)
-            if w_.min() < -1e-8 * scale:
-                raise OutsideDomain(f"hidden tilt k̃ is not positive semidefinite (eigenvalue {w_.min():.3g})")
-            B = V_ * np.sqrt(np.maximum(w_, 0.0))
-        dtilt = np.asarray(dt, dtype=np.float64)
+    B, dtilt = tilt_factor(m, t=t, sigma_a=sigma_a, kt=kt, dt=dt)
     if R_in is not None:
         delta_in = np.asarray(delta_in, dtype=np.float64)
         if np.any(delta_in <= 0):
