@@ -175,8 +175,10 @@ DOMAIN_MARGIN = 0.98
 Q_ACTIVE, Q_CAP = 0.95, 0.995
 #: directions with q_j(t) ≥ Q_ON count as on the boundary (non-zero condensate multiplier allowed)
 Q_ON = 0.97
-#: cutting-plane recomputations of the Newton step per round before the step is halved
+#: cutting-plane recomputations of the Newton step per round before the step is projected
 CUT_ROUNDS = 3
+#: at most this many distinct sign patterns enter the SQP step as linearised constraints
+MAX_CUTS = 32
 
 __all__ = ["GeneralOptions", "GeneralSolution", "TestPrediction", "solve_general", "domain_lower_bound",
            "EllipticalSliceChains", "starting_field", "is_homogeneous"]
@@ -610,32 +612,55 @@ def _hessian(Phi, w, B, f, sa2, T) -> np.ndarray:
     return 0.5 * (H + H.T)
 
 
-def _newton_solver(Phi, w, B, f, sa2, T, dense_limit: int = 1500):
-    """A function g ↦ Δ = −(∇²G)⁻¹ g. Dense Cholesky factor when P·m ≤ ``dense_limit``,
-    else conjugate gradients with sample Hessian–vector products, preconditioned by
-    (σ_a² K_w + T I)⁻¹. Eigenvalues are floored at 1e-10·λ_max (T = 0 with singular K)."""
+def _newton_factory(Phi, w, B, f, sa2, T, dense_limit: int = 1500):
+    """``make(extra)`` → a function g ↦ Δ = −(∇²G + σ_a² extra ⊗ I_m)⁻¹ g, with ``extra`` (P × P,
+    symmetric PSD, or None) an added kernel: the condensate part Σ_j λ_j v_j v_jᵀ of the Lagrangian
+    Hessian ∇²G + Σ_j μ_j ∇²q_j (∇²q_j = 2σ_a² v_j v_jᵀ ⊗ I_m, λ_j = 2μ_j). The sample Hessian is
+    built once; each ``make`` only refactors. Dense Cholesky when P·m ≤ ``dense_limit``, else
+    conjugate gradients with sample Hessian–vector products, preconditioned by
+    (σ_a² (K_w + extra) + T I)⁻¹. Eigenvalues are floored at 1e-10·λ_max (T = 0 with singular K)."""
     n = f.size
     shape = f.shape
+    m = shape[1]
     if n <= dense_limit:
-        Hd = _hessian(Phi, w, B, f, sa2, T)
-        Hd[np.diag_indices_from(Hd)] += 1e-10 * max(float(np.trace(Hd)) / n, 1e-300)
-        fac = cho_factor(Hd, lower=True)
-        return lambda g: -cho_solve(fac, g.ravel()).reshape(shape)
+        H0 = _hessian(Phi, w, B, f, sa2, T)
+
+        def make_dense(extra=None):
+            Hd = H0 if extra is None else H0 + sa2 * np.kron(extra, np.eye(m))
+            Hd = Hd + 1e-10 * max(float(np.trace(Hd)) / n, 1e-300) * np.eye(n)
+            fac = cho_factor(Hd, lower=True)
+            return lambda g: -cho_solve(fac, g.ravel()).reshape(shape)
+        return make_dense
     Kw = Phi.T @ (w[:, None] * Phi)
-    lam, Q = np.linalg.eigh(Kw)
-    den = sa2 * np.maximum(lam, 0.0) + T
-    den = np.maximum(den, 1e-10 * max(float(den.max()), 1e-300))
+    hv = _hess_op(Phi, w, B, f, sa2, T)
 
-    def prec(v):
-        return (Q @ ((Q.T @ v.reshape(shape)) / den[:, None])).ravel()
+    def make_cg(extra=None):
+        Ke = Kw if extra is None else Kw + extra
+        lam, Q = np.linalg.eigh(Ke)
+        den = sa2 * np.maximum(lam, 0.0) + T
+        den = np.maximum(den, 1e-10 * max(float(den.max()), 1e-300))
 
-    A = LinearOperator((n, n), matvec=_hess_op(Phi, w, B, f, sa2, T))
-    M = LinearOperator((n, n), matvec=prec)
+        def prec(v):
+            return (Q @ ((Q.T @ v.reshape(shape)) / den[:, None])).ravel()
 
-    def solve(g):
-        x, _ = cg(A, -g.ravel(), M=M, rtol=1e-8, maxiter=200)
-        return x.reshape(shape)
-    return solve
+        def mv(u):
+            out = hv(u)
+            if extra is not None:
+                out = out + sa2 * (extra @ u.reshape(shape)).ravel()
+            return out
+        A = LinearOperator((n, n), matvec=mv)
+        M = LinearOperator((n, n), matvec=prec)
+
+        def solve(g):
+            x, _ = cg(A, -g.ravel(), M=M, rtol=1e-8, maxiter=200)
+            return x.reshape(shape)
+        return solve
+    return make_cg
+
+
+def _newton_solver(Phi, w, B, f, sa2, T, dense_limit: int = 1500):
+    """A function g ↦ Δ = −(∇²G)⁻¹ g (:func:`_newton_factory` without an added kernel)."""
+    return _newton_factory(Phi, w, B, f, sa2, T, dense_limit)()
 
 
 def _split_rhat(x: np.ndarray) -> float:
@@ -1043,21 +1068,36 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
     # (condensate, module docstring); linear φ keeps a smooth barrier and an interior solution
     constrained = radial and not np.isclose(nl.slope_pos, nl.slope_neg)
 
-    def _constrained_step(newton, g, delta, bank, tt):
-        """QP step min ½ΔᵀHΔ + gᵀΔ s.t. q_j(t) + ∇q_jᵀΔ ≤ Q_CAP for the near-active directions,
-        by its dual min_{μ≥0} ½μᵀMμ − μᵀ(AΔ₀ − b), M = A H⁻¹ Aᵀ (k ≤ 8), then
-        Δ = Δ₀ − H⁻¹Aᵀμ (Δ₀ the unconstrained Newton step, b_j = Q_CAP − q_j)."""
-        _, V, qa = _active_directions(bank, L, tt, nl, sa2, Q_ACTIVE)
+    def _constrained_step(make_newton, g, bank, tt):
+        """SQP step on the surrogate: min ½ΔᵀWΔ + gᵀΔ s.t. q_j(tt) + ∇q_jᵀΔ ≤ Q_CAP for the banked
+        directions with q_j ≥ Q_ACTIVE (one per sign pattern, at most ``MAX_CUTS``), where
+        W = ∇²Ĝ + Σ_j μ_j ∇²q_j is the Hessian of the Lagrangian (∇²q_j = 2σ_a² v_j v_jᵀ ⊗ I_m: the
+        condensate's own kernel Σ_j λ_j v_j v_jᵀ, λ_j = 2μ_j, which carries an O(1) share of f; without
+        it the step overshoots along the curved boundary, see the module docstring). Solved through the
+        k-dimensional dual min_{μ≥0} ½μᵀMμ − μᵀ(AΔ₀ − b), M = A W⁻¹ Aᵀ, Δ = Δ₀ − W⁻¹Aᵀμ (Δ₀ = −W⁻¹g,
+        b_j = Q_CAP − q_j), twice: μ starts from the NNLS fit of g + Aᵀμ ≈ 0 and is then the QP's."""
+        _, V, qa = _active_directions(bank, L, tt, nl, sa2, Q_ACTIVE, MAX_CUTS)
         if len(qa) == 0:
-            return delta
+            return make_newton()(g)
         A = _constraint_gradients(V, tt, sa2)
-        HiA = np.array([-newton(a.reshape(tt.shape)).ravel() for a in A])  # H⁻¹ a_j (k solves)
-        M = A @ HiA.T
-        M = 0.5 * (M + M.T) + 1e-12 * max(float(np.trace(M)), 1e-300) * np.eye(len(qa))
-        y = A @ delta.ravel() - (Q_CAP - qa)  # b_j < 0 pushes a direction above the cap back
-        Rc = np.linalg.cholesky(M).T  # M = Rcᵀ Rc: ½μᵀMμ − μᵀy = ½||Rc μ − Rc⁻ᵀ y||² + const
-        mu = nnls(Rc, np.linalg.solve(Rc.T, y))[0]
+        mu = _condensate_multipliers(A, g)
+        for _ in range(2):
+            newton = make_newton((V.T * (2.0 * mu)) @ V)
+            delta = newton(g)
+            HiA = np.array([-newton(a.reshape(tt.shape)).ravel() for a in A])  # W⁻¹ a_j (k solves)
+            M = A @ HiA.T
+            M = 0.5 * (M + M.T) + 1e-10 * max(float(np.trace(M)), 1e-300) * np.eye(len(qa))
+            y = A @ delta.ravel() - (Q_CAP - qa)  # b_j < 0 pushes a direction above the cap back
+            Rc = np.linalg.cholesky(M).T  # M = Rcᵀ Rc: ½μᵀMμ − μᵀy = ½||Rc μ − Rc⁻ᵀ y||² + const
+            mu = nnls(Rc, np.linalg.solve(Rc.T, y))[0]
         return delta - (HiA.T @ mu).reshape(tt.shape)
+
+    def _project(tn, bank):
+        """Feasibility restoration after a step: q_j is homogeneous of degree 2 in t, so t ↦ t·√(Q_CAP/q_max)
+        brings every banked direction to q_j ≤ Q_CAP (a second-order correction for a step that slides
+        along the curved boundary, where q_j(t + αΔ) = Q_CAP + O(α²) for any α > 0)."""
+        qm = float(np.max(_direction_quotients(bank, L, tn, nl, sa2))) if len(bank) else 0.0
+        return tn * np.sqrt(Q_CAP / qm) if qm > Q_CAP else tn
 
     def residuals(feats, t):
         """KKT residual r̂ = f̂_bulk + T t − Y + Σ_j μ_j ∇q_j (μ from NNLS over the directions at
@@ -1165,16 +1205,16 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
                 Phi_t = feats.phi(tt)
                 f_w, B = feats.stats(Phi_t, w, tt)
                 g = f_w + T * tt - Y
-                newton = _newton_solver(Phi_t, w, B, f_w, sa2, T)
-                delta = newton(g)
-                if constrained:
-                    delta = _constrained_step(newton, g, delta, bank, tt)
+                make_newton = _newton_factory(Phi_t, w, B, f_w, sa2, T)
+                delta = _constrained_step(make_newton, g, bank, tt) if constrained else make_newton()(g)
                 slope = float(np.sum(g * delta))
                 if slope >= 0:
                     break
                 alpha, accepted = 1.0, False
                 for _ in range(30):
                     tn = tt + alpha * delta
+                    if constrained:
+                        tn = _project(tn, bank)
                     vn, wn, essf = surrogate(tn)
                     if not np.isfinite(vn):
                         limit = "barrier"
@@ -1182,9 +1222,6 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
                         limit = "ess"
                     elif vn > val + 1e-4 * alpha * slope:
                         limit = "armijo"
-                    elif constrained and np.max(_direction_quotients(bank, L, tn, nl, sa2)) > max(
-                            Q_CAP, float(np.max(_direction_quotients(bank, L, tt, nl, sa2)))) + 1e-9:
-                        limit = "cuts"  # the known condensate directions: q_j(t') ≤ Q_CAP exactly
                     elif not constrained and nl.linear_growth and domain_lower_bound(
                             tn, L, nl.slope_pos, nl.slope_neg, spec.sigma_a, rng, starts=0, iters=0, directions=bank,
                             top=16, ascent=60) >= margin:
@@ -1213,16 +1250,7 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
             limit = "cut added"
             if cut_round < CUT_ROUNDS - 1:
                 continue
-            for _ in range(8):
-                tt = t + 0.5 * (tt - t)
-                qn, dn = domain_lower_bound(tt, L, nl.slope_pos, nl.slope_neg, spec.sigma_a, rng, starts=0,
-                                            iters=0, directions=np.concatenate([bank, Zflat]), top=32,
-                                            ascent=100, return_directions=True)
-                bank = np.concatenate([dn[:16], bank])[:256]
-                if qn <= margin:
-                    break
-            else:
-                tt = t
+            tt = _project(tt, bank)  # the new cuts are in the bank: restore q ≤ Q_CAP on them
         if not smc:
             sampler.adapt(Zflat)
         info.update(newton_steps=steps, step=float(np.max(np.abs(tt - t))), alpha=alpha, limited_by=limit)
