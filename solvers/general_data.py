@@ -1076,21 +1076,35 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
         it the step overshoots along the curved boundary, see the module docstring). Solved through the
         k-dimensional dual min_{μ≥0} ½μᵀMμ − μᵀ(AΔ₀ − b), M = A W⁻¹ Aᵀ, Δ = Δ₀ − W⁻¹Aᵀμ (Δ₀ = −W⁻¹g,
         b_j = Q_CAP − q_j), twice: μ starts from the NNLS fit of g + Aᵀμ ≈ 0 and is then the QP's."""
-        _, V, qa = _active_directions(bank, L, tt, nl, sa2, Q_ACTIVE, MAX_CUTS)
-        if len(qa) == 0:
-            return make_newton()(g)
-        A = _constraint_gradients(V, tt, sa2)
-        mu = _condensate_multipliers(A, g)
-        for _ in range(2):
-            newton = make_newton((V.T * (2.0 * mu)) @ V)
-            delta = newton(g)
+        _, Vall, qall = _active_directions(bank, L, tt, nl, sa2, 0.0, len(bank))  # one per sign pattern
+        Aall = _constraint_gradients(Vall, tt, sa2)
+        sel = np.flatnonzero(qall >= Q_ACTIVE)[:MAX_CUTS]
+        mu = _condensate_multipliers(Aall[sel], g)
+        newton = make_newton((Vall[sel].T * (2.0 * mu)) @ Vall[sel]) if len(sel) else make_newton()
+        delta = newton(g)
+        for it in range(8):
+            # cutting planes inside the step: banked patterns whose linearisation the step violates join
+            viol = qall + Aall @ delta.ravel() - Q_CAP
+            viol[sel] = -np.inf
+            new = np.argsort(viol)[::-1][:8]
+            new = new[viol[new] > 1e-3 * Q_CAP]
+            if it > 1 and len(new) == 0:  # (it = 1 re-solves with the Lagrangian Hessian)
+                break
+            sel = np.concatenate([sel, new])[:MAX_CUTS]
+            if len(sel) == 0:
+                break
+            A, qa, V = Aall[sel], qall[sel], Vall[sel]
+            delta0 = newton(g)
             HiA = np.array([-newton(a.reshape(tt.shape)).ravel() for a in A])  # W⁻¹ a_j (k solves)
             M = A @ HiA.T
             M = 0.5 * (M + M.T) + 1e-10 * max(float(np.trace(M)), 1e-300) * np.eye(len(qa))
-            y = A @ delta.ravel() - (Q_CAP - qa)  # b_j < 0 pushes a direction above the cap back
+            y = A @ delta0.ravel() - (Q_CAP - qa)  # b_j < 0 pushes a direction above the cap back
             Rc = np.linalg.cholesky(M).T  # M = Rcᵀ Rc: ½μᵀMμ − μᵀy = ½||Rc μ − Rc⁻ᵀ y||² + const
             mu = nnls(Rc, np.linalg.solve(Rc.T, y))[0]
-        return delta - (HiA.T @ mu).reshape(tt.shape)
+            delta = delta0 - (HiA.T @ mu).reshape(tt.shape)
+            if it == 0:  # once: the Lagrangian Hessian with the QP's multipliers
+                newton = make_newton((V.T * (2.0 * mu)) @ V)
+        return delta
 
     def _project(tn, bank):
         """Feasibility restoration after a step: q_j is homogeneous of degree 2 in t, so t ↦ t·√(Q_CAP/q_max)
