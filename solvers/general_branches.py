@@ -68,9 +68,14 @@ Measured (σ_1 = 1, σ̄_a = 1, 2 cores shared, default options):
   MCSE ≤ 0.002. The finite-P MCMC solver (:func:`solvers.general_data.solve_general`,
   σ_a² = 1/P) agrees on the class-averaged f within 0.002 (P = 30, converged), 0.002 (P = 90,
   not converged, R̂ 1.67) and 0.003–0.09 (P = 300, not converged).
-* Digits, erf, T = 0.05, P = 90: 4 orbits +−−/++−/+−+/+++ with P_γ 0.35/0.32/0.28/0.05, f_cc 0.80,
-  188 s; the +++ orbit lies 0.5–0.7 above the others at the template start and is found only by
-  the final branch search (it is then added and the solve continues).
+* Digits, erf, T = 0.05: P = 30 converges (41 s, 4 orbits +−−/++−/+−+/+++, P_γ 0.34/0.33/0.29/0.04;
+  class f within 0.001 of the finite-P solver). P = 90 converged once with 8 TI nodes (188 s,
+  4 orbits, P_γ 0.35/0.32/0.28/0.05, f_cc 0.80; the +++ orbit lies 0.5–0.7 above the others at the
+  template start and is added by the final branch search) but NOT with the current defaults
+  (40 rounds, 539 s): once rounds reach 320 sweeps the chains find further modes of the tilted
+  p(h | a_γ) (odd φ on correlated inputs), the residual jumps from 0.07 to 0.64 and the height
+  spread from 0.04 to 0.31 between rounds. Its class f is still within 0.006 of the (also not
+  converged) finite-P solver. The independence moves do not mix these modes reliably.
 * Digits, T = 0.5, P = 90: erf 3 orbits (P_γ 0.45/0.27/0.28), class f within 0.006 of the converged
   finite-P solver; normcdf 2 branches 0-1-1/1-1-1 (classes 1 and 2 share both codes), class f
   within 0.02 of the finite-P solver, which separates classes 1 and 2 slightly (0.149/0.118
