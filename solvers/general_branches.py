@@ -99,6 +99,7 @@ from theory.general import gaussian_phi_mean, input_kernels, test_conditional
 from theory.nonlinearities import get_nonlinearity
 from theory.spec import ModelSpec, SpecError
 
+from .elliptical_slice import elliptical_slice_update
 from .general_data import TestPrediction, _prior_factor
 
 __all__ = ["GeneralBranchOptions", "GeneralBranch", "GeneralBranchSolution", "TiltedChains", "find_maxima",
@@ -240,29 +241,9 @@ class TiltedChains:
         C = self.Z.shape[0]
         mu = np.repeat(self.mu, self.per, axis=0)
         nu = self._blockwise(rng.standard_normal((C, self.r)), self.Ls, True)
-        D = self.Z - mu
-        logy = self.ll + np.log(rng.random(C))
-        theta = rng.uniform(0.0, 2 * np.pi, C)
-        lo, hi = theta - 2 * np.pi, theta.copy()
-        newZ, newll = self.Z.copy(), self.ll.copy()
-        active = np.arange(C)
-        for _ in range(100):  # shrinkage rounds; θ → 0 always ends (the current point is in the slice)
-            th = theta[active]
-            prop = mu[active] + D[active] * np.cos(th)[:, None] + nu[active] * np.sin(th)[:, None]
-            lp = self._loglik_rows(prop, active)
-            ok = lp > logy[active]
-            newZ[active[ok]] = prop[ok]
-            newll[active[ok]] = lp[ok]
-            rej, thr = active[~ok], th[~ok]
-            neg = thr < 0
-            lo[rej[neg]] = thr[neg]
-            hi[rej[~neg]] = thr[~neg]
-            theta[rej] = rng.uniform(lo[rej], hi[rej])
-            active = rej
-            self.shrinks += rej.size
-            if active.size == 0:
-                break
-        self.Z, self.ll = newZ, newll
+        self.Z, self.ll, rejections = elliptical_slice_update(rng, self.Z, self.ll, mu, nu, self._loglik_rows,
+                                                              max_rounds=100)
+        self.shrinks += rejections
 
     def independence_step(self):
         """Independence Metropolis–Hastings with each group's reference N(μ_k, S_k) as proposal:
