@@ -61,10 +61,19 @@ Numerics:
   carries an O(1) share of f (THEORY §4, "outliers"); no sampler resolves it. The solve is
   therefore the constrained problem min G(t) s.t. q(t) ≤ ``Q_CAP`` with KKT conditions
   f̂_bulk + T t − Y + Σ_j μ_j ∇q_j = 0, μ_j ≥ 0, ∇q_j = 2σ_a² v_j v_jᵀ t, v_j = φ(Lu_j):
-  each Newton step is the QP with the near-active directions (q_j ≥ ``Q_ACTIVE``) linearised
-  (solved through its k-dimensional dual by NNLS), the line search keeps every banked
-  direction below the cap (q_j is a convex quadratic in t), and directions the ascent finds
-  above the cap after a step are added as cuts (cutting plane; the step is halved). The
+  each Newton step is an SQP step on the surrogate (:func:`solve_general`, ``_constrained_step``):
+  the QP min ½ΔᵀWΔ + gᵀΔ s.t. q_j + ∇q_jᵀΔ ≤ ``Q_CAP``, solved through its k-dimensional dual by
+  NNLS, over the banked sign patterns with q_j ≥ ``Q_ACTIVE`` plus every banked pattern whose
+  linearisation the step violates (added inside the step, ≤ ``MAX_CUTS``), with the Hessian of the
+  Lagrangian W = ∇²Ĝ + Σ_j μ_j ∇²q_j = ∇²Ĝ + σ_a² Σ_j λ_j v_j v_jᵀ ⊗ I_m (the condensate's own
+  kernel; μ from the NNLS fit of the gradient, then from the QP). The line search projects every
+  trial point back onto the banked constraints by t ↦ t·√(Q_CAP/max_j q_j) (q is homogeneous of
+  degree 2) and tests Armijo on Ĝ there; directions the ascent finds above the cap after a step are
+  added as cuts (cutting plane; the step is recomputed, then projected). Why: q_j is a convex
+  quadratic, so a step that slides along the boundary has q_j(t + αΔ) = Q_CAP + O(α²) > Q_CAP for
+  every α > 0; the earlier solver rejected every such step ("cuts", steps 1e-4–1e-2, 20 of 25
+  steps on digits) and its Newton matrix lacked the condensate kernel, which carries an O(1) share
+  of f, so its steps were also mis-scaled along the v_j. The
   multipliers of the directions on the boundary (q_j ≥ ``Q_ON``, NNLS fit of the residual)
   give the condensate masses λ_j = 2μ_j: K gains Σ_j λ_j v_j v_jᵀ, U and f(x*) follow from K
   (for a test input the condensate neuron has h* → A h, so K(x*, x_μ) gains
