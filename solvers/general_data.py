@@ -1113,7 +1113,26 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
             delta = delta0 - (HiA.T @ mu).reshape(tt.shape)
             if it == 0:  # once: the Lagrangian Hessian with the QP's multipliers
                 newton = make_newton((V.T * (2.0 * mu)) @ V)
-        return delta
+        if len(sel) == 0:
+            return delta, None
+        return delta, (V, HiA, M)
+
+    def _restore(tn, qp):
+        """Second-order correction (SQP, Nocedal & Wright §15.6): for the QP's constraints that the trial
+        point violates, tn ← tn − W⁻¹A_vᵀ (A_v W⁻¹ A_vᵀ)⁻¹ (q_v(tn) − Q_CAP), the least-W-norm move back
+        onto them (A, W⁻¹Aᵀ from the QP at the step's origin; three passes). Unlike the radial projection
+        it leaves the field along unconstrained directions (other classes) unchanged."""
+        if qp is None:
+            return tn
+        V, HiA, M = qp
+        for _ in range(3):
+            c = sa2 * np.sum((V @ tn) ** 2, axis=1) - Q_CAP
+            v = np.flatnonzero(c > 1e-6 * Q_CAP)
+            if len(v) == 0:
+                break
+            lam = np.linalg.lstsq(M[np.ix_(v, v)], c[v], rcond=1e-10)[0]
+            tn = tn - (HiA[v].T @ lam).reshape(tn.shape)
+        return tn
 
     def _project(tn, bank):
         """Feasibility restoration after a step: q_j is homogeneous of degree 2 in t, so t ↦ t·√(Q_CAP/q_max)
@@ -1229,7 +1248,7 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
                 f_w, B = feats.stats(Phi_t, w, tt)
                 g = f_w + T * tt - Y
                 make_newton = _newton_factory(Phi_t, w, B, f_w, sa2, T)
-                delta = _constrained_step(make_newton, g, bank, tt) if constrained else make_newton()(g)
+                delta, qp = _constrained_step(make_newton, g, bank, tt) if constrained else (make_newton()(g), None)
                 slope = float(np.sum(g * delta))
                 if slope >= 0:
                     break
@@ -1237,7 +1256,7 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
                 for _ in range(30):
                     tn = tt + alpha * delta
                     if constrained:
-                        tn = _project(tn, bank)
+                        tn = _project(_restore(tn, qp), bank)
                     vn, wn, essf = surrogate(tn)
                     if not np.isfinite(vn):
                         limit = "barrier"
