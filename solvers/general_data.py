@@ -66,9 +66,10 @@ Numerics:
   NNLS, over the banked sign patterns with q_j ≥ ``Q_ACTIVE`` plus every banked pattern whose
   linearisation the step violates (added inside the step, ≤ ``MAX_CUTS``), with the Hessian of the
   Lagrangian W = ∇²Ĝ + Σ_j μ_j ∇²q_j = ∇²Ĝ + σ_a² Σ_j λ_j v_j v_jᵀ ⊗ I_m (the condensate's own
-  kernel; μ from the NNLS fit of the gradient, then from the QP). The line search projects every
-  trial point back onto the banked constraints by t ↦ t·√(Q_CAP/max_j q_j) (q is homogeneous of
-  degree 2) and tests Armijo on Ĝ there; directions the ascent finds above the cap after a step are
+  kernel; μ from the NNLS fit of the gradient, then from the QP). The line search moves every
+  trial point back onto the QP's violated constraints by a second-order correction (least-W-norm,
+  ``_restore``), then onto all banked ones by t ↦ t·√(Q_CAP/max_j q_j) (q is homogeneous of
+  degree 2), and tests Armijo on Ĝ there; directions the ascent finds above the cap after a step are
   added as cuts (cutting plane; the step is recomputed, then projected). Why: q_j is a convex
   quadratic, so a step that slides along the boundary has q_j(t + αΔ) = Q_CAP + O(α²) > Q_CAP for
   every α > 0; the earlier solver rejected every such step ("cuts", steps 1e-4–1e-2, 20 of 25
@@ -78,12 +79,14 @@ Numerics:
   give the condensate masses λ_j = 2μ_j: K gains Σ_j λ_j v_j v_jᵀ, U and f(x*) follow from K
   (for a test input the condensate neuron has h* → A h, so K(x*, x_μ) gains
   λ_j φ(A L u_j) v_jμ). Q_CAP < 1 keeps the sampled bulk away from the singular directions; the
-  cost is an O(1 − Q_CAP) shift of t along the constraint normals. Measured against the
-  reduced solver at K0 = I, T = 0.5: P = 90, f_cc 0.9182 (exact 0.9180), U_cc 5.33–5.35
-  (5.41), 3 condensate directions of mass ≈ 3.3, 16–18 rounds, 50 s; P = 300, f_cc 0.9557
-  (0.956), U_cc 9.0–9.1 ± 0.1 (9.20), mass ≈ 7.0 each, 26 rounds, 355 s; T = 0.05, P = 90,
-  f_cc 0.9918 (0.992), U_cc 5.73–5.82 (5.86), 20 rounds. Without the constraint the solver
-  stalled at the boundary (P = 90: f_cc ≈ 0.83, U_cc ≈ 4.4, residual 0.77).
+  cost is an O(1 − Q_CAP) shift of t along the constraint normals (digits P = 90, T = 0.5:
+  Q_CAP = 0.999 changes f_cc by ≤ 0.0007 and U by ≤ 0.01). Measured against the reduced solver at
+  K0 = I (MCMC): T = 0.5, P = 90, f_cc 0.9175–0.9183 (exact 0.9181), U_cc 5.33–5.38 (5.41),
+  3 condensate directions of mass 3.2–3.3, 10–24 rounds, 9–21 s (earlier step: 16–18 rounds,
+  50 s); P = 300, earlier step: f_cc 0.9557 (0.956), U_cc 9.0–9.1 ± 0.1 (9.20), mass ≈ 7.0
+  each, 26 rounds, 355 s; T = 0.05, P = 90, f_cc 0.9917–0.9918 (0.9918), U_cc 5.76–5.83 (5.86),
+  masses 3.6–3.7, 19 rounds, 16 s. Without the constraint the solver stalled at the boundary
+  (P = 90: f_cc ≈ 0.83, U_cc ≈ 4.4, residual 0.77).
 * **Condensate proposals.** For φ = α₊h₊ + α₋h₋ the tilt is an exact quadratic on each sign-
   pattern cone, so p_t is there the Gaussian N(0, (I − σ_a² A_D A_Dᵀ)⁻¹), A_D = LᵀDt.
   Independence Metropolis–Hastings moves with a mixture of these Gaussians (patterns of the
@@ -147,13 +150,25 @@ Limits and measurements (digits, classes 0–2, σ_w = σ_a = 1, T = 0.5; 1 core
   27 s) and agrees with SMC (P = 90: 6 rounds, 32 s, f_cc 0.910/0.845/0.853 against
   0.913/0.850/0.858, SMC residual at the MCMC field 0.09 with rms z 2.5; P = 300: 9 rounds,
   144 s, 0.957/0.927/0.923 against 0.958/0.933/0.931), so MCMC stays the default.
-* ReLU: the SMC bulk is accurate (raw max MCSE 0.02–0.04, group-R̂ 1.000, against 0.12–0.7
-  and split-R̂ 1.3–1.9 for the MCMC chains), but the outer constrained solve does not converge
-  in 25 rounds (P = 90: 138 s, z 6.4, residual 0.26 ± 0.02; P = 300: 269 s, z 13, residual
-  0.32 ± 0.02): 20 of 25 steps are blocked by the banked condensate directions at the cap
-  ("cuts", steps 1e-4–1e-2). The particles stay at q ≤ 0.53 while q(t) = 0.995: the near-
-  boundary cones are left to the KKT condensate. The remaining ReLU problem is the cutting-plane
-  step, not the sampling. (MCMC before: P = 300, 40 rounds, z 3.7, MCSE 0.12, R̂ 1.37.)
+* ReLU, SMC (``sampler="smc"``), with the SQP condensate step: converges. P = 90, T = 0.5: 5–7
+  rounds, 13–20 s, rms z 1.2–1.8, residual 0.03–0.05 ± 0.03, reported-f MCSE 0.003; f_cc
+  0.9609–0.9615/0.9435–0.9441/0.9398–0.9405 over two seeds and Q_CAP = 0.999; 6–8 sign patterns
+  at the cap with masses 0.05–1.3 each, total 3.1–3.4 (the split among nearly equal directions is
+  not unique and changes between seeds; f and U do not). P = 300, T = 0.5: 6–11 rounds, 84–140 s,
+  rms z 1.5–2.0, residual 0.07–0.08 ± 0.04, f MCSE 0.004–0.005, f_cc 0.984/0.974/0.970 (two
+  step variants agree to 0.0005; U to 0.2), 6–7 patterns with mass, total 5.1. P = 90, T = 0.05: 9–10 rounds, 23 s, f_cc 0.995/0.993/0.992 (MCSE 0.001–0.002;
+  U differed between the two runs by up to 0.35, it carries the poorly split condensate).
+  Test mean-predictor error per class (theory / sampled N = 200 (MCSE 3e-4, R̂ 1.3) / GP): P = 90
+  0.023/0.051/0.097 vs 0.019/0.047/0.094 vs 0.043/0.110/0.143 (22 s for all three); P = 300
+  0.012/0.042/0.053 vs 0.013/0.046/0.044 vs 0.029/0.072/0.082 (158 s). f(x*) MCSE median
+  0.003–0.005 (theory vs sampled f(x*) rms 0.025). Before (cutting planes linearised at 8
+  patterns, H without the condensate kernel, steps rejected at the cap): P = 90 25 rounds, 138 s,
+  z 6.4, residual 0.26 ± 0.02; P = 300 269 s, z 13. The SMC particles stay at q ≤ 0.5–0.8 while
+  q(t) = 0.995: the near-boundary cones are the KKT condensate's.
+* ReLU, MCMC: the step no longer stalls (P = 90, T = 0.5: full Newton steps, class f within 0.001
+  of SMC), but the chains enter the near-boundary cones (q up to 0.9) and disagree there (MCSE
+  0.1–0.5, split-R̂ 1.1–1.9): not converged in 25 rounds (61 s). Use SMC for ReLU on real data.
+  (MCMC before: P = 300, 40 rounds, z 3.7, MCSE 0.12, R̂ 1.37.)
 * SMC needs ≥ ~1000 particles per group: at 64 per group f at K0 = I was low by 0.13 (5 MCSE),
   an O(1/n) bias that the group MCSE cannot see. The odd-φ flip h → −h is exact but useless
   here: every estimator (φφᵀ, b g*) is even under it.
