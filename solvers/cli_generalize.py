@@ -58,8 +58,9 @@ def add_generalize_parser(subparsers) -> None:
                         "meant for σ_a² ~ 1/P)")
     p.add_argument("--theory-sampler", choices=("auto", "mcmc", "smc"), default="auto",
                    help="finite-p theory: parallel elliptical-slice chains (mcmc) or tempered SMC from the prior "
-                        "in every round (smc: all modes with their weights); auto (default): smc for odd bounded φ "
-                        "(erf, tanh), whose ± code modes the chains do not balance, mcmc otherwise")
+                        "in every round (smc: all code modes with their weights); auto (default): mcmc for linear φ, "
+                        "smc otherwise (the chains do not balance code modes: wrong erf and unconverged ReLU "
+                        "on digits)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-sampling", action="store_true", help="theory and GP only")
     p.add_argument("--format", choices=("table", "json"), default="table")

@@ -128,9 +128,10 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
     ``theory_method``: "finite-p" (the exact N → ∞ theory at this P, sampled by ``theory_sampler``
     "mcmc" or "smc", :mod:`solvers.general_data`) or "branches" (the large-P branch form with
     σ̄_a = σ_a√P, :func:`solvers.general_branches.solve_general_branches`; bounded φ and linear).
-    ``theory_sampler="auto"`` is "smc" for odd bounded φ (erf, tanh: on digits the MCMC chains met
-    their criteria at a wrong fixed point, residuals up to 0.66 under SMC, because they do not
-    balance the weights of the ± code modes) and "mcmc" otherwise (3–8× faster where both agree).
+    ``theory_sampler="auto"`` is "mcmc" for linear φ (p_t is Gaussian) and "smc" otherwise: on digits
+    the MCMC chains met their criteria for erf at a wrong fixed point (residuals up to 0.66 under SMC;
+    they do not balance the weights of the code modes) and do not converge for ReLU, where SMC does;
+    for normcdf both agree and MCMC is 3–8× faster (``theory_sampler="mcmc"``).
     """
     from solvers.general_branches import GeneralBranchOptions, solve_general_branches
     from solvers.general_data import GeneralOptions, solve_general
@@ -149,8 +150,7 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
                                      progress=theory_progress)
     else:
         if theory_sampler == "auto":
-            nl = get_nonlinearity(spec.nonlinearity)
-            theory_sampler = "smc" if (nl.odd and nl.slope_pos == 0.0 and nl.slope_neg == 0.0) else "mcmc"
+            theory_sampler = "mcmc" if get_nonlinearity(spec.nonlinearity).name == "linear" else "smc"
         opts = GeneralOptions(chains=theory_chains, max_rounds=theory_rounds, seed=seed, sampler=theory_sampler)
         sol = solve_general(spec, opts, progress=theory_progress)
     pred = sol.predict(ds.test_inputs, test_kernel=True, neurons=30, seed=seed)
