@@ -158,6 +158,11 @@ Limits and measurements (digits, classes 0–2, σ_w = σ_a = 1, T = 0.5; 1 core
   rms z 1.5–2.0, residual 0.07–0.08 ± 0.04, f MCSE 0.004–0.005, f_cc 0.984/0.974/0.970 (two
   step variants agree to 0.0005; U to 0.2), 6–7 patterns with mass, total 5.1. P = 90, T = 0.05: 9–10 rounds, 23 s, f_cc 0.995/0.993/0.992 (MCSE 0.001–0.002;
   U differed between the two runs by up to 0.35, it carries the poorly split condensate).
+  P = 300, T = 0.05: NOT converged (23 rounds, ~300 s, residual 0.9–1.1, rms z 60–160): the steps
+  are limited by the surrogate's ESS trust region (α = 1/16–1/8) and every second round is rejected
+  because the fresh particles, refined by ascent, find a new sign pattern with q ≥ 1 at the
+  stepped field (the banked cuts never cover the max over patterns at this large t). Moving t onto
+  the new witness (instead of back to the previous field) did not help (residual 0.93–1.45).
   Test mean-predictor error per class (theory / sampled N = 200 (MCSE 3e-4, R̂ 1.3) / GP): P = 90
   0.023/0.051/0.097 vs 0.019/0.047/0.094 vs 0.043/0.110/0.143 (22 s for all three); P = 300
   0.012/0.042/0.053 vs 0.013/0.046/0.044 vs 0.029/0.072/0.082 (158 s). f(x*) MCSE median
