@@ -17,7 +17,7 @@ def add_figures_parser(subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="small, fast versions (about a minute)")
     p.add_argument("--out", default="codingschemes_out/figures", help="folder for the PNGs")
     p.add_argument("--only", default=None,
-                   help="comma-separated scripts to run (lazy_rich, coding_schemes, readouts, drift, phase_diagram)")
+                   help="comma-separated figures to run (names of figures/fig_*.py without fig_, e.g. generalization,deep_layers)")
 
 
 def run_figures(args) -> int:
