@@ -191,6 +191,7 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import nnls
 from scipy.sparse.linalg import LinearOperator, cg
 
+from solvers.elliptical_slice import elliptical_slice_update
 from solvers.general_smc import smc_sample
 from theory.general import gaussian_phi_mean, input_kernels, test_conditional
 from theory.gp import feature_kernel
@@ -471,27 +472,8 @@ class EllipticalSliceChains:
         rng, Z = self.rng, self.Z
         C = Z.shape[0]
         nu = rng.standard_normal((C, Z.shape[1])) @ self.Ls.T
-        D = Z - self.mu
-        logy = self.ll + np.log(rng.random(C))
-        theta = rng.uniform(0.0, 2 * np.pi, C)
-        lo, hi = theta - 2 * np.pi, theta.copy()
-        newZ, newll = Z.copy(), self.ll.copy()
-        active = np.arange(C)
-        for _ in range(200):  # shrinkage rounds; θ → 0 always ends (the current point is in the slice)
-            th = theta[active]
-            prop = self.mu + D[active] * np.cos(th)[:, None] + nu[active] * np.sin(th)[:, None]
-            lp = self._loglik_z(prop, self.beta_rows[active])
-            ok = lp > logy[active]
-            newZ[active[ok]] = prop[ok]
-            newll[active[ok]] = lp[ok]
-            rej, thr = active[~ok], th[~ok]
-            neg = thr < 0
-            lo[rej[neg]] = thr[neg]
-            hi[rej[~neg]] = thr[~neg]
-            theta[rej] = rng.uniform(lo[rej], hi[rej])
-            active = rej
-            if active.size == 0:
-                break
+        newZ, newll, _ = elliptical_slice_update(rng, Z, self.ll, self.mu, nu,
+                                                 lambda prop, rows: self._loglik_z(prop, self.beta_rows[rows]))
         self.Z, self.ll = newZ, newll
         if not np.all(np.isfinite(newll)):
             raise FloatingPointError("elliptical slice sampling: non-finite log likelihood (outside the domain)")

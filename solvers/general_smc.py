@@ -41,6 +41,8 @@ import numpy as np
 
 from theory.spec import SpecError
 
+from .elliptical_slice import elliptical_slice_update
+
 __all__ = ["SMCResult", "smc_sample", "systematic_resample", "next_increment", "tempered_log_weights"]
 
 
@@ -179,27 +181,8 @@ def _grouped_ess_step(chains, t, beta_rows, groups, ref, ll):
     if ll is None:
         ll = _log_ratio(chains, t, beta_rows, ref, gi, Z, np.arange(C))
 
-    D0 = Z - mu[gi]
-    logy = ll + np.log(rng.random(C))
-    theta = rng.uniform(0.0, 2 * np.pi, C)
-    lo, hi = theta - 2 * np.pi, theta.copy()
-    newZ, newll = Z.copy(), ll.copy()
-    active = np.arange(C)
-    for _ in range(200):  # shrinkage rounds; θ → 0 always ends (the current point is in the slice)
-        th = theta[active]
-        prop = mu[gi[active]] + D0[active] * np.cos(th)[:, None] + nu[active] * np.sin(th)[:, None]
-        lp = _log_ratio(chains, t, beta_rows, ref, gi, prop, active)
-        ok = lp > logy[active]
-        newZ[active[ok]] = prop[ok]
-        newll[active[ok]] = lp[ok]
-        rej, thr = active[~ok], th[~ok]
-        neg = thr < 0
-        lo[rej[neg]] = thr[neg]
-        hi[rej[~neg]] = thr[~neg]
-        theta[rej] = rng.uniform(lo[rej], hi[rej])
-        active = rej
-        if active.size == 0:
-            break
+    newZ, newll, _ = elliptical_slice_update(rng, Z, ll, mu[gi], nu,
+                                             lambda prop, rows: _log_ratio(chains, t, beta_rows, ref, gi, prop, rows))
     if not np.all(np.isfinite(newll)):
         raise FloatingPointError("tempered SMC: non-finite log likelihood (outside the domain)")
     return newZ, newll
