@@ -54,7 +54,7 @@ from theory.deep_blocks import OneD, tilted_moments
 from theory.deep_large_p import linear_asymptotics, pattern_values, prior_kernels, saturation_levels, vertices
 from theory.deep_linear import layer_sigmas
 from theory.nonlinearities import get_nonlinearity
-from theory.observables import Observables, layer_summaries
+from theory.observables import Observables, check_layer, layer_summaries
 from theory.spec import ModelSpec, SpecError, positive_float
 from validation.observables import code_fractions, neuron_codes
 
@@ -93,8 +93,7 @@ class DeepLargePSolution:
         return len(self.sigmas)
 
     def layer_observables(self, ell: int) -> Observables:
-        if not (isinstance(ell, (int, np.integer)) and 1 <= ell <= self.layers):
-            raise SpecError(f"layer must be an integer in 1..{self.layers} (got {ell!r})")
+        check_layer(ell, self.layers)
         return Observables(outputs=self.outputs, readout_moment=self.readout_moment,
                            kernel_diagonal=np.asarray(self.kernel_diagonals[ell - 1]),
                            kernel_blocks=np.asarray(self.kernel_blocks[ell - 1]))

@@ -80,7 +80,7 @@ import numpy as np
 from theory.deep_blocks import (OneD, OutsideDomain, Proposal, Rule, block_trace, gauss_hermite_rule,
                                 layer_integral, smolyak_rule, sobol_rule, tril_pack, tril_unpack, untilted_kernels)
 from theory.deep_linear import layer_sigmas
-from theory.observables import Observables, layer_summaries
+from theory.observables import Observables, check_layer, layer_summaries
 from theory.spec import ModelSpec, SpecError
 
 __all__ = ["DeepOptions", "DeepNonlinearSolution", "DeepNonlinearError", "solve_deep_nonlinear",
@@ -439,8 +439,7 @@ class DeepNonlinearSolution:
 
     def layer_observables(self, ell: int) -> Observables:
         """Observables with the activation kernel of hidden layer ``ell`` (1..L), with errors."""
-        if not (isinstance(ell, (int, np.integer)) and 1 <= ell <= self.layers):
-            raise SpecError(f"layer must be an integer in 1..{self.layers} (got {ell!r})")
+        check_layer(ell, self.layers)
         e = self._errors()
         errs = {"outputs": e["outputs"], "readout_moment": e["readout_moment"],
                 "kernel_diagonal": e["layers"][ell - 1]["kernel_diagonal"],

@@ -100,7 +100,7 @@ import numpy as np
 from scipy import optimize
 
 from .linear import class_summary
-from .observables import Observables, layer_summaries
+from .observables import Observables, check_layer, layer_summaries
 from .spec import ModelSpec, SpecError
 
 __all__ = ["DeepLinearError", "DeepLinearSolution", "DeepLinearClassSolution", "layer_sigmas",
@@ -432,8 +432,7 @@ class DeepLinearClassSolution:
 
     def layer_observables(self, ell: int) -> Observables:
         """Observables with the kernel of hidden layer ``ell`` (1..L)."""
-        if not (isinstance(ell, (int, np.integer)) and 1 <= ell <= self.layers):
-            raise SpecError(f"layer must be an integer in 1..{self.layers} (got {ell!r})")
+        check_layer(ell, self.layers)
         k = self.blocks[ell - 1]
         return Observables(outputs=self.outputs, readout_moment=self.readout_moment,
                            kernel_diagonal=self.alphas[ell - 1] + np.diag(k), kernel_blocks=k.copy())

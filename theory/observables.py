@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .spec import SpecError
+
 __all__ = ["Observables", "OBSERVABLE_KEYS", "full_kernel", "layer_summaries"]
 
 OBSERVABLE_KEYS = ("outputs", "readout_moment", "kernel_diagonal", "kernel_blocks")
@@ -50,6 +52,13 @@ def full_kernel(class_sizes, diagonal, blocks) -> np.ndarray:
     K = np.asarray(blocks, dtype=np.float64)[np.ix_(labels, labels)].copy()
     K[np.diag_indices_from(K)] = np.asarray(diagonal, dtype=np.float64)[labels]
     return K
+
+
+def check_layer(ell, layers: int) -> int:
+    """``ell`` as a hidden-layer index 1..``layers``, or :class:`~theory.spec.SpecError` naming the range."""
+    if not (isinstance(ell, (int, np.integer)) and 1 <= ell <= layers):
+        raise SpecError(f"layer must be an integer in 1..{layers} (got {ell!r})")
+    return int(ell)
 
 
 def layer_summaries(solution, layers: int) -> list:
