@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["elliptical_slice_update"]
+__all__ = ["elliptical_slice_update", "fit_gaussian_references"]
 
 
 def elliptical_slice_update(rng: np.random.Generator, Z: np.ndarray, ll: np.ndarray, centre: np.ndarray,
@@ -59,3 +59,19 @@ def elliptical_slice_update(rng: np.random.Generator, Z: np.ndarray, ll: np.ndar
         if active.size == 0:
             break
     return newZ, newll, rejections
+
+
+def fit_gaussian_references(Zg: np.ndarray, shrink: float = 0.05):
+    """Gaussian references N(μ_g, S_g) for groups of samples ``Zg`` (G × n × r), in whitened prior
+    coordinates: S_g = (1 − shrink) Cov_g + shrink I (eigenvalues floored at 1e-6, so S ≻ 0 with few
+    samples). Returns (μ (G × r), C (G × r × r) with C Cᵀ = S, S⁻¹ − I (G × r × r), log det S (G,))."""
+    r = Zg.shape[2]
+    mu = Zg.mean(axis=1)
+    D = Zg - mu[:, None, :]
+    S = np.einsum("gni,gnj->gij", D, D) / max(Zg.shape[1] - 1, 1)
+    S = (1.0 - shrink) * S + shrink * np.eye(r)[None]
+    lam, Q = np.linalg.eigh(0.5 * (S + S.transpose(0, 2, 1)))
+    lam = np.maximum(lam, 1e-6)
+    C = Q * np.sqrt(lam)[:, None, :]
+    Dprec = np.einsum("gij,gj,gkj->gik", Q, 1.0 / lam, Q) - np.eye(r)[None]
+    return mu, C, Dprec, np.log(lam).sum(axis=1)

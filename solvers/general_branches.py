@@ -99,8 +99,8 @@ from theory.general import gaussian_phi_mean, input_kernels, test_conditional
 from theory.nonlinearities import get_nonlinearity
 from theory.spec import ModelSpec, SpecError
 
-from .elliptical_slice import elliptical_slice_update
-from .general_data import TestPrediction, _prior_factor
+from .elliptical_slice import elliptical_slice_update, fit_gaussian_references
+from .general_data import TestPrediction, _group_mcse, _prior_factor, class_averages
 
 __all__ = ["GeneralBranchOptions", "GeneralBranch", "GeneralBranchSolution", "TiltedChains", "find_maxima",
            "solve_general_branches", "linear_branch_form", "clenshaw_curtis"]
@@ -298,15 +298,7 @@ class TiltedChains:
         """Reference N(μ_k, S_k) per tilt group from samples (keep × chains × r), shrunk toward I."""
         keep = Zs.shape[0]
         Zg = Zs.reshape(keep, self.k, self.per, self.r).transpose(1, 0, 2, 3).reshape(self.k, -1, self.r)
-        mu = Zg.mean(axis=1)
-        D = Zg - mu[:, None, :]
-        S = np.einsum("kni,knj->kij", D, D) / max(Zg.shape[1] - 1, 1)
-        S = (1 - shrink) * S + shrink * np.eye(self.r)[None]
-        lam, Q = np.linalg.eigh(0.5 * (S + S.transpose(0, 2, 1)))
-        lam = np.maximum(lam, 1e-6)
-        self.mu = mu
-        self.Ls = Q * np.sqrt(lam)[:, None, :]
-        self.Dprec = np.einsum("kij,kj,klj->kil", Q, 1.0 / lam, Q) - np.eye(self.r)[None]
+        self.mu, self.Ls, self.Dprec, _ = fit_gaussian_references(Zg, shrink)
         self.ll = self._loglik(self.Z)
 
     def features(self, Zs: np.ndarray) -> np.ndarray:
@@ -319,11 +311,6 @@ class TiltedChains:
 
 
 # ----------------------------------------------------------------------------- statistics
-def _group_mcse(values: np.ndarray) -> np.ndarray:
-    """MCSE of the mean from per-group estimates (groups on axis 0)."""
-    return values.std(axis=0, ddof=1) / np.sqrt(values.shape[0])
-
-
 def _prior_phi_mean(nonlinearity: str, K0: np.ndarray, sigma_w: float) -> np.ndarray:
     """E_prior φ(h_μ), h_μ ~ N(0, σ_1²K0_μμ) (closed form or Gauss–Hermite)."""
     d = sigma_w**2 * np.diag(K0)
@@ -655,13 +642,12 @@ class GeneralBranchSolution:
         return [b.code for b in self.branches]
 
     def class_outputs(self) -> np.ndarray:
-        lab = np.repeat(np.arange(self.spec.m), self.spec.class_sizes)
-        return np.array([self.outputs[lab == c].mean(axis=0) for c in range(self.spec.m)])
+        return class_averages(self.spec, self.outputs)
 
     def class_outputs_error(self) -> np.ndarray:
-        lab = np.repeat(np.arange(self.spec.m), self.spec.class_sizes)
-        return np.array([np.sqrt((self.outputs_error[lab == c] ** 2).sum(0)) / (lab == c).sum()
-                         for c in range(self.spec.m)])
+        """Error of the class averages, independent per-entry errors: sqrt(mean of e²/n_c)."""
+        sizes = np.asarray(self.spec.class_sizes)[:, None]
+        return np.sqrt(class_averages(self.spec, self.outputs_error ** 2) / sizes)
 
     def predict(self, test_inputs: np.ndarray, test_kernel: bool = False, neurons: int = 0,
                 max_kernel_inputs: int = 400, seed: int = 0) -> TestPrediction:

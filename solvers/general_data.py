@@ -191,12 +191,12 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import nnls
 from scipy.sparse.linalg import LinearOperator, cg
 
-from solvers.elliptical_slice import elliptical_slice_update
+from solvers.elliptical_slice import elliptical_slice_update, fit_gaussian_references
 from solvers.general_smc import smc_sample
 from theory.general import gaussian_phi_mean, input_kernels, test_conditional
 from theory.gp import feature_kernel
 from theory.nonlinearities import get_nonlinearity
-from theory.spec import ModelSpec, SpecError
+from theory.spec import ModelSpec, SpecError, class_labels
 
 #: steps are rejected when the lower bound on q(t) reaches this (Φ(t) = ∞ for q(t) ≥ 1)
 DOMAIN_MARGIN = 0.98
@@ -355,16 +355,8 @@ class EllipticalSliceChains:
     def adapt(self, Zs: np.ndarray, shrink: float = 0.05):
         """Reference N(μ, S) from samples ``Zs`` (n × r): sample mean and covariance, shrunk by
         ``shrink`` toward the prior's identity (keeps S ≻ 0 with few samples)."""
-        r = self.Z.shape[1]
-        mu = Zs.mean(axis=0)
-        S = np.cov(Zs, rowvar=False).reshape(r, r)
-        S = (1 - shrink) * S + shrink * np.eye(r)
-        lam, Q = np.linalg.eigh(0.5 * (S + S.T))
-        lam = np.maximum(lam, 1e-6)
-        self.mu = mu
-        self.Ls = Q * np.sqrt(lam)
-        self.Dprec = (Q / lam) @ Q.T - np.eye(r)
-        self.logdetS = float(np.sum(np.log(lam)))
+        mu, C, Dprec, logdet = fit_gaussian_references(Zs[None], shrink)
+        self.mu, self.Ls, self.Dprec, self.logdetS = mu[0], C[0], Dprec[0], float(logdet[0])
         if self.t is not None:
             self.ll = self._loglik_z(self.Z, self.beta_rows)
 
@@ -716,6 +708,12 @@ def _by_group(X: np.ndarray, keep: int, groups: int) -> np.ndarray:
     return X.reshape(keep, groups, -1, *rest).swapaxes(0, 1).reshape(groups, -1, *rest)
 
 
+def class_averages(spec: ModelSpec, rows: np.ndarray) -> np.ndarray:
+    """Per-class means of the rows of a (P × ...) array (consecutive class blocks of ``spec``)."""
+    lab = class_labels(spec.class_sizes)
+    return np.array([rows[lab == c].mean(axis=0) for c in range(spec.m)])
+
+
 def _group_mcse(values: np.ndarray) -> np.ndarray:
     """MCSE of the mean from per-group estimates (groups on axis 0)."""
     return values.std(axis=0, ddof=1) / np.sqrt(values.shape[0])
@@ -777,8 +775,7 @@ class GeneralSolution:
 
     def class_outputs(self) -> np.ndarray:
         """Class averages f_cr (m × m), comparable with the orthogonal solver's outputs."""
-        lab = np.repeat(np.arange(self.spec.m), self.spec.class_sizes)
-        return np.array([self.outputs[lab == c].mean(axis=0) for c in range(self.spec.m)])
+        return class_averages(self.spec, self.outputs)
 
     def predict(self, test_inputs: np.ndarray, test_kernel: bool = False, neurons: int = 0,
                 max_kernel_inputs: int = 400, seed: int = 0) -> TestPrediction:

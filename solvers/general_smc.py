@@ -41,7 +41,7 @@ import numpy as np
 
 from theory.spec import SpecError
 
-from .elliptical_slice import elliptical_slice_update
+from .elliptical_slice import elliptical_slice_update, fit_gaussian_references
 
 __all__ = ["SMCResult", "smc_sample", "systematic_resample", "next_increment", "tempered_log_weights"]
 
@@ -131,20 +131,9 @@ def systematic_resample(lw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _fit_references(Z: np.ndarray, groups: int, shrink: float = 0.05):
-    """Per-group Gaussian reference: μ (G × r), Cholesky factor C (G × r × r) of S and S⁻¹ − I,
-    with S = (1 − shrink) Cov + shrink I (eigenvalues floored at 1e-6)."""
-    G = groups
-    Zg = Z.reshape(G, -1, Z.shape[1])
-    mu = Zg.mean(axis=1)
-    D = Zg - mu[:, None, :]
-    S = np.einsum("gni,gnj->gij", D, D) / max(Zg.shape[1] - 1, 1)
-    r = Z.shape[1]
-    S = (1.0 - shrink) * S + shrink * np.eye(r)[None]
-    lam, Q = np.linalg.eigh(0.5 * (S + S.transpose(0, 2, 1)))
-    lam = np.maximum(lam, 1e-6)
-    Cf = Q * np.sqrt(lam)[:, None, :]
-    Dprec = np.einsum("gij,gj,gkj->gik", Q, 1.0 / lam, Q) - np.eye(r)[None]
-    return mu, Cf, Dprec
+    """Per-group Gaussian reference of the particles (groups contiguous): μ (G × r), Cholesky-type
+    factor C (G × r × r) of S and S⁻¹ − I (:func:`solvers.elliptical_slice.fit_gaussian_references`)."""
+    return fit_gaussian_references(Z.reshape(groups, -1, Z.shape[1]), shrink)[:3]
 
 
 def _log_ratio(chains, t, beta_rows, ref, gi, X, rows):

@@ -475,7 +475,8 @@ def measure_drift(spec: ModelSpec, width: int, layers: int = 2, sweeps: int = 25
 # ----------------------------------------------------------------------------- chains
 def run_deep_chain(spec: ModelSpec, width: int, layers: int, sweeps: int, burn: int, *, seed: int = 0,
                    sigmas=None, scaling: str = "mean-field", step_size: float = 0.1, n_mala: int = 5,
-                   snapshot_every: int = 0, codes_every: int = 10, theta0=None, adapt: bool = True) -> dict:
+                   snapshot_every: int = 0, codes_every: int = 10, theta0=None, adapt: bool = True,
+                   after_sweep=None, rng: np.random.Generator | None = None) -> dict:
     """One chain of :func:`deep_collapsed_sweep`, one BLAS thread (threadpoolctl).
 
     The step (prior units) starts at ``step_size`` and is adapted by dual averaging to acceptance
@@ -484,6 +485,9 @@ def run_deep_chain(spec: ModelSpec, width: int, layers: int, sweeps: int, burn: 
     observables_vector, "acceptance", "step_size", "code_fractions": per layer {code: mean fraction},
     "snapshots": per layer (S × N × m) class-mean activations every ``snapshot_every`` sweeps after
     burn-in (if > 0), "theta": final state, "seconds", "gradients"}.
+    ``after_sweep(rng, net, theta, burning) -> θ``: an extra exact move after every sweep (e.g. the
+    mode-changing swaps of :mod:`validation.deep_swaps`). ``rng``: the generator (default
+    ``default_rng([seed, width, layers])``).
     """
     if isinstance(sweeps, bool) or not isinstance(sweeps, (int, np.integer)) or sweeps < 1:
         raise ValueError(f"sweeps must be an integer >= 1 (got {sweeps!r})")
@@ -494,7 +498,7 @@ def run_deep_chain(spec: ModelSpec, width: int, layers: int, sweeps: int, burn: 
     if not (math.isfinite(step_size) and step_size > 0):
         raise ValueError(f"step_size must be a finite number > 0 (got {step_size!r})")
     net = DeepNetwork(spec, width=width, layers=layers, sigmas=sigmas, scaling=scaling)
-    rng = np.random.default_rng([seed, width, layers])
+    rng = np.random.default_rng([seed, width, layers]) if rng is None else rng
     theta = net.prior_sample(rng) if theta0 is None else np.array(theta0, dtype=np.float64)
     if theta.shape != (net.dim,):
         raise ValueError(f"theta0 must have {net.dim} entries (got shape {theta.shape})")
@@ -507,6 +511,8 @@ def run_deep_chain(spec: ModelSpec, width: int, layers: int, sweeps: int, burn: 
     with threadpool_limits(limits=1):
         for s in range(sweeps):
             theta, a = deep_collapsed_sweep(rng, net, theta, step, n_mala)
+            if after_sweep is not None:
+                theta = after_sweep(rng, net, theta, s < burn)
             if s < burn:
                 if adapter is not None:
                     adapter.update(a)

@@ -39,19 +39,16 @@ Cost: about 2 ms (relu) to 6 ms (normcdf) per move (m grids of 801 points).
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
-from threadpoolctl import threadpool_limits
 
 from theory.deep_blocks import OneD, _inverse_cdf, layer_fields, tilted_z_grid, tilted_z_logpdf
 from theory.spec import ModelSpec, SpecError, class_labels
 
-from .deep import DeepNetwork, class_mean_activations, deep_collapsed_sweep, observables_vector
+from .deep import DeepNetwork, run_deep_chain
 from .deep_theory_sample import layer_measure_kwargs
-from .observables import code_fractions, neuron_codes
-from .samplers import StepSizeAdaptation
+from .observables import neuron_codes
 
 __all__ = ["LastLayerProposal", "last_layer_swaps", "run_deep_chain_with_swaps"]
 
@@ -211,39 +208,24 @@ def last_layer_swaps(rng: np.random.Generator, net: DeepNetwork, theta: np.ndarr
 def run_deep_chain_with_swaps(spec: ModelSpec, width: int, layers: int, sweeps: int, burn: int, theory, *,
                               swaps: int = 0, seed: int = 0, step_size: float = 0.1, n_mala: int = 5,
                               theta0=None, codes_every: int = 10) -> dict:
-    """A chain of :func:`validation.deep.deep_collapsed_sweep` (MALA on W, then a | W exactly) followed, each
-    sweep, by ``swaps`` :func:`last_layer_swaps` from ``theory`` (0: the plain sampler). Step adapted to
-    acceptance 0.574 during ``burn`` only. Returns {"draws" (observables_vector per kept sweep),
-    "acceptance" (MALA), "swap_acceptance", "code_change_rate" (per proposed swap), "code_fractions" (per
-    layer {code: mean fraction} every ``codes_every`` kept sweeps, as :func:`validation.deep.run_deep_chain`),
-    "step_size", "seconds"}."""
-    net = DeepNetwork(spec, width=width, layers=layers)
-    rng = np.random.default_rng([seed, width, layers, 11])
-    theta = net.prior_sample(rng) if theta0 is None else np.array(theta0, dtype=np.float64)
+    """:func:`validation.deep.run_deep_chain` (MALA on W, then a | W exactly; step adapted during ``burn``)
+    with ``swaps`` :func:`last_layer_swaps` from ``theory`` after every sweep (0: the plain sampler).
+    Adds "swap_acceptance" and "code_change_rate" (per proposed swap after burn-in) to its result."""
     prop = LastLayerProposal(theory) if swaps > 0 else None
-    adapter = StepSizeAdaptation(step_size) if burn > 0 else None
-    step, acc, draws, codes = step_size, [], [], []
-    n_acc = n_chg = n_prop = 0
-    t0 = time.perf_counter()
-    with threadpool_limits(limits=1):
-        for s in range(sweeps):
-            theta, pa = deep_collapsed_sweep(rng, net, theta, step, n_mala)
-            if prop is not None:
-                theta, st = last_layer_swaps(rng, net, theta, prop, swaps)
-                if s >= burn:
-                    n_acc, n_chg, n_prop = n_acc + st["accepted"], n_chg + st["code_changes"], n_prop + swaps
-            if s < burn:
-                if adapter is not None:
-                    adapter.update(pa)
-                    step = adapter.step_size if s < burn - 1 else adapter.final_step_size
-                continue
-            acc.append(pa)
-            draws.append(observables_vector(net, theta))
-            if codes_every > 0 and (s - burn) % codes_every == 0:
-                codes.append([code_fractions(neuron_codes(cm), spec.m) for cm in class_mean_activations(net, theta)])
-    fractions = [{k: float(np.mean([c[ell].get(k, 0.0) for c in codes]))
-                  for k in sorted(set().union(*(c[ell] for c in codes)))} for ell in range(layers)]
-    return {"draws": np.array(draws), "acceptance": float(np.mean(acc)),
-            "swap_acceptance": n_acc / n_prop if n_prop else None,
-            "code_change_rate": n_chg / n_prop if n_prop else None, "code_fractions": fractions,
-            "step_size": step, "seconds": time.perf_counter() - t0}
+    counts = {"accepted": 0, "code_changes": 0, "proposed": 0}
+
+    def swap(rng, net, theta, burning):
+        theta, st = last_layer_swaps(rng, net, theta, prop, swaps)
+        if not burning:
+            counts["accepted"] += st["accepted"]
+            counts["code_changes"] += st["code_changes"]
+            counts["proposed"] += swaps
+        return theta
+
+    out = run_deep_chain(spec, width, layers, sweeps, burn, seed=seed, step_size=step_size, n_mala=n_mala,
+                         codes_every=codes_every, theta0=theta0, after_sweep=swap if prop is not None else None,
+                         rng=np.random.default_rng([seed, width, layers, 11]))
+    n = counts["proposed"]
+    out["swap_acceptance"] = counts["accepted"] / n if n else None
+    out["code_change_rate"] = counts["code_changes"] / n if n else None
+    return out
