@@ -2,10 +2,10 @@
 
 The large-P solution (erf, m = 3 classes with ρ = (1/2, 1/4, 1/4), σ_1 =
 σ̄_a = 1) is followed in T from 1 to 0.1 by
-:func:`solvers.large_p_continuation.continue_solution` (pseudo-arclength on
+:func:`solvers.large_p.continuation.continue_solution` (pseudo-arclength on
 the n-branch equations, physical stability check at every point, two
 transitions: the pitchfork at T_c,0 and the split at T_c,1). Then
-:func:`solvers.large_p.solve_large_p` is called independently at the
+:func:`solvers.large_p.solve.solve_large_p` is called independently at the
 parameter values of the accepted continuation points (the same number of
 points, measured in the same run), and the table prints points per second
 of both and their ratio, plus how many points agree to 1e-6 in f and U.
@@ -28,9 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from solvers.large_p import solve_large_p  # noqa: E402
-from solvers.large_p_continuation import continue_solution  # noqa: E402
-from solvers.large_p_problem import LargePProblem  # noqa: E402
+from solvers.large_p.solve import solve_large_p  # noqa: E402
+from solvers.large_p.continuation import continue_solution  # noqa: E402
+from solvers.large_p.problem import LargePProblem  # noqa: E402
 
 
 def main(argv=None) -> int:

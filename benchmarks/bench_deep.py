@@ -21,15 +21,15 @@ one per core).
    to the time of the d = N·N0 + (L−1)N² standard normals each MALA step draws (numpy's
    Generator): at N = 500 the random numbers cost about as much as the gradient.
 
-2. Solve table (m = 3): :func:`theory.deep_linear.solve_deep_linear_classes` (orthogonal data,
+2. Solve table (m = 3): :func:`solvers.deep.linear.solve_deep_linear_classes` (orthogonal data,
    classes 32,16,16, T = 0.05, all roots per class by bracketing) and
-   :func:`theory.deep_linear.solve_deep_linear` (general inputs: P = 64 Gaussian inputs, N0 = 100,
+   :func:`solvers.deep.linear.solve_deep_linear` (general inputs: P = 64 Gaussian inputs, N0 = 100,
    root search from 9 starts in the shared m × m matrix X), for L = 1, 2, 3, next to the one-layer
-   solvers :func:`theory.linear.linear_class_closed_form` and :func:`theory.linear.solve_linear`.
+   solvers :func:`theory.linear.linear_class_closed_form` and :func:`solvers.data.linear.solve_linear`.
    Median of repeated solves.
 
 3. Nonlinear solve table (m = 3, classes 4,2,2, T = 0.5, the sampling-validation regime):
-   :func:`solvers.deep_nonlinear.solve_deep_nonlinear` (class-block reduction, Gauss–Hermite / Sobol'
+   :func:`solvers.deep.nonlinear.solve_deep_nonlinear` (class-block reduction, Gauss–Hermite / Sobol'
    y-integrals, continuation and saddle search on) for L = 1, 2, 3, next to the one-layer solver
    :func:`solvers.solve.solve`, for normcdf and relu; one solve each (they take seconds to minutes),
    with the solver's own integration-error estimate. ``--no-nonlinear`` skips it.
@@ -51,8 +51,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from theory.deep_linear import solve_deep_linear, solve_deep_linear_classes  # noqa: E402
-from theory.linear import linear_class_closed_form, solve_linear  # noqa: E402
+from solvers.deep.linear import solve_deep_linear, solve_deep_linear_classes  # noqa: E402
+from theory.linear import linear_class_closed_form
+from solvers.data.linear import solve_linear  # noqa: E402
 from theory.spec import ModelSpec  # noqa: E402
 from validation.deep import DeepNetwork, deep_collapsed_sweep, gradient_flops  # noqa: E402
 
@@ -136,7 +137,7 @@ def solve_table(rounds: int):
 
 
 def nonlinear_solve_table(names=("normcdf", "relu"), layers=(1, 2, 3)):
-    from solvers.deep_nonlinear import solve_deep_nonlinear
+    from solvers.deep.nonlinear import solve_deep_nonlinear
     from solvers.solve import solve
 
     rows = []

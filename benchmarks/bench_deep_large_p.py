@@ -1,8 +1,8 @@
-"""Deep large-P solve times (solvers.deep_large_p) next to the one-layer large-P solver.
+"""Deep large-P solve times (solvers.deep.large_p) next to the one-layer large-P solver.
 
 For φ in normcdf, erf and tanh, classes 32,16,16 (ρ = .5, .25, .25), σ̄_a = 1, T = 0.05 (the paper
-regime) and T = 0.3: the median wall time of :func:`solvers.deep_large_p.solve_deep_large_p` for
-L = 1 (= :func:`solvers.large_p.solve_large_p`), 2 and 3 (saturated readout problem + prior kernels
+regime) and T = 0.3: the median wall time of :func:`solvers.deep.large_p.solve_deep_large_p` for
+L = 1 (= :func:`solvers.large_p.solve.solve_large_p`), 2 and 3 (saturated readout problem + prior kernels
 + 4000 sampled prior neurons for the lower layers' codes), with the branch-system residual, the
 number of occupied patterns and the last layer's leading codes. One BLAS thread.
 
@@ -18,7 +18,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from solvers.deep_large_p import solve_deep_large_p
+from solvers.deep.large_p import solve_deep_large_p
 from theory.spec import ModelSpec
 
 

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from solvers.general_branches import GeneralBranchOptions, solve_general_branches
-from solvers.general_data import GeneralOptions, solve_general
+from solvers.data.branches import GeneralBranchOptions, solve_general_branches
+from solvers.data.solve import GeneralOptions, solve_general
 from theory.datasets import load_digits_dataset
 from validation.generalization import sample_generalization
 

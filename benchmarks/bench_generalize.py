@@ -3,8 +3,8 @@
 For each P (digits, classes 0..m−1, P/m training inputs per class, 40 test inputs per class),
 in the same run and on the same data:
 
-1. the general-input mean-field theory (:func:`solvers.general_data.solve_general` +
-   :meth:`~solvers.general_data.GeneralSolution.predict`; at most 40 rounds, since the ReLU
+1. the general-input mean-field theory (:func:`solvers.data.solve.solve_general` +
+   :meth:`~solvers.data.solve.GeneralSolution.predict`; at most 40 rounds, since the ReLU
    condensate's cutting plane needs more than the default 25): wall time, convergence (rounds,
    rms residual/MCSE z, split-R̂ of the log tilt, max MCSE of the training residual) and the
    median MCSE of f(x*) over test inputs and outputs, the *target* error bar;
@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from solvers.general_data import GeneralOptions, solve_general  # noqa: E402
+from solvers.data.solve import GeneralOptions, solve_general  # noqa: E402
 from theory.datasets import load_digits_dataset  # noqa: E402
 from validation.generalization import sample_generalization  # noqa: E402
 

@@ -2,9 +2,9 @@
 
 Task: erf, ρ = (1/2, 1/4, 1/4), x = T in [0.05, 1], y = σ̄_a in [0.5, 2] (large-P theory).
 
-* naive: :func:`solvers.large_p.solve_large_p` from scratch at ``--naive`` grid points (random
+* naive: :func:`solvers.large_p.solve.solve_large_p` from scratch at ``--naive`` grid points (random
   sample of the grid), time per point;
-* rows: :func:`solvers.phase_diagram.phase_diagram` on an ``--ny`` × ``--nx`` grid (rows warm-started,
+* rows: :func:`solvers.large_p.phase_diagram.phase_diagram` on an ``--ny`` × ``--nx`` grid (rows warm-started,
   transitions bisected 8 times) with 1 and with 2 worker processes, points per second (grid points
   only; the bisection solves are extra work inside the same time).
 
@@ -23,9 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from solvers.large_p import solve_large_p  # noqa: E402
-from solvers.large_p_problem import LargePProblem  # noqa: E402
-from solvers.phase_diagram import phase_diagram  # noqa: E402
+from solvers.large_p.solve import solve_large_p  # noqa: E402
+from solvers.large_p.problem import LargePProblem  # noqa: E402
+from solvers.large_p.phase_diagram import phase_diagram  # noqa: E402
 
 
 def _diagram(prob, nx, ny, workers):

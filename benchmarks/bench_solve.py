@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from solvers.problem import ClassProblem
+from solvers.finite_p.problem import ClassProblem
 from solvers.solve import solve
 from theory.spec import ModelSpec
 

@@ -1,6 +1,6 @@
 """Figure of a large-P continuation: f_cc, U_cc and the number of occupied readouts along the parameter.
 
-Input is a :class:`solvers.large_p_continuation.LargePContinuation` or its
+Input is a :class:`solvers.large_p.continuation.LargePContinuation` or its
 ``to_json()`` dictionary. Each followed branch is drawn per class c (one
 colour per class): solid where it is the global solution (the minimiser of
 G∞), dashed where it is only a constrained stationary point; symmetry images

@@ -3,7 +3,7 @@
 Like :mod:`figures.common`, chains are cached per process, so a figure run samples each deep task
 once. Deep networks are sampled with :func:`validation.deep.run_deep_chain` (collapsed MALA on all
 hidden layers, exact readout draws, one BLAS thread) from the prior (random start): there is no
-deep nonlinear theory to start from, and the deep linear theory (:mod:`theory.deep_linear`) is
+deep nonlinear theory to start from, and the deep linear theory (:mod:`solvers.deep.linear`) is
 drawn next to the sampled linear networks.
 
 Tasks: orthogonal class data, readout prior scaled with the data, σ_a² = 1/P (mean-field) as in the
@@ -231,9 +231,9 @@ def deep_nngp_kernels(nonlinearity: str, P: int, layers: int, sigmas=None) -> li
 
 
 def deep_linear_kernels(spec: ModelSpec, layers: int) -> list:
-    """Deep linear mean-field theory (:func:`theory.deep_linear.solve_deep_linear_classes`): the P × P
+    """Deep linear mean-field theory (:func:`solvers.deep.linear.solve_deep_linear_classes`): the P × P
     kernel of every hidden layer, and the solution."""
-    from theory.deep_linear import solve_deep_linear_classes
+    from solvers.deep.linear import solve_deep_linear_classes
 
     sol = solve_deep_linear_classes(spec, layers)
     ks = []

@@ -14,7 +14,7 @@ __all__ = ["plot_deep_continuation"]
 
 
 def plot_deep_continuation(result, out):
-    """Write the PNG for a :class:`solvers.deep_continuation.DeepContinuation`; returns the path."""
+    """Write the PNG for a :class:`solvers.deep.continuation.DeepContinuation`; returns the path."""
     plt = pyplot()
     fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
     if result.spec.nonlinearity != "linear":

@@ -7,7 +7,7 @@ N = 100; full: classes 32, 16, 16, T = 0.02, N = 200), chains from the prior
 
 1. the activation kernel K_ℓ = Φ_ℓᵀΦ_ℓ/N on the training inputs (sorted by class), averaged over
    the kept states of the chain; for linear networks the deep linear mean-field theory
-   (:func:`theory.deep_linear.solve_deep_linear_classes`) in the upper triangle, sampling below;
+   (:func:`solvers.deep.linear.solve_deep_linear_classes`) in the upper triangle, sampling below;
    there is no deep nonlinear theory here, so normcdf and ReLU show sampling only;
 2. activations φ(h^ℓ_iμ) of 40 neurons of layer ℓ in the last kept state, sorted by code (linear,
    normcdf) or the most active first (ReLU), with the label of

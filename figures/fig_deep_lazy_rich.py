@@ -12,7 +12,7 @@ Columns, all for the last hidden layer ℓ = 2:
    kernel (mean over kept states) below;
 2. activations of 30 lazy neurons (sorted by code) on all training inputs (sorted by class);
 3. the rich kernel K_2: for linear the deep linear mean-field theory
-   (:func:`theory.deep_linear.solve_deep_linear_classes`) above the diagonal and sampling below,
+   (:func:`solvers.deep.linear.solve_deep_linear_classes`) above the diagonal and sampling below,
    for normcdf and ReLU sampling only (no deep nonlinear theory here);
 4. activations of 30 rich neurons, sorted by code (linear, normcdf) or most active first (ReLU),
    with the coding-scheme label and top-5 % output share of the sampled network.

@@ -1,17 +1,17 @@
 """Phase diagrams of coding schemes in the large-P limit, with the located boundaries (THEORY §4).
 
 Each grid point of (temperature T, σ̄_a) at class fractions 1/2, 1/4, 1/4 (σ_1 = 1) is labelled by
-the coding scheme of the large-P solution (:func:`solvers.phase_diagram.coding_scheme`: number of
+the coding scheme of the large-P solution (:func:`solvers.large_p.phase_diagram.coding_scheme`: number of
 readout groups, their codes, the ReLU outliers' codes), and the transitions located by bisection
-are joined into boundary curves (:func:`solvers.phase_diagram.phase_diagram`), drawn by
+are joined into boundary curves (:func:`solvers.large_p.phase_diagram.phase_diagram`), drawn by
 :func:`figures.phase_diagram.plot_phase_diagram`.
 
 * sigmoid (normcdf), quick and full mode: symmetric at high T, several groups with two-class
   codes below the symmetry-breaking line;
 * ReLU, full mode only (each point is a condensate solve of about a second): symmetric bulk, with
   one-class outliers (sparse coding) below the condensation line. Rows on which the warm-started
-  row solver of :mod:`solvers.phase_diagram` fails are filled point by point with independent
-  solves (:func:`solvers.large_p.solve_large_p`); they carry labels but no located boundary.
+  row solver of :mod:`solvers.large_p.phase_diagram` fails are filled point by point with independent
+  solves (:func:`solvers.large_p.solve.solve_large_p`); they carry labels but no located boundary.
 
 The sweep files go to ``out_dir/data`` in full mode (rerunning resumes) and to a temporary folder in
 quick mode.
@@ -37,8 +37,8 @@ GRIDS = {
 
 def _fill_missing(diagram, problem, x_name, y_name):
     """Records of the diagram, with rows the row solver did not finish filled by independent solves."""
-    from solvers.large_p import solve_large_p
-    from solvers.phase_diagram import coding_scheme
+    from solvers.large_p.solve import solve_large_p
+    from solvers.large_p.phase_diagram import coding_scheme
 
     records = diagram.records()
     for i, row in enumerate(diagram.rows):
@@ -61,8 +61,8 @@ def _fill_missing(diagram, problem, x_name, y_name):
 
 def main(out_dir, quick: bool = True) -> list:
     from figures.phase_diagram import plot_phase_diagram
-    from solvers.large_p_problem import LargePProblem
-    from solvers.phase_diagram import phase_diagram
+    from solvers.large_p.problem import LargePProblem
+    from solvers.large_p.phase_diagram import phase_diagram
 
     out = Path(out_dir)
     paths = []

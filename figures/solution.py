@@ -31,7 +31,7 @@ def _heatmap(ax, M, title, cmap="RdBu_r", signed=True):
 
 
 def plot_solutions(results, path) -> Path:
-    """Write a PNG with f, U and the kernel for each :class:`~solvers.result.SolveResult`."""
+    """Write a PNG with f, U and the kernel for each :class:`~solvers.results.SolveResult`."""
     plt = pyplot()
 
     results = list(results)

@@ -1,4 +1,9 @@
-"""Solver options: a frozen dataclass that validates itself on construction."""
+"""Options of every solver: frozen dataclasses on one base that validate themselves on construction.
+
+Subclass :class:`Options`, declare fields with defaults, and implement ``validate()`` with the
+checks of :mod:`theory.checks`; a bad value raises :class:`theory.spec.SpecError` naming the
+field and its valid range, before any work starts.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,7 +11,7 @@ import math
 
 from theory.spec import SpecError
 
-__all__ = ["METHODS", "STARTS", "INTEGRATOR_CHOICES", "SolverOptions", "LARGE_P_START_MAX_SIGMA_BAR2"]
+__all__ = ["Options", "METHODS", "STARTS", "INTEGRATOR_CHOICES", "SolverOptions", "LARGE_P_START_MAX_SIGMA_BAR2"]
 
 METHODS = ("newton", "fixed-point")
 STARTS = ("auto", "zero", "large-p")
@@ -17,7 +22,18 @@ INTEGRATOR_CHOICES = ("auto", "trapezoid", "gauss-hermite", "cubature", "qmc")
 
 
 @dataclass(frozen=True)
-class SolverOptions:
+class Options:
+    """Base of every options class: ``validate()`` runs on construction and on ``replace``."""
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`theory.spec.SpecError` for a bad field (subclasses override)."""
+
+
+@dataclass(frozen=True)
+class SolverOptions(Options):
     """How to solve the saddle-point equations.
 
     method
@@ -40,7 +56,7 @@ class SolverOptions:
         Randomised QMC nodes per replicate, number of replicates, seed.
     start
         Starting field: ``"zero"`` (t = 0, always inside the domain), ``"large-p"`` (the
-        P → ∞ solution of :func:`solvers.large_p.solve_large_p` with σ̄_a² = P σ_a², used
+        P → ∞ solution of :func:`solvers.large_p.solve.solve_large_p` with σ̄_a² = P σ_a², used
         if the finite-P dual is lower there than at t = 0) or ``"auto"`` (``"large-p"`` for
         nonlinear φ with σ̄_a² <= ``LARGE_P_START_MAX_SIGMA_BAR2``, else ``"zero"``). G is
         convex, so the start changes the path, not the solution.
@@ -59,7 +75,7 @@ class SolverOptions:
     seed: int = 0
     start: str = "auto"
 
-    def __post_init__(self):
+    def validate(self) -> None:
         if self.method not in METHODS:
             raise SpecError(f"method must be one of {METHODS} (got {self.method!r})")
         if self.start not in STARTS:

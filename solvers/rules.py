@@ -2,7 +2,7 @@
 
 Both return nodes z (n^m, m) and log weights ``logw`` of a rule for the
 measure N(0, I): Σ_k e^{logw_k} g(z_k) ≈ E_{z ~ N(0, I)}[g(z)]. The
-integrators and the needle rule (:mod:`solvers.placement`) share them.
+integrators and the needle rule (:mod:`solvers.finite_p.placement`) share them.
 """
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .spec import ModelSpec, SpecError
+from theory.spec import ModelSpec, SpecError
 
 __all__ = ["Dataset", "load_digits_dataset", "load_array_dataset", "gaussian_clusters", "read_idx",
            "parse_classes", "STANDARDIZE"]

@@ -90,8 +90,8 @@ import numpy as np
 from scipy.special import log_ndtr, logsumexp, ndtri
 from scipy.stats import qmc
 
-from .nonlinearities import get_nonlinearity
-from .spec import SpecError
+from theory.nonlinearities import get_nonlinearity
+from theory.spec import SpecError
 
 __all__ = ["OutsideDomain", "OneD", "Rule", "Proposal", "gauss_hermite_rule", "sobol_rule", "smolyak_rule", "tilted_moments",
            "LayerResult", "layer_integral", "block_trace", "tril_pack", "tril_unpack", "untilted_kernels",

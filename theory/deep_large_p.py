@@ -1,5 +1,5 @@
 """Deep networks (L >= 2) at large P on orthogonal class-structured data: what Laplace's method over
-every layer actually gives (THEORY §5, last sentence, worked out; solver: :mod:`solvers.deep_large_p`).
+every layer actually gives (THEORY §5, last sentence, worked out; solver: :mod:`solvers.deep.large_p`).
 
 Scaling: σ_a² = σ̄_a²/P, ρ_c = P_c/P fixed, hidden priors σ_ℓ fixed (standard scaling), P → ∞.
 Notation of :mod:`theory.deep_blocks`: a layer with input kernel K = E k Eᵀ + D_δ has class-shared
@@ -83,14 +83,14 @@ asymptotic regime needs P ρ |g| σ_L² k ≫ 1, so at P <= 64 the approach is p
   along the prior direction of ξ: a common-mode, rank-one f), a constrained minimum of G∞
   (``patterns="prior-span"`` in the solver); measured for normcdf, L = 2, T = 0.3 at P = 8..64;
 * odd φ: Q_b = Q_{−b}, a_{−b} = −a_b, so branches come in mirror pairs (one orbit, occupation
-  split equally, as in :mod:`solvers.large_p`).
+  split equally, as in :mod:`solvers.large_p.solve`).
 
 Example (closed form, test): odd φ, equal classes ρ_c = 1/m: t = τ I with every orbit active and
 uniform occupations gives Σ_γ P_γ b_γ b_γᵀ = I, so f = σ̄_a² ρ τ I = (1 − T τ) I:
 f_cc = σ̄_a² ρ / (T + σ̄_a² ρ), at every T (no symmetric a = 0 phase: ψ_∞ is not smooth at 0,
 T_c = ∞ for L >= 2, unlike the one-layer pitchfork of THEORY §4).
 
-2. Linear φ (no saturation; the deep linear closed form, :mod:`theory.deep_linear`)
+2. Linear φ (no saturation; the deep linear closed form, :mod:`solvers.deep.linear`)
 -------------------------------------------------------------------------------
 Per class the closed form has f_c = σ_a² s τ_c (1−x_c)^{−L}, τ_c = √(x_c (1−x_c)^{L−1}/(P_c σ_a² s)),
 s = Π σ_ℓ². With σ_a² = σ̄_a²/P: f_c = (σ̄_a √s/(P √ρ_c)) √x ε^{−(L+1)/2} and
@@ -104,7 +104,7 @@ relative corrections O(ε^{(L−1)/2}) + O(ε) = O(P^{−(L−1)/(L+1)}). There 
 P U and the last-layer class blocks grow like P^{(L−1)/(L+1)}; the free energy per P of the rich
 root tends to 0, above the lazy root's −Σ_c ρ_c/(2T), so the rich root is selected at large P
 (the lazy root of T > σ̄_a √(ρ_c s) stops being selected once the rich one appears; checked
-against :func:`theory.deep_linear.solve_deep_linear_classes` in tests/test_deep_large_p.py).
+against :func:`solvers.deep.linear.solve_deep_linear_classes` in tests/test_deep_large_p.py).
 
 References: A. van Meegen and H. Sompolinsky, Nat. Commun. 16, 3354 (2025), arXiv:2406.16689;
 ../shared/THEORY.md §4–5; :mod:`theory.deep_blocks` for the finite-P class-block equations.
@@ -117,9 +117,9 @@ import math
 import numpy as np
 import sympy as sp
 
-from .gp import pair_kernel
-from .nonlinearities import H, get_nonlinearity
-from .spec import SpecError
+from theory.gp import pair_kernel
+from theory.nonlinearities import H, get_nonlinearity
+from theory.spec import SpecError
 
 __all__ = ["saturation_levels", "vertices", "pattern_values", "prior_kernels", "linear_asymptotics"]
 
@@ -183,7 +183,7 @@ def linear_asymptotics(rho, sigma_a_bar: float, sigmas, temperature: float, P: f
     sig2 = np.asarray(sigmas, dtype=np.float64) ** 2
     L = len(sig2)
     if L < 2:
-        raise SpecError(f"linear_asymptotics is the L >= 2 limit (got {L} layer); L = 1 is solvers.large_p")
+        raise SpecError(f"linear_asymptotics is the L >= 2 limit (got {L} layer); L = 1 is solvers.large_p.solve")
     s_l = np.cumprod(sig2)
     s = s_l[-1]
     eps = (sigma_a_bar * math.sqrt(s) / (P * np.sqrt(rho))) ** (2.0 / (L + 1))

@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import sympy as sp
 
-from .nonlinearities import H, Nonlinearity, get_nonlinearity
+from theory.nonlinearities import H, Nonlinearity, get_nonlinearity
 
 __all__ = ["G", "SIGMA", "ReluLogTailWeight", "ReluTailWeight", "PsiDerivation", "derive_psi",
            "partition_function"]

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from .gp import gp_posterior, pair_kernel
-from .nonlinearities import get_nonlinearity
-from .spec import SpecError
+from theory.gp import gp_posterior, pair_kernel
+from theory.nonlinearities import get_nonlinearity
+from theory.spec import SpecError
 
 __all__ = ["input_kernels", "test_conditional", "gaussian_phi_mean", "class_errors", "GPGeneralization",
            "gp_generalization"]

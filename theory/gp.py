@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .nonlinearities import get_nonlinearity
-from .observables import Observables
-from .spec import ModelSpec, SpecError
+from theory.nonlinearities import get_nonlinearity
+from theory.observables import Observables
+from theory.spec import ModelSpec, SpecError
 
 __all__ = ["feature_kernel", "pair_kernel", "GPPosterior", "gp_posterior", "lazy_observables"]
 
@@ -138,7 +138,7 @@ def lazy_observables(spec: ModelSpec) -> tuple[Observables, GPPosterior]:
     C = spec.sigma_w**2 * spec.input_kernel()
     E, _ = feature_kernel(spec.nonlinearity, C)
     post = gp_posterior(spec.sigma_a**2 * E, spec.targets(), spec.temperature)
-    from .linear import class_summary
+    from theory.linear import class_summary
 
     obs = class_summary(spec.class_sizes, post.outputs, spec.sigma_a**2 * np.eye(spec.m), E)
     return obs, post

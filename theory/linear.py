@@ -8,7 +8,7 @@ Any data, field t ∈ R^{P×m}:
     test predictor f(x*) = k0(x*)ᵀ K0⁻¹ f = σ_1² k0(x*)ᵀ t U,
 
 with k0(x*)_μ = x_μ·x*/N0. :func:`solve_linear` solves these through the
-m×m matrix X = σ_a² σ_1² tᵀK0t (the L = 1 case of :mod:`theory.deep_linear`);
+m×m matrix X = σ_a² σ_1² tᵀK0t (the L = 1 case of :mod:`solvers.deep.linear`);
 a root inside the domain is the unique minimiser of the convex dual.
 
 At T = 0 the mean predictor is the lazy GP predictor k0ᵀ K0⁻¹ Y: strong
@@ -19,38 +19,14 @@ Class-structured orthogonal data (THEORY §3 check): t = diag(τ_c) with
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize
 
-from .observables import Observables
-from .spec import ModelSpec, SpecError, class_labels
+from theory.observables import Observables
+from theory.spec import ModelSpec, class_labels
 
-__all__ = ["LinearSolution", "solve_linear", "linear_class_closed_form", "gp_mean_predictor",
-           "class_summary"]
-
-
-@dataclass(frozen=True)
-class LinearSolution:
-    spec: ModelSpec
-    t: np.ndarray  # (P, m)
-    readout_moment: np.ndarray  # U (m, m)
-    outputs: np.ndarray  # f (P, m)
-    kernel: np.ndarray  # E[h hᵀ] (P, P)
-    residual: float  # max |σ_1² K0 t U + T t − Y|
-
-    def predict(self, test_inputs: np.ndarray) -> np.ndarray:
-        """Mean test predictor f(x*) = σ_1² k0(x*)ᵀ t U, shape (n_test, m)."""
-        X = self.spec.inputs
-        Xs = np.atleast_2d(np.asarray(test_inputs, dtype=np.float64))
-        if Xs.shape[1] != X.shape[1]:
-            raise SpecError(f"test_inputs must have {X.shape[1]} columns like the training inputs (got {Xs.shape[1]})")
-        k0 = Xs @ X.T / X.shape[1]
-        return self.spec.sigma_w**2 * k0 @ self.t @ self.readout_moment
-
-    def observables(self) -> Observables:
-        return class_summary(self.spec.class_sizes, self.outputs, self.readout_moment, self.kernel)
+__all__ = ["linear_class_closed_form", "gp_mean_predictor", "class_summary"]
 
 
 def class_summary(class_sizes, outputs, readout_moment, kernel) -> Observables:
@@ -69,29 +45,6 @@ def class_summary(class_sizes, outputs, readout_moment, kernel) -> Observables:
             else:
                 blocks[c, d] = B.mean()
     return Observables(outputs=f, readout_moment=readout_moment, kernel_diagonal=diag, kernel_blocks=blocks)
-
-
-def solve_linear(spec: ModelSpec) -> LinearSolution:
-    """Exact mean-field solution of a linear network on arbitrary inputs.
-
-    The one-layer case of :func:`theory.deep_linear.solve_deep_linear`: the unknown is the m×m
-    matrix X = σ_a² σ_1² tᵀK0t (0 ⪯ X ≺ I, the domain), parametrised as X = I − e^{−Z} so every
-    iterate is inside the domain, t(X) diagonal in the eigenbases of K0 and X, roots searched from
-    several starts (the root is unique for L = 1: the dual is convex). Then U = σ_a²(I − X)⁻¹ and
-    the kernel E[h hᵀ] = σ_1² K0 + σ_1⁴ K0 t U tᵀ K0. (A Newton solve in U from the T = 0 start,
-    used before, left the domain on digits at T = 0.5.)
-    """
-    from .deep_linear import solve_deep_linear
-
-    if spec.nonlinearity != "linear":
-        raise SpecError(f"solve_linear needs nonlinearity 'linear' (got {spec.nonlinearity!r})")
-    sol = solve_deep_linear(spec, 1)
-    K0, T, sw = spec.input_kernel(), spec.temperature, spec.sigma_w
-    t, U = sol.t, sol.readout_moment
-    f = sw**2 * K0 @ t @ U
-    kernel = sw**2 * K0 + sw**4 * K0 @ t @ U @ t.T @ K0
-    res = float(np.max(np.abs(f + T * t - spec.targets())))
-    return LinearSolution(spec=spec, t=t, readout_moment=U, outputs=f, kernel=kernel, residual=res)
 
 
 def linear_class_closed_form(spec: ModelSpec) -> tuple[np.ndarray, Observables]:

@@ -30,8 +30,8 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from .codegen import GeneratedFunction, compile_to_numba
-from .spec import SpecError
+from theory.codegen import GeneratedFunction, compile_to_numba
+from theory.spec import SpecError
 
 __all__ = ["H", "BUILTIN_EXPRESSIONS", "Nonlinearity", "get_nonlinearity"]
 

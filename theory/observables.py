@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .spec import SpecError
+from theory.spec import SpecError
 
 __all__ = ["Observables", "OBSERVABLE_KEYS", "full_kernel", "layer_summaries"]
 
@@ -32,6 +32,11 @@ class Observables:
     kernel_diagonal: np.ndarray  # (m,)
     kernel_blocks: np.ndarray  # (m, m), [c, d]
     errors: dict = field(default_factory=dict)  # key -> array of the same shape
+
+    def __call__(self) -> "Observables":
+        """The observables themselves, so that a result storing them as a field also satisfies
+        the result protocol's ``result.observables()``."""
+        return self
 
     def to_json(self) -> dict:
         out = {k: np.asarray(getattr(self, k)).tolist() for k in OBSERVABLE_KEYS}

@@ -38,11 +38,11 @@ import numba
 import numpy as np
 import sympy as sp
 
-from .codegen import compile_to_numba
-from .derivation import G, SIGMA, derive_psi
-from .nonlinearities import Nonlinearity, get_nonlinearity
-from .special import relu_psi_tail_vec
-from .spec import SpecError
+from theory.codegen import compile_to_numba
+from theory.derivation import G, SIGMA, derive_psi
+from theory.nonlinearities import Nonlinearity, get_nonlinearity
+from theory.special import relu_psi_tail_vec
+from theory.spec import SpecError
 
 __all__ = ["PsiTable", "psi_table", "psi_interp", "gauss_hermite_psi", "composite_legendre_psi",
            "closed_form_psi"]

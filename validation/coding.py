@@ -16,7 +16,7 @@ Measured quantities (:func:`analyse_population`)
   in :func:`validation.observables.neuron_codes`, written as a string over the classes: "1"/"0"
   when no neuron has a negative class in its code (φ ≥ 0, e.g. "110"), otherwise the sign
   pattern "+"/"-"/"0" (odd φ and linear, where a and −a are different codes, as in
-  :func:`solvers.phase_diagram.coding_scheme`); a silent neuron has the code "000";
+  :func:`solvers.large_p.phase_diagram.coding_scheme`); a silent neuron has the code "000";
 * fraction of neurons per code;
 * output contribution of neuron i: c_i = Σ_c ρ_c |a_ci φ̄_ic|, ρ_c = P_c/P. Since the correct-class
   output is f_cc = N^{-1} Σ_i a_ci φ̄_ic, c_i is neuron i's (absolute) part of the correct-class
@@ -77,11 +77,11 @@ import time
 
 import numpy as np
 
-from solvers.problem import ClassProblem
+from solvers.finite_p.problem import ClassProblem
 from theory.spec import ModelSpec, SpecError
 
 from .networks import Network
-from .observables import CODE_THRESHOLD
+from theory.codes import CODE_THRESHOLD, participation_ratio
 
 __all__ = ["CODE_THRESHOLD", "TOP_FRACTION", "SPARSE_SHARE", "ROBUST_BAND", "REDUNDANT_ROBUSTNESS",
            "MAJOR_CODE", "MAJOR_COVER", "CodingAnalysis", "Population", "analyse_population",
@@ -164,13 +164,6 @@ def top_k_share(contributions, k: int) -> float:
         return 0.0
     k = int(min(max(k, 1), len(c)))
     return float(np.sort(c)[::-1][:k].sum() / total)
-
-
-def participation_ratio(contributions) -> float:
-    """(Σ_i c_i)² / (N Σ_i c_i²): 1 when all neurons carry the output equally, ~k/N for k carriers."""
-    c = np.abs(np.asarray(contributions, dtype=np.float64))
-    s2 = float(np.sum(c * c))
-    return float(c.sum() ** 2 / (len(c) * s2)) if s2 > 0 else 0.0
 
 
 def code_robustness(class_means, band=ROBUST_BAND) -> float:
@@ -333,8 +326,8 @@ class TheoryState:
 
 
 def _large_p_state(spec: ModelSpec) -> TheoryState:
-    from solvers.large_p import solve_large_p
-    from solvers.large_p_problem import LargePProblem
+    from solvers.large_p.solve import solve_large_p
+    from solvers.large_p.problem import LargePProblem
 
     prob = LargePProblem.from_spec(spec)
     sol = solve_large_p(prob)
@@ -366,7 +359,7 @@ def theory_state(spec: ModelSpec, source: str = "auto", cache: dict | None = Non
     """The theory of ``spec`` to draw populations from, cached in ``cache`` (a dict) if given.
 
     ``source``: ``"finite"`` (exact finite-P solver; linear by its closed form), ``"large-p"``
-    (:func:`solvers.large_p.solve_large_p` of σ̄_a = σ_a √P), or ``"auto"``: finite P, falling back
+    (:func:`solvers.large_p.solve.solve_large_p` of σ̄_a = σ_a √P), or ``"auto"``: finite P, falling back
     to large P when the finite-P solver does not converge (the source is stated in the result); a
     finite-P solution that stopped at the integration noise floor with residual max |f − e + T t| ≤
     ``ACCEPT_RESIDUAL`` (1e-5) counts as converged.

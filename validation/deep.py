@@ -50,7 +50,7 @@ the strongly active neurons (pattern norm > 4 × median: the code carriers of a 
 the bulk separately.
 
 Theory against sampling: :func:`validate_deep` (deep linear closed form of
-:mod:`theory.deep_linear`, or the class-block solver :mod:`solvers.deep_nonlinear` for nonlinear φ,
+:mod:`solvers.deep.linear`, or the class-block solver :mod:`solvers.deep.nonlinear` for nonlinear φ,
 layer by layer, single width or 1/N extrapolation).
 """
 from __future__ import annotations
@@ -72,7 +72,7 @@ from theory.spec import ModelSpec, SpecError, class_labels
 
 from .diagnostics import mcse, split_rhat
 from .networks import Scaling, orthogonal_inputs
-from .observables import code_fractions, neuron_codes
+from theory.codes import code_fractions, neuron_codes, split_layer_vector
 from .samplers import StepSizeAdaptation
 
 __all__ = ["DeepNetwork", "sample_readout", "deep_collapsed_sweep", "gradient_flops", "layer_observables",
@@ -390,17 +390,7 @@ def observables_vector(net: DeepNetwork, theta) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def split_vector(v, m: int, layers: int) -> dict:
-    """Inverse of :func:`observables_vector`: {"outputs", "readout_moment", "layers": [{kernel_diagonal,
-    kernel_blocks}]} with numpy arrays."""
-    v = np.asarray(v)
-    mm = m * m
-    out = {"outputs": v[:mm].reshape(m, m), "readout_moment": v[mm:2 * mm].reshape(m, m), "layers": []}
-    k = 2 * mm
-    for _ in range(layers):
-        out["layers"].append({"kernel_diagonal": v[k:k + m], "kernel_blocks": v[k + m:k + m + mm].reshape(m, m)})
-        k += m + mm
-    return out
+split_vector = split_layer_vector
 
 
 def class_mean_activations(net: DeepNetwork, theta) -> list:
@@ -579,8 +569,8 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
                   burn: int = 150, seed: int = 0, sigmas=None, step_size: float = 0.1) -> dict:
     """Deep theory against sampled deep networks (orthogonal class data, random prior starts,
     :func:`run_deep_chain`), layer by layer: the deep linear closed form
-    (:func:`theory.deep_linear.solve_deep_linear_classes`) for linear φ, the class-block solver
-    :func:`solvers.deep_nonlinear.solve_deep_nonlinear` otherwise (its integration-error
+    (:func:`solvers.deep.linear.solve_deep_linear_classes`) for linear φ, the class-block solver
+    :func:`solvers.deep.nonlinear.solve_deep_nonlinear` otherwise (its integration-error
     estimate ε is added to the allowance: 4 ε, or in quadrature to the intercept error).
 
     One width: passed if every observable (f, U, each layer's kernel class diagonal and blocks) is
@@ -593,7 +583,7 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     between the theory's and the sampled code fractions ("code_fractions_max_difference";
     informational, not part of "passed").
     """
-    from theory.deep_linear import solve_deep_linear_classes
+    from solvers.deep.linear import solve_deep_linear_classes
 
     from .compare import extrapolate
 
@@ -609,7 +599,7 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
         tv = _theory_vector(theory, layers)
         terr = np.zeros_like(tv)
     else:
-        from solvers.deep_nonlinear import solve_deep_nonlinear
+        from solvers.deep.nonlinear import solve_deep_nonlinear
 
         theory = solve_deep_nonlinear(spec, layers, sigmas, raise_on_failure=True)
         tv = _theory_vector(theory, layers)
@@ -641,7 +631,7 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
                       f"{C_P_OVER_N:g}·max(1, |theory|)·P/N")
     rhat = max(r["rhat_max"] for r in runs)
     code_diff = None
-    if getattr(theory, "code_fractions", None):  # theory neurons' codes (solvers.deep_nonlinear) vs sampled
+    if getattr(theory, "code_fractions", None):  # theory neurons' codes (solvers.deep.nonlinear) vs sampled
         code_diff = [[max(abs(th.get(k, 0.0) - r["codes"][ell].get(k, 0.0)) for k in set(th) | set(r["codes"][ell]))
                       for ell, th in enumerate(theory.code_fractions)] for r in runs]
     return {"spec": {**spec.to_dict(), "layers": layers, "sigmas": list(theory.sigmas)},

@@ -4,7 +4,7 @@ neuron (its incoming weight row W^L_i and its readout a_i) from the theory's sin
 THEORY §7 (ergodicity): local samplers freeze the fractions of neurons per code; this move lets a
 neuron jump between codes in one step. It is the deep analogue of :func:`validation.theory_init.neuron_swap`.
 
-Proposal (layer L of a :class:`solvers.deep_nonlinear.DeepNonlinearSolution`, coordinates of
+Proposal (layer L of a :class:`solvers.deep.nonlinear.DeepNonlinearSolution`, coordinates of
 :mod:`theory.deep_blocks`): y = (v, w) ~ q(y) = N(mean, C Cᵀ) (the solver's proposal of layer L),
 a = σ_a v, ξ = σ_L R w (ξ = 0 for L = 1), then z_μ ~ q₁(z | y) (the piecewise-uniform inverse-CDF law
 of :func:`theory.deep_blocks.tilted_z_grid`, exact density) and h_μ = ξ_c + s_c z_μ. The weight row is

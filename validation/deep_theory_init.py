@@ -7,7 +7,7 @@ training inputs from the layer measure; for a linear network these are Gaussian:
     layer L:       a ~ N(0, U),   h^L | a ~ N(σ_L² K_{L-1} t a, σ_L² K_{L-1}),
 
 with K_0 = I for orthogonal class data and the class-block K_ℓ, U, t of
-:func:`theory.deep_linear.solve_deep_linear_classes`.
+:func:`solvers.deep.linear.solve_deep_linear_classes`.
 
 Weights realising the drawn preactivations: the posterior depends on W^ℓ only through
 H^ℓ = W^ℓ Φ_{ℓ-1}/√N, so W^ℓ | H^ℓ is the prior conditioned on that linear constraint
@@ -25,7 +25,7 @@ finite-width bias separates it from the chains; measured for linear L = 2, class
 T = 0.5: N·|gap| = 4–6 relative, i.e. within 4 MCSE + 4/N); a theory for another temperature,
 used as start and reference, must fail (T = 0.6 at N = 400: N·|gap| = 12).
 
-Nonlinear φ (relu and smooth bounded φ): the theory is :func:`solvers.deep_nonlinear.solve_deep_nonlinear`
+Nonlinear φ (relu and smooth bounded φ): the theory is :func:`solvers.deep.nonlinear.solve_deep_nonlinear`
 and each layer's neurons come from its class-block single-neuron measure
 (:mod:`validation.deep_theory_sample`: y = (v, w) by importance resampling from the solver's
 proposal, ESS reported; h_μ = ξ_c + s_c z_μ with z_μ from the 1-D tilted law); the weights are
@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.deep_linear import solve_deep_linear_classes
+from solvers.deep.linear import solve_deep_linear_classes
 from theory.nonlinearities import get_nonlinearity
 from theory.observables import full_kernel
 from theory.spec import ModelSpec, SpecError, class_labels
@@ -70,7 +70,7 @@ def _condition_weights(rng, H, Phi_prev, sigma):
 
 
 def _is_linear_theory(theory) -> bool:
-    from theory.deep_linear import DeepLinearClassSolution
+    from solvers.deep.linear import DeepLinearClassSolution
 
     return isinstance(theory, DeepLinearClassSolution)
 
@@ -81,7 +81,7 @@ def _check_theory(spec: ModelSpec, theory, sigmas):
     if _is_linear_theory(theory):
         if spec.nonlinearity != "linear":
             raise SpecError(f"a deep linear theory (DeepLinearClassSolution) cannot start a {spec.nonlinearity!r} "
-                            "network: use solvers.deep_nonlinear.solve_deep_nonlinear for nonlinear φ")
+                            "network: use solvers.deep.nonlinear.solve_deep_nonlinear for nonlinear φ")
     elif theory.spec.nonlinearity != spec.nonlinearity:
         raise SpecError(f"theory is for φ = {theory.spec.nonlinearity!r}, the network has {spec.nonlinearity!r}")
     if len(theory.sigmas) != len(sigmas) or theory.spec.class_sizes != spec.class_sizes:
@@ -92,8 +92,8 @@ def _check_theory(spec: ModelSpec, theory, sigmas):
 def layer_preactivations(spec: ModelSpec, theory, sigmas, n: int, rng: np.random.Generator):
     """Preactivations of ``n`` neurons per hidden layer on the P training inputs, drawn from the deep
     theory's per-layer measures (module docstring): ([H¹, ..., H^L], each n × P; readouts a, m × n).
-    ``theory``: a :class:`theory.deep_linear.DeepLinearClassSolution` (linear φ, Gaussian layers) or a
-    :class:`solvers.deep_nonlinear.DeepNonlinearSolution` (:mod:`validation.deep_theory_sample`)."""
+    ``theory``: a :class:`solvers.deep.linear.DeepLinearClassSolution` (linear φ, Gaussian layers) or a
+    :class:`solvers.deep.nonlinear.DeepNonlinearSolution` (:mod:`validation.deep_theory_sample`)."""
     _check_theory(spec, theory, sigmas)
     if not _is_linear_theory(theory):
         from .deep_theory_sample import nonlinear_layer_neurons
@@ -154,11 +154,11 @@ def _layer_ess(theory, seed: int) -> list:
 
 def deep_theory(spec: ModelSpec, layers: int, options=None):
     """The deep theory whose per-layer measures start the chains: the linear closed form
-    (:func:`theory.deep_linear.solve_deep_linear_classes`) or :func:`solvers.deep_nonlinear.solve_deep_nonlinear`
-    (raises :class:`solvers.deep_nonlinear.DeepNonlinearError` if it does not converge)."""
+    (:func:`solvers.deep.linear.solve_deep_linear_classes`) or :func:`solvers.deep.nonlinear.solve_deep_nonlinear`
+    (raises :class:`solvers.deep.nonlinear.DeepNonlinearError` if it does not converge)."""
     if spec.nonlinearity == "linear":
         return solve_deep_linear_classes(spec, layers)
-    from solvers.deep_nonlinear import solve_deep_nonlinear
+    from solvers.deep.nonlinear import solve_deep_nonlinear
 
     return solve_deep_nonlinear(spec, layers, options=options, raise_on_failure=True)
 

@@ -1,7 +1,7 @@
 """Neurons of every hidden layer drawn from the nonlinear deep theory's single-neuron measures.
 
 THEORY §5 (class-block reduction, :mod:`theory.deep_blocks`) and §7 (stationarity test). At a saddle
-point of :func:`solvers.deep_nonlinear.solve_deep_nonlinear` the neurons of hidden layer ℓ are
+point of :func:`solvers.deep.nonlinear.solve_deep_nonlinear` the neurons of hidden layer ℓ are
 independent, each drawing y = (v, w) ∈ R^m (ℓ = 1) or R^{2m} (ℓ >= 2) from the layer's tilted
 y-measure ∝ N(y; 0, I) exp(Σ_c P_c ζ_c(u_c, ξ_c)), then, for every input μ of class c,
 
@@ -31,7 +31,7 @@ __all__ = ["layer_measure_kwargs", "nonlinear_layer_neurons", "neuron_contributi
 
 def layer_measure_kwargs(theory, ell: int) -> dict:
     """Keyword arguments of :func:`theory.deep_blocks.layer_integral` for hidden layer ``ell`` (1..L) of a
-    converged :class:`solvers.deep_nonlinear.DeepNonlinearSolution`: input kernel (R = chol k_{ℓ-1},
+    converged :class:`solvers.deep.nonlinear.DeepNonlinearSolution`: input kernel (R = chol k_{ℓ-1},
     δ_{ℓ-1}; ℓ >= 2), readout tilt (t, σ_a; ℓ = L) or the conjugate (k̃_ℓ, δ̃_ℓ) (ℓ < L)."""
     L = theory.layers
     if not (isinstance(ell, (int, np.integer)) and 1 <= ell <= L):

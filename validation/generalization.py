@@ -116,7 +116,7 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
                           theory_sampler: str = "auto") -> dict:
     """Theory, GP and sampled networks on one dataset: the ``codingschemes generalize`` engine.
 
-    Runs the general-input mean-field theory (:func:`solvers.general_data.solve_general`,
+    Runs the general-input mean-field theory (:func:`solvers.data.solve.solve_general`,
     THEORY §2), the NNGP baseline (:func:`theory.general.gp_generalization`, THEORY §6) and,
     if ``sampling``, sampled mean-field networks of width ``width`` (:func:`sample_generalization`).
     Returns the JSON-ready report with entries "dataset" (with "test_labels"), "spec", "theory",
@@ -126,15 +126,15 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
     "theory" the solver's "converged" and "message".
 
     ``theory_method``: "finite-p" (the exact N → ∞ theory at this P, sampled by ``theory_sampler``
-    "mcmc" or "smc", :mod:`solvers.general_data`) or "branches" (the large-P branch form with
-    σ̄_a = σ_a√P, :func:`solvers.general_branches.solve_general_branches`; bounded φ and linear).
+    "mcmc" or "smc", :mod:`solvers.data.solve`) or "branches" (the large-P branch form with
+    σ̄_a = σ_a√P, :func:`solvers.data.branches.solve_general_branches`; bounded φ and linear).
     ``theory_sampler="auto"`` is "mcmc" for linear φ (p_t is Gaussian) and "smc" otherwise: on digits
     the MCMC chains met their criteria for erf at a wrong fixed point (residuals up to 0.66 under SMC;
     they do not balance the weights of the code modes) and do not converge for ReLU, where SMC does;
     for normcdf both agree and MCMC is 3–8× faster (``theory_sampler="mcmc"``).
     """
-    from solvers.general_branches import GeneralBranchOptions, solve_general_branches
-    from solvers.general_data import GeneralOptions, solve_general
+    from solvers.data.branches import GeneralBranchOptions, solve_general_branches
+    from solvers.data.solve import GeneralOptions, solve_general
     from theory.general import gp_generalization
 
     if theory_method not in ("finite-p", "branches"):

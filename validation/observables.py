@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from theory.linear import class_summary
+from theory.codes import CODE_THRESHOLD, code_fractions, neuron_codes, participation_ratio  # noqa: F401 (re-exported)
 from theory.observables import Observables
 
 from .networks import Network
@@ -46,9 +47,6 @@ def from_vector(v: np.ndarray, m: int, errors: np.ndarray | None = None) -> Obse
 
 # ----------------------------------------------------------------------------- coding schemes
 
-#: a class activates a neuron when its class-mean |activation| exceeds this fraction of the
-#: neuron's largest class-mean |activation| (scale-free; see :func:`neuron_codes`)
-CODE_THRESHOLD = 0.5
 
 
 def class_mean_activations(net: Network, theta: np.ndarray) -> np.ndarray:
@@ -57,29 +55,6 @@ def class_mean_activations(net: Network, theta: np.ndarray) -> np.ndarray:
     phi, _ = net.nonlinearity.eval(net.preactivations(W))
     labels = np.repeat(np.arange(net.spec.m), net.spec.class_sizes)
     return np.stack([phi[:, labels == c].mean(axis=1) for c in range(net.spec.m)], axis=1)
-
-
-def neuron_codes(class_means: np.ndarray, threshold: float = CODE_THRESHOLD) -> np.ndarray:
-    """Each neuron's code as a bit mask: bit c set when |mean activation on class c| exceeds
-    ``threshold`` × the neuron's largest |class-mean activation| (silent neurons get code 0)."""
-    mag = np.abs(np.asarray(class_means, dtype=np.float64))
-    top = mag.max(axis=1, keepdims=True)
-    active = (mag > threshold * top) & (top > 1e-12)
-    return active.astype(np.int64) @ (1 << np.arange(mag.shape[1]))
-
-
-def code_fractions(codes: np.ndarray, m: int) -> dict:
-    """Fraction of neurons per code, keyed by the code as a string of 0/1 per class ("110")."""
-    codes = np.asarray(codes)
-    return {"".join("1" if (k >> c) & 1 else "0" for c in range(m)): float(np.mean(codes == k))
-            for k in range(1 << m) if np.any(codes == k)}
-
-
-def participation_ratio(contributions: np.ndarray) -> float:
-    """(Σ_i c_i)² / (N Σ_i c_i²) for neuron contributions c_i >= 0: 1 when all neurons carry the
-    output equally (analog, redundant), ~k/N when k neurons carry it (sparse)."""
-    c = np.abs(np.asarray(contributions, dtype=np.float64))
-    return float(c.sum() ** 2 / (len(c) * np.sum(c * c))) if np.any(c) else 0.0
 
 
 def output_contributions(net: Network, theta: np.ndarray) -> np.ndarray:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.placement import log_tilt_derivatives
-from solvers.problem import ClassProblem
-from solvers.result import SolveResult
+from solvers.finite_p.placement import log_tilt_derivatives
+from solvers.finite_p.problem import ClassProblem
+from solvers.results import SolveResult
 
 from .networks import Network
 

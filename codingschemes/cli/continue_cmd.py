@@ -1,0 +1,244 @@
+"""``codingschemes continue``: follow the large-P solution in one parameter (THEORY §4).
+
+Example::
+
+    codingschemes continue --nonlinearity erf --class-fractions 0.5,0.25,0.25 \\
+        --param temperature --from 1.0 --to 0.1 --format json
+
+prints the special points (branch points, stability changes, folds; each
+with its parameter value, bisection bracket and a physical description)
+and the branches (per-point arrays of f, U, kernel, free energy, occupied
+readouts, a_γ, P_γ, stability, kind) as JSON (keys of
+:meth:`solvers.large_p.continuation.LargePContinuation.to_json`, at least
+``"special_points"`` and ``"branches"``), or a table with ``--format table``,
+and writes OUT/continue.png (:func:`figures.continuation.plot_continuation`).
+``--param`` is temperature, sigma_a_bar, sigma_w or rho_r (fraction of
+class r, 0-based); the other parameters come from --temperature,
+--sigma-w, --sigma-a-bar, --class-fractions.
+
+:func:`add_continue_parser` adds the subcommand to the main parser and
+:func:`run_continue` runs it (exit code 0: the global solution was
+followed to --to; 1: it was not; invalid input raises
+:class:`theory.spec.SpecError`, which the main CLI reports with exit code 2).
+``python -m codingschemes.cli.continue_cmd ARGS`` runs it standalone.
+
+``--layers L`` with L >= 2 follows deep networks at finite class sizes
+(:mod:`solvers.deep.continuation`). Linear φ: every root curve of the
+non-convex deep action per class, with stability, folds and the first-order
+transitions of the selected root; other φ: warm-started solves of the deep
+class-block theory on a grid, with bracketed stability changes. E.g.::
+
+    codingschemes continue --layers 3 --nonlinearity linear --class-sizes 32,16,16 \\
+        --sigma-a 0.125 --param temperature --from 2.0 --to 0.5 --format json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from theory.spec import SpecError
+
+__all__ = ["add_continue_parser", "run_continue", "main"]
+
+HELP = "follow the large-P solution in one parameter: branch points, symmetry breaking"
+
+
+def add_continue_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``continue`` subcommand to ``subparsers`` (from ``parser.add_subparsers``); returns it."""
+    c = subparsers.add_parser("continue", help=HELP, description=HELP + " (THEORY §4)")
+    c.add_argument("--nonlinearity", default="erf", help="linear, relu, erf, normcdf, tanh or an expression in h "
+                                                         "(default erf)")
+    c.add_argument("--class-fractions", default="0.5,0.25,0.25",
+                   help="comma-separated class fractions ρ_c summing to 1 (default 0.5,0.25,0.25)")
+    c.add_argument("--param", default="temperature",
+                   help="the continued parameter: temperature, sigma_a_bar, sigma_w or rho_r "
+                        "(r = class index, 0-based; the other fractions are rescaled) (default temperature)")
+    c.add_argument("--from", dest="p_from", default=None,
+                   help="start value of the parameter (default 1.0 for temperature, else required)")
+    c.add_argument("--to", dest="p_to", default=None,
+                   help="end value of the parameter (default 0.1 for temperature, else required)")
+    c.add_argument("--temperature", type=float, default=0.1, help="T when --param is another parameter (default 0.1)")
+    c.add_argument("--sigma-w", type=float, default=1.0, help="σ_1, first-layer prior std (default 1)")
+    c.add_argument("--sigma-a-bar", type=float, default=1.0, help="σ̄_a, readout prior std times √P (default 1)")
+    c.add_argument("--method", default="arclength",
+                   help="arclength (default), natural, or sequential (independent solves on a grid)")
+    c.add_argument("--follow-constrained", action="store_true",
+                   help="keep following branches after they stop being the global solution")
+    c.add_argument("--max-steps", type=int, default=2000, help="continuation steps per branch (default 2000)")
+    c.add_argument("--n-points", type=int, default=41,
+                   help="grid points for linear φ and for --method sequential (default 41)")
+    c.add_argument("--format", choices=("table", "json"), default="table")
+    c.add_argument("--out", default="codingschemes_out", help="folder for the figure (default ./codingschemes_out)")
+    c.add_argument("--no-plot", action="store_true", help="do not write the figure")
+    c.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    c.add_argument("--layers", type=int, default=1,
+                   help="hidden layers L (default 1: the large-P one-layer theory). L >= 2: deep networks at "
+                        "finite class sizes (--class-sizes, --sigma-a); --param temperature, sigma_a or sigma_w; "
+                        "linear: every root curve with folds and first-order transitions (arclength); other φ: "
+                        "warm-started solves on --n-points values (slow: seconds to minutes per solve)")
+    c.add_argument("--class-sizes", default="32,16,16",
+                   help="comma-separated class sizes P_c for --layers >= 2 (default 32,16,16)")
+    c.add_argument("--sigma-a", type=float, default=0.125, help="σ_a for --layers >= 2 (default 0.125)")
+    return c
+
+
+def _number(flag: str, text, default=None) -> float:
+    if text is None:
+        return default
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise SpecError(f"{flag} must be a number (got {text!r})") from None
+    if not math.isfinite(v):
+        raise SpecError(f"{flag} must be a finite number (got {text!r})")
+    return v
+
+
+def _fractions(text: str) -> tuple:
+    try:
+        parts = tuple(float(x) for x in str(text).split(",") if x.strip())
+    except ValueError:
+        raise SpecError(f"--class-fractions (class_fractions) must be comma-separated numbers in (0, 1) summing "
+                        f"to 1 (got {text!r})") from None
+    return parts
+
+
+def _setup(args):
+    """(problem, parameter, p_from, p_to) from the arguments; SpecError naming the flag on bad input."""
+    from solvers.large_p.continuation import canonical_parameter, parameter_range
+    from solvers.large_p.problem import LargePProblem
+
+    fractions = _fractions(args.class_fractions)
+    try:
+        problem = LargePProblem(nonlinearity=args.nonlinearity, sigma_w=args.sigma_w, sigma_a_bar=args.sigma_a_bar,
+                                temperature=args.temperature, class_fractions=fractions)
+    except SpecError as exc:
+        flag = next((f for key, f in (("class_fractions", "--class-fractions"), ("sigma_w", "--sigma-w"),
+                                      ("sigma_a_bar", "--sigma-a-bar"), ("temperature", "--temperature"),
+                                      ("nonlinearity", "--nonlinearity")) if key in str(exc)), "--nonlinearity")
+        raise SpecError(f"{flag}: {exc}") from None
+    try:
+        parameter = canonical_parameter(args.param, problem.m)
+    except SpecError as exc:
+        raise SpecError(f"--param: {exc}") from None
+    default_from, default_to = (1.0, 0.1) if parameter == "temperature" else (None, None)
+    p_from = _number("--from", args.p_from, default_from)
+    p_to = _number("--to", args.p_to, default_to)
+    if p_from is None or p_to is None:
+        raise SpecError(f"--from and --to are required for --param {parameter} "
+                        f"(valid range {parameter_range(parameter, problem.m)[2]})")
+    if p_from == p_to:
+        raise SpecError(f"--from and --to must differ for parameter {parameter!r} (got {p_from:g} for both)")
+    for flag, v in (("--from", p_from), ("--to", p_to)):
+        lo, hi, text = parameter_range(parameter, problem.m)
+        ok = (lo <= v if text.startswith("[") else lo < v) and (v < hi or hi == math.inf)
+        if not ok:
+            raise SpecError(f"{flag}: parameter {parameter!r} must be in {text} (got {v:g})")
+    if args.method not in ("arclength", "natural", "sequential"):
+        raise SpecError(f"--method must be arclength, natural or sequential (got {args.method!r})")
+    if args.max_steps < 1:
+        raise SpecError(f"--max-steps must be an integer >= 1 (got {args.max_steps})")
+    if args.n_points < 2:
+        raise SpecError(f"--n-points must be an integer >= 2 (got {args.n_points})")
+    return problem, parameter, p_from, p_to
+
+
+def run_continue_deep(args) -> int:
+    """``continue --layers L`` (L >= 2): :func:`solvers.deep.continuation.continue_deep`, JSON or table, PNG."""
+    from theory.spec import ModelSpec
+
+    from solvers.deep.continuation import continue_deep
+
+    try:
+        sizes = tuple(int(x) for x in str(args.class_sizes).split(",") if x.strip())
+    except ValueError:
+        raise SpecError(f"--class-sizes must be comma-separated integers >= 1 (got {args.class_sizes!r})") from None
+    parameter = args.param
+    default_from, default_to = (1.0, 0.1) if parameter == "temperature" else (None, None)
+    p_from = _number("--from", args.p_from, default_from)
+    p_to = _number("--to", args.p_to, default_to)
+    if p_from is None or p_to is None:
+        raise SpecError(f"--from and --to are required for --param {parameter}")
+    spec = ModelSpec(nonlinearity=args.nonlinearity, class_sizes=sizes, temperature=args.temperature,
+                     sigma_w=args.sigma_w, sigma_a=args.sigma_a)
+
+    def progress(done, total):
+        if not args.quiet:
+            print(f"\r[continue] class {done}/{total} followed", end="", file=sys.stderr, flush=True)
+
+    result = continue_deep(spec, args.layers, parameter, p_from, p_to, n_points=args.n_points,
+                           max_steps=args.max_steps, progress=progress)
+    if not args.quiet:
+        print(f"\r[continue] done in {result.time_seconds:.2f} s: {result.message}", file=sys.stderr)
+    figure = None
+    if not args.no_plot:
+        from figures.deep_continuation import plot_deep_continuation
+
+        figure = str(plot_deep_continuation(result, Path(args.out) / "continue.png"))
+    if args.format == "json":
+        print(json.dumps({**result.to_json(), "figure": figure}, indent=1))
+    else:
+        print(result.table())
+    return 0 if result.success else 1
+
+
+def run_continue(args) -> int:
+    """Run ``codingschemes continue`` from parsed ``args``; returns the exit code (0 or 1).
+
+    Raises :class:`theory.spec.SpecError` (naming the flag or parameter) on invalid input.
+    """
+    from solvers.large_p.continuation import continue_solution
+
+    if args.layers < 1:
+        raise SpecError(f"--layers must be an integer >= 1 (got {args.layers})")
+    if args.layers >= 2:
+        return run_continue_deep(args)
+    problem, parameter, p_from, p_to = _setup(args)
+
+    def progress(count, p, info):
+        if not args.quiet:
+            print(f"\r[continue] {parameter} = {p:.6g}  branch {info.get('branch', '?')} "
+                  f"(n = {info.get('n_branches', '?')}, {info.get('kind', '')})  points {count}  "
+                  f"special points {info.get('special_points', 0)}   ", end="", file=sys.stderr, flush=True)
+
+    result = continue_solution(problem, parameter, p_from, p_to, method=args.method, progress=progress,
+                               max_steps=args.max_steps, follow_constrained=args.follow_constrained,
+                               n_points=args.n_points)
+    if not args.quiet:
+        print(f"\r[continue] done in {result.time_seconds:.2f} s: {result.message}" + " " * 20, file=sys.stderr)
+    figure = None
+    if not args.no_plot:
+        from figures.continuation import plot_continuation
+
+        figure = str(plot_continuation(result, Path(args.out) / "continue.png"))
+        if not args.quiet:
+            print(f"figure: {figure}", file=sys.stderr)
+    if args.format == "json":
+        out = result.to_json()
+        out["figure"] = figure
+        print(json.dumps(out, indent=1))
+    else:
+        print(result.table())
+    return 0 if result.success else 1
+
+
+def main(argv=None) -> int:
+    """Standalone entry: ``python -m codingschemes.cli.continue_cmd [flags of codingschemes continue]``."""
+    parser = argparse.ArgumentParser(prog="codingschemes")
+    add_continue_parser(parser.add_subparsers(dest="command", required=True))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "continue":
+        argv = ["continue", *argv]
+    args = parser.parse_args(argv)
+    try:
+        return run_continue(args)
+    except SpecError as exc:
+        print(f"codingschemes: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

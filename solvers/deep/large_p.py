@@ -1,0 +1,381 @@
+"""Deep networks at large P (σ_a² = σ̄_a²/P, P → ∞) on orthogonal class data: solver of the
+leading-order equations derived in :mod:`theory.deep_large_p` (read that docstring: the last hidden
+layer saturates into binary units, the lower layers stay at their prior kernels).
+
+* L = 1: the one-layer large-P theory, :func:`solvers.large_p.solve.solve_large_p` (THEORY §4), mapped
+  to the deep schema (there is no class-shared ξ with K_0 = I, so nothing saturates).
+* L >= 2, bounded non-decreasing φ (normcdf, erf, tanh): minimise the convex
+  G∞(t) = max_b Q_b(t) − Σ_c ρ_c t_cc + (T/2) Σ_c ρ_c ||t_c||² over t (m × m), Q_b over the 2^m
+  saturation patterns b ∈ {φ_-, φ_+}^m. Step 1: the smoothed dual with (1/β) log Σ_b e^{β Q_b}
+  (analytic gradient and Hessian, damped Newton) for β = 10²..10⁶ (relative to max Q); step 2:
+  Gauss–Newton on the branch system (active patterns, occupations P_γ, t)
+
+      Σ_γ P_γ b_γc a_γ + T t_c − e_c = 0,  Q_{b_γ} − Q_{b_1} = 0,  Σ_γ P_γ − 1 = 0,
+
+  dropping patterns with P_γ < 0 and adding any pattern whose Q exceeds the branches' (exact
+  enumeration, so "global" is certain). Reported: the branch-system residual (``residual``),
+  ``converged`` (residual < tol, P_γ >= −tol, branches global), ``stable`` (G∞ strictly convex for
+  T > 0: the minimiser is unique, hence stable), ``occupations_unique`` (full column rank of the
+  occupation block; for odd φ with many symmetric orbits the occupations can be degenerate, as in
+  :mod:`solvers.large_p.solve`).
+* L >= 2, linear φ: the leading-order rich root of the deep linear closed form
+  (:func:`theory.deep_large_p.linear_asymptotics`, evaluated at the spec's P: there is no finite
+  limit), with its correction order.
+* ReLU and other growing φ: SpecError (not implemented).
+
+Checks (tests/test_deep_large_p.py; measured 2026-11-30, loaded 2-core machine)
+-------------------------------------------------------------------------------
+* L = 1 equals solvers.large_p.solve to 1e-8 (it is that solver); odd φ, L = 2, 3: the closed form
+  f_cc = σ̄²ρ_c/(T + σ̄²ρ_c) to 1e-9; the saturated G∞ is minimal (KKT, random perturbations);
+* linear, L = 2, 3: the rich-root asymptotics match the deep linear closed form at P = 4096..10⁶
+  within 3 × the predicted correction order, the error falling with P;
+* normcdf, L = 2, T = 0.3, σ̄_a = 1, classes (2k, k, k): the finite-P class-block solver
+  (P = 8..64) and sampled networks (N = 400, P = 64..512) sit on the prior-span branch and approach
+  it: max |Δf| 0.101, 0.078, 0.054, 0.034 (solver, P = 8, 16, 32, 64); 0.034, 0.020, 0.011, 0.006
+  (sampling, P = 64, 128, 256, 512: ≈ 2.2–3.0/P); last-layer kernel block 0.72, 0.82, 0.89, 0.94 → 1
+  (saturation), δ_2 → 0, layer-1 kernel → ¼ (deviation 0.022 → 0.012). The full solution (contrast
+  codes, f_00 = 0.52) is not reached by P = 512 at this T (estimated crossover P ~ 10³);
+* normcdf, T = 0.05 (paper regime, ΔG∞ = 4.1 in favour of contrast codes): sampled networks at
+  P = 64, 128 do carry class-contrast codes in the last layer (100, 011, 101, 110) and f_00 = 0.827
+  (P = 64) against 0.831, but the chains do not mix (R̂ 1.8–2.4: code fractions frozen at
+  metastable assignments, THEORY §7), so no quantitative comparison is claimed there.
+
+References: THEORY §4–5; A. van Meegen and H. Sompolinsky, Nat. Commun. 16, 3354 (2025).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import math
+import time
+
+import numpy as np
+
+from theory.deep_blocks import OneD, tilted_moments
+from theory.deep_large_p import linear_asymptotics, pattern_values, prior_kernels, saturation_levels, vertices
+from solvers.deep.linear import layer_sigmas
+from theory.nonlinearities import get_nonlinearity
+from theory.observables import Observables, check_layer, layer_summaries
+from theory.spec import ModelSpec, SpecError, positive_float
+from theory.codes import code_fractions, neuron_codes
+
+__all__ = ["DeepLargePSolution", "solve_deep_large_p", "deep_large_p_json"]
+
+
+@dataclass
+class DeepLargePSolution:
+    """Leading-order large-P deep solution; interface of :class:`solvers.deep.nonlinear.DeepNonlinearSolution`
+    (``outputs``, ``readout_moment``, ``layer_observables(ℓ)``, ``layer_summaries()``, ``to_json()``).
+    ``branches``: per hidden layer a list of {"a", "pattern", "occupation", "code", "mirror"} (empty for
+    layers without branches)."""
+
+    spec: ModelSpec
+    sigmas: tuple
+    sigma_a_bar: float
+    method: str
+    t: np.ndarray
+    outputs: np.ndarray
+    readout_moment: np.ndarray
+    kernel_diagonals: list
+    kernel_blocks: list
+    branches: list
+    code_fractions: list
+    free_energy: float
+    residual: float
+    converged: bool
+    stable: bool
+    occupations_unique: bool
+    message: str
+    extra: dict = field(default_factory=dict)
+    time_seconds: float = 0.0
+
+    @property
+    def layers(self) -> int:
+        return len(self.sigmas)
+
+    def layer_observables(self, ell: int) -> Observables:
+        check_layer(ell, self.layers)
+        return Observables(outputs=self.outputs, readout_moment=self.readout_moment,
+                           kernel_diagonal=np.asarray(self.kernel_diagonals[ell - 1]),
+                           kernel_blocks=np.asarray(self.kernel_blocks[ell - 1]))
+
+    def observables(self) -> Observables:
+        return self.layer_observables(self.layers)
+
+    def layer_summaries(self) -> list:
+        out = layer_summaries(self, self.layers)
+        for ell, entry in enumerate(out):
+            entry["branches"] = self.branches[ell]
+            entry["code_fractions"] = self.code_fractions[ell]
+        return out
+
+    def to_json(self) -> dict:
+        return {"layers": self.layer_summaries(), "sigmas": list(self.sigmas), "sigma_a_bar": self.sigma_a_bar,
+                "class_fractions": list(self.spec.class_fractions), "temperature": self.spec.temperature,
+                "converged": self.converged, "stable": self.stable, "occupations_unique": self.occupations_unique,
+                "outputs": self.outputs.tolist(), "readout_moment": self.readout_moment.tolist(), "t": self.t.tolist(),
+                "free_energy": self.free_energy if math.isfinite(self.free_energy) else None, "residual": self.residual, "message": self.message,
+                "method": self.method, "time_seconds": self.time_seconds,
+                **{k: v for k, v in self.extra.items() if isinstance(v, (int, float, str, bool, list, dict))}}
+
+
+# ----------------------------------------------------------------------------- saturated readout problem
+def _smoothed(t, B, rho, sbar, T, beta):
+    """G_β, gradient (m²) and Hessian (m² × m²) of the smoothed dual (module docstring)."""
+    m = len(rho)
+    Q, A = pattern_values(t, B, rho, sbar)
+    qmax = Q.max()
+    w = np.exp(beta * (Q - qmax))
+    Z = w.sum()
+    pi = w / Z
+    W = B * rho[None, :]  # w_b = ρ ⊙ b
+    G = qmax + math.log(Z) / beta - rho @ np.diag(t) + 0.5 * T * rho @ np.sum(t * t, axis=1)
+    g_b = np.einsum("bc,br->bcr", W, A).reshape(len(B), -1)  # ∂Q_b/∂t
+    g = pi @ g_b + (T * rho[:, None] * t - np.diag(rho)).ravel()
+    H = sbar**2 * np.kron((W * pi[:, None]).T @ W, np.eye(m))
+    gm = pi @ g_b
+    H += beta * ((g_b * pi[:, None]).T @ g_b - np.outer(gm, gm))
+    H += T * np.kron(np.diag(rho), np.eye(m))
+    return G, g, H, pi
+
+
+def _minimise_smoothed(t, B, rho, sbar, T, betas):
+    m = len(rho)
+    for beta_rel in betas:
+        Q, _ = pattern_values(t, B, rho, sbar)
+        beta = beta_rel / max(abs(Q.max()), 1e-3)
+        for _ in range(100):
+            G, g, H, pi = _smoothed(t, B, rho, sbar, T, beta)
+            step = -np.linalg.solve(H + 1e-14 * np.eye(len(g)), g)
+            lam = 1.0
+            while lam > 1e-10:
+                tn = t + lam * step.reshape(m, m)
+                if _smoothed(tn, B, rho, sbar, T, beta)[0] <= G + 1e-4 * lam * g @ step:
+                    break
+                lam *= 0.5
+            t = tn
+            if np.max(np.abs(g)) < 1e-12 or lam * np.max(np.abs(step)) < 1e-14:
+                break
+    return t, pi
+
+
+def _branch_residual(t, P, Bs, rho, sbar, T):
+    m = len(rho)
+    Q, A = pattern_values(t, Bs, rho, sbar)
+    f = np.einsum("g,gc,gr->cr", P, Bs, A)
+    return np.concatenate([(f + T * t - np.eye(m)).ravel(), Q[1:] - Q[0], [P.sum() - 1.0]]), f, A, Q
+
+
+def _branch_jacobian(t, P, Bs, rho, sbar, T, A):
+    m, n = len(rho), len(P)
+    W = Bs * rho[None, :]
+    J = np.zeros((m * m + n, m * m + n))
+    # f-part: ∂f[c,r]/∂t[d,s] = σ̄² Σ_g P_g b_gc w_gd δ_rs ; ∂f[c,r]/∂P_g = b_gc a_gr
+    J[:m * m, :m * m] = sbar**2 * np.kron((Bs * P[:, None]).T @ W, np.eye(m)) + T * np.eye(m * m)
+    J[:m * m, m * m:] = np.einsum("gc,gr->crg", Bs, A).reshape(m * m, n)
+    gQ = np.einsum("gc,gr->gcr", W, A).reshape(n, -1)
+    J[m * m:m * m + n - 1, :m * m] = gQ[1:] - gQ[0]
+    J[-1, m * m:] = 1.0
+    return J
+
+
+def _newton_branches(t, P, Bs, rho, sbar, T, tol, maxiter=60):
+    m = len(rho)
+    for _ in range(maxiter):
+        F, f, A, Q = _branch_residual(t, P, Bs, rho, sbar, T)
+        if np.max(np.abs(F)) < tol:
+            break
+        J = _branch_jacobian(t, P, Bs, rho, sbar, T, A)
+        step = np.linalg.lstsq(J, -F, rcond=1e-13)[0]
+        lam, nF = 1.0, np.linalg.norm(F)
+        while lam > 1e-6:
+            tn, Pn = t + lam * step[:m * m].reshape(m, m), P + lam * step[m * m:]
+            if np.linalg.norm(_branch_residual(tn, Pn, Bs, rho, sbar, T)[0]) < (1 - 1e-4 * lam) * nF:
+                break
+            lam *= 0.5
+        t, P = tn, Pn
+    F, f, A, Q = _branch_residual(t, P, Bs, rho, sbar, T)
+    J = _branch_jacobian(t, P, Bs, rho, sbar, T, A)
+    occ_rank = np.linalg.matrix_rank(J[:, m * m:], tol=1e-9 * max(1.0, np.abs(J).max()))
+    return t, P, float(np.max(np.abs(F))), bool(occ_rank == len(P))
+
+
+def solve_saturated(rho, sigma_a_bar: float, temperature: float, levels, odd: bool, *, tol: float = 1e-11,
+                    betas=(1e2, 1e3, 1e4, 1e5, 1e6), max_refits: int = 10, patterns=None) -> dict:
+    """Minimiser t* of the saturated G∞ and its branches (module docstring). Returns a dict with t,
+    patterns B (n, m), readouts A (n, m), occupations P (n,), Q_max, free energy, residual, flags.
+    ``patterns``: the admissible activation patterns (rows), default all vertices {φ_-, φ_+}^m."""
+    rho = np.asarray(rho, dtype=np.float64)
+    m = len(rho)
+    T = float(temperature)
+    B = vertices(levels, m, odd) if patterns is None else np.atleast_2d(np.asarray(patterns, dtype=np.float64))
+    t, pi = _minimise_smoothed(np.zeros((m, m)), B, rho, sigma_a_bar, T, betas)
+    Q, _ = pattern_values(t, B, rho, sigma_a_bar)
+    active = list(np.flatnonzero((Q >= Q.max() - 1e-7 * (1 + abs(Q.max()))) | (pi > 1e-8)))
+    P = pi[active] / pi[active].sum()
+    msg = ""
+    for _ in range(max_refits):
+        t, P, res, unique = _newton_branches(t, P, B[active], rho, sigma_a_bar, T, tol)
+        Q, _ = pattern_values(t, B, rho, sigma_a_bar)
+        qb = Q[active[0]]
+        missing = [i for i in range(len(B)) if i not in active and Q[i] > qb + 1e-9 * (1 + abs(qb))]
+        negative = [j for j, p in enumerate(P) if p < -tol]
+        if not missing and not negative and res < tol:
+            break
+        if negative:
+            j = int(np.argmin(P))
+            del active[j]
+            P = np.delete(P, j)
+            P = np.maximum(P, 0) / np.maximum(P, 0).sum()
+        for i in missing:
+            active.append(i)
+            P = np.append(P * 0.9, 0.1 / max(len(missing), 1))
+        msg = f"re-fitted the branch set ({len(missing)} added, {len(negative)} negative)"
+    Q, A = pattern_values(t, B, rho, sigma_a_bar)
+    qmax = float(Q.max())
+    is_global = bool(np.all(Q[active] >= qmax - 1e-9 * (1 + abs(qmax))))
+    G = qmax - rho @ np.diag(t) + 0.5 * T * rho @ np.sum(t * t, axis=1)
+    ok = bool(res < tol and np.all(P >= -tol) and is_global)
+    return {"t": t, "B": B[active], "A": A[active], "P": P, "Q_max": qmax, "free_energy": float(G),
+            "residual": res, "converged": ok, "occupations_unique": unique, "message": msg, "global": is_global}
+
+
+# ----------------------------------------------------------------------------- codes
+def _pattern_code(b, m) -> str:
+    code = int(neuron_codes(np.asarray(b, dtype=np.float64)[None, :])[0])
+    return "".join("1" if (code >> c) & 1 else "0" for c in range(m))
+
+
+def _prior_codes(name, sigmas, priors, m, n, seed):
+    """Code fractions of prior (untilted) neurons of each hidden layer: class means E_z φ(ξ_c + s z),
+    ξ ~ N(0, σ_ℓ² k_{ℓ-1}) (zero for ℓ = 1), from ``n`` sampled neurons (error ~ √(f(1−f)/n))."""
+    rng = np.random.default_rng(seed)
+    oned = OneD.for_nonlinearity(name, 40)
+    out = []
+    for ell, sig in enumerate(sigmas, start=1):
+        if ell == 1:
+            xi, s = np.zeros((n, m)), np.full(m, sig)
+        else:
+            d, c = priors[ell - 2]  # prior input kernel: c on every pair (k = c 11ᵀ), d on the diagonal
+            xi = sig * math.sqrt(max(c, 0.0)) * rng.standard_normal((n, 1)) * np.ones((1, m))
+            s = np.full(m, sig * math.sqrt(max(d - c, 1e-300)))
+        means = tilted_moments(oned, xi, np.zeros((n, m)), s, np.zeros(m))[1]
+        out.append(code_fractions(neuron_codes(means), m))
+    return out
+
+
+# ----------------------------------------------------------------------------- entry point
+def solve_deep_large_p(spec: ModelSpec, layers: int = 2, sigmas=None, sigma_a_bar: float | None = None, *,
+                       patterns: str = "all", tol: float = 1e-11, code_neurons: int = 4000,
+                       seed: int = 0) -> DeepLargePSolution:
+    """Leading-order P → ∞ solution of the deep class-block theory (module docstring).
+
+    ``spec``: orthogonal class data (its class fractions ρ_c, T, φ; σ_1 = ``spec.sigma_w``);
+    ``sigmas``: hidden priors σ_1..σ_L (default: :func:`solvers.deep.linear.layer_sigmas`);
+    ``sigma_a_bar``: σ̄_a (default σ_a √P of ``spec``). ``code_neurons``: prior neurons sampled for
+    the lower layers' code fractions. ``patterns``: "all" (the P → ∞ limit: every saturation pattern is
+    reachable at o(P) cost) or "prior-span" (only the patterns reachable with ξ in the span of the
+    *prior* kernel k_{L-1}, i.e. b ∈ {φ_- 1, φ_+ 1} when Eφ ≠ 0 and b = 0 (no saturation, f = 0) for
+    odd φ: the constrained solution that the finite-P theory follows while the √(P log P) cost of
+    learning class contrasts in the lower layers still dominates, see :mod:`theory.deep_large_p`)."""
+    t0 = time.perf_counter()
+    if patterns not in ("all", "prior-span"):
+        raise SpecError(f"patterns must be 'all' or 'prior-span' (got {patterns!r})")
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"spec must be a ModelSpec (got {type(spec).__name__})")
+    if spec.inputs is not None:
+        raise SpecError("solve_deep_large_p needs orthogonal class-structured data (inputs=None)")
+    sig = layer_sigmas(spec, layers, sigmas)
+    L, m = len(sig), spec.m
+    sbar = positive_float("sigma_a_bar (σ̄_a, σ_a² = σ̄_a²/P)",
+                          spec.sigma_a * math.sqrt(spec.P) if sigma_a_bar is None else sigma_a_bar)
+    rho = np.asarray(spec.class_fractions, dtype=np.float64)
+    T = spec.temperature
+    name = get_name(spec)
+    if L == 1:
+        return _one_layer(spec, sig, sbar, rho, t0)
+    if name == "linear":
+        return _linear(spec, sig, sbar, rho, t0)
+    lo, hi, odd = saturation_levels(name)
+    if not T > 0.0:
+        raise SpecError(f"temperature must be > 0 for the deep large-P solver (got {T!r}); at T = 0 G∞ is not "
+                        "strictly convex and the branch system is degenerate")
+    B = None
+    if patterns == "prior-span":
+        c_prior = prior_kernels(name, sig[:-1])[0][-1][1]
+        B = np.array([[lo] * m, [hi] * m]) if c_prior > 1e-12 else np.zeros((1, m))
+        odd = False
+    sol = solve_saturated(rho, sbar, T, (lo, hi), odd, tol=tol, patterns=B)
+    Bs, A, P = sol["B"], sol["A"], sol["P"]
+    f = np.einsum("g,gc,gr->cr", P, Bs, A)
+    U = np.einsum("g,gr,gs->rs", P, A, A)
+    kb = np.einsum("g,gc,gd->cd", P, Bs, Bs)
+    priors, perr = prior_kernels(name, sig)
+    diags = [np.full(m, d) for d, _ in priors[:-1]] + [np.diag(kb).copy()]
+    blocks = [np.full((m, m), c) for _, c in priors[:-1]] + [kb]
+    if not np.any(Bs):  # prior-span for odd φ: nothing saturates, the last layer keeps its prior kernel
+        diags[-1], blocks[-1] = np.full(m, priors[-1][0]), np.full((m, m), priors[-1][1])
+    top = []
+    for b, a, p in zip(Bs, A, P):
+        top.append({"a": a.tolist(), "pattern": b.tolist(), "occupation": float(p), "code": _pattern_code(b, m),
+                    "mirror": bool(odd)})
+    fr: dict = {}
+    for br in top:
+        codes = [br["code"]] if not odd else [br["code"], _pattern_code(-np.asarray(br["pattern"]), m)]
+        for c in codes:
+            fr[c] = fr.get(c, 0.0) + br["occupation"] / len(codes)
+    codes = _prior_codes(name, sig[:-1], priors[:-1], m, code_neurons, seed) if code_neurons else [{}] * (L - 1)
+    msg = ("saturated last layer (binary codes), lower layers at their prior kernels; leading order, corrections "
+           "O(1/sqrt(P log P)) (class-contrast codes). " + sol["message"]).strip()
+    return DeepLargePSolution(spec, sig, sbar, "saturated" if patterns == "all" else "saturated, prior-span patterns",
+                              sol["t"], f, U, diags, blocks,
+                              [[] for _ in range(L - 1)] + [top], codes + [fr], sol["free_energy"], sol["residual"],
+                              sol["converged"], True, sol["occupations_unique"], msg,
+                              {"prior_kernel_error": perr, "saturation_levels": [lo, hi], "n_patterns": len(Bs)},
+                              time.perf_counter() - t0)
+
+
+def get_name(spec) -> str:
+    return get_nonlinearity(spec.nonlinearity).name
+
+
+def _one_layer(spec, sig, sbar, rho, t0):
+    from solvers.large_p.solve import solve_large_p
+    from solvers.large_p.problem import LargePProblem
+
+    prob = LargePProblem(nonlinearity=spec.nonlinearity, sigma_w=sig[0], sigma_a_bar=sbar,
+                         temperature=spec.temperature, class_fractions=tuple(rho))
+    lp = solve_large_p(prob)
+    o = lp.observables
+    m = spec.m
+    branches, fr = [], {}
+    for a, p in lp.expanded_branches():
+        means = prob.psi(np.asarray(a) @ lp.t.T)[1] if np.any(a) else prob.psi(np.zeros(m))[1]
+        code = "".join("1" if (int(neuron_codes(np.atleast_2d(means))[0]) >> c) & 1 else "0" for c in range(m))
+        branches.append({"a": np.asarray(a).tolist(), "class_means": np.asarray(means).tolist(),
+                         "occupation": float(p), "code": code, "mirror": False})
+        fr[code] = fr.get(code, 0.0) + float(p)
+    return DeepLargePSolution(spec, sig, sbar, "one-layer large-P (solvers.large_p.solve)", lp.t, o.outputs,
+                              o.readout_moment, [np.asarray(o.kernel_diagonal)], [np.asarray(o.kernel_blocks)],
+                              [branches], [fr], lp.free_energy, lp.residual_norm, lp.converged, lp.converged,
+                              True, lp.message, {"kind": lp.kind}, time.perf_counter() - t0)
+
+
+def _linear(spec, sig, sbar, rho, t0):
+    la = linear_asymptotics(rho, sbar, sig, spec.temperature, spec.P)
+    blocks = [np.diag(b) for b in la["blocks"]]
+    diags = [a + b for a, b in zip(la["alphas"], la["blocks"])]
+    msg = (f"linear φ, L = {len(sig)}: leading-order rich root of the deep linear closed form at P = {spec.P} "
+           f"(no finite P → ∞ limit; relative corrections ~{la['correction_order']:.2g})")
+    return DeepLargePSolution(spec, sig, sbar, "linear-asymptotic", np.diag(la["tau"]), np.diag(la["f"]),
+                              np.diag(la["U"]), diags, blocks, [[] for _ in sig], [{} for _ in sig],
+                              float("nan"), 0.0, True, True, True, msg,
+                              {"eps": la["eps"].tolist(), "correction_order": la["correction_order"]},
+                              time.perf_counter() - t0)
+
+
+def deep_large_p_json(spec: ModelSpec, layers: int, sigmas=None, sigma_a_bar: float | None = None) -> dict:
+    """JSON block for a ``solve --layers L --large-p`` style CLI flag (schema of
+    :func:`solvers.deep.nonlinear.deep_nonlinear_json`)."""
+    out = solve_deep_large_p(spec, layers, sigmas, sigma_a_bar).to_json()
+    out["method"] = "deep large-P leading order (solvers.deep.large_p): " + out["method"]
+    return out

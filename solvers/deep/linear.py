@@ -1,0 +1,558 @@
+"""Deep linear networks, L >= 1 hidden layers, mean-field readout (THEORY §5, any inputs).
+
+Network (THEORY §1): h¹ = W¹x/√N0, h^ℓ = W^ℓ h^{ℓ-1}/√N (ℓ = 2..L), f = N^{-1} a h^L,
+priors W^ℓ_ij ~ N(0, σ_ℓ²), a_ri ~ N(0, σ_a²), β = N/T. Hidden layers keep the standard
+scaling; only the readout is mean-field. N → ∞ at fixed P.
+
+Conventions
+-----------
+"Layer ℓ" is described by its activation kernel K_ℓ = (1/N) Σ_j φ(h^ℓ_j) φ(h^ℓ_j)ᵀ (P × P),
+which for φ(h) = h equals the preactivation kernel; K_0 = X Xᵀ/N0; K̃_ℓ is the conjugate of
+K_ℓ; s_ℓ = σ_1² ⋯ σ_ℓ², s = s_L.
+
+Mean-field equations
+--------------------
+Per neuron the action of THEORY §5 is Σ_{ℓ<L} [−½ tr K̃_ℓ K_ℓ + log Z_ℓ] + Φ_L(t; K_{L-1})
+− Σ_μ t_μ·y_μ + (T/2)||t||². For linear φ every layer is Gaussian:
+
+* layer ℓ < L: p(h) ∝ N(h; 0, σ_ℓ² K_{ℓ-1}) e^{½ hᵀK̃_ℓ h}, log Z_ℓ = −½ log det(I − σ_ℓ² K_{ℓ-1} K̃_ℓ);
+* layer L: integrating the readout a ~ N(0, σ_a² I) out of e^{Σ_μ t_μ·a h_μ} leaves the Gaussian
+  tilt e^{½ hᵀ K̃_L h} with the *effective* conjugate K̃_L := σ_a² t tᵀ, and
+  Φ_L = −½ log det(I − σ_a² σ_L² tᵀ K_{L-1} t).
+
+Stationarity in K̃_ℓ gives K_ℓ = E[h hᵀ] (the tilted covariance); stationarity in K_{ℓ-1} gives
+K̃_{ℓ-1} = 2 ∂ log Z_ℓ / ∂K_{ℓ-1} = σ_ℓ² K̃_ℓ (I − σ_ℓ² K_{ℓ-1} K̃_ℓ)⁻¹. With
+K̃ (I − A K̃)⁻¹ = K̃ + K̃ (A⁻¹ − K̃)⁻¹ K̃ this is the general-L recursion
+
+    K_ℓ     = ((σ_ℓ² K_{ℓ-1})⁻¹ − K̃_ℓ)⁻¹ = (I − σ_ℓ² K_{ℓ-1} K̃_ℓ)⁻¹ σ_ℓ² K_{ℓ-1},   ℓ = 1..L,
+    K̃_{ℓ-1} = σ_ℓ² (K̃_ℓ + K̃_ℓ K_ℓ K̃_ℓ),                                       ℓ = 2..L,
+    K̃_L     = σ_a² t tᵀ,
+    U       = E[a aᵀ] = (σ_a⁻² I − σ_L² tᵀ K_{L-1} t)⁻¹,
+    f       = E[a h^L] = σ_L² K_{L-1} t U = σ_a² K_L t = Y − T t.
+
+For L = 2 this is THEORY §5 (K̃_1 = σ_2² t U tᵀ because σ_a² + σ_a⁴ tᵀK_2 t = U; K_2 by
+Woodbury). For L = 1 it is the one-layer closed form of THEORY §2 (:mod:`theory.linear`).
+
+Solution: one m × m matrix for every depth
+------------------------------------------
+Every conjugate is a rank-m form K̃_ℓ = t Q_ℓ tᵀ. With B_ℓ = σ_ℓ² tᵀ K_{ℓ-1} t the recursion
+gives Q_{ℓ-1} = σ_ℓ² Q_ℓ (I − B_ℓ Q_ℓ)⁻¹ and B_{ℓ+1} = σ_{ℓ+1}² B_ℓ (I − Q_ℓ B_ℓ)⁻¹, from which
+X_ℓ := B_ℓ Q_ℓ obeys X_{ℓ+1} = X_ℓ: **all layers share one symmetric m × m matrix**
+
+    X = σ_a² σ_L² tᵀ K_{L-1} t,   0 ⪯ X ≺ I   (the domain of every layer's Gaussian),
+
+and everything follows from X (s = s_L):
+
+    U = σ_a² (I − X)⁻¹,   Q_ℓ = σ_a² (s/s_ℓ) (I − X)^{−(L−ℓ)},   K_ℓ t = s_ℓ K_0 t (I − X)^{−ℓ},
+    K_ℓ = s_ℓ K_0 + σ_a² s s_ℓ K_0 t [Σ_{k=1}^{ℓ} (I − X)^{−(L+k−1)}] tᵀ K_0,
+    f = σ_a² s K_0 t (I − X)^{−L}.
+
+Each layer multiplies the readout directions by (I − X)⁻¹ (a matrix-valued kernel
+renormalisation). The two remaining equations are
+
+    (1)  σ_a² s K_0 t (I − X)^{−L} + T t = Y        (t given X: diagonal in the eigenbases of K_0, X),
+    (2)  σ_a² s tᵀ K_0 t = X (I − X)^{L−1}.
+
+For L = 1, (2) is X = σ_a² σ_1² tᵀK_0 t and the solution is unique (convex dual). For L >= 2
+the action is not convex and (1)–(2) can have several roots: with orthogonal class data each
+class c is a scalar problem, τ_c(x) = √(x(1−x)^{L−1}/(P_c σ_a² s)), and
+h_c(x) = σ_a² s τ_c (1−x)^{−L} + T τ_c − 1 has one root for L = 1 or T = 0 but three (a "lazy"
+root at small x, an unstable middle one and a "rich" root near x → 1) when σ_a √(s/P_c) is
+small and T moderate: a first-order transition in depth >= 2 linear networks.
+
+Which root: free energy and stability
+-------------------------------------
+Integrating the conjugates out (they are Legendre variables: large deviations of the empirical
+kernels, and the one-layer dual for t) leaves log Z / N = max over K_1..K_{L-1} of
+Ψ = F_L(K_{L-1}) − Σ_{ℓ<L} I_ℓ(K_ℓ | K_{ℓ-1}), with F_L the one-layer log-partition on kernel
+σ_L² K_{L-1} (THEORY §2 dual) and I_ℓ(K | K') = ½[tr(A⁻¹K) − P − log det(A⁻¹K)], A = σ_ℓ² K',
+the Wishart rate function. At a root, Ψ equals the action
+
+    S = −((L−1)/2) tr[X (I − X)⁻¹] − (L/2) log det(I − X) − tr(tᵀY) + (T/2) ||t||²,
+
+(log Z_ℓ = Φ_L = −½ log det(I − X) and tr K̃_ℓ K_ℓ = tr X(I − X)⁻¹ in every layer). The
+solver returns the root with the largest S among the stable ones (local maxima of Ψ) and lists
+all roots it found (:attr:`DeepLinearSolution.saddles`). For orthogonal class data Ψ reduces,
+per class, to the class-mean eigenvalues λ_ℓ of K_ℓ (:func:`class_potential`); at a root
+λ_ℓ = (1 − x)^{−ℓ}, and the tests check that S = Ψ there and that the roots with h_c'(x) > 0 are
+exactly the local maxima of Ψ. For general inputs the stability flag uses the same criterion in
+matrix form (all eigenvalues of the Jacobian of the residual (2) in X have negative real part,
+which for one class is h' > 0); this is a heuristic there, not a proof.
+
+Mean predictor: E[h^ℓ(x*) | h^ℓ(train)] only sees the training tilt, so
+k_ℓ(x*)ᵀ = k_{ℓ-1}(x*)ᵀ K_{ℓ-1}⁻¹ K_ℓ and f(x*) = k_0(x*)ᵀ K_0⁻¹ f = σ_a² s k_0(x*)ᵀ t (I − X)^{−L}:
+at T = 0 the lazy predictor k_0ᵀ K_0⁻¹ Y for every depth.
+
+Class-structured orthogonal data (K_0 = I, THEORY §3): X = diag(x_c), t = E diag(τ_c) with the
+class indicator E, and K_ℓ = s_ℓ I + E k_ℓ Eᵀ with
+k_ℓ = diag(σ_a² s s_ℓ τ_c² Σ_{k=1}^{ℓ} (1 − x_c)^{−(L+k−1)}): kernel class diagonal s_ℓ + k_ℓ[c, c],
+class blocks k_ℓ (one-layer schema, :mod:`theory.observables`); f = diag(σ_a² s τ_c (1−x_c)^{−L}),
+U = diag(σ_a² / (1 − x_c)). :func:`solve_deep_linear_classes` finds every root of each h_c by
+bracketing on a grid in u = −log(1 − x) and bisection.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import math
+import time
+
+import numpy as np
+from scipy import optimize
+
+from theory.linear import class_summary
+from theory.observables import Observables, check_layer, layer_summaries
+from theory.spec import ModelSpec, SpecError
+
+__all__ = ["DeepLinearError", "DeepLinearSolution", "DeepLinearClassSolution", "layer_sigmas",
+           "solve_deep_linear", "solve_deep_linear_classes", "deep_linear_residuals", "class_potential",
+           "solve_deep_json"]
+
+
+class DeepLinearError(RuntimeError):
+    """No solution of the deep linear equations inside the domain was found."""
+
+
+def layer_sigmas(spec: ModelSpec, layers, sigmas=None) -> tuple:
+    """(σ_1, ..., σ_L) validated: ``sigmas`` (length L, each > 0) or L copies of spec.sigma_w."""
+    if isinstance(layers, bool) or not isinstance(layers, (int, np.integer)) or layers < 1:
+        raise SpecError(f"layers must be an integer >= 1 (got {layers!r})")
+    if sigmas is None:
+        return (float(spec.sigma_w),) * int(layers)
+    try:
+        sig = tuple(float(s) for s in sigmas)
+    except (TypeError, ValueError):
+        raise SpecError(f"sigmas must be a sequence of {layers} numbers > 0 (got {sigmas!r})") from None
+    if len(sig) != layers or not all(math.isfinite(s) and s > 0 for s in sig):
+        raise SpecError(f"sigmas must list {layers} finite numbers > 0, σ_1..σ_L (got {sigmas!r})")
+    return sig
+
+
+def _check_spec(spec, what):
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"spec must be a ModelSpec (got {type(spec).__name__})")
+    if spec.nonlinearity != "linear":
+        raise SpecError(f"{what} needs nonlinearity 'linear' (got {spec.nonlinearity!r}); "
+                        "deep nonlinear networks are not solved yet")
+
+
+def _sym(A):
+    return 0.5 * (A + A.T)
+
+
+def _mpow(w, R, p):
+    """R diag(w**p) Rᵀ."""
+    return (R * w**p) @ R.T
+
+
+# ----------------------------------------------------------------------------- general inputs
+@dataclass(frozen=True)
+class DeepLinearSolution:
+    """Deep linear mean-field solution on arbitrary inputs (module docstring for the equations).
+
+    ``kernels[ℓ-1]`` = K_ℓ (P × P activation = preactivation kernel of hidden layer ℓ);
+    ``conjugates[ℓ-1]`` = K̃_ℓ for ℓ = 1..L, the last one the effective K̃_L = σ_a² t tᵀ.
+    ``X``: the shared m × m matrix; ``free_energy``: the action S at this root (= log Z/N up to
+    constants); ``saddles``: every root found, [{"free_energy", "stable", "X_eigenvalues",
+    "selected"}].
+    """
+
+    spec: ModelSpec
+    sigmas: tuple  # σ_1..σ_L
+    X: np.ndarray
+    t: np.ndarray  # (P, m)
+    readout_moment: np.ndarray  # U (m, m)
+    outputs: np.ndarray  # f (P, m)
+    kernels: tuple
+    conjugates: tuple
+    free_energy: float
+    stable: bool
+    residual: float  # max residual of the P × P equations (deep_linear_residuals)
+    saddles: list = field(default_factory=list)
+    time_seconds: float = 0.0
+
+    @property
+    def layers(self) -> int:
+        return len(self.sigmas)
+
+    def observables(self) -> Observables:
+        """Last-layer observables in the one-layer schema (f, U, kernel of layer L)."""
+        return class_summary(self.spec.class_sizes, self.outputs, self.readout_moment, self.kernels[-1])
+
+    def layer_observables(self, ell: int) -> Observables:
+        return class_summary(self.spec.class_sizes, self.outputs, self.readout_moment, self.kernels[ell - 1])
+
+    def layer_summaries(self) -> list:
+        """[{"layer": ℓ, "kernel_diagonal", "kernel_blocks"}] for ℓ = 1..L (:func:`theory.observables.layer_summaries`)."""
+        return layer_summaries(self, self.layers)
+
+    def predict(self, test_inputs) -> np.ndarray:
+        """Mean test predictor f(x*) = σ_a² s k_0(x*)ᵀ t (I − X)^{−L} = k_0(x*)ᵀ K_0⁻¹ f, (n_test, m)."""
+        X = self.spec.inputs if self.spec.inputs is not None else np.sqrt(self.spec.P) * np.eye(self.spec.P)
+        Xs = np.atleast_2d(np.asarray(test_inputs, dtype=np.float64))
+        if Xs.shape[1] != X.shape[1]:
+            raise SpecError(f"test_inputs must have {X.shape[1]} columns like the training inputs (got {Xs.shape[1]})")
+        w, R = np.linalg.eigh(self.X)
+        s = float(np.prod(np.square(self.sigmas)))
+        weights = self.spec.sigma_a**2 * s * self.t @ _mpow(1.0 - w, R, -self.layers)
+        return Xs @ X.T / X.shape[1] @ weights
+
+    def to_json(self) -> dict:
+        o = self.observables()
+        return {"layers": self.layer_summaries(), "sigmas": list(self.sigmas), "outputs": o.outputs.tolist(),
+                "readout_moment": self.readout_moment.tolist(), "free_energy": self.free_energy,
+                "stable": self.stable, "residual": self.residual, "saddles": self.saddles,
+                "time_seconds": self.time_seconds}
+
+
+class _General:
+    """t(X) and the residual of (2) for explicit inputs."""
+
+    def __init__(self, spec: ModelSpec, sig2):
+        self.K0 = spec.input_kernel()
+        self.Y = spec.targets()
+        self.lam, self.V = np.linalg.eigh(self.K0)
+        self.Yq = self.V.T @ self.Y
+        self.T, self.sa2, self.L = spec.temperature, spec.sigma_a**2, len(sig2)
+        self.s = float(np.prod(sig2))
+        self.m = spec.m
+        self.iu = np.triu_indices(self.m)
+
+    def field(self, X):
+        """t from (1): t̃_ij = (VᵀYR)_ij / (σ_a² s λ_i (1 − ξ_j)^{−L} + T), t = V t̃ Rᵀ."""
+        w, R = np.linalg.eigh(_sym(X))
+        den = self.sa2 * self.s * self.lam[:, None] * (1.0 - w[None, :]) ** (-self.L) + self.T
+        tq = (self.Yq @ R) / den
+        return self.V @ tq @ R.T, tq, w, R
+
+    def residual_matrix(self, X):
+        """(I − X)^{−(L−1)/2} σ_a² s tᵀK_0t (I − X)^{−(L−1)/2} − X: equation (2), normalised so that
+        X → I (where both sides of (2) vanish) is not a spurious root."""
+        t, tq, w, R = self.field(X)
+        d = (1.0 - w) ** (-0.5 * (self.L - 1))
+        G = ((tq.T * self.lam) @ tq) * d[:, None] * d[None, :]  # in X's eigenbasis
+        return _sym(self.sa2 * self.s * R @ G @ R.T - X)
+
+    # unknowns: Z = −log(I − X) (symmetric), so that X = I − e^{−Z} ≺ I always
+    def X_of(self, z):
+        Z = np.zeros((self.m, self.m))
+        Z[self.iu] = z
+        Z = Z + np.triu(Z, 1).T
+        w, R = np.linalg.eigh(Z)
+        return _mpow(-np.expm1(-w), R, 1)
+
+    def z_of(self, X):
+        w, R = np.linalg.eigh(_sym(X))
+        w = np.clip(w, -0.5, 1 - 1e-12)
+        return _mpow(-np.log1p(-w), R, 1)[self.iu]
+
+    def residual(self, z):
+        if not np.all(np.isfinite(z)):
+            return np.full(len(z), 1e10)
+        with np.errstate(all="ignore"):
+            try:
+                r = self.residual_matrix(self.X_of(z))[self.iu]
+            except np.linalg.LinAlgError:
+                return np.full(len(z), 1e10)
+        return np.where(np.isfinite(r), r, 1e10)
+
+    def action(self, X, t):
+        w = np.linalg.eigvalsh(_sym(X))
+        return float(-0.5 * (self.L - 1) * np.sum(w / (1 - w)) - 0.5 * self.L * np.sum(np.log1p(-w))
+                     - np.sum(t * self.Y) + 0.5 * self.T * np.sum(t * t))
+
+
+def _jacobian(fun, x, eps=1e-7):
+    f0 = fun(x)
+    J = np.empty((len(f0), len(x)))
+    for k in range(len(x)):
+        dx = eps * max(1.0, abs(x[k]))
+        e = np.zeros_like(x)
+        e[k] = dx
+        J[:, k] = (fun(x + e) - fun(x - e)) / (2 * dx)
+    return J
+
+
+def _general_roots(prob: _General):
+    """All roots of (2) found from several starts, as a list of X (deduplicated)."""
+    m, T, sa2, s = prob.m, prob.T, prob.sa2, prob.s
+    starts = []
+    # lazy start: t from (1) at X = 0
+    t0 = prob.field(np.zeros((m, m)))[0]
+    starts.append(prob.z_of(np.clip(sa2 * s * t0.T @ prob.K0 @ t0, 0, 0.9)))
+    # rich start: one-layer T = 0 relation at σ² = s: V A V + V = σ_a⁻² I, A = Yᵀ K_0⁺ Y / s, X = I − σ_a² V
+    lam = np.maximum(prob.lam, max(T / s, 1e-12 * prob.lam.max()))
+    A = _sym((prob.Yq.T / lam) @ prob.Yq / s)
+    a, W = np.linalg.eigh(A)
+    a = np.maximum(a, 0.0)
+    v = np.where(a > 1e-14, (-1 + np.sqrt(1 + 4 * a / sa2)) / (2 * np.where(a > 1e-14, a, 1.0)), 1.0 / sa2)
+    starts.append(prob.z_of(np.eye(m) - sa2 * _mpow(v, W, 1)))
+    for zeta in (0.05, 0.3, 1.0, 2.0, 4.0, 8.0, 16.0):
+        starts.append((zeta * np.eye(m))[prob.iu])
+    roots = []
+    for z0 in starts:
+        sol = optimize.root(prob.residual, z0, method="hybr", options={"xtol": 1e-13, "maxfev": 400 * len(z0)})
+        if not np.all(np.isfinite(sol.x)):
+            continue
+        try:
+            X = prob.X_of(sol.x)
+            w = np.linalg.eigvalsh(X)
+            r = prob.residual_matrix(X)
+        except np.linalg.LinAlgError:
+            continue
+        if w.min() < -1e-10 or w.max() >= 1 or not np.all(np.isfinite(r)):
+            continue
+        if np.max(np.abs(r)) > 1e-10 * max(1.0, np.max(np.abs(X))):
+            continue
+        if all(np.max(np.abs(X - Y)) > 1e-7 for Y, _ in roots):
+            roots.append((X, sol.x))
+    return roots
+
+
+def solve_deep_linear(spec: ModelSpec, layers: int = 2, sigmas=None) -> DeepLinearSolution:
+    """Deep linear mean-field solution, L = ``layers`` hidden layers, on the inputs of ``spec``.
+
+    ``sigmas``: per-layer prior standard deviations σ_1..σ_L (default: all ``spec.sigma_w``).
+    Roots of the reduced equation (2) are searched from a lazy start, a rich start and a ladder of
+    X = (1 − e^{−ζ}) I; the stable root with the largest action S is returned, all roots in
+    ``saddles``. T = 0 needs a non-singular K_0. Raises :class:`DeepLinearError` if no root inside
+    the domain 0 ⪯ X ≺ I is found.
+    """
+    _check_spec(spec, "solve_deep_linear")
+    sig = layer_sigmas(spec, layers, sigmas)
+    start = time.perf_counter()
+    sig2 = [s * s for s in sig]
+    prob = _General(spec, sig2)
+    if spec.temperature == 0.0 and prob.lam.min() <= 1e-12 * max(prob.lam.max(), 1e-300):
+        raise SpecError("temperature = 0 needs a non-singular input kernel K0 = X Xᵀ/N0 "
+                        "(inputs are linearly dependent); use temperature > 0")
+    roots = _general_roots(prob)
+    if not roots:
+        raise DeepLinearError(f"deep linear equations: no root inside the domain 0 <= X < I found "
+                              f"(layers = {len(sig)}, T = {spec.temperature}); please report")
+    saddles = []
+    for X, z in roots:
+        t = prob.field(X)[0]
+        ev = np.linalg.eigvals(_jacobian(prob.residual, z))
+        saddles.append({"free_energy": prob.action(X, t), "stable": bool(np.all(ev.real < 0)),
+                        "X_eigenvalues": np.linalg.eigvalsh(X).tolist(), "selected": False})
+    order = sorted(range(len(roots)), key=lambda i: (not saddles[i]["stable"], -saddles[i]["free_energy"]))
+    best = order[0]
+    saddles[best]["selected"] = True
+    saddles = [saddles[i] for i in order]
+    sol = _build_general(spec, sig, prob, roots[best][0], saddles[0]["free_energy"], saddles[0]["stable"], saddles)
+    res = max(deep_linear_residuals(sol).values())
+    return DeepLinearSolution(**{**sol.__dict__, "residual": res, "time_seconds": time.perf_counter() - start})
+
+
+def _build_general(spec, sig, prob, X, S, stable, saddles):
+    sig2 = [s * s for s in sig]
+    sa2, s = spec.sigma_a**2, prob.s
+    L = len(sig)
+    t = prob.field(X)[0]
+    w, R = np.linalg.eigh(X)
+    K0 = prob.K0
+    K0t = K0 @ t
+    kernels, acc = [], np.zeros_like(X)
+    for ell in range(1, L + 1):
+        sl = float(np.prod(sig2[:ell]))
+        acc = acc + _mpow(1.0 - w, R, -(L + ell - 1))
+        kernels.append(_sym(sl * K0 + sa2 * s * sl * K0t @ acc @ K0t.T))
+    conj = []
+    for ell in range(1, L + 1):
+        Q = sa2 * s / float(np.prod(sig2[:ell])) * _mpow(1.0 - w, R, -(L - ell))
+        conj.append(_sym(t @ Q @ t.T))
+    U = sa2 * _mpow(1.0 - w, R, -1)
+    f = sa2 * s * K0t @ _mpow(1.0 - w, R, -L)
+    return DeepLinearSolution(spec=spec, sigmas=sig, X=X, t=t, readout_moment=U, outputs=f, kernels=tuple(kernels),
+                              conjugates=tuple(conj), free_energy=S, stable=stable, residual=0.0, saddles=saddles)
+
+
+def deep_linear_residuals(sol: DeepLinearSolution, relative: bool = True) -> dict:
+    """Max-abs residuals of the P × P recursion, written without inverting K_0:
+
+    * ``kernel``: (I − σ_ℓ² K_{ℓ-1} K̃_ℓ) K_ℓ − σ_ℓ² K_{ℓ-1}, ℓ = 1..L;
+    * ``conjugate``: K̃_{ℓ-1} − σ_ℓ² (K̃_ℓ + K̃_ℓ K_ℓ K̃_ℓ), ℓ = 2..L, and K̃_L − σ_a² t tᵀ;
+    * ``readout``: U (σ_a⁻² I − σ_L² tᵀ K_{L-1} t) − I;
+    * ``outputs``: f − σ_L² K_{L-1} t U and f − σ_a² K_L t;
+    * ``field``: f + T t − Y.
+
+    With ``relative`` each residual is divided by max(1, largest |entry| of the terms it
+    compares), so that round-off on large terms (t ~ Y/T along null directions of a singular K_0)
+    reads as round-off.
+    """
+    spec = sol.spec
+    K0 = spec.input_kernel()
+    P, m = sol.t.shape
+    sig2 = [s * s for s in sol.sigmas]
+    Ks = [K0, *sol.kernels]
+    t, U, f = sol.t, sol.readout_moment, sol.outputs
+
+    def r(*terms):
+        tot = sum(terms)
+        scale = max(1.0, *(float(np.max(np.abs(x))) for x in terms)) if relative else 1.0
+        return float(np.max(np.abs(tot))) / scale
+
+    r_k = max(r(Ks[ell + 1], -sig2[ell] * Ks[ell] @ sol.conjugates[ell] @ Ks[ell + 1], -sig2[ell] * Ks[ell])
+              for ell in range(len(sig2)))
+    r_c = r(sol.conjugates[-1], -spec.sigma_a**2 * t @ t.T)
+    for ell in range(1, len(sig2)):
+        Kt = sol.conjugates[ell]
+        r_c = max(r_c, r(sol.conjugates[ell - 1], -sig2[ell] * Kt, -sig2[ell] * Kt @ Ks[ell + 1] @ Kt))
+    r_u = r(U / spec.sigma_a**2, -sig2[-1] * U @ t.T @ Ks[-2] @ t, -np.eye(m))
+    r_f = max(r(f, -sig2[-1] * Ks[-2] @ t @ U), r(f, -spec.sigma_a**2 * Ks[-1] @ t))
+    r_t = r(f, spec.temperature * t, -spec.targets())
+    return {"kernel": r_k, "conjugate": r_c, "readout": r_u, "outputs": r_f, "field": r_t}
+
+
+# ----------------------------------------------------------------------------- orthogonal class data
+@dataclass(frozen=True)
+class DeepLinearClassSolution:
+    """Class-block solution for orthogonal class-structured data (K_0 = I).
+
+    Per class c: ``x[c]`` (X = diag x), ``tau[c]`` (t_μ = τ_c e_c for μ in c); hidden layer ℓ has
+    K_ℓ = ``alphas[ℓ-1]`` I + E ``blocks[ℓ-1]`` Eᵀ. ``class_roots[c]``: every root of h_c as
+    {"x", "free_energy", "stable", "selected"}; ``free_energy`` = Σ_c of the selected roots.
+    """
+
+    spec: ModelSpec
+    sigmas: tuple
+    x: np.ndarray
+    tau: np.ndarray
+    readout_moment: np.ndarray
+    outputs: np.ndarray  # f per class (m, m), [c, r]
+    alphas: tuple
+    blocks: tuple
+    free_energy: float
+    class_roots: list
+    time_seconds: float = 0.0
+
+    @property
+    def layers(self) -> int:
+        return len(self.sigmas)
+
+    def layer_observables(self, ell: int) -> Observables:
+        """Observables with the kernel of hidden layer ``ell`` (1..L)."""
+        check_layer(ell, self.layers)
+        k = self.blocks[ell - 1]
+        return Observables(outputs=self.outputs, readout_moment=self.readout_moment,
+                           kernel_diagonal=self.alphas[ell - 1] + np.diag(k), kernel_blocks=k.copy())
+
+    def observables(self) -> Observables:
+        return self.layer_observables(self.layers)
+
+    def layer_summaries(self) -> list:
+        """[{"layer": ℓ, "kernel_diagonal", "kernel_blocks"}] for ℓ = 1..L (:func:`theory.observables.layer_summaries`)."""
+        return layer_summaries(self, self.layers)
+
+    def to_json(self) -> dict:
+        return {"layers": self.layer_summaries(), "sigmas": list(self.sigmas), "outputs": self.outputs.tolist(),
+                "readout_moment": self.readout_moment.tolist(), "free_energy": self.free_energy,
+                "X_diagonal": self.x.tolist(), "class_roots": self.class_roots, "time_seconds": self.time_seconds}
+
+
+def _class_roots(p, sa2, s, T, L, n_grid=4000):
+    """Every root x ∈ (0, 1) of h(x) = σ_a² s τ (1−x)^{−L} + T τ − 1, τ = √(x(1−x)^{L−1}/(p σ_a² s)).
+
+    Bracketed on a grid in u = −log(1 − x) ∈ [1e-12, min(60, 600/L)], refined by brentq. Returns a list of
+    (x, τ, S, stable) with the per-class action S and stability h'(x) > 0.
+    """
+    def tau(u):
+        x = -math.expm1(-u)
+        return math.sqrt(x * math.exp(-(L - 1) * u) / (p * sa2 * s))
+
+    def h(u):
+        tu = tau(u)
+        return sa2 * s * tu * math.exp(L * u) + T * tu - 1.0
+
+    us = np.geomspace(1e-12, min(60.0, 600.0 / L), n_grid)
+    tv = np.sqrt(-np.expm1(-us) * np.exp(-(L - 1) * us) / (p * sa2 * s))
+    hv = sa2 * s * tv * np.exp(L * us) + T * tv - 1.0
+    out = []
+    for i in np.nonzero(np.sign(hv[:-1]) != np.sign(hv[1:]))[0]:
+        u = optimize.brentq(h, us[i], us[i + 1], xtol=1e-15, rtol=1e-15)
+        x, tu = -math.expm1(-u), tau(u)
+        S = -0.5 * (L - 1) * math.expm1(u) - 0.5 * L * (-u) - p * tu + 0.5 * T * p * tu * tu
+        out.append((x, tu, S, bool(hv[i + 1] > hv[i])))
+    return out
+
+
+def solve_deep_linear_classes(spec: ModelSpec, layers: int = 2, sigmas=None) -> DeepLinearClassSolution:
+    """Class-block solution for orthogonal class-structured data (spec.inputs is None): O(L m) scalars.
+
+    Each class picks its stable root with the largest action (the classes decouple, S is additive).
+    """
+    _check_spec(spec, "solve_deep_linear_classes")
+    if spec.inputs is not None:
+        raise SpecError("solve_deep_linear_classes needs orthogonal class-structured data (inputs=None); "
+                        "use solve_deep_linear for explicit inputs")
+    sig = layer_sigmas(spec, layers, sigmas)
+    start = time.perf_counter()
+    sig2 = [v * v for v in sig]
+    L, m, sa2, T = len(sig), spec.m, spec.sigma_a**2, spec.temperature
+    s = float(np.prod(sig2))
+    xs, taus, S_total, class_roots = [], [], 0.0, []
+    for c, p in enumerate(spec.class_sizes):
+        roots = _class_roots(p, sa2, s, T, L)
+        if not roots:
+            raise DeepLinearError(f"deep linear class equation: no root in 0 < x < 1 for class {c} "
+                                  f"(P_c = {p}, layers = {L}, T = {T}); please report")
+        best = max(range(len(roots)), key=lambda i: (roots[i][3], roots[i][2]))
+        x, tu, S, _ = roots[best]
+        xs.append(x), taus.append(tu)
+        S_total += S
+        class_roots.append([{"x": r[0], "free_energy": r[2], "stable": r[3], "selected": i == best}
+                            for i, r in enumerate(roots)])
+    x, tau = np.array(xs), np.array(taus)
+    alphas, blocks = [], []
+    acc = np.zeros(m)
+    for ell in range(1, L + 1):
+        sl = float(np.prod(sig2[:ell]))
+        acc = acc + (1.0 - x) ** (-(L + ell - 1))
+        alphas.append(sl)
+        blocks.append(np.diag(sa2 * s * sl * tau**2 * acc))
+    U = np.diag(sa2 / (1.0 - x))
+    f = np.diag(sa2 * s * tau * (1.0 - x) ** (-L))
+    return DeepLinearClassSolution(spec=spec, sigmas=sig, x=x, tau=tau, readout_moment=U, outputs=f,
+                                   alphas=tuple(alphas), blocks=tuple(blocks), free_energy=S_total,
+                                   class_roots=class_roots, time_seconds=time.perf_counter() - start)
+
+
+def class_potential(spec: ModelSpec, layers: int, c: int, lambdas, sigmas=None) -> float:
+    """Ψ_c(λ_1..λ_{L-1}) for class c of orthogonal data: the variational function whose maximum is
+    the class's share of log Z / N (module docstring).
+
+    λ_ℓ is the eigenvalue of K_ℓ along the class-mean direction (the within-class bulk stays at
+    s_ℓ); Ψ_c = F(σ_L² λ_{L-1}) − ½ Σ_ℓ [r_ℓ − 1 − log r_ℓ], r_ℓ = λ_ℓ / (σ_ℓ² λ_{ℓ-1}), λ_0 = 1,
+    F(κ) = min_θ [−½ log(1 − σ_a² κ θ²) − √P_c θ + (T/2) θ²] (the one-layer dual along that direction).
+    """
+    sig = layer_sigmas(spec, layers, sigmas)
+    sig2 = [v * v for v in sig]
+    lam = [1.0, *[float(v) for v in lambdas]]
+    if len(lam) != len(sig):
+        raise SpecError(f"lambdas must list layers − 1 = {len(sig) - 1} values (got {len(lam) - 1})")
+    p, sa2, T = spec.class_sizes[c], spec.sigma_a**2, spec.temperature
+    kappa = sig2[-1] * lam[-1]
+    ub = 1.0 / math.sqrt(sa2 * kappa)
+
+    def dg(th):  # derivative of the one-layer dual in θ
+        return sa2 * kappa * th / (1 - sa2 * kappa * th * th) - math.sqrt(p) + T * th
+
+    th = optimize.brentq(dg, 0.0, ub * (1 - 1e-15), xtol=1e-16, rtol=1e-15)
+    F = -0.5 * math.log1p(-sa2 * kappa * th * th) - math.sqrt(p) * th + 0.5 * T * th * th
+    out = F
+    for ell in range(1, len(lam)):
+        r = lam[ell] / (sig2[ell - 1] * lam[ell - 1])
+        out -= 0.5 * (r - 1 - math.log(r))
+    return out
+
+
+def solve_deep_json(spec: ModelSpec, layers: int, sigmas=None) -> dict:
+    """JSON block for ``codingschemes solve --layers L``: {"layers": [...], "outputs", ...}.
+
+    Orthogonal data use the class-block solver, explicit inputs the general one. Linear φ only.
+    """
+    sol = (solve_deep_linear_classes if spec.inputs is None else solve_deep_linear)(spec, layers, sigmas)
+    out = sol.to_json()
+    out["method"] = "deep linear closed form (solvers.deep.linear)" + (
+        ", class-block reduction" if spec.inputs is None else ", general inputs")
+    return out

@@ -1,0 +1,17 @@
+"""The exact one-hidden-layer theory on orthogonal class-structured data (THEORY §2–3).
+
+Read in this order:
+
+* :mod:`.problem` — the class-structured problem as numbers (ψ tables, class sizes, domain);
+* :mod:`.placement` — where the modes of the readout law p_t(a) are and where nodes go;
+* :mod:`.readout_integral` — moments of p_t(a) with their own error estimate;
+* :mod:`.dual` — the convex dual G(t), its gradient and Hessian, the ReLU barrier;
+* :mod:`.newton`, :mod:`.fixed_point` — the two minimisers of G;
+* :mod:`.solve` — the class-data solve behind :func:`solvers.solve`;
+* :mod:`.compare_large_p` — finite P against the P → ∞ branches of :mod:`solvers.large_p`.
+"""
+from solvers.finite_p.compare_large_p import FiniteComparison, compare_with_finite_p
+from solvers.finite_p.problem import ClassProblem
+from solvers.finite_p.solve import solve_class_data
+
+__all__ = ["ClassProblem", "solve_class_data", "FiniteComparison", "compare_with_finite_p"]

@@ -1,0 +1,137 @@
+"""Newton's method on the convex dual G(t) (THEORY §2).
+
+Step d = −(∇²G)⁻¹ ∇G. A step that would leave the domain of Φ is first cut to
+99% of the way to the boundary (the interior-point fraction-to-boundary
+rule); then backtracking: a trial point outside the domain (q(t) >= 1, or a
+non-finite integral) is rejected and α halved; otherwise Armijo's condition
+G(t + αd) <= G(t) + 10⁻⁴ α ∇G·d is required, together with, for steps cut by
+the boundary, the strong-Wolfe curvature condition ∇G(t + αd)·d <= 0.9 |∇G·d|,
+which rejects steps that overshoot the minimiser along d (near the ReLU
+domain boundary G turns up within ~1e-11 of it). Once the Newton decrement
+λ² = −∇G·d is too small for G's rounding to resolve, a step is accepted when
+it lowers the residual. Starting from t = 0 (always inside the domain) this
+converges because G is convex.
+
+For linearly growing φ the minimiser can sit within ~1e-8 of the domain
+boundary q(t) = 1, with the far tail of p(a) along the marginal directions
+carrying an O(1) share of the output (ReLU's condensate, THEORY §4). The
+integrators cover the tail out to a fixed radius; the mass beyond is the
+condensate, found as the multipliers of a log barrier −ε Σ_j log(1 − q_j(t))
+followed from ε = 10⁻² to 10⁻⁸ (three decades per step, each with a
+predictor that keeps the multipliers; an interior-point path, in
+:meth:`DualObjective.small_residual_step`). For interior solutions the
+multipliers vanish as ε → 0.
+
+When the residual max|f − e + T t| (f including the condensate) falls below
+``tol`` the integrator's error check runs; if it fails, the rule is refined
+and Newton continues.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from solvers.finite_p.dual import DualObjective, Outcome, OutsideDomain
+
+__all__ = ["newton", "solve_spd"]
+
+def solve_spd(H: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve H x = b for symmetric H, shifting it to positive definite if needed."""
+    shift = 0.0
+    scale = max(float(np.max(np.abs(np.diag(H)))), 1e-300)
+    for _ in range(60):
+        try:
+            L = np.linalg.cholesky(H + shift * np.eye(len(H)))
+            return np.linalg.solve(L.T, np.linalg.solve(L, b))
+        except np.linalg.LinAlgError:
+            shift = max(2 * shift, 1e-12 * scale)
+    raise np.linalg.LinAlgError("Hessian could not be made positive definite")
+
+
+def _fraction_to_boundary(dual: DualObjective, t: np.ndarray, d: np.ndarray, tau: float = 0.99) -> float:
+    """min(1, τ α_max), α_max the largest step keeping q(t + αd) < 1 (interior-point rule).
+
+    For ReLU-like φ the minimiser can lie within 1e-10 of the domain boundary
+    (the smoothed condensate, THEORY §4); halving alone would approach it one
+    bit per iteration, this rule by a factor 1/(1 − τ).
+    """
+    if dual.prob.margin(t + d) > 0.0:
+        return 1.0
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if dual.prob.margin(t + mid * d) > 0.0:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-3 * hi:
+            break
+    return tau * lo
+
+
+def newton(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, progress=None) -> Outcome:
+    m = dual.prob.m
+    t = np.array(t0, dtype=np.float64)
+    ev = dual.evaluate(t)
+    dual.update_placement(ev)
+    nit = 0
+    best, since_best, best_ev = ev.residual_norm, 0, ev
+    while True:
+        if ev.residual_norm <= dual.tolerance(ev, tol):
+            ev, state = dual.small_residual_step(ev, tol)
+            if state != "continue":
+                return Outcome.finished(ev, state, nit)
+            t = ev.t
+            best, since_best, best_ev = ev.residual_norm, 0, ev
+        if nit >= maxiter:
+            return Outcome(ev, False, 1, f"maximum number of iterations ({maxiter}) reached; "
+                                         f"residual {ev.residual_norm:.2e}", nit)
+        nit += 1
+        g = ev.gradient.ravel()
+        d = solve_spd(dual.hessian(ev), -g)
+        slope = float(g @ d)  # = −λ²
+        alpha = _fraction_to_boundary(dual, t, d.reshape(m, m))
+        limited = alpha < 1.0  # the domain boundary cut the step
+        tiny = -slope < 1e-11 * max(1.0, abs(ev.value))
+        accepted = None
+        for _ in range(16):
+            trial = t + alpha * d.reshape(m, m)
+            try:
+                ev_new = dual.evaluate(trial, hessian=False)  # the Hessian only where a step is accepted
+            except OutsideDomain:
+                alpha *= 0.5
+                continue
+            # strong Wolfe (c2 = 0.9) where steps run into the boundary; elsewhere the Newton step
+            # cannot overshoot and the test would only see integration noise
+            overshoot = limited and float(ev_new.gradient.ravel() @ d) > 0.9 * abs(slope)
+            if (ev_new.value <= ev.value + 1e-4 * alpha * slope and not overshoot) or (
+                    tiny and ev_new.residual_norm < ev.residual_norm):
+                accepted = ev_new
+                break
+            alpha *= 0.5
+        if accepted is None:
+            # Usually the rule is too coarse for G to be consistent: refine it and retry from t.
+            if dual.refine(f"line search failed at iteration {nit}"):
+                dual.update_placement(ev)
+                ev = dual.evaluate(t)
+                continue
+            return Outcome(ev, False, 2, f"line search failed at iteration {nit}; residual {ev.residual_norm:.2e}",
+                           nit)
+        t, ev = accepted.t, accepted
+        dual.update_placement(ev)
+        if progress is not None:
+            progress(nit, ev.residual_norm)
+        # Stagnation: the residual sits at the integration noise floor; refine the rule.
+        if ev.residual_norm < best_ev.residual_norm:
+            best_ev = ev
+        if ev.residual_norm < 0.5 * best or best > 1e-3:  # far from the solution, slow steps are not noise
+            best, since_best = min(best, ev.residual_norm), 0
+        else:
+            since_best += 1
+            if since_best >= 8:
+                since_best = 0
+                if not dual.refine(f"no progress for 8 iterations at residual {best:.1e}"):
+                    final = dual.evaluate(best_ev.t, check=True)
+                    ok = final.residual_norm <= dual.tolerance(final, tol)
+                    return Outcome(final, ok, 0 if ok else 2, "stopped at the integration noise floor "
+                                   f"(best residual {final.residual_norm:.2e})", nit)
+                ev = dual.evaluate(t)

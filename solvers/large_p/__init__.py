@@ -1,0 +1,19 @@
+"""The P → ∞ theory with σ_a² = σ̄_a²/P: branches, symmetry breaking and the ReLU condensate (THEORY §4).
+
+Read in this order:
+
+* :mod:`.problem` — the action S(a; t) and its derivatives;
+* :mod:`.maxima` — all local maxima of S (the branches' readout vectors);
+* :mod:`.dual` — the smoothed non-smooth dual G∞(t);
+* :mod:`.branches` — the branch equations with analytic Jacobian;
+* :mod:`.solve` — the solver (``solve_large_p``) and its result;
+* :mod:`.condensate` — linearly growing φ (ReLU): the domain constraint and its outliers;
+* :mod:`.continuation` — following a solution in one parameter, with special points;
+* :mod:`.phase_diagram` — coding schemes over two parameters.
+"""
+from solvers.large_p.problem import LargePProblem
+from solvers.large_p.solve import (LargePSolution, solutions, solve_branches, solve_large_p,
+                                   symmetric_solution)
+
+__all__ = ["LargePProblem", "LargePSolution", "solve_large_p", "solve_branches", "symmetric_solution",
+           "solutions"]

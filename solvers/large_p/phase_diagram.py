@@ -1,0 +1,407 @@
+"""Phase diagrams of coding schemes in the large-P limit (THEORY §4).
+
+Every point of a two-parameter grid is labelled by the coding scheme of the
+large-P solution there (:func:`coding_scheme`):
+
+* the readout groups: the occupied branches a_γ, a mirror orbit {a, −a} of
+  an odd φ counting as two groups;
+* each group's code, from its class-mean activations m_c = ψ'(t_c·a_γ)
+  (the mean of φ(h_μ) over the inputs of class c under the tilted law):
+  for φ ≥ 0 a class is in the code ("1") when m_c exceeds half the group's
+  largest m_c, as for sampled neurons (:func:`validation.observables.neuron_codes`);
+  for odd φ the code is the sign pattern ("+", "−" written "-", "0" below half
+  the largest |m_c|), and every branch a ≠ 0 also stands for its mirror −a;
+  a group with all |m_c| < 1e-6 is silent ("000");
+* symmetric (one group: every neuron equivalent) or broken (several groups);
+* for linearly growing φ with a condensate, the outliers' codes.
+
+The label is ``"symmetric"`` or ``"broken, <n> groups: <codes>"``. A change of the number
+of groups is a phase transition (symmetry breaking); a change of codes at the
+same number of groups is a crossover of the threshold rule (a class's
+activation of a group passing half the largest), and is marked as such.
+
+The grid is computed row by row (:func:`phase_row`, one row = fixed y): along
+x each solve starts from the previous point's branches
+(:func:`solvers.large_p.solve.solve_branches`, Newton on the branch equations,
+milliseconds) and falls back to the global solver
+(:func:`solvers.large_p.solve.solve_large_p`) whenever the warm solution is not
+the minimiser of G∞ (a branch stopped being a global maximum of S, an
+occupation turned negative, Newton failed) — which is exactly what happens
+at a transition. Between neighbouring points with different labels the
+transition is located by bisection in x (``refine`` halvings), each
+boundary point carrying its bracket (one change per grid interval: two
+changes closer than the grid spacing are resolved only by a finer grid). Rows are the points of a resumable
+sweep (:func:`solvers.sweep.run_sweep`): each finished row is written to
+the sweep file at once, an interrupted diagram resumes without recomputing
+finished rows, and rows run in parallel (processes, or Dask across
+machines). Symmetry-breaking transitions are then followed through the
+plane by pseudo-arclength continuation of the condition that an occupied
+branch stops being a local maximum of S (:func:`trace_transition`);
+crossovers of the code threshold are drawn by joining the bisected points
+of consecutive rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import time
+
+import numpy as np
+
+from theory.spec import SpecError
+
+from solvers.continuation import continue_branch
+from solvers.large_p.solve import LargePSolution, solve_branches, solve_large_p
+from solvers.large_p.branches import branch_system, newton_branches
+from solvers.large_p.problem import LargePProblem, parameter_name
+from solvers.sweep import run_sweep
+from theory.codes import CODE_THRESHOLD, code_string
+
+__all__ = ["coding_scheme", "phase_row", "PhaseDiagram", "phase_diagram", "load_phase_diagram",
+           "trace_transition"]
+
+#: occupations below this are empty branches
+MIN_OCCUPATION = 1e-6
+#: random starts of the global-maximum check in warm steps (the deterministic starts, the previous
+#: point's maxima and the class directions are always used; the global solver uses 16)
+WARM_RANDOM_STARTS = 4
+#: a group whose largest |class-mean activation| is below this is silent (code of zeros)
+SILENT = 1e-6
+
+
+def _code(m: np.ndarray, odd: bool) -> str:
+    return code_string(m, signed=odd, threshold=CODE_THRESHOLD, silent=SILENT)
+
+
+def coding_scheme(sol: LargePSolution) -> dict:
+    """Groups, their codes and occupations, and the label of a large-P solution (module docstring).
+
+    Every occupied branch is a group (for odd φ a branch a ≠ 0 stands for the two groups ±a, codes ±);
+    silent branches (all |m_c| < 1e-6: a ≈ 0) form one group together. The solution is symmetric
+    when there is one group. Occupations are summed per code.
+    """
+    prob = sol.problem
+    odd = prob.phi.odd
+    merged: dict = {}
+    n_groups, silent_seen = 0, False
+    for b in sol.branches:
+        if b.occupation <= MIN_OCCUPATION:
+            continue
+        _, dpsi, _ = prob.psi(sol.t @ b.a)
+        code = _code(np.asarray(dpsi), odd)
+        silent = code == "0" * prob.m
+        if silent and silent_seen:
+            merged[code] += b.occupation  # all silent branches (a ≈ 0) are one group
+            continue
+        silent_seen = silent_seen or silent
+        mirrored = odd and not silent
+        images = [code, code.translate(str.maketrans("+-", "-+"))] if mirrored else [code]
+        n_groups += 2 if mirrored else 1
+        for c in images:
+            merged[c] = merged.get(c, 0.0) + b.occupation / len(images)
+    codes = sorted(merged)
+    symmetric = n_groups <= 1
+    out = {"symmetric": symmetric, "n_groups": n_groups, "codes": codes,
+           "occupations": [merged[c] for c in codes]}
+    cond = getattr(sol, "condensate", None)
+    if cond is not None and hasattr(cond, "codes"):
+        out["condensate_codes"] = sorted("".join("1" if c in set(code) else "0" for c in range(prob.m))
+                                         for code in cond.codes)
+    label = "symmetric" if symmetric else f"broken, {n_groups} groups: " + " ".join(codes)
+    if out.get("condensate_codes"):
+        label += " + outliers " + " ".join(out["condensate_codes"])
+    out["label"] = label
+    return out
+
+
+def _orbits(maxima, odd: bool) -> np.ndarray:
+    """Global maxima of S, one representative per mirror orbit {a, −a} for odd φ."""
+    reps = []
+    for x in maxima.global_maxima:
+        if odd and any(np.linalg.norm(x.a + r) <= 1e-6 * (1 + np.linalg.norm(r)) for r in reps):
+            continue
+        reps.append(x.a)
+    return np.array(reps)
+
+
+def _warm(prob: LargePProblem, prev: LargePSolution | None) -> tuple[LargePSolution, bool]:
+    """(solution, used_global_solver) at ``prob`` starting from the neighbouring solution ``prev``.
+
+    1. Newton on prev's branches (milliseconds). 2. If they stop being the minimiser of G∞ (a
+    transition), Newton on the global maxima of S at the field just found, equally occupied. 3. Only
+    if both fail, the global solver (smoothed dual, about a second).
+    """
+    if prev is not None and prev.converged and prev.kind == "global" and prev.condensate is None:
+        A = np.array([b.a for b in prev.branches])
+        P = np.array([b.occupation for b in prev.branches])
+        try:
+            sol = solve_branches(prob, prev.t, A, P, n_random=WARM_RANDOM_STARTS)
+            if sol.converged and sol.kind == "global" and min(b.occupation for b in sol.branches) > MIN_OCCUPATION:
+                return sol, False
+            if sol.maxima is not None:
+                A2 = _orbits(sol.maxima, prob.phi.odd)
+                sol2 = solve_branches(prob, sol.t, A2, np.full(len(A2), 1.0 / len(A2)), n_random=WARM_RANDOM_STARTS)
+                if (sol2.converged and sol2.kind == "global"
+                        and min(b.occupation for b in sol2.branches) > MIN_OCCUPATION):
+                    return sol2, False
+        except (RuntimeError, np.linalg.LinAlgError, FloatingPointError):
+            pass
+    return solve_large_p(prob, t0=None if prev is None else prev.t), True
+
+
+def _point_summary(sol: LargePSolution) -> dict:
+    scheme = coding_scheme(sol)
+    return {**scheme, "converged": bool(sol.converged), "kind": sol.kind, "free_energy": float(sol.free_energy),
+            "f_diag": np.diag(sol.outputs).tolist(), "U_diag": np.diag(sol.readout_moment).tolist()}
+
+
+def phase_row(job: dict) -> dict:
+    """One row of the diagram (the sweep function): labels along x at fixed y, transitions located.
+
+    ``job``: ``problem`` (:meth:`LargePProblem.to_dict`), ``x_name``, ``x_values``, ``y_name``,
+    ``y`` and ``refine`` (bisection halvings per transition). Returns per-x lists (``label``,
+    ``symmetric``, ``n_groups``, ``codes``, ``converged``, ``free_energy``, ``f_diag``, ``U_diag``)
+    and ``boundaries``: [{x, bracket [lo, hi], left, right}].
+    """
+    start = time.perf_counter()
+    base = LargePProblem(**job["problem"]).with_parameter(job["y_name"], job["y"])
+    xs = [float(x) for x in job["x_values"]]
+    sols, n_global = [], 0
+    prev = None
+    for x in xs:
+        sol, used = _warm(base.with_parameter(job["x_name"], x), prev)
+        n_global += used
+        sols.append(sol)
+        prev = sol
+    points = [_point_summary(s) for s in sols]
+    boundaries = []
+    for i in range(len(xs) - 1):
+        left, right = points[i]["label"], points[i + 1]["label"]
+        if left == right:
+            continue
+        lo, hi, s_lo = xs[i], xs[i + 1], sols[i]
+        for _ in range(int(job.get("refine", 8))):
+            mid = 0.5 * (lo + hi)
+            s_mid, used = _warm(base.with_parameter(job["x_name"], mid), s_lo)
+            n_global += used
+            if coding_scheme(s_mid)["label"] == left:
+                lo, s_lo = mid, s_mid
+            else:
+                hi = mid
+        kind = "transition" if points[i]["n_groups"] != points[i + 1]["n_groups"] else "crossover"
+        boundaries.append({"x": 0.5 * (lo + hi), "bracket": [lo, hi], "left": left, "right": right,
+                           "kind": kind, "left_groups": points[i]["n_groups"],
+                           "right_groups": points[i + 1]["n_groups"]})
+    keys = {k for p in points for k in p}
+    out = {k: [p.get(k) for p in points] for k in sorted(keys)}  # condensate_codes only where condensed
+    out.update({"x": xs, "y": float(job["y"]), "boundaries": boundaries, "global_solves": n_global,
+                "time_seconds": time.perf_counter() - start})
+    return out
+
+
+@dataclass(frozen=True)
+class PhaseDiagram:
+    """Labels on the (x, y) grid, located transitions and boundary curves."""
+
+    x_name: str
+    y_name: str
+    x: np.ndarray
+    y: np.ndarray
+    labels: np.ndarray  # (len(y), len(x)) object array, None where not computed
+    rows: list  # the row results (dicts), None for missing rows
+    path: str | None = None
+    traced: tuple = ()  # transition curves followed by continuation (:func:`trace_transition`)
+
+    @property
+    def boundary_points(self) -> list:
+        return [dict(b, y=r["y"]) for r in self.rows if r is not None for b in r["boundaries"]]
+
+    def boundary_curves(self) -> list:
+        """[{"x": [...], "y": [...], "kind": ...}]: the transitions followed by continuation
+        (kind "transition (continued)"), and every other pair of labels separated on consecutive
+        rows as the bisected points joined in y order (kind "transition" or "crossover")."""
+        curves: dict = {}
+        traced = {tuple(g) for c in self.traced if c["success"] for g in c["groups"]}
+        for b in sorted(self.boundary_points, key=lambda b: (b["y"], b["x"])):
+            key = " | ".join(sorted((b["left"], b["right"])))
+            if b["kind"] == "transition" and tuple(sorted((b["left_groups"], b["right_groups"]))) in traced:
+                continue
+            curves.setdefault((b["kind"], key), []).append((b["x"], b["y"]))
+        out = [{"x": c["x"], "y": c["y"], "kind": c["kind"]} for c in self.traced if c["success"]]
+        return out + [{"x": [p[0] for p in pts], "y": [p[1] for p in pts], "kind": kind}
+                      for (kind, _), pts in curves.items()]
+
+    def records(self) -> list:
+        """Per-point records in the sweep-record layout (for :func:`figures.phase_diagram.plot_phase_diagram`)."""
+        out = []
+        for r in self.rows:
+            if r is None:
+                continue
+            for j, x in enumerate(r["x"]):
+                out.append({"point": {self.x_name: x, self.y_name: r["y"]}, "status": "ok",
+                            "result": {k: r[k][j] for k in ("label", "symmetric", "n_groups", "converged",
+                                                            "free_energy")}})
+        return out
+
+    def to_json(self) -> dict:
+        return {"x_name": self.x_name, "y_name": self.y_name, "x": self.x.tolist(), "y": self.y.tolist(),
+                "labels": [[lab for lab in row] for row in self.labels.tolist()],
+                "boundaries": self.boundary_points, "curves": self.boundary_curves(),
+                "traced": list(self.traced), "path": self.path}
+
+
+def trace_transition(problem: LargePProblem, x_name: str, y_name: str, point: dict, y_range, *,
+                     progress=None) -> dict:
+    """Follow a symmetry-breaking transition curve through the (x, y) plane by continuation.
+
+    On the side of ``point`` (a located transition of :func:`phase_row`) with fewer groups, the
+    occupied branches a_γ are local maxima of S; the transition is where the largest Hessian
+    eigenvalue τ = max_γ λ_max(∇²_a S(a_γ; t)) reaches 0. With the branches continued by Newton
+    on the branch equations (warm, no global search), τ(x; y) = 0 is a scalar equation for x
+    with parameter y, followed by pseudo-arclength continuation (:func:`continue_branch`) from
+    the bisected x* at the point's row to both ends of ``y_range``. Returns
+    {"x": [...], "y": [...], "kind": "transition (continued)", "success": bool, "message": str}.
+    """
+    left_fewer = point["left_groups"] <= point["right_groups"]
+    lo, hi = sorted(point["bracket"])
+    x_side = lo if (left_fewer == (point["bracket"][0] == lo)) else hi
+    base = problem.with_parameter(y_name, point["y"])
+    sol = solve_large_p(base.with_parameter(x_name, x_side))
+    A = np.array([b.a for b in sol.branches])
+    P = np.array([b.occupation for b in sol.branches])
+    start_state = branch_system(base, len(P)).pack(sol.t, A, P)
+    # branch equations are solved from the state at the last accepted continuation step (the anchor):
+    # near τ = 0 their Jacobian is singular, so a start from a rejected trial point can run away
+    state = {"anchor": start_state.copy(), "last": start_state.copy()}
+
+    def tau(xv, y):
+        prob = problem.with_parameter(y_name, y).with_parameter(x_name, float(xv[0]))
+        system = branch_system(prob, len(P))
+        for x0 in (state["anchor"], start_state):
+            out = newton_branches(system, x0)
+            if out.converged:
+                break
+        else:
+            return np.array([np.nan])
+        state["last"] = out.x
+        t, A_, _ = system.unpack(out.x)
+        _, _, hess = prob.action(A_, t, order=2)
+        return np.array([np.max(np.linalg.eigvalsh(hess)[:, -1])])
+
+    def accepted(step, p, info):
+        state["anchor"] = state["last"].copy()
+        return None if progress is None else progress(step, p, info)
+
+    x_star = float(point["x"])
+    curves_x, curves_y, ok, notes = [], [], True, []
+    for y_end in (min(y_range), max(y_range)):
+        if y_end == point["y"]:
+            continue
+        state["anchor"] = start_state.copy()
+        br = continue_branch(tau, [x_star], point["y"], y_end, method="arclength", progress=accepted,
+                             step=0.02 * abs(y_end - point["y"]) + 1e-6,
+                             max_step=0.1 * abs(y_end - point["y"]) + 1e-6)
+        ok = ok and br.success
+        notes.append(br.message)
+        xs, ys = br.x[:, 0].tolist(), br.p.tolist()
+        if y_end < point["y"]:
+            curves_x, curves_y = xs[::-1] + curves_x, ys[::-1] + curves_y
+        else:
+            curves_x, curves_y = curves_x + xs[1:] if curves_x else xs, curves_y + ys[1:] if curves_y else ys
+    return {"x": curves_x, "y": curves_y, "kind": "transition (continued)", "success": ok,
+            "message": "; ".join(notes)}
+
+
+def _same_curve(a: dict, b: dict, tol: float = 1e-6) -> bool:
+    """Two traced curves x(y) that coincide where their y ranges overlap."""
+    ya, xa, yb, xb = (np.asarray(v, dtype=np.float64) for v in (a["y"], a["x"], b["y"], b["x"]))
+    ia, ib = np.argsort(ya), np.argsort(yb)
+    lo, hi = max(ya.min(), yb.min()), min(ya.max(), yb.max())
+    if hi < lo:
+        return False
+    grid = np.linspace(lo, hi, 9)
+    return bool(np.max(np.abs(np.interp(grid, ya[ia], xa[ia]) - np.interp(grid, yb[ib], xb[ib])))
+                <= tol * (1 + np.max(np.abs(xa))))
+
+
+def _assemble(x_name, y_name, xs, ys, records, path) -> PhaseDiagram:
+    rows = [None] * len(ys)
+    for rec in records:
+        if rec["status"] == "ok":
+            rows[rec["index"]] = rec["result"]
+    labels = np.full((len(ys), len(xs)), None, dtype=object)
+    for i, r in enumerate(rows):
+        if r is not None:
+            labels[i, :] = r["label"]
+    return PhaseDiagram(x_name, y_name, np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64),
+                        labels, rows, None if path is None else str(path))
+
+
+def phase_diagram(problem: LargePProblem, x_name: str, x_values, y_name: str, y_values, path, *,
+                  workers: int | None = None, backend: str = "process", dask_address=None, refine: int = 8,
+                  progress=True, trace: bool = True) -> PhaseDiagram:
+    """Label every grid point by its coding scheme, locate the transitions; resumable (``path``).
+
+    ``x_name``/``y_name``: "temperature", "sigma_a_bar", "sigma_w" or "rho_r" (class fraction r,
+    the others rescaled). Rows (fixed y) are the sweep points written to ``path``. With ``trace``,
+    every transition (change in the number of groups) is then followed through the plane by
+    continuation from its middle row (:func:`trace_transition`); crossovers of the code threshold
+    are drawn by joining their bisected points.
+    """
+    if not isinstance(problem, LargePProblem):
+        raise TypeError(f"problem must be a LargePProblem (got {type(problem).__name__})")
+    m = problem.m
+    if parameter_name(x_name, m) == parameter_name(y_name, m):
+        raise SpecError(f"x and y must be different parameters (got {x_name!r} twice)")
+    xs = [float(v) for v in x_values]
+    ys = [float(v) for v in y_values]
+    if len(xs) < 2 or len(ys) < 1:
+        raise SpecError(f"need at least 2 x values and 1 y value (got {len(xs)} and {len(ys)})")
+    for name, vals in ((x_name, xs), (y_name, ys)):
+        for v in (min(vals), max(vals)):
+            problem.with_parameter(name, v)  # validates the range (T >= 0, σ > 0, 0 < ρ < 1)
+    if not isinstance(refine, int) or refine < 0:
+        raise SpecError(f"refine must be an integer >= 0 (got {refine!r})")
+    jobs = [{"problem": problem.to_dict(), "x_name": x_name, "x_values": xs, "y_name": y_name, "y": y,
+             "refine": refine} for y in ys]
+    records = run_sweep(phase_row, jobs, path, workers=workers, backend=backend, dask_address=dask_address,
+                        progress=progress, metadata={"kind": "codingschemes phase-diagram", "x": x_name,
+                                                     "y": y_name, **problem.to_dict()})
+    diagram = _assemble(x_name, y_name, xs, ys, records, path)
+    if not trace or len(ys) < 2:
+        return diagram
+    groups: dict = {}
+    for b in diagram.boundary_points:
+        if b["kind"] == "transition":
+            groups.setdefault(" | ".join(sorted((b["left"], b["right"]))), []).append(b)
+    traced = []
+    for key, pts in groups.items():
+        mid = sorted(pts, key=lambda b: b["y"])[len(pts) // 2]
+        try:
+            curve = trace_transition(problem, x_name, y_name, mid, (min(ys), max(ys)))
+        except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
+            curve = {"x": [], "y": [], "kind": "transition (continued)", "success": False, "message": str(exc)}
+        same = [c for c in traced if c["success"] and curve["success"] and _same_curve(c, curve)]
+        groups_pair = sorted((mid["left_groups"], mid["right_groups"]))
+        if same:  # one transition seen with different codes on its two sides in different rows
+            same[0]["labels"] += " || " + key
+            same[0]["groups"].append(groups_pair)
+            continue
+        traced.append({**curve, "labels": key, "groups": [groups_pair]})
+    return PhaseDiagram(diagram.x_name, diagram.y_name, diagram.x, diagram.y, diagram.labels, diagram.rows,
+                        diagram.path, tuple(traced))
+
+
+def load_phase_diagram(path) -> PhaseDiagram:
+    """The (possibly partial) diagram stored in a phase-diagram sweep file."""
+    from solvers.sweep import load_sweep
+
+    header, records = load_sweep(path)
+    meta = header["metadata"]
+    if meta.get("kind") != "codingschemes phase-diagram":
+        raise SpecError(f"{path} is not a phase-diagram sweep file")
+    ok = [r for r in records if r["status"] == "ok"]
+    xs = ok[0]["point"]["x_values"] if ok else []
+    ys = [None] * header["n_points"]
+    for r in records:
+        ys[r["index"]] = r["point"]["y"]
+    return _assemble(meta["x"], meta["y"], xs, [y if y is not None else np.nan for y in ys], records, path)

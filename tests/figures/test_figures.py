@@ -1,0 +1,72 @@
+"""The figure scripts and ``codingschemes figures`` (figures/gallery.py, solvers/cli_figures.py)."""
+import argparse
+import importlib
+import inspect
+
+import numpy as np
+import pytest
+
+from figures import common
+from figures.gallery import SCRIPTS, run_all
+from codingschemes.cli.figures_cmd import add_figures_parser, run_figures
+from theory.observables import full_kernel
+
+EXPECTED = {"fig_lazy_vs_rich.png", "fig_coding_schemes.png", "fig_readout_distributions.png", "fig_drift.png",
+            "fig_phase_normcdf.png", "fig_generalization.png", "fig_deep_layers_linear.png",
+            "fig_deep_layers_normcdf.png", "fig_deep_layers_relu.png", "fig_deep_lazy_vs_rich.png", "fig_deep_drift.png"}
+MAX_BYTES = 150_000
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(prog="codingschemes")
+    sub = p.add_subparsers(dest="command", required=True)
+    add_figures_parser(sub)
+    return p.parse_args(argv)
+
+
+def test_every_script_has_main():
+    for name in SCRIPTS:
+        module = importlib.import_module(f"figures.{name}")
+        params = list(inspect.signature(module.main).parameters)
+        assert params[:2] == ["out_dir", "quick"], name
+
+
+def test_cli_arguments_and_bad_input(tmp_path, capsys):
+    args = _parse(["figures", "--quick", "--out", str(tmp_path), "--only", "drift"])
+    assert args.quick and args.out == str(tmp_path) and args.only == "drift"
+    assert not _parse(["figures"]).quick
+    assert run_figures(_parse(["figures", "--only", "nonsense", "--out", str(tmp_path)])) == 2
+    assert "unknown figure" in capsys.readouterr().err
+    with pytest.raises(ValueError):
+        run_all(tmp_path, quick=True, only=["nonsense"])
+
+
+def test_full_kernel_and_neuron_order():
+    K = full_kernel((2, 1), [5.0, 6.0], [[1.0, 2.0], [2.0, 3.0]])
+    np.testing.assert_allclose(K, [[5, 1, 2], [1, 5, 2], [2, 2, 6]])
+    a = np.zeros((2, 10))
+    a[0, 3] = 10.0
+    x = np.ones((10, 2))
+    assert common.order_neurons(a, x, (1, 1), 3, "active")[0] == 3
+    assert sorted(common.order_neurons(a, x, (1, 1), 10, "code")) == list(range(10))
+
+
+def test_phase_diagram_figure_quick(tmp_path):
+    """One real script end to end in quick mode (the large-P phase diagram, about 15 s)."""
+    paths = run_all(tmp_path, quick=True, only=["phase_diagram"])
+    assert [p.name for p in paths] == ["fig_phase_normcdf.png"]
+    assert 5_000 < paths[0].stat().st_size < MAX_BYTES
+
+
+@pytest.mark.slow
+def test_quick_mode_writes_every_figure(tmp_path, capsys):
+    """``codingschemes figures --quick`` writes every figure (about a minute), each a small PNG."""
+    assert run_figures(_parse(["figures", "--quick", "--out", str(tmp_path)])) == 0
+    written = {p.name for p in tmp_path.glob("*.png")}
+    assert written == EXPECTED
+    for name in EXPECTED:
+        size = (tmp_path / name).stat().st_size
+        assert 5_000 < size < MAX_BYTES, (name, size)
+    printed = capsys.readouterr()
+    assert all(name in printed.out for name in EXPECTED)
+    assert "[figures" in printed.err  # progress on stderr
