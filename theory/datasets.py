@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from theory.jsonio import jsonable
+
 from theory.spec import ModelSpec, SpecError
 
 __all__ = ["Dataset", "load_digits_dataset", "load_array_dataset", "gaussian_clusters", "read_idx",
@@ -118,13 +120,9 @@ class Dataset:
                          class_sizes=self.class_sizes, inputs=self.train_inputs)
 
     def to_dict(self) -> dict:
-        return {"description": self.description, "classes": [_jsonable(c) for c in self.classes],
+        return {"description": self.description, "classes": [jsonable(c) for c in self.classes],
                 "class_sizes": list(self.class_sizes), "n_test": self.n_test,
                 "n_features": int(self.train_inputs.shape[1]), **self.meta}
-
-
-def _jsonable(v):
-    return v.item() if isinstance(v, np.generic) else v
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -189,7 +187,7 @@ def _split(X, y, classes, train_per_class, test_per_class, standardize, seed, de
     test_per_class = _check_count("test_per_class", test_per_class, True)
     present = np.unique(y)
     if classes is None:
-        classes = tuple(_jsonable(c) for c in present)
+        classes = tuple(jsonable(c) for c in present)
     classes = parse_classes(classes)
     missing = [c for c in classes if c not in set(present.tolist())]
     if missing:
