@@ -18,8 +18,13 @@ E[φ(h)φ(h')] for covariance C = [[c11, c12], [c12, c22]] in closed form:
   (2/π) arcsin(2 s² c12 / √((1 + 2 s² c11)(1 + 2 s² c22)));
 * normcdf Φ(h) = (1 + erf(h/√2))/2: 1/4 + arcsin(c12 / √((1 + c11)(1 + c22))) / (2π).
 
-Other φ use tensor Gauss–Hermite quadrature in the Cholesky coordinates of C,
-at two orders; the difference is reported as the error estimate.
+Other φ use quadrature in the Cholesky coordinates of C, h = √c11 z1,
+h' = √c22 (ρ z1 + √(1−ρ²) z2): smooth φ by tensor Gauss–Hermite at two orders,
+φ with kinks (``Max(h, 0)``, ``Abs(h)``, leaky ReLU, …) by nested composite
+Gauss–Legendre on z ∈ [−Z, Z] with a break at every kink, in z1 and, for each z1,
+in z2 (the inner integral E_{z2} φ(h') is the Gaussian-smoothed φ, so the outer
+integrand is piecewise smooth between the kinks of φ(√c11 z1)). Each reports the
+difference between two resolutions as its error estimate.
 
 In the lazy limit the features do not move: the kernel of the hidden layer
 is the prior one and (1/N) Σ_i a_i a_iᵀ → σ_a² I, both up to O(P/N).
@@ -72,11 +77,75 @@ def _quadrature(name: str, c11, c22, c12, order: int):
     return np.einsum("...ij,i,j->...", vals, w, w)
 
 
+#: half-width of the z-window of the kink-split rule (Gaussian tail mass beyond it ~ 1e-23)
+_Z_WINDOW = 10.0
+
+
+def _split_panels(lo, hi, kinks, panels: int):
+    """Panel edges (n, panels + 1 + k) on [lo, hi] (arrays (n,)): a uniform grid plus the kinks."""
+    edges = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, panels + 1)[None, :]
+    if kinks.shape[1]:
+        edges = np.sort(np.concatenate([edges, np.clip(kinks, lo[:, None], hi[:, None])], axis=1), axis=1)
+    return edges
+
+
+def _legendre_nodes(edges, nodes: int):
+    """Composite Gauss–Legendre nodes and weights (n, panels·nodes) on panels ``edges``, each weight
+    times the standard normal density at its node."""
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    a, b = edges[..., :-1, None], edges[..., 1:, None]
+    z = 0.5 * (a + b) + 0.5 * (b - a) * x
+    wz = 0.5 * (b - a) * w * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+    return z.reshape(*edges.shape[:-1], -1), wz.reshape(*edges.shape[:-1], -1)
+
+
+def _kinked_quadrature(nl, c11, c22, c12, panels: int, nodes: int):
+    """E[φ(h)φ(h')] for φ with kinks (1-D arrays of pairs): nested kink-split Gauss–Legendre."""
+    kinks = np.asarray(nl.kinks, dtype=np.float64)
+    s1, s2 = np.sqrt(c11), np.sqrt(c22)
+    rho = np.clip(np.divide(c12, s1 * s2, out=np.zeros_like(s1), where=s1 * s2 > 0), -1.0, 1.0)
+    r = np.sqrt(np.maximum(1.0 - rho * rho, 0.0))
+    n = len(s1)
+    lo, hi = np.full(n, -_Z_WINDOW), np.full(n, _Z_WINDOW)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k1 = np.where(s1[:, None] > 0, kinks[None, :] / s1[:, None], 0.0)
+    z1, w1 = _legendre_nodes(_split_panels(lo, hi, k1, panels), nodes)  # (n, q)
+    # inner: z2 for each (pair, z1); kinks where √c22 (ρ z1 + r z2) = k
+    safe_r = np.where(r > 0, r, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k2 = np.where((s2[:, None, None] > 0) & (r[:, None, None] > 0),
+                      (kinks[None, None, :] / np.where(s2 > 0, s2, 1.0)[:, None, None] - rho[:, None, None] * z1[..., None])
+                      / safe_r[:, None, None], 0.0)
+    q = z1.shape[1]
+    lo2, hi2 = np.full(n * q, -_Z_WINDOW), np.full(n * q, _Z_WINDOW)
+    z2, w2 = _legendre_nodes(_split_panels(lo2, hi2, k2.reshape(n * q, -1), panels), nodes)
+    z2, w2 = z2.reshape(n, q, -1), w2.reshape(n, q, -1)
+    with np.errstate(all="ignore"):
+        inner = np.sum(w2 * nl(s2[:, None, None] * (rho[:, None, None] * z1[..., None] + r[:, None, None] * z2)), axis=2)
+        vals = np.sum(w1 * nl(s1[:, None] * z1) * inner, axis=1)
+    if not np.all(np.isfinite(vals)):
+        raise SpecError(f"nonlinearity {nl.name!r} gives NaN or inf on Gaussian preactivations")
+    return vals
+
+
+def _kinked_kernel(nl, c11, c22, c12, chunk: int = 256) -> tuple[np.ndarray, float]:
+    """Elementwise E[φ(h)φ(h')] for kinked φ at two resolutions (12 panels of 8 and of 6 nodes):
+    (value at the finer one, max difference)."""
+    a, b, c = (np.ravel(x) for x in (c11, c22, c12))
+    fine, coarse = np.empty(a.size), np.empty(a.size)
+    for s in range(0, a.size, chunk):
+        sl = slice(s, s + chunk)
+        fine[sl] = _kinked_quadrature(nl, a[sl], b[sl], c[sl], panels=12, nodes=8)
+        coarse[sl] = _kinked_quadrature(nl, a[sl], b[sl], c[sl], panels=12, nodes=6)
+    err = float(np.max(np.abs(fine - coarse))) if a.size else 0.0
+    return fine.reshape(np.shape(c11)), err
+
+
 def feature_kernel(nonlinearity: str, C: np.ndarray) -> tuple[np.ndarray, float]:
     """E[φ(h_μ) φ(h_ν)] for h ~ N(0, C) (C: P×P); returns (kernel, error estimate).
 
-    Closed forms for linear, relu, erf, normcdf (error 0); Gauss–Hermite otherwise
-    (error = max difference between orders 48 and 64).
+    Closed forms for linear, relu, erf, normcdf (error 0); kink-split Gauss–Legendre for φ with
+    kinks, Gauss–Hermite otherwise (error = max difference between two resolutions).
     """
     C = np.asarray(C, dtype=np.float64)
     if C.ndim != 2 or C.shape[0] != C.shape[1]:
@@ -87,6 +156,14 @@ def feature_kernel(nonlinearity: str, C: np.ndarray) -> tuple[np.ndarray, float]
     c11, c22 = np.broadcast_to(d[:, None], C.shape), np.broadcast_to(d[None, :], C.shape)
     if nonlinearity in _CLOSED_FORMS:
         return _closed_form(nonlinearity, c11, c22, C), 0.0
+    nl = get_nonlinearity(nonlinearity)
+    if nl.kinks:
+        iu = np.triu_indices(len(C))
+        vals, err = _kinked_kernel(nl, c11[iu], c22[iu], C[iu])
+        K = np.empty_like(C)
+        K[iu] = vals
+        K.T[iu] = vals
+        return K, err
     lo = _quadrature(nonlinearity, c11, c22, C, 48)
     hi = _quadrature(nonlinearity, c11, c22, C, 64)
     return hi, float(np.max(np.abs(hi - lo)))
@@ -157,6 +234,8 @@ def pair_kernel(nonlinearity: str, c11, c22, c12, chunk: int = 4096) -> tuple[np
         raise SpecError("pair_kernel needs finite variances c11, c22 >= 0 and finite covariances c12")
     if nonlinearity in _CLOSED_FORMS:
         return np.array(_closed_form(nonlinearity, c11, c22, c12), dtype=np.float64), 0.0
+    if get_nonlinearity(nonlinearity).kinks:
+        return _kinked_kernel(get_nonlinearity(nonlinearity), c11, c22, c12, chunk=max(1, chunk // 16))
     shape = c11.shape
     a, b, c = c11.ravel(), c22.ravel(), c12.ravel()
     out = np.empty(a.size)

@@ -80,3 +80,28 @@ def test_lazy_sampling_matches_gp():
     rep = validate(spec, widths=(100, 200, 400), chains=4, sweeps=800, burn=200, progress=False, scaling="lazy")
     assert rep["diagnostics"]["rhat_max"] < 1.1
     assert rep["passed"], rep["z_max"]
+
+
+def _random_covariance(n=12, seed=3):
+    X = np.random.default_rng(seed).normal(size=(n, 2 * n))
+    return X @ X.T / (2 * n)
+
+
+@pytest.mark.parametrize("expr, closed", [
+    ("Max(h, 0)", lambda C, d, rho: feature_kernel("relu", C)[0]),
+    # E|u||v| = (2/π) √(c11 c22) (√(1−ρ²) + ρ arcsin ρ)
+    ("Abs(h)", lambda C, d, rho: (2 / np.pi) * np.outer(d, d) * (np.sqrt(1 - rho**2) + rho * np.arcsin(rho))),
+    # leaky ReLU max(h, 0.1h) = 0.9 relu(h) + 0.1 h: 0.81 K_relu + 2·0.09·C/2 (E[relu(u) v] = c12/2) + 0.01 C
+    ("Max(h, 0.1*h)", lambda C, d, rho: 0.81 * feature_kernel("relu", C)[0] + 0.10 * C),
+])
+def test_kinked_user_expressions_match_closed_forms_within_the_reported_error(expr, closed):
+    """The GP kernel of a user φ with a kink is split at the kink: it agrees with the closed form to
+    1e-8, and the reported error estimate bounds the actual error."""
+    C = _random_covariance()
+    d = np.sqrt(np.diag(C))
+    rho = np.clip(C / np.outer(d, d), -1, 1)
+    K, err = feature_kernel(expr, C)
+    actual = np.max(np.abs(K - closed(C, d, rho)))
+    assert actual < 1e-8
+    assert actual <= err + 1e-14 and err < 1e-6
+    assert np.array_equal(K, K.T)
