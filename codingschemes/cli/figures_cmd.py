@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 
+from codingschemes.cli.args import fail
+
 __all__ = ["add_figures_parser", "run_figures"]
 
 
@@ -26,9 +28,7 @@ def run_figures(args) -> int:
     only = [s.strip() for s in args.only.split(",") if s.strip()] if getattr(args, "only", None) else None
     unknown = [n for n in only or [] if (n if n.startswith("fig_") else f"fig_{n}") not in SCRIPTS]
     if unknown:
-        print(f"codingschemes: error: unknown figure(s) {unknown}; choose from "
-              f"{[n[4:] for n in SCRIPTS]}", file=sys.stderr)
-        return 2
+        return fail("figures", f"unknown figure(s) {unknown}; choose from {[n[4:] for n in SCRIPTS]}")
     try:
         paths = run_all(args.out, quick=args.quick, only=only)
     except Exception as exc:  # noqa: BLE001 - a figure failed; the others were written

@@ -20,11 +20,11 @@ Exit codes: 0 success; 1 the theory did not converge; 2 invalid input (SpecError
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 import sys
 
 from theory.spec import SpecError
+from codingschemes.cli.args import SAMPLING_TEMPERATURE, add_shared, check_shared, emit
 
 __all__ = ["add_generalize_parser", "run_generalize", "load_dataset_from_args"]
 
@@ -43,10 +43,8 @@ def add_generalize_parser(subparsers) -> None:
     p.add_argument("--standardize", default="pixel", choices=("pixel", "global", "none"),
                    help="per-pixel z-score fitted on train (default), global, or none")
     p.add_argument("--overlap", type=float, default=0.7, help="cluster overlap s in [0, 1] (--dataset clusters)")
-    p.add_argument("--nonlinearity", default="relu", help="linear, relu, erf, normcdf, tanh or an expression in h")
-    p.add_argument("--temperature", type=float, default=0.5, help="T > 0 (default 0.5)")
-    p.add_argument("--sigma-w", type=float, default=1.0, help="σ_1 (default 1)")
-    p.add_argument("--sigma-a", type=float, default=1.0, help="σ_a (default 1)")
+    add_shared(p, "nonlinearity", "temperature", "sigma_w", "sigma_a", defaults={"temperature": SAMPLING_TEMPERATURE},
+               notes={"temperature": "T > 0"})
     p.add_argument("--width", type=int, default=200, help="width N of the sampled networks (default 200)")
     p.add_argument("--sweeps", type=int, default=300, help="collapsed sweeps per sampling chain (default 300)")
     p.add_argument("--chains", type=int, default=2, help="sampling chains (default 2)")
@@ -61,11 +59,9 @@ def add_generalize_parser(subparsers) -> None:
                         "in every round (smc: all code modes with their weights); auto (default): mcmc for linear φ, "
                         "smc otherwise (the chains do not balance code modes: wrong erf and unconverged ReLU "
                         "on digits)")
-    p.add_argument("--seed", type=int, default=0)
+    add_shared(p, "seed")
     p.add_argument("--no-sampling", action="store_true", help="theory and GP only")
-    p.add_argument("--format", choices=("table", "json"), default="table")
-    p.add_argument("--out", default="codingschemes_out", help="folder for the PNG and JSON (default ./codingschemes_out)")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_shared(p, "format", "out", "quiet", notes={"out": "the PNG goes there"})
 
 
 def load_dataset_from_args(args):
@@ -85,13 +81,26 @@ def load_dataset_from_args(args):
                                test_per_class=args.test_per_class, standardize=args.standardize, seed=args.seed)
 
 
+def _table(report, ds, spec) -> str:
+    lines = [f"{ds.description}; φ = {spec.nonlinearity}, T = {spec.temperature:g}",
+             f"{'':10s} " + " ".join(f"{'class ' + str(c):>22s}" for c in ds.classes)]
+    for k in ("theory", "gp", "sampling"):
+        e = report[k]
+        if e is not None:
+            lines.append(f"{k:10s} " + " ".join(f"{a:10.4f} / {b:9.4f}" for a, b in zip(e["mean_predictor_error"],
+                                                                                     e["bayes_error"])))
+    lines += ["(mean-predictor error / Bayes error per class)", f"theory: {report['theory']['message']}"]
+    return "\n".join(lines)
+
+
 def run_generalize(args) -> int:
     from figures.generalization import plot_generalization
     from solvers.data.solve import progress_printer
     from validation.generalization import generalization_report
 
+    check_shared(args)
     if args.temperature <= 0:
-        raise SpecError(f"temperature must be > 0 for generalize (got {args.temperature})")
+        raise SpecError(f"--temperature: temperature must be > 0 for generalize (got {args.temperature})")
     for name in ("width", "sweeps", "chains", "theory_chains", "theory_rounds"):
         if getattr(args, name) < 1:
             raise SpecError(f"--{name.replace('_', '-')} must be an integer >= 1 (got {getattr(args, name)})")
@@ -111,18 +120,6 @@ def run_generalize(args) -> int:
     theory = report["theory"]
     png = plot_generalization(report, out / "generalize.png", kernel=theory["test_kernel"],
                               activations=theory["activations"], test_labels=ds.test_labels)
-    if args.format == "json":
-        print(json.dumps(report))
-    else:
-        print(f"{ds.description}; φ = {spec.nonlinearity}, T = {spec.temperature:g}")
-        print(f"{'':10s} " + " ".join(f"{'class ' + str(c):>22s}" for c in ds.classes))
-        for k in ("theory", "gp", "sampling"):
-            e = report[k]
-            if e is None:
-                continue
-            print(f"{k:10s} " + " ".join(f"{a:10.4f} / {b:9.4f}" for a, b in zip(e["mean_predictor_error"],
-                                                                               e["bayes_error"])))
-        print("(mean-predictor error / Bayes error per class)")
-        print(f"theory: {theory['message']}")
+    emit(report, args.format, lambda: _table(report, ds, spec))
     say(f"figure: {png}")
     return 0 if theory["converged"] else 1

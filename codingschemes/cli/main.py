@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from theory.spec import SpecError
+from codingschemes.cli.args import run_command
 from codingschemes.cli.continue_cmd import add_continue_parser, run_continue
 from codingschemes.cli.figures_cmd import add_figures_parser, run_figures
 from codingschemes.cli.generalize_cmd import add_generalize_parser, run_generalize
@@ -42,12 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Parse ``argv`` (default: the command line), run the subcommand and return its exit code: 0, 1,
+    or 2 for bad input (argparse's usage error, or :func:`codingschemes.cli.args.fail`'s message)."""
     try:
-        return COMMANDS[args.command][1](args)
-    except SpecError as exc:
-        print(f"codingschemes: error: {exc}", file=sys.stderr)
-        return 2
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error argparse has printed (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    return run_command(args.command, COMMANDS[args.command][1], args)
 
 
 if __name__ == "__main__":

@@ -16,53 +16,31 @@ import json
 import sys
 from pathlib import Path
 
-from theory.nonlinearities import BUILTIN_EXPRESSIONS
-from theory.spec import DEFAULT_CLASS_SIZES, ModelSpec, parse_class_sizes
-from codingschemes.cli.args import check_layers
+from theory.spec import ModelSpec, parse_class_sizes
+from codingschemes.cli.args import add_shared, check_layers, check_shared, emit, nonlinearity_list
 
 __all__ = ["add_solve_parser", "run_solve", "DEFAULT_NONLINEARITIES"]
 
-DEFAULT_NONLINEARITIES = ("linear", "normcdf", "relu")
+DEFAULT_NONLINEARITIES = "linear,normcdf,relu"
 HELP = "solve the mean-field saddle-point equations"
-
-
-def nonlinearities(values) -> list[str]:
-    """The --nonlinearity values as a list: repeated flags, comma lists of built-ins, or one expression."""
-    if not values:
-        return list(DEFAULT_NONLINEARITIES)
-    out = []
-    for v in values:
-        parts = [p.strip() for p in v.split(",")]
-        # a comma list of built-in names, or one expression (which may contain commas)
-        out += parts if all(p in BUILTIN_EXPRESSIONS for p in parts) else [v]
-    return out
 
 
 def add_solve_parser(subparsers):
     """Add the ``solve`` subcommand to ``subparsers``; returns its parser."""
     p = subparsers.add_parser("solve", help=HELP, description=HELP + " (THEORY §2–3)")
-    p.add_argument("--class-sizes", default=",".join(map(str, DEFAULT_CLASS_SIZES)),
-                   help="comma-separated class sizes P_c (default 32,16,16)")
-    p.add_argument("--nonlinearity", action="append",
-                   help="linear, relu, erf, normcdf, tanh or an expression in h; repeat or comma-list "
-                        "built-ins (default: linear,normcdf,relu)")
-    p.add_argument("--temperature", type=float, default=0.05, help="T >= 0 (default 0.05)")
-    p.add_argument("--sigma-w", type=float, default=1.0, help="σ_1, first-layer prior std (default 1)")
-    p.add_argument("--sigma-a", type=float, default=1.0, help="σ_a, readout prior std (default 1)")
+    add_shared(p, "nonlinearity", "class_sizes", "temperature", "sigma_w", "sigma_a", repeat_nonlinearity=True,
+               defaults={"nonlinearity": (DEFAULT_NONLINEARITIES,
+                                          "linear, sigmoid and ReLU side by side")})
     p.add_argument("--method", default="newton", help="newton or fixed-point (default newton)")
     p.add_argument("--integrator", default="auto", help="auto, gauss-hermite, cubature or qmc")
     p.add_argument("--tol", type=float, default=None, help="residual tolerance (default 1e-7)")
-    p.add_argument("--format", choices=("table", "json"), default="table")
-    p.add_argument("--out", default="codingschemes_out", help="folder for the figure (default ./codingschemes_out)")
-    p.add_argument("--no-plot", action="store_true", help="do not write the figure")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    p.add_argument("--layers", type=int, default=1,
-                   help="hidden layers L (default 1); L >= 2: deep linear closed form for linear, the class-block "
-                        "deep solver (solvers.deep.nonlinear) for relu and smooth bounded φ (normcdf, erf, tanh)")
+    add_shared(p, "format", "out", "no_plot", "quiet", "layers", "sigma_a_bar",
+               notes={"layers": "L >= 2: deep linear closed form for linear, the class-block deep solver "
+                                "(solvers.deep.nonlinear) for relu and smooth bounded φ (normcdf, erf, tanh)",
+                      "sigma_a_bar": "used with --large-p"})
     p.add_argument("--large-p", action="store_true",
                    help="leading-order P → ∞ theory with σ_a² = σ̄_a²/P (THEORY §4; for --layers >= 2 the deep "
                         "large-P solution of solvers.deep.large_p: branches in the saturated last hidden layer)")
-    p.add_argument("--sigma-a-bar", type=float, default=1.0, help="σ̄_a for --large-p (default 1)")
     p.add_argument("--patterns", choices=("all", "prior-span"), default="all",
                    help="--large-p with --layers >= 2: 'all' saturation patterns (the P → ∞ limit) or only those "
                         "in the prior kernel's span (the branch finite networks follow at moderate P)")
@@ -113,14 +91,16 @@ def _solve_deep(args, specs) -> int:
 
 def _print_layers(args, objs) -> int:
     """JSON or a short table of per-layer solutions; exit 1 if any did not converge."""
-    if args.format == "json":
-        print(json.dumps(objs[0] if len(objs) == 1 else {"solutions": objs}, indent=2))
-    else:
+    def table():
+        lines = []
         for o in objs:
             conv = "" if o.get("converged", True) else "  NOT CONVERGED: " + o.get("message", "")
-            print(f"{o['nonlinearity']}, L = {args.layers}: f = {json.dumps(o['outputs'])}{conv}")
+            lines.append(f"{o['nonlinearity']}, L = {args.layers}: f = {json.dumps(o['outputs'])}{conv}")
             for layer in o["layers"]:
-                print(f"  layer {layer['layer']}: kernel diagonal {json.dumps(layer['kernel_diagonal'])}")
+                lines.append(f"  layer {layer['layer']}: kernel diagonal {json.dumps(layer['kernel_diagonal'])}")
+        return "\n".join(lines)
+
+    emit(objs[0] if len(objs) == 1 else {"solutions": objs}, args.format, table, indent=2)
     return 0 if all(o.get("converged", True) for o in objs) else 1
 
 
@@ -128,9 +108,8 @@ def _solve_large_p(args, specs) -> int:
     """``solve --large-p``: the leading-order P → ∞ theory (:mod:`solvers.deep.large_p`; L = 1 is the
     one-layer large-P solver of :mod:`solvers.large_p.solve`), σ_a² = σ̄_a²/P."""
     from solvers.deep.large_p import solve_deep_large_p
-    from theory.spec import positive_float
 
-    sbar = positive_float("sigma_a_bar", args.sigma_a_bar)
+    sbar = args.sigma_a_bar
     objs = []
     for s in specs:
         sol = solve_deep_large_p(s, args.layers, sigma_a_bar=sbar, patterns=args.patterns)
@@ -143,13 +122,14 @@ def run_solve(args) -> int:
     from solvers.options import SolverOptions
     from solvers.solve import solve
 
+    check_shared(args)
     sizes = parse_class_sizes(args.class_sizes)
     opts = {"method": args.method, "integrator": args.integrator}
     if args.tol is not None:
         opts["tol"] = args.tol
     options = SolverOptions(**opts)
     specs = [ModelSpec(nonlinearity=n, sigma_w=args.sigma_w, sigma_a=args.sigma_a, temperature=args.temperature,
-                       class_sizes=sizes) for n in nonlinearities(args.nonlinearity)]
+                       class_sizes=sizes) for n in nonlinearity_list(args.nonlinearity, DEFAULT_NONLINEARITIES)]
     if args.layers != 1 or args.large_p:
         return _solve_deep(args, specs)
     results = []
@@ -161,11 +141,8 @@ def run_solve(args) -> int:
         results.append(solve(spec, options, progress=progress))
         if not args.quiet:
             print(f"\r[{spec.nonlinearity}] done: {results[-1].message}" + " " * 10, file=sys.stderr)
-    if args.format == "json":
-        objs = [r.to_json() for r in results]
-        print(json.dumps(objs[0] if len(objs) == 1 else {"solutions": objs}, indent=2))
-    else:
-        print(_table(results))
+    objs = [r.to_json() for r in results]
+    emit(objs[0] if len(objs) == 1 else {"solutions": objs}, args.format, lambda: _table(results), indent=2)
     if not args.no_plot:
         from figures.solution import plot_solutions
 

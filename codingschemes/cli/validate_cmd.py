@@ -17,26 +17,28 @@ import sys
 from pathlib import Path
 
 from theory.spec import ModelSpec, SpecError, parse_class_sizes
-from codingschemes.cli.args import check_layers
+from codingschemes.cli.args import SAMPLING_TEMPERATURE, add_shared, check_layers, check_shared, emit
 
 __all__ = ["add_validate_parser", "run_validate"]
 
 HELP = "compare sampled finite networks with the theory"
 
+#: sampled networks mix slowly: fewer inputs and a higher T than the theory's default task
+SAMPLING_DEFAULTS = {"class_sizes": ("8,4,4", "sampled networks: fewer inputs than solve's, so chains mix "
+                                              "within the default sweeps"),
+                     "temperature": SAMPLING_TEMPERATURE}
+
 
 def add_validate_parser(subparsers):
     """Add the ``validate`` subcommand to ``subparsers``; returns its parser."""
     v = subparsers.add_parser("validate", help=HELP, description=HELP)
-    v.add_argument("--class-sizes", default="8,4,4", help="comma-separated class sizes (default 8,4,4)")
-    v.add_argument("--nonlinearity", default="relu", help="linear, relu, erf, normcdf, tanh or an expression in h")
-    v.add_argument("--temperature", type=float, default=0.5, help="T > 0 (default 0.5)")
-    v.add_argument("--sigma-w", type=float, default=1.0, help="σ_1 (default 1)")
-    v.add_argument("--sigma-a", type=float, default=1.0, help="σ_a (default 1)")
+    add_shared(v, "nonlinearity", "class_sizes", "temperature", "sigma_w", "sigma_a", defaults=SAMPLING_DEFAULTS,
+               notes={"temperature": "T > 0"})
     v.add_argument("--widths", default="400", help="comma-separated widths N; two or more: 1/N extrapolation")
     v.add_argument("--chains", type=int, default=4, help="chains per width (default 4)")
     v.add_argument("--sweeps", type=int, default=1500, help="Gibbs sweeps per chain (default 1500)")
     v.add_argument("--burn", type=int, default=300, help="burn-in sweeps (default 300)")
-    v.add_argument("--seed", type=int, default=0)
+    add_shared(v, "seed")
     v.add_argument("--init", choices=("random", "theory", "both"), default="random",
                    help="chain starts: prior draws, neurons from the theory's single-neuron measure, "
                         "or both sets side by side")
@@ -52,12 +54,10 @@ def add_validate_parser(subparsers):
                         "resumes from it (default: OUT/validate-<hash of the settings>.jsonl)")
     v.add_argument("--swaps", type=int, default=0,
                    help="Metropolis neuron swaps per sweep (mode-changing moves from a theory proposal)")
-    v.add_argument("--format", choices=("table", "json"), default="table")
-    v.add_argument("--out", default="codingschemes_out", help="folder for the PNG report")
-    v.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    v.add_argument("--layers", type=int, default=1,
-                   help="hidden layers L (default 1); L >= 2: deep networks against the deep theory (linear "
-                        "closed form, or solvers.deep.nonlinear for relu and smooth bounded φ), layer by layer")
+    add_shared(v, "format", "out", "quiet", "layers",
+               notes={"out": "the PNG report and the chain checkpoints go there",
+                      "layers": "L >= 2: deep networks against the deep theory (linear closed form, or "
+                                "solvers.deep.nonlinear for relu and smooth bounded φ), layer by layer"})
     return v
 
 
@@ -85,8 +85,7 @@ def _validate_deep(args, spec, widths) -> int:
         return 1
     report = (reports[args.init] if args.init != "both"
               else {**reports, "passed": all(r["passed"] for r in reports.values())})
-    print(json.dumps(report, indent=2) if args.format == "json" else
-          f"L = {args.layers} ({args.init} start): passed: {report['passed']}")
+    emit(report, args.format, f"L = {args.layers} ({args.init} start): passed: {report['passed']}", indent=2)
     return 0 if report["passed"] else 1
 
 
@@ -100,11 +99,22 @@ def _widths(text: str) -> list[int]:
     return widths
 
 
+def _table(report) -> str:
+    diag = report["diagnostics"]
+    lines = [report["comparison"], f"passed: {report['passed']}  (max z {report['z_max']:.2f}, "
+             f"min ESS {diag['ess_min']:.0f}, max R-hat {diag['rhat_max']:.3f})"]
+    for key in ("outputs", "readout_moment"):
+        lines.append(f"{key}: theory {json.dumps(report['theory'][key])}\n{'':{len(key)}}  sampled "
+                     f"{json.dumps([[round(x, 4) for x in row] for row in report['sampling'][key]])}")
+    return "\n".join(lines)
+
+
 def run_validate(args) -> int:
     """Run ``codingschemes validate`` from parsed ``args``; exit code 0 or 1, SpecError on bad input."""
     from figures.validation import plot_validation
     from validation.report import validate
 
+    check_shared(args)
     widths = _widths(args.widths)
     spec = ModelSpec(nonlinearity=args.nonlinearity, sigma_w=args.sigma_w, sigma_a=args.sigma_a,
                      temperature=args.temperature, class_sizes=parse_class_sizes(args.class_sizes))
@@ -125,14 +135,7 @@ def run_validate(args) -> int:
     except ValueError as exc:
         raise SpecError(str(exc)) from None
     path = plot_validation(report, Path(args.out) / "validate.png")
-    if args.format == "json":
-        print(json.dumps(report, indent=2))
-    else:
-        print(f"{report['comparison']}\npassed: {report['passed']}  (max z {report['z_max']:.2f}, "
-              f"min ESS {report['diagnostics']['ess_min']:.0f}, max R-hat {report['diagnostics']['rhat_max']:.3f})")
-        for key in ("outputs", "readout_moment"):
-            print(f"{key}: theory {json.dumps(report['theory'][key])}\n{'':{len(key)}}  sampled "
-                  f"{json.dumps([[round(x, 4) for x in row] for row in report['sampling'][key]])}")
+    emit(report, args.format, lambda: _table(report), indent=2)
     if not args.quiet:
         print(f"report: {path}", file=sys.stderr)
     return 0 if report["passed"] else 1
