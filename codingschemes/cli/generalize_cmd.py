@@ -14,7 +14,7 @@ unless ``--no-sampling``, sampled mean-field networks of width ``--width``
 ``"mean_predictor"`` (test inputs × classes); plus ``"dataset"`` and ``"spec"``. Errors are
 per test input, ||f̄(x*) − y*||² summed over the m outputs (not divided by m); the Bayes
 error adds Σ_r Var f_r(x*) (zero for the N = ∞ mean-field theory). The PNG (Fig. 6
-analogue) goes to ``OUT/generalize.png``.
+analogue) goes to ``OUT/generalize.png`` unless ``--no-plot``.
 
 Exit codes: 0 success; 1 the theory did not converge; 2 invalid input (SpecError).
 """
@@ -61,7 +61,7 @@ def add_generalize_parser(subparsers) -> None:
                         "on digits)")
     add_shared(p, "seed")
     p.add_argument("--no-sampling", action="store_true", help="theory and GP only")
-    add_shared(p, "format", "out", "quiet", notes={"out": "the PNG goes there"})
+    add_shared(p, "format", "out", "no_plot", "quiet", notes={"out": "the PNG goes there"})
 
 
 def load_dataset_from_args(args):
@@ -94,7 +94,6 @@ def _table(report, ds, spec) -> str:
 
 
 def run_generalize(args) -> int:
-    from figures.generalization import plot_generalization
     from solvers.data.solve import progress_printer
     from validation.generalization import generalization_report
 
@@ -115,11 +114,14 @@ def run_generalize(args) -> int:
         chains=args.chains, sweeps=args.sweeps, sampling=not args.no_sampling, seed=args.seed, say=say,
         theory_progress=None if args.quiet else progress_printer(), theory_method=args.theory,
         theory_sampler=args.theory_sampler)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    theory = report["theory"]
-    png = plot_generalization(report, out / "generalize.png", kernel=theory["test_kernel"],
-                              activations=theory["activations"], test_labels=ds.test_labels)
     emit(report, args.format, lambda: _table(report, ds, spec))
-    say(f"figure: {png}")
+    theory = report["theory"]
+    if not args.no_plot:
+        from figures.generalization import plot_generalization
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        png = plot_generalization(report, out / "generalize.png", kernel=theory["test_kernel"],
+                                  activations=theory["activations"], test_labels=ds.test_labels)
+        say(f"figure: {png}")
     return 0 if theory["converged"] else 1

@@ -7,7 +7,7 @@ Example::
 
 Writes ``OUT/phase-<hash>.jsonl`` (the resumable sweep file: one line per
 finished row), ``OUT/phase_diagram.json`` (labels, located transitions with
-brackets, boundary curves) and ``OUT/phase_diagram.png``. Rerunning the same
+brackets, boundary curves) and ``OUT/phase_diagram.png`` (not with ``--no-plot``). Rerunning the same
 command resumes an interrupted diagram.
 """
 from __future__ import annotations
@@ -57,7 +57,8 @@ def add_phase_parser(sub) -> None:
     p.add_argument("--workers", type=int, default=None, help="parallel rows (default: all cores)")
     p.add_argument("--backend", choices=("process", "serial", "dask"), default="process")
     p.add_argument("--dask-address", default=None, help="Dask scheduler address (backend dask)")
-    add_shared(p, "format", "out", "quiet", notes={"out": "the sweep file, JSON and PNG go there"})
+    add_shared(p, "format", "out", "no_plot", "quiet",
+               notes={"out": "the sweep file, JSON and PNG go there", "no_plot": "the JSON files are still written"})
 
 
 def _table(diagram) -> str:
@@ -70,8 +71,6 @@ def _table(diagram) -> str:
 
 
 def run_phase(args) -> int:
-    from figures.phase_diagram import plot_phase_diagram
-
     from solvers.large_p.phase_diagram import phase_diagram
 
     check_shared(args)
@@ -94,10 +93,13 @@ def run_phase(args) -> int:
     data = {"problem": problem.to_dict(), **diagram.to_json()}
     out.mkdir(parents=True, exist_ok=True)
     (out / "phase_diagram.json").write_text(dumps(data))
-    png = plot_phase_diagram(diagram.records(), args.x, args.y, "label", boundaries=diagram.boundary_curves(),
-                             out=out / "phase_diagram.png",
-                             title=f"{problem.nonlinearity}, ρ = ({', '.join(f'{r:.3g}' for r in problem.class_fractions)})")
     emit(data, args.format, lambda: _table(diagram))
-    if not args.quiet:
-        print(f"figure: {png}", file=sys.stderr)
+    if not args.no_plot:
+        from figures.phase_diagram import plot_phase_diagram
+
+        rho = ", ".join(f"{r:.3g}" for r in problem.class_fractions)
+        png = plot_phase_diagram(diagram.records(), args.x, args.y, "label", boundaries=diagram.boundary_curves(),
+                                 out=out / "phase_diagram.png", title=f"{problem.nonlinearity}, ρ = ({rho})")
+        if not args.quiet:
+            print(f"figure: {png}", file=sys.stderr)
     return 0 if all(r is not None for r in diagram.rows) else 1

@@ -54,8 +54,8 @@ def add_validate_parser(subparsers):
                         "resumes from it (default: OUT/validate-<hash of the settings>.jsonl)")
     v.add_argument("--swaps", type=int, default=0,
                    help="Metropolis neuron swaps per sweep (mode-changing moves from a theory proposal)")
-    add_shared(v, "format", "out", "quiet", "layers",
-               notes={"out": "the PNG report and the chain checkpoints go there",
+    add_shared(v, "format", "out", "no_plot", "quiet", "layers",
+               notes={"out": "the PNG report and the chain checkpoints go there", "no_plot": "the PNG report",
                       "layers": "L >= 2: deep networks against the deep theory (linear closed form, or "
                                 "solvers.deep.nonlinear for relu and smooth bounded φ), layer by layer"})
     return v
@@ -111,7 +111,6 @@ def _table(report) -> str:
 
 def run_validate(args) -> int:
     """Run ``codingschemes validate`` from parsed ``args``; exit code 0 or 1, SpecError on bad input."""
-    from figures.validation import plot_validation
     from validation.report import validate
 
     check_shared(args)
@@ -134,8 +133,11 @@ def run_validate(args) -> int:
                           sampler=args.sampler)
     except ValueError as exc:
         raise SpecError(str(exc)) from None
-    path = plot_validation(report, Path(args.out) / "validate.png")
     emit(report, args.format, lambda: _table(report), indent=2)
-    if not args.quiet:
-        print(f"report: {path}", file=sys.stderr)
+    if not args.no_plot:
+        from figures.validation import plot_validation
+
+        path = plot_validation(report, Path(args.out) / "validate.png")
+        if not args.quiet:
+            print(f"report: {path}", file=sys.stderr)
     return 0 if report["passed"] else 1
