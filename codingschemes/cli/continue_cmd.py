@@ -41,6 +41,7 @@ from pathlib import Path
 from theory.spec import ModelSpec, SpecError, parse_class_sizes
 from codingschemes.cli.args import (BROKEN_TEMPERATURE as BROKEN, ODD_NONLINEARITY as ODD, add_shared,
                                     check_shared, emit, large_p_problem, run_command)
+from codingschemes.cli.progress import progress_bar
 
 __all__ = ["add_continue_parser", "run_continue", "main"]
 
@@ -120,6 +121,11 @@ def _setup(args):
     return problem, parameter, p_from, p_to
 
 
+def _done(args, result) -> None:
+    if not args.quiet:
+        print(f"[continue] done in {result.time_seconds:.2f} s: {result.message}", file=sys.stderr)
+
+
 def run_continue_deep(args) -> int:
     """``continue --layers L`` (L >= 2): :func:`solvers.deep.continuation.continue_deep`, JSON or table, PNG."""
     from solvers.deep.continuation import continue_deep
@@ -133,15 +139,10 @@ def run_continue_deep(args) -> int:
         raise SpecError(f"--from and --to are required for --param {parameter}")
     spec = ModelSpec(nonlinearity=args.nonlinearity, class_sizes=sizes, temperature=args.temperature,
                      sigma_w=args.sigma_w, sigma_a=args.sigma_a)
-
-    def progress(done, total):
-        if not args.quiet:
-            print(f"\r[continue] class {done}/{total} followed", end="", file=sys.stderr, flush=True)
-
-    result = continue_deep(spec, args.layers, parameter, p_from, p_to, n_points=args.n_points,
-                           max_steps=args.max_steps, progress=progress)
-    if not args.quiet:
-        print(f"\r[continue] done in {result.time_seconds:.2f} s: {result.message}", file=sys.stderr)
+    with progress_bar(args, "continue") as bar:
+        result = continue_deep(spec, args.layers, parameter, p_from, p_to, n_points=args.n_points,
+                               max_steps=args.max_steps, progress=bar)
+    _done(args, result)
     figure = None
     if not args.no_plot:
         from figures.deep_continuation import plot_deep_continuation
@@ -162,18 +163,11 @@ def run_continue(args) -> int:
     if args.layers >= 2:
         return run_continue_deep(args)
     problem, parameter, p_from, p_to = _setup(args)
-
-    def progress(count, p, info):
-        if not args.quiet:
-            print(f"\r[continue] {parameter} = {p:.6g}  branch {info.get('branch', '?')} "
-                  f"(n = {info.get('n_branches', '?')}, {info.get('kind', '')})  points {count}  "
-                  f"special points {info.get('special_points', 0)}   ", end="", file=sys.stderr, flush=True)
-
-    result = continue_solution(problem, parameter, p_from, p_to, method=args.method, progress=progress,
-                               max_steps=args.max_steps, follow_constrained=args.follow_constrained,
-                               n_points=args.n_points)
-    if not args.quiet:
-        print(f"\r[continue] done in {result.time_seconds:.2f} s: {result.message}" + " " * 20, file=sys.stderr)
+    with progress_bar(args, "continue") as bar:
+        result = continue_solution(problem, parameter, p_from, p_to, method=args.method, progress=bar,
+                                   max_steps=args.max_steps, follow_constrained=args.follow_constrained,
+                                   n_points=args.n_points)
+    _done(args, result)
     figure = None
     if not args.no_plot:
         from figures.continuation import plot_continuation

@@ -25,6 +25,7 @@ import sys
 
 from theory.spec import SpecError
 from codingschemes.cli.args import SAMPLING_TEMPERATURE, add_shared, check_shared, emit
+from codingschemes.cli.progress import progress_bar
 
 __all__ = ["add_generalize_parser", "run_generalize", "load_dataset_from_args"]
 
@@ -94,7 +95,6 @@ def _table(report, ds, spec) -> str:
 
 
 def run_generalize(args) -> int:
-    from solvers.data.solve import progress_printer
     from validation.generalization import generalization_report
 
     check_shared(args)
@@ -109,11 +109,11 @@ def run_generalize(args) -> int:
     spec = ds.spec(args.nonlinearity, args.sigma_w, args.sigma_a, args.temperature)
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     say(f"[generalize] {ds.description}: P = {ds.P}, {ds.n_test} test inputs")
-    report = generalization_report(
-        ds, spec, theory_chains=args.theory_chains, theory_rounds=args.theory_rounds, width=args.width,
-        chains=args.chains, sweeps=args.sweeps, sampling=not args.no_sampling, seed=args.seed, say=say,
-        theory_progress=None if args.quiet else progress_printer(), theory_method=args.theory,
-        theory_sampler=args.theory_sampler)
+    with progress_bar(args, "theory") as bar:
+        report = generalization_report(
+            ds, spec, theory_chains=args.theory_chains, theory_rounds=args.theory_rounds, width=args.width,
+            chains=args.chains, sweeps=args.sweeps, sampling=not args.no_sampling, seed=args.seed, say=say,
+            theory_progress=bar, theory_method=args.theory, theory_sampler=args.theory_sampler)
     emit(report, args.format, lambda: _table(report, ds, spec))
     theory = report["theory"]
     if not args.no_plot:

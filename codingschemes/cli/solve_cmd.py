@@ -18,6 +18,7 @@ from pathlib import Path
 
 from theory.spec import ModelSpec, parse_class_sizes
 from codingschemes.cli.args import add_shared, check_layers, check_shared, emit, nonlinearity_list
+from codingschemes.cli.progress import progress_bar
 
 __all__ = ["add_solve_parser", "run_solve", "DEFAULT_NONLINEARITIES"]
 
@@ -134,13 +135,10 @@ def run_solve(args) -> int:
         return _solve_deep(args, specs)
     results = []
     for spec in specs:
-        def progress(it, res, name=spec.nonlinearity):
-            if not args.quiet:
-                print(f"\r[{name}] iteration {it:3d}  residual {res:.2e}", end="", file=sys.stderr, flush=True)
-
-        results.append(solve(spec, options, progress=progress))
-        if not args.quiet:
-            print(f"\r[{spec.nonlinearity}] done: {results[-1].message}" + " " * 10, file=sys.stderr)
+        with progress_bar(args, spec.nonlinearity) as bar:
+            results.append(solve(spec, options, progress=bar))
+            if bar is not None:
+                bar.close(f"done: {results[-1].message}")
     objs = [r.to_json() for r in results]
     emit(objs[0] if len(objs) == 1 else {"solutions": objs}, args.format, lambda: _table(results), indent=2)
     if not args.no_plot:
