@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import fields
+import hashlib
+import json
 from pathlib import Path
 import sys
 
@@ -22,9 +24,9 @@ from theory.nonlinearities import BUILTIN_EXPRESSIONS, get_nonlinearity
 from theory.spec import DEFAULT_CLASS_SIZES, ModelSpec, SpecError, parse_class_sizes
 from solvers.deep.linear import DeepLinearError
 
-__all__ = ["FLAGS", "DEFAULTS", "add_shared", "check_shared", "check_layers", "nonlinearity_list",
-           "parse_fractions", "flag_error", "large_p_problem", "emit", "fail", "run_command", "BAD_INPUT",
-           "SAMPLING_TEMPERATURE", "ODD_NONLINEARITY", "BROKEN_TEMPERATURE"]
+__all__ = ["FLAGS", "DEFAULTS", "SAMPLING_TEMPERATURE", "ODD_NONLINEARITY", "BROKEN_TEMPERATURE", "BAD_INPUT",
+           "add_shared", "check_shared", "check_layers", "nonlinearity_list", "parse_fractions", "flag_error",
+           "large_p_problem", "settings_digest", "emit", "fail", "run_command"]
 
 #: the one set of defaults: ModelSpec's model, its class sizes as fractions, one output folder
 DEFAULTS = {f.name: f.default for f in fields(ModelSpec) if f.name != "inputs"}
@@ -173,6 +175,11 @@ def check_layers(layers: int, specs) -> None:
         for s in specs:
             if s.nonlinearity != "linear":
                 OneD.for_nonlinearity(s.nonlinearity)  # raises SpecError for unsupported φ
+
+
+def settings_digest(settings: dict) -> str:
+    """10 hex digits naming a run's settings (its resumable file: OUT/<command>-<digest>.jsonl)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def emit(obj, fmt: str, table=None, indent=None) -> None:

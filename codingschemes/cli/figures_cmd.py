@@ -1,6 +1,6 @@
 """``codingschemes figures [--quick] [--out DIR]``: regenerate the figures (figures/gallery.py).
 
-Quick mode (about a minute on two cores) writes every figure from the large-P theory and short
+Quick mode writes every figure from the large-P theory and short
 chains; full mode uses the exact finite-P solver where it converges and long chains from random
 starts. ``--only`` runs some of the scripts (names as in :data:`figures.gallery.SCRIPTS`, with or
 without the ``fig_`` prefix); ``--no-plot`` only lists the scripts that would run (a dry run) and

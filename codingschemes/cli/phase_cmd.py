@@ -12,8 +12,6 @@ command resumes an interrupted diagram.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 import sys
 
@@ -22,7 +20,7 @@ import numpy as np
 from theory.jsonio import dumps
 from theory.spec import SpecError
 from codingschemes.cli.args import (BROKEN_TEMPERATURE, ODD_NONLINEARITY, add_shared, check_shared, emit,
-                                    large_p_problem, parse_fractions)
+                                    large_p_problem, parse_fractions, settings_digest)
 
 __all__ = ["add_phase_parser", "run_phase", "parse_range", "parse_fractions"]
 
@@ -79,7 +77,7 @@ def run_phase(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise SpecError(f"workers must be an integer >= 1 (got {args.workers})")
     settings = {**problem.to_dict(), "x": args.x, "xs": xs, "y": args.y, "ys": ys, "refine": args.refine}
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    digest = settings_digest(settings)
     out = Path(args.out)
     path = out / f"phase-{digest}.jsonl"
     if not args.quiet:

@@ -11,13 +11,13 @@ Exit codes: 0 passed; 1 failed (or the deep theory has no solution); 2 invalid i
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
 
 from theory.spec import ModelSpec, SpecError, parse_class_sizes
-from codingschemes.cli.args import SAMPLING_TEMPERATURE, add_shared, check_layers, check_shared, emit
+from codingschemes.cli.args import (SAMPLING_TEMPERATURE, add_shared, check_layers, check_shared, emit,
+                                    settings_digest)
 
 __all__ = ["add_validate_parser", "run_validate"]
 
@@ -81,7 +81,7 @@ def _validate_deep(args, spec, widths) -> int:
                                                   sweeps=args.sweeps, burn=args.burn, seed=args.seed,
                                                   swaps=args.swaps)
     except DeepNonlinearError as exc:
-        print(f"codingschemes: the deep theory has no solution here: {exc}", file=sys.stderr)
+        print(f"codingschemes validate: the deep theory has no solution here: {exc}", file=sys.stderr)
         return 1
     report = (reports[args.init] if args.init != "both"
               else {**reports, "passed": all(r["passed"] for r in reports.values())})
@@ -122,7 +122,7 @@ def run_validate(args) -> int:
     settings = {**spec.to_dict(), "widths": widths, "chains": args.chains, "sweeps": args.sweeps,
                 "burn": args.burn, "seed": args.seed, "init": args.init, "swaps": args.swaps,
                 "scaling": args.scaling, "sampler": args.sampler}
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    digest = settings_digest(settings)
     checkpoint = args.checkpoint or str(Path(args.out) / f"validate-{digest}.jsonl")
     if not args.quiet:
         print(f"[validate] chains are written to {checkpoint} (rerun to resume)", file=sys.stderr)
