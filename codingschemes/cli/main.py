@@ -22,6 +22,9 @@ from codingschemes.cli.validate_cmd import add_validate_parser, run_validate
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
+DESCRIPTION = ("The mean-field theory of wide Bayesian networks learning classification: solve it, compare it "
+               "with sampled networks, follow it in parameters, and test it on real data.")
+
 #: subcommand name → (add its parser, run it from parsed args)
 COMMANDS = {
     "solve": (add_solve_parser, run_solve),
@@ -34,7 +37,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="codingschemes", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="codingschemes", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     for add, _ in COMMANDS.values():
         add(sub)
