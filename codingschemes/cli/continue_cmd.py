@@ -34,12 +34,14 @@ class-block theory on a grid, with bracketed stability changes. E.g.::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 
-from theory.spec import SpecError
+from theory.spec import ModelSpec, SpecError, parse_class_sizes
+from codingschemes.cli.args import (BROKEN_TEMPERATURE as BROKEN, ODD_NONLINEARITY as ODD, add_shared,
+                                    check_shared, emit, large_p_problem, run_command)
+from codingschemes.cli.progress import progress_bar
 
 __all__ = ["add_continue_parser", "run_continue", "main"]
 
@@ -49,10 +51,7 @@ HELP = "follow the large-P solution in one parameter: branch points, symmetry br
 def add_continue_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``continue`` subcommand to ``subparsers`` (from ``parser.add_subparsers``); returns it."""
     c = subparsers.add_parser("continue", help=HELP, description=HELP + " (THEORY §4)")
-    c.add_argument("--nonlinearity", default="erf", help="linear, relu, erf, normcdf, tanh or an expression in h "
-                                                         "(default erf)")
-    c.add_argument("--class-fractions", default="0.5,0.25,0.25",
-                   help="comma-separated class fractions ρ_c summing to 1 (default 0.5,0.25,0.25)")
+    add_shared(c, "nonlinearity", "class_fractions", defaults={"nonlinearity": ODD})
     c.add_argument("--param", default="temperature",
                    help="the continued parameter: temperature, sigma_a_bar, sigma_w or rho_r "
                         "(r = class index, 0-based; the other fractions are rescaled) (default temperature)")
@@ -60,9 +59,8 @@ def add_continue_parser(subparsers) -> argparse.ArgumentParser:
                    help="start value of the parameter (default 1.0 for temperature, else required)")
     c.add_argument("--to", dest="p_to", default=None,
                    help="end value of the parameter (default 0.1 for temperature, else required)")
-    c.add_argument("--temperature", type=float, default=0.1, help="T when --param is another parameter (default 0.1)")
-    c.add_argument("--sigma-w", type=float, default=1.0, help="σ_1, first-layer prior std (default 1)")
-    c.add_argument("--sigma-a-bar", type=float, default=1.0, help="σ̄_a, readout prior std times √P (default 1)")
+    add_shared(c, "temperature", "sigma_w", "sigma_a_bar", defaults={"temperature": BROKEN},
+               notes={"temperature": "used when --param is another parameter"})
     c.add_argument("--method", default="arclength",
                    help="arclength (default), natural, or sequential (independent solves on a grid)")
     c.add_argument("--follow-constrained", action="store_true",
@@ -70,18 +68,13 @@ def add_continue_parser(subparsers) -> argparse.ArgumentParser:
     c.add_argument("--max-steps", type=int, default=2000, help="continuation steps per branch (default 2000)")
     c.add_argument("--n-points", type=int, default=41,
                    help="grid points for linear φ and for --method sequential (default 41)")
-    c.add_argument("--format", choices=("table", "json"), default="table")
-    c.add_argument("--out", default="codingschemes_out", help="folder for the figure (default ./codingschemes_out)")
-    c.add_argument("--no-plot", action="store_true", help="do not write the figure")
-    c.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    c.add_argument("--layers", type=int, default=1,
-                   help="hidden layers L (default 1: the large-P one-layer theory). L >= 2: deep networks at "
-                        "finite class sizes (--class-sizes, --sigma-a); --param temperature, sigma_a or sigma_w; "
-                        "linear: every root curve with folds and first-order transitions (arclength); other φ: "
-                        "warm-started solves on --n-points values (slow: seconds to minutes per solve)")
-    c.add_argument("--class-sizes", default="32,16,16",
-                   help="comma-separated class sizes P_c for --layers >= 2 (default 32,16,16)")
-    c.add_argument("--sigma-a", type=float, default=0.125, help="σ_a for --layers >= 2 (default 0.125)")
+    add_shared(c, "format", "out", "no_plot", "quiet", "layers", "class_sizes", "sigma_a",
+               defaults={"sigma_a": (0.125, "σ̄_a/√P with σ̄_a = 1 at P = 64, the large-P scaling")},
+               notes={"layers": "1: the large-P one-layer theory. L >= 2: deep networks at finite class sizes "
+                                "(--class-sizes, --sigma-a); --param temperature, sigma_a or sigma_w; linear: every "
+                                "root curve with folds and first-order transitions (arclength); other φ: "
+                                "warm-started solves on --n-points values (slow: seconds to minutes per solve)",
+                      "class_sizes": "for --layers >= 2", "sigma_a": "for --layers >= 2"})
     return c
 
 
@@ -97,29 +90,11 @@ def _number(flag: str, text, default=None) -> float:
     return v
 
 
-def _fractions(text: str) -> tuple:
-    try:
-        parts = tuple(float(x) for x in str(text).split(",") if x.strip())
-    except ValueError:
-        raise SpecError(f"--class-fractions (class_fractions) must be comma-separated numbers in (0, 1) summing "
-                        f"to 1 (got {text!r})") from None
-    return parts
-
-
 def _setup(args):
     """(problem, parameter, p_from, p_to) from the arguments; SpecError naming the flag on bad input."""
     from solvers.large_p.continuation import canonical_parameter, parameter_range
-    from solvers.large_p.problem import LargePProblem
 
-    fractions = _fractions(args.class_fractions)
-    try:
-        problem = LargePProblem(nonlinearity=args.nonlinearity, sigma_w=args.sigma_w, sigma_a_bar=args.sigma_a_bar,
-                                temperature=args.temperature, class_fractions=fractions)
-    except SpecError as exc:
-        flag = next((f for key, f in (("class_fractions", "--class-fractions"), ("sigma_w", "--sigma-w"),
-                                      ("sigma_a_bar", "--sigma-a-bar"), ("temperature", "--temperature"),
-                                      ("nonlinearity", "--nonlinearity")) if key in str(exc)), "--nonlinearity")
-        raise SpecError(f"{flag}: {exc}") from None
+    problem = large_p_problem(args)
     try:
         parameter = canonical_parameter(args.param, problem.m)
     except SpecError as exc:
@@ -146,16 +121,16 @@ def _setup(args):
     return problem, parameter, p_from, p_to
 
 
+def _done(args, result) -> None:
+    if not args.quiet:
+        print(f"[continue] done in {result.time_seconds:.2f} s: {result.message}", file=sys.stderr)
+
+
 def run_continue_deep(args) -> int:
     """``continue --layers L`` (L >= 2): :func:`solvers.deep.continuation.continue_deep`, JSON or table, PNG."""
-    from theory.spec import ModelSpec
-
     from solvers.deep.continuation import continue_deep
 
-    try:
-        sizes = tuple(int(x) for x in str(args.class_sizes).split(",") if x.strip())
-    except ValueError:
-        raise SpecError(f"--class-sizes must be comma-separated integers >= 1 (got {args.class_sizes!r})") from None
+    sizes = parse_class_sizes(args.class_sizes)
     parameter = args.param
     default_from, default_to = (1.0, 0.1) if parameter == "temperature" else (None, None)
     p_from = _number("--from", args.p_from, default_from)
@@ -164,24 +139,16 @@ def run_continue_deep(args) -> int:
         raise SpecError(f"--from and --to are required for --param {parameter}")
     spec = ModelSpec(nonlinearity=args.nonlinearity, class_sizes=sizes, temperature=args.temperature,
                      sigma_w=args.sigma_w, sigma_a=args.sigma_a)
-
-    def progress(done, total):
-        if not args.quiet:
-            print(f"\r[continue] class {done}/{total} followed", end="", file=sys.stderr, flush=True)
-
-    result = continue_deep(spec, args.layers, parameter, p_from, p_to, n_points=args.n_points,
-                           max_steps=args.max_steps, progress=progress)
-    if not args.quiet:
-        print(f"\r[continue] done in {result.time_seconds:.2f} s: {result.message}", file=sys.stderr)
+    with progress_bar(args, "continue") as bar:
+        result = continue_deep(spec, args.layers, parameter, p_from, p_to, n_points=args.n_points,
+                               max_steps=args.max_steps, progress=bar)
+    _done(args, result)
     figure = None
     if not args.no_plot:
         from figures.deep_continuation import plot_deep_continuation
 
         figure = str(plot_deep_continuation(result, Path(args.out) / "continue.png"))
-    if args.format == "json":
-        print(json.dumps({**result.to_json(), "figure": figure}, indent=1))
-    else:
-        print(result.table())
+    emit({**result.to_json(), "figure": figure}, args.format, result.table, indent=1)
     return 0 if result.success else 1
 
 
@@ -192,23 +159,15 @@ def run_continue(args) -> int:
     """
     from solvers.large_p.continuation import continue_solution
 
-    if args.layers < 1:
-        raise SpecError(f"--layers must be an integer >= 1 (got {args.layers})")
+    check_shared(args)
     if args.layers >= 2:
         return run_continue_deep(args)
     problem, parameter, p_from, p_to = _setup(args)
-
-    def progress(count, p, info):
-        if not args.quiet:
-            print(f"\r[continue] {parameter} = {p:.6g}  branch {info.get('branch', '?')} "
-                  f"(n = {info.get('n_branches', '?')}, {info.get('kind', '')})  points {count}  "
-                  f"special points {info.get('special_points', 0)}   ", end="", file=sys.stderr, flush=True)
-
-    result = continue_solution(problem, parameter, p_from, p_to, method=args.method, progress=progress,
-                               max_steps=args.max_steps, follow_constrained=args.follow_constrained,
-                               n_points=args.n_points)
-    if not args.quiet:
-        print(f"\r[continue] done in {result.time_seconds:.2f} s: {result.message}" + " " * 20, file=sys.stderr)
+    with progress_bar(args, "continue") as bar:
+        result = continue_solution(problem, parameter, p_from, p_to, method=args.method, progress=bar,
+                                   max_steps=args.max_steps, follow_constrained=args.follow_constrained,
+                                   n_points=args.n_points)
+    _done(args, result)
     figure = None
     if not args.no_plot:
         from figures.continuation import plot_continuation
@@ -216,12 +175,7 @@ def run_continue(args) -> int:
         figure = str(plot_continuation(result, Path(args.out) / "continue.png"))
         if not args.quiet:
             print(f"figure: {figure}", file=sys.stderr)
-    if args.format == "json":
-        out = result.to_json()
-        out["figure"] = figure
-        print(json.dumps(out, indent=1))
-    else:
-        print(result.table())
+    emit({**result.to_json(), "figure": figure}, args.format, result.table, indent=1)
     return 0 if result.success else 1
 
 
@@ -232,12 +186,11 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] != "continue":
         argv = ["continue", *argv]
-    args = parser.parse_args(argv)
     try:
-        return run_continue(args)
-    except SpecError as exc:
-        print(f"codingschemes: error: {exc}", file=sys.stderr)
-        return 2
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code or 0
+    return run_command("continue", run_continue, args)
 
 
 if __name__ == "__main__":

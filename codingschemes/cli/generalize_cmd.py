@@ -14,17 +14,18 @@ unless ``--no-sampling``, sampled mean-field networks of width ``--width``
 ``"mean_predictor"`` (test inputs × classes); plus ``"dataset"`` and ``"spec"``. Errors are
 per test input, ||f̄(x*) − y*||² summed over the m outputs (not divided by m); the Bayes
 error adds Σ_r Var f_r(x*) (zero for the N = ∞ mean-field theory). The PNG (Fig. 6
-analogue) goes to ``OUT/generalize.png``.
+analogue) goes to ``OUT/generalize.png`` unless ``--no-plot``.
 
 Exit codes: 0 success; 1 the theory did not converge; 2 invalid input (SpecError).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 import sys
 
 from theory.spec import SpecError
+from codingschemes.cli.args import SAMPLING_TEMPERATURE, add_shared, check_shared, emit
+from codingschemes.cli.progress import progress_bar
 
 __all__ = ["add_generalize_parser", "run_generalize", "load_dataset_from_args"]
 
@@ -43,10 +44,8 @@ def add_generalize_parser(subparsers) -> None:
     p.add_argument("--standardize", default="pixel", choices=("pixel", "global", "none"),
                    help="per-pixel z-score fitted on train (default), global, or none")
     p.add_argument("--overlap", type=float, default=0.7, help="cluster overlap s in [0, 1] (--dataset clusters)")
-    p.add_argument("--nonlinearity", default="relu", help="linear, relu, erf, normcdf, tanh or an expression in h")
-    p.add_argument("--temperature", type=float, default=0.5, help="T > 0 (default 0.5)")
-    p.add_argument("--sigma-w", type=float, default=1.0, help="σ_1 (default 1)")
-    p.add_argument("--sigma-a", type=float, default=1.0, help="σ_a (default 1)")
+    add_shared(p, "nonlinearity", "temperature", "sigma_w", "sigma_a", defaults={"temperature": SAMPLING_TEMPERATURE},
+               notes={"temperature": "T > 0"})
     p.add_argument("--width", type=int, default=200, help="width N of the sampled networks (default 200)")
     p.add_argument("--sweeps", type=int, default=300, help="collapsed sweeps per sampling chain (default 300)")
     p.add_argument("--chains", type=int, default=2, help="sampling chains (default 2)")
@@ -61,11 +60,9 @@ def add_generalize_parser(subparsers) -> None:
                         "in every round (smc: all code modes with their weights); auto (default): mcmc for linear φ, "
                         "smc otherwise (the chains do not balance code modes: wrong erf and unconverged ReLU "
                         "on digits)")
-    p.add_argument("--seed", type=int, default=0)
+    add_shared(p, "seed")
     p.add_argument("--no-sampling", action="store_true", help="theory and GP only")
-    p.add_argument("--format", choices=("table", "json"), default="table")
-    p.add_argument("--out", default="codingschemes_out", help="folder for the PNG and JSON (default ./codingschemes_out)")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_shared(p, "format", "out", "no_plot", "quiet", notes={"out": "the PNG goes there"})
 
 
 def load_dataset_from_args(args):
@@ -85,13 +82,24 @@ def load_dataset_from_args(args):
                                test_per_class=args.test_per_class, standardize=args.standardize, seed=args.seed)
 
 
+def _table(report, ds, spec) -> str:
+    lines = [f"{ds.description}; φ = {spec.nonlinearity}, T = {spec.temperature:g}",
+             f"{'':10s} " + " ".join(f"{'class ' + str(c):>22s}" for c in ds.classes)]
+    for k in ("theory", "gp", "sampling"):
+        e = report[k]
+        if e is not None:
+            lines.append(f"{k:10s} " + " ".join(f"{a:10.4f} / {b:9.4f}" for a, b in zip(e["mean_predictor_error"],
+                                                                                     e["bayes_error"])))
+    lines += ["(mean-predictor error / Bayes error per class)", f"theory: {report['theory']['message']}"]
+    return "\n".join(lines)
+
+
 def run_generalize(args) -> int:
-    from figures.generalization import plot_generalization
-    from solvers.data.solve import progress_printer
     from validation.generalization import generalization_report
 
+    check_shared(args)
     if args.temperature <= 0:
-        raise SpecError(f"temperature must be > 0 for generalize (got {args.temperature})")
+        raise SpecError(f"--temperature: temperature must be > 0 for generalize (got {args.temperature})")
     for name in ("width", "sweeps", "chains", "theory_chains", "theory_rounds"):
         if getattr(args, name) < 1:
             raise SpecError(f"--{name.replace('_', '-')} must be an integer >= 1 (got {getattr(args, name)})")
@@ -101,28 +109,19 @@ def run_generalize(args) -> int:
     spec = ds.spec(args.nonlinearity, args.sigma_w, args.sigma_a, args.temperature)
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     say(f"[generalize] {ds.description}: P = {ds.P}, {ds.n_test} test inputs")
-    report = generalization_report(
-        ds, spec, theory_chains=args.theory_chains, theory_rounds=args.theory_rounds, width=args.width,
-        chains=args.chains, sweeps=args.sweeps, sampling=not args.no_sampling, seed=args.seed, say=say,
-        theory_progress=None if args.quiet else progress_printer(), theory_method=args.theory,
-        theory_sampler=args.theory_sampler)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with progress_bar(args, "theory") as bar:
+        report = generalization_report(
+            ds, spec, theory_chains=args.theory_chains, theory_rounds=args.theory_rounds, width=args.width,
+            chains=args.chains, sweeps=args.sweeps, sampling=not args.no_sampling, seed=args.seed, say=say,
+            theory_progress=bar, theory_method=args.theory, theory_sampler=args.theory_sampler)
+    emit(report, args.format, lambda: _table(report, ds, spec))
     theory = report["theory"]
-    png = plot_generalization(report, out / "generalize.png", kernel=theory["test_kernel"],
-                              activations=theory["activations"], test_labels=ds.test_labels)
-    if args.format == "json":
-        print(json.dumps(report))
-    else:
-        print(f"{ds.description}; φ = {spec.nonlinearity}, T = {spec.temperature:g}")
-        print(f"{'':10s} " + " ".join(f"{'class ' + str(c):>22s}" for c in ds.classes))
-        for k in ("theory", "gp", "sampling"):
-            e = report[k]
-            if e is None:
-                continue
-            print(f"{k:10s} " + " ".join(f"{a:10.4f} / {b:9.4f}" for a, b in zip(e["mean_predictor_error"],
-                                                                               e["bayes_error"])))
-        print("(mean-predictor error / Bayes error per class)")
-        print(f"theory: {theory['message']}")
-    say(f"figure: {png}")
+    if not args.no_plot:
+        from figures.generalization import plot_generalization
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        png = plot_generalization(report, out / "generalize.png", kernel=theory["test_kernel"],
+                                  activations=theory["activations"], test_labels=ds.test_labels)
+        say(f"figure: {png}")
     return 0 if theory["converged"] else 1

@@ -1,0 +1,143 @@
+"""``codingschemes validate``: sampled finite networks against the mean-field theory.
+
+Chains of the finite-width posterior (mean-field scaling γ = 1, β = N/T, against the solver of
+THEORY §2–3; or lazy scaling against the NNGP baseline) at one or more widths N; two or more
+widths add a 1/N extrapolation. Every finished chain is written to a JSON Lines checkpoint, so a
+rerun resumes. The report (JSON with ``--format json``) compares outputs, readout moments and
+kernels with the theory; ``OUT/validate.png`` draws it. ``--layers L`` (L >= 2) validates deep
+networks layer by layer (:mod:`validation.deep`, :mod:`validation.deep_theory_init`).
+
+Exit codes: 0 passed; 1 failed (or the deep theory has no solution); 2 invalid input.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from theory.spec import ModelSpec, SpecError, parse_class_sizes
+from codingschemes.cli.args import (SAMPLING_TEMPERATURE, add_shared, check_layers, check_shared, emit,
+                                    settings_digest)
+
+__all__ = ["add_validate_parser", "run_validate"]
+
+HELP = "compare sampled finite networks with the theory"
+
+#: sampled networks mix slowly: fewer inputs and a higher T than the theory's default task
+SAMPLING_DEFAULTS = {"class_sizes": ("8,4,4", "sampled networks: fewer inputs than solve's, so chains mix "
+                                              "within the default sweeps"),
+                     "temperature": SAMPLING_TEMPERATURE}
+
+
+def add_validate_parser(subparsers):
+    """Add the ``validate`` subcommand to ``subparsers``; returns its parser."""
+    v = subparsers.add_parser("validate", help=HELP, description=HELP)
+    add_shared(v, "nonlinearity", "class_sizes", "temperature", "sigma_w", "sigma_a", defaults=SAMPLING_DEFAULTS,
+               notes={"temperature": "T > 0"})
+    v.add_argument("--widths", default="400", help="comma-separated widths N; two or more: 1/N extrapolation")
+    v.add_argument("--chains", type=int, default=4, help="chains per width (default 4)")
+    v.add_argument("--sweeps", type=int, default=1500, help="Gibbs sweeps per chain (default 1500)")
+    v.add_argument("--burn", type=int, default=300, help="burn-in sweeps (default 300)")
+    add_shared(v, "seed")
+    v.add_argument("--init", choices=("random", "theory", "both"), default="random",
+                   help="chain starts: prior draws, neurons from the theory's single-neuron measure, "
+                        "or both sets side by side")
+    v.add_argument("--scaling", choices=("mean-field", "lazy"), default="mean-field",
+                   help="mean-field (γ = 1, β = N/T; against the solver) or lazy (γ = 1/2, β = 1/T; "
+                        "against the NNGP baseline)")
+    v.add_argument("--workers", type=int, default=1, help="chains run in parallel (default 1)")
+    v.add_argument("--sampler", choices=("collapsed", "gibbs"), default="collapsed",
+                   help="collapsed: MALA on W with the readout integrated out, then a | W (default); "
+                        "gibbs: a | W exact, MALA on W | a")
+    v.add_argument("--checkpoint", default=None,
+                   help="JSON Lines file every finished chain is written to; rerunning the same command "
+                        "resumes from it (default: OUT/validate-<hash of the settings>.jsonl)")
+    v.add_argument("--swaps", type=int, default=0,
+                   help="Metropolis neuron swaps per sweep (mode-changing moves from a theory proposal)")
+    add_shared(v, "format", "out", "no_plot", "quiet", "layers",
+               notes={"out": "the PNG report and the chain checkpoints go there", "no_plot": "the PNG report",
+                      "layers": "L >= 2: deep networks against the deep theory (linear closed form, or "
+                                "solvers.deep.nonlinear for relu and smooth bounded φ), layer by layer"})
+    return v
+
+
+def _validate_deep(args, spec, widths) -> int:
+    """``validate --layers L``: chains from prior starts against the deep theory
+    (:func:`validation.deep.validate_deep`) and/or the stationarity test from the theory's per-layer
+    measures (:func:`validation.deep_theory_init.deep_stationarity`, ``--init theory``; ``--swaps k``
+    adds k last-layer independence moves per sweep); ``--init both`` passes only if both do."""
+    from solvers.deep.nonlinear import DeepNonlinearError
+    from validation.deep import validate_deep
+    from validation.deep_theory_init import deep_stationarity
+
+    check_layers(args.layers, [spec])
+    reports = {}
+    try:
+        if args.init in ("random", "both"):
+            reports["random"] = validate_deep(spec, args.layers, widths=widths, chains=args.chains,
+                                              sweeps=args.sweeps, burn=args.burn, seed=args.seed)
+        if args.init in ("theory", "both"):
+            reports["theory"] = deep_stationarity(spec, args.layers, width=widths[0], chains=args.chains,
+                                                  sweeps=args.sweeps, burn=args.burn, seed=args.seed,
+                                                  swaps=args.swaps)
+    except DeepNonlinearError as exc:
+        print(f"codingschemes validate: the deep theory has no solution here: {exc}", file=sys.stderr)
+        return 1
+    report = (reports[args.init] if args.init != "both"
+              else {**reports, "passed": all(r["passed"] for r in reports.values())})
+    emit(report, args.format, f"L = {args.layers} ({args.init} start): passed: {report['passed']}", indent=2)
+    return 0 if report["passed"] else 1
+
+
+def _widths(text: str) -> list[int]:
+    try:
+        widths = [int(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        raise SpecError(f"widths must be comma-separated positive integers (got {text!r})") from None
+    if not widths or min(widths) < 1:
+        raise SpecError(f"widths must be comma-separated positive integers (got {text!r})")
+    return widths
+
+
+def _table(report) -> str:
+    diag = report["diagnostics"]
+    lines = [report["comparison"], f"passed: {report['passed']}  (max z {report['z_max']:.2f}, "
+             f"min ESS {diag['ess_min']:.0f}, max R-hat {diag['rhat_max']:.3f})"]
+    for key in ("outputs", "readout_moment"):
+        lines.append(f"{key}: theory {json.dumps(report['theory'][key])}\n{'':{len(key)}}  sampled "
+                     f"{json.dumps([[round(x, 4) for x in row] for row in report['sampling'][key]])}")
+    return "\n".join(lines)
+
+
+def run_validate(args) -> int:
+    """Run ``codingschemes validate`` from parsed ``args``; exit code 0 or 1, SpecError on bad input."""
+    from validation.report import validate
+
+    check_shared(args)
+    widths = _widths(args.widths)
+    spec = ModelSpec(nonlinearity=args.nonlinearity, sigma_w=args.sigma_w, sigma_a=args.sigma_a,
+                     temperature=args.temperature, class_sizes=parse_class_sizes(args.class_sizes))
+    if args.layers != 1:
+        return _validate_deep(args, spec, widths)
+    settings = {**spec.to_dict(), "widths": widths, "chains": args.chains, "sweeps": args.sweeps,
+                "burn": args.burn, "seed": args.seed, "init": args.init, "swaps": args.swaps,
+                "scaling": args.scaling, "sampler": args.sampler}
+    digest = settings_digest(settings)
+    checkpoint = args.checkpoint or str(Path(args.out) / f"validate-{digest}.jsonl")
+    if not args.quiet:
+        print(f"[validate] chains are written to {checkpoint} (rerun to resume)", file=sys.stderr)
+    try:
+        report = validate(spec, widths=widths, chains=args.chains, sweeps=args.sweeps, burn=args.burn,
+                          seed=args.seed, progress=not args.quiet, init=args.init, swaps=args.swaps,
+                          scaling=args.scaling, workers=args.workers, checkpoint=checkpoint,
+                          sampler=args.sampler)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    emit(report, args.format, lambda: _table(report), indent=2)
+    if not args.no_plot:
+        from figures.validation import plot_validation
+
+        path = plot_validation(report, Path(args.out) / "validate.png")
+        if not args.quiet:
+            print(f"report: {path}", file=sys.stderr)
+    return 0 if report["passed"] else 1
