@@ -48,6 +48,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from solvers.progress import Progress, report
 from solvers.pseudo_arclength import (FD_STEP, ContinuationOptions, _Problem, _analyse, _crossing_direction,
                                       _Point, _newton, _options, _plain, finite_difference_jacobian)
 from solvers.special_points import SpecialPoint, _detect, _TESTS
@@ -173,12 +174,12 @@ def _trace(prob, start: _Point, window, opts, method, sign_p, progress, from_sin
         pts.append(new)
         if opts.detect:
             specials += _detect(prob, pts, refs, opts, skip=not checked)
-        if progress is not None:
-            info = {"x": new.y[:-1].copy(), "arclength": new.s, "step": new.h, "newton_iterations": new.iterations,
-                    "residual_norm": new.residual, "stability": new.stability, "n_special": len(specials)}
-            if progress(k + 1, float(new.y[-1]), info) is False and not done:
-                status, message = "stopped", f"stopped by the progress callback at p={new.y[-1]:.10g}"
-                break
+        go_on = report(progress, "continuation", k + 1, None, parameter=float(new.y[-1]), x=new.y[:-1].copy(),
+                       arclength=new.s, step_size=new.h, newton_iterations=new.iterations, residual_norm=new.residual,
+                       stability=new.stability, n_special=len(specials))
+        if not go_on and not done:
+            status, message = "stopped", f"stopped by the progress callback at p={new.y[-1]:.10g}"
+            break
         if done:
             break
         if new.iterations <= opts.fast_newton:
@@ -202,14 +203,16 @@ def _branch(prob, trace, method, window, opts, origin, label) -> Branch:
 
 def continue_branch(residual: Callable, x0, p0: float, p_end: float, *, method: str = "arclength",
                     jacobian: Callable | None = None, stability: Callable | None = None,
-                    progress: Callable | None = None, tangent=None, label: str = "",
+                    progress: Progress | None = None, tangent=None, label: str = "",
                     options: ContinuationOptions | None = None, **option_overrides) -> Branch:
     """Follow the branch of F(x, p) = 0 through (x0, p0) towards p_end.
 
     residual(x, p) -> F (d,); jacobian(x, p) -> (F_x (d, d), F_p (d,)) or None for central
     differences (step ``fd_step``); stability(x, p) -> number of unstable directions, default
-    #{eigenvalues of F_x with Re > 0}; progress(step, p, info) is called after every accepted
-    step and stops the run by returning False.  method "arclength" (pseudo-arclength, passes
+    #{eigenvalues of F_x with Re > 0}; ``progress`` (:mod:`solvers.progress`) receives the event
+    ``("continuation", step, values)`` after every accepted step, values ``parameter``, ``x``,
+    ``arclength``, ``step_size``, ``newton_iterations``, ``residual_norm``, ``stability``, ``n_special``;
+    returning False stops the run.  method "arclength" (pseudo-arclength, passes
     folds) or "natural" (p stepped monotonically; stops with status "min-step" at a fold).
     The run ends when p leaves the closed range between p0 and p_end (the last point is put
     exactly on it).  x0 is first corrected by Newton at fixed p0.  ``tangent`` (d+1,) orients
@@ -273,7 +276,7 @@ def _regular_tangent(branch: Branch, point: SpecialPoint, gap: float = 1e-6) -> 
 
 def switch_branch(residual: Callable, branch: Branch, point: SpecialPoint, *, directions: Sequence[int] = (1, -1),
                   jacobian: Callable | None = None, stability: Callable | None = None,
-                  progress: Callable | None = None, p_range=None, tangent=None,
+                  progress: Progress | None = None, p_range=None, tangent=None,
                   options: ContinuationOptions | None = None, **option_overrides) -> list:
     """Start the crossing branch at a located branch point and trace it (pseudo-arclength).
 

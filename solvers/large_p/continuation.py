@@ -83,13 +83,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 import time
-from typing import Callable
 
 import numpy as np
 
 from theory.spec import SpecError
 
 from solvers.continuation import ContinuationOptions
+from solvers.progress import Progress
 from solvers.large_p.solve import linear_large_p, solve_large_p
 from solvers.large_p.problem import LargePProblem, canonical_parameter, check_parameter_value, parameter_range
 from solvers.large_p.records import LargePBranchTrace, LargePContinuation, LargePSpecialPoint
@@ -107,7 +107,7 @@ DEFAULT_OPTIONS = ContinuationOptions(step=0.02, max_step=0.25, min_step=1e-7, t
 
 
 def continue_solution(problem: LargePProblem, parameter: str, p_from: float, p_to: float, *,
-                      method: str = "arclength", progress: Callable | None = None, max_steps: int = 2000,
+                      method: str = "arclength", progress: Progress | None = None, max_steps: int = 2000,
                       step: float | None = None, follow_constrained: bool = False,
                       resolve_offset: float | None = None, max_traces: int = 24, probe_steps: int = 3,
                       global_check: bool = True, n_points: int = 41,
@@ -129,9 +129,11 @@ def continue_solution(problem: LargePProblem, parameter: str, p_from: float, p_t
         :func:`solvers.continuation.continue_branch`), or independent solves on ``n_points``
         grid values (used automatically for ReLU-like φ, whose condensate the branch system
         does not describe).
-    progress : callable(count, p, info) -> bool | None
-        Called after every accepted point (``info``: branch label, n_branches, stability, kind,
-        special_points, ...); returning False stops the whole run.
+    progress : callable(ProgressEvent) -> bool | None
+        The progress protocol of :mod:`solvers.progress`: called with the event ("continuation",
+        count, total, values) after every accepted point, values ``parameter``, ``branch`` (label),
+        ``n_branches``, ``stability``, ``kind``, ``special_points``, ...; returning False stops the
+        whole run.
     max_steps, step : continuation steps per branch and initial step size (in y = (x, p)).
     follow_constrained : bool
         Keep following a branch after it stopped being the global solution (to the end of the

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from solvers.progress import report
 from solvers.continuation import SymmetryGroup, branches_equivalent, continue_branch, switch_branch
 from solvers.large_p.solve import LargePSolution, solve_large_p
 from solvers.large_p.branches import branch_system
@@ -59,13 +60,14 @@ class Driver:
     def callback(self, label, n):
         state = {"p_prev": None, "reason": None}
 
-        def cb(step, p, info):
+        def cb(event):
             self.n_points += 1
-            st = int(info["stability"])
+            info = event.values
+            p, st = info["parameter"], int(info["stability"])
             if self.user_progress is not None:
                 extra = {**info, "branch": label, "n_branches": n, "kind": "global" if st == 0 else "constrained",
                          "special_points": len(self.specials)}
-                if self.user_progress(self.n_points, p, extra) is False:
+                if not report(self.user_progress, "continuation", self.n_points, None, **extra):
                     state["reason"] = "stopped by the progress callback"
                     self.stopped = True
                     return False
@@ -273,9 +275,9 @@ class Driver:
         p_back = min(max(p_back, lo_b + 1e-12 * max(1.0, abs(p_past))), hi_b - 1e-12 if math.isfinite(hi_b) else p_back)
         label = f"{tr.label}>merge@{p_past:.6g}"
 
-        def cb(step, p, info):
+        def cb(event):
             self.n_points += 1
-            return int(info["stability"]) == 0
+            return int(event.values["stability"]) == 0
 
         try:
             br = continue_branch(ev.residual, x0, p_past, p_back, method="arclength", jacobian=ev.jacobian,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from solvers.progress import report
 from solvers.large_p.solve import LargePSolution, linear_large_p, solve_large_p
 from solvers.large_p.records import LargePBranchTrace, LargePSpecialPoint
 from solvers.large_p.stability import count_occupied
@@ -101,9 +102,8 @@ def linear_path(problem, parameter, p_from, p_to, n_points, progress):
     sols = []
     for i, p in enumerate(params):
         sols.append(linear_large_p(problem.with_parameter(parameter, p)))
-        if progress is not None:
-            progress(i + 1, p, {"branch": "linear", "n_branches": 1, "stability": 0, "kind": "linear-gaussian",
-                                "special_points": len(specials)})
+        report(progress, "continuation", i + 1, len(params), parameter=p, branch="linear", n_branches=1,
+               stability=0, kind="linear-gaussian", special_points=len(specials))
     tr = _solution_arrays(sols, params, "linear", {"kind": "closed-form"}, True, "reached-boundary",
                           "linear φ: closed form (solvers.large_p.solve.linear_large_p) on a grid")
     tr.n_occupied[:] = 1
@@ -171,9 +171,9 @@ def sequential_path(problem, parameter, p_from, p_to, n_points, progress, locate
             sols += [s_lo, s_hi]
         params.append(float(p))
         sols.append(s)
-        if progress is not None and progress(i + 1, float(p), {"branch": "sequential", "n_branches": s.n_branches,
-                                                               "stability": 0 if s.converged else 1,
-                                                               "kind": s.kind, "special_points": len(specials)}) is False:
+        if not report(progress, "continuation", i + 1, n_points, parameter=float(p), branch="sequential",
+                      n_branches=s.n_branches, stability=0 if s.converged else 1, kind=s.kind,
+                      special_points=len(specials)):
             break
     order = np.argsort([(p - p_from) * np.sign(p_to - p_from) for p in params], kind="stable")
     sols, params = [sols[i] for i in order], [params[i] for i in order]

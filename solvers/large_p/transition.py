@@ -55,9 +55,9 @@ def trace_transition(problem: LargePProblem, x_name: str, y_name: str, point: di
         _, _, hess = prob.action(A_, t, order=2)
         return np.array([np.max(np.linalg.eigvalsh(hess)[:, -1])])
 
-    def accepted(step, p, info):
+    def accepted(event):
         state["anchor"] = state["last"].copy()
-        return None if progress is None else progress(step, p, info)
+        return None if progress is None else progress(event)
 
     x_star = float(point["x"])
     curves_x, curves_y, ok, notes = [], [], True, []

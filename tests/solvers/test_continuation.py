@@ -270,9 +270,10 @@ def test_json_round_trip(trivial):
 def test_progress_callback_reports_and_stops():
     calls = []
 
-    def progress(step, p, info):
-        calls.append((step, p, info["residual_norm"]))
-        return p < 0.0
+    def progress(event):
+        assert event.stage == "continuation"
+        calls.append((event.step, event.values["parameter"], event.values["residual_norm"]))
+        return event.values["parameter"] < 0.0
 
     b = continue_branch(pitchfork, [0.0], -1.0, 1.0, progress=progress)
     assert b.status == "stopped" and not b.success and 0.0 <= b.p[-1] < 0.2

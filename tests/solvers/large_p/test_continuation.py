@@ -345,9 +345,11 @@ def test_relu_sequential_finds_the_condensate_onset():
 def test_progress_callback_reports_and_stops():
     seen = []
 
-    def progress(count, p, info):
-        seen.append((count, p, info["branch"], info["kind"]))
-        return count < 5
+    def progress(event):
+        assert event.stage == "continuation"
+        info = event.values
+        seen.append((event.step, info["parameter"], info["branch"], info["kind"]))
+        return event.step < 5
 
     prob = LargePProblem(nonlinearity="erf", temperature=1.0, class_fractions=RHO)
     res = continue_solution(prob, "temperature", 1.0, 0.1, progress=progress)
