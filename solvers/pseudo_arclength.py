@@ -26,6 +26,8 @@ from typing import Callable
 
 import numpy as np
 
+from solvers.newton import damped_newton, solve_or_lstsq
+
 __all__ = ["ContinuationOptions", "finite_difference_jacobian", "FD_STEP"]
 
 #: default relative step of the central-difference Jacobian, eps^(1/3) ≈ 6.06e-6: balances the
@@ -156,34 +158,14 @@ class _Point:
     det_ref: float = math.nan  # det [[F_x, F_p], [t_refᵀ]] with the reference tangent t_ref of _analyse
 
 
-def _solve(A, b):
-    try:
-        z = np.linalg.solve(A, b)
-        if np.all(np.isfinite(z)):
-            return z
-    except np.linalg.LinAlgError:
-        pass
-    return np.linalg.lstsq(A, b, rcond=None)[0]
-
-
 def _newton(prob: _Problem, y, n, c, opts: ContinuationOptions):
-    """Newton on G(y) = (F(y), nᵀy − c) = 0 with Jacobian [[F_x, F_p], [nᵀ]].
+    """Corrector: Newton with full steps (:func:`solvers.newton.damped_newton`, no line search) on
+    G(y) = (F(y), nᵀy − c) = 0 with Jacobian [[F_x, F_p], [nᵀ]].
     Returns (y, iterations, max|F|, converged); converged means max|F| ≤ tol."""
-    r = math.inf
-    for it in range(opts.max_newton + 1):
-        f = prob.residual(y)
-        r = float(np.max(np.abs(f)))
-        if not math.isfinite(r):
-            return y, it, math.inf, False
-        if r <= opts.tol:
-            return y, it, r, True
-        if it == opts.max_newton:
-            break
-        dy = _solve(np.vstack([prob.jacobian(y), n]), -np.r_[f, n @ y - c])
-        if not np.all(np.isfinite(dy)):
-            return y, it, r, False
-        y = y + dy
-    return y, opts.max_newton, r, False
+    out = damped_newton(lambda z: np.r_[prob.residual(z), n @ z - c], lambda z: np.vstack([prob.jacobian(z), n]),
+                        y, tol=opts.tol, maxiter=opts.max_newton, line_search=False,
+                        measure=lambda g: float(np.max(np.abs(g[:-1]))))
+    return out.x, out.iterations, out.residual, out.converged
 
 
 def _det(M) -> float:
@@ -201,7 +183,7 @@ def _analyse(prob: _Problem, y, residual, t_ref=None, tangent=None, **kw) -> _Po
     det_ref = math.nan
     if tangent is None:
         M = np.vstack([J, t_ref])
-        tangent = _solve(M, np.eye(y.size)[-1])
+        tangent = solve_or_lstsq(M, np.eye(y.size)[-1])
         det_ref = _det(M)
     elif t_ref is not None:
         det_ref = _det(np.vstack([J, t_ref]))
