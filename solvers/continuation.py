@@ -44,11 +44,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 import math
+import time
 from typing import Callable, Sequence
 
 import numpy as np
 
 from solvers.progress import Progress, report
+from solvers.results import Result
 from solvers.pseudo_arclength import (FD_STEP, ContinuationOptions, _Problem, _analyse, _crossing_direction,
                                       _Point, _newton, _options, _plain, finite_difference_jacobian)
 from solvers.special_points import SpecialPoint, _detect, _TESTS
@@ -61,12 +63,17 @@ __all__ = ["ContinuationOptions", "SpecialPoint", "Branch", "SymmetryGroup", "co
 SUCCESS_STATUS = "reached-boundary"
 
 
-@dataclass
-class Branch:
+@dataclass(frozen=True, kw_only=True)
+class Branch(Result):
     """One traced branch: per-point arrays (n points, state dimension d) and special points.
 
-    ``success`` means the end of the parameter range ``p_range`` was reached; otherwise
-    ``status`` ("min-step", "max-steps", "boundary-failed", "stopped") and ``message`` say why not.
+    The result protocol (:class:`solvers.results.Result`): ``converged`` means the end of the
+    parameter range ``p_range`` was reached (``status`` "reached-boundary"); otherwise ``status``
+    ("min-step", "max-steps", "boundary-failed", "stopped") and ``message`` say why not.
+    ``iterations`` counts the accepted steps, ``residual`` is the largest max|F| over the points
+    (``residual_norm`` holds the per-point values), ``error_estimate`` is not estimated (NaN).
+    A problem-agnostic branch has no :class:`~theory.observables.Observables` (``observables()``
+    raises). ``success`` is a read-only alias of ``converged``.
     """
 
     p: np.ndarray  # (n,)
@@ -83,15 +90,19 @@ class Branch:
     special_points: list
     method: str
     p_range: tuple
-    success: bool
-    status: str
-    message: str
     options: ContinuationOptions
     n_residual_evaluations: int = 0
     origin: dict = field(default_factory=dict)
     label: str = ""
     equivalent_to: int | None = None  # set by dedupe_branches: index of the representative
     equivalent_action: int | None = None  # index of the symmetry action relating the two
+
+    @property
+    def success(self) -> bool:
+        return self.converged
+
+    def observables(self):
+        raise NotImplementedError("a problem-agnostic branch has states x, not observables; see Branch.x")
 
     @property
     def folds(self) -> list:
@@ -107,6 +118,7 @@ class Branch:
 
     def to_json(self) -> dict:
         out = {k: _plain(getattr(self, k)) for k in self.__dataclass_fields__ if k not in ("special_points", "options")}
+        out["success"] = self.success
         out["options"] = asdict(self.options)
         out["special_points"] = [s.to_json() for s in self.special_points]
         return out
@@ -187,18 +199,20 @@ def _trace(prob, start: _Point, window, opts, method, sign_p, progress, from_sin
     return pts, specials, status, message
 
 
-def _branch(prob, trace, method, window, opts, origin, label) -> Branch:
+def _branch(prob, trace, method, window, opts, origin, label, start_clock) -> Branch:
     pts, specials, status, message = trace
     Y = np.array([q.y for q in pts])
     T = np.array([q.tangent for q in pts])
+    residuals = np.array([q.residual for q in pts])
     return Branch(
+        converged=status == SUCCESS_STATUS, status=status, message=message, iterations=len(pts) - 1,
+        residual=float(np.max(residuals)), time_seconds=time.perf_counter() - start_clock,
         p=Y[:, -1].copy(), x=Y[:, :-1].copy(), arclength=np.array([q.s for q in pts]),
         step=np.array([q.h for q in pts]), newton_iterations=np.array([q.iterations for q in pts]),
-        residual_norm=np.array([q.residual for q in pts]), stability=np.array([q.stability for q in pts]),
+        residual_norm=residuals, stability=np.array([q.stability for q in pts]),
         det_sign=np.array([q.det_sign for q in pts]), dp_ds=T[:, -1].copy(),
         det_augmented=np.array([q.det_augmented for q in pts]), tangent=T, special_points=specials,
-        method=method, p_range=tuple(float(v) for v in window), success=status == SUCCESS_STATUS, status=status,
-        message=message, options=opts, n_residual_evaluations=prob.nfev, origin=origin, label=label)
+        method=method, p_range=tuple(float(v) for v in window), options=opts, n_residual_evaluations=prob.nfev, origin=origin, label=label)
 
 
 def continue_branch(residual: Callable, x0, p0: float, p_end: float, *, method: str = "arclength",
@@ -220,6 +234,7 @@ def continue_branch(residual: Callable, x0, p0: float, p_end: float, *, method: 
     fields as keywords.  Invalid input raises ValueError; failure to reach p_end does not
     (see ``Branch.success``, ``status``, ``message``).
     """
+    start_clock = time.perf_counter()
     opts = _options(options, option_overrides)
     if method not in ("arclength", "natural"):
         raise ValueError(f"method must be 'arclength' or 'natural', got {method!r}")
@@ -255,7 +270,7 @@ def continue_branch(residual: Callable, x0, p0: float, p_end: float, *, method: 
     start = _analyse(prob, y0, r0, t_ref, iterations=it0)
     window = (min(p0, p_end), max(p0, p_end))
     trace = _trace(prob, start, window, opts, method, sign_p, progress)
-    return _branch(prob, trace, method, window, opts, {"p0": p0, "p_end": p_end}, label)
+    return _branch(prob, trace, method, window, opts, {"p0": p0, "p_end": p_end}, label, start_clock)
 
 
 def _regular_tangent(branch: Branch, point: SpecialPoint, gap: float = 1e-6) -> np.ndarray:
@@ -317,10 +332,11 @@ def switch_branch(residual: Callable, branch: Branch, point: SpecialPoint, *, di
     t_new = t_new * (1.0 if t_new[np.argmax(np.abs(t_new))] > 0 else -1.0)
     out = []
     for s in directions:
+        start_clock = time.perf_counter()
         start = _analyse(prob, y_star, r_star, tangent=s * t_new)
         trace = _trace(prob, start, window, opts, "arclength", 1.0, progress, from_singular=True)
         origin = {"parent": branch.label, "p": point.p, "x": point.x.copy(), "direction": int(s),
                   "tangent": s * t_new, "old_tangent": t_old, "sigma_min": float(sv[-1])}
         out.append(_branch(prob, trace, "arclength", window, opts, origin,
-                           f"{branch.label}>bp@{point.p:.6g}{'+' if s > 0 else '-'}"))
+                           f"{branch.label}>bp@{point.p:.6g}{'+' if s > 0 else '-'}", start_clock))
     return out

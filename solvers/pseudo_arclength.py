@@ -26,6 +26,10 @@ from typing import Callable
 
 import numpy as np
 
+from theory.checks import check_bool, check_float, check_int
+from theory.spec import SpecError
+
+from solvers.options import Options
 from solvers.newton import damped_newton, solve_or_lstsq
 
 __all__ = ["ContinuationOptions", "finite_difference_jacobian", "FD_STEP"]
@@ -36,8 +40,9 @@ FD_STEP = float(np.finfo(np.float64).eps ** (1.0 / 3.0))
 
 
 @dataclass(frozen=True)
-class ContinuationOptions:
-    """Step control and tolerances; lengths are Euclidean in y = (x, p)."""
+class ContinuationOptions(Options):
+    """Step control and tolerances; lengths are Euclidean in y = (x, p). Validated on construction
+    (:class:`theory.spec.SpecError`, a ValueError, naming the field and its valid range)."""
 
     step: float = 0.02  # initial step size h
     min_step: float = 1e-6
@@ -54,21 +59,19 @@ class ContinuationOptions:
     fd_step: float = FD_STEP  # finite-difference step h_j = fd_step·max(1, |y_j|)
     detect: bool = True  # detect and locate special points
 
-    def __post_init__(self):
+    def validate(self) -> None:
         for name in ("step", "min_step", "max_step", "tol", "locate_tol", "fd_step", "max_correction"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a finite number > 0 (valid range (0, inf)), got {v!r}")
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise SpecError(f"{name} must be a finite number > 0 (valid range (0, inf)), got {v!r}")
         for name in ("fast_newton", "max_newton", "max_steps"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, np.integer)) and v >= 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        for name, lo, hi in (("grow", 1.0, math.inf), ("shrink", 0.0, 1.0), ("max_turn", 0.0, math.pi)):
-            if not lo < getattr(self, name) < hi:
-                raise ValueError(f"{name} must lie in ({lo:g}, {hi:g}), got {getattr(self, name)!r}")
+            check_int(name, getattr(self, name), lo=1)
+        for name, lo, hi in (("grow", 1.0, None), ("shrink", 0.0, 1.0), ("max_turn", 0.0, math.pi)):
+            check_float(name, getattr(self, name), lo, hi, lo_open=True, hi_open=True)
+        check_bool("detect", self.detect)
         if not self.min_step <= self.step <= self.max_step:
-            raise ValueError(f"step must lie in [min_step, max_step] = [{self.min_step:g}, {self.max_step:g}], "
-                             f"got {self.step!r}")
+            raise SpecError(f"step must lie in [min_step, max_step] = [{self.min_step:g}, {self.max_step:g}], "
+                            f"got {self.step!r}")
 
 
 def _options(options: ContinuationOptions | None, overrides: dict) -> ContinuationOptions:

@@ -109,17 +109,24 @@ def branches_equivalent(b1, b2, symmetry: SymmetryGroup | None = None,
     return None
 
 
+def _annotate(branch, equivalent_to, equivalent_action) -> None:
+    """Record the equivalence found by :func:`dedupe_branches` on a (frozen) branch result: the two
+    annotation fields are the only ones set after construction."""
+    object.__setattr__(branch, "equivalent_to", equivalent_to)
+    object.__setattr__(branch, "equivalent_action", equivalent_action)
+
+
 def dedupe_branches(branches: Sequence, symmetry: SymmetryGroup | None = None,
                     tol: float = 1e-6) -> list:
     """Unique branches (first occurrences, in order).  Each duplicate gets ``equivalent_to`` =
     index in ``branches`` of its representative and ``equivalent_action`` = the action index."""
     unique = []
     for i, b in enumerate(branches):
-        b.equivalent_to = b.equivalent_action = None
+        _annotate(b, None, None)
         for j in unique:
             g = branches_equivalent(branches[j], b, symmetry, tol)
             if g is not None:
-                b.equivalent_to, b.equivalent_action = j, g
+                _annotate(b, j, g)
                 break
         else:
             unique.append(i)

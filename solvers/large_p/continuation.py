@@ -82,6 +82,7 @@ Yu. A. Kuznetsov, Elements of Applied Bifurcation Theory, ch. 10.
 from __future__ import annotations
 
 from dataclasses import replace
+import math
 import time
 
 import numpy as np
@@ -151,11 +152,14 @@ def continue_solution(problem: LargePProblem, parameter: str, p_from: float, p_t
     nl = problem.phi
     at_from = problem.with_parameter(parameter, p_from)
 
-    def finish(branches, specials, start, success, message, notes, n_pts, n_eval, used_method):
+    def finish(branches, specials, start, success, message, notes, n_pts, n_eval, used_method, status=None):
+        residual = max((tr.residual for tr in branches), default=math.nan)
+        status = status or ("reached-boundary" if success else "not-converged")
         return LargePContinuation(problem=at_from, parameter=parameter, p_from=p_from, p_to=p_to, method=used_method,
-                                  branches=branches, special_points=specials, start=start, success=success,
-                                  message=message, notes=notes, time_seconds=time.perf_counter() - start_clock,
-                                  n_points=n_pts, n_evaluations=n_eval, options=opts)
+                                  branches=branches, special_points=specials, start=start, converged=success,
+                                  status=status, message=message, notes=notes, iterations=n_pts, residual=residual,
+                                  time_seconds=time.perf_counter() - start_clock, n_points=n_pts,
+                                  n_evaluations=n_eval, options=opts)
 
     if nl.name == "linear":
         tr, specials = linear_path(problem, parameter, p_from, p_to, n_points, progress)
@@ -175,14 +179,14 @@ def continue_solution(problem: LargePProblem, parameter: str, p_from: float, p_t
     start = solve_large_p(at_from)
     if not (start.converged and start.kind == "global"):
         return finish([], [], start, False, f"no converged solution at {parameter} = {p_from:g}: {start.message}",
-                      [], 0, 0, method)
+                      [], 0, 0, method, "no-solution")
     drv = Driver(problem, parameter, p_from, p_to, method, opts, progress, follow_constrained, resolve_offset,
                  max_traces, probe_steps, global_check)
     drv.run(start)
     success, message = _outcome(drv)
     drv.specials.sort(key=lambda s: ((s.parameter - p_from) * drv.sign, s.branch_index))
     return finish(drv.traces, drv.specials, start, success, message, drv.notes, drv.n_points,
-                  sum(e.calls for e in drv.evaluators.values()), method)
+                  sum(e.calls for e in drv.evaluators.values()), method, "stopped" if drv.stopped else None)
 
 
 def _check_inputs(problem, parameter, p_from, p_to, method, n_points):

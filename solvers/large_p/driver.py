@@ -123,7 +123,7 @@ class Driver:
                   "direction": direction, "sigma_min": br.origin.get("sigma_min")}
         tr = self.wrap(ev, br, label, origin, state)
         if probe and br.status == "max-steps":
-            tr.status, tr.message = "probe", f"probe of {self.probe_steps} steps (a symmetry image or not global)"
+            tr = replace(tr, status="probe", message=f"probe of {self.probe_steps} steps (a symmetry image or not global)")
         return tr
 
     def duplicate_of(self, tr: LargePBranchTrace):
@@ -211,12 +211,12 @@ class Driver:
                 followed.append(j)
                 queue.append(j)
                 continue
-            j = self.add(probe)
-            rec.children.append(probe.label)
             if dup is not None:
-                probe.duplicate_of, probe.symmetry_action = dup
-                probe.message = (f"symmetry image of trace {dup[0]} ({self.traces[dup[0]].label}) under action "
-                                 f"{dup[1]} of the group ({self.group(probe.n_branches).order_note})")
+                probe = replace(probe, duplicate_of=dup[0], symmetry_action=dup[1], message=(
+                    f"symmetry image of trace {dup[0]} ({self.traces[dup[0]].label}) under action "
+                    f"{dup[1]} of the group ({self.group(probe.n_branches).order_note})"))
+            self.add(probe)
+            rec.children.append(probe.label)
         if followed:
             first = self.traces[followed[0]]
             rec.action = "switched"

@@ -35,8 +35,10 @@ def _solution_arrays(sols, params, label, origin, odd, status, message):
         cnt = count_occupied(A[i, :s.n_branches], P[i, :s.n_branches], odd)
         nocc.append(cnt + n_condensate(s))
     stab = np.array([0 if (s.converged and s.kind in ("global", "linear-gaussian")) else 1 for s in sols])
+    residuals = np.array([s.residual_norm for s in sols])
     return LargePBranchTrace(
-        label=label, n_branches=n, parameter=np.asarray(params, dtype=np.float64),
+        converged=status == "reached-boundary", status=status, iterations=k - 1, residual=float(np.max(residuals)),
+        time_seconds=float(sum(s.time_seconds for s in sols)), label=label, n_branches=n, parameter=np.asarray(params, dtype=np.float64),
         t=np.array([s.t for s in sols]), a=A, occupation=P, f=np.array([s.outputs for s in sols]),
         U=np.array([s.readout_moment for s in sols]),
         kernel_diagonal=np.array([s.observables.kernel_diagonal for s in sols]),
@@ -45,8 +47,8 @@ def _solution_arrays(sols, params, label, origin, odd, status, message):
         stability=stab, hessian_max=np.array([max(float(np.max(b.hessian_eigenvalues)) for b in s.branches)
                                               for s in sols]),
         kind=[s.kind if s.converged else "failed" for s in sols],
-        arclength=np.abs(np.asarray(params) - params[0]), residual=np.array([s.residual_norm for s in sols]),
-        status=status, message=message, origin=origin, special=[""] * k)
+        arclength=np.abs(np.asarray(params) - params[0]), residuals=residuals,
+        message=message, origin=origin, special=[""] * k)
 
 
 def linear_path(problem, parameter, p_from, p_to, n_points, progress):
@@ -179,6 +181,6 @@ def sequential_path(problem, parameter, p_from, p_to, n_points, progress, locate
     sols, params = [sols[i] for i in order], [params[i] for i in order]
     ok = all(s.converged for s in sols)
     tr = _solution_arrays(sols, params, "sequential", {"kind": "sequential"}, problem.phi.odd,
-                          "reached-boundary" if ok else "failed",
+                          "reached-boundary" if ok else "not-converged",
                           "independent solve_large_p solves" + ("" if ok else "; some did not converge"))
     return tr, specials

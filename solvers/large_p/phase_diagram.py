@@ -27,7 +27,7 @@ of consecutive rows.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import time
 
 import numpy as np
@@ -38,6 +38,7 @@ from solvers.large_p.solve import LargePSolution, solve_branches, solve_large_p
 from solvers.large_p.coding import MIN_OCCUPATION, coding_scheme
 from solvers.large_p.problem import LargePProblem, parameter_name
 from solvers.large_p.transition import same_curve, trace_transition
+from solvers.results import Result
 from solvers.sweep import run_sweep
 
 __all__ = ["coding_scheme", "phase_row", "PhaseDiagram", "phase_diagram", "load_phase_diagram",
@@ -135,8 +136,16 @@ def phase_row(job: dict) -> dict:
 
 
 @dataclass(frozen=True)
-class PhaseDiagram:
-    """Labels on the (x, y) grid, located transitions and boundary curves."""
+class PhaseDiagram(Result):
+    """Labels on the (x, y) grid, located transitions and boundary curves.
+
+    The result protocol (:class:`solvers.results.Result`, its fields keyword-only after the
+    positional ones here): ``converged`` means every row was computed and every point's solution
+    converged; ``iterations`` counts the computed rows; ``error_estimate`` is the widest
+    bisection bracket of a located boundary (0 without boundaries); ``time_seconds`` the summed
+    row times; ``residual`` is not defined (NaN). A diagram holds labels, not one set of
+    observables: ``observables()`` raises.
+    """
 
     x_name: str
     y_name: str
@@ -146,6 +155,10 @@ class PhaseDiagram:
     rows: list  # the row results (dicts), None for missing rows
     path: str | None = None
     traced: tuple = ()  # transition curves followed by continuation (:func:`trace_transition`)
+
+    def observables(self):
+        raise NotImplementedError("a phase diagram holds coding-scheme labels per grid point, not one set of "
+                                  "observables; see rows[i]['f_diag'] and rows[i]['U_diag']")
 
     @property
     def boundary_points(self) -> list:
@@ -179,7 +192,7 @@ class PhaseDiagram:
         return out
 
     def to_json(self) -> dict:
-        return {"x_name": self.x_name, "y_name": self.y_name, "x": self.x.tolist(), "y": self.y.tolist(),
+        return {**self.result_json(), "x_name": self.x_name, "y_name": self.y_name, "x": self.x.tolist(), "y": self.y.tolist(),
                 "labels": [[lab for lab in row] for row in self.labels.tolist()],
                 "boundaries": self.boundary_points, "curves": self.boundary_curves(),
                 "traced": list(self.traced), "path": self.path}
@@ -194,8 +207,16 @@ def _assemble(x_name, y_name, xs, ys, records, path) -> PhaseDiagram:
     for i, r in enumerate(rows):
         if r is not None:
             labels[i, :] = r["label"]
+    done = [r for r in rows if r is not None]
+    n_bad = sum(not ok for r in done for ok in r.get("converged", []))
+    widths = [abs(b["bracket"][1] - b["bracket"][0]) for r in done for b in r["boundaries"]]
+    converged = len(done) == len(rows) and n_bad == 0
     return PhaseDiagram(x_name, y_name, np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64),
-                        labels, rows, None if path is None else str(path))
+                        labels, rows, None if path is None else str(path),
+                        converged=converged, status="converged" if converged else "not-converged",
+                        message=f"{len(done)} of {len(rows)} rows computed, {n_bad} point(s) not converged",
+                        iterations=len(done), error_estimate=max(widths, default=0.0),
+                        time_seconds=float(sum(r.get("time_seconds", 0.0) for r in done)))
 
 
 def phase_diagram(problem: LargePProblem, x_name: str, x_values, y_name: str, y_values, path, *,
@@ -249,8 +270,7 @@ def phase_diagram(problem: LargePProblem, x_name: str, x_values, y_name: str, y_
             same[0]["groups"].append(groups_pair)
             continue
         traced.append({**curve, "labels": key, "groups": [groups_pair]})
-    return PhaseDiagram(diagram.x_name, diagram.y_name, diagram.x, diagram.y, diagram.labels, diagram.rows,
-                        diagram.path, tuple(traced))
+    return replace(diagram, traced=tuple(traced))
 
 
 def load_phase_diagram(path) -> PhaseDiagram:

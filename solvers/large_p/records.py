@@ -13,13 +13,17 @@ import math
 
 import numpy as np
 
+from theory.observables import Observables
+
 from solvers.continuation import Branch, ContinuationOptions
+from solvers.results import Result
 from solvers.large_p.solve import LargePSolution, branch_observables, linear_large_p, solve_branches
 from solvers.large_p.problem import LargePProblem
 from solvers.large_p.report import continuation_table
 from solvers.large_p.stability import BranchEvaluator, count_occupied
 
 __all__ = ["LargePBranchTrace", "LargePSpecialPoint", "LargePContinuation", "trace_from_branch"]
+
 
 def _plain(obj):
     if isinstance(obj, np.ndarray):
@@ -35,8 +39,8 @@ def _plain(obj):
     return obj
 
 
-@dataclass
-class LargePBranchTrace:
+@dataclass(frozen=True, kw_only=True)
+class LargePBranchTrace(Result):
     """One followed branch: per-point arrays along the parameter (k points, n branches a_γ, m classes).
 
     ``kind[i]`` is "global" (stability 0: the minimiser of G∞), "constrained",
@@ -47,6 +51,13 @@ class LargePBranchTrace:
     equals G∞ where the point is global. ``duplicate_of`` is the index of the
     trace this one is a symmetry image of (then ``symmetry_action`` names the
     action index of :func:`symmetry_group`).
+
+    The result protocol (:class:`solvers.results.Result`): ``converged`` means the trace reached the
+    end of the parameter range (``status`` "reached-boundary"; else "left-global", "probe",
+    "stopped", "min-step", "max-steps", "boundary-failed", "not-converged"), ``iterations`` counts
+    its points after the first, ``residual`` is the largest max|F| (``residuals`` holds the
+    per-point values, the JSON key "residual"), ``observables()`` the observables at its last
+    point. ``success`` is a read-only alias of ``converged``.
     """
 
     label: str
@@ -65,9 +76,7 @@ class LargePBranchTrace:
     hessian_max: np.ndarray  # (k,) largest eigenvalue of ∇²_a S over the branches
     kind: list
     arclength: np.ndarray
-    residual: np.ndarray
-    status: str
-    message: str
+    residuals: np.ndarray  # (k,) max|F| at each point
     origin: dict = field(default_factory=dict)
     duplicate_of: int | None = None
     symmetry_action: int | None = None
@@ -76,7 +85,12 @@ class LargePBranchTrace:
 
     @property
     def success(self) -> bool:
-        return self.status == "reached-boundary"
+        return self.converged
+
+    def observables(self) -> Observables:
+        """f, U and the kernel at the last point of the trace."""
+        return Observables(outputs=self.f[-1], readout_moment=self.U[-1], kernel_diagonal=self.kernel_diagonal[-1],
+                           kernel_blocks=self.kernel_blocks[-1])
 
     def __len__(self) -> int:
         return len(self.parameter)
@@ -84,8 +98,9 @@ class LargePBranchTrace:
     def to_json(self) -> dict:
         keys = ("label", "n_branches", "parameter", "t", "a", "occupation", "f", "U", "kernel_diagonal",
                 "kernel_blocks", "free_energy", "n_occupied", "stability", "hessian_max", "kind", "arclength",
-                "residual", "special", "status", "message", "origin", "duplicate_of", "symmetry_action")
-        out = {k: _plain(getattr(self, k)) for k in keys}
+                "residuals", "special", "status", "message", "origin", "duplicate_of", "symmetry_action")
+        out = {**_plain(self.result_json()), **{k: _plain(getattr(self, k)) for k in keys}}
+        out["residual"] = out.pop("residuals")  # the per-point values keep their JSON key
         out["P"] = out["occupation"]  # short aliases
         return out
 
@@ -132,11 +147,16 @@ class LargePSpecialPoint:
         return _plain({k: getattr(self, k) for k in self.__dataclass_fields__})
 
 
-@dataclass
-class LargePContinuation:
+@dataclass(frozen=True, kw_only=True)
+class LargePContinuation(Result):
     """Result of :func:`continue_solution`: followed branches, special points, the global path.
 
-    ``success``: the global solution was followed from ``p_from`` to ``p_to``.
+    The result protocol (:class:`solvers.results.Result`): ``converged`` means the global solution
+    was followed from ``p_from`` to ``p_to`` (``status`` "reached-boundary"; else "stopped",
+    "no-solution" at the start, or "not-converged"); ``iterations`` counts the accepted
+    continuation points (``n_points``), ``residual`` is the largest max|F| over all traces,
+    ``observables()`` the global solution's observables at the end of the global path.
+    ``success`` is a read-only alias of ``converged``.
     """
 
     problem: LargePProblem
@@ -147,13 +167,22 @@ class LargePContinuation:
     branches: list
     special_points: list
     start: LargePSolution | None
-    success: bool
-    message: str
     notes: list
-    time_seconds: float
     n_points: int  # accepted continuation points (all branches, bisection points excluded)
     n_evaluations: int  # stability evaluations, bisection included
     options: ContinuationOptions | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.converged
+
+    def observables(self) -> Observables:
+        """f, U and the kernel of the global solution at the end of the global path."""
+        path = self.global_path()
+        if not len(path["parameter"]):
+            raise ValueError("the continuation has no global point")
+        return Observables(outputs=path["f"][-1], readout_moment=path["U"][-1],
+                           kernel_diagonal=path["kernel_diagonal"][-1], kernel_blocks=path["kernel_blocks"][-1])
 
     @property
     def global_branches(self) -> list:
@@ -198,6 +227,7 @@ class LargePContinuation:
     def to_json(self) -> dict:
         path = self.global_path()
         return _plain({
+            **self.result_json(),
             "problem": self.problem.to_dict(), "parameter": self.parameter, "from": self.p_from, "to": self.p_to,
             "method": self.method, "success": self.success, "message": self.message, "notes": self.notes,
             "time_seconds": self.time_seconds, "n_points": self.n_points, "n_evaluations": self.n_evaluations,
@@ -244,9 +274,12 @@ def trace_from_branch(ev: BranchEvaluator, br: Branch, label: str, origin: dict,
         hmax[i] = float(np.max(np.linalg.eigvalsh(H)))
     stab = np.array([q[3] for q in pts], dtype=int)
     kind = ["global" if s == 0 else "constrained" for s in stab]
-    return LargePBranchTrace(label=label, n_branches=n, parameter=np.array([q[1] for q in pts]), t=T, a=A,
+    residuals = np.array([q[4] for q in pts])
+    status = status or br.status
+    return LargePBranchTrace(converged=status == "reached-boundary", status=status, iterations=k - 1,
+                             residual=float(np.max(residuals)), time_seconds=br.time_seconds, label=label, n_branches=n, parameter=np.array([q[1] for q in pts]), t=T, a=A,
                              occupation=P, f=f, U=U, kernel_diagonal=kd, kernel_blocks=kb, free_energy=G,
                              n_occupied=nocc, stability=stab, hessian_max=hmax, kind=kind,
-                             arclength=np.array([q[0] for q in pts]), residual=np.array([q[4] for q in pts]),
-                             status=status or br.status, message=message or br.message, origin=origin, raw=br,
+                             arclength=np.array([q[0] for q in pts]), residuals=residuals,
+                             message=message or br.message, origin=origin, raw=br,
                              special=[q[5] for q in pts])
