@@ -43,13 +43,8 @@ class NewtonOutcome:
     message: str
     evaluations: int = 0
 
-    @property
-    def nit(self) -> int:
-        return self.iterations
-
-    @property
-    def residual_norm(self) -> float:
-        return self.residual
+    nit = property(lambda self: self.iterations, doc="read-only alias of ``iterations``")
+    residual_norm = property(lambda self: self.residual, doc="read-only alias of ``residual``")
 
 
 def max_abs(g: np.ndarray) -> float:

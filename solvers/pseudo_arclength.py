@@ -159,6 +159,7 @@ class _Point:
     iterations: int = 0
     normal: np.ndarray | None = None  # hyperplane normal n of that step
     det_ref: float = math.nan  # det [[F_x, F_p], [t_refᵀ]] with the reference tangent t_ref of _analyse
+    jacobian: np.ndarray | None = None  # J = [F_x F_p] at y
 
 
 def _newton(prob: _Problem, y, n, c, opts: ContinuationOptions):
@@ -192,7 +193,7 @@ def _analyse(prob: _Problem, y, residual, t_ref=None, tangent=None, **kw) -> _Po
         det_ref = _det(np.vstack([J, t_ref]))
     t = tangent / np.linalg.norm(tangent)
     return _Point(y, residual, t, _det(np.vstack([J, t])), int(np.linalg.slogdet(J[:, :-1])[0]),
-                  prob.stability(y, J[:, :-1]), det_ref=det_ref, **kw)
+                  prob.stability(y, J[:, :-1]), det_ref=det_ref, jacobian=J, **kw)
 
 
 def _crossing_direction(J, t_old):

@@ -26,7 +26,7 @@ Bifurcation Theory (3rd ed. 2004), ch. 10.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 import math
 
 import numpy as np
@@ -40,31 +40,61 @@ __all__ = ["SpecialPoint"]
 class SpecialPoint:
     """A located fold, branch point or stability change between steps ``index`` and ``index + 1``.
 
+    As BifurcationKit's special points: kind, index, parameter ``p`` (alias ``parameter``),
+    state ``x`` (alias ``state``), tangent, kernel dimension, status and bisection interval.
     ``bracket`` is the final bisection interval [lo, hi] in arclength (``bracket_p``: p at its
     ends); the located point (``arclength``, ``p``, ``x``) lies inside it; ``width`` = hi − lo is
     the location error in s; ``residual_norm`` is max|F| at the point.  ``tangent`` is the unit
     tangent of the followed branch (at a branch point: interpolated from the regular points on
-    either side and projected onto null [F_x F_p]).
+    either side and projected onto null [F_x F_p]).  ``kernel_dimension`` is dim null F_x at the
+    located point: the singular values of F_x below ``KERNEL_TOL``·max(1, ‖J‖₂) (1 at a simple fold or
+    branch point, 0 at a stability change without a singular F_x, None if not evaluated).
+    ``status`` is "converged" when the bracket reached ``locate_tol``, else "not-converged".
     """
 
     kind: str  # "fold", "branch-point" or "stability-change"
     index: int
     p: float
     x: np.ndarray
-    arclength: float
-    bracket: tuple
-    bracket_p: tuple
-    width: float
-    residual_norm: float
-    converged: bool  # width ≤ locate_tol reached
-    test_values: dict  # at the located point: dp_ds, det_augmented, det_Fx_sign, stability
-    test_values_bracket: dict  # dp_ds and det_augmented at lo and hi
-    stability_before: int
-    stability_after: int
-    tangent: np.ndarray  # unit tangent (d+1,) of the followed branch at the point, oriented along it
+    arclength: float = math.nan
+    bracket: tuple = (math.nan, math.nan)
+    bracket_p: tuple = (math.nan, math.nan)
+    width: float = math.nan
+    residual_norm: float = math.nan
+    converged: bool = True  # width ≤ locate_tol reached
+    test_values: dict = field(default_factory=dict)  # at the point: dp_ds, det_augmented, det_Fx_sign, stability
+    test_values_bracket: dict = field(default_factory=dict)  # dp_ds and det_augmented at lo and hi
+    stability_before: int = 0
+    stability_after: int = 0
+    tangent: np.ndarray | None = None  # unit tangent (d+1,) of the followed branch at the point, oriented along it
+    kernel_dimension: int | None = None
+
+    @property
+    def parameter(self) -> float:
+        return self.p
+
+    @property
+    def state(self) -> np.ndarray:
+        return self.x
+
+    @property
+    def status(self) -> str:
+        return "converged" if self.converged else "not-converged"
 
     def to_json(self) -> dict:
-        return _plain(asdict(self))
+        return _plain({**asdict(self), "status": self.status})
+
+
+#: relative singular-value cut of F_x for ``SpecialPoint.kernel_dimension``
+KERNEL_TOL = 1e-6
+
+
+def _kernel_dimension(J) -> int | None:
+    """dim null F_x: singular values of F_x at most KERNEL_TOL·max(1, σ_max([F_x F_p]))."""
+    if J is None:
+        return None
+    cut = KERNEL_TOL * max(1.0, float(np.linalg.norm(J, 2)))
+    return int(np.count_nonzero(np.linalg.svd(J[:, :-1], compute_uv=False) <= cut))
 
 
 _TESTS = {"fold": lambda q: float(q.tangent[-1]), "branch-point": lambda q: q.det_augmented}
@@ -108,7 +138,8 @@ def _special(kind, index, q, lo, hi, s0, converged, before, after) -> SpecialPoi
                      "det_Fx_sign": q.det_sign, "stability": q.stability},
         test_values_bracket={name: (fn(lo), fn(hi)) for name, fn in
                              (("dp_ds", _TESTS["fold"]), ("det_augmented", _TESTS["branch-point"]))},
-        stability_before=before, stability_after=after, tangent=q.tangent.copy())
+        stability_before=before, stability_after=after, tangent=q.tangent.copy(),
+        kernel_dimension=_kernel_dimension(q.jacobian))
 
 
 _TSVD = float(np.sqrt(np.finfo(np.float64).eps))  # relative singular-value cut of the corrector in _correct
@@ -224,7 +255,7 @@ def _locate(prob, kind, pts, k, opts) -> SpecialPoint:
             t_q = _crossing_direction(J, t_reg)[1]
         except ValueError:  # not a simple branch point: keep the interpolated regular tangent
             t_q = t_reg / np.linalg.norm(t_reg)
-        q = replace(q, tangent=t_q, det_augmented=_det(np.vstack([J, t_q])))
+        q = replace(q, tangent=t_q, det_augmented=_det(np.vstack([J, t_q])), jacobian=J)
     return _special(kind, k, q, lo, hi, a.s, converged, a.stability, b.stability)
 
 

@@ -174,7 +174,7 @@ class Driver:
                 n_branches_before=tr.n_branches, n_branches_after=tr.n_branches,
                 stability_before=int(sp.stability_before), stability_after=int(sp.stability_after),
                 unstable_directions=info["unstable_directions"], classes=info["classes"], formula=info["formula"],
-                state=info["state"])
+                state=info["state"], point=sp)
             self.specials.append(rec)
             leaves = sp.stability_before == 0 and (sp.stability_after > 0 or sp.kind == "fold")
             if not leaves or self.stopped:
@@ -297,7 +297,7 @@ class Driver:
         rec.state["detected"] = {"parameter": rec.parameter, "bracket": rec.bracket, "converged": rec.converged}
         rec.parameter, rec.bracket = float(q.p), tuple(sorted(map(float, q.bracket_p)))
         rec.bracket_arclength, rec.width = tuple(map(float, q.bracket)), float(q.width)
-        rec.converged, rec.residual = bool(q.converged), float(q.residual_norm)
+        rec.converged, rec.residual, rec.point = bool(q.converged), float(q.residual_norm), q
         info = describe(ev, q, br, self.parameter, self.problem)
         rec.formula = rec.formula or info["formula"]
         rec.classes = rec.classes or info["classes"]

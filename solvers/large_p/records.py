@@ -15,7 +15,7 @@ import numpy as np
 
 from theory.observables import Observables
 
-from solvers.continuation import Branch, ContinuationOptions
+from solvers.continuation import Branch, ContinuationOptions, SpecialPoint
 from solvers.results import Result
 from solvers.large_p.solve import LargePSolution, branch_observables, linear_large_p, solve_branches
 from solvers.large_p.problem import LargePProblem
@@ -142,9 +142,27 @@ class LargePSpecialPoint:
     formula: dict | None = None
     note: str = ""
     state: dict = field(default_factory=dict)  # t, a_γ, P_γ at the point
+    point: SpecialPoint | None = None  # the located point of the continued branch (None: located by solves)
+
+    @property
+    def index(self) -> int | None:
+        return None if self.point is None else self.point.index
+
+    @property
+    def tangent(self) -> np.ndarray | None:
+        return None if self.point is None else self.point.tangent
+
+    @property
+    def kernel_dimension(self) -> int | None:
+        return None if self.point is None else self.point.kernel_dimension
+
+    @property
+    def status(self) -> str:
+        return "converged" if self.converged else "not-converged"
 
     def to_json(self) -> dict:
-        return _plain({k: getattr(self, k) for k in self.__dataclass_fields__})
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "point"}
+        return _plain({**out, "index": self.index, "kernel_dimension": self.kernel_dimension, "status": self.status})
 
 
 @dataclass(frozen=True, kw_only=True)

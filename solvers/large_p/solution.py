@@ -64,17 +64,9 @@ class LargePSolution(Result):
     condensate: object | None = None  # solvers.large_p.condensate.LargePCondensate, if any
     extra: dict = field(default_factory=dict)
 
-    @property
-    def nit(self) -> int:
-        return self.iterations
-
-    @property
-    def residual_norm(self) -> float:
-        return self.residual
-
-    @property
-    def success(self) -> bool:
-        return self.converged
+    nit = property(lambda self: self.iterations, doc="read-only alias of ``iterations``")
+    residual_norm = property(lambda self: self.residual, doc="read-only alias of ``residual``")
+    success = property(lambda self: self.converged, doc="read-only alias of ``converged``")
 
     @property
     def n_branches(self) -> int:
