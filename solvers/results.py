@@ -24,7 +24,7 @@ __all__ = ["Result", "SolveResult", "STATUSES", "STATUS"]
 STATUSES = ("converged", "not-converged", "max-iterations", "line-search-failed", "integration-failed",
             "error-bound-missed", "outside-domain", "no-solution",
             # continuation (a branch's end)
-            "reached-boundary", "max-steps", "min-step", "stopped", "probe", "left-global")
+            "reached-boundary", "max-steps", "min-step", "stopped", "probe", "left-global", "boundary-failed")
 
 #: legacy integer status codes of :class:`SolveResult` (``status_code``) and their strings
 STATUS = {0: "converged", 1: "max-iterations", 2: "line-search-failed", 3: "integration-failed"}

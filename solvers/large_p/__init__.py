@@ -8,8 +8,12 @@ Read in this order:
 * :mod:`.branches` — the branch equations with analytic Jacobian;
 * :mod:`.solve` — the solver (``solve_large_p``) and its result;
 * :mod:`.condensate` — linearly growing φ (ReLU): the domain constraint and its outliers;
-* :mod:`.continuation` — following a solution in one parameter, with special points;
-* :mod:`.phase_diagram` — coding schemes over two parameters.
+* :mod:`.continuation` — following a solution in one parameter, with special points; its parts:
+  :mod:`.driver` (acting on special points), :mod:`.stability` (the physical stability count),
+  :mod:`.records` (result types), :mod:`.report` (descriptions), :mod:`.paths` (linear φ,
+  sequential solves), :mod:`.symmetry` (the symmetry group of the branch system);
+* :mod:`.phase_diagram` — coding schemes over two parameters: :mod:`.coding` (the label of a
+  solution), :mod:`.transition` (transition curves by continuation).
 """
 from solvers.large_p.problem import LargePProblem
 from solvers.large_p.solve import (LargePSolution, solutions, solve_branches, solve_large_p,

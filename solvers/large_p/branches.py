@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from solvers.newton import NewtonOutcome, damped_newton, lstsq_solver
 from solvers.large_p.problem import LargePProblem, parameter_name
 
 __all__ = ["BranchSystem", "branch_system", "newton_branches", "NewtonOutcome"]
@@ -179,40 +180,11 @@ def branch_system(problem: LargePProblem, n_branches: int, parameter: str = "tem
     return BranchSystem(problem, int(n_branches), parameter)
 
 
-@dataclass(frozen=True)
-class NewtonOutcome:
-    x: np.ndarray
-    converged: bool
-    nit: int
-    residual_norm: float
-    message: str
-
-
 def newton_branches(system: BranchSystem, x0, p=None, tol: float = 1e-10, maxiter: int = 60) -> NewtonOutcome:
-    """Damped Newton on F(x, p) = 0 (backtracking on ||F||₂); converged when max|F| <= tol."""
-    x = np.asarray(x0, dtype=np.float64).copy()
-    F = system.residual(x, p)
-    norm = float(np.max(np.abs(F)))
-    for it in range(1, maxiter + 1):
-        if not np.all(np.isfinite(F)):
-            return NewtonOutcome(x, False, it - 1, np.inf, "residual is not finite")
-        if norm <= tol:
-            return NewtonOutcome(x, True, it - 1, norm, "converged")
-        J, _ = system.jacobian(x, p)
-        # least squares (SVD): the minimum-norm step where J is singular, e.g. occupations that the
-        # equations do not determine (odd φ with m >= 4 sign patterns)
-        dx = np.linalg.lstsq(J, -F, rcond=1e-13)[0]
-        lam, f2 = 1.0, float(F @ F)
-        while lam > 1e-6:
-            xn = x + lam * dx
-            Fn = system.residual(xn, p)
-            if np.all(np.isfinite(Fn)) and float(Fn @ Fn) <= (1.0 - 1e-4 * lam) * f2:
-                break
-            lam *= 0.5
-        else:
-            return NewtonOutcome(x, False, it, norm, f"line search failed at max|F| = {norm:.2e}")
-        x, F = xn, Fn
-        norm = float(np.max(np.abs(F)))
-    if norm <= tol:
-        return NewtonOutcome(x, True, maxiter, norm, "converged")
-    return NewtonOutcome(x, False, maxiter, norm, f"maximum iterations ({maxiter}) reached at max|F| = {norm:.2e}")
+    """Damped Newton on F(x, p) = 0 (:func:`solvers.newton.damped_newton`: backtracking on ||F||₂);
+    converged when max|F| <= tol. Steps are least squares (SVD, rcond 1e-13): the minimum-norm step
+    where J is singular, e.g. occupations that the equations do not determine (odd φ with m >= 4
+    sign patterns)."""
+    return damped_newton(lambda x: system.residual(x, p), lambda x: system.jacobian(x, p)[0],
+                         np.asarray(x0, dtype=np.float64).copy(), tol=tol, maxiter=maxiter,
+                         solve=lstsq_solver(1e-13))

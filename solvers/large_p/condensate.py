@@ -380,9 +380,9 @@ def _condensate_solution(problem, result, tol, start):
         outputs=fc, readout_moment=Uc, kernel=Kc, q_max=domain_q(problem, t),
         gap=np.array([S1 - _asymptote(problem, t, d) for d in D]))
     return LargePSolution(problem=problem, t=t, branches=base.branches, maxima=mx, observables=obs,
-                          free_energy=base.free_energy, residual_norm=res, converged=base.converged, kind="global",
-                          message=msg, nit=0, time_seconds=time.perf_counter() - start, condensate=condensate,
-                          extra=base.extra)
+                          free_energy=base.free_energy, residual=res, converged=base.converged,
+                          status=base.status, kind="global", message=msg, iterations=0,
+                          time_seconds=time.perf_counter() - start, condensate=condensate, extra=base.extra)
 
 
 def polish_linear_growth(problem: LargePProblem, t, A, P, mirror, D, lam, *, tol: float = 1e-10,

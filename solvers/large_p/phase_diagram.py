@@ -1,29 +1,14 @@
 """Phase diagrams of coding schemes in the large-P limit (THEORY §4).
 
 Every point of a two-parameter grid is labelled by the coding scheme of the
-large-P solution there (:func:`coding_scheme`):
-
-* the readout groups: the occupied branches a_γ, a mirror orbit {a, −a} of
-  an odd φ counting as two groups;
-* each group's code, from its class-mean activations m_c = ψ'(t_c·a_γ)
-  (the mean of φ(h_μ) over the inputs of class c under the tilted law):
-  for φ ≥ 0 a class is in the code ("1") when m_c exceeds half the group's
-  largest m_c, as for sampled neurons (:func:`validation.observables.neuron_codes`);
-  for odd φ the code is the sign pattern ("+", "−" written "-", "0" below half
-  the largest |m_c|), and every branch a ≠ 0 also stands for its mirror −a;
-  a group with all |m_c| < 1e-6 is silent ("000");
-* symmetric (one group: every neuron equivalent) or broken (several groups);
-* for linearly growing φ with a condensate, the outliers' codes.
-
-The label is ``"symmetric"`` or ``"broken, <n> groups: <codes>"``. A change of the number
-of groups is a phase transition (symmetry breaking); a change of codes at the
-same number of groups is a crossover of the threshold rule (a class's
-activation of a group passing half the largest), and is marked as such.
+large-P solution there (:func:`solvers.large_p.coding.coding_scheme`): ``"symmetric"`` or
+``"broken, <n> groups: <codes>"``. A change of the number of groups is a phase transition
+(symmetry breaking); a change of codes at the same number of groups is a crossover of the
+threshold rule.
 
 The grid is computed row by row (:func:`phase_row`, one row = fixed y): along
 x each solve starts from the previous point's branches
-(:func:`solvers.large_p.solve.solve_branches`, Newton on the branch equations,
-milliseconds) and falls back to the global solver
+(:func:`solvers.large_p.solve.solve_branches`, Newton on the branch equations) and falls back to the global solver
 (:func:`solvers.large_p.solve.solve_large_p`) whenever the warm solution is not
 the minimiser of G∞ (a branch stopped being a global maximum of S, an
 occupation turned negative, Newton failed) — which is exactly what happens
@@ -42,75 +27,27 @@ of consecutive rows.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import time
 
 import numpy as np
 
 from theory.spec import SpecError
 
-from solvers.continuation import continue_branch
 from solvers.large_p.solve import LargePSolution, solve_branches, solve_large_p
-from solvers.large_p.branches import branch_system, newton_branches
+from solvers.large_p.coding import MIN_OCCUPATION, coding_scheme
 from solvers.large_p.problem import LargePProblem, parameter_name
+from solvers.large_p.transition import same_curve, trace_transition
+from solvers.results import Result
 from solvers.sweep import run_sweep
-from theory.codes import CODE_THRESHOLD, code_string
 
 __all__ = ["coding_scheme", "phase_row", "PhaseDiagram", "phase_diagram", "load_phase_diagram",
            "trace_transition"]
 
-#: occupations below this are empty branches
-MIN_OCCUPATION = 1e-6
+
 #: random starts of the global-maximum check in warm steps (the deterministic starts, the previous
 #: point's maxima and the class directions are always used; the global solver uses 16)
 WARM_RANDOM_STARTS = 4
-#: a group whose largest |class-mean activation| is below this is silent (code of zeros)
-SILENT = 1e-6
-
-
-def _code(m: np.ndarray, odd: bool) -> str:
-    return code_string(m, signed=odd, threshold=CODE_THRESHOLD, silent=SILENT)
-
-
-def coding_scheme(sol: LargePSolution) -> dict:
-    """Groups, their codes and occupations, and the label of a large-P solution (module docstring).
-
-    Every occupied branch is a group (for odd φ a branch a ≠ 0 stands for the two groups ±a, codes ±);
-    silent branches (all |m_c| < 1e-6: a ≈ 0) form one group together. The solution is symmetric
-    when there is one group. Occupations are summed per code.
-    """
-    prob = sol.problem
-    odd = prob.phi.odd
-    merged: dict = {}
-    n_groups, silent_seen = 0, False
-    for b in sol.branches:
-        if b.occupation <= MIN_OCCUPATION:
-            continue
-        _, dpsi, _ = prob.psi(sol.t @ b.a)
-        code = _code(np.asarray(dpsi), odd)
-        silent = code == "0" * prob.m
-        if silent and silent_seen:
-            merged[code] += b.occupation  # all silent branches (a ≈ 0) are one group
-            continue
-        silent_seen = silent_seen or silent
-        mirrored = odd and not silent
-        images = [code, code.translate(str.maketrans("+-", "-+"))] if mirrored else [code]
-        n_groups += 2 if mirrored else 1
-        for c in images:
-            merged[c] = merged.get(c, 0.0) + b.occupation / len(images)
-    codes = sorted(merged)
-    symmetric = n_groups <= 1
-    out = {"symmetric": symmetric, "n_groups": n_groups, "codes": codes,
-           "occupations": [merged[c] for c in codes]}
-    cond = getattr(sol, "condensate", None)
-    if cond is not None and hasattr(cond, "codes"):
-        out["condensate_codes"] = sorted("".join("1" if c in set(code) else "0" for c in range(prob.m))
-                                         for code in cond.codes)
-    label = "symmetric" if symmetric else f"broken, {n_groups} groups: " + " ".join(codes)
-    if out.get("condensate_codes"):
-        label += " + outliers " + " ".join(out["condensate_codes"])
-    out["label"] = label
-    return out
 
 
 def _orbits(maxima, odd: bool) -> np.ndarray:
@@ -126,9 +63,9 @@ def _orbits(maxima, odd: bool) -> np.ndarray:
 def _warm(prob: LargePProblem, prev: LargePSolution | None) -> tuple[LargePSolution, bool]:
     """(solution, used_global_solver) at ``prob`` starting from the neighbouring solution ``prev``.
 
-    1. Newton on prev's branches (milliseconds). 2. If they stop being the minimiser of G∞ (a
-    transition), Newton on the global maxima of S at the field just found, equally occupied. 3. Only
-    if both fail, the global solver (smoothed dual, about a second).
+    1. Newton on prev's branches. 2. If they stop being the minimiser of G∞ (a transition), Newton
+    on the global maxima of S at the field just found, equally occupied. 3. Only if both fail, the
+    global solver (smoothed dual; timings in docs/notes/largep.md).
     """
     if prev is not None and prev.converged and prev.kind == "global" and prev.condensate is None:
         A = np.array([b.a for b in prev.branches])
@@ -199,8 +136,16 @@ def phase_row(job: dict) -> dict:
 
 
 @dataclass(frozen=True)
-class PhaseDiagram:
-    """Labels on the (x, y) grid, located transitions and boundary curves."""
+class PhaseDiagram(Result):
+    """Labels on the (x, y) grid, located transitions and boundary curves.
+
+    The result protocol (:class:`solvers.results.Result`, its fields keyword-only after the
+    positional ones here): ``converged`` means every row was computed and every point's solution
+    converged; ``iterations`` counts the computed rows; ``error_estimate`` is the widest
+    bisection bracket of a located boundary (0 without boundaries); ``time_seconds`` the summed
+    row times; ``residual`` is not defined (NaN). A diagram holds labels, not one set of
+    observables: ``observables()`` raises.
+    """
 
     x_name: str
     y_name: str
@@ -210,6 +155,10 @@ class PhaseDiagram:
     rows: list  # the row results (dicts), None for missing rows
     path: str | None = None
     traced: tuple = ()  # transition curves followed by continuation (:func:`trace_transition`)
+
+    def observables(self):
+        raise NotImplementedError("a phase diagram holds coding-scheme labels per grid point, not one set of "
+                                  "observables; see rows[i]['f_diag'] and rows[i]['U_diag']")
 
     @property
     def boundary_points(self) -> list:
@@ -243,84 +192,10 @@ class PhaseDiagram:
         return out
 
     def to_json(self) -> dict:
-        return {"x_name": self.x_name, "y_name": self.y_name, "x": self.x.tolist(), "y": self.y.tolist(),
+        return {**self.result_json(), "x_name": self.x_name, "y_name": self.y_name, "x": self.x.tolist(), "y": self.y.tolist(),
                 "labels": [[lab for lab in row] for row in self.labels.tolist()],
                 "boundaries": self.boundary_points, "curves": self.boundary_curves(),
                 "traced": list(self.traced), "path": self.path}
-
-
-def trace_transition(problem: LargePProblem, x_name: str, y_name: str, point: dict, y_range, *,
-                     progress=None) -> dict:
-    """Follow a symmetry-breaking transition curve through the (x, y) plane by continuation.
-
-    On the side of ``point`` (a located transition of :func:`phase_row`) with fewer groups, the
-    occupied branches a_γ are local maxima of S; the transition is where the largest Hessian
-    eigenvalue τ = max_γ λ_max(∇²_a S(a_γ; t)) reaches 0. With the branches continued by Newton
-    on the branch equations (warm, no global search), τ(x; y) = 0 is a scalar equation for x
-    with parameter y, followed by pseudo-arclength continuation (:func:`continue_branch`) from
-    the bisected x* at the point's row to both ends of ``y_range``. Returns
-    {"x": [...], "y": [...], "kind": "transition (continued)", "success": bool, "message": str}.
-    """
-    left_fewer = point["left_groups"] <= point["right_groups"]
-    lo, hi = sorted(point["bracket"])
-    x_side = lo if (left_fewer == (point["bracket"][0] == lo)) else hi
-    base = problem.with_parameter(y_name, point["y"])
-    sol = solve_large_p(base.with_parameter(x_name, x_side))
-    A = np.array([b.a for b in sol.branches])
-    P = np.array([b.occupation for b in sol.branches])
-    start_state = branch_system(base, len(P)).pack(sol.t, A, P)
-    # branch equations are solved from the state at the last accepted continuation step (the anchor):
-    # near τ = 0 their Jacobian is singular, so a start from a rejected trial point can run away
-    state = {"anchor": start_state.copy(), "last": start_state.copy()}
-
-    def tau(xv, y):
-        prob = problem.with_parameter(y_name, y).with_parameter(x_name, float(xv[0]))
-        system = branch_system(prob, len(P))
-        for x0 in (state["anchor"], start_state):
-            out = newton_branches(system, x0)
-            if out.converged:
-                break
-        else:
-            return np.array([np.nan])
-        state["last"] = out.x
-        t, A_, _ = system.unpack(out.x)
-        _, _, hess = prob.action(A_, t, order=2)
-        return np.array([np.max(np.linalg.eigvalsh(hess)[:, -1])])
-
-    def accepted(step, p, info):
-        state["anchor"] = state["last"].copy()
-        return None if progress is None else progress(step, p, info)
-
-    x_star = float(point["x"])
-    curves_x, curves_y, ok, notes = [], [], True, []
-    for y_end in (min(y_range), max(y_range)):
-        if y_end == point["y"]:
-            continue
-        state["anchor"] = start_state.copy()
-        br = continue_branch(tau, [x_star], point["y"], y_end, method="arclength", progress=accepted,
-                             step=0.02 * abs(y_end - point["y"]) + 1e-6,
-                             max_step=0.1 * abs(y_end - point["y"]) + 1e-6)
-        ok = ok and br.success
-        notes.append(br.message)
-        xs, ys = br.x[:, 0].tolist(), br.p.tolist()
-        if y_end < point["y"]:
-            curves_x, curves_y = xs[::-1] + curves_x, ys[::-1] + curves_y
-        else:
-            curves_x, curves_y = curves_x + xs[1:] if curves_x else xs, curves_y + ys[1:] if curves_y else ys
-    return {"x": curves_x, "y": curves_y, "kind": "transition (continued)", "success": ok,
-            "message": "; ".join(notes)}
-
-
-def _same_curve(a: dict, b: dict, tol: float = 1e-6) -> bool:
-    """Two traced curves x(y) that coincide where their y ranges overlap."""
-    ya, xa, yb, xb = (np.asarray(v, dtype=np.float64) for v in (a["y"], a["x"], b["y"], b["x"]))
-    ia, ib = np.argsort(ya), np.argsort(yb)
-    lo, hi = max(ya.min(), yb.min()), min(ya.max(), yb.max())
-    if hi < lo:
-        return False
-    grid = np.linspace(lo, hi, 9)
-    return bool(np.max(np.abs(np.interp(grid, ya[ia], xa[ia]) - np.interp(grid, yb[ib], xb[ib])))
-                <= tol * (1 + np.max(np.abs(xa))))
 
 
 def _assemble(x_name, y_name, xs, ys, records, path) -> PhaseDiagram:
@@ -332,8 +207,16 @@ def _assemble(x_name, y_name, xs, ys, records, path) -> PhaseDiagram:
     for i, r in enumerate(rows):
         if r is not None:
             labels[i, :] = r["label"]
+    done = [r for r in rows if r is not None]
+    n_bad = sum(not ok for r in done for ok in r.get("converged", []))
+    widths = [abs(b["bracket"][1] - b["bracket"][0]) for r in done for b in r["boundaries"]]
+    converged = len(done) == len(rows) and n_bad == 0
     return PhaseDiagram(x_name, y_name, np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64),
-                        labels, rows, None if path is None else str(path))
+                        labels, rows, None if path is None else str(path),
+                        converged=converged, status="converged" if converged else "not-converged",
+                        message=f"{len(done)} of {len(rows)} rows computed, {n_bad} point(s) not converged",
+                        iterations=len(done), error_estimate=max(widths, default=0.0),
+                        time_seconds=float(sum(r.get("time_seconds", 0.0) for r in done)))
 
 
 def phase_diagram(problem: LargePProblem, x_name: str, x_values, y_name: str, y_values, path, *,
@@ -380,15 +263,14 @@ def phase_diagram(problem: LargePProblem, x_name: str, x_values, y_name: str, y_
             curve = trace_transition(problem, x_name, y_name, mid, (min(ys), max(ys)))
         except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
             curve = {"x": [], "y": [], "kind": "transition (continued)", "success": False, "message": str(exc)}
-        same = [c for c in traced if c["success"] and curve["success"] and _same_curve(c, curve)]
+        same = [c for c in traced if c["success"] and curve["success"] and same_curve(c, curve)]
         groups_pair = sorted((mid["left_groups"], mid["right_groups"]))
         if same:  # one transition seen with different codes on its two sides in different rows
             same[0]["labels"] += " || " + key
             same[0]["groups"].append(groups_pair)
             continue
         traced.append({**curve, "labels": key, "groups": [groups_pair]})
-    return PhaseDiagram(diagram.x_name, diagram.y_name, diagram.x, diagram.y, diagram.labels, diagram.rows,
-                        diagram.path, tuple(traced))
+    return replace(diagram, traced=tuple(traced))
 
 
 def load_phase_diagram(path) -> PhaseDiagram:

@@ -37,7 +37,8 @@ from theory.nonlinearities import Nonlinearity, get_nonlinearity
 from theory.psi import PsiTable, psi_table
 from theory.spec import ModelSpec, SpecError, positive_float
 
-__all__ = ["LargePProblem", "PARAMETERS", "parameter_name", "phi_second_moment", "critical_temperatures"]
+__all__ = ["LargePProblem", "PARAMETERS", "parameter_name", "canonical_parameter", "parameter_range",
+           "check_parameter_value", "phi_second_moment", "critical_temperatures"]
 
 #: Continuation parameters of the branch equations (``"rho_r"`` is the fraction of class r, 0-based).
 PARAMETERS = ("temperature", "sigma_a_bar", "sigma_w", "rho_r")
@@ -62,6 +63,35 @@ def parameter_name(parameter: str, m: int) -> tuple[str, int | None]:
         raise SpecError(f"parameter {parameter!r}: the class index of rho_r must be an integer in 0..{m - 1}")
     raise SpecError(f"parameter must be one of 'temperature', 'sigma_a_bar', 'sigma_w' (σ_1) or "
                     f"'rho_r' with r in 0..{m - 1} (got {parameter!r})")
+
+
+
+def canonical_parameter(parameter: str, m: int) -> str:
+    """"temperature", "sigma_a_bar", "sigma_w" or "rho_r" (aliases T, sigma_a, sigma_1 accepted)."""
+    kind, r = parameter_name(parameter, m)
+    return f"rho_{r}" if kind == "rho" else kind
+
+
+def parameter_range(parameter: str, m: int) -> tuple:
+    """(lo, hi, text) of the valid values of ``parameter`` along a continuation."""
+    kind, r = parameter_name(parameter, m)
+    if kind == "temperature":
+        return 0.0, math.inf, "[0, inf)"
+    if kind == "rho":
+        return 0.0, 1.0, "(0, 1)"
+    return 0.0, math.inf, "(0, inf)"
+
+
+def check_parameter_value(parameter, name, value, m):
+    lo, hi, text = parameter_range(parameter, m)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"{name} value of parameter {parameter!r} must be a number in {text} (got {value!r})") from None
+    closed_lo = text.startswith("[")
+    if not math.isfinite(v) or v > hi or v < lo or (v == lo and not closed_lo) or (v == hi and hi < math.inf):
+        raise SpecError(f"{name} value of parameter {parameter!r} must be in {text} (got {value!r})")
+    return v
 
 
 @dataclass(frozen=True, eq=False)

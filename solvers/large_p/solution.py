@@ -17,11 +17,13 @@ import numpy as np
 
 from theory.observables import Observables
 
+from solvers.results import Result
+
 from solvers.large_p.branches import branch_system, newton_branches
 from solvers.large_p.maxima import ActionMaxima, maximise_action
 from solvers.large_p.problem import LargePProblem
 
-__all__ = ["Branch", "LargePSolution", "branch_newton", "branch_observables", "orbits", "match_maximum", "classify_maxima",
+__all__ = ["Branch", "LargePSolution", "status_of", "branch_newton", "branch_observables", "orbits", "match_maximum", "classify_maxima",
            "make_solution", "polish"]
 
 
@@ -42,9 +44,15 @@ class Branch:
                 "mirror": self.mirror}
 
 
-@dataclass(frozen=True)
-class LargePSolution:
-    """A solution of the large-P equations (THEORY §4)."""
+@dataclass(frozen=True, kw_only=True)
+class LargePSolution(Result):
+    """A solution of the large-P equations (THEORY §4), on the result protocol (:class:`solvers.results.Result`).
+
+    ``residual`` is max |F| of the branch equations, ``iterations`` the branch-Newton iterations,
+    ``status`` "converged" or "not-converged" (a constrained stationary point, a failed Newton);
+    ``error_estimate`` is not estimated (NaN). Read-only aliases of earlier names: ``nit``
+    (``iterations``), ``residual_norm`` (``residual``), ``success`` (``converged``).
+    """
 
     problem: LargePProblem
     t: np.ndarray  # (m, m), t[c, r]
@@ -52,14 +60,13 @@ class LargePSolution:
     maxima: ActionMaxima | None  # every local maximum of S(·; t) found
     observables: Observables
     free_energy: float  # S(a_1) − Σ ρ_c t_cc + (T/2) Σ ρ_c ||t_c||² (= G∞(t) when kind == "global")
-    residual_norm: float  # max |F| of the branch equations
-    converged: bool
     kind: str  # "global" (minimiser of G∞), "constrained", or "linear-gaussian"
-    message: str
-    nit: int = 0
-    time_seconds: float = 0.0
     condensate: object | None = None  # solvers.large_p.condensate.LargePCondensate, if any
     extra: dict = field(default_factory=dict)
+
+    nit = property(lambda self: self.iterations, doc="read-only alias of ``iterations``")
+    residual_norm = property(lambda self: self.residual, doc="read-only alias of ``residual``")
+    success = property(lambda self: self.converged, doc="read-only alias of ``converged``")
 
     @property
     def n_branches(self) -> int:
@@ -91,14 +98,18 @@ class LargePSolution:
     def to_json(self) -> dict:
         out = {**self.problem.to_dict(), "t": self.t.tolist(), **self.observables.to_json(),
                "branches": [b.to_json() for b in self.branches], "free_energy": self.free_energy,
-               "residual": self.residual_norm, "converged": self.converged, "kind": self.kind,
-               "message": self.message, "iterations": self.nit, "time_seconds": self.time_seconds}
+               "kind": self.kind, **self.result_json()}
         if self.maxima is not None:
             out["maxima"] = self.maxima.to_json()
         if self.condensate is not None:
             out["condensate"] = self.condensate.to_json()
         out.update({k: v for k, v in self.extra.items() if isinstance(v, (int, float, str, bool, list, dict))})
         return out
+
+
+def status_of(converged: bool) -> str:
+    """The status string of a large-P solution."""
+    return "converged" if converged else "not-converged"
 
 
 # ---------------------------------------------------------------------- observables
@@ -179,7 +190,8 @@ def make_solution(problem, t, A, P, mirror, mx, info, residual, converged, kind,
     if mx is not None:
         extra["G_inf_at_t"] = problem.free_energy(t, mx.value)
     return LargePSolution(problem=problem, t=t, branches=branches, maxima=mx, observables=obs, free_energy=G,
-                          residual_norm=residual, converged=converged, kind=kind, message=message, nit=nit,
+                          residual=residual, converged=converged, status=status_of(converged), kind=kind,
+                          message=message, iterations=nit,
                           time_seconds=time.perf_counter() - start, extra=extra)
 
 

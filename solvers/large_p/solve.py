@@ -88,8 +88,8 @@ from theory.spec import SpecError
 from solvers.large_p.dual import minimise_smoothed_dual
 from solvers.large_p.maxima import ActionMaxima, LocalMaximum
 from solvers.large_p.problem import LargePProblem
-from solvers.large_p.solution import (Branch, LargePSolution, branch_newton, branch_observables, classify_maxima, make_solution,
-                                      match_maximum, orbits, polish)
+from solvers.large_p.solution import (Branch, LargePSolution, branch_newton, branch_observables, classify_maxima,
+                                      make_solution, match_maximum, orbits, polish, status_of)
 
 __all__ = ["Branch", "LargePSolution", "solve_large_p", "solve_branches", "symmetric_solution", "solutions",
            "branch_observables", "linear_large_p", "polish_from"]
@@ -131,7 +131,8 @@ def linear_large_p(problem: LargePProblem) -> LargePSolution:
     branch = Branch(a=np.zeros(m), occupation=1.0, value=0.0, hessian_eigenvalues=mx.best.hessian_eigenvalues,
                     is_global=True, mirror=False)
     return LargePSolution(problem=problem, t=t, branches=(branch,), maxima=mx, observables=obs, free_energy=G,
-                          residual_norm=residual, converged=residual < 1e-12, kind="linear-gaussian", message=msg,
+                          residual=residual, converged=residual < 1e-12, status=status_of(residual < 1e-12),
+                          kind="linear-gaussian", message=msg,
                           time_seconds=time.perf_counter() - start,
                           extra={"gaussian_covariance": U.tolist(), "critical_temperatures": tc.tolist()})
 
@@ -227,7 +228,7 @@ def _zero_temperature(problem, kwargs):
     for T in (T_aux / 4, T_aux / 16, 0.0):
         new, msg = polish_from(problem.replace(temperature=T), sol, **kwargs)
         if new is None:
-            return replace(sol, converged=False, time_seconds=time.perf_counter() - start,
+            return replace(sol, converged=False, status="not-converged", time_seconds=time.perf_counter() - start,
                            message=f"not converged at T = 0: homotopy from T = {T_aux:.3g} failed at T = {T:.3g}: {msg}")
         sol = new
     return replace(sol, message=sol.message + f" (T = 0 reached by Newton homotopy from T = {T_aux:.3g})",

@@ -270,9 +270,10 @@ def test_json_round_trip(trivial):
 def test_progress_callback_reports_and_stops():
     calls = []
 
-    def progress(step, p, info):
-        calls.append((step, p, info["residual_norm"]))
-        return p < 0.0
+    def progress(event):
+        assert event.stage == "continuation"
+        calls.append((event.step, event.values["parameter"], event.values["residual_norm"]))
+        return event.values["parameter"] < 0.0
 
     b = continue_branch(pitchfork, [0.0], -1.0, 1.0, progress=progress)
     assert b.status == "stopped" and not b.success and 0.0 <= b.p[-1] < 0.2
@@ -384,3 +385,36 @@ def test_switching_with_an_explicit_old_tangent_and_bad_tangents(tilted):
         switch_branch(tilted_pitchfork, tilted, bp, tangent=OFF_NULL)
     with pytest.raises(ValueError, match="tangent must be a nonzero vector of 3 values"):
         switch_branch(tilted_pitchfork, tilted, bp, tangent=[0.0, 0.0, 0.0])
+
+
+# ---------------------------------------------------------------------- one result protocol, one special point
+def test_special_points_carry_kernel_dimension_status_and_the_bifurcationkit_names(trivial):
+    """dim null F_x is 1 at a simple branch point and at a simple fold; 0 at a stability change whose
+    F_x stays regular (the eigenvalues cross the imaginary axis in a pair there)."""
+    bp = trivial.branch_points[0]
+    assert bp.kernel_dimension == 1 and bp.status == "converged"
+    assert bp.parameter == bp.p and bp.state is bp.x and bp.index >= 0
+    fold = continue_branch(fold_1d, [1.0], 1.0, -1.0).folds[0]
+    assert fold.kernel_dimension == 1 and fold.status == "converged"
+    data = bp.to_json()
+    assert data["kernel_dimension"] == 1 and data["status"] == "converged"
+
+    def rotation(x, mu):
+        return np.array([mu * x[0] - x[1], x[0] + mu * x[1]])
+
+    sc = continue_branch(rotation, [0.0, 0.0], -1.0, 1.0).special_points[0]
+    assert sc.kind == "stability-change" and sc.kernel_dimension == 0
+
+
+def test_branch_is_a_result(trivial):
+    from solvers.results import STATUSES, Result
+
+    assert isinstance(trivial, Result) and trivial.status in STATUSES
+    assert trivial.converged and trivial.success and trivial.iterations == len(trivial.p) - 1
+    assert trivial.residual == np.max(trivial.residual_norm) <= trivial.options.tol and trivial.time_seconds > 0
+    with pytest.raises(Exception):
+        trivial.converged = False  # frozen
+    data = json.loads(json.dumps(trivial.to_json()))
+    assert data["success"] is True and data["converged"] is True and data["iterations"] == len(trivial.p) - 1
+    with pytest.raises(ValueError, match="max_steps must be an integer >= 1"):
+        ContinuationOptions(max_steps=0)

@@ -345,12 +345,43 @@ def test_relu_sequential_finds_the_condensate_onset():
 def test_progress_callback_reports_and_stops():
     seen = []
 
-    def progress(count, p, info):
-        seen.append((count, p, info["branch"], info["kind"]))
-        return count < 5
+    def progress(event):
+        assert event.stage == "continuation"
+        info = event.values
+        seen.append((event.step, info["parameter"], info["branch"], info["kind"]))
+        return event.step < 5
 
     prob = LargePProblem(nonlinearity="erf", temperature=1.0, class_fractions=RHO)
     res = continue_solution(prob, "temperature", 1.0, 0.1, progress=progress)
     assert not res.success and "stopped" in res.message
     assert [c for c, *_ in seen] == [1, 2, 3, 4, 5] and all(k == "global" for *_, k in seen)
     assert all(1.0 > p > 0.1 for _, p, _, _ in seen) and seen[0][2] == "start"
+
+
+# ---------------------------------------------------------------------- one result protocol, one special point
+def test_results_follow_the_protocol_and_special_points_keep_the_located_point(erf_down):
+    from solvers.continuation import SpecialPoint
+    from solvers.results import STATUSES, Result
+
+    res = erf_down
+    assert isinstance(res, Result) and res.converged and res.status == "reached-boundary" and res.success
+    assert res.iterations == res.n_points and res.residual <= 1e-9 and res.time_seconds > 0
+    obs = res.observables()
+    path = res.global_path()
+    assert np.array_equal(obs.outputs, path["f"][-1]) and np.array_equal(obs.readout_moment, path["U"][-1])
+    for tr in res.branches:
+        assert isinstance(tr, Result) and tr.status in STATUSES and tr.success == (tr.status == "reached-boundary")
+        assert tr.residual == np.max(tr.residuals) and len(tr.residuals) == len(tr)
+        assert np.array_equal(tr.observables().outputs, tr.f[-1])
+    start = res.start
+    assert start.status == "converged" and start.nit == start.iterations and start.residual_norm == start.residual
+    first, second = res.special_points
+    # the pitchfork is a simple branch point of the n = 1 system (dim null F_x = 1); at T_c,1 the system is
+    # regular (module docstring): the stability change has no kernel
+    assert isinstance(first.point, SpecialPoint) and first.kernel_dimension == 1 and first.index == first.point.index
+    assert second.kernel_dimension == 0 and first.status == second.status == "converged"
+    assert first.tangent is not None and abs(np.linalg.norm(first.tangent) - 1) < 1e-12
+    data = json.loads(json.dumps(res.to_json()))
+    assert data["success"] is True and data["status"] == "reached-boundary" and "residual" in data
+    assert data["special_points"][0]["kernel_dimension"] == 1 and "point" not in data["special_points"][0]
+    assert all(isinstance(b["residual"], list) for b in data["branches"])  # per-point values keep their key
