@@ -547,7 +547,8 @@ def _coverage(model: _Model, x, ev, props, seed=0):
     rules, if a significant mode is more than 10× narrower than the proposal in some direction (its
     mass would fall between the nodes). Returns (ok, [{"layer", "modes", "max_mahalanobis",
     "min_width_ratio"}])."""
-    from theory.deep_blocks import find_modes, log_integrand
+    from solvers.deep.modes import find_modes
+    from theory.deep_blocks import log_integrand
 
     t, ker = model.unpack(x)
     rng = np.random.default_rng([seed, 7])
