@@ -23,22 +23,7 @@ layer saturates into binary units, the lower layers stay at their prior kernels)
   limit), with its correction order.
 * ReLU and other growing φ: SpecError (not implemented).
 
-Checks (tests/test_deep_large_p.py; measured 2026-11-30, loaded 2-core machine)
--------------------------------------------------------------------------------
-* L = 1 equals solvers.large_p.solve to 1e-8 (it is that solver); odd φ, L = 2, 3: the closed form
-  f_cc = σ̄²ρ_c/(T + σ̄²ρ_c) to 1e-9; the saturated G∞ is minimal (KKT, random perturbations);
-* linear, L = 2, 3: the rich-root asymptotics match the deep linear closed form at P = 4096..10⁶
-  within 3 × the predicted correction order, the error falling with P;
-* normcdf, L = 2, T = 0.3, σ̄_a = 1, classes (2k, k, k): the finite-P class-block solver
-  (P = 8..64) and sampled networks (N = 400, P = 64..512) sit on the prior-span branch and approach
-  it: max |Δf| 0.101, 0.078, 0.054, 0.034 (solver, P = 8, 16, 32, 64); 0.034, 0.020, 0.011, 0.006
-  (sampling, P = 64, 128, 256, 512: ≈ 2.2–3.0/P); last-layer kernel block 0.72, 0.82, 0.89, 0.94 → 1
-  (saturation), δ_2 → 0, layer-1 kernel → ¼ (deviation 0.022 → 0.012). The full solution (contrast
-  codes, f_00 = 0.52) is not reached by P = 512 at this T (estimated crossover P ~ 10³);
-* normcdf, T = 0.05 (paper regime, ΔG∞ = 4.1 in favour of contrast codes): sampled networks at
-  P = 64, 128 do carry class-contrast codes in the last layer (100, 011, 101, 110) and f_00 = 0.827
-  (P = 64) against 0.831, but the chains do not mix (R̂ 1.8–2.4: code fractions frozen at
-  metastable assignments, THEORY §7), so no quantitative comparison is claimed there.
+Measured checks (finite-P solver and sampled networks against this limit): docs/notes/deep.md.
 
 References: THEORY §4–5; A. van Meegen and H. Sompolinsky, Nat. Commun. 16, 3354 (2025).
 """
