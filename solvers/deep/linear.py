@@ -99,13 +99,18 @@ import time
 import numpy as np
 from scipy import optimize
 
+from solvers.results import Result
 from theory.linear import class_summary
 from theory.observables import Observables, check_layer, layer_summaries
 from theory.spec import ModelSpec, SpecError
 
 __all__ = ["DeepLinearError", "DeepLinearSolution", "DeepLinearClassSolution", "layer_sigmas",
            "solve_deep_linear", "solve_deep_linear_classes", "deep_linear_residuals", "class_potential",
-           "solve_deep_json"]
+           "solve_deep_json", "RESIDUAL_TOL"]
+
+#: max relative residual of the deep linear equations (:func:`deep_linear_residuals`; the class equations
+#: h_c = 0) up to which a root counts as converged
+RESIDUAL_TOL = 1e-8
 
 
 class DeepLinearError(RuntimeError):
@@ -144,16 +149,40 @@ def _mpow(w, R, p):
     return (R * w**p) @ R.T
 
 
+def _verdict(stable: bool, residual: float, where: str = "") -> dict:
+    """The :class:`solvers.results.Result` fields of a deep linear root: converged only if the selected
+    root is stable and its residual is below :data:`RESIDUAL_TOL`; an unstable root is never called
+    converged (it is returned, flagged, when no stable root exists)."""
+    if not stable:
+        return {"converged": False, "status": "no-solution",
+                "message": f"no stable root found{where}: the selected root is UNSTABLE (a saddle of the kernel "
+                           f"potential Ψ, not a local maximum); residual {residual:.1e}"}
+    if not residual <= RESIDUAL_TOL:
+        return {"converged": False, "status": "not-converged",
+                "message": f"stable root with residual {residual:.1e} above {RESIDUAL_TOL:g}{where}"}
+    return {"converged": True, "status": "converged",
+            "message": f"converged: stable root with the largest free energy, residual {residual:.1e}"}
+
+
+def with_result_keys(result: Result, out: dict) -> dict:
+    """``out`` (a deep solution's own JSON keys, kept as they are) plus the shared result keys it lacks."""
+    for k, v in result.result_json().items():
+        out.setdefault(k, v)
+    return out
+
+
 # ----------------------------------------------------------------------------- general inputs
-@dataclass(frozen=True)
-class DeepLinearSolution:
+@dataclass(frozen=True, kw_only=True)
+class DeepLinearSolution(Result):
     """Deep linear mean-field solution on arbitrary inputs (module docstring for the equations).
 
     ``kernels[ℓ-1]`` = K_ℓ (P × P activation = preactivation kernel of hidden layer ℓ);
     ``conjugates[ℓ-1]`` = K̃_ℓ for ℓ = 1..L, the last one the effective K̃_L = σ_a² t tᵀ.
     ``X``: the shared m × m matrix; ``free_energy``: the action S at this root (= log Z/N up to
     constants); ``saddles``: every root found, [{"free_energy", "stable", "X_eigenvalues",
-    "selected"}].
+    "selected"}]. ``residual``: the max relative residual of the P × P equations
+    (:func:`deep_linear_residuals`); ``converged`` needs a stable root and ``residual`` <= RESIDUAL_TOL;
+    ``iterations``: root searches started; ``error_estimate`` 0 (closed form).
     """
 
     spec: ModelSpec
@@ -166,9 +195,7 @@ class DeepLinearSolution:
     conjugates: tuple
     free_energy: float
     stable: bool
-    residual: float  # max residual of the P × P equations (deep_linear_residuals)
     saddles: list = field(default_factory=list)
-    time_seconds: float = 0.0
 
     @property
     def layers(self) -> int:
@@ -198,10 +225,11 @@ class DeepLinearSolution:
 
     def to_json(self) -> dict:
         o = self.observables()
-        return {"layers": self.layer_summaries(), "sigmas": list(self.sigmas), "outputs": o.outputs.tolist(),
-                "readout_moment": self.readout_moment.tolist(), "free_energy": self.free_energy,
-                "stable": self.stable, "residual": self.residual, "saddles": self.saddles,
-                "time_seconds": self.time_seconds}
+        return with_result_keys(self, {
+            "layers": self.layer_summaries(), "sigmas": list(self.sigmas), "outputs": o.outputs.tolist(),
+            "readout_moment": self.readout_moment.tolist(), "free_energy": self.free_energy,
+            "stable": self.stable, "residual": self.residual, "saddles": self.saddles,
+            "time_seconds": self.time_seconds})
 
 
 class _General:
@@ -273,7 +301,8 @@ def _jacobian(fun, x, eps=1e-7):
 
 
 def _general_roots(prob: _General):
-    """All roots of (2) found from several starts, as a list of X (deduplicated)."""
+    """All roots of (2) found from several starts, as a list of (X, z) (deduplicated), and the number of
+    starts."""
     m, T, sa2, s = prob.m, prob.T, prob.sa2, prob.s
     starts = []
     # lazy start: t from (1) at X = 0
@@ -305,7 +334,7 @@ def _general_roots(prob: _General):
             continue
         if all(np.max(np.abs(X - Y)) > 1e-7 for Y, _ in roots):
             roots.append((X, sol.x))
-    return roots
+    return roots, len(starts)
 
 
 def solve_deep_linear(spec: ModelSpec, layers: int = 2, sigmas=None) -> DeepLinearSolution:
@@ -325,7 +354,7 @@ def solve_deep_linear(spec: ModelSpec, layers: int = 2, sigmas=None) -> DeepLine
     if spec.temperature == 0.0 and prob.lam.min() <= 1e-12 * max(prob.lam.max(), 1e-300):
         raise SpecError("temperature = 0 needs a non-singular input kernel K0 = X Xᵀ/N0 "
                         "(inputs are linearly dependent); use temperature > 0")
-    roots = _general_roots(prob)
+    roots, n_starts = _general_roots(prob)
     if not roots:
         raise DeepLinearError(f"deep linear equations: no root inside the domain 0 <= X < I found "
                               f"(layers = {len(sig)}, T = {spec.temperature}); please report")
@@ -341,7 +370,8 @@ def solve_deep_linear(spec: ModelSpec, layers: int = 2, sigmas=None) -> DeepLine
     saddles = [saddles[i] for i in order]
     sol = _build_general(spec, sig, prob, roots[best][0], saddles[0]["free_energy"], saddles[0]["stable"], saddles)
     res = max(deep_linear_residuals(sol).values())
-    return DeepLinearSolution(**{**sol.__dict__, "residual": res, "time_seconds": time.perf_counter() - start})
+    return DeepLinearSolution(**{**sol.__dict__, "residual": res, **_verdict(sol.stable, res), "iterations": n_starts,
+                                 "time_seconds": time.perf_counter() - start})
 
 
 def _build_general(spec, sig, prob, X, S, stable, saddles):
@@ -364,7 +394,8 @@ def _build_general(spec, sig, prob, X, S, stable, saddles):
     U = sa2 * _mpow(1.0 - w, R, -1)
     f = sa2 * s * K0t @ _mpow(1.0 - w, R, -L)
     return DeepLinearSolution(spec=spec, sigmas=sig, X=X, t=t, readout_moment=U, outputs=f, kernels=tuple(kernels),
-                              conjugates=tuple(conj), free_energy=S, stable=stable, residual=0.0, saddles=saddles)
+                              conjugates=tuple(conj), free_energy=S, stable=stable, saddles=saddles,
+                              converged=False, status="not-converged", residual=math.nan, error_estimate=0.0)
 
 
 def deep_linear_residuals(sol: DeepLinearSolution, relative: bool = True) -> dict:
@@ -405,13 +436,15 @@ def deep_linear_residuals(sol: DeepLinearSolution, relative: bool = True) -> dic
 
 
 # ----------------------------------------------------------------------------- orthogonal class data
-@dataclass(frozen=True)
-class DeepLinearClassSolution:
+@dataclass(frozen=True, kw_only=True)
+class DeepLinearClassSolution(Result):
     """Class-block solution for orthogonal class-structured data (K_0 = I).
 
     Per class c: ``x[c]`` (X = diag x), ``tau[c]`` (t_μ = τ_c e_c for μ in c); hidden layer ℓ has
     K_ℓ = ``alphas[ℓ-1]`` I + E ``blocks[ℓ-1]`` Eᵀ. ``class_roots[c]``: every root of h_c as
     {"x", "free_energy", "stable", "selected"}; ``free_energy`` = Σ_c of the selected roots.
+    ``residual``: max_c |f_cc + T τ_c − 1| (the class equation h_c at the selected roots);
+    ``converged`` needs a stable selected root in every class; ``error_estimate`` 0 (closed form).
     """
 
     spec: ModelSpec
@@ -424,7 +457,6 @@ class DeepLinearClassSolution:
     blocks: tuple
     free_energy: float
     class_roots: list
-    time_seconds: float = 0.0
 
     @property
     def layers(self) -> int:
@@ -445,9 +477,10 @@ class DeepLinearClassSolution:
         return layer_summaries(self, self.layers)
 
     def to_json(self) -> dict:
-        return {"layers": self.layer_summaries(), "sigmas": list(self.sigmas), "outputs": self.outputs.tolist(),
-                "readout_moment": self.readout_moment.tolist(), "free_energy": self.free_energy,
-                "X_diagonal": self.x.tolist(), "class_roots": self.class_roots, "time_seconds": self.time_seconds}
+        return with_result_keys(self, {
+            "layers": self.layer_summaries(), "sigmas": list(self.sigmas), "outputs": self.outputs.tolist(),
+            "readout_moment": self.readout_moment.tolist(), "free_energy": self.free_energy,
+            "X_diagonal": self.x.tolist(), "class_roots": self.class_roots, "time_seconds": self.time_seconds})
 
 
 def _class_roots(p, sa2, s, T, L, n_grid=4000):
@@ -512,9 +545,13 @@ def solve_deep_linear_classes(spec: ModelSpec, layers: int = 2, sigmas=None) -> 
         blocks.append(np.diag(sa2 * s * sl * tau**2 * acc))
     U = np.diag(sa2 / (1.0 - x))
     f = np.diag(sa2 * s * tau * (1.0 - x) ** (-L))
+    residual = float(np.max(np.abs(np.diag(f) + T * tau - 1.0)))
+    unstable = [c for c, roots in enumerate(class_roots) if not any(r["stable"] and r["selected"] for r in roots)]
+    verdict = _verdict(not unstable, residual, f" in class(es) {unstable}" if unstable else "")
     return DeepLinearClassSolution(spec=spec, sigmas=sig, x=x, tau=tau, readout_moment=U, outputs=f,
                                    alphas=tuple(alphas), blocks=tuple(blocks), free_energy=S_total,
-                                   class_roots=class_roots, time_seconds=time.perf_counter() - start)
+                                   class_roots=class_roots, **verdict, iterations=0, residual=residual,
+                                   error_estimate=0.0, time_seconds=time.perf_counter() - start)
 
 
 def class_potential(spec: ModelSpec, layers: int, c: int, lambdas, sigmas=None) -> float:

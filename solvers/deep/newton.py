@@ -8,7 +8,13 @@ import numpy as np
 from solvers.deep.model import DeepModel
 from theory.deep_blocks import Proposal
 
-__all__ = ["fd_jacobian", "newton", "mix_proposals", "solve_at", "t_only"]
+__all__ = ["SolveLog", "fd_jacobian", "newton", "mix_proposals", "solve_at", "t_only"]
+
+
+class SolveLog(list):
+    """The log lines of one solve (a list of str) and the Newton iterations it spent (``iterations``)."""
+
+    iterations: int = 0
 
 
 def fd_jacobian(model, x, ev, props, idx):
@@ -104,6 +110,8 @@ def solve_at(model: DeepModel, x, props, log, label, rounds=None, tol=None, maxi
         trial = props
         for shrink in range(4 if out is not None else 1):
             x1, ev, J, Jo, ok, nit = newton(model, x, trial, tol=tol, maxiter=maxiter)
+            if isinstance(log, SolveLog):
+                log.iterations += nit
             log.append(f"{label}: round {rnd}, Newton {'converged' if ok else 'FAILED'} in {nit} iterations"
                        + (f", max|residual| {np.max(np.abs(ev['residual'])):.1e}" if ev is not None else ""))
             if ok:

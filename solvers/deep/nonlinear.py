@@ -66,7 +66,7 @@ import numpy as np
 
 from solvers.deep.linear import layer_sigmas
 from solvers.deep.model import DeepModel
-from solvers.deep.newton import solve_at, t_only
+from solvers.deep.newton import SolveLog, solve_at, t_only
 from solvers.deep.nonlinear_result import DeepNonlinearSolution, build_solution
 from solvers.deep.options import DeepOptions
 from solvers.deep.saddle import finish
@@ -117,7 +117,7 @@ class _Search:
         self.spec, self.sig, self.opt = spec, sig, opt
         self.model = DeepModel(spec, sig, opt)
         self.inflate = opt.inflate if opt.inflate is not None else (1.0 if self.model.exact else 1.5)
-        self.log: list = []
+        self.log = SolveLog()
         self.cands: list = []
         self.rejected: list = []
 
@@ -150,7 +150,7 @@ class _Search:
         if isinstance(start, DeepNonlinearSolution) and start.x is not None and start.layers == model.L \
                 and start.spec.m == model.m:
             return self.attempt(start.x.copy(), start.proposals, "warm start") is not None
-        if isinstance(start, DeepNonlinearSolution) and start.converged and start.layers == model.L - 1 \
+        if isinstance(start, DeepNonlinearSolution) and start.found and start.layers == model.L - 1 \
                 and start.spec.m == model.m:
             # from L − 1: its hidden kernels K_1..K_{L-1} (the last one an observable) and its t
             kers = [(np.asarray(start.kernel_blocks[ell]),
@@ -234,8 +234,10 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
     initial point, for warm starts and continuation; one with L − 1 layers (continuation in depth:
     its kernels K_1..K_{L-1} and t); or a :class:`solvers.deep.linear.DeepLinearClassSolution` (its t
     and kernels). Returns the selected saddle point (stable,
-    largest free energy), all converged ones in ``saddles``; ``converged=False`` (NaN outputs) if
-    none was found, or :class:`DeepNonlinearError` with ``raise_on_failure``.
+    largest free energy), all converged ones in ``saddles``; ``converged=False`` with status "no-solution"
+    (NaN outputs) if none was found, or :class:`DeepNonlinearError` with ``raise_on_failure``;
+    ``converged=False`` with status "error-bound-missed" (outputs given) if the integration error
+    estimate of the selected one stays above ``options.error_tol``.
     """
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"spec must be a ModelSpec (got {type(spec).__name__})")

@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 
+from solvers.deep.linear import with_result_keys
+from solvers.results import Result
 from theory.deep_blocks import OutsideDomain
 from theory.observables import Observables, check_layer, layer_summaries
 from theory.spec import ModelSpec
@@ -13,8 +15,8 @@ from theory.spec import ModelSpec
 __all__ = ["DeepNonlinearSolution", "build_solution"]
 
 
-@dataclass(frozen=True)
-class DeepNonlinearSolution:
+@dataclass(frozen=True, kw_only=True)
+class DeepNonlinearSolution(Result):
     """Deep class-block mean-field solution (module docstring); same interface as
     :class:`solvers.deep.linear.DeepLinearClassSolution` (``outputs``, ``readout_moment``,
     ``layer_observables(ell)``, ``layer_summaries()``, ``to_json()``).
@@ -26,11 +28,15 @@ class DeepNonlinearSolution:
     :func:`validation.observables.neuron_codes` applied to class-mean activations of
     ``options.code_neurons`` neurons drawn from the layer's single-neuron measure; statistical
     error about √(f(1−f)/n)).
+
+    Result protocol: ``converged`` only when a saddle point was found (``found``), Newton's residual met
+    its tolerance and the integration error estimate ``error_estimate`` (max of ``errors``) is at most
+    ``options.error_tol``; ``status`` "converged", "error-bound-missed" (outputs given) or "no-solution"
+    (NaN outputs); ``iterations``: Newton iterations of the whole search; ``residual``: max|residual|.
     """
 
     spec: ModelSpec
     sigmas: tuple
-    converged: bool
     t: np.ndarray
     outputs: np.ndarray
     readout_moment: np.ndarray
@@ -42,26 +48,24 @@ class DeepNonlinearSolution:
     stable: bool
     stability_eigenvalues: list
     errors: np.ndarray
-    residual: float
     saddles: list
     integrator: str
     error_sources: dict
     ess_min: float | None  # smallest Kish ESS fraction of the Sobol' (importance-sampled) layers
-    message: str
     code_fractions: list = field(default_factory=list)  # per layer {code: fraction} (theory neurons)
     coverage: list = field(default_factory=list)  # per layer proposal-coverage check (_coverage)
     x: np.ndarray | None = None
     proposals: list | None = None
     log: list = field(default_factory=list)
-    time_seconds: float = 0.0
 
     @property
     def layers(self) -> int:
         return len(self.sigmas)
 
     @property
-    def error_estimate(self) -> float:
-        return float(np.max(self.errors)) if self.errors.size else 0.0
+    def found(self) -> bool:
+        """A saddle point was found (its outputs are given), whether or not its error bound holds."""
+        return self.x is not None
 
     def _errors(self):
         from theory.codes import split_layer_vector as split_vector
@@ -94,7 +98,7 @@ class DeepNonlinearSolution:
 
     def to_json(self) -> dict:
         e = self._errors()
-        return {"layers": self.layer_summaries(), "sigmas": list(self.sigmas), "converged": self.converged,
+        return with_result_keys(self, {"layers": self.layer_summaries(), "sigmas": list(self.sigmas), "converged": self.converged,
                 "outputs": self.outputs.tolist(), "readout_moment": self.readout_moment.tolist(),
                 "t": self.t.tolist(),
                 "errors": {"outputs": e["outputs"].tolist(), "readout_moment": e["readout_moment"].tolist()},
@@ -104,19 +108,26 @@ class DeepNonlinearSolution:
                 "saddles": self.saddles, "integrator": self.integrator, "error_sources": self.error_sources,
                 "coverage": self.coverage,
                 "ess_min": self.ess_min,
-                "message": self.message, "time_seconds": self.time_seconds}
+                "message": self.message, "time_seconds": self.time_seconds})
+
+
+def _error_estimate(errors) -> float:
+    return float(np.max(errors)) if errors.size else 0.0
 
 
 def build_solution(model, cand, saddles, log, t0, message):
+    """The :class:`DeepNonlinearSolution` of the selected candidate ``cand`` (None: no solution)."""
     spec, m, L = model.spec, model.m, model.L
+    iterations = getattr(log, "iterations", 0)
     if cand is None:
         nan = np.full((m, m), np.nan)
         nvec = 2 * m * m + L * (m + m * m)
         return DeepNonlinearSolution(
-            spec=spec, sigmas=model.sigmas, converged=False, t=nan, outputs=nan, readout_moment=nan,
+            spec=spec, sigmas=model.sigmas, converged=False, status="no-solution", iterations=iterations, t=nan, outputs=nan, readout_moment=nan,
             kernel_diagonals=tuple(np.full(m, np.nan) for _ in range(L)), kernel_blocks=tuple(nan for _ in range(L)),
             conjugates=(), free_energy=float("nan"), free_energy_error=float("nan"), stable=False,
-            stability_eigenvalues=[], errors=np.full(nvec, np.nan), residual=float("nan"), saddles=saddles,
+            stability_eigenvalues=[], errors=np.full(nvec, np.nan), residual=float("nan"),
+            error_estimate=float("nan"), saddles=saddles,
             integrator=model.describe(), error_sources={}, ess_min=None, message=message, log=log,
             time_seconds=time.perf_counter() - t0)
     ev, x = cand["ev"], cand["x"]
@@ -133,8 +144,11 @@ def build_solution(model, cand, saddles, log, t0, message):
             codes = []
     layers = ev["layers"]
     conj = tuple((layers[ell].kt_in, layers[ell].dt_in) for ell in range(1, L))
+    err = _error_estimate(cand["errors"])
+    ok = bool(err <= model.opt.error_tol)
     return DeepNonlinearSolution(
-        spec=spec, sigmas=model.sigmas, converged=True, t=t.copy(), outputs=layers[-1].outputs,
+        spec=spec, sigmas=model.sigmas, converged=ok, status="converged" if ok else "error-bound-missed",
+        iterations=iterations, error_estimate=err, t=t.copy(), outputs=layers[-1].outputs,
         readout_moment=layers[-1].readout_moment,
         kernel_diagonals=tuple(np.diag(r.k) + r.delta for r in layers), kernel_blocks=tuple(r.k for r in layers),
         conjugates=conj, free_energy=float(ev["action"]), free_energy_error=float(cand["free_energy_error"]),
