@@ -42,7 +42,7 @@ class DeepOptions(Options):
         check_int("qmc_replicates", self.qmc_replicates, 2)
         check_int("nz", self.nz, 2)
         check_float("tol", self.tol, 0.0, 1.0, lo_open=True, hi_open=True)
-        check_int("maxiter", self.maxiter, 1)
+        check_int("maxiter", self.maxiter, 0)
         check_int("max_rounds", self.max_rounds, 1)
         if self.proposal_tol is not None:
             check_float("proposal_tol", self.proposal_tol, 0.0, lo_open=True)
