@@ -10,14 +10,14 @@ whose roots are the saddle points of the non-convex deep action. This module fol
 h_c(e^v; p) = 0 in (v = log u, p) by pseudo-arclength continuation
 (:func:`solvers.continuation.continue_branch`), so it passes the folds where two roots are born or
 annihilate; a root is stable (a local maximum of the kernel potential Ψ) iff ∂h_c/∂u > 0. The
-per-class action S_c (:func:`solvers.deep.linear._class_roots`) ranks coexisting stable roots: where
+per-class action S_c (:func:`solvers.deep.linear_classes._class_roots`) ranks coexisting stable roots: where
 two stable branches overlap, the selected (largest-S) root jumps at the parameter p* where their
 actions cross, located by Brent's method on ΔS(p) — a first-order transition, which depth L >= 2
 produces and L = 1 (convex, one root) cannot.
 
 Parameters: ``temperature`` (T > 0), ``sigma_a`` (σ_a > 0), ``sigma_w`` (σ_ℓ = σ_w in every layer).
 The selected solution is also tabulated on a uniform grid of ``n_points`` values by the closed form
-(:func:`solvers.deep.linear.solve_deep_linear_classes`), with per-layer kernels in the one-layer
+(:func:`solvers.deep.linear_classes.solve_deep_linear_classes`), with per-layer kernels in the one-layer
 schema, so the jumps of f, U and the kernels are visible.
 
 Nonlinear φ (:func:`continue_deep_nonlinear`): each solve of the class-block deep theory
@@ -38,7 +38,8 @@ import numpy as np
 from scipy import optimize
 
 from solvers.continuation import SpecialPoint, continue_branch, dedupe_branches
-from solvers.deep.linear import _class_roots, layer_sigmas, solve_deep_linear_classes, with_result_keys
+from solvers.deep.common import layer_sigmas, with_result_keys
+from solvers.deep.linear_classes import _class_roots, solve_deep_linear_classes
 from solvers.progress import report
 from solvers.results import Result
 from theory.observables import Observables
@@ -93,7 +94,7 @@ class _ClassCurve:
         return np.array([self.h(u, p)])
 
     def action(self, u, p):
-        """S_c at a root (the per-class action of :func:`solvers.deep.linear._class_roots`)."""
+        """S_c at a root (the per-class action of :func:`solvers.deep.linear_classes._class_roots`)."""
         _, _, T = self.constants(p)
         t = self.tau(u, p)
         return -0.5 * (self.L - 1) * math.expm1(u) + 0.5 * self.L * u - self.Pc * t + 0.5 * T * self.Pc * t * t

@@ -37,7 +37,7 @@ import numpy as np
 
 from theory.deep_blocks import OneD, tilted_moments
 from theory.deep_large_p import linear_asymptotics, pattern_values, prior_kernels, saturation_levels, vertices
-from solvers.deep.linear import layer_sigmas, with_result_keys
+from solvers.deep.common import layer_sigmas, with_result_keys
 from solvers.results import Result
 from theory.nonlinearities import get_nonlinearity
 from theory.observables import Observables, check_layer, layer_summaries

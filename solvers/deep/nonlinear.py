@@ -64,7 +64,7 @@ import time
 
 import numpy as np
 
-from solvers.deep.linear import layer_sigmas
+from solvers.deep.common import layer_sigmas
 from solvers.deep.model import DeepModel
 from solvers.deep.newton import SolveLog, solve_at, t_only
 from solvers.deep.nonlinear_result import DeepNonlinearSolution, build_solution
@@ -140,7 +140,7 @@ class _Search:
 
     def from_start(self, start) -> bool:
         """Solve from a user's ``start`` (see :func:`solve_deep_nonlinear`); True if it gave a candidate."""
-        from solvers.deep.linear import DeepLinearClassSolution
+        from solvers.deep.linear_classes import DeepLinearClassSolution
 
         model = self.model
         if isinstance(start, DeepLinearClassSolution) and len(start.sigmas) == model.L and start.spec.m == model.m:

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from solvers.deep.linear import with_result_keys
+from solvers.deep.common import with_result_keys
 from solvers.results import Result
 from theory.deep_blocks import OutsideDomain
 from theory.observables import Observables, check_layer, layer_summaries
