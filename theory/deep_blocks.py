@@ -67,7 +67,8 @@ and E for the y-average:
 c0 = u ξ + ½ δ̃ ξ², ζ = c0 + b²/(2A) − ½ log A and z | y ~ N(b/A, 1/A) (domain A > 0). ReLU splits
 at z0 = −ξ/s into the untilted lower tail (mass Φ_N(z0)) and the same Gaussian on z > z0
 (truncated-normal moments with log_ndtr, no cancellation). Smooth φ: probabilists' Gauss–Hermite
-with ``nz`` nodes (compiled; the solver estimates its error against 3/4 of the nodes, :func:`solvers.deep.saddle.integration_errors`).
+with ``nz`` nodes (compiled; the solver estimates its error against 3/4 of the nodes,
+:func:`solvers.deep.saddle.integration_errors`).
 
 Outer integrals over y: a :class:`Rule` of standard-normal nodes (tensor Gauss–Hermite or
 scrambled Sobol replicates), mapped through a Gaussian proposal y = μ + C x (:class:`Proposal`,
