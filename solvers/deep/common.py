@@ -13,8 +13,8 @@ __all__ = ["RESIDUAL_TOL", "DeepLinearError", "layer_sigmas", "check_linear_spec
            "with_result_keys"]
 
 
-#: max relative residual of the deep linear equations (:func:`solvers.deep.linear.deep_linear_residuals`; the class equations
-#: h_c = 0) up to which a root counts as converged
+#: max relative residual of the deep linear equations (:func:`solvers.deep.linear.deep_linear_residuals`;
+#: the class equations h_c = 0) up to which a root counts as converged
 RESIDUAL_TOL = 1e-8
 
 

@@ -338,7 +338,8 @@ def continue_deep_nonlinear(spec: ModelSpec, layers: int, parameter: str, p_from
                             branches=[branch], special_points=specials, selected=selected, converged=ok,
                             status="reached-boundary" if ok else "stopped" if stopped else "not-converged",
                             message=message, iterations=len(points), residual=max(finite) if finite else math.nan,
-                            error_estimate=max(errors) if errors else math.nan, time_seconds=time.perf_counter() - start)
+                            error_estimate=max(errors) if errors else math.nan,
+                            time_seconds=time.perf_counter() - start)
 
 
 def _grid_specials(before: dict, rec: dict, k: int, grid) -> list:

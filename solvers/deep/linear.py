@@ -317,7 +317,8 @@ def solve_deep_linear(spec: ModelSpec, layers: int = 2, sigmas=None) -> DeepLine
     saddles = [saddles[i] for i in order]
     sol = _build_general(spec, sig, prob, roots[best][0], saddles[0]["free_energy"], saddles[0]["stable"], saddles)
     res = max(deep_linear_residuals(sol).values())
-    return DeepLinearSolution(**{**sol.__dict__, "residual": res, **linear_verdict(sol.stable, res), "iterations": n_starts,
+    return DeepLinearSolution(**{**sol.__dict__, "residual": res, **linear_verdict(sol.stable, res),
+                                 "iterations": n_starts,
                                  "time_seconds": time.perf_counter() - start})
 
 

@@ -98,17 +98,18 @@ class DeepNonlinearSolution(Result):
 
     def to_json(self) -> dict:
         e = self._errors()
-        return with_result_keys(self, {"layers": self.layer_summaries(), "sigmas": list(self.sigmas), "converged": self.converged,
-                "outputs": self.outputs.tolist(), "readout_moment": self.readout_moment.tolist(),
-                "t": self.t.tolist(),
-                "errors": {"outputs": e["outputs"].tolist(), "readout_moment": e["readout_moment"].tolist()},
-                "error_estimate": self.error_estimate, "free_energy": self.free_energy,
-                "free_energy_error": self.free_energy_error, "stable": self.stable,
-                "stability_eigenvalues": self.stability_eigenvalues, "residual": self.residual,
-                "saddles": self.saddles, "integrator": self.integrator, "error_sources": self.error_sources,
-                "coverage": self.coverage,
-                "ess_min": self.ess_min,
-                "message": self.message, "time_seconds": self.time_seconds})
+        return with_result_keys(self, {
+            "layers": self.layer_summaries(), "sigmas": list(self.sigmas), "converged": self.converged,
+            "outputs": self.outputs.tolist(), "readout_moment": self.readout_moment.tolist(),
+            "t": self.t.tolist(),
+            "errors": {"outputs": e["outputs"].tolist(), "readout_moment": e["readout_moment"].tolist()},
+            "error_estimate": self.error_estimate, "free_energy": self.free_energy,
+            "free_energy_error": self.free_energy_error, "stable": self.stable,
+            "stability_eigenvalues": self.stability_eigenvalues, "residual": self.residual,
+            "saddles": self.saddles, "integrator": self.integrator, "error_sources": self.error_sources,
+            "coverage": self.coverage,
+            "ess_min": self.ess_min,
+            "message": self.message, "time_seconds": self.time_seconds})
 
 
 def _error_estimate(errors) -> float:
@@ -123,7 +124,8 @@ def build_solution(model, cand, saddles, log, t0, message):
         nan = np.full((m, m), np.nan)
         nvec = 2 * m * m + L * (m + m * m)
         return DeepNonlinearSolution(
-            spec=spec, sigmas=model.sigmas, converged=False, status="no-solution", iterations=iterations, t=nan, outputs=nan, readout_moment=nan,
+            spec=spec, sigmas=model.sigmas, converged=False, status="no-solution", iterations=iterations, t=nan,
+            outputs=nan, readout_moment=nan,
             kernel_diagonals=tuple(np.full(m, np.nan) for _ in range(L)), kernel_blocks=tuple(nan for _ in range(L)),
             conjugates=(), free_energy=float("nan"), free_energy_error=float("nan"), stable=False,
             stability_eigenvalues=[], errors=np.full(nvec, np.nan), residual=float("nan"),
