@@ -265,11 +265,14 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
         return build_solution(search.model, None, saddles, search.log, t0, msg)
     best = max(range(len(uniq)), key=lambda i: (uniq[i]["stable"], uniq[i]["ev"]["action"]))
     saddles[best]["selected"] = True
-    msg = (f"converged; {len(uniq)} distinct saddle point(s) found, selected: "
+    msg = (f"{len(uniq)} distinct saddle point(s) found, selected: "
            f"{'stable' if uniq[best]['stable'] else 'UNSTABLE (no stable one found)'}, largest free energy")
     chosen, model, o = _refine(search, uniq[best], saddles[best])
     if np.max(chosen["errors"]) > o.error_tol:
-        msg += f"; integration error estimate {np.max(chosen['errors']):.1e} exceeds error_tol {o.error_tol:g}"
+        msg = (f"NOT CONVERGED (error bound missed): {msg}; integration error estimate "
+               f"{np.max(chosen['errors']):.1e} exceeds error_tol {o.error_tol:g}")
+    else:
+        msg = "converged; " + msg
     return build_solution(model, chosen, saddles, search.log, t0, msg)
 
 
