@@ -23,22 +23,7 @@ layer saturates into binary units, the lower layers stay at their prior kernels)
   limit), with its correction order.
 * ReLU and other growing φ: SpecError (not implemented).
 
-Checks (tests/test_deep_large_p.py; measured 2026-11-30, loaded 2-core machine)
--------------------------------------------------------------------------------
-* L = 1 equals solvers.large_p.solve to 1e-8 (it is that solver); odd φ, L = 2, 3: the closed form
-  f_cc = σ̄²ρ_c/(T + σ̄²ρ_c) to 1e-9; the saturated G∞ is minimal (KKT, random perturbations);
-* linear, L = 2, 3: the rich-root asymptotics match the deep linear closed form at P = 4096..10⁶
-  within 3 × the predicted correction order, the error falling with P;
-* normcdf, L = 2, T = 0.3, σ̄_a = 1, classes (2k, k, k): the finite-P class-block solver
-  (P = 8..64) and sampled networks (N = 400, P = 64..512) sit on the prior-span branch and approach
-  it: max |Δf| 0.101, 0.078, 0.054, 0.034 (solver, P = 8, 16, 32, 64); 0.034, 0.020, 0.011, 0.006
-  (sampling, P = 64, 128, 256, 512: ≈ 2.2–3.0/P); last-layer kernel block 0.72, 0.82, 0.89, 0.94 → 1
-  (saturation), δ_2 → 0, layer-1 kernel → ¼ (deviation 0.022 → 0.012). The full solution (contrast
-  codes, f_00 = 0.52) is not reached by P = 512 at this T (estimated crossover P ~ 10³);
-* normcdf, T = 0.05 (paper regime, ΔG∞ = 4.1 in favour of contrast codes): sampled networks at
-  P = 64, 128 do carry class-contrast codes in the last layer (100, 011, 101, 110) and f_00 = 0.827
-  (P = 64) against 0.831, but the chains do not mix (R̂ 1.8–2.4: code fractions frozen at
-  metastable assignments, THEORY §7), so no quantitative comparison is claimed there.
+Measured checks (finite-P solver and sampled networks against this limit): docs/notes/deep.md.
 
 References: THEORY §4–5; A. van Meegen and H. Sompolinsky, Nat. Commun. 16, 3354 (2025).
 """
@@ -52,7 +37,8 @@ import numpy as np
 
 from theory.deep_blocks import OneD, tilted_moments
 from theory.deep_large_p import linear_asymptotics, pattern_values, prior_kernels, saturation_levels, vertices
-from solvers.deep.linear import layer_sigmas
+from solvers.deep.common import layer_sigmas, with_result_keys
+from solvers.results import Result
 from theory.nonlinearities import get_nonlinearity
 from theory.observables import Observables, check_layer, layer_summaries
 from theory.spec import ModelSpec, SpecError, positive_float
@@ -61,12 +47,17 @@ from theory.codes import code_fractions, neuron_codes
 __all__ = ["DeepLargePSolution", "solve_deep_large_p", "deep_large_p_json"]
 
 
-@dataclass
-class DeepLargePSolution:
+@dataclass(frozen=True, kw_only=True)
+class DeepLargePSolution(Result):
     """Leading-order large-P deep solution; interface of :class:`solvers.deep.nonlinear.DeepNonlinearSolution`
     (``outputs``, ``readout_moment``, ``layer_observables(ℓ)``, ``layer_summaries()``, ``to_json()``).
     ``branches``: per hidden layer a list of {"a", "pattern", "occupation", "code", "mirror"} (empty for
-    layers without branches)."""
+    layers without branches).
+
+    Result protocol: ``residual`` is the residual of the equations solved (branch system, or the one-layer
+    large-P equations); ``converged`` that residual below ``tol`` with the branches global;
+    ``error_estimate`` the numerical error of the leading-order quantities (the prior-kernel quadrature;
+    0 for the closed forms), not the O(1/√(P log P)) distance to finite P."""
 
     spec: ModelSpec
     sigmas: tuple
@@ -80,13 +71,9 @@ class DeepLargePSolution:
     branches: list
     code_fractions: list
     free_energy: float
-    residual: float
-    converged: bool
     stable: bool
     occupations_unique: bool
-    message: str
     extra: dict = field(default_factory=dict)
-    time_seconds: float = 0.0
 
     @property
     def layers(self) -> int:
@@ -109,13 +96,15 @@ class DeepLargePSolution:
         return out
 
     def to_json(self) -> dict:
-        return {"layers": self.layer_summaries(), "sigmas": list(self.sigmas), "sigma_a_bar": self.sigma_a_bar,
-                "class_fractions": list(self.spec.class_fractions), "temperature": self.spec.temperature,
-                "converged": self.converged, "stable": self.stable, "occupations_unique": self.occupations_unique,
-                "outputs": self.outputs.tolist(), "readout_moment": self.readout_moment.tolist(), "t": self.t.tolist(),
-                "free_energy": self.free_energy if math.isfinite(self.free_energy) else None, "residual": self.residual, "message": self.message,
-                "method": self.method, "time_seconds": self.time_seconds,
-                **{k: v for k, v in self.extra.items() if isinstance(v, (int, float, str, bool, list, dict))}}
+        free_energy = self.free_energy if math.isfinite(self.free_energy) else None
+        return with_result_keys(self, {
+            "layers": self.layer_summaries(), "sigmas": list(self.sigmas), "sigma_a_bar": self.sigma_a_bar,
+            "class_fractions": list(self.spec.class_fractions), "temperature": self.spec.temperature,
+            "converged": self.converged, "stable": self.stable, "occupations_unique": self.occupations_unique,
+            "outputs": self.outputs.tolist(), "readout_moment": self.readout_moment.tolist(), "t": self.t.tolist(),
+            "free_energy": free_energy, "residual": self.residual, "message": self.message,
+            "method": self.method, "time_seconds": self.time_seconds,
+            **{k: v for k, v in self.extra.items() if isinstance(v, (int, float, str, bool, list, dict))}})
 
 
 # ----------------------------------------------------------------------------- saturated readout problem
@@ -326,12 +315,19 @@ def solve_deep_large_p(spec: ModelSpec, layers: int = 2, sigmas=None, sigma_a_ba
     codes = _prior_codes(name, sig[:-1], priors[:-1], m, code_neurons, seed) if code_neurons else [{}] * (L - 1)
     msg = ("saturated last layer (binary codes), lower layers at their prior kernels; leading order, corrections "
            "O(1/sqrt(P log P)) (class-contrast codes). " + sol["message"]).strip()
-    return DeepLargePSolution(spec, sig, sbar, "saturated" if patterns == "all" else "saturated, prior-span patterns",
-                              sol["t"], f, U, diags, blocks,
-                              [[] for _ in range(L - 1)] + [top], codes + [fr], sol["free_energy"], sol["residual"],
-                              sol["converged"], True, sol["occupations_unique"], msg,
-                              {"prior_kernel_error": perr, "saturation_levels": [lo, hi], "n_patterns": len(Bs)},
-                              time.perf_counter() - t0)
+    return DeepLargePSolution(
+        spec=spec, sigmas=sig, sigma_a_bar=sbar,
+        method="saturated" if patterns == "all" else "saturated, prior-span patterns", t=sol["t"], outputs=f,
+        readout_moment=U, kernel_diagonals=diags, kernel_blocks=blocks, branches=[[] for _ in range(L - 1)] + [top],
+        code_fractions=codes + [fr], free_energy=sol["free_energy"], residual=sol["residual"],
+        converged=sol["converged"], status=_status(sol["converged"]), stable=True,
+        occupations_unique=sol["occupations_unique"], message=msg, error_estimate=float(perr),
+        extra={"prior_kernel_error": perr, "saturation_levels": [lo, hi], "n_patterns": len(Bs)},
+        time_seconds=time.perf_counter() - t0)
+
+
+def _status(converged: bool) -> str:
+    return "converged" if converged else "not-converged"
 
 
 def get_name(spec) -> str:
@@ -354,10 +350,13 @@ def _one_layer(spec, sig, sbar, rho, t0):
         branches.append({"a": np.asarray(a).tolist(), "class_means": np.asarray(means).tolist(),
                          "occupation": float(p), "code": code, "mirror": False})
         fr[code] = fr.get(code, 0.0) + float(p)
-    return DeepLargePSolution(spec, sig, sbar, "one-layer large-P (solvers.large_p.solve)", lp.t, o.outputs,
-                              o.readout_moment, [np.asarray(o.kernel_diagonal)], [np.asarray(o.kernel_blocks)],
-                              [branches], [fr], lp.free_energy, lp.residual_norm, lp.converged, lp.converged,
-                              True, lp.message, {"kind": lp.kind}, time.perf_counter() - t0)
+    return DeepLargePSolution(
+        spec=spec, sigmas=sig, sigma_a_bar=sbar, method="one-layer large-P (solvers.large_p.solve)", t=lp.t,
+        outputs=o.outputs, readout_moment=o.readout_moment, kernel_diagonals=[np.asarray(o.kernel_diagonal)],
+        kernel_blocks=[np.asarray(o.kernel_blocks)], branches=[branches], code_fractions=[fr],
+        free_energy=lp.free_energy, residual=lp.residual_norm, converged=lp.converged, status=_status(lp.converged),
+        iterations=lp.nit, stable=lp.converged, occupations_unique=True, message=lp.message, extra={"kind": lp.kind},
+        time_seconds=time.perf_counter() - t0)
 
 
 def _linear(spec, sig, sbar, rho, t0):
@@ -366,11 +365,13 @@ def _linear(spec, sig, sbar, rho, t0):
     diags = [a + b for a, b in zip(la["alphas"], la["blocks"])]
     msg = (f"linear φ, L = {len(sig)}: leading-order rich root of the deep linear closed form at P = {spec.P} "
            f"(no finite P → ∞ limit; relative corrections ~{la['correction_order']:.2g})")
-    return DeepLargePSolution(spec, sig, sbar, "linear-asymptotic", np.diag(la["tau"]), np.diag(la["f"]),
-                              np.diag(la["U"]), diags, blocks, [[] for _ in sig], [{} for _ in sig],
-                              float("nan"), 0.0, True, True, True, msg,
-                              {"eps": la["eps"].tolist(), "correction_order": la["correction_order"]},
-                              time.perf_counter() - t0)
+    return DeepLargePSolution(
+        spec=spec, sigmas=sig, sigma_a_bar=sbar, method="linear-asymptotic", t=np.diag(la["tau"]),
+        outputs=np.diag(la["f"]), readout_moment=np.diag(la["U"]), kernel_diagonals=diags, kernel_blocks=blocks,
+        branches=[[] for _ in sig], code_fractions=[{} for _ in sig], free_energy=float("nan"), residual=0.0,
+        converged=True, status="converged", error_estimate=0.0, stable=True, occupations_unique=True, message=msg,
+        extra={"eps": la["eps"].tolist(), "correction_order": la["correction_order"]},
+        time_seconds=time.perf_counter() - t0)
 
 
 def deep_large_p_json(spec: ModelSpec, layers: int, sigmas=None, sigma_a_bar: float | None = None) -> dict:

@@ -83,12 +83,8 @@ Mean predictor: E[h^ℓ(x*) | h^ℓ(train)] only sees the training tilt, so
 k_ℓ(x*)ᵀ = k_{ℓ-1}(x*)ᵀ K_{ℓ-1}⁻¹ K_ℓ and f(x*) = k_0(x*)ᵀ K_0⁻¹ f = σ_a² s k_0(x*)ᵀ t (I − X)^{−L}:
 at T = 0 the lazy predictor k_0ᵀ K_0⁻¹ Y for every depth.
 
-Class-structured orthogonal data (K_0 = I, THEORY §3): X = diag(x_c), t = E diag(τ_c) with the
-class indicator E, and K_ℓ = s_ℓ I + E k_ℓ Eᵀ with
-k_ℓ = diag(σ_a² s s_ℓ τ_c² Σ_{k=1}^{ℓ} (1 − x_c)^{−(L+k−1)}): kernel class diagonal s_ℓ + k_ℓ[c, c],
-class blocks k_ℓ (one-layer schema, :mod:`theory.observables`); f = diag(σ_a² s τ_c (1−x_c)^{−L}),
-U = diag(σ_a² / (1 − x_c)). :func:`solve_deep_linear_classes` finds every root of each h_c by
-bracketing on a grid in u = −log(1 − x) and bisection.
+Class-structured orthogonal data (K_0 = I): :mod:`solvers.deep.linear_classes` (one scalar equation per
+class; re-exported here).
 """
 from __future__ import annotations
 
@@ -99,40 +95,18 @@ import time
 import numpy as np
 from scipy import optimize
 
+from solvers.deep.common import (RESIDUAL_TOL, DeepLinearError, check_linear_spec, layer_sigmas, linear_verdict,
+                                 with_result_keys)
+from solvers.deep.linear_classes import (DeepLinearClassSolution, _class_roots, class_potential,  # noqa: F401
+                                         solve_deep_linear_classes)
+from solvers.results import Result
 from theory.linear import class_summary
-from theory.observables import Observables, check_layer, layer_summaries
+from theory.observables import Observables, layer_summaries
 from theory.spec import ModelSpec, SpecError
 
 __all__ = ["DeepLinearError", "DeepLinearSolution", "DeepLinearClassSolution", "layer_sigmas",
            "solve_deep_linear", "solve_deep_linear_classes", "deep_linear_residuals", "class_potential",
-           "solve_deep_json"]
-
-
-class DeepLinearError(RuntimeError):
-    """No solution of the deep linear equations inside the domain was found."""
-
-
-def layer_sigmas(spec: ModelSpec, layers, sigmas=None) -> tuple:
-    """(σ_1, ..., σ_L) validated: ``sigmas`` (length L, each > 0) or L copies of spec.sigma_w."""
-    if isinstance(layers, bool) or not isinstance(layers, (int, np.integer)) or layers < 1:
-        raise SpecError(f"layers must be an integer >= 1 (got {layers!r})")
-    if sigmas is None:
-        return (float(spec.sigma_w),) * int(layers)
-    try:
-        sig = tuple(float(s) for s in sigmas)
-    except (TypeError, ValueError):
-        raise SpecError(f"sigmas must be a sequence of {layers} numbers > 0 (got {sigmas!r})") from None
-    if len(sig) != layers or not all(math.isfinite(s) and s > 0 for s in sig):
-        raise SpecError(f"sigmas must list {layers} finite numbers > 0, σ_1..σ_L (got {sigmas!r})")
-    return sig
-
-
-def _check_spec(spec, what):
-    if not isinstance(spec, ModelSpec):
-        raise TypeError(f"spec must be a ModelSpec (got {type(spec).__name__})")
-    if spec.nonlinearity != "linear":
-        raise SpecError(f"{what} needs nonlinearity 'linear' (got {spec.nonlinearity!r}); "
-                        "deep nonlinear networks are not solved yet")
+           "solve_deep_json", "RESIDUAL_TOL", "with_result_keys"]
 
 
 def _sym(A):
@@ -145,15 +119,17 @@ def _mpow(w, R, p):
 
 
 # ----------------------------------------------------------------------------- general inputs
-@dataclass(frozen=True)
-class DeepLinearSolution:
+@dataclass(frozen=True, kw_only=True)
+class DeepLinearSolution(Result):
     """Deep linear mean-field solution on arbitrary inputs (module docstring for the equations).
 
     ``kernels[ℓ-1]`` = K_ℓ (P × P activation = preactivation kernel of hidden layer ℓ);
     ``conjugates[ℓ-1]`` = K̃_ℓ for ℓ = 1..L, the last one the effective K̃_L = σ_a² t tᵀ.
     ``X``: the shared m × m matrix; ``free_energy``: the action S at this root (= log Z/N up to
     constants); ``saddles``: every root found, [{"free_energy", "stable", "X_eigenvalues",
-    "selected"}].
+    "selected"}]. ``residual``: the max relative residual of the P × P equations
+    (:func:`deep_linear_residuals`); ``converged`` needs a stable root and ``residual`` <= RESIDUAL_TOL;
+    ``iterations``: root searches started; ``error_estimate`` 0 (closed form).
     """
 
     spec: ModelSpec
@@ -166,9 +142,7 @@ class DeepLinearSolution:
     conjugates: tuple
     free_energy: float
     stable: bool
-    residual: float  # max residual of the P × P equations (deep_linear_residuals)
     saddles: list = field(default_factory=list)
-    time_seconds: float = 0.0
 
     @property
     def layers(self) -> int:
@@ -198,10 +172,11 @@ class DeepLinearSolution:
 
     def to_json(self) -> dict:
         o = self.observables()
-        return {"layers": self.layer_summaries(), "sigmas": list(self.sigmas), "outputs": o.outputs.tolist(),
-                "readout_moment": self.readout_moment.tolist(), "free_energy": self.free_energy,
-                "stable": self.stable, "residual": self.residual, "saddles": self.saddles,
-                "time_seconds": self.time_seconds}
+        return with_result_keys(self, {
+            "layers": self.layer_summaries(), "sigmas": list(self.sigmas), "outputs": o.outputs.tolist(),
+            "readout_moment": self.readout_moment.tolist(), "free_energy": self.free_energy,
+            "stable": self.stable, "residual": self.residual, "saddles": self.saddles,
+            "time_seconds": self.time_seconds})
 
 
 class _General:
@@ -273,7 +248,8 @@ def _jacobian(fun, x, eps=1e-7):
 
 
 def _general_roots(prob: _General):
-    """All roots of (2) found from several starts, as a list of X (deduplicated)."""
+    """All roots of (2) found from several starts, as a list of (X, z) (deduplicated), and the number of
+    starts."""
     m, T, sa2, s = prob.m, prob.T, prob.sa2, prob.s
     starts = []
     # lazy start: t from (1) at X = 0
@@ -305,7 +281,7 @@ def _general_roots(prob: _General):
             continue
         if all(np.max(np.abs(X - Y)) > 1e-7 for Y, _ in roots):
             roots.append((X, sol.x))
-    return roots
+    return roots, len(starts)
 
 
 def solve_deep_linear(spec: ModelSpec, layers: int = 2, sigmas=None) -> DeepLinearSolution:
@@ -317,7 +293,7 @@ def solve_deep_linear(spec: ModelSpec, layers: int = 2, sigmas=None) -> DeepLine
     ``saddles``. T = 0 needs a non-singular K_0. Raises :class:`DeepLinearError` if no root inside
     the domain 0 ⪯ X ≺ I is found.
     """
-    _check_spec(spec, "solve_deep_linear")
+    check_linear_spec(spec, "solve_deep_linear")
     sig = layer_sigmas(spec, layers, sigmas)
     start = time.perf_counter()
     sig2 = [s * s for s in sig]
@@ -325,7 +301,7 @@ def solve_deep_linear(spec: ModelSpec, layers: int = 2, sigmas=None) -> DeepLine
     if spec.temperature == 0.0 and prob.lam.min() <= 1e-12 * max(prob.lam.max(), 1e-300):
         raise SpecError("temperature = 0 needs a non-singular input kernel K0 = X Xᵀ/N0 "
                         "(inputs are linearly dependent); use temperature > 0")
-    roots = _general_roots(prob)
+    roots, n_starts = _general_roots(prob)
     if not roots:
         raise DeepLinearError(f"deep linear equations: no root inside the domain 0 <= X < I found "
                               f"(layers = {len(sig)}, T = {spec.temperature}); please report")
@@ -341,7 +317,9 @@ def solve_deep_linear(spec: ModelSpec, layers: int = 2, sigmas=None) -> DeepLine
     saddles = [saddles[i] for i in order]
     sol = _build_general(spec, sig, prob, roots[best][0], saddles[0]["free_energy"], saddles[0]["stable"], saddles)
     res = max(deep_linear_residuals(sol).values())
-    return DeepLinearSolution(**{**sol.__dict__, "residual": res, "time_seconds": time.perf_counter() - start})
+    return DeepLinearSolution(**{**sol.__dict__, "residual": res, **linear_verdict(sol.stable, res),
+                                 "iterations": n_starts,
+                                 "time_seconds": time.perf_counter() - start})
 
 
 def _build_general(spec, sig, prob, X, S, stable, saddles):
@@ -364,7 +342,8 @@ def _build_general(spec, sig, prob, X, S, stable, saddles):
     U = sa2 * _mpow(1.0 - w, R, -1)
     f = sa2 * s * K0t @ _mpow(1.0 - w, R, -L)
     return DeepLinearSolution(spec=spec, sigmas=sig, X=X, t=t, readout_moment=U, outputs=f, kernels=tuple(kernels),
-                              conjugates=tuple(conj), free_energy=S, stable=stable, residual=0.0, saddles=saddles)
+                              conjugates=tuple(conj), free_energy=S, stable=stable, saddles=saddles,
+                              converged=False, status="not-converged", residual=math.nan, error_estimate=0.0)
 
 
 def deep_linear_residuals(sol: DeepLinearSolution, relative: bool = True) -> dict:
@@ -402,148 +381,6 @@ def deep_linear_residuals(sol: DeepLinearSolution, relative: bool = True) -> dic
     r_f = max(r(f, -sig2[-1] * Ks[-2] @ t @ U), r(f, -spec.sigma_a**2 * Ks[-1] @ t))
     r_t = r(f, spec.temperature * t, -spec.targets())
     return {"kernel": r_k, "conjugate": r_c, "readout": r_u, "outputs": r_f, "field": r_t}
-
-
-# ----------------------------------------------------------------------------- orthogonal class data
-@dataclass(frozen=True)
-class DeepLinearClassSolution:
-    """Class-block solution for orthogonal class-structured data (K_0 = I).
-
-    Per class c: ``x[c]`` (X = diag x), ``tau[c]`` (t_μ = τ_c e_c for μ in c); hidden layer ℓ has
-    K_ℓ = ``alphas[ℓ-1]`` I + E ``blocks[ℓ-1]`` Eᵀ. ``class_roots[c]``: every root of h_c as
-    {"x", "free_energy", "stable", "selected"}; ``free_energy`` = Σ_c of the selected roots.
-    """
-
-    spec: ModelSpec
-    sigmas: tuple
-    x: np.ndarray
-    tau: np.ndarray
-    readout_moment: np.ndarray
-    outputs: np.ndarray  # f per class (m, m), [c, r]
-    alphas: tuple
-    blocks: tuple
-    free_energy: float
-    class_roots: list
-    time_seconds: float = 0.0
-
-    @property
-    def layers(self) -> int:
-        return len(self.sigmas)
-
-    def layer_observables(self, ell: int) -> Observables:
-        """Observables with the kernel of hidden layer ``ell`` (1..L)."""
-        check_layer(ell, self.layers)
-        k = self.blocks[ell - 1]
-        return Observables(outputs=self.outputs, readout_moment=self.readout_moment,
-                           kernel_diagonal=self.alphas[ell - 1] + np.diag(k), kernel_blocks=k.copy())
-
-    def observables(self) -> Observables:
-        return self.layer_observables(self.layers)
-
-    def layer_summaries(self) -> list:
-        """[{"layer": ℓ, "kernel_diagonal", "kernel_blocks"}] for ℓ = 1..L (:func:`theory.observables.layer_summaries`)."""
-        return layer_summaries(self, self.layers)
-
-    def to_json(self) -> dict:
-        return {"layers": self.layer_summaries(), "sigmas": list(self.sigmas), "outputs": self.outputs.tolist(),
-                "readout_moment": self.readout_moment.tolist(), "free_energy": self.free_energy,
-                "X_diagonal": self.x.tolist(), "class_roots": self.class_roots, "time_seconds": self.time_seconds}
-
-
-def _class_roots(p, sa2, s, T, L, n_grid=4000):
-    """Every root x ∈ (0, 1) of h(x) = σ_a² s τ (1−x)^{−L} + T τ − 1, τ = √(x(1−x)^{L−1}/(p σ_a² s)).
-
-    Bracketed on a grid in u = −log(1 − x) ∈ [1e-12, min(60, 600/L)], refined by brentq. Returns a list of
-    (x, τ, S, stable) with the per-class action S and stability h'(x) > 0.
-    """
-    def tau(u):
-        x = -math.expm1(-u)
-        return math.sqrt(x * math.exp(-(L - 1) * u) / (p * sa2 * s))
-
-    def h(u):
-        tu = tau(u)
-        return sa2 * s * tu * math.exp(L * u) + T * tu - 1.0
-
-    us = np.geomspace(1e-12, min(60.0, 600.0 / L), n_grid)
-    tv = np.sqrt(-np.expm1(-us) * np.exp(-(L - 1) * us) / (p * sa2 * s))
-    hv = sa2 * s * tv * np.exp(L * us) + T * tv - 1.0
-    out = []
-    for i in np.nonzero(np.sign(hv[:-1]) != np.sign(hv[1:]))[0]:
-        u = optimize.brentq(h, us[i], us[i + 1], xtol=1e-15, rtol=1e-15)
-        x, tu = -math.expm1(-u), tau(u)
-        S = -0.5 * (L - 1) * math.expm1(u) - 0.5 * L * (-u) - p * tu + 0.5 * T * p * tu * tu
-        out.append((x, tu, S, bool(hv[i + 1] > hv[i])))
-    return out
-
-
-def solve_deep_linear_classes(spec: ModelSpec, layers: int = 2, sigmas=None) -> DeepLinearClassSolution:
-    """Class-block solution for orthogonal class-structured data (spec.inputs is None): O(L m) scalars.
-
-    Each class picks its stable root with the largest action (the classes decouple, S is additive).
-    """
-    _check_spec(spec, "solve_deep_linear_classes")
-    if spec.inputs is not None:
-        raise SpecError("solve_deep_linear_classes needs orthogonal class-structured data (inputs=None); "
-                        "use solve_deep_linear for explicit inputs")
-    sig = layer_sigmas(spec, layers, sigmas)
-    start = time.perf_counter()
-    sig2 = [v * v for v in sig]
-    L, m, sa2, T = len(sig), spec.m, spec.sigma_a**2, spec.temperature
-    s = float(np.prod(sig2))
-    xs, taus, S_total, class_roots = [], [], 0.0, []
-    for c, p in enumerate(spec.class_sizes):
-        roots = _class_roots(p, sa2, s, T, L)
-        if not roots:
-            raise DeepLinearError(f"deep linear class equation: no root in 0 < x < 1 for class {c} "
-                                  f"(P_c = {p}, layers = {L}, T = {T}); please report")
-        best = max(range(len(roots)), key=lambda i: (roots[i][3], roots[i][2]))
-        x, tu, S, _ = roots[best]
-        xs.append(x), taus.append(tu)
-        S_total += S
-        class_roots.append([{"x": r[0], "free_energy": r[2], "stable": r[3], "selected": i == best}
-                            for i, r in enumerate(roots)])
-    x, tau = np.array(xs), np.array(taus)
-    alphas, blocks = [], []
-    acc = np.zeros(m)
-    for ell in range(1, L + 1):
-        sl = float(np.prod(sig2[:ell]))
-        acc = acc + (1.0 - x) ** (-(L + ell - 1))
-        alphas.append(sl)
-        blocks.append(np.diag(sa2 * s * sl * tau**2 * acc))
-    U = np.diag(sa2 / (1.0 - x))
-    f = np.diag(sa2 * s * tau * (1.0 - x) ** (-L))
-    return DeepLinearClassSolution(spec=spec, sigmas=sig, x=x, tau=tau, readout_moment=U, outputs=f,
-                                   alphas=tuple(alphas), blocks=tuple(blocks), free_energy=S_total,
-                                   class_roots=class_roots, time_seconds=time.perf_counter() - start)
-
-
-def class_potential(spec: ModelSpec, layers: int, c: int, lambdas, sigmas=None) -> float:
-    """Ψ_c(λ_1..λ_{L-1}) for class c of orthogonal data: the variational function whose maximum is
-    the class's share of log Z / N (module docstring).
-
-    λ_ℓ is the eigenvalue of K_ℓ along the class-mean direction (the within-class bulk stays at
-    s_ℓ); Ψ_c = F(σ_L² λ_{L-1}) − ½ Σ_ℓ [r_ℓ − 1 − log r_ℓ], r_ℓ = λ_ℓ / (σ_ℓ² λ_{ℓ-1}), λ_0 = 1,
-    F(κ) = min_θ [−½ log(1 − σ_a² κ θ²) − √P_c θ + (T/2) θ²] (the one-layer dual along that direction).
-    """
-    sig = layer_sigmas(spec, layers, sigmas)
-    sig2 = [v * v for v in sig]
-    lam = [1.0, *[float(v) for v in lambdas]]
-    if len(lam) != len(sig):
-        raise SpecError(f"lambdas must list layers − 1 = {len(sig) - 1} values (got {len(lam) - 1})")
-    p, sa2, T = spec.class_sizes[c], spec.sigma_a**2, spec.temperature
-    kappa = sig2[-1] * lam[-1]
-    ub = 1.0 / math.sqrt(sa2 * kappa)
-
-    def dg(th):  # derivative of the one-layer dual in θ
-        return sa2 * kappa * th / (1 - sa2 * kappa * th * th) - math.sqrt(p) + T * th
-
-    th = optimize.brentq(dg, 0.0, ub * (1 - 1e-15), xtol=1e-16, rtol=1e-15)
-    F = -0.5 * math.log1p(-sa2 * kappa * th * th) - math.sqrt(p) * th + 0.5 * T * th * th
-    out = F
-    for ell in range(1, len(lam)):
-        r = lam[ell] / (sig2[ell - 1] * lam[ell - 1])
-        out -= 0.5 * (r - 1 - math.log(r))
-    return out
 
 
 def solve_deep_json(spec: ModelSpec, layers: int, sigmas=None) -> dict:

@@ -1,0 +1,54 @@
+"""Options of the deep class-block solver (:func:`solvers.deep.nonlinear.solve_deep_nonlinear`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from solvers.options import Options
+from theory.checks import check_bool, check_choice, check_float, check_int
+
+__all__ = ["DeepOptions", "INTEGRATORS"]
+
+#: outer integrators (:mod:`solvers.deep.nonlinear`, "Integrators")
+INTEGRATORS = ("auto", "gauss-hermite", "qmc", "sparse-grid")
+
+
+@dataclass(frozen=True)
+class DeepOptions(Options):
+    """Solver options (:mod:`solvers.deep.nonlinear`). ``integrator``: one of :data:`INTEGRATORS`."""
+
+    integrator: str = "auto"
+    sparse_level: int = 5  # Smolyak level of the "sparse-grid" integrator (error: against level − 1)
+    qmc_log2n: int = 11
+    qmc_log2n_max: int = 13  # refine the selected solution up to 8 × 2^13 points while errors > error_tol
+    error_tol: float = 1e-2
+    qmc_replicates: int = 8
+    nz: int = 24  # 1-D Gauss–Hermite nodes for smooth φ (error ~1e-6, estimated against 18)
+    tol: float = 1e-10
+    maxiter: int = 30
+    max_rounds: int = 8
+    proposal_tol: float | None = None  # default: 1e-9 (exact Gauss–Hermite) or 0.05
+    inflate: float | None = None  # proposal covariance inflation (default 1 GH, 1.5 QMC)
+    continuation_steps: int = 5
+    search: bool = True  # also run the continuations from high and low T when the direct start converged
+    seed: int = 0
+    code_neurons: int = 8000  # neurons drawn from each layer's measure for the code fractions (0: none)
+
+    def validate(self) -> None:
+        check_choice("integrator", self.integrator, INTEGRATORS)
+        check_int("sparse_level", self.sparse_level, 1)
+        check_int("qmc_log2n", self.qmc_log2n, 1)
+        check_int("qmc_log2n_max", self.qmc_log2n_max, 1)
+        check_float("error_tol", self.error_tol, 0.0, lo_open=True)
+        check_int("qmc_replicates", self.qmc_replicates, 2)
+        check_int("nz", self.nz, 2)
+        check_float("tol", self.tol, 0.0, 1.0, lo_open=True, hi_open=True)
+        check_int("maxiter", self.maxiter, 0)
+        check_int("max_rounds", self.max_rounds, 1)
+        if self.proposal_tol is not None:
+            check_float("proposal_tol", self.proposal_tol, 0.0, lo_open=True)
+        if self.inflate is not None:
+            check_float("inflate", self.inflate, 0.0, lo_open=True)
+        check_int("continuation_steps", self.continuation_steps, 1)
+        check_bool("search", self.search)
+        check_int("seed", self.seed, 0)
+        check_int("code_neurons", self.code_neurons, 0)

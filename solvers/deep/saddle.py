@@ -1,0 +1,223 @@
+"""Diagnostics of a converged deep class-block saddle point (:mod:`solvers.deep.nonlinear`): proposal
+coverage (mode search), stability (Hessian of Ψ = min over conjugates of S) and delta-method
+integration errors.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from solvers.deep.model import DeepModel
+from solvers.deep.modes import find_modes
+from theory.deep_blocks import OutsideDomain, layer_integral, log_integrand
+
+__all__ = ["full_point", "action_gradient", "coverage", "stability", "integration_errors", "finish"]
+
+
+def full_point(model: DeepModel, x, ev):
+    """The saddle point in the coordinates of the action S: z = (t, then per hidden layer
+    triu k̃_ℓ, δ̃_ℓ) and kz = (per hidden layer triu k_ℓ, δ_ℓ)."""
+    t, ker = model.unpack(x)
+    iu = np.triu_indices(model.m)
+    conj = [np.concatenate([ev["layers"][ell].kt_in[iu], ev["layers"][ell].dt_in]) for ell in range(1, model.L)]
+    kz = [np.concatenate([(R @ R.T)[iu], d]) for R, d in ker]
+    return np.concatenate([t.ravel()] + conj), np.concatenate(kz)
+
+
+def action_gradient(model: DeepModel, cz, kz, props):
+    """∇S in (cz, kz) (module docstring of theory.deep_blocks; symmetric matrices by their upper
+    triangle, so off-diagonal derivatives count twice): every layer takes its tilt from cz and its
+    input kernel from kz, so S is evaluated away from the stationarity relations.
+
+        ∂S/∂t_cr = P_c (f + T t − Y)_cr,
+        ∂S/∂k̃_cd = ½ [P_c P_d (k^new − k)_cd + δ_cd P_c (δ^new − δ)_c],  ∂S/∂δ̃_c = ½ P_c (k^new − k + δ^new − δ)_cc,
+        ∂S/∂k_cd = ½ [P_c P_d (k̃^in − k̃)_cd + δ_cd P_c (δ̃^in − δ̃)_c],   ∂S/∂δ_c = ½ P_c (k̃^in − k̃ + δ̃^in − δ̃)_cc,
+
+    with (k^new, δ^new) layer ℓ's kernel and (k̃^in, δ̃^in) the conjugate layer ℓ + 1 returns for its
+    input."""
+    m, L, P = model.m, model.L, model.sizes
+    iu = np.triu_indices(m)
+    nu = len(iu[0])
+    twice = np.where(iu[0] == iu[1], 1.0, 2.0)
+
+    def sym(v):
+        A = np.zeros((m, m))
+        A[iu] = v
+        return A + np.triu(A, 1).T
+
+    t = cz[:model.nt].reshape(m, m)
+    conj, kers = [], []
+    for ell in range(L - 1):
+        c = cz[model.nt + ell * (nu + m):model.nt + (ell + 1) * (nu + m)]
+        conj.append((sym(c[:nu]), c[nu:]))
+        k = kz[ell * (nu + m):(ell + 1) * (nu + m)]
+        kers.append((sym(k[:nu]), k[nu:]))
+    res = []
+    for ell in range(1, L + 1):
+        kw = {}
+        if ell >= 2:
+            k, d = kers[ell - 2]
+            kw.update(R_in=np.linalg.cholesky(k), delta_in=d)
+        if ell == L:
+            kw.update(t=t, sigma_a=model.spec.sigma_a)
+        else:
+            kw.update(kt=conj[ell - 1][0], dt=conj[ell - 1][1])
+        res.append(layer_integral(model.oned, P, model.sigmas[ell - 1], model.rules[ell - 1], props[ell - 1], **kw))
+    PP = np.outer(P, P)
+    gc = [(P[:, None] * (res[-1].outputs + model.T * t - model.Y)).ravel()]
+    gk = []
+    for ell in range(L - 1):
+        k, d = kers[ell]
+        kt, dt = conj[ell]
+        lay, up = res[ell], res[ell + 1]
+        dk, dd = lay.k - k, lay.delta - d
+        gc += [0.5 * (PP * dk + np.diag(P * dd))[iu] * twice, 0.5 * P * (np.diag(dk) + dd)]
+        ek, ed = up.kt_in - kt, up.dt_in - dt
+        gk += [0.5 * (PP * ek + np.diag(P * ed))[iu] * twice, 0.5 * P * (np.diag(ek) + ed)]
+    return np.concatenate(gc), np.concatenate(gk)
+
+
+def coverage(model: DeepModel, x, ev, props, seed=0):
+    """Check that each layer's Gaussian proposal covers its tilted y-measure: local maxima of λ(y)
+    (:func:`solvers.deep.modes.find_modes`, 48 prior and 16 proposal starts) with a Laplace mass
+    within a factor 10³ of the largest are "significant"; the layer fails if a significant mode lies
+    more than 3 proposal standard deviations (Mahalanobis) from the proposal mean, or, for Gauss–Hermite
+    rules, if a significant mode is more than 10× narrower than the proposal in some direction (its
+    mass would fall between the nodes). Returns (ok, [{"layer", "modes", "max_mahalanobis",
+    "min_width_ratio"}])."""
+    t, ker = model.unpack(x)
+    rng = np.random.default_rng([seed, 7])
+    ok, report = True, []
+    for ell in range(1, model.L + 1):
+        kw = model.layer_kwargs(ell, t, ker, ev)
+        d, pr = model.dims[ell - 1], props[ell - 1]
+
+        def fun(Y, kw=kw, ell=ell):
+            with np.errstate(all="ignore"):
+                try:
+                    return log_integrand(model.oned, model.sizes, model.sigmas[ell - 1], Y, **kw)
+                except OutsideDomain:
+                    return np.full(len(Y), -np.inf)
+
+        starts = np.concatenate([rng.standard_normal((48, d)), pr.mean + rng.standard_normal((16, d)) @ pr.chol.T,
+                                 pr.mean[None, :]])
+        modes, _, masses, hess = find_modes(fun, starts)
+        if len(modes) == 0:
+            report.append({"layer": ell, "modes": 0, "max_mahalanobis": float("inf"), "min_width_ratio": 0.0})
+            ok = False
+            continue
+        sig = masses >= np.max(masses) + math.log(1e-3)
+        r = np.linalg.norm(np.linalg.solve(pr.chol, (modes[sig] - pr.mean).T), axis=0)
+        cov_p = pr.chol @ pr.chol.T
+        ratios = []
+        for H in (h for h, s_ in zip(hess, sig) if s_):
+            w = np.linalg.eigvalsh(H)
+            if w.max() >= 0:
+                ratios.append(0.0)
+                continue
+            # generalised eigenvalues of (mode covariance, proposal covariance): squared width ratios
+            ratios.append(float(np.sqrt(np.min(np.linalg.eigvals(np.linalg.solve(cov_p, np.linalg.inv(-H))).real))))
+        rmin = min(ratios) if ratios else 0.0
+        gh = model.rules[ell - 1].groups == 1
+        bad = bool(np.max(r) > 3.0 or (gh and rmin < 0.1) or rmin <= 0.0)
+        ok = ok and not bad
+        report.append({"layer": ell, "modes": int(sig.sum()), "max_mahalanobis": float(np.max(r)),
+                       "min_width_ratio": rmin})
+    return ok, report
+
+
+def stability(model: DeepModel, x, ev, props):
+    """Eigenvalues of ∇²Ψ = S_KK − S_KC S_CC⁻¹ S_CK (Hessian of the action S in the kernels K and the
+    conjugates/field C = (t, K̃), by forward differences of :func:`_action_gradient`). Ψ(K) =
+    min_C S is log Z/N's variational function (module docstring); the saddle is stable iff all are
+    negative. Empty for L = 1 (convex dual)."""
+    if model.L == 1:
+        return np.zeros(0)
+    cz, kz = full_point(model, x, ev)
+    z0 = np.concatenate([cz, kz])
+    nc = len(cz)
+
+    def grad(z):
+        return np.concatenate(action_gradient(model, z[:nc], z[nc:], props))
+
+    try:
+        with np.errstate(all="ignore"):
+            g0 = grad(z0)
+            H = np.empty((len(z0), len(z0)))
+            for j in range(len(z0)):
+                h = 1e-6 * max(1.0, abs(z0[j]))
+                zp = z0.copy()
+                zp[j] += h
+                H[:, j] = (grad(zp) - g0) / h
+    except (OutsideDomain, np.linalg.LinAlgError):
+        return np.array([np.nan])
+    H = 0.5 * (H + H.T)
+    Hcc, Hck, Hkk = H[:nc, :nc], H[:nc, nc:], H[nc:, nc:]
+    schur = Hkk - Hck.T @ np.linalg.lstsq(Hcc, Hck, rcond=None)[0]
+    ev = np.linalg.eigvalsh(0.5 * (schur + schur.T))
+    if np.any(model.sizes == 1):
+        # a class with P_c = 1 has no within-class pair: k_cc and δ_c (and k̃_cc, δ̃_c) only enter through
+        # their sum, a flat (gauge) direction of S; drop its (numerically zero) eigenvalue
+        ev = ev[np.abs(ev) > 1e-6 * np.max(np.abs(ev))]
+    return ev
+
+
+def integration_errors(model: DeepModel, x, ev, J, Jo, props):
+    """Delta-method integration errors of the observables and of the free energy (module docstring),
+    and the largest observable error per source."""
+    Jp = np.linalg.pinv(J)
+    base, S0 = ev["obs"], ev["action"]
+    err = np.zeros_like(base)
+    serr = 0.0
+    sources = {}
+
+    def variant(rules=None, oned=None):
+        e = model.safe_eval(x, props, rules=rules, oned=oned)
+        if e is None:
+            return None, None
+        dx = -Jp @ e["residual"]
+        return e["obs"] + Jo @ dx, e["action"]
+
+    groups = max(r.groups for r in model.rules)
+    if groups > 1:
+        ests, acts = [], []
+        for g in range(groups):
+            rules = [r.group(g) if r.groups > 1 else r for r in model.rules]
+            o, a = variant(rules=rules)
+            if o is not None:
+                ests.append(o)
+                acts.append(a)
+        if len(ests) >= 2:
+            e = np.std(ests, axis=0, ddof=1) / math.sqrt(len(ests))
+            serr += float(np.std(acts, ddof=1) / math.sqrt(len(acts)))
+        else:
+            e = np.full_like(base, np.inf)
+        err += e
+        sources["qmc replicates"] = float(np.max(e))
+    if any(r.groups == 1 for r in model.rules):
+        rules = [a if r.groups == 1 else r for r, a in zip(model.rules, model.alt_rules)]
+        o, a = variant(rules=rules)
+        e = np.abs(o - base) if o is not None else np.full_like(base, np.inf)
+        err += e
+        serr += abs(a - S0) if a is not None else np.inf
+        sources["gauss-hermite order"] = float(np.max(e))
+    if model.oned.kind == "smooth":
+        o, a = variant(oned=model.oned.with_nz(max(8, 3 * model.oned.nz // 4)))
+        e = np.abs(o - base) if o is not None else np.full_like(base, np.inf)
+        err += e
+        serr += abs(a - S0) if a is not None else np.inf
+        sources["1-d gauss-hermite"] = float(np.max(e))
+    return err, serr, sources
+
+
+def finish(model, x, ev, J, Jo, props, label):
+    covered, cov_report = coverage(model, x, ev, props, model.opt.seed)
+    if not covered:
+        return {"x": x, "ev": ev, "label": label, "covered": False, "coverage": cov_report}
+    eig = stability(model, x, ev, props)
+    stable = bool(np.all(eig < 0)) if eig.size else True
+    err, serr, sources = integration_errors(model, x, ev, J, Jo, props)
+    return {"x": x, "ev": ev, "J": J, "Jo": Jo, "props": props, "label": label, "eig": eig, "stable": stable,
+            "errors": err, "free_energy_error": serr, "error_sources": sources, "covered": True,
+            "coverage": cov_report}

@@ -1,0 +1,154 @@
+"""One layer's y-integral of the class-block theory (THEORY §5; derivation in :mod:`theory.deep_blocks`).
+
+With the fields of :mod:`theory.deep_fields` and the 1-D cumulants ζ_c of :mod:`theory.deep_tilted`,
+
+    log Z = log E_{y ~ N(0, I)} exp(Σ_c P_c ζ_c(ξ_c(y), u_c(y))),   y = (v, w) ∈ R^m (ℓ = 1) or R^{2m},
+
+evaluated with a :class:`theory.deep_rules.Rule` through a :class:`theory.deep_rules.Proposal`. The same
+weights give this layer's kernel (k, δ), the conjugate of its input kernel (k̃_in, δ̃_in; Stein's
+identity) and, for the readout, f and U.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logsumexp
+
+from theory.deep_fields import tilt_factor
+from theory.deep_neurons import _sample_patterns
+from theory.deep_rules import Proposal, Rule
+from theory.deep_tilted import OneD, growth_rate, tilted_moments
+from theory.domain_errors import OutsideDomain
+
+__all__ = ["LayerResult", "log_integrand", "layer_integral", "untilted_kernels"]
+
+
+@dataclass(frozen=True, eq=False)
+class LayerResult:
+    """Everything one layer's y-integral gives (:mod:`theory.deep_blocks`), for one rule.
+
+    ``log_z``; ``k``, ``delta`` (this layer's activation kernel); ``kt_in``, ``dt_in`` (conjugate of
+    the input kernel, ℓ >= 2 only); ``outputs`` f (m, m) [c, r] and ``readout_moment`` U (readout
+    layer only); ``y_mean``, ``y_cov`` (tilted moments of y, for the proposal); ``ess`` (Kish
+    effective sample size fraction of the importance weights)."""
+
+    log_z: float
+    k: np.ndarray
+    delta: np.ndarray
+    kt_in: np.ndarray | None
+    dt_in: np.ndarray | None
+    outputs: np.ndarray | None
+    readout_moment: np.ndarray | None
+    y_mean: np.ndarray
+    y_cov: np.ndarray
+    ess: float
+
+
+def log_integrand(oned: OneD, sizes, sigma: float, y, *, R_in=None, delta_in=None, t=None, sigma_a=None, kt=None,
+                  dt=None) -> np.ndarray:
+    """λ(y) = −½|y|² + Σ_c P_c ζ_c(u_c(y), ξ_c(y)): the log density (up to a constant) of one layer's
+    tilted y-measure at the points ``y`` (n, d); arguments as :func:`layer_integral`."""
+    P = np.asarray(sizes, dtype=np.float64)
+    m = len(P)
+    y = np.atleast_2d(np.asarray(y, dtype=np.float64))
+    if t is not None:
+        B, dtilt = sigma_a * np.asarray(t, dtype=np.float64), np.zeros(m)
+    else:
+        w_, V_ = np.linalg.eigh(0.5 * (kt + kt.T))
+        B, dtilt = V_ * np.sqrt(np.maximum(w_, 0.0)), np.asarray(dt, dtype=np.float64)
+    u = y[:, :m] @ B.T
+    if R_in is not None:
+        xi, s = sigma * (y[:, m:] @ np.asarray(R_in).T), sigma * np.sqrt(np.asarray(delta_in, dtype=np.float64))
+    else:
+        xi, s = np.zeros_like(u), np.full(m, sigma)
+    zeta = tilted_moments(oned, xi, u, s, dtilt)[0]
+    return -0.5 * np.sum(y * y, axis=1) + zeta @ P
+
+
+def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal: Proposal, *, R_in=None, delta_in=None,
+                   t=None, sigma_a=None, kt=None, dt=None, neurons: int = 0, rng=None):
+    """One layer's y-integral (:mod:`theory.deep_blocks`).
+
+    Input kernel: ``R_in`` (k = R Rᵀ) and ``delta_in`` (m,), or both None for K_0 = I (layer 1).
+    Tilt: readout (``t`` (m, m) rows t_c, ``sigma_a``) or hidden (``kt`` = k̃ ⪰ 0, ``dt`` = δ̃).
+    Returns a :class:`LayerResult`; with ``neurons`` > 0 instead the class-mean activations
+    (neurons × m) of that many neurons drawn from the layer's single-neuron measure
+    (:func:`_sample_patterns`).
+    """
+    P = np.asarray(sizes, dtype=np.float64)
+    m = len(P)
+    has_xi = R_in is not None
+    x = rule.x
+    y = proposal.mean + x @ proposal.chol.T
+    v = y[:, :m]
+    readout = t is not None
+    B, dtilt = tilt_factor(m, t=t, sigma_a=sigma_a, kt=kt, dt=dt)
+    u = v @ B.T
+    if has_xi:
+        delta_in = np.asarray(delta_in, dtype=np.float64)
+        if np.any(delta_in <= 0):
+            raise OutsideDomain("within-class kernel excess δ must be > 0")
+        xi = sigma * (y[:, m:] @ np.asarray(R_in).T)
+        s = sigma * np.sqrt(delta_in)
+    else:
+        xi = np.zeros_like(u)
+        s = np.full(m, sigma)
+    if oned.kind != "smooth":
+        if np.any(1.0 - dtilt * s * s <= 0.0):
+            raise OutsideDomain("1-D integral diverges: 1 − δ̃ s² <= 0")
+        C = sigma * np.asarray(R_in) if has_xi else None
+        grow = growth_rate(oned.kind, P, B, s, dtilt, C)
+        if grow >= 0.5 * (1.0 - 1e-9):
+            raise OutsideDomain(f"y-integral diverges: growth rate {grow:.4g} >= 1/2 (outside the domain)")
+    zeta, m1, m2, ez, ez2 = tilted_moments(oned, xi, u, s, dtilt)
+    logdet = float(np.sum(np.log(np.abs(np.diag(proposal.chol)))))
+    lam = -0.5 * np.sum(y * y, axis=1) + 0.5 * np.sum(x * x, axis=1) + logdet + zeta @ P
+    lw = rule.logw + lam
+    if not np.all(np.isfinite(lw)):
+        raise OutsideDomain("non-finite importance weight in the y-integral")
+    if rule.sign is None:
+        log_z = float(logsumexp(lw))
+        p = np.exp(lw - log_z)
+    else:
+        log_z, sgn = logsumexp(lw, b=rule.sign, return_sign=True)
+        if sgn <= 0:
+            raise OutsideDomain("sparse-grid estimate of the partition function is not positive")
+        log_z = float(log_z)
+        p = rule.sign * np.exp(lw - log_z)
+    if neurons:
+        return _sample_patterns(oned, P, p, xi, u, s, dtilt, ez, ez2, neurons, rng)
+    ess = float(np.sum(np.abs(p)) ** 2 / np.sum(p * p) / len(p))
+    k = (m1 * p[:, None]).T @ m1
+    delta = p @ m2 - np.diag(k)
+    y_mean = p @ y
+    yc = y - y_mean
+    y_cov = (yc * p[:, None]).T @ yc
+    kt_in = dt_in = f = U = None
+    if has_xi:
+        W = ez / s
+        kt_in = sigma**2 * (W * p[:, None]).T @ W
+        dt_in = (p @ (ez2 - ez * ez) - 1.0) / delta_in
+    if readout:
+        a = sigma_a * v
+        f = (m1 * p[:, None]).T @ a
+        U = (a * p[:, None]).T @ a
+    return LayerResult(log_z, 0.5 * (k + k.T), delta, None if kt_in is None else 0.5 * (kt_in + kt_in.T), dt_in,
+                       f, U, y_mean, y_cov, ess)
+
+
+def untilted_kernels(oned: OneD, sizes, sigmas, rule_for) -> list:
+    """Prior (NNGP) class-block kernels [(k_ℓ, δ_ℓ)] for ℓ = 1..L−1 (no tilt), with
+    ``rule_for(d)`` giving the rule for a d-dimensional y-integral."""
+    m = len(sizes)
+    out = []
+    R, delta = None, None
+    for ell, sig in enumerate(sigmas[:-1], start=1):
+        d = m if R is None else 2 * m
+        res = layer_integral(oned, sizes, sig, rule_for(d), Proposal.standard(d), R_in=R, delta_in=delta,
+                             kt=np.zeros((m, m)), dt=np.zeros(m))
+        out.append((res.k, res.delta))
+        w, V = np.linalg.eigh(res.k)
+        R = np.linalg.cholesky((V * np.maximum(w, 0)) @ V.T + 1e-12 * np.eye(m))
+        delta = res.delta
+    return out

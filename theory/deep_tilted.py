@@ -1,0 +1,240 @@
+"""The 1-D tilted integrals of one class-block layer (THEORY §5; derivation in :mod:`theory.deep_blocks`).
+
+For z ~ N(0, 1), h = ξ + s z and the tilt l(h) = u φ(h) + ½ d φ(h)²,
+
+    ζ = log E_z e^{l},   and the tilted means E_1 φ, E_1 φ², E_1 z, E_1 z².
+
+Linear φ: with A = 1 − d s², b = s (u + d ξ), c0 = u ξ + ½ d ξ², ζ = c0 + b²/(2A) − ½ log A and
+z ~ N(b/A, 1/A) (domain A > 0). ReLU: the untilted lower tail z < −ξ/s plus the same Gaussian on the
+upper part (truncated-normal moments with log_ndtr). Smooth bounded φ: probabilists' Gauss–Hermite
+with ``nz`` nodes (compiled). :func:`growth_rate` is the domain bound of the outer y-integral:
+lim ζ(r u, r ξ)/r² summed over classes must stay below ½.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+
+import numba
+import numpy as np
+from scipy.special import log_ndtr
+
+from theory.domain_errors import OutsideDomain
+from theory.nonlinearities import get_nonlinearity
+from theory.spec import SpecError
+
+__all__ = ["OneD", "tilted_moments", "growth_rate", "gauss_hermite_1d"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class OneD:
+    """How the 1-D tilted integrals of φ are done: ``kind`` "linear" | "relu" (closed forms) or
+    "smooth" (Gauss–Hermite with ``nz`` nodes; ``code`` 1 normcdf, 2 erf, 3 tanh compiled inline,
+    0 any other kink-free φ evaluated through its compiled kernel)."""
+
+    kind: str
+    name: str
+    nz: int = 40
+    code: int = 0
+
+    @staticmethod
+    def for_nonlinearity(name: str, nz: int = 40) -> "OneD":
+        nl = get_nonlinearity(name)
+        if nl.name == "linear" or (nl.expr.is_polynomial() and str(nl.expr) == "h"):
+            return OneD("linear", nl.name)
+        if nl.name == "relu" or str(nl.expr) == "Max(0, h)":
+            return OneD("relu", nl.name)
+        if nl.kinks:
+            raise SpecError(f"the deep nonlinear solver handles linear, relu and kink-free φ; {name!r} has kinks "
+                            f"at {list(nl.kinks)}")
+        if nl.linear_growth:
+            raise SpecError(f"the deep nonlinear solver handles linear, relu and bounded smooth φ; {name!r} grows "
+                            "linearly (its 1-D tilted integrals need a domain check that is not implemented)")
+        code = {"normcdf": 1, "erf": 2, "tanh": 3}.get(nl.name, 0)
+        return OneD("smooth", nl.name, nz=nz, code=code)
+
+    def with_nz(self, nz: int) -> "OneD":
+        return OneD(self.kind, self.name, nz, self.code)
+
+
+@numba.njit(cache=True, inline="always")
+def _phi_builtin(code, h):
+    if code == 1:
+        return 0.5 * (1.0 + math.erf(h / 1.4142135623730951))
+    if code == 2:
+        return math.erf(0.8862269254527580 * h)  # √π/2
+    return math.tanh(h)
+
+
+@numba.njit(cache=True)
+def _smooth_moments(code, phi_pre, xi, u, s, d, z, logw, out):
+    """out[i, c] = (ζ, E_1 φ, E_1 φ², E_1 z, E_1 z²) by Gauss–Hermite: nodes z_k, log weights logw_k
+    (Σ e^{logw} = 1); φ(ξ + s z_k) from ``phi_pre[i, c, k]`` (code 0) or inline (codes 1–3)."""
+    n, m = u.shape
+    nz = z.shape[0]
+    e = np.empty(nz)
+    ph = np.empty(nz)
+    for i in range(n):
+        for c in range(m):
+            mx = -np.inf
+            uc = u[i, c]
+            dc = 0.5 * d[c]
+            for k in range(nz):
+                if code == 0:
+                    p = phi_pre[i, c, k]
+                else:
+                    p = _phi_builtin(code, xi[i, c] + s[c] * z[k])
+                ph[k] = p
+                v = logw[k] + uc * p + dc * p * p
+                e[k] = v
+                if v > mx:
+                    mx = v
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            sz = 0.0
+            sz2 = 0.0
+            for k in range(nz):
+                w = math.exp(e[k] - mx)
+                s0 += w
+                s1 += w * ph[k]
+                s2 += w * ph[k] * ph[k]
+                sz += w * z[k]
+                sz2 += w * z[k] * z[k]
+            out[i, c, 0] = mx + math.log(s0)
+            out[i, c, 1] = s1 / s0
+            out[i, c, 2] = s2 / s0
+            out[i, c, 3] = sz / s0
+            out[i, c, 4] = sz2 / s0
+
+
+def _gh_1d(nz):
+    z, w = np.polynomial.hermite_e.hermegauss(nz)
+    return z, np.log(w / math.sqrt(2.0 * math.pi))
+
+
+def tilted_moments(oned: OneD, xi, u, s, d):
+    """(ζ, E_1 φ, E_1 φ², E_1 z, E_1 z²), each (n, m), of the 1-D tilted laws
+    p(z) ∝ N(z; 0, 1) exp(u φ(ξ + s z) + ½ d φ(ξ + s z)²) (:mod:`theory.deep_blocks`).
+
+    ``xi``, ``u``: (n, m); ``s`` (> 0), ``d``: (m,). Raises :class:`OutsideDomain` when a linear/ReLU
+    integral diverges (1 − d s² <= 0).
+    """
+    xi = np.asarray(xi, dtype=np.float64)
+    u = np.asarray(u, dtype=np.float64)
+    s = np.asarray(s, dtype=np.float64)
+    d = np.asarray(d, dtype=np.float64)
+    if oned.kind == "smooth":
+        z, logw = _gh_1d(oned.nz)
+        out = np.empty(u.shape + (5,))
+        if oned.code == 0:
+            h = xi[..., None] + s[None, :, None] * z[None, None, :]
+            phi_pre = np.ascontiguousarray(get_nonlinearity(oned.name)(h))
+        else:
+            phi_pre = np.empty((1, 1, 1))
+        _smooth_moments(oned.code, phi_pre, np.ascontiguousarray(xi), np.ascontiguousarray(u), s, d, z, logw, out)
+        return out[..., 0], out[..., 1], out[..., 2], out[..., 3], out[..., 4]
+    A = 1.0 - d * s * s
+    if np.any(A <= 0.0):
+        raise OutsideDomain(f"1-D integral diverges: 1 − δ̃ s² = {A.min():.3g} <= 0")
+    b = s * (u + d * xi)
+    c0 = u * xi + 0.5 * d * xi * xi
+    mu = b / A
+    if oned.kind == "linear":
+        zeta = c0 + 0.5 * b * mu - 0.5 * np.log(A)
+        ez = mu
+        ez2 = 1.0 / A + mu * mu
+        m1 = xi + s * ez
+        m2 = xi * xi + 2.0 * xi * s * ez + s * s * ez2
+        return zeta, m1, m2, ez, ez2
+    # relu: lower part z < z0 (φ = 0, untilted), upper part z > z0 (Gaussian N(b/A, 1/A) times mass)
+    z0 = -xi / s
+    log_m0 = log_ndtr(z0)
+    sqA = np.sqrt(A)
+    alpha = (z0 - mu) * sqA
+    log_m1 = c0 + 0.5 * b * mu - 0.5 * np.log(A) + log_ndtr(-alpha)
+    zeta = np.logaddexp(log_m0, log_m1)
+    p0 = np.exp(log_m0 - zeta)
+    p1 = np.exp(log_m1 - zeta)
+    logpdf = lambda x: -0.5 * x * x - 0.5 * _LOG_2PI  # noqa: E731
+    lam0 = np.exp(logpdf(z0) - log_m0)  # E[z | z < z0] = −lam0
+    e0 = -lam0
+    e0sq = 1.0 + z0 * e0
+    lam1 = np.exp(logpdf(alpha) - log_ndtr(-alpha))  # inverse Mills ratio of the upper part
+    e1 = mu + lam1 / sqA
+    var1 = np.maximum((1.0 + alpha * lam1 - lam1 * lam1) / A, 0.0)
+    e1sq = var1 + e1 * e1
+    ez = p0 * e0 + p1 * e1
+    ez2 = p0 * e0sq + p1 * e1sq
+    m1 = p1 * (xi + s * e1)
+    m2 = p1 * (xi * xi + 2.0 * xi * s * e1 + s * s * e1sq)
+    return zeta, m1, m2, ez, ez2
+
+
+def _growth_classes(kind, u, xi, s, d):
+    """g_c = lim_{r→∞} ζ_c(r u, r ξ) / r² = max_z' [−z'²/2 + u φ(ξ + s z') + ½ d φ(ξ + s z')²] for φ = h
+    (linear) or (h)₊ (relu); arrays (n, m)."""
+    A = 1.0 - d * s * s
+    zs = s * (u + d * xi) / A
+    hs = xi + s * zs
+    inner = -0.5 * zs * zs + u * hs + 0.5 * d * hs * hs
+    if kind == "linear":
+        return inner
+    vb = -0.5 * (xi / s) ** 2  # on the kink h = 0
+    return np.maximum(np.where(hs > 0, inner, -np.inf), np.where(xi <= 0, 0.0, vb))
+
+
+def growth_rate(kind, sizes, B, s, d, C=None, n_random=256, seed=0):
+    """max over unit y of Σ_c P_c g_c(u_c(y), ξ_c(y)) with u = B v, ξ = C w, y = (v, w): the y-integrand
+    behaves like exp(r² (growth − ½)) along r y, so the layer's integral converges iff growth < ½.
+
+    Linear φ: g is the quadratic form ½ (u, ξ) H_c (u, ξ)ᵀ, H_c = [[s²/A, 1 + d s²/A], [·, d + d² s²/A]],
+    A = 1 − d s², and the growth is the top eigenvalue of ½ Σ_c P_c M_cᵀ H_c M_c (exact). ReLU:
+    random unit directions refined by a vectorised random-perturbation hill climb (a lower bound
+    of the maximum that is tight in practice; the linear bound is the quadratic form's maximum)."""
+    P = np.asarray(sizes, dtype=np.float64)
+    m = len(P)
+    dim = m if C is None else 2 * m
+    s = np.asarray(s, dtype=np.float64)
+    d = np.asarray(d, dtype=np.float64)
+    if kind == "linear":
+        A = 1.0 - d * s * s
+        G = np.zeros((dim, dim))
+        for c in range(m):
+            M = np.zeros((2, dim))
+            M[0, :m] = B[c]
+            if C is not None:
+                M[1, m:] = C[c]
+            off = 1.0 + d[c] * s[c] ** 2 / A[c]
+            H = np.array([[s[c] ** 2 / A[c], off], [off, d[c] + d[c] ** 2 * s[c] ** 2 / A[c]]])
+            G += 0.5 * P[c] * M.T @ H @ M
+        return float(np.linalg.eigvalsh(0.5 * (G + G.T))[-1])
+
+    def g(Y):
+        Y = Y / np.linalg.norm(Y, axis=1, keepdims=True)
+        u = Y[:, :m] @ B.T
+        xi = np.zeros_like(u) if C is None else Y[:, m:] @ C.T
+        return _growth_classes(kind, u, xi, s, d) @ P
+
+    rng = np.random.default_rng(seed)
+    Y = np.concatenate([rng.standard_normal((n_random, dim)), np.eye(dim), -np.eye(dim)])
+    vals = g(Y)
+    top = Y[np.argsort(vals)[-8:]]
+    top /= np.linalg.norm(top, axis=1, keepdims=True)
+    best = float(np.max(vals))
+    scale = 0.3
+    for _ in range(25):
+        cand = (top[:, None, :] + scale * rng.standard_normal((len(top), 16, dim))).reshape(-1, dim)
+        cand = np.concatenate([top, cand])
+        cv = g(cand)
+        idx = np.argsort(cv)[-8:]
+        top = cand[idx] / np.linalg.norm(cand[idx], axis=1, keepdims=True)
+        best = max(best, float(cv[idx[-1]]))
+        scale *= 0.8
+    return best
+
+
+#: probabilists' Gauss–Hermite nodes and log weights (Σ e^{logw} = 1) of order ``nz``
+gauss_hermite_1d = _gh_1d
