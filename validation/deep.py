@@ -70,7 +70,7 @@ from theory.linear import class_summary
 from theory.nonlinearities import Nonlinearity, get_nonlinearity
 from theory.spec import ModelSpec, SpecError, class_labels
 
-from .diagnostics import mcse, split_rhat
+from .diagnostics import mcse, rhat_rank
 from .networks import Scaling, orthogonal_inputs
 from theory.codes import code_fractions, neuron_codes, split_layer_vector
 from .samplers import StepSizeAdaptation
@@ -533,7 +533,7 @@ def combine_chains(results: list, m: int, layers: int) -> dict:
     as {"mean", "mcse", "rhat"} dicts shaped by :func:`split_vector`, plus the flat arrays."""
     n = min(len(r["draws"]) for r in results)
     draws = np.array([r["draws"][:n] for r in results])
-    mean, err, rhat = draws.mean(axis=(0, 1)), mcse(draws), split_rhat(draws)
+    mean, err, rhat = draws.mean(axis=(0, 1)), mcse(draws), rhat_rank(draws)
     return {"mean": split_vector(mean, m, layers), "mcse": split_vector(err, m, layers),
             "rhat": split_vector(rhat, m, layers), "flat": {"mean": mean, "mcse": err, "rhat": rhat},
             "rhat_max": float(np.max(rhat)), "draws_per_chain": n, "chains": len(results)}

@@ -48,7 +48,7 @@ from solvers.sweep import run_sweep
 from theory.spec import ModelSpec
 
 from .compare import extrapolate
-from .diagnostics import ess, mcse, split_rhat
+from .diagnostics import ess, mcse, rhat_rank
 from .collapsed import collapsed_sweep
 from .networks import Network, gibbs_sweep
 from .samplers import StepSizeAdaptation
@@ -154,7 +154,7 @@ def _combine_chains(width: int, results: list[dict]) -> dict:
             out_codes[k] = out_codes.get(k, 0) + v
     n_out = sum(out_codes.values())
     return {"width": width, "mean": out.mean(axis=(0, 1)), "mcse": mcse(out), "ess": ess(out),
-            "rhat": split_rhat(out), "acceptance": float(np.mean([r["acceptance"] for r in results])),
+            "rhat": rhat_rank(out), "acceptance": float(np.mean([r["acceptance"] for r in results])),
             "step_size": float(np.mean([r["step_size"] for r in results])),
             "code_fractions": {k: v / len(prs) for k, v in sorted(fractions.items())},
             "participation_ratio": float(np.mean(prs)),
