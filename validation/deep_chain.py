@@ -23,7 +23,7 @@ from .deep_sampler import deep_collapsed_sweep
 from .diagnostics import mcse, rhat_rank
 from .samplers import StepSizeAdaptation
 
-__all__ = ["run_deep_chain", "combine_chains"]
+__all__ = ["run_deep_chain", "combine_chains", "mean_code_fractions", "code_fraction_difference"]
 
 
 def run_deep_chain(spec: ModelSpec, width: int, layers: int, sweeps: int, burn: int, *, seed: int = 0,
@@ -100,3 +100,14 @@ def combine_chains(results: list, m: int, layers: int) -> dict:
     return {"mean": split_vector(mean, m, layers), "mcse": split_vector(err, m, layers),
             "rhat": split_vector(rhat, m, layers), "flat": {"mean": mean, "mcse": err, "rhat": rhat},
             "rhat_max": float(np.max(rhat)), "draws_per_chain": n, "chains": len(results)}
+
+
+def mean_code_fractions(results: list, layers: int) -> list:
+    """Per layer, {code: fraction} averaged over chains (each a :func:`run_deep_chain` result)."""
+    return [{k: float(np.mean([r["code_fractions"][ell].get(k, 0.0) for r in results]))
+             for k in sorted(set().union(*(r["code_fractions"][ell] for r in results)))} for ell in range(layers)]
+
+
+def code_fraction_difference(a: dict, b: dict) -> float:
+    """Largest |a[code] − b[code]| over the codes of either (missing codes count as 0)."""
+    return max(abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in set(a) | set(b))

@@ -22,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 from arviz_stats.base import array_stats
 
-__all__ = ["rhat_rank", "ess", "ess_bulk", "ess_tail", "mcse", "split_rhat", "RHAT_TARGET", "TAIL_PROB"]
+__all__ = ["rhat_rank", "ess", "ess_bulk", "ess_tail", "mcse", "split_rhat", "rhat_rule", "RHAT_TARGET",
+           "TAIL_PROB"]
 
 #: the target rule of Vehtari et al. (2021): chains count as converged when every R̂ is below this
 RHAT_TARGET = 1.01
@@ -77,6 +78,17 @@ def mcse(draws) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.asarray(array_stats.mcse(draws, chain_axis=0, draw_axis=1, method="mean"), dtype=np.float64)
     return np.where(_constant(draws), 0.0, out)
+
+
+def rhat_rule(rhat_max: float, threshold: float = RHAT_TARGET, why: str | None = None) -> dict:
+    """The R̂ rule a report applies, stated in the report: {"statistic", "threshold", "target",
+    "rhat_max", "met" (rhat_max < threshold), "why"}; ``why`` says why a threshold above the target
+    :data:`RHAT_TARGET` is used."""
+    if threshold > RHAT_TARGET and not why:
+        raise ValueError(f"a threshold above the target R-hat < {RHAT_TARGET} needs a reason")
+    return {"statistic": "rank-normalised split-R-hat (Vehtari et al. 2021)", "threshold": float(threshold),
+            "target": RHAT_TARGET, "rhat_max": float(rhat_max), "met": bool(rhat_max < threshold),
+            "why": why or "the target rule"}
 
 
 #: the bulk ESS under its explicit name
