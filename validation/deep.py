@@ -24,7 +24,7 @@ from .diagnostics import rhat_rule
 __all__ = ["DeepNetwork", "sample_readout", "deep_collapsed_sweep", "gradient_flops", "layer_observables",
            "observables_vector", "split_vector", "class_mean_activations", "layer_drift", "drift_curve", "active_mask",
            "run_deep_chain", "combine_chains", "validate_deep", "C_P_OVER_N", "measure_drift", "deep_theory",
-           "RHAT_MAX"]
+           "is_linear_theory", "theory_error", "RHAT_MAX", "RHAT_WHY"]
 
 # ----------------------------------------------------------------------------- theory against sampling
 #: c of the single-width criterion |sampled − theory| <= 4 MCSE + c·max(1, |theory|)·P/N
@@ -77,7 +77,7 @@ def is_linear_theory(theory) -> bool:
     return isinstance(theory, DeepLinearClassSolution)
 
 
-def theory_error(theory, layers: int):
+def theory_error(theory):
     """ε per observable (flat layout of :func:`observables_vector`): the nonlinear solver's integration-error
     estimate, None for the linear closed form."""
     return None if is_linear_theory(theory) else np.asarray(theory.errors, dtype=np.float64)
@@ -90,7 +90,8 @@ def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_s
         res = [run_deep_chain(spec, N, layers, sweeps, burn, seed=seed + 1000 * c, sigmas=sigmas,
                               step_size=step_size) for c in range(chains)]
         comb = combine_chains(res, spec.m, layers)
-        runs.append({"width": N, **comb["flat"], "rhat_max": comb["rhat_max"], "codes": mean_code_fractions(res, layers),
+        runs.append({"width": N, **comb["flat"], "rhat_max": comb["rhat_max"],
+                     "codes": mean_code_fractions(res, layers),
                      "acceptance": float(np.mean([r["acceptance"] for r in res])),
                      "step_size": float(np.mean([r["step_size"] for r in res]))})
     return runs
@@ -126,7 +127,7 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     m = spec.m
     runs = _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_size)
     cmp = compare(_theory_vector(theory, layers), [r["mean"] for r in runs], [r["mcse"] for r in runs], widths,
-                  c=C_P_OVER_N, size=spec.P, theory_error=theory_error(theory, layers))
+                  c=C_P_OVER_N, size=spec.P, theory_error=theory_error(theory))
     rule = rhat_rule(max(r["rhat_max"] for r in runs), RHAT_MAX, RHAT_WHY)
     code_diff = None
     if getattr(theory, "code_fractions", None):  # theory neurons' codes (solvers.deep.nonlinear) vs sampled

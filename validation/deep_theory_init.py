@@ -172,7 +172,8 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
     res = [_stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps) for c in range(chains)]
     comb = combine_chains(res, spec.m, layers)
     mean, err = comb["flat"]["mean"], comb["flat"]["mcse"]
-    cmp = compare(_theory_vector(theory, layers), mean, err, width, c=C_OVER_N, theory_error=theory_error(theory, layers))
+    cmp = compare(_theory_vector(theory, layers), mean, err, width, c=C_OVER_N,
+                  theory_error=theory_error(theory))
     th_codes = theory_layer_code_fractions(theory.spec, theory, net.sigmas, n=20000, seed=seed)
     sa_codes = mean_code_fractions(res, layers)
     diff = [code_fraction_difference(th, sa) for th, sa in zip(th_codes, sa_codes)]

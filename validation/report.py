@@ -48,7 +48,7 @@ from solvers.sweep import run_sweep
 from theory.spec import ModelSpec
 
 from .compare import K_MCSE, compare
-from .diagnostics import ess, mcse, rhat_rank, rhat_rule
+from .diagnostics import ess, ess_tail, mcse, rhat_rank, rhat_rule
 from .collapsed import collapsed_sweep
 from .networks import Network, gibbs_sweep
 from .samplers import StepSizeAdaptation
@@ -158,6 +158,7 @@ def _combine_chains(width: int, results: list[dict]) -> dict:
             out_codes[k] = out_codes.get(k, 0) + v
     n_out = sum(out_codes.values())
     return {"width": width, "mean": out.mean(axis=(0, 1)), "mcse": mcse(out), "ess": ess(out),
+            "ess_tail": ess_tail(out),
             "rhat": rhat_rank(out), "acceptance": float(np.mean([r["acceptance"] for r in results])),
             "step_size": float(np.mean([r["step_size"] for r in results])),
             "code_fractions": {k: v / len(prs) for k, v in sorted(fractions.items())},
@@ -180,9 +181,11 @@ def _compare(widths, runs, t_obs, m):
          "participation_ratio": r["participation_ratio"], "outliers": r["outliers"]} for r in runs]}
     if cmp["slope"] is not None:
         sampling["slope_1_over_n"] = from_vector(cmp["slope"], m).to_json()
-    diagnostics = {"ess_min": float(min(np.min(r["ess"]) for r in runs)), "rhat_max": rhat_max,
+    diagnostics = {"ess_min": float(min(np.min(r["ess"]) for r in runs)),
+                   "ess_tail_min": float(min(np.min(r["ess_tail"]) for r in runs)), "rhat_max": rhat_max,
                    "chains_converged": rule["met"], "rhat_rule": rule,
-                   "per_width": [{"width": r["width"], "ess": r["ess"].tolist(), "rhat": r["rhat"].tolist()}
+                   "per_width": [{"width": r["width"], "ess": r["ess"].tolist(), "ess_tail": r["ess_tail"].tolist(),
+                                  "rhat": r["rhat"].tolist()}
                                  for r in runs]}
     return {"sampling": sampling, "diagnostics": diagnostics, "z_max": cmp["z_max"],
             "passed": bool(cmp["passed"] and rule["met"]), "comparison": cmp["rule"]}

@@ -1,10 +1,8 @@
-"""Chain statistics (validation.diagnostics, arviz-stats) and the 1/N extrapolation (validation.compare)
-on synthetic data with known answers."""
+"""Chain statistics (validation.diagnostics, arviz-stats) on synthetic chains with known answers."""
 import numpy as np
 import pytest
 
-from validation.compare import extrapolate
-from validation.diagnostics import RHAT_TARGET, ess, ess_tail, mcse, rhat_rank, split_rhat
+from validation.diagnostics import RHAT_TARGET, ess, ess_tail, mcse, rhat_rank, rhat_rule, split_rhat
 
 
 def _ar1(rng, rho, chains, n, dims=1):
@@ -72,29 +70,11 @@ def test_bad_shapes_raise():
         rhat_rank(np.zeros((1, 100)))
 
 
-def test_extrapolation_recovers_intercept_within_its_error():
-    """a + b/N with Gaussian noise of known σ_k: the intercept lands within 4 of its standard errors,
-    and over many noise draws the z-scores of a have unit spread (the stated error is right)."""
-    rng = np.random.default_rng(6)
-    widths = np.array([50.0, 100.0, 200.0, 400.0])
-    a_true = np.array([0.3, -1.2, 2.0])
-    b_true = np.array([5.0, 1.0, -8.0])
-    sigma = np.array([0.01, 0.008, 0.005, 0.004])[:, None] * np.ones(3)
-    z = []
-    for _ in range(500):
-        values = a_true + b_true / widths[:, None] + sigma * rng.standard_normal(sigma.shape)
-        a, sa, b, sb = extrapolate(widths, values, sigma)
-        z.append((a - a_true) / sa)
-    z = np.array(z)
-    assert np.all(np.abs(z) < 5.0)
-    assert np.all(np.abs(z.std(axis=0) - 1.0) < 0.1)
-    assert np.all(np.abs(z.mean(axis=0)) < 0.15)
-    # one noise-free fit: exact
-    a, sa, b, sb = extrapolate(widths, a_true + b_true / widths[:, None], sigma)
-    np.testing.assert_allclose(a, a_true, atol=1e-12)
-    np.testing.assert_allclose(b, b_true, atol=1e-9)
-
-
-def test_extrapolation_rejects_one_width():
+def test_rhat_rule_states_threshold_and_reason():
+    rule = rhat_rule(1.005)
+    assert rule["met"] and rule["threshold"] == RHAT_TARGET and rule["why"] == "the target rule"
+    weak = rhat_rule(1.05, 1.1, "measured")
+    assert weak["met"] and weak["threshold"] == 1.1 and weak["target"] == RHAT_TARGET
+    assert not rhat_rule(1.2, 1.1, "measured")["met"]
     with pytest.raises(ValueError):
-        extrapolate([100], [[1.0]], [[0.1]])
+        rhat_rule(1.05, 1.1)  # a weaker threshold must say why
