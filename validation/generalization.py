@@ -9,12 +9,12 @@ toward acceptance 0.6 (multiplicatively, burn-in only, so the sampling phase is 
 Every post-burn-in sweep records the test outputs f(x*) = N⁻¹ Σ_i a_i φ(w_i·x*/√N0). From
 these draws (chains × draws × n* × m):
 
-* mean predictor f̄(x*) = draw average, with its MCSE (batch means over chains and draws,
+* mean predictor f̄(x*) = draw average, with its MCSE (sd/√ESS over chains and draws,
   :func:`validation.diagnostics.mcse`);
 * posterior variance Σ_r Var[f_r(x*)] at width N (pooled over draws; it vanishes as
   N → ∞ in the mean-field scaling), with an MCSE from per-chain variances;
 * per-class ``mean_predictor_error`` and ``bayes_error`` (:func:`theory.general.class_errors`),
-  ESS and split-R̂ of the test outputs.
+  bulk ESS and rank-normalised split-R̂ of the test outputs.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from theory.nonlinearities import get_nonlinearity
 from theory.spec import ModelSpec, SpecError
 
 from .collapsed import collapsed_sweep
-from .diagnostics import ess, mcse, split_rhat
+from .diagnostics import ess, mcse, rhat_rank
 from .networks import Network
 
 __all__ = ["sample_generalization", "generalization_report"]
@@ -106,7 +106,7 @@ def sample_generalization(spec: ModelSpec, test_inputs: np.ndarray, test_labels:
     return {**errs, "mean_predictor": mean.tolist(), "mean_predictor_mcse": se.tolist(),
             "posterior_variance": var.tolist(), "width": width, "chains": chains, "sweeps": sweeps, "burn": burn,
             "test_kernel": (kern / max(n_kern, 1)).tolist(), "activations": np.asarray(acts).tolist(),
-            "ess_min": float(np.min(ess(flat))), "rhat_max": float(np.max(split_rhat(flat))),
+            "ess_min": float(np.min(ess(flat))), "rhat_max": float(np.max(rhat_rank(flat))),
             "acceptance": accs, "step_size": steps, "time_seconds": time.perf_counter() - start}
 
 
@@ -131,7 +131,7 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
     ``theory_sampler="auto"`` is "mcmc" for linear φ (p_t is Gaussian) and "smc" otherwise: on digits
     the MCMC chains met their criteria for erf at a wrong fixed point (residuals up to 0.66 under SMC;
     they do not balance the weights of the code modes) and do not converge for ReLU, where SMC does;
-    for normcdf both agree and MCMC is 3–8× faster (``theory_sampler="mcmc"``).
+    for normcdf both agree and MCMC is faster (``theory_sampler="mcmc"``; docs/notes/valid.md).
     """
     from solvers.data.branches import GeneralBranchOptions, solve_general_branches
     from solvers.data.solve import GeneralOptions, solve_general
