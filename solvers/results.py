@@ -27,7 +27,8 @@ STATUSES = ("converged", "not-converged", "max-iterations", "line-search-failed"
             "reached-boundary", "max-steps", "min-step", "stopped", "probe", "left-global")
 
 #: legacy integer status codes of :class:`SolveResult` (``status_code``) and their strings
-STATUS = {0: "converged", 1: "max-iterations", 2: "line-search-failed", 3: "integration-failed"}
+STATUS = {0: "converged", 1: "max-iterations", 2: "line-search-failed", 3: "integration-failed",
+          4: "error-bound-missed"}
 
 
 @dataclass(frozen=True, kw_only=True)
