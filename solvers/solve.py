@@ -43,7 +43,8 @@ def solve(spec: ModelSpec, options: SolverOptions | None = None, *, method: str 
     """Solve the mean-field saddle point of ``spec``.
 
     ``method`` overrides ``options.method`` ("newton" or "fixed-point").
-    ``progress(iteration, residual)`` is called after every iteration.
+    ``progress`` (the protocol of :mod:`solvers.progress`) gets ``ProgressEvent(stage, iteration,
+    maxiter, {"residual": ...})`` after every iteration, stage ``"newton"`` or ``"fixed-point"``.
     """
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"spec must be a ModelSpec (got {type(spec).__name__})")

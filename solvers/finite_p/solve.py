@@ -93,7 +93,8 @@ def solve_class_data(spec: ModelSpec, options: SolverOptions, progress=None, sta
     """Minimise the convex dual G(t) of THEORY §3 for orthogonal class-structured data (K0 = I).
 
     Newton (``options.method == "newton"``) or Anderson fixed point from the starting field of
-    :func:`_starting_field`; ``progress(iteration, residual)`` after every iteration.
+    :func:`_starting_field`; ``progress`` gets a :class:`solvers.progress.ProgressEvent` (stage
+    ``"newton"`` or ``"fixed-point"``, values ``residual``) after every iteration.
     """
     start = time.perf_counter() if start is None else start
     prob = ClassProblem.from_spec(spec)

@@ -248,3 +248,16 @@ def test_lazy_solve_checks_its_residual():
     assert noisy.converged, noisy.message  # with noise T > 0 the clash is fitted in the posterior mean
     with pytest.raises(SpecError, match="tol"):
         solve_lazy(spec, tol=0.0)
+
+
+@pytest.mark.parametrize("method", ["newton", "fixed-point"])
+def test_progress_events_follow_the_protocol(method):
+    """One ProgressEvent per iteration: stage = the method, step = the iteration, values["residual"]."""
+    from solvers.progress import ProgressEvent
+
+    events = []
+    res = solve(ModelSpec("tanh", class_sizes=(2, 2), temperature=0.5), method=method, progress=events.append)
+    assert res.success, res.message
+    assert events and all(isinstance(e, ProgressEvent) and e.stage == method for e in events)
+    assert [e.step for e in events] == list(range(1, len(events) + 1)) and len(events) <= res.iterations
+    assert all(e.total == SolverOptions().maxiter and np.isfinite(e.values["residual"]) for e in events)

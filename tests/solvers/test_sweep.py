@@ -276,6 +276,28 @@ def test_error_points_recorded_and_retried(tmp_path):
     assert load_sweep(path)[1][1]["status"] == "ok"
 
 
+def test_progress_events_and_stop_request(tmp_path):
+    """Progress callbacks get solvers.progress events (stage "sweep", step = points done); returning
+    False stops the sweep after the point in flight, and a second call resumes it."""
+    from solvers.progress import ProgressEvent
+
+    path, pts = tmp_path / "s.jsonl", [{"x": float(x)} for x in range(6)]
+    seen = []
+
+    def stop_after_two(event):
+        seen.append(event)
+        return event.step < 2
+
+    first = run_sweep(functools.partial(failing_on, -1.0, str(tmp_path / "none")), pts, path, backend="serial",
+                      progress=stop_after_two)
+    assert [r["index"] for r in first] == [0, 1]
+    assert all(isinstance(e, ProgressEvent) and e.stage == "sweep" and e.total == 6 for e in seen)
+    assert [e.step for e in seen] == [0, 1, 2] and seen[-1].done == 2 and seen[-1].values["errors"] == 0
+    rest = run_sweep(functools.partial(failing_on, -1.0, str(tmp_path / "none")), pts, path, backend="serial",
+                     progress=False)
+    assert [r["index"] for r in rest] == list(range(6)) and len(_raw_lines(path)) == 1 + 6
+
+
 def test_clear_errors_for_bad_arguments(tmp_path):
     pts = [{"x": 1.0}]
     f = tmp_path / "f.jsonl"
