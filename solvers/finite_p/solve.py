@@ -28,7 +28,7 @@ def _starting_field(spec: ModelSpec, prob: ClassProblem, dual: DualObjective, op
 
     In the paper's regime (σ_a² ∝ 1/P, small T) p_t(a) at the solution is a set of sharp modes
     (one per code) hundreds of prior standard deviations from a = 0; Newton from t = 0 needs
-    ~20 damped steps through fields where the modes appear, merge and move, while from the
+    many damped steps through fields where the modes appear, merge and move, while from the
     large-P field, which differs from the finite-P one by O(1/P), it converges quadratically
     within a few steps. G is convex, so either start reaches the same minimiser. For ReLU the
     large-P field lies on the domain boundary q = 1 (the condensate); from t = 0 the barrier
