@@ -20,6 +20,8 @@ from solvers.sweep.progress_line import SweepProgress
 from solvers.sweep.run import run_sweep
 
 __all__ = [
+    "BACKENDS",
+    "DASK_HINT",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "GridPoints",
