@@ -7,8 +7,8 @@ field and its valid range, before any work starts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-import math
-
+import numbers
+from theory.checks import check_choice, check_float, check_int
 from theory.spec import SpecError
 
 __all__ = ["Options", "METHODS", "STARTS", "INTEGRATOR_CHOICES", "SolverOptions", "LARGE_P_START_MAX_SIGMA_BAR2"]
@@ -76,20 +76,16 @@ class SolverOptions(Options):
     start: str = "auto"
 
     def validate(self) -> None:
-        if self.method not in METHODS:
-            raise SpecError(f"method must be one of {METHODS} (got {self.method!r})")
-        if self.start not in STARTS:
-            raise SpecError(f"start must be one of {STARTS} (got {self.start!r})")
-        if self.integrator not in INTEGRATOR_CHOICES:
-            raise SpecError(f"integrator must be one of {INTEGRATOR_CHOICES} (got {self.integrator!r})")
+        check_choice("method", self.method, METHODS)
+        check_choice("start", self.start, STARTS)
+        check_choice("integrator", self.integrator, INTEGRATOR_CHOICES)
         for name in ("tol", "integral_tol"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and 0 < v < 1):
-                raise SpecError(f"{name} must be in (0, 1) (got {v!r})")
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real):  # check_float would also take the string "1e-7"
+                raise SpecError(f"{name} must be a finite number in (0, 1) (got {value!r})")
+            check_float(name, value, 0.0, 1.0, lo_open=True, hi_open=True)
         for name, lo in (("maxiter", 1), ("order", 2), ("max_order", 2), ("anderson_memory", 0),
                          ("qmc_points", 64), ("qmc_replicates", 2)):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-                raise SpecError(f"{name} must be an integer >= {lo} (got {v!r})")
+            check_int(name, getattr(self, name), lo)
         if self.max_order < self.order:
             raise SpecError(f"max_order must be >= order ({self.order}) (got {self.max_order})")

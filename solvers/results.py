@@ -18,7 +18,7 @@ from theory.jsonio import jsonable
 from theory.observables import Observables
 from theory.spec import ModelSpec
 
-__all__ = ["Result", "SolveResult", "STATUSES", "STATUS"]
+__all__ = ["Result", "SolveResult", "ObservableAliases", "STATUSES", "STATUS"]
 
 #: the one status vocabulary of every result
 STATUSES = ("converged", "not-converged", "max-iterations", "line-search-failed", "integration-failed",
@@ -27,7 +27,8 @@ STATUSES = ("converged", "not-converged", "max-iterations", "line-search-failed"
             "reached-boundary", "max-steps", "min-step", "stopped", "probe", "left-global", "boundary-failed")
 
 #: legacy integer status codes of :class:`SolveResult` (``status_code``) and their strings
-STATUS = {0: "converged", 1: "max-iterations", 2: "line-search-failed", 3: "integration-failed"}
+STATUS = {0: "converged", 1: "max-iterations", 2: "line-search-failed", 3: "integration-failed",
+          4: "error-bound-missed"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,8 +77,18 @@ class Result:
         return self.result_json()
 
 
+class ObservableAliases:
+    """Read-only ``outputs``, ``readout_moment``, ``kernel_diagonal``, ``kernel_blocks`` of a result
+    that stores its :class:`~theory.observables.Observables` in the field ``observables``."""
+
+    outputs = property(lambda self: self.observables.outputs, doc="f[c, r]")
+    readout_moment = property(lambda self: self.observables.readout_moment, doc="U = E[a aᵀ]")
+    kernel_diagonal = property(lambda self: self.observables.kernel_diagonal, doc="K_c")
+    kernel_blocks = property(lambda self: self.observables.kernel_blocks, doc="K_cd")
+
+
 @dataclass(frozen=True, kw_only=True)
-class SolveResult(Result):
+class SolveResult(ObservableAliases, Result):
     """Solution of the one-hidden-layer saddle-point equations (THEORY §2–3, §6), any method.
 
     ``residual`` is max_{c,r} |f_cr − δ_cr + T t_cr|; ``error_estimate`` the integrator's absolute
@@ -112,22 +123,6 @@ class SolveResult(Result):
     @property
     def status_code(self) -> int:
         return {v: k for k, v in STATUS.items()}.get(self.status, 1)
-
-    @property
-    def outputs(self) -> np.ndarray:
-        return self.observables.outputs
-
-    @property
-    def readout_moment(self) -> np.ndarray:
-        return self.observables.readout_moment
-
-    @property
-    def kernel_diagonal(self) -> np.ndarray:
-        return self.observables.kernel_diagonal
-
-    @property
-    def kernel_blocks(self) -> np.ndarray:
-        return self.observables.kernel_blocks
 
     def to_json(self) -> dict:
         """The JSON object of ``codingschemes solve --format json``."""

@@ -16,7 +16,7 @@ __all__ = ["trapezoid_nodes", "trapezoid_edge", "gauss_hermite_nodes", "TRAPEZOI
 
 
 #: Half-width of the trapezoid grid in the whitened coordinates of a component (covariances
-#: are inflated by 1.25, so 7.5 is 9.4 standard deviations; 6 was too tight for ReLU bulks).
+#: are inflated by 1.25, so 7.5 is 9.4 standard deviations).
 TRAPEZOID_HALF_WIDTH = 7.5
 #: Largest half-width the box is widened to (at fixed spacing) when the integrand on its edge is
 #: not negligible (heavy tails of p(a) near the ReLU domain boundary, THEORY §3).

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from theory.checks import check_float
 from theory.gp import lazy_observables
 from theory.spec import ModelSpec, SpecError
 
@@ -22,7 +23,7 @@ from solvers.finite_p.solve import solve_class_data
 from solvers.options import SolverOptions
 from solvers.results import SolveResult
 
-__all__ = ["solve", "solve_lazy"]
+__all__ = ["solve", "solve_lazy", "LAZY_TOL"]
 
 
 def _solve_matrix_data(spec: ModelSpec, options: SolverOptions, start: float) -> SolveResult:
@@ -42,7 +43,8 @@ def solve(spec: ModelSpec, options: SolverOptions | None = None, *, method: str 
     """Solve the mean-field saddle point of ``spec``.
 
     ``method`` overrides ``options.method`` ("newton" or "fixed-point").
-    ``progress(iteration, residual)`` is called after every iteration.
+    ``progress`` (the protocol of :mod:`solvers.progress`) gets ``ProgressEvent(stage, iteration,
+    maxiter, {"residual": ...})`` after every iteration, stage ``"newton"`` or ``"fixed-point"``.
     """
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"spec must be a ModelSpec (got {type(spec).__name__})")
@@ -55,18 +57,31 @@ def solve(spec: ModelSpec, options: SolverOptions | None = None, *, method: str 
     return solve_class_data(spec, options, progress=progress, start=start)
 
 
-def solve_lazy(spec: ModelSpec) -> SolveResult:
+#: Residual tolerance of the lazy (NNGP) solve, the default ``tol`` of :class:`SolverOptions`.
+LAZY_TOL = SolverOptions.tol
+
+
+def solve_lazy(spec: ModelSpec, *, tol: float = LAZY_TOL) -> SolveResult:
     """N → ∞ limit of the standard ("lazy", γ = 1/2, β = 1/T) network: the NNGP baseline of THEORY §6
     (:func:`theory.gp.lazy_observables`), in the same result type. ``t`` is the class average of
-    (K_GP + T I)⁻¹ Y, so that f = Y − T t as in the mean-field solution."""
+    (K_GP + T I)⁻¹ Y, so that f = Y − T t as in the mean-field solution.
+
+    The residual max|f + T t − Y| of the GP solve (rounding, plus jitter·|t| when the Cholesky
+    factorisation needed jitter) is the error estimate of f; ``converged`` when it is at most
+    ``tol``, else status ``"error-bound-missed"``.
+    """
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"spec must be a ModelSpec (got {type(spec).__name__})")
+    tol = check_float("tol", tol, 0.0, 1.0, lo_open=True, hi_open=True)
     start = time.perf_counter()
     obs, post = lazy_observables(spec)
     labels = np.repeat(np.arange(spec.m), spec.class_sizes)
     t = np.array([post.t[labels == c].mean(axis=0) for c in range(spec.m)])
     residual = float(np.max(np.abs(post.outputs + spec.temperature * post.t - spec.targets())))
-    return SolveResult(spec=spec, method="gp", t=t, observables=obs, converged=True, status="converged",
-                       message=f"NNGP posterior (lazy scaling, THEORY §6), jitter {post.jitter:.1e}",
-                       iterations=0, nfev=0, residual=residual, error_estimate=0.0, integrator="closed form",
+    converged = residual <= tol
+    message = f"NNGP posterior (lazy scaling, THEORY §6), jitter {post.jitter:.1e}, residual {residual:.1e}"
+    message += f" <= tol {tol:.0e}" if converged else f" exceeds tol {tol:.0e}"
+    return SolveResult(spec=spec, method="gp", t=t, observables=obs, converged=converged,
+                       status="converged" if converged else "error-bound-missed", message=message,
+                       iterations=0, nfev=0, residual=residual, error_estimate=residual, integrator="closed form",
                        time_seconds=time.perf_counter() - start, extra={"scaling": "lazy", "jitter": post.jitter})

@@ -4,7 +4,9 @@ Read in this order:
 
 * :mod:`.problem` — the class-structured problem as numbers (ψ tables, class sizes, domain);
 * :mod:`.placement` — where the modes of the readout law p_t(a) are and where nodes go;
-* :mod:`.readout_integral` — moments of p_t(a) with their own error estimate;
+* :mod:`.readout_integral` — moments of p_t(a) with their own error estimate (the entry point);
+  :mod:`.readout_kernels` the compiled integrand, and one module per rule: :mod:`.readout_tensor`
+  (trapezoid, Gauss–Hermite), :mod:`.readout_cubature`, :mod:`.readout_qmc`;
 * :mod:`.dual` — the convex dual G(t), its gradient and Hessian, the ReLU barrier;
 * :mod:`.newton`, :mod:`.fixed_point` — the two minimisers of G;
 * :mod:`.solve` — the class-data solve behind :func:`solvers.solve`;

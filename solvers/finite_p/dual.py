@@ -38,15 +38,18 @@ __all__ = ["Evaluation", "OutsideDomain", "DualObjective", "Outcome", "Condensat
 EPSILON_MIN = 1e-8
 #: Smallest margin 1 − q_j the barrier is shrunk to. The multipliers μ_j = ε/(1 − q_j) carry the
 #: rounding of q (~1e-16) relative to the margin, so the condensate outputs have a noise floor of
-#: ~1e-16/margin relative: at margin 5.6e-10 (ReLU, σ_a² = 1/64, ε = 1e-8) it was 2e-7, above
-#: tol, and Newton stopped at that floor with a tiny integration error. At margin 1e-8 the bias of
-#: the barrier on the observables (~margin, relative) and the rounding floor (~1e-8) are both
-#: below tol; ε stops shrinking there.
+#: ~1e-16/margin relative, which must stay below tol. At margin 1e-8 the bias of the barrier on
+#: the observables (~margin, relative) and the rounding floor (~1e-8) are both below tol; ε stops
+#: shrinking there.
 MARGIN_MIN = 1e-8
 
 
-class OutsideDomain(Exception):
-    """t lies where Φ(t) = ∞ (the single-neuron measure cannot be normalised)."""
+class OutsideDomain(ArithmeticError):
+    """t lies where Φ(t) = ∞ (the single-neuron measure cannot be normalised).
+
+    An ``ArithmeticError``, like the ``OutsideDomain`` of :mod:`theory.deep_blocks`, so that one
+    ``except`` clause can catch both (the two are to be merged into one shared class).
+    """
 
 
 @dataclass(frozen=True)
@@ -309,8 +312,8 @@ class DualObjective:
             return t, self.evaluate(t)
         prob = self.prob
         # only the directions that carry a condensate: pushing a direction with a negligible
-        # multiplier (a secondary local maximiser of q, margin O(1)) to the boundary as well moved
-        # t far off the central path (relu 32,32, T = 0.02, σ_a² = 1/64: G −82.5 → −55.2)
+        # multiplier (a secondary local maximiser of q, margin O(1)) to the boundary as well moves
+        # t far off the central path
         active = cond.mass >= 1e-2 * np.max(cond.mass)
         target = 1.0 - ratio * cond.margins[active]  # wanted q_j
         dirs = cond.directions[active]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from solvers.progress import report
 from solvers.finite_p.dual import DualObjective, Outcome, OutsideDomain
 
 __all__ = ["fixed_point"]
@@ -90,5 +91,4 @@ def fixed_point(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, m
         x, ev = x_new, ev_new
         best = min(best, ev.residual_norm)
         dual.update_placement(ev)
-        if progress is not None:
-            progress(nit, ev.residual_norm)
+        report(progress, "fixed-point", nit, total=maxiter, residual=ev.residual_norm)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from solvers.progress import report
 from solvers.finite_p.dual import DualObjective, Outcome, OutsideDomain
 
 __all__ = ["newton", "solve_spd"]
@@ -118,8 +119,7 @@ def newton(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, progre
                            nit)
         t, ev = accepted.t, accepted
         dual.update_placement(ev)
-        if progress is not None:
-            progress(nit, ev.residual_norm)
+        report(progress, "newton", nit, total=maxiter, residual=ev.residual_norm)
         # Stagnation: the residual sits at the integration noise floor; refine the rule.
         if ev.residual_norm < best_ev.residual_norm:
             best_ev = ev

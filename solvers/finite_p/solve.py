@@ -28,7 +28,7 @@ def _starting_field(spec: ModelSpec, prob: ClassProblem, dual: DualObjective, op
 
     In the paper's regime (σ_a² ∝ 1/P, small T) p_t(a) at the solution is a set of sharp modes
     (one per code) hundreds of prior standard deviations from a = 0; Newton from t = 0 needs
-    ~20 damped steps through fields where the modes appear, merge and move, while from the
+    many damped steps through fields where the modes appear, merge and move, while from the
     large-P field, which differs from the finite-P one by O(1/P), it converges quadratically
     within a few steps. G is convex, so either start reaches the same minimiser. For ReLU the
     large-P field lies on the domain boundary q = 1 (the condensate); from t = 0 the barrier
@@ -64,11 +64,37 @@ def _starting_field(spec: ModelSpec, prob: ClassProblem, dual: DualObjective, op
     return t_lp, f"large-P solution (σ̄_a² = {spec.P * spec.sigma_a**2:.3g}, G = {value:.6g} < G(0) = 0)"
 
 
+def _verdict(out, mo, dual: DualObjective, options: SolverOptions) -> tuple[bool, str, str]:
+    """(converged, status, message): the solver's outcome, and whether the stated error bound holds.
+
+    With the tensor rules and the adaptive cubature, a relative integrator error estimate above
+    ``options.integral_tol`` at the most accurate rule is a missed bound: ``converged=False``,
+    status ``"error-bound-missed"``. With QMC the bound is statistical: the residual tolerance
+    is widened to 3 error bars (:meth:`DualObjective.tolerance`) and the error bars are reported;
+    an error bar above ``integral_tol`` is named in the message only.
+    """
+    if not out.success:
+        return False, STATUS[out.status], out.message
+    err = mo.relative_error_estimate
+    if err <= options.integral_tol:
+        return True, STATUS[out.status], out.message
+    if dual.kind == "qmc":
+        return True, STATUS[out.status], (
+            f"{out.message}; relative Monte Carlo error bar {err:.1e} is above integral_tol "
+            f"{options.integral_tol:.0e} with {dual.qmc_points} QMC points × {options.qmc_replicates} replicates "
+            "(the residual was required within 3 error bars instead)")
+    return False, "error-bound-missed", (
+        f"residual {out.evaluation.residual_norm:.2e} below tol, but the relative integrator error estimate "
+        f"{err:.1e} exceeds integral_tol {options.integral_tol:.0e} at the largest rule "
+        f"({dual.kind}, max_order {options.max_order}); raise max_order or loosen integral_tol")
+
+
 def solve_class_data(spec: ModelSpec, options: SolverOptions, progress=None, start: float | None = None) -> SolveResult:
     """Minimise the convex dual G(t) of THEORY §3 for orthogonal class-structured data (K0 = I).
 
     Newton (``options.method == "newton"``) or Anderson fixed point from the starting field of
-    :func:`_starting_field`; ``progress(iteration, residual)`` after every iteration.
+    :func:`_starting_field`; ``progress`` gets a :class:`solvers.progress.ProgressEvent` (stage
+    ``"newton"`` or ``"fixed-point"``, values ``residual``) after every iteration.
     """
     start = time.perf_counter() if start is None else start
     prob = ClassProblem.from_spec(spec)
@@ -93,14 +119,9 @@ def solve_class_data(spec: ModelSpec, options: SolverOptions, progress=None, sta
         extra["condensate"] = cond.to_json()
     obs = Observables(outputs=f, readout_moment=U, kernel_diagonal=kd, kernel_blocks=kb,
                       errors={k: mo.error[k] for k in ("outputs", "readout_moment", "kernel_diagonal", "kernel_blocks")})
-    message = out.message
-    if out.success and not mo.relative_error_estimate <= options.integral_tol:
-        where = (f"with {dual.qmc_points} QMC points × {options.qmc_replicates} replicates" if dual.kind == "qmc"
-                 else f"at the largest rule (max_order {options.max_order})")
-        message += (f"; relative integrator error estimate {mo.relative_error_estimate:.1e} exceeds integral_tol "
-                    f"{options.integral_tol:.0e} {where}")
-    return SolveResult(spec=spec, method=options.method, t=ev.t, observables=obs, converged=out.success,
-                       status=STATUS[out.status], message=message, iterations=out.nit, nfev=dual.nfev,
+    converged, status, message = _verdict(out, mo, dual, options)
+    return SolveResult(spec=spec, method=options.method, t=ev.t, observables=obs, converged=converged,
+                       status=status, message=message, iterations=out.nit, nfev=dual.nfev,
                        residual=ev.residual_norm, error_estimate=mo.error_estimate, integrator=mo.integrator,
                        readout_mean=mo.readout_mean, free_energy=ev.value,
                        time_seconds=time.perf_counter() - start, log=tuple(dual.log), extra=extra)

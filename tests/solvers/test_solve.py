@@ -211,3 +211,53 @@ def test_relu_binary_paper_regime_condenses():
     assert sorted(c for c, _ in big) == [(0,), (1,)]  # one single-class code per class
     assert big[0][1] == pytest.approx(big[1][1], rel=1e-5)
     assert max(cond["margins"][:2]) < 1e-6
+
+
+def test_missed_integrator_bound_is_not_converged():
+    """A rule capped below what integral_tol asks for: Newton reaches tol, but the checked error
+    estimate stays above the bound, so the result says converged=False, "error-bound-missed"."""
+    spec = ModelSpec("tanh", class_sizes=(2, 2), temperature=0.5)
+    res = solve(spec, SolverOptions(order=36, max_order=36, integral_tol=1e-12))
+    assert not res.converged and not res.success
+    assert res.status == "error-bound-missed" and res.status_code == 4
+    assert res.residual < 1e-7 and res.error_estimate > 1e-12
+    assert "integral_tol" in res.message and "max_order 36" in res.message
+    assert res.to_json()["converged"] is False and res.to_json()["status"] == "error-bound-missed"
+    default = solve(spec)  # the same task at the default bound converges
+    assert default.converged and default.status == "converged", default.message
+    np.testing.assert_allclose(default.outputs, res.outputs, atol=1e-6)
+
+
+def test_lazy_solve_checks_its_residual():
+    """solve_lazy: converged when the GP residual max|f + T t − Y| is within tol (reported as the
+    error estimate); at T = 0 two equal inputs with different labels cannot be interpolated, and the
+    jittered solve's O(1) residual is reported as a missed bound."""
+    from solvers.solve import LAZY_TOL, solve_lazy
+    from theory.spec import SpecError
+
+    spec = ModelSpec("relu", class_sizes=(4, 2, 2), temperature=0.0)
+    res = solve_lazy(spec)
+    assert res.converged and res.status == "converged"
+    assert res.error_estimate == res.residual <= LAZY_TOL
+    X = np.random.default_rng(0).standard_normal((4, 10))
+    X[2] = X[0]  # the same input in class 0 and in class 1
+    clash = solve_lazy(ModelSpec("linear", class_sizes=(2, 2), temperature=0.0, inputs=X))
+    assert clash.extra["jitter"] > 0.0 and clash.residual > 0.1
+    assert not clash.converged and clash.status == "error-bound-missed" and "exceeds tol" in clash.message
+    noisy = solve_lazy(ModelSpec("linear", class_sizes=(2, 2), temperature=0.1, inputs=X))
+    assert noisy.converged, noisy.message  # with noise T > 0 the clash is fitted in the posterior mean
+    with pytest.raises(SpecError, match="tol"):
+        solve_lazy(spec, tol=0.0)
+
+
+@pytest.mark.parametrize("method", ["newton", "fixed-point"])
+def test_progress_events_follow_the_protocol(method):
+    """One ProgressEvent per iteration: stage = the method, step = the iteration, values["residual"]."""
+    from solvers.progress import ProgressEvent
+
+    events = []
+    res = solve(ModelSpec("tanh", class_sizes=(2, 2), temperature=0.5), method=method, progress=events.append)
+    assert res.success, res.message
+    assert events and all(isinstance(e, ProgressEvent) and e.stage == method for e in events)
+    assert [e.step for e in events] == list(range(1, len(events) + 1)) and len(events) <= res.iterations
+    assert all(e.total == SolverOptions().maxiter and np.isfinite(e.values["residual"]) for e in events)

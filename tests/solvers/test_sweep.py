@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import distributed  # in the test extra: the Dask backend is tested, not skipped
 import numpy as np
 import pytest
 
@@ -106,7 +107,6 @@ def test_serial_and_process_backends_give_identical_results(tmp_path):
 
 
 def test_dask_backend_matches_serial(tmp_path):
-    distributed = pytest.importorskip("distributed")
     pts = grid_points("x", [0.0, 1.0, 2.0], "y", [0.5, 1.5])
     serial = run_sweep(smooth, pts, tmp_path / "s.jsonl", backend="serial", progress=False)
     with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
@@ -117,7 +117,6 @@ def test_dask_backend_matches_serial(tmp_path):
 
 @pytest.mark.slow
 def test_dask_local_cluster_of_processes(tmp_path):
-    pytest.importorskip("distributed")
     pts = grid_points("x", [0.0, 1.0, 2.0], "y", [0.5, 1.5])
     serial = run_sweep(smooth, pts, tmp_path / "s.jsonl", backend="serial", progress=False)
     dask = run_sweep(smooth, pts, tmp_path / "d.jsonl", backend="dask", workers=2, progress=False)
@@ -135,26 +134,55 @@ def test_dask_missing_gives_install_hint(tmp_path, monkeypatch):
 # --- resume -----------------------------------------------------------------------------------------------
 
 
+def _start_sweep(path, log, n, options):
+    """A subprocess running the sweep of slow_logged over n points (run_sweep keywords ``options``),
+    returned once it has written at least 8 points."""
+    code = (f"import functools, sys; sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'tests')!r}]\n"
+            f"from solvers.sweep import run_sweep\nfrom {slow_logged.__module__} import slow_logged\n"
+            f"run_sweep(functools.partial(slow_logged, {str(log)!r}), [{{'i': i}} for i in range({n})], "
+            f"{str(path)!r}, progress=False, {options})\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, cwd=str(path.parent),
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_bytes().count(b"\n") >= 1 + 8:
+            return proc
+        if proc.poll() is not None:
+            pytest.fail(proc.stderr.read().decode())
+        time.sleep(0.01)
+    _kill_group(proc)
+    pytest.fail("the sweep subprocess wrote no points in 60 s")
+
+
+def _kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of its process group
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    proc.stderr.close()
+
+
+def _check_resumed(path, log, n, done_before, calls_before, records, created):
+    """Every point exactly once in the file, and only the points missing before were computed again."""
+    lines = _raw_lines(path)  # every line complete JSON: a cut-off one is gone
+    assert lines[0]["created"] == created
+    indices = [rec["index"] for rec in lines[1:]]
+    assert sorted(indices) == list(range(n))  # every point exactly once
+    assert [r["result"]["square"] for r in records] == [i * i for i in range(n)]
+    calls_after = [int(s) for s in log.read_text().split()[calls_before:]]
+    assert sorted(calls_after) == sorted(set(range(n)) - set(done_before))  # no recomputation
+    for r in records:
+        if r["index"] in done_before:
+            assert r["finished"] == done_before[r["index"]]["finished"]
+
+
 def test_resume_after_kill_neither_loses_nor_recomputes_points(tmp_path):
     n = 40
     path, log = tmp_path / "sweep.jsonl", tmp_path / "calls.log"
     points = [{"i": i} for i in range(n)]
-    module = slow_logged.__module__
-    code = (f"import functools, sys; sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'tests')!r}]\n"
-            f"from solvers.sweep import run_sweep\nfrom {module} import slow_logged\n"
-            f"run_sweep(functools.partial(slow_logged, {str(log)!r}), [{{'i': i}} for i in range({n})], "
-            f"{str(path)!r}, workers=2, progress=False)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, cwd=str(tmp_path),
-                            stderr=subprocess.PIPE)
+    proc = _start_sweep(path, log, n, "workers=2")
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if path.exists() and path.read_bytes().count(b"\n") >= 1 + 8:
-                break
-            assert proc.poll() is None, proc.stderr.read().decode()
-            time.sleep(0.01)
-        else:
-            pytest.fail("the sweep subprocess wrote no points in 60 s")
         # a second sweep on the same file is refused while the first runs
         with pytest.raises(SweepError, match="locked"):
             run_sweep(functools.partial(slow_logged, str(log)), points, path, backend="serial", progress=False)
@@ -167,12 +195,7 @@ def test_resume_after_kill_neither_loses_nor_recomputes_points(tmp_path):
             time.sleep(0.05)
         assert not workers, f"worker processes {workers} outlived the killed sweep"
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of its process group
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        proc.stderr.close()
+        _kill_group(proc)
     time.sleep(0.1)
     with open(path, "ab") as fh:  # as if killed in the middle of writing a line
         fh.write(b'{"index":39,"point":{"i":39},"status":"o')
@@ -183,17 +206,27 @@ def test_resume_after_kill_neither_loses_nor_recomputes_points(tmp_path):
     calls_before = len(log.read_text().split())
 
     records = run_sweep(functools.partial(slow_logged, str(log)), points, path, workers=2, progress=False)
+    _check_resumed(path, log, n, done_before, calls_before, records, header["created"])
 
-    lines = _raw_lines(path)  # every line complete JSON: the cut-off one is gone
-    assert lines[0]["created"] == header["created"]
-    indices = [rec["index"] for rec in lines[1:]]
-    assert sorted(indices) == list(range(n))  # every point exactly once
-    assert [r["result"]["square"] for r in records] == [i * i for i in range(n)]
-    calls_after = [int(s) for s in log.read_text().split()[calls_before:]]
-    assert sorted(calls_after) == sorted(set(range(n)) - set(done_before))  # no recomputation
-    for r in records:
-        if r["index"] in done_before:
-            assert r["finished"] == done_before[r["index"]]["finished"]
+
+def test_dask_local_cluster_killed_and_resumed(tmp_path):
+    """A sweep on a LocalCluster of processes killed part way (runner, nannies and workers at once),
+    then resumed on an in-process cluster: no point lost, none computed twice."""
+    n = 30
+    path, log = tmp_path / "sweep.jsonl", tmp_path / "calls.log"
+    proc = _start_sweep(path, log, n, "backend='dask', workers=2")
+    _kill_group(proc)
+    time.sleep(0.1)
+    header, before = load_sweep(path)
+    done_before = {r["index"]: r for r in before}
+    assert 8 <= len(done_before) < n, "kill the sweep earlier or slow the function"
+    calls_before = len(log.read_text().split())
+
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+        records = run_sweep(functools.partial(slow_logged, str(log)), [{"i": i} for i in range(n)], path,
+                            backend="dask", dask_address=client, progress=False)
+    _check_resumed(path, log, n, done_before, calls_before, records, header["created"])
+    assert all(not r["worker"].endswith(f":{os.getpid()}") for r in before)  # killed part: other processes
 
 
 def test_header_mismatch_and_foreign_file_raise(tmp_path):
@@ -241,6 +274,28 @@ def test_error_points_recorded_and_retried(tmp_path):
     assert [r["status"] for r in records] == ["ok"] * 4 and records[1]["result"] == {"double": 2.0}
     assert [rec["index"] for rec in _raw_lines(path)[1:]] == [0, 1, 2, 3, 1]  # appended; last one wins
     assert load_sweep(path)[1][1]["status"] == "ok"
+
+
+def test_progress_events_and_stop_request(tmp_path):
+    """Progress callbacks get solvers.progress events (stage "sweep", step = points done); returning
+    False stops the sweep after the point in flight, and a second call resumes it."""
+    from solvers.progress import ProgressEvent
+
+    path, pts = tmp_path / "s.jsonl", [{"x": float(x)} for x in range(6)]
+    seen = []
+
+    def stop_after_two(event):
+        seen.append(event)
+        return event.step < 2
+
+    first = run_sweep(functools.partial(failing_on, -1.0, str(tmp_path / "none")), pts, path, backend="serial",
+                      progress=stop_after_two)
+    assert [r["index"] for r in first] == [0, 1]
+    assert all(isinstance(e, ProgressEvent) and e.stage == "sweep" and e.total == 6 for e in seen)
+    assert [e.step for e in seen] == [0, 1, 2] and seen[-1].done == 2 and seen[-1].values["errors"] == 0
+    rest = run_sweep(functools.partial(failing_on, -1.0, str(tmp_path / "none")), pts, path, backend="serial",
+                     progress=False)
+    assert [r["index"] for r in rest] == list(range(6)) and len(_raw_lines(path)) == 1 + 6
 
 
 def test_clear_errors_for_bad_arguments(tmp_path):
