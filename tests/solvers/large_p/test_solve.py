@@ -3,8 +3,6 @@ import json
 import math
 
 import numpy as np
-
-from solvers.options import SolverOptions
 import pytest
 
 from solvers.large_p.solve import (linear_large_p, solve_branches, solve_large_p, solutions, symmetric_solution)
@@ -281,9 +279,7 @@ def _convergence(P_values):
     prob = LargePProblem(nonlinearity="erf", temperature=0.4, sigma_a_bar=1.0, sigma_w=1.0, class_fractions=RHO)
     sol = solve_large_p(prob)
     assert sol.converged and sol.symmetry_broken
-    # max_order 96: at P = 64 the default largest rule (72) leaves the integrator estimate at 1.0e-7,
-    # just above integral_tol, which the solver reports as not converged
-    return sol, compare_with_finite_p(prob, P_values, sol, options=SolverOptions(max_order=96))
+    return sol, compare_with_finite_p(prob, P_values, sol)
 
 
 def test_finite_p_approaches_large_p_branches():
