@@ -5,7 +5,7 @@ import pytest
 
 from solvers.data.branches import (GeneralBranchOptions, clenshaw_curtis, linear_branch_form,
                                       solve_general_branches, thermodynamic_lambda)
-from solvers.data.solve import _prior_factor
+from solvers.data.chains import prior_factor
 from solvers.large_p.solve import linear_large_p, solve_large_p
 from solvers.large_p.problem import LargePProblem
 from theory.spec import ModelSpec, SpecError
@@ -36,7 +36,7 @@ def test_thermodynamic_integration_matches_closed_form_psi():
     prob = LargePProblem(nonlinearity="normcdf", class_fractions=RHO)
     rng = np.random.default_rng(0)
     g = 2.0 * rng.standard_normal((3, P))
-    lam, err, _, _ = thermodynamic_lambda(_prior_factor(K0, 1.0), "normcdf", K0, 1.0, g, GeneralBranchOptions(),
+    lam, err, _, _ = thermodynamic_lambda(prior_factor(K0, 1.0), "normcdf", K0, 1.0, g, GeneralBranchOptions(),
                                           rng, 40)
     exact = prob.psi(g)[0].sum(axis=1)
     assert np.all(np.abs(lam - exact) <= 4 * err), (lam, exact, err)

@@ -87,11 +87,13 @@ def test_relu_start_is_inside_the_domain_on_digits():
     for a start with q(t0) = 1.04, where the chains escape to infinity after a few hundred sweeps.
     The start is now scaled with the ascent-refined bound: chains at t0 stay inside, and the bound
     refined from their samples certifies a margin."""
-    from solvers.data.solve import EllipticalSliceChains, _direction_quotients, _prior_factor, starting_field
+    from solvers.data.chains import EllipticalSliceChains, prior_factor
+    from solvers.data.domain import direction_quotients
+    from solvers.data.starts import starting_field
     from theory.nonlinearities import get_nonlinearity
     spec = _digits_spec("relu", 100, 0.5)
     t0 = starting_field(spec, GeneralOptions(chains=64, seed=0))
-    L = _prior_factor(spec.input_kernel(), 1.0)
+    L = prior_factor(spec.input_kernel(), 1.0)
     nl = get_nonlinearity("relu")
     chains = EllipticalSliceChains(L, "relu", 1.0, 64, np.random.default_rng(1))
     chains.set_field(t0)
@@ -99,7 +101,7 @@ def test_relu_start_is_inside_the_domain_on_digits():
     for _ in range(4):
         Z = chains.run(200, 20, 0).reshape(-1, L.shape[1])
         chains.adapt(Z)
-        qmax.append(_direction_quotients(Z, L, t0, nl, 1.0).max())
+        qmax.append(direction_quotients(Z, L, t0, nl, 1.0).max())
     assert max(qmax) < 0.9, qmax
     # ascent from the sampled directions (the old start t0 gives 1.04 here: outside the domain)
     assert domain_lower_bound(t0, L, 1.0, 0.0, 1.0, directions=Z, top=64) < 0.9
