@@ -47,8 +47,7 @@ def solve_linear(spec: ModelSpec) -> LinearSolution:
     matrix X = σ_a² σ_1² tᵀK0t (0 ⪯ X ≺ I, the domain), parametrised as X = I − e^{−Z} so every
     iterate is inside the domain, t(X) diagonal in the eigenbases of K0 and X, roots searched from
     several starts (the root is unique for L = 1: the dual is convex). Then U = σ_a²(I − X)⁻¹ and
-    the kernel E[h hᵀ] = σ_1² K0 + σ_1⁴ K0 t U tᵀ K0. (A Newton solve in U from the T = 0 start,
-    used before, left the domain on digits at T = 0.5.)
+    the kernel E[h hᵀ] = σ_1² K0 + σ_1⁴ K0 t U tᵀ K0 (history: ``docs/notes/data.md``).
     """
     if spec.nonlinearity != "linear":
         raise SpecError(f"solve_linear needs nonlinearity 'linear' (got {spec.nonlinearity!r})")

@@ -19,8 +19,8 @@ cloud along this path:
    2010; Nishihara, Murray & Adams 2014), which leave p_{t,β} invariant. The ellipses are drawn
    around a Gaussian reference N(μ_g, S_g) fitted to group g's resampled cloud (mean and covariance
    shrunk by 5% toward the prior; the kernel then depends on the previous population only, as in
-   adaptive SMC), because p_{t,β} moves far from the prior for large tilts (on digits
-   log Φ ≈ 80 at t = 0.3 Y, P = 90, erf), where prior-centred ellipses take tiny steps.
+   adaptive SMC), because p_{t,β} moves far from the prior for large tilts (measured on digits:
+   ``docs/notes/data.md``), where prior-centred ellipses take tiny steps.
 
 Because every mode of p_t is reached from the prior, which covers all of them, the final cloud
 holds the modes with their correct relative weights (as n → ∞), unlike a local chain started in

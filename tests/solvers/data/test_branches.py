@@ -147,3 +147,18 @@ def test_digits_branch_predictor_against_sampled_networks():
     sm = sample_generalization(spec, ds.test_inputs, ds.test_labels, width=200, chains=2, sweeps=300)
     gap = np.mean(np.abs(pred.mean - np.asarray(sm["mean_predictor"])))
     assert gap < TOL, gap
+
+
+def test_result_protocol_of_the_branch_form():
+    """GeneralBranchSolution on the shared Result base (linear φ: closed form, no sampling)."""
+    from theory.jsonio import dumps
+    sol = linear_branch_form(_identity_spec("linear", 0.1, 2))
+    assert sol.converged and sol.status == "converged" and sol.error_estimate == 0.0
+    assert sol.rounds == sol.iterations > 0
+    obs = sol.observables()
+    assert np.allclose(obs.outputs, sol.class_outputs()) and np.all(obs.errors["outputs"] == 0)
+    js = sol.to_json()
+    for k in ("theory", "converged", "status", "iterations", "residual", "error_estimate", "rounds", "branches",
+              "class_outputs", "stationarity", "height_spread"):
+        assert k in js
+    dumps(js)

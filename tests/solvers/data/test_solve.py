@@ -162,3 +162,29 @@ def test_relu_digits_converges_and_matches_sampled_networks():
                                     0.5).errors["mean_predictor_error"])
     assert np.all(np.abs(th - sa) <= 0.01), (th, sa)
     assert np.all(np.abs(gp - sa) > 0.02), (gp, sa)  # the test can tell the learned kernel from the GP
+
+
+def test_result_protocol():
+    """GeneralSolution on the shared Result base: status vocabulary, old names as read-only
+    aliases, class-resolved Observables with errors, JSON with the shared keys and the old ones."""
+    import dataclasses
+    from theory.jsonio import dumps
+    from solvers.progress import ProgressEvent
+    spec = ModelSpec(nonlinearity="erf", temperature=0.5, class_sizes=SIZES)
+    events = []
+    sol = solve_general(spec.replace(inputs=np.sqrt(spec.P) * np.eye(spec.P)),
+                        GeneralOptions(seed=1, chains=64, max_rounds=2), progress=events.append)
+    assert sol.status == ("converged" if sol.converged else "not-converged")
+    assert sol.rounds == sol.iterations == len(events) == 2
+    assert all(isinstance(e, ProgressEvent) and e.stage == "round" and e.total == 2 for e in events)
+    assert [e.step for e in events] == [1, 2] and "residual" in events[-1].values
+    assert sol.error_estimate == pytest.approx(float(np.max(sol.outputs_error)))
+    obs = sol.observables()
+    assert np.allclose(obs.outputs, sol.class_outputs()) and obs.errors["outputs"].shape == (3, 3)
+    js = sol.to_json()
+    for k in ("converged", "status", "message", "iterations", "residual", "error_estimate", "time_seconds",
+              "rounds", "rhat", "z_rms", "class_outputs", "readout_moment", "outputs_error_max"):
+        assert k in js
+    dumps(js)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sol.t = None
