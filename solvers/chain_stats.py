@@ -5,7 +5,7 @@ For draws x[c, n] of C chains with N draws each (after splitting every chain in 
 * R̂ (:func:`rhat`): rank-normalised split-R̂, the larger of the bulk R̂ (on the normal scores of
   the pooled ranks) and the tail R̂ (the same on the folded draws |x − median|); 1 at convergence.
 * ESS (:func:`ess`): bulk effective sample size, from the rank-normalised draws' autocorrelations
-  combined over chains (Geyer's initial monotone sequence).
+  combined over chains (Geyer's initial monotone sequence); ``method="tail"`` for the tail ESS.
 * MCSE (:func:`mcse`): Monte Carlo standard error of the mean, sd / √ESS_mean.
 
 Every function takes an array shaped (chains, draws, ...) and returns one value per trailing index
@@ -42,9 +42,13 @@ def rhat(draws) -> float | np.ndarray:
     return _scalar(np.where(constant, 1.0, r))
 
 
-def ess(draws) -> float | np.ndarray:
-    """Bulk effective sample size (rank-normalised) over chains and draws."""
-    return _scalar(array_stats.ess(_draws(draws), chain_axis=0, draw_axis=1, method="bulk"))
+def ess(draws, method: str = "bulk") -> float | np.ndarray:
+    """Effective sample size over chains and draws: ``"bulk"`` (rank-normalised) or ``"tail"`` (the
+    smaller of the ESS of the 5% and 95% quantile indicators)."""
+    if method not in ("bulk", "tail"):
+        raise ValueError(f"method must be 'bulk' or 'tail' (got {method!r})")
+    extra = {"prob": (0.05, 0.95)} if method == "tail" else {}
+    return _scalar(array_stats.ess(_draws(draws), chain_axis=0, draw_axis=1, method=method, **extra))
 
 
 def mcse(draws) -> float | np.ndarray:

@@ -42,6 +42,7 @@ import numpy as np
 from theory.spec import SpecError
 
 from solvers.data.elliptical_slice import elliptical_slice_update, fit_gaussian_references
+from solvers.data.estimators import group_mcse
 
 __all__ = ["SMCResult", "smc_sample", "systematic_resample", "next_increment", "tempered_log_weights"]
 
@@ -67,8 +68,7 @@ class SMCResult:
     @property
     def log_evidence_mcse(self) -> float:
         """MCSE of the mean log-evidence over groups."""
-        g = self.log_evidence
-        return float(g.std(ddof=1) / np.sqrt(g.size))
+        return float(group_mcse(self.log_evidence))
 
     def diagnostics(self) -> dict:
         return {"smc_steps": int(self.steps.max()), "log_evidence_sd": float(self.log_evidence.std(ddof=1)),

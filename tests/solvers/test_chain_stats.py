@@ -41,3 +41,10 @@ def test_disagreeing_chains_fail_and_constant_draws_pass():
     assert rhat(np.ones((4, 10))) == 1.0
     with pytest.raises(ValueError, match="chains, draws"):
         rhat(np.ones((4, 3)))
+
+
+def test_tail_ess():
+    x = np.random.default_rng(3).standard_normal((8, 500))
+    assert 0.5 * x.size < ess(x, "tail") < 1.5 * x.size
+    with pytest.raises(ValueError, match="bulk"):
+        ess(x, "median")
