@@ -19,8 +19,8 @@ cloud along this path:
    2010; Nishihara, Murray & Adams 2014), which leave p_{t,β} invariant. The ellipses are drawn
    around a Gaussian reference N(μ_g, S_g) fitted to group g's resampled cloud (mean and covariance
    shrunk by 5% toward the prior; the kernel then depends on the previous population only, as in
-   adaptive SMC), because p_{t,β} moves far from the prior for large tilts (on digits
-   log Φ ≈ 80 at t = 0.3 Y, P = 90, erf), where prior-centred ellipses take tiny steps.
+   adaptive SMC), because p_{t,β} moves far from the prior for large tilts (measured on digits:
+   ``docs/notes/data.md``), where prior-centred ellipses take tiny steps.
 
 Because every mode of p_t is reached from the prior, which covers all of them, the final cloud
 holds the modes with their correct relative weights (as n → ∞), unlike a local chain started in
@@ -42,6 +42,7 @@ import numpy as np
 from theory.spec import SpecError
 
 from solvers.data.elliptical_slice import elliptical_slice_update, fit_gaussian_references
+from solvers.data.estimators import group_mcse
 
 __all__ = ["SMCResult", "smc_sample", "systematic_resample", "next_increment", "tempered_log_weights"]
 
@@ -67,8 +68,7 @@ class SMCResult:
     @property
     def log_evidence_mcse(self) -> float:
         """MCSE of the mean log-evidence over groups."""
-        g = self.log_evidence
-        return float(g.std(ddof=1) / np.sqrt(g.size))
+        return float(group_mcse(self.log_evidence))
 
     def diagnostics(self) -> dict:
         return {"smc_steps": int(self.steps.max()), "log_evidence_sd": float(self.log_evidence.std(ddof=1)),

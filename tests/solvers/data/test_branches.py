@@ -5,7 +5,7 @@ import pytest
 
 from solvers.data.branches import (GeneralBranchOptions, clenshaw_curtis, linear_branch_form,
                                       solve_general_branches, thermodynamic_lambda)
-from solvers.data.solve import _prior_factor
+from solvers.data.chains import prior_factor
 from solvers.large_p.solve import linear_large_p, solve_large_p
 from solvers.large_p.problem import LargePProblem
 from theory.spec import ModelSpec, SpecError
@@ -36,7 +36,7 @@ def test_thermodynamic_integration_matches_closed_form_psi():
     prob = LargePProblem(nonlinearity="normcdf", class_fractions=RHO)
     rng = np.random.default_rng(0)
     g = 2.0 * rng.standard_normal((3, P))
-    lam, err, _, _ = thermodynamic_lambda(_prior_factor(K0, 1.0), "normcdf", K0, 1.0, g, GeneralBranchOptions(),
+    lam, err, _, _ = thermodynamic_lambda(prior_factor(K0, 1.0), "normcdf", K0, 1.0, g, GeneralBranchOptions(),
                                           rng, 40)
     exact = prob.psi(g)[0].sum(axis=1)
     assert np.all(np.abs(lam - exact) <= 4 * err), (lam, exact, err)
@@ -147,3 +147,18 @@ def test_digits_branch_predictor_against_sampled_networks():
     sm = sample_generalization(spec, ds.test_inputs, ds.test_labels, width=200, chains=2, sweeps=300)
     gap = np.mean(np.abs(pred.mean - np.asarray(sm["mean_predictor"])))
     assert gap < TOL, gap
+
+
+def test_result_protocol_of_the_branch_form():
+    """GeneralBranchSolution on the shared Result base (linear φ: closed form, no sampling)."""
+    from theory.jsonio import dumps
+    sol = linear_branch_form(_identity_spec("linear", 0.1, 2))
+    assert sol.converged and sol.status == "converged" and sol.error_estimate == 0.0
+    assert sol.rounds == sol.iterations > 0
+    obs = sol.observables()
+    assert np.allclose(obs.outputs, sol.class_outputs()) and np.all(obs.errors["outputs"] == 0)
+    js = sol.to_json()
+    for k in ("theory", "converged", "status", "iterations", "residual", "error_estimate", "rounds", "branches",
+              "class_outputs", "stationarity", "height_spread"):
+        assert k in js
+    dumps(js)

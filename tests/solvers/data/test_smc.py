@@ -2,15 +2,17 @@
 import numpy as np
 import pytest
 
-from solvers.data.solve import EllipticalSliceChains, GeneralOptions, _by_group, _group_mcse
+from solvers.data.chains import EllipticalSliceChains
+from solvers.data.estimators import by_group, group_mcse
+from solvers.data.options import GeneralOptions
 from solvers.data.smc import next_increment, smc_sample, systematic_resample
 from theory.spec import SpecError
 
 G = 16
 
 
-def _kernel_by_group(res, L, phi, keep):
-    Phi = _by_group(phi(res.Z.reshape(-1, L.shape[1]) @ L.T), keep, G)
+def _kernelby_group(res, L, phi, keep):
+    Phi = by_group(phi(res.Z.reshape(-1, L.shape[1]) @ L.T), keep, G)
     return np.einsum("gsp,gsq->gpq", Phi, Phi) / Phi.shape[1]
 
 
@@ -34,8 +36,8 @@ def test_linear_log_partition_and_kernel_match_closed_form(radial):
     res = smc_sample(ch, t, G, cess=0.5, moves=3, keep=4, radial=radial)
     assert res.betas[-1] == 1.0
     assert abs(res.log_evidence.mean() - logphi) <= 4 * res.log_evidence_mcse + 0.01, (res.log_evidence, logphi)
-    Kg = _kernel_by_group(res, L, lambda h: h, 4)
-    err = _group_mcse(Kg)
+    Kg = _kernelby_group(res, L, lambda h: h, 4)
+    err = group_mcse(Kg)
     assert np.all(np.abs(Kg.mean(0) - K) <= 4 * err + 0.02 * np.abs(K).max())
     assert err.max() < 0.1 * np.abs(K).max()  # the error bars are not vacuous
 
@@ -60,8 +62,8 @@ def test_separated_modes_get_their_exact_weights():
     L = np.eye(2)
     ch = EllipticalSliceChains(L, "erf", 1.0, G * 256, np.random.default_rng(2))
     res = smc_sample(ch, t, G, cess=0.5, moves=3, keep=4)
-    Kg = _kernel_by_group(res, L, phi, 4)
-    assert abs(Kg[:, 0, 1].mean() - k12) <= 4 * _group_mcse(Kg[:, 0, 1]) + 0.01, (Kg[:, 0, 1].mean(), k12)
+    Kg = _kernelby_group(res, L, phi, 4)
+    assert abs(Kg[:, 0, 1].mean() - k12) <= 4 * group_mcse(Kg[:, 0, 1]) + 0.01, (Kg[:, 0, 1].mean(), k12)
     assert abs(res.log_evidence.mean() - logphi) <= 4 * res.log_evidence_mcse + 0.01
     assert 0.2 < k12 < 0.8  # both pairs of modes carry weight: the test has teeth
 

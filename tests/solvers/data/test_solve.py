@@ -87,11 +87,13 @@ def test_relu_start_is_inside_the_domain_on_digits():
     for a start with q(t0) = 1.04, where the chains escape to infinity after a few hundred sweeps.
     The start is now scaled with the ascent-refined bound: chains at t0 stay inside, and the bound
     refined from their samples certifies a margin."""
-    from solvers.data.solve import EllipticalSliceChains, _direction_quotients, _prior_factor, starting_field
+    from solvers.data.chains import EllipticalSliceChains, prior_factor
+    from solvers.data.domain import direction_quotients
+    from solvers.data.starts import starting_field
     from theory.nonlinearities import get_nonlinearity
     spec = _digits_spec("relu", 100, 0.5)
     t0 = starting_field(spec, GeneralOptions(chains=64, seed=0))
-    L = _prior_factor(spec.input_kernel(), 1.0)
+    L = prior_factor(spec.input_kernel(), 1.0)
     nl = get_nonlinearity("relu")
     chains = EllipticalSliceChains(L, "relu", 1.0, 64, np.random.default_rng(1))
     chains.set_field(t0)
@@ -99,7 +101,7 @@ def test_relu_start_is_inside_the_domain_on_digits():
     for _ in range(4):
         Z = chains.run(200, 20, 0).reshape(-1, L.shape[1])
         chains.adapt(Z)
-        qmax.append(_direction_quotients(Z, L, t0, nl, 1.0).max())
+        qmax.append(direction_quotients(Z, L, t0, nl, 1.0).max())
     assert max(qmax) < 0.9, qmax
     # ascent from the sampled directions (the old start t0 gives 1.04 here: outside the domain)
     assert domain_lower_bound(t0, L, 1.0, 0.0, 1.0, directions=Z, top=64) < 0.9
@@ -160,3 +162,29 @@ def test_relu_digits_converges_and_matches_sampled_networks():
                                     0.5).errors["mean_predictor_error"])
     assert np.all(np.abs(th - sa) <= 0.01), (th, sa)
     assert np.all(np.abs(gp - sa) > 0.02), (gp, sa)  # the test can tell the learned kernel from the GP
+
+
+def test_result_protocol():
+    """GeneralSolution on the shared Result base: status vocabulary, old names as read-only
+    aliases, class-resolved Observables with errors, JSON with the shared keys and the old ones."""
+    import dataclasses
+    from theory.jsonio import dumps
+    from solvers.progress import ProgressEvent
+    spec = ModelSpec(nonlinearity="erf", temperature=0.5, class_sizes=SIZES)
+    events = []
+    sol = solve_general(spec.replace(inputs=np.sqrt(spec.P) * np.eye(spec.P)),
+                        GeneralOptions(seed=1, chains=64, max_rounds=2), progress=events.append)
+    assert sol.status == ("converged" if sol.converged else "not-converged")
+    assert sol.rounds == sol.iterations == len(events) == 2
+    assert all(isinstance(e, ProgressEvent) and e.stage == "round" and e.total == 2 for e in events)
+    assert [e.step for e in events] == [1, 2] and "residual" in events[-1].values
+    assert sol.error_estimate == pytest.approx(float(np.max(sol.outputs_error)))
+    obs = sol.observables()
+    assert np.allclose(obs.outputs, sol.class_outputs()) and obs.errors["outputs"].shape == (3, 3)
+    js = sol.to_json()
+    for k in ("converged", "status", "message", "iterations", "residual", "error_estimate", "time_seconds",
+              "rounds", "rhat", "z_rms", "class_outputs", "readout_moment", "outputs_error_max"):
+        assert k in js
+    dumps(js)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sol.t = None
