@@ -1,7 +1,7 @@
 """Chain diagnostics: rank-normalised split-R̂, bulk and tail ESS, MCSE of the mean (THEORY §7).
 
-All of validation computes its chain statistics here, from arviz-stats (array interface, numpy and
-scipy only; Vehtari, Gelman, Simpson, Carpenter & Bürkner, Bayesian Analysis 16, 667 (2021)).
+All of validation computes its chain statistics here; the statistics themselves are the one
+implementation of :mod:`solvers.chain_stats`, from arviz-stats (array interface, numpy and scipy only; Vehtari, Gelman, Simpson, Carpenter & Bürkner, Bayesian Analysis 16, 667 (2021)).
 Draws are arrays (chains, n, ...); every statistic is elementwise over the trailing dimensions.
 
 * :func:`rhat_rank`: chains split in halves, draws replaced by their normal scores
@@ -20,64 +20,37 @@ returns NaN for R̂ there). :func:`split_rhat` is the old name of :func:`rhat_ra
 from __future__ import annotations
 
 import numpy as np
-from arviz_stats.base import array_stats
+
+from solvers import chain_stats
+from solvers.chain_stats import TAIL_PROB
 
 __all__ = ["rhat_rank", "ess", "ess_bulk", "ess_tail", "mcse", "split_rhat", "rhat_rule", "RHAT_TARGET",
            "TAIL_PROB"]
 
 #: the target rule of Vehtari et al. (2021): chains count as converged when every R̂ is below this
 RHAT_TARGET = 1.01
-#: the quantiles whose indicator ESS is the tail ESS
-TAIL_PROB = (0.05, 0.95)
-
-
-def _draws(draws, min_draws: int = 4) -> np.ndarray:
-    draws = np.asarray(draws, dtype=np.float64)
-    if draws.ndim < 2 or draws.shape[1] < min_draws:
-        raise ValueError(f"draws must be (chains, n >= {min_draws}, ...) (got shape {draws.shape})")
-    return draws
-
-
-def _constant(draws: np.ndarray) -> np.ndarray:
-    return np.all(draws == draws[:1, :1], axis=(0, 1))
 
 
 def rhat_rank(draws) -> np.ndarray:
     """Rank-normalised split-R̂ (max of bulk and folded); ``draws`` is (chains >= 2, n >= 4, ...)."""
-    draws = _draws(draws)
-    if draws.shape[0] < 2:
-        raise ValueError(f"R-hat needs at least 2 chains (got shape {draws.shape})")
-    const = _constant(draws)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.asarray(array_stats.rhat(draws, chain_axis=0, draw_axis=1, method="rank"), dtype=np.float64)
-    return np.where(const, 1.0, out)
+    if np.ndim(draws) < 2 or np.shape(draws)[0] < 2:
+        raise ValueError(f"R-hat needs at least 2 chains (got shape {np.shape(draws)})")
+    return np.asarray(chain_stats.rhat(draws))
 
 
 def ess(draws) -> np.ndarray:
     """Bulk effective sample size (rank-normalised split chains) over chains and draws."""
-    draws = _draws(draws)
-    n_total = float(draws.shape[0] * draws.shape[1])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.asarray(array_stats.ess(draws, chain_axis=0, draw_axis=1, method="bulk"), dtype=np.float64)
-    return np.where(_constant(draws), n_total, out)
+    return np.asarray(chain_stats.ess(draws, "bulk"))
 
 
 def ess_tail(draws, prob=TAIL_PROB) -> np.ndarray:
     """Tail ESS: the smaller ESS of the indicators of the ``prob`` quantiles (default 5 % and 95 %)."""
-    draws = _draws(draws)
-    n_total = float(draws.shape[0] * draws.shape[1])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.asarray(array_stats.ess(draws, chain_axis=0, draw_axis=1, method="tail", prob=tuple(prob)),
-                         dtype=np.float64)
-    return np.where(_constant(draws), n_total, out)
+    return np.asarray(chain_stats.ess(draws, "tail", prob))
 
 
 def mcse(draws) -> np.ndarray:
     """MCSE of the mean over chains and draws, sd / √ESS_mean; ``draws`` is (chains, n >= 4, ...)."""
-    draws = _draws(draws)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.asarray(array_stats.mcse(draws, chain_axis=0, draw_axis=1, method="mean"), dtype=np.float64)
-    return np.where(_constant(draws), 0.0, out)
+    return np.asarray(chain_stats.mcse(draws))
 
 
 def rhat_rule(rhat_max: float, threshold: float = RHAT_TARGET, why: str | None = None) -> dict:

@@ -101,17 +101,16 @@ def test_neuron_swaps_keep_the_posterior():
 
 
 @pytest.mark.slow
-def test_small_temperature_gibbs_freezes_collapsed_and_swaps_mix():
-    """normcdf, classes 8,4,4, T = 0.05 (symmetry broken). The Gibbs sweep without swaps freezes
-    (split-R̂ ≫ 1, the report fails); with neuron swaps it mixes; the collapsed sweep mixes without
-    swaps. Measured: Gibbs R̂ 9.5; Gibbs + 20 swaps R̂ 1.09, f within 2e-4, U within 0.9%; collapsed
-    R̂ 1.03 in 800 sweeps, f within 6e-4, U within 0.7%, code fractions within TV 0.015."""
+def test_small_temperature_samplers_mix_and_agree_with_the_theory():
+    """normcdf, classes 8,4,4, T = 0.05 (symmetry broken): the Gibbs sweep with and without neuron
+    swaps and the collapsed sweep all mix (R̂ < 1.2) and reproduce the theory's f and U within the
+    N = 200 allowance and its code fractions within TV 0.05. (An earlier version of this test
+    asserted that the plain Gibbs sweep freezes, R̂ > 2; the current Gibbs sweep does not freeze
+    here: R̂ 1.07 on the commit before the consolidation, see docs/notes/valid.md.)"""
     from validation.report import validate
 
     spec = ModelSpec("normcdf", class_sizes=(8, 4, 4), temperature=0.05)
-    frozen = validate(spec, widths=[200], chains=4, sweeps=800, burn=200, swaps=0, progress=False, sampler="gibbs")
-    assert frozen["diagnostics"]["rhat_max"] > 2.0 and not frozen["passed"]
-    for sampler, swaps, sweeps in (("gibbs", 20, 1000), ("collapsed", 0, 800)):
+    for sampler, swaps, sweeps in (("gibbs", 0, 800), ("gibbs", 20, 1000), ("collapsed", 0, 800)):
         mixed = validate(spec, widths=[200], chains=4, sweeps=sweeps, burn=200, swaps=swaps, progress=False,
                          sampler=sampler)
         assert mixed["diagnostics"]["rhat_max"] < 1.2, sampler
@@ -119,7 +118,7 @@ def test_small_temperature_gibbs_freezes_collapsed_and_swaps_mix():
         U, U_th = np.array(mixed["sampling"]["readout_moment"]), np.array(mixed["theory"]["readout_moment"])
         assert np.max(np.abs(f - f_th)) < 2e-3, sampler  # 1/N bias and noise at N = 200
         assert np.max(np.abs(np.diag(U) - np.diag(U_th)) / np.diag(U_th)) < 0.03, sampler
-    assert mixed["sampling"]["per_width"][0]["code_fraction_distance"] < 0.05
+        assert mixed["sampling"]["per_width"][0]["code_fraction_distance"] < 0.05, sampler
 
 
 @pytest.mark.slow
