@@ -14,6 +14,7 @@ The collector reads the fenced blocks of each Markdown page:
 ``docs/notes/`` (measured lab notes) and ``docs/architecture.md`` (written with the import-layer
 tooling) are not part of the tested guide.
 """
+import json
 import os
 import re
 import subprocess
@@ -55,7 +56,7 @@ def code_blocks(path):
 def commands(code):
     """The ``codingschemes ...`` command lines of a bash block, continuations joined."""
     joined = re.sub(r"\\\n\s*", " ", code)
-    return [line.strip() for line in joined.splitlines() if line.strip().startswith("codingschemes ")]
+    return [" ".join(line.split()) for line in joined.splitlines() if line.strip().startswith("codingschemes ")]
 
 
 def expected_exit(markers):
@@ -64,13 +65,15 @@ def expected_exit(markers):
 
 
 def _cases(slow):
-    cases = []
+    """One case per distinct command (the README repeats commands of the guide: they run once)."""
+    cases, seen = [], set()
     for page in markdown_pages():
         rel = str(page.relative_to(ROOT))
         for lang, code, markers, line in code_blocks(page):
             if lang == "bash" and "ci" not in markers:
                 for k, cmd in enumerate(commands(code)):
-                    if ("slow" in markers) == slow:
+                    if ("slow" in markers) == slow and cmd not in seen:
+                        seen.add(cmd)
                         cases.append(pytest.param(cmd, expected_exit(markers), id=f"{rel}:{line}:{k}"))
     return cases
 
@@ -82,6 +85,28 @@ def _run_command(cmd, code, tmp_path):
     argv = [sys.executable, *CLI, *shlex.split(cmd)[1:]]
     proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=3600)
     assert proc.returncode == code, f"{cmd}\nexit {proc.returncode}\n{proc.stderr[-3000:]}"
+    if "--format json" in cmd and code == 0:
+        missing = sorted(json_keys(json.loads(proc.stdout)) - documented_keys())
+        assert not missing, f"{cmd}: JSON keys missing from docs/theory-map.md: {missing}"
+
+
+def json_keys(obj):
+    """Every key of a JSON document, except data keys such as the code strings '110' or '+-0'."""
+    keys = set()
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if not re.fullmatch(r"[01+\-]+", key):
+                keys.add(key)
+            keys |= json_keys(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            keys |= json_keys(value)
+    return keys
+
+
+def documented_keys():
+    """The names written as `code` on the theory map."""
+    return set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", (ROOT / "docs" / "theory-map.md").read_text(encoding="utf-8")))
 
 
 @pytest.mark.parametrize("cmd, code", _cases(slow=False))
