@@ -109,6 +109,13 @@ def plot_phase_diagram(source, x: str, y: str, label_key, *, boundaries=None,
         Optional order of labels in the colour map/legend (others follow,
         sorted) and matching colours (any matplotlib colour specs).
     """
+    xs, ys, codes, ordered = _label_grid(source, x, y, label_key, label_order)
+    return _draw(xs, ys, codes, ordered, x, y, label_key, boundaries=boundaries, out=out, title=title,
+                 xscale=xscale, yscale=yscale, colors=colors)
+
+
+def _label_grid(source, x: str, y: str, label_key, label_order):
+    """(x values, y values, masked label codes (ny, nx), label texts in code order) of a sweep."""
     header = None
     if isinstance(source, (str, os.PathLike)):
         header, records = load_sweep(source)
@@ -136,7 +143,11 @@ def plot_phase_diagram(source, x: str, y: str, label_key, *, boundaries=None,
     for idx, v in np.ndenumerate(Z):
         if v is not None:
             codes[idx] = code[_label_text(v)]
+    return xs, ys, codes, ordered
 
+
+def _draw(xs, ys, codes, ordered, x, y, label_key, *, boundaries, out, title, xscale, yscale, colors) -> Path:
+    """The heat map of label codes with its legend and boundary curves, written to ``out``."""
     plt = pyplot()
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.lines import Line2D
