@@ -95,9 +95,9 @@ def _widths(text: str) -> list[int]:
     try:
         widths = [int(w) for w in text.split(",") if w.strip()]
     except ValueError:
-        raise SpecError(f"widths must be comma-separated positive integers (got {text!r})") from None
+        raise SpecError(f"--widths: widths must be comma-separated positive integers (got {text!r})") from None
     if not widths or min(widths) < 1:
-        raise SpecError(f"widths must be comma-separated positive integers (got {text!r})")
+        raise SpecError(f"--widths: widths must be comma-separated positive integers (got {text!r})")
     return widths
 
 
