@@ -28,7 +28,7 @@ from solvers.deep.linear import DeepLinearError
 __all__ = ["FLAGS", "DEFAULTS", "SAMPLING_TEMPERATURE", "ODD_NONLINEARITY", "BROKEN_TEMPERATURE", "BAD_INPUT",
            "add_shared", "check_shared", "check_layers", "nonlinearity_list", "parse_fractions", "flag_error",
            "large_p_problem", "settings_digest", "emit", "fail", "warn", "run_command", "check_counts", "given",
-           "not_applicable", "finite_number"]
+           "not_applicable", "finite_number", "record_defaults"]
 
 #: the one set of defaults: ModelSpec's model, its class sizes as fractions, one output folder
 DEFAULTS = {f.name: f.default for f in fields(ModelSpec) if f.name != "inputs"}
@@ -184,9 +184,15 @@ def finite_number(flag: str, text, default=None) -> float:
     return v
 
 
+def record_defaults(parser: argparse.ArgumentParser) -> None:
+    """Store ``parser``'s defaults in its parsed args (``args._defaults``), so :func:`given` can tell
+    the flags the user set."""
+    parser.set_defaults(_defaults={a.dest: a.default for a in parser._actions})
+
+
 def given(args, names) -> list[str]:
     """The flags among ``names`` (dests) set to a value other than their parser default (the
-    defaults :func:`codingschemes.cli.main.build_parser` stores as ``args._defaults``)."""
+    defaults :func:`record_defaults` stores as ``args._defaults``)."""
     defaults = getattr(args, "_defaults", None)
     if defaults is None:
         return []

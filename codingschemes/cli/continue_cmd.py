@@ -41,7 +41,7 @@ from pathlib import Path
 from theory.spec import ModelSpec, SpecError, parse_class_sizes
 from codingschemes.cli.args import (BROKEN_TEMPERATURE as BROKEN, ODD_NONLINEARITY as ODD, add_shared,
                                     check_counts, check_layers, check_shared, emit, finite_number, large_p_problem,
-                                    not_applicable, run_command)
+                                    not_applicable, record_defaults, run_command)
 from codingschemes.cli.progress import progress_bar
 
 __all__ = ["add_continue_parser", "check_continue", "run_continue", "main", "DEEP_PARAMETERS"]
@@ -198,7 +198,7 @@ def run_continue(args) -> int:
 def main(argv=None) -> int:
     """Standalone entry: ``python -m codingschemes.cli.continue_cmd [flags of codingschemes continue]``."""
     parser = argparse.ArgumentParser(prog="codingschemes")
-    add_continue_parser(parser.add_subparsers(dest="command", required=True))
+    record_defaults(add_continue_parser(parser.add_subparsers(dest="command", required=True)))
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] != "continue":
         argv = ["continue", *argv]

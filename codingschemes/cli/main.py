@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from codingschemes.cli.args import run_command
+from codingschemes.cli.args import record_defaults, run_command
 from codingschemes.cli.continue_cmd import add_continue_parser, check_continue, run_continue
 from codingschemes.cli.figures_cmd import add_figures_parser, check_figures, run_figures
 from codingschemes.cli.generalize_cmd import add_generalize_parser, check_generalize, run_generalize
@@ -52,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for add, _ in COMMANDS.values():
         add(sub)
-    for p in sub.choices.values():  # each subcommand's defaults, to tell flags the user gave (args.given)
-        p.set_defaults(_defaults={a.dest: a.default for a in p._actions})
+    for p in sub.choices.values():  # each subcommand's defaults, to tell the flags the user gave
+        record_defaults(p)
     return parser
 
 
