@@ -14,7 +14,7 @@ import io
 import sys
 
 from theory.spec import SpecError
-from codingschemes.cli.args import add_shared, check_shared
+from codingschemes.cli.args import add_shared, check_shared, fail
 
 __all__ = ["add_figures_parser", "check_figures", "run_figures"]
 
@@ -44,7 +44,10 @@ def check_figures(args):
 def run_figures(args) -> int:
     from figures.gallery import SCRIPTS, run_all
 
-    only = check_figures(args)
+    try:
+        only = check_figures(args)
+    except SpecError as exc:  # run_figures reports bad input itself (exit code 2), as it always did
+        return fail("figures", exc)
     if getattr(args, "no_plot", False):
         for name in only or SCRIPTS:
             print(f"figures/{name if name.startswith('fig_') else 'fig_' + name}.py")
