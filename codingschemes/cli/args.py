@@ -15,6 +15,7 @@ import argparse
 from dataclasses import fields
 import hashlib
 import json
+import math
 from pathlib import Path
 import sys
 
@@ -26,7 +27,8 @@ from solvers.deep.linear import DeepLinearError
 
 __all__ = ["FLAGS", "DEFAULTS", "SAMPLING_TEMPERATURE", "ODD_NONLINEARITY", "BROKEN_TEMPERATURE", "BAD_INPUT",
            "add_shared", "check_shared", "check_layers", "nonlinearity_list", "parse_fractions", "flag_error",
-           "large_p_problem", "settings_digest", "emit", "fail", "run_command"]
+           "large_p_problem", "settings_digest", "emit", "fail", "warn", "run_command", "check_counts", "given",
+           "not_applicable", "finite_number", "record_defaults"]
 
 #: the one set of defaults: ModelSpec's model, its class sizes as fractions, one output folder
 DEFAULTS = {f.name: f.default for f in fields(ModelSpec) if f.name != "inputs"}
@@ -118,10 +120,22 @@ def _check_out(name, value):
         raise SpecError(f"{name} must be a folder (got {value!r}, an existing file)")
 
 
+def _check_nonlinearity(name, value):
+    """Every φ of ``value`` (a string or a --nonlinearity list) must parse; an expression the parser
+    rejects with another error type is bad input too (SpecError naming the parameter)."""
+    for x in [value] if isinstance(value, str) else nonlinearity_list(value, "") if value else []:
+        try:
+            get_nonlinearity(x)
+        except SpecError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - sympy's parse errors (SympifyError, TokenError, TypeError, ...)
+            raise SpecError(f"{name} must be a built-in name or an expression in h (got {x!r}: "
+                            f"{type(exc).__name__})") from None
+
+
 #: dest → the check of one parsed value (raises SpecError naming the parameter)
 _CHECKS = {
-    "nonlinearity": lambda n, v: [get_nonlinearity(x) for x in ([v] if isinstance(v, str)
-                                                                 else nonlinearity_list(v, "") if v else [])],
+    "nonlinearity": _check_nonlinearity,
     "class_sizes": lambda n, v: parse_class_sizes(v),
     "class_fractions": lambda n, v: [check_float(n, x, 0.0, 1.0, lo_open=True, hi_open=True)
                                      for x in parse_fractions(v)],
@@ -143,6 +157,56 @@ def check_shared(args) -> None:
                 check(name, getattr(args, name))
             except SpecError as exc:
                 raise SpecError(f"--{name.replace('_', '-')}: {exc}") from None
+
+
+def check_counts(args, bounds: dict) -> None:
+    """Integer flags of ``args`` in range: ``bounds`` {dest: (lo, hi)} (hi None: unbounded; a value
+    of None is a flag left at its default None); SpecError '--flag: <dest> must be ...'."""
+    for name, (lo, hi) in bounds.items():
+        value = getattr(args, name, None)
+        if value is not None:
+            try:
+                check_int(name, value, lo, hi)
+            except SpecError as exc:
+                raise SpecError(f"--{name.replace('_', '-')}: {exc}") from None
+
+
+def finite_number(flag: str, text, default=None) -> float:
+    """``text`` as a finite float (``default`` for None); SpecError naming ``flag`` otherwise."""
+    if text is None:
+        return default
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise SpecError(f"{flag} must be a number (got {text!r})") from None
+    if not math.isfinite(v):
+        raise SpecError(f"{flag} must be a finite number (got {text!r})")
+    return v
+
+
+def record_defaults(parser: argparse.ArgumentParser) -> None:
+    """Store ``parser``'s defaults in its parsed args (``args._defaults``), so :func:`given` can tell
+    the flags the user set."""
+    parser.set_defaults(_defaults={a.dest: a.default for a in parser._actions})
+
+
+def given(args, names) -> list[str]:
+    """The flags among ``names`` (dests) set to a value other than their parser default (the
+    defaults :func:`record_defaults` stores as ``args._defaults``)."""
+    defaults = getattr(args, "_defaults", None)
+    if defaults is None:
+        return []
+    return [n for n in names if hasattr(args, n) and getattr(args, n) != defaults.get(n)]
+
+
+def not_applicable(command: str, args, names, why: str, error: bool = False) -> None:
+    """Flags of ``names`` given where they do not apply (``why``): a SpecError naming the first
+    (``error``; ignoring it would change what the user asked for), else a warning on stderr."""
+    for name in given(args, names):
+        message = f"--{name.replace('_', '-')} does not apply {why}"
+        if error:
+            raise SpecError(message)
+        warn(command, message + "; it is ignored")
 
 
 def flag_error(exc: SpecError, names) -> SpecError:
@@ -195,6 +259,11 @@ def fail(command: str, message) -> int:
     """The one error report: ``codingschemes <command>: error: <message>`` on stderr; returns 2."""
     print(f"codingschemes {command}: error: {message}", file=sys.stderr, flush=True)
     return 2
+
+
+def warn(command: str, message) -> None:
+    """A harmless problem with the input: ``codingschemes <command>: warning: <message>`` on stderr."""
+    print(f"codingschemes {command}: warning: {message}", file=sys.stderr, flush=True)
 
 
 def run_command(command: str, run, args) -> int:

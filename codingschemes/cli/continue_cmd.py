@@ -40,10 +40,14 @@ from pathlib import Path
 
 from theory.spec import ModelSpec, SpecError, parse_class_sizes
 from codingschemes.cli.args import (BROKEN_TEMPERATURE as BROKEN, ODD_NONLINEARITY as ODD, add_shared,
-                                    check_shared, emit, large_p_problem, run_command)
+                                    check_counts, check_layers, check_shared, emit, finite_number, large_p_problem,
+                                    not_applicable, record_defaults, run_command)
 from codingschemes.cli.progress import progress_bar
 
-__all__ = ["add_continue_parser", "run_continue", "main"]
+__all__ = ["add_continue_parser", "check_continue", "run_continue", "main", "DEEP_PARAMETERS"]
+
+#: the parameters the deep continuation (--layers >= 2) follows; each must stay > 0
+DEEP_PARAMETERS = ("temperature", "sigma_a", "sigma_w")
 
 HELP = "follow the large-P solution in one parameter: branch points, symmetry breaking"
 
@@ -78,18 +82,6 @@ def add_continue_parser(subparsers) -> argparse.ArgumentParser:
     return c
 
 
-def _number(flag: str, text, default=None) -> float:
-    if text is None:
-        return default
-    try:
-        v = float(text)
-    except (TypeError, ValueError):
-        raise SpecError(f"{flag} must be a number (got {text!r})") from None
-    if not math.isfinite(v):
-        raise SpecError(f"{flag} must be a finite number (got {text!r})")
-    return v
-
-
 def _setup(args):
     """(problem, parameter, p_from, p_to) from the arguments; SpecError naming the flag on bad input."""
     from solvers.large_p.continuation import canonical_parameter, parameter_range
@@ -100,8 +92,8 @@ def _setup(args):
     except SpecError as exc:
         raise SpecError(f"--param: {exc}") from None
     default_from, default_to = (1.0, 0.1) if parameter == "temperature" else (None, None)
-    p_from = _number("--from", args.p_from, default_from)
-    p_to = _number("--to", args.p_to, default_to)
+    p_from = finite_number("--from", args.p_from, default_from)
+    p_to = finite_number("--to", args.p_to, default_to)
     if p_from is None or p_to is None:
         raise SpecError(f"--from and --to are required for --param {parameter} "
                         f"(valid range {parameter_range(parameter, problem.m)[2]})")
@@ -114,11 +106,44 @@ def _setup(args):
             raise SpecError(f"{flag}: parameter {parameter!r} must be in {text} (got {v:g})")
     if args.method not in ("arclength", "natural", "sequential"):
         raise SpecError(f"--method must be arclength, natural or sequential (got {args.method!r})")
-    if args.max_steps < 1:
-        raise SpecError(f"--max-steps must be an integer >= 1 (got {args.max_steps})")
-    if args.n_points < 2:
-        raise SpecError(f"--n-points must be an integer >= 2 (got {args.n_points})")
     return problem, parameter, p_from, p_to
+
+
+def _setup_deep(args):
+    """(spec, parameter, p_from, p_to) of ``continue --layers L`` (L >= 2); SpecError naming the flag."""
+    if args.param not in DEEP_PARAMETERS:
+        raise SpecError(f"--param: parameter must be one of {', '.join(DEEP_PARAMETERS)} with --layers >= 2 (got {args.param!r})")
+    default_from, default_to = (1.0, 0.1) if args.param == "temperature" else (None, None)
+    p_from = finite_number("--from", args.p_from, default_from)
+    p_to = finite_number("--to", args.p_to, default_to)
+    if p_from is None or p_to is None:
+        raise SpecError(f"--from and --to are required for --param {args.param}")
+    for flag, v in (("--from", p_from), ("--to", p_to)):
+        if v <= 0:
+            raise SpecError(f"{flag}: parameter {args.param!r} must be > 0 (got {v:g})")
+    if p_from == p_to:
+        raise SpecError(f"--from and --to must differ for parameter {args.param!r} (got {p_from:g} for both)")
+    spec = ModelSpec(nonlinearity=args.nonlinearity, class_sizes=parse_class_sizes(args.class_sizes),
+                     temperature=args.temperature, sigma_w=args.sigma_w, sigma_a=args.sigma_a)
+    check_layers(args.layers, [spec])
+    deep = "with --layers >= 2 (deep networks at finite class sizes)"
+    not_applicable("continue", args, ("class_fractions", "sigma_a_bar"), deep + ": --class-sizes and --sigma-a set "
+                                                                               "the model", error=True)
+    not_applicable("continue", args, ("method", "follow_constrained"), deep)
+    return spec, args.param, p_from, p_to
+
+
+def check_continue(args):
+    """Every argument of ``continue`` before any solve (SpecError naming the flag; warnings for flags
+    the chosen path ignores); returns (problem or spec, parameter, p_from, p_to)."""
+    check_shared(args)
+    check_counts(args, {"max_steps": (1, None), "n_points": (2, None)})
+    if args.layers >= 2:
+        return _setup_deep(args)
+    not_applicable("continue", args, ("class_sizes", "sigma_a"), "with --layers 1 (the large-P theory: "
+                                                                  "--class-fractions and --sigma-a-bar set the model)",
+                   error=True)
+    return _setup(args)
 
 
 def _done(args, result) -> None:
@@ -130,15 +155,7 @@ def run_continue_deep(args) -> int:
     """``continue --layers L`` (L >= 2): :func:`solvers.deep.continuation.continue_deep`, JSON or table, PNG."""
     from solvers.deep.continuation import continue_deep
 
-    sizes = parse_class_sizes(args.class_sizes)
-    parameter = args.param
-    default_from, default_to = (1.0, 0.1) if parameter == "temperature" else (None, None)
-    p_from = _number("--from", args.p_from, default_from)
-    p_to = _number("--to", args.p_to, default_to)
-    if p_from is None or p_to is None:
-        raise SpecError(f"--from and --to are required for --param {parameter}")
-    spec = ModelSpec(nonlinearity=args.nonlinearity, class_sizes=sizes, temperature=args.temperature,
-                     sigma_w=args.sigma_w, sigma_a=args.sigma_a)
+    spec, parameter, p_from, p_to = check_continue(args)
     with progress_bar(args, "continue") as bar:
         result = continue_deep(spec, args.layers, parameter, p_from, p_to, n_points=args.n_points,
                                max_steps=args.max_steps, progress=bar)
@@ -159,10 +176,9 @@ def run_continue(args) -> int:
     """
     from solvers.large_p.continuation import continue_solution
 
-    check_shared(args)
     if args.layers >= 2:
         return run_continue_deep(args)
-    problem, parameter, p_from, p_to = _setup(args)
+    problem, parameter, p_from, p_to = check_continue(args)
     with progress_bar(args, "continue") as bar:
         result = continue_solution(problem, parameter, p_from, p_to, method=args.method, progress=bar,
                                    max_steps=args.max_steps, follow_constrained=args.follow_constrained,
@@ -182,7 +198,7 @@ def run_continue(args) -> int:
 def main(argv=None) -> int:
     """Standalone entry: ``python -m codingschemes.cli.continue_cmd [flags of codingschemes continue]``."""
     parser = argparse.ArgumentParser(prog="codingschemes")
-    add_continue_parser(parser.add_subparsers(dest="command", required=True))
+    record_defaults(add_continue_parser(parser.add_subparsers(dest="command", required=True)))
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] != "continue":
         argv = ["continue", *argv]

@@ -13,9 +13,10 @@ from contextlib import nullcontext, redirect_stderr
 import io
 import sys
 
+from theory.spec import SpecError
 from codingschemes.cli.args import add_shared, check_shared, fail
 
-__all__ = ["add_figures_parser", "run_figures"]
+__all__ = ["add_figures_parser", "check_figures", "run_figures"]
 
 
 def add_figures_parser(subparsers) -> None:
@@ -28,14 +29,25 @@ def add_figures_parser(subparsers) -> None:
                    help="comma-separated figures to run (names of figures/fig_*.py without fig_, e.g. generalization,deep_layers)")
 
 
-def run_figures(args) -> int:
-    from figures.gallery import SCRIPTS, run_all
+def check_figures(args):
+    """Every argument of ``figures`` (SpecError naming the flag); returns the --only list or None."""
+    from figures.gallery import SCRIPTS
 
     check_shared(args)
     only = [s.strip() for s in args.only.split(",") if s.strip()] if getattr(args, "only", None) else None
     unknown = [n for n in only or [] if (n if n.startswith("fig_") else f"fig_{n}") not in SCRIPTS]
     if unknown:
-        return fail("figures", f"unknown figure(s) {unknown}; choose from {[n[4:] for n in SCRIPTS]}")
+        raise SpecError(f"--only: unknown figure(s) {unknown}; choose from {[n[4:] for n in SCRIPTS]}")
+    return only
+
+
+def run_figures(args) -> int:
+    from figures.gallery import SCRIPTS, run_all
+
+    try:
+        only = check_figures(args)
+    except SpecError as exc:  # run_figures reports bad input itself (exit code 2), as it always did
+        return fail("figures", exc)
     if getattr(args, "no_plot", False):
         for name in only or SCRIPTS:
             print(f"figures/{name if name.startswith('fig_') else 'fig_' + name}.py")

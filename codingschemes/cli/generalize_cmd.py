@@ -24,10 +24,11 @@ from pathlib import Path
 import sys
 
 from theory.spec import SpecError
-from codingschemes.cli.args import SAMPLING_TEMPERATURE, add_shared, check_shared, emit
+from codingschemes.cli.args import (SAMPLING_TEMPERATURE, add_shared, check_counts, check_shared, emit,
+                                    not_applicable)
 from codingschemes.cli.progress import progress_bar
 
-__all__ = ["add_generalize_parser", "run_generalize", "load_dataset_from_args"]
+__all__ = ["add_generalize_parser", "check_generalize", "run_generalize", "load_dataset_from_args"]
 
 
 def add_generalize_parser(subparsers) -> None:
@@ -94,17 +95,41 @@ def _table(report, ds, spec) -> str:
     return "\n".join(lines)
 
 
-def run_generalize(args) -> int:
-    from validation.generalization import generalization_report
+def check_generalize(args) -> None:
+    """Every argument of ``generalize`` before the data are loaded (SpecError naming the flag;
+    warnings for flags the chosen dataset or theory ignores)."""
+    from theory.checks import check_float
+    from theory.datasets import parse_classes
 
     check_shared(args)
     if args.temperature <= 0:
         raise SpecError(f"--temperature: temperature must be > 0 for generalize (got {args.temperature})")
-    for name in ("width", "sweeps", "chains", "theory_chains", "theory_rounds"):
-        if getattr(args, name) < 1:
-            raise SpecError(f"--{name.replace('_', '-')} must be an integer >= 1 (got {getattr(args, name)})")
+    check_counts(args, {name: (1, None) for name in ("width", "sweeps", "chains", "theory_chains", "theory_rounds",
+                                                     "train_per_class", "test_per_class")})
     if args.theory_chains % 16:
         raise SpecError(f"--theory-chains must be a multiple of 16 (got {args.theory_chains})")
+    try:
+        check_float("overlap", args.overlap, 0.0, 1.0)
+        parse_classes(args.classes)
+    except SpecError as exc:
+        raise SpecError(f"--{'overlap' if 'overlap' in str(exc) else 'classes'}: {exc}") from None
+    dataset = "file" if args.data else args.dataset
+    if dataset == "file" and not args.data:
+        raise SpecError("--dataset file needs --data PATH (.npz, idx file or MNIST folder)")
+    if dataset != "clusters":
+        not_applicable("generalize", args, ("overlap",), f"to --dataset {dataset}")
+    else:
+        not_applicable("generalize", args, ("standardize",), "to --dataset clusters")
+    if args.theory == "branches":
+        not_applicable("generalize", args, ("theory_sampler", "theory_chains"), "to --theory branches")
+    if args.no_sampling:
+        not_applicable("generalize", args, ("width", "sweeps", "chains"), "with --no-sampling")
+
+
+def run_generalize(args) -> int:
+    from validation.generalization import generalization_report
+
+    check_generalize(args)
     ds = load_dataset_from_args(args)
     spec = ds.spec(args.nonlinearity, args.sigma_w, args.sigma_a, args.temperature)
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))

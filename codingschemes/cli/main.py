@@ -12,15 +12,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from codingschemes.cli.args import run_command
-from codingschemes.cli.continue_cmd import add_continue_parser, run_continue
-from codingschemes.cli.figures_cmd import add_figures_parser, run_figures
-from codingschemes.cli.generalize_cmd import add_generalize_parser, run_generalize
-from codingschemes.cli.phase_cmd import add_phase_parser, run_phase
-from codingschemes.cli.solve_cmd import add_solve_parser, run_solve
-from codingschemes.cli.validate_cmd import add_validate_parser, run_validate
+from codingschemes.cli.args import record_defaults, run_command
+from codingschemes.cli.continue_cmd import add_continue_parser, check_continue, run_continue
+from codingschemes.cli.figures_cmd import add_figures_parser, check_figures, run_figures
+from codingschemes.cli.generalize_cmd import add_generalize_parser, check_generalize, run_generalize
+from codingschemes.cli.phase_cmd import add_phase_parser, check_phase, run_phase
+from codingschemes.cli.solve_cmd import add_solve_parser, check_solve, run_solve
+from codingschemes.cli.validate_cmd import add_validate_parser, check_validate, run_validate
 
-__all__ = ["main", "build_parser", "COMMANDS"]
+__all__ = ["main", "build_parser", "parse_checked", "COMMANDS", "CHECKS"]
 
 DESCRIPTION = ("The mean-field theory of wide Bayesian networks learning classification: solve it, compare it "
                "with sampled networks, follow it in parameters, and test it on real data.")
@@ -35,13 +35,34 @@ COMMANDS = {
     "figures": (add_figures_parser, run_figures),
 }
 
+#: subcommand name → its check of every parsed argument (SpecError naming the flag; no work, no files);
+#: each run function calls its check first
+CHECKS = {
+    "solve": check_solve,
+    "validate": check_validate,
+    "continue": check_continue,
+    "phase-diagram": check_phase,
+    "generalize": check_generalize,
+    "figures": check_figures,
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codingschemes", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     for add, _ in COMMANDS.values():
         add(sub)
+    for p in sub.choices.values():  # each subcommand's defaults, to tell the flags the user gave
+        record_defaults(p)
     return parser
+
+
+def parse_checked(argv):
+    """Parse ``argv`` and check every argument without running the subcommand: the parsed args, or
+    :class:`theory.spec.SpecError` naming the flag (SystemExit 2 from argparse for a usage error)."""
+    args = build_parser().parse_args(argv)
+    CHECKS[args.command](args)
+    return args
 
 
 def main(argv=None) -> int:

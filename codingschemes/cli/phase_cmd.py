@@ -19,10 +19,13 @@ import numpy as np
 
 from theory.jsonio import dumps
 from theory.spec import SpecError
-from codingschemes.cli.args import (BROKEN_TEMPERATURE, ODD_NONLINEARITY, add_shared, check_shared, emit,
-                                    large_p_problem, parse_fractions, settings_digest)
+from codingschemes.cli.args import (BROKEN_TEMPERATURE, ODD_NONLINEARITY, add_shared, check_counts, check_shared,
+                                    emit, large_p_problem, not_applicable, parse_fractions, settings_digest)
 
-__all__ = ["add_phase_parser", "run_phase", "parse_range", "parse_fractions"]
+__all__ = ["add_phase_parser", "check_phase", "run_phase", "parse_range", "parse_fractions", "MAX_GRID"]
+
+#: the most values along one axis (each is a large-P solve; this bounds the memory of 'lo:hi:n')
+MAX_GRID = 10_000
 
 
 def parse_range(text: str, name: str) -> list[float]:
@@ -30,16 +33,17 @@ def parse_range(text: str, name: str) -> list[float]:
     try:
         if ":" in text:
             lo, hi, n = text.split(":")
-            n = int(n)
-            if n < 2:
+            n, lo, hi = int(n), float(lo), float(hi)
+            if not 2 <= n <= MAX_GRID or not (np.isfinite(lo) and np.isfinite(hi)):
                 raise ValueError
-            return [float(v) for v in np.linspace(float(lo), float(hi), n)]
+            return [float(v) for v in np.linspace(lo, hi, n)]
         vals = [float(v) for v in text.split(",") if v.strip()]
-        if not vals:
+        if not vals or len(vals) > MAX_GRID or not np.all(np.isfinite(vals)):
             raise ValueError
         return vals
     except ValueError:
-        raise SpecError(f"{name} must be 'lo:hi:n' with n >= 2, or comma-separated numbers (got {text!r})") from None
+        raise SpecError(f"{name} must be 'lo:hi:n' with 2 <= n <= {MAX_GRID}, or comma-separated numbers, all "
+                        f"finite (got {text!r})") from None
 
 
 def add_phase_parser(sub) -> None:
@@ -68,14 +72,36 @@ def _table(diagram) -> str:
     return "\n".join(lines)
 
 
-def run_phase(args) -> int:
-    from solvers.large_p.phase_diagram import phase_diagram
+def check_phase(args):
+    """Every argument of ``phase-diagram`` before any solve or file (SpecError naming the flag);
+    returns (problem, xs, ys)."""
+    from solvers.large_p.problem import canonical_parameter, check_parameter_value
 
     check_shared(args)
     problem = large_p_problem(args)
-    xs, ys = parse_range(args.x_range, "x-range"), parse_range(args.y_range, "y-range")
-    if args.workers is not None and args.workers < 1:
-        raise SpecError(f"workers must be an integer >= 1 (got {args.workers})")
+    xs, ys = parse_range(args.x_range, "--x-range"), parse_range(args.y_range, "--y-range")
+    names = {}
+    for axis, values in (("x", xs), ("y", ys)):
+        try:
+            names[axis] = canonical_parameter(getattr(args, axis), problem.m)
+            for v in (min(values), max(values)):
+                check_parameter_value(names[axis], axis + "-range", v, problem.m)
+        except SpecError as exc:
+            raise SpecError(f"--{axis} / --{axis}-range: {exc}") from None
+    if names["x"] == names["y"]:
+        raise SpecError(f"--x and --y must be different parameters (got {names['x']!r} twice)")
+    if len(xs) < 2:
+        raise SpecError(f"--x-range: need at least 2 x values (got {len(xs)})")
+    check_counts(args, {"refine": (0, None), "workers": (1, None)})
+    if args.backend != "dask":
+        not_applicable("phase-diagram", args, ("dask_address",), f"with --backend {args.backend}")
+    return problem, xs, ys
+
+
+def run_phase(args) -> int:
+    from solvers.large_p.phase_diagram import phase_diagram
+
+    problem, xs, ys = check_phase(args)
     settings = {**problem.to_dict(), "x": args.x, "xs": xs, "y": args.y, "ys": ys, "refine": args.refine}
     digest = settings_digest(settings)
     out = Path(args.out)

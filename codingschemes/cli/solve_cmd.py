@@ -16,11 +16,12 @@ import json
 import sys
 from pathlib import Path
 
-from theory.spec import ModelSpec, parse_class_sizes
-from codingschemes.cli.args import add_shared, check_layers, check_shared, emit, nonlinearity_list
+from theory.spec import ModelSpec, SpecError, parse_class_sizes
+from codingschemes.cli.args import (add_shared, check_layers, check_shared, emit, flag_error, nonlinearity_list,
+                                    not_applicable)
 from codingschemes.cli.progress import progress_bar
 
-__all__ = ["add_solve_parser", "run_solve", "DEFAULT_NONLINEARITIES"]
+__all__ = ["add_solve_parser", "check_solve", "run_solve", "DEFAULT_NONLINEARITIES"]
 
 DEFAULT_NONLINEARITIES = "linear,normcdf,relu"
 HELP = "solve the mean-field saddle-point equations"
@@ -118,19 +119,38 @@ def _solve_large_p(args, specs) -> int:
     return _print_layers(args, objs)
 
 
-def run_solve(args) -> int:
-    """Run ``codingschemes solve`` from parsed ``args``; exit code 0 or 1, SpecError on bad input."""
+def check_solve(args):
+    """Every argument of ``solve`` (SpecError naming the flag; warnings for flags the chosen path
+    ignores); returns (solver options, model specs)."""
     from solvers.options import SolverOptions
-    from solvers.solve import solve
 
     check_shared(args)
     sizes = parse_class_sizes(args.class_sizes)
     opts = {"method": args.method, "integrator": args.integrator}
     if args.tol is not None:
         opts["tol"] = args.tol
-    options = SolverOptions(**opts)
+    try:
+        options = SolverOptions(**opts)
+    except SpecError as exc:
+        raise flag_error(exc, ("method", "integrator", "tol")) from None
     specs = [ModelSpec(nonlinearity=n, sigma_w=args.sigma_w, sigma_a=args.sigma_a, temperature=args.temperature,
                        class_sizes=sizes) for n in nonlinearity_list(args.nonlinearity, DEFAULT_NONLINEARITIES)]
+    check_layers(args.layers, specs)
+    if args.large_p:
+        not_applicable("solve", args, ("sigma_a",), "with --large-p (σ_a² = σ̄_a²/P from --sigma-a-bar)")
+    else:
+        not_applicable("solve", args, ("sigma_a_bar", "patterns"), "without --large-p")
+    if args.layers != 1 or args.large_p:
+        not_applicable("solve", args, ("method", "integrator", "tol"),
+                       "to the deep or large-P solvers (they have their own methods and tolerances)")
+    return options, specs
+
+
+def run_solve(args) -> int:
+    """Run ``codingschemes solve`` from parsed ``args``; exit code 0 or 1, SpecError on bad input."""
+    from solvers.solve import solve
+
+    options, specs = check_solve(args)
     if args.layers != 1 or args.large_p:
         return _solve_deep(args, specs)
     results = []

@@ -16,10 +16,13 @@ import sys
 from pathlib import Path
 
 from theory.spec import ModelSpec, SpecError, parse_class_sizes
-from codingschemes.cli.args import (SAMPLING_TEMPERATURE, add_shared, check_layers, check_shared, emit,
-                                    settings_digest)
+from codingschemes.cli.args import (SAMPLING_TEMPERATURE, add_shared, check_counts, check_layers, check_shared,
+                                    emit, not_applicable, settings_digest, warn)
 
-__all__ = ["add_validate_parser", "run_validate"]
+__all__ = ["add_validate_parser", "check_validate", "run_validate", "MIN_CHAINS"]
+
+#: split-R̂ compares chains: both the one-layer and the deep comparisons need at least two
+MIN_CHAINS = 2
 
 HELP = "compare sampled finite networks with the theory"
 
@@ -35,7 +38,7 @@ def add_validate_parser(subparsers):
     add_shared(v, "nonlinearity", "class_sizes", "temperature", "sigma_w", "sigma_a", defaults=SAMPLING_DEFAULTS,
                notes={"temperature": "T > 0"})
     v.add_argument("--widths", default="400", help="comma-separated widths N; two or more: 1/N extrapolation")
-    v.add_argument("--chains", type=int, default=4, help="chains per width (default 4)")
+    v.add_argument("--chains", type=int, default=4, help=f"chains per width, >= {MIN_CHAINS} for R-hat (default 4)")
     v.add_argument("--sweeps", type=int, default=1500, help="Gibbs sweeps per chain (default 1500)")
     v.add_argument("--burn", type=int, default=300, help="burn-in sweeps (default 300)")
     add_shared(v, "seed")
@@ -70,7 +73,6 @@ def _validate_deep(args, spec, widths) -> int:
     from validation.deep import validate_deep
     from validation.deep_theory_init import deep_stationarity
 
-    check_layers(args.layers, [spec])
     reports = {}
     try:
         if args.init in ("random", "both"):
@@ -93,9 +95,9 @@ def _widths(text: str) -> list[int]:
     try:
         widths = [int(w) for w in text.split(",") if w.strip()]
     except ValueError:
-        raise SpecError(f"widths must be comma-separated positive integers (got {text!r})") from None
+        raise SpecError(f"--widths: widths must be comma-separated positive integers (got {text!r})") from None
     if not widths or min(widths) < 1:
-        raise SpecError(f"widths must be comma-separated positive integers (got {text!r})")
+        raise SpecError(f"--widths: widths must be comma-separated positive integers (got {text!r})")
     return widths
 
 
@@ -109,14 +111,43 @@ def _table(report) -> str:
     return "\n".join(lines)
 
 
+def check_validate(args):
+    """Every argument of ``validate`` before any solve or file (SpecError naming the flag; warnings
+    for flags the deep path ignores); returns (spec, widths)."""
+    check_shared(args)
+    if args.temperature <= 0:
+        raise SpecError(f"--temperature: temperature must be > 0 for sampled networks (got {args.temperature})")
+    widths = _widths(args.widths)
+    check_counts(args, {"chains": (MIN_CHAINS, None), "sweeps": (1, None), "burn": (0, None), "workers": (1, None),
+                        "swaps": (0, None)})
+    if args.burn >= args.sweeps:
+        raise SpecError(f"--burn must be smaller than --sweeps ({args.sweeps}) (got {args.burn})")
+    spec = ModelSpec(nonlinearity=args.nonlinearity, sigma_w=args.sigma_w, sigma_a=args.sigma_a,
+                     temperature=args.temperature, class_sizes=parse_class_sizes(args.class_sizes))
+    check_layers(args.layers, [spec])
+    if args.layers == 1:
+        if args.scaling == "lazy" and (args.swaps or args.init != "random"):
+            raise SpecError("--scaling lazy supports --init random and --swaps 0 only (the theory-based starts and "
+                            "swaps use the mean-field single-neuron measure)")
+        return spec, widths
+    deep = "with --layers >= 2 (the deep comparison)"
+    not_applicable("validate", args, ("scaling",), deep + ": it samples the mean-field scaling only", error=True)
+    not_applicable("validate", args, ("sampler", "workers", "checkpoint"), deep)
+    if args.init == "theory" and len(widths) > 1:
+        warn("validate", f"--widths: the deep stationarity test (--init theory) runs at the first width only "
+                         f"({widths[0]})")
+    if args.init == "random":
+        not_applicable("validate", args, ("swaps",), deep + " with --init random (swaps act on theory starts)")
+    elif args.swaps and spec.nonlinearity == "linear":
+        raise SpecError("--swaps (last-layer independence moves) needs a nonlinear φ with --layers >= 2")
+    return spec, widths
+
+
 def run_validate(args) -> int:
     """Run ``codingschemes validate`` from parsed ``args``; exit code 0 or 1, SpecError on bad input."""
     from validation.report import validate
 
-    check_shared(args)
-    widths = _widths(args.widths)
-    spec = ModelSpec(nonlinearity=args.nonlinearity, sigma_w=args.sigma_w, sigma_a=args.sigma_a,
-                     temperature=args.temperature, class_sizes=parse_class_sizes(args.class_sizes))
+    spec, widths = check_validate(args)
     if args.layers != 1:
         return _validate_deep(args, spec, widths)
     settings = {**spec.to_dict(), "widths": widths, "chains": args.chains, "sweeps": args.sweeps,

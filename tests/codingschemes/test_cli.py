@@ -1,8 +1,11 @@
 """The public CLI interface of `codingschemes solve`."""
 import json
 
+import dataclasses
+
 import numpy as np
 import pytest
+from scipy import optimize
 
 from codingschemes.cli.main import main
 
@@ -43,12 +46,28 @@ def test_several_nonlinearities_give_a_list_of_solutions(capsys):
     assert all(KEYS <= set(s) for s in out["solutions"])
 
 
+def linear_mean_field_outputs(class_sizes, temperature, sigma_w=1.0, sigma_a=1.0):
+    """f_cc of linear φ on orthogonal class data, solved here independently of theory.linear (THEORY §3):
+    1 − Tτ = σ_1² τ / (σ_a⁻² − σ_1² P_c τ²), f_cc = σ_1² τ U_cc, U_cc = (σ_a⁻² − σ_1² P_c τ²)⁻¹."""
+    s2, ia2 = sigma_w**2, sigma_a**-2
+    out = []
+    for P in class_sizes:
+        tau = optimize.brentq(lambda x: 1 - temperature * x - s2 * x / (ia2 - s2 * P * x * x), 0.0,
+                              np.sqrt(ia2 / (s2 * P)) * (1 - 1e-12), xtol=1e-15)
+        out.append(s2 * tau / (ia2 - s2 * P * tau * tau))
+    return np.array(out)
+
+
 def test_validate_json_interface(capsys, tmp_path):
+    """Linear φ at T = 0.5 with long enough chains: a case that must pass (exit 0), and the theory in the
+    report is the closed form."""
     code = main(["validate", "--nonlinearity", "linear", "--class-sizes", "4,2,2", "--temperature", "0.5",
                  "--widths", "60,120", "--chains", "2", "--sweeps", "150", "--burn", "50", "--format", "json",
                  "--out", str(tmp_path), "--quiet"])
     out = json.loads(capsys.readouterr().out)
-    assert code in (0, 1)
+    assert code == 0 and out["passed"] is True
+    np.testing.assert_allclose(np.diag(out["theory"]["outputs"]), linear_mean_field_outputs((4, 2, 2), 0.5),
+                               rtol=1e-9)
     assert {"theory", "sampling", "diagnostics", "passed"} <= set(out)
     assert KEYS <= set(out["theory"])
     assert {"outputs", "readout_moment", "kernel_diagonal", "kernel_blocks"} <= set(out["sampling"])
@@ -86,10 +105,28 @@ def test_validate_lazy_scaling_compares_with_the_gp(capsys, tmp_path):
                  "--widths", "30", "--chains", "2", "--sweeps", "60", "--burn", "20", "--scaling", "lazy",
                  "--format", "json", "--out", str(tmp_path), "--quiet"])
     out = json.loads(capsys.readouterr().out)
-    assert code in (0, 1)
+    assert code == (0 if out["passed"] else 1)
     assert out["theory"]["method"] == "gp" and out["spec"]["scaling"] == "lazy"
+    # the NNGP on orthogonal inputs (K0 = I): f = σ_a²σ_1²/(σ_a²σ_1² + T) for every input, whatever its class
+    np.testing.assert_allclose(out["theory"]["outputs"], np.eye(3) / 1.5, rtol=1e-12, atol=1e-12)
     assert main(["validate", "--scaling", "lazy", "--swaps", "3", "--quiet", "--out", str(tmp_path)]) == 2
     assert "lazy" in capsys.readouterr().err
+
+
+def test_validate_fails_against_a_wrong_theory(capsys, tmp_path, monkeypatch):
+    """The case of test_validate_json_interface (which passes) compared with the theory at T/5 instead of T:
+    the check must fail (exit 1), so it can."""
+    import validation.report as report
+
+    right = report.solve
+    monkeypatch.setattr(report, "solve", lambda spec: right(dataclasses.replace(spec, temperature=spec.temperature / 5)))
+    code = main(["validate", "--nonlinearity", "linear", "--class-sizes", "4,2,2", "--temperature", "0.5",
+                 "--widths", "60,120", "--chains", "2", "--sweeps", "150", "--burn", "50", "--format", "json",
+                 "--out", str(tmp_path), "--quiet", "--no-plot"])
+    out = json.loads(capsys.readouterr().out)
+    np.testing.assert_allclose(np.diag(out["theory"]["outputs"]), linear_mean_field_outputs((4, 2, 2), 0.1),
+                               rtol=1e-9)
+    assert out["passed"] is False and code == 1
 
 
 def test_solve_layers_gives_per_layer_kernels(capsys):
