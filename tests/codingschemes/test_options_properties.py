@@ -14,10 +14,6 @@ from solvers.options import Options, SolverOptions
 
 OPTION_CLASSES = [SolverOptions, ContinuationOptions, GeneralOptions, GeneralBranchOptions, DeepOptions]
 
-#: found by this test on 2026-12-06: these validate with bare comparisons (TypeError for None or a string),
-#: not yet on solvers.options.Options; strict, so the marker must go when their conversion lands
-NOT_YET_OPTIONS = {GeneralOptions, GeneralBranchOptions}
-
 #: any value a user may pass: wrong types, non-finite, negative, zero, huge, empty, garbage
 ANY = st.one_of(
     st.none(), st.booleans(), st.integers(-10**12, 10**12), st.sampled_from([0, 1, -1, 2**63, 10**400 // 10**390]),
@@ -55,9 +51,7 @@ def test_every_options_subclass_is_covered():
     assert not missing, f"add {missing} to OPTION_CLASSES"
 
 
-@pytest.mark.parametrize("cls", [pytest.param(c, marks=pytest.mark.xfail(
-    strict=True, reason="solvers.data options not yet on solvers.options.Options (issue 15)"))
-    if c in NOT_YET_OPTIONS else c for c in OPTION_CLASSES], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", OPTION_CLASSES, ids=lambda c: c.__name__)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_random_fields_give_an_object_or_a_spec_error(cls, data):
