@@ -32,8 +32,9 @@ def _solve_matrix_data(spec: ModelSpec, options: SolverOptions, start: float) ->
                         f"(got {spec.nonlinearity!r}); use orthogonal class-structured data (inputs=None)")
     sol = solve_linear(spec)
     obs = sol.observables()
-    return SolveResult(spec=spec, method="closed-form", t=sol.t, observables=obs, converged=True, status="converged",
-                       message="closed form (linear network, THEORY §2)", iterations=0, nfev=0,
+    return SolveResult(spec=spec, method="closed-form", t=sol.t, observables=obs, converged=sol.converged,
+                       status=sol.status, message=f"closed form (linear network, THEORY §2): {sol.message}",
+                       iterations=0, nfev=0,
                        residual=sol.residual, error_estimate=0.0, integrator="closed form",
                        time_seconds=time.perf_counter() - start, extra={"solution": sol})
 

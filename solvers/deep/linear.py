@@ -80,8 +80,19 @@ matrix form (all eigenvalues of the Jacobian of the residual (2) in X have negat
 which for one class is h' > 0); this is a heuristic there, not a proof.
 
 Mean predictor: E[h^ℓ(x*) | h^ℓ(train)] only sees the training tilt, so
-k_ℓ(x*)ᵀ = k_{ℓ-1}(x*)ᵀ K_{ℓ-1}⁻¹ K_ℓ and f(x*) = k_0(x*)ᵀ K_0⁻¹ f = σ_a² s k_0(x*)ᵀ t (I − X)^{−L}:
-at T = 0 the lazy predictor k_0ᵀ K_0⁻¹ Y for every depth.
+k_ℓ(x*)ᵀ = k_{ℓ-1}(x*)ᵀ K_{ℓ-1}⁺ K_ℓ and f(x*) = k_0(x*)ᵀ K_0⁺ f = σ_a² s k_0(x*)ᵀ t (I − X)^{−L}:
+at T = 0 the lazy predictor k_0ᵀ K_0⁺ Y for every depth.
+
+Singular K_0
+------------
+With K_0 = V diag(λ) Vᵀ, its numerical null space (λ <= P ε λ_max, as numpy.linalg.matrix_rank)
+set to λ = 0 exactly and P_r, P_n the projectors on range and null space, (1) is diagonal in V:
+t = t_r + t_n with t_n = P_n Y / T, which no kernel sees (K_ℓ t_n = 0, so (2), U, K_ℓ, f only
+involve t_r), and f ∈ range(K_0). So f + T t = Y at every T > 0, the network fitting P_r Y and
+T t_n the rest. At T = 0 the limit T → 0 is returned: t_n is dropped (T t_n → P_n Y), f = P_r Y
+at L = 1, and the predictor is k_0(x*)ᵀ K_0⁺ Y (k_0(x*) ∈ range(K_0)). Products K_ℓ t are formed
+from t_r (``range_t``), never from t, whose O(Y/T) null part would cancel only to round-off.
+T = 0 with a singular K_0 is solved for L = 1; for L >= 2 it raises SpecError.
 
 Class-structured orthogonal data (K_0 = I): :mod:`solvers.deep.linear_classes` (one scalar equation per
 class; re-exported here).
@@ -106,7 +117,7 @@ from theory.spec import ModelSpec, SpecError
 
 __all__ = ["DeepLinearError", "DeepLinearSolution", "DeepLinearClassSolution", "layer_sigmas",
            "solve_deep_linear", "solve_deep_linear_classes", "deep_linear_residuals", "class_potential",
-           "solve_deep_json", "RESIDUAL_TOL", "with_result_keys"]
+           "solve_deep_json", "RESIDUAL_TOL", "with_result_keys", "kernel_eigen"]
 
 
 def _sym(A):
@@ -143,6 +154,8 @@ class DeepLinearSolution(Result):
     free_energy: float
     stable: bool
     saddles: list = field(default_factory=list)
+    range_t: np.ndarray | None = None  # t's component in the range of K_0 (module docstring, singular K_0)
+    range_conjugates: tuple | None = None  # K̃_ℓ restricted to the range of K_0, t_r Q_ℓ t_rᵀ
 
     @property
     def layers(self) -> int:
@@ -167,7 +180,8 @@ class DeepLinearSolution(Result):
             raise SpecError(f"test_inputs must have {X.shape[1]} columns like the training inputs (got {Xs.shape[1]})")
         w, R = np.linalg.eigh(self.X)
         s = float(np.prod(np.square(self.sigmas)))
-        weights = self.spec.sigma_a**2 * s * self.t @ _mpow(1.0 - w, R, -self.layers)
+        t = self.t if self.range_t is None else self.range_t  # k_0(x*) is orthogonal to the null space of K_0
+        weights = self.spec.sigma_a**2 * s * t @ _mpow(1.0 - w, R, -self.layers)
         return Xs @ X.T / X.shape[1] @ weights
 
     def to_json(self) -> dict:
@@ -179,13 +193,21 @@ class DeepLinearSolution(Result):
             "time_seconds": self.time_seconds})
 
 
+def kernel_eigen(K0):
+    """(λ, V, null) of K_0 = V diag(λ) Vᵀ with the numerical null space (λ <= P eps λ_max, the rank
+    tolerance of numpy.linalg.matrix_rank) set to exactly λ = 0; ``null`` flags those eigenvectors."""
+    lam, V = np.linalg.eigh(K0)
+    null = lam <= len(lam) * np.finfo(np.float64).eps * max(lam.max(), np.finfo(np.float64).tiny)
+    return np.where(null, 0.0, lam), V, null
+
+
 class _General:
     """t(X) and the residual of (2) for explicit inputs."""
 
     def __init__(self, spec: ModelSpec, sig2):
         self.K0 = spec.input_kernel()
         self.Y = spec.targets()
-        self.lam, self.V = np.linalg.eigh(self.K0)
+        self.lam, self.V, self.null = kernel_eigen(self.K0)
         self.Yq = self.V.T @ self.Y
         self.T, self.sa2, self.L = spec.temperature, spec.sigma_a**2, len(sig2)
         self.s = float(np.prod(sig2))
@@ -196,8 +218,18 @@ class _General:
         """t from (1): t̃_ij = (VᵀYR)_ij / (σ_a² s λ_i (1 − ξ_j)^{−L} + T), t = V t̃ Rᵀ."""
         w, R = np.linalg.eigh(_sym(X))
         den = self.sa2 * self.s * self.lam[:, None] * (1.0 - w[None, :]) ** (-self.L) + self.T
+        if self.T == 0.0:
+            den[self.null] = np.inf  # T -> 0 limit: T t -> Y along the null space, t itself is dropped there
         tq = (self.Yq @ R) / den
         return self.V @ tq @ R.T, tq, w, R
+
+    def range_part(self, tq, R):
+        """t's component in the range of K_0, V_r t̃_r Rᵀ (no cancellation against the O(Y/T) null part)."""
+        return self.V[:, ~self.null] @ tq[~self.null] @ R.T
+
+    def kernel_times(self, tq, R):
+        """K_0 t = V Λ t̃ Rᵀ with the null eigenvalues exactly 0."""
+        return self.V @ (self.lam[:, None] * tq) @ R.T
 
     def residual_matrix(self, X):
         """(I − X)^{−(L−1)/2} σ_a² s tᵀK_0t (I − X)^{−(L−1)/2} − X: equation (2), normalised so that
@@ -256,8 +288,9 @@ def _general_roots(prob: _General):
     t0 = prob.field(np.zeros((m, m)))[0]
     starts.append(prob.z_of(np.clip(sa2 * s * t0.T @ prob.K0 @ t0, 0, 0.9)))
     # rich start: one-layer T = 0 relation at σ² = s: V A V + V = σ_a⁻² I, A = Yᵀ K_0⁺ Y / s, X = I − σ_a² V
-    lam = np.maximum(prob.lam, max(T / s, 1e-12 * prob.lam.max()))
-    A = _sym((prob.Yq.T / lam) @ prob.Yq / s)
+    rng = ~prob.null  # the null space of K_0 is fitted by T t, not by the network
+    lam = np.maximum(prob.lam[rng], T / s)
+    A = _sym((prob.Yq[rng].T / lam) @ prob.Yq[rng] / s)
     a, W = np.linalg.eigh(A)
     a = np.maximum(a, 0.0)
     v = np.where(a > 1e-14, (-1 + np.sqrt(1 + 4 * a / sa2)) / (2 * np.where(a > 1e-14, a, 1.0)), 1.0 / sa2)
@@ -290,7 +323,7 @@ def solve_deep_linear(spec: ModelSpec, layers: int = 2, sigmas=None) -> DeepLine
     ``sigmas``: per-layer prior standard deviations σ_1..σ_L (default: all ``spec.sigma_w``).
     Roots of the reduced equation (2) are searched from a lazy start, a rich start and a ladder of
     X = (1 − e^{−ζ}) I; the stable root with the largest action S is returned, all roots in
-    ``saddles``. T = 0 needs a non-singular K_0. Raises :class:`DeepLinearError` if no root inside
+    ``saddles``. Singular K_0: module docstring (T = 0 then needs L = 1). Raises :class:`DeepLinearError` if no root inside
     the domain 0 ⪯ X ≺ I is found.
     """
     check_linear_spec(spec, "solve_deep_linear")
@@ -298,9 +331,9 @@ def solve_deep_linear(spec: ModelSpec, layers: int = 2, sigmas=None) -> DeepLine
     start = time.perf_counter()
     sig2 = [s * s for s in sig]
     prob = _General(spec, sig2)
-    if spec.temperature == 0.0 and prob.lam.min() <= 1e-12 * max(prob.lam.max(), 1e-300):
-        raise SpecError("temperature = 0 needs a non-singular input kernel K0 = X Xᵀ/N0 "
-                        "(inputs are linearly dependent); use temperature > 0")
+    if spec.temperature == 0.0 and prob.null.any() and len(sig) > 1:
+        raise SpecError("temperature = 0 with layers >= 2 needs a non-singular input kernel K0 = X Xᵀ/N0 "
+                        "(inputs are linearly dependent); use temperature > 0, or layers = 1")
     roots, n_starts = _general_roots(prob)
     if not roots:
         raise DeepLinearError(f"deep linear equations: no root inside the domain 0 <= X < I found "
@@ -317,32 +350,45 @@ def solve_deep_linear(spec: ModelSpec, layers: int = 2, sigmas=None) -> DeepLine
     saddles = [saddles[i] for i in order]
     sol = _build_general(spec, sig, prob, roots[best][0], saddles[0]["free_energy"], saddles[0]["stable"], saddles)
     res = max(deep_linear_residuals(sol).values())
-    return DeepLinearSolution(**{**sol.__dict__, "residual": res, **linear_verdict(sol.stable, res),
+    verdict = linear_verdict(sol.stable, res)
+    if prob.null.any():
+        verdict["message"] += _null_space_note(prob)
+    return DeepLinearSolution(**{**sol.__dict__, "residual": res, **verdict,
                                  "iterations": n_starts,
                                  "time_seconds": time.perf_counter() - start})
+
+
+def _null_space_note(prob) -> str:
+    yn = float(np.linalg.norm(prob.Yq[prob.null]))
+    note = f"; K0 has rank {int(np.sum(~prob.null))} < P = {len(prob.lam)}"
+    if prob.T == 0.0:
+        return note + f": T = 0 limit, the targets' null-space part (norm {yn:.3g}) is T t, not fitted (f = P_r Y)"
+    return note + f": the targets' null-space part (norm {yn:.3g}) is fitted by T t alone"
 
 
 def _build_general(spec, sig, prob, X, S, stable, saddles):
     sig2 = [s * s for s in sig]
     sa2, s = spec.sigma_a**2, prob.s
     L = len(sig)
-    t = prob.field(X)[0]
-    w, R = np.linalg.eigh(X)
+    t, tq, w, R = prob.field(X)
     K0 = prob.K0
-    K0t = K0 @ t
+    K0t = prob.kernel_times(tq, R)
     kernels, acc = [], np.zeros_like(X)
     for ell in range(1, L + 1):
         sl = float(np.prod(sig2[:ell]))
         acc = acc + _mpow(1.0 - w, R, -(L + ell - 1))
         kernels.append(_sym(sl * K0 + sa2 * s * sl * K0t @ acc @ K0t.T))
-    conj = []
+    tr = prob.range_part(tq, R)
+    conj, conj_r = [], []
     for ell in range(1, L + 1):
         Q = sa2 * s / float(np.prod(sig2[:ell])) * _mpow(1.0 - w, R, -(L - ell))
         conj.append(_sym(t @ Q @ t.T))
+        conj_r.append(_sym(tr @ Q @ tr.T))
     U = sa2 * _mpow(1.0 - w, R, -1)
     f = sa2 * s * K0t @ _mpow(1.0 - w, R, -L)
     return DeepLinearSolution(spec=spec, sigmas=sig, X=X, t=t, readout_moment=U, outputs=f, kernels=tuple(kernels),
                               conjugates=tuple(conj), free_energy=S, stable=stable, saddles=saddles,
+                              range_t=tr, range_conjugates=tuple(conj_r),
                               converged=False, status="not-converged", residual=math.nan, error_estimate=0.0)
 
 
@@ -353,11 +399,13 @@ def deep_linear_residuals(sol: DeepLinearSolution, relative: bool = True) -> dic
     * ``conjugate``: K̃_{ℓ-1} − σ_ℓ² (K̃_ℓ + K̃_ℓ K_ℓ K̃_ℓ), ℓ = 2..L, and K̃_L − σ_a² t tᵀ;
     * ``readout``: U (σ_a⁻² I − σ_L² tᵀ K_{L-1} t) − I;
     * ``outputs``: f − σ_L² K_{L-1} t U and f − σ_a² K_L t;
-    * ``field``: f + T t − Y.
+    * ``field``: f + T t − Y (at T = 0: f − P_r Y, the T → 0 limit, P_r the projector on the range of K_0).
 
-    With ``relative`` each residual is divided by max(1, largest |entry| of the terms it
-    compares), so that round-off on large terms (t ~ Y/T along null directions of a singular K_0)
-    reads as round-off.
+    Every K_ℓ annihilates the null space of K_0, so products K_ℓ t and K_ℓ K̃ K_ℓ' are evaluated with t's
+    range component t_r and the range conjugates t_r Q_ℓ t_rᵀ (``sol.range_t``, ``sol.range_conjugates``):
+    equal in exact arithmetic, and free of the cancellation against the O(Y/T) null part of t. The
+    conjugate recursion is checked on the range conjugates (its exact projection), K̃_L = σ_a² t tᵀ on both.
+    With ``relative`` each residual is divided by max(1, largest |entry| of the terms it compares).
     """
     spec = sol.spec
     K0 = spec.input_kernel()
@@ -365,21 +413,28 @@ def deep_linear_residuals(sol: DeepLinearSolution, relative: bool = True) -> dic
     sig2 = [s * s for s in sol.sigmas]
     Ks = [K0, *sol.kernels]
     t, U, f = sol.t, sol.readout_moment, sol.outputs
+    tr = t if sol.range_t is None else sol.range_t
+    conj = sol.conjugates if sol.range_conjugates is None else sol.range_conjugates
 
     def r(*terms):
         tot = sum(terms)
         scale = max(1.0, *(float(np.max(np.abs(x))) for x in terms)) if relative else 1.0
         return float(np.max(np.abs(tot))) / scale
 
-    r_k = max(r(Ks[ell + 1], -sig2[ell] * Ks[ell] @ sol.conjugates[ell] @ Ks[ell + 1], -sig2[ell] * Ks[ell])
+    r_k = max(r(Ks[ell + 1], -sig2[ell] * Ks[ell] @ conj[ell] @ Ks[ell + 1], -sig2[ell] * Ks[ell])
               for ell in range(len(sig2)))
-    r_c = r(sol.conjugates[-1], -spec.sigma_a**2 * t @ t.T)
+    r_c = max(r(sol.conjugates[-1], -spec.sigma_a**2 * t @ t.T), r(conj[-1], -spec.sigma_a**2 * tr @ tr.T))
     for ell in range(1, len(sig2)):
-        Kt = sol.conjugates[ell]
-        r_c = max(r_c, r(sol.conjugates[ell - 1], -sig2[ell] * Kt, -sig2[ell] * Kt @ Ks[ell + 1] @ Kt))
-    r_u = r(U / spec.sigma_a**2, -sig2[-1] * U @ t.T @ Ks[-2] @ t, -np.eye(m))
-    r_f = max(r(f, -sig2[-1] * Ks[-2] @ t @ U), r(f, -spec.sigma_a**2 * Ks[-1] @ t))
-    r_t = r(f, spec.temperature * t, -spec.targets())
+        Kt = conj[ell]
+        r_c = max(r_c, r(conj[ell - 1], -sig2[ell] * Kt, -sig2[ell] * Kt @ Ks[ell + 1] @ Kt))
+    r_u = r(U / spec.sigma_a**2, -sig2[-1] * U @ tr.T @ Ks[-2] @ tr, -np.eye(m))
+    r_f = max(r(f, -sig2[-1] * Ks[-2] @ tr @ U), r(f, -spec.sigma_a**2 * Ks[-1] @ tr))
+    if spec.temperature > 0.0:
+        r_t = r(f, spec.temperature * t, -spec.targets())
+    else:
+        _, V, null = kernel_eigen(K0)
+        Y = spec.targets()
+        r_t = r(f, -Y, V[:, null] @ (V[:, null].T @ Y))
     return {"kernel": r_k, "conjugate": r_c, "readout": r_u, "outputs": r_f, "field": r_t}
 
 

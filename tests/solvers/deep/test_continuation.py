@@ -59,10 +59,47 @@ def test_one_layer_has_one_root_and_no_special_points():
     assert all(all(b["stable"]) for b in r.branches) and len(r.branches) == SPEC.m
 
 
-def test_selected_grid_matches_closed_form_and_json_has_layers(result):
+def _hand_selected_outputs(T, layers=3):
+    """The class-root equation of THEORY §5 solved from scratch (module docstring of solvers.deep.linear):
+    per class, τ(x) = √(x(1−x)^{L−1}/(P_c σ_a² s)), h(x) = σ_a² s τ (1−x)^{−L} + T τ − 1, all roots by sign
+    changes on a log grid in u = −log(1 − x) and brentq; stable roots have h'(x) > 0; the selected one
+    has the largest class action S_c = −((L−1)/2) x/(1−x) − (L/2) log(1−x) − P_c τ + (T/2) P_c τ²;
+    f_cc = 1 − T τ."""
+    from scipy.optimize import brentq
+
+    sa2, s, L = SPEC.sigma_a**2, SPEC.sigma_w ** (2 * layers), layers
+    f = []
+    for Pc in SPEC.class_sizes:
+        def tau(x):
+            return math.sqrt(x * (1 - x) ** (L - 1) / (Pc * sa2 * s))
+
+        def h(u):
+            x = -math.expm1(-u)
+            return sa2 * s * tau(x) * math.exp(L * u) + T * tau(x) - 1
+
+        us = np.geomspace(1e-10, 60.0, 6000)
+        hs = np.array([h(u) for u in us])
+        best = None
+        for k in np.flatnonzero(np.sign(hs[:-1]) != np.sign(hs[1:])):
+            u = brentq(h, us[k], us[k + 1], xtol=1e-15, rtol=1e-15)
+            if hs[k + 1] < hs[k]:  # h decreasing in u (and x): unstable root
+                continue
+            x = -math.expm1(-u)
+            S = -0.5 * (L - 1) * x / (1 - x) + 0.5 * L * u - Pc * tau(x) + 0.5 * T * Pc * tau(x) ** 2
+            if best is None or S > best[0]:
+                best = (S, 1 - T * tau(x))
+        f.append(best[1])
+    return np.array(f)
+
+
+def test_selected_grid_matches_hand_solved_class_roots_and_json_has_layers(result):
+    """Every grid point of the selected branch: f diagonal (orthogonal classes), f_cc from the class-root
+    equation solved independently (:func:`_hand_selected_outputs`) to 1e-9, through the first-order jump."""
+    for s in result.selected:
+        out = np.asarray(s["outputs"])
+        np.testing.assert_allclose(out - np.diag(np.diag(out)), 0.0, atol=1e-12)
+        np.testing.assert_allclose(np.diag(out), _hand_selected_outputs(s["p"]), atol=1e-9, err_msg=f"T = {s['p']}")
     s = result.selected[7]
-    sol = solve_deep_linear_classes(SPEC.__class__(**{**SPEC.__dict__, "temperature": s["p"]}), 3)
-    np.testing.assert_allclose(s["outputs"], sol.outputs, rtol=1e-12)
     assert [lay["layer"] for lay in s["layers"]] == [1, 2, 3]
     json.dumps(result.to_json())
 

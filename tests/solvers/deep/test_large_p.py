@@ -1,5 +1,5 @@
-"""Deep large-P theory (theory.deep_large_p, solvers.deep.large_p), issue 7: L = 1 against the
-one-layer large-P solver, the odd-φ closed form, convexity/KKT of the saturated G∞, the linear
+"""Deep large-P theory (theory.deep_large_p, solvers.deep.large_p), issue 7: L = 1 against hand-solved
+linear φ and the erf critical temperatures, the odd-φ closed form, convexity/KKT of the saturated G∞, the linear
 rich-root asymptotics against the deep linear closed form, the paper regime, bad input, and (slow)
 the finite-P deep solver and sampled networks approaching the P → ∞ picture."""
 import json
@@ -19,29 +19,45 @@ def _spec(name, sizes, T, sbar=1.0, sigma_w=1.0):
 
 
 # ----------------------------------------------------------------------------- L = 1
-@pytest.mark.parametrize("name, T", [("normcdf", 0.1), ("erf", 0.1), ("linear", 0.5)])
-def test_one_layer_is_the_one_layer_large_p_solution(name, T):
-    """L = 1 (no class-shared field with K_0 = I) is THEORY §4: f, U and the kernel equal
-    solvers.large_p.solve.solve_large_p to 1e-8 (normcdf and erf below their T_c: symmetry broken, several
-    branches), and the reported branches reproduce f = Σ_γ P_γ a_γ ψ'(t_c·a_γ)."""
-    from solvers.large_p.solve import solve_large_p
-    from solvers.large_p.problem import LargePProblem
+def test_one_layer_linear_by_hand():
+    """L = 1, linear φ (ψ(g) = σ_1² g²/2, σ_1 = σ̄_a = 1): S(a) is bounded only while σ̄_a² Σ_c ρ_c (t_c·a)² <= ||a||²,
+    so below T_c,c = σ̄_a √ρ_c (THEORY §4 with E[φ²] = σ_1² = 1) the field sits on that boundary,
+    t_cc = 1/(σ̄_a √ρ_c), and f_cc = 1 − T t_cc; above it a = 0, t_cc = 1/T, f_cc = 0. ρ = (½, ¼, ¼):
+    T_c = (0.7071, 0.5, 0.5); T = 0.3 is below all three, T = 0.6 between them."""
+    rho = np.array([0.5, 0.25, 0.25])
+    for T in (0.3, 0.6):
+        sol = solve_deep_large_p(_spec("linear", (8, 4, 4), T), 1)
+        assert sol.converged
+        below = T < np.sqrt(rho)
+        t_hand = np.where(below, 1.0 / np.sqrt(rho), 1.0 / T)
+        np.testing.assert_allclose(np.diag(sol.t), t_hand, atol=1e-8)
+        np.testing.assert_allclose(np.diag(sol.outputs), np.where(below, 1.0 - T * t_hand, 0.0), atol=1e-8)
+        np.testing.assert_allclose(sol.outputs - np.diag(np.diag(sol.outputs)), 0.0, atol=1e-8)
 
-    spec = _spec(name, (8, 4, 4), T)
-    sol = solve_deep_large_p(spec, 1)
-    ref = solve_large_p(LargePProblem(nonlinearity=name, sigma_w=1.0, sigma_a_bar=1.0, temperature=T,
-                                      class_fractions=(0.5, 0.25, 0.25)))
-    assert sol.converged and ref.converged
-    o, r = sol.observables(), ref.observables
-    for x, y in ((o.outputs, r.outputs), (o.readout_moment, r.readout_moment), (o.kernel_diagonal, r.kernel_diagonal),
-                 (o.kernel_blocks, r.kernel_blocks)):
-        assert np.max(np.abs(np.asarray(x) - np.asarray(y))) < 1e-8
-    if name != "linear":
-        br = sol.branches[0]
-        assert len(br) >= 2  # symmetry broken
-        f = sum(b["occupation"] * np.outer(b["class_means"], b["a"]) for b in br)
-        assert np.max(np.abs(f - o.outputs)) < 1e-8
-        assert sum(sol.code_fractions[0].values()) == pytest.approx(1.0)
+
+def test_one_layer_erf_critical_temperatures():
+    """L = 1, erf (φ(h) = erf(√π h/2)): a = 0, t = Y/T, f = 0, U = 0 above T_c,r = σ̄_a (ρ_r E[φ(h)²])^{1/2},
+    h ~ N(0, 1), E[erf(s h)²] = (2/π) arcsin(2s²/(1 + 2s²)) with s² = π/4 (THEORY §4): T_c = (0.4574, 0.3235, 0.3235). At T = 0.5 every class is
+    trivial; at T = 0.4 only class 0 (the largest) has broken the symmetry; at T = 0.1 all have, and the
+    reported branches reproduce f = Σ_γ P_γ a_γ ψ'(t_c·a_γ) and f = Y − T t."""
+    rho = np.array([0.5, 0.25, 0.25])
+    Tc = np.sqrt(rho * 2 / np.pi * np.arcsin((np.pi / 2) / (1 + np.pi / 2)))
+    np.testing.assert_allclose(Tc, [0.45743, 0.32345, 0.32345], atol=1e-5)
+    for T in (0.5, 0.4, 0.1):
+        sol = solve_deep_large_p(_spec("erf", (8, 4, 4), T), 1)
+        assert sol.converged
+        o = sol.observables()
+        trivial = T > Tc
+        np.testing.assert_allclose(np.diag(o.outputs)[trivial], 0.0, atol=1e-8)
+        np.testing.assert_allclose(np.diag(sol.t)[trivial], 1.0 / T, atol=1e-8)
+        np.testing.assert_allclose(np.diag(o.readout_moment)[trivial], 0.0, atol=1e-8)
+        assert np.all(np.diag(o.outputs)[~trivial] > 1e-2)
+        assert np.max(np.abs(o.outputs + T * sol.t - np.eye(3))) < 1e-8
+    br = sol.branches[0]
+    assert len(br) >= 2  # symmetry broken
+    f = sum(b["occupation"] * np.outer(b["class_means"], b["a"]) for b in br)
+    assert np.max(np.abs(f - o.outputs)) < 1e-8
+    assert sum(sol.code_fractions[0].values()) == pytest.approx(1.0)
 
 
 # ----------------------------------------------------------------------------- saturated layer, L >= 2
