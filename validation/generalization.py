@@ -110,6 +110,48 @@ def sample_generalization(spec: ModelSpec, test_inputs: np.ndarray, test_labels:
             "acceptance": accs, "step_size": steps, "time_seconds": time.perf_counter() - start}
 
 
+def _linear_theory(ds, spec: ModelSpec, neurons: int, seed: int, max_kernel_inputs: int = 400) -> tuple:
+    """The exact theory for linear φ (THEORY §2), in closed form instead of by Monte Carlo.
+
+    p_t(a) = N(0, U) and, given a, h* ~ N(σ_1² k*ᵀ t a, σ_1² k**) (the tilt e^{(ta)·h} shifts the
+    prior mean only), so f(x*) = σ_1² k*ᵀ t U, the posterior test kernel is
+    E[h* h*'] = σ_1² k**' + σ_1⁴ k*ᵀ t U tᵀ k*', and neurons are drawn exactly. Returns (theory
+    dict, solution)."""
+    from solvers.data.linear import solve_linear
+
+    sol = solve_linear(spec)
+    s2 = spec.sigma_w**2
+    Xs = np.asarray(ds.test_inputs, dtype=np.float64)
+    X = np.asarray(ds.train_inputs, dtype=np.float64)
+    n0 = X.shape[1]
+    mean = sol.predict(Xs)
+    n = len(Xs)
+    idx = np.arange(n) if n <= max_kernel_inputs else np.linspace(0, n - 1, max_kernel_inputs).astype(int)
+    kt = (Xs @ X.T / n0) @ sol.range_t  # k*ᵀ t, (n*, m)
+    test_kernel = s2 * (Xs[idx] @ Xs[idx].T / n0) + s2**2 * kt[idx] @ sol.readout_moment @ kt[idx].T
+    rng = np.random.default_rng(seed)
+    a = rng.multivariate_normal(np.zeros(spec.m), sol.readout_moment, size=neurons)
+    sd = np.sqrt(s2 * np.sum(Xs * Xs, axis=1) / n0)
+    activations = s2 * a @ kt.T + sd[None, :] * rng.standard_normal((neurons, n))
+    th = class_errors(mean, ds.test_labels, ds.m, mean_error=np.zeros_like(mean))
+    theory = {**th, "mean_predictor": mean.tolist(), "mean_predictor_mcse": np.zeros_like(mean).tolist(),
+              "posterior_variance": "0 (N = ∞ mean-field limit)", "test_kernel": test_kernel.tolist(),
+              "activations": activations.tolist(), "method": "finite-p", "sampler": "closed form",
+              **sol.to_json()}
+    return theory, sol
+
+
+def _sampled_theory(ds, sol, theory_method: str, theory_sampler: str, seed: int) -> dict:
+    """The theory entry of the report from a Monte Carlo solution (finite-P or branch form)."""
+    pred = sol.predict(ds.test_inputs, test_kernel=True, neurons=30, seed=seed)
+    th = class_errors(pred.mean, ds.test_labels, ds.m, mean_error=pred.mean_error)
+    return {**th, "mean_predictor": pred.mean.tolist(), "mean_predictor_mcse": pred.mean_error.tolist(),
+            "posterior_variance": "0 (N = ∞ mean-field limit)", "test_kernel": np.asarray(pred.test_kernel).tolist(),
+            "activations": np.asarray(pred.activations).tolist(), "method": theory_method,
+            "sampler": theory_sampler if theory_method == "finite-p" else "tilted slice chains per branch",
+            **sol.to_json()}
+
+
 def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theory_rounds: int = 25, width: int = 200,
                           chains: int = 2, sweeps: int = 300, sampling: bool = True, seed: int = 0,
                           say=None, theory_progress=None, theory_method: str = "finite-p",
@@ -128,7 +170,8 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
     ``theory_method``: "finite-p" (the exact N → ∞ theory at this P, sampled by ``theory_sampler``
     "mcmc" or "smc", :mod:`solvers.data.solve`) or "branches" (the large-P branch form with
     σ̄_a = σ_a√P, :func:`solvers.data.branches.solve_general_branches`; bounded φ and linear).
-    ``theory_sampler="auto"`` is "mcmc" for linear φ (p_t is Gaussian) and "smc" otherwise: on digits
+    ``theory_sampler="auto"`` is the exact closed form for linear φ (THEORY §2; "mcmc" or "smc" run
+    the Monte Carlo solver on it as a check) and "smc" otherwise: on digits
     the MCMC chains met their criteria for erf at a wrong fixed point (residuals up to 0.66 under SMC;
     they do not balance the weights of the code modes) and do not converge for ReLU, where SMC does;
     for normcdf both agree and MCMC is faster (``theory_sampler="mcmc"``; docs/notes/valid.md).
@@ -145,22 +188,19 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
     gp = gp_generalization(ds.train_inputs, Y, ds.test_inputs, ds.test_labels, spec.nonlinearity, spec.sigma_w,
                            spec.sigma_a, spec.temperature)
     say(f"[gp] mean-predictor error {np.round(gp.errors['mean_predictor_error'], 4).tolist()}")
-    if theory_method == "branches":
-        sol = solve_general_branches(spec, GeneralBranchOptions(max_rounds=theory_rounds, seed=seed),
-                                     progress=theory_progress)
+    linear = get_nonlinearity(spec.nonlinearity).name == "linear"
+    if theory_method == "finite-p" and linear and theory_sampler == "auto":
+        theory, sol = _linear_theory(ds, spec, neurons=30, seed=seed)
     else:
-        if theory_sampler == "auto":
-            theory_sampler = "mcmc" if get_nonlinearity(spec.nonlinearity).name == "linear" else "smc"
-        opts = GeneralOptions(chains=theory_chains, max_rounds=theory_rounds, seed=seed, sampler=theory_sampler)
-        sol = solve_general(spec, opts, progress=theory_progress)
-    pred = sol.predict(ds.test_inputs, test_kernel=True, neurons=30, seed=seed)
-    th = class_errors(pred.mean, ds.test_labels, ds.m, mean_error=pred.mean_error)
-    theory = {**th, "mean_predictor": pred.mean.tolist(), "mean_predictor_mcse": pred.mean_error.tolist(),
-              "posterior_variance": "0 (N = ∞ mean-field limit)", "test_kernel": np.asarray(pred.test_kernel).tolist(),
-              "activations": np.asarray(pred.activations).tolist(), "method": theory_method,
-              "sampler": theory_sampler if theory_method == "finite-p" else "tilted slice chains per branch",
-              **sol.to_json()}
-    say(f"[theory] {sol.message}; mean-predictor error {np.round(th['mean_predictor_error'], 4).tolist()}")
+        if theory_method == "branches":
+            sol = solve_general_branches(spec, GeneralBranchOptions(max_rounds=theory_rounds, seed=seed),
+                                         progress=theory_progress)
+        else:
+            theory_sampler = "smc" if theory_sampler == "auto" else theory_sampler
+            opts = GeneralOptions(chains=theory_chains, max_rounds=theory_rounds, seed=seed, sampler=theory_sampler)
+            sol = solve_general(spec, opts, progress=theory_progress)
+        theory = _sampled_theory(ds, sol, theory_method, theory_sampler, seed)
+    say(f"[theory] {sol.message}; mean-predictor error {np.round(theory['mean_predictor_error'], 4).tolist()}")
     sampled = None
     if sampling:
         sampled = sample_generalization(spec, ds.test_inputs, ds.test_labels, width=width, chains=max(chains, 2),

@@ -58,7 +58,8 @@ def add_generalize_parser(subparsers) -> None:
                         "meant for σ_a² ~ 1/P)")
     p.add_argument("--theory-sampler", choices=("auto", "mcmc", "smc"), default="auto",
                    help="finite-p theory: parallel elliptical-slice chains (mcmc) or tempered SMC from the prior "
-                        "in every round (smc: all code modes with their weights); auto (default): mcmc for linear φ, "
+                        "in every round (smc: all code modes with their weights); auto (default): the exact closed form "
+                        "for linear φ (mcmc or smc then run the Monte Carlo solver on it as a check), "
                         "smc otherwise (the chains do not balance code modes: wrong erf and unconverged ReLU "
                         "on digits)")
     add_shared(p, "seed")
