@@ -30,6 +30,8 @@ STATUSES = ("converged", "not-converged", "max-iterations", "line-search-failed"
 STATUS = {0: "converged", 1: "max-iterations", 2: "line-search-failed", 3: "integration-failed",
           4: "error-bound-missed"}
 
+_STATUS_CODE = {v: k for k, v in STATUS.items()}
+
 
 @dataclass(frozen=True, kw_only=True)
 class Result:
@@ -122,7 +124,7 @@ class SolveResult(ObservableAliases, Result):
 
     @property
     def status_code(self) -> int:
-        return {v: k for k, v in STATUS.items()}.get(self.status, 1)
+        return _STATUS_CODE.get(self.status, 1)
 
     def to_json(self) -> dict:
         """The JSON object of ``codingschemes solve --format json``."""

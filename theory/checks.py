@@ -6,6 +6,9 @@ the parameter and its valid range, before any work starts.
 from __future__ import annotations
 
 import math
+import numbers
+
+import numpy as np
 
 from theory.spec import SpecError
 
@@ -15,8 +18,7 @@ __all__ = ["SpecError", "check_int", "check_float", "check_choice", "check_bool"
 def check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
     """``value`` as an int in [lo, hi] (either bound may be None)."""
     rng = f"an integer{'' if lo is None else f' >= {lo}'}{'' if hi is None else f' <= {hi}'}"
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-            hasattr(value, "__index__") and not isinstance(value, float)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
         raise SpecError(f"{name} must be {rng} (got {value!r})")
     v = int(value)
     if (lo is not None and v < lo) or (hi is not None and v > hi):

@@ -65,7 +65,7 @@ def _warm(prob: LargePProblem, prev: LargePSolution | None) -> tuple[LargePSolut
 
     1. Newton on prev's branches. 2. If they stop being the minimiser of G∞ (a transition), Newton
     on the global maxima of S at the field just found, equally occupied. 3. Only if both fail, the
-    global solver (smoothed dual; timings in docs/notes/largep.md).
+    global solver (smoothed dual; timings in docs/results.md).
     """
     if prev is not None and prev.converged and prev.kind == "global" and prev.condensate is None:
         A = np.array([b.a for b in prev.branches])

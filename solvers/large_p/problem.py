@@ -33,6 +33,7 @@ import math
 
 import numpy as np
 
+from theory.checks import check_float
 from theory.nonlinearities import Nonlinearity, get_nonlinearity
 from theory.psi import PsiTable, psi_table
 from theory.spec import ModelSpec, SpecError, positive_float
@@ -124,13 +125,7 @@ class LargePProblem:
         object.__setattr__(self, "sigma_w", positive_float("sigma_w (σ_1)", self.sigma_w))
         object.__setattr__(self, "sigma_a_bar", positive_float("sigma_a_bar (σ̄_a, with σ_a² = σ̄_a²/P)",
                                                           self.sigma_a_bar))
-        try:
-            T = float(self.temperature)
-        except (TypeError, ValueError):
-            raise SpecError(f"temperature must be a finite number >= 0 (got {self.temperature!r})") from None
-        if not math.isfinite(T) or T < 0.0:
-            raise SpecError(f"temperature must be a finite number >= 0 (got {self.temperature!r})")
-        object.__setattr__(self, "temperature", T)
+        object.__setattr__(self, "temperature", check_float("temperature", self.temperature, 0.0))
         try:
             rho = np.array(self.class_fractions, dtype=np.float64).ravel()
         except (TypeError, ValueError):

@@ -11,8 +11,7 @@ The collector reads the fenced blocks of each Markdown page:
   checks that ``.ci/run`` runs those very commands instead of running them again;
 - other languages (``text``, ``json``) are not code and are not run.
 
-``docs/notes/`` (measured lab notes) and ``docs/architecture.md`` (written with the import-layer
-tooling) are not part of the tested guide.
+``docs/architecture.md`` (written with the import-layer tooling) is not part of the tested guide.
 """
 import json
 import os
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-EXCLUDED = ("docs/notes/", "docs/architecture.md")
+EXCLUDED = ("docs/architecture.md",)
 FENCE = re.compile(r"^```(\w*)\s*$")
 MARKER = re.compile(r"<!--\s*(slow|ci|exit\s+\d+)\s*-->")
 CLI = ("-c", "import sys; from codingschemes.cli.main import main; sys.exit(main(sys.argv[1:]))")

@@ -106,7 +106,7 @@ def test_small_temperature_samplers_mix_and_agree_with_the_theory():
     swaps and the collapsed sweep all mix (R̂ < 1.2) and reproduce the theory's f and U within the
     N = 200 allowance and its code fractions within TV 0.05. (An earlier version of this test
     asserted that the plain Gibbs sweep freezes, R̂ > 2; the current Gibbs sweep does not freeze
-    here: R̂ 1.07 on the commit before the consolidation, see docs/notes/valid.md.)"""
+    here: R̂ 1.07 on the commit before the consolidation, see docs/results.md.)"""
     from validation.report import validate
 
     spec = ModelSpec("normcdf", class_sizes=(8, 4, 4), temperature=0.05)
