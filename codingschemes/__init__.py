@@ -8,44 +8,57 @@ The public Python API. A typical session::
     result = cs.solve(spec)
     result.observables().outputs
 
-Layers (imports run left to right only): theory → solvers → validation → figures → codingschemes.
+Every name is imported on first use (:mod:`theory.deferred_imports`), so ``import codingschemes``
+is instant. Layers (imports run left to right only): theory → solvers → validation → figures → codingschemes.
 """
-from theory.nonlinearities import BUILTIN_EXPRESSIONS, get_nonlinearity
-from theory.observables import Observables
-from theory.spec import ModelSpec, SpecError
+from theory.deferred_imports import deferred_attributes
 
-from solvers.continuation import Branch, ContinuationOptions, SpecialPoint, continue_branch
-from solvers.data import (GeneralBranchOptions, GeneralOptions, solve_general, solve_general_branches,
-                          solve_linear)
-from solvers.deep import (continue_deep, solve_deep_large_p, solve_deep_linear, solve_deep_linear_classes,
-                          solve_deep_nonlinear, DeepOptions)
-from solvers.finite_p import compare_with_finite_p
-from solvers.large_p import LargePProblem, LargePSolution, solve_branches, solve_large_p, symmetric_solution
-from solvers.large_p.continuation import continue_solution
-from solvers.large_p.phase_diagram import load_phase_diagram, phase_diagram
-from solvers.options import SolverOptions
-from solvers.results import SolveResult
-from solvers.solve import solve, solve_lazy
-
-from validation.generalization import generalization_report as generalize
-from validation.report import stationarity, validate
-
-__all__ = [
+#: public name → the module that defines it (``module:attribute`` where the name is an alias)
+_EXPORTS = {
     # model
-    "ModelSpec", "SpecError", "Observables", "BUILTIN_EXPRESSIONS", "get_nonlinearity",
+    "ModelSpec": "theory.spec",
+    "SpecError": "theory.spec",
+    "Observables": "theory.observables",
+    "BUILTIN_EXPRESSIONS": "theory.nonlinearities",
+    "get_nonlinearity": "theory.nonlinearities",
     # one hidden layer, finite P
-    "solve", "solve_lazy", "SolverOptions", "SolveResult",
+    "solve": "solvers.solve",
+    "solve_lazy": "solvers.solve",
+    "SolverOptions": "solvers.options",
+    "SolveResult": "solvers.results",
     # large P
-    "LargePProblem", "LargePSolution", "solve_large_p", "solve_branches", "symmetric_solution",
-    "compare_with_finite_p",
+    "LargePProblem": "solvers.large_p",
+    "LargePSolution": "solvers.large_p",
+    "solve_large_p": "solvers.large_p",
+    "solve_branches": "solvers.large_p",
+    "symmetric_solution": "solvers.large_p",
+    "compare_with_finite_p": "solvers.finite_p",
     # continuation and phase diagrams
-    "continue_solution", "continue_branch", "ContinuationOptions", "Branch", "SpecialPoint",
-    "phase_diagram", "load_phase_diagram",
+    "continue_solution": "solvers.large_p.continuation",
+    "continue_branch": "solvers.continuation",
+    "ContinuationOptions": "solvers.continuation",
+    "Branch": "solvers.continuation",
+    "SpecialPoint": "solvers.continuation",
+    "phase_diagram": "solvers.large_p.phase_diagram",
+    "load_phase_diagram": "solvers.large_p.phase_diagram",
     # explicit inputs
-    "solve_linear", "solve_general", "GeneralOptions", "solve_general_branches", "GeneralBranchOptions",
+    "solve_linear": "solvers.data",
+    "solve_general": "solvers.data",
+    "GeneralOptions": "solvers.data",
+    "solve_general_branches": "solvers.data",
+    "GeneralBranchOptions": "solvers.data",
     # deep networks
-    "solve_deep_linear", "solve_deep_linear_classes", "solve_deep_nonlinear", "DeepOptions", "solve_deep_large_p",
-    "continue_deep",
+    "solve_deep_linear": "solvers.deep",
+    "solve_deep_linear_classes": "solvers.deep",
+    "solve_deep_nonlinear": "solvers.deep",
+    "DeepOptions": "solvers.deep",
+    "solve_deep_large_p": "solvers.deep",
+    "continue_deep": "solvers.deep",
     # validation
-    "validate", "stationarity", "generalize",
-]
+    "validate": "validation.report",
+    "stationarity": "validation.report",
+    "generalize": "validation.generalization:generalization_report",
+}
+
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = deferred_attributes(__name__, _EXPORTS)

@@ -9,11 +9,22 @@ Shared machinery at this level: :mod:`.solve` (the entry point, ``method=``), :m
 * :mod:`.data` — explicit input matrices;
 * :mod:`.deep` — L >= 2 hidden layers.
 """
-from solvers.large_p import (LargePProblem, LargePSolution, solutions, solve_branches, solve_large_p,
-                             symmetric_solution)
-from solvers.options import SolverOptions
-from solvers.results import SolveResult
-from solvers.solve import solve, solve_lazy
+from theory.deferred_imports import deferred_attributes
 
-__all__ = ["solve", "solve_lazy", "SolverOptions", "SolveResult", "LargePProblem", "LargePSolution",
-           "solve_large_p", "solve_branches", "symmetric_solution", "solutions"]
+_EXPORTS = {
+    "LargePProblem": "solvers.large_p",
+    "LargePSolution": "solvers.large_p",
+    "solutions": "solvers.large_p",
+    "solve_branches": "solvers.large_p",
+    "solve_large_p": "solvers.large_p",
+    "symmetric_solution": "solvers.large_p",
+    "SolverOptions": "solvers.options",
+    "SolveResult": "solvers.results",
+}
+
+# the function ``solve`` shares its name with the module ``solvers.solve``: bound now, so that
+# ``from solvers import solve`` is the function however the module was imported before
+from solvers.solve import solve, solve_lazy  # noqa: E402  (light: no Monte Carlo solver, no plotting)
+
+__all__ = ["solve", "solve_lazy", *_EXPORTS]
+__getattr__, __dir__ = deferred_attributes(__name__, _EXPORTS)

@@ -16,15 +16,14 @@ Generated module, for expressions e_k(x, p1, ...):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import hashlib
-import importlib.util
 import os
 from pathlib import Path
-import sys
 
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
+
+from theory.disk_cache import GeneratedFunction, cache_dir, load_generated
 
 __all__ = ["GeneratedFunction", "compile_to_numba", "generated_source", "cache_dir"]
 
@@ -64,26 +63,6 @@ class _NumbaPrinter(PythonCodePrinter):
         return f"({int(expr.p)}.0/{int(expr.q)}.0)"
 
 
-@dataclass(frozen=True)
-class GeneratedFunction:
-    """A compiled kernel and the source it was compiled from."""
-
-    name: str
-    source: str
-    path: Path
-    scalar: object  # numba dispatcher: scalar args -> tuple
-    vector: object  # numba dispatcher: (xs, params..., out) -> None
-
-
-def cache_dir() -> Path:
-    """Folder for generated modules: $CODINGSCHEMES_CACHE or ~/.cache/codingschemes."""
-    root = os.environ.get("CODINGSCHEMES_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "codingschemes")
-    path = Path(root) / "generated"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def generated_source(name: str, exprs, args) -> str:
     """Python/numba source for ``exprs`` as functions of the symbols ``args``."""
     exprs = [sp.sympify(e) for e in exprs]
@@ -117,7 +96,6 @@ def generated_source(name: str, exprs, args) -> str:
     return "\n".join(lines)
 
 
-_LOADED: dict[str, GeneratedFunction] = {}
 _SPECIAL_DIGEST = hashlib.sha1((Path(__file__).parent / "special.py").read_bytes()).hexdigest()[:12]
 
 
@@ -132,19 +110,9 @@ def compile_to_numba(name: str, exprs, args) -> GeneratedFunction:
         raise ValueError(f"name must be a Python identifier (got {name!r})")
     source = generated_source(name, exprs, args)
     digest = hashlib.sha1(source.encode()).hexdigest()[:16]
-    if digest in _LOADED:
-        return _LOADED[digest]
     path = cache_dir() / f"{name}_{digest}.py"
     if not path.exists() or path.read_text() != source:
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(source)
         os.replace(tmp, path)
-    modname = f"_codingschemes_generated_{name}_{digest}"
-    spec = importlib.util.spec_from_file_location(modname, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[modname] = module
-    spec.loader.exec_module(module)
-    gen = GeneratedFunction(name=name, source=source, path=path,
-                            scalar=getattr(module, name), vector=getattr(module, f"{name}_vec"))
-    _LOADED[digest] = gen
-    return gen
+    return load_generated(name, path)

@@ -26,29 +26,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
-import sympy as sp
 
-from theory.codegen import GeneratedFunction, compile_to_numba
+from theory.disk_cache import GeneratedFunction, cache_key, load_generated, read_json, source_digest, write_json
 from theory.spec import SpecError
 
-__all__ = ["H", "BUILTIN_EXPRESSIONS", "Nonlinearity", "get_nonlinearity"]
+__all__ = ["H", "BUILTIN_EXPRESSIONS", "BUILTIN_NAMES", "Nonlinearity", "get_nonlinearity"]
 
-#: The preactivation symbol of every φ expression.
-H = sp.Symbol("h", real=True)
+#: The names of the built-in φ (their expressions: ``BUILTIN_EXPRESSIONS``).
+BUILTIN_NAMES = ("linear", "relu", "erf", "normcdf", "tanh")
 
-BUILTIN_EXPRESSIONS = {
-    "linear": H,
-    "relu": sp.Max(0, H),
-    "erf": sp.erf(sp.sqrt(sp.pi) * H / 2),
-    "normcdf": (1 + sp.erf(H / sp.sqrt(2))) / 2,
-    "tanh": sp.tanh(H),
-}
 
-_PARSE_LOCALS = {"h": H, "relu": lambda x: sp.Max(0, x),
-                 "normcdf": lambda x: (1 + sp.erf(x / sp.sqrt(2))) / 2,
-                 "Phi": lambda x: (1 + sp.erf(x / sp.sqrt(2))) / 2}
+@lru_cache(maxsize=1)
+def _symbols() -> dict:
+    """The sympy objects of this module, built on first use (sympy takes ~1 s to import):
+    ``H``, the preactivation symbol of every φ expression; ``BUILTIN_EXPRESSIONS``; the names a
+    user expression may use."""
+    import sympy as sp
+    H = sp.Symbol("h", real=True)
+    normcdf = (lambda x: (1 + sp.erf(x / sp.sqrt(2))) / 2)
+    builtins = {"linear": H, "relu": sp.Max(0, H), "erf": sp.erf(sp.sqrt(sp.pi) * H / 2),
+                "normcdf": normcdf(H), "tanh": sp.tanh(H)}
+    parse_locals = {"h": H, "relu": lambda x: sp.Max(0, x), "normcdf": normcdf, "Phi": normcdf}
+    return {"H": H, "BUILTIN_EXPRESSIONS": builtins, "_PARSE_LOCALS": parse_locals}
+
+
+def __getattr__(name: str):
+    """``H`` and ``BUILTIN_EXPRESSIONS`` (PEP 562: built when first asked for)."""
+    if name in ("H", "BUILTIN_EXPRESSIONS"):
+        return _symbols()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,12 +65,16 @@ class Nonlinearity:
     """φ with its sympy expression, compiled kernels and asymptotic slopes."""
 
     name: str
-    expr: sp.Expr
     kernel: GeneratedFunction  # (φ, φ') as functions of h
     slope_pos: float  # α₊ = lim φ(h)/h, h → +∞ (0 if sublinear)
     slope_neg: float  # α₋ = lim φ(h)/h, h → −∞ (0 if sublinear)
     odd: bool
     kinks: tuple = ()  # points where φ or a derivative jumps (Max, Abs, Piecewise, ...)
+
+    @property
+    def expr(self):
+        """φ as a sympy expression in ``H`` (parsed on first use)."""
+        return _parse(self.name)
 
     def __call__(self, h) -> np.ndarray:
         """φ(h), elementwise, float64."""
@@ -86,14 +99,18 @@ class Nonlinearity:
         return np.maximum(np.maximum(self.slope_pos * g, 0.0) ** 2, np.maximum(-self.slope_neg * g, 0.0) ** 2)
 
 
-def _parse(name: str) -> sp.Expr:
-    if name in BUILTIN_EXPRESSIONS:
-        return BUILTIN_EXPRESSIONS[name]
+@lru_cache(maxsize=64)
+def _parse(name: str):
+    import sympy as sp
+    symbols = _symbols()
+    H, builtins = symbols["H"], symbols["BUILTIN_EXPRESSIONS"]
+    if name in builtins:
+        return builtins[name]
     try:
-        expr = sp.sympify(name, locals=_PARSE_LOCALS)
+        expr = sp.sympify(name, locals=symbols["_PARSE_LOCALS"])
     except (sp.SympifyError, SyntaxError, TypeError, AttributeError, ValueError) as exc:
         raise SpecError(
-            f"nonlinearity must be one of {sorted(BUILTIN_EXPRESSIONS)} or an expression in h "
+            f"nonlinearity must be one of {sorted(BUILTIN_NAMES)} or an expression in h "
             f"(could not parse {name!r}: {exc})") from None
     if not isinstance(expr, sp.Expr):
         raise SpecError(f"nonlinearity {name!r} is not a scalar expression in h")
@@ -106,8 +123,10 @@ def _parse(name: str) -> sp.Expr:
     return expr
 
 
-def _kinks(expr: sp.Expr, name: str) -> tuple:
+def _kinks(expr, name: str) -> tuple:
     """Real h where a Max/Min/Abs/sign/Heaviside/Piecewise in φ switches branch."""
+    import sympy as sp
+    H = _symbols()["H"]
     eqs = []
     for node in sp.preorder_traversal(expr):
         if isinstance(node, (sp.Max, sp.Min)):
@@ -145,12 +164,33 @@ def _asymptotic_slope(values_at, side: float, name: str) -> float:
     return float(ratios[2])
 
 
+#: the modules whose source decides a nonlinearity's compiled form and facts (cache key)
+_DERIVED_FROM = ("nonlinearities", "codegen", "special")
+
+
 @lru_cache(maxsize=64)
 def get_nonlinearity(name: str) -> Nonlinearity:
-    """Parse, check and compile a nonlinearity (cached by name)."""
+    """Parse, check and compile a nonlinearity (cached by name, in memory and on disk: a warm
+    start loads the compiled kernel and the checked facts without sympy)."""
     if not isinstance(name, str) or not name.strip():
         raise SpecError(f"nonlinearity must be a non-empty string (got {name!r})")
     name = name.strip()
+    key = cache_key("nonlinearity", name, source_digest(*_DERIVED_FROM))
+    facts = read_json("nonlinearities", key)
+    if facts is None or not Path(facts["path"]).exists():
+        facts = _derive(name)
+        write_json("nonlinearities", key, facts)
+    kernel = load_generated(facts["kernel"], Path(facts["path"]))
+    return Nonlinearity(name=name, kernel=kernel, slope_pos=facts["slope_pos"], slope_neg=facts["slope_neg"],
+                        odd=facts["odd"], kinks=tuple(facts["kinks"]))
+
+
+def _derive(name: str) -> dict:
+    """Parse φ with sympy, compile (φ, φ'), check it and find its asymptotics: the facts
+    :func:`get_nonlinearity` caches (SpecError if φ is not admissible)."""
+    import sympy as sp
+    from theory.codegen import compile_to_numba
+    H = _symbols()["H"]
     expr = _parse(name)
     dexpr = sp.diff(expr, H)
     ident = name if name.isidentifier() else "user"
@@ -168,8 +208,7 @@ def get_nonlinearity(name: str) -> Nonlinearity:
     if bad.any():
         raise SpecError(f"nonlinearity {name!r} gives NaN or inf at h = {grid[bad][0]:g} "
                         "(it must be finite for all real h)")
-    slope_pos = _asymptotic_slope(values_at, +1.0, name)
-    slope_neg = _asymptotic_slope(values_at, -1.0, name)
-    odd = bool(sp.simplify(expr.subs(H, -H) + expr) == 0)
-    return Nonlinearity(name=name, expr=expr, kernel=kernel, slope_pos=slope_pos,
-                        slope_neg=slope_neg, odd=odd, kinks=_kinks(expr, name))
+    return {"kernel": kernel.name, "path": str(kernel.path),
+            "slope_pos": _asymptotic_slope(values_at, +1.0, name),
+            "slope_neg": _asymptotic_slope(values_at, -1.0, name),
+            "odd": bool(sp.simplify(expr.subs(H, -H) + expr) == 0), "kinks": list(_kinks(expr, name))}

@@ -36,10 +36,8 @@ import math
 
 import numba
 import numpy as np
-import sympy as sp
 
-from theory.codegen import compile_to_numba
-from theory.derivation import G, SIGMA, derive_psi
+from theory.disk_cache import cache_key, read_arrays, source_digest, write_arrays
 from theory.nonlinearities import Nonlinearity, get_nonlinearity
 from theory.special import relu_psi_tail_vec
 from theory.spec import SpecError
@@ -121,6 +119,8 @@ def _mpmath_functions(name: str):
         return mp.mpf(0.5) / (mp.mpf(0.5) + mp.exp(x * x / 2) * mp.ncdf(x))
 
     specials = {"ReluTailWeight": w, "ReluLogTailWeight": lambda x: mp.log(w(x))}
+    import sympy as sp
+    from theory.derivation import G, SIGMA, derive_psi
     deriv = derive_psi(get_nonlinearity(name))
     return [sp.lambdify((G, SIGMA), e, modules=[specials, "mpmath"]) for e in deriv.derivatives]
 
@@ -146,6 +146,8 @@ def closed_form_psi(nl: Nonlinearity, sigma: float, gs: np.ndarray) -> np.ndarra
     precision (cancellations at large |g|, e.g. ReLU's third derivative as
     g → −∞) the nodes are recomputed in mpmath.
     """
+    from theory.codegen import compile_to_numba
+    from theory.derivation import G, SIGMA, derive_psi
     deriv = derive_psi(nl)
     if deriv is None:
         return None
@@ -327,6 +329,7 @@ def _exact_nodes(nl, sigma, gs):
 
 def _reach(nl: Nonlinearity, sigma: float) -> float:
     """Largest |g| the table covers for this φ."""
+    from theory.derivation import derive_psi
     if derive_psi(nl) is not None:
         return _GMAX_CLOSED / sigma
     reach = _GMAX_QUADRATURE / sigma
@@ -344,9 +347,30 @@ def _reach(nl: Nonlinearity, sigma: float) -> float:
     return reach
 
 
+#: the modules whose source decides a ψ table (its disk-cache key)
+_DERIVED_FROM = ("psi", "derivation", "special", "nonlinearities", "codegen")
+
+
 @lru_cache(maxsize=32)
 def psi_table(nonlinearity: str, sigma: float) -> PsiTable:
-    """Cached ψ table for φ = ``nonlinearity`` and σ_1 = ``sigma``."""
+    """Cached ψ table for φ = ``nonlinearity`` and σ_1 = ``sigma`` (in memory, and on disk together
+    with its quadrature and interpolation errors, so a warm start skips the derivation)."""
+    sigma = float(sigma)
+    key = cache_key("psi", nonlinearity, sigma, source_digest(*_DERIVED_FROM))
+    stored = read_arrays("psi", key)
+    if stored is None:
+        table = _build_psi_table(nonlinearity, sigma)
+        write_arrays("psi", key, values=table.values, scale=table.scale, dx=table.dx, method=table.method,
+                     quadrature_error=table.quadrature_error, interpolation_error=table.interpolation_error)
+        return table
+    return PsiTable(nonlinearity, sigma, float(stored["scale"]), float(stored["dx"]),
+                    np.ascontiguousarray(stored["values"]), str(stored["method"]),
+                    float(stored["quadrature_error"]), float(stored["interpolation_error"]))
+
+
+def _build_psi_table(nonlinearity: str, sigma: float) -> PsiTable:
+    """ψ at nodes g = s sinh(x), x on a uniform grid, with the error of the node values and of the
+    interpolation between them (against direct evaluation at every 8th midpoint)."""
     nl = get_nonlinearity(nonlinearity)
     sigma = float(sigma)
     s = _SCALE / sigma

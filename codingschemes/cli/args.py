@@ -21,7 +21,7 @@ import sys
 
 from theory.checks import check_float, check_int
 from theory.jsonio import dumps
-from theory.nonlinearities import BUILTIN_EXPRESSIONS, get_nonlinearity
+from theory.nonlinearities import BUILTIN_NAMES, get_nonlinearity
 from theory.spec import DEFAULT_CLASS_SIZES, ModelSpec, SpecError, parse_class_sizes
 from solvers.deep.linear import DeepLinearError
 
@@ -101,7 +101,7 @@ def nonlinearity_list(values, default: str) -> list[str]:
     out = []
     for v in values or [default]:
         parts = [p.strip() for p in v.split(",")]
-        out += parts if all(p in BUILTIN_EXPRESSIONS for p in parts) else [v]
+        out += parts if all(p in BUILTIN_NAMES for p in parts) else [v]
     return out
 
 

@@ -28,9 +28,18 @@ Large-P branch form (:func:`solve_general_branches`):
 * :mod:`.branch_result` — branches and the branch solution;
 * :mod:`.branches` — the driver.
 """
-from solvers.data.branches import GeneralBranchOptions, GeneralBranchSolution, solve_general_branches
-from solvers.data.linear import LinearSolution, solve_linear
-from solvers.data.solve import GeneralOptions, GeneralSolution, solve_general
+from theory.deferred_imports import deferred_attributes
 
-__all__ = ["LinearSolution", "solve_linear", "GeneralOptions", "GeneralSolution", "solve_general",
-           "GeneralBranchOptions", "GeneralBranchSolution", "solve_general_branches"]
+_EXPORTS = {
+    "GeneralBranchOptions": "solvers.data.branches",
+    "GeneralBranchSolution": "solvers.data.branches",
+    "solve_general_branches": "solvers.data.branches",
+    "LinearSolution": "solvers.data.linear",
+    "solve_linear": "solvers.data.linear",
+    "GeneralOptions": "solvers.data.solve",
+    "GeneralSolution": "solvers.data.solve",
+    "solve_general": "solvers.data.solve",
+}
+
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = deferred_attributes(__name__, _EXPORTS)

@@ -11,13 +11,24 @@
 
 The equations are in :mod:`theory.deep_blocks` (class-block reduction) and :mod:`theory.deep_large_p`.
 """
-from solvers.deep.continuation import DeepContinuation, DeepSpecialPoint, continue_deep
-from solvers.deep.large_p import DeepLargePSolution, solve_deep_large_p
-from solvers.deep.linear import (DeepLinearClassSolution, DeepLinearError, DeepLinearSolution, solve_deep_linear,
-                                 solve_deep_linear_classes)
-from solvers.deep.nonlinear import DeepNonlinearError, DeepNonlinearSolution, DeepOptions, solve_deep_nonlinear
+from theory.deferred_imports import deferred_attributes
 
-__all__ = ["DeepLinearError", "DeepLinearSolution", "DeepLinearClassSolution", "solve_deep_linear",
-           "solve_deep_linear_classes", "DeepOptions", "DeepNonlinearSolution", "DeepNonlinearError",
-           "solve_deep_nonlinear", "DeepLargePSolution", "solve_deep_large_p", "DeepContinuation", "DeepSpecialPoint",
-           "continue_deep"]
+_EXPORTS = {
+    "DeepContinuation": "solvers.deep.continuation",
+    "DeepSpecialPoint": "solvers.deep.continuation",
+    "continue_deep": "solvers.deep.continuation",
+    "DeepLargePSolution": "solvers.deep.large_p",
+    "solve_deep_large_p": "solvers.deep.large_p",
+    "DeepLinearClassSolution": "solvers.deep.linear",
+    "DeepLinearError": "solvers.deep.linear",
+    "DeepLinearSolution": "solvers.deep.linear",
+    "solve_deep_linear": "solvers.deep.linear",
+    "solve_deep_linear_classes": "solvers.deep.linear",
+    "DeepNonlinearError": "solvers.deep.nonlinear",
+    "DeepNonlinearSolution": "solvers.deep.nonlinear",
+    "DeepOptions": "solvers.deep.nonlinear",
+    "solve_deep_nonlinear": "solvers.deep.nonlinear",
+}
+
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = deferred_attributes(__name__, _EXPORTS)

@@ -12,8 +12,14 @@ Read in this order:
 * :mod:`.solve` — the class-data solve behind :func:`solvers.solve`;
 * :mod:`.compare_large_p` — finite P against the P → ∞ branches of :mod:`solvers.large_p`.
 """
-from solvers.finite_p.compare_large_p import FiniteComparison, compare_with_finite_p
-from solvers.finite_p.problem import ClassProblem
-from solvers.finite_p.solve import solve_class_data
+from theory.deferred_imports import deferred_attributes
 
-__all__ = ["ClassProblem", "solve_class_data", "FiniteComparison", "compare_with_finite_p"]
+_EXPORTS = {
+    "FiniteComparison": "solvers.finite_p.compare_large_p",
+    "compare_with_finite_p": "solvers.finite_p.compare_large_p",
+    "ClassProblem": "solvers.finite_p.problem",
+    "solve_class_data": "solvers.finite_p.solve",
+}
+
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = deferred_attributes(__name__, _EXPORTS)

@@ -15,9 +15,16 @@ Read in this order:
 * :mod:`.phase_diagram` — coding schemes over two parameters: :mod:`.coding` (the label of a
   solution), :mod:`.transition` (transition curves by continuation).
 """
-from solvers.large_p.problem import LargePProblem
-from solvers.large_p.solve import (LargePSolution, solutions, solve_branches, solve_large_p,
-                                   symmetric_solution)
+from theory.deferred_imports import deferred_attributes
 
-__all__ = ["LargePProblem", "LargePSolution", "solve_large_p", "solve_branches", "symmetric_solution",
-           "solutions"]
+_EXPORTS = {
+    "LargePProblem": "solvers.large_p.problem",
+    "LargePSolution": "solvers.large_p.solve",
+    "solutions": "solvers.large_p.solve",
+    "solve_branches": "solvers.large_p.solve",
+    "solve_large_p": "solvers.large_p.solve",
+    "symmetric_solution": "solvers.large_p.solve",
+}
+
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = deferred_attributes(__name__, _EXPORTS)
