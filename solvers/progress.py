@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple, Optional
 
-__all__ = ["ProgressEvent", "Progress", "report"]
+__all__ = ["ProgressEvent", "Progress", "report", "restaged"]
 
 
 class ProgressEvent(NamedTuple):
@@ -32,3 +32,11 @@ def report(progress: Progress | None, stage: str, step: int, total: int | None =
     if progress is None:
         return True
     return progress(ProgressEvent(stage, int(step), total, values)) is not False
+
+
+def restaged(progress: Progress | None, stage: str) -> Progress | None:
+    """``progress`` with every event's stage replaced by ``stage`` (a repeated run, such as a
+    replica, reported apart from the first)."""
+    if progress is None:
+        return None
+    return lambda event: progress(event._replace(stage=stage))

@@ -22,7 +22,7 @@ __all__ = ["Result", "SolveResult", "ObservableAliases", "STATUSES", "STATUS"]
 
 #: the one status vocabulary of every result
 STATUSES = ("converged", "not-converged", "max-iterations", "line-search-failed", "integration-failed",
-            "error-bound-missed", "outside-domain", "no-solution",
+            "error-bound-missed", "replicas-disagree", "outside-domain", "no-solution",
             # continuation (a branch's end)
             "reached-boundary", "max-steps", "min-step", "stopped", "probe", "left-global", "boundary-failed")
 

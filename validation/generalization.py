@@ -149,7 +149,19 @@ def _sampled_theory(ds, sol, theory_method: str, theory_sampler: str, seed: int)
             "posterior_variance": "0 (N = ∞ mean-field limit)", "test_kernel": np.asarray(pred.test_kernel).tolist(),
             "activations": np.asarray(pred.activations).tolist(), "method": theory_method,
             "sampler": theory_sampler if theory_method == "finite-p" else "tilted slice chains per branch",
-            **sol.to_json()}
+            **sol.to_json(), **_prediction_verdict(sol, pred)}
+
+
+def _prediction_verdict(sol, pred) -> dict:
+    """The test predictions' bias checks (:func:`solvers.data.replicas.check_predictions`): a theory
+    whose predictions disagree with its replicas' or the closed form's is not converged."""
+    checks = list(getattr(pred, "bias_checks", ()))
+    if not checks or all(c["agree"] for c in checks):
+        return {"prediction_checks": checks}
+    worst = max(checks, key=lambda c: c["max_z"] / c["critical_z"])
+    return {"prediction_checks": checks, "converged": False, "status": "replicas-disagree",
+            "message": f"{sol.message}; test predictions disagree with {worst['against']}: max |Δ|/error "
+                       f"{worst['max_z']:.2f} > {worst['critical_z']:.2f}"}
 
 
 def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theory_rounds: int = 25, width: int = 200,

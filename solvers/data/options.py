@@ -30,6 +30,10 @@ class GeneralOptions(Options):
     particles (first round, all groups together), max_particles (the sample doubles up to this while
     the MCSE is above f_tol), cess (incremental ESS fraction per β step), smc_moves (slice moves per
     β step), smc_keep (states stored per particle after β = 1; replaces keep).
+
+    replicas: independent solutions (seeds seed, seed + 1000003, ...) that must agree within their
+    errors for ``converged`` (:mod:`solvers.data.replicas`; 1 skips the check, except the comparison
+    with the closed form for linear φ).
     """
 
     chains: int = 256
@@ -54,10 +58,11 @@ class GeneralOptions(Options):
     cess: float = 0.5
     smc_moves: int = 3
     smc_keep: int = 2
+    replicas: int = 2
 
     def validate(self) -> None:
         for name in ("chains", "sweeps", "final_sweeps", "keep", "max_rounds", "groups", "max_newton", "tempering",
-                     "max_sweeps", "particles", "max_particles", "smc_moves", "smc_keep"):
+                     "max_sweeps", "particles", "max_particles", "smc_moves", "smc_keep", "replicas"):
             check_int(name, getattr(self, name), 1)
         check_int("groups", self.groups, 4)  # a Monte Carlo error estimate needs a few groups
         if self.chains < 2 * self.groups or self.chains % self.groups:

@@ -38,6 +38,12 @@ class TestPrediction:
     activations: np.ndarray | None = None  # φ(h*) of sampled neurons (n_neurons, n*)
     readouts: np.ndarray | None = None  # their readout draws a (n_neurons, m)
     quadrature_error: float = 0.0
+    bias_checks: tuple = ()  # agreement of ``mean`` with the replicas' and the closed form's (JSON dicts)
+
+    @property
+    def agrees(self) -> bool:
+        """True when every bias check of :mod:`solvers.data.replicas` passed (or none ran)."""
+        return all(c["agree"] for c in self.bias_checks)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +78,8 @@ class GeneralSolution(Result):
     condensate_directions: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     condensate_masses: np.ndarray = field(default_factory=lambda: np.zeros(0))
     condensate_masses_error: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    bias_checks: tuple = ()  # agreement with replicas / the closed form (:mod:`solvers.data.replicas`)
+    _replicas: tuple = field(default=(), repr=False)  # the other replicas' solutions
     _cond_h: np.ndarray | None = field(default=None, repr=False)  # L u_j (k × P)
     _cond_mu: np.ndarray | None = field(default=None, repr=False)  # μ per group (G × k)
 
@@ -94,9 +102,11 @@ class GeneralSolution(Result):
         return class_averages(self.spec, self.outputs)
 
     def predict(self, test_inputs: np.ndarray, test_kernel: bool = False, neurons: int = 0,
-                max_kernel_inputs: int = 400, seed: int = 0) -> TestPrediction:
+                max_kernel_inputs: int = 400, seed: int = 0, check: bool = True) -> TestPrediction:
         """f(x*) = E_t[b(h) E[φ(h*)|h]] with MCSE; optionally the posterior-averaged test kernel
-        (at most ``max_kernel_inputs`` test inputs) and φ(h*) of ``neurons`` sampled neurons."""
+        (at most ``max_kernel_inputs`` test inputs) and φ(h*) of ``neurons`` sampled neurons.
+        ``check``: compare f(x*) with the other replicas' and, for linear φ, the closed form's
+        (``bias_checks``, :func:`solvers.data.replicas.check_predictions`)."""
         spec = self.spec
         K0, ks, kss = input_kernels(spec.inputs, test_inputs)
         A, v = test_conditional(K0, ks, kss, spec.sigma_w)
@@ -121,6 +131,9 @@ class GeneralSolution(Result):
         means = np.array(means)
         out = TestPrediction(mean=means.mean(axis=0), mean_error=group_mcse(means),
                              cross_kernel=np.mean(kerns, axis=0), quadrature_error=qerr)
+        if check:
+            from solvers.data.replicas import check_predictions
+            out.bias_checks = check_predictions(self, test_inputs, out.mean, out.mean_error)
         rng = np.random.default_rng(seed)
         if test_kernel:
             n = ks.shape[0]
@@ -154,7 +167,7 @@ class GeneralSolution(Result):
                 "readout_moment": self.readout_moment.tolist(),
                 "readout_moment_error": self.readout_moment_error.tolist(),
                 "class_outputs": self.class_outputs().tolist(),
-                "outputs_error_max": float(self.outputs_error.max())}
+                "outputs_error_max": float(self.outputs_error.max()), "bias_checks": list(self.bias_checks)}
 
 
 def class_errors(spec: ModelSpec, errors: np.ndarray) -> np.ndarray:

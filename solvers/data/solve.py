@@ -42,7 +42,7 @@ to ``max_particles``). Measurements, limits and history: ``docs/results.md``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import sys
 import time
 from typing import NamedTuple
@@ -55,11 +55,12 @@ from solvers.data.condensate import (CUT_ROUNDS, Q_CAP, Q_ON, active_directions,
 from solvers.data.domain import DOMAIN_MARGIN, direction_quotients, domain_lower_bound, is_homogeneous
 from solvers.data.estimators import by_group, corrected_output_mcse, group_mcse, rhat as chain_rhat
 from solvers.data.options import GeneralOptions
+from solvers.data.replicas import REPLICA_SEED_STRIDE, check_bias
 from solvers.data.result import GeneralSolution, TestPrediction
 from solvers.data.smc import smc_sample
 from solvers.data.starts import burn_in, initial_field as start_field, starting_field
 from solvers.data.surrogate import Features, newton_factory, newton_solver
-from solvers.progress import report
+from solvers.progress import report, restaged
 from theory.nonlinearities import get_nonlinearity
 from theory.spec import ModelSpec, SpecError
 
@@ -436,6 +437,10 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
                   initial_field: np.ndarray | None = None) -> GeneralSolution:
     """Solve f = E_t[aφ(h)] = Y − T t on the inputs of ``spec`` (any φ, THEORY §2).
 
+    ``converged`` needs the noise rule of the module docstring in every one of ``options.replicas``
+    independent solutions (different seeds) and their agreement, and for linear φ agreement with
+    the closed form (:mod:`solvers.data.replicas`); the first replica is returned.
+
     ``progress`` (:mod:`solvers.progress`) receives ``ProgressEvent("round", round, max_rounds, info)``
     after every round, info with "samples", "residual", "mcse", "z_rms". ``initial_field`` (P × m) replaces
     the GP-like start (warm start, e.g. from a solution at a nearby temperature; it must lie in
@@ -443,6 +448,13 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
     spec); non-convergence is reported in ``converged`` and ``message``, not raised.
     """
     opt = options or GeneralOptions()
+    first = _solve_replica(spec, opt, progress, initial_field)
+    return check_bias(spec, first, opt.replicas, lambda k: _solve_replica(
+        spec, replace(opt, seed=opt.seed + k * REPLICA_SEED_STRIDE), restaged(progress, f"replica-{k}"), initial_field))
+
+
+def _solve_replica(spec, opt, progress, initial_field) -> GeneralSolution:
+    """One Monte Carlo solution: rounds of sampling and stochastic Newton (module docstring)."""
     start = time.perf_counter()
     s, run = _setup(spec, opt, initial_field)
     meas = None
