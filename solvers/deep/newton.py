@@ -1,5 +1,14 @@
 """Newton–Broyden on the deep class-block residual with the integration proposals held fixed, and the
 outer loop that moment-matches the proposals between Newton solves (:mod:`solvers.deep.nonlinear`).
+
+The Newton iteration is :func:`solvers.newton.damped_newton` (least-squares steps, backtracking on
+||r||₂ down to λ = 1e-4) with a stateful Jacobian: a forward-difference J, or after a full step
+Δx (λ = 1) that halved ||r|| the good Broyden update
+
+    J ← J + (Δr − J Δx) Δxᵀ / (Δxᵀ Δx),
+
+and a fresh J again when the line search fails with an updated one (the ``retry`` hook)
+(Dennis & Schnabel, Numerical Methods for Unconstrained Optimization, §8.1).
 """
 from __future__ import annotations
 
@@ -101,8 +110,9 @@ def newton(model: DeepModel, x, props, active=None, tol=1e-10, maxiter=30):
     (good Broyden) updates after full steps that reduce ||r|| by half or more, a fresh Jacobian otherwise
     and when the line search fails with an updated one (``retry``); backtracking on ||r||₂ down to
     λ = 1e-4. ``active``: indices of the unknowns (and equations) solved for. Returns
-    (x, ev, J, Jo, ok, nit) with J, Jo fresh finite-difference Jacobians at the returned x; a line
-    search that fails with a fresh Jacobian still counts as converged when max|r| < 10³ tol."""
+    (x, ev, J, Jo, ok, nit) with J, Jo fresh finite-difference Jacobians at the returned x and nit the
+    Newton iterations spent; a line search that fails with a fresh Jacobian still counts as converged
+    when max|r| < 10³ tol."""
     idx = np.arange(len(x)) if active is None else np.asarray(active)
     b = _Broyden(model, x, props, idx)
     out = damped_newton(b.residual, b.jacobian, np.asarray(x, dtype=np.float64)[idx], tol=tol, maxiter=maxiter,
