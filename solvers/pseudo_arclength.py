@@ -162,13 +162,14 @@ class _Point:
     jacobian: np.ndarray | None = None  # J = [F_x F_p] at y
 
 
-def _newton(prob: _Problem, y, n, c, opts: ContinuationOptions):
+def _newton(prob: _Problem, y, n, c, opts: ContinuationOptions, **hooks):
     """Corrector: Newton with full steps (:func:`solvers.newton.damped_newton`, no line search) on
-    G(y) = (F(y), nᵀy − c) = 0 with Jacobian [[F_x, F_p], [nᵀ]].
+    G(y) = (F(y), nᵀy − c) = 0 with Jacobian [[F_x, F_p], [nᵀ]]; ``hooks``: further keywords of
+    ``damped_newton`` (the branch-point corrector's ``solve`` and ``refine``).
     Returns (y, iterations, max|F|, converged); converged means max|F| ≤ tol."""
     out = damped_newton(lambda z: np.r_[prob.residual(z), n @ z - c], lambda z: np.vstack([prob.jacobian(z), n]),
                         y, tol=opts.tol, maxiter=opts.max_newton, line_search=False,
-                        measure=lambda g: float(np.max(np.abs(g[:-1]))))
+                        measure=lambda g: float(np.max(np.abs(g[:-1]))), **hooks)
     return out.x, out.iterations, out.residual, out.converged
 
 

@@ -31,6 +31,7 @@ import math
 
 import numpy as np
 
+from solvers.newton import lstsq_solver
 from solvers.pseudo_arclength import (ContinuationOptions, _Problem, _analyse, _crossing_direction, _det, _newton,
                                       _plain)
 
@@ -153,33 +154,14 @@ def _correct(prob: _Problem, y, n, c, opts: ContinuationOptions):
     max|F| = O(δε), so max|F| ≤ tol alone accepts points far off it, and a plain Newton step
     moves O(rounding/δ) along the near-null directions (slides along the valley of small |F|,
     which shifts the test function).  Here every iteration takes the step
-    Δy = −Σ_{σ_i > √eps σ_1} v_i (u_iᵀ G)/σ_i (at least one), and stops when
+    Δy = −Σ_{σ_i > √eps σ_1} v_i (u_iᵀ G)/σ_i (at least one; ``solve=lstsq_solver(√eps)``), and
+    stops (:func:`solvers.pseudo_arclength._newton`, ``refine=1e-13``) when
     ‖Δy‖ ≤ 1e-13 (1 + ‖y‖), when ‖Δy‖ stops halving (the rounding floor), or, once
     max|F| ≤ tol, when a step does not lower max|F|.  The predictor (:func:`_interpolate`)
     supplies the components along the cut directions.
     Returns (y, iterations, max|F|, converged: max|F| ≤ tol).
     """
-    f = prob.residual(y)
-    r = float(np.max(np.abs(f)))
-    prev = math.inf
-    for it in range(1, opts.max_newton + 1):
-        if not math.isfinite(r):
-            return y, it, math.inf, False
-        U, sv, Vt = np.linalg.svd(np.vstack([prob.jacobian(y), n]))
-        keep = sv > _TSVD * sv[0]
-        dy = -Vt[keep].T @ ((U[:, keep].T @ np.r_[f, n @ y - c]) / sv[keep])
-        size = float(np.linalg.norm(dy))
-        if not math.isfinite(size) or (r <= opts.tol and size > 0.5 * prev):
-            break  # at the rounding floor (or a breakdown): keep y
-        y_new = y + dy
-        f_new = prob.residual(y_new)
-        r_new = float(np.max(np.abs(f_new)))
-        if r <= opts.tol and not r_new < r:
-            break  # once max|F| ≤ tol only steps that lower it are taken (not slides along the flat valley)
-        y, f, r, prev = y_new, f_new, r_new, size
-        if size <= 1e-13 * (1.0 + float(np.linalg.norm(y))):
-            break
-    return y, it, r, r <= opts.tol
+    return _newton(prob, y, n, c, opts, solve=lstsq_solver(_TSVD), refine=1e-13)
 
 
 def _interpolate(known, sigma, a, b, n):

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .results import Comparison
+
 __all__ = ["extrapolate", "compare", "as_vector", "K_MCSE"]
 
 #: k of the rule: allowed deviation in units of the MCSE (single width) or intercept error (extrapolation)
@@ -57,7 +59,7 @@ def as_vector(x) -> np.ndarray:
 
 
 def compare(theory, sampled, mcse, N, *, c: float = 4.0, size: float = 1.0, theory_error=None,
-            k: float = K_MCSE) -> dict:
+            k: float = K_MCSE) -> Comparison:
     """Compare sampled observables with the theory by the rule of the module docstring.
 
     ``theory``, ``sampled``: :class:`~theory.observables.Observables` or flat vectors (:func:`as_vector`);
@@ -65,7 +67,8 @@ def compare(theory, sampled, mcse, N, *, c: float = 4.0, size: float = 1.0, theo
     which case ``sampled`` and ``mcse`` are per-width lists and the rule is the 1/N extrapolation.
     ``c``, ``size``: the bias allowance c·max(1, |theory|)·size/N; ``theory_error``: ε (default 0).
 
-    Returns {"passed", "z" (|Δ|/error per observable), "z_max", "estimate", "error", "slope" (b of
+    Returns a :class:`validation.results.Comparison` (``converged`` = passed, ``message`` = the rule)
+    with entries {"passed", "z" (|Δ|/error per observable), "z_max", "estimate", "error", "slope" (b of
     a + b/N, or None), "ratio" and "worst" (single width: |Δ| / allowed), "criterion" (the inequality in
     words) and "rule" (the widths and the criterion)}.
     """
@@ -78,9 +81,10 @@ def compare(theory, sampled, mcse, N, *, c: float = 4.0, size: float = 1.0, theo
     if len(widths) >= 2:
         a, sa, b, _ = extrapolate(widths, [as_vector(s) for s in sampled], [as_vector(e) for e in mcse])
         z = np.abs(a - tv) / np.maximum(np.hypot(sa, terr), 1e-12)
-        return {"passed": bool(np.all(z < k)), "z": z, "z_max": float(np.max(z)), "estimate": a, "error": sa,
-                "slope": b, "ratio": None, "worst": None, "criterion": f"intercept z-scores < {k:g}",
-                "rule": f"1/N extrapolation over N = {widths}: intercept z-scores < {k:g}"}
+        return _comparison({"passed": bool(np.all(z < k)), "z": z, "z_max": float(np.max(z)), "estimate": a,
+                            "error": sa, "slope": b, "ratio": None, "worst": None,
+                            "criterion": f"intercept z-scores < {k:g}",
+                            "rule": f"1/N extrapolation over N = {widths}: intercept z-scores < {k:g}"})
     if np.ndim(N) != 0:
         sampled, mcse = sampled[0], mcse[0]
     mean, err = as_vector(sampled), as_vector(mcse)
@@ -91,6 +95,10 @@ def compare(theory, sampled, mcse, N, *, c: float = 4.0, size: float = 1.0, theo
     size_text = "" if size == 1.0 else "·P"
     eps_text = "" if theory_error is None else f" + {k:g} ε"
     criterion = f"|sampled − theory| <= {k:g} MCSE{eps_text} + {c:g}·max(1, |theory|){size_text}/N"
-    return {"passed": bool(np.all(gap <= allowed)), "z": z, "z_max": float(np.max(z)), "estimate": mean,
-            "error": err, "slope": None, "ratio": ratio, "worst": float(np.max(ratio)), "criterion": criterion,
-            "rule": f"single width N = {widths[0]}: {criterion}"}
+    return _comparison({"passed": bool(np.all(gap <= allowed)), "z": z, "z_max": float(np.max(z)), "estimate": mean,
+                        "error": err, "slope": None, "ratio": ratio, "worst": float(np.max(ratio)),
+                        "criterion": criterion, "rule": f"single width N = {widths[0]}: {criterion}"})
+
+
+def _comparison(data: dict) -> Comparison:
+    return Comparison.from_dict(data, passed=data["passed"], message=data["rule"])

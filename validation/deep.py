@@ -9,6 +9,8 @@ The deep sampling machinery lives in one module per concern and is re-exported h
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from theory.spec import ModelSpec, SpecError
@@ -20,6 +22,7 @@ from .deep_network import DeepNetwork, gradient_flops
 from .deep_observables import class_mean_activations, layer_observables, observables_vector, split_vector
 from .deep_sampler import deep_collapsed_sweep, sample_readout
 from .diagnostics import rhat_rule
+from .results import DeepValidationReport
 
 __all__ = ["DeepNetwork", "sample_readout", "deep_collapsed_sweep", "gradient_flops", "layer_observables",
            "observables_vector", "split_vector", "class_mean_activations", "layer_drift", "drift_curve", "active_mask",
@@ -98,7 +101,7 @@ def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_s
 
 
 def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int = 2, sweeps: int = 600,
-                  burn: int = 150, seed: int = 0, sigmas=None, step_size: float = 0.1) -> dict:
+                  burn: int = 150, seed: int = 0, sigmas=None, step_size: float = 0.1) -> DeepValidationReport:
     """Deep theory against sampled deep networks (orthogonal class data, random prior starts,
     :func:`run_deep_chain`), layer by layer: the deep linear closed form
     (:func:`solvers.deep.linear.solve_deep_linear_classes`) for linear φ, the class-block solver
@@ -109,7 +112,8 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     within 4 MCSE + c·max(1, |theory|)·P/N (c = :data:`C_P_OVER_N`). Two or more widths: each
     observable is fitted by a + b/N (:func:`validation.compare.extrapolate`) and passes if the
     intercept's z-score is below 4 (:func:`validation.compare.compare`). Either way every
-    rank-normalised split-R̂ must be below :data:`RHAT_MAX` ("rhat_rule" states it). JSON-ready dict with
+    rank-normalised split-R̂ must be below :data:`RHAT_MAX` ("rhat_rule" states it). Returns a
+    :class:`validation.results.DeepValidationReport` (``converged`` = "passed") with JSON-ready entries
     "theory" and "sampling" in the ``"layers"`` schema, per-layer code fractions per width, the
     comparison made and, per observable, the z-scores ("z", flat layout of
     :func:`observables_vector`); for nonlinear φ also, per width and layer, the largest difference
@@ -118,6 +122,7 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     """
     if spec.inputs is not None:
         raise SpecError("validate_deep samples orthogonal class-structured data (inputs=None)")
+    t0 = time.perf_counter()
     if chains < 2:
         raise ValueError(f"chains must be >= 2 for R-hat (got {chains})")
     widths = [int(w) for w in widths]
@@ -133,12 +138,14 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     if getattr(theory, "code_fractions", None):  # theory neurons' codes (solvers.deep.nonlinear) vs sampled
         code_diff = [[code_fraction_difference(th, r["codes"][ell]) for ell, th in enumerate(theory.code_fractions)]
                      for r in runs]
-    return {"spec": {**spec.to_dict(), "layers": layers, "sigmas": list(theory.sigmas)},
-            "code_fractions_max_difference": code_diff,
-            "theory": theory.to_json(), "sampling": _json_block(cmp["estimate"], m, layers, cmp["error"]),
-            "per_width": [{"width": r["width"], **_json_block(r["mean"], m, layers, r["mcse"]),
-                           "code_fractions": r["codes"], "acceptance": r["acceptance"], "step_size": r["step_size"],
-                           "rhat_max": r["rhat_max"]} for r in runs],
-            "comparison": "equilibrium, chains started from the prior: " + cmp["rule"],
-            "z_max": cmp["z_max"], "z": cmp["z"].tolist(), "rhat_max": rule["rhat_max"], "rhat_rule": rule,
-            "passed": bool(cmp["passed"] and rule["met"])}
+    report = {"spec": {**spec.to_dict(), "layers": layers, "sigmas": list(theory.sigmas)},
+              "code_fractions_max_difference": code_diff,
+              "theory": theory.to_json(), "sampling": _json_block(cmp["estimate"], m, layers, cmp["error"]),
+              "per_width": [{"width": r["width"], **_json_block(r["mean"], m, layers, r["mcse"]),
+                             "code_fractions": r["codes"], "acceptance": r["acceptance"], "step_size": r["step_size"],
+                             "rhat_max": r["rhat_max"]} for r in runs],
+              "comparison": "equilibrium, chains started from the prior: " + cmp["rule"],
+              "z_max": cmp["z_max"], "z": cmp["z"].tolist(), "rhat_max": rule["rhat_max"], "rhat_rule": rule,
+              "passed": bool(cmp["passed"] and rule["met"])}
+    return DeepValidationReport.from_dict(report, passed=report["passed"], message=report["comparison"],
+                                          chains_mixed=rule["met"], time_seconds=time.perf_counter() - t0)

@@ -36,6 +36,8 @@ last layer's codes mix. Measured ratios and R̂: docs/results.md.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from theory.nonlinearities import get_nonlinearity
@@ -48,6 +50,7 @@ from .deep import (DeepNetwork, _json_block, _theory_vector, combine_chains, dee
 from .deep_chain import code_fraction_difference, mean_code_fractions
 from .observables import code_fractions, neuron_codes
 from .report import C_OVER_N
+from .results import DeepStationarityReport
 
 __all__ = ["layer_preactivations", "theory_layer_code_fractions", "deep_theory_state", "deep_theory",
            "deep_stationarity"]
@@ -148,13 +151,14 @@ def _layer_ess(theory, seed: int) -> list:
 
 def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains: int = 2, sweeps: int = 300,
                       burn: int = 50, init_spec: ModelSpec | None = None, seed: int = 0, theory=None,
-                      swaps: int = 0) -> dict:
+                      swaps: int = 0) -> DeepStationarityReport:
     """Start chains at the deep theory of ``init_spec`` (default ``spec``; or the given ``theory``),
     sample ``spec``.
 
     The first ``burn`` sweeps adapt the step only (the state starts at equilibrium if the theory is
     right); all later sweeps are compared with that theory within 4 MCSE + 4 ε + C_OVER_N·max(1,
-    |theory|)/N (ε: the theory's integration-error estimate, 0 for linear φ). Returns {"passed",
+    |theory|)/N (ε: the theory's integration-error estimate, 0 for linear φ). Returns a
+    :class:`validation.results.DeepStationarityReport` (``converged`` = "passed") with entries {"passed",
     "z_max", "worst" (largest |sampled − theory| / allowed), "ratio" (per observable, flat layout of
     :func:`validation.deep.observables_vector`), "rhat_max", "sampling" (with MCSE), "theory",
     "code_fractions" (per layer: theory neurons, sampled chains, largest difference; informational),
@@ -163,6 +167,7 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
     """
     if isinstance(swaps, bool) or not isinstance(swaps, (int, np.integer)) or swaps < 0:
         raise SpecError(f"swaps must be an integer >= 0 (got {swaps!r})")
+    t0 = time.perf_counter()
     init_spec = init_spec or spec
     theory = theory if theory is not None else deep_theory(init_spec, layers)
     if swaps > 0 and is_linear_theory(theory):
@@ -177,14 +182,16 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
     th_codes = theory_layer_code_fractions(theory.spec, theory, net.sigmas, n=20000, seed=seed)
     sa_codes = mean_code_fractions(res, layers)
     diff = [code_fraction_difference(th, sa) for th, sa in zip(th_codes, sa_codes)]
-    return {"passed": cmp["passed"], "worst": cmp["worst"], "z_max": cmp["z_max"], "rhat_max": comb["rhat_max"],
-            "ratio": cmp["ratio"].tolist(), "rhat": comb["flat"]["rhat"].tolist(),
-            "sampling": _json_block(mean, spec.m, layers, err), "theory": theory.to_json(),
-            "swap_acceptance": [r.get("swap_acceptance") for r in res] if swaps > 0 else None,
-            "code_fractions": {"theory": th_codes, "sampling": sa_codes, "max_difference": diff},
-            "ess": None if is_linear_theory(theory) else _layer_ess(theory, seed),
-            "comparison": (f"stationarity: chains started from the theory of T = {init_spec.temperature:g}, "
-                           f"{cmp['criterion']}, N = {width}")}
+    report = {"passed": cmp["passed"], "worst": cmp["worst"], "z_max": cmp["z_max"], "rhat_max": comb["rhat_max"],
+              "ratio": cmp["ratio"].tolist(), "rhat": comb["flat"]["rhat"].tolist(),
+              "sampling": _json_block(mean, spec.m, layers, err), "theory": theory.to_json(),
+              "swap_acceptance": [r.get("swap_acceptance") for r in res] if swaps > 0 else None,
+              "code_fractions": {"theory": th_codes, "sampling": sa_codes, "max_difference": diff},
+              "ess": None if is_linear_theory(theory) else _layer_ess(theory, seed),
+              "comparison": (f"stationarity: chains started from the theory of T = {init_spec.temperature:g}, "
+                             f"{cmp['criterion']}, N = {width}")}
+    return DeepStationarityReport.from_dict(report, passed=cmp["passed"], message=report["comparison"],
+                                            time_seconds=time.perf_counter() - t0)
 
 
 def _stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps):

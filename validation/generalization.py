@@ -30,6 +30,7 @@ from theory.spec import ModelSpec, SpecError
 from .collapsed import collapsed_sweep
 from .diagnostics import ess, mcse, rhat_rank
 from .networks import Network
+from .results import GeneralizationReport
 
 __all__ = ["sample_generalization", "generalization_report"]
 
@@ -167,13 +168,14 @@ def _prediction_verdict(sol, pred) -> dict:
 def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theory_rounds: int = 25, width: int = 200,
                           chains: int = 2, sweeps: int = 300, sampling: bool = True, seed: int = 0,
                           say=None, theory_progress=None, theory_method: str = "finite-p",
-                          theory_sampler: str = "auto") -> dict:
+                          theory_sampler: str = "auto") -> GeneralizationReport:
     """Theory, GP and sampled networks on one dataset: the ``codingschemes generalize`` engine.
 
     Runs the general-input mean-field theory (:func:`solvers.data.solve.solve_general`,
     THEORY §2), the NNGP baseline (:func:`theory.general.gp_generalization`, THEORY §6) and,
     if ``sampling``, sampled mean-field networks of width ``width`` (:func:`sample_generalization`).
-    Returns the JSON-ready report with entries "dataset" (with "test_labels"), "spec", "theory",
+    Returns the report (:class:`validation.results.GeneralizationReport`, ``converged`` the theory
+    solver's) with JSON-ready entries "dataset" (with "test_labels"), "spec", "theory",
     "gp", "sampling" (None without sampling), each holding per-class "mean_predictor_error",
     "bayes_error", "accuracy" and "mean_predictor"; "theory" and "sampling" also hold the
     posterior-averaged "test_kernel" and "activations" of a few neurons on the test inputs, and
@@ -195,6 +197,7 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
     if theory_method not in ("finite-p", "branches"):
         raise SpecError(f"theory_method must be 'finite-p' or 'branches' (got {theory_method!r})")
 
+    t0 = time.perf_counter()
     say = say or (lambda msg: None)
     Y = spec.targets()
     gp = gp_generalization(ds.train_inputs, Y, ds.test_inputs, ds.test_labels, spec.nonlinearity, spec.sigma_w,
@@ -219,5 +222,8 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
                                         sweeps=max(sweeps, 20), seed=seed, progress=theory_progress is not None)
         say(f"[sampling] N = {width}: mean-predictor error {np.round(sampled['mean_predictor_error'], 4).tolist()}, "
             f"bayes error {np.round(sampled['bayes_error'], 4).tolist()} (R-hat {sampled['rhat_max']:.2f})")
-    return {"dataset": {**ds.to_dict(), "test_labels": np.asarray(ds.test_labels).tolist()}, "spec": spec.to_dict(),
-            "theory": theory, "gp": gp.to_json(), "sampling": sampled}
+    report = {"dataset": {**ds.to_dict(), "test_labels": np.asarray(ds.test_labels).tolist()},
+              "spec": spec.to_dict(), "theory": theory, "gp": gp.to_json(), "sampling": sampled}
+    return GeneralizationReport(data=report, converged=bool(sol.converged), status=sol.status, message=sol.message,
+                                iterations=sol.iterations, residual=sol.residual, error_estimate=sol.error_estimate,
+                                time_seconds=time.perf_counter() - t0)

@@ -39,6 +39,7 @@ from __future__ import annotations
 from functools import lru_cache
 import json
 import sys
+import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -54,6 +55,7 @@ from .networks import Network, gibbs_sweep
 from .samplers import StepSizeAdaptation
 from .sparse import OUTLIER_FACTOR, outlier_summary, theory_outlier_share
 from .theory_init import NeuronProposal, neuron_swap, theory_code_fractions, theory_initial_state
+from .results import SamplingReport, StationarityReport
 from .observables import (class_mean_activations, code_fractions, from_vector, neuron_codes, observables_vector,
                           output_contributions, participation_ratio)
 
@@ -221,8 +223,9 @@ def _check_arguments(spec, widths, chains, sweeps, burn, step_size, init, swaps,
 def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500, burn: int = 300,
              step_size: float = 0.3, seed: int = 0, progress: bool = True, init: str = "random",
              swaps: int = 0, scaling: str = "mean-field", checkpoint=None, workers: int = 1,
-             sampler: str = "collapsed") -> dict:
-    """Run the comparison; returns the report dict (JSON-ready, arrays as lists).
+             sampler: str = "collapsed") -> SamplingReport:
+    """Run the comparison; returns the report (:class:`validation.results.SamplingReport`, ``converged``
+    = "passed"; its entries JSON-ready, arrays as lists).
 
     ``init``: "random" (prior draws), "theory" (neurons from the theory's single-neuron measure,
     :mod:`validation.theory_init`) or "both" (both sets of chains, reported side by side; the
@@ -233,6 +236,7 @@ def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500
     point of a sweep written to ``checkpoint`` (JSON Lines) as it finishes; rerunning with the same
     settings and file resumes without recomputing finished chains. ``workers`` chains run in parallel.
     """
+    t0 = time.perf_counter()
     widths = _check_arguments(spec, widths, chains, sweeps, burn, step_size, init, swaps, scaling, sampler)
     theory = _theory(spec, scaling)
     m = spec.m
@@ -275,7 +279,9 @@ def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500
                 codes = set(tcf) | set(w["code_fractions"])
                 w["code_fraction_distance"] = 0.5 * sum(abs(tcf.get(k, 0.0) - w["code_fractions"].get(k, 0.0))
                                                         for k in codes)
-    return report
+    return SamplingReport.from_dict(report, passed=report["passed"], message=report["comparison"],
+                                    chains_mixed=all(v["diagnostics"]["chains_converged"] for v in by_start.values()),
+                                    time_seconds=time.perf_counter() - t0)
 
 
 def _run_jobs(jobs, checkpoint, workers, progress):
@@ -302,14 +308,17 @@ def _run_jobs(jobs, checkpoint, workers, progress):
 
 
 def stationarity(spec: ModelSpec, width: int, init_spec: ModelSpec | None = None, chains: int = 4,
-                 sweeps: int = 400, step_size: float = 0.3, seed: int = 0, sampler: str = "collapsed") -> dict:
+                 sweeps: int = 400, step_size: float = 0.3, seed: int = 0,
+                 sampler: str = "collapsed") -> StationarityReport:
     """Start every chain from the theory's single-neuron measure and check that it stays there.
 
     The chains sample the posterior of ``spec``; they start from, and are compared with, the
     theory of ``init_spec`` (default: ``spec``). Passed when every observable averaged over all
     sweeps (no burn-in: stationarity is the claim) is within 4 MCSE + c·max(1, |theory|)/N of that
     theory. A wrong theory (``init_spec`` ≠ ``spec``) should fail: the chains relax away from it.
+    Returns a :class:`validation.results.StationarityReport` (``converged`` = "passed").
     """
+    t0 = time.perf_counter()
     init_spec = init_spec or spec
     theory = solve(init_spec)
     t_obs = theory.observables
@@ -326,6 +335,8 @@ def stationarity(spec: ModelSpec, width: int, init_spec: ModelSpec | None = None
     out = np.array(out)
     mean, err = out.mean(axis=(0, 1)), mcse(out)
     cmp = compare(t_obs, mean, err, width, c=C_OVER_N)
-    return {"passed": cmp["passed"], "worst_ratio": cmp["worst"],
-            "sampled": from_vector(mean, spec.m, err).to_json(), "theory": t_obs.to_json(),
-            "initial": from_vector(out[:, 0].mean(axis=0), spec.m).to_json()}
+    report = {"passed": cmp["passed"], "worst_ratio": cmp["worst"],
+              "sampled": from_vector(mean, spec.m, err).to_json(), "theory": t_obs.to_json(),
+              "initial": from_vector(out[:, 0].mean(axis=0), spec.m).to_json()}
+    return StationarityReport.from_dict(report, passed=cmp["passed"], message=cmp["rule"],
+                                        time_seconds=time.perf_counter() - t0)

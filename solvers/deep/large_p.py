@@ -8,7 +8,8 @@ layer saturates into binary units, the lower layers stay at their prior kernels)
   G∞(t) = max_b Q_b(t) − Σ_c ρ_c t_cc + (T/2) Σ_c ρ_c ||t_c||² over t (m × m), Q_b over the 2^m
   saturation patterns b ∈ {φ_-, φ_+}^m. Step 1: the smoothed dual with (1/β) log Σ_b e^{β Q_b}
   (analytic gradient and Hessian, damped Newton) for β = 10²..10⁶ (relative to max Q); step 2:
-  Gauss–Newton on the branch system (active patterns, occupations P_γ, t)
+  damped Newton (:func:`solvers.newton.damped_newton`, least-squares steps) on the branch system
+  (active patterns, occupations P_γ, t)
 
       Σ_γ P_γ b_γc a_γ + T t_c − e_c = 0,  Q_{b_γ} − Q_{b_1} = 0,  Σ_γ P_γ − 1 = 0,
 
@@ -38,6 +39,7 @@ import numpy as np
 from theory.deep_blocks import OneD, tilted_moments
 from theory.deep_large_p import linear_asymptotics, pattern_values, prior_kernels, saturation_levels, vertices
 from solvers.deep.common import layer_sigmas, with_result_keys
+from solvers.newton import damped_newton, lstsq_solver
 from solvers.results import Result
 from theory.nonlinearities import get_nonlinearity
 from theory.observables import Observables, check_layer, layer_summaries
@@ -168,20 +170,23 @@ def _branch_jacobian(t, P, Bs, rho, sbar, T, A):
 
 
 def _newton_branches(t, P, Bs, rho, sbar, T, tol, maxiter=60):
+    """Damped Newton (:func:`solvers.newton.damped_newton`, SVD step with cut 1e-13) on the branch
+    system in x = (t, P); returns (t, P, max|F|, occupations unique: full column rank of ∂F/∂P)."""
     m = len(rho)
-    for _ in range(maxiter):
-        F, f, A, Q = _branch_residual(t, P, Bs, rho, sbar, T)
-        if np.max(np.abs(F)) < tol:
-            break
-        J = _branch_jacobian(t, P, Bs, rho, sbar, T, A)
-        step = np.linalg.lstsq(J, -F, rcond=1e-13)[0]
-        lam, nF = 1.0, np.linalg.norm(F)
-        while lam > 1e-6:
-            tn, Pn = t + lam * step[:m * m].reshape(m, m), P + lam * step[m * m:]
-            if np.linalg.norm(_branch_residual(tn, Pn, Bs, rho, sbar, T)[0]) < (1 - 1e-4 * lam) * nF:
-                break
-            lam *= 0.5
-        t, P = tn, Pn
+
+    def split(x):
+        return x[:m * m].reshape(m, m), x[m * m:]
+
+    def residual(x):
+        return _branch_residual(*split(x), Bs, rho, sbar, T)[0]
+
+    def jacobian(x):
+        tx, Px = split(x)
+        return _branch_jacobian(tx, Px, Bs, rho, sbar, T, pattern_values(tx, Bs, rho, sbar)[1])
+
+    out = damped_newton(residual, jacobian, np.r_[t.ravel(), P], tol=tol, maxiter=maxiter,
+                        solve=lstsq_solver(1e-13))
+    t, P = split(out.x)
     F, f, A, Q = _branch_residual(t, P, Bs, rho, sbar, T)
     J = _branch_jacobian(t, P, Bs, rho, sbar, T, A)
     occ_rank = np.linalg.matrix_rank(J[:, m * m:], tol=1e-9 * max(1.0, np.abs(J).max()))

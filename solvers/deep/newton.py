@@ -1,10 +1,20 @@
 """Newton–Broyden on the deep class-block residual with the integration proposals held fixed, and the
 outer loop that moment-matches the proposals between Newton solves (:mod:`solvers.deep.nonlinear`).
+
+The Newton iteration is :func:`solvers.newton.damped_newton` (least-squares steps, backtracking on
+||r||₂ down to λ = 1e-4) with a stateful Jacobian: a forward-difference J, or after a full step
+Δx (λ = 1) that halved ||r|| the good Broyden update
+
+    J ← J + (Δr − J Δx) Δxᵀ / (Δxᵀ Δx),
+
+and a fresh J again when the line search fails with an updated one (the ``retry`` hook)
+(Dennis & Schnabel, Numerical Methods for Unconstrained Optimization, §8.1).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from solvers.newton import damped_newton
 from solvers.deep.model import DeepModel
 from theory.deep_blocks import Proposal
 
@@ -38,58 +48,81 @@ def fd_jacobian(model, x, ev, props, idx):
     return J, Jo
 
 
-def newton(model: DeepModel, x, props, active=None, tol=1e-10, maxiter=30):
-    """Newton–Broyden: forward-difference Jacobian, rank-one (good Broyden) updates after steps that
-    reduce ||r|| by half or more, a fresh Jacobian otherwise and at the solution; backtracking on
-    ||r||₂. ``active``: indices of the unknowns (and equations) solved for. Returns
-    (x, ev, J, Jo, ok, nit) with J, Jo fresh finite-difference Jacobians at the returned x."""
-    n = len(x)
-    idx = np.arange(n) if active is None else np.asarray(active)
-    ev = model.safe_eval(x, props)
-    if ev is None:
-        return x, None, None, None, False, 0
-    J, Jo = fd_jacobian(model, x, ev, props, idx)
-    fresh = True
-    for it in range(1, maxiter + 1):
-        if J is None:
-            return x, ev, None, None, False, it
-        r = ev["residual"][idx]
-        if np.max(np.abs(r)) < tol:
-            if not fresh:
-                J, Jo = fd_jacobian(model, x, ev, props, idx)
-            return x, ev, J, Jo, J is not None, it
-        step = np.linalg.lstsq(J, -r, rcond=None)[0]
-        nr = np.linalg.norm(r)
-        alpha, accepted = 1.0, False
-        while alpha > 1e-4:
-            xn = x.copy()
-            xn[idx] += alpha * step
-            evn = model.safe_eval(xn, props)
-            if evn is not None and np.linalg.norm(evn["residual"][idx]) < (1 - 1e-4 * alpha) * nr:
-                accepted = True
-                break
-            alpha *= 0.5
-        if not accepted:
-            if fresh:
-                ok = bool(np.max(np.abs(r)) < 1e3 * tol)
-                return x, ev, J, Jo, ok, it
-            J, Jo = fd_jacobian(model, x, ev, props, idx)
-            fresh = True
-            continue
-        rn = evn["residual"][idx]
-        if alpha == 1.0 and np.linalg.norm(rn) < 0.5 * nr:
-            dx = xn[idx] - x[idx]
-            J = J + np.outer(rn - r - J @ dx, dx) / float(dx @ dx)
-            fresh = False
-            x, ev = xn, evn
+class _Broyden:
+    """Residual, stateful Jacobian, step solve and retry hook of the Newton–Broyden iteration on the
+    unknowns ``idx`` for :func:`solvers.newton.damped_newton` (see :func:`newton`). ``ev`` holds the
+    model evaluation at the last point evaluated; ``J``, ``Jo`` the Jacobians at ``x`` (fresh or
+    Broyden-updated, ``fresh`` says which)."""
+
+    def __init__(self, model: DeepModel, x, props, idx):
+        self.model, self.full, self.props, self.idx = model, np.array(x, dtype=np.float64), props, idx
+        self.point, self.ev = None, None  # last evaluated sub-vector and its evaluation
+        self.x = self.r = self.J = self.Jo = self.step = None
+        self.fresh = self.fresh_wanted = False
+
+    def embed(self, z):
+        out = self.full.copy()
+        out[self.idx] = z
+        return out
+
+    def evaluate(self, z):
+        if self.point is None or not np.array_equal(z, self.point):
+            self.point, self.ev = np.array(z), self.model.safe_eval(self.embed(z), self.props)
+        return self.ev
+
+    def residual(self, z):
+        ev = self.evaluate(z)
+        return np.full(len(self.idx), np.nan) if ev is None else ev["residual"][self.idx]
+
+    def jacobian(self, z):
+        """Good Broyden update after a full step (λ = 1) that halved ||r||, fresh finite differences otherwise."""
+        r = self.residual(z)
+        if (self.J is not None and not self.fresh_wanted and self.step is not None
+                and np.array_equal(z, self.x + self.step) and np.linalg.norm(r) < 0.5 * np.linalg.norm(self.r)):
+            dx = z - self.x
+            self.J = self.J + np.outer(r - self.r - self.J @ dx, dx) / float(dx @ dx)
+            self.fresh = False
         else:
-            x, ev = xn, evn
-            J, Jo = fd_jacobian(model, x, ev, props, idx)
-            fresh = True
-    ok = bool(np.max(np.abs(ev["residual"][idx])) < tol)
-    if ok and not fresh:
-        J, Jo = fd_jacobian(model, x, ev, props, idx)
-    return x, ev, J, Jo, ok and J is not None, maxiter
+            self.J, self.Jo = fd_jacobian(self.model, self.embed(z), self.evaluate(z), self.props, self.idx)
+            self.fresh = True
+        self.x, self.r, self.fresh_wanted = np.array(z), r, False
+        return self.J if self.J is not None else np.full((len(r), len(r)), np.nan)
+
+    def solve(self, A, b):
+        self.step = np.full(len(b), np.nan) if not np.all(np.isfinite(A)) else np.linalg.lstsq(A, b, rcond=None)[0]
+        return self.step
+
+    def retry(self, z):
+        """A failed line search with a Broyden Jacobian is retried with a fresh one."""
+        self.fresh_wanted = not self.fresh
+        return self.fresh_wanted
+
+    def refreshed(self, z):
+        """(J, Jo) fresh at z (None, None where the finite differences leave the domain)."""
+        if not (self.fresh and self.x is not None and np.array_equal(z, self.x)):
+            self.J, self.Jo = fd_jacobian(self.model, self.embed(z), self.evaluate(z), self.props, self.idx)
+            self.x, self.fresh = np.array(z), True
+        return self.J, self.Jo
+
+
+def newton(model: DeepModel, x, props, active=None, tol=1e-10, maxiter=30):
+    """Newton–Broyden by :func:`solvers.newton.damped_newton`: forward-difference Jacobian, rank-one
+    (good Broyden) updates after full steps that reduce ||r|| by half or more, a fresh Jacobian otherwise
+    and when the line search fails with an updated one (``retry``); backtracking on ||r||₂ down to
+    λ = 1e-4. ``active``: indices of the unknowns (and equations) solved for. Returns
+    (x, ev, J, Jo, ok, nit) with J, Jo fresh finite-difference Jacobians at the returned x and nit the
+    Newton iterations spent; a line search that fails with a fresh Jacobian still counts as converged
+    when max|r| < 10³ tol."""
+    idx = np.arange(len(x)) if active is None else np.asarray(active)
+    b = _Broyden(model, x, props, idx)
+    out = damped_newton(b.residual, b.jacobian, np.asarray(x, dtype=np.float64)[idx], tol=tol, maxiter=maxiter,
+                        solve=b.solve, min_damping=1e-4, retry=b.retry)
+    ev = b.evaluate(out.x)
+    if ev is None:
+        return b.embed(out.x), None, None, None, False, out.iterations
+    ok = out.converged or (out.status == "line-search-failed" and out.residual < 1e3 * tol)
+    J, Jo = b.refreshed(out.x) if ok else (b.J, b.Jo)
+    return b.embed(out.x), ev, J, Jo, ok and J is not None, out.iterations
 
 
 def mix_proposals(a: Proposal, b: Proposal, w: float) -> Proposal:

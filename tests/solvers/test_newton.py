@@ -69,3 +69,42 @@ def test_least_squares_step_on_an_underdetermined_direction():
     out = damped_newton(g, lambda x: np.array([[1.0, 0.0], [0.0, 0.0]]), [3.0, 0.25], tol=1e-14, maxiter=5,
                         solve=lstsq_solver(1e-13))
     assert out.converged and out.x[0] == 1.0 and out.x[1] == 0.25
+
+
+def test_retry_hook_gives_a_stale_jacobian_a_second_chance():
+    """G(x) = x − 2 with a stale J = −1 (a wrong-signed Broyden-like Jacobian): every damped step
+    raises |G|, the line search fails; ``retry`` asks for a fresh J = 1 and Newton goes on from the same
+    x (the retried iteration counts). Without the hook the failure is returned."""
+    state = {"stale": True, "retries": 0}
+
+    def jac(x):
+        return np.array([[-1.0 if state["stale"] else 1.0]])
+
+    def retry(x):
+        state["retries"] += 1
+        fresh = state["stale"]
+        state["stale"] = False
+        return fresh
+
+    out = damped_newton(lambda x: x - 2.0, jac, [0.0], tol=1e-14, maxiter=10, retry=retry)
+    assert out.converged and out.x[0] == 2.0 and state["retries"] == 1 and out.iterations == 2
+    state["stale"] = True
+    out = damped_newton(lambda x: x - 2.0, jac, [0.0], tol=1e-14, maxiter=10)
+    assert out.status == "line-search-failed" and out.x[0] == 0.0
+
+
+def test_refine_hook_goes_on_to_the_rounding_floor():
+    """With tol = 1e-2 plain Newton stops as soon as max|G| <= 1e-2; ``refine`` takes further full steps
+    while they halve and lower max|G| and stops at the rounding floor well before ``maxiter``; a step
+    tolerance alone stops a stagnating iteration (converged only when max|G| <= tol there)."""
+    root = [math.sqrt(2), math.sqrt(2)]
+    plain = damped_newton(circle, circle_jac, [1.0, 0.5], tol=1e-2, maxiter=50, line_search=False)
+    fine = damped_newton(circle, circle_jac, [1.0, 0.5], tol=1e-2, maxiter=50, line_search=False, refine=1e-13)
+    assert plain.converged and fine.converged and fine.status == "converged"
+    assert plain.residual > 1e-6 and fine.residual <= 1e-15 and fine.iterations < 15
+    assert np.allclose(fine.x, root, atol=1e-15, rtol=0) and not np.allclose(plain.x, root, atol=1e-8, rtol=0)
+    stuck = damped_newton(lambda x: np.array([x[0] ** 2 + 1.0]), lambda x: np.array([[1e20]]), [1.0], tol=1e-12,
+                          maxiter=50, line_search=False, refine=1e-13)
+    assert not stuck.converged and stuck.status == "not-converged" and stuck.iterations == 1
+    with pytest.raises(ValueError):
+        damped_newton(circle, circle_jac, [1.0, 0.5], tol=1e-2, maxiter=5, refine=1e-13)

@@ -62,3 +62,35 @@ def test_widths_use_the_extrapolation():
     assert res["passed"] and res["z_max"] < 1e-6 and res["ratio"] is None
     np.testing.assert_allclose(res["slope"], b, rtol=1e-9)
     assert not compare(_obs(0.6), sampled, err, widths)["passed"]
+
+
+def test_reports_follow_the_result_protocol_with_read_only_dict_access():
+    """compare (like every validation report) returns a frozen Result: ``converged`` is the pass rule,
+    ``status`` "converged" / "error-bound-missed" (chains mixed) / "not-converged" (R̂ rule missed); the
+    entries read as the dict they used to be, read-only; to_json is that dict plus the shared keys."""
+    import dataclasses
+    import json
+
+    from solvers.results import STATUSES, Result
+    from theory.jsonio import dumps
+    from validation.results import ValidationReport, pass_status
+
+    theory, err = _obs(1.0), np.full(14, 0.01)
+    ok, bad = compare(theory, _obs(1.0 + 0.079), err, 100), compare(theory, _obs(1.0 + 0.081), err, 100)
+    assert isinstance(ok, Result) and ok.converged and ok.status == "converged" and ok.message == ok["rule"]
+    assert not bad.converged and bad.status == "error-bound-missed" and bad.status in STATUSES
+    assert pass_status(False, chains_mixed=False) == "not-converged"
+    keys = ["passed", "z", "z_max", "estimate", "error", "slope", "ratio", "worst", "criterion", "rule"]
+    assert list(ok.keys()) == keys and list(ok) == keys and len(ok) == len(keys) and "z" in ok and "x" not in ok
+    assert ok.get("slope") is None and ok.get("x", 3) == 3 and dict(ok.items())["worst"] == ok["worst"]
+    assert {**ok}.keys() == dict(ok).keys()
+    with pytest.raises(TypeError):
+        ok["passed"] = False  # noqa: the compatibility layer is read-only
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ok.converged = False
+    out = json.loads(dumps(ok))
+    assert list(out)[:len(keys)] == keys and out["passed"] is True and out["status"] == "converged"
+    assert set(out) - set(keys) == {"converged", "status", "message", "iterations", "residual", "error_estimate",
+                                    "time_seconds"}
+    rep = ValidationReport.from_dict({"passed": False, "converged": "kept"}, passed=False, chains_mixed=False)
+    assert rep.status == "not-converged" and rep.to_json()["converged"] == "kept"  # today's keys win

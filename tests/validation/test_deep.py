@@ -297,6 +297,12 @@ def test_validate_deep_report_schema():
     assert np.shape(rep["theory"]["layers"][0]["kernel_diagonal"]) == (3,)
     assert set(rep["per_width"][0]["code_fractions"][0]) <= {format(k, "03b") for k in range(8)}
     assert isinstance(rep["passed"], bool) and "single width" in rep["comparison"]
+    # the report is a Result (converged = the pass rule) whose JSON is the old dict plus the shared keys
+    assert rep.converged == rep["passed"] and rep.message == rep["comparison"] and rep.time_seconds > 0
+    assert rep.status == ("converged" if rep["passed"] else
+                          "error-bound-missed" if rep["rhat_rule"]["met"] else "not-converged")
+    out = rep.to_json()
+    assert list(out)[:len(rep)] == list(rep.keys()) and out["status"] == rep.status
     with pytest.raises(SpecError, match="kinks"):  # nonlinear φ use solvers.deep.nonlinear: linear, relu, smooth
         validate_deep(spec.replace(nonlinearity="Abs(h)"), layers=2)
 

@@ -108,6 +108,7 @@ def test_linear_theory_is_the_closed_form_and_reaches_the_gp_predictor():
     rep = generalization_report(ds, spec, sampling=False)
     th, gp = np.array(rep["theory"]["mean_predictor"]), np.array(rep["gp"]["mean_predictor"])
     assert rep["theory"]["converged"] and rep["theory"]["sampler"] == "closed form"
+    assert rep.converged and rep.status == "converged" and set(rep) == {"dataset", "spec", "theory", "gp", "sampling"}
     assert np.max(np.abs(th - gp)) < 2e-3
     limit = solve_linear(spec.replace(temperature=0.0)).predict(ds.test_inputs)
     assert np.max(np.abs(th - limit)) < 1e-3

@@ -76,8 +76,9 @@ def _stationarity_case(nl, wrong):
 
 def test_stationarity_linear_right_and_wrong_theory():
     """Chains started from the theory stay there; started from a 20%-wrong-T theory they leave it."""
-    assert _stationarity_case("linear", wrong=False)["passed"]
-    assert not _stationarity_case("linear", wrong=True)["passed"]
+    right, wrong = _stationarity_case("linear", wrong=False), _stationarity_case("linear", wrong=True)
+    assert right["passed"] and right.converged and right.status == "converged"
+    assert not wrong["passed"] and not wrong.converged and wrong.status == "error-bound-missed"
 
 
 @pytest.mark.slow
