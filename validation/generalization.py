@@ -224,6 +224,8 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
             f"bayes error {np.round(sampled['bayes_error'], 4).tolist()} (R-hat {sampled['rhat_max']:.2f})")
     report = {"dataset": {**ds.to_dict(), "test_labels": np.asarray(ds.test_labels).tolist()},
               "spec": spec.to_dict(), "theory": theory, "gp": gp.to_json(), "sampling": sampled}
-    return GeneralizationReport(data=report, converged=bool(sol.converged), status=sol.status, message=sol.message,
+    # the theory entry's verdict includes the test predictions' bias checks (:func:`_prediction_verdict`)
+    return GeneralizationReport(data=report, converged=bool(theory.get("converged", sol.converged)),
+                                status=theory.get("status", sol.status), message=theory.get("message", sol.message),
                                 iterations=sol.iterations, residual=sol.residual, error_estimate=sol.error_estimate,
                                 time_seconds=time.perf_counter() - t0)
