@@ -8,8 +8,9 @@ p(a) ∝ exp S(a; t) of THEORY §3, and its P → ∞ action of THEORY §4).
 which is the Newton step −H⁻¹∇S where S is concave and an ascent direction elsewhere. A step is
 accepted if S does not decrease (then r doubles if the step was clipped), otherwise r shrinks
 fourfold. A start is converged when s‖∇S‖ ≤ tol (1 + ‖a‖) (s: the scale of a² over S, e.g. the
-prior variance) and H ≺ 0; a stationary point that is not a maximum is kicked off along its
-unstable eigenvector (at most ``kicks`` times); a start with ‖a‖ > 10⁴ r₀ has escaped (S unbounded
+prior variance) and H ≺ 0, or when the trust radius has shrunk below 10⁻¹⁴ r₀ (S stalls at
+rounding level); a stationary point that is not a maximum is kicked off along its unstable
+eigenvector by 10⁻² r₀ and restarts there (at most ``kicks`` times, then it is given up); a start with ‖a‖ > 10⁴ r₀ has escaped (S unbounded
 above or asymptotically flat).
 
 Post-processing shared by every caller: :func:`distinct` keeps the chosen rows best first and
@@ -49,16 +50,20 @@ class Ascent(NamedTuple):
     escaped: np.ndarray
 
 
-def _kick(A, idx, saddle, V, kicked, done, unchecked, size, kicks, rng):
-    """Push the stationary non-maxima ``idx[saddle]`` off along their unstable eigenvector."""
+def _kick(A, idx, saddle, V, kicked, stuck, unchecked, size, kicks, rng):
+    """Push the stationary non-maxima ``idx[saddle]`` off along their unstable eigenvector; returns
+    the rows moved."""
+    moved = []
     for j in np.flatnonzero(saddle):
         i = idx[j]
         if kicked[i] >= kicks:
-            done[i] = True  # leave it; it is reported only if it is a maximum (it is not)
+            stuck[i] = True  # leave it: not a maximum, not converged
             continue
         kicked[i] += 1
         A[i] = A[i] + size * rng.choice([-1.0, 1.0]) * V[j, :, -1]
         unchecked[i] = True
+        moved.append(i)
+    return np.array(moved, dtype=np.intp)
 
 
 def ascend(derivatives, starts, *, tol: float, maxiter: int, radius: float, scale: float = 1.0,
@@ -79,6 +84,7 @@ def ascend(derivatives, starts, *, tol: float, maxiter: int, radius: float, scal
     trust = np.full(k, R)
     S, g, H = derivatives(A)
     done = ~np.isfinite(S)
+    stuck = done.copy()  # finished without converging: S not finite, or a saddle kicked too often
     escaped = np.zeros(k, bool)
     kicked = np.zeros(k, int)
     rng = np.random.default_rng(seed)
@@ -99,11 +105,13 @@ def ascend(derivatives, starts, *, tol: float, maxiter: int, radius: float, scal
         small = rownorm(gi) * scale <= tol * (1.0 + rownorm(Ai))
         conv = small & (w[:, -1] < 0.0)
         done[idx[conv]] = True
-        _kick(A, idx, small & ~conv, V, kicked, done, unchecked, 1e-2 * R, kicks, rng)
+        kick = _kick(A, idx, small & ~conv, V, kicked, stuck, unchecked, 1e-2 * R, kicks, rng)
+        done |= stuck
+        if kick.size:  # the kicked rows start afresh from where they landed
+            S[kick], g[kick], H[kick] = derivatives(A[kick])
+            stale[kick] = True
         move = ~small
         if not move.any():
-            S[idx], g[idx], H[idx] = derivatives(A[idx])
-            stale[idx] = True
             continue
         idm = idx[move]
         wm, Vm = w[move], V[move]
@@ -128,7 +136,7 @@ def ascend(derivatives, starts, *, tol: float, maxiter: int, radius: float, scal
             kick = np.flatnonzero(unchecked)
             escaped[kick[rownorm(A[kick]) > limit]] = True
             unchecked[:] = False
-    return Ascent(A, S, g, H, done & ~escaped & np.isfinite(S), escaped)
+    return Ascent(A, S, g, H, done & ~stuck & ~escaped & np.isfinite(S), escaped)
 
 
 def group(B, rel: float = 1e-6, atol: float = 0.0, odd: bool = False):
@@ -196,14 +204,15 @@ def finite_differences(fun, m: int, h: float = 1e-4):
         k = len(A)
         F = np.asarray(fun((A[:, None, :] + offsets[None]).reshape(-1, m)), dtype=np.float64).reshape(k, -1)
         f0, fp, fm = F[:, 0], F[:, 1:1 + m], F[:, 1 + m:1 + 2 * m]
-        grad = (fp - fm) / (2 * h)
         H = np.empty((k, m, m))
-        H[:, np.arange(m), np.arange(m)] = (fp - 2 * f0[:, None] + fm) / (h * h)
-        if n_pair:
-            q = F[:, 1 + 2 * m:].reshape(k, 4, n_pair)
-            off = (q[:, 0] - q[:, 1] - q[:, 2] + q[:, 3]) / (4 * h * h)
-            H[:, i, j] = off
-            H[:, j, i] = off
+        with np.errstate(invalid="ignore"):  # inf − inf where a stencil leaves the domain
+            grad = (fp - fm) / (2 * h)
+            H[:, np.arange(m), np.arange(m)] = (fp - 2 * f0[:, None] + fm) / (h * h)
+            if n_pair:
+                q = F[:, 1 + 2 * m:].reshape(k, 4, n_pair)
+                off = (q[:, 0] - q[:, 1] - q[:, 2] + q[:, 3]) / (4 * h * h)
+                H[:, i, j] = off
+                H[:, j, i] = off
         good = np.all(np.isfinite(F), axis=1)
         S = np.where(good, f0, -np.inf)
         grad[~good] = 0.0
