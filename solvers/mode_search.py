@@ -105,17 +105,23 @@ def ascend(derivatives, starts, *, tol: float, maxiter: int, radius: float, scal
         small = rownorm(gi) * scale <= tol * (1.0 + rownorm(Ai))
         conv = small & (w[:, -1] < 0.0)
         done[idx[conv]] = True
-        kick = _kick(A, idx, small & ~conv, V, kicked, stuck, unchecked, 1e-2 * R, kicks, rng)
-        done |= stuck
-        if kick.size:  # the kicked rows start afresh from where they landed
-            S[kick], g[kick], H[kick] = derivatives(A[kick])
-            stale[kick] = True
+        saddle = small & ~conv
+        if saddle.any():
+            kick = _kick(A, idx, saddle, V, kicked, stuck, unchecked, 1e-2 * R, kicks, rng)
+            done |= stuck
+            if kick.size:  # the kicked rows start afresh from where they landed
+                S[kick], g[kick], H[kick] = derivatives(A[kick])
+                stale[kick] = True
         move = ~small
         if not move.any():
             continue
         idm = idx[move]
         wm, Vm = w[move], V[move]
-        coef = np.einsum("krs,kr->ks", Vm, gi[move]) / (np.abs(wm) + 1e-12 / scale)
+        gv = np.einsum("krs,kr->ks", Vm, gi[move])
+        coef = gv / (np.abs(wm) + 1e-12 / scale)
+        # where S curves up, the Newton-size step g_v/λ_v only doubles the distance from a saddle:
+        # go to the trust radius along the ascent direction instead
+        coef = np.where(wm > 0.0, np.sign(gv) * np.maximum(np.abs(coef), trust[idm, None]), coef)
         step = np.einsum("krs,ks->kr", Vm, coef)
         sn = rownorm(step)
         clip = np.minimum(1.0, trust[idm] / np.maximum(sn, 1e-300))

@@ -41,7 +41,7 @@ from solvers.large_p.transition import same_curve, trace_transition
 from solvers.results import Result
 from solvers.sweep import run_sweep
 
-__all__ = ["coding_scheme", "phase_row", "PhaseDiagram", "phase_diagram", "load_phase_diagram",
+__all__ = ["coding_scheme", "phase_row", "warm_point", "PhaseDiagram", "phase_diagram", "load_phase_diagram",
            "trace_transition"]
 
 
@@ -60,7 +60,7 @@ def _orbits(maxima, odd: bool) -> np.ndarray:
     return np.array(reps)
 
 
-def _warm(prob: LargePProblem, prev: LargePSolution | None) -> tuple[LargePSolution, bool]:
+def warm_point(prob: LargePProblem, prev: LargePSolution | None) -> tuple[LargePSolution, bool]:
     """(solution, used_global_solver) at ``prob`` starting from the neighbouring solution ``prev``.
 
     1. Newton on prev's branches. 2. If they stop being the minimiser of G∞ (a transition), Newton
@@ -85,6 +85,9 @@ def _warm(prob: LargePProblem, prev: LargePSolution | None) -> tuple[LargePSolut
     return solve_large_p(prob, t0=None if prev is None else prev.t), True
 
 
+_warm = warm_point  # old private name
+
+
 def _point_summary(sol: LargePSolution) -> dict:
     scheme = coding_scheme(sol)
     return {**scheme, "converged": bool(sol.converged), "kind": sol.kind, "free_energy": float(sol.free_energy),
@@ -105,7 +108,7 @@ def phase_row(job: dict) -> dict:
     sols, n_global = [], 0
     prev = None
     for x in xs:
-        sol, used = _warm(base.with_parameter(job["x_name"], x), prev)
+        sol, used = warm_point(base.with_parameter(job["x_name"], x), prev)
         n_global += used
         sols.append(sol)
         prev = sol
@@ -118,7 +121,7 @@ def phase_row(job: dict) -> dict:
         lo, hi, s_lo = xs[i], xs[i + 1], sols[i]
         for _ in range(int(job.get("refine", 8))):
             mid = 0.5 * (lo + hi)
-            s_mid, used = _warm(base.with_parameter(job["x_name"], mid), s_lo)
+            s_mid, used = warm_point(base.with_parameter(job["x_name"], mid), s_lo)
             n_global += used
             if coding_scheme(s_mid)["label"] == left:
                 lo, s_lo = mid, s_mid
