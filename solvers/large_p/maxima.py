@@ -13,6 +13,8 @@ and everything hinges on finding them reliably. :func:`maximise_action`
   Newton step −H⁻¹∇S where S is concave and an ascent step elsewhere;
   stationary points that are not maxima (a = 0 of an odd φ below T_c) are
   pushed off along the unstable eigenvector;
+* for odd φ (S(−a) = S(a)) runs one start of each mirror pair {a, −a} and adds the mirror
+  images of the end points;
 * merges the converged maxima (:func:`solvers.mode_search.distinct`) and reports every local maximum with its
   S value, gradient norm and Hessian eigenvalues, and marks the global
   ones (within ``global_tol`` of the largest S).
@@ -131,6 +133,16 @@ _rownorm = rownorm
 _group = group
 
 
+def _one_per_mirror_pair(A0):
+    """The starts with one of each pair {a, −a} (both give the same maxima, mirrored, for odd φ): each
+    row flipped to a · sign(a·u) for a fixed generic u, exact duplicates dropped, order kept."""
+    u = 1.0 / np.sqrt(np.arange(2.0, A0.shape[1] + 2.0))
+    s = np.sign(A0 @ u)
+    canon = A0 * np.where(s == 0.0, 1.0, s)[:, None]
+    _, first = np.unique(canon, axis=0, return_index=True)
+    return canon[np.sort(first)]
+
+
 def _ascent(problem, t, A, tol, maxiter, R):
     """The shared saddle-free Newton ascent (:func:`solvers.mode_search.ascend`) on S(·; t)."""
     return ascend(lambda X: problem.action(X, t), A, tol=tol, maxiter=maxiter, radius=R,
@@ -151,9 +163,17 @@ def maximise_action(problem: LargePProblem, t, *, warm=None, n_random: int = 16,
     R = problem.start_radius(t)
     A0 = start_points(problem, t, n_random, seed, warm, radius=R) if starts is None else np.atleast_2d(
         np.asarray(starts, dtype=np.float64)).copy()
+    odd = problem.phi.odd
+    if odd:
+        A0 = _one_per_mirror_pair(A0)
     A, S, g, H, conv, esc = _ascent(problem, t, A0, tol, maxiter, R)
-    w_all = np.linalg.eigvalsh(H)
-    found, counts = distinct(A, S, conv & (w_all[:, -1] < 0.0) & np.isfinite(S))
+    if odd:  # S(−a) = S(a), ∇S(−a) = −∇S(a), ∇²S(−a) = ∇²S(a): every end point has its mirror image
+        A, S, g, H = np.concatenate([A, -A]), np.tile(S, 2), np.concatenate([g, -g]), np.tile(H, (2, 1, 1))
+        conv, esc = np.tile(conv, 2), np.tile(esc, 2)
+    w_all = np.full(A.shape, np.nan)
+    ok = conv & np.isfinite(S)
+    w_all[ok] = np.linalg.eigvalsh(H[ok])
+    found, counts = distinct(A, S, ok & (w_all[:, -1] < 0.0))
     if not len(found):  # nothing converged: report the best stationary-ish point honestly as not a maximum
         raise RuntimeError("maximise_action: no start converged to a local maximum of S "
                            f"({int(esc.sum())} of {len(A0)} starts ran away: S may be unbounded above)")
