@@ -37,6 +37,7 @@ from theory.spec import SpecError
 from solvers.large_p.solve import LargePSolution, solve_branches, solve_large_p
 from solvers.large_p.coding import MIN_OCCUPATION, coding_scheme
 from solvers.large_p.problem import LargePProblem, parameter_name
+from solvers.large_p.solution import same_point
 from solvers.large_p.transition import same_curve, trace_transition
 from solvers.results import Result
 from solvers.sweep import run_sweep
@@ -60,10 +61,18 @@ def _orbits(maxima, odd: bool) -> np.ndarray:
     return np.array(reps)
 
 
+def _distinct_branches(sol: LargePSolution, odd: bool) -> bool:
+    """No two branches at the same point (or mirror images, odd φ): where maxima of S merge (a
+    pitchfork), Newton from the previous branches lets several of them converge onto one."""
+    A = [b.a for b in sol.branches]
+    return not any(same_point(A[i], A[j], odd) for i in range(len(A)) for j in range(i))
+
+
 def warm_point(prob: LargePProblem, prev: LargePSolution | None) -> tuple[LargePSolution, bool]:
     """(solution, used_global_solver) at ``prob`` starting from the neighbouring solution ``prev``.
 
-    1. Newton on prev's branches. 2. If they stop being the minimiser of G∞ (a transition), Newton
+    1. Newton on prev's branches. 2. If they stop being the minimiser of G∞ (a transition), or two
+    of them converge onto the same maximum of S (maxima merging), Newton
     on the global maxima of S at the field just found, equally occupied. 3. Only if both fail, the
     global solver (smoothed dual; timings in docs/results.md).
     """
@@ -72,7 +81,8 @@ def warm_point(prob: LargePProblem, prev: LargePSolution | None) -> tuple[LargeP
         P = np.array([b.occupation for b in prev.branches])
         try:
             sol = solve_branches(prob, prev.t, A, P, n_random=WARM_RANDOM_STARTS)
-            if sol.converged and sol.kind == "global" and min(b.occupation for b in sol.branches) > MIN_OCCUPATION:
+            if (sol.converged and sol.kind == "global" and min(b.occupation for b in sol.branches) > MIN_OCCUPATION
+                    and _distinct_branches(sol, prob.phi.odd)):
                 return sol, False
             if sol.maxima is not None:
                 A2 = _orbits(sol.maxima, prob.phi.odd)
