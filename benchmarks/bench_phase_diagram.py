@@ -8,12 +8,15 @@ Task: erf, ρ = (1/2, 1/4, 1/4), x = T in [0.05, 1], y = σ̄_a in [0.5, 2] (lar
   transitions bisected 8 times) with 1 and with 2 worker processes, points per second (grid points
   only; the bisection solves are extra work inside the same time).
 
-With ``--full`` also the 100 × 100 diagram on 2 workers (the issue's goal: under 2 minutes).
-Every number is measured in the same run. Run: python benchmarks/bench_phase_diagram.py [--full]
+With ``--full`` also the 100 × 100 diagram on 2 workers (the goal: at most 60 s). ``--top`` prints the
+top entries by own time of a cProfile of one row (``--nx`` points, in-process). Every number is
+measured in the same run. Run: python benchmarks/bench_phase_diagram.py [--nx 30 --ny 30] [--full]
 """
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import sys
 import tempfile
 import time
@@ -25,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from solvers.large_p.solve import solve_large_p  # noqa: E402
 from solvers.large_p.problem import LargePProblem  # noqa: E402
-from solvers.large_p.phase_diagram import phase_diagram  # noqa: E402
+from solvers.large_p.phase_diagram import phase_diagram, phase_row  # noqa: E402
 
 
 def _diagram(prob, nx, ny, workers):
@@ -45,6 +48,7 @@ def main(argv=None):
     ap.add_argument("--ny", type=int, default=10)
     ap.add_argument("--naive", type=int, default=12)
     ap.add_argument("--full", action="store_true", help="also the 100 × 100 diagram on 2 workers")
+    ap.add_argument("--top", type=int, default=5, help="cProfile entries of one row to print (0: none)")
     args = ap.parse_args(argv)
     prob = LargePProblem(nonlinearity="erf", class_fractions=(0.5, 0.25, 0.25))
     solve_large_p(prob)  # JIT and ψ table warm-up
@@ -69,7 +73,22 @@ def main(argv=None):
     if args.full:
         tf, pdf = _diagram(prob, 100, 100, 2)
         print(f"100 × 100 diagram, 2 workers: {tf:.1f} s ({1e4 / tf:.1f} points/s), "
-              f"{len(pdf.boundary_points)} transitions located, goal < 120 s: {'met' if tf < 120 else 'not met'}")
+              f"{len(pdf.boundary_points)} transitions located, goal ≤ 60 s: {'met' if tf <= 60 else 'not met'}")
+    if args.top > 0:
+        _profile_row(prob, args.nx, args.top)
+
+
+def _profile_row(prob, nx, top):
+    """cProfile of the middle row (σ̄_a = 1.25) of the diagram, top ``top`` entries by own time."""
+    job = {"problem": prob.to_dict(), "x_name": "temperature", "x_values": np.linspace(0.05, 1.0, nx).tolist(),
+           "y_name": "sigma_a_bar", "y": 1.25, "refine": 8}
+    prof = cProfile.Profile()
+    prof.enable()
+    row = phase_row(job)
+    prof.disable()
+    print(f"\ncProfile of one row ({nx} points, {len(row['boundaries'])} transitions bisected, "
+          f"{row['global_solves']} global solves), top {top} by own time:")
+    pstats.Stats(prof).sort_stats("tottime").print_stats(top)
 
 
 if __name__ == "__main__":

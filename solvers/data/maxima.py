@@ -4,8 +4,13 @@
 
 The minorise–maximise fixed point a ← (σ̄_a²/P) tᵀ m(t a) (S ≥ its linearisation in the convex Λ,
 so S never decreases) runs from sign-pattern starts in {−1, 0, 1}^m (m ≤ 4) plus random starts,
-all sampled in one batch; end points are clustered (modulo a → −a for odd φ); a local maximum needs
+all sampled in one batch; end points are merged by the shared :func:`solvers.mode_search.group`
+(modulo a → −a for odd φ); a local maximum needs
 ∇²S = −I/σ̄_a² + tᵀC t/P ≺ 0; heights by thermodynamic integration (:mod:`.thermodynamic`).
+
+This is not the shared Newton search (:func:`solvers.mode_search.ascend`) because here Λ, and so
+S with its gradient and Hessian, is itself a Monte Carlo estimate: a deterministic Newton step
+with a trust test on noisy S values cannot converge, while the fixed point averages the noise.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import numpy as np
 from solvers.data.chains import prior_factor
 from solvers.data.options import GeneralBranchOptions
 from solvers.data.thermodynamic import sample_tilts, thermodynamic_lambda
+from solvers.mode_search import group
 from theory.nonlinearities import get_nonlinearity
 from theory.spec import ModelSpec
 
@@ -59,7 +65,7 @@ def find_maxima(spec: ModelSpec, t: np.ndarray, opt: GeneralBranchOptions | None
 
     Fixed point a ← (σ̄_a²/P) tᵀ m(t a) from all starts at once (``opt.chains`` chains each,
     warm-started between iterations), stopped when every start moves less than 1e-3·(1 + |a|);
-    end points closer than 0.05·(1 + |a|) (modulo sign for odd φ) are merged; a point with a
+    end points within 0.05·(1 + |a|) (modulo sign for odd φ) are merged; a point with a
     Hessian eigenvalue ≥ 0 (within 3 MCSE) is not a maximum and is dropped."""
     opt = opt or GeneralBranchOptions()
     rng = rng or np.random.default_rng(opt.seed)
@@ -81,16 +87,8 @@ def find_maxima(spec: ModelSpec, t: np.ndarray, opt: GeneralBranchOptions | None
         A = Anew
         if done:
             break
-    # merge
-    reps = []
-    for a in A:
-        for r in reps:
-            tol = 0.05 * (1.0 + np.linalg.norm(r))
-            if np.linalg.norm(a - r) < tol or (nl.odd and np.linalg.norm(a + r) < tol):
-                break
-        else:
-            reps.append(a)
-    reps = np.array(reps)
+    found, _ = group(A, rel=0.05, odd=nl.odd)  # merge (modulo sign for odd φ)
+    reps = A[found].copy()
     if nl.odd:  # representatives with the first non-zero entry positive
         for i, a in enumerate(reps):
             nz = np.flatnonzero(np.abs(a) > 1e-9)

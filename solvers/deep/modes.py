@@ -1,55 +1,32 @@
-"""Local maxima of a batched log density by vectorised gradient ascent (the mode search of the deep
-solver's proposal-coverage check; the log density is :func:`theory.deep_layer.log_integrand`).
+"""Local maxima of a batched log density λ(y) (the mode search of the deep solver's proposal-coverage
+check; the log density is :func:`theory.deep_layer.log_integrand`).
 
-Each mode q gets its Laplace mass λ(q) + ½ d log 2π − ½ log det(−∇²λ(q)).
+The search is the shared saddle-free Newton ascent (:func:`solvers.mode_search.ascend`) on
+central finite-difference derivatives of λ (:func:`solvers.mode_search.finite_differences`: λ has
+no analytic derivatives here). Each mode q gets its Laplace mass
+λ(q) + ½ d log 2π − ½ log det(−∇²λ(q)) (:func:`solvers.mode_search.laplace_log_mass`).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from solvers.mode_search import ascend, distinct, finite_differences, laplace_log_mass
 
 __all__ = ["find_modes"]
 
 
 def find_modes(fun, starts, iters: int = 150, tol: float = 1e-3):
-    """Local maxima of ``fun`` (batch → values) by vectorised gradient ascent with per-point step
-    control (forward-difference gradients) from ``starts`` (n, d); returns (modes, values, log
-    Laplace masses λ* + ½ log det(2π (−∇²λ)⁻¹), Hessians), duplicates (distance < 10·tol) merged.
-    Modes whose Hessian is not negative definite get mass −inf."""
+    """Local maxima of ``fun`` (batch → values) from ``starts`` (n, d): at most ``iters`` steps of the
+    shared ascent (converged when ‖∇λ‖ ≤ 10⁻³ tol (1 + ‖y‖)); returns (modes, values, log Laplace
+    masses λ* + ½ log det(2π (−∇²λ)⁻¹), Hessians), best first, duplicates (distance ≤ 10·tol + 10⁻²)
+    merged. End points whose Hessian is not negative definite get mass −inf."""
     X = np.array(starts, dtype=np.float64)
-    n, d = X.shape
-    eye = np.eye(d)
-    f = fun(X)
-    lr = np.full(n, 0.1)
-    h = 1e-5
-    for _ in range(iters):
-        g = np.stack([(fun(X + h * eye[j]) - f) / h for j in range(d)], axis=1)
-        Xn = X + lr[:, None] * g
-        fn = fun(Xn)
-        up = np.isfinite(fn) & (fn > f)
-        X[up], f[up] = Xn[up], fn[up]
-        lr = np.where(up, lr * 1.3, lr * 0.5)
-        if np.all(lr * np.linalg.norm(g, axis=1) < tol * 1e-2):
-            break
-    order = np.argsort(-f)
-    modes, vals = [], []
-    for i in order:
-        if np.isfinite(f[i]) and all(np.linalg.norm(X[i] - q) > 10 * tol + 1e-2 for q in modes):
-            modes.append(X[i].copy())
-            vals.append(f[i])
-    masses, hessians = [], []
-    e = 1e-3
-    for q, v in zip(modes, vals):
-        H = np.empty((d, d))
-        for i in range(d):
-            for j in range(d):
-                pts = np.array([q + e * (eye[i] + eye[j]), q + e * (eye[i] - eye[j]), q - e * (eye[i] - eye[j]),
-                                q - e * (eye[i] + eye[j])])
-                fp = fun(pts)
-                H[i, j] = (fp[0] - fp[1] - fp[2] + fp[3]) / (4 * e * e)
-        w = np.linalg.eigvalsh(0.5 * (H + H.T))
-        hessians.append(0.5 * (H + H.T))
-        masses.append(v + 0.5 * d * math.log(2 * math.pi) - 0.5 * float(np.sum(np.log(-w))) if w.max() < 0
-                      else -np.inf)
-    return np.array(modes), np.array(vals), np.array(masses), hessians
+    d = X.shape[1]
+    derivatives = finite_differences(fun, d)
+    run = ascend(derivatives, X, tol=1e-3 * tol, maxiter=iters, radius=1.0)
+    keep = np.isfinite(run.S) & ~run.escaped
+    found, _ = distinct(run.A, run.S, keep, rel=0.0, atol=10 * tol + 1e-2)
+    modes, vals = run.A[found], run.S[found]
+    hessians = [0.5 * (H + H.T) for H in run.hess[found]]
+    masses = laplace_log_mass(vals, np.array(hessians).reshape(-1, d, d))
+    return modes.reshape(-1, d), vals, masses, hessians

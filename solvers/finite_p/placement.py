@@ -49,6 +49,7 @@ from scipy import special
 
 
 from solvers.finite_p.problem import ClassProblem
+from solvers.mode_search import ascend, distinct
 from solvers.rules import gauss_hermite_nodes
 
 __all__ = ["Component", "Needle", "Placement", "find_modes", "search_modes", "mode_starts", "covers",
@@ -191,45 +192,22 @@ def log_tilt_derivatives(prob: ClassProblem, t, A):
 
 
 def find_modes(prob: ClassProblem, t: np.ndarray, starts: np.ndarray, iters: int = 60):
-    """Local maxima of S(a; t) from many starts: (modes (k, m), S (k,), Hessians (k, m, m)), best first."""
+    """Local maxima of S(a; t) from many starts: (modes (k, m), S (k,), Hessians (k, m, m)), best first.
+
+    The shared saddle-free Newton ascent (:func:`solvers.mode_search.ascend`, at most 5·``iters``
+    trial steps, trust radius 10 σ_a) on :func:`log_tilt_derivatives`; end points with a negative
+    definite Hessian that did not run away are merged within 10⁻⁴ (σ_a + max |a|)."""
     t = np.asarray(t, dtype=np.float64)
-    A = np.array(starts, dtype=np.float64)
-    S, grad, H = log_tilt_derivatives(prob, t, A)
-    for _ in range(iters):
-        w, V = np.linalg.eigh(H)
-        # Newton where S is concave, otherwise a trust-limited ascent direction
-        floor = 1e-3 * np.abs(w).max(axis=1, keepdims=True) + 1e-12
-        step = np.einsum("krs,ks->kr", V, np.einsum("krs,kr->ks", V, grad) / np.maximum(-w, floor))
-        scale = np.maximum(1.0, np.linalg.norm(step, axis=1) / (10.0 * prob.spec.sigma_a + np.linalg.norm(A, axis=1)))
-        step /= scale[:, None]
-        alpha = np.ones(len(A))
-        for _ in range(30):
-            S_new, g_new, H_new = log_tilt_derivatives(prob, t, A + alpha[:, None] * step)
-            bad = ~(S_new >= S - 1e-12 * np.abs(S))
-            if not bad.any():
-                break
-            alpha = np.where(bad, 0.5 * alpha, alpha)
-        bad = ~(S_new >= S - 1e-12 * np.abs(S))
-        alpha = np.where(bad, 0.0, alpha)  # no ascent found: stay
-        A = A + alpha[:, None] * step
-        S = np.where(bad, S, S_new)
-        grad = np.where(bad[:, None], grad, g_new)
-        H = np.where(bad[:, None, None], H, H_new)
-        if np.max(np.linalg.norm(alpha[:, None] * step, axis=1)) < 1e-10 * (1 + np.max(np.abs(A))):
-            break
-    order = np.argsort(-S)
-    modes, vals, hess = [], [], []
-    tol = 1e-4 * (prob.spec.sigma_a + np.max(np.abs(A)))
-    top = np.linalg.eigvalsh(H)[:, -1]
-    for i in order:
-        if not np.isfinite(S[i]) or top[i] >= 0:
-            continue  # not a strict local maximum (saddle or flat)
-        if all(np.linalg.norm(A[i] - q) > tol for q in modes):
-            modes.append(A[i])
-            vals.append(S[i])
-            hess.append(H[i])
     m = t.shape[1]
-    return np.array(modes).reshape(-1, m), np.array(vals), np.array(hess).reshape(-1, m, m)
+    sa = prob.spec.sigma_a
+    run = ascend(lambda X: log_tilt_derivatives(prob, t, X), np.asarray(starts, dtype=np.float64),
+                 tol=1e-10, maxiter=5 * iters, radius=10.0 * sa, scale=sa**2)
+    A, S, H = run.A, run.S, run.hess
+    top = np.linalg.eigvalsh(H)[:, -1] if len(A) else np.zeros(0)
+    keep = np.isfinite(S) & ~run.escaped & (top < 0)  # strict local maxima only (no saddle, no flat top)
+    atol = 1e-4 * (sa + np.max(np.abs(A))) if len(A) else 0.0
+    found, _ = distinct(A, S, keep, rel=0.0, atol=atol)
+    return A[found].reshape(-1, m), S[found], H[found].reshape(-1, m, m)
 
 
 def _large_p_view(prob: ClassProblem):

@@ -8,12 +8,14 @@ and everything hinges on finding them reliably. :func:`maximise_action`
   directions t̂_c and their pairwise sums ± t̂_c ± t̂_d; several radii set by
   the fixed-point scale of a = σ̄_a² Σ_c ρ_c ψ'(t_c·a) t_c), random points,
   and optional warm starts (for example the previous maxima);
-* runs a vectorised saddle-free Newton ascent with trust radius, using the
-  analytic gradient and Hessian: δ = V diag(1/|λ|) Vᵀ ∇S, which is the
+* runs the shared saddle-free Newton ascent with trust radius
+  (:func:`solvers.mode_search.ascend`) on the analytic gradient and Hessian: δ = V diag(1/|λ|) Vᵀ ∇S, which is the
   Newton step −H⁻¹∇S where S is concave and an ascent step elsewhere;
   stationary points that are not maxima (a = 0 of an odd φ below T_c) are
   pushed off along the unstable eigenvector;
-* clusters the converged points and reports every local maximum with its
+* for odd φ (S(−a) = S(a)) runs one start of each mirror pair {a, −a} and adds the mirror
+  images of the end points;
+* merges the converged maxima (:func:`solvers.mode_search.distinct`) and reports every local maximum with its
   S value, gradient norm and Hessian eigenvalues, and marks the global
   ones (within ``global_tol`` of the largest S).
 
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from solvers.large_p.problem import LargePProblem
+from solvers.mode_search import ascend, distinct, group, rownorm
 
 __all__ = ["LocalMaximum", "ActionMaxima", "maximise_action", "start_points"]
 
@@ -125,106 +128,25 @@ def start_points(problem: LargePProblem, t, n_random: int = 16, seed: int = 0, w
     return np.concatenate(pts)
 
 
-def _rownorm(X):
-    """‖row‖₂ of a (k, m) array, as np.linalg.norm(X, axis=1) computes it (same rounding)."""
-    return np.sqrt(np.add.reduce(X * X, axis=1))
+#: Old private names (tests and callers used them).
+_rownorm = rownorm
+_group = group
+
+
+def _one_per_mirror_pair(A0):
+    """The starts with one of each pair {a, −a} (both give the same maxima, mirrored, for odd φ): each
+    row flipped to a · sign(a·u) for a fixed generic u, exact duplicates dropped, order kept."""
+    u = 1.0 / np.sqrt(np.arange(2.0, A0.shape[1] + 2.0))
+    s = np.sign(A0 @ u)
+    canon = A0 * np.where(s == 0.0, 1.0, s)[:, None]
+    _, first = np.unique(canon, axis=0, return_index=True)
+    return canon[np.sort(first)]
 
 
 def _ascent(problem, t, A, tol, maxiter, R):
-    """Vectorised saddle-free Newton with trust radius; returns (A, S, g, H, converged, escaped).
-
-    All active starts move together: one batched ``eigh`` of the stacked Hessians H = V diag(λ) Vᵀ
-    per iteration (only for the starts whose H changed since the last one: rejected steps keep
-    their eigenpairs), step δ = V diag(1/|λ|) Vᵀ ∇S clipped to the trust radius, one batched
-    evaluation of S at the trial points.
-    """
-    k, m = A.shape
-    sa2 = problem.sigma_a_bar**2
-    radius = np.full(k, R)
-    done = np.zeros(k, bool)
-    escaped = np.zeros(k, bool)
-    kicked = np.zeros(k, int)
-    rng = np.random.default_rng(12345)
-    S, g, H = problem.action(A, t)
-    w_all, V_all = np.empty((k, m)), np.empty((k, m, m))
-    stale = np.ones(k, bool)  # H changed since its eigenpairs were computed
-    unchecked = np.zeros(k, bool)  # kicked since the last escape check
-    limit = 1e4 * R
-    for _ in range(maxiter):
-        idx = np.flatnonzero(~(done | escaped))
-        if not idx.size:
-            break
-        redo = idx[stale[idx]]
-        if redo.size:
-            w_all[redo], V_all[redo] = np.linalg.eigh(H[redo])
-            stale[redo] = False
-        w, V = w_all[idx], V_all[idx]
-        gi, Ai = g[idx], A[idx]
-        small = _rownorm(gi) * sa2 <= tol * (1.0 + _rownorm(Ai))
-        conv = small & (w[:, -1] < 0.0)
-        done[idx[conv]] = True
-        saddle = small & ~conv
-        # push stationary non-maxima off along the unstable eigenvector (a few times at most)
-        for j in np.flatnonzero(saddle):
-            i = idx[j]
-            if kicked[i] >= 5:
-                done[i] = True  # leave it; it is reported only if it is a maximum (it is not)
-                continue
-            kicked[i] += 1
-            A[i] = A[i] + (1e-2 * R) * rng.choice([-1.0, 1.0]) * V[j, :, -1]
-            unchecked[i] = True
-        move = ~small
-        if not move.any():
-            S[idx], g[idx], H[idx] = problem.action(A[idx], t)
-            stale[idx] = True
-            continue
-        idm = idx[move]
-        wm, Vm = w[move], V[move]
-        coef = np.einsum("krs,kr->ks", Vm, gi[move]) / (np.abs(wm) + 1e-12 / sa2)
-        step = np.einsum("krs,ks->kr", Vm, coef)
-        sn = _rownorm(step)
-        scale = np.minimum(1.0, radius[idm] / np.maximum(sn, 1e-300))
-        step *= scale[:, None]
-        trial = Ai[move] + step
-        S_new, g_new, H_new = problem.action(trial, t)
-        gain = S_new - S[idm]
-        ok = np.isfinite(S_new) & (gain >= -1e-14 * (1.0 + np.abs(S[idm])))
-        acc = idm[ok]
-        A[acc], S[acc], g[acc], H[acc] = trial[ok], S_new[ok], g_new[ok], H_new[ok]
-        stale[acc] = True
-        radius[acc] = np.where(scale[ok] < 1.0, 2.0 * radius[acc], radius[acc])
-        rej = idm[~ok]
-        radius[rej] *= 0.25
-        done[rej[radius[rej] < 1e-14 * R]] = True
-        escaped[acc[_rownorm(trial[ok]) > limit]] = True  # only moved rows can newly run away
-        if unchecked.any():
-            kick = np.flatnonzero(unchecked)
-            escaped[kick[_rownorm(A[kick]) > limit]] = True
-            unchecked[:] = False
-    return A, S, g, H, done & ~escaped, escaped
-
-
-def _group(B, rel: float = 1e-6):
-    """Greedy grouping of the rows of B (best first): row i joins the first earlier leader f with
-    ‖B_i − B_f‖ ≤ rel·(1 + ‖B_f‖), else it becomes a leader. Returns (leader rows, group sizes).
-
-    One vectorised pass per leader instead of a loop over (row, leader) pairs: the first row not
-    yet claimed is a leader (every earlier leader has claimed the rows close to it), and it claims
-    every later unclaimed row within its radius, which is where the row-by-row loop puts them.
-    Cost O(k·m) per leader, memory O(k·m).
-    """
-    B = np.asarray(B, dtype=np.float64)
-    free = np.ones(len(B), bool)
-    radius = rel * (1.0 + _rownorm(B))
-    found, counts = [], []
-    while free.any():
-        i = int(np.argmax(free))
-        claim = free & (_rownorm(B - B[i]) <= radius[i])
-        claim[i] = True
-        free &= ~claim
-        found.append(i)
-        counts.append(int(np.count_nonzero(claim)))
-    return found, counts
+    """The shared saddle-free Newton ascent (:func:`solvers.mode_search.ascend`) on S(·; t)."""
+    return ascend(lambda X: problem.action(X, t), A, tol=tol, maxiter=maxiter, radius=R,
+                  scale=problem.sigma_a_bar**2)
 
 
 def maximise_action(problem: LargePProblem, t, *, warm=None, n_random: int = 16, seed: int = 0,
@@ -241,13 +163,18 @@ def maximise_action(problem: LargePProblem, t, *, warm=None, n_random: int = 16,
     R = problem.start_radius(t)
     A0 = start_points(problem, t, n_random, seed, warm, radius=R) if starts is None else np.atleast_2d(
         np.asarray(starts, dtype=np.float64)).copy()
-    A, S, g, H, conv, esc = _ascent(problem, t, A0.copy(), tol, maxiter, R)
-    w_all = np.linalg.eigvalsh(H)
-    is_max = conv & (w_all[:, -1] < 0.0) & np.isfinite(S)
-    order = np.flatnonzero(is_max)[np.argsort(-S[is_max], kind="stable")]
-    found, counts = _group(A[order])
-    found = [int(order[i]) for i in found]
-    if not found:  # nothing converged: report the best stationary-ish point honestly as not a maximum
+    odd = problem.phi.odd
+    if odd:
+        A0 = _one_per_mirror_pair(A0)
+    A, S, g, H, conv, esc = _ascent(problem, t, A0, tol, maxiter, R)
+    if odd:  # S(−a) = S(a), ∇S(−a) = −∇S(a), ∇²S(−a) = ∇²S(a): every end point has its mirror image
+        A, S, g, H = np.concatenate([A, -A]), np.tile(S, 2), np.concatenate([g, -g]), np.tile(H, (2, 1, 1))
+        conv, esc = np.tile(conv, 2), np.tile(esc, 2)
+    w_all = np.full(A.shape, np.nan)
+    ok = conv & np.isfinite(S)
+    w_all[ok] = np.linalg.eigvalsh(H[ok])
+    found, counts = distinct(A, S, ok & (w_all[:, -1] < 0.0))
+    if not len(found):  # nothing converged: report the best stationary-ish point honestly as not a maximum
         raise RuntimeError("maximise_action: no start converged to a local maximum of S "
                            f"({int(esc.sum())} of {len(A0)} starts ran away: S may be unbounded above)")
     smax = S[found[0]]

@@ -37,11 +37,12 @@ from theory.spec import SpecError
 from solvers.large_p.solve import LargePSolution, solve_branches, solve_large_p
 from solvers.large_p.coding import MIN_OCCUPATION, coding_scheme
 from solvers.large_p.problem import LargePProblem, parameter_name
+from solvers.large_p.solution import same_point
 from solvers.large_p.transition import same_curve, trace_transition
 from solvers.results import Result
 from solvers.sweep import run_sweep
 
-__all__ = ["coding_scheme", "phase_row", "PhaseDiagram", "phase_diagram", "load_phase_diagram",
+__all__ = ["coding_scheme", "phase_row", "warm_point", "PhaseDiagram", "phase_diagram", "load_phase_diagram",
            "trace_transition"]
 
 
@@ -60,10 +61,18 @@ def _orbits(maxima, odd: bool) -> np.ndarray:
     return np.array(reps)
 
 
-def _warm(prob: LargePProblem, prev: LargePSolution | None) -> tuple[LargePSolution, bool]:
+def _distinct_branches(sol: LargePSolution, odd: bool) -> bool:
+    """No two branches at the same point (or mirror images, odd φ): where maxima of S merge (a
+    pitchfork), Newton from the previous branches lets several of them converge onto one."""
+    A = [b.a for b in sol.branches]
+    return not any(same_point(A[i], A[j], odd) for i in range(len(A)) for j in range(i))
+
+
+def warm_point(prob: LargePProblem, prev: LargePSolution | None) -> tuple[LargePSolution, bool]:
     """(solution, used_global_solver) at ``prob`` starting from the neighbouring solution ``prev``.
 
-    1. Newton on prev's branches. 2. If they stop being the minimiser of G∞ (a transition), Newton
+    1. Newton on prev's branches. 2. If they stop being the minimiser of G∞ (a transition), or two
+    of them converge onto the same maximum of S (maxima merging), Newton
     on the global maxima of S at the field just found, equally occupied. 3. Only if both fail, the
     global solver (smoothed dual; timings in docs/results.md).
     """
@@ -72,7 +81,8 @@ def _warm(prob: LargePProblem, prev: LargePSolution | None) -> tuple[LargePSolut
         P = np.array([b.occupation for b in prev.branches])
         try:
             sol = solve_branches(prob, prev.t, A, P, n_random=WARM_RANDOM_STARTS)
-            if sol.converged and sol.kind == "global" and min(b.occupation for b in sol.branches) > MIN_OCCUPATION:
+            if (sol.converged and sol.kind == "global" and min(b.occupation for b in sol.branches) > MIN_OCCUPATION
+                    and _distinct_branches(sol, prob.phi.odd)):
                 return sol, False
             if sol.maxima is not None:
                 A2 = _orbits(sol.maxima, prob.phi.odd)
@@ -83,6 +93,9 @@ def _warm(prob: LargePProblem, prev: LargePSolution | None) -> tuple[LargePSolut
         except (RuntimeError, np.linalg.LinAlgError, FloatingPointError):
             pass
     return solve_large_p(prob, t0=None if prev is None else prev.t), True
+
+
+_warm = warm_point  # old private name
 
 
 def _point_summary(sol: LargePSolution) -> dict:
@@ -105,7 +118,7 @@ def phase_row(job: dict) -> dict:
     sols, n_global = [], 0
     prev = None
     for x in xs:
-        sol, used = _warm(base.with_parameter(job["x_name"], x), prev)
+        sol, used = warm_point(base.with_parameter(job["x_name"], x), prev)
         n_global += used
         sols.append(sol)
         prev = sol
@@ -118,7 +131,7 @@ def phase_row(job: dict) -> dict:
         lo, hi, s_lo = xs[i], xs[i + 1], sols[i]
         for _ in range(int(job.get("refine", 8))):
             mid = 0.5 * (lo + hi)
-            s_mid, used = _warm(base.with_parameter(job["x_name"], mid), s_lo)
+            s_mid, used = warm_point(base.with_parameter(job["x_name"], mid), s_lo)
             n_global += used
             if coding_scheme(s_mid)["label"] == left:
                 lo, s_lo = mid, s_mid

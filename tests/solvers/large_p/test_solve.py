@@ -238,6 +238,31 @@ def test_vectorised_grouping_of_maxima_matches_the_loop():
     assert len(pts) == len({tuple(np.round(p, 5)) for p in pts}) and sum(x.starts for x in res.maxima) > len(pts)
 
 
+def test_odd_phi_maxima_come_in_mirror_pairs_and_match_the_full_start_set():
+    """erf below T_c: S(−a) = S(a), so every maximum has its mirror image with the same S; the search
+    from one start per mirror pair finds the same set as the ascent from every start."""
+    from solvers.large_p.maxima import start_points
+    from solvers.mode_search import ascend, distinct
+
+    prob = LargePProblem(nonlinearity="erf", temperature=0.05, class_fractions=RHO)
+    t = np.array([[6.0, -1.0, 0.5], [-1.0, 9.0, 1.0], [0.5, 1.0, 8.0]])
+    res = maximise_action(prob, t)
+    pts = res.points()
+    assert len(pts) >= 2 and len(pts) % 2 == 0
+    for x in res.maxima:
+        j = int(np.argmin(np.linalg.norm(pts + x.a, axis=1)))
+        assert np.allclose(pts[j], -x.a, atol=1e-12) and res.maxima[j].value == x.value
+        assert x.gradient_norm < 1e-9 and x.stable
+    R = prob.start_radius(t)
+    run = ascend(lambda X: prob.action(X, t), start_points(prob, t, radius=R), tol=1e-11, maxiter=300, radius=R,
+                 scale=prob.sigma_a_bar**2)
+    w = np.linalg.eigvalsh(run.hess)
+    found, _ = distinct(run.A, run.S, run.converged & (w[:, -1] < 0))
+    full = run.A[found]
+    assert len(full) == len(pts)
+    assert max(np.min(np.linalg.norm(full - p, axis=1)) for p in pts) < 1e-9
+
+
 def test_branch_newton_follows_temperature_with_parameter_derivative():
     prob = LargePProblem(nonlinearity="erf", temperature=0.3, class_fractions=RHO)
     sol = solve_large_p(prob)
