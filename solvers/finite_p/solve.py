@@ -137,7 +137,8 @@ def solve_class_data(spec: ModelSpec, options: SolverOptions, progress=None, sta
         f, U = f + cond.outputs, U + cond.readout_moment
         kd, kb = kd + np.diag(cond.kernel), kb + cond.kernel
         extra["condensate"] = cond.to_json()
-    errors, extra["newton_error"] = _errors(dual, ev)
+    errors, newton_error = _errors(dual, ev)
+    dual.log.append(f"error estimate includes the observables' response to the last Newton step: {newton_error:.1e}")
     obs = Observables(outputs=f, readout_moment=U, kernel_diagonal=kd, kernel_blocks=kb, errors=errors)
     converged, status, message = _verdict(out, mo, dual, options)
     error_estimate = float(max(np.max(v) for v in errors.values()))
