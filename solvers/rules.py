@@ -16,8 +16,10 @@ __all__ = ["trapezoid_nodes", "trapezoid_edge", "gauss_hermite_nodes", "TRAPEZOI
 
 
 #: Half-width of the trapezoid grid in the whitened coordinates of a component (covariances
-#: are inflated by 1.25, so 7.5 is 9.4 standard deviations).
-TRAPEZOID_HALF_WIDTH = 7.5
+#: are inflated by 1.25, so 6.6 is 8.25 standard deviations: a Gaussian's weight in the box's outer
+#: shell is then below ``EDGE_WEIGHT``, and heavier tails widen the box). The narrower the box,
+#: the finer the spacing at a given order; the rule's error falls like e^{−c/h}.
+TRAPEZOID_HALF_WIDTH = 6.6
 #: Largest half-width the box is widened to (at fixed spacing) when the integrand on its edge is
 #: not negligible (heavy tails of p(a) near the ReLU domain boundary, THEORY §3).
 TRAPEZOID_MAX_HALF_WIDTH = 17.0

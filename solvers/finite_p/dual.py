@@ -6,11 +6,15 @@
 
 :class:`DualObjective` evaluates these through :func:`readout_moments` and
 owns what the integration needs between calls: the node placement
-(:mod:`solvers.finite_p.placement`), rebuilt at every accepted iterate from the
-moments and modes of p(a) there and kept within a line search unless a
-trial point's modes of S leave it (:meth:`DualObjective.cover`); the
-tensor-rule order, raised (×1.5, up to ``max_order``) when the error check
-or the line search fails; and, for φ that can condense (ReLU-like), the
+(:mod:`solvers.finite_p.placement`), built from the moments and modes of p(a) and
+kept while they move little (:meth:`DualObjective.update_placement`), so that
+Newton minimises one discretised G (a log-sum-exp of functions convex in t, so
+itself convex) until its steps are small; a trial point whose modes of S leave
+the placement rebuilds it (:meth:`DualObjective.cover`; the mode search is skipped
+where the known modes barely moved, and is always run at the final check); the
+tensor-rule order, raised when the error check or the line search fails (to the
+order that the e^{−c n} decay of two failed checks predicts, else ×1.5, up to
+``max_order``); and, for φ that can condense (ReLU-like), the
 log-barrier weight ε whose multipliers are the condensate (:class:`Condensate`).
 Both solvers (Newton, fixed point) use it, so they solve the same
 discretised problem.
@@ -18,15 +22,17 @@ discretised problem.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 
 import numpy as np
 
 from theory.domain import kappa_and_slope, top_eigenvalue_derivatives
 
 from solvers.options import SolverOptions
-from solvers.finite_p.placement import build_placement, placement_covers, search_modes
+from solvers.finite_p.placement import NEEDLE_MIN_Q, build_placement, log_tilt_derivatives, placement_covers, search_modes
 from solvers.finite_p.problem import ClassProblem
 from solvers.finite_p.readout_integral import QMCNodes, ReadoutMoments, readout_hessian, readout_moments
+from solvers.finite_p.readout_tensor import check_order
 
 __all__ = ["Evaluation", "OutsideDomain", "DualObjective", "Outcome", "Condensate", "EPSILON_MIN", "MARGIN_MIN"]
 
@@ -42,6 +48,14 @@ EPSILON_MIN = 1e-8
 #: the observables (~margin, relative) and the rounding floor (~1e-8) are both below tol; ε stops
 #: shrinking there.
 MARGIN_MIN = 1e-8
+#: The placement is kept while the bulk moments of p_t stay within this symmetric Kullback–Leibler
+#: divergence of those it was built from (a mean shift of ~0.3 standard deviations): the rule then
+#: integrates the same smooth convex discretised G from iterate to iterate, so the line search
+#: compares values of one function.
+PLACEMENT_KL = 0.05
+#: A mode search is skipped when every known mode of S moves, under the new field, by less than
+#: this fraction of its own width (one Newton step of the ascent, in its Hessian metric).
+MODE_SHIFT = 0.1
 
 
 class OutsideDomain(ArithmeticError):
@@ -73,8 +87,12 @@ class Condensate:
     codes: tuple  # per direction, the classes it activates: {c : κ(t_c·â_j) > 0}
 
     def to_json(self) -> dict:
-        return {"directions": self.directions.tolist(), "mass": self.mass.tolist(),
-                "margins": self.margins.tolist(), "codes": [list(c) for c in self.codes]}
+        """The directions that carry a condensate: those with a needle (q >= 0.95, margin <= 0.05,
+        :mod:`solvers.finite_p.placement`). Further local maximisers of q kept by the barrier
+        (0.5 < q < 0.95) carry only its O(ε) bias; their share stays in f, U and the kernel."""
+        keep = self.margins <= 1.0 - NEEDLE_MIN_Q
+        return {"directions": self.directions[keep].tolist(), "mass": self.mass[keep].tolist(),
+                "margins": self.margins[keep].tolist(), "codes": [list(c) for c, k in zip(self.codes, keep) if k]}
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,9 @@ class DualObjective:
         self.placement, self.modes = build_placement(prob, np.zeros((m, m)), None, None)
         self._bulk = (np.zeros(m), prob.spec.sigma_a**2 * np.eye(m))  # moments at the last accepted iterate
         self._covered = None  # the t at which the placement was last checked against the modes of S
+        self._searched = None  # the t of the last full mode search
+        self._placed = None  # (mean, cov, margins) the placement was built from
+        self.checks: list[tuple[int, float]] = []  # (order, relative error estimate) of failed checks
         self.rebuilds = 0
         self.order = options.order
         kind = options.integrator
@@ -138,21 +159,24 @@ class DualObjective:
         self.epsilon = 1e-2 if nl.linear_growth and nl.slope_pos != nl.slope_neg else 0.0
 
     # ------------------------------------------------------------------ evaluation
-    def moments(self, t: np.ndarray, hessian: bool, check: bool) -> ReadoutMoments:
+    def moments(self, t: np.ndarray, hessian: bool, check: bool, order: int | None = None) -> ReadoutMoments:
         if self.prob.margin(t) <= 0.0:
             raise OutsideDomain("q(t) >= 1")
         self.cover(t)
+        order = self.order if order is None else order
         try:
-            mo = readout_moments(self.prob, t, self.placement, integrator=self.kind, order=self.order,
-                                 check=check, hessian=hessian, hessian_order=self.order,
+            mo = readout_moments(self.prob, t, self.placement, integrator=self.kind, order=order,
+                                 check=check, hessian=hessian, hessian_order=order,
                                  rtol=self.options.integral_tol, qmc_nodes=self.qmc_nodes)
         except FloatingPointError as exc:
             raise OutsideDomain(str(exc)) from None
         self.nfev += 1
         return mo
 
-    def evaluate(self, t: np.ndarray, hessian: bool = True, check: bool = False) -> Evaluation:
-        mo = self.moments(t, hessian, check)
+    def evaluate(self, t: np.ndarray, hessian: bool = True, check: bool = False,
+                 order: int | None = None) -> Evaluation:
+        """G and its derivatives at ``t`` on the current rule (``order`` overrides the tensor order)."""
+        mo = self.moments(t, hessian, check, order)
         P = self.prob.class_sizes[:, None]
         T = self.prob.temperature
         value = mo.log_partition + self.prob.explicit_dual_term(t)
@@ -224,49 +248,109 @@ class DualObjective:
         return s2 * grad, s2 * hess
 
     # ------------------------------------------------------------------ adaptation
-    def update_placement(self, ev: Evaluation) -> None:
-        """Re-place the nodes for p(a) at an accepted iterate."""
+    def update_placement(self, ev: Evaluation) -> bool:
+        """Re-place the nodes for p(a) at an accepted iterate if p_t moved since they were placed
+        (:meth:`_stale`); True if the placement changed."""
         mean, cov = ev.moments.bulk_moments()
         self._bulk = (mean, cov)
-        self.placement, self.modes = build_placement(self.prob, ev.t, mean, cov, self.modes)
-        self._covered = ev.t.copy()
+        if not self._stale(ev.t, mean, cov):
+            return False
+        self._rebuild(ev.t, mean, cov, self.modes)
+        return True
 
-    def cover(self, t: np.ndarray) -> None:
+    def _rebuild(self, t, mean, cov, modes) -> None:
+        self.placement, self.modes = build_placement(self.prob, t, mean, cov, modes)
+        self._placed = (mean, cov, self._needle_margins(t))
+        self._covered = self._searched = t.copy()
+
+    def _needle_margins(self, t: np.ndarray) -> np.ndarray:
+        if not self.prob.nonlinearity.linear_growth or not np.any(t):
+            return np.zeros(0)
+        _, q = self.prob.marginal(t)
+        return 1.0 - q[q >= NEEDLE_MIN_Q]
+
+    def _stale(self, t: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> bool:
+        """Whether the placement no longer fits p_t: its bulk moments moved by more than
+        ``PLACEMENT_KL`` (symmetric KL divergence), or a needle's margin 1 − q changed by more than
+        10% (the needle's length scales like (1 − q)^{-1/2}), or needles appeared or vanished."""
+        if self._placed is None:
+            return True
+        mean0, cov0, margins0 = self._placed
+        margins = self._needle_margins(t)
+        if len(margins) != len(margins0) or np.any(np.abs(np.sort(margins) / np.sort(margins0) - 1.0) > 0.1):
+            return True
+        m = len(mean)
+        floor = (1e-6 * self.prob.spec.sigma_a) ** 2 * np.eye(m)
+        try:
+            i0, i1 = np.linalg.inv(cov0 + floor), np.linalg.inv(cov + floor)
+        except np.linalg.LinAlgError:
+            return True
+        d = mean - mean0
+        kl = 0.25 * (np.trace(i0 @ (cov + floor)) + np.trace(i1 @ (cov0 + floor)) - 2 * m + d @ (i0 + i1) @ d)
+        return not kl <= PLACEMENT_KL
+
+    def _modes_barely_moved(self, t: np.ndarray) -> bool:
+        """Whether every mode of the last full search is still a maximum of S(·; t) within
+        ``MODE_SHIFT`` of its width: then it is covered as before and the search is skipped.
+        (A mode appearing far from all known ones is found by the full search at the next
+        placement rebuild and at the final check, :meth:`verify`.)"""
+        if self._searched is None or self.modes is None or not len(self.modes):
+            return False
+        if self.prob.spec.nonlinearity == "linear":
+            return False  # its search is a closed form, cheaper than this test
+        _, grad, H = log_tilt_derivatives(self.prob, t, self.modes)
+        try:
+            L = np.linalg.cholesky(-H)
+        except np.linalg.LinAlgError:
+            return False  # a mode turned into a saddle
+        y = np.linalg.solve(L, grad[..., None])[..., 0]  # |y|² = gradᵀ(−H)⁻¹grad: the squared shift in widths
+        return bool(np.all(np.sum(y * y, axis=1) < MODE_SHIFT**2))
+
+    def cover(self, t: np.ndarray, force: bool = False) -> None:
         """Make the placement resolve every mode of p_t before integrating at ``t``.
 
-        The nodes are placed at accepted iterates and kept within a line search. A trial point
+        The nodes are placed at accepted iterates and kept while p_t moves little. A trial point
         can move p_t far from them: for σ_a² ≪ 1 at small T a first Newton step from t = 0 puts
         the modes of S hundreds of prior standard deviations out, 10³–10⁴ nats above anything
         the old nodes see, and the rule then returns a smooth, convex-looking but wrong Φ
         (its order-doubling error check cannot notice mass that no order reaches). So the modes
         of S(·; t) are searched (:func:`solvers.finite_p.placement.search_modes`, warm-started) and, if
         one within the mode window is not resolved by a component, the placement is rebuilt
-        at ``t`` (bulk moments of the last accepted iterate plus Laplace components).
+        at ``t`` (bulk moments of the last accepted iterate plus Laplace components). The search
+        is skipped where the known modes barely moved (:meth:`_modes_barely_moved`) unless ``force``.
         """
-        if self._covered is not None and self._covered.shape == t.shape and np.array_equal(self._covered, t):
+        same = self._covered is not None and self._covered.shape == t.shape and np.array_equal(self._covered, t)
+        searched = self._searched is not None and np.array_equal(self._searched, t)
+        if (same and not force) or searched or not np.any(t):
+            self._covered = t.copy()
             return
         self._covered = t.copy()
-        if not np.any(t):
+        if not force and self._modes_barely_moved(t):
             return
         modes, _, H = search_modes(self.prob, t, previous_modes=self.modes)
+        self._searched = t.copy()
         if placement_covers(self.placement, modes, H):
+            if len(modes):
+                self.modes = modes
             return
         mean, cov = self._bulk
-        self.placement, self.modes = build_placement(self.prob, t, mean, cov, modes)
+        self._rebuild(t, mean, cov, modes)
         self.rebuilds += 1
 
     def verify(self, t: np.ndarray) -> tuple[Evaluation, bool]:
-        """Evaluate with the integrator's error check; refine the rule if it fails.
+        """Evaluate with the integrator's error check, after a full mode search; refine the rule if
+        the check fails.
 
         Returns (evaluation, ok). When not ok, the rule was refined and the
         solver should iterate again from t. When the rule cannot be refined
         further, ok is True and the error estimate is reported as it is.
         """
-        self.update_placement(self.evaluate(t, hessian=False))
+        self.cover(t, force=True)
         ev = self.evaluate(t, hessian=True, check=True)
         err = ev.moments.relative_error_estimate
         if err <= self.options.integral_tol or self.kind == "qmc":
             return ev, True
+        self.checks.append((self.order, err))
         return ev, not self.refine(f"error estimate {err:.1e} > {self.options.integral_tol:.0e}")
 
     def tolerance(self, ev: Evaluation, tol: float) -> float:
@@ -289,10 +373,23 @@ class DualObjective:
             self.log.append(f"{reason}: QMC points per replicate -> {self.qmc_points}")
             return True
         if self.kind in ("trapezoid", "gauss-hermite") and self.order < self.options.max_order:
-            self.order = min(self.options.max_order, int(round(self.order * 1.5)))
+            self.order = min(self.options.max_order, self._next_order())
             self.log.append(f"{reason}: {self.kind} order -> {self.order}")
             return True
         return False
+
+    def _next_order(self) -> int:
+        """The tensor order the error estimates call for: the rule's error falls like e^{−c n}, so
+        two failed checks (n₁, e₁), (n₂, e₂) at the current placement give c and the order where
+        e reaches integral_tol/2 (at least the current order + 4); otherwise ×1.5."""
+        n = self.order
+        if len(self.checks) >= 2 and self.checks[-1][0] == n:
+            (n1, e1), (n2, e2) = self.checks[-2], self.checks[-1]
+            if n2 > n1 and 0.0 < e2 < e1:
+                c = math.log(e1 / e2) / (n2 - n1)
+                need = n2 + math.log(e2 / (0.5 * self.options.integral_tol)) / c
+                return int(min(max(math.ceil(need), n + 4), 2 * n))
+        return int(round(n * 1.5))
 
     def shrink_barrier(self, ev: Evaluation, factor: float = 1e-3):
         """ε → factor·ε with a predictor step that keeps the multipliers μ_j = ε/(1 − q_j).

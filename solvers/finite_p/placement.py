@@ -52,10 +52,12 @@ from solvers.finite_p.problem import ClassProblem
 from solvers.mode_search import ascend, distinct
 from solvers.rules import gauss_hermite_nodes
 
-__all__ = ["Component", "Needle", "Placement", "find_modes", "search_modes", "mode_starts", "covers",
+__all__ = ["NEEDLE_MIN_Q", "Component", "Needle", "Placement", "find_modes", "search_modes", "mode_starts", "covers",
            "placement_covers", "laplace_component", "build_placement", "log_tilt_derivatives", "INFLATION"]
 
 INFLATION = 1.25
+#: Marginal directions with q(t) at least this get a needle (and, beyond it, carry the condensate)
+NEEDLE_MIN_Q = 0.95
 _MODE_WINDOW = 25.0
 #: Needle rules fade out (a Φ_N step of CUTOFF_WIDTH widths) this many step widths beyond the
 #: step; the mass beyond is the condensate.
@@ -260,11 +262,13 @@ def laplace_component(mode: np.ndarray, hess: np.ndarray) -> Component:
 
 
 def covers(comp: Component, mode: np.ndarray, hess: np.ndarray, radius: float = 4.0, width: float = 0.25,
-           max_width: float = 1.5) -> bool:
+           max_width: float = math.inf) -> bool:
     """Whether the rule of ``comp`` resolves the Laplace bump N(mode, −H⁻¹): the mode lies within
     ``radius`` of the component's standard deviations of its centre, and the bump is nowhere
-    narrower than ``width`` of them nor wider than ``max_width`` of them. Bumps a little narrower than the rule's spacing (0.65 of them
-    at order 24) are resolved by the order escalation that the error check triggers; mass that
+    narrower than ``width`` of them (nor wider than ``max_width`` of them, by default no limit: the
+    Laplace width of a flat-topped law overstates its spread, and mass that spreads beyond a box
+    widens the box, :mod:`solvers.finite_p.readout_tensor`). Bumps a little narrower than the
+    rule's spacing are resolved by the order escalation that the error check triggers; mass that
     the rule does not reach at all, or bumps that fall between its nodes at every order, are not."""
     Linv_d = np.linalg.solve(comp.L, mode - comp.mu)
     if float(Linv_d @ Linv_d) > radius**2:
@@ -285,7 +289,7 @@ def _needles(prob: ClassProblem, t: np.ndarray, bulk: Component) -> list:
     dirs, qs = prob.marginal(t)
     out = []
     for a_hat, q in zip(dirs, qs):
-        if q < 0.95 or q >= 1.0:
+        if q < NEEDLE_MIN_Q or q >= 1.0:
             continue
         g = t @ a_hat
         alpha = np.where(nl.slope_pos * g >= -nl.slope_neg * g, nl.slope_pos, nl.slope_neg)

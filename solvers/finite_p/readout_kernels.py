@@ -122,10 +122,27 @@ def weighted_rows(A, logv, ref, t, Pc, inv_var_a, s, dx, tab, hessian, K):
 
 
 _CHUNKS = 16  # work units for the parallel loops (a multiple of the core count)
+#: Fewer nodes than this are summed on one thread: starting the parallel region costs more than
+#: the work there (on a busy machine, where the second thread waits to be scheduled, up to ~0.3 s
+#: for a 24³ rule that one thread sums in ~2 ms).
+PARALLEL_MIN_NODES = 100_000
+
+
+def weighted_sums(A, logv, t, Pc, inv_var_a, s, dx, tab, hessian, K):
+    """(Σ_k e^{S(a_k) + v_k − ref} F(a_k), ref, Σ_k e^{2(S + v − ref)}) (:func:`_weighted_sums`),
+    on one thread below ``PARALLEL_MIN_NODES`` nodes."""
+    if len(A) >= PARALLEL_MIN_NODES:
+        return _weighted_sums(A, logv, t, Pc, inv_var_a, s, dx, tab, hessian, K)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return _weighted_sums(A, logv, t, Pc, inv_var_a, s, dx, tab, hessian, K)
+    finally:
+        numba.set_num_threads(threads)
 
 
 @numba.njit(cache=True, parallel=True)
-def weighted_sums(A, logv, t, Pc, inv_var_a, s, dx, tab, hessian, K):
+def _weighted_sums(A, logv, t, Pc, inv_var_a, s, dx, tab, hessian, K):
     """(Σ_k e^{S(a_k) + v_k − ref} F(a_k), ref, Σ_k e^{2(S + v − ref)}).
 
     Nodes whose weight is below 1e-17 of the largest are skipped: they cannot

@@ -21,7 +21,7 @@ from solvers.finite_p.readout_kernels import (Layout, assemble, combine, kernel_
 from solvers.rules import (EDGE_WEIGHT, TRAPEZOID_HALF_WIDTH, TRAPEZOID_MAX_HALF_WIDTH, gauss_hermite_nodes,
                            trapezoid_edge, trapezoid_nodes)
 
-__all__ = ["TENSOR_RULES", "tensor_moments", "tensor_hessian"]
+__all__ = ["TENSOR_RULES", "tensor_moments", "tensor_hessian", "check_order"]
 
 TENSOR_RULES = {"trapezoid": trapezoid_nodes, "gauss-hermite": gauss_hermite_nodes}
 
@@ -102,24 +102,35 @@ def _gh_pass(prob, t, placement: Placement, n, hessian, rule="trapezoid", edge_w
             (bulk_mean, bulk_cov, edge))
 
 
+def check_order(order: int) -> int:
+    """The order a checked pass compares ``order`` with, and whose values it returns."""
+    return order + max(4, order // 3)
+
+
 def tensor_moments(prob, t, placement, order, hessian, hessian_order, check, rule, rtol):
+    """Moments at ``order`` (checked: at the higher order, the difference as error estimate); with
+    ``hessian`` the Hessian comes from the same nodes as the final pass when that pass is at
+    ``hessian_order`` or higher (one pass for everything), else from its own pass."""
     m = prob.m
     edge_weight = min(EDGE_WEIGHT, 1e-2 * rtol)  # the tail cut at the box edges: 1% of the requested accuracy
-    lay, vals, log_z, n_eval, bulk = _gh_pass(prob, t, placement, order, False, rule, edge_weight)
+    order2 = check_order(order)
+    merged = hessian and (order2 >= hessian_order if check else hessian_order == order)
+    lay, vals, log_z, n_eval, bulk = _gh_pass(prob, t, placement, order, merged and not check, rule, edge_weight)
     err = np.full(lay.size, np.nan)
     name = f"{rule} {order}^{m} × {placement.describe()}"
     if check:
-        order2 = order + max(4, order // 3)
-        _, vals2, log_z2, n2, bulk = _gh_pass(prob, t, placement, order2, False, rule, edge_weight)
+        lay, vals2, log_z2, n2, bulk = _gh_pass(prob, t, placement, order2, merged, rule, edge_weight)
         # the order difference, plus the weight left on the box edge (the truncated tail; at most
-        # edge_weight unless the box reached TRAPEZOID_MAX_HALF_WIDTH)
-        err = np.abs(vals2 - vals) + bulk[2] * (1.0 + np.abs(vals2))
+        # edge_weight unless the box reached TRAPEZOID_MAX_HALF_WIDTH); the Hessian rows are not checked
+        k = len(vals)
+        err = np.zeros(lay.size)
+        err[:k] = np.abs(vals2[:k] - vals) + bulk[2] * (1.0 + np.abs(vals2[:k]))
         err[0] = abs(log_z2 - log_z) + bulk[2]
         vals, log_z, n_eval = vals2, log_z2, n_eval + n2
         name = f"{rule} {order2}^{m} (checked against {order}^{m}) × {placement.describe()}"
     out = assemble(prob, lay, t, vals, err, log_z, name, n_eval, bool(check), prob.table().error_estimate)
     out = replace(out, bulk_mean=bulk[0], bulk_covariance=bulk[1])
-    if hessian:
+    if hessian and not merged:
         H, hn = tensor_hessian(prob, t, placement, hessian_order, rule, edge_weight)
         out = replace(out, hessian=H, n_evaluations=out.n_evaluations + hn)
     return out

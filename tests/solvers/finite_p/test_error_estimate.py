@@ -1,0 +1,52 @@
+"""The reported error_estimate of a finite-P solve bounds its true error (THEORY §3).
+
+The estimate covers the integrator and the residual tolerance together (the observables' response
+to the last Newton step), so |obs − obs_ref| <= error_estimate (+ the reference's own estimate)
+for every built-in φ, against the closed form for linear φ (THEORY §2) and against a solve at much
+tighter tolerances otherwise.
+"""
+import numpy as np
+import pytest
+
+from solvers.options import SolverOptions
+from solvers.solve import solve
+from theory.linear import linear_class_closed_form
+from theory.spec import ModelSpec
+
+KEYS = ("outputs", "readout_moment", "kernel_diagonal", "kernel_blocks")
+#: the reference: residual 1e-11 and the most accurate rule the ψ table's own error allows
+TIGHT = SolverOptions(tol=1e-11, integral_tol=1e-10, max_order=96)
+
+
+def _errors(res, ref_obs) -> float:
+    obs = res.observables
+    return max(float(np.max(np.abs(np.asarray(getattr(obs, k)) - np.asarray(getattr(ref_obs, k))))) for k in KEYS)
+
+
+def test_linear_error_estimate_bounds_distance_to_closed_form():
+    for sizes, T in (((8, 4, 4), 0.5), ((8, 4, 4), 0.05)):
+        spec = ModelSpec("linear", class_sizes=sizes, temperature=T)
+        res = solve(spec)
+        _, exact = linear_class_closed_form(spec)
+        assert res.converged, res.message
+        assert _errors(res, exact) <= res.error_estimate, (sizes, T, _errors(res, exact), res.error_estimate)
+
+
+@pytest.mark.parametrize("nl, sizes, T", [
+    ("erf", (4, 2, 2), 0.5),  # the case where the residual tolerance dominated the true error
+    ("erf", (8, 4, 4), 0.5), ("normcdf", (8, 4, 4), 0.5), ("tanh", (8, 4, 4), 0.5),
+    pytest.param("relu", (8, 4, 4), 0.5, marks=pytest.mark.slow),
+    pytest.param("erf", (8, 4, 4), 0.05, marks=pytest.mark.slow),
+    pytest.param("normcdf", (8, 4, 4), 0.05, marks=pytest.mark.slow),
+    pytest.param("tanh", (8, 4, 4), 0.05, marks=pytest.mark.slow),
+    pytest.param("relu", (8, 4, 4), 0.05, marks=pytest.mark.slow),
+])
+def test_error_estimate_bounds_distance_to_tight_reference(nl, sizes, T):
+    spec = ModelSpec(nl, class_sizes=sizes, temperature=T)
+    res = solve(spec)
+    ref = solve(spec, TIGHT)
+    assert res.converged, res.message
+    assert ref.residual <= 1e-11, ref.message  # its error estimate may stop at the table's error
+    err = _errors(res, ref.observables)
+    assert err <= res.error_estimate + ref.error_estimate, (err, res.error_estimate, ref.error_estimate)
+    assert any("response to the last Newton step" in line for line in res.log)
