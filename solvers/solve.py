@@ -18,7 +18,6 @@ from theory.checks import check_float
 from theory.gp import lazy_observables
 from theory.spec import ModelSpec, SpecError
 
-from solvers.data.linear import solve_linear
 from solvers.finite_p.solve import solve_class_data
 from solvers.options import SolverOptions
 from solvers.results import SolveResult

@@ -23,7 +23,7 @@ from theory.checks import check_float, check_int
 from theory.jsonio import dumps
 from theory.nonlinearities import BUILTIN_NAMES, get_nonlinearity
 from theory.spec import DEFAULT_CLASS_SIZES, ModelSpec, SpecError, parse_class_sizes
-from solvers.deep.linear import DeepLinearError
+from solvers.deep.common import DeepLinearError
 
 __all__ = ["FLAGS", "DEFAULTS", "SAMPLING_TEMPERATURE", "ODD_NONLINEARITY", "BROKEN_TEMPERATURE", "BAD_INPUT",
            "add_shared", "check_shared", "check_layers", "nonlinearity_list", "parse_fractions", "flag_error",

@@ -104,7 +104,6 @@ import math
 import time
 
 import numpy as np
-from scipy import optimize
 
 from solvers.deep.common import (RESIDUAL_TOL, DeepLinearError, check_linear_spec, layer_sigmas, linear_verdict,
                                  with_result_keys)
@@ -282,6 +281,7 @@ def _jacobian(fun, x, eps=1e-7):
 def _general_roots(prob: _General):
     """All roots of (2) found from several starts, as a list of (X, z) (deduplicated), and the number of
     starts."""
+    from scipy import optimize  # imported here: ~0.5 s, and the CLI's start-up does not need it
     m, T, sa2, s = prob.m, prob.T, prob.sa2, prob.s
     starts = []
     # lazy start: t from (1) at X = 0
