@@ -27,6 +27,12 @@ from solvers.options import SolverOptions
 from solvers.results import SolveResult
 from solvers.solve import solve, solve_lazy
 
+# finite-P maps, warm-started continuation and finite-size scaling (THEORY §3–4)
+from solvers.finite_p.maps import (FiniteContinuation, FiniteMap, continue_finite_p, finite_p_map,
+                                   load_finite_p_map)
+from solvers.finite_p.measure import FiniteMeasure, single_neuron_measure
+from solvers.finite_p.scaling import ScalingResult, finite_size_scaling
+
 from validation.generalization import generalization_report as generalize
 from validation.report import stationarity, validate
 
@@ -48,4 +54,7 @@ __all__ = [
     "continue_deep",
     # validation
     "validate", "stationarity", "generalize",
+    # finite-P maps, continuation and finite-size scaling
+    "finite_p_map", "load_finite_p_map", "FiniteMap", "continue_finite_p", "FiniteContinuation",
+    "single_neuron_measure", "FiniteMeasure", "finite_size_scaling", "ScalingResult",
 ]

@@ -51,8 +51,8 @@ from pathlib import Path
 
 from theory.spec import ModelSpec, SpecError, parse_class_sizes
 from codingschemes.cli.args import (BROKEN_TEMPERATURE as BROKEN, ODD_NONLINEARITY as ODD, add_shared,
-                                    check_counts, check_layers, check_shared, emit, finite_number, large_p_problem,
-                                    not_applicable, record_defaults, run_command)
+                                    check_counts, check_layers, check_shared, emit, finite_number, finite_p_spec,
+                                    large_p_problem, not_applicable, record_defaults, run_command)
 from codingschemes.cli.progress import progress_bar
 
 __all__ = ["add_continue_parser", "check_continue", "run_continue", "run_continue_finite_p", "main",
@@ -154,7 +154,6 @@ def _setup_finite_p(args):
     """(spec, parameter, values) of ``continue --finite-p``; SpecError naming the flag before any work."""
     import numpy as np
 
-    from codingschemes.cli.phase_cmd import finite_p_spec
     from solvers.finite_p.maps import PARAMETERS, check_values
 
     if args.layers != 1:

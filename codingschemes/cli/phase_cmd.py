@@ -30,12 +30,11 @@ import numpy as np
 from theory.jsonio import dumps
 from theory.spec import SpecError
 from codingschemes.cli.args import (BROKEN_TEMPERATURE, ODD_NONLINEARITY, add_shared, check_counts, check_shared,
-                                    emit, flag_error, given, large_p_problem, not_applicable, parse_fractions,
+                                    emit, finite_p_spec, large_p_problem, not_applicable, parse_fractions,
                                     settings_digest)
-from theory.spec import ModelSpec, parse_class_sizes
 
 __all__ = ["add_phase_parser", "check_phase", "run_phase", "parse_range", "parse_fractions", "MAX_GRID",
-           "check_finite_p_map", "run_finite_p_map", "finite_p_spec"]
+           "check_finite_p_map", "run_finite_p_map"]
 
 #: the most values along one axis (each is a large-P solve; this bounds the memory of 'lo:hi:n')
 MAX_GRID = 10_000
@@ -119,24 +118,6 @@ def check_phase(args):
     if args.backend != "dask":
         not_applicable("phase-diagram", args, ("dask_address",), f"with --backend {args.backend}")
     return problem, xs, ys
-
-
-def finite_p_spec(args, command: str, sigma_bar_default: bool = True) -> ModelSpec:
-    """The :class:`ModelSpec` of a ``--finite-p`` command: --class-sizes, --nonlinearity, --temperature,
-    --sigma-w, and σ_a from --sigma-a or σ̄_a/√P from --sigma-a-bar (not both; if neither is given,
-    --sigma-a-bar's default when ``sigma_bar_default``, else --sigma-a's). SpecError naming the flag."""
-    not_applicable(command, args, ("class_fractions",), "with --finite-p: --class-sizes sets the classes",
-                   error=True)
-    if len(given(args, ("sigma_a", "sigma_a_bar"))) == 2:
-        raise SpecError("--sigma-a and --sigma-a-bar: give one of them with --finite-p (σ_a = σ̄_a/√P)")
-    sizes = parse_class_sizes(args.class_sizes)
-    use_bar = given(args, ("sigma_a_bar",)) or (sigma_bar_default and not given(args, ("sigma_a",)))
-    sigma_a = args.sigma_a_bar / sum(sizes) ** 0.5 if use_bar else args.sigma_a
-    try:
-        return ModelSpec(nonlinearity=args.nonlinearity, class_sizes=sizes, temperature=args.temperature,
-                         sigma_w=args.sigma_w, sigma_a=sigma_a)
-    except SpecError as exc:
-        raise flag_error(exc, ("nonlinearity", "class_sizes", "temperature", "sigma_w", "sigma_a")) from None
 
 
 def check_finite_p_map(args):

@@ -124,6 +124,7 @@ def _point(spec: ModelSpec, name: str, value: float, options: SolverOptions, t0)
     res = warm_solve(spec_with(spec, name, value), options, t0)
     row = measure_summary(res)
     row[name] = float(value)
+    row["start"] = res.extra.get("start", "")
     t = np.asarray(res.t, dtype=np.float64)
     return row, (t if np.all(np.isfinite(t)) else t0)
 
