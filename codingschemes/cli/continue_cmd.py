@@ -187,16 +187,8 @@ def run_continue_finite_p(args) -> int:
     if not args.quiet:
         print(f"[continue --finite-p] points are written to {path} (rerun to resume)", file=sys.stderr)
     result = continue_finite_p(spec, parameter, values, path, progress=not args.quiet)
-    _done(args, result)
-    figure = None
-    if not args.no_plot:
-        from figures.finite_p_map import plot_finite_p_line
-
-        figure = str(plot_finite_p_line(result, Path(args.out) / "continue_finite_p.png"))
-        if not args.quiet:
-            print(f"figure: {figure} (and .pdf)", file=sys.stderr)
-    emit({**result.to_json(), "figure": figure}, args.format, result.table, indent=1)
-    return 0 if result.converged else 1
+    return _report(args, result, "figures.finite_p_map:plot_finite_p_line", "continue_finite_p.png",
+                   result.converged)
 
 
 def check_continue(args):
@@ -218,6 +210,22 @@ def check_continue(args):
 def _done(args, result) -> None:
     if not args.quiet:
         print(f"[continue] done in {result.time_seconds:.2f} s: {result.message}", file=sys.stderr)
+
+
+def _report(args, result, plotter: str, name: str, ok: bool) -> int:
+    """The end of a continue path: the done line, the figure OUT/``name`` drawn by ``plotter``
+    ("module:function"; not with --no-plot), the JSON or table; exit code 0 if ``ok`` else 1."""
+    _done(args, result)
+    figure = None
+    if not args.no_plot:
+        import importlib
+
+        module, function = plotter.split(":")
+        figure = str(getattr(importlib.import_module(module), function)(result, Path(args.out) / name))
+        if not args.quiet:
+            print(f"figure: {figure}", file=sys.stderr)
+    emit({**result.to_json(), "figure": figure}, args.format, result.table, indent=1)
+    return 0 if ok else 1
 
 
 def run_continue_deep(args) -> int:
@@ -254,16 +262,7 @@ def run_continue(args) -> int:
         result = continue_solution(problem, parameter, p_from, p_to, method=args.method, progress=bar,
                                    max_steps=args.max_steps, follow_constrained=args.follow_constrained,
                                    n_points=args.n_points)
-    _done(args, result)
-    figure = None
-    if not args.no_plot:
-        from figures.continuation import plot_continuation
-
-        figure = str(plot_continuation(result, Path(args.out) / "continue.png"))
-        if not args.quiet:
-            print(f"figure: {figure}", file=sys.stderr)
-    emit({**result.to_json(), "figure": figure}, args.format, result.table, indent=1)
-    return 0 if result.success else 1
+    return _report(args, result, "figures.continuation:plot_continuation", "continue.png", result.success)
 
 
 def main(argv=None) -> int:
