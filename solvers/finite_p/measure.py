@@ -9,7 +9,8 @@ which is multimodal for sigmoids: one mode per code (THEORY §4). The coding sch
 * its modes a_k, the local maxima of S within 25 nats of the highest
   (:func:`solvers.finite_p.placement.search_modes`, seeded with the bulk mean and axes);
 * the mass of each mode, by the Laplace approximation
-  w_k ∝ e^{S(a_k)} det(2π (−∇²S(a_k))⁻¹)^{1/2}, normalised over the modes. With
+  w_k ∝ e^{S(a_k)} det(2π (−∇²S(a_k))⁻¹)^{1/2}, normalised over the modes (modes below
+  ``MIN_MASS`` are empty and dropped). With
   σ_a² = σ̄_a²/P, S = P·S_∞ and the modes sharpen like P^{-1/2}, so these masses tend to the
   large-P occupations P_γ (THEORY §4) with O(1/P) corrections; where modes overlap (near a
   crossover) they are an approximation, while f, U and the kernel stay exact;
@@ -31,10 +32,12 @@ from theory.codes import CODE_THRESHOLD, code_string
 from solvers.finite_p.placement import search_modes
 from solvers.finite_p.problem import ClassProblem
 
-__all__ = ["FiniteMeasure", "single_neuron_measure", "measure_summary", "SILENT"]
+__all__ = ["FiniteMeasure", "single_neuron_measure", "measure_summary", "SILENT", "MIN_MASS"]
 
 #: a mode whose largest |class-mean activation| is below this is silent (code of zeros)
 SILENT = 1e-6
+#: modes with a smaller Laplace mass are empty (as the large-P occupations, solvers.large_p.coding)
+MIN_MASS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,8 @@ def single_neuron_measure(result) -> FiniteMeasure:
     if len(S) == 0:  # no strict maximum found (flat S): the bulk is the one mode
         modes, S, H = mean[None], np.zeros(1), -np.linalg.inv(cov + 1e-300 * np.eye(m))[None]
     masses = _laplace_masses(S, H)
-    order = np.argsort(-masses, kind="stable")
-    modes, masses = modes[order], masses[order]
+    order = [i for i in np.argsort(-masses, kind="stable") if masses[i] >= MIN_MASS]
+    modes, masses = modes[order], masses[order] / masses[order].sum()
     _, d1, _ = prob.table()(modes @ t.T)
     activations = np.asarray(d1, dtype=np.float64).reshape(len(modes), m)
     odd = prob.nonlinearity.odd

@@ -202,7 +202,10 @@ def finite_size_scaling(problem: LargePProblem, path, *, P_values=DEFAULT_P, win
 
     ``problem`` fixes φ, ρ, σ̄_a and σ_1 (its temperature is not used); ``tc`` overrides
     :func:`transition_temperature`. Each P is one point of a resumable sweep at ``path``.
+    ``options`` default to :data:`solvers.finite_p.compare_large_p.COMPARISON_OPTIONS` (tensor
+    rules up to 96 nodes per axis: at large P the modes are sharp).
     """
+    from solvers.finite_p.compare_large_p import COMPARISON_OPTIONS
     from solvers.sweep import run_sweep
 
     start = time.perf_counter()
@@ -211,7 +214,7 @@ def finite_size_scaling(problem: LargePProblem, path, *, P_values=DEFAULT_P, win
         tc, source = transition_temperature(problem)
     else:
         source = "given"
-    options = options or SolverOptions()
+    options = options or COMPARISON_OPTIONS
     jobs = [{"problem": problem.to_dict(), "P": P, "options": asdict(options),
              "temperatures": window(tc, P, window_u[0], window_u[1], n_temperatures)} for P in P_values]
     records = run_sweep(scaling_line, jobs, path, workers=workers, backend=backend, progress=progress,
