@@ -29,8 +29,8 @@ def plot_scaling(result, out) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(10.0, 3.6))
     cmap = plt.get_cmap("viridis")
     tc = result.tc
-    x = result.fits["width"]["exponent"]
-    x = 0.5 if not np.isfinite(x) else x
+    xw, xh = (result.fits[k]["exponent"] for k in ("width", "height"))
+    xw, xh = (0.5 if not np.isfinite(v) else v for v in (xw, xh))
     n = max(1, len(result.P) - 1)
     for k, (P, line) in enumerate(zip(result.P, result.lines)):
         if line is None:
@@ -38,7 +38,7 @@ def plot_scaling(result, out) -> Path:
         T, s = _curve(line)
         color = cmap(k / n)
         axes[0].plot(T, s, ".-", color=color, label=f"P = {P}", lw=1, ms=3)
-        axes[1].plot((T - tc) * P**x, s * P**x, ".-", color=color, lw=1, ms=3)
+        axes[1].plot((T - tc) * P**xw, s * P**xh, ".-", color=color, lw=1, ms=3)
     ref = result.large_p
     axes[0].plot(ref["temperature"], ref["spread"], "k--", lw=1.5, label="P → ∞")
     for ax in axes[:2]:
@@ -46,11 +46,11 @@ def plot_scaling(result, out) -> Path:
     axes[0].set_xlabel("temperature T")
     axes[0].set_ylabel(r"spread $s$ = tr Cov$_p$(a)")
     axes[0].legend(fontsize=6, ncol=2)
-    axes[1].set_xlabel(rf"$(T - T_c)\,P^{{{x:.2f}}}$")
-    axes[1].set_ylabel(rf"$s\,P^{{{x:.2f}}}$")
+    axes[1].set_xlabel(rf"$(T - T_c)\,P^{{{xw:.2f}}}$")
+    axes[1].set_ylabel(rf"$s\,P^{{{xh:.2f}}}$")
     axes[1].set_title("collapse", fontsize=9)
     P = np.array(result.P, dtype=float)
-    for key, marker in (("width", "o"), ("shift", "s")):
+    for key, marker in (("width", "o"), ("height", "^"), ("shift", "s")):
         vals = np.array([np.nan if c is None else abs(c[key]) for c in result.crossovers])
         fit = result.fits[key]
         line, = axes[2].loglog(P, vals, marker, ms=4, label=f"{'|shift|' if key == 'shift' else key}: "
@@ -58,7 +58,7 @@ def plot_scaling(result, out) -> Path:
         if np.isfinite(fit["exponent"]):
             axes[2].loglog(P, fit["amplitude"] * P ** -fit["exponent"], "-", color=line.get_color(), lw=1)
     axes[2].set_xlabel("P")
-    axes[2].set_ylabel("crossover (T units)")
+    axes[2].set_ylabel("width, |shift| (in T); height (in s)")
     axes[2].legend(fontsize=7)
     for ax in axes:
         ax.tick_params(labelsize=8)

@@ -16,13 +16,15 @@ positive once the symmetry is broken, growing like T_c − T at a pitchfork (a* 
 At finite P the symmetric phase keeps s = O(1/P) (Gaussian fluctuations of width P^{-1/2}), and
 the kink of s_∞ at T_c is rounded.
 
-Crossover: its location T*(P) is the maximum of the curvature κ = d²s/dT² (the rounded kink;
-a parabola through the three highest grid values), its width w(P) the full width of κ at half
-its maximum (linear interpolation), its shift T*(P) − T_c; and s(T_c; P). Each is fitted to
-A·P^{-x} by :func:`scipy.optimize.curve_fit` in log space, the error of x from the covariance.
-For a Landau (mean-field) theory of p(a) ∝ e^{P S}, s√P is a function of (T − T_c)√P: width,
-shift and s(T_c) all scale like P^{-1/2}. The collapse plots s·P^x against (T − T_c)·P^x with
-the fitted width exponent x. Rows are points of a resumable sweep (one line per P).
+Crossover, from the excess spread δ(T; P) = s − s_∞ (the finite-size rounding of the kink of s_∞
+at T_c): its height max δ and its full width at half maximum w(P); and the temperature T_split(P)
+below which p(a) is multimodal (the grid bracket of the first point with several modes), its
+shift T_split − T_c. Each is fitted to A·P^{-x} by :func:`scipy.optimize.curve_fit` in log space,
+the error of x from the covariance (the shift weighted by its grid bracket). For a Landau
+(mean-field) theory of p(a) ∝ e^{P S}, s√P is a function of (T − T_c)√P: width and height
+scale like P^{-1/2}; the mode split moves with the O(1/P) corrections to t. The collapse plots
+s·P^{x_h} against (T − T_c)·P^{x_w} with the fitted height and width exponents x_h, x_w.
+Rows are points of a resumable sweep (one line per P).
 
 :func:`large_p_rate` measures how fast the finite-P observables approach the large-P solution
 away from T_c (:func:`solvers.finite_p.compare_large_p.compare_with_finite_p`): gap ∝ P^{-x} with
@@ -91,44 +93,72 @@ def scaling_line(job: dict) -> dict:
             "time_seconds": time.perf_counter() - start}
 
 
-def crossover(T, s, tc: float) -> dict:
-    """Location (max of κ = d²s/dT²), width (FWHM of κ), shift and s(T_c) of one curve s(T)."""
+def _peak(T, y) -> tuple[int, float]:
+    """(index, location) of the maximum of y(T): a parabola through the top three values."""
+    k = int(np.nanargmax(y))
+    loc = float(T[k])
+    if 0 < k < len(T) - 1:
+        c = np.polyfit(T[k - 1:k + 2] - T[k], y[k - 1:k + 2], 2)
+        if c[0] < 0:
+            loc = float(T[k] - c[1] / (2 * c[0]))
+    return k, loc
+
+
+def _half_crossing(T, y, k: int, half: float, step: int) -> float:
+    """Where y falls below ``half`` walking from index k by ``step`` (linear interpolation; NaN if never)."""
+    i = k
+    while 0 <= i + step < len(T):
+        j = i + step
+        if y[j] < half <= y[i]:
+            return float(T[i] + (half - y[i]) * (T[j] - T[i]) / (y[j] - y[i]))
+        i = j
+    return math.nan
+
+
+def crossover(T, s, s_inf, n_modes, tc: float) -> dict:
+    """The crossover of one curve s(T) at fixed P against the large-P curve s_∞(T).
+
+    * excess spread δ = s − s_∞ (the finite-size rounding of the kink of s_∞ at T_c): its
+      maximum ``height``, the location of that maximum and its full ``width`` at half maximum;
+    * ``split``: where p(a) turns multimodal (the highest T with more than one mode, from the
+      grid: the midpoint of the bracket, ``split_error`` its half width), ``shift`` = split − T_c;
+    * ``spread_at_tc``: s(T_c) (linear interpolation).
+    """
     T, s = np.asarray(T, dtype=np.float64), np.asarray(s, dtype=np.float64)
     order = np.argsort(T)
     T, s = T[order], s[order]
-    kappa = np.gradient(np.gradient(s, T), T)
-    k = int(np.nanargmax(kappa))
-    loc = float(T[k])
-    if 0 < k < len(T) - 1:  # parabola through the top three values
-        x, y = T[k - 1:k + 2], kappa[k - 1:k + 2]
-        c = np.polyfit(x - T[k], y, 2)
-        if c[0] < 0:
-            loc = float(T[k] - c[1] / (2 * c[0]))
-    half = 0.5 * kappa[k]
-
-    def crossing(indices):
-        for i in indices:
-            j = i + indices.step
-            if 0 <= j < len(T) and kappa[j] < half <= kappa[i]:
-                return float(T[i] + (half - kappa[i]) * (T[j] - T[i]) / (kappa[j] - kappa[i]))
-        return math.nan
-
-    right, left = crossing(range(k, len(T) - 1)), crossing(range(k, 0, -1))
-    return {"location": loc, "shift": loc - tc, "width": right - left, "kappa_max": float(kappa[k]),
-            "spread_at_tc": float(np.interp(tc, T, s)), "edge": k in (0, len(T) - 1)}
+    delta = s - np.asarray(s_inf, dtype=np.float64)[order]
+    modes = np.asarray(n_modes)[order]
+    k, loc = _peak(T, delta)
+    half = 0.5 * delta[k]
+    width = _half_crossing(T, delta, k, half, 1) - _half_crossing(T, delta, k, half, -1)
+    multi = np.nonzero(modes > 1)[0]
+    split = split_error = math.nan
+    if len(multi) and multi[-1] < len(T) - 1:
+        i = multi[-1]
+        split, split_error = 0.5 * (T[i] + T[i + 1]), 0.5 * (T[i + 1] - T[i])
+    return {"location": loc, "height": float(delta[k]), "width": width, "split": split,
+            "split_error": split_error, "shift": split - tc, "spread_at_tc": float(np.interp(tc, T, s)),
+            "edge": k in (0, len(T) - 1)}
 
 
-def fit_power_law(P, y) -> dict:
+def fit_power_law(P, y, errors=None) -> dict:
     """Fit |y| = A·P^{-x} (log |y| = log A − x log P, :func:`scipy.optimize.curve_fit`): x, A and their
-    standard errors from the covariance (NaN with fewer than 3 finite points)."""
+    standard errors from the covariance (NaN with fewer than 3 finite points). With ``errors``
+    (standard errors of y) the fit is weighted by them (absolute sigma in log space, σ_y/|y|);
+    without, the errors come from the scatter about the fit."""
     from scipy.optimize import curve_fit
 
     P, y = np.asarray(P, dtype=np.float64), np.abs(np.asarray(y, dtype=np.float64))
     ok = np.isfinite(y) & (y > 0)
+    sigma = None if errors is None else np.asarray(errors, dtype=np.float64)
+    if sigma is not None:
+        ok &= np.isfinite(sigma) & (sigma > 0) & (sigma < y)
     if ok.sum() < 3:
         return {"exponent": math.nan, "exponent_error": math.nan, "amplitude": math.nan, "amplitude_error": math.nan,
                 "n": int(ok.sum())}
-    popt, pcov = curve_fit(lambda lp, la, x: la - x * lp, np.log(P[ok]), np.log(y[ok]), p0=(0.0, 0.5))
+    popt, pcov = curve_fit(lambda lp, la, x: la - x * lp, np.log(P[ok]), np.log(y[ok]), p0=(0.0, 0.5),
+                           sigma=None if sigma is None else sigma[ok] / y[ok], absolute_sigma=sigma is not None)
     err = np.sqrt(np.diag(pcov))
     return {"exponent": float(popt[1]), "exponent_error": float(err[1]), "amplitude": float(np.exp(popt[0])),
             "amplitude_error": float(np.exp(popt[0]) * err[0]), "n": int(ok.sum())}
@@ -157,7 +187,7 @@ class ScalingResult(Result):
     """Crossovers at each P and their power-law fits (:func:`finite_size_scaling`).
 
     ``lines[i]``: the points along T at ``P[i]`` (None if not computed); ``crossovers[i]``: the
-    output of :func:`crossover`; ``fits``: {"width", "shift", "spread_at_tc"} → :func:`fit_power_law`;
+    output of :func:`crossover`; ``fits``: {"width", "height", "shift"} → :func:`fit_power_law`;
     ``large_p``: {"temperature": [...], "spread": [...]}, the P → ∞ curve. ``converged``: every point
     converged; ``error_estimate``: the largest exponent error.
     """
@@ -182,13 +212,13 @@ class ScalingResult(Result):
 
     def table(self) -> str:
         lines = [f"{self.problem.nonlinearity}: T_c = {self.tc:.6g} ({self.tc_source})",
-                 f"{'P':>6s} {'T*':>10s} {'shift':>11s} {'width':>10s} {'s(T_c)':>10s}"]
+                 f"{'P':>6s} {'max δ at':>10s} {'height':>10s} {'width':>10s} {'T_split':>10s} {'shift':>11s}"]
         for P, c in zip(self.P, self.crossovers):
             if c is None:
                 lines.append(f"{P:6d}  (not computed)")
                 continue
-            lines.append(f"{P:6d} {c['location']:10.5g} {c['shift']:11.4g} {c['width']:10.4g} {c['spread_at_tc']:10.4g}"
-                         + ("  (peak at the window edge)" if c["edge"] else ""))
+            lines.append(f"{P:6d} {c['location']:10.5g} {c['height']:10.4g} {c['width']:10.4g} {c['split']:10.5g} "
+                         f"{c['shift']:11.4g}" + ("  (peak at the window edge)" if c["edge"] else ""))
         for k, f in self.fits.items():
             lines.append(f"{k:>13s} ∝ P^-x, x = {f['exponent']:.3f} ± {f['exponent_error']:.3f}")
         lines.append(self.message)
@@ -223,14 +253,20 @@ def finite_size_scaling(problem: LargePProblem, path, *, P_values=DEFAULT_P, win
     for r in records:
         if r["status"] == "ok":
             lines[r["index"]] = r["result"]
+    s_inf = [None if ln is None else large_p_spread(problem, [p["temperature"] for p in ln["points"]])
+             for ln in lines]
     crossovers = [None if ln is None else crossover([p["temperature"] for p in ln["points"]],
-                                                    [p["spread"] for p in ln["points"]], tc) for ln in lines]
+                                                    [p["spread"] for p in ln["points"]], si,
+                                                    [p["n_modes"] for p in ln["points"]], tc)
+                  for ln, si in zip(lines, s_inf)]
     done = [(P, c) for P, c in zip(P_values, crossovers) if c is not None]
-    fits = {k: fit_power_law([P for P, _ in done], [c[k] for _, c in done])
-            for k in ("width", "shift", "spread_at_tc")}
-    T_ref = np.linspace(tc * (1 + window_u[0] / math.sqrt(min(P_values))), tc * (1 + window_u[1] / math.sqrt(min(P_values))), 41)
-    T_ref = T_ref[T_ref > 0]
-    large = {"temperature": T_ref.tolist(), "spread": large_p_spread(problem, T_ref)}
+    Ps = [P for P, _ in done]
+    fits = {k: fit_power_law(Ps, [c[k] for _, c in done]) for k in ("width", "height")}
+    fits["shift"] = fit_power_law(Ps, [c["shift"] for _, c in done], [c["split_error"] for _, c in done])
+    lo, hi = (tc * (1 + u / math.sqrt(min(P_values))) for u in window_u)
+    T_ref = np.linspace(max(lo, 1e-3 * tc), hi, 41)
+    large = {"temperature": T_ref.tolist(), "spread": large_p_spread(problem, T_ref),
+             "spread_on_lines": s_inf}
     points = [p for ln in lines if ln is not None for p in ln["points"]]
     converged = all(ln is not None for ln in lines) and all(p["converged"] for p in points)
     errs = [f["exponent_error"] for f in fits.values() if np.isfinite(f["exponent_error"])]

@@ -19,21 +19,23 @@ def test_power_law_fit_recovers_exponent_and_reports_its_error():
 
 
 def test_crossover_of_a_mean_field_kink_scales_like_one_over_root_p():
-    """s(T; P) = g((T_c − T)√P)/√P with a smooth kink g: width, shift and s(T_c) ∝ P^{-1/2}."""
+    """s(T; P) = softplus((T_c − T)√P)/√P rounds the kink of s_∞ = (T_c − T)₊: the excess spread has
+    height log 2/√P and width 2 arcsinh(1)/√P; a mode split at T_c − 2/P shifts like 1/P."""
     tc = 0.45
-
-    def g(x):
-        return np.logaddexp(0.0, x - 1.0) + 0.1 * x  # kink at x = 1: shifted below T_c
-
     out = []
     for P in (16, 64, 256, 1024):
         T = np.array(window(tc, P, -3.5, 3.0, 81))
-        out.append((P, crossover(T, g((tc - T) * math.sqrt(P)) / math.sqrt(P), tc)))
+        s = np.logaddexp(0.0, (tc - T) * math.sqrt(P)) / math.sqrt(P)
+        modes = np.where(T < tc - 2.0 / P, 2, 1)
+        out.append((P, crossover(T, s, np.maximum(tc - T, 0.0), modes, tc)))
     P = [p for p, _ in out]
-    for key in ("width", "shift", "spread_at_tc"):
-        fit = fit_power_law(P, [c[key] for _, c in out])
-        assert fit["exponent"] == pytest.approx(0.5, abs=0.02), key
-    assert all(c["location"] < tc and not c["edge"] for _, c in out)
+    for key in ("width", "height"):
+        assert fit_power_law(P, [c[key] for _, c in out])["exponent"] == pytest.approx(0.5, abs=0.02), key
+    assert out[0][1]["height"] == pytest.approx(math.log(2) / 4, rel=1e-2)  # on the grid, not at the kink
+    assert out[0][1]["width"] == pytest.approx(-2 * math.log(math.sqrt(2) - 1) / 4, rel=2e-2)
+    shift = fit_power_law(P, [c["shift"] for _, c in out], [c["split_error"] for _, c in out])
+    assert abs(shift["exponent"] - 1.0) < max(3 * shift["exponent_error"], 0.05)
+    assert all(abs(c["location"] - tc) < 0.2 / math.sqrt(p) and not c["edge"] for p, c in out)
 
 
 def test_erf_transition_is_the_closed_form_pitchfork():
