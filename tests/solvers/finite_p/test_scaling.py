@@ -53,3 +53,30 @@ def test_finite_p_approaches_large_p_at_rate_one_over_p_away_from_tc():
     assert all(rate["success"])
     for key in ("readout_moment", "kernel_diagonal"):
         assert rate["fits"][key]["exponent"] == pytest.approx(1.0, abs=0.25), (key, rate["gaps"][key])
+
+
+@pytest.mark.slow
+def test_finite_p_rate_one_over_p_holds_up_to_large_p():
+    """The slow version: erf ρ = (1/2, 1/4, 1/4) in the symmetric phase, P = 16 … 128."""
+    problem = LargePProblem(nonlinearity="erf", class_fractions=(0.5, 0.25, 0.25), sigma_a_bar=1.0, temperature=0.8)
+    rate = large_p_rate(problem, [16, 32, 64, 128])
+    assert all(rate["success"])
+    for key in ("readout_moment", "kernel_diagonal"):
+        assert rate["fits"][key]["exponent"] == pytest.approx(1.0, abs=0.15), (key, rate["gaps"][key])
+
+
+@pytest.mark.slow
+def test_erf_crossover_sharpens_onto_the_large_p_transition(tmp_path):
+    """erf: the mode split approaches T_c from below and the excess spread narrows as P grows."""
+    from solvers.finite_p.scaling import finite_size_scaling
+
+    problem = LargePProblem(nonlinearity="erf", class_fractions=(0.5, 0.25, 0.25), sigma_a_bar=1.0, temperature=0.4)
+    res = finite_size_scaling(problem, tmp_path / "s.jsonl", P_values=(16, 32, 64), n_temperatures=11,
+                              backend="serial", progress=False)
+    assert res.converged
+    splits = [c["split"] for c in res.crossovers]
+    assert all(s < res.tc for s in splits) and splits == sorted(splits)  # from below, closer as P grows
+    widths = [c["width"] for c in res.crossovers]
+    assert widths == sorted(widths, reverse=True)
+    assert 0.2 < res.fits["width"]["exponent"] < 1.0
+    assert set(res.to_json()) >= {"tc", "P", "lines", "crossovers", "fits", "large_p", "converged"}
