@@ -50,7 +50,7 @@ def plot_scaling(result, out) -> Path:
     axes[1].set_ylabel(rf"$s\,P^{{{xh:.2f}}}$")
     axes[1].set_title("collapse", fontsize=9)
     P = np.array(result.P, dtype=float)
-    for key, marker in (("width", "o"), ("height", "^"), ("shift", "s")):
+    for key, marker in (("width", "o"), ("height", "^"), ("spread_at_tc", "v"), ("shift", "s")):
         vals = np.array([np.nan if c is None else abs(c[key]) for c in result.crossovers])
         fit = result.fits[key]
         line, = axes[2].loglog(P, vals, marker, ms=4, label=f"{'|shift|' if key == 'shift' else key}: "
@@ -58,7 +58,7 @@ def plot_scaling(result, out) -> Path:
         if np.isfinite(fit["exponent"]):
             axes[2].loglog(P, fit["amplitude"] * P ** -fit["exponent"], "-", color=line.get_color(), lw=1)
     axes[2].set_xlabel("P")
-    axes[2].set_ylabel("width, |shift| (in T); height (in s)")
+    axes[2].set_ylabel("width, |shift| (in T); height, s(T_c) (in s)")
     axes[2].legend(fontsize=7)
     for ax in axes:
         ax.tick_params(labelsize=8)

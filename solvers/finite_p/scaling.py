@@ -19,7 +19,7 @@ the kink of s_∞ at T_c is rounded.
 Crossover, from the excess spread δ(T; P) = s − s_∞ (the finite-size rounding of the kink of s_∞
 at T_c): its height max δ and its full width at half maximum w(P); and the temperature T_split(P)
 below which p(a) is multimodal (the grid bracket of the first point with several modes), its
-shift T_split − T_c. Each is fitted to A·P^{-x} by :func:`scipy.optimize.curve_fit` in log space,
+shift T_split − T_c; and s(T_c; P). Each is fitted to A·P^{-x} by :func:`scipy.optimize.curve_fit` in log space,
 the error of x from the covariance (the shift weighted by its grid bracket). For a Landau
 (mean-field) theory of p(a) ∝ e^{P S}, s√P is a function of (T − T_c)√P: width and height
 scale like P^{-1/2}; the mode split moves with the O(1/P) corrections to t. The collapse plots
@@ -119,7 +119,9 @@ def crossover(T, s, s_inf, n_modes, tc: float) -> dict:
     """The crossover of one curve s(T) at fixed P against the large-P curve s_∞(T).
 
     * excess spread δ = s − s_∞ (the finite-size rounding of the kink of s_∞ at T_c): its
-      maximum ``height``, the location of that maximum and its full ``width`` at half maximum;
+      maximum ``height``, the location of that maximum and its full ``width`` at half maximum
+      (NaN when δ stays above half its maximum at an end of the window: at small P the O(1/P)
+      Gaussian spread of the symmetric branch does not decay within it);
     * ``split``: where p(a) turns multimodal (the highest T with more than one mode, from the
       grid: the midpoint of the bracket, ``split_error`` its half width), ``shift`` = split − T_c;
     * ``spread_at_tc``: s(T_c) (linear interpolation).
@@ -261,7 +263,7 @@ def finite_size_scaling(problem: LargePProblem, path, *, P_values=DEFAULT_P, win
                   for ln, si in zip(lines, s_inf)]
     done = [(P, c) for P, c in zip(P_values, crossovers) if c is not None]
     Ps = [P for P, _ in done]
-    fits = {k: fit_power_law(Ps, [c[k] for _, c in done]) for k in ("width", "height")}
+    fits = {k: fit_power_law(Ps, [c[k] for _, c in done]) for k in ("width", "height", "spread_at_tc")}
     fits["shift"] = fit_power_law(Ps, [c["shift"] for _, c in done], [c["split_error"] for _, c in done])
     lo, hi = (tc * (1 + u / math.sqrt(min(P_values))) for u in window_u)
     T_ref = np.linspace(max(lo, 1e-3 * tc), hi, 41)
