@@ -69,7 +69,7 @@ def check_values(name: str, values, label: str) -> list[float]:
     return vals
 
 
-def _warm_result(spec: ModelSpec, options: SolverOptions, dual: DualObjective, out, start: float) -> SolveResult:
+def _warm_result(spec: ModelSpec, dual: DualObjective, out, start: float) -> SolveResult:
     """The :class:`SolveResult` of a converged warm Newton run (f, U, kernel with the condensate)."""
     ev, mo = out.evaluation, out.evaluation.moments
     parts = {"outputs": mo.outputs, "readout_moment": mo.readout_moment,
@@ -99,24 +99,23 @@ def warm_solve(spec: ModelSpec, options: SolverOptions | None = None, t0=None) -
     if spec.data_kind != "orthogonal":
         raise SpecError("warm_solve needs orthogonal class-structured data (inputs=None)")
     options = options or SolverOptions()
-    solve = solve_class_data
     if t0 is None or options.method != "newton":
-        return solve(spec, options)
+        return solve_class_data(spec, options)
     start = time.perf_counter()
     t0 = np.asarray(t0, dtype=np.float64)
     prob = ClassProblem.from_spec(spec)
     if t0.shape != (prob.m, prob.m) or not np.all(np.isfinite(t0)):
-        return solve(spec, options)
+        return solve_class_data(spec, options)
     if prob.margin(t0) <= 0.0:  # on or beyond the boundary q = 1 (ReLU condensate): step inside
         t0 = t0 * (1.0 - 1e-3)
     dual = DualObjective(prob, options)
     try:
         out = newton(dual, t0, options.tol, options.maxiter)
     except (OutsideDomain, FloatingPointError, np.linalg.LinAlgError):
-        return solve(spec, options)
+        return solve_class_data(spec, options)
     if not out.success or out.evaluation.moments.relative_error_estimate > options.integral_tol:
-        return solve(spec, options)
-    return _warm_result(spec, options, dual, out, start)
+        return solve_class_data(spec, options)
+    return _warm_result(spec, dual, out, start)
 
 
 def _point(spec: ModelSpec, name: str, value: float, options: SolverOptions, t0):
