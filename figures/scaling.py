@@ -57,6 +57,9 @@ def plot_scaling(result, out) -> Path:
                                                             f"x = {fit['exponent']:.2f} ± {fit['exponent_error']:.2f}")
         if np.isfinite(fit["exponent"]):
             axes[2].loglog(P, fit["amplitude"] * P ** -fit["exponent"], "-", color=line.get_color(), lw=1)
+    from matplotlib.ticker import NullFormatter
+
+    axes[2].xaxis.set_minor_formatter(NullFormatter())
     axes[2].set_xlabel("P")
     axes[2].set_ylabel("width, |shift| (in T); height, s(T_c) (in s)")
     axes[2].legend(fontsize=7)
