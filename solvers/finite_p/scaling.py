@@ -52,7 +52,7 @@ DEFAULT_P = (16, 32, 64, 128, 256, 512, 1024)
 SCALING_KIND = "codingschemes finite-size scaling"
 #: point keys kept per temperature (the full coding scheme is in the sweep file's rows too)
 _KEEP = ("temperature", "spread", "n_modes", "label", "code_masses", "mode_masses", "f_diag", "U_diag",
-         "converged", "error_estimate", "time_seconds", "iterations")
+         "converged", "status", "error_estimate", "time_seconds", "iterations")
 
 
 def transition_temperature(problem: LargePProblem) -> tuple[float, str]:
