@@ -58,6 +58,16 @@ _EXPORTS = {
     "validate": "validation.report",
     "stationarity": "validation.report",
     "generalize": "validation.generalization:generalization_report",
+    # finite-P maps, warm-started continuation and finite-size scaling (THEORY §3–4)
+    "finite_p_map": "solvers.finite_p.maps",
+    "load_finite_p_map": "solvers.finite_p.maps",
+    "FiniteMap": "solvers.finite_p.maps",
+    "continue_finite_p": "solvers.finite_p.maps",
+    "FiniteContinuation": "solvers.finite_p.maps",
+    "single_neuron_measure": "solvers.finite_p.measure",
+    "FiniteMeasure": "solvers.finite_p.measure",
+    "finite_size_scaling": "solvers.finite_p.scaling",
+    "ScalingResult": "solvers.finite_p.scaling",
 }
 
 __all__ = list(_EXPORTS)

@@ -28,7 +28,7 @@ from solvers.deep.common import DeepLinearError
 __all__ = ["FLAGS", "DEFAULTS", "SAMPLING_TEMPERATURE", "ODD_NONLINEARITY", "BROKEN_TEMPERATURE", "BAD_INPUT",
            "add_shared", "check_shared", "check_layers", "nonlinearity_list", "parse_fractions", "flag_error",
            "large_p_problem", "settings_digest", "emit", "fail", "warn", "run_command", "check_counts", "given",
-           "not_applicable", "finite_number", "record_defaults"]
+           "not_applicable", "finite_number", "record_defaults", "finite_p_spec"]
 
 #: the one set of defaults: ModelSpec's model, its class sizes as fractions, one output folder
 DEFAULTS = {f.name: f.default for f in fields(ModelSpec) if f.name != "inputs"}
@@ -272,3 +272,21 @@ def run_command(command: str, run, args) -> int:
         return run(args)
     except BAD_INPUT as exc:
         return fail(command, exc)
+
+
+def finite_p_spec(args, command: str, sigma_bar_default: bool = True) -> ModelSpec:
+    """The :class:`ModelSpec` of a ``--finite-p`` command: --class-sizes, --nonlinearity, --temperature,
+    --sigma-w, and σ_a from --sigma-a or σ̄_a/√P from --sigma-a-bar (not both; if neither is given,
+    --sigma-a-bar's default when ``sigma_bar_default``, else --sigma-a's). SpecError naming the flag."""
+    not_applicable(command, args, ("class_fractions",), "with --finite-p: --class-sizes sets the classes",
+                   error=True)
+    if len(given(args, ("sigma_a", "sigma_a_bar"))) == 2:
+        raise SpecError("--sigma-a and --sigma-a-bar: give one of them with --finite-p (σ_a = σ̄_a/√P)")
+    sizes = parse_class_sizes(args.class_sizes)
+    use_bar = given(args, ("sigma_a_bar",)) or (sigma_bar_default and not given(args, ("sigma_a",)))
+    sigma_a = args.sigma_a_bar / sum(sizes) ** 0.5 if use_bar else args.sigma_a
+    try:
+        return ModelSpec(nonlinearity=args.nonlinearity, class_sizes=sizes, temperature=args.temperature,
+                         sigma_w=args.sigma_w, sigma_a=sigma_a)
+    except SpecError as exc:
+        raise flag_error(exc, ("nonlinearity", "class_sizes", "temperature", "sigma_w", "sigma_a")) from None

@@ -30,6 +30,17 @@ class-block theory on a grid, with bracketed stability changes. E.g.::
 
     codingschemes continue --layers 3 --nonlinearity linear --class-sizes 32,16,16 \\
         --sigma-a 0.125 --param temperature --from 2.0 --to 0.5 --format json
+
+``--finite-p`` follows the exact finite-P theory (THEORY §3) at --class-sizes through --n-points
+values from --from to --to (:func:`solvers.finite_p.maps.continue_finite_p`): the solution is
+unique, so this is a warm-started sweep through the crossover (each point starts from its
+neighbour's t), resumable from ``OUT/continue-finite-p-<hash>.jsonl``. --param temperature, sigma_a,
+sigma_a_bar or sigma_w; the JSON has ``"finite_p": true``, ``"values"`` and ``"points"`` (the coding
+scheme of p(a) per point, f, U, kernel, converged, error_estimate); the figure is
+``OUT/continue_finite_p.png`` / ``.pdf``::
+
+    codingschemes continue --finite-p --nonlinearity normcdf --class-sizes 32,16,16 --sigma-a 0.125 \\
+        --param temperature --from 0.3 --to 0.05 --n-points 26
 """
 from __future__ import annotations
 
@@ -40,11 +51,12 @@ from pathlib import Path
 
 from theory.spec import ModelSpec, SpecError, parse_class_sizes
 from codingschemes.cli.args import (BROKEN_TEMPERATURE as BROKEN, ODD_NONLINEARITY as ODD, add_shared,
-                                    check_counts, check_layers, check_shared, emit, finite_number, large_p_problem,
-                                    not_applicable, record_defaults, run_command)
+                                    check_counts, check_layers, check_shared, emit, finite_number, finite_p_spec,
+                                    large_p_problem, not_applicable, record_defaults, run_command)
 from codingschemes.cli.progress import progress_bar
 
-__all__ = ["add_continue_parser", "check_continue", "run_continue", "main", "DEEP_PARAMETERS"]
+__all__ = ["add_continue_parser", "check_continue", "run_continue", "run_continue_finite_p", "main",
+           "DEEP_PARAMETERS"]
 
 #: the parameters the deep continuation (--layers >= 2) follows; each must stay > 0
 DEEP_PARAMETERS = ("temperature", "sigma_a", "sigma_w")
@@ -78,7 +90,12 @@ def add_continue_parser(subparsers) -> argparse.ArgumentParser:
                                 "(--class-sizes, --sigma-a); --param temperature, sigma_a or sigma_w; linear: every "
                                 "root curve with folds and first-order transitions (arclength); other φ: "
                                 "warm-started solves on --n-points values (slow: seconds to minutes per solve)",
-                      "class_sizes": "for --layers >= 2", "sigma_a": "for --layers >= 2"})
+                      "class_sizes": "for --layers >= 2 and --finite-p",
+                      "sigma_a": "for --layers >= 2 and --finite-p"})
+    c.add_argument("--finite-p", action="store_true",
+                   help="follow the exact finite-P theory (THEORY §3) at --class-sizes and --sigma-a (or "
+                        "--sigma-a-bar) through --n-points values: a warm-started, resumable sweep; --param "
+                        "temperature, sigma_a, sigma_a_bar or sigma_w")
     return c
 
 
@@ -133,11 +150,55 @@ def _setup_deep(args):
     return spec, args.param, p_from, p_to
 
 
+def _setup_finite_p(args):
+    """(spec, parameter, values) of ``continue --finite-p``; SpecError naming the flag before any work."""
+    import numpy as np
+
+    from solvers.finite_p.maps import PARAMETERS, check_values
+
+    if args.layers != 1:
+        raise SpecError(f"--layers: --finite-p follows the one-hidden-layer theory, layers must be 1 (got {args.layers})")
+    not_applicable("continue", args, ("method", "follow_constrained", "max_steps"),
+                   "with --finite-p (a warm-started sweep over --n-points values, no branch tracing)", error=True)
+    if args.param not in PARAMETERS:
+        raise SpecError(f"--param: with --finite-p the parameter must be one of {', '.join(PARAMETERS)} "
+                        f"(got {args.param!r})")
+    spec = finite_p_spec(args, "continue", sigma_bar_default=False)
+    default_from, default_to = (1.0, 0.1) if args.param == "temperature" else (None, None)
+    p_from = finite_number("--from", args.p_from, default_from)
+    p_to = finite_number("--to", args.p_to, default_to)
+    if p_from is None or p_to is None:
+        raise SpecError(f"--from and --to are required for --param {args.param} (valid range (0, inf))")
+    if p_from == p_to:
+        raise SpecError(f"--from and --to must differ for parameter {args.param!r} (got {p_from:g} for both)")
+    for flag, v in (("--from", p_from), ("--to", p_to)):
+        check_values(args.param, [v], flag)
+    return spec, args.param, [float(v) for v in np.linspace(p_from, p_to, args.n_points)]
+
+
+def run_continue_finite_p(args) -> int:
+    """``continue --finite-p``: :func:`solvers.finite_p.maps.continue_finite_p`, JSON or table, PNG + PDF."""
+    from codingschemes.cli.args import settings_digest
+    from solvers.finite_p.maps import continue_finite_p
+
+    spec, parameter, values = check_continue(args)
+    settings = {**spec.to_dict(), "finite_p": True, "param": parameter, "values": values}
+    path = Path(args.out) / f"continue-finite-p-{settings_digest(settings)}.jsonl"
+    if not args.quiet:
+        print(f"[continue --finite-p] points are written to {path} (rerun to resume)", file=sys.stderr)
+    result = continue_finite_p(spec, parameter, values, path, progress=not args.quiet)
+    return _report(args, result, "figures.finite_p_map:plot_finite_p_line", "continue_finite_p.png",
+                   result.converged)
+
+
 def check_continue(args):
     """Every argument of ``continue`` before any solve (SpecError naming the flag; warnings for flags
-    the chosen path ignores); returns (problem or spec, parameter, p_from, p_to)."""
+    the chosen path ignores); returns (problem or spec, parameter, p_from, p_to), or (spec, parameter,
+    values) with ``--finite-p``."""
     check_shared(args)
     check_counts(args, {"max_steps": (1, None), "n_points": (2, None)})
+    if args.finite_p:
+        return _setup_finite_p(args)
     if args.layers >= 2:
         return _setup_deep(args)
     not_applicable("continue", args, ("class_sizes", "sigma_a"), "with --layers 1 (the large-P theory: "
@@ -149,6 +210,22 @@ def check_continue(args):
 def _done(args, result) -> None:
     if not args.quiet:
         print(f"[continue] done in {result.time_seconds:.2f} s: {result.message}", file=sys.stderr)
+
+
+def _report(args, result, plotter: str, name: str, ok: bool) -> int:
+    """The end of a continue path: the done line, the figure OUT/``name`` drawn by ``plotter``
+    ("module:function"; not with --no-plot), the JSON or table; exit code 0 if ``ok`` else 1."""
+    _done(args, result)
+    figure = None
+    if not args.no_plot:
+        import importlib
+
+        module, function = plotter.split(":")
+        figure = str(getattr(importlib.import_module(module), function)(result, Path(args.out) / name))
+        if not args.quiet:
+            print(f"figure: {figure}", file=sys.stderr)
+    emit({**result.to_json(), "figure": figure}, args.format, result.table, indent=1)
+    return 0 if ok else 1
 
 
 def run_continue_deep(args) -> int:
@@ -176,6 +253,8 @@ def run_continue(args) -> int:
     """
     from solvers.large_p.continuation import continue_solution
 
+    if args.finite_p:
+        return run_continue_finite_p(args)
     if args.layers >= 2:
         return run_continue_deep(args)
     problem, parameter, p_from, p_to = check_continue(args)
@@ -183,16 +262,7 @@ def run_continue(args) -> int:
         result = continue_solution(problem, parameter, p_from, p_to, method=args.method, progress=bar,
                                    max_steps=args.max_steps, follow_constrained=args.follow_constrained,
                                    n_points=args.n_points)
-    _done(args, result)
-    figure = None
-    if not args.no_plot:
-        from figures.continuation import plot_continuation
-
-        figure = str(plot_continuation(result, Path(args.out) / "continue.png"))
-        if not args.quiet:
-            print(f"figure: {figure}", file=sys.stderr)
-    emit({**result.to_json(), "figure": figure}, args.format, result.table, indent=1)
-    return 0 if result.success else 1
+    return _report(args, result, "figures.continuation:plot_continuation", "continue.png", result.success)
 
 
 def main(argv=None) -> int:

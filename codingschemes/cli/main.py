@@ -2,8 +2,10 @@
 
 ``codingschemes solve`` solves the mean-field saddle point (THEORY §2–3); ``validate`` compares
 sampled finite networks with it; ``continue`` and ``phase-diagram`` follow the large-P theory in
-one and two parameters (THEORY §4); ``generalize`` runs the theory on real data (THEORY §6);
-``figures`` regenerates the figures. Each subcommand lives in its own module.
+one and two parameters (THEORY §4; with ``--finite-p`` the exact finite-P theory, THEORY §3);
+``scaling`` follows the finite-P crossover into the large-P transition (finite-size scaling);
+``generalize`` runs the theory on real data (THEORY §6); ``figures`` regenerates the figures.
+Each subcommand lives in its own module.
 
 Exit codes: 0 success; 1 a solve did not converge or a check failed; 2 invalid input.
 """
@@ -17,6 +19,7 @@ from codingschemes.cli.continue_cmd import add_continue_parser, check_continue, 
 from codingschemes.cli.figures_cmd import add_figures_parser, check_figures, run_figures
 from codingschemes.cli.generalize_cmd import add_generalize_parser, check_generalize, run_generalize
 from codingschemes.cli.phase_cmd import add_phase_parser, check_phase, run_phase
+from codingschemes.cli.scaling_cmd import add_scaling_parser, check_scaling, run_scaling
 from codingschemes.cli.solve_cmd import add_solve_parser, check_solve, run_solve
 from codingschemes.cli.validate_cmd import add_validate_parser, check_validate, run_validate
 
@@ -33,6 +36,7 @@ COMMANDS = {
     "phase-diagram": (add_phase_parser, run_phase),
     "generalize": (add_generalize_parser, run_generalize),
     "figures": (add_figures_parser, run_figures),
+    "scaling": (add_scaling_parser, run_scaling),
 }
 
 #: subcommand name → its check of every parsed argument (SpecError naming the flag; no work, no files);
@@ -44,6 +48,7 @@ CHECKS = {
     "phase-diagram": check_phase,
     "generalize": check_generalize,
     "figures": check_figures,
+    "scaling": check_scaling,
 }
 
 

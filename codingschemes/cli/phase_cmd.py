@@ -9,6 +9,16 @@ Writes ``OUT/phase-<hash>.jsonl`` (the resumable sweep file: one line per
 finished row), ``OUT/phase_diagram.json`` (labels, located transitions with
 brackets, boundary curves) and ``OUT/phase_diagram.png`` (not with ``--no-plot``). Rerunning the same
 command resumes an interrupted diagram.
+
+``--finite-p`` maps the exact finite-P theory instead (THEORY §3; one warm-started solve per point,
+:func:`solvers.finite_p.maps.finite_p_map`) at the class sizes ``--class-sizes``: axes temperature,
+sigma_a, sigma_a_bar (σ_a = σ̄_a/√P) or sigma_w; the fixed σ_a is ``--sigma-a`` or σ̄_a/√P. Each point
+holds the coding scheme of p(a) (modes, masses, codes, ReLU condensate), f, U, the kernel and the
+solver's verdict. Writes ``OUT/finite-p-map-<hash>.jsonl`` (resumable, one line per row),
+``OUT/finite_p_map.json`` and ``OUT/finite_p_map.png`` / ``.pdf``::
+
+    codingschemes phase-diagram --finite-p --nonlinearity normcdf --class-sizes 32,16,16 \\
+        --x temperature --x-range 0.05:0.5:20 --y sigma_a --y-range 0.1:0.3:10
 """
 from __future__ import annotations
 
@@ -20,9 +30,11 @@ import numpy as np
 from theory.jsonio import dumps
 from theory.spec import SpecError
 from codingschemes.cli.args import (BROKEN_TEMPERATURE, ODD_NONLINEARITY, add_shared, check_counts, check_shared,
-                                    emit, large_p_problem, not_applicable, parse_fractions, settings_digest)
+                                    emit, finite_p_spec, large_p_problem, not_applicable, parse_fractions,
+                                    settings_digest)
 
-__all__ = ["add_phase_parser", "check_phase", "run_phase", "parse_range", "parse_fractions", "MAX_GRID"]
+__all__ = ["add_phase_parser", "check_phase", "run_phase", "parse_range", "parse_fractions", "MAX_GRID",
+           "check_finite_p_map", "run_finite_p_map"]
 
 #: the most values along one axis (each is a large-P solve; this bounds the memory of 'lo:hi:n')
 MAX_GRID = 10_000
@@ -61,6 +73,12 @@ def add_phase_parser(sub) -> None:
     p.add_argument("--dask-address", default=None, help="Dask scheduler address (backend dask)")
     add_shared(p, "format", "out", "no_plot", "quiet",
                notes={"out": "the sweep file, JSON and PNG go there", "no_plot": "the JSON files are still written"})
+    p.add_argument("--finite-p", action="store_true",
+                   help="map the exact finite-P theory (THEORY §3) at --class-sizes instead of the large-P one; "
+                        "axes temperature, sigma_a, sigma_a_bar or sigma_w")
+    add_shared(p, "class_sizes", "sigma_a", notes={"class_sizes": "with --finite-p",
+                                                  "sigma_a": "with --finite-p, when not an axis (default: "
+                                                             "σ̄_a/√P from --sigma-a-bar)"})
 
 
 def _table(diagram) -> str:
@@ -74,10 +92,14 @@ def _table(diagram) -> str:
 
 def check_phase(args):
     """Every argument of ``phase-diagram`` before any solve or file (SpecError naming the flag);
-    returns (problem, xs, ys)."""
+    returns (problem, xs, ys), or (spec, xs, ys) with ``--finite-p``."""
     from solvers.large_p.problem import canonical_parameter, check_parameter_value
 
     check_shared(args)
+    if args.finite_p:
+        return check_finite_p_map(args)
+    not_applicable("phase-diagram", args, ("class_sizes", "sigma_a"), "without --finite-p (the large-P theory: "
+                   "--class-fractions and --sigma-a-bar set the model)", error=True)
     problem = large_p_problem(args)
     xs, ys = parse_range(args.x_range, "--x-range"), parse_range(args.y_range, "--y-range")
     names = {}
@@ -98,9 +120,68 @@ def check_phase(args):
     return problem, xs, ys
 
 
+def check_finite_p_map(args):
+    """``phase-diagram --finite-p``: (spec, xs, ys); SpecError naming the flag before any work."""
+    from solvers.finite_p.maps import PARAMETERS, check_values
+
+    spec = finite_p_spec(args, "phase-diagram")
+    xs, ys = parse_range(args.x_range, "--x-range"), parse_range(args.y_range, "--y-range")
+    for axis, values in (("x", xs), ("y", ys)):
+        name = getattr(args, axis)
+        if name not in PARAMETERS:
+            raise SpecError(f"--{axis}: with --finite-p the parameter must be one of {', '.join(PARAMETERS)} "
+                            f"(got {name!r})")
+        check_values(name, values, f"--{axis}-range")
+    if args.x == args.y or {args.x, args.y} == {"sigma_a", "sigma_a_bar"}:
+        raise SpecError(f"--x and --y must be different parameters (got {args.x!r} and {args.y!r})")
+    if len(xs) < 2:
+        raise SpecError(f"--x-range: need at least 2 x values (got {len(xs)})")
+    check_counts(args, {"workers": (1, None)})
+    not_applicable("phase-diagram", args, ("refine",), "with --finite-p (no transitions to bisect: the finite-P "
+                   "solution is unique and its modes change smoothly)", error=True)
+    if args.backend != "dask":
+        not_applicable("phase-diagram", args, ("dask_address",), f"with --backend {args.backend}")
+    return spec, xs, ys
+
+
+def run_finite_p_map(args) -> int:
+    """``phase-diagram --finite-p``: the resumable map, its JSON and its figure."""
+    from solvers.finite_p.maps import finite_p_map
+
+    spec, xs, ys = check_phase(args)
+    settings = {**spec.to_dict(), "finite_p": True, "x": args.x, "xs": xs, "y": args.y, "ys": ys}
+    out = Path(args.out)
+    path = out / f"finite-p-map-{settings_digest(settings)}.jsonl"
+    if not args.quiet:
+        print(f"[phase-diagram --finite-p] rows are written to {path} (rerun to resume)", file=sys.stderr)
+    fmap = finite_p_map(spec, args.x, xs, args.y, ys, path, workers=args.workers, backend=args.backend,
+                        dask_address=args.dask_address, progress=not args.quiet)
+    data = fmap.to_json()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "finite_p_map.json").write_text(dumps(data))
+    emit(data, args.format, lambda: _finite_table(fmap))
+    if not args.no_plot:
+        from figures.finite_p_map import plot_finite_p_map
+
+        png = plot_finite_p_map(fmap, out / "finite_p_map.png")
+        if not args.quiet:
+            print(f"figure: {png} (and .pdf)", file=sys.stderr)
+    return 0 if fmap.converged else 1
+
+
+def _finite_table(fmap) -> str:
+    labels = [p["label"] for p in fmap.points()]
+    lines = [f"{len(fmap.y)} × {len(fmap.x)} points (finite P), {len(set(labels))} coding schemes:"]
+    lines += [f"  {labels.count(lab):6d}  {lab}" for lab in sorted(set(labels))]
+    lines.append(fmap.message)
+    return "\n".join(lines)
+
+
 def run_phase(args) -> int:
     from solvers.large_p.phase_diagram import phase_diagram
 
+    if args.finite_p:
+        return run_finite_p_map(args)
     problem, xs, ys = check_phase(args)
     settings = {**problem.to_dict(), "x": args.x, "xs": xs, "y": args.y, "ys": ys, "refine": args.refine}
     digest = settings_digest(settings)

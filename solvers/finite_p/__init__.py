@@ -10,7 +10,10 @@ Read in this order:
 * :mod:`.dual` — the convex dual G(t), its gradient and Hessian, the ReLU barrier;
 * :mod:`.newton`, :mod:`.fixed_point` — the two minimisers of G;
 * :mod:`.solve` — the class-data solve behind :func:`solvers.solve`;
-* :mod:`.compare_large_p` — finite P against the P → ∞ branches of :mod:`solvers.large_p`.
+* :mod:`.compare_large_p` — finite P against the P → ∞ branches of :mod:`solvers.large_p`;
+* :mod:`.measure` — the coding scheme of p_t(a) at a solution: modes, masses, codes, condensate;
+* :mod:`.maps` — warm-started finite-P sweeps: 2-D maps and 1-D continuation, resumable;
+* :mod:`.scaling` — finite-size scaling of the crossover into the large-P transition T_c.
 """
 from theory.deferred_imports import deferred_attributes
 

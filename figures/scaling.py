@@ -1,0 +1,75 @@
+"""Finite-size scaling figure: the finite-P crossover sharpening into the large-P transition (THEORY §4).
+
+Three panels from a :class:`solvers.finite_p.scaling.ScalingResult`: the order parameter (the
+readout spread s = tr Cov_p(a)) against T at every P with the large-P curve s_∞(T); the collapse
+s·P^x against (T − T_c)·P^x with the fitted width exponent x; the crossover width and |shift|
+against P on log axes with their power-law fits. PNG and PDF, 10 × 3.6 in.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .style import pyplot
+
+__all__ = ["plot_scaling"]
+
+
+def _curve(line):
+    T = np.array([p["temperature"] for p in line["points"]])
+    s = np.array([p["spread"] for p in line["points"]])
+    order = np.argsort(T)
+    return T[order], s[order]
+
+
+def plot_scaling(result, out) -> Path:
+    """The three panels of the module docstring; returns the PNG path (the PDF is next to it)."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(10.0, 3.6))
+    cmap = plt.get_cmap("viridis")
+    tc = result.tc
+    xw, xh = (result.fits[k]["exponent"] for k in ("width", "height"))
+    xw, xh = (0.5 if not np.isfinite(v) else v for v in (xw, xh))
+    n = max(1, len(result.P) - 1)
+    for k, (P, line) in enumerate(zip(result.P, result.lines)):
+        if line is None:
+            continue
+        T, s = _curve(line)
+        color = cmap(k / n)
+        axes[0].plot(T, s, ".-", color=color, label=f"P = {P}", lw=1, ms=3)
+        axes[1].plot((T - tc) * P**xw, s * P**xh, ".-", color=color, lw=1, ms=3)
+    ref = result.large_p
+    axes[0].plot(ref["temperature"], ref["spread"], "k--", lw=1.5, label="P → ∞")
+    for ax in axes[:2]:
+        ax.axvline(tc if ax is axes[0] else 0.0, color="0.6", lw=0.8)
+    axes[0].set_xlabel("temperature T")
+    axes[0].set_ylabel(r"spread $s$ = tr Cov$_p$(a)")
+    axes[0].legend(fontsize=6, ncol=2)
+    axes[1].set_xlabel(rf"$(T - T_c)\,P^{{{xw:.2f}}}$")
+    axes[1].set_ylabel(rf"$s\,P^{{{xh:.2f}}}$")
+    axes[1].set_title("collapse", fontsize=9)
+    P = np.array(result.P, dtype=float)
+    for key, marker in (("width", "o"), ("height", "^"), ("spread_at_tc", "v"), ("shift", "s")):
+        vals = np.array([np.nan if c is None else abs(c[key]) for c in result.crossovers])
+        fit = result.fits[key]
+        line, = axes[2].loglog(P, vals, marker, ms=4, label=f"{'|shift|' if key == 'shift' else key}: "
+                                                            f"x = {fit['exponent']:.2f} ± {fit['exponent_error']:.2f}")
+        if np.isfinite(fit["exponent"]):
+            axes[2].loglog(P, fit["amplitude"] * P ** -fit["exponent"], "-", color=line.get_color(), lw=1)
+    from matplotlib.ticker import NullFormatter
+
+    axes[2].xaxis.set_minor_formatter(NullFormatter())
+    axes[2].set_xlabel("P")
+    axes[2].set_ylabel("width, |shift| (in T); height, s(T_c) (in s)")
+    axes[2].legend(fontsize=7)
+    for ax in axes:
+        ax.tick_params(labelsize=8)
+    fig.suptitle(f"{result.problem.nonlinearity}: finite-size scaling through T_c = {tc:.4g}", fontsize=10)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out.with_suffix(".pdf"))
+    fig.savefig(out.with_suffix(".png"), dpi=150)
+    plt.close(fig)
+    return out.with_suffix(".png")
