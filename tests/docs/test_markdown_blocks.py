@@ -90,11 +90,12 @@ def _run_command(cmd, code, tmp_path):
 
 
 def json_keys(obj):
-    """Every key of a JSON document, except data keys such as the code strings '110' or '+-0'."""
+    """Every key of a JSON document, except data keys: code strings such as '110' or '+-0', and
+    labels that are not identifiers (the names of integration rules, such as '1-d gauss-hermite')."""
     keys = set()
     if isinstance(obj, dict):
         for key, value in obj.items():
-            if not re.fullmatch(r"[01+\-]+", key):
+            if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
                 keys.add(key)
             keys |= json_keys(value)
     elif isinstance(obj, list):
