@@ -54,7 +54,7 @@ def _reports(quick: bool, nonlinearities=common.NONLINEARITIES, seed: int = 0) -
         spec = ds.spec(nl, 1.0, 1.0, TEMPERATURE)
         out[nl] = generalization_report(
             ds, spec, theory_chains=cfg["theory_chains"], theory_rounds=cfg["theory_rounds"], width=cfg["width"],
-            chains=cfg["chains"], sweeps=cfg["sweeps"], seed=seed, say=common.log)
+            chains=cfg["chains"], sweeps=cfg["sweeps"], seed=seed, say=common.log).to_json()
     return out
 
 
