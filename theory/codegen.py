@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from pathlib import Path
 
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
-from theory.disk_cache import GeneratedFunction, cache_dir, load_generated
+from theory.disk_cache import GeneratedFunction, cache_dir, load_generated, source_digest
 
 __all__ = ["GeneratedFunction", "compile_to_numba", "generated_source", "cache_dir"]
 
@@ -96,7 +95,7 @@ def generated_source(name: str, exprs, args) -> str:
     return "\n".join(lines)
 
 
-_SPECIAL_DIGEST = hashlib.sha1((Path(__file__).parent / "special.py").read_bytes()).hexdigest()[:12]
+_SPECIAL_DIGEST = source_digest("special")[:12]
 
 
 def compile_to_numba(name: str, exprs, args) -> GeneratedFunction:

@@ -10,6 +10,7 @@ derivation nor its imports.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 import hashlib
 import importlib.util
 import json
@@ -43,8 +44,10 @@ def cache_dir(kind: str = "generated") -> Path:
     return path
 
 
+@lru_cache(maxsize=None)
 def source_digest(*modules: str) -> str:
-    """sha1 of the source files of the ``theory`` modules named (e.g. "psi", "special")."""
+    """sha1 of the source files of the ``theory`` modules named (e.g. "psi", "special"), read once per
+    process."""
     here = Path(__file__).parent
     h = hashlib.sha1()
     for name in modules:
