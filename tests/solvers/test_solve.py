@@ -276,3 +276,40 @@ def test_progress_events_follow_the_protocol(method):
     assert events and all(isinstance(e, ProgressEvent) and e.stage == method for e in events)
     assert [e.step for e in events] == list(range(1, len(events) + 1)) and len(events) <= res.iterations
     assert all(e.total == SolverOptions().maxiter and np.isfinite(e.values["residual"]) for e in events)
+
+
+def _leaky_log_z(g, s):
+    """log Z(g) and ψ'(g) = Z'(g)/Z(g) of φ(h) = max(h, s h), h ~ N(0, 1), in closed form
+    (written here, independently of the package's sympy/quadrature ψ):
+    Z = e^{g²/2} Φ(g) + e^{k²/2} Φ(−k), Z' = e^{g²/2}[g Φ(g) + ϕ(g)] + s e^{k²/2}[k Φ(−k) − ϕ(k)], k = s g."""
+    from scipy import special
+    k = s * g
+    log_z = np.logaddexp(g * g / 2 + special.log_ndtr(g), k * k / 2 + special.log_ndtr(-k))
+    pdf = lambda x: np.exp(-x * x / 2) / np.sqrt(2 * np.pi)  # noqa: E731
+    dz = (np.exp(g * g / 2 - log_z) * (g * special.ndtr(g) + pdf(g))
+          + s * np.exp(k * k / 2 - log_z) * (k * special.ndtr(-k) - pdf(k)))
+    return log_z, dz
+
+
+def test_user_expression_leaky_relu_solves_the_saddle_point():
+    """The README's user expression "Max(h, 0.1*h)" (classes 2,1, T = 0.5) solves: at the returned t,
+    f_c = E[a ψ'(t_c·a)] and U = E[a aᵀ] under p(a) ∝ N(a; 0, I) Π_c Z(t_c·a)^{P_c} (THEORY §3),
+    integrated here on a 1401² trapezoid grid with the closed-form Z, equal f = y − T t and the
+    reported f and U to 2e-7 (solver tol 1e-7; measured 3e-8)."""
+    sizes, T = (2, 1), 0.5
+    res = solve(ModelSpec("Max(h, 0.1*h)", class_sizes=sizes, temperature=T))
+    assert res.converged, res.message
+    x = np.linspace(-14.0, 14.0, 1401)
+    a = np.stack([g.ravel() for g in np.meshgrid(x, x, indexing="ij")], axis=1)
+    log_w, dpsi = -0.5 * np.sum(a * a, axis=1), []
+    for c, P in enumerate(sizes):
+        log_z, dz = _leaky_log_z(a @ res.t[c], 0.1)
+        log_w, dpsi = log_w + P * log_z, [*dpsi, dz]
+    w = np.exp(log_w - log_w.max())
+    w /= w.sum()
+    f = np.array([[np.sum(w * a[:, r] * dpsi[c]) for r in range(2)] for c in range(2)])
+    U = (a * w[:, None]).T @ a
+    np.testing.assert_allclose(f, np.eye(2) - T * res.t, atol=2e-7)
+    np.testing.assert_allclose(res.outputs, f, atol=2e-7)
+    np.testing.assert_allclose(res.readout_moment, U, atol=2e-7)
+    assert np.max(np.abs(res.t - np.diag(np.diag(res.t)))) > 0.05  # not odd: t has off-diagonal entries
