@@ -123,6 +123,8 @@ def test_relu_default_task_condenses_one_direction_per_class():
     # the two minority classes are equivalent: equal masses
     masses = dict(zip((c[0] for c in cond["codes"]), cond["mass"]))
     assert masses[1] == pytest.approx(masses[2], rel=1e-5)
+    # the documented masses λ = 1.98 (class 0) and 3.00 (classes 1, 2), to their two decimals
+    assert masses[0] == pytest.approx(1.98, abs=0.005) and masses[1] == pytest.approx(3.00, abs=0.005)
 
 
 @pytest.mark.slow
