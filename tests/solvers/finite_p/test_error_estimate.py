@@ -5,22 +5,12 @@ to the last Newton step), so |obs − obs_ref| <= error_estimate (+ the referenc
 for every built-in φ, against the closed form for linear φ (THEORY §2) and against a solve at much
 tighter tolerances otherwise.
 """
-import numpy as np
 import pytest
 
-from solvers.options import SolverOptions
 from solvers.solve import solve
 from theory.linear import linear_class_closed_form
 from theory.spec import ModelSpec
-
-KEYS = ("outputs", "readout_moment", "kernel_diagonal", "kernel_blocks")
-#: the reference: residual 1e-11 and the most accurate rule the ψ table's own error allows
-TIGHT = SolverOptions(tol=1e-11, integral_tol=1e-10, max_order=96)
-
-
-def _errors(res, ref_obs) -> float:
-    obs = res.observables
-    return max(float(np.max(np.abs(np.asarray(getattr(obs, k)) - np.asarray(getattr(ref_obs, k))))) for k in KEYS)
+from validation.error_coverage import TIGHT, max_difference as _errors
 
 
 def test_linear_error_estimate_bounds_distance_to_closed_form():
