@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     for nl, sz, T in cases:
         rows.append(coverage_case(nl, sz, T))
         r = rows[-1]
-        print(f"{nl} {sz} T={T}: ratio {r.ratio:.2g} ({r.seconds:.0f} s, load {os.getloadavg()[0]:.1f})",
+        print(f"{nl} {sz} T={T}: ratio {r.ratio:.3g} ({r.seconds:.0f} s, load {os.getloadavg()[0]:.1f})",
               file=sys.stderr, flush=True)
     print(f"command: python benchmarks/coverage_table.py {' '.join(argv if argv is not None else sys.argv[1:])}")
     print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} "

@@ -103,5 +103,5 @@ def markdown_table(cases) -> str:
         sizes = ",".join(str(p) for p in c.class_sizes)
         lines.append(f"| {c.nonlinearity} | {sizes} | {c.temperature:g} | {c.converged} | {c.true_error:.1e} "
                      f"| {c.error_estimate:.1e} | {c.reference} ({c.reference_estimate:.1e}, "
-                     f"{c.reference_residual:.1e}) | {c.ratio:.2g} | {'yes' if c.covered else 'NO'} |")
+                     f"{c.reference_residual:.1e}) | {c.ratio:.3g} | {'yes' if c.covered else 'NO'} |")
     return "\n".join(lines)
