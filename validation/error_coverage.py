@@ -25,7 +25,7 @@ from solvers.solve import solve
 from theory.linear import linear_class_closed_form
 from theory.spec import ModelSpec
 
-__all__ = ["KEYS", "TIGHT", "FINER", "REFERENCE_RESIDUAL", "MATRIX", "CoverageCase", "max_difference",
+__all__ = ["KEYS", "TIGHT", "FINER", "REFERENCE_RESIDUAL", "MATRIX", "CoverageCase", "max_difference", "reference",
            "coverage_case", "markdown_table"]
 
 KEYS = ("outputs", "readout_moment", "kernel_diagonal", "kernel_blocks")
@@ -70,7 +70,7 @@ class CoverageCase:
         return bool(self.converged and self.reference_residual <= REFERENCE_RESIDUAL and self.ratio <= 1.0)
 
 
-def _reference(spec: ModelSpec):
+def reference(spec: ModelSpec):
     """(observables, estimate, residual, label) of the reference for ``spec``."""
     if spec.nonlinearity == "linear":
         _, exact = linear_class_closed_form(spec)
@@ -89,7 +89,7 @@ def coverage_case(nonlinearity: str, class_sizes, temperature: float) -> Coverag
     spec = ModelSpec(nonlinearity, class_sizes=tuple(class_sizes), temperature=temperature)
     start = time.perf_counter()
     res = solve(spec)
-    ref_obs, ref_est, ref_res, label = _reference(spec)
+    ref_obs, ref_est, ref_res, label = reference(spec)
     return CoverageCase(nonlinearity, tuple(class_sizes), float(temperature), bool(res.converged),
                         max_difference(res.observables, ref_obs), float(res.error_estimate), label, ref_est,
                         ref_res, time.perf_counter() - start)
