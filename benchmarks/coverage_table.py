@@ -35,6 +35,7 @@ def main(argv=None) -> int:
         r = rows[-1]
         print(f"{nl} {sz} T={T}: ratio {r.ratio:.3g} ({r.seconds:.0f} s, load {os.getloadavg()[0]:.1f})",
               file=sys.stderr, flush=True)
+        print(markdown_table([r]).splitlines()[-1], file=sys.stderr, flush=True)
     print(f"command: python benchmarks/coverage_table.py {' '.join(argv if argv is not None else sys.argv[1:])}")
     print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} "
           f"cores (shared); load average at the end {os.getloadavg()[0]:.1f}\n")
