@@ -38,7 +38,7 @@ def add_solve_parser(subparsers):
     p.add_argument("--tol", type=float, default=None, help="residual tolerance (default 1e-7)")
     p.add_argument("--integral-tol", type=float, default=None,
                    help="relative integrator error bound (default 1e-7); a larger error estimate means "
-                        "converged false and exit 1 (QMC, m >= 5 classes: its error bar is ~1e-3)")
+                        "converged false and exit 1 (QMC, m >= 5 classes: its error bar is ~5e-3)")
     add_shared(p, "format", "out", "no_plot", "quiet", "layers", "sigma_a_bar",
                notes={"layers": "L >= 2: deep linear closed form for linear, the class-block deep solver "
                                 "(solvers.deep.nonlinear) for relu and smooth bounded φ (normcdf, erf, tanh)",
