@@ -31,7 +31,7 @@ def run(per: int, nl: str, T: float, width: int, sweeps: int, rounds: int):
     pb = br.predict(ds.test_inputs)
     rows.append(("branches", time.perf_counter() - t0, float(pb.mean_error.max()), br.converged, pb.mean))
     t0 = time.perf_counter()
-    gd = solve_general(spec, GeneralOptions(max_rounds=rounds))
+    gd = solve_general(spec, GeneralOptions(max_rounds=rounds, sampler="mcmc"))
     pg = gd.predict(ds.test_inputs)
     rows.append(("general_data", time.perf_counter() - t0, float(pg.mean_error.max()), gd.converged, pg.mean))
     t0 = time.perf_counter()

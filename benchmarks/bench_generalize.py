@@ -76,7 +76,7 @@ def main(argv=None):
             spec = ds.spec(args.nonlinearity, 1.0, 1.0, args.temperature)
             t0 = time.perf_counter()
             opts = dict(sampler="smc", particles=4096, max_particles=args.max_particles, smc_moves=5) \
-                if args.sampler == "smc" else {}
+                if args.sampler == "smc" else dict(sampler="mcmc")
             sol = solve_general(spec, GeneralOptions(seed=0, max_rounds=40, **opts))
             pred = sol.predict(ds.test_inputs)
             t_theory = time.perf_counter() - t0

@@ -45,7 +45,8 @@ class SolverOptions(Options):
     integral_tol
         Required integrator error estimate on f, U and the kernel at the
         solution, relative to each observable's scale max(1, max|value|); the
-        rule is refined until it is met.
+        rule is refined until it is met, and a result that misses it is not
+        ``converged`` (QMC's error bar, ~5e-3 for m = 5, misses the default).
     integrator
         ``"auto"`` (tensor trapezoid for m <= 4 with order escalation; QMC
         for m >= 5), or one of ``"trapezoid"``, ``"gauss-hermite"``,

@@ -185,12 +185,14 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
     "mcmc" or "smc", :mod:`solvers.data.solve`) or "branches" (the large-P branch form with
     σ̄_a = σ_a√P, :func:`solvers.data.branches.solve_general_branches`; bounded φ and linear).
     ``theory_sampler="auto"`` is the exact closed form for linear φ (THEORY §2; "mcmc" or "smc" run
-    the Monte Carlo solver on it as a check) and "smc" otherwise: on digits
+    the Monte Carlo solver on it as a check) and otherwise the rule of
+    :func:`solvers.data.options.resolve_sampler` (SMC): on digits
     the MCMC chains met their criteria for erf at a wrong fixed point (residuals up to 0.66 under SMC;
     they do not balance the weights of the code modes) and do not converge for ReLU, where SMC does;
     for normcdf both agree and MCMC is faster (``theory_sampler="mcmc"``; docs/results.md).
     """
     from solvers.data.branches import GeneralBranchOptions, solve_general_branches
+    from solvers.data.options import resolve_sampler
     from solvers.data.solve import GeneralOptions, solve_general
     from theory.general import gp_generalization
 
@@ -211,7 +213,7 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
             sol = solve_general_branches(spec, GeneralBranchOptions(max_rounds=theory_rounds, seed=seed),
                                          progress=theory_progress)
         else:
-            theory_sampler = "smc" if theory_sampler == "auto" else theory_sampler
+            theory_sampler = resolve_sampler(theory_sampler, spec.nonlinearity)
             opts = GeneralOptions(chains=theory_chains, max_rounds=theory_rounds, seed=seed, sampler=theory_sampler)
             sol = solve_general(spec, opts, progress=theory_progress)
         theory = _sampled_theory(ds, sol, theory_method, theory_sampler, seed)

@@ -36,6 +36,9 @@ def add_solve_parser(subparsers):
     p.add_argument("--method", default="newton", help="newton or fixed-point (default newton)")
     p.add_argument("--integrator", default="auto", help="auto, gauss-hermite, cubature or qmc")
     p.add_argument("--tol", type=float, default=None, help="residual tolerance (default 1e-7)")
+    p.add_argument("--integral-tol", type=float, default=None,
+                   help="relative integrator error bound (default 1e-7); a larger error estimate means "
+                        "converged false and exit 1 (QMC, m >= 5 classes: its error bar is ~5e-3)")
     add_shared(p, "format", "out", "no_plot", "quiet", "layers", "sigma_a_bar",
                notes={"layers": "L >= 2: deep linear closed form for linear, the class-block deep solver "
                                 "(solvers.deep.nonlinear) for relu and smooth bounded φ (normcdf, erf, tanh)",
@@ -127,12 +130,13 @@ def check_solve(args):
     check_shared(args)
     sizes = parse_class_sizes(args.class_sizes)
     opts = {"method": args.method, "integrator": args.integrator}
-    if args.tol is not None:
-        opts["tol"] = args.tol
+    for name in ("tol", "integral_tol"):
+        if getattr(args, name) is not None:
+            opts[name] = getattr(args, name)
     try:
         options = SolverOptions(**opts)
     except SpecError as exc:
-        raise flag_error(exc, ("method", "integrator", "tol")) from None
+        raise flag_error(exc, ("method", "integrator", "tol", "integral_tol")) from None
     specs = [ModelSpec(nonlinearity=n, sigma_w=args.sigma_w, sigma_a=args.sigma_a, temperature=args.temperature,
                        class_sizes=sizes) for n in nonlinearity_list(args.nonlinearity, DEFAULT_NONLINEARITIES)]
     check_layers(args.layers, specs)
@@ -141,7 +145,7 @@ def check_solve(args):
     else:
         not_applicable("solve", args, ("sigma_a_bar", "patterns"), "without --large-p")
     if args.layers != 1 or args.large_p:
-        not_applicable("solve", args, ("method", "integrator", "tol"),
+        not_applicable("solve", args, ("method", "integrator", "tol", "integral_tol"),
                        "to the deep or large-P solvers (they have their own methods and tolerances)")
     return options, specs
 

@@ -8,10 +8,28 @@ from solvers.options import Options
 from theory.checks import check_choice, check_float, check_int
 from theory.spec import SpecError
 
-__all__ = ["GeneralOptions", "GeneralBranchOptions", "SAMPLERS"]
+__all__ = ["GeneralOptions", "GeneralBranchOptions", "SAMPLERS", "resolve_sampler"]
 
-#: samplers of :func:`solvers.data.solve.solve_general`
-SAMPLERS = ("mcmc", "smc")
+#: samplers of :func:`solvers.data.solve.solve_general`; "auto" is :func:`resolve_sampler`'s rule
+SAMPLERS = ("auto", "mcmc", "smc")
+
+
+def resolve_sampler(sampler: str, nonlinearity) -> str:
+    """The sampler that ``sampler`` names for φ = ``nonlinearity``: "mcmc" or "smc" as given; "auto"
+    is tempered SMC for every φ except linear, MCMC for linear.
+
+    The one rule for the API and the CLI. MCMC chains do not balance separated code modes: on
+    digits they meet their own convergence criteria at a wrong erf fixed point, and ReLU does not
+    converge; SMC starts from the prior in every round and weights every mode. Linear φ has one
+    Gaussian tilted law, where chains mix and are cheaper; ``generalize`` uses the exact closed form
+    for it (THEORY §2) and runs a sampler only when one is named.
+    """
+    check_choice("sampler", sampler, SAMPLERS)
+    if sampler != "auto":
+        return sampler
+    from theory.nonlinearities import get_nonlinearity
+
+    return "mcmc" if get_nonlinearity(nonlinearity).name == "linear" else "smc"
 
 
 @dataclass(frozen=True)
@@ -25,8 +43,9 @@ class GeneralOptions(Options):
     iterations; z_tol: convergence threshold on rms(r̂/MCSE); groups: chain groups for the MCSE;
     min_ess_fraction: trust region of the surrogate; seed: random seed.
 
-    sampler: "mcmc" (parallel elliptical slice chains warm-started between rounds) or "smc"
-    (tempered SMC from the prior in every round, :mod:`solvers.data.smc`); for "smc":
+    sampler: "auto" (default: :func:`resolve_sampler`, SMC except for linear φ), "mcmc" (parallel
+    elliptical slice chains warm-started between rounds) or "smc" (tempered SMC from the prior in
+    every round, :mod:`solvers.data.smc`); for "smc":
     particles (first round, all groups together), max_particles (the sample doubles up to this while
     the MCSE is above f_tol), cess (incremental ESS fraction per β step), smc_moves (slice moves per
     β step), smc_keep (states stored per particle after β = 1; replaces keep).
@@ -52,7 +71,7 @@ class GeneralOptions(Options):
     max_sweeps: int = 1280
     rhat_tol: float = 1.1
     seed: int = 0
-    sampler: str = "mcmc"
+    sampler: str = "auto"
     particles: int = 16384
     max_particles: int = 65536
     cess: float = 0.5

@@ -54,7 +54,7 @@ from solvers.data.condensate import (CUT_ROUNDS, Q_CAP, Q_ON, active_directions,
                                      condensate_multipliers, constrained_step, constraint_gradients, project, restore)
 from solvers.data.domain import DOMAIN_MARGIN, direction_quotients, domain_lower_bound, is_homogeneous
 from solvers.data.estimators import by_group, corrected_output_mcse, group_mcse, rhat as chain_rhat
-from solvers.data.options import GeneralOptions
+from solvers.data.options import GeneralOptions, resolve_sampler
 from solvers.data.replicas import REPLICA_SEED_STRIDE, check_bias
 from solvers.data.result import GeneralSolution, TestPrediction
 from solvers.data.smc import smc_sample
@@ -448,6 +448,7 @@ def solve_general(spec: ModelSpec, options: GeneralOptions | None = None, progre
     spec); non-convergence is reported in ``converged`` and ``message``, not raised.
     """
     opt = options or GeneralOptions()
+    opt = replace(opt, sampler=resolve_sampler(opt.sampler, spec.nonlinearity))
     first = _solve_replica(spec, opt, progress, initial_field)
     return check_bias(spec, first, opt.replicas, lambda k: _solve_replica(
         spec, replace(opt, seed=opt.seed + k * REPLICA_SEED_STRIDE), restaged(progress, f"replica-{k}"), initial_field))

@@ -46,6 +46,21 @@ def test_several_nonlinearities_give_a_list_of_solutions(capsys):
     assert all(KEYS <= set(s) for s in out["solutions"])
 
 
+def test_solve_exits_1_when_the_qmc_error_bar_misses_integral_tol(capsys):
+    """m = 5 classes (QMC): the relative error bar (~4e-3) misses the default integral_tol 1e-7, so
+    converged is false and the exit code 1; --integral-tol 1e-2 states a bound it meets: exit 0."""
+    argv = ["solve", "--class-sizes", "4,3,3,2,2", "--temperature", "0.2", "--nonlinearity", "linear",
+            "--format", "json", "--no-plot", "--quiet"]
+    assert main(argv) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["converged"] is False and out["status"] == "error-bound-missed" and "error bar" in out["message"]
+    assert main([*argv, "--integral-tol", "1e-2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["converged"] is True
+    f = np.diag(np.asarray(out["outputs"], dtype=float))
+    np.testing.assert_allclose(f, linear_mean_field_outputs((4, 3, 3, 2, 2), 0.2), rtol=0.03)
+
+
 def linear_mean_field_outputs(class_sizes, temperature, sigma_w=1.0, sigma_a=1.0):
     """f_cc of linear φ on orthogonal class data, solved here independently of theory.linear (THEORY §3):
     1 − Tτ = σ_1² τ / (σ_a⁻² − σ_1² P_c τ²), f_cc = σ_1² τ U_cc, U_cc = (σ_a⁻² − σ_1² P_c τ²)⁻¹."""

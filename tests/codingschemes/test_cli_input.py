@@ -44,6 +44,8 @@ def _forbid_work(monkeypatch):
     (["validate", "--layers", "2", "--nonlinearity", "cosh(h)"], "--nonlinearity"),
     (["solve", "--tol", "nan"], "--tol"),
     (["solve", "--tol", "2"], "--tol"),
+    (["solve", "--integral-tol", "0"], "--integral-tol"),
+    (["solve", "--integral-tol", "nan"], "--integral-tol"),
     (["solve", "--integrator", "simpson"], "--integrator"),
     (["solve", "--nonlinearity", "h**("], "--nonlinearity"),  # a sympy TokenError, was a traceback
     (["solve", "--sigma-w", "inf"], "--sigma-w"),
@@ -85,6 +87,7 @@ def test_bad_input_exits_2_naming_the_flag_before_any_work(argv, flag, tmp_path,
 
 @pytest.mark.parametrize("argv, flag", [
     (["solve", "--layers", "2", "--nonlinearity", "linear", "--tol", "1e-3"], "--tol"),
+    (["solve", "--layers", "2", "--nonlinearity", "linear", "--integral-tol", "1e-3"], "--integral-tol"),
     (["solve", "--large-p", "--nonlinearity", "linear", "--method", "fixed-point"], "--method"),
     (["solve", "--large-p", "--nonlinearity", "linear", "--sigma-a", "0.5"], "--sigma-a"),
     (["solve", "--nonlinearity", "linear", "--sigma-a-bar", "2"], "--sigma-a-bar"),

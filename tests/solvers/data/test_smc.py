@@ -111,3 +111,45 @@ def test_smc_solution_on_digits_is_reproducible():
         assert s.outputs_error.max() < 0.05
     a, b = sols
     assert np.all(np.abs(a.outputs - b.outputs) <= 4 * np.hypot(a.outputs_error, b.outputs_error) + 0.01)
+
+
+def test_api_default_sampler_is_auto_with_the_cli_rule(monkeypatch):
+    """GeneralOptions() defaults to "auto", the CLI's rule (one function, resolve_sampler): SMC for
+    every nonlinear φ (MCMC meets its own criteria at a wrong erf fixed point on digits), MCMC for
+    linear φ; "mcmc" and "smc" stay selectable, anything else is a SpecError naming sampler."""
+    import solvers.data.solve as data_solve
+    from solvers.data.options import resolve_sampler
+    from theory.spec import ModelSpec
+
+    assert GeneralOptions().sampler == "auto"
+    assert [resolve_sampler("auto", nl) for nl in ("erf", "normcdf", "relu", "tanh", "Max(h, 0.1*h)")] == ["smc"] * 5
+    assert resolve_sampler("auto", "linear") == "mcmc"
+    assert resolve_sampler("mcmc", "erf") == "mcmc" and resolve_sampler("smc", "linear") == "smc"
+    with pytest.raises(SpecError, match="sampler"):
+        resolve_sampler("nuts", "erf")
+    seen = []
+    monkeypatch.setattr(data_solve, "_solve_replica", lambda spec, opt, *a: seen.append(opt.sampler))
+    monkeypatch.setattr(data_solve, "check_bias", lambda spec, first, n, more: first)
+    X = np.eye(4) * 2.0
+    for nl, options in (("erf", None), ("linear", None), ("erf", GeneralOptions(sampler="mcmc"))):
+        data_solve.solve_general(ModelSpec(nl, class_sizes=(2, 2), inputs=X), options)
+    assert seen == ["smc", "mcmc", "mcmc"]
+
+
+def test_generalize_auto_uses_the_same_rule(monkeypatch):
+    """The generalization report resolves "auto" for nonlinear φ through resolve_sampler (SMC)."""
+    import solvers.data.solve as data_solve
+    from theory.datasets import load_digits_dataset
+    from validation.generalization import generalization_report
+
+    class Stop(Exception):
+        pass
+
+    def capture(spec, opts, progress=None):
+        raise Stop(opts.sampler)
+
+    monkeypatch.setattr(data_solve, "solve_general", capture)
+    ds = load_digits_dataset((0, 1), train_per_class=4, test_per_class=2, seed=0)
+    for asked, used in (("auto", "smc"), ("mcmc", "mcmc")):
+        with pytest.raises(Stop, match=used):
+            generalization_report(ds, ds.spec("erf", 1.0, 1.0, 0.5), sampling=False, theory_sampler=asked)

@@ -111,7 +111,7 @@ def test_no_vacuous_convergence():
     """Convergence needs the MCSE below f_tol, not only the residual within its (large) noise."""
     spec = _digits_spec("relu", 10, 0.5)
     sol = solve_general(spec, GeneralOptions(seed=0, chains=32, sweeps=20, final_sweeps=20, max_sweeps=20,
-                                             keep=10, max_rounds=3, f_tol=1e-6))
+                                             keep=10, max_rounds=3, f_tol=1e-6, sampler="mcmc"))
     assert not sol.converged
     assert "MCSE" in sol.message
 
@@ -130,7 +130,7 @@ def test_relu_condensate_reproduces_orthogonal_solver_at_p90():
     spec0 = ModelSpec(nonlinearity="relu", temperature=0.5, class_sizes=sizes)
     ref = solve(spec0)
     P = spec0.P
-    sol = solve_general(spec0.replace(inputs=np.sqrt(P) * np.eye(P)), GeneralOptions(seed=0))
+    sol = solve_general(spec0.replace(inputs=np.sqrt(P) * np.eye(P)), GeneralOptions(seed=0, sampler="mcmc"))
     assert sol.converged, sol.message
     f = sol.class_outputs()
     assert np.all(np.abs(np.diag(f) - np.diag(ref.outputs)) <= 4 * sol.outputs_error.max() + 2e-3)
@@ -177,7 +177,7 @@ def test_result_protocol():
     spec = ModelSpec(nonlinearity="erf", temperature=0.5, class_sizes=SIZES)
     events = []
     sol = solve_general(spec.replace(inputs=np.sqrt(spec.P) * np.eye(spec.P)),
-                        GeneralOptions(seed=1, chains=64, max_rounds=2), progress=events.append)
+                        GeneralOptions(seed=1, chains=64, max_rounds=2, sampler="mcmc"), progress=events.append)
     assert sol.status == ("converged" if sol.converged else "not-converged")
     first = [e for e in events if e.stage == "round"]
     assert sol.rounds == sol.iterations == len(first) == 2

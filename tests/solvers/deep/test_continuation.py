@@ -104,6 +104,21 @@ def test_selected_grid_matches_hand_solved_class_roots_and_json_has_layers(resul
     json.dumps(result.to_json())
 
 
+def test_the_numbers_of_the_deep_guide(result):
+    """docs/guide/deep.md: the classes of 16 jump at T = 1.35530 (x 0.21 → 0.74, f_cc 0.02 → 0.39),
+    inside their coexistence window 1.2423–1.4180 (to the digits given; f_cc from the
+    independently solved class roots of :func:`_hand_selected_outputs`)."""
+    jumps = [s for s in result.special_points if s["kind"] == "first-order transition"]
+    for sp in jumps:
+        assert sp["p"] == pytest.approx(1.35530, abs=5e-6)
+        np.testing.assert_allclose(sp["roots_x"], [0.21, 0.74], atol=5e-3)
+        folds = sorted(f["p"] for f in result.special_points if f["kind"] == "fold" and f["class"] == sp["class"])
+        np.testing.assert_allclose([folds[0], folds[-1]], [1.2423, 1.4180], atol=5e-5)
+    p = jumps[0]["p"]
+    f_above, f_below = _hand_selected_outputs(p + 1e-4)[1], _hand_selected_outputs(p - 1e-4)[1]
+    assert f_above == pytest.approx(0.02, abs=5e-3) and f_below == pytest.approx(0.39, abs=5e-3)
+
+
 def test_cli_and_bad_input(tmp_path, capsys):
     p = argparse.ArgumentParser()
     add_continue_parser(p.add_subparsers(dest="command"))

@@ -397,6 +397,18 @@ def test_q_derivatives_match_finite_differences():
             assert np.allclose((up[1] - dn[1]) / (2 * h), H[k], atol=1e-6)
 
 
+def test_relu_condensate_masses_of_the_guide():
+    """docs/guide/large-p.md: at ρ = (½, ¼, ¼), T = 0.02, three one-class directions with masses
+    0.572, 0.447, 0.447 (to their three decimals); f = y − T t."""
+    sol = solve_large_p(LargePProblem(nonlinearity="relu", temperature=0.02, class_fractions=(0.5, 0.25, 0.25)))
+    assert sol.converged, sol.message
+    cond = sol.condensate
+    masses = dict(zip((c[0] for c in cond.codes), cond.mass))
+    assert sorted(masses) == [0, 1, 2]
+    np.testing.assert_allclose([masses[0], masses[1], masses[2]], [0.572, 0.447, 0.447], atol=5e-4)
+    assert np.allclose(sol.outputs + 0.02 * sol.t, np.eye(3), atol=1e-9)
+
+
 def test_relu_low_temperature_condensate():
     prob = LargePProblem(nonlinearity="relu", temperature=0.05, class_fractions=RHO)
     sol = solve_large_p(prob)
