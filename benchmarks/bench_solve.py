@@ -148,11 +148,11 @@ def solve_table(record, rounds: int, ref_tol: float):
             slowest = max(slowest, (cpu, spec), key=lambda x: x[0])
             table.append([",".join(map(str, sizes)), T, name, f"{1e3 * sec:.0f}", f"{1e3 * cpu:.0f}", res.iterations,
                           f"{err:.1e}", f"{res.error_estimate:.1e}", res.converged,
-                          "met" if sec <= 0.05 and err <= 1e-6 else f"{sec / 0.05:.0f}× over"])
+                          "met" if cpu <= 0.05 and err <= 1e-6 else f"{cpu / 0.05:.0f}× over"])
             print(table[-1], flush=True)
     record.table("Warm solves (best of the rounds; accuracy against the closed form or the reference solve)",
                  ["classes", "T", "φ", "wall (ms)", "CPU (ms)", "iterations", "rel. error vs reference",
-                  "error_estimate", "converged", "goal ≤ 50 ms at 1e-6"], table)
+                  "error_estimate", "converged", "goal ≤ 50 ms at 1e-6 (CPU)"], table)
     return rows, slowest[1]
 
 

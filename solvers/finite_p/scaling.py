@@ -23,7 +23,8 @@ shift T_split − T_c; and s(T_c; P). Each is fitted to A·P^{-x} by :func:`scip
 the error of x from the covariance (the shift weighted by its grid bracket). For a Landau
 (mean-field) theory of p(a) ∝ e^{P S}, s√P is a function of (T − T_c)√P: width and height
 scale like P^{-1/2}; the mode split moves with the O(1/P) corrections to t. The collapse plots
-s·P^{x_h} against (T − T_c)·P^{x_w} with the fitted height and width exponents x_h, x_w.
+s·P^{x_h} against (T − T_c)·P^{x_w} with the fitted exponents x_h of the height and x_w of the
+equivalent width of the susceptibility (below).
 Rows are points of a resumable sweep (one line per P).
 
 The excess δ peaks in a cusp pinned at T_c (the kink of s_∞ is subtracted, not rounded), and its
