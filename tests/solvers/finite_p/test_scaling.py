@@ -130,3 +130,26 @@ def test_susceptibility_flags_two_overlapping_kinks_as_not_isolated():
     s = soft(tc - T) + 2.0 * soft(0.7 * tc - T)
     x = susceptibility(T, s, np.zeros_like(T), 1.0, tc)
     assert x["susceptibility_area"] > 1.0 + 0.25 and not x["isolated"]
+
+
+@pytest.mark.slow
+def test_erf_susceptibility_sharpens_onto_the_large_p_transition(tmp_path):
+    """erf, ρ = (1/2, 1/4, 1/4), P = 256, 512, 1024 (where the crossover at T_c is isolated from the
+    transition of the two smaller classes at T_c/√2): the peak of χ = s'' − s_∞'' moves up onto
+    T_c, and it narrows and rises like P^{∓1/2} (mean-field finite-size scaling)."""
+    from solvers.finite_p.scaling import finite_size_scaling
+
+    problem = LargePProblem(nonlinearity="erf", class_fractions=(0.5, 0.25, 0.25), sigma_a_bar=1.0, temperature=0.4)
+    res = finite_size_scaling(problem, tmp_path / "s.jsonl", P_values=(256, 512, 1024), window_u=(-3.0, 3.0),
+                              n_temperatures=25, backend="serial", progress=False)
+    chis = res.susceptibilities
+    assert all(x["isolated"] for x in chis), [x["susceptibility_area"] for x in chis]
+    shifts = [x["susceptibility_shift"] for x in chis]
+    assert all(s < 0 for s in shifts) and [-s for s in shifts] == sorted(-s for s in shifts)[::-1]
+    assert abs(shifts[-1]) < 0.03 * res.tc  # T_c(P) → the large-P T_c
+    widths = [x["equivalent_width"] for x in chis]
+    assert widths == sorted(widths, reverse=True) and all(np.isfinite(x["susceptibility_width"]) for x in chis[1:])
+    assert 0.35 < res.fits["equivalent_width"]["exponent"] < 0.65
+    assert -0.65 < res.fits["susceptibility_peak"]["exponent"] < -0.35
+    assert 0.0 < res.fits["susceptibility_shift"]["exponent_error"] < 0.5
+    assert set(res.to_json()) >= {"susceptibilities", "fits"} and res.large_p["slope_jump"] > 0
