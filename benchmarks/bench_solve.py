@@ -18,7 +18,11 @@ Also measured: the whole-process wall and CPU time of ``codingschemes solve --no
 cProfile of the slowest warm solve (by CPU time). Wall and CPU (process_time: all threads) are
 both reported: on a shared machine the CPU time is the solve's own.
 
-Run: python benchmarks/bench_solve.py [--quick] [--rounds N] [--record docs/measurements/bench_solve.json]
+The default task runs first, then the baseline and the whole-process times, then the other two cases; with
+``--record`` the record is rewritten after each step (marked incomplete until the end).
+
+Run: python benchmarks/bench_solve.py [--quick] [--rounds N] [--grids 24,48,96] [--nonlinearities ...]
+[--record docs/measurements/bench_solve.json]
 """
 from __future__ import annotations
 
@@ -134,33 +138,32 @@ def process_times(rounds: int) -> list[tuple[float, float]]:
     return out
 
 
-def solve_table(record, rounds: int, ref_tol: float):
-    """Warm solve time and accuracy of every case; returns {(sizes, T, φ): (wall, CPU, err, res, ref)} and the
-    slowest spec (by CPU time)."""
-    rows, table, slowest = {}, [], (0.0, None)
-    for sizes, T in CASES:
-        for name in NONLINEARITIES:
+SOLVE_TITLE = "Warm solves (best of the rounds; accuracy against the closed form or the reference solve)"
+SOLVE_COLUMNS = ["classes", "T", "φ", "wall (ms)", "CPU (ms)", "iterations", "rel. error vs reference",
+                 "error_estimate", "converged", "goal ≤ 50 ms at 1e-6 (CPU)"]
+
+
+def solve_rows(cases, names, rounds: int, ref_tol: float):
+    """Warm solve time and accuracy of every case; yields (key, (wall, CPU, err, res, ref), table row)."""
+    table = []
+    for sizes, T in cases:
+        for name in names:
             spec = ModelSpec(name, class_sizes=sizes, temperature=T)
             sec, cpu, res = timed_solve(spec, rounds)
             ref = reference(spec, ref_tol)
             err = relative_error(observables(res), ref)
-            rows[(sizes, T, name)] = (sec, cpu, err, res, ref)
-            slowest = max(slowest, (cpu, spec), key=lambda x: x[0])
             table.append([",".join(map(str, sizes)), T, name, f"{1e3 * sec:.0f}", f"{1e3 * cpu:.0f}", res.iterations,
                           f"{err:.1e}", f"{res.error_estimate:.1e}", res.converged,
                           "met" if cpu <= 0.05 and err <= 1e-6 else f"{cpu / 0.05:.0f}× over"])
             print(table[-1], flush=True)
-    record.table("Warm solves (best of the rounds; accuracy against the closed form or the reference solve)",
-                 ["classes", "T", "φ", "wall (ms)", "CPU (ms)", "iterations", "rel. error vs reference",
-                  "error_estimate", "converged", "goal ≤ 50 ms at 1e-6 (CPU)"], table)
-    return rows, slowest[1]
+            yield (sizes, T, name), (sec, cpu, err, res, ref), table[-1]
 
 
-def baseline_table(record, rows, grids):
+def baseline_table(record, rows, grids, names):
     """The numpy fixed-grid baseline on the default task against our warm solve (same run)."""
     table = []
     sizes, T = CASES[0]
-    for name in NONLINEARITIES:
+    for name in names:
         sec, cpu, err, res, ref = rows[(sizes, T, name)]
         prob = ClassProblem.from_spec(res.spec)
         half = 8.0 * float(np.sqrt(np.max(np.diag(ref["U"])))) if name != "relu" else 12.0
@@ -187,18 +190,39 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="24³ baseline only, looser reference, one round")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--nonlinearities", default=",".join(NONLINEARITIES), help="comma-separated φ (default: all five)")
+    ap.add_argument("--grids", default=",".join(map(str, GRIDS)), help="baseline grid sizes n (n³ nodes)")
     add_record_argument(ap)
     args = ap.parse_args(argv)
+    names = [v for v in args.nonlinearities.split(",") if v]
+    grids = [int(v) for v in args.grids.split(",") if v]
     record = Record("bench_solve")
     rounds = 1 if args.quick else args.rounds
     ref_tol = 1e-9 if args.quick else 1e-11
-    rows, slowest = solve_table(record, rounds, ref_tol)
-    baseline_table(record, rows, GRIDS[:1] if args.quick else GRIDS)
+    done, rows = [], {}
+
+    def checkpoint():  # a run stopped early leaves what it measured
+        record.write(args.record, partial=[Record.table_item(SOLVE_TITLE, SOLVE_COLUMNS, done)])
+
+    # the default task first: the baseline and the whole-process times need only it
+    for key, value, row in solve_rows(CASES[:1], names, rounds, ref_tol):
+        rows[key] = value
+        done.append(row)
+        checkpoint()
+    baseline_table(record, rows, grids[:1] if args.quick else grids, names)
+    checkpoint()
     (cli, cli_cpu), (bare, bare_cpu) = process_times(1 if args.quick else 3)
     record.table("Whole process, warm caches (best of the rounds)", ["command", "wall (s)", "CPU (s)"],
                  [["`codingschemes solve --nonlinearity normcdf --no-plot`", f"{cli:.2f}", f"{cli_cpu:.2f}"],
                   ["`python -c \"import numpy, scipy\"`", f"{bare:.2f}", f"{bare_cpu:.2f}"],
                   ["difference (goal ≤ 1 s)", f"{cli - bare:.2f}", f"{cli_cpu - bare_cpu:.2f}"]])
+    checkpoint()
+    for key, value, row in solve_rows(CASES[1:], names, rounds, ref_tol):
+        rows[key] = value
+        done.append(row)
+        checkpoint()
+    record.items.insert(0, Record.table_item(SOLVE_TITLE, SOLVE_COLUMNS, done))
+    slowest = max(rows.items(), key=lambda kv: kv[1][1])[1][3].spec
     prof = cProfile.Profile()
     prof.enable()
     solve(slowest)

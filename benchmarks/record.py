@@ -83,8 +83,7 @@ class Record:
             print(_render_item(item) + "\n", flush=True)
 
     def table(self, title: str, columns, rows, note: str | None = None) -> None:
-        self._add({"kind": "table", "title": title, "columns": list(columns),
-                   "rows": [[_cell(v) for v in r] for r in rows], "note": note})
+        self._add(self.table_item(title, columns, rows, note))
 
     def note(self, text: str) -> None:
         self._add({"kind": "note", "text": text})
@@ -106,16 +105,27 @@ class Record:
                 "wall_seconds": round(time.perf_counter() - self._wall, 2),
                 "cpu_seconds": round(cpu_seconds() - self._cpu, 2), "items": self.items}
 
-    def write(self, path) -> Path | None:
-        """Write the record as JSON to ``path`` (nothing when ``path`` is None)."""
+    def write(self, path, partial: list[dict] | None = None) -> Path | None:
+        """Write the record as JSON to ``path`` (nothing when ``path`` is None). ``partial``: items of a
+        run still in progress (a checkpoint, marked ``"complete": false``), so a run stopped early
+        leaves what it measured."""
         if path is None:
             return None
+        data = self.to_json()
+        data["complete"] = partial is None
+        data["items"] = data["items"] + list(partial or [])
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        if self.echo:
+        path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        if self.echo and partial is None:
             print(f"record: {path}", file=sys.stderr)
         return path
+
+    @staticmethod
+    def table_item(title: str, columns, rows, note: str | None = None) -> dict:
+        """A table item not (yet) added: for a checkpoint of a table still being filled."""
+        return {"kind": "table", "title": title, "columns": list(columns), "rows": [[_cell(v) for v in r] for r in rows],
+                "note": note}
 
 
 def add_record_argument(parser) -> None:
@@ -137,9 +147,10 @@ def render(record: dict) -> str:
     """The Markdown of a record: where and how it was measured, then its items in order."""
     m = record["machine"]
     load = f"{m['load_average_start'][0]:g} at the start, {m['load_average_end'][0]:g} at the end"
+    stopped = "" if record.get("complete", True) else " **The run was stopped before its end: the tables hold what it finished.**"
     head = (f"Measured with `{record['command']}` on {record['date']}; {m['cpu_count']} cores, load average "
             f"(1 min) {load}; commit {m['commit']}, Python {m['python']}, numpy {m['numpy']}. The run took "
             f"{record['wall_seconds']:.0f} s of wall time and {record['cpu_seconds']:.0f} s of CPU "
             "(this process and its finished children). Generated from "
-            f"`docs/measurements/{record['name']}.json` by `docs/gen_results.py`; do not edit by hand.")
+            f"`docs/measurements/{record['name']}.json` by `docs/gen_results.py`; do not edit by hand." + stopped)
     return "\n\n".join([head, *(_render_item(it) for it in record["items"])])
