@@ -5,7 +5,8 @@
 
 Each record ``docs/measurements/NAME.json`` (written by ``benchmarks/*.py --record``) replaces the
 text between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->`` in docs/results.md with
-``benchmarks.record.render(record)``. Everything outside the markers is left as it is.
+``benchmarks.record.render(record)``; each marker stands on a line of its own. Everything
+outside the markers is left as it is.
 """
 from __future__ import annotations
 
@@ -37,17 +38,17 @@ def records(folder: Path = MEASUREMENTS) -> dict[str, dict]:
 def render_page(text: str, recs: dict[str, dict]) -> str:
     """``text`` with every generated section replaced by its record's rendering. A marker without a
     record, or a record without a marker, is an error (ValueError naming it)."""
-    names = re.findall(r"<!-- generated:([A-Za-z0-9_.-]+) -->", text)
+    names = re.findall(r"^<!-- generated:([A-Za-z0-9_.-]+) -->$", text, flags=re.M)
     missing = sorted(set(names) - set(recs))
     unused = sorted(set(recs) - set(names))
     if missing or unused:
         raise ValueError(f"docs/results.md markers without a record: {missing}; records without a marker: {unused}")
     for name in names:
-        pattern = re.compile(rf"(<!-- generated:{re.escape(name)} -->\n).*?(\n<!-- /generated:{re.escape(name)} -->)",
-                             re.DOTALL)
+        pattern = re.compile(rf"(^<!-- generated:{re.escape(name)} -->\n)(?:.*?\n)?(<!-- /generated:{re.escape(name)} -->$)",
+                             re.DOTALL | re.M)
         if not pattern.search(text):
             raise ValueError(f"docs/results.md: no closing marker <!-- /generated:{name} -->")
-        text = pattern.sub(lambda m, n=name: m.group(1) + "\n" + render(recs[n]) + "\n" + m.group(2), text, count=1)
+        text = pattern.sub(lambda m, n=name: m.group(1) + "\n" + render(recs[n]) + "\n\n" + m.group(2), text, count=1)
     return text
 
 
