@@ -230,13 +230,18 @@ def fit_power_law(P, y, errors=None) -> dict:
 
 
 def large_p_spread(problem: LargePProblem, temperatures) -> list[float]:
-    """s_∞(T) = Σ_γ P_γ |a_γ − ā|² of the large-P solution at each T (NaN where it fails)."""
-    from solvers.large_p.solve import solve_large_p
+    """s_∞(T) = Σ_γ P_γ |a_γ − ā|² of the large-P solution at each T (NaN where it fails).
 
-    out = []
+    The temperatures are solved in the order given, each warm-started from the previous solution
+    (:func:`solvers.large_p.phase_diagram.warm_point`: Newton on its branches with the global-maximum
+    check, the global solver where that fails), so pass them sorted."""
+    from solvers.large_p.phase_diagram import warm_point
+
+    out, prev = [], None
     for T in temperatures:
         try:
-            sol = solve_large_p(problem.with_parameter("temperature", float(T)))
+            sol, _ = warm_point(problem.with_parameter("temperature", float(T)), prev)
+            prev = sol
             br = sol.expanded_branches()
             a = np.array([b[0] for b in br])
             w = np.array([b[1] for b in br], dtype=np.float64)
@@ -244,6 +249,7 @@ def large_p_spread(problem: LargePProblem, temperatures) -> list[float]:
             out.append(float(w @ np.sum((a - mean) ** 2, axis=1) / w.sum()))
         except Exception:  # noqa: BLE001 - a failed reference point is a gap in the curve, not an error
             out.append(math.nan)
+            prev = None
     return out
 
 
