@@ -13,7 +13,7 @@ With ``--full`` the 50 × 50 map itself on 2 workers (the goal: at most 2 minute
 measured in the same run; on a shared machine run the small grid and extrapolate.
 With ``--workers 1`` the map runs in this process and its CPU time per point is reported too: on
 a loaded machine that, not the wall time, extrapolates to 2 idle cores.
-Run: python benchmarks/bench_finite_p_map.py [--nx 6 --ny 2 --cold 3] [--workers 1] [--full]
+Run: python benchmarks/bench_finite_p_map.py [--nx 6 --ny 2 --cold 3] [--workers 1] [--full] [--record PATH]
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.record import Record, add_record_argument  # noqa: E402
 from solvers.finite_p.maps import finite_p_map  # noqa: E402
 from solvers.solve import solve  # noqa: E402
 from theory.spec import ModelSpec  # noqa: E402
@@ -52,7 +53,9 @@ def main(argv=None):
     ap.add_argument("--cold", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--full", action="store_true", help="also the 50 × 50 map on 2 workers")
+    add_record_argument(ap)
     args = ap.parse_args(argv)
+    record = Record("bench_finite_p_map")
     spec = ModelSpec(nonlinearity="normcdf", class_sizes=(32, 16, 16), sigma_a=0.125, temperature=0.05)
     t0 = time.perf_counter()
     solve(spec)  # JIT, ψ table and numba cache warm-up
@@ -63,28 +66,29 @@ def main(argv=None):
         T, s = rng.uniform(*T_RANGE), rng.uniform(*SIGMA_RANGE)
         t0, c0 = time.perf_counter(), time.process_time()
         res = solve(spec.replace(temperature=float(T), sigma_a=float(s)))
-        cold.append(time.perf_counter() - t0)
-        print(f"  cold T = {T:.3f}, σ_a = {s:.3f}: {cold[-1]:.2f} s ({time.process_time() - c0:.2f} s CPU), "
-              f"{res.iterations} Newton steps, "
-              f"converged {res.converged}")
+        cold.append([f"{T:.3f}", f"{s:.3f}", f"{time.perf_counter() - t0:.2f}", f"{time.process_time() - c0:.2f}",
+                     res.iterations, res.converged])
+    record.table("Cold solves at random grid points (the solver's own start)",
+                 ["T", "σ_a", "wall (s)", "CPU (s)", "Newton steps", "converged"], cold)
     dt, cpu, fmap = _map(spec, args.nx, args.ny, args.workers)
     n = args.nx * args.ny
     steps = [p["iterations"] for p in fmap.points()]
     per_point = [p["time_seconds"] for p in fmap.points()]
     rate = n / dt
-    print(f"\n| task | value |\n|---|---|")
-    print(f"| cold solve, mean of {len(cold)} | {np.mean(cold):.2f} s |")
-    print(f"| warm point in a row (solve + measure), median | {np.median(per_point):.2f} s, "
-          f"{np.median(steps):.0f} Newton steps |")
-    print(f"| {args.ny} × {args.nx} map on {args.workers} workers | {dt:.1f} s, {rate:.3f} points/s, "
-          f"{sum(p['converged'] for p in fmap.points())}/{n} converged |")
-    print(f"| 50 × 50 map extrapolated from the wall time ({args.workers} workers) | {2500 / rate:.0f} s (goal 120 s) |")
+    rows = [[f"warm point in a row (solve + measure), median wall", f"{np.median(per_point):.2f} s, "
+             f"{np.median(steps):.0f} Newton steps"],
+            [f"{args.ny} × {args.nx} map on {args.workers} workers, wall", f"{dt:.1f} s, {rate:.3f} points/s, "
+             f"{sum(p['converged'] for p in fmap.points())}/{n} converged"],
+            [f"50 × 50 map extrapolated from the wall time ({args.workers} workers)", f"{2500 / rate:.0f} s (goal 120 s)"]]
     if args.workers == 1:
-        print(f"| CPU time per point (this process) | {cpu / n:.2f} s; 50 × 50 on 2 idle cores: "
-              f"{2500 * cpu / n / 2:.0f} s (goal 120 s) |")
+        rows.append(["CPU time per point (this process)", f"{cpu / n:.2f} s; 50 × 50 on 2 idle cores: "
+                     f"{2500 * cpu / n / 2:.0f} s (goal 120 s, {2500 * cpu / n / 2 / 120:.0f}× over)"])
     if args.full:
         dt, _, fmap = _map(spec, 50, 50, 2)
-        print(f"| 50 × 50 map on 2 workers, measured | {dt:.1f} s |")
+        rows.append(["50 × 50 map on 2 workers, measured", f"{dt:.1f} s"])
+    record.table("Finite-P map, normcdf, classes 32,16,16, T ∈ [0.02, 0.3] × σ_a ∈ [0.08, 0.3]", ["quantity", "value"],
+                 rows)
+    record.write(args.record)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Three panels from a :class:`solvers.finite_p.scaling.ScalingResult`: the order parameter (the
 readout spread s = tr Cov_p(a)) against T at every P with the large-P curve s_∞(T); the collapse
-s·P^x against (T − T_c)·P^x with the fitted width exponent x; the crossover width and |shift|
-against P on log axes with their power-law fits. PNG and PDF, 10 × 3.6 in.
+s·P^x against (T − T_c)·P^x with the fitted exponents of the height and of the equivalent width
+J/χ_max of the susceptibility; the widths, shifts and heights against P on log axes with their
+power-law fits. PNG and PDF, 10 × 3.6 in.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def plot_scaling(result, out) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(10.0, 3.6))
     cmap = plt.get_cmap("viridis")
     tc = result.tc
-    xw, xh = (result.fits[k]["exponent"] for k in ("width", "height"))
+    xw, xh = (result.fits.get(k, {}).get("exponent", np.nan) for k in ("equivalent_width", "height"))
     xw, xh = (0.5 if not np.isfinite(v) else v for v in (xw, xh))
     n = max(1, len(result.P) - 1)
     for k, (P, line) in enumerate(zip(result.P, result.lines)):
@@ -50,18 +51,25 @@ def plot_scaling(result, out) -> Path:
     axes[1].set_ylabel(rf"$s\,P^{{{xh:.2f}}}$")
     axes[1].set_title("collapse", fontsize=9)
     P = np.array(result.P, dtype=float)
-    for key, marker in (("width", "o"), ("height", "^"), ("spread_at_tc", "v"), ("shift", "s")):
-        vals = np.array([np.nan if c is None else abs(c[key]) for c in result.crossovers])
+    chis = result.susceptibilities or [None] * len(result.P)
+    for key, marker in (("equivalent_width", "o"), ("susceptibility_shift", "D"), ("height", "^"),
+                        ("spread_at_tc", "v"), ("shift", "s")):
+        rows = chis if key.startswith(("equivalent", "susceptibility")) else result.crossovers
+        if key not in result.fits:
+            continue
+        vals = np.array([np.nan if c is None else abs(c[key]) for c in rows])
         fit = result.fits[key]
-        line, = axes[2].loglog(P, vals, marker, ms=4, label=f"{'|shift|' if key == 'shift' else key}: "
-                                                            f"x = {fit['exponent']:.2f} ± {fit['exponent_error']:.2f}")
+        label = {"shift": "|split − T_c|", "susceptibility_shift": "|T* − T_c| (χ peak)",
+                 "equivalent_width": "width J/χ_max"}.get(key, key)
+        line, = axes[2].loglog(P, vals, marker, ms=4,
+                               label=f"{label}: x = {fit['exponent']:.2f} ± {fit['exponent_error']:.2f}")
         if np.isfinite(fit["exponent"]):
             axes[2].loglog(P, fit["amplitude"] * P ** -fit["exponent"], "-", color=line.get_color(), lw=1)
     from matplotlib.ticker import NullFormatter
 
     axes[2].xaxis.set_minor_formatter(NullFormatter())
     axes[2].set_xlabel("P")
-    axes[2].set_ylabel("width, |shift| (in T); height, s(T_c) (in s)")
+    axes[2].set_ylabel("widths, shifts (in T); height, s(T_c) (in s)")
     axes[2].legend(fontsize=7)
     for ax in axes:
         ax.tick_params(labelsize=8)

@@ -23,8 +23,22 @@ shift T_split − T_c; and s(T_c; P). Each is fitted to A·P^{-x} by :func:`scip
 the error of x from the covariance (the shift weighted by its grid bracket). For a Landau
 (mean-field) theory of p(a) ∝ e^{P S}, s√P is a function of (T − T_c)√P: width and height
 scale like P^{-1/2}; the mode split moves with the O(1/P) corrections to t. The collapse plots
-s·P^{x_h} against (T − T_c)·P^{x_w} with the fitted height and width exponents x_h, x_w.
+s·P^{x_h} against (T − T_c)·P^{x_w} with the fitted exponents x_h of the height and x_w of the
+equivalent width of the susceptibility (below).
 Rows are points of a resumable sweep (one line per P).
+
+The excess δ peaks in a cusp pinned at T_c (the kink of s_∞ is subtracted, not rounded), and its
+half maximum is hidden by the O(1/P) background. The measured crossover is therefore the rounding
+of the kink itself, the susceptibility χ(T; P) = ∂²s/∂T² − ∂²s_∞/∂T²|_regular (:func:`susceptibility`):
+at P → ∞ the slope of s_∞ jumps by J = s_∞'(T_c⁺) − s_∞'(T_c⁻) at T_c, so χ → J δ(T − T_c); the
+smooth 1/P background B(T)/P adds only B''/P. At finite P χ is a peak of area ≈ J, with location
+T*(P) (shift T* − T_c → 0), height χ_max, full width at half maximum and equivalent width J/χ_max
+(finite whenever the peak lies inside the window). In the Landau form s = P^{-1/2} F((T − T_c)√P)
++ B(T)/P, χ_max ∝ P^{1/2} and both widths and the shift ∝ P^{-1/2}. ∂²s/∂T² is the second
+difference on the line's grid; the regular ∂²s_∞/∂T² and J come from large-P solves at T ± η,
+η = 10⁻³ T_c, never straddling T_c (:func:`large_p_curvature`). A crossover enters the power-law
+fits only where it is isolated: the window's ∫χ dT equals J within ``AREA_TOLERANCE`` (at small P
+the rounding of the next transition below T_c overlaps it and adds its own area).
 
 :func:`large_p_rate` measures how fast the finite-P observables approach the large-P solution
 away from T_c (:func:`solvers.finite_p.compare_large_p.compare_with_finite_p`): gap ∝ P^{-x} with
@@ -32,7 +46,7 @@ x ≈ 1 (Laplace corrections, 1/P).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 import math
 import time
 
@@ -45,14 +59,21 @@ from solvers.large_p.problem import LargePProblem
 from solvers.options import SolverOptions
 from solvers.results import Result
 
-__all__ = ["transition_temperature", "window", "scaling_line", "crossover", "fit_power_law", "large_p_spread",
-           "ScalingResult", "finite_size_scaling", "large_p_rate", "DEFAULT_P", "SCALING_KIND"]
+__all__ = ["transition_temperature", "window", "scaling_line", "crossover", "susceptibility", "fit_power_law",
+           "large_p_spread", "large_p_curvature", "ScalingResult", "finite_size_scaling", "large_p_rate", "DEFAULT_P",
+           "SCALING_KIND", "SUSCEPTIBILITY_KEYS", "AREA_TOLERANCE"]
 
 DEFAULT_P = (16, 32, 64, 128, 256, 512, 1024)
 SCALING_KIND = "codingschemes finite-size scaling"
 #: point keys kept per temperature (the full coding scheme is in the sweep file's rows too)
 _KEEP = ("temperature", "spread", "n_modes", "label", "code_masses", "mode_masses", "f_diag", "U_diag",
          "converged", "status", "error_estimate", "time_seconds", "iterations")
+#: the crossover measures of :func:`susceptibility` that are fitted to power laws of P
+SUSCEPTIBILITY_KEYS = ("equivalent_width", "susceptibility_width", "susceptibility_peak", "susceptibility_shift")
+#: large-P stencil step η / T_c of :func:`large_p_curvature`
+CURVATURE_STEP = 1e-3
+#: a crossover is isolated when the window's ∫χ dT is within this fraction of J (one rounded kink)
+AREA_TOLERANCE = 0.25
 
 
 def transition_temperature(problem: LargePProblem) -> tuple[float, str]:
@@ -144,6 +165,48 @@ def crossover(T, s, s_inf, n_modes, tc: float) -> dict:
             "edge": k in (0, len(T) - 1)}
 
 
+def _second_difference(T, y) -> np.ndarray:
+    """∂²y/∂T² at the interior points of a (possibly uneven) grid; NaN at both ends."""
+    out = np.full(len(T), np.nan)
+    hm, hp = np.diff(T)[:-1], np.diff(T)[1:]
+    out[1:-1] = 2.0 * ((y[2:] - y[1:-1]) / hp - (y[1:-1] - y[:-2]) / hm) / (hp + hm)
+    return out
+
+
+def susceptibility(T, s, curvature_inf, jump: float, tc: float) -> dict:
+    """The rounded kink of one curve s(T) at fixed P: χ = ∂²s/∂T² − ∂²s_∞/∂T² (regular part).
+
+    ``curvature_inf``: the regular ∂²s_∞/∂T² on the same temperatures, ``jump``: J, the slope jump
+    of s_∞ at T_c (:func:`large_p_curvature`). Returns ``susceptibility`` (χ on the grid, NaN at
+    the ends), ``susceptibility_peak`` (χ_max), ``susceptibility_location`` (T* of the maximum: a
+    parabola through the top three), ``susceptibility_shift`` (T* − T_c), ``susceptibility_width``
+    (full width at half maximum, NaN where the window holds only one half crossing),
+    ``equivalent_width`` (J/χ_max), ``susceptibility_area`` (∫χ dT / J over the window: the share
+    of the jump that the window holds), ``susceptibility_edge`` (the maximum sits next to an end) and
+    ``isolated``: the window holds one rounded kink (|∫χ dT / J − 1| <= ``AREA_TOLERANCE`` and the
+    maximum inside); at small P the rounding of a neighbouring transition adds its own area.
+    """
+    T, s = np.asarray(T, dtype=np.float64), np.asarray(s, dtype=np.float64)
+    order = np.argsort(T)
+    T, s = T[order], s[order]
+    chi = _second_difference(T, s) - np.asarray(curvature_inf, dtype=np.float64)[order]
+    if not np.any(np.isfinite(chi)):
+        return {"susceptibility": chi.tolist(), "susceptibility_peak": math.nan, "susceptibility_location": math.nan,
+                "susceptibility_shift": math.nan, "susceptibility_width": math.nan, "equivalent_width": math.nan,
+                "susceptibility_area": math.nan, "susceptibility_edge": True, "isolated": False}
+    k, loc = _peak(T, chi)
+    half = 0.5 * chi[k]
+    width = _half_crossing(T, chi, k, half, 1) - _half_crossing(T, chi, k, half, -1)
+    ok = np.isfinite(chi)
+    area = float(np.trapezoid(chi[ok], T[ok])) / jump if jump > 0 else math.nan
+    edge = k <= 1 or k >= len(T) - 2
+    return {"susceptibility": chi.tolist(), "susceptibility_peak": float(chi[k]), "susceptibility_location": loc,
+            "susceptibility_shift": loc - tc, "susceptibility_width": width,
+            "equivalent_width": jump / float(chi[k]) if jump > 0 and chi[k] > 0 else math.nan,
+            "susceptibility_area": area, "susceptibility_edge": edge,
+            "isolated": bool(abs(area - 1.0) <= AREA_TOLERANCE and not edge)}
+
+
 def fit_power_law(P, y, errors=None) -> dict:
     """Fit |y| = A·P^{-x} (log |y| = log A − x log P, :func:`scipy.optimize.curve_fit`): x, A and their
     standard errors from the covariance (NaN with fewer than 3 finite points). With ``errors``
@@ -167,13 +230,18 @@ def fit_power_law(P, y, errors=None) -> dict:
 
 
 def large_p_spread(problem: LargePProblem, temperatures) -> list[float]:
-    """s_∞(T) = Σ_γ P_γ |a_γ − ā|² of the large-P solution at each T (NaN where it fails)."""
-    from solvers.large_p.solve import solve_large_p
+    """s_∞(T) = Σ_γ P_γ |a_γ − ā|² of the large-P solution at each T (NaN where it fails).
 
-    out = []
+    The temperatures are solved in the order given, each warm-started from the previous solution
+    (:func:`solvers.large_p.phase_diagram.warm_point`: Newton on its branches with the global-maximum
+    check, the global solver where that fails), so pass them sorted."""
+    from solvers.large_p.phase_diagram import warm_point
+
+    out, prev = [], None
     for T in temperatures:
         try:
-            sol = solve_large_p(problem.with_parameter("temperature", float(T)))
+            sol, _ = warm_point(problem.with_parameter("temperature", float(T)), prev)
+            prev = sol
             br = sol.expanded_branches()
             a = np.array([b[0] for b in br])
             w = np.array([b[1] for b in br], dtype=np.float64)
@@ -181,7 +249,37 @@ def large_p_spread(problem: LargePProblem, temperatures) -> list[float]:
             out.append(float(w @ np.sum((a - mean) ** 2, axis=1) / w.sum()))
         except Exception:  # noqa: BLE001 - a failed reference point is a gap in the curve, not an error
             out.append(math.nan)
+            prev = None
     return out
+
+
+def large_p_curvature(problem: LargePProblem, temperatures, tc: float, spread=None) -> dict:
+    """The large-P reference of :func:`susceptibility`: the regular ∂²s_∞/∂T² at each T and the
+    slope jump J at T_c.
+
+    Central differences with step η = ``CURVATURE_STEP``·T_c on s_∞ (:func:`large_p_spread`, whose
+    values at the temperatures may be passed as ``spread``); a stencil that would straddle T_c is
+    replaced by the mean of the two stencils centred at T_c ∓ 2η. J = s_∞'(T_c + 2η) − s_∞'(T_c − 2η)
+    from central differences with step η. Returns {"curvature": [...], "slope_below",
+    "slope_above", "slope_jump", "step"}.
+    """
+    T = np.asarray(temperatures, dtype=np.float64)
+    eta = CURVATURE_STEP * tc
+    centre = np.where(np.abs(T - tc) < 2.0 * eta, np.nan, T)
+    near = np.isnan(centre)
+    if spread is None:
+        spread = large_p_spread(problem, T)
+    mid = np.asarray(spread, dtype=np.float64)
+    nodes = [tc - 3 * eta, tc - 2 * eta, tc - eta, tc + eta, tc + 2 * eta, tc + 3 * eta]
+    side = np.array(large_p_spread(problem, nodes))
+    lo = np.array(large_p_spread(problem, T[~near] - eta))
+    hi = np.array(large_p_spread(problem, T[~near] + eta))
+    curvature = np.empty(len(T))
+    curvature[~near] = (hi - 2.0 * mid[~near] + lo) / eta**2
+    curvature[near] = 0.5 * ((side[0] - 2 * side[1] + side[2]) + (side[3] - 2 * side[4] + side[5])) / eta**2
+    below, above = (side[2] - side[0]) / (2 * eta), (side[5] - side[3]) / (2 * eta)
+    return {"curvature": curvature.tolist(), "slope_below": float(below), "slope_above": float(above),
+            "slope_jump": float(above - below), "step": eta}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,9 +287,12 @@ class ScalingResult(Result):
     """Crossovers at each P and their power-law fits (:func:`finite_size_scaling`).
 
     ``lines[i]``: the points along T at ``P[i]`` (None if not computed); ``crossovers[i]``: the
-    output of :func:`crossover`; ``fits``: {"width", "height", "shift"} → :func:`fit_power_law`;
-    ``large_p``: {"temperature": [...], "spread": [...]}, the P → ∞ curve. ``converged``: every point
-    converged; ``error_estimate``: the largest exponent error.
+    output of :func:`crossover`; ``susceptibilities[i]``: the output of :func:`susceptibility`;
+    ``fits``: {"width", "height", "spread_at_tc", "shift", *SUSCEPTIBILITY_KEYS} →
+    :func:`fit_power_law` (the susceptibility keys over the P whose crossover is ``isolated``); ``large_p``: {"temperature": [...], "spread": [...]}, the P → ∞ curve,
+    and the reference of the susceptibility (``curvature_on_lines``, ``slope_below``,
+    ``slope_above``, ``slope_jump``). ``converged``: every point converged; ``error_estimate``: the
+    largest exponent error.
     """
 
     problem: LargePProblem
@@ -202,6 +303,7 @@ class ScalingResult(Result):
     crossovers: list
     fits: dict
     large_p: dict
+    susceptibilities: list = field(default_factory=list)
     path: str | None = None
 
     def observables(self):
@@ -210,17 +312,26 @@ class ScalingResult(Result):
     def to_json(self) -> dict:
         return {**self.result_json(), "problem": self.problem.to_dict(), "tc": self.tc, "tc_source": self.tc_source,
                 "P": list(self.P), "lines": self.lines, "crossovers": self.crossovers, "fits": self.fits,
-                "large_p": self.large_p, "path": self.path, "order_parameter": "spread tr Cov_p(a) = tr U - |E a|^2"}
+                "susceptibilities": self.susceptibilities, "large_p": self.large_p, "path": self.path, "order_parameter": "spread tr Cov_p(a) = tr U - |E a|^2"}
 
     def table(self) -> str:
-        lines = [f"{self.problem.nonlinearity}: T_c = {self.tc:.6g} ({self.tc_source})",
-                 f"{'P':>6s} {'max δ at':>10s} {'height':>10s} {'width':>10s} {'T_split':>10s} {'shift':>11s}"]
-        for P, c in zip(self.P, self.crossovers):
+        lines = [f"{self.problem.nonlinearity}: T_c = {self.tc:.6g} ({self.tc_source}); "
+                 f"slope jump of s_∞ at T_c: {self.large_p.get('slope_jump', math.nan):.4g}",
+                 f"{'P':>6s} {'max δ at':>10s} {'height':>10s} {'width':>10s} {'T_split':>10s} {'shift':>11s} "
+                 f"{'χ_max':>10s} {'χ peak at':>10s} {'χ shift':>11s} {'χ FWHM':>10s} {'J/χ_max':>10s} {'∫χ/J':>6s}"]
+        chis = self.susceptibilities or [None] * len(self.P)
+        for P, c, x in zip(self.P, self.crossovers, chis):
             if c is None:
                 lines.append(f"{P:6d}  (not computed)")
                 continue
-            lines.append(f"{P:6d} {c['location']:10.5g} {c['height']:10.4g} {c['width']:10.4g} {c['split']:10.5g} "
-                         f"{c['shift']:11.4g}" + ("  (peak at the window edge)" if c["edge"] else ""))
+            row = (f"{P:6d} {c['location']:10.5g} {c['height']:10.4g} {c['width']:10.4g} {c['split']:10.5g} "
+                   f"{c['shift']:11.4g}")
+            if x is not None:
+                row += (f" {x['susceptibility_peak']:10.4g} {x['susceptibility_location']:10.5g} "
+                        f"{x['susceptibility_shift']:11.4g} {x['susceptibility_width']:10.4g} "
+                        f"{x['equivalent_width']:10.4g} {x['susceptibility_area']:6.2f}")
+            flags = [w for w, on in (("δ peak", c["edge"]), ("χ peak", x and x["susceptibility_edge"])) if on]
+            lines.append(row + (f"  ({' and '.join(flags)} at the window edge)" if flags else ""))
         for k, f in self.fits.items():
             lines.append(f"{k:>13s} ∝ P^-x, x = {f['exponent']:.3f} ± {f['exponent_error']:.3f}")
         lines.append(self.message)
@@ -265,17 +376,27 @@ def finite_size_scaling(problem: LargePProblem, path, *, P_values=DEFAULT_P, win
     Ps = [P for P, _ in done]
     fits = {k: fit_power_law(Ps, [c[k] for _, c in done]) for k in ("width", "height", "spread_at_tc")}
     fits["shift"] = fit_power_law(Ps, [c["shift"] for _, c in done], [c["split_error"] for _, c in done])
+    curv = [None if ln is None else large_p_curvature(problem, [p["temperature"] for p in ln["points"]], tc, si)
+            for ln, si in zip(lines, s_inf)]
+    chis = [None if ln is None else susceptibility([p["temperature"] for p in ln["points"]],
+                                                   [p["spread"] for p in ln["points"]], cv["curvature"],
+                                                   cv["slope_jump"], tc)
+            for ln, cv in zip(lines, curv)]
+    iso = [(P, x) for P, x in zip(P_values, chis) if x is not None and x["isolated"]]
+    fits.update({k: fit_power_law([P for P, _ in iso], [x[k] for _, x in iso]) for k in SUSCEPTIBILITY_KEYS})
     lo, hi = (tc * (1 + u / math.sqrt(min(P_values))) for u in window_u)
     T_ref = np.linspace(max(lo, 1e-3 * tc), hi, 41)
+    ref = next((cv for cv in curv if cv is not None), {})
     large = {"temperature": T_ref.tolist(), "spread": large_p_spread(problem, T_ref),
-             "spread_on_lines": s_inf}
+             "spread_on_lines": s_inf, "curvature_on_lines": [None if cv is None else cv["curvature"] for cv in curv],
+             **{k: ref.get(k, math.nan) for k in ("slope_below", "slope_above", "slope_jump")}}
     points = [p for ln in lines if ln is not None for p in ln["points"]]
     converged = all(ln is not None for ln in lines) and all(p["converged"] for p in points)
     errs = [f["exponent_error"] for f in fits.values() if np.isfinite(f["exponent_error"])]
     message = (f"{sum(ln is not None for ln in lines)} of {len(lines)} P values, "
                f"{sum(p['converged'] for p in points)} of {len(points)} points converged")
     return ScalingResult(problem=problem, tc=tc, tc_source=source, P=P_values, lines=lines, crossovers=crossovers,
-                         fits=fits, large_p=large, path=str(path), converged=converged,
+                         fits=fits, large_p=large, susceptibilities=chis, path=str(path), converged=converged,
                          status="converged" if converged else "not-converged", message=message,
                          iterations=len(points), error_estimate=max(errs, default=math.nan),
                          time_seconds=time.perf_counter() - start)

@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from solvers.finite_p.scaling import crossover, fit_power_law, large_p_rate, transition_temperature, window
+from solvers.finite_p.scaling import (crossover, fit_power_law, large_p_rate, susceptibility, transition_temperature,
+                                      window)
 from solvers.large_p.problem import LargePProblem
 from solvers.results import STATUSES
 from theory.nonlinearities import get_nonlinearity
@@ -84,3 +85,71 @@ def test_erf_crossover_sharpens_onto_the_large_p_transition(tmp_path):
     assert at_tc == sorted(at_tc, reverse=True)  # the rounding of the kink shrinks
     assert 0.4 < res.fits["spread_at_tc"]["exponent"] < 1.1  # between P^{-1/2} (Landau) and the 1/P background
     assert set(res.to_json()) >= {"tc", "P", "lines", "crossovers", "fits", "large_p", "converged"}
+
+
+def _landau_spread(x):
+    """<y²> under exp(−x y²/2 − y⁴/4): the mean-field finite-size scaling function (→ −x as x → −∞)."""
+    y = np.linspace(0.0, 10.0, 4001)
+    e = -np.outer(x, y**2) / 2 - y**4 / 4
+    w = np.exp(e - e.max(axis=1, keepdims=True))
+    return (w * y**2).sum(axis=1) / w.sum(axis=1)
+
+
+def test_susceptibility_of_a_landau_crossover_narrows_and_moves_onto_tc():
+    """s(T; P) = P^{-1/2} F(b (T − T_c)√P)/b + B/P with a smooth background B = 3 + 2T: s_∞ = (T_c − T)₊,
+    slope jump J = 1. The susceptibility χ = s'' − s_∞'' holds the whole jump (area 1), its peak
+    sits at a fixed scaled distance below T_c (shift ∝ P^{-1/2} → 0), it rises like P^{1/2}, and
+    both widths shrink like P^{-1/2}."""
+    tc, b = 0.45, 2.0
+    out = []
+    for P in (64, 256, 1024, 4096):
+        T = np.array(window(tc, P, -12.0, 12.0, 121))
+        s = _landau_spread(b * (T - tc) * math.sqrt(P)) / (b * math.sqrt(P)) + (3.0 + 2.0 * T) / P
+        out.append((P, susceptibility(T, s, np.zeros_like(T), 1.0, tc)))
+    for P, x in out:
+        assert x["isolated"] and abs(x["susceptibility_area"] - 1.0) < 0.1, (P, x["susceptibility_area"])
+        assert x["susceptibility_shift"] < 0 and np.isfinite(x["susceptibility_width"])
+    P = [p for p, _ in out]
+    shifts = [abs(x["susceptibility_shift"]) for _, x in out]
+    assert shifts == sorted(shifts, reverse=True) and shifts[-1] < shifts[0] / 6  # P^{-1/2}: 8× over P 64 → 4096
+    for key, expected in (("equivalent_width", 0.5), ("susceptibility_width", 0.5), ("susceptibility_shift", 0.5),
+                          ("susceptibility_peak", -0.5)):
+        fit = fit_power_law(P, [x[key] for _, x in out])
+        assert fit["exponent"] == pytest.approx(expected, abs=0.03), (key, fit)
+    # the equivalent width J/χ_max is the FWHM of χ up to a P-independent shape factor
+    ratio = [x["equivalent_width"] / x["susceptibility_width"] for _, x in out]
+    assert max(ratio) / min(ratio) < 1.05
+
+
+def test_susceptibility_flags_two_overlapping_kinks_as_not_isolated():
+    """Two kinks of s_∞ (slopes −1 below T_c and −3 below 0.7 T_c) inside one window: the area of χ
+    is that of both jumps, so the crossover at T_c is not isolated and enters no fit."""
+    tc, P = 0.45, 16
+    T = np.array(window(tc, P, -3.0, 3.0, 25))
+    soft = lambda x: np.logaddexp(0.0, x * math.sqrt(P)) / math.sqrt(P)  # noqa: E731
+    s = soft(tc - T) + 2.0 * soft(0.7 * tc - T)
+    x = susceptibility(T, s, np.zeros_like(T), 1.0, tc)
+    assert x["susceptibility_area"] > 1.0 + 0.25 and not x["isolated"]
+
+
+@pytest.mark.slow
+def test_erf_susceptibility_sharpens_onto_the_large_p_transition(tmp_path):
+    """erf, ρ = (1/2, 1/4, 1/4), P = 256, 512, 1024 (where the crossover at T_c is isolated from the
+    transition of the two smaller classes at T_c/√2): the peak of χ = s'' − s_∞'' moves up onto
+    T_c, and it narrows and rises like P^{∓1/2} (mean-field finite-size scaling)."""
+    from solvers.finite_p.scaling import finite_size_scaling
+
+    problem = LargePProblem(nonlinearity="erf", class_fractions=(0.5, 0.25, 0.25), sigma_a_bar=1.0, temperature=0.4)
+    res = finite_size_scaling(problem, tmp_path / "s.jsonl", P_values=(256, 512, 1024), window_u=(-3.0, 3.0),
+                              n_temperatures=25, backend="serial", progress=False)
+    chis = res.susceptibilities
+    assert all(x["isolated"] for x in chis), [x["susceptibility_area"] for x in chis]
+    shifts = [x["susceptibility_shift"] for x in chis]
+    assert all(s < 0 for s in shifts) and [-s for s in shifts] == sorted(-s for s in shifts)[::-1]
+    assert abs(shifts[-1]) < 0.03 * res.tc  # T_c(P) → the large-P T_c
+    widths = [x["equivalent_width"] for x in chis]
+    assert widths == sorted(widths, reverse=True) and all(np.isfinite(x["susceptibility_width"]) for x in chis[1:])
+    assert 0.35 < res.fits["equivalent_width"]["exponent"] < 0.65
+    assert -0.65 < res.fits["susceptibility_peak"]["exponent"] < -0.35
+    assert 0.0 < res.fits["susceptibility_shift"]["exponent_error"] < 0.5
+    assert set(res.to_json()) >= {"susceptibilities", "fits"} and res.large_p["slope_jump"] > 0
