@@ -34,7 +34,8 @@ from solvers.finite_p.problem import ClassProblem
 from solvers.finite_p.readout_integral import QMCNodes, ReadoutMoments, readout_hessian, readout_moments
 from solvers.finite_p.readout_tensor import check_order
 
-__all__ = ["Evaluation", "OutsideDomain", "DualObjective", "Outcome", "Condensate", "EPSILON_MIN", "MARGIN_MIN"]
+__all__ = ["Evaluation", "OutsideDomain", "DualObjective", "Outcome", "Condensate", "EPSILON_MIN", "MARGIN_MIN",
+           "INTERIOR_MARGIN"]
 
 #: Final weight of the log barrier −ε Σ_j log(1 − q_j(t)) for linearly growing φ. Its
 #: minimiser is an exact KKT point for q_j <= 1 − O(ε); the multipliers μ_j = ε/(1 − q_j)
@@ -48,6 +49,12 @@ EPSILON_MIN = 1e-8
 #: the observables (~margin, relative) and the rounding floor (~1e-8) are both below tol; ε stops
 #: shrinking there.
 MARGIN_MIN = 1e-8
+#: Below ``EPSILON_MIN`` the barrier keeps shrinking while every margin 1 − q_j is at least this
+#: and the multipliers' share of f is above 1% of tol: no condensate is forming (a condensate's
+#: margin follows ε/μ_j down to ~ε), so μ_j = ε/(1 − q_j) → 0 and that share, ~ε/(1 − q_j), is a
+#: bias of the barrier (at finite P near the domain boundary, margins ~1e-3: ~1e-6 at ε = 1e-8),
+#: while the ill-conditioning ~ε/(1 − q_j)² that small margins bring stays negligible.
+INTERIOR_MARGIN = 1e-5
 #: The placement is kept while the bulk moments of p_t stay within this symmetric Kullback–Leibler
 #: divergence of those it was built from (a mean shift of ~0.3 standard deviations): the rule then
 #: integrates the same smooth convex discretised G from iterate to iterate, so the line search
@@ -391,7 +398,7 @@ class DualObjective:
                 return int(min(max(math.ceil(need), n + 4), 2 * n))
         return int(round(n * 1.5))
 
-    def shrink_barrier(self, ev: Evaluation, factor: float = 1e-3):
+    def shrink_barrier(self, ev: Evaluation, factor: float = 1e-3, floor: float = EPSILON_MIN):
         """ε → factor·ε with a predictor step that keeps the multipliers μ_j = ε/(1 − q_j).
 
         Moving t so that every active margin 1 − q_j shrinks by the same factor
@@ -400,7 +407,7 @@ class DualObjective:
         by a few Gauss–Newton steps (least squares, exact ∇q_j) along the
         directions of the active outliers.
         """
-        eps_new = max(EPSILON_MIN, self.epsilon * factor)
+        eps_new = max(floor, self.epsilon * factor)
         ratio = eps_new / self.epsilon
         self.epsilon = eps_new
         cond, t = ev.condensate, ev.t
@@ -446,11 +453,14 @@ class DualObjective:
         evaluation, possibly a predictor point or a refined rule) or "floor" (the checked residual
         exceeds tol and the rule cannot be refined: the residual is at the integration noise floor).
         """
+        cond = ev.condensate
+        margin = float(np.min(cond.margins)) if cond is not None else 1.0
         if self.epsilon > EPSILON_MIN:
-            cond = ev.condensate
-            margin = float(np.min(cond.margins)) if cond is not None else 1.0
             if margin > 2.0 * MARGIN_MIN:
                 return self.shrink_barrier(ev, factor=max(1e-3, MARGIN_MIN / margin))[1], "continue"
+        elif (cond is not None and margin >= INTERIOR_MARGIN and self.epsilon > 1e-300
+              and float(np.max(np.abs(cond.outputs))) > 1e-2 * tol):
+            return self.shrink_barrier(ev, factor=1e-3, floor=0.0)[1], "continue"
         checked, ok = self.verify(ev.t)
         if not ok:
             return self.evaluate(ev.t), "continue"
