@@ -34,8 +34,11 @@ components; they only decide the accuracy per node. The tensor rules
 integrate a needle's share on a trapezoid grid in log-radius along â* times
 Gauss–Hermite across it, fading out smoothly at ``CONDENSATE_RADIUS`` step
 widths (the mass beyond is the condensate, :mod:`solvers.finite_p.dual`), so the
-tail costs a few thousand nodes; cubature and QMC use the needle's Gaussian
-instead. Components that nearly duplicate an earlier
+tail costs a few thousand nodes. Across the needle each slice a·â = r gets its own
+Gauss–Hermite map, the Laplace fit of e^{S} on that slice (:meth:`Needle.slices`): the
+slice law moves from the edge of the bulk near the step to the asymptotic cone far out,
+which one fixed Gaussian resolves only at a power-law rate in the order. Cubature and
+QMC use the needle's Gaussian instead. Components that nearly duplicate an earlier
 one (symmetric KL < 0.25) are dropped. Covariances are inflated by 1.25 so
 that integrand/weight ratios decay in every direction.
 """
