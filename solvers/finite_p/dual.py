@@ -239,9 +239,9 @@ class DualObjective:
         return eps
 
     def shrink_interior(self, ev: Evaluation, tol: float) -> bool:
-        """Once ε has stopped shrinking: shrink by 10⁻³ the weights of the directions whose margin is at
-        least ``INTERIOR_MARGIN`` and whose share of f exceeds 1% of ``tol`` (their multipliers
-        are a bias, ``INTERIOR_MARGIN``); True if any weight changed."""
+        """Once ε has stopped shrinking: shrink by 10⁻³ the weights of the directions whose margin is
+        at least ``INTERIOR_MARGIN`` and whose share of f exceeds 1% of ``tol`` (there the multipliers
+        are a bias of the barrier, see ``INTERIOR_MARGIN``); True if any weight changed."""
         cond = ev.condensate
         if cond is None:
             return False
@@ -485,7 +485,8 @@ class DualObjective:
         return t, here
 
     def small_residual_step(self, ev: Evaluation, tol: float):
-        """At small residual: shrink the barrier (then the weights of interior directions), else run the error check.
+        """At small residual: shrink the barrier (then the weights of interior directions), else run
+        the error check.
 
         Returns (evaluation, state): "done" (converged, checked), "continue" (go on from the returned
         evaluation, possibly a predictor point or a refined rule) or "floor" (the checked residual
