@@ -34,7 +34,8 @@ from solvers.finite_p.problem import ClassProblem
 from solvers.finite_p.readout_integral import QMCNodes, ReadoutMoments, readout_hessian, readout_moments
 from solvers.finite_p.readout_tensor import check_order
 
-__all__ = ["Evaluation", "OutsideDomain", "DualObjective", "Outcome", "Condensate", "EPSILON_MIN", "MARGIN_MIN"]
+__all__ = ["Evaluation", "OutsideDomain", "DualObjective", "Outcome", "Condensate", "EPSILON_MIN", "MARGIN_MIN",
+           "INTERIOR_MARGIN"]
 
 #: Final weight of the log barrier −ε Σ_j log(1 − q_j(t)) for linearly growing φ. Its
 #: minimiser is an exact KKT point for q_j <= 1 − O(ε); the multipliers μ_j = ε/(1 − q_j)
@@ -48,6 +49,13 @@ EPSILON_MIN = 1e-8
 #: the observables (~margin, relative) and the rounding floor (~1e-8) are both below tol; ε stops
 #: shrinking there.
 MARGIN_MIN = 1e-8
+#: Below ``EPSILON_MIN`` the barrier keeps shrinking, direction by direction, where the margin
+#: 1 − q_j is at least this and the multiplier's share of f is above 1% of tol: no condensate is
+#: forming there (a condensate's margin follows ε/μ_j down to ~ε), so μ_j = ε/(1 − q_j) → 0 and
+#: that share, ~ε/(1 − q_j), is a bias of the barrier (at finite P near the domain boundary,
+#: margins ~1e-5–1e-3: up to ~1e-4 of f at ε = 1e-8), while the ill-conditioning ~ε/(1 − q_j)²
+#: that small margins bring stays negligible.
+INTERIOR_MARGIN = 1e-5
 #: The placement is kept while the bulk moments of p_t stay within this symmetric Kullback–Leibler
 #: divergence of those it was built from (a mean shift of ~0.3 standard deviations): the rule then
 #: integrates the same smooth convex discretised G from iterate to iterate, so the line search
@@ -85,6 +93,7 @@ class Condensate:
     kernel: np.ndarray  # (m, m) contribution to kernel blocks (and diagonal)
     mass: np.ndarray  # λ_j = 2 μ_j σ_a² σ_1²
     codes: tuple  # per direction, the classes it activates: {c : κ(t_c·â_j) > 0}
+    shares: np.ndarray | None = None  # per direction, max |its contribution to f|
 
     def to_json(self) -> dict:
         """The directions that carry a condensate: those with a needle (q >= 0.95, margin <= 0.05,
@@ -157,6 +166,8 @@ class DualObjective:
         # in double precision. For φ = αh the tail is the whole Gaussian and Φ diverges properly.
         nl = prob.nonlinearity
         self.epsilon = 1e-2 if nl.linear_growth and nl.slope_pos != nl.slope_neg else 0.0
+        # barrier weights below EPSILON_MIN for interior directions: (unit vectors (k, m), weights (k,))
+        self.interior = (np.zeros((0, m)), np.zeros(0))
 
     # ------------------------------------------------------------------ evaluation
     def moments(self, t: np.ndarray, hessian: bool, check: bool, order: int | None = None) -> ReadoutMoments:
@@ -183,7 +194,7 @@ class DualObjective:
         outputs = mo.outputs
         cond = self._condensate(t) if self.epsilon > 0 else None
         if cond is not None:
-            value -= self.epsilon * float(np.sum(np.log(cond.margins)))
+            value -= float(np.sum(cond.multipliers * cond.margins * np.log(cond.margins)))  # Σ_j ε_j log(1 − q_j)
             outputs = outputs + cond.outputs
         residual = outputs - np.eye(self.prob.m) + T * t
         return Evaluation(t=t.copy(), value=value, gradient=P * residual, residual=residual, moments=mo,
@@ -198,20 +209,54 @@ class DualObjective:
         if not keep.any():
             return None
         dirs, q = dirs[keep], q[keep]
-        mu = self.epsilon / (1.0 - q)
+        mu = self._weights(dirs) / (1.0 - q)
         m = prob.m
         f = np.zeros((m, m))
         U = np.zeros((m, m))
         K = np.zeros((m, m))
-        codes = []
+        codes, shares = [], []
         for a_hat, mu_j in zip(dirs, mu):
             _, dk = kappa_and_slope(t @ a_hat, nl.slope_pos, nl.slope_neg)
             codes.append(tuple(int(c) for c in np.flatnonzero(dk != 0)))
-            f += mu_j * sa**2 * sw**2 * dk[:, None] * a_hat[None, :]
+            f_j = mu_j * sa**2 * sw**2 * dk[:, None] * a_hat[None, :]
+            shares.append(float(np.max(np.abs(f_j))))
+            f += f_j
             U += 2 * mu_j * sa**2 * np.outer(a_hat, a_hat)
             K += 2 * mu_j * sa**2 * sw**4 * np.outer(dk / 2, dk / 2)
         return Condensate(directions=dirs, multipliers=mu, margins=1.0 - q, outputs=f, readout_moment=U,
-                          kernel=K, mass=2 * mu * sa**2 * sw**2, codes=tuple(codes))
+                          kernel=K, mass=2 * mu * sa**2 * sw**2, codes=tuple(codes), shares=np.array(shares))
+
+    def _weights(self, dirs: np.ndarray) -> np.ndarray:
+        """Barrier weight ε_j per marginal direction: ε, or the smaller weight of the interior
+        direction it matches (cosine > 0.99, :meth:`shrink_interior`)."""
+        eps = np.full(len(dirs), self.epsilon)
+        known, weights = self.interior
+        if len(known):
+            cos = dirs @ known.T
+            best = np.argmax(cos, axis=1)
+            match = cos[np.arange(len(dirs)), best] > 0.99
+            eps[match] = weights[best[match]]
+        return eps
+
+    def shrink_interior(self, ev: Evaluation, tol: float) -> bool:
+        """Once ε has stopped shrinking: shrink by 10⁻³ the weights of the directions whose margin is
+        at least ``INTERIOR_MARGIN`` and whose share of f exceeds 1% of ``tol`` (there the multipliers
+        are a bias of the barrier, see ``INTERIOR_MARGIN``); True if any weight changed."""
+        cond = ev.condensate
+        if cond is None:
+            return False
+        eps = self._weights(cond.directions)
+        pick = (cond.margins >= INTERIOR_MARGIN) & (cond.shares > 1e-2 * tol) & (eps > 1e-300)
+        if not pick.any():
+            return False
+        known, weights = self.interior
+        keep = np.ones(len(known), bool)
+        if len(known):
+            keep = np.max(known @ cond.directions[pick].T, axis=1) <= 0.99  # the picked ones get new weights
+        self.interior = (np.vstack([known[keep], cond.directions[pick]]),
+                         np.concatenate([weights[keep], 1e-3 * eps[pick]]))
+        self.log.append(f"barrier weight of {int(pick.sum())} interior direction(s) -> {np.min(1e-3 * eps[pick]):.0e}")
+        return True
 
     def hessian(self, ev: Evaluation) -> np.ndarray:
         """∇²G (+ barrier) as (m², m²) in the flattening c*m + r (computed here if ``ev`` lacks it)."""
@@ -448,17 +493,19 @@ class DualObjective:
         return t, here
 
     def small_residual_step(self, ev: Evaluation, tol: float):
-        """At small residual: shrink the barrier, else run the error check.
+        """At small residual: shrink the barrier (then the weights of interior directions), else run
+        the error check.
 
         Returns (evaluation, state): "done" (converged, checked), "continue" (go on from the returned
         evaluation, possibly a predictor point or a refined rule) or "floor" (the checked residual
         exceeds tol and the rule cannot be refined: the residual is at the integration noise floor).
         """
-        if self.epsilon > EPSILON_MIN:
-            cond = ev.condensate
-            margin = float(np.min(cond.margins)) if cond is not None else 1.0
-            if margin > 2.0 * MARGIN_MIN:
-                return self.shrink_barrier(ev, factor=max(1e-3, MARGIN_MIN / margin))[1], "continue"
+        cond = ev.condensate
+        margin = float(np.min(cond.margins)) if cond is not None else 1.0
+        if self.epsilon > EPSILON_MIN and margin > 2.0 * MARGIN_MIN:
+            return self.shrink_barrier(ev, factor=max(1e-3, MARGIN_MIN / margin))[1], "continue"
+        if self.shrink_interior(ev, tol):
+            return self.evaluate(ev.t), "continue"
         checked, ok = self.verify(ev.t)
         if not ok:
             return self.evaluate(ev.t), "continue"

@@ -20,7 +20,9 @@ condensate, found as the multipliers of a log barrier −ε Σ_j log(1 − q_j(t
 followed from ε = 10⁻² to 10⁻⁸ (three decades per step, each with a
 predictor that keeps the multipliers; an interior-point path, in
 :meth:`DualObjective.small_residual_step`). For interior solutions the
-multipliers vanish as ε → 0.
+multipliers vanish as ε → 0; where every margin stays at least
+``INTERIOR_MARGIN`` (small P near the boundary), ε keeps shrinking until their
+share of f is below 1% of ``tol``.
 
 When the residual max|f − e + T t| (f including the condensate) falls below
 ``tol`` the integrator's error check runs; if it fails, the rule is refined

@@ -34,14 +34,17 @@ components; they only decide the accuracy per node. The tensor rules
 integrate a needle's share on a trapezoid grid in log-radius along â* times
 Gauss–Hermite across it, fading out smoothly at ``CONDENSATE_RADIUS`` step
 widths (the mass beyond is the condensate, :mod:`solvers.finite_p.dual`), so the
-tail costs a few thousand nodes; cubature and QMC use the needle's Gaussian
-instead. Components that nearly duplicate an earlier
+tail costs a few thousand nodes. Across the needle each slice a·â = r gets its own
+Gauss–Hermite map, the Laplace fit of e^{S} on that slice (:meth:`Needle.slices`): the
+slice law moves from the edge of the bulk near the step to the asymptotic cone far out,
+which one fixed Gaussian resolves only at a power-law rate in the order. Cubature and
+QMC use the needle's Gaussian instead. Components that nearly duplicate an earlier
 one (symmetric KL < 0.25) are dropped. Covariances are inflated by 1.25 so
 that integrand/weight ratios decay in every direction.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import math
 
 import numpy as np
@@ -101,6 +104,9 @@ class Needle:
     width: float  # w: its width
     gaussian: Component  # Gaussian stand-in for cubature and QMC
     q: float
+    problem: ClassProblem | None = None  # with ``t``: the transverse rule follows each slice (:meth:`slices`)
+    t: np.ndarray | None = None  # the field the needle was placed at
+    _fits: dict = field(default_factory=dict, compare=False, repr=False)  # slice fits per radial grid
 
     def log_step(self, A: np.ndarray) -> np.ndarray:
         """log s(a) and log(1 − s(a)), s = Φ_N((a·â − R)/w)."""
@@ -110,10 +116,10 @@ class Needle:
     def nodes(self, order: int):
         """Nodes A (n, m) and log weights for ∫ (·) da over the needle: trapezoid in log ρ × GH across.
 
-        r = R − 8w + ρ, ρ = e^x, x on a uniform grid of step 2/order; the
-        transverse coordinates y use Gauss–Hermite with max(6, order/2) nodes
-        per axis and the transverse covariance. The log weights include the
-        trapezoid weight, the Jacobian ρ and 1/N(y).
+        r = R − 8w + ρ, ρ = e^x, x on a uniform grid of step 2/order; on the slice a·â = r the
+        transverse coordinates y = y_r + L_r z use Gauss–Hermite in z with max(6, order/2) nodes
+        per axis, (y_r, L_r L_rᵀ) the slice's Laplace fit (:meth:`slices`). The log weights
+        include the trapezoid weight, the Jacobian ρ and 1/N(y; y_r, L_r L_rᵀ).
         """
         h = 2.0 / order
         r0 = self.start - 8.0 * self.width
@@ -122,15 +128,33 @@ class Needle:
         r = r0 + rho
         m1 = self.basis.shape[1]
         z, lz = gauss_hermite_nodes(m1, max(6, order // 2))
-        y = self.centre[None, :] + z @ self.L_cross.T
-        log_ny = (-0.5 * np.sum(z * z, axis=1) - float(np.sum(np.log(np.diag(self.L_cross))))
-                  - 0.5 * m1 * math.log(2 * math.pi))
-        A = r[:, None, None] * self.direction[None, None, :] + (y @ self.basis.T)[None, :, :]
+        centres, L = self.slices(order, r)
+        y = centres[:, None, :] + np.einsum("nij,kj->nki", L, z)
+        log_det = np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
+        log_ny = (-0.5 * np.sum(z * z, axis=1))[None, :] - log_det[:, None] - 0.5 * m1 * math.log(2 * math.pi)
+        A = r[:, None, None] * self.direction[None, None, :] + y @ self.basis.T
         # smooth cut-off at the condensate radius: mass beyond it is the condensate
         r_cut = self.start + CONDENSATE_RADIUS * self.width
         log_keep = special.log_ndtr((r_cut - r) / (CUTOFF_WIDTH * self.width))
-        logv = (np.log(h * rho) + log_keep)[:, None] + (lz - log_ny)[None, :]
+        logv = (np.log(h * rho) + log_keep)[:, None] + lz[None, :] - log_ny
         return np.ascontiguousarray(A.reshape(-1, len(self.direction))), logv.ravel()
+
+    def slices(self, order: int, r: np.ndarray):
+        """Transverse centres y_r (n, m−1) and Cholesky factors L_r (n, m−1, m−1) on the slices a·â = r.
+
+        The Laplace fit of e^{S} on each slice (its maximiser in y and −(∂²_y S)⁻¹, inflated by
+        ``INFLATION``), by Newton from the needle's centre: near the step the slice law is the edge
+        of the bulk, far out the asymptotic cone around â, narrower and centred elsewhere, which
+        one fixed Gaussian across the whole needle resolves only with many more nodes. Slices
+        whose fit fails (no negative definite maximum) keep the fixed ``centre`` and ``L_cross``.
+        Cached per ``order`` (the radial grid depends only on it)."""
+        n, m1 = len(r), self.basis.shape[1]
+        fixed = (np.broadcast_to(self.centre, (n, m1)), np.broadcast_to(self.L_cross, (n, m1, m1)))
+        if self.problem is None or self.t is None:
+            return fixed
+        if order not in self._fits:
+            self._fits[order] = _slice_laplace(self, r, *fixed)
+        return self._fits[order]
 
     def _reach(self) -> float:
         """Upper end of the needle rule: where the tail weight is below e^{-60} of its peak, but
@@ -140,6 +164,39 @@ class Needle:
         var = float(self.direction @ self.gaussian.cov @ self.direction)
         return min(self.start + 12.0 * math.sqrt(var),
                    self.start + (CONDENSATE_RADIUS + 9 * CUTOFF_WIDTH) * self.width)
+
+
+def _slice_laplace(nd: Needle, r: np.ndarray, centre: np.ndarray, L_fixed: np.ndarray, iters: int = 40):
+    """(centres, Cholesky factors) of the Laplace fits of e^{S(r â + B y)} in y, one per slice r
+    (:meth:`Needle.slices`); Newton steps capped at 3 standard deviations of ``L_fixed``."""
+    B, a_hat = nd.basis, nd.direction
+    cap = 3.0 * float(np.sqrt(np.max(np.linalg.eigvalsh(nd.L_cross @ nd.L_cross.T))))
+    y = np.array(centre, dtype=np.float64)
+
+    def derivatives(y):
+        _, g, H = log_tilt_derivatives(nd.problem, nd.t, r[:, None] * a_hat[None, :] + y @ B.T)
+        return g @ B, np.einsum("ri,nrs,sj->nij", B, H, B)
+
+    for _ in range(iters):
+        gy, Hy = derivatives(y)
+        ok = np.linalg.eigvalsh(Hy)[:, -1] < 0
+        step = np.zeros_like(y)
+        step[ok] = -np.linalg.solve(Hy[ok], gy[ok][..., None])[..., 0]
+        size = np.sqrt(np.sum(step * step, axis=1))
+        step *= np.minimum(1.0, cap / np.maximum(size, 1e-300))[:, None]
+        y = y + step
+        if np.all(size[ok] < 1e-9 * cap) and ok.all():
+            break
+    gy, Hy = derivatives(y)
+    good = (np.linalg.eigvalsh(Hy)[:, -1] < 0) & np.all(np.isfinite(y), axis=1)
+    rest = np.linalg.solve(Hy[good], gy[good][..., None])[..., 0]  # the remaining Newton step
+    good[good] = np.sqrt(np.sum(rest * rest, axis=1)) < 1e-6 * cap
+    L = np.array(L_fixed, dtype=np.float64)
+    C = -np.linalg.inv(Hy[good]) * INFLATION**2
+    L[good] = np.linalg.cholesky(0.5 * (C + np.swapaxes(C, 1, 2)))
+    centres = np.array(centre, dtype=np.float64)
+    centres[good] = y[good]
+    return centres, L
 
 
 @dataclass(frozen=True)
@@ -316,7 +373,7 @@ def _needles(prob: ClassProblem, t: np.ndarray, bulk: Component) -> list:
         sd = float(np.sqrt(a_hat @ bulk.cov @ a_hat))
         start = max(0.0, float(a_hat @ bulk.mu)) + 5.0 * sd
         out.append(Needle(direction=a_hat, basis=basis, L_cross=L_cross, centre=basis.T @ bulk.mu, start=start, width=0.5 * sd,
-                          gaussian=gauss, q=float(q)))
+                          gaussian=gauss, q=float(q), problem=prob, t=np.array(t, dtype=np.float64)))
     return out
 
 
