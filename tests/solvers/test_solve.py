@@ -214,14 +214,14 @@ def test_paper_point_finite_p_approaches_large_p_like_one_over_p():
 def test_relu_near_condensation_converges():
     """classes 8,4,4, T = 0.5: used to stop at an integration noise floor (residual 1.5e-6). It
     converges, and its error estimate (integrator + the observables' response to the last Newton
-    step, ≈ 1.6e-7 here) bounds the true error of f, U and the kernel, measured against a solve
-    at tol 1e-10 whose own error estimate is 100× smaller."""
+    step) bounds the true error of f, U and the kernel, measured against a solve at tol 1e-10
+    whose own error estimate is at least 10× smaller (it is added to the bound)."""
     spec = ModelSpec("relu", class_sizes=(8, 4, 4), temperature=0.5)
     res = solve(spec)
     assert res.success, res.message
     assert res.residual_norm < 1e-7 and res.error_estimate < 1e-6
     ref = solve(spec, SolverOptions(tol=1e-10, integral_tol=1e-9))
-    assert ref.residual < 1e-9 and ref.error_estimate < 0.01 * res.error_estimate
+    assert ref.residual < 1e-9 and ref.error_estimate < 0.1 * res.error_estimate
     obs, exact = res.observables(), ref.observables()
     for key in ("outputs", "readout_moment", "kernel_diagonal", "kernel_blocks"):
         true_error = np.abs(getattr(obs, key) - getattr(exact, key))
