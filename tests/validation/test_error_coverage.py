@@ -13,10 +13,12 @@ def _param(case):
 @pytest.mark.parametrize("nl, sizes, T", [_param(c) for c in MATRIX])
 def test_error_estimate_covers_the_true_error(nl, sizes, T):
     """The default solve converges and its error_estimate (+ the reference's) bounds the distance to
-    the closed form (linear) or to a reference solved to residual <= 1e-11 on the finest rule."""
+    the closed form (linear) or to a reference solved to residual <= 1e-11 on the finest rule, or,
+    where the rule's integration noise stops Newton above that (ReLU 32,16,16), to a reference whose
+    own estimate is below the one it checks."""
     case = coverage_case(nl, sizes, T)
     assert case.converged
-    assert case.reference_residual <= 1e-11, case
+    assert case.reference_usable, case
     assert case.ratio <= 1.0, case
     assert case.covered
 
