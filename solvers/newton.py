@@ -1,4 +1,4 @@
-"""One damped Newton method for square and bordered systems G(x) = 0, with line search and a domain hook.
+"""One damped Newton method with line search and a domain hook, for systems G(x) = 0 and for minimising f(x).
 
 Iteration k (k = 0, 1, ..., ``maxiter``):
 
