@@ -135,7 +135,7 @@ def newton(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, progre
             return None
 
     def stop(x, ev, nit):
-        if ev.residual_norm > dual.tolerance(ev, tol):
+        if not ev.residual_norm <= dual.tolerance(ev, tol):
             return None
         ev, state = dual.small_residual_step(ev, tol)
         if state != "continue":
