@@ -1,4 +1,4 @@
-"""One damped Newton method for square and bordered systems G(x) = 0, with line search and a domain hook.
+"""One damped Newton method with line search and a domain hook, for systems G(x) = 0 and for minimising f(x).
 
 Iteration k (k = 0, 1, ..., ``maxiter``):
 
@@ -28,23 +28,42 @@ Non-convergence is reported, never raised: :class:`NewtonOutcome` carries ``stat
 :data:`solvers.results.STATUSES` ("converged", "max-iterations", "line-search-failed",
 "outside-domain" for a non-finite residual at the start or after a full step, "not-converged"
 for a non-finite Newton step).
+
+The same method minimises a function f (:func:`damped_newton_minimise`, for the convex duals of
+THEORY §2 and §4): iteration k,
+
+    converged when measure(∇f(x_k)) <= tol;  stop at k = maxiter
+    d   = −(∇²f(x_k))⁻¹ ∇f(x_k)               (or the caller's ``direction``; slope s = ∇f·d < 0)
+    α₀  = min(1, step cap)                     (``max_step``: e.g. fraction to the domain boundary)
+    x_{k+1} = x_k + α d,   α = α₀, α₀/2, ...   the first with f(x + αd) defined and
+              f(x + αd) <= f(x) + 10⁻⁴ α s (+ ``slack``·(1 + |f(x)|))   (Armijo, N&W §3.1)
+
+where a caller may replace the acceptance test (``accept``: e.g. a curvature condition) and the
+trial point (``move``: e.g. a projection), and hooks may stop or restart the iteration
+(``stop`` before a step, ``after_step`` after one, ``retry`` after a failed line search). Both
+methods backtrack with :func:`backtrack`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 import math
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["NewtonOutcome", "damped_newton", "solve_or_lstsq", "lstsq_solver", "max_abs"]
+from solvers.progress import report
+
+__all__ = ["NewtonOutcome", "damped_newton", "damped_newton_minimise", "backtrack", "Point", "Search", "Stop",
+           "solve_or_lstsq", "lstsq_solver", "max_abs"]
 
 
 @dataclass(frozen=True)
 class NewtonOutcome:
-    """The end point of :func:`damped_newton`. ``residual`` is ``measure(G(x))`` at ``x`` (inf when
-    G is not finite there); ``evaluations`` counts calls of G. Read-only aliases: ``nit``
-    (``iterations``), ``residual_norm`` (``residual``)."""
+    """The end point of :func:`damped_newton` or :func:`damped_newton_minimise`. ``residual`` is
+    ``measure(G(x))`` (``measure(point)``) at ``x`` (inf when G is not finite there);
+    ``evaluations`` counts calls of G (of ``evaluate``). The minimiser also returns the caller's
+    ``point`` at ``x`` and the ``damping`` α of its last line search (after a failed one, the first
+    α not tried; 0 when none ran; NaN from :func:`damped_newton`). Read-only aliases: ``nit`` (``iterations``), ``residual_norm`` (``residual``)."""
 
     x: np.ndarray
     converged: bool
@@ -53,6 +72,8 @@ class NewtonOutcome:
     residual: float
     message: str
     evaluations: int = 0
+    point: object = None
+    damping: float = math.nan
 
     nit = property(lambda self: self.iterations, doc="read-only alias of ``iterations``")
     residual_norm = property(lambda self: self.residual, doc="read-only alias of ``residual``")
@@ -82,19 +103,39 @@ def lstsq_solver(rcond: float) -> Callable:
     return solve
 
 
+def backtrack(trial: Callable, accept: Callable, alpha: float = 1.0, *, max_trials: int | None = None,
+              min_alpha: float | None = None, shrink: float = 0.5):
+    """Backtracking line search: for α = alpha, shrink·alpha, ... (at most ``max_trials`` values,
+    each > ``min_alpha``) the first with ``trial(α, k)`` (k = 0, 1, ...) not None (None: outside the
+    domain) and ``accept(p, α)`` for its value p. Returns (p, α, trials); (None, α', trials) with α'
+    the first value not tried when there is none."""
+    k = 0
+    while (min_alpha is None or alpha > min_alpha) and (max_trials is None or k < max_trials):
+        p = trial(alpha, k)
+        k += 1
+        if p is not None and accept(p, alpha):
+            return p, alpha, k
+        alpha *= shrink
+    return None, alpha, k
+
+
 def _line_search(residual, x, dx, g, in_domain, min_damping):
     """(x + λΔx, G there, evaluations) for the first λ = 1, 1/2, ... > min_damping with a finite G
     inside the domain and the Armijo decrease of ‖G‖₂²; (None, None, evaluations) if there is none."""
-    lam, g2, nfev = 1.0, float(g @ g), 0
-    while lam > min_damping:
+    g2, calls = float(g @ g), []
+
+    def trial(lam, k):
         xn = x + lam * dx
-        if in_domain is None or in_domain(xn):
-            gn = np.asarray(residual(xn), dtype=np.float64)
-            nfev += 1
-            if np.all(np.isfinite(gn)) and float(gn @ gn) <= (1.0 - 1e-4 * lam) * g2:
-                return xn, gn, nfev
-        lam *= 0.5
-    return None, None, nfev
+        if in_domain is not None and not in_domain(xn):
+            return None
+        calls.append(k)
+        return xn, np.asarray(residual(xn), dtype=np.float64)
+
+    def armijo(p, lam):
+        return bool(np.all(np.isfinite(p[1]))) and float(p[1] @ p[1]) <= (1.0 - 1e-4 * lam) * g2
+
+    p, _, _ = backtrack(trial, armijo, min_alpha=min_damping)
+    return (None, None, len(calls)) if p is None else (p[0], p[1], len(calls))
 
 
 def _outcome(x, r, tol, it, nfev, why):
@@ -157,3 +198,131 @@ def damped_newton(residual: Callable, jacobian: Callable, x0, *, tol: float, max
                 return _outcome(x, measure(g), tol, it + 1, nfev, "Newton step below the refine tolerance")
     return NewtonOutcome(x, False, "max-iterations", maxiter, r,
                          f"maximum iterations ({maxiter}) reached at max|F| = {r:.2e}", nfev)
+
+
+class Search(NamedTuple):
+    """One line search of :func:`damped_newton_minimise`: from ``x`` (the caller's ``point``) along
+    ``d`` with slope ∇f·d < 0, first trial α₀ = ``alpha0``, in ``iteration`` (1, 2, ...)."""
+
+    x: np.ndarray
+    point: object
+    d: object
+    slope: float
+    alpha0: float
+    iteration: int
+
+
+class Point(NamedTuple):
+    """A point of :func:`damped_newton_minimise` where the caller has no type of its own: f, ∇f,
+    ∇²f (either may be None where the caller's ``direction`` does not need it) and anything else."""
+
+    value: float
+    gradient: np.ndarray | None = None
+    hessian: np.ndarray | None = None
+    data: object = None
+
+
+class Stop(NamedTuple):
+    """A hook's request to end :func:`damped_newton_minimise` (at ``x``/``point`` if given, else at the
+    current iterate), with ``status`` from :data:`solvers.results.STATUSES`."""
+
+    converged: bool
+    status: str
+    message: str
+    x: np.ndarray | None = None
+    point: object = None
+
+
+def _newton_direction(x, p):
+    """d = −(∇²f)⁻¹∇f from a point with ``gradient`` and ``hessian`` (gradient of x's shape)."""
+    g = np.asarray(p.gradient, dtype=np.float64)
+    d = solve_or_lstsq(p.hessian, -g.ravel())
+    return d.reshape(g.shape), float(g.ravel() @ d)
+
+
+def _gradient_norm(p) -> float:
+    return max_abs(np.asarray(p.gradient))
+
+
+def _hook(got, x, p):
+    """(x, point, Stop or None) after a hook returned None, a Stop or a new (x, point)."""
+    if got is None:
+        return x, p, None
+    if isinstance(got, Stop):
+        return x, p, got
+    return got[0], got[1], None
+
+
+def damped_newton_minimise(evaluate: Callable, x0, *, maxiter: int, tol: float | None = None,
+                           measure: Callable = _gradient_norm, direction: Callable = _newton_direction,
+                           max_step: Callable | None = None, move: Callable | None = None,
+                           accept: Callable | None = None, armijo: float = 1e-4, slack: float = 0.0,
+                           max_trials: int | None = None, min_alpha: float | None = 1e-10,
+                           start=None, stop: Callable | None = None, retry: Callable | None = None,
+                           after_step: Callable | None = None, progress=None,
+                           stage: str = "newton") -> NewtonOutcome:
+    """Damped Newton minimisation of f from ``x0`` (module docstring).
+
+    ``evaluate(x, base, k)`` → the caller's point at x (an object with ``value`` = f(x), and for the
+    defaults ``gradient`` and ``hessian``), or None where f is not defined; ``base`` is the point the
+    line search starts from (None at x0), k the index of the trial in it. ``start``: the point at x0
+    if already evaluated. ``measure(point)`` → the residual compared with ``tol`` (default
+    max|∇f|; ``tol=None``: only the hooks stop). ``direction(x, point)`` → (d, ∇f·d), the iteration
+    stopping ("not-converged") unless ∇f·d < 0. ``max_step(x, d)`` → α₀; ``move(x, d, α)`` → the
+    trial point (default x + αd); ``accept(point, α, search)`` replaces the Armijo test
+    (``search``: :class:`Search`). At most ``max_trials`` trials, each α > ``min_alpha``.
+    Hooks return None (go on), a :class:`Stop`, or a new (x, point) to go on from:
+    ``stop(x, point, k)`` before step k + 1, ``after_step(x, point, α, search)`` after an accepted
+    step, ``retry(search)`` after a failed line search (None: stop, "line-search-failed").
+    ``progress`` (:mod:`solvers.progress`) gets (``stage``, k, maxiter, residual) after each step.
+    """
+    x = np.array(x0, dtype=np.float64)
+    p = evaluate(x, None, 0) if start is None else start
+    nfev, it, damping = int(start is None), 0, 0.0
+    if p is None:
+        return NewtonOutcome(x, False, "outside-domain", 0, math.inf, "the start is outside the domain", nfev, None, 0.0)
+
+    def finish(converged, status, message, at_x=None, at_p=None):
+        xe, pe = (x, p) if at_p is None else (x if at_x is None else at_x, at_p)
+        return NewtonOutcome(xe, converged, status, it, measure(pe), message, nfev, pe, damping)
+
+    while True:
+        x, p, halt = _hook(stop(x, p, it) if stop is not None else None, x, p)
+        if halt is not None:
+            return finish(*halt)
+        if tol is not None and measure(p) <= tol:
+            return finish(True, "converged", "converged")
+        if it >= maxiter:
+            return finish(False, "max-iterations", f"maximum iterations ({maxiter}) reached at residual "
+                                                   f"{measure(p):.2e}")
+        d, slope = direction(x, p)
+        if not slope < 0.0:
+            return finish(False, "not-converged", f"no descent direction after {it} iterations")
+        it += 1
+        search = Search(x, p, d, slope, 1.0 if max_step is None else max_step(x, d), it)
+
+        def trial(alpha, k, search=search):
+            nonlocal nfev
+            xn = search.x + alpha * search.d if move is None else move(search.x, search.d, alpha)
+            nfev += 1
+            pn = evaluate(xn, search.point, k)
+            return None if pn is None else (xn, pn)
+
+        def armijo_test(new, alpha, search=search):
+            if accept is not None:
+                return accept(new[1], alpha, search)
+            base = search.point.value
+            return new[1].value <= base + armijo * alpha * search.slope + slack * (1.0 + abs(base))
+
+        new, damping, _ = backtrack(trial, armijo_test, search.alpha0, max_trials=max_trials, min_alpha=min_alpha)
+        if new is None:
+            got = retry(search) if retry is not None else None
+            x, p, halt = _hook(got or Stop(False, "line-search-failed", f"line search failed at iteration {it}"), x, p)
+            if halt is not None:
+                return finish(*halt)
+            continue
+        x, p, halt = _hook(after_step(new[0], new[1], damping, search) if after_step is not None else None, *new)
+        if halt is not None:
+            return finish(*halt)
+        if progress is not None:
+            report(progress, stage, it, total=maxiter, residual=measure(p))

@@ -81,6 +81,7 @@ from solvers.data.maxima import Maximum, find_maxima
 from solvers.data.options import GeneralBranchOptions
 from solvers.data.thermodynamic import clenshaw_curtis, thermodynamic_lambda
 from solvers.data.tilted_chains import TiltedChains
+from solvers.newton import Point, Stop, damped_newton_minimise
 from solvers.progress import report
 from theory.nonlinearities import get_nonlinearity
 from theory.spec import ModelSpec, SpecError
@@ -212,43 +213,53 @@ def _higher_maxima(spec, opt, rng, L, K0, nl, t, A, a: _Assessment):
 
 
 def _kkt_newton(sys_, opt, t, A, pi, lam_mult):
-    """Newton on the surrogate KKT system (fixed samples) with a merit line search inside the
-    importance-ESS trust region: (t, A, π, λ, steps, α, limit)."""
-    x = sys_.pack(t, A, pi, lam_mult)
-    stats = sys_.branch_stats(t, A)
-    R, _ = sys_.residual(x, stats)
-    val = sys_.merit(R)
-    steps, alpha, limit = 0, 0.0, ""
-    for _ in range(opt.max_newton):
-        J = sys_.jacobian(x, stats)
+    """Newton on the surrogate KKT system R(x) = 0 (fixed samples) with
+    :func:`solvers.newton.damped_newton_minimise` on the merit function of ``sys_``: the step
+    J⁻¹(−R) (least squares, rcond 1e-12, where J is singular), slope −2·merit; a trial is accepted
+    inside the importance-ESS trust region (ESS fraction >= ``min_ess_fraction``) with
+    merit(R(x + αΔx)) <= (1 − 10⁻⁴α) merit(R(x)), at most 20 trials; up to ``max_newton`` steps,
+    a damped step ends them. Returns (t, A, π, λ, steps, α of the last line search, last rejection)."""
+    steps, limit = 0, ""
+
+    def evaluate(x, base, k):
+        tn, An, _, _ = sys_.unpack(x)
+        st = sys_.branch_stats(tn, An)
+        R, essf = sys_.residual(x, st)
+        return Point(sys_.merit(R), data=(st, R, essf))
+
+    def direction(x, p):
+        J, R = sys_.jacobian(x, p.data[0]), p.data[1]
         try:
             dx = np.linalg.solve(J, -R)
         except np.linalg.LinAlgError:
             dx = np.linalg.lstsq(J, -R, rcond=1e-12)[0]
         if not np.all(np.isfinite(dx)):
             dx = np.linalg.lstsq(J, -R, rcond=1e-12)[0]
-        alpha, ok = 1.0, False
-        for _ in range(20):
-            xn = x + alpha * dx
-            tn, An, _, _ = sys_.unpack(xn)
-            st = sys_.branch_stats(tn, An)
-            Rn, essf = sys_.residual(xn, st)
-            if essf < opt.min_ess_fraction:
-                limit = "ess"
-            elif sys_.merit(Rn) > (1 - 1e-4 * alpha) * val:
-                limit = "merit"
-            else:
-                ok = True
-                break
-            alpha *= 0.5
-        if not ok:
-            break
-        x, stats, R, val = xn, st, Rn, sys_.merit(Rn)
+        return dx, -2.0 * p.value
+
+    def accept(new, alpha, search):
+        nonlocal limit
+        if new.data[2] < opt.min_ess_fraction:
+            limit = "ess"
+        elif new.value > (1 - 1e-4 * alpha) * search.point.value:
+            limit = "merit"
+        else:
+            return True
+        return False
+
+    def after_step(x, p, alpha, search):
+        nonlocal steps
         steps += 1
-        if alpha < 1.0:
-            break
-    t, A, pi, lam_mult = sys_.unpack(x)
-    return t.copy(), A.copy(), pi.copy(), lam_mult, steps, alpha, limit
+        return Stop(False, "stopped", "a damped step") if alpha < 1.0 else None
+
+    x = sys_.pack(t, A, pi, lam_mult)
+    stats = sys_.branch_stats(t, A)
+    R, essf = sys_.residual(x, stats)
+    out = damped_newton_minimise(evaluate, x, start=Point(sys_.merit(R), data=(stats, R, essf)),
+                                 maxiter=opt.max_newton, measure=lambda p: p.value, direction=direction,
+                                 accept=accept, max_trials=20, min_alpha=None, after_step=after_step)
+    t, A, pi, lam_mult = sys_.unpack(out.x)
+    return t.copy(), A.copy(), pi.copy(), lam_mult, steps, out.damping, limit
 
 
 def _clip_occupations(sys_, spec, t, A, pi, S_err, info):

@@ -60,6 +60,7 @@ from solvers.data.result import GeneralSolution, TestPrediction
 from solvers.data.smc import smc_sample
 from solvers.data.starts import burn_in, initial_field as start_field, starting_field
 from solvers.data.surrogate import Features, newton_factory, newton_solver
+from solvers.newton import Point, Stop, damped_newton_minimise
 from solvers.progress import report, restaged
 from theory.nonlinearities import get_nonlinearity
 from theory.spec import ModelSpec, SpecError
@@ -288,55 +289,65 @@ def _surrogate(s, feats, lt0, tn):
     return val, wn, 1.0 / (lw.size * np.sum(wn * wn))
 
 
-def _line_search(s, bank, feats, lt0, tt, delta, qp, val, slope, limit):
-    """Armijo backtracking on Ĝ within the barrier, the ESS trust region and the domain bound (for
-    the condensate: trial points restored onto the cuts). Returns (accepted, tn, vn, wn, α, limit)."""
-    nl = s.nl
-    alpha = 1.0
-    for _ in range(30):
-        tn = tt + alpha * delta
-        if s.constrained:
-            tn = project(restore(tn, qp, s.sa2), bank, s.L, nl, s.sa2)
-        vn, wn, essf = _surrogate(s, feats, lt0, tn)
-        if not np.isfinite(vn):
-            limit = "barrier"
-        elif essf < s.opt.min_ess_fraction:
-            limit = "ess"
-        elif vn > val + 1e-4 * alpha * slope:
-            limit = "armijo"
-        elif not s.constrained and nl.linear_growth and domain_lower_bound(
-                tn, s.L, nl.slope_pos, nl.slope_neg, s.spec.sigma_a, s.rng, starts=0, iters=0, directions=bank,
-                top=16, ascent=60) >= s.margin:
-            limit = "domain"
-        else:
-            return True, tn, vn, wn, alpha, limit
-        alpha *= 0.5
-    return False, None, None, None, alpha, limit
+def _surrogate_point(s, feats, lt0, tn):
+    """Ĝ(tn) as a :class:`solvers.newton.Point` with data (importance weights, ESS fraction, tn)."""
+    val, wn, essf = _surrogate(s, feats, lt0, tn)
+    return Point(val, data=(wn, essf, tn))
+
+
+def _rejection(s, bank, new, alpha, search):
+    """Why the line search rejects a trial point ("" if it does not): Armijo on Ĝ within the barrier,
+    the ESS trust region and the domain bound."""
+    nl, (_, essf, tn) = s.nl, new.data
+    if not np.isfinite(new.value):
+        return "barrier"
+    if essf < s.opt.min_ess_fraction:
+        return "ess"
+    if new.value > search.point.value + 1e-4 * alpha * search.slope:
+        return "armijo"
+    if not s.constrained and nl.linear_growth and domain_lower_bound(
+            tn, s.L, nl.slope_pos, nl.slope_neg, s.spec.sigma_a, s.rng, starts=0, iters=0, directions=bank,
+            top=16, ascent=60) >= s.margin:
+        return "domain"
+    return ""
 
 
 def _surrogate_newton(s, bank, feats, t, lt0):
-    """Up to ``max_newton`` Newton (SQP) steps from t on the surrogate: (t', steps, α, limit)."""
-    tt = t.copy()
-    val, w, _ = _surrogate(s, feats, lt0, tt)
-    steps, limit, alpha = 0, "", 0.0
-    for _ in range(s.opt.max_newton):
+    """Up to ``max_newton`` Newton (SQP) steps from t on the surrogate (:func:`solvers.newton.damped_newton_minimise`,
+    Armijo backtracking, for the condensate trial points restored onto the cuts); one damped step or a
+    vanishing decrement ends them. Returns (t', steps, α of the last line search, last rejection)."""
+    steps, limit = 0, ""
+
+    def direction(tt, p):
         Phi_t = feats.phi(tt)
-        f_w, B = feats.stats(Phi_t, w, tt)
+        f_w, B = feats.stats(Phi_t, p.data[0], tt)
         g = f_w + s.T * tt - s.Y
-        make_newton = newton_factory(Phi_t, w, B, f_w, s.sa2, s.T)
+        make_newton = newton_factory(Phi_t, p.data[0], B, f_w, s.sa2, s.T)
         delta, qp = constrained_step(make_newton, g, bank, tt, s.L, s.nl, s.sa2) if s.constrained \
             else (make_newton()(g), None)
-        slope = float(np.sum(g * delta))
-        if slope >= 0:
-            break
-        accepted, tn, vn, wn, alpha, limit = _line_search(s, bank, feats, lt0, tt, delta, qp, val, slope, limit)
-        if not accepted:
-            break
-        tt, val, w = tn, vn, wn
+        return (delta, qp), float(np.sum(g * delta))
+
+    def move(tt, d, alpha):
+        tn = tt + alpha * d[0]
+        return project(restore(tn, d[1], s.sa2), bank, s.L, s.nl, s.sa2) if s.constrained else tn
+
+    def accept(new, alpha, search):
+        nonlocal limit
+        why = _rejection(s, bank, new, alpha, search)
+        limit = why or limit
+        return not why
+
+    def after_step(tt, p, alpha, search):
+        nonlocal steps
         steps += 1
-        if alpha < 1.0 or -slope < 1e-12:
-            break
-    return tt, steps, alpha, limit
+        if alpha < 1.0 or -search.slope < 1e-12:
+            return Stop(False, "stopped", "a damped step or a vanishing decrement")
+        return None
+
+    out = damped_newton_minimise(lambda tn, base, k: _surrogate_point(s, feats, lt0, tn), t,
+                                 maxiter=s.opt.max_newton, measure=lambda p: np.nan, direction=direction,
+                                 move=move, accept=accept, max_trials=30, min_alpha=None, after_step=after_step)
+    return out.x, steps, out.damping, limit
 
 
 def _newton_round(s, run, meas):

@@ -39,7 +39,7 @@ import numpy as np
 from theory.deep_blocks import OneD, tilted_moments
 from theory.deep_large_p import linear_asymptotics, pattern_values, prior_kernels, saturation_levels, vertices
 from solvers.deep.common import layer_sigmas, with_result_keys
-from solvers.newton import damped_newton, lstsq_solver
+from solvers.newton import Point, Stop, damped_newton, damped_newton_minimise, lstsq_solver
 from solvers.results import Result
 from theory.nonlinearities import get_nonlinearity
 from theory.observables import Observables, check_layer, layer_summaries
@@ -130,23 +130,30 @@ def _smoothed(t, B, rho, sbar, T, beta):
 
 
 def _minimise_smoothed(t, B, rho, sbar, T, betas):
+    """Minimiser of G_β for the growing β of ``betas`` (relative to |max Q|) by
+    :func:`solvers.newton.damped_newton_minimise`, each from the last; returns (t, π there)."""
     m = len(rho)
+    pt = None
     for beta_rel in betas:
         Q, _ = pattern_values(t, B, rho, sbar)
         beta = beta_rel / max(abs(Q.max()), 1e-3)
-        for _ in range(100):
-            G, g, H, pi = _smoothed(t, B, rho, sbar, T, beta)
-            step = -np.linalg.solve(H + 1e-14 * np.eye(len(g)), g)
-            lam = 1.0
-            while lam > 1e-10:
-                tn = t + lam * step.reshape(m, m)
-                if _smoothed(tn, B, rho, sbar, T, beta)[0] <= G + 1e-4 * lam * g @ step:
-                    break
-                lam *= 0.5
-            t = tn
-            if np.max(np.abs(g)) < 1e-12 or lam * np.max(np.abs(step)) < 1e-14:
-                break
-    return t, pi
+
+        def evaluate(x, base, k, beta=beta):
+            G, g, H, pi = _smoothed(x, B, rho, sbar, T, beta)
+            return Point(G, g, H, pi)
+
+        def direction(x, p):
+            step = -np.linalg.solve(p.hessian + 1e-14 * np.eye(len(p.gradient)), p.gradient)
+            return step.reshape(m, m), float(p.gradient @ step)
+
+        def after_step(x, p, alpha, search):  # stop at the gradient or step size of the rounding floor
+            if np.max(np.abs(search.point.gradient)) < 1e-12 or alpha * np.max(np.abs(search.d)) < 1e-14:
+                return Stop(True, "converged", "converged")
+            return None
+
+        out = damped_newton_minimise(evaluate, t, maxiter=100, direction=direction, after_step=after_step)
+        t, pt = out.x, out.point
+    return t, pt.data
 
 
 def _branch_residual(t, P, Bs, rho, sbar, T):

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from solvers.newton import Stop, damped_newton_minimise
 from solvers.progress import report
 from solvers.finite_p.dual import DualObjective, Outcome, OutsideDomain
 
@@ -77,76 +78,103 @@ def _fraction_to_boundary(dual: DualObjective, t: np.ndarray, d: np.ndarray, tau
     return tau * lo
 
 
+def _accept(search, new, alpha) -> bool:
+    """Armijo on G, with the strong-Wolfe curvature condition (c2 = 0.9) where the domain boundary cut
+    the step (elsewhere the Newton step cannot overshoot and the test would only see integration
+    noise); below G's rounding (tiny decrement) a lower residual suffices."""
+    ev, slope = search.point, search.slope
+    limited = search.alpha0 < 1.0
+    tiny = -slope < 1e-11 * max(1.0, abs(ev.value))
+    overshoot = limited and float(new.gradient.ravel() @ search.d.ravel()) > 0.9 * abs(slope)
+    return (new.value <= ev.value + 1e-4 * alpha * slope and not overshoot) or (
+        tiny and new.residual_norm < ev.residual_norm)
+
+
+class _Stagnation:
+    """The noise-floor rule: no halving of the best residual for 8 steps (once below 1e-3) refines
+    the rule; with the most accurate rule the best point is checked and returned."""
+
+    def __init__(self, ev):
+        self.reset(ev)
+
+    def reset(self, ev):
+        self.best, self.since, self.best_ev = ev.residual_norm, 0, ev
+
+    def after(self, dual, tol, t, ev):
+        """None, a new (t, ev) after a refinement, or the final :class:`Stop`."""
+        if ev.residual_norm < self.best_ev.residual_norm:
+            self.best_ev = ev
+        if ev.residual_norm < 0.5 * self.best or self.best > 1e-3:  # far from the solution, slow steps are not noise
+            self.best, self.since = min(self.best, ev.residual_norm), 0
+            return None
+        self.since += 1
+        if self.since < 8:
+            return None
+        self.since = 0
+        if dual.refine(f"no progress for 8 iterations at residual {self.best:.1e}"):
+            return t, dual.evaluate(t)
+        final = dual.evaluate(self.best_ev.t, check=True)
+        ok = final.residual_norm <= dual.tolerance(final, tol)
+        return Stop(ok, "converged" if ok else "not-converged", "stopped at the integration noise floor "
+                    f"(best residual {final.residual_norm:.2e})", final.t, final)
+
+
 def newton(dual: DualObjective, t0: np.ndarray, tol: float, maxiter: int, progress=None) -> Outcome:
+    """Minimise G from t0 (module docstring) with :func:`solvers.newton.damped_newton_minimise`."""
     m = dual.prob.m
     t = np.array(t0, dtype=np.float64)
     ev = dual.evaluate(t)
     if dual.update_placement(ev):
         ev = dual.evaluate(t)
-    nit = 0
-    best, since_best, best_ev = ev.residual_norm, 0, ev
-    while True:
-        if ev.residual_norm <= dual.tolerance(ev, tol):
-            ev, state = dual.small_residual_step(ev, tol)
-            if state != "continue":
-                return Outcome.finished(ev, state, nit)
-            t = ev.t
-            best, since_best, best_ev = ev.residual_norm, 0, ev
-        if nit >= maxiter:
-            return Outcome(ev, False, 1, f"maximum number of iterations ({maxiter}) reached; "
-                                         f"residual {ev.residual_norm:.2e}", nit)
-        nit += 1
+    floor = _Stagnation(ev)
+
+    def evaluate(x, base, k):
+        try:  # the first trial is usually accepted: its Hessian comes from the same pass
+            return dual.evaluate(x, hessian=k == 0)
+        except OutsideDomain:
+            return None
+
+    def stop(x, ev, nit):
+        if not ev.residual_norm <= dual.tolerance(ev, tol):
+            return None
+        ev, state = dual.small_residual_step(ev, tol)
+        if state != "continue":
+            done = Outcome.finished(ev, state, nit)
+            return Stop(done.success, "converged" if done.success else "not-converged", done.message, ev.t, ev)
+        floor.reset(ev)
+        return ev.t, ev
+
+    def direction(x, ev):
         g = ev.gradient.ravel()
         d = solve_spd(dual.hessian(ev), -g)
-        slope = float(g @ d)  # = −λ²
-        alpha = _fraction_to_boundary(dual, t, d.reshape(m, m))
-        limited = alpha < 1.0  # the domain boundary cut the step
-        tiny = -slope < 1e-11 * max(1.0, abs(ev.value))
-        accepted = None
-        for k in range(16):
-            trial = t + alpha * d.reshape(m, m)
-            try:
-                # the first trial is usually accepted: its Hessian comes from the same pass; later
-                # ones get it only if accepted (dual.hessian)
-                ev_new = dual.evaluate(trial, hessian=k == 0)
-            except OutsideDomain:
-                alpha *= 0.5
-                continue
-            # strong Wolfe (c2 = 0.9) where steps run into the boundary; elsewhere the Newton step
-            # cannot overshoot and the test would only see integration noise
-            overshoot = limited and float(ev_new.gradient.ravel() @ d) > 0.9 * abs(slope)
-            if (ev_new.value <= ev.value + 1e-4 * alpha * slope and not overshoot) or (
-                    tiny and ev_new.residual_norm < ev.residual_norm):
-                accepted = ev_new
-                break
-            alpha *= 0.5
-        if accepted is None:
-            # Usually the rule is too coarse for G to be consistent: refine it and retry from t.
-            if dual.refine(f"line search failed at iteration {nit}"):
-                dual.update_placement(ev)
-                ev = dual.evaluate(t)
-                continue
-            return Outcome(ev, False, 2, f"line search failed at iteration {nit}; residual {ev.residual_norm:.2e}",
-                           nit)
-        t, ev = accepted.t, accepted
+        return d.reshape(m, m), float(g @ d)  # slope = −λ²
+
+    def retry(search):  # usually the rule is too coarse for G to be consistent: refine it, retry from t
+        if not dual.refine(f"line search failed at iteration {search.iteration}"):
+            return None
+        dual.update_placement(search.point)
+        return search.x, dual.evaluate(search.x)
+
+    def after_step(x, ev, alpha, search):
         if dual.update_placement(ev):  # new nodes: G on them, so that the line search compares one function
-            ev = dual.evaluate(t)
-        report(progress, "newton", nit, total=maxiter, residual=ev.residual_norm)
-        # Stagnation: the residual sits at the integration noise floor; refine the rule.
-        if ev.residual_norm < best_ev.residual_norm:
-            best_ev = ev
-        if ev.residual_norm < 0.5 * best or best > 1e-3:  # far from the solution, slow steps are not noise
-            best, since_best = min(best, ev.residual_norm), 0
-        else:
-            since_best += 1
-            if since_best >= 8:
-                since_best = 0
-                if not dual.refine(f"no progress for 8 iterations at residual {best:.1e}"):
-                    final = dual.evaluate(best_ev.t, check=True)
-                    ok = final.residual_norm <= dual.tolerance(final, tol)
-                    return Outcome(final, ok, 0 if ok else 2, "stopped at the integration noise floor "
-                                   f"(best residual {final.residual_norm:.2e})", nit)
-                ev = dual.evaluate(t)
+            ev = dual.evaluate(x)
+        report(progress, "newton", search.iteration, total=maxiter, residual=ev.residual_norm)
+        return floor.after(dual, tol, x, ev) or (x, ev)
+
+    out = damped_newton_minimise(
+        evaluate, t, maxiter=maxiter, start=ev, measure=lambda ev: ev.residual_norm, direction=direction,
+        max_step=lambda x, d: _fraction_to_boundary(dual, x, d), accept=lambda new, alpha, search: _accept(
+            search, new, alpha), max_trials=16, min_alpha=None, stop=stop, retry=retry, after_step=after_step)
+    return _outcome(out, maxiter)
+
+
+def _outcome(out, maxiter: int) -> Outcome:
+    """The :class:`Outcome` (legacy integer status, this solver's messages) of the minimiser's end."""
+    ev, nit = out.point, out.iterations
+    message = {"max-iterations": f"maximum number of iterations ({maxiter}) reached; residual {ev.residual_norm:.2e}",
+               "line-search-failed": f"line search failed at iteration {nit}; residual {ev.residual_norm:.2e}",
+               }.get(out.status, out.message)
+    return Outcome(ev, out.converged, {"converged": 0, "max-iterations": 1}.get(out.status, 2), message, nit)
 
 
 def _totals(ev) -> dict:

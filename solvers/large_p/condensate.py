@@ -45,6 +45,7 @@ from theory.observables import Observables
 from solvers.large_p.branches import BranchSystem, newton_branches
 from solvers.large_p.dual import domain_q, evaluate_smoothed_dual
 from solvers.large_p.problem import LargePProblem, parameter_name
+from solvers.newton import Point, damped_newton_minimise, max_abs
 
 __all__ = ["LargePCondensate", "CondensateSystem", "condensate_system", "q_derivatives", "solve_linear_growth"]
 
@@ -314,10 +315,11 @@ def _interior_start(problem, t, eps):
 
 def _minimise_barrier(problem, t, beta, eps, warm, n_random, seed, tol=1e-9, maxiter=40):
     """Damped Newton on the barrier dual G_β(t) − ε Σ_j log(1 − q_j(t)) from t (first moved inside
-    the domain if the barrier is infinite there, see :func:`_interior_start`). The Newton
-    direction is −H⁺∇ (least squares, rcond 1e-14), replaced by −∇ when it is not a descent
-    direction or H is not finite, with Armijo backtracking that stays inside q < 1.
-    Returns (t, dual point, barrier directions, μ_j = ε/(1 − q_j))."""
+    the domain if the barrier is infinite there, see :func:`_interior_start`), with
+    :func:`solvers.newton.damped_newton_minimise`: the direction is −H⁺∇ (least squares, rcond
+    1e-14), replaced by −∇ when it is not a descent direction or H is not finite; Armijo
+    backtracking (slack 1e-14) that stays inside q < 1 and where ∇ is finite; converged when
+    max|∇/ρ| <= tol. Returns (t, dual point, barrier directions, μ_j = ε/(1 − q_j))."""
     pt, val, grad, hess, dirs, mus = _barrier_point(problem, t, beta, eps, warm, n_random, seed)
     if grad is None:  # on or outside q = 1 (a warm start from a neighbouring solution): move inside
         t = _interior_start(problem, t, eps)
@@ -325,34 +327,35 @@ def _minimise_barrier(problem, t, beta, eps, warm, n_random, seed, tol=1e-9, max
         if grad is None:
             raise RuntimeError(f"the barrier is infinite at the start t (q = {domain_q(problem, t):.6g})")
     rho_rep = np.repeat(problem.rho, problem.m)
-    for _ in range(maxiter):
-        if np.max(np.abs(grad / rho_rep)) <= tol:
-            break
-        d = None
-        if np.all(np.isfinite(hess)):
-            try:
-                d = -np.linalg.lstsq(hess, grad, rcond=1e-14)[0]
-            except np.linalg.LinAlgError:  # "SVD did not converge" on a badly scaled Hessian
-                d = None
-        if d is None or not np.all(np.isfinite(d)) or grad @ d >= 0:
-            d = -grad
-        lam = 1.0
-        while lam > 1e-10:
-            tn = t + lam * d.reshape(t.shape)
-            if domain_q(problem, tn) < 1.0:
-                try:
-                    new = _barrier_point(problem, tn, beta, eps, pt.maxima.points(), n_random, seed)
-                except RuntimeError:
-                    new = None
-                if (new is not None and new[2] is not None and np.all(np.isfinite(new[2]))
-                        and new[1] <= val + 1e-4 * lam * (grad @ d) + 1e-14 * (1 + abs(val))):
-                    break
-            lam *= 0.5
-        else:
-            break
-        t = tn
-        pt, val, grad, hess, dirs, mus = new
-    return t, pt, dirs, mus
+
+    def evaluate(tn, base, k):
+        if not domain_q(problem, tn) < 1.0:
+            return None
+        try:
+            new = _barrier_point(problem, tn, beta, eps, base.data[0].maxima.points(), n_random, seed)
+        except RuntimeError:
+            return None
+        if new[2] is None or not np.all(np.isfinite(new[2])):
+            return None
+        return Point(new[1], new[2], new[3], (new[0],) + new[4:])
+
+    out = damped_newton_minimise(evaluate, t, start=Point(val, grad, hess, (pt, dirs, mus)), tol=tol,
+                                 maxiter=maxiter, measure=lambda p: max_abs(p.gradient / rho_rep),
+                                 direction=_barrier_direction, slack=1e-14)
+    return (out.x,) + out.point.data
+
+
+def _barrier_direction(t, p):
+    """(d, ∇·d): d = −H⁺∇ (least squares, rcond 1e-14), or −∇ where that is not a finite descent direction."""
+    grad, hess, d = p.gradient, p.hessian, None
+    if np.all(np.isfinite(hess)):
+        try:
+            d = -np.linalg.lstsq(hess, grad, rcond=1e-14)[0]
+        except np.linalg.LinAlgError:  # "SVD did not converge" on a badly scaled Hessian
+            d = None
+    if d is None or not np.all(np.isfinite(d)) or grad @ d >= 0:
+        d = -grad
+    return d.reshape(t.shape), grad @ d
 
 
 # ---------------------------------------------------------------------- driver

@@ -33,6 +33,7 @@ from theory.domain import marginal_directions
 
 from solvers.large_p.maxima import ActionMaxima, maximise_action
 from solvers.large_p.problem import LargePProblem
+from solvers.newton import damped_newton_minimise, max_abs, solve_or_lstsq
 
 __all__ = ["SmoothedDualPoint", "evaluate_smoothed_dual", "minimise_smoothed_dual", "domain_q"]
 
@@ -112,36 +113,28 @@ def evaluate_smoothed_dual(problem: LargePProblem, t, beta: float, warm=None, he
 
 def minimise_smoothed_dual(problem: LargePProblem, t0, beta: float, *, tol: float = 1e-9, maxiter: int = 60,
                            warm=None, n_random: int = 16, seed: int = 0, q_max: float | None = None):
-    """Newton with Armijo backtracking on G_β from t0; returns (point, converged, nit).
+    """Newton with Armijo backtracking on G_β from t0 (:func:`solvers.newton.damped_newton_minimise`;
+    steepest descent where the Newton step is not a descent direction); returns (point, converged, nit).
 
     ``q_max``: reject trial points with q(t) ≥ q_max (domain of S for
     linearly growing φ, see :func:`domain_q`).
     """
-    t = np.asarray(t0, dtype=np.float64).copy()
-    pt = evaluate_smoothed_dual(problem, t, beta, warm, True, n_random, seed)
-    for it in range(1, maxiter + 1):
-        if np.max(np.abs(pt.residual)) <= tol:
-            return pt, True, it - 1
-        g = pt.gradient.ravel()
+    def evaluate(t, base, k):
+        if q_max is not None and domain_q(problem, t) >= q_max:
+            return None
         try:
-            d = -np.linalg.solve(pt.hessian, g)
-        except np.linalg.LinAlgError:
-            d = -np.linalg.lstsq(pt.hessian, g, rcond=None)[0]
+            return evaluate_smoothed_dual(problem, t, beta, base.maxima.points(), True, n_random, seed)
+        except RuntimeError:
+            return None
+
+    def direction(t, pt):
+        g = pt.gradient.ravel()
+        d = solve_or_lstsq(pt.hessian, -g)
         if g @ d >= 0:
             d = -g
-        warm_pts = pt.maxima.points()
-        lam = 1.0
-        while lam > 1e-10:
-            tn = t + lam * d.reshape(t.shape)
-            if q_max is None or domain_q(problem, tn) < q_max:
-                try:
-                    new = evaluate_smoothed_dual(problem, tn, beta, warm_pts, True, n_random, seed)
-                except RuntimeError:
-                    new = None
-                if new is not None and new.value <= pt.value + 1e-4 * lam * (g @ d) + 1e-13 * (1 + abs(pt.value)):
-                    break
-            lam *= 0.5
-        else:
-            return pt, False, it
-        t, pt = tn, new
-    return pt, bool(np.max(np.abs(pt.residual)) <= tol), maxiter
+        return d.reshape(t.shape), float(g @ d)
+
+    start = evaluate_smoothed_dual(problem, np.asarray(t0, dtype=np.float64), beta, warm, True, n_random, seed)
+    out = damped_newton_minimise(evaluate, t0, start=start, tol=tol, maxiter=maxiter,
+                                 measure=lambda pt: max_abs(pt.residual), direction=direction, slack=1e-13)
+    return out.point, out.converged, out.iterations

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from solvers.newton import damped_newton, lstsq_solver
+from solvers.newton import Point, Stop, backtrack, damped_newton, damped_newton_minimise, lstsq_solver
 from solvers.results import STATUSES
 
 
@@ -108,3 +108,104 @@ def test_refine_hook_goes_on_to_the_rounding_floor():
     assert not stuck.converged and stuck.status == "not-converged" and stuck.iterations == 1
     with pytest.raises(ValueError):
         damped_newton(circle, circle_jac, [1.0, 0.5], tol=1e-2, maxiter=5, refine=1e-13)
+
+
+# ----------------------------------------------------------------------------- the minimiser
+A_SPD = np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 0.5], [0.0, 0.5, 2.0]])
+B_VEC = np.array([1.0, -2.0, 0.5])
+
+
+def quadratic(x, base=None, k=0):
+    """f = ½ xᵀAx − bᵀx, minimiser A⁻¹b."""
+    return Point(0.5 * x @ A_SPD @ x - B_VEC @ x, A_SPD @ x - B_VEC, A_SPD)
+
+
+def rosenbrock(x, radius=1.5):
+    """Rosenbrock's function on the disk |x| < radius (None outside); minimiser (1, 1) at |x| = √2."""
+    if not np.linalg.norm(x) < radius:
+        return None
+    f = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+    g = np.array([-2 * (1 - x[0]) - 400 * x[0] * (x[1] - x[0] ** 2), 200 * (x[1] - x[0] ** 2)])
+    H = np.array([[2 - 400 * (x[1] - 3 * x[0] ** 2), -400 * x[0]], [-400 * x[0], 200.0]])
+    return Point(f, g, H)
+
+
+def test_minimiser_takes_one_newton_step_on_a_convex_quadratic():
+    out = damped_newton_minimise(quadratic, [3.0, -1.0, 2.0], tol=1e-12, maxiter=10)
+    assert out.converged and out.status == "converged" and out.iterations == 1 and out.damping == 1.0
+    assert np.allclose(out.x, np.linalg.solve(A_SPD, B_VEC), atol=1e-14, rtol=0)
+    assert out.residual <= 1e-12 and out.evaluations == 2 and out.point.value == quadratic(out.x).value
+
+
+def test_minimiser_with_a_domain_hook_stays_inside_the_domain():
+    """Rosenbrock on the disk |x| < 1.5 from (−1, 0.8): a full Newton step leaves the disk; with the
+    fraction-to-boundary cap (99% of the way) every evaluated point lies inside and (1, 1) is found.
+    Without the cap the points outside are rejected (evaluate → None) and the same minimiser is found."""
+    tried, cut = [], []
+
+    def evaluate(x, base, k):
+        tried.append(x.copy())
+        return rosenbrock(x)
+
+    def to_boundary(x, d):
+        a, b, c = d @ d, 2 * x @ d, x @ x - 1.5**2
+        alpha_max = (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)
+        cut.append(alpha_max < 1.0)
+        return min(1.0, 0.99 * alpha_max)
+
+    out = damped_newton_minimise(evaluate, [-1.0, 0.8], tol=1e-10, maxiter=100, max_step=to_boundary)
+    assert out.converged and out.status == "converged" and any(cut)
+    assert all(np.linalg.norm(x) < 1.5 for x in tried) and out.evaluations == len(tried)
+    assert np.allclose(out.x, [1.0, 1.0], atol=1e-10, rtol=0)
+    free = damped_newton_minimise(lambda x, base, k: rosenbrock(x), [-1.0, 0.8], tol=1e-10, maxiter=100)
+    assert free.converged and np.allclose(free.x, [1.0, 1.0], atol=1e-10, rtol=0)
+
+
+def test_armijo_backtracking_damps_an_overshooting_newton_step():
+    """f = √(1 + x²) from x = 3: the Newton step −x(1 + x²) overshoots to −27 and raises f; the first
+    accepted step is damped (α < 1), and the iteration converges to 0."""
+    def f(x, base, k):
+        s = math.sqrt(1 + x[0] ** 2)
+        return Point(s, np.array([x[0] / s]), np.array([[1 / s**3]]))
+
+    alphas = []
+    out = damped_newton_minimise(f, [3.0], tol=1e-12, maxiter=50,
+                                 after_step=lambda x, p, alpha, search: alphas.append(alpha))
+    assert out.converged and abs(out.x[0]) < 1e-12
+    assert alphas[0] < 1.0 and alphas[-1] == 1.0
+
+
+def test_minimiser_reports_its_statuses():
+    """max-iterations; no descent direction (a negative-curvature start of the double well
+    x⁴/4 − x²/2, where the Newton direction climbs); line-search-failed (every trial outside the domain);
+    a hook's Stop; and ``retry`` going on from a new point."""
+    out = damped_newton_minimise(lambda x, b, k: rosenbrock(x), [-1.0, 0.8], tol=1e-14, maxiter=2)
+    assert out.status == "max-iterations" and not out.converged and out.iterations == 2
+    out = damped_newton_minimise(lambda x, b, k: rosenbrock(x), [-1.2, 1.0], tol=1e-14, maxiter=2)
+    assert out.status == "outside-domain" and out.iterations == 0 and out.residual == math.inf
+    well = lambda x, b, k: Point(x[0] ** 4 / 4 - x[0] ** 2 / 2, x[0] ** 3 - x[0], np.array([[3 * x[0] ** 2 - 1]]))  # noqa: E731
+    out = damped_newton_minimise(well, [0.1], tol=1e-12, maxiter=10)
+    assert out.status == "not-converged" and out.iterations == 0 and out.x[0] == 0.1
+    x0 = np.array([3.0, -1.0, 2.0])
+    walled = lambda x, b, k: quadratic(x) if np.array_equal(x, x0) else None  # noqa: E731
+    out = damped_newton_minimise(walled, x0, tol=1e-12, maxiter=10)
+    assert out.status == "line-search-failed" and out.iterations == 1 and np.array_equal(out.x, x0)
+    assert out.evaluations == 1 + 34 and out.damping < 1e-10  # α = 1, ..., 2⁻³³ tried (min_alpha = 1e-10)
+    out = damped_newton_minimise(walled, x0, tol=1e-12, maxiter=10,
+                                 retry=lambda s: (s.x + 0.0, quadratic(s.x)) if s.iteration == 1 else None)
+    assert out.status == "line-search-failed" and out.iterations == 2
+    out = damped_newton_minimise(quadratic, x0, tol=1e-12, maxiter=10,
+                                 after_step=lambda x, p, a, s: Stop(False, "stopped", "one step only"))
+    assert out.status == "stopped" and out.message == "one step only" and out.iterations == 1
+    assert all(s in STATUSES for s in ("converged", "max-iterations", "not-converged", "line-search-failed",
+                                       "stopped", "outside-domain"))
+
+
+def test_backtrack_stops_at_its_limits():
+    """α = 1, 1/2, ...: at most max_trials values, each > min_alpha; the α after the last one is returned."""
+    p, alpha, k = backtrack(lambda a, k: a, lambda p, a: a < 0.1)
+    assert p == alpha == 0.0625 and k == 5
+    p, alpha, k = backtrack(lambda a, k: a, lambda p, a: False, max_trials=3)
+    assert p is None and alpha == 0.125 and k == 3
+    p, alpha, k = backtrack(lambda a, k: None, lambda p, a: True, min_alpha=0.3)
+    assert p is None and alpha == 0.25 and k == 2
