@@ -137,3 +137,46 @@ def test_detailed_balance_of_one_move():
     W[1] *= 5.0
     st = PairMarginal(lin, W)
     assert abs(st.propose(1, 2, 0.7)[0] - st.logp) < 1e-9 * abs(st.logp)
+
+
+def test_bad_outlier_moves_setting_is_refused(tmp_path, capsys):
+    """``validate(outlier_moves=-1)`` raises naming the parameter; the CLI exits 2 naming the flag,
+    before any work or file."""
+    from codingschemes.cli.main import main
+    from validation.report import validate
+
+    try:
+        validate(SPEC, widths=[4], sweeps=4, burn=1, outlier_moves=-1, progress=False)
+    except ValueError as exc:
+        assert "outlier_moves" in str(exc)
+    else:
+        raise AssertionError("outlier_moves=-1 was accepted")
+    out = tmp_path / "out"
+    assert main(["validate", "--outlier-moves", "-1", "--out", str(out), "--quiet", "--no-plot"]) == 2
+    assert "--outlier-moves" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_theory_population_places_the_condensate_outliers():
+    """One outlier per condensate direction â_j with readout r â_j, r² = N λ_j / σ_1², whose
+    contribution to f_c is λ_j (t_c·â_j)₊ â_j (THEORY §4) up to its O(1/√N) noise."""
+    from theory.observables import Observables
+    from validation.populations import TheoryState, theory_population
+
+    spec = ModelSpec(nonlinearity="relu", class_sizes=(8, 4, 4), sigma_a=0.25, temperature=0.05)
+    t = np.array([[1.4, -0.2, -0.2], [-0.3, 2.0, -0.2], [-0.3, -0.2, 2.0]])
+    dirs = np.array([[0.99, -0.1, -0.1], [-0.15, 0.98, -0.1]])
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    mass = np.array([0.5, 0.4])
+    obs = Observables(outputs=np.eye(3), readout_moment=np.eye(3) * 0.05, kernel_diagonal=np.ones(3),
+                      kernel_blocks=np.eye(3))
+    state = TheoryState(spec=spec, t=t, kind="gaussian", source="test", observables=obs,
+                        covariance=np.eye(3) * 0.05, condensate=(dirs, mass))
+    n = 4000
+    pop = theory_population(state, n, np.random.default_rng(0))
+    assert len(pop.outliers) == 2
+    r = np.linalg.norm(pop.readouts[:, pop.outliers], axis=0)
+    assert np.allclose(r, np.sqrt(n * mass) / spec.sigma_w)
+    f_out = np.einsum("ri,ic->cr", pop.readouts[:, pop.outliers], pop.class_means[pop.outliers]) / n
+    expected = np.einsum("j,jc,jr->cr", mass, np.maximum(dirs @ t.T, 0.0), dirs)
+    assert np.max(np.abs(f_out - expected)) < 0.05
