@@ -31,8 +31,11 @@ Chains can also start from the theory's single-neuron measure
 ``swaps`` adds Metropolis independence moves that redraw a whole neuron
 from a theory-based proposal (:class:`validation.theory_init.NeuronProposal`),
 so neurons can change code; without them, in symmetry-broken phases
-random-start chains may freeze code fractions away from equilibrium. The
-report states the start and the moves used.
+random-start chains may freeze code fractions away from equilibrium.
+``outlier_moves`` adds pair rotations (:mod:`validation.outlier_moves`) that
+create, remove and move the outliers of a ReLU condensate; theory starts place
+those outliers (:func:`validation.populations.theory_start`). The report
+states the start and the moves used.
 """
 from __future__ import annotations
 
@@ -188,9 +191,10 @@ def _compare(widths, runs, t_obs, m):
     sampling = {**from_vector(cmp["estimate"], m, cmp["error"]).to_json(), "per_width": [
         {"width": r["width"], **from_vector(r["mean"], m, r["mcse"]).to_json(),
          "acceptance": r["acceptance"], "step_size": r["step_size"], "swap_acceptance": r["swap_acceptance"],
-         "outlier_move_acceptance": r["outlier_move_acceptance"],
          "code_fractions": r["code_fractions"],
-         "participation_ratio": r["participation_ratio"], "outliers": r["outliers"]} for r in runs]}
+         "participation_ratio": r["participation_ratio"], "outliers": r["outliers"],
+         **({} if r["outlier_move_acceptance"] is None else {"outlier_move_acceptance": r["outlier_move_acceptance"]})}
+        for r in runs]}
     if cmp["slope"] is not None:
         sampling["slope_1_over_n"] = from_vector(cmp["slope"], m).to_json()
     diagnostics = {"ess_min": float(min(np.min(r["ess"]) for r in runs)),

@@ -180,3 +180,23 @@ def test_theory_population_places_the_condensate_outliers():
     f_out = np.einsum("ri,ic->cr", pop.readouts[:, pop.outliers], pop.class_means[pop.outliers]) / n
     expected = np.einsum("j,jc,jr->cr", mass, np.maximum(dirs @ t.T, 0.0), dirs)
     assert np.max(np.abs(f_out - expected)) < 0.05
+
+
+@pytest.mark.slow
+def test_relu_paper_regime_passes_with_outlier_moves():
+    """The paper's regime (ReLU, classes 32,16,16, σ_a = 1/8, T = 0.05, N = 200), random and theory
+    starts (``init="both"``) with 20 pair moves per sweep: the report passes (R̂ rule included), and
+    in both sets of chains the outliers are the condensate's: one per direction, one-class codes,
+    and their share of each correct-class output within 0.03 of the condensate's."""
+    from validation.report import validate
+
+    spec = ModelSpec("relu", class_sizes=(32, 16, 16), sigma_a=0.125, temperature=0.05)
+    rep = validate(spec, widths=[200], chains=4, sweeps=2000, burn=400, init="both", outlier_moves=20,
+                   progress=False)
+    assert rep["passed"], (rep["z_max"], rep["diagnostics"]["rhat_max"])
+    theory_share = np.array(rep["theory"]["outlier_share"])
+    for start in ("random", "theory"):
+        out = rep["by_start"][start]["sampling"]["per_width"][0]["outliers"]
+        assert set(out["code_fractions"]) == {"100", "010", "001"}
+        assert abs(out["count"] - 3.0) < 0.1
+        assert np.max(np.abs(np.array(out["share"]) - theory_share)) < 0.03
