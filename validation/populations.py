@@ -27,6 +27,9 @@ __all__ = ["Population", "network_population", "TheoryState", "theory_state", "f
 #: a finite-P solution that stopped at the integration noise floor is used when its residual
 #: max |f − e + T t| is below this
 ACCEPT_RESIDUAL = 1e-5
+#: theory starts place condensate outliers only when some mass λ_j is at least this (below it the
+#: directions carry no share of the output: e.g. λ ~ 1e-9 for ReLU, classes 8,4,4, T = 0.05, σ_a = 1)
+CONDENSATE_MIN_MASS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -144,12 +147,13 @@ def finite_p_state(res) -> TheoryState:
 
 def theory_start(net: Network, res, rng: np.random.Generator) -> np.ndarray:
     """θ of a width-N network (orthogonal inputs) whose neurons are drawn from the finite-P theory
-    ``res``: with a ReLU condensate, one outlier per condensate direction and the bulk from the
-    single-neuron measure (:func:`theory_population`); otherwise every neuron from the
-    single-neuron measure (:func:`validation.theory_init.theory_initial_state`)."""
+    ``res``: with a ReLU condensate (some mass λ_j ≥ :data:`CONDENSATE_MIN_MASS`), one outlier per
+    condensate direction and the bulk from the single-neuron measure (:func:`theory_population`);
+    otherwise every neuron from that measure (:func:`validation.theory_init.theory_initial_state`)."""
     from .theory_init import theory_initial_state
 
-    if "condensate" not in res.extra or not len(res.extra["condensate"]["mass"]):
+    masses = res.extra.get("condensate", {}).get("mass", [])
+    if not len(masses) or max(masses) < CONDENSATE_MIN_MASS:
         return theory_initial_state(net, res, rng)
     if net.spec.inputs is not None:
         raise ValueError("theory starts need orthogonal class-structured inputs (inputs=None)")
