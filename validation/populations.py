@@ -21,12 +21,15 @@ from theory.spec import ModelSpec, SpecError
 from .coding_scheme import CodingAnalysis, analyse_population
 from .networks import Network
 
-__all__ = ["Population", "network_population", "TheoryState", "theory_state", "theory_population",
-           "ACCEPT_RESIDUAL"]
+__all__ = ["Population", "network_population", "TheoryState", "theory_state", "finite_p_state", "theory_start",
+           "theory_population", "ACCEPT_RESIDUAL"]
 
 #: a finite-P solution that stopped at the integration noise floor is used when its residual
 #: max |f − e + T t| is below this
 ACCEPT_RESIDUAL = 1e-5
+#: theory starts place condensate outliers only when some mass λ_j is at least this (below it the
+#: directions carry no share of the output: e.g. λ ~ 1e-9 for ReLU, classes 8,4,4, T = 0.05, σ_a = 1)
+CONDENSATE_MIN_MASS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,35 @@ def _large_p_state(spec: ModelSpec) -> TheoryState:
                        branches=tuple(branches), condensate=cond, large_p=sol)
 
 
+def finite_p_state(res) -> TheoryState:
+    """The :class:`TheoryState` of a finite-P solution (a :class:`solvers.results.SolveResult`): p_t(a)
+    drawn by sampling-importance-resampling, and the condensate of ``res.extra`` if it has one."""
+    spec = res.spec
+    cond = None
+    if "condensate" in res.extra:
+        c = res.extra["condensate"]
+        cond = (np.atleast_2d(np.asarray(c["directions"], dtype=np.float64)), np.asarray(c["mass"], dtype=np.float64))
+    return TheoryState(spec=spec, t=res.t, kind="sir", observables=res.observables, result=res, condensate=cond,
+                       source=f"finite-P theory (P = {spec.P})"
+                       + ("" if res.success else f", residual {res.residual_norm:.1e}: {res.message}"))
+
+
+def theory_start(net: Network, res, rng: np.random.Generator) -> np.ndarray:
+    """θ of a width-N network (orthogonal inputs) whose neurons are drawn from the finite-P theory
+    ``res``: with a ReLU condensate (some mass λ_j ≥ :data:`CONDENSATE_MIN_MASS`), one outlier per
+    condensate direction and the bulk from the single-neuron measure (:func:`theory_population`);
+    otherwise every neuron from that measure (:func:`validation.theory_init.theory_initial_state`)."""
+    from .theory_init import theory_initial_state
+
+    masses = res.extra.get("condensate", {}).get("mass", [])
+    if not len(masses) or max(masses) < CONDENSATE_MIN_MASS:
+        return theory_initial_state(net, res, rng)
+    if net.spec.inputs is not None:
+        raise ValueError("theory starts need orthogonal class-structured inputs (inputs=None)")
+    pop = theory_population(finite_p_state(res), net.width, rng)
+    return net.pack(pop.preactivations, pop.readouts)  # orthogonal inputs with N0 = P: W = h
+
+
 def theory_state(spec: ModelSpec, source: str = "auto", cache: dict | None = None,
                  progress=None) -> TheoryState:
     """The theory of ``spec`` to draw populations from, cached in ``cache`` (a dict) if given.
@@ -160,14 +192,7 @@ def theory_state(spec: ModelSpec, source: str = "auto", cache: dict | None = Non
         res = solve(spec)
         usable = res.success or res.residual_norm <= ACCEPT_RESIDUAL
         if usable or source == "finite":
-            cond = None
-            if "condensate" in res.extra:
-                c = res.extra["condensate"]
-                cond = (np.atleast_2d(np.asarray(c["directions"], dtype=np.float64)),
-                        np.asarray(c["mass"], dtype=np.float64))
-            state = TheoryState(spec=spec, t=res.t, kind="sir", observables=res.observables, result=res,
-                                condensate=cond, source=f"finite-P theory (P = {spec.P})"
-                                + ("" if res.success else f", residual {res.residual_norm:.1e}: {res.message}"))
+            state = finite_p_state(res)
         elif progress:
             progress(f"finite-P solve of {spec.nonlinearity} did not converge ({res.message}); using large P")
     if state is None:

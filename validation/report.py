@@ -31,8 +31,11 @@ Chains can also start from the theory's single-neuron measure
 ``swaps`` adds Metropolis independence moves that redraw a whole neuron
 from a theory-based proposal (:class:`validation.theory_init.NeuronProposal`),
 so neurons can change code; without them, in symmetry-broken phases
-random-start chains may freeze code fractions away from equilibrium. The
-report states the start and the moves used.
+random-start chains may freeze code fractions away from equilibrium.
+``outlier_moves`` adds pair rotations (:mod:`validation.outlier_moves`) that
+create, remove and move the outliers of a ReLU condensate; theory starts place
+those outliers (:func:`validation.populations.theory_start`). The report
+states the start and the moves used.
 """
 from __future__ import annotations
 
@@ -54,7 +57,9 @@ from .collapsed import collapsed_sweep
 from .networks import Network, gibbs_sweep
 from .samplers import StepSizeAdaptation
 from .sparse import OUTLIER_FACTOR, outlier_summary, theory_outlier_share
-from .theory_init import NeuronProposal, neuron_swap, theory_code_fractions, theory_initial_state
+from .outlier_moves import pair_rotation_moves
+from .populations import theory_start
+from .theory_init import NeuronProposal, neuron_swap, theory_code_fractions
 from .results import SamplingReport, StationarityReport
 from .observables import (class_mean_activations, code_fractions, from_vector, neuron_codes, observables_vector,
                           output_contributions, participation_ratio)
@@ -112,8 +117,10 @@ def _chain(job: dict) -> dict:
               if (swaps or job["start"] == "theory") else None)
     proposal = NeuronProposal(theory) if swaps else None
     rng = np.random.default_rng([job["seed"], width, job["chain"], 0 if job["start"] == "random" else 1])
-    theta = net.prior_sample(rng) if job["start"] == "random" else theory_initial_state(net, theory, rng)
+    theta = net.prior_sample(rng) if job["start"] == "random" else theory_start(net, theory, rng)
+    n_pair = job.get("outlier_moves", 0)
     draws, acc, swap_acc, fractions, prs, outliers, outlier_codes = [], [], [], {}, [], [], {}
+    pair_acc = []
     # dual averaging of the W step size to MALA's optimal acceptance 0.574, during burn-in only
     adapt = StepSizeAdaptation(job["step_size"]) if burn > 0 else None
     step = job["step_size"]
@@ -126,6 +133,9 @@ def _chain(job: dict) -> dict:
         for _ in range(swaps):
             theta, ok = neuron_swap(rng, net, theta, proposal)
             swap_acc.append(ok)
+        if n_pair:
+            theta, k = pair_rotation_moves(rng, net, theta, n_pair)
+            pair_acc.append(k / n_pair)
         if s >= burn:
             draws.append(observables_vector(net, theta).tolist())
             if (s - burn) % 10 == 0:
@@ -141,7 +151,7 @@ def _chain(job: dict) -> dict:
     return {"draws": draws, "acceptance": float(np.mean(acc[burn:])), "step_size": step,
             "swap_acceptance": float(np.mean(swap_acc)) if swap_acc else None,
             "code_fractions_sum": fractions, "participation_ratios": prs, "outliers": outliers,
-            "outlier_codes": outlier_codes}
+            "outlier_codes": outlier_codes, "outlier_move_acceptance": float(np.mean(pair_acc)) if pair_acc else None}
 
 
 def _combine_chains(width: int, results: list[dict]) -> dict:
@@ -153,6 +163,7 @@ def _combine_chains(width: int, results: list[dict]) -> dict:
             fractions[k] = fractions.get(k, 0.0) + v
     prs = [p for r in results for p in r["participation_ratios"]]
     swaps = [r["swap_acceptance"] for r in results if r["swap_acceptance"] is not None]
+    pairs = [r["outlier_move_acceptance"] for r in results if r.get("outlier_move_acceptance") is not None]
     out_arr = np.array([row for r in results for row in r["outliers"]])  # draws × (count, share_c...)
     out_codes: dict = {}
     for r in results:
@@ -168,7 +179,8 @@ def _combine_chains(width: int, results: list[dict]) -> dict:
             "outliers": {"criterion": f"readout norm > {OUTLIER_FACTOR:g} × median", "count": float(out_arr[:, 0].mean()),
                          "share": out_arr[:, 1:].mean(axis=0).tolist(),
                          "code_fractions": {k: v / n_out for k, v in sorted(out_codes.items())} if n_out else {}},
-            "swap_acceptance": float(np.mean(swaps)) if swaps else None}
+            "swap_acceptance": float(np.mean(swaps)) if swaps else None,
+            "outlier_move_acceptance": float(np.mean(pairs)) if pairs else None}
 
 
 def _compare(widths, runs, t_obs, m):
@@ -180,7 +192,9 @@ def _compare(widths, runs, t_obs, m):
         {"width": r["width"], **from_vector(r["mean"], m, r["mcse"]).to_json(),
          "acceptance": r["acceptance"], "step_size": r["step_size"], "swap_acceptance": r["swap_acceptance"],
          "code_fractions": r["code_fractions"],
-         "participation_ratio": r["participation_ratio"], "outliers": r["outliers"]} for r in runs]}
+         "participation_ratio": r["participation_ratio"], "outliers": r["outliers"],
+         **({} if r["outlier_move_acceptance"] is None else {"outlier_move_acceptance": r["outlier_move_acceptance"]})}
+        for r in runs]}
     if cmp["slope"] is not None:
         sampling["slope_1_over_n"] = from_vector(cmp["slope"], m).to_json()
     diagnostics = {"ess_min": float(min(np.min(r["ess"]) for r in runs)),
@@ -193,10 +207,13 @@ def _compare(widths, runs, t_obs, m):
             "passed": bool(cmp["passed"] and rule["met"]), "comparison": cmp["rule"]}
 
 
-def _check_arguments(spec, widths, chains, sweeps, burn, step_size, init, swaps, scaling, sampler) -> list:
+def _check_arguments(spec, widths, chains, sweeps, burn, step_size, init, swaps, scaling, sampler,
+                     outlier_moves=0) -> list:
     """The arguments of :func:`validate`, checked (ValueError naming the bad one); the widths as ints."""
     if not isinstance(swaps, int) or swaps < 0:
         raise ValueError(f"swaps must be an integer >= 0 (got {swaps!r})")
+    if not isinstance(outlier_moves, int) or outlier_moves < 0:
+        raise ValueError(f"outlier_moves must be an integer >= 0 (got {outlier_moves!r})")
     if init not in ("random", "theory", "both"):
         raise ValueError(f"init must be 'random', 'theory' or 'both' (got {init!r})")
     if sampler not in SWEEPS:
@@ -223,7 +240,7 @@ def _check_arguments(spec, widths, chains, sweeps, burn, step_size, init, swaps,
 def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500, burn: int = 300,
              step_size: float = 0.3, seed: int = 0, progress: bool = True, init: str = "random",
              swaps: int = 0, scaling: str = "mean-field", checkpoint=None, workers: int = 1,
-             sampler: str = "collapsed") -> SamplingReport:
+             sampler: str = "collapsed", outlier_moves: int = 0) -> SamplingReport:
     """Run the comparison; returns the report (:class:`validation.results.SamplingReport`, ``converged``
     = "passed"; its entries JSON-ready, arrays as lists).
 
@@ -233,11 +250,14 @@ def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500
     one neuron from a theory-based proposal (mode-changing moves, THEORY §7). ``scaling``:
     "mean-field" (γ = 1, β = N/T, compared with :func:`solvers.solve`) or "lazy" (γ = 1/2,
     β = 1/T, compared with the NNGP baseline :func:`solvers.solve.solve_lazy`). Every chain is one
+    ``outlier_moves``: pair-rotation moves per sweep (:mod:`validation.outlier_moves`: they create,
+    remove and move the outliers of a ReLU condensate; exact, with the readout integrated out). Every chain is one
     point of a sweep written to ``checkpoint`` (JSON Lines) as it finishes; rerunning with the same
     settings and file resumes without recomputing finished chains. ``workers`` chains run in parallel.
     """
     t0 = time.perf_counter()
-    widths = _check_arguments(spec, widths, chains, sweeps, burn, step_size, init, swaps, scaling, sampler)
+    widths = _check_arguments(spec, widths, chains, sweeps, burn, step_size, init, swaps, scaling, sampler,
+                              outlier_moves)
     theory = _theory(spec, scaling)
     m = spec.m
     t_obs = theory.observables
@@ -245,6 +265,8 @@ def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500
     jobs = [{"spec": spec.to_dict(), "scaling": scaling, "width": N, "chain": c, "start": st, "sweeps": sweeps,
              "burn": burn, "step_size": step_size, "swaps": swaps, "seed": seed, "sampler": sampler}
             for st in starts for N in widths for c in range(chains)]
+    if outlier_moves:  # the key only when used: earlier checkpoints keep their settings hash
+        jobs = [{**j, "outlier_moves": outlier_moves} for j in jobs]
     results = _run_jobs(jobs, checkpoint, workers, progress)
     by_start = {}
     for st in starts:
@@ -254,6 +276,8 @@ def validate(spec: ModelSpec, widths=(400,), chains: int = 4, sweeps: int = 1500
     main = by_start[starts[0]]
     moves = (f"; {swaps} neuron swaps per sweep (mode-changing moves)" if swaps
              else "; no mode-changing moves: in broken phases code fractions may be frozen")
+    if outlier_moves:
+        moves += f"; {outlier_moves} pair-rotation (outlier) moves per sweep"
     start_text = {"random": "chains started from the prior",
                   "theory": "chains started from the theory's single-neuron measure"}
     report = {
@@ -326,7 +350,7 @@ def stationarity(spec: ModelSpec, width: int, init_spec: ModelSpec | None = None
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(chains):
-        theta = theory_initial_state(net, theory, rng)
+        theta = theory_start(net, theory, rng)
         draws = [observables_vector(net, theta)]
         for _ in range(sweeps):
             theta, _ = SWEEPS[sampler](rng, net, theta, step_size=step_size, n_mala=5)

@@ -12,8 +12,9 @@ resampling (50 Student-t candidates per neuron from the bulk Gaussian of
 p_t, weighted by e^{S(a)}/q(a)), h by inverse-CDF sampling of the 1-D tilted
 laws on a fine grid. Starting chains there is the stationarity test of
 THEORY §7: if the theory is right the observables stay at its values.
-The ReLU condensate (outliers beyond the needle radius) is not placed yet, so
-theory starts are meaningful where the solution has no condensate.
+The ReLU condensate (outliers beyond the needle radius) is not drawn here:
+:func:`validation.populations.theory_start` places it (one outlier per
+condensate direction) and draws the bulk with these functions.
 """
 from __future__ import annotations
 

@@ -57,6 +57,9 @@ def add_validate_parser(subparsers):
                         "resumes from it (default: OUT/validate-<hash of the settings>.jsonl)")
     v.add_argument("--swaps", type=int, default=0,
                    help="Metropolis neuron swaps per sweep (mode-changing moves from a theory proposal)")
+    v.add_argument("--outlier-moves", type=int, default=0,
+                   help="pair-rotation moves per sweep that create, remove and move ReLU outliers (exact; "
+                        "one hidden layer; default 0)")
     add_shared(v, "format", "out", "no_plot", "quiet", "layers",
                notes={"out": "the PNG report and the chain checkpoints go there", "no_plot": "the PNG report",
                       "layers": "L >= 2: deep networks against the deep theory (linear closed form, or "
@@ -119,7 +122,7 @@ def check_validate(args):
         raise SpecError(f"--temperature: temperature must be > 0 for sampled networks (got {args.temperature})")
     widths = _widths(args.widths)
     check_counts(args, {"chains": (MIN_CHAINS, None), "sweeps": (1, None), "burn": (0, None), "workers": (1, None),
-                        "swaps": (0, None)})
+                        "swaps": (0, None), "outlier_moves": (0, None)})
     if args.burn >= args.sweeps:
         raise SpecError(f"--burn must be smaller than --sweeps ({args.sweeps}) (got {args.burn})")
     spec = ModelSpec(nonlinearity=args.nonlinearity, sigma_w=args.sigma_w, sigma_a=args.sigma_a,
@@ -132,7 +135,7 @@ def check_validate(args):
         return spec, widths
     deep = "with --layers >= 2 (the deep comparison)"
     not_applicable("validate", args, ("scaling",), deep + ": it samples the mean-field scaling only", error=True)
-    not_applicable("validate", args, ("sampler", "workers", "checkpoint"), deep)
+    not_applicable("validate", args, ("sampler", "workers", "checkpoint", "outlier_moves"), deep)
     if args.init == "theory" and len(widths) > 1:
         warn("validate", f"--widths: the deep stationarity test (--init theory) runs at the first width only "
                          f"({widths[0]})")
@@ -153,6 +156,8 @@ def run_validate(args) -> int:
     settings = {**spec.to_dict(), "widths": widths, "chains": args.chains, "sweeps": args.sweeps,
                 "burn": args.burn, "seed": args.seed, "init": args.init, "swaps": args.swaps,
                 "scaling": args.scaling, "sampler": args.sampler}
+    if args.outlier_moves:  # only when used: earlier checkpoints keep their name
+        settings["outlier_moves"] = args.outlier_moves
     digest = settings_digest(settings)
     checkpoint = args.checkpoint or str(Path(args.out) / f"validate-{digest}.jsonl")
     if not args.quiet:
@@ -161,7 +166,7 @@ def run_validate(args) -> int:
         report = validate(spec, widths=widths, chains=args.chains, sweeps=args.sweeps, burn=args.burn,
                           seed=args.seed, progress=not args.quiet, init=args.init, swaps=args.swaps,
                           scaling=args.scaling, workers=args.workers, checkpoint=checkpoint,
-                          sampler=args.sampler)
+                          sampler=args.sampler, outlier_moves=args.outlier_moves)
     except ValueError as exc:
         raise SpecError(str(exc)) from None
     emit(report, args.format, lambda: _table(report), indent=2)
