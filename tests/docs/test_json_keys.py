@@ -38,7 +38,7 @@ COMMANDS = [
                                "--x-range 0.3:0.5:2 --y sigma_a --y-range 0.5:1:2"),
     ("validate", "validate --nonlinearity normcdf --class-sizes 4,2,2 --temperature 0.5 --widths 20,40 "
                  "--chains 2 --sweeps 40 --burn 20"),
-    ("validate-relu", "validate --nonlinearity relu --class-sizes 4,2,2 --temperature 0.5 --widths 20,40 "
+    ("validate-relu", "validate --nonlinearity relu --class-sizes 4,2,2 --temperature 0.5 --widths 20,40 --outlier-moves 2 "
                       "--chains 2 --sweeps 40 --burn 20"),
     ("validate-deep", "validate --layers 2 --nonlinearity linear --class-sizes 4,2,2 --temperature 0.5 "
                       "--widths 20,40 --chains 2 --sweeps 40 --burn 20"),
