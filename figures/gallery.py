@@ -6,16 +6,25 @@ is solved and sampled once per run. Quick mode (about a minute on two cores) use
 for the nonlinear networks and short chains of N = 100 started at the theory's population; full
 mode uses the exact finite-P solver where it converges and long chains from random starts
 (:mod:`figures.common`). Progress and timings go to stderr.
+
+Every figure is written as ``<name>.png`` (300 dpi), ``<name>.pdf`` and the JSON sidecar
+``<name>.json`` (:func:`figures.style.write_sidecar`); ``run_all`` adds the seconds its script took
+to each sidecar and merges one entry per figure into ``manifest.json`` of the folder (figure,
+script, mode, seconds, settings), so that figures made by separate ``--only`` runs share one
+manifest.
 """
 from __future__ import annotations
 
 import importlib
+import json
 import time
 from pathlib import Path
 
 from . import common
 
-__all__ = ["SCRIPTS", "run_all"]
+__all__ = ["SCRIPTS", "run_all", "update_manifest", "MANIFEST"]
+
+MANIFEST = "manifest.json"
 
 #: figure scripts, in the order they run (later ones reuse the chains of earlier ones)
 SCRIPTS = ("fig_lazy_rich", "fig_coding_schemes", "fig_readouts", "fig_drift", "fig_phase_diagram",
@@ -47,6 +56,7 @@ def run_all(out_dir, quick: bool = True, only=None) -> list:
             failures.append(exc)
             continue
         timings[name] = time.perf_counter() - t0
+        update_manifest(out, name, written, timings[name])
         paths += written
         common.log(f"{name}: {', '.join(p.name for p in written)} in {timings[name]:.1f} s")
     common.log(f"{len(paths)} figures in {time.perf_counter() - start:.1f} s: "
@@ -54,3 +64,28 @@ def run_all(out_dir, quick: bool = True, only=None) -> list:
     if failures:
         raise failures[0]
     return paths
+
+
+def update_manifest(out_dir, script: str, written, seconds: float) -> Path:
+    """Stamp ``seconds`` into the sidecars of the figures ``written`` by ``script`` and merge their
+    entries into ``out_dir/manifest.json`` ({"figures": {name: {...}}}, sorted by name)."""
+    from theory.jsonio import dumps
+
+    from .style import sidecar_path
+
+    out = Path(out_dir)
+    path = out / MANIFEST
+    manifest = json.loads(path.read_text()) if path.exists() else {"figures": {}}
+    for png in written:
+        side = sidecar_path(png)
+        if png.suffix != ".png" or not side.exists():
+            continue
+        doc = json.loads(side.read_text())
+        doc["seconds"] = round(float(seconds), 1)
+        side.write_text(dumps(doc, indent=1) + "\n")
+        manifest["figures"][png.name] = {"figure": png.name, "script": script, "mode": doc.get("mode"),
+                                         "seconds": doc["seconds"], "settings": doc.get("settings", {}),
+                                         "files": [png.name, png.with_suffix(".pdf").name, side.name]}
+    manifest["figures"] = dict(sorted(manifest["figures"].items()))
+    path.write_text(dumps(manifest, indent=1) + "\n")
+    return path
