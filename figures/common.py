@@ -28,7 +28,7 @@ import numpy as np
 from theory.spec import ModelSpec
 
 __all__ = ["NONLINEARITIES", "DISPLAY", "settings", "paper_spec", "binary_spec", "theory", "chain", "log",
-           "order_neurons", "chain_info", "analysis_info"]
+           "order_neurons", "chain_info", "analysis_info", "block_contrast"]
 
 NONLINEARITIES = ("linear", "normcdf", "relu")
 DISPLAY = {"linear": "linear", "normcdf": "sigmoid (normcdf)", "relu": "ReLU"}
@@ -130,3 +130,13 @@ def analysis_info(an) -> dict:
     return {"label": an.label, "top_k": int(an.top_k), "top_k_share": float(an.top_k_share),
             "participation_ratio": float(an.participation_ratio), "code_robustness": float(an.code_robustness),
             "codes": {k: float(v) for k, v in list(an.code_fractions.items())[:4]}}
+
+
+def block_contrast(K, class_sizes) -> float:
+    """(mean within-class off-diagonal − mean between-class entry) / mean diagonal of a kernel: 0 for a
+    kernel without class structure, 1 for a perfect class-block kernel."""
+    K = np.asarray(K, dtype=np.float64)
+    labels = np.repeat(np.arange(len(class_sizes)), class_sizes)
+    same = labels[:, None] == labels[None, :]
+    off = ~np.eye(len(K), dtype=bool)
+    return float((K[same & off].mean() - K[~same].mean()) / np.mean(np.diag(K)))

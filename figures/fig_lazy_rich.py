@@ -51,14 +51,6 @@ def _sampled_kernel(ch) -> np.ndarray:
     return phi.T @ phi / ch.net.width
 
 
-def _block_contrast(K, class_sizes) -> float:
-    """(mean within-class off-diagonal − mean between-class) / mean diagonal of a kernel."""
-    labels = np.repeat(np.arange(len(class_sizes)), class_sizes)
-    same = labels[:, None] == labels[None, :]
-    off = ~np.eye(len(K), dtype=bool)
-    return float((K[same & off].mean() - K[~same].mean()) / np.mean(np.diag(K)))
-
-
 def _split(ax, K_theory, K_sampled, title):
     M = np.triu(K_theory) + np.tril(K_sampled, -1)
     heatmap(ax, M, label="K_μν", aspect="equal")
@@ -120,10 +112,10 @@ def main(out_dir, quick: bool = True) -> list:
         an_th, an_sa = th_pop.analyse(), rich_pop.analyse()
         _raster(row[3], th_pop.activations[i_th], rich_pop.activations[i_sa],
                 "rich activations" + (" (most active)" if by == "active" else ""))
-        numbers[nl] = {"contrast": {"lazy_theory": _block_contrast(E, spec.class_sizes),
-                                    "lazy_sampled": _block_contrast(K_lazy_sa, spec.class_sizes),
-                                    "rich_theory": _block_contrast(K_rich, spec.class_sizes),
-                                    "rich_sampled": _block_contrast(K_rich_sa, spec.class_sizes)},
+        numbers[nl] = {"contrast": {"lazy_theory": common.block_contrast(E, spec.class_sizes),
+                                    "lazy_sampled": common.block_contrast(K_lazy_sa, spec.class_sizes),
+                                    "rich_theory": common.block_contrast(K_rich, spec.class_sizes),
+                                    "rich_sampled": common.block_contrast(K_rich_sa, spec.class_sizes)},
                        "rich_theory": common.analysis_info(an_th), "rich_sampled": common.analysis_info(an_sa),
                        "theory_source": st.source}
         chains[nl] = {"lazy": common.chain_info(ch_lazy), "rich": common.chain_info(ch_rich)}
