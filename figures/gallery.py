@@ -22,7 +22,8 @@ from pathlib import Path
 
 from . import common
 
-__all__ = ["SCRIPTS", "run_all", "update_manifest", "MANIFEST"]
+__all__ = ["SCRIPTS", "run_all", "update_manifest", "MANIFEST", "sidecars", "caption", "render_gallery",
+           "note_quick"]
 
 MANIFEST = "manifest.json"
 
@@ -87,5 +88,48 @@ def update_manifest(out_dir, script: str, written, seconds: float) -> Path:
                                          "seconds": doc["seconds"], "settings": doc.get("settings", {}),
                                          "files": [png.name, png.with_suffix(".pdf").name, side.name]}
     manifest["figures"] = dict(sorted(manifest["figures"].items()))
+    path.write_text(dumps(manifest, indent=1) + "\n")
+    return path
+
+
+def sidecars(folder) -> list:
+    """The figure sidecars of ``folder`` (every ``*.json`` with a "script" key), in :data:`SCRIPTS`
+    order and then by figure name."""
+    docs = []
+    for path in sorted(Path(folder).glob("*.json")):
+        doc = json.loads(path.read_text())
+        if isinstance(doc, dict) and doc.get("script") in SCRIPTS:
+            docs.append(doc)
+    return sorted(docs, key=lambda d: (SCRIPTS.index(d["script"]), d["figure"]))
+
+
+def caption(side: dict) -> str:
+    """The caption of one figure, made by its script's ``caption(sidecar)`` from the sidecar alone."""
+    return importlib.import_module(f"figures.{side['script']}").caption(side)
+
+
+def render_gallery(folder, link: str = "../gallery/") -> str:
+    """Markdown of the gallery in ``folder``: per figure a heading, the image (``link`` + name), the
+    caption from its sidecar, and a line with the mode, the seconds and the PDF."""
+    blocks = []
+    for side in sidecars(folder):
+        name = side["figure"]
+        mode = side.get("mode", "?")
+        seconds = side.get("seconds")
+        made = f"{mode} mode" + (f", {seconds:g} s" if isinstance(seconds, (int, float)) else "")
+        blocks.append(f"### {Path(name).stem}\n\n![{Path(name).stem}]({link}{name})\n\n{caption(side)}\n\n"
+                      f"*Made in {made} ([PDF]({link}{Path(name).with_suffix('.pdf').name}), "
+                      f"[numbers]({link}{Path(name).with_suffix('.json').name})).*")
+    return "\n\n".join(blocks)
+
+
+def note_quick(out_dir, reasons: dict) -> Path:
+    """Record in ``out_dir/manifest.json`` why figures of the gallery were made in quick mode
+    ({figure name: reason}, merged into the manifest's "quick_reasons")."""
+    from theory.jsonio import dumps
+
+    path = Path(out_dir) / MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest.setdefault("quick_reasons", {}).update(reasons)
     path.write_text(dumps(manifest, indent=1) + "\n")
     return path
