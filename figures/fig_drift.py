@@ -147,8 +147,11 @@ def caption(side: dict) -> str:
             f"(0: every neuron keeps its pattern, 1: as different as reshuffled neurons). At Δ = {lag} sweeps: "
             f"linear D = {nb['linear']['drift_last']:.3g}, sigmoid {nb['normcdf']['drift_last']:.3g}, ReLU "
             f"{relu.get('drift_last', float('nan')):.3g} (bulk without outliers {relu.get('drift_bulk_last', float('nan')):.3g}). "
-            f"The linear curve grows ∝ Δ (grey guide) without saturating: its last value is a lower bound set by "
-            f"the run length, not a weak drift. ReLU's bulk neurons are interchangeable, so their D saturates near "
+            + (f"The linear curve grows ∝ Δ (grey guide) without saturating: its last value is a lower bound set by "
+               f"the run length, not a weak drift. " if nb["linear"]["drift_last"] < 0.5 else
+               f"The linear curve rises diffusively (grey guide ∝ Δ) towards 1: the patterns of linear neurons "
+               f"decorrelate completely. ")
+            + f"ReLU's bulk neurons are interchangeable, so their D saturates near "
             f"1 while the outliers that carry the output keep their patterns.")
 
 
