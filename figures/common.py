@@ -28,7 +28,7 @@ import numpy as np
 from theory.spec import ModelSpec
 
 __all__ = ["NONLINEARITIES", "DISPLAY", "settings", "paper_spec", "binary_spec", "theory", "chain", "log",
-           "order_neurons"]
+           "order_neurons", "chain_info", "analysis_info", "block_contrast"]
 
 NONLINEARITIES = ("linear", "normcdf", "relu")
 DISPLAY = {"linear": "linear", "normcdf": "sigmoid (normcdf)", "relu": "ReLU"}
@@ -42,6 +42,7 @@ _SETTINGS = {
 }
 _THEORY: dict = {}
 _CHAINS: dict = {}
+_CHAIN_SETTINGS: dict = {}  # id(chain) -> the settings that made it (for the sidecars)
 _T0 = time.perf_counter()
 
 
@@ -93,6 +94,8 @@ def chain(spec: ModelSpec, quick: bool, *, width=None, sweeps=None, burn=None, s
         _CHAINS[key] = run_chain(spec, width, sweeps, burn, seed=seed, scaling=scaling, start=start, theory=th,
                                  snapshot_every=every)
         ch = _CHAINS[key]
+        _CHAIN_SETTINGS[id(ch)] = dict(width=width, sweeps=sweeps, burn=burn, start=start, scaling=scaling,
+                                       seed=seed, snapshot_every=every)
         log(f"chain {spec.nonlinearity} {scaling} P = {spec.P} N = {width}: {sweeps} sweeps from {start} start "
             f"in {time.perf_counter() - t0:.1f} s (acceptance {ch.acceptance:.2f}, step {ch.step_size:.3g})")
     return _CHAINS[key]
@@ -112,3 +115,28 @@ def order_neurons(readouts, class_means, class_sizes, n: int, by: str = "code") 
     codes = neuron_code_strings(class_means)[idx]
     top = np.argmax(np.abs(np.asarray(class_means)[idx]), axis=1)
     return idx[np.lexsort((top, codes))]
+
+
+def chain_info(ch) -> dict:
+    """The settings and sampler numbers of a chain of :func:`chain` (for the JSON sidecars)."""
+    out = dict(_CHAIN_SETTINGS.get(id(ch), {}))
+    out.update(acceptance=float(ch.acceptance), step_size=float(ch.step_size), seconds=round(float(ch.seconds), 1),
+               snapshots=len(ch.class_means))
+    return out
+
+
+def analysis_info(an) -> dict:
+    """The numbers of a :class:`validation.coding.CodingAnalysis` shown in figures and captions."""
+    return {"label": an.label, "top_k": int(an.top_k), "top_k_share": float(an.top_k_share),
+            "participation_ratio": float(an.participation_ratio), "code_robustness": float(an.code_robustness),
+            "codes": {k: float(v) for k, v in list(an.code_fractions.items())[:4]}}
+
+
+def block_contrast(K, class_sizes) -> float:
+    """(mean within-class off-diagonal − mean between-class entry) / mean diagonal of a kernel: 0 for a
+    kernel without class structure, 1 for a perfect class-block kernel."""
+    K = np.asarray(K, dtype=np.float64)
+    labels = np.repeat(np.arange(len(class_sizes)), class_sizes)
+    same = labels[:, None] == labels[None, :]
+    off = ~np.eye(len(K), dtype=bool)
+    return float((K[same & off].mean() - K[~same].mean()) / np.mean(np.diag(K)))

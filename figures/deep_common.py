@@ -27,6 +27,7 @@ from theory.observables import full_kernel
 from theory.spec import ModelSpec
 
 from . import common
+from .style import SEQUENTIAL, heatmap
 
 __all__ = ["deep_spec", "DeepChain", "deep_chain", "layer_analysis", "activity_analysis", "layer_summary",
            "split_kernel", "raster", "order_rows", "deep_nngp_kernels", "deep_linear_kernels"]
@@ -182,38 +183,30 @@ def order_rows(class_means, contributions, n: int, by: str = "code") -> np.ndarr
 def split_kernel(ax, upper, lower, title, upper_label="theory", lower_label="sampled"):
     """Kernel panel: ``upper`` in the upper triangle (with diagonal), ``lower`` below it; one colour scale."""
     M = np.triu(upper) + np.tril(lower, -1)
-    vmax = float(np.max(np.abs(M))) or 1.0
-    signed = float(np.min(M)) < -0.05 * vmax
-    im = ax.imshow(M, cmap="RdBu_r" if signed else "magma", vmin=-vmax if signed else 0.0, vmax=vmax,
-                   interpolation="nearest")
+    heatmap(ax, M)
     if upper_label != lower_label:
-        ax.plot([-0.5, len(M) - 0.5], [-0.5, len(M) - 0.5], color="0.5", lw=0.6)
+        ax.plot([-0.5, len(M) - 0.5], [-0.5, len(M) - 0.5], color="0.5", lw=0.5)
         box = dict(boxstyle="round,pad=0.15", fc="w", ec="none", alpha=0.8)
-        ax.text(0.97, 0.05, lower_label, transform=ax.transAxes, ha="right", fontsize=6.5, bbox=box)
-        ax.text(0.03, 0.92, upper_label, transform=ax.transAxes, ha="left", fontsize=6.5, bbox=box)
-    ax.set_title(title, fontsize=8)
+        ax.text(0.97, 0.03, lower_label, transform=ax.transAxes, ha="right", va="bottom", bbox=box)
+        ax.text(0.03, 0.97, upper_label, transform=ax.transAxes, ha="left", va="top", bbox=box)
+    ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
 
 
-def raster(ax, rows, class_sizes, title, xlabel="training input μ (sorted by class)", normalise=False):
+def raster(ax, rows, class_sizes, title, xlabel="training input μ (by class)", normalise=False):
     """Activations of neurons (rows) on all training inputs (columns, sorted by class); class borders
     as white lines. ``normalise``: each row divided by its largest |φ|."""
     X = np.asarray(rows, dtype=float)
     if normalise:
         X = X / np.maximum(np.max(np.abs(X), axis=1, keepdims=True), 1e-12)
-    vmax = float(np.max(np.abs(X))) or 1.0
-    signed = float(np.min(X)) < -0.02 * vmax
-    im = ax.imshow(X, cmap="RdBu_r" if signed else "magma", vmin=-vmax if signed else 0.0, vmax=vmax,
-                   aspect="auto", interpolation="nearest")
+    im = heatmap(ax, X, label="φ / max|φ|" if normalise else None)
+    signed = im.get_cmap().name != SEQUENTIAL
     for b in np.cumsum(class_sizes)[:-1]:
-        ax.axvline(b - 0.5, color="w" if not signed else "k", lw=0.8)
-    ax.set_title(title, fontsize=8)
-    ax.set_xlabel(xlabel, fontsize=7)
-    ax.set_ylabel("neuron", fontsize=7)
-    ax.tick_params(labelsize=6)
-    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
+        ax.axvline(b - 0.5, color="w" if not signed else "k", lw=0.6)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("neuron")
 
 
 def deep_nngp_kernels(nonlinearity: str, P: int, layers: int, sigmas=None) -> list:

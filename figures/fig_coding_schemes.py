@@ -11,38 +11,47 @@ Rows: linear, sigmoid (normcdf), ReLU. Columns:
 
 Neurons shown: a random subset sorted by code (linear, sigmoid) or the most active ones, largest
 output contribution first (ReLU). Each row title gives the label of
-:func:`validation.coding.analyse_population` for the theory population and for the sampled network,
-with the top-5 % share and the participation ratio.
+:func:`validation.coding.analyse_population`; the top-5 % share and the participation ratio of the
+theory population and of the sampled network are in the sidecar ``fig_coding_schemes.json`` and the
+generated caption.
 """
 from __future__ import annotations
 
 from pathlib import Path
+import time
 
 import numpy as np
 
 from . import common
-from .style import pyplot, save
+from .style import figsize, heatmap, pyplot, save, write_sidecar
 
-__all__ = ["main"]
+__all__ = ["main", "caption"]
 
 NAME = "fig_coding_schemes.png"
+SCRIPT = "fig_coding_schemes"
 SHOW = 20
 
 
-def _stacked(ax, A, B, title, xlabel, signed=None):
+def _stacked(ax, A, B, title, xlabel, bar, signed=None):
     gap = np.full((1, A.shape[1]), np.nan)
-    M = np.vstack([A, gap, B])
-    vmax = float(np.nanmax(np.abs(M))) or 1.0
-    if signed is None:
-        signed = float(np.nanmin(M)) < -0.02 * vmax
-    im = ax.imshow(M, cmap="RdBu_r" if signed else "magma", vmin=-vmax if signed else 0.0, vmax=vmax,
-                   aspect="auto", interpolation="nearest")
-    ax.axhline(len(A), color="k", lw=2)
-    ax.set_yticks([(len(A) - 1) / 2, len(A) + 1 + (len(B) - 1) / 2], ["theory", "sampled"], fontsize=7)
-    ax.set_title(title, fontsize=8)
-    ax.set_xlabel(xlabel, fontsize=7)
-    ax.tick_params(axis="x", labelsize=6)
-    ax.figure.colorbar(im, ax=ax, fraction=0.04, pad=0.02).ax.tick_params(labelsize=6)
+    heatmap(ax, np.vstack([A, gap, B]), signed=signed, label=bar)
+    ax.axhline(len(A), color="k", lw=1.5)
+    ax.set_yticks([(len(A) - 1) / 2, len(A) + 1 + (len(B) - 1) / 2], ["theory", "sampled"])
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+
+
+def _outputs(ax, spec, f, f_th, first):
+    for r in range(spec.m):
+        ax.plot(np.arange(spec.P), f[:, r], ".", ms=2.5, color=f"C{r}", label=f"output {r}" if first else None)
+        ax.plot(np.arange(spec.P), f_th[:, r], "-", lw=1, color=f"C{r}")
+    ax.plot([], [], "k.", label="sampled" if first else None)
+    ax.plot([], [], "k-", label="theory" if first else None)
+    ax.set_ylim(-0.3, 1.3)
+    ax.set_xlabel("training input μ (by class)")
+    ax.set_ylabel("f_r(x_μ)")
+    if first:
+        ax.legend(ncol=2, loc="upper right", handlelength=1.2, columnspacing=0.8)
 
 
 def main(out_dir, quick: bool = True) -> list:
@@ -50,9 +59,10 @@ def main(out_dir, quick: bool = True) -> list:
 
     plt = pyplot()
     out = Path(out_dir)
-    fig, axes = plt.subplots(3, 3, figsize=(12, 8.2), gridspec_kw={"width_ratios": [1.0, 1.5, 1.2]})
-    s = common.settings(quick)
-    for row, nl in zip(axes, common.NONLINEARITIES):
+    t0 = time.perf_counter()
+    fig, axes = plt.subplots(3, 3, figsize=figsize(2, 7.0), gridspec_kw={"width_ratios": [1.0, 1.5, 1.1]})
+    numbers, chains, sources = {}, {}, {}
+    for k, (row, nl) in enumerate(zip(axes, common.NONLINEARITIES)):
         common.log(f"coding schemes: {nl}")
         spec = common.paper_spec(nl)
         st = common.theory(spec, quick)
@@ -64,34 +74,47 @@ def main(out_dir, quick: bool = True) -> list:
         i_sa = common.order_neurons(sampled.readouts, sampled.class_means, spec.class_sizes, SHOW, by)
         a_th, a_sa = th.analyse(), sampled.analyse()
         name = common.DISPLAY[nl]
-        _stacked(row[0], th.readouts[:, i_th], sampled.readouts[:, i_sa],
-                 f"{name}: readouts a_ri (3 rows each)", "neuron" + (" (most active first)" if by == "active" else
-                                                                      " (sorted by code)"), signed=True)
-        row[0].set_yticks([1, 5], ["theory", "sampled"], fontsize=7)
-        _stacked(row[1], th.activations[i_th], sampled.activations[i_sa],
-                 f"{name}: activations φ(h_iμ) of {SHOW} neurons each", "training input μ (sorted by class)")
-        ax = row[2]
-        f = ch.mean_output()
-        labels = np.repeat(np.arange(spec.m), spec.class_sizes)
-        f_th = np.asarray(st.observables.outputs)[labels]  # theory f_{c(μ), r}
-        for r in range(spec.m):
-            ax.plot(np.arange(spec.P), f[:, r], ".", ms=3, color=f"C{r}")
-            ax.plot(np.arange(spec.P), f_th[:, r], "-", lw=1, color=f"C{r}")
-        ax.set_ylim(-0.3, 1.3)
-        ax.set_xlabel("training input μ (sorted by class)", fontsize=7)
-        ax.set_title(f"{name}: outputs r = 0, 1, 2 (blue, orange, green)\ndots: sampled f_r(x_μ), lines: theory",
-                     fontsize=8)
-        ax.tick_params(labelsize=6)
-        ax.text(0.5, 0.5, f"theory: {a_th.label} (top-{a_th.top_k} {a_th.top_k_share:.2f}, PR "
-                f"{a_th.participation_ratio:.2f})\nsampled: {a_sa.label} (top-{a_sa.top_k} {a_sa.top_k_share:.2f}, "
-                f"PR {a_sa.participation_ratio:.2f})", transform=ax.transAxes, fontsize=6.5, va="center", ha="center",
-                bbox=dict(fc="w", ec="0.7", alpha=0.9))
+        scheme = a_th.label if a_th.label == a_sa.label else f"{a_th.label} (theory), {a_sa.label} (sampled)"
+        _stacked(row[0], th.readouts[:, i_th], sampled.readouts[:, i_sa], f"{name}: {scheme}",
+                 "neuron" + (" (most active first)" if by == "active" else " (by code)"), "readout a_ri", signed=True)
+        row[0].set_yticks([1, 5], ["theory", "sampled"])
+        _stacked(row[1], th.activations[i_th], sampled.activations[i_sa], "activations φ(h_iμ)",
+                 "training input μ (by class)", "φ")
+        f_th = np.asarray(st.observables.outputs)[np.repeat(np.arange(spec.m), spec.class_sizes)]
+        _outputs(row[2], spec, ch.mean_output(), f_th, k == 0)
+        row[2].set_title("outputs")
+        numbers[nl] = {"theory": common.analysis_info(a_th), "sampled": common.analysis_info(a_sa),
+                       "f_cc_theory": np.diag(np.asarray(st.observables.outputs)).tolist(),
+                       "f_cc_sampled": [float(np.mean(ch.mean_output()[np.repeat(np.arange(spec.m), spec.class_sizes)
+                                                                        == c, c])) for c in range(spec.m)]}
+        chains[nl] = common.chain_info(ch)
+        sources[nl] = st.source
         common.log(f"  {nl}: theory {a_th.summary()}; sampled {a_sa.summary()}")
-    src = {nl: common.theory(common.paper_spec(nl), quick).source for nl in common.NONLINEARITIES}
-    fig.suptitle(f"Coding schemes, classes 32/16/16, T = 0.02, σ_a² = 1/64; sampled N = {s['width']} "
-                 f"({s['start']} start, {s['sweeps']} sweeps); theory: ReLU/sigmoid {src['relu'].split(' (')[0]}",
-                 fontsize=9)
-    return [save(fig, out / NAME, dpi=75)]
+    png = save(fig, out / NAME)
+    s = common.settings(quick)
+    write_sidecar(png, SCRIPT, quick, {"task": "classes 32/16/16, T = 0.02, σ_a² = 1/64, σ_1 = 1, mean-field",
+                                       "width": s["width"], "sweeps": s["sweeps"], "burn": s["burn"],
+                                       "start": s["start"], "shown_neurons": SHOW, "theory_source": sources,
+                                       "chains": chains}, numbers, build_seconds=round(time.perf_counter() - t0, 1))
+    return [png]
+
+
+def caption(side: dict) -> str:
+    """The gallery caption of the sidecar of this figure."""
+    st, nb = side["settings"], side["numbers"]
+    rows = []
+    for nl, v in nb.items():
+        th, sa = v["theory"], v["sampled"]
+        rows.append(f"{common.DISPLAY[nl]}: theory {th['label']} (top-{th['top_k']} share {th['top_k_share']:.2f}, "
+                    f"PR {th['participation_ratio']:.2f}), sampled {sa['label']} (top-{sa['top_k']} share "
+                    f"{sa['top_k_share']:.2f}, PR {sa['participation_ratio']:.2f})")
+    start = ("started at the theory's population, so agreement is a stationarity check" if st["start"] == "theory"
+             else "started from the prior (random starts)")
+    return (f"Coding schemes in the paper's regime ({st['task']}). Rows: linear, sigmoid, ReLU. Left: readouts of "
+            f"{st['shown_neurons']} neurons (theory above the line, one sampled network below; ReLU: most active "
+            f"first); middle: their activations on the training inputs; right: the outputs, sampled (dots) and "
+            f"theory (lines). Sampled networks: N = {st['width']}, {st['sweeps']} sweeps ({st['burn']} burn-in), "
+            f"{start}. " + "; ".join(rows) + ".")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,13 +24,16 @@ sweeps after burn-in. Rows: linear, sigmoid (normcdf), ReLU. Columns:
 from __future__ import annotations
 
 from pathlib import Path
+import time
 
 import numpy as np
 
 from . import common, deep_common as dc
-from .style import pyplot, save
+from .style import figsize, heatmap, pyplot, save, write_sidecar
 
-__all__ = ["main", "drift_values", "SETTINGS"]
+__all__ = ["main", "drift_values", "SETTINGS", "caption"]
+
+SCRIPT = "fig_deep_drift"
 
 NAME = "fig_deep_drift.png"
 LAYERS = 2
@@ -102,73 +105,85 @@ def _top_mask(patterns, fraction: float = 0.05) -> np.ndarray:
 
 
 def _patterns(ax, x0, x1, idx, title, xlabel, labels):
-    M = np.vstack([x0[idx].T, np.full((1, len(idx)), np.nan), x1[idx].T])
-    vmax = float(np.nanmax(np.abs(M))) or 1.0
-    signed = float(np.nanmin(M)) < -0.02 * vmax
-    im = ax.imshow(M, cmap="RdBu_r" if signed else "magma", vmin=-vmax if signed else 0, vmax=vmax, aspect="auto",
-                   interpolation="nearest")
+    heatmap(ax, np.vstack([x0[idx].T, np.full((1, len(idx)), np.nan), x1[idx].T]))
     m = x0.shape[1]
-    ax.axhline(m, color="k", lw=2)
-    ax.set_yticks([(m - 1) / 2, m + 1 + (m - 1) / 2], labels, fontsize=7)
-    ax.set_xlabel(xlabel, fontsize=7)
-    ax.set_title(title, fontsize=8)
-    ax.tick_params(axis="x", labelsize=6)
-    ax.figure.colorbar(im, ax=ax, fraction=0.03, pad=0.02).ax.tick_params(labelsize=6)
+    ax.axhline(m, color="k", lw=1.5)
+    ax.set_yticks([(m - 1) / 2, m + 1 + (m - 1) / 2], labels)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+
+
+def _curves(ax, d, nl):
+    for ell in range(1, LAYERS + 1):
+        ax.plot(d["lags_sweeps"], d["layers"][ell - 1]["all"], "o-", ms=2.5, color=f"C{ell - 1}",
+                label=f"layer {ell}")
+    last = d["layers"][-1]
+    if nl == "relu":
+        ax.plot(d["lags_sweeps"], last["top"], "s--", ms=2.5, color="C3", label=f"layer {LAYERS}, top {last['n_top']}")
+        ax.plot(d["lags_sweeps"], last["top_bulk"], "^:", ms=2.5, color="0.4", label=f"layer {LAYERS}, rest")
+    ax.axhline(1.0, color="k", ls="-", lw=0.5)
+    ax.text(0.03, 1.0, "reshuffled", transform=ax.get_yaxis_transform(), va="bottom")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    curves = np.array([lay["all"] for lay in d["layers"]] + ([last["top"]] if nl == "relu" else []))
+    lo = np.nanmin(curves[curves > 0]) if np.any(curves > 0) else 1e-3
+    ax.set_ylim(max(lo / 2, 1e-5), 2.0)
+    ax.set_xlabel("lag Δ (sweeps)")
+    ax.set_ylabel("drift D(Δ)")
+    ax.set_title("drift per layer")
+    ax.legend(loc="lower right", labelspacing=0.2)
 
 
 def main(out_dir, quick: bool = True, *, nonlinearities=common.NONLINEARITIES, **overrides) -> list:
     """fig_deep_drift.png. ``overrides``: any key of :data:`SETTINGS` (e.g. a tiny ``width``)."""
     plt = pyplot()
     out = Path(out_dir)
+    t0 = time.perf_counter()
     s = _settings(quick, overrides)
     n = len(nonlinearities)
-    fig, axes = plt.subplots(n, 3, figsize=(12.5, 2.6 * n + 0.8), squeeze=False,
+    fig, axes = plt.subplots(n, 3, figsize=figsize(2, 2.0 * n + 0.2), squeeze=False,
                              gridspec_kw={"width_ratios": [1.3, 1.3, 1.0]})
     values = drift_values(quick, nonlinearities, **overrides)
+    numbers = {}
     for row, nl in zip(axes, nonlinearities):
         common.log(f"deep drift: {nl}")
         d = values[nl]
-        name = common.DISPLAY[nl]
         lag, dsw = len(d["lags_sweeps"]) and s["lags"][len(d["lags_sweeps"]) - 1], d["lags_sweeps"][-1]
         for ell in range(1, LAYERS + 1):
             X = d["snapshots"][ell - 1]
             x0, x1 = X[0], X[lag]
-            norm = np.linalg.norm(x0, axis=1)
-            idx = dc.order_rows(x0, norm, SHOW, "active" if nl == "relu" else "code")
-            lay = d["layers"][ell - 1]
-            _patterns(row[ell - 1], x0, x1, idx,
-                      f"{name}, layer {ell}{' (last)' if ell == LAYERS else ''}: class-mean activations; "
-                      f"D({dsw}) = {lay['all'][-1]:.3f}",
-                      "neuron" + (" (most active at s₀ first)" if nl == "relu" else " (sorted by code at s₀)"),
-                      ["s₀", f"s₀+{dsw}"])
-        ax = row[2]
-        for ell in range(1, LAYERS + 1):
-            lay = d["layers"][ell - 1]
-            ax.plot(d["lags_sweeps"], lay["all"], "o-", ms=3, color=f"C{ell - 1}", label=f"layer {ell}")
-        last = d["layers"][-1]
+            idx = dc.order_rows(x0, np.linalg.norm(x0, axis=1), SHOW, "active" if nl == "relu" else "code")
+            _patterns(row[ell - 1], x0, x1, idx, f"layer {ell}{' (last)' if ell == LAYERS else ''}: patterns",
+                      "neuron" + (" (most active first)" if nl == "relu" else " (by code)"), ["s₀", f"s₀+{dsw}"])
+        row[0].set_ylabel(common.DISPLAY[nl], fontsize=8)
+        _curves(row[2], d, nl)
+        numbers[nl] = {"lags_sweeps": d["lags_sweeps"], "acceptance": d["acceptance"], "step_size": d["step_size"],
+                       "f_cc": list(d["outputs"]), "layers": d["layers"],
+                       "drift_last": [lay["all"][-1] for lay in d["layers"]]}
+    png = save(fig, out / NAME)
+    write_sidecar(png, SCRIPT, quick, {**s, "layers": LAYERS, "start": "random", "seed": 1, "shown_neurons": SHOW},
+                  numbers, build_seconds=round(time.perf_counter() - t0, 1))
+    return [png]
+
+
+def caption(side: dict) -> str:
+    """The gallery caption of the sidecar of this figure."""
+    st, nb = side["settings"], side["numbers"]
+    rows = []
+    for nl, v in nb.items():
+        lay = v["layers"]
+        text = (f"{common.DISPLAY[nl]}: D = {', '.join(f'{x:.3g}' for x in v['drift_last'])} (layers 1, 2), mean f_cc "
+                f"{', '.join(f'{x:.2f}' for x in v['f_cc'])}")
         if nl == "relu":
-            ax.plot(d["lags_sweeps"], last["top"], "s--", ms=3, color="C3",
-                    label=f"layer {LAYERS}, {last['n_top']} most active")
-            ax.plot(d["lags_sweeps"], last["top_bulk"], "^:", ms=3, color="0.4", label=f"layer {LAYERS}, the rest")
-        ax.axhline(1.0, color="k", ls=":", lw=0.8)
-        ax.text(d["lags_sweeps"][0], 1.05, "reshuffled neurons", fontsize=6, va="bottom")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        curves = np.array([lay["all"] for lay in d["layers"]] + ([last["top"]] if nl == "relu" else []))
-        lo = np.nanmin(curves[curves > 0]) if np.any(curves > 0) else 1e-3
-        ax.set_ylim(max(lo / 2, 1e-5), 1.6)
-        ax.set_xlabel("lag Δ (sweeps)", fontsize=7)
-        ax.set_ylabel("drift D(Δ)", fontsize=7)
-        ax.tick_params(labelsize=6)
-        ax.legend(fontsize=6, loc="lower right")
-        ratio = d["layers"][0]["all"][-1] / max(last["all"][-1], 1e-12)
-        ax.set_title(f"{name}: D(Δ) per layer; D₁/D₂ = {ratio:.2g} at {dsw}\n"
-                     f"mean f_cc {', '.join(f'{v:.2f}' for v in d['outputs'])}, acceptance {d['acceptance']:.2f}",
-                     fontsize=8)
-    fig.suptitle(f"Drift per hidden layer during sampling, L = 2, classes {'/'.join(map(str, s['class_sizes']))}, "
-                 f"T = {s['temperature']:g}, σ_a² = 1/P; sampled N = {s['width']}, prior start, "
-                 f"{s['burn']} burn-in + {s['sweeps'] - s['burn']} sweeps, snapshots every {s['every']}", fontsize=9)
-    return [save(fig, out / NAME, dpi=75)]
+            text += f", last layer's top {lay[-1]['n_top']} {lay[-1]['top'][-1]:.3g} and the rest {lay[-1]['top_bulk'][-1]:.3g}"
+        rows.append(text)
+    lag = next(iter(nb.values()))["lags_sweeps"][-1]
+    return (f"Drift per hidden layer during sampling, L = {st['layers']} (classes "
+            f"{'/'.join(map(str, st['class_sizes']))}, T = {st['temperature']:g}, σ_a² = 1/P; N = {st['width']}, "
+            f"prior start, {st['burn']} burn-in + {st['sweeps'] - st['burn']} sweeps, snapshots every {st['every']}). "
+            f"Left and middle: the class-mean activations of {st['shown_neurons']} neurons of each layer at the first "
+            f"snapshot s₀ and {lag} sweeps later; right: the drift D(Δ) per layer (0: every neuron keeps its pattern, "
+            f"1: as different as reshuffled neurons). At Δ = {lag} sweeps: " + "; ".join(rows) + ".")
 
 
 if __name__ == "__main__":  # pragma: no cover

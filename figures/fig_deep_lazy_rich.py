@@ -24,13 +24,16 @@ Activation rows are scaled to their largest |φ| so that codes are visible in bo
 from __future__ import annotations
 
 from pathlib import Path
+import time
 
 import numpy as np
 
 from . import common, deep_common as dc
-from .style import pyplot, save
+from .style import figsize, pyplot, save, write_sidecar
 
-__all__ = ["main", "lazy_rich_values", "SETTINGS"]
+__all__ = ["main", "lazy_rich_values", "SETTINGS", "caption"]
+
+SCRIPT = "fig_deep_lazy_rich"
 
 NAME = "fig_deep_lazy_vs_rich.png"
 LAYERS = 2
@@ -55,12 +58,7 @@ def _chains(nl, s):
     return lazy, rich
 
 
-def _block_contrast(K, class_sizes) -> float:
-    """(mean within-class off-diagonal − mean between-class) / mean diagonal of a kernel."""
-    labels = np.repeat(np.arange(len(class_sizes)), class_sizes)
-    same = labels[:, None] == labels[None, :]
-    off = ~np.eye(len(K), dtype=bool)
-    return float((K[same & off].mean() - K[~same].mean()) / np.mean(np.diag(K)))
+_block_contrast = common.block_contrast
 
 
 def lazy_rich_values(quick: bool = True, nonlinearities=common.NONLINEARITIES, **overrides) -> dict:
@@ -92,49 +90,60 @@ def main(out_dir, quick: bool = True, *, nonlinearities=common.NONLINEARITIES, *
     """fig_deep_lazy_vs_rich.png. ``overrides``: any key of :data:`SETTINGS` (e.g. a tiny ``width``)."""
     plt = pyplot()
     out = Path(out_dir)
+    t0 = time.perf_counter()
     s = _settings(quick, overrides)
     n = len(nonlinearities)
-    fig, axes = plt.subplots(n, 4, figsize=(12.5, 2.7 * n + 0.9), squeeze=False,
-                             gridspec_kw={"width_ratios": [1, 1.2, 1, 1.2]})
+    fig, axes = plt.subplots(n, 4, figsize=figsize(2, 2.1 * n + 0.2), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.1, 1, 1.1, 1]})
     P = sum(s["class_sizes"])
     vals = lazy_rich_values(quick, nonlinearities, **overrides)
     for row, nl in zip(axes, nonlinearities):
         common.log(f"deep lazy vs rich: {nl}")
         lazy, rich = _chains(nl, s)
-        name = common.DISPLAY[nl]
         v = vals[nl]
-        K_lazy = dc.deep_nngp_kernels(nl, P, LAYERS)[-1]
-        dc.split_kernel(row[0], K_lazy, lazy.kernel(LAYERS), f"{name}: lazy K_2\ncontrast: NNGP "
-                        f"{v['lazy_theory_contrast']:.2f}, sampled {v['lazy']['contrast']:.2f}", "NNGP theory")
-        sm = dc.layer_summary(lazy, LAYERS)
-        dc.raster(row[1], _rows(lazy, "code"), s["class_sizes"],
-                  f"{name}: lazy layer-2 activations (sampled)\n{sm['label_text']}, top-{sm['top_k']} output "
-                  f"{sm['top_share']:.2f}; mean f_cc {v['lazy']['f']:.2f}", normalise=True)
+        dc.split_kernel(row[0], dc.deep_nngp_kernels(nl, P, LAYERS)[-1], lazy.kernel(LAYERS), "lazy kernel K_2",
+                        "NNGP theory")
+        row[0].set_ylabel(common.DISPLAY[nl], fontsize=8)
+        dc.raster(row[1], _rows(lazy, "code"), s["class_sizes"], f"lazy: {v['lazy']['label']}", normalise=True)
         if nl == "linear":
             K_th, _ = dc.deep_linear_kernels(rich.spec, LAYERS)
-            dc.split_kernel(row[2], K_th[-1], rich.kernel(LAYERS), f"{name}: rich K_2\n"
-                            f"contrast: theory {_block_contrast(K_th[-1], s['class_sizes']):.2f}, sampled "
-                            f"{v['rich']['contrast']:.2f}", "deep linear theory")
+            v["rich_theory_contrast"] = _block_contrast(K_th[-1], s["class_sizes"])
+            dc.split_kernel(row[2], K_th[-1], rich.kernel(LAYERS), "rich kernel K_2", "deep linear theory")
         else:
             K = rich.kernel(LAYERS)
-            dc.split_kernel(row[2], K, K, f"{name}: rich K_2\ncontrast: sampled "
-                            f"{v['rich']['contrast']:.2f}", "sampled", "sampled")
-        sm = dc.layer_summary(rich, LAYERS)
+            dc.split_kernel(row[2], K, K, "rich kernel K_2 (sampled)", "sampled", "sampled")
         by = "active" if nl == "relu" else "code"
-        dc.raster(row[3], _rows(rich, by), s["class_sizes"],
-                  f"{name}: rich layer-2 activations (sampled{', most active' if by == 'active' else ''})\n"
-                  f"{sm['label_text']}, top-{sm['top_k']} output {sm['top_share']:.2f}; mean f_cc {v['rich']['f']:.2f}",
-                  normalise=True)
+        dc.raster(row[3], _rows(rich, by), s["class_sizes"], f"rich: {v['rich']['label']}"
+                  + (" (most active)" if by == "active" else ""), normalise=True)
+        for ax in (row[1], row[3]):
+            ax.set_yticks([])
         common.log(f"  {nl}: K_2 block contrast lazy theory {v['lazy_theory_contrast']:.3f}, lazy sampled "
                    f"{v['lazy']['contrast']:.3f}, rich sampled {v['rich']['contrast']:.3f}; lazy {v['lazy']['label']} "
                    f"(top {v['lazy']['top_share']:.2f}), rich {v['rich']['label']} (top {v['rich']['top_share']:.2f}, "
                    f"robust {v['rich']['robustness']:.2f})")
+    png = save(fig, out / NAME)
     lazy, rich = _chains(nonlinearities[0], s)
-    fig.suptitle(f"Lazy (γ = 1/2, σ_a = 1) vs rich (γ = 1, σ_a² = 1/P) networks with L = 2 hidden layers, "
-                 f"last hidden layer; classes {'/'.join(map(str, s['class_sizes']))}, T = {s['temperature']:g}\n"
-                 f"sampled N = {s['width']} from the prior, {rich.sweeps} sweeps, kernels averaged over "
-                 f"{len(rich.activations)} states; activation rows scaled to their max |φ|", fontsize=9)
-    return [save(fig, out / NAME, dpi=70)]
+    write_sidecar(png, SCRIPT, quick, {**s, "layers": LAYERS, "start": "random", "seed": 0, "sweeps": rich.sweeps,
+                                       "kept_states": len(rich.activations), "shown_neurons": SHOW},
+                  vals, build_seconds=round(time.perf_counter() - t0, 1))
+    return [png]
+
+
+def caption(side: dict) -> str:
+    """The gallery caption of the sidecar of this figure."""
+    st, nb = side["settings"], side["numbers"]
+    rows = "; ".join(f"{common.DISPLAY[nl]}: lazy {v['lazy_theory_contrast']:.2f} (NNGP) / {v['lazy']['contrast']:.2f} "
+                     f"(sampled), rich {v['rich']['contrast']:.2f} (sampled)"
+                     + (f" / {v['rich_theory_contrast']:.2f} (deep linear theory)" if "rich_theory_contrast" in v
+                        else "") + f", mean f_cc lazy {v['lazy']['f']:.2f}, rich {v['rich']['f']:.2f}"
+                     for nl, v in nb.items())
+    return (f"Lazy (standard scaling, σ_a = 1) against rich (mean-field, σ_a² = 1/P) networks with L = {st['layers']} "
+            f"hidden layers, last hidden layer, binary task (classes {'/'.join(map(str, st['class_sizes']))}, T = "
+            f"{st['temperature']:g}). Sampled N = {st['width']} from the prior, {st['sweeps']} sweeps, kernels "
+            f"averaged over {st['kept_states']} kept states; activation rows ({st['shown_neurons']} neurons) scaled to "
+            f"their largest |φ|. Theory: the NNGP kernel for lazy networks, the deep linear theory for rich linear "
+            f"ones; there is no deep nonlinear theory here. Block contrast of K_2 (0: none, 1: class blocks): "
+            f"{rows}.")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,9 +3,11 @@
 One row per nonlinearity (linear, normcdf, ReLU), scikit-learn digits 0/1/2 (offline), T = 0.5,
 σ_1 = σ_a = 1, one hidden layer. Columns:
 
-1. activations φ(h*) on the test inputs of neurons drawn from the theory's single-neuron measure
-   p_t(a, h) (h* | h Gaussian, THEORY §2), test inputs sorted by class;
-2. the same for neurons of one sampled network of width N (mean-field scaling);
+1. activations φ(h*) on the test inputs of 30 neurons drawn from the theory's single-neuron
+   measure p_t(a, h) (h* | h Gaussian, THEORY §2), test inputs sorted by class, most active first;
+2. the same for the 30 most active neurons (largest mean φ on the test inputs) of one sampled
+   network of width N (mean-field scaling), chosen among all N: for ReLU these are the few outliers
+   that carry the output;
 3. the theory's posterior-averaged kernel E_t[φ(h*) φ(h*')] on the test inputs;
 4. the mean predictor of output 0 on the test inputs: theory, GP (NNGP, THEORY §6) and sampling;
 5. the per-class error of the mean predictor (bars) and the Bayes error, which adds the
@@ -13,21 +15,26 @@ One row per nonlinearity (linear, normcdf, ReLU), scikit-learn digits 0/1/2 (off
    and for the sampled networks at width N.
 
 Everything comes from :func:`validation.generalization.generalization_report`, the engine of
-``codingschemes generalize``. Quick mode: 15 training and 15 test inputs per class, N = 60, short chains;
+``codingschemes generalize``; its sampled networks are run here by the same
+:func:`validation.generalization.sample_generalization` call with the same seeds, asking for the
+activations of all N neurons so that the most active can be shown. Sampling whose split-R̂ exceeds
+:data:`validation.diagnostics.RHAT_TARGET` is marked "not converged" in the panel title, the legend
+and the caption. Quick mode: 15 training and 15 test inputs per class, N = 60, short chains;
 full mode: 30 training inputs per class, all remaining test inputs, N = 200 and longer chains.
-The reports are also written as ``fig_generalization.json``.
+The reports are also written as ``fig_generalization.json`` (keys linear, normcdf, relu), which is
+at the same time the figure's sidecar (keys figure, mode, settings, numbers).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
+import time
 
 import numpy as np
 
 from . import common
-from .style import pyplot, save
+from .style import figsize, heatmap, pyplot, save, write_sidecar
 
-__all__ = ["main", "SETTINGS"]
+__all__ = ["main", "SETTINGS", "plot", "caption"]
 
 SETTINGS = {
     True: dict(train_per_class=15, test_per_class=15, theory_chains=64, theory_rounds=12, width=60, chains=2,
@@ -37,13 +44,24 @@ SETTINGS = {
 }
 CLASSES = (0, 1, 2)
 TEMPERATURE = 0.5
+SHOW = 30
+SCRIPT = "fig_generalization"
+NAME = "fig_generalization.png"
 COLORS = {"theory": "C0", "gp": "C1", "sampling": "C2"}
 
 
+def _most_active(activations, n: int = SHOW):
+    """(rows, indices): the ``n`` rows of largest mean activation, most active first."""
+    A = np.asarray(activations, dtype=np.float64)
+    idx = np.argsort(-A.mean(axis=1), kind="stable")[:n]
+    return A[idx], idx
+
+
 def _reports(quick: bool, nonlinearities=common.NONLINEARITIES, seed: int = 0) -> dict:
-    """{nonlinearity: JSON report of :func:`validation.generalization.generalization_report`}."""
+    """{nonlinearity: JSON report of :func:`validation.generalization.generalization_report`}, the
+    sampled networks' "activations" those of the :data:`SHOW` most active of all N neurons."""
     from theory.datasets import load_digits_dataset
-    from validation.generalization import generalization_report
+    from validation.generalization import generalization_report, sample_generalization
 
     cfg = SETTINGS[bool(quick)]
     ds = load_digits_dataset(CLASSES, train_per_class=cfg["train_per_class"], test_per_class=cfg["test_per_class"],
@@ -52,18 +70,68 @@ def _reports(quick: bool, nonlinearities=common.NONLINEARITIES, seed: int = 0) -
     for nl in nonlinearities:
         common.log(f"generalization: {nl} on {ds.description} (P = {ds.P}, {ds.n_test} test inputs)")
         spec = ds.spec(nl, 1.0, 1.0, TEMPERATURE)
-        out[nl] = generalization_report(
+        rep = generalization_report(
             ds, spec, theory_chains=cfg["theory_chains"], theory_rounds=cfg["theory_rounds"], width=cfg["width"],
-            chains=cfg["chains"], sweeps=cfg["sweeps"], seed=seed, say=common.log).to_json()
+            chains=cfg["chains"], sweeps=cfg["sweeps"], seed=seed, say=common.log, sampling=False).to_json()
+        sampled = sample_generalization(spec, ds.test_inputs, ds.test_labels, width=cfg["width"],
+                                        chains=max(cfg["chains"], 2), sweeps=max(cfg["sweeps"], 20), seed=seed,
+                                        neurons=cfg["width"])
+        rows, idx = _most_active(sampled["activations"])
+        sampled.update(activations=rows.tolist(), activations_neurons=idx.tolist(),
+                       activations_order=f"the {len(idx)} most active of {cfg['width']} neurons (mean φ on the test "
+                                         "inputs), most active first")
+        common.log(f"[sampling] N = {cfg['width']}: mean-predictor error "
+                   f"{np.round(sampled['mean_predictor_error'], 4).tolist()} (R-hat {sampled['rhat_max']:.2f})")
+        rep["sampling"] = sampled
+        out[nl] = rep
     return out
 
 
-def _raster(ax, A, title):
-    A = np.asarray(A)
-    ax.imshow(A, aspect="auto", cmap="magma", interpolation="nearest")
-    ax.set_title(title, fontsize=8)
-    ax.set_ylabel("neuron")
-    ax.set_xlabel("test input (sorted by class)")
+def _rhat_note(sa) -> str:
+    from validation.diagnostics import RHAT_TARGET
+
+    return f"R̂ {sa['rhat_max']:.2f}" + (" (unconv.)" if sa["rhat_max"] >= RHAT_TARGET else "")
+
+
+def _row(row, nl, report, labels, classes, boundaries, first):
+    th, gp, sa = report["theory"], report["gp"], report["sampling"]
+    name = common.DISPLAY.get(nl, nl)
+    A_th, _ = _most_active(th["activations"])
+    heatmap(row[0], A_th)
+    row[0].set_title("theory" + ("" if th.get("converged") else " (unconv.)"))
+    row[0].set_ylabel(f"{name}\nneurons, most active first")
+    heatmap(row[1], sa["activations"])
+    row[1].set_title(f"sampled, {_rhat_note(sa)}")
+    heatmap(row[2], th["test_kernel"])
+    row[2].set_title("theory test kernel")
+    row[2].set_xticks([])
+    row[2].set_yticks([])
+    for ax in row[:2]:
+        ax.set_yticks([])
+        ax.set_xlabel("test input (by class)")
+        for b in boundaries:
+            ax.axvline(b, color="w", lw=0.6)
+    for k, e in (("theory", th), ("gp", gp), ("sampling", sa)):
+        row[3].plot(np.asarray(e["mean_predictor"])[:, 0], ".", ms=2, color=COLORS[k],
+                    label={"sampling": "sampled", "gp": "GP"}.get(k, k))
+    row[3].plot((labels == 0).astype(float), "k-", lw=0.6, label="target")
+    row[3].set_title(f"mean predictor f_{classes[0]}")
+    row[3].set_xlabel("test input (by class)")
+    if first:
+        row[3].legend(loc="upper right", handletextpad=0.1, borderaxespad=0.1, markerscale=2, labelspacing=0.2)
+    row[3].set_ylim(-0.6, 1.9)
+    width = 0.26
+    for j, (k, e) in enumerate((("theory", th), ("gp", gp), ("sampling", sa))):
+        x = np.arange(len(classes)) + (j - 1) * width
+        row[4].bar(x, e["mean_predictor_error"], width, color=COLORS[k], label={"gp": "GP"}.get(k, k),
+                   yerr=e.get("mean_predictor_error_mcse"), error_kw=dict(lw=0.6))
+        row[4].plot(x, e["bayes_error"], "k_", ms=8, mew=1.5)
+    row[4].plot([], [], "k_", ms=8, mew=1.5, label="Bayes error")
+    row[4].set_xticks(range(len(classes)), [str(c) for c in classes])
+    row[4].set_xlabel("class")
+    row[4].set_title("error per class")
+    if first:
+        row[4].legend(loc="upper left", handletextpad=0.3, labelspacing=0.2)
 
 
 def plot(reports: dict, out, quick: bool = True):
@@ -74,49 +142,70 @@ def plot(reports: dict, out, quick: bool = True):
     labels = np.asarray(first["dataset"]["test_labels"])
     classes = first["dataset"]["classes"]
     boundaries = np.cumsum(np.bincount(labels, minlength=len(classes)))[:-1] - 0.5
-    fig, axes = plt.subplots(len(names), 5, figsize=(17, 3.0 * len(names)), squeeze=False)
-    for row, nl in zip(axes, names):
-        report = reports[nl]
-        th, gp, sa = report["theory"], report["gp"], report["sampling"]
-        conv = "" if th["converged"] else " (NOT converged)"
-        _raster(row[0], np.asarray(th["activations"])[:30],
-                f"{common.DISPLAY.get(nl, nl)}: theory neurons φ(h*){conv}")
-        _raster(row[1], np.asarray(sa["activations"])[:30],
-                f"sampled network, N = {sa['width']} (R̂ {sa['rhat_max']:.2f})")
-        row[2].imshow(th["test_kernel"], cmap="viridis")
-        row[2].set_title("theory kernel E[φ(h*)φ(h*')] on test inputs", fontsize=8)
-        for b in boundaries:
-            for ax in row[:2]:
-                ax.axvline(b, color="w", lw=0.6)
-        for k, e in (("theory", th), ("gp", gp), ("sampling", sa)):
-            row[3].plot(np.asarray(e["mean_predictor"])[:, 0], ".", ms=3, color=COLORS[k], label=k)
-        row[3].plot((labels == 0).astype(float), "k-", lw=0.8, label="target")
-        row[3].set_title(f"mean predictor of output {classes[0]}", fontsize=8)
-        row[3].set_xlabel("test input (sorted by class)")
-        row[3].legend(fontsize=7)
-        width = 0.26
-        for j, (k, e) in enumerate((("theory", th), ("gp", gp), ("sampling", sa))):
-            x = np.arange(len(classes)) + (j - 1) * width
-            row[4].bar(x, e["mean_predictor_error"], width, color=COLORS[k], label=k,
-                       yerr=e.get("mean_predictor_error_mcse"))
-            row[4].plot(x, e["bayes_error"], "k_", ms=12, mew=2)
-        row[4].plot([], [], "k_", ms=12, mew=2, label="Bayes error")
-        row[4].set_xticks(range(len(classes)), [str(c) for c in classes])
-        row[4].set_xlabel("class")
-        row[4].set_title("error per class: mean predictor (bars), Bayes (—)", fontsize=8)
-        row[4].legend(fontsize=7)
-    sp = first["spec"]
-    fig.suptitle(f"{first['dataset']['description']}: P = {sum(sp['class_sizes'])}, T = {sp['temperature']:g}, "
-                 f"σ_1 = {sp['sigma_w']:g}, σ_a = {sp['sigma_a']:g}, one hidden layer "
-                 f"({'quick' if quick else 'full'} mode)", fontsize=10)
-    return save(fig, out, dpi=80, palette=True)
+    fig, axes = plt.subplots(len(names), 5, figsize=figsize(2, 2.2 * len(names) + 0.3), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.1, 1.1, 1.0, 1.2, 0.9]}, layout="constrained")
+    for k, (row, nl) in enumerate(zip(axes, names)):
+        _row(row, nl, reports[nl], labels, classes, boundaries, k == 0)
+    return save(fig, out, layout=False)
+
+
+def numbers(reports: dict) -> dict:
+    """The numbers the figure shows, per nonlinearity (class-averaged errors and the diagnostics)."""
+    out = {}
+    for nl, rep in reports.items():
+        th, gp, sa = rep["theory"], rep["gp"], rep["sampling"]
+        out[nl] = {k: {"mean_predictor_error": float(np.mean(e["mean_predictor_error"])),
+                       "bayes_error": float(np.mean(e["bayes_error"]))} for k, e in
+                   (("theory", th), ("gp", gp), ("sampling", sa))}
+        out[nl]["theory_converged"] = bool(th.get("converged", False))
+        out[nl]["rhat_max"] = float(sa["rhat_max"])
+        out[nl]["ess_min"] = float(sa["ess_min"])
+    return out
 
 
 def main(out_dir, quick: bool = True) -> list:
     """Write ``fig_generalization.png`` and the reports ``fig_generalization.json`` to ``out_dir``."""
+    from validation.diagnostics import RHAT_TARGET
+
+    t0 = time.perf_counter()
     reports = _reports(quick)
     out = Path(out_dir)
-    js = out / "fig_generalization.json"
-    out.mkdir(parents=True, exist_ok=True)
-    js.write_text(json.dumps(reports))
-    return [plot(reports, out / "fig_generalization.png", quick), js]
+    png = plot(reports, out / NAME, quick)
+    first = reports[next(iter(reports))]
+    cfg = SETTINGS[bool(quick)]
+    js = write_sidecar(png, SCRIPT, quick, {
+        **cfg, "classes": list(CLASSES), "temperature": TEMPERATURE, "sigma_w": 1.0, "sigma_a": 1.0,
+        "dataset": first["dataset"]["description"], "P": sum(first["spec"]["class_sizes"]),
+        "n_test": len(first["dataset"]["test_labels"]), "rhat_target": RHAT_TARGET, "seed": 0, "start": "random",
+        "shown_neurons": SHOW}, numbers(reports), build_seconds=round(time.perf_counter() - t0, 1), **reports)
+    return [png, js]
+
+
+def caption(side: dict) -> str:
+    """The gallery caption of the sidecar of this figure."""
+    st, nb = side["settings"], side["numbers"]
+    rows, bad = [], []
+    for nl, v in nb.items():
+        rows.append(f"{common.DISPLAY[nl]}: theory {v['theory']['mean_predictor_error']:.3f}, GP "
+                    f"{v['gp']['mean_predictor_error']:.3f} (Bayes {v['gp']['bayes_error']:.3f}), sampled "
+                    f"{v['sampling']['mean_predictor_error']:.3f} (R̂ {v['rhat_max']:.2f})")
+        if v["rhat_max"] >= st["rhat_target"]:
+            bad.append(f"{common.DISPLAY[nl]} (R̂ {v['rhat_max']:.2f})")
+        if not v["theory_converged"]:
+            bad.append(f"the {common.DISPLAY[nl]} theory (solver)")
+    conv = (f"Not converged (R̂ ≥ {st['rhat_target']:g} or solver verdict): {', '.join(bad)}; their numbers are "
+            f"estimates from unconverged sampling." if bad else "All chains have R̂ < "
+            f"{st['rhat_target']:g} and every theory solve converged.")
+    return (f"Generalization on {st['dataset']} (P = {st['P']}, {st['n_test']} test inputs, T = "
+            f"{st['temperature']:g}, σ_1 = σ_a = 1, one hidden layer): the paper's Fig. 6 analogue. Per row: "
+            f"activations on the test inputs of {st['shown_neurons']} theory neurons and of the "
+            f"{st['shown_neurons']} most active of N = {st['width']} neurons of a sampled network, the theory's "
+            f"test kernel, the mean predictor of output 0, and the per-class error (bars: mean predictor, "
+            f"markers: Bayes error). Sampled: {st['chains']} chains of {st['sweeps']} sweeps from random starts. "
+            f"Class-averaged mean-predictor errors: " + "; ".join(rows) + f". {conv}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    print(main(sys.argv[1] if len(sys.argv) > 1 else "codingschemes_out/figures", "--full" not in sys.argv))

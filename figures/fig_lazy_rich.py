@@ -10,21 +10,27 @@ neurons above the white line and sampled neurons below, each neuron scaled by it
 Theory neurons: the prior for the lazy network (features do not move as N → ∞), the mean-field
 single-neuron measure (:func:`validation.coding.theory_population`) for the rich one; for ReLU the
 rich column shows the most active neurons (the condensate outliers first).
+
+In quick mode the rich chains start at the theory's population, so their agreement with the theory
+is a stationarity check (the panel titles and the caption say so); in full mode they start from the
+prior (random starts).
 """
 from __future__ import annotations
 
 from pathlib import Path
+import time
 
 import numpy as np
 
 from theory.observables import full_kernel
 
 from . import common
-from .style import pyplot, save
+from .style import figsize, heatmap, pyplot, save, write_sidecar
 
-__all__ = ["main"]
+__all__ = ["main", "caption"]
 
 NAME = "fig_lazy_vs_rich.png"
+SCRIPT = "fig_lazy_rich"
 SHOW = 16  # neurons per block in the activation panels
 
 
@@ -47,18 +53,14 @@ def _sampled_kernel(ch) -> np.ndarray:
 
 def _split(ax, K_theory, K_sampled, title):
     M = np.triu(K_theory) + np.tril(K_sampled, -1)
-    vmax = float(np.max(np.abs(M))) or 1.0
-    signed = float(np.min(M)) < -0.05 * vmax
-    im = ax.imshow(M, cmap="RdBu_r" if signed else "magma", vmin=-vmax if signed else 0.0, vmax=vmax,
-                   interpolation="nearest")
-    ax.plot([-0.5, len(M) - 0.5], [-0.5, len(M) - 0.5], color="0.5", lw=0.6)
-    ax.set_title(title, fontsize=8)
+    heatmap(ax, M, label="K_μν", aspect="equal")
+    ax.plot([-0.5, len(M) - 0.5], [-0.5, len(M) - 0.5], color="0.5", lw=0.5)
+    ax.set_title(title)
     box = dict(boxstyle="round,pad=0.15", fc="w", ec="none", alpha=0.8)
-    ax.text(0.97, 0.05, "sampled", transform=ax.transAxes, ha="right", fontsize=7, bbox=box)
-    ax.text(0.03, 0.92, "theory", transform=ax.transAxes, ha="left", fontsize=7, bbox=box)
+    ax.text(0.97, 0.03, "sampled", transform=ax.transAxes, ha="right", va="bottom", bbox=box)
+    ax.text(0.03, 0.97, "theory", transform=ax.transAxes, ha="left", va="top", bbox=box)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
 
 
 def _raster(ax, rows_theory, rows_sampled, title):
@@ -67,16 +69,12 @@ def _raster(ax, rows_theory, rows_sampled, title):
         return X / np.maximum(np.max(np.abs(X), axis=1, keepdims=True), 1e-12)
 
     A, B = norm(rows_theory), norm(rows_sampled)
-    gap = np.full((1, A.shape[1]), np.nan)
-    M = np.vstack([A, gap, B])
-    signed = np.nanmin(M) < -1e-9
-    ax.imshow(M, cmap="RdBu_r" if signed else "viridis", vmin=-1 if signed else 0, vmax=1, aspect="auto",
-              interpolation="nearest")
-    ax.axhline(len(A), color="k", lw=2)
-    ax.set_title(title, fontsize=8)
-    ax.set_yticks([len(A) / 2, len(A) + 1 + len(B) / 2], ["theory", "sampled"], fontsize=7)
-    ax.set_xlabel("training input (sorted by class)", fontsize=7)
-    ax.tick_params(axis="x", labelsize=6)
+    M = np.vstack([A, np.full((1, A.shape[1]), np.nan), B])
+    heatmap(ax, M, vmax=1.0, label="φ / max|φ|")
+    ax.axhline(len(A), color="k", lw=1.5)
+    ax.set_title(title)
+    ax.set_yticks([len(A) / 2, len(A) + 1 + len(B) / 2], ["theory", "sampled"])
+    ax.set_xlabel("training input (by class)")
 
 
 def main(out_dir, quick: bool = True) -> list:
@@ -84,8 +82,12 @@ def main(out_dir, quick: bool = True) -> list:
 
     plt = pyplot()
     out = Path(out_dir)
-    fig, axes = plt.subplots(3, 4, figsize=(11.5, 7.6), gridspec_kw={"width_ratios": [1, 1.25, 1, 1.25]})
+    t0 = time.perf_counter()
+    s = common.settings(quick)
+    check = " (stationarity)" if s["start"] == "theory" else ""
+    fig, axes = plt.subplots(3, 4, figsize=figsize(2, 6.6), gridspec_kw={"width_ratios": [1.1, 1, 1.1, 1]})
     rng = np.random.default_rng(0)
+    numbers, chains = {}, {}
     for row, nl in zip(axes, common.NONLINEARITIES):
         common.log(f"lazy vs rich: {nl}")
         E, K_rich, st = _theory_kernels(nl, quick)
@@ -95,27 +97,53 @@ def main(out_dir, quick: bool = True) -> list:
         ch_rich = common.chain(spec, quick)
         # lazy theory neurons: the prior (h ~ N(0, σ_1²) on orthogonal inputs)
         phi_prior = ch_lazy.net.nonlinearity(spec.sigma_w * rng.standard_normal((SHOW, spec.P)))
-        lazy_pop = ch_lazy.population()
-        rich_pop = ch_rich.population()
+        lazy_pop, rich_pop = ch_lazy.population(), ch_rich.population()
         th_pop = theory_population(st, ch_rich.net.width, rng)
         by = "active" if nl == "relu" else "code"
         i_th = common.order_neurons(th_pop.readouts, th_pop.class_means, spec.class_sizes, SHOW, by)
         i_sa = common.order_neurons(rich_pop.readouts, rich_pop.class_means, spec.class_sizes, SHOW, by)
         i_lz = common.order_neurons(lazy_pop.readouts, lazy_pop.class_means, spec.class_sizes, SHOW, "code")
         name = common.DISPLAY[nl]
-        _split(row[0], E, _sampled_kernel(ch_lazy), f"{name}: lazy kernel")
-        _raster(row[1], phi_prior, lazy_pop.activations[i_lz], f"{name}: lazy activations")
-        _split(row[2], K_rich, _sampled_kernel(ch_rich), f"{name}: rich (mean-field) kernel")
+        K_lazy_sa, K_rich_sa = _sampled_kernel(ch_lazy), _sampled_kernel(ch_rich)
+        _split(row[0], E, K_lazy_sa, "lazy kernel")
+        row[0].set_ylabel(name, fontsize=8)
+        _raster(row[1], phi_prior, lazy_pop.activations[i_lz], "lazy activations")
+        _split(row[2], K_rich, K_rich_sa, f"rich kernel{check}")
         an_th, an_sa = th_pop.analyse(), rich_pop.analyse()
         _raster(row[3], th_pop.activations[i_th], rich_pop.activations[i_sa],
-                f"{name}: rich activations{' (most active)' if by == 'active' else ''}\n"
-                f"theory {an_th.label}, sampled {an_sa.label}")
-    s = common.settings(quick)
-    fig.suptitle(f"Lazy (γ = 1/2, σ_a = 1) vs rich (γ = 1, σ_a² = 1/P) networks, classes "
-                 f"{list(s['binary_sizes'])}, T = {common.PAPER['temperature']:g}; sampled N = {s['binary_width']} "
-                 f"({'theory' if s['start'] == 'theory' else 'prior'} start for rich, prior for lazy); activation rows scaled to "
-                 "their max |φ|", fontsize=9)
-    return [save(fig, out / NAME, dpi=75)]
+                "rich activations" + (" (most active)" if by == "active" else ""))
+        numbers[nl] = {"contrast": {"lazy_theory": common.block_contrast(E, spec.class_sizes),
+                                    "lazy_sampled": common.block_contrast(K_lazy_sa, spec.class_sizes),
+                                    "rich_theory": common.block_contrast(K_rich, spec.class_sizes),
+                                    "rich_sampled": common.block_contrast(K_rich_sa, spec.class_sizes)},
+                       "rich_theory": common.analysis_info(an_th), "rich_sampled": common.analysis_info(an_sa),
+                       "theory_source": st.source}
+        chains[nl] = {"lazy": common.chain_info(ch_lazy), "rich": common.chain_info(ch_rich)}
+    png = save(fig, out / NAME)
+    write_sidecar(png, SCRIPT, quick, {"classes": list(s["binary_sizes"]), "temperature": common.PAPER["temperature"],
+                                       "width": s["binary_width"], "sweeps": s["binary_sweeps"],
+                                       "burn": s["binary_burn"], "rich_start": s["start"], "lazy_start": "random",
+                                       "shown_neurons": SHOW, "chains": chains},
+                  numbers, build_seconds=round(time.perf_counter() - t0, 1))
+    return [png]
+
+
+def caption(side: dict) -> str:
+    """The gallery caption of the sidecar of this figure."""
+    st, nb = side["settings"], side["numbers"]
+    start = ("The rich chains start at the theory's population, so their agreement with the theory is a "
+             "stationarity check, not a test of convergence from random starts." if st["rich_start"] == "theory"
+             else "Both chains start from the prior (random starts).")
+    rows = "; ".join(f"{common.DISPLAY[nl]}: lazy {v['contrast']['lazy_theory']:.2f} (theory) / "
+                     f"{v['contrast']['lazy_sampled']:.2f} (sampled), rich {v['contrast']['rich_theory']:.2f} / "
+                     f"{v['contrast']['rich_sampled']:.2f}, rich scheme {v['rich_theory']['label']} / "
+                     f"{v['rich_sampled']['label']}" for nl, v in nb.items())
+    return (f"Lazy (standard scaling, σ_a = 1) against rich (mean-field, σ_a² = 1/P) networks with one hidden layer "
+            f"on a binary task (classes {'/'.join(map(str, st['classes']))}, T = {st['temperature']:g}). Kernels: "
+            f"theory above the diagonal, one sampled network (N = {st['width']}, {st['sweeps']} sweeps, "
+            f"{st['burn']} burn-in) below; activations of {st['shown_neurons']} neurons per block, each row scaled "
+            f"to its largest |φ|. {start} Block contrast of the kernel (0: no class structure, 1: class blocks) and "
+            f"label: {rows}.")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,21 +18,43 @@ quick mode.
 """
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 import tempfile
 
 import numpy as np
 
 from . import common
+from .style import write_sidecar
 
-__all__ = ["main", "GRIDS"]
+__all__ = ["main", "GRIDS", "region", "caption"]
 
-#: (x values, y values, refine, workers) per mode; x = temperature, y = sigma_a_bar
+#: (x values, y values, refine, workers) per mode; x = temperature T, y = σ̄_a (at least 60 × 60 in full mode)
 GRIDS = {
     True: {"normcdf": (np.geomspace(0.02, 1.0, 6), np.array([0.5, 1.0, 1.5, 2.0]), 4, 1)},
-    False: {"normcdf": (np.geomspace(0.01, 1.0, 24), np.linspace(0.5, 2.0, 8), 8, 2),
-            "relu": (np.geomspace(0.01, 1.0, 10), np.linspace(0.5, 2.0, 4), 6, 2)},
+    False: {"normcdf": (np.geomspace(0.01, 1.0, 60), np.linspace(0.5, 2.0, 60), 8, 2),
+            "relu": (np.geomspace(0.01, 1.0, 60), np.linspace(0.5, 2.0, 60), 6, 2)},
 }
+SCRIPT = "fig_phase_diagram"
+
+
+def region(label) -> str:
+    """The legend text of a coding-scheme label of :func:`solvers.large_p.coding.coding_scheme`:
+    "symmetric: all neurons alike", "k groups, codes 110 101 011" (each distinct code once; a code is
+    the set of classes on which the group is active), "+ outliers ..." for the ReLU condensate."""
+    if label is None:
+        return None
+    text = str(label)
+    if text == "symmetric":
+        return "symmetric: all neurons alike"
+    head, _, outliers = text.partition(" + outliers ")
+    if head.startswith("broken, "):
+        groups, _, codes = head[len("broken, "):].partition(": ")
+        distinct = list(dict.fromkeys(codes.split()))
+        head = f"{groups}, code{'s' if len(distinct) > 1 else ''} {' '.join(distinct)}"
+    elif head == "symmetric":
+        head = "symmetric bulk"
+    return head + (f" + outliers {' '.join(dict.fromkeys(outliers.split()))}" if outliers else "")
 
 
 def _fill_missing(diagram, problem, x_name, y_name):
@@ -78,16 +100,38 @@ def main(out_dir, quick: bool = True) -> list:
                               progress=False)
             records = _fill_missing(d, problem, "temperature", "sigma_a_bar")
             n_b = len(d.boundary_points)
-            paths.append(plot_phase_diagram(
-                records, "temperature", "sigma_a_bar", "label", boundaries=d.boundary_curves(),
-                out=out / f"fig_phase_{nl}.png", xscale="log",
-                title=f"{common.DISPLAY[nl]}: coding schemes, large P, ρ = (½, ¼, ¼)"))
-            common.log(f"phase diagram {nl}: {len(set(r['result'].get('label') for r in records))} schemes, "
-                       f"{n_b} located transitions")
+            png = plot_phase_diagram(
+                records, "temperature", "sigma_a_bar", lambda rec: region(rec.get("result", {}).get("label")),
+                boundaries=d.boundary_curves(), out=out / f"fig_phase_{nl}.png", xscale="log",
+                title=f"{common.DISPLAY[nl]}, large P")
+            paths.append(png)
+            counts = Counter(region(r["result"].get("label")) for r in records if r["result"].get("label"))
+            kinds = Counter(b["kind"] for b in d.boundary_curves() if len(b["x"]) >= 2)
+            write_sidecar(png, SCRIPT, quick, {
+                "nonlinearity": nl, "grid": [len(ys), len(xs)], "temperature": [float(xs[0]), float(xs[-1])],
+                "sigma_a_bar": [float(ys[0]), float(ys[-1])], "class_fractions": [0.5, 0.25, 0.25],
+                "sigma_w": 1.0, "refine": refine, "workers": workers, "theory": "large P"},
+                {"regions": dict(counts), "points": len(records),
+                 "failed": sum(1 for r in records if not r["result"].get("label")),
+                 "located_transitions": n_b, "curves": dict(kinds)})
+            common.log(f"phase diagram {nl}: {len(counts)} schemes, {n_b} located transitions")
     finally:
         if tmp is not None:
             tmp.cleanup()
     return paths
+
+
+def caption(side: dict) -> str:
+    """The gallery caption of one phase-diagram sidecar."""
+    st, nb = side["settings"], side["numbers"]
+    regions = "; ".join(f"{k} ({v} points)" for k, v in sorted(nb["regions"].items(), key=lambda kv: -kv[1]))
+    return (f"Large-P coding schemes of {common.DISPLAY[st['nonlinearity']]} networks, class fractions ½, ¼, ¼, "
+            f"σ_1 = 1, on a {st['grid'][0]} × {st['grid'][1]} grid of σ̄_a ∈ [{st['sigma_a_bar'][0]:g}, "
+            f"{st['sigma_a_bar'][1]:g}] and T ∈ [{st['temperature'][0]:g}, {st['temperature'][1]:g}] (log). "
+            f"Regions: {regions}; {nb['failed']} points without a solution. Black curves (legend): "
+            f"{', '.join(f'{k} ×{v}' for k, v in nb['curves'].items()) or 'none'}; "
+            f"{nb['located_transitions']} transition points located by bisection between grid rows. A code lists the classes on "
+            f"which a group of neurons is active (1) or silent (0).")
 
 
 if __name__ == "__main__":  # pragma: no cover

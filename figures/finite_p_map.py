@@ -14,31 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from .phase_diagram import cell_edges
-from .style import pyplot
+from .style import AXIS_LABELS, pyplot, save
 
 __all__ = ["plot_finite_p_map", "plot_finite_p_line", "AXIS_LABELS"]
-
-AXIS_LABELS = {"temperature": "temperature T", "sigma_a": r"readout prior $\sigma_a$",
-               "sigma_a_bar": r"$\bar\sigma_a = \sigma_a\sqrt{P}$", "sigma_w": r"first-layer prior $\sigma_1$"}
 
 
 def _scale(values) -> str:
     v = np.asarray(values, dtype=np.float64)
     ok = v.size > 2 and np.all(v > 0) and v.max() / v.min() > 20
     return "log" if ok else "linear"
-
-
-def _save_both(fig, out, layout: bool = True) -> Path:
-    """Write ``out`` as PDF and PNG (150 dpi); returns the PNG path."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if layout:
-        fig.tight_layout()
-    fig.savefig(out.with_suffix(".pdf"))
-    fig.savefig(out.with_suffix(".png"), dpi=150)
-    plt = pyplot()
-    plt.close(fig)
-    return out.with_suffix(".png")
 
 
 def _labels_panel(ax, fmap, xe, ye, plt):
@@ -86,7 +70,7 @@ def plot_finite_p_map(fmap, out, title: str | None = None) -> Path:
                  fontsize=11)
     fig.tight_layout(rect=(0, 0.04 + 0.025 * ((len(handles) + 1) // 2), 1, 1))
     fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=7, frameon=False)
-    return _save_both(fig, out, layout=False)
+    return save(fig, out, layout=False)
 
 
 def plot_finite_p_line(cont, out, title: str | None = None) -> Path:
@@ -122,4 +106,4 @@ def plot_finite_p_line(cont, out, title: str | None = None) -> Path:
     spec = cont.spec
     fig.suptitle(title or f"finite P: {spec.nonlinearity}, classes {','.join(map(str, spec.class_sizes))}",
                  fontsize=11)
-    return _save_both(fig, out)
+    return save(fig, out)

@@ -6,16 +6,26 @@ is solved and sampled once per run. Quick mode (about a minute on two cores) use
 for the nonlinear networks and short chains of N = 100 started at the theory's population; full
 mode uses the exact finite-P solver where it converges and long chains from random starts
 (:mod:`figures.common`). Progress and timings go to stderr.
+
+Every figure is written as ``<name>.png`` (300 dpi), ``<name>.pdf`` and the JSON sidecar
+``<name>.json`` (:func:`figures.style.write_sidecar`); ``run_all`` adds the seconds its script took
+to each sidecar and merges one entry per figure into ``manifest.json`` of the folder (figure,
+script, mode, seconds, settings), so that figures made by separate ``--only`` runs share one
+manifest.
 """
 from __future__ import annotations
 
 import importlib
+import json
 import time
 from pathlib import Path
 
 from . import common
 
-__all__ = ["SCRIPTS", "run_all"]
+__all__ = ["SCRIPTS", "run_all", "update_manifest", "MANIFEST", "sidecars", "caption", "render_gallery",
+           "note_quick"]
+
+MANIFEST = "manifest.json"
 
 #: figure scripts, in the order they run (later ones reuse the chains of earlier ones)
 SCRIPTS = ("fig_lazy_rich", "fig_coding_schemes", "fig_readouts", "fig_drift", "fig_phase_diagram",
@@ -47,6 +57,7 @@ def run_all(out_dir, quick: bool = True, only=None) -> list:
             failures.append(exc)
             continue
         timings[name] = time.perf_counter() - t0
+        update_manifest(out, name, written, timings[name])
         paths += written
         common.log(f"{name}: {', '.join(p.name for p in written)} in {timings[name]:.1f} s")
     common.log(f"{len(paths)} figures in {time.perf_counter() - start:.1f} s: "
@@ -54,3 +65,71 @@ def run_all(out_dir, quick: bool = True, only=None) -> list:
     if failures:
         raise failures[0]
     return paths
+
+
+def update_manifest(out_dir, script: str, written, seconds: float) -> Path:
+    """Stamp ``seconds`` into the sidecars of the figures ``written`` by ``script`` and merge their
+    entries into ``out_dir/manifest.json`` ({"figures": {name: {...}}}, sorted by name)."""
+    from theory.jsonio import dumps
+
+    from .style import sidecar_path
+
+    out = Path(out_dir)
+    path = out / MANIFEST
+    manifest = json.loads(path.read_text()) if path.exists() else {"figures": {}}
+    for png in written:
+        side = sidecar_path(png)
+        if png.suffix != ".png" or not side.exists():
+            continue
+        doc = json.loads(side.read_text())
+        doc["seconds"] = round(float(seconds), 1)
+        side.write_text(dumps(doc, indent=1) + "\n")
+        manifest["figures"][png.name] = {"figure": png.name, "script": script, "mode": doc.get("mode"),
+                                         "seconds": doc["seconds"], "settings": doc.get("settings", {}),
+                                         "files": [png.name, png.with_suffix(".pdf").name, side.name]}
+    manifest["figures"] = dict(sorted(manifest["figures"].items()))
+    path.write_text(dumps(manifest, indent=1) + "\n")
+    return path
+
+
+def sidecars(folder) -> list:
+    """The figure sidecars of ``folder`` (every ``*.json`` with a "script" key), in :data:`SCRIPTS`
+    order and then by figure name."""
+    docs = []
+    for path in sorted(Path(folder).glob("*.json")):
+        doc = json.loads(path.read_text())
+        if isinstance(doc, dict) and doc.get("script") in SCRIPTS:
+            docs.append(doc)
+    return sorted(docs, key=lambda d: (SCRIPTS.index(d["script"]), d["figure"]))
+
+
+def caption(side: dict) -> str:
+    """The caption of one figure, made by its script's ``caption(sidecar)`` from the sidecar alone."""
+    return importlib.import_module(f"figures.{side['script']}").caption(side)
+
+
+def render_gallery(folder, link: str = "../gallery/") -> str:
+    """Markdown of the gallery in ``folder``: per figure a heading, the image (``link`` + name), the
+    caption from its sidecar, and a line with the mode, the seconds and the PDF."""
+    blocks = []
+    for side in sidecars(folder):
+        name = side["figure"]
+        mode = side.get("mode", "?")
+        seconds = side.get("seconds")
+        made = f"{mode} mode" + (f", {seconds:g} s" if isinstance(seconds, (int, float)) else "")
+        blocks.append(f"### {Path(name).stem}\n\n![{Path(name).stem}]({link}{name})\n\n{caption(side)}\n\n"
+                      f"*Made in {made} ([PDF]({link}{Path(name).with_suffix('.pdf').name}), "
+                      f"[numbers]({link}{Path(name).with_suffix('.json').name})).*")
+    return "\n\n".join(blocks)
+
+
+def note_quick(out_dir, reasons: dict) -> Path:
+    """Record in ``out_dir/manifest.json`` why figures of the gallery were made in quick mode
+    ({figure name: reason}, merged into the manifest's "quick_reasons")."""
+    from theory.jsonio import dumps
+
+    path = Path(out_dir) / MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest.setdefault("quick_reasons", {}).update(reasons)
+    path.write_text(dumps(manifest, indent=1) + "\n")
+    return path

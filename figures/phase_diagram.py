@@ -16,11 +16,14 @@ import numpy as np
 
 from solvers.sweep import load_sweep, record_value, to_grid
 
-from .style import pyplot, save
+from .style import axis_label, figsize, pyplot, save
 
 __all__ = ["plot_phase_diagram", "cell_edges"]
 
 _LINESTYLES = ("-", "--", ":", "-.")
+#: region colours: light tints that stay distinct for colour-blind readers (Okabe–Ito family) and under black curves
+REGION_COLORS = ("#cfe6f5", "#f7d9a8", "#b9e3cf", "#e8c4d8", "#f3efa0", "#9cc3e0", "#f2b9a0", "#d9d9d9",
+                 "#7fb8a4", "#c9a2c9")
 
 
 def cell_edges(values, scale: str = "linear") -> np.ndarray:
@@ -147,7 +150,12 @@ def _label_grid(source, x: str, y: str, label_key, label_order):
 
 
 def _draw(xs, ys, codes, ordered, x, y, label_key, *, boundaries, out, title, xscale, yscale, colors) -> Path:
-    """The heat map of label codes with its legend and boundary curves, written to ``out``."""
+    """The map of label codes with its legend and boundary curves, written to ``out`` (PNG + PDF).
+
+    Regions are filled cells; transitions are drawn as black curves on top (one line style per
+    kind). A boundary kind without a drawable curve (fewer than two finite points) is left out of
+    the legend.
+    """
     plt = pyplot()
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.lines import Line2D
@@ -155,8 +163,7 @@ def _draw(xs, ys, codes, ordered, x, y, label_key, *, boundaries, out, title, xs
 
     n = len(ordered)
     if colors is None:
-        base = plt.get_cmap("tab10" if n <= 10 else "tab20")
-        colors = [base(k % base.N) for k in range(n)]
+        colors = [REGION_COLORS[k % len(REGION_COLORS)] for k in range(n)]
     elif len(colors) < n:
         raise ValueError(f"{len(colors)} colors given for {n} labels {ordered}")
     cmap = ListedColormap(list(colors)[:n]).with_extremes(bad=(1.0, 1.0, 1.0, 0.0))
@@ -164,8 +171,8 @@ def _draw(xs, ys, codes, ordered, x, y, label_key, *, boundaries, out, title, xs
 
     xe, xticks = _axis(xs, xscale, x)
     ye, yticks = _axis(ys, yscale, y)
-    fig, ax = plt.subplots(figsize=(7.5, 5.0))
-    ax.pcolormesh(xe, ye, codes, cmap=cmap, norm=norm, shading="flat", edgecolors="none")
+    fig, ax = plt.subplots(figsize=figsize(2, 3.2))
+    ax.pcolormesh(xe, ye, codes, cmap=cmap, norm=norm, shading="flat", edgecolors="none", rasterized=True)
     ax.set_xscale(xscale)
     ax.set_yscale(yscale)
     if xticks is not None:
@@ -180,14 +187,17 @@ def _draw(xs, ys, codes, ordered, x, y, label_key, *, boundaries, out, title, xs
         handles.append(Patch(facecolor="white", edgecolor="0.5", label="missing / error"))
     styles = {}
     for bx, by, kind in _check_boundaries(boundaries):
+        ok = np.isfinite(bx) & np.isfinite(by)
+        if ok.sum() < 2:
+            continue
         style = styles.setdefault(kind, _LINESTYLES[len(styles) % len(_LINESTYLES)])
-        ax.plot(bx, by, color="black", linestyle=style, linewidth=1.5)
+        ax.plot(bx[ok], by[ok], color="black", linestyle=style, linewidth=1.2)
     handles += [Line2D([], [], color="black", linestyle=s, label=kind) for kind, s in styles.items()]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False,
-              title=label_key if isinstance(label_key, str) else None, title_fontsize=8)
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              title=label_key if isinstance(label_key, str) else None)
+    ax.set_xlabel(axis_label(x))
+    ax.set_ylabel(axis_label(y))
     done = int(codes.count())
     ax.set_title(title if title is not None else f"{label_key if isinstance(label_key, str) else 'label'} "
-                 f"over ({x}, {y}); {done}/{codes.size} points", fontsize=10)
+                 f"over ({x}, {y}); {done}/{codes.size} points")
     return save(fig, out)

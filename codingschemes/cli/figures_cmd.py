@@ -4,8 +4,10 @@ Quick mode writes every figure from the large-P theory and short
 chains; full mode uses the exact finite-P solver where it converges and long chains from random
 starts. ``--only`` runs some of the scripts (names as in :data:`figures.gallery.SCRIPTS`, with or
 without the ``fig_`` prefix); ``--no-plot`` only lists the scripts that would run (a dry run) and
-``--quiet`` silences the log on stderr. Exit code 0 when every figure was written, 1 otherwise, 2 for
-bad input.
+``--quiet`` silences the log on stderr. Each figure is written as PNG (300 dpi), PDF and a JSON
+sidecar with its numbers and settings; ``DIR/manifest.json`` lists the figures with their mode and
+seconds (:mod:`figures.gallery`). Exit code 0 when every figure was written, 1 otherwise, 2 for bad
+input.
 """
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ import argparse
 import importlib
 import inspect
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,11 +53,23 @@ def test_full_kernel_and_neuron_order():
     assert sorted(common.order_neurons(a, x, (1, 1), 10, "code")) == list(range(10))
 
 
-def test_phase_diagram_figure_quick(tmp_path):
-    """One real script end to end in quick mode (the large-P phase diagram, about 15 s)."""
-    paths = run_all(tmp_path, quick=True, only=["phase_diagram"])
+def test_phase_diagram_figure_quick(tmp_path, capsys):
+    """One real script end to end in quick mode through the CLI, ``codingschemes figures --quick
+    --only phase_diagram`` (the large-P phase diagram, about 15 s): PNG, vector PDF, JSON sidecar
+    with the settings and numbers, and the manifest entry with its seconds."""
+    assert run_figures(_parse(["figures", "--quick", "--out", str(tmp_path), "--only", "phase_diagram"])) == 0
+    paths = [p for p in map(Path, capsys.readouterr().out.split()) if p.suffix == ".png"]
     assert [p.name for p in paths] == ["fig_phase_normcdf.png"]
     assert 5_000 < paths[0].stat().st_size < MAX_BYTES
+    assert paths[0].with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+    side = json.loads(paths[0].with_suffix(".json").read_text())
+    assert side["figure"] == "fig_phase_normcdf.png" and side["mode"] == "quick" and side["seconds"] > 0
+    assert side["settings"]["grid"] == [4, 6] and sum(side["numbers"]["regions"].values()) == 24
+    assert all("sigma_a_bar" not in k for k in side["numbers"]["regions"])
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["figures"]["fig_phase_normcdf.png"]["seconds"] == side["seconds"]
+    from figures.gallery import caption
+    assert "4 × 6 grid" in caption(side)
 
 
 @pytest.mark.slow
@@ -68,6 +81,7 @@ def test_quick_mode_writes_every_figure(tmp_path, capsys):
     for name in EXPECTED:
         size = (tmp_path / name).stat().st_size
         assert 5_000 < size < MAX_BYTES, (name, size)
+        assert (tmp_path / name).with_suffix(".pdf").is_file() and (tmp_path / name).with_suffix(".json").is_file()
     printed = capsys.readouterr()
     assert all(name in printed.out for name in EXPECTED)
     assert "[figures" in printed.err  # progress on stderr
