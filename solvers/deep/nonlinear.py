@@ -66,6 +66,7 @@ import numpy as np
 
 from solvers.deep.common import layer_sigmas
 from solvers.deep.model import DeepModel
+from solvers.deep.modes import mixture_from_modes
 from solvers.deep.newton import SolveLog, solve_at, t_only
 from solvers.deep.nonlinear_result import DeepNonlinearSolution, build_solution
 from solvers.deep.options import DeepOptions
@@ -122,21 +123,30 @@ class _Search:
         self.rejected: list = []
 
     def attempt(self, x, props, label):
+        """Solve from (x, proposals); a solution whose proposals miss modes of a layer's tilted measure is
+        re-solved with mixture proposals built from those modes (up to ``options.mixture_rounds`` times)."""
         model = self.model
         if props is None:
             x = _into_domain(model, x)
             props = model.initial_proposals(x, self.inflate)
         out = solve_at(model, x, props, self.log, label)
-        if out is not None:
+        for rnd in range(self.opt.mixture_rounds + 1):
+            if out is None:
+                return None
             c = finish(model, *out, label)
             if c["covered"]:
                 self.cands.append(c)
-            else:
-                self.rejected.append(c["coverage"])
-                self.log.append(f"{label}: solution REJECTED, the Gaussian proposals do not cover the tilted measure "
-                                f"({c['coverage']})")
+                return out
+            self.rejected.append(c["coverage"])
+            self.log.append(f"{label}: solution REJECTED, the proposals do not cover the tilted measure "
+                            f"({c['coverage']})")
+            if rnd == self.opt.mixture_rounds:
                 return None
-        return out
+            mixed = [p if rep["covered"] else mixture_from_modes(p, *found, inflate=self.inflate)
+                     for p, found, rep in zip(c["props"], c["modes"], c["coverage"])]
+            label = f"{label} + mixture proposals"
+            out = solve_at(model, c["x"], mixed, self.log, label)
+        return None
 
     def from_start(self, start) -> bool:
         """Solve from a user's ``start`` (see :func:`solve_deep_nonlinear`); True if it gave a candidate."""
