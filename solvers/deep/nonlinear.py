@@ -60,6 +60,7 @@ References: THEORY §5; A. van Meegen and H. Sompolinsky, Nat. Commun. 16, 3354 
 from __future__ import annotations
 
 from dataclasses import replace
+import math
 import time
 
 import numpy as np
@@ -70,7 +71,7 @@ from solvers.deep.modes import mixture_from_modes
 from solvers.deep.newton import SolveLog, solve_at, t_only
 from solvers.deep.nonlinear_result import DeepNonlinearSolution, build_solution
 from solvers.deep.options import DeepOptions
-from solvers.deep.saddle import finish
+from solvers.deep.saddle import coverage, finish
 from theory.deep_blocks import Proposal, untilted_kernels
 from theory.spec import ModelSpec, SpecError
 
@@ -123,52 +124,76 @@ class _Search:
         self.rejected: list = []
 
     def attempt(self, x, props, label):
-        """Solve from (x, proposals); a solution whose proposals miss modes of a layer's tilted measure is
-        re-solved with mixture proposals built from those modes (up to ``options.mixture_rounds`` times)."""
-        model = self.model
+        """Solve from (x, proposals) and check the solution (:func:`solvers.deep.saddle.finish`). A solution
+        whose proposals miss modes of a layer's tilted measure, or whose error estimate exceeds
+        ``error_tol`` while a layer's measure has several modes, is re-solved with mixture proposals built
+        from those modes (up to ``options.mixture_rounds`` times); the covered solution with the smallest
+        error estimate becomes a candidate. Returns it (a dict) or None."""
+        model, opt = self.model, self.opt
         if props is None:
             x = _into_domain(model, x)
             props = model.initial_proposals(x, self.inflate)
         out = solve_at(model, x, props, self.log, label)
-        for rnd in range(self.opt.mixture_rounds + 1):
+        best = None
+        for rnd in range(opt.mixture_rounds + 1):
             if out is None:
-                return None
+                break
             c = finish(model, *out, label)
             if c["covered"]:
-                self.cands.append(c)
-                return out
-            self.rejected.append(c["coverage"])
-            self.log.append(f"{label}: solution REJECTED, the proposals do not cover the tilted measure "
-                            f"({c['coverage']})")
-            if rnd == self.opt.mixture_rounds:
-                return None
-            mixed = [p if rep["covered"] else mixture_from_modes(p, *found, inflate=self.inflate)
-                     for p, found, rep in zip(c["props"], c["modes"], c["coverage"])]
-            label = f"{label} + mixture proposals"
+                if best is None or np.max(c["errors"]) < np.max(best["errors"]):
+                    best = c
+                redo = [r["modes"] > 1 for r in c["coverage"]] if np.max(c["errors"]) > opt.error_tol else []
+            else:
+                self.rejected.append(c["coverage"])
+                self.log.append(f"{label}: solution REJECTED, the proposals do not cover the tilted measure "
+                                f"({c['coverage']})")
+                redo = [not r["covered"] for r in c["coverage"]]
+            if rnd == opt.mixture_rounds or not any(redo):
+                break
+            mixed = [mixture_from_modes(p, *found, inflate=self.inflate) if r else p
+                     for p, found, r in zip(c["props"], c["modes"], redo)]
+            label = label if label.endswith("+ mixture proposals") else f"{label} + mixture proposals"
             out = solve_at(model, c["x"], mixed, self.log, label)
-        return None
+        if best is not None:
+            self.cands.append(best)
+        return best
 
-    def from_start(self, start) -> bool:
-        """Solve from a user's ``start`` (see :func:`solve_deep_nonlinear`); True if it gave a candidate."""
-        from solvers.deep.linear_classes import DeepLinearClassSolution
+    def premixed(self, x, props):
+        """Proposals for the start x: each layer whose proposal misses modes of its tilted measure (coverage
+        check at x) gets the mixture of those modes."""
+        ev = self.model.safe_eval(x, props)
+        if ev is None:
+            return props
+        _, report, found = coverage(self.model, x, ev, props, self.opt.seed)
+        return [p if rep["covered"] else mixture_from_modes(p, *f, inflate=self.inflate)
+                for p, f, rep in zip(props, found, report)]
 
-        model = self.model
-        if isinstance(start, DeepLinearClassSolution) and len(start.sigmas) == model.L and start.spec.m == model.m:
-            x_start = model.pack(np.diag(start.tau), [(start.blocks[ell], np.full(model.m, start.alphas[ell]))
-                                                      for ell in range(model.L - 1)])
-            return self.attempt(x_start, None, "start from the deep linear solution") is not None
-        if isinstance(start, DeepNonlinearSolution) and start.x is not None and start.layers == model.L \
-                and start.spec.m == model.m:
-            return self.attempt(start.x.copy(), start.proposals, "warm start") is not None
-        if isinstance(start, DeepNonlinearSolution) and start.found and start.layers == model.L - 1 \
-                and start.spec.m == model.m:
-            # from L − 1: its hidden kernels K_1..K_{L-1} (the last one an observable) and its t
-            kers = [(np.asarray(start.kernel_blocks[ell]),
-                     np.asarray(start.kernel_diagonals[ell]) - np.diag(start.kernel_blocks[ell]))
-                    for ell in range(model.L - 1)]
-            return self.attempt(model.pack(start.t, kers), None, "start from the L − 1 solution") is not None
-        raise SpecError("start must be a converged DeepNonlinearSolution (same number of classes, L or L − 1 "
-                        "layers) or a DeepLinearClassSolution (same m and L)")
+    def from_large_p(self) -> bool:
+        """Start from the deep large-P solution (:mod:`solvers.deep.large_p`): its field t, the prior kernels
+        below the last hidden layer plus a class-contrast part ε I (ε = Var φ √(log P / P), the order of
+        the contrast the saturated last layer needs, :mod:`theory.deep_large_p`), mixture proposals at the
+        modes of that start. False when φ has no saturated large-P limit (ReLU, linear) or L = 1."""
+        from solvers.deep.large_p import solve_deep_large_p
+
+        model, spec = self.model, self.spec
+        if model.L < 2 or model.oned.kind != "smooth":
+            return False
+        try:
+            lp = solve_deep_large_p(spec, model.L, self.sig, code_neurons=0)
+        except SpecError:
+            return False
+        if not lp.converged:
+            return False
+        P = float(np.sum(model.sizes))
+        kers = []
+        for ell in range(model.L - 1):
+            diag, k = np.asarray(lp.kernel_diagonals[ell]), np.asarray(lp.kernel_blocks[ell])
+            var = float(np.mean(diag - np.diag(k)))
+            eps = var * math.sqrt(math.log(P) / P)
+            kers.append((k + eps * np.eye(model.m), np.maximum(diag - np.diag(k), 1e-3)))
+        x0 = _into_domain(model, model.pack(lp.t, kers))
+        props = self.premixed(x0, model.initial_proposals(x0, self.inflate))
+        return self.attempt(x0, props, "start from the deep large-P solution") is not None
 
     def from_prior(self) -> bool:
         model = self.model

@@ -228,4 +228,4 @@ def finish(model, x, ev, J, Jo, props, label):
     err, serr, sources = integration_errors(model, x, ev, J, Jo, props)
     return {"x": x, "ev": ev, "J": J, "Jo": Jo, "props": props, "label": label, "eig": eig, "stable": stable,
             "errors": err, "free_energy_error": serr, "error_sources": sources, "covered": True,
-            "coverage": cov_report}
+            "coverage": cov_report, "modes": modes}
