@@ -26,6 +26,14 @@ selected solution is re-solved with 2^12, 2^13 points while its error estimate e
 (:func:`theory.deep_blocks.smolyak_rule`; its accuracy against the Sobol' default: docs/results.md).
 1-D integrals: closed forms (linear, ReLU) or 24-node Gauss–Hermite (smooth bounded φ).
 
+Mixture proposals: a solution whose Gaussian proposals miss a mode of some layer's tilted measure
+(coverage check, :func:`solvers.deep.saddle.coverage`), or whose error estimate exceeds
+``error_tol`` while a layer's measure has several significant modes, is re-solved with that layer's
+proposal replaced by a mixture: a defensive Gaussian plus one Laplace component per mode found by the
+shared mode search (:func:`solvers.deep.modes.mixture_from_modes`; estimator and adaptation:
+:mod:`theory.deep_mixture`). The error estimates below apply unchanged (each replicate or rule
+variant integrates through the whole mixture).
+
 Error estimates (delta method at the solution x*, Jacobian J of the residual, J_o of the
 observables): for each alternative rule set v (each Sobol' replicate alone; Gauss–Hermite one order
 lower; 1-D Gauss–Hermite with 3/4 of the nodes), the residual r_v and observables o_v at x* give the
@@ -43,8 +51,10 @@ order with a positive definite Cov (the covariance of the layer's sufficient sta
 by Sylvester's law of inertia a saddle is a local maximum of Ψ ("stable") iff all eigenvalues of
 that reduced Jacobian have negative real part — the criterion of :mod:`solvers.deep.linear`, here
 within the class-symmetric subspace. Starts: prior (NNGP) kernels with t from the convex last-layer
-problem at the target T; continuation in T from high T (where the solution is near the prior);
-and ``start`` (a previous solution: warm start/continuation). Converged distinct solutions are
+problem at the target T; for bounded smooth φ and L >= 2 the deep large-P solution
+(:mod:`solvers.deep.large_p`: its t, the prior kernels plus a class contrast of order √(log P/P));
+continuation in T from high T (where the solution is near the prior); and ``start`` (a previous
+solution: warm start/continuation). Converged distinct solutions are
 reported in ``saddles`` with free energy and stability; the stable one with the largest free
 energy is selected. If none converges, ``converged`` is False and the outputs are NaN
 (never a wrong solution).
@@ -286,6 +296,8 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
     direct_ok = search.from_start(start) if start is not None else False
     if not direct_ok:
         direct_ok = search.from_prior()
+    if L >= 2 and (not direct_ok or opt.search):
+        direct_ok = search.from_large_p() or direct_ok
     if not direct_ok or (opt.search and L >= 2):
         Ts = np.geomspace(max(2.0, 8.0 * T), max(T, 1e-3), opt.continuation_steps)
         search.continuation(np.append(Ts, T) if T < 1e-3 else Ts, "continuation from high T")
