@@ -164,6 +164,9 @@ class _Search:
                      for p, found, r in zip(c["props"], c["modes"], redo)]
             label = label if label.endswith("+ mixture proposals") else f"{label} + mixture proposals"
             out = solve_at(model, c["x"], mixed, self.log, label)
+            if out is None:  # the mass moved: re-solve the field t first, then everything
+                x1 = t_only(model, c["x"], mixed)
+                out = solve_at(model, x1, mixed, self.log, label) if x1 is not None else None
         if best is not None:
             self.cands.append(best)
         return best
@@ -239,9 +242,9 @@ class _Search:
     def failure_message(self) -> str:
         if not self.rejected:
             return "no solution found (direct start and continuation in T failed); see log"
-        return ("no reliable solution: Newton converged but the single-Gaussian importance proposals do not cover "
-                f"the tilted measure (multimodal or too narrow; coverage {self.rejected[-1]}); this regime (large P, "
-                "small T) needs mixture proposals or the large-P branches, not implemented")
+        return ("no reliable solution: Newton converged but the importance proposals do not cover the tilted "
+                f"measure (multimodal or too narrow; coverage {self.rejected[-1]}), and Newton with mixture proposals "
+                "at its modes did not converge")
 
 
 def _saddle_record(c) -> dict:
