@@ -22,10 +22,13 @@ __all__ = ["DeepModel"]
 
 
 class DeepModel:
-    def __init__(self, spec: ModelSpec, sigmas, options: DeepOptions):
+    """The packed equations of ``spec`` with per-layer priors ``sigmas``; ``sizes`` (optional) replaces the
+    class sizes by real numbers (the homotopy in P of :mod:`solvers.deep.nonlinear`)."""
+
+    def __init__(self, spec: ModelSpec, sigmas, options: DeepOptions, sizes=None):
         self.spec, self.sigmas, self.opt = spec, tuple(sigmas), options
         self.L, self.m = len(sigmas), spec.m
-        self.sizes = np.asarray(spec.class_sizes, dtype=np.float64)
+        self.sizes = np.asarray(spec.class_sizes if sizes is None else sizes, dtype=np.float64)
         self.Y = np.eye(self.m)
         self.T = spec.temperature
         self.oned = OneD.for_nonlinearity(spec.nonlinearity, options.nz)

@@ -53,7 +53,9 @@ that reduced Jacobian have negative real part — the criterion of :mod:`solvers
 within the class-symmetric subspace. Starts: prior (NNGP) kernels with t from the convex last-layer
 problem at the target T; for bounded smooth φ and L >= 2 the deep large-P solution
 (:mod:`solvers.deep.large_p`: its t, the prior kernels plus a class contrast of order √(log P/P));
-continuation in T from high T (where the solution is near the prior); and ``start`` (a previous
+when those fail, a homotopy in P (class sizes scaled up from a few points at fixed σ_a² P: at small T
+the T-continuation follows the common-mode branch to its fold, while the class-contrast branch the
+paper's regime needs is connected to small P); continuation in T from high T (where the solution is near the prior); and ``start`` (a previous
 solution: warm start/continuation). Converged distinct solutions are
 reported in ``saddles`` with free energy and stability; the stable one with the largest free
 energy is selected. If none converges, ``converged`` is False and the outputs are NaN
@@ -208,6 +210,35 @@ class _Search:
         props = self.premixed(x0, model.initial_proposals(x0, self.inflate))
         return self.attempt(x0, props, "start from the deep large-P solution") is not None
 
+    def from_small_p(self) -> bool:
+        """Homotopy in the number of training points: the class sizes scaled by s·P_c/min P_c with
+        σ_a² P held fixed (the paper's scaling), from s = 1 (a few points, where the single-neuron measures
+        are broad and the prior start converges) geometrically to the target sizes, each step started
+        from the last; the class sizes enter the equations as real numbers. False if a step fails."""
+        spec, sig, opt = self.spec, self.sig, self.opt
+        sizes = np.asarray(spec.class_sizes, dtype=np.float64)
+        lo = float(np.min(sizes))
+        if lo <= 1.0:
+            return False
+        n = max(2, int(math.ceil(math.log(lo) / math.log(opt.size_ratio))))
+        P, x, props = float(np.sum(sizes)), None, None
+        for s in np.geomspace(1.0, lo, n + 1)[:-1]:
+            sub_sizes = sizes * s / lo
+            sub_spec = spec.replace(sigma_a=spec.sigma_a * math.sqrt(P / float(np.sum(sub_sizes))))
+            sub = DeepModel(sub_spec, sig, opt, sizes=sub_sizes)
+            if x is None:
+                x = _prior_start(sub, spec.temperature)
+                props = sub.initial_proposals(x, self.inflate)
+                x = t_only(sub, x, props)
+                if x is None:
+                    return False
+            out = solve_at(sub, x, props, self.log, f"homotopy in P, P = {np.sum(sub_sizes):.4g}", rounds=2,
+                           tol=1e-8, maxiter=25)
+            if out is None:
+                return False
+            x, props = out[0], out[4]
+        return self.attempt(x, props, "homotopy in P from small P") is not None
+
     def from_prior(self) -> bool:
         model = self.model
         x0 = _prior_start(model, self.spec.temperature)
@@ -301,6 +332,8 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
         direct_ok = search.from_prior()
     if L >= 2 and (not direct_ok or opt.search):
         direct_ok = search.from_large_p() or direct_ok
+    if L >= 2 and not direct_ok:
+        direct_ok = search.from_small_p()
     if not direct_ok or (opt.search and L >= 2):
         Ts = np.geomspace(max(2.0, 8.0 * T), max(T, 1e-3), opt.continuation_steps)
         search.continuation(np.append(Ts, T) if T < 1e-3 else Ts, "continuation from high T")
