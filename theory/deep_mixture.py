@@ -20,8 +20,9 @@ Gauss–Hermite) are used whole per component.
 
 Adaptation (population Monte Carlo, O. Cappé et al., Stat. Comput. 18, 447 (2008)): with the
 normalised importance weights p_i of the nodes and the responsibilities
-r_ik = w_k N(y_i; μ_k, Σ_k) / q(y_i), the next mixture has w_k ∝ Σ_i p_i r_ik and the
-p r_k-weighted means and covariances. Component 0 is defensive: the moment-matched Gaussian of the
+r_ik = w_k N(y_i; μ_k, Σ_k) / q(y_i), the next mixture has w_k ∝ Σ_i p_i r_ik and (optionally) the
+p r_k-weighted means and covariances; the solver keeps the components at the modes and adapts the
+weights only. Component 0 is defensive: the moment-matched Gaussian of the
 whole measure (inflated), with a fixed weight (T. Hesterberg, Technometrics 37, 185 (1995)), which
 bounds the importance weights wherever the components are too narrow.
 """
@@ -119,14 +120,24 @@ class MixtureProposal:
         y = self.means[k] + np.einsum("nij,nj->ni", self.chols[k], x)
         return y, -0.5 * np.sum(y * y, axis=1) - self.log_q(y)[0]
 
-    def adapt(self, y, p, y_mean, y_cov, inflate: float = 1.0, drop: float = 1e-4) -> "MixtureProposal":
+    def adapt(self, y, p, y_mean, y_cov, inflate: float = 1.0, move: bool = False,
+              drop: float = 1e-4) -> "MixtureProposal":
         """One population-Monte-Carlo update from nodes ``y`` with normalised weights ``p`` (module
-        docstring); the defensive component becomes N(y_mean, inflate·y_cov); components whose weight
-        falls below ``drop`` are removed."""
+        docstring): the defensive component becomes N(y_mean, inflate·y_cov), the weights w_k ∝ Σ_i p_i r_ik;
+        with ``move`` also the component means and covariances (then components whose weight falls below
+        ``drop`` are removed). Without ``move`` the components stay where they were placed (the solver
+        places them at the modes of the measure, and its coverage check asks for exactly that)."""
         _, parts = self.log_q(y)
         resp = np.exp(parts - logsumexp(parts, axis=1, keepdims=True))
         pr = np.maximum(p, 0.0)[:, None] * resp[:, 1:]
         mass = pr.sum(axis=0)
+        defensive = Proposal.from_moments(y_mean, y_cov, inflate)
+        if not move:
+            w = np.maximum(mass, drop * max(mass.sum(), 1e-300))
+            w = (1.0 - math.exp(self.logw[0])) * w / w.sum()
+            return MixtureProposal(np.concatenate([defensive.mean[None, :], self.means[1:]]),
+                                   np.concatenate([defensive.chol[None], self.chols[1:]]),
+                                   np.log(np.concatenate([[math.exp(self.logw[0])], w])))
         keep = mass > drop * max(mass.sum(), 1e-300)
         means, covs = [], []
         for k in np.flatnonzero(keep):
@@ -134,7 +145,6 @@ class MixtureProposal:
             yc = y - mu
             means.append(mu)
             covs.append((yc * pr[:, k, None]).T @ yc / mass[k])
-        defensive = Proposal.from_moments(y_mean, y_cov, inflate)
         if not means:
             return MixtureProposal(defensive.mean[None, :], defensive.chol[None], np.zeros(1))
         return MixtureProposal.build(defensive, means, covs, mass[keep], math.exp(self.logw[0]), inflate)

@@ -57,10 +57,21 @@ def test_population_monte_carlo_update_finds_the_modes_of_a_bimodal_target():
         p = np.exp(lw - logsumexp(lw))
         mean = p @ y
         cov = ((y - mean) * p[:, None]).T @ (y - mean)
-        prop = prop.adapt(y, p, mean, cov, inflate=1.0)
+        prop = prop.adapt(y, p, mean, cov, inflate=1.0, move=True)
     order = np.argsort(-prop.means[1:, 0])
     assert np.allclose(prop.means[1:][order], centres, atol=0.05)
     w = np.exp(prop.logw[1:][order])
+    assert np.allclose(w / w.sum(), w_true, atol=0.05)
+    # without moving, components stay put and only the weights follow the masses
+    fixed = MixtureProposal.build(Proposal(np.zeros(2), 2.5 * np.eye(2)), centres, [0.1 * np.eye(2)] * 2, [1.0, 1.0])
+    y, logw, base = fixed.map(rule)
+    with np.errstate(divide="ignore"):
+        dens = sum(w * np.exp(-0.5 * np.sum((y - c) ** 2, axis=1) / 0.2 ** 2) for w, c in zip(w_true, centres))
+        lw = logw + base + np.log(dens) + 0.5 * np.sum(y * y, axis=1)
+    p = np.exp(lw - logsumexp(lw))
+    new = fixed.adapt(y, p, p @ y, np.cov(y.T, aweights=p), inflate=1.0)
+    assert np.array_equal(new.means[1:], fixed.means[1:]) and np.array_equal(new.chols[1:], fixed.chols[1:])
+    w = np.exp(new.logw[1:])
     assert np.allclose(w / w.sum(), w_true, atol=0.05)
 
 
