@@ -214,30 +214,40 @@ class _Search:
         """Homotopy in the number of training points: the class sizes scaled by s·P_c/min P_c with
         σ_a² P held fixed (the paper's scaling), from s = 1 (a few points, where the single-neuron measures
         are broad and the prior start converges) geometrically to the target sizes, each step started
-        from the last; the class sizes enter the equations as real numbers. False if a step fails."""
-        spec, sig, opt = self.spec, self.sig, self.opt
+        from the last (a failed step is halved, in log s, up to three times); the class sizes enter the
+        equations as real numbers. False if a step fails."""
+        spec, opt = self.spec, self.opt
         sizes = np.asarray(spec.class_sizes, dtype=np.float64)
         lo = float(np.min(sizes))
         if lo <= 1.0:
             return False
-        n = max(2, int(math.ceil(math.log(lo) / math.log(opt.size_ratio))))
-        P, x, props = float(np.sum(sizes)), None, None
-        for s in np.geomspace(1.0, lo, n + 1)[:-1]:
-            sub_sizes = sizes * s / lo
-            sub_spec = spec.replace(sigma_a=spec.sigma_a * math.sqrt(P / float(np.sum(sub_sizes))))
-            sub = DeepModel(sub_spec, sig, opt, sizes=sub_sizes)
+        ratio, halvings = opt.size_ratio, 0
+        s, done, x, props = 1.0, None, None, None  # done: the last scale solved
+        while s < lo:
+            sub = self._scaled_model(sizes * s / lo)
             if x is None:
                 x = _prior_start(sub, spec.temperature)
                 props = sub.initial_proposals(x, self.inflate)
                 x = t_only(sub, x, props)
                 if x is None:
                     return False
-            out = solve_at(sub, x, props, self.log, f"homotopy in P, P = {np.sum(sub_sizes):.4g}", rounds=2,
+            out = solve_at(sub, x, props, self.log, f"homotopy in P, P = {np.sum(sizes) * s / lo:.4g}", rounds=2,
                            tol=1e-8, maxiter=25)
             if out is None:
-                return False
-            x, props = out[0], out[4]
+                if done is None or halvings == 3:
+                    return False
+                ratio, halvings = math.sqrt(ratio), halvings + 1
+                s = done * ratio
+                continue
+            x, props, done = out[0], out[4], s
+            s *= ratio
         return self.attempt(x, props, "homotopy in P from small P") is not None
+
+    def _scaled_model(self, sizes):
+        """The equations at real class sizes ``sizes`` with σ_a² P as in the spec."""
+        spec = self.spec
+        P, Ps = float(np.sum(spec.class_sizes)), float(np.sum(sizes))
+        return DeepModel(spec.replace(sigma_a=spec.sigma_a * math.sqrt(P / Ps)), self.sig, self.opt, sizes=sizes)
 
     def from_prior(self) -> bool:
         model = self.model
