@@ -124,3 +124,23 @@ def test_one_layer_paper_regime_mixture_is_honest_and_more_accurate():
                               ref.kernel_blocks.ravel()])
     assert np.max(np.abs(_theory_vector(sol, 1) - ref_vec)) <= sol.error_estimate
     assert sol.error_estimate < 0.05
+
+
+@pytest.mark.slow
+def test_two_layer_small_t_converges_by_homotopy_in_p_with_mixture_proposals():
+    """normcdf, L = 2, classes 8,4,4, σ_a = 0.25 (σ_a² P = 1), T = 0.05: the prior start and the large-P
+    start fail and continuation in T ends in the fold of the common-mode branch; the homotopy in P reaches
+    the class-contrast solution, whose layers have several modes (covered by mixture proposals), and it
+    converges with an error estimate below error_tol. Measured (2026-12-06, load 10): 1049 s, estimate
+    0.0049, f diagonal 0.784, 0.586, 0.587, layer 1: 4 modes, layer 2: 7 modes."""
+    from solvers.deep.nonlinear import DeepOptions, solve_deep_nonlinear
+    from theory.spec import ModelSpec
+
+    spec = ModelSpec(nonlinearity="normcdf", class_sizes=(8, 4, 4), temperature=0.05, sigma_a=0.25)
+    sol = solve_deep_nonlinear(spec, 2, options=DeepOptions(search=False, code_neurons=0))
+    assert sol.converged and sol.stable and sol.error_estimate <= DeepOptions().error_tol
+    assert sol.saddles[0]["found_by"].startswith("homotopy in P")
+    assert all(c["covered"] and c["components"] > 1 and c["modes"] > 1 for c in sol.coverage)
+    f = sol.outputs
+    assert np.all(np.diag(f) > 0.5) and np.max(f - np.diag(np.diag(f))) < 0.2  # class contrast, not common mode
+    assert np.allclose(f[1, 1], f[2, 2], atol=3 * sol.error_estimate)  # the two equal classes
