@@ -340,10 +340,8 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
     direct_ok = search.from_start(start) if start is not None else False
     if not direct_ok:
         direct_ok = search.from_prior()
-    if L >= 2 and (not direct_ok or opt.search):
-        direct_ok = search.from_large_p() or direct_ok
-    if L >= 2 and not direct_ok:
-        direct_ok = search.from_small_p()
+    if L >= 2 and not direct_ok:  # the small-T starts (only when the prior start fails: earlier results unchanged)
+        direct_ok = search.from_large_p() or search.from_small_p()
     if not direct_ok or (opt.search and L >= 2):
         Ts = np.geomspace(max(2.0, 8.0 * T), max(T, 1e-3), opt.continuation_steps)
         search.continuation(np.append(Ts, T) if T < 1e-3 else Ts, "continuation from high T")
