@@ -51,12 +51,12 @@ order with a positive definite Cov (the covariance of the layer's sufficient sta
 by Sylvester's law of inertia a saddle is a local maximum of Ψ ("stable") iff all eigenvalues of
 that reduced Jacobian have negative real part — the criterion of :mod:`solvers.deep.linear`, here
 within the class-symmetric subspace. Starts: prior (NNGP) kernels with t from the convex last-layer
-problem at the target T; for bounded smooth φ and L >= 2 the deep large-P solution
-(:mod:`solvers.deep.large_p`: its t, the prior kernels plus a class contrast of order √(log P/P));
-when those fail, a homotopy in P (class sizes scaled up from a few points at fixed σ_a² P: at small T
-the T-continuation follows the common-mode branch to its fold, while the class-contrast branch the
-paper's regime needs is connected to small P); continuation in T from high T (where the solution is near the prior); and ``start`` (a previous
-solution: warm start/continuation). Converged distinct solutions are
+problem at the target T; if that fails and L >= 2, the deep large-P solution (bounded smooth φ;
+:mod:`solvers.deep.large_p`: its t, the prior kernels plus a class contrast of order √(log P/P)),
+then a homotopy in P (class sizes scaled up from a few points at fixed σ_a² P: at small T the
+T-continuation follows a common-mode branch to its fold, while the class-contrast branch of the
+paper's regime is connected to small P); continuation in T from high T (where the solution is near
+the prior); and ``start`` (a previous solution: warm start/continuation). Converged distinct solutions are
 reported in ``saddles`` with free energy and stability; the stable one with the largest free
 energy is selected. If none converges, ``converged`` is False and the outputs are NaN
 (never a wrong solution).
