@@ -231,6 +231,9 @@ class _Search:
                 x = t_only(sub, x, props)
                 if x is None:
                     return False
+            elif sub.safe_eval(x, props) is None:  # outside the larger problem's domain (ReLU): shrink t
+                x = _into_domain(sub, x)
+                props = sub.initial_proposals(x, self.inflate)
             out = solve_at(sub, x, props, self.log, f"homotopy in P, P = {np.sum(sizes) * s / lo:.4g}", rounds=2,
                            tol=1e-8, maxiter=25)
             if out is None:
