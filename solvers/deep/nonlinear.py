@@ -173,6 +173,28 @@ class _Search:
             self.cands.append(best)
         return best
 
+    def from_start(self, start) -> bool:
+        """Solve from a user's ``start`` (see :func:`solve_deep_nonlinear`); True if it gave a candidate."""
+        from solvers.deep.linear_classes import DeepLinearClassSolution
+
+        model = self.model
+        if isinstance(start, DeepLinearClassSolution) and len(start.sigmas) == model.L and start.spec.m == model.m:
+            x_start = model.pack(np.diag(start.tau), [(start.blocks[ell], np.full(model.m, start.alphas[ell]))
+                                                      for ell in range(model.L - 1)])
+            return self.attempt(x_start, None, "start from the deep linear solution") is not None
+        if isinstance(start, DeepNonlinearSolution) and start.x is not None and start.layers == model.L \
+                and start.spec.m == model.m:
+            return self.attempt(start.x.copy(), start.proposals, "warm start") is not None
+        if isinstance(start, DeepNonlinearSolution) and start.found and start.layers == model.L - 1 \
+                and start.spec.m == model.m:
+            # from L − 1: its hidden kernels K_1..K_{L-1} (the last one an observable) and its t
+            kers = [(np.asarray(start.kernel_blocks[ell]),
+                     np.asarray(start.kernel_diagonals[ell]) - np.diag(start.kernel_blocks[ell]))
+                    for ell in range(model.L - 1)]
+            return self.attempt(model.pack(start.t, kers), None, "start from the L − 1 solution") is not None
+        raise SpecError("start must be a converged DeepNonlinearSolution (same number of classes, L or L − 1 "
+                        "layers) or a DeepLinearClassSolution (same m and L)")
+
     def premixed(self, x, props):
         """Proposals for the start x: each layer whose proposal misses modes of its tilted measure (coverage
         check at x) gets the mixture of those modes."""
