@@ -31,7 +31,8 @@ class LayerResult:
     ``log_z``; ``k``, ``delta`` (this layer's activation kernel); ``kt_in``, ``dt_in`` (conjugate of
     the input kernel, ℓ >= 2 only); ``outputs`` f (m, m) [c, r] and ``readout_moment`` U (readout
     layer only); ``y_mean``, ``y_cov`` (tilted moments of y, for the proposal); ``ess`` (Kish
-    effective sample size fraction of the importance weights)."""
+    effective sample size fraction of the importance weights); ``nodes`` (y, p) for the adaptation of
+    a :class:`theory.deep_mixture.MixtureProposal` (None for a single Gaussian)."""
 
     log_z: float
     k: np.ndarray
@@ -43,6 +44,7 @@ class LayerResult:
     y_mean: np.ndarray
     y_cov: np.ndarray
     ess: float
+    nodes: tuple | None = None  # (y, p): the nodes and normalised weights, kept for mixture proposals only
 
 
 def log_integrand(oned: OneD, sizes, sigma: float, y, *, R_in=None, delta_in=None, t=None, sigma_a=None, kt=None,
@@ -66,12 +68,13 @@ def log_integrand(oned: OneD, sizes, sigma: float, y, *, R_in=None, delta_in=Non
     return -0.5 * np.sum(y * y, axis=1) + zeta @ P
 
 
-def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal: Proposal, *, R_in=None, delta_in=None,
+def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_in=None, delta_in=None,
                    t=None, sigma_a=None, kt=None, dt=None, neurons: int = 0, rng=None):
     """One layer's y-integral (:mod:`theory.deep_blocks`).
 
     Input kernel: ``R_in`` (k = R Rᵀ) and ``delta_in`` (m,), or both None for K_0 = I (layer 1).
     Tilt: readout (``t`` (m, m) rows t_c, ``sigma_a``) or hidden (``kt`` = k̃ ⪰ 0, ``dt`` = δ̃).
+    ``proposal``: a :class:`theory.deep_rules.Proposal` or :class:`theory.deep_mixture.MixtureProposal`.
     Returns a :class:`LayerResult`; with ``neurons`` > 0 instead the class-mean activations
     (neurons × m) of that many neurons drawn from the layer's single-neuron measure
     (:func:`_sample_patterns`).
@@ -79,8 +82,7 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal: Propos
     P = np.asarray(sizes, dtype=np.float64)
     m = len(P)
     has_xi = R_in is not None
-    x = rule.x
-    y = proposal.mean + x @ proposal.chol.T
+    y, logw, base = proposal.map(rule)
     v = y[:, :m]
     readout = t is not None
     B, dtilt = tilt_factor(m, t=t, sigma_a=sigma_a, kt=kt, dt=dt)
@@ -102,9 +104,7 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal: Propos
         if grow >= 0.5 * (1.0 - 1e-9):
             raise OutsideDomain(f"y-integral diverges: growth rate {grow:.4g} >= 1/2 (outside the domain)")
     zeta, m1, m2, ez, ez2 = tilted_moments(oned, xi, u, s, dtilt)
-    logdet = float(np.sum(np.log(np.abs(np.diag(proposal.chol)))))
-    lam = -0.5 * np.sum(y * y, axis=1) + 0.5 * np.sum(x * x, axis=1) + logdet + zeta @ P
-    lw = rule.logw + lam
+    lw = logw + (base + zeta @ P)
     if not np.all(np.isfinite(lw)):
         raise OutsideDomain("non-finite importance weight in the y-integral")
     if rule.sign is None:
@@ -134,7 +134,7 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal: Propos
         f = (m1 * p[:, None]).T @ a
         U = (a * p[:, None]).T @ a
     return LayerResult(log_z, 0.5 * (k + k.T), delta, None if kt_in is None else 0.5 * (kt_in + kt_in.T), dt_in,
-                       f, U, y_mean, y_cov, ess)
+                       f, U, y_mean, y_cov, ess, None if isinstance(proposal, Proposal) else (y, p))
 
 
 def untilted_kernels(oned: OneD, sizes, sigmas, rule_for) -> list:

@@ -13,7 +13,6 @@ import numba
 import numpy as np
 
 from theory.deep_fields import layer_fields
-from theory.deep_rules import Proposal
 from theory.deep_tilted import OneD, _phi_builtin, tilted_moments
 from theory.domain_errors import OutsideDomain
 from theory.nonlinearities import get_nonlinearity
@@ -161,15 +160,15 @@ def tilted_z_logpdf(grid, cdf, z) -> np.ndarray:
     return out
 
 
-def sample_layer_neurons(oned: OneD, sizes, sigma: float, proposal: Proposal, neurons: int, rng, *, R_in=None,
+def sample_layer_neurons(oned: OneD, sizes, sigma: float, proposal, neurons: int, rng, *, R_in=None,
                          delta_in=None, t=None, sigma_a=None, kt=None, dt=None, candidates: int = 16,
                          n_grid: int = 801, chunk: int = 2048) -> dict:
     """``neurons`` independent neurons of one layer from its tilted single-neuron measure
     (:mod:`theory.deep_blocks`; arguments as :func:`layer_integral`), with preactivations on all P inputs.
 
-    y = (v, w) by sampling-importance-resampling: ``candidates`` × ``neurons`` draws from the Gaussian
-    ``proposal``, log weights λ(y) − log N(x; 0, I) (λ of :func:`log_integrand`), resampled
-    multinomially; then for each input μ of class c, z_μ from the 1-D tilted law by inverse CDF
+    y = (v, w) by sampling-importance-resampling: ``candidates`` × ``neurons`` draws from ``proposal``
+    (a Gaussian or a :class:`theory.deep_mixture.MixtureProposal`), log weights λ(y) − log q(y)
+    (λ of :func:`log_integrand`), resampled multinomially; then for each input μ of class c, z_μ from the 1-D tilted law by inverse CDF
     (:func:`tilted_z_grid`) and h_μ = ξ_c + s_c z_μ. Returns {"h" (neurons × P, classes in
     consecutive blocks), "a" (neurons × m, readout layer: a = σ_a v; else None), "y", "u", "xi",
     "s", "dtilt", "ess" (Kish effective sample size fraction of the candidate weights), "distinct"
@@ -178,14 +177,12 @@ def sample_layer_neurons(oned: OneD, sizes, sigma: float, proposal: Proposal, ne
     P = np.asarray(sizes, dtype=np.float64)
     m = len(P)
     B, dtilt, C, s = layer_fields(sizes, sigma, R_in=R_in, delta_in=delta_in, t=t, sigma_a=sigma_a, kt=kt, dt=dt)
-    d = len(proposal.mean)
     M = int(neurons) * int(candidates)
-    x = rng.standard_normal((M, d))
-    y = proposal.mean + x @ proposal.chol.T
+    y, base = proposal.draw(rng, M)
     u = y[:, :m] @ B.T
     xi = np.zeros_like(u) if C is None else y[:, m:] @ C.T
     zeta = tilted_moments(oned, xi, u, s, dtilt)[0]
-    lw = -0.5 * np.sum(y * y, axis=1) + 0.5 * np.sum(x * x, axis=1) + zeta @ P
+    lw = base + zeta @ P
     if not np.all(np.isfinite(lw)):
         raise OutsideDomain("non-finite importance weight while sampling a layer's neurons")
     w = np.exp(lw - lw.max())

@@ -1,5 +1,6 @@
 """Outer integration rules over the layer variables y ~ N(0, I_d) and the Gaussian proposals they are
-mapped through (THEORY §5; :mod:`theory.deep_blocks`, "Outer integrals over y").
+mapped through (THEORY §5; :mod:`theory.deep_blocks`, "Outer integrals over y"); mixtures of
+Gaussians: :mod:`theory.deep_mixture`.
 
 A rule is a set of standard-normal nodes x with log weights (tensor Gauss–Hermite, Smolyak sparse
 grids, or scrambled Sobol' replicates mapped by the inverse normal CDF); a proposal maps them to
@@ -29,6 +30,7 @@ class Rule:
     groups: int
     name: str
     sign: np.ndarray | None = None  # signs of the weights (sparse grids have negative ones); None: all +
+    nested: bool = False  # every block's first 2^j nodes are themselves a rule (scrambled Sobol' nets)
 
     @property
     def n(self) -> int:
@@ -38,7 +40,19 @@ class Rule:
         """Replicate block r alone (normalised)."""
         k = self.n // self.groups
         sl = slice(r * k, (r + 1) * k)
-        return Rule(self.x[sl], self.logw[sl] + math.log(self.groups), 1, f"{self.name} [replicate {r}]")
+        return Rule(self.x[sl], self.logw[sl] + math.log(self.groups), 1, f"{self.name} [replicate {r}]",
+                    nested=self.nested)
+
+    def prefix(self, n: int) -> "Rule":
+        """The first ``n`` nodes of every replicate block, reweighted to the same total (nested rules only:
+        a leading 2^j block of a scrambled Sobol' net is a net)."""
+        if not self.nested:
+            raise ValueError("prefix needs a nested rule (scrambled Sobol' replicates)")
+        k = self.n // self.groups
+        n = min(int(n), k)
+        idx = (np.arange(self.groups)[:, None] * k + np.arange(n)[None, :]).ravel()
+        return Rule(self.x[idx], self.logw[idx] + math.log(k / n), self.groups, f"{self.name} [first {n}]",
+                    nested=True)
 
 
 def gauss_hermite_rule(d: int, order: int) -> Rule:
@@ -90,7 +104,7 @@ def sobol_rule(d: int, log2n: int, replicates: int, seed: int = 0) -> Rule:
         xs.append(ndtri(np.clip(pts, 1e-15, 1 - 1e-15)))
     n = replicates << log2n
     return Rule(np.ascontiguousarray(np.concatenate(xs)), np.full(n, -math.log(n)), replicates,
-                f"scrambled Sobol' {replicates} × 2^{log2n}")
+                f"scrambled Sobol' {replicates} × 2^{log2n}", nested=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,5 +125,21 @@ class Proposal:
         w = np.maximum(w, 1e-6 * max(w.max(), 1e-12))
         return Proposal(np.array(mean, dtype=np.float64), np.linalg.cholesky((V * w) @ V.T))
 
-    def distance(self, other: "Proposal") -> float:
+    def distance(self, other) -> float:
+        if not isinstance(other, Proposal):
+            return math.inf
         return float(max(np.max(np.abs(self.mean - other.mean)), np.max(np.abs(self.chol - other.chol))))
+
+    def map(self, rule: Rule):
+        """(y, logw, base): the rule's nodes mapped to y = μ + C x, their log weights, and
+        base = log N(y; 0, I) − log q(y) up to the shared constant (½|x|² − ½|y|² + log|det C|)."""
+        x = rule.x
+        y = self.mean + x @ self.chol.T
+        logdet = float(np.sum(np.log(np.abs(np.diag(self.chol)))))
+        return y, rule.logw, -0.5 * np.sum(y * y, axis=1) + 0.5 * np.sum(x * x, axis=1) + logdet
+
+    def draw(self, rng, n: int):
+        """(y, base): ``n`` random draws from the proposal and base = log N(y; 0, I) − log q(y) + const."""
+        x = rng.standard_normal((int(n), len(self.mean)))
+        y = self.mean + x @ self.chol.T
+        return y, -0.5 * np.sum(y * y, axis=1) + 0.5 * np.sum(x * x, axis=1)

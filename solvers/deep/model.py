@@ -15,16 +15,20 @@ import numpy as np
 from solvers.deep.options import DeepOptions
 from theory.deep_blocks import (OneD, OutsideDomain, Proposal, Rule, block_trace, gauss_hermite_rule,
                                 layer_integral, smolyak_rule, sobol_rule, tril_pack, tril_unpack)
+from theory.deep_mixture import MixtureProposal
 from theory.spec import ModelSpec
 
 __all__ = ["DeepModel"]
 
 
 class DeepModel:
-    def __init__(self, spec: ModelSpec, sigmas, options: DeepOptions):
+    """The packed equations of ``spec`` with per-layer priors ``sigmas``; ``sizes`` (optional) replaces the
+    class sizes by real numbers (the homotopy in P of :mod:`solvers.deep.nonlinear`)."""
+
+    def __init__(self, spec: ModelSpec, sigmas, options: DeepOptions, sizes=None):
         self.spec, self.sigmas, self.opt = spec, tuple(sigmas), options
         self.L, self.m = len(sigmas), spec.m
-        self.sizes = np.asarray(spec.class_sizes, dtype=np.float64)
+        self.sizes = np.asarray(spec.class_sizes if sizes is None else sizes, dtype=np.float64)
         self.Y = np.eye(self.m)
         self.T = spec.temperature
         self.oned = OneD.for_nonlinearity(spec.nonlinearity, options.nz)
@@ -148,8 +152,17 @@ class DeepModel:
         return ev
 
     # --- proposals
-    def adapt(self, ev, inflate):
-        return [Proposal.from_moments(r.y_mean, r.y_cov, inflate) for r in ev["layers"]]
+    def adapt(self, ev, inflate, props=None):
+        """Moment-matched proposals for the evaluation ``ev``: a Gaussian per layer, or for a layer whose
+        current proposal (``props``) is a mixture, its population-Monte-Carlo update."""
+        out = []
+        for ell, r in enumerate(ev["layers"]):
+            old = props[ell] if props is not None else None
+            if isinstance(old, MixtureProposal) and r.nodes is not None:
+                out.append(old.adapt(r.nodes[0], r.nodes[1], r.y_mean, r.y_cov, inflate))
+            else:
+                out.append(Proposal.from_moments(r.y_mean, r.y_cov, inflate))
+        return out
 
     def initial_proposals(self, x, inflate, rounds=8):
         props = [Proposal.standard(d) for d in self.dims]

@@ -17,6 +17,7 @@ import numpy as np
 from solvers.newton import damped_newton
 from solvers.deep.model import DeepModel
 from theory.deep_blocks import Proposal
+from theory.deep_mixture import MixtureProposal
 
 __all__ = ["SolveLog", "fd_jacobian", "newton", "mix_proposals", "solve_at", "t_only"]
 
@@ -125,8 +126,12 @@ def newton(model: DeepModel, x, props, active=None, tol=1e-10, maxiter=30):
     return b.embed(out.x), ev, J, Jo, ok and J is not None, out.iterations
 
 
-def mix_proposals(a: Proposal, b: Proposal, w: float) -> Proposal:
-    return Proposal((1 - w) * a.mean + w * b.mean, (1 - w) * a.chol + w * b.chol)
+def mix_proposals(a, b, w: float):
+    """Interpolate two proposals (weight ``w`` on ``b``): Gaussians by mean and Cholesky factor, mixtures
+    of the same size componentwise (:meth:`theory.deep_mixture.MixtureProposal.mix`); otherwise ``b``."""
+    if isinstance(a, Proposal) and isinstance(b, Proposal):
+        return Proposal((1 - w) * a.mean + w * b.mean, (1 - w) * a.chol + w * b.chol)
+    return a.mix(b, w) if isinstance(a, MixtureProposal) else b
 
 
 def solve_at(model: DeepModel, x, props, log, label, rounds=None, tol=None, maxiter=None):
@@ -155,7 +160,7 @@ def solve_at(model: DeepModel, x, props, log, label, rounds=None, tol=None, maxi
             return out
         x, props = x1, trial
         out = (x, ev, J, Jo, props)
-        new = model.adapt(ev, inflate)
+        new = model.adapt(ev, inflate, props)
         dist = max(a.distance(b) for a, b in zip(new, props))
         if dist < ptol or rounds is not None:
             return (x, ev, J, Jo, new if rounds is not None else props)

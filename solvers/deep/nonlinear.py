@@ -26,6 +26,14 @@ selected solution is re-solved with 2^12, 2^13 points while its error estimate e
 (:func:`theory.deep_blocks.smolyak_rule`; its accuracy against the Sobol' default: docs/results.md).
 1-D integrals: closed forms (linear, ReLU) or 24-node Gauss–Hermite (smooth bounded φ).
 
+Mixture proposals: a solution whose Gaussian proposals miss a mode of some layer's tilted measure
+(coverage check, :func:`solvers.deep.saddle.coverage`), or whose error estimate exceeds
+``error_tol`` while a layer's measure has several significant modes, is re-solved with that layer's
+proposal replaced by a mixture: a defensive Gaussian plus one Laplace component per mode found by the
+shared mode search (:func:`solvers.deep.modes.mixture_from_modes`; estimator and adaptation:
+:mod:`theory.deep_mixture`). The error estimates below apply unchanged (each replicate or rule
+variant integrates through the whole mixture).
+
 Error estimates (delta method at the solution x*, Jacobian J of the residual, J_o of the
 observables): for each alternative rule set v (each Sobol' replicate alone; Gauss–Hermite one order
 lower; 1-D Gauss–Hermite with 3/4 of the nodes), the residual r_v and observables o_v at x* give the
@@ -43,8 +51,12 @@ order with a positive definite Cov (the covariance of the layer's sufficient sta
 by Sylvester's law of inertia a saddle is a local maximum of Ψ ("stable") iff all eigenvalues of
 that reduced Jacobian have negative real part — the criterion of :mod:`solvers.deep.linear`, here
 within the class-symmetric subspace. Starts: prior (NNGP) kernels with t from the convex last-layer
-problem at the target T; continuation in T from high T (where the solution is near the prior);
-and ``start`` (a previous solution: warm start/continuation). Converged distinct solutions are
+problem at the target T; if that fails and L >= 2, the deep large-P solution (bounded smooth φ;
+:mod:`solvers.deep.large_p`: its t, the prior kernels plus a class contrast of order √(log P/P)),
+then a homotopy in P (class sizes scaled up from a few points at fixed σ_a² P: at small T the
+T-continuation follows a common-mode branch to its fold, while the class-contrast branch of the
+paper's regime is connected to small P); continuation in T from high T (where the solution is near
+the prior); and ``start`` (a previous solution: warm start/continuation). Converged distinct solutions are
 reported in ``saddles`` with free energy and stability; the stable one with the largest free
 energy is selected. If none converges, ``converged`` is False and the outputs are NaN
 (never a wrong solution).
@@ -60,16 +72,18 @@ References: THEORY §5; A. van Meegen and H. Sompolinsky, Nat. Commun. 16, 3354 
 from __future__ import annotations
 
 from dataclasses import replace
+import math
 import time
 
 import numpy as np
 
 from solvers.deep.common import layer_sigmas
 from solvers.deep.model import DeepModel
+from solvers.deep.modes import mixture_from_modes
 from solvers.deep.newton import SolveLog, solve_at, t_only
 from solvers.deep.nonlinear_result import DeepNonlinearSolution, build_solution
 from solvers.deep.options import DeepOptions
-from solvers.deep.saddle import finish
+from solvers.deep.saddle import coverage, finish
 from theory.deep_blocks import Proposal, untilted_kernels
 from theory.spec import ModelSpec, SpecError
 
@@ -122,21 +136,42 @@ class _Search:
         self.rejected: list = []
 
     def attempt(self, x, props, label):
-        model = self.model
+        """Solve from (x, proposals) and check the solution (:func:`solvers.deep.saddle.finish`). A solution
+        whose proposals miss modes of a layer's tilted measure, or whose error estimate exceeds
+        ``error_tol`` while a layer's measure has several modes, is re-solved with mixture proposals built
+        from those modes (up to ``options.mixture_rounds`` times); the covered solution with the smallest
+        error estimate becomes a candidate. Returns it (a dict) or None."""
+        model, opt = self.model, self.opt
         if props is None:
             x = _into_domain(model, x)
             props = model.initial_proposals(x, self.inflate)
         out = solve_at(model, x, props, self.log, label)
-        if out is not None:
+        best = None
+        for rnd in range(opt.mixture_rounds + 1):
+            if out is None:
+                break
             c = finish(model, *out, label)
             if c["covered"]:
-                self.cands.append(c)
+                if best is None or np.max(c["errors"]) < np.max(best["errors"]):
+                    best = c
+                redo = [r["modes"] > 1 for r in c["coverage"]] if np.max(c["errors"]) > opt.error_tol else []
             else:
                 self.rejected.append(c["coverage"])
-                self.log.append(f"{label}: solution REJECTED, the Gaussian proposals do not cover the tilted measure "
+                self.log.append(f"{label}: solution REJECTED, the proposals do not cover the tilted measure "
                                 f"({c['coverage']})")
-                return None
-        return out
+                redo = [not r["covered"] for r in c["coverage"]]
+            if rnd == opt.mixture_rounds or not any(redo):
+                break
+            mixed = [mixture_from_modes(p, *found, inflate=self.inflate) if r else p
+                     for p, found, r in zip(c["props"], c["modes"], redo)]
+            label = label if label.endswith("+ mixture proposals") else f"{label} + mixture proposals"
+            out = solve_at(model, c["x"], mixed, self.log, label)
+            if out is None:  # the mass moved: re-solve the field t first, then everything
+                x1 = t_only(model, c["x"], mixed)
+                out = solve_at(model, x1, mixed, self.log, label) if x1 is not None else None
+        if best is not None:
+            self.cands.append(best)
+        return best
 
     def from_start(self, start) -> bool:
         """Solve from a user's ``start`` (see :func:`solve_deep_nonlinear`); True if it gave a candidate."""
@@ -159,6 +194,85 @@ class _Search:
             return self.attempt(model.pack(start.t, kers), None, "start from the L − 1 solution") is not None
         raise SpecError("start must be a converged DeepNonlinearSolution (same number of classes, L or L − 1 "
                         "layers) or a DeepLinearClassSolution (same m and L)")
+
+    def premixed(self, x, props):
+        """Proposals for the start x: each layer whose proposal misses modes of its tilted measure (coverage
+        check at x) gets the mixture of those modes."""
+        ev = self.model.safe_eval(x, props)
+        if ev is None:
+            return props
+        _, report, found = coverage(self.model, x, ev, props, self.opt.seed)
+        return [p if rep["covered"] else mixture_from_modes(p, *f, inflate=self.inflate)
+                for p, f, rep in zip(props, found, report)]
+
+    def from_large_p(self) -> bool:
+        """Start from the deep large-P solution (:mod:`solvers.deep.large_p`): its field t, the prior kernels
+        below the last hidden layer plus a class-contrast part ε I (ε = Var φ √(log P / P), the order of
+        the contrast the saturated last layer needs, :mod:`theory.deep_large_p`), mixture proposals at the
+        modes of that start. False when φ has no saturated large-P limit (ReLU, linear) or L = 1."""
+        from solvers.deep.large_p import solve_deep_large_p
+
+        model, spec = self.model, self.spec
+        if model.L < 2 or model.oned.kind != "smooth":
+            return False
+        try:
+            lp = solve_deep_large_p(spec, model.L, self.sig, code_neurons=0)
+        except SpecError:
+            return False
+        if not lp.converged:
+            return False
+        P = float(np.sum(model.sizes))
+        kers = []
+        for ell in range(model.L - 1):
+            diag, k = np.asarray(lp.kernel_diagonals[ell]), np.asarray(lp.kernel_blocks[ell])
+            var = float(np.mean(diag - np.diag(k)))
+            eps = var * math.sqrt(math.log(P) / P)
+            kers.append((k + eps * np.eye(model.m), np.maximum(diag - np.diag(k), 1e-3)))
+        x0 = _into_domain(model, model.pack(lp.t, kers))
+        props = self.premixed(x0, model.initial_proposals(x0, self.inflate))
+        return self.attempt(x0, props, "start from the deep large-P solution") is not None
+
+    def from_small_p(self) -> bool:
+        """Homotopy in the number of training points: the class sizes scaled by s·P_c/min P_c with
+        σ_a² P held fixed (the paper's scaling), from s = 1 (a few points, where the single-neuron measures
+        are broad and the prior start converges) geometrically to the target sizes, each step started
+        from the last (a failed step is halved, in log s, up to three times); the class sizes enter the
+        equations as real numbers. False if a step fails."""
+        spec, opt = self.spec, self.opt
+        sizes = np.asarray(spec.class_sizes, dtype=np.float64)
+        lo = float(np.min(sizes))
+        if lo <= 1.0:
+            return False
+        ratio, halvings = opt.size_ratio, 0
+        s, done, x, props = 1.0, None, None, None  # done: the last scale solved
+        while s < lo:
+            sub = self._scaled_model(sizes * s / lo)
+            if x is None:
+                x = _prior_start(sub, spec.temperature)
+                props = sub.initial_proposals(x, self.inflate)
+                x = t_only(sub, x, props)
+                if x is None:
+                    return False
+            elif sub.safe_eval(x, props) is None:  # outside the larger problem's domain (ReLU): shrink t
+                x = _into_domain(sub, x)
+                props = sub.initial_proposals(x, self.inflate)
+            out = solve_at(sub, x, props, self.log, f"homotopy in P, P = {np.sum(sizes) * s / lo:.4g}", rounds=2,
+                           tol=1e-8, maxiter=25)
+            if out is None:
+                if done is None or halvings == 3:
+                    return False
+                ratio, halvings = math.sqrt(ratio), halvings + 1
+                s = done * ratio
+                continue
+            x, props, done = out[0], out[4], s
+            s *= ratio
+        return self.attempt(x, props, "homotopy in P from small P") is not None
+
+    def _scaled_model(self, sizes):
+        """The equations at real class sizes ``sizes`` with σ_a² P as in the spec."""
+        spec = self.spec
+        P, Ps = float(np.sum(spec.class_sizes)), float(np.sum(sizes))
+        return DeepModel(spec.replace(sigma_a=spec.sigma_a * math.sqrt(P / Ps)), self.sig, self.opt, sizes=sizes)
 
     def from_prior(self) -> bool:
         model = self.model
@@ -194,9 +308,9 @@ class _Search:
     def failure_message(self) -> str:
         if not self.rejected:
             return "no solution found (direct start and continuation in T failed); see log"
-        return ("no reliable solution: Newton converged but the single-Gaussian importance proposals do not cover "
-                f"the tilted measure (multimodal or too narrow; coverage {self.rejected[-1]}); this regime (large P, "
-                "small T) needs mixture proposals or the large-P branches, not implemented")
+        return ("no reliable solution: Newton converged but the importance proposals do not cover the tilted "
+                f"measure (multimodal or too narrow; coverage {self.rejected[-1]}), and Newton with mixture proposals "
+                "at its modes did not converge")
 
 
 def _saddle_record(c) -> dict:
@@ -251,6 +365,8 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
     direct_ok = search.from_start(start) if start is not None else False
     if not direct_ok:
         direct_ok = search.from_prior()
+    if L >= 2 and not direct_ok:  # the small-T starts (only when the prior start fails: earlier results unchanged)
+        direct_ok = search.from_large_p() or search.from_small_p()
     if not direct_ok or (opt.search and L >= 2):
         Ts = np.geomspace(max(2.0, 8.0 * T), max(T, 1e-3), opt.continuation_steps)
         search.continuation(np.append(Ts, T) if T < 1e-3 else Ts, "continuation from high T")

@@ -30,6 +30,8 @@ class DeepOptions(Options):
     inflate: float | None = None  # proposal covariance inflation (default 1 GH, 1.5 QMC)
     continuation_steps: int = 5
     search: bool = True  # also run the continuations from high and low T when the direct start converged
+    size_ratio: float = 1.25  # step factor of the homotopy in P (class sizes), when the direct starts fail
+    mixture_rounds: int = 2  # re-solves with mixture proposals (one component per mode) after a coverage failure
     seed: int = 0
     code_neurons: int = 8000  # neurons drawn from each layer's measure for the code fractions (0: none)
 
@@ -50,5 +52,7 @@ class DeepOptions(Options):
             check_float("inflate", self.inflate, 0.0, lo_open=True)
         check_int("continuation_steps", self.continuation_steps, 1)
         check_bool("search", self.search)
+        check_float("size_ratio", self.size_ratio, 1.0, lo_open=True)
+        check_int("mixture_rounds", self.mixture_rounds, 0)
         check_int("seed", self.seed, 0)
         check_int("code_neurons", self.code_neurons, 0)

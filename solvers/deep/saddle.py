@@ -9,8 +9,9 @@ import math
 import numpy as np
 
 from solvers.deep.model import DeepModel
-from solvers.deep.modes import find_modes
-from theory.deep_blocks import OutsideDomain, layer_integral, log_integrand
+from solvers.deep.modes import layer_modes, significant
+from theory.deep_blocks import OutsideDomain, layer_integral
+from theory.deep_mixture import MixtureProposal
 
 __all__ = ["full_point", "action_gradient", "coverage", "stability", "integration_errors", "finish"]
 
@@ -78,53 +79,59 @@ def action_gradient(model: DeepModel, cz, kz, props):
     return np.concatenate(gc), np.concatenate(gk)
 
 
+def _components(pr):
+    """[(mean, chol)] of a proposal: the Gaussian itself, or the components of a mixture."""
+    if isinstance(pr, MixtureProposal):
+        return list(zip(pr.means, pr.chols))
+    return [(pr.mean, pr.chol)]
+
+
+def _judge(pr, modes, hess):
+    """(max Mahalanobis distance of the modes to their nearest component, min width ratio)."""
+    comps = _components(pr)
+    dist = np.array([np.linalg.norm(np.linalg.solve(C, (modes - mu).T), axis=0) for mu, C in comps])
+    nearest = np.argmin(dist, axis=0)
+    ratios = []
+    for H, k in zip(hess, nearest):
+        w = np.linalg.eigvalsh(H)
+        if w.max() >= 0:
+            ratios.append(0.0)
+            continue
+        C = comps[k][1]
+        # generalised eigenvalues of (mode covariance, proposal covariance): squared width ratios
+        ratios.append(float(np.sqrt(np.min(np.linalg.eigvals(np.linalg.solve(C @ C.T, np.linalg.inv(-H))).real))))
+    return float(np.max(np.min(dist, axis=0))), (min(ratios) if ratios else 0.0)
+
+
 def coverage(model: DeepModel, x, ev, props, seed=0):
-    """Check that each layer's Gaussian proposal covers its tilted y-measure: local maxima of λ(y)
-    (:func:`solvers.deep.modes.find_modes`, 48 prior and 16 proposal starts) with a Laplace mass
-    within a factor 10³ of the largest are "significant"; the layer fails if a significant mode lies
-    more than 3 proposal standard deviations (Mahalanobis) from the proposal mean, or, for Gauss–Hermite
-    rules, if a significant mode is more than 10× narrower than the proposal in some direction (its
-    mass would fall between the nodes). Returns (ok, [{"layer", "modes", "max_mahalanobis",
-    "min_width_ratio"}])."""
+    """Check that each layer's proposal covers its tilted y-measure: local maxima of λ(y)
+    (:func:`solvers.deep.modes.layer_modes`) with a Laplace mass within a factor 10³ of the largest are
+    "significant"; the layer fails if a significant mode lies more than 3 standard deviations
+    (Mahalanobis) from the nearest proposal component's mean, or, for Gauss–Hermite rules, if a
+    significant mode is more than 10× narrower than that component in some direction (its mass would
+    fall between the nodes). Returns (ok, [{"layer", "modes", "max_mahalanobis", "min_width_ratio",
+    "components", "covered"}], [(modes, masses, Hessians) per layer])."""
     t, ker = model.unpack(x)
     rng = np.random.default_rng([seed, 7])
-    ok, report = True, []
+    ok, report, found = True, [], []
     for ell in range(1, model.L + 1):
-        kw = model.layer_kwargs(ell, t, ker, ev)
-        d, pr = model.dims[ell - 1], props[ell - 1]
-
-        def fun(Y, kw=kw, ell=ell):
-            with np.errstate(all="ignore"):
-                try:
-                    return log_integrand(model.oned, model.sizes, model.sigmas[ell - 1], Y, **kw)
-                except OutsideDomain:
-                    return np.full(len(Y), -np.inf)
-
-        starts = np.concatenate([rng.standard_normal((48, d)), pr.mean + rng.standard_normal((16, d)) @ pr.chol.T,
-                                 pr.mean[None, :]])
-        modes, _, masses, hess = find_modes(fun, starts)
+        pr = props[ell - 1]
+        modes, masses, hess = layer_modes(model, ell, t, ker, ev, pr, rng)
+        found.append((modes, masses, hess))
+        ncomp = pr.size if isinstance(pr, MixtureProposal) else 1
         if len(modes) == 0:
-            report.append({"layer": ell, "modes": 0, "max_mahalanobis": float("inf"), "min_width_ratio": 0.0})
+            report.append({"layer": ell, "modes": 0, "max_mahalanobis": float("inf"), "min_width_ratio": 0.0,
+                           "components": ncomp, "covered": False})
             ok = False
             continue
-        sig = masses >= np.max(masses) + math.log(1e-3)
-        r = np.linalg.norm(np.linalg.solve(pr.chol, (modes[sig] - pr.mean).T), axis=0)
-        cov_p = pr.chol @ pr.chol.T
-        ratios = []
-        for H in (h for h, s_ in zip(hess, sig) if s_):
-            w = np.linalg.eigvalsh(H)
-            if w.max() >= 0:
-                ratios.append(0.0)
-                continue
-            # generalised eigenvalues of (mode covariance, proposal covariance): squared width ratios
-            ratios.append(float(np.sqrt(np.min(np.linalg.eigvals(np.linalg.solve(cov_p, np.linalg.inv(-H))).real))))
-        rmin = min(ratios) if ratios else 0.0
+        sig = significant(masses)
+        r, rmin = _judge(pr, modes[sig], [h for h, s_ in zip(hess, sig) if s_])
         gh = model.rules[ell - 1].groups == 1
-        bad = bool(np.max(r) > 3.0 or (gh and rmin < 0.1) or rmin <= 0.0)
+        bad = bool(r > 3.0 or (gh and rmin < 0.1) or rmin <= 0.0)
         ok = ok and not bad
-        report.append({"layer": ell, "modes": int(sig.sum()), "max_mahalanobis": float(np.max(r)),
-                       "min_width_ratio": rmin})
-    return ok, report
+        report.append({"layer": ell, "modes": int(sig.sum()), "max_mahalanobis": r, "min_width_ratio": rmin,
+                       "components": ncomp, "covered": not bad})
+    return ok, report, found
 
 
 def stability(model: DeepModel, x, ev, props):
@@ -212,12 +219,13 @@ def integration_errors(model: DeepModel, x, ev, J, Jo, props):
 
 
 def finish(model, x, ev, J, Jo, props, label):
-    covered, cov_report = coverage(model, x, ev, props, model.opt.seed)
+    covered, cov_report, modes = coverage(model, x, ev, props, model.opt.seed)
     if not covered:
-        return {"x": x, "ev": ev, "label": label, "covered": False, "coverage": cov_report}
+        return {"x": x, "ev": ev, "label": label, "covered": False, "coverage": cov_report, "modes": modes,
+                "props": props}
     eig = stability(model, x, ev, props)
     stable = bool(np.all(eig < 0)) if eig.size else True
     err, serr, sources = integration_errors(model, x, ev, J, Jo, props)
     return {"x": x, "ev": ev, "J": J, "Jo": Jo, "props": props, "label": label, "eig": eig, "stable": stable,
             "errors": err, "free_energy_error": serr, "error_sources": sources, "covered": True,
-            "coverage": cov_report}
+            "coverage": cov_report, "modes": modes}
