@@ -19,7 +19,8 @@ Rows (THEORY §1 sampled networks against the N → ∞ theory of §3, §2 on re
 Every CLI command runs as a subprocess in a fresh output folder (``--out`` a temporary directory, so
 no chain checkpoint is resumed); its wall and CPU time are in the row. With ``--record PATH`` the
 record is rewritten after every row (marked incomplete until the end); rows left out with
-``--rows`` are listed as not re-measured. ``docs/gen_results.py`` renders the record into README.md.
+``--rows`` are listed as not re-measured. ``docs/gen_results.py`` renders the record into README.md
+and docs/results.md.
 
 Run: python benchmarks/headline.py [--rows validate,classes,...] [--record docs/measurements/headline.json]
 """
@@ -190,10 +191,10 @@ def main(argv=None) -> int:
     record.table(TITLE, COLUMNS, rows)
     skipped = [r for r in ROWS if r not in chosen]
     reused = [f"{r} ({why})" for r, why in NOT_RUN.items() if r in chosen]
-    record.note("Each CLI command ran in a fresh output folder (`--out` a temporary directory, `--quiet`). "
-                + (f"Not re-measured in this run: {', '.join(reused + skipped)}. " if reused or skipped else "")
-                + (f"Failed in this run: {'; '.join(failed)}. " if failed else "")
-                + "All measured tables: [results](docs/results.md).")
+    notes = ["Each CLI command ran in a fresh output folder (`--out` a temporary directory, `--quiet`)."]
+    notes += [f"Not re-measured in this run: {', '.join(reused + skipped)}."] if reused or skipped else []
+    notes += [f"Failed in this run: {'; '.join(failed)}."] if failed else []
+    record.note(" ".join(notes))
     record.write(args.record)
     return 1 if failed else 0
 
