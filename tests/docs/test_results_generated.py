@@ -3,6 +3,7 @@ of the records in docs/measurements/ (``docs/gen_results.py``): the pages hold n
 table that their records do not give."""
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -37,10 +38,14 @@ def test_results_page_and_readme_equal_their_rendered_records():
 def test_readme_headline_table_is_generated():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("## Headline results", 1)[1].split("\n## ", 1)[0]
-    assert "<!-- generated:headline -->" in section and "<!-- /generated:headline -->" in section
-    outside = section.split("<!-- generated:headline -->")[0] + section.split("<!-- /generated:headline -->")[1]
+    names = re.findall(r"^<!-- generated:(headline[A-Za-z0-9_.-]*) -->$", section, flags=re.M)
+    assert names, "the README's headline table is not generated"
+    outside = section
+    for name in names:
+        assert (ROOT / "docs" / "measurements" / f"{name}.json").is_file()
+        start, end = f"<!-- generated:{name} -->", f"<!-- /generated:{name} -->"
+        outside = outside.split(start)[0] + outside.split(end)[1]
     assert "|---" not in outside, "a typed table next to the generated headline table"
-    assert (ROOT / "docs" / "measurements" / "headline.json").is_file()
 
 
 def test_every_record_states_command_date_machine_and_tables():
