@@ -73,7 +73,7 @@ def run_chain(spec: ModelSpec, width: int, sweeps: int, burn: int, *, seed: int 
 
 def _one_blas_thread():
     """BLAS limited to one thread: the matrices are small (P × P, N × P) and threads only
-    oversubscribe the cores (docs/results.md)."""
+    oversubscribe the cores (docs/devlog.md)."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - optional

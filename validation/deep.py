@@ -33,7 +33,7 @@ __all__ = ["DeepNetwork", "sample_readout", "deep_collapsed_sweep", "gradient_fl
 #: c of the single-width criterion |sampled − theory| <= 4 MCSE + c·max(1, |theory|)·P/N
 C_P_OVER_N = 1.0
 #: chains count as converged (and the report can pass) only when every rank-normalised R̂ is below this
-#: (weaker than the target 1.01 of validation.diagnostics: RHAT_WHY says why; docs/results.md)
+#: (weaker than the target 1.01 of validation.diagnostics: RHAT_WHY says why; docs/devlog.md)
 RHAT_MAX = 1.1
 RHAT_WHY = ("R-hat < 1.01 is not reached at the default settings (L = 2, classes 8,4,4, T = 0.5, N = 100, "
             "2 chains x 600 sweeps: max 1.076 for relu, 1.047 for linear)")

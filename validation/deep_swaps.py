@@ -29,7 +29,7 @@ This is exact Metropolis–Hastings on the extended space, so π(W, a) is invari
 quality of the proposal; the proposal only sets the acceptance rate. When G is singular (silent ReLU
 units at tiny N) no move is made; Φ_{L-1} is unchanged by the moves, so this keeps detailed balance.
 
-Checks of exactness, acceptance rates and cost: docs/results.md.
+Checks of exactness, acceptance rates and cost: docs/devlog.md.
 """
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ conditioned on Φ_{ℓ-1} = φ(H^{ℓ-1}) as above, and the allowance adds 4 ε 
 integration-error estimate). Each chain keeps the O(N^{-1/2}) code fractions of its own theory
 draw (no drift in the last layer, THEORY §7), so R̂ over chains is reported but not part of the
 rule; ``swaps`` last-layer independence moves per sweep (:mod:`validation.deep_swaps`) let the
-last layer's codes mix. Measured ratios and R̂: docs/results.md.
+last layer's codes mix. Measured ratios and R̂: docs/devlog.md.
 """
 from __future__ import annotations
 

@@ -189,7 +189,7 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
     :func:`solvers.data.options.resolve_sampler` (SMC): on digits
     the MCMC chains met their criteria for erf at a wrong fixed point (residuals up to 0.66 under SMC;
     they do not balance the weights of the code modes) and do not converge for ReLU, where SMC does;
-    for normcdf both agree and MCMC is faster (``theory_sampler="mcmc"``; docs/results.md).
+    for normcdf both agree and MCMC is faster (``theory_sampler="mcmc"``; docs/devlog.md).
     """
     from solvers.data.branches import GeneralBranchOptions, solve_general_branches
     from solvers.data.options import resolve_sampler

@@ -34,7 +34,7 @@ another outlier of the same direction the mass moves between them, and at tan θ
 them returns to the bulk (an outlier is removed). The local samplers do this only by slow
 diffusion along the ridge of flat directions (the condensate's mass can be shared among any number
 of outliers at almost equal cost); the collapsed sweep alone leaves the number of outliers, and
-with it the kernel diagonal, mixing slowly (docs/results.md).
+with it the kernel diagonal, mixing slowly (docs/devlog.md).
 
 Cost: φᵀφ is built once per call (O(N P²)); each move updates it by rank 4 and factorises M
 (O(P³)).

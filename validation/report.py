@@ -7,7 +7,7 @@ marginal of W with the readout integrated out, then a | W exactly); the
 Gibbs-within-MALA sweep (:func:`validation.networks.gibbs_sweep`: a | W
 exactly, MALA on W | a) is ``sampler="gibbs"``. In the collapsed sweep a neuron
 with a large readout moves along the ridge a ∝ φ(h) instead of being pinned by
-the output constraint, so it mixes where the Gibbs sweep freezes (docs/results.md).
+the output constraint, so it mixes where the Gibbs sweep freezes (docs/devlog.md).
 Every chain is one point of a sweep (:func:`solvers.sweep.run_sweep`),
 written to a checkpoint file as it finishes, so an interrupted run resumes. The observables f, U and the kernel are
 averaged after burn-in, with MCSE, bulk ESS and rank-normalised split-R̂ (:mod:`validation.diagnostics`).
@@ -72,7 +72,7 @@ Z_MAX = K_MCSE
 #: sweeps by name: "gibbs" (a | W exact, MALA on W | a) and "collapsed" (MALA on the marginal of W, then a | W)
 SWEEPS = {"gibbs": gibbs_sweep, "collapsed": collapsed_sweep}
 #: chains count as converged (and a report can pass) only when every rank-normalised R̂ is below this
-#: (weaker than the target 1.01 of validation.diagnostics: RHAT_WHY says why; docs/results.md)
+#: (weaker than the target 1.01 of validation.diagnostics: RHAT_WHY says why; docs/devlog.md)
 RHAT_MAX = 1.1
 RHAT_WHY = ("R-hat < 1.01 is not reached at the default settings (relu, classes 8,4,4, T = 0.5, N = 400, "
             "4 chains x 1500 sweeps: max 1.014); 1.1 still flags chains frozen in different code fractions "

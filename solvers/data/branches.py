@@ -58,7 +58,7 @@ for K0 = I it is :func:`solvers.large_p.solve.linear_large_p`.
 ReLU (and other φ with linear growth): the condensate of THEORY §4 is not implemented here;
 :func:`solve_general_branches` raises :class:`SpecError`.
 
-Measurements (K0 = I and digits, erf and normcdf, P = 12–300): ``docs/results.md``.
+Measurements (K0 = I and digits, erf and normcdf, P = 12–300): ``docs/devlog.md``.
 
 Limits: the branch search explores sign-pattern starts only (m ≤ 4 exhaustively); heights carry
 TI errors that grow with P (S error ≈ 0.002 at P = 300); the Newton trust region (importance

@@ -19,7 +19,7 @@ Trial points are moved back onto the QP's violated constraints by a second-order
 homogeneous of degree 2). The multipliers of the directions on the boundary (q_j ≥ ``Q_ON``) give
 the condensate masses: K gains Σ_j λ_j v_j v_jᵀ. Q_CAP < 1 keeps the sampled bulk away from the
 singular directions, at an O(1 − Q_CAP) shift of t along the constraint normals. Measurements:
-``docs/results.md``.
+``docs/devlog.md``.
 """
 from __future__ import annotations
 

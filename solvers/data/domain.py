@@ -27,7 +27,7 @@ def _q_ascent(t, L, slope_pos, slope_neg, sa2, U0, iters=200, eta=0.05):
     ∇q = 2σ_a² Lᵀ(φ∞'(Lu) ⊙ t tᵀφ∞(Lu)); the step is η·∇_⊥q / q (tangential part, scale-free),
     followed by renormalisation. q is piecewise quadratic with a kink on every hyperplane
     (Lu)_μ = 0, so the landscape has many local maxima: the small step follows it instead of
-    jumping across patterns (measured step sizes: ``docs/results.md``), and the starts matter
+    jumping across patterns (measured step sizes: ``docs/devlog.md``), and the starts matter
     (sampled directions of large q are good ones).
     """
     U = U0 / np.maximum(np.linalg.norm(U0, axis=1, keepdims=True), 1e-300)

@@ -24,7 +24,7 @@ The same test compares the predictions on test inputs (:func:`check_predictions`
 
 The rule on the residual's noise (rms r̂/MCSE <= z_tol) cannot see a bias along directions in which
 f hardly depends on t (small eigenvalues of K at small T); these checks can. The case that shows
-it is in docs/results.md ("The Monte Carlo theory's bias check").
+it is in docs/devlog.md ("The Monte Carlo theory's bias check").
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ cloud along this path:
    around a Gaussian reference N(μ_g, S_g) fitted to group g's resampled cloud (mean and covariance
    shrunk by 5% toward the prior; the kernel then depends on the previous population only, as in
    adaptive SMC), because p_{t,β} moves far from the prior for large tilts (measured on digits:
-   ``docs/results.md``), where prior-centred ellipses take tiny steps.
+   ``docs/devlog.md``), where prior-centred ellipses take tiny steps.
 
 Because every mode of p_t is reached from the prior, which covers all of them, the final cloud
 holds the modes with their correct relative weights (as n → ∞), unlike a local chain started in

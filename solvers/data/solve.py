@@ -38,7 +38,7 @@ Convergence (one round with at least ``final_sweeps`` sweeps): (i) rms of r̂/MC
 per-sample log tilt ≤ ``rhat_tol`` — rank-normalised split-R̂ (Vehtari et al. 2021,
 :mod:`solvers.chain_stats`) over the chains (SMC: over the independent particle groups). While (i)
 holds but (ii) or (iii) fail, the sample grows ×2 per round up to ``max_sweeps`` (SMC: particles up
-to ``max_particles``). Measurements, limits and history: ``docs/results.md``.
+to ``max_particles``). Measurements, limits and history: ``docs/devlog.md``.
 """
 from __future__ import annotations
 

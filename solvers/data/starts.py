@@ -24,7 +24,7 @@ def initial_field(spec, K0, L, nl, rng):
 
     Linear-growth φ: GP-like t = α (σ_a² K_prior + T I)⁻¹ Y. Bounded φ (erf, Φ, tanh): the class-
     aligned t = α Y: the GP field's large within-class alternating components (small eigenvalues of
-    K0 on real data) make p_t strongly multimodal for bounded φ (measurements: ``docs/results.md``)."""
+    K0 on real data) make p_t strongly multimodal for bounded φ (measurements: ``docs/devlog.md``)."""
     Kp, _ = feature_kernel(spec.nonlinearity, spec.sigma_w**2 * K0)
     Y = spec.targets()
     if nl.linear_growth:

@@ -24,7 +24,7 @@ layer saturates into binary units, the lower layers stay at their prior kernels)
   limit), with its correction order.
 * ReLU and other growing φ: SpecError (not implemented).
 
-Measured checks (finite-P solver and sampled networks against this limit): docs/results.md.
+Measured checks (finite-P solver and sampled networks against this limit): docs/devlog.md.
 
 References: THEORY §4–5; A. van Meegen and H. Sompolinsky, Nat. Commun. 16, 3354 (2025).
 """

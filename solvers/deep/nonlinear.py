@@ -23,7 +23,7 @@ measure; order 5, 4 or 3 for d <= 4, 6, more) or when order^d stays small (d <= 
 d = 4: order 10), and scrambled Sobol' replicates otherwise (8 × 2^11 points by default; the
 selected solution is re-solved with 2^12, 2^13 points while its error estimate exceeds
 ``error_tol``). ``integrator="sparse-grid"`` uses Smolyak Gauss–Hermite grids for d >= 5 instead
-(:func:`theory.deep_blocks.smolyak_rule`; its accuracy against the Sobol' default: docs/results.md).
+(:func:`theory.deep_blocks.smolyak_rule`; its accuracy against the Sobol' default: docs/devlog.md).
 1-D integrals: closed forms (linear, ReLU) or 24-node Gauss–Hermite (smooth bounded φ).
 
 Mixture proposals: a solution whose Gaussian proposals miss a mode of some layer's tilted measure
@@ -65,7 +65,7 @@ Modules: :mod:`solvers.deep.options` (:class:`DeepOptions`), :mod:`solvers.deep.
 equations), :mod:`solvers.deep.newton` (Newton–Broyden and the proposal rounds), :mod:`solvers.deep.saddle`
 (coverage, stability, integration errors), :mod:`solvers.deep.nonlinear_result` (the result and its JSON),
 :mod:`solvers.deep.modes` (the mode search); this module holds the search over starts and the entry points.
-Measured checks against the closed forms and sampled networks: docs/results.md.
+Measured checks against the closed forms and sampled networks: docs/devlog.md.
 
 References: THEORY §5; A. van Meegen and H. Sompolinsky, Nat. Commun. 16, 3354 (2025).
 """

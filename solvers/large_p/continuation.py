@@ -65,7 +65,7 @@ and f, and says so in the record. The gap between a split and the re-solve
 point (δ) is not traced (the new branches merge at the split, where the
 Jacobian is singular); merges met in the other direction are located by
 continuing the re-solved solution back. Continuation in ``sigma_w`` rebuilds
-the ψ table for every σ_1 and is slow (timings: docs/results.md).
+the ψ table for every σ_1 and is slow (timings: docs/devlog.md).
 
 Linear φ (closed form, one event: the domain constraint starts to bind) and
 linearly growing φ (ReLU: a condensate the branch system does not describe,

@@ -74,7 +74,7 @@ def warm_point(prob: LargePProblem, prev: LargePSolution | None) -> tuple[LargeP
     1. Newton on prev's branches. 2. If they stop being the minimiser of G∞ (a transition), or two
     of them converge onto the same maximum of S (maxima merging), Newton
     on the global maxima of S at the field just found, equally occupied. 3. Only if both fail, the
-    global solver (smoothed dual; timings in docs/results.md).
+    global solver (smoothed dual; timings in docs/devlog.md).
     """
     if prev is not None and prev.converged and prev.kind == "global" and prev.condensate is None:
         A = np.array([b.a for b in prev.branches])
