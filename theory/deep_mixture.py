@@ -45,11 +45,9 @@ DEFENSIVE_WEIGHT = 0.2
 _MIN_NODES = 64  # fewest nodes per replicate block and component
 
 
-def _chol(cov, floor=1e-6):
-    cov = 0.5 * (cov + cov.T)
-    w, V = np.linalg.eigh(cov)
-    w = np.maximum(w, floor * max(w.max(), 1e-12))
-    return np.linalg.cholesky((V * w) @ V.T)
+def _chol(cov) -> np.ndarray:
+    """Cholesky factor of ``cov`` with its eigenvalues floored as in :meth:`Proposal.from_moments`."""
+    return Proposal.from_moments(np.zeros(len(cov)), cov).chol
 
 
 @dataclass(frozen=True, eq=False)
