@@ -67,8 +67,9 @@ def main(argv=None) -> int:
     record.table(title, *table_rows(rows, [("wall (s)", seconds), ("load (1 min) at its end", loads)]),
                  note="True error: max over f, U and the kernel of |solve − reference|; ratio = true error / "
                       "(estimate + the reference's estimate). Reference: the closed form (linear), a solve at "
-                      "tol 1e-11 (`TIGHT`), or where that stops at its rule's noise above residual 1e-11 one on "
-                      "a finer rule (`FINER`; `validation/error_coverage.py`).")
+                      "tol 1e-11 (`TIGHT`), or where that stops at its rule's noise above residual 1e-11 a solve "
+                      "at tol 1e-10 (`FLOOR`) that a replica on another rule confirms, or one on a finer rule "
+                      "(`FINER`; `validation/error_coverage.py`).")
     record.write(args.record)
     return 0 if all(r.covered for r in rows) else 1
 
