@@ -18,13 +18,16 @@ def _forbid_work(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("the work started")
 
-    for path, name in (("solvers.solve", "solve"), ("validation.report", "validate"), ("validation.deep", "validate_deep"),
-                       ("validation.deep_theory_init", "deep_stationarity"),
-                       ("solvers.large_p.phase_diagram", "phase_diagram"),
-                       ("solvers.large_p.continuation", "continue_solution"),
-                       ("solvers.deep.continuation", "continue_deep"),
-                       ("validation.generalization", "generalization_report")):
-        mod = importlib.import_module(path)
+    entries = (("solvers.solve", "solve"), ("validation.report", "validate"), ("validation.deep", "validate_deep"),
+               ("validation.deep_theory_init", "deep_stationarity"),
+               ("solvers.large_p.phase_diagram", "phase_diagram"),
+               ("solvers.large_p.continuation", "continue_solution"),
+               ("solvers.deep.continuation", "continue_deep"),
+               ("validation.generalization", "generalization_report"))
+    # import every module before patching any: a module imported for the first time inside the patch
+    # would bind the patched function for good (from solvers.solve import solve) and break later tests
+    modules = [importlib.import_module(path) for path, _ in entries]
+    for mod, (_, name) in zip(modules, entries):
         monkeypatch.setattr(mod, name, boom)
 
 
