@@ -1,8 +1,9 @@
 """Every command's figure is written as PNG + PDF + JSON sidecar (figures/style.py: save, write_sidecar).
 
 Small, fast runs of each command family (solve, validate, continue: large P, finite P and deep,
-phase-diagram: large P and finite P, generalize) through the CLI, and the scaling figure from a
-small synthetic result (a real scaling run takes minutes).
+phase-diagram: large P and finite P) through the CLI; the scaling and generalize figures from small
+synthetic results (a real scaling run takes minutes; the generalize command's own test,
+tests/validation/test_generalization.py, runs the command).
 """
 import json
 from pathlib import Path
@@ -46,9 +47,6 @@ COMMANDS = {
                                 "--x", "temperature", "--x-range", "0.2,0.3", "--y", "sigma_a", "--y-range",
                                 "0.3,0.4", "--backend", "serial"], "finite_p_map.png",
                                "codingschemes phase-diagram --finite-p", ("labels", "spread")),
-    "generalize": (["generalize", "--dataset", "clusters", "--classes", "0,1", "--train-per-class", "4",
-                    "--test-per-class", "5", "--nonlinearity", "erf", "--temperature", "1.0", "--width", "30",
-                    "--sweeps", "30"], "generalize.png", "codingschemes generalize", ("theory", "gp")),
 }
 
 
@@ -80,3 +78,18 @@ def test_scaling_figure_writes_png_pdf_and_sidecar(tmp_path):
                         residual=0.0, error_estimate=0.01, time_seconds=0.0)
     side = _check(plot_scaling(res, tmp_path / "scaling.png"), "codingschemes scaling", "tc", "fits", "crossovers")
     assert side["numbers"]["tc"] == tc and side["settings"]["P"] == list(Ps)
+
+
+def test_generalize_figure_writes_png_pdf_and_sidecar(tmp_path):
+    """figures/generalization.py (``codingschemes generalize``) from a synthetic two-class report."""
+    from figures.generalization import plot_generalization
+
+    rng = np.random.default_rng(0)
+    method = {"mean_predictor_error": [0.3, 0.2], "bayes_error": [0.4, 0.3], "mean_predictor": rng.random((6, 2))}
+    report = {"theory": method, "gp": method, "sampling": {**method, "mean_predictor_error_mcse": [0.01, 0.01]},
+              "dataset": {"classes": [0, 1], "description": "synthetic"},
+              "spec": {"nonlinearity": "erf", "temperature": 1.0, "sigma_w": 1.0, "sigma_a": 0.5}}
+    png = plot_generalization(report, tmp_path / "generalize.png", kernel=np.eye(6), activations=rng.normal(size=(5, 6)),
+                              test_labels=[0, 0, 0, 1, 1, 1])
+    side = _check(png, "codingschemes generalize", "theory", "gp", "sampling")
+    assert side["numbers"]["sampling"]["mean_predictor_error_mcse"] == [0.01, 0.01]
