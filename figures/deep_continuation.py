@@ -30,7 +30,8 @@ def plot_deep_continuation(result, out):
                   {**s.to_dict(), "layers": result.layers, "parameter": result.parameter},
                   {"p": [r["p"] for r in sel], "f_diag": [np.diag(np.asarray(r["outputs"])) for r in sel],
                    "action": [r["free_energy"] for r in sel],
-                   "special_points": [{k: sp[k] for k in ("kind", "class", "p", "bracket_p")} for sp in result.special_points]})
+                   "special_points": [{k: sp[k] for k in ("kind", "class", "p", "bracket_p")}
+                                      for sp in result.special_points]})
     return png
 
 

@@ -63,7 +63,7 @@ def plot_generalization(report: dict, out, output_class: int = 0, kernel=None, a
     png = save(fig, out)
     keys = ("mean_predictor_error", "bayes_error", "mean_predictor_error_mcse")
     write_sidecar(png, "codingschemes generalize", None,
-                  {"spec": report["spec"], "dataset": {k: v for k, v in report["dataset"].items() if k != "test_labels"},
-                   "output_class": output_class},
+                  {"spec": report["spec"], "output_class": output_class,
+                   "dataset": {k: v for k, v in report["dataset"].items() if k != "test_labels"}},
                   {k: {key: report[k].get(key) for key in keys if key in report[k]} for k in names})
     return png
