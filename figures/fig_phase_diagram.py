@@ -8,8 +8,10 @@ are joined into boundary curves (:func:`solvers.large_p.phase_diagram.phase_diag
 
 * sigmoid (normcdf), quick and full mode: symmetric at high T, several groups with two-class
   codes below the symmetry-breaking line;
-* ReLU, full mode only (each point is a condensate solve of about a second): symmetric bulk, with
-  one-class outliers (sparse coding) below the condensation line. Rows on which the warm-started
+* ReLU, quick and full mode (condensate solves, warm-started along each row by the KKT Newton of
+  the condensate system, :func:`solvers.large_p.phase_diagram.warm_point`): symmetric bulk, with
+  outlier neurons (the condensate: O(√N) readouts along a few directions) whose codes change
+  from one class each (sparse coding) to fewer directions at high T. Rows on which the warm-started
   row solver of :mod:`solvers.large_p.phase_diagram` fails are filled point by point with independent
   solves (:func:`solvers.large_p.solve.solve_large_p`); they carry labels but no located boundary.
 
@@ -31,7 +33,8 @@ __all__ = ["main", "GRIDS", "region", "caption"]
 
 #: (x values, y values, refine, workers) per mode; x = temperature T, y = σ̄_a (at least 60 × 60 in full mode)
 GRIDS = {
-    True: {"normcdf": (np.geomspace(0.02, 1.0, 6), np.array([0.5, 1.0, 1.5, 2.0]), 4, 1)},
+    True: {"normcdf": (np.geomspace(0.02, 1.0, 6), np.array([0.5, 1.0, 1.5, 2.0]), 4, 1),
+           "relu": (np.geomspace(0.02, 1.0, 6), np.array([0.5, 1.0, 1.5, 2.0]), 4, 1)},
     False: {"normcdf": (np.geomspace(0.01, 1.0, 60), np.linspace(0.5, 2.0, 60), 8, 2),
             "relu": (np.geomspace(0.01, 1.0, 60), np.linspace(0.5, 2.0, 60), 6, 2)},
 }
@@ -124,14 +127,22 @@ def main(out_dir, quick: bool = True) -> list:
 def caption(side: dict) -> str:
     """The gallery caption of one phase-diagram sidecar."""
     st, nb = side["settings"], side["numbers"]
-    regions = "; ".join(f"{k} ({v} points)" for k, v in sorted(nb["regions"].items(), key=lambda kv: -kv[1]))
+    regions = "; ".join(f"{k} ({v} point{'s' if v != 1 else ''})"
+                        for k, v in sorted(nb["regions"].items(), key=lambda kv: -kv[1]))
     return (f"Large-P coding schemes of {common.DISPLAY[st['nonlinearity']]} networks, class fractions ½, ¼, ¼, "
             f"σ_1 = 1, on a {st['grid'][0]} × {st['grid'][1]} grid of σ̄_a ∈ [{st['sigma_a_bar'][0]:g}, "
             f"{st['sigma_a_bar'][1]:g}] and T ∈ [{st['temperature'][0]:g}, {st['temperature'][1]:g}] (log). "
             f"Regions: {regions}; {nb['failed']} points without a solution. Black curves (legend): "
             f"{', '.join(f'{k} ×{v}' for k, v in nb['curves'].items()) or 'none'}; "
-            f"{nb['located_transitions']} transition points located by bisection between grid rows. A code lists the classes on "
-            f"which a group of neurons is active (1) or silent (0).")
+            f"{nb['located_transitions']} transition points located by bisection in T between neighbouring grid points. "
+            f"A code lists the classes on "
+            f"which a group of neurons is active (1) or silent (0)." + _OUTLIERS.get(st["nonlinearity"], ""))
+
+
+#: what the ReLU labels mean (captions)
+_OUTLIERS = {"relu": (" Outliers: the condensate, a few neurons with readouts of order √N along the listed "
+                      "directions, each active on the classes of its code. Crossovers mark where an outlier "
+                      "direction's mass reaches zero.")}
 
 
 if __name__ == "__main__":  # pragma: no cover

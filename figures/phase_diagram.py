@@ -4,7 +4,8 @@ Input is a sweep file written by :func:`solvers.sweep.run_sweep` (or its
 records). Each grid cell is coloured by the label of its point (e.g. the
 coding scheme found there); points that failed or were not computed are
 left blank. The grid may be non-uniform: cell edges lie halfway between
-neighbouring values (geometrically halfway on a log axis).
+neighbouring values (geometrically halfway on a log axis). Written as PNG + PDF + JSON sidecar
+(the points per label, the grid, the boundary curves drawn and the given settings).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from solvers.sweep import load_sweep, record_value, to_grid
 
-from .style import axis_label, figsize, pyplot, save
+from .style import axis_label, figsize, pyplot, save, write_sidecar
 
 __all__ = ["plot_phase_diagram", "cell_edges"]
 
@@ -85,8 +86,8 @@ def _check_boundaries(boundaries):
 def plot_phase_diagram(source, x: str, y: str, label_key, *, boundaries=None,
                        out="codingschemes_out/phase_diagram.png", title: str | None = None,
                        xscale: str = "linear", yscale: str = "linear", label_order=None,
-                       colors=None) -> Path:
-    """Write a PNG of the label at each (x, y) point of a sweep; returns its path.
+                       colors=None, settings: dict | None = None) -> Path:
+    """Write a PNG (and PDF, JSON sidecar) of the label at each (x, y) point of a sweep; returns its path.
 
     Parameters
     ----------
@@ -111,10 +112,21 @@ def plot_phase_diagram(source, x: str, y: str, label_key, *, boundaries=None,
     label_order, colors
         Optional order of labels in the colour map/legend (others follow,
         sorted) and matching colours (any matplotlib colour specs).
+    settings
+        Stored in the sidecar's "settings" (e.g. the model), next to the grid.
     """
     xs, ys, codes, ordered = _label_grid(source, x, y, label_key, label_order)
-    return _draw(xs, ys, codes, ordered, x, y, label_key, boundaries=boundaries, out=out, title=title,
-                 xscale=xscale, yscale=yscale, colors=colors)
+    png = _draw(xs, ys, codes, ordered, x, y, label_key, boundaries=boundaries, out=out, title=title,
+                xscale=xscale, yscale=yscale, colors=colors)
+    counts = np.bincount(codes.compressed(), minlength=len(ordered))
+    drawn = [b for b in _check_boundaries(boundaries) if (np.isfinite(b[0]) & np.isfinite(b[1])).sum() >= 2]
+    write_sidecar(png, "codingschemes phase-diagram", None,
+                  {**(settings or {}), "x": x, "y": y, "x_values": xs, "y_values": ys, "xscale": xscale,
+                   "yscale": yscale},
+                  {"labels": {t: int(n) for t, n in zip(ordered, counts)}, "points": int(codes.size),
+                   "missing": int(np.ma.count_masked(codes)),
+                   "curves": [{"kind": kind, "points": int(len(bx))} for bx, _, kind in drawn]})
+    return png
 
 
 def _label_grid(source, x: str, y: str, label_key, label_order):

@@ -4,7 +4,8 @@ Three panels from a :class:`solvers.finite_p.scaling.ScalingResult`: the order p
 readout spread s = tr Cov_p(a)) against T at every P with the large-P curve s_∞(T); the collapse
 s·P^x against (T − T_c)·P^x with the fitted exponents of the height and of the equivalent width
 J/χ_max of the susceptibility; the widths, shifts and heights against P on log axes with their
-power-law fits. PNG and PDF, 10 × 3.6 in.
+power-law fits. PNG (300 dpi), PDF and the JSON sidecar (T_c, the fitted exponents, the crossovers
+per P and the problem), two journal columns wide.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .style import pyplot
+from .style import SEQUENTIAL, figsize, pyplot, save, write_sidecar
 
 __all__ = ["plot_scaling"]
 
@@ -27,8 +28,8 @@ def _curve(line):
 def plot_scaling(result, out) -> Path:
     """The three panels of the module docstring; returns the PNG path (the PDF is next to it)."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(10.0, 3.6))
-    cmap = plt.get_cmap("viridis")
+    fig, axes = plt.subplots(1, 3, figsize=figsize(2, 2.7))
+    cmap = plt.get_cmap(SEQUENTIAL)
     tc = result.tc
     xw, xh = (result.fits.get(k, {}).get("exponent", np.nan) for k in ("equivalent_width", "height"))
     xw, xh = (0.5 if not np.isfinite(v) else v for v in (xw, xh))
@@ -38,18 +39,18 @@ def plot_scaling(result, out) -> Path:
             continue
         T, s = _curve(line)
         color = cmap(k / n)
-        axes[0].plot(T, s, ".-", color=color, label=f"P = {P}", lw=1, ms=3)
-        axes[1].plot((T - tc) * P**xw, s * P**xh, ".-", color=color, lw=1, ms=3)
+        axes[0].plot(T, s, ".-", color=color, label=f"P = {P}", lw=0.8, ms=2)
+        axes[1].plot((T - tc) * P**xw, s * P**xh, ".-", color=color, lw=0.8, ms=2)
     ref = result.large_p
-    axes[0].plot(ref["temperature"], ref["spread"], "k--", lw=1.5, label="P → ∞")
+    axes[0].plot(ref["temperature"], ref["spread"], "k--", lw=1.2, label="P → ∞")
     for ax in axes[:2]:
         ax.axvline(tc if ax is axes[0] else 0.0, color="0.6", lw=0.8)
     axes[0].set_xlabel("temperature T")
     axes[0].set_ylabel(r"spread $s$ = tr Cov$_p$(a)")
-    axes[0].legend(fontsize=6, ncol=2)
+    axes[0].legend(ncol=2)
     axes[1].set_xlabel(rf"$(T - T_c)\,P^{{{xw:.2f}}}$")
     axes[1].set_ylabel(rf"$s\,P^{{{xh:.2f}}}$")
-    axes[1].set_title("collapse", fontsize=9)
+    axes[1].set_title("collapse")
     P = np.array(result.P, dtype=float)
     chis = result.susceptibilities or [None] * len(result.P)
     for key, marker in (("equivalent_width", "o"), ("susceptibility_shift", "D"), ("height", "^"),
@@ -61,23 +62,21 @@ def plot_scaling(result, out) -> Path:
         fit = result.fits[key]
         label = {"shift": "|split − T_c|", "susceptibility_shift": "|T* − T_c| (χ peak)",
                  "equivalent_width": "width J/χ_max"}.get(key, key)
-        line, = axes[2].loglog(P, vals, marker, ms=4,
+        line, = axes[2].loglog(P, vals, marker, ms=3,
                                label=f"{label}: x = {fit['exponent']:.2f} ± {fit['exponent_error']:.2f}")
         if np.isfinite(fit["exponent"]):
-            axes[2].loglog(P, fit["amplitude"] * P ** -fit["exponent"], "-", color=line.get_color(), lw=1)
+            axes[2].loglog(P, fit["amplitude"] * P ** -fit["exponent"], "-", color=line.get_color(), lw=0.8)
     from matplotlib.ticker import NullFormatter
 
     axes[2].xaxis.set_minor_formatter(NullFormatter())
     axes[2].set_xlabel("P")
-    axes[2].set_ylabel("widths, shifts (in T); height, s(T_c) (in s)")
-    axes[2].legend(fontsize=7)
-    for ax in axes:
-        ax.tick_params(labelsize=8)
-    fig.suptitle(f"{result.problem.nonlinearity}: finite-size scaling through T_c = {tc:.4g}", fontsize=10)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out.with_suffix(".pdf"))
-    fig.savefig(out.with_suffix(".png"), dpi=150)
-    plt.close(fig)
-    return out.with_suffix(".png")
+    axes[2].set_ylabel("widths, shifts (T); height, s(T_c)")
+    axes[2].legend()
+    axes[0].set_title(f"{result.problem.nonlinearity}, $T_c$ = {tc:.4g}")
+    png = save(fig, out)
+    write_sidecar(png, "codingschemes scaling", None,
+                  {"problem": result.problem.to_dict(), "P": list(result.P), "tc_source": result.tc_source},
+                  {"tc": tc, "fits": result.fits, "crossovers": result.crossovers,
+                   "susceptibilities": result.susceptibilities,
+                   "points_per_P": [None if line is None else len(line["points"]) for line in result.lines]})
+    return png

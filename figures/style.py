@@ -126,14 +126,19 @@ def sidecar_path(png) -> Path:
     return Path(png).with_suffix(".json")
 
 
-def write_sidecar(png, script: str, quick: bool, settings: dict, numbers: dict, **extra) -> Path:
+def write_sidecar(png, script: str, quick: bool | None, settings: dict, numbers: dict, **extra) -> Path:
     """``<name>.json`` next to the figure ``png``: {"figure", "script", "mode", "settings", "numbers",
-    ...extra} via :func:`theory.jsonio.dumps` (numpy → JSON, non-finite floats as strings)."""
+    ...extra} via :func:`theory.jsonio.dumps` (numpy → JSON, non-finite floats as strings).
+
+    ``quick`` is the gallery mode ("quick" or "full"); ``None`` for the figure of a command
+    (``script`` is then the command, e.g. "codingschemes solve"), whose sidecar has no "mode"."""
     from theory.jsonio import dumps
 
     png = Path(png)
     doc = {"figure": png.name, "script": script, "mode": "quick" if quick else "full",
            "settings": settings, "numbers": numbers}
+    if quick is None:
+        del doc["mode"]
     doc.update(extra)
     out = sidecar_path(png)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -204,7 +204,8 @@ def run_phase(args) -> int:
 
         rho = ", ".join(f"{r:.3g}" for r in problem.class_fractions)
         png = plot_phase_diagram(diagram.records(), args.x, args.y, "label", boundaries=diagram.boundary_curves(),
-                                 out=out / "phase_diagram.png", title=f"{problem.nonlinearity}, ρ = ({rho})")
+                                 out=out / "phase_diagram.png", title=f"{problem.nonlinearity}, ρ = ({rho})",
+                                 settings={**problem.to_dict(), "refine": args.refine})
         if not args.quiet:
             print(f"figure: {png}", file=sys.stderr)
     return 0 if all(r is not None for r in diagram.rows) else 1

@@ -34,7 +34,7 @@ import numpy as np
 
 from theory.spec import SpecError
 
-from solvers.large_p.solve import LargePSolution, solve_branches, solve_large_p
+from solvers.large_p.solve import LargePSolution, condenses, polish_from, solve_branches, solve_large_p
 from solvers.large_p.coding import MIN_OCCUPATION, coding_scheme
 from solvers.large_p.problem import LargePProblem, parameter_name
 from solvers.large_p.solution import same_point
@@ -75,8 +75,21 @@ def warm_point(prob: LargePProblem, prev: LargePSolution | None) -> tuple[LargeP
     of them converge onto the same maximum of S (maxima merging), Newton
     on the global maxima of S at the field just found, equally occupied. 3. Only if both fail, the
     global solver (smoothed dual; timings in docs/devlog.md).
+
+    Linearly growing φ (ReLU): step 1 is instead the KKT Newton of the condensate system from prev's
+    branches and condensate directions, with the global solver's checks
+    (:func:`solvers.large_p.solve.polish_from`): a point passing them satisfies the KKT conditions
+    of the convex G∞ on its convex domain, so it is the global solver's minimiser t* (to the
+    Newton tolerance). Only if they fail, the global solver (barrier and smoothed dual).
     """
-    if prev is not None and prev.converged and prev.kind == "global" and prev.condensate is None:
+    if prev is not None and prev.converged and prev.kind == "global" and condenses(prob):
+        try:
+            sol, _ = polish_from(prob, prev)
+        except (RuntimeError, ValueError, np.linalg.LinAlgError, FloatingPointError):
+            sol = None
+        if sol is not None and sol.converged and sol.kind == "global":
+            return sol, False
+    elif prev is not None and prev.converged and prev.kind == "global" and prev.condensate is None:
         A = np.array([b.a for b in prev.branches])
         P = np.array([b.occupation for b in prev.branches])
         try:

@@ -92,7 +92,7 @@ from solvers.large_p.solution import (Branch, LargePSolution, branch_newton, bra
                                       make_solution, match_maximum, orbits, polish, status_of)
 
 __all__ = ["Branch", "LargePSolution", "solve_large_p", "solve_branches", "symmetric_solution", "solutions",
-           "branch_observables", "linear_large_p", "polish_from"]
+           "branch_observables", "linear_large_p", "polish_from", "condenses"]
 
 #: β schedule of the smoothed dual (:mod:`solvers.large_p.dual`).
 DEFAULT_BETAS = (1e3, 1e4, 1e5, 1e6)
@@ -138,11 +138,15 @@ def linear_large_p(problem: LargePProblem) -> LargePSolution:
 
 
 # ---------------------------------------------------------------------- drivers
-def _condenses(problem):
+def condenses(problem) -> bool:
+    """Whether φ grows linearly (ReLU and kin, not the linear φ): the large-P solution may hold a condensate."""
     nl = problem.phi
     if nl.linear_growth and nl.name != "linear":
         return True
     return False
+
+
+_condenses = condenses  # old private name
 
 
 def solve_large_p(problem: LargePProblem, *, t0=None, betas=DEFAULT_BETAS,
@@ -162,7 +166,7 @@ def solve_large_p(problem: LargePProblem, *, t0=None, betas=DEFAULT_BETAS,
     start = time.perf_counter()
     if problem.nonlinearity == "linear":
         return linear_large_p(problem)
-    if _condenses(problem) and problem.temperature > 0.0:
+    if condenses(problem) and problem.temperature > 0.0:
         from solvers.large_p.condensate import solve_linear_growth
         return solve_linear_growth(problem, t0=t0, betas=betas, tol=tol, global_tol=global_tol,
                                    n_random=n_random, seed=seed, max_refits=max_refits)
@@ -205,7 +209,7 @@ def polish_from(problem: LargePProblem, previous: LargePSolution, **kwargs) -> t
     kw = dict(tol=kwargs.get("tol", 1e-10), global_tol=kwargs.get("global_tol", 1e-9),
               n_random=kwargs.get("n_random", 16), seed=kwargs.get("seed", 0),
               max_refits=kwargs.get("max_refits", 8), start=start)
-    if _condenses(problem):
+    if condenses(problem):
         from solvers.large_p.condensate import polish_linear_growth
         cond = previous.condensate
         D = np.zeros((0, problem.m)) if cond is None else cond.directions

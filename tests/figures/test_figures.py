@@ -14,7 +14,7 @@ from codingschemes.cli.figures_cmd import add_figures_parser, run_figures
 from theory.observables import full_kernel
 
 EXPECTED = {"fig_lazy_vs_rich.png", "fig_coding_schemes.png", "fig_readout_distributions.png", "fig_drift.png",
-            "fig_phase_normcdf.png", "fig_generalization.png", "fig_deep_layers_linear.png",
+            "fig_phase_normcdf.png", "fig_phase_relu.png", "fig_generalization.png", "fig_deep_layers_linear.png",
             "fig_deep_layers_normcdf.png", "fig_deep_layers_relu.png", "fig_deep_lazy_vs_rich.png", "fig_deep_drift.png"}
 MAX_BYTES = 150_000
 
@@ -55,21 +55,26 @@ def test_full_kernel_and_neuron_order():
 
 def test_phase_diagram_figure_quick(tmp_path, capsys):
     """One real script end to end in quick mode through the CLI, ``codingschemes figures --quick
-    --only phase_diagram`` (the large-P phase diagram, about 15 s): PNG, vector PDF, JSON sidecar
-    with the settings and numbers, and the manifest entry with its seconds."""
+    --only phase_diagram`` (the large-P phase diagrams of normcdf and ReLU, 4 × 6 grids): PNG,
+    vector PDF, JSON sidecar with the settings and numbers, and the manifest entry with its seconds."""
     assert run_figures(_parse(["figures", "--quick", "--out", str(tmp_path), "--only", "phase_diagram"])) == 0
     paths = [p for p in map(Path, capsys.readouterr().out.split()) if p.suffix == ".png"]
-    assert [p.name for p in paths] == ["fig_phase_normcdf.png"]
-    assert 5_000 < paths[0].stat().st_size < MAX_BYTES
-    assert paths[0].with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
-    side = json.loads(paths[0].with_suffix(".json").read_text())
-    assert side["figure"] == "fig_phase_normcdf.png" and side["mode"] == "quick" and side["seconds"] > 0
-    assert side["settings"]["grid"] == [4, 6] and sum(side["numbers"]["regions"].values()) == 24
-    assert all("sigma_a_bar" not in k for k in side["numbers"]["regions"])
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["figures"]["fig_phase_normcdf.png"]["seconds"] == side["seconds"]
+    assert [p.name for p in paths] == ["fig_phase_normcdf.png", "fig_phase_relu.png"]
     from figures.gallery import caption
-    assert "4 × 6 grid" in caption(side)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    for png in paths:
+        assert 5_000 < png.stat().st_size < MAX_BYTES
+        assert png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+        side = json.loads(png.with_suffix(".json").read_text())
+        assert side["figure"] == png.name and side["mode"] == "quick" and side["seconds"] > 0
+        assert side["settings"]["grid"] == [4, 6] and sum(side["numbers"]["regions"].values()) == 24
+        assert side["numbers"]["failed"] == 0
+        assert all("sigma_a_bar" not in k for k in side["numbers"]["regions"])
+        assert manifest["figures"][png.name]["seconds"] == side["seconds"]
+        assert "4 × 6 grid" in caption(side)
+    relu = json.loads(paths[1].with_suffix(".json").read_text())
+    assert any("outliers" in k for k in relu["numbers"]["regions"])  # the ReLU condensate (sparse coding)
+    assert "condensate" in caption(relu)
 
 
 @pytest.mark.slow
