@@ -76,6 +76,7 @@ import math
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from solvers.deep.common import layer_sigmas
 from solvers.deep.model import DeepModel
@@ -358,7 +359,11 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
     if spec.inputs is not None:
         raise SpecError("solve_deep_nonlinear needs orthogonal class-structured data (inputs=None)")
     sig = layer_sigmas(spec, layers, sigmas)
-    opt = options or DeepOptions()
+    with threadpool_limits(limits=1, user_api="blas"):  # (n × 2m) products: BLAS threads only spin
+        return _solve(spec, sig, start, options or DeepOptions(), raise_on_failure)
+
+
+def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, raise_on_failure: bool) -> DeepNonlinearSolution:
     t0 = time.perf_counter()
     search = _Search(spec, sig, opt)
     L, T = search.model.L, spec.temperature
