@@ -124,6 +124,12 @@ def _prior_start(model: DeepModel, T):
     return x
 
 
+def _secant(path, log_s):
+    """Linear extrapolation in log s of the last two solutions of ``path`` [(log s, x)] to ``log_s``."""
+    (a, xa), (b, xb) = path[-2], path[-1]
+    return xb + (xb - xa) * ((log_s - b) / (b - a))
+
+
 class _Search:
     """The candidate saddle points of one solve: direct starts and continuations in T, each solution checked
     for proposal coverage (:func:`solvers.deep.saddle.finish`) before it becomes a candidate."""
@@ -237,15 +243,18 @@ class _Search:
         """Homotopy in the number of training points: the class sizes scaled by s·P_c/min P_c with
         σ_a² P held fixed (the paper's scaling), from s = 1 (a few points, where the single-neuron measures
         are broad and the prior start converges) geometrically to the target sizes, each step started
-        from the last (a failed step is halved, in log s, up to three times); the class sizes enter the
-        equations as real numbers. False if a step fails."""
+        from the secant predictor x_k + (x_k − x_{k−1}) Δlog s_{k+1}/Δlog s_k (the last solution where the
+        predictor leaves the domain). A step that converges in at most 5 Newton iterations lets the next
+        step grow (ratio^1.5, at most ``size_ratio``²); a failed step is halved, in log s, up to three
+        times. The class sizes enter the equations as real numbers. False if a step fails."""
         spec, opt = self.spec, self.opt
         sizes = np.asarray(spec.class_sizes, dtype=np.float64)
         lo = float(np.min(sizes))
         if lo <= 1.0:
             return False
         ratio, halvings = opt.size_ratio, 0
-        s, done, x, props = 1.0, None, None, None  # done: the last scale solved
+        s, x, props = 1.0, None, None
+        path: list = []  # (log s, x) of the solved steps
         while s < lo:
             sub = self._scaled_model(sizes * s / lo)
             if x is None:
@@ -254,20 +263,34 @@ class _Search:
                 x = t_only(sub, x, props)
                 if x is None:
                     return False
-            elif sub.safe_eval(x, props) is None:  # outside the larger problem's domain (ReLU): shrink t
-                x = _into_domain(sub, x)
-                props = sub.initial_proposals(x, self.inflate)
-            out = solve_at(sub, x, props, self.log, f"homotopy in P, P = {np.sum(sizes) * s / lo:.4g}", rounds=2,
+            x0 = self._predict(sub, path, math.log(s), x, props)
+            if x0 is x and path and sub.safe_eval(x, props) is None:  # outside the larger problem's domain
+                x0 = _into_domain(sub, x)  # (ReLU): shrink t
+                props = sub.initial_proposals(x0, self.inflate)
+            nit = self.log.iterations
+            out = solve_at(sub, x0, props, self.log, f"homotopy in P, P = {np.sum(sizes) * s / lo:.4g}", rounds=2,
                            tol=1e-8, maxiter=25)
             if out is None:
-                if done is None or halvings == 3:
+                if not path or halvings == 3:
                     return False
                 ratio, halvings = math.sqrt(ratio), halvings + 1
-                s = done * ratio
+                s = math.exp(path[-1][0]) * ratio
                 continue
-            x, props, done = out[0], out[4], s
+            x, props = out[0], out[4]
+            path.append((math.log(s), x))
+            if self.log.iterations - nit <= 5:
+                ratio = min(ratio ** 1.5, opt.size_ratio ** 2)
             s *= ratio
+        x = self._predict(self.model, path, math.log(lo), x, props)
         return self.attempt(x, props, "homotopy in P from small P") is not None
+
+    @staticmethod
+    def _predict(model: DeepModel, path, log_s, x, props):
+        """The secant predictor of ``path`` at ``log_s`` if ``model`` evaluates there, else ``x``."""
+        if len(path) < 2:
+            return x
+        pred = _secant(path, log_s)
+        return pred if model.safe_eval(pred, props) is not None else x
 
     def _scaled_model(self, sizes):
         """The equations at real class sizes ``sizes`` with σ_a² P as in the spec."""
