@@ -269,7 +269,7 @@ class _Search:
                 props = sub.initial_proposals(x0, self.inflate)
             nit = self.log.iterations
             out = solve_at(sub, x0, props, self.log, f"homotopy in P, P = {np.sum(sizes) * s / lo:.4g}", rounds=2,
-                           tol=1e-8, maxiter=25)
+                           tol=1e-8, maxiter=25, jacobians=False)
             if out is None:
                 if not path or halvings == 3:
                     return False
@@ -316,7 +316,7 @@ class _Search:
             return
         for Tk in Ts[:-1]:  # intermediate steps: one proposal round, loose tolerance
             out = solve_at(DeepModel(spec.replace(temperature=float(Tk)), sig, opt), x, props, self.log,
-                           f"{label} T={Tk:.4g}", rounds=1, tol=1e-6, maxiter=15)
+                           f"{label} T={Tk:.4g}", rounds=1, tol=1e-6, maxiter=15, jacobians=False)
             if out is None:
                 return
             x, props = out[0], out[4]
