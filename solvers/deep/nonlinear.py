@@ -141,6 +141,7 @@ class _Search:
         self.log = SolveLog()
         self.cands: list = []
         self.rejected: list = []
+        self.tried: list = []  # the starts tried, with how far each got (for the failure message)
 
     def attempt(self, x, props, label):
         """Solve from (x, proposals) and check the solution (:func:`solvers.deep.saddle.finish`). A solution
@@ -237,7 +238,7 @@ class _Search:
             kers.append((k + eps * np.eye(model.m), np.maximum(diag - np.diag(k), 1e-3)))
         x0 = _into_domain(model, model.pack(lp.t, kers))
         props = self.premixed(x0, model.initial_proposals(x0, self.inflate))
-        return self.attempt(x0, props, "start from the deep large-P solution") is not None
+        return self._tried(self.attempt(x0, props, "start from the deep large-P solution"), "deep large-P start")
 
     def from_small_p(self) -> bool:
         """Homotopy in the number of training points: the class sizes scaled by s·P_c/min P_c with
@@ -272,6 +273,8 @@ class _Search:
                            tol=1e-8, maxiter=25, jacobians=False)
             if out is None:
                 if not path or halvings == 3:
+                    self.tried.append(f"homotopy in P: Newton failed at P = {np.sum(sizes) * s / lo:.4g}, last solved "
+                                      + (f"P = {np.sum(sizes) * math.exp(path[-1][0]) / lo:.4g}" if path else "none"))
                     return False
                 ratio, halvings = math.sqrt(ratio), halvings + 1
                 s = math.exp(path[-1][0]) * ratio
@@ -282,7 +285,11 @@ class _Search:
                 ratio = min(ratio ** 1.5, opt.size_ratio ** 2)
             s *= ratio
         x = self._predict(self.model, path, math.log(lo), x, props)
-        return self.attempt(x, props, "homotopy in P from small P") is not None
+        if self.attempt(x, props, "homotopy in P from small P") is not None:
+            return True
+        self.tried.append(f"homotopy in P: solved up to P = {np.sum(sizes) * math.exp(path[-1][0]) / lo:.4g}, "
+                          "Newton failed at the target")
+        return False
 
     @staticmethod
     def _predict(model: DeepModel, path, log_s, x, props):
@@ -303,7 +310,7 @@ class _Search:
         x0 = _prior_start(model, self.spec.temperature)
         props = model.initial_proposals(x0, self.inflate)
         x1 = t_only(model, x0, props)
-        return x1 is not None and self.attempt(x1, None, "prior kernels") is not None
+        return self._tried(x1 is not None and self.attempt(x1, None, "prior kernels"), "prior kernels")
 
     def continuation(self, Ts, label):
         """Follow the solution along temperatures ``Ts`` (ending at the target T), from prior kernels."""
@@ -318,9 +325,16 @@ class _Search:
             out = solve_at(DeepModel(spec.replace(temperature=float(Tk)), sig, opt), x, props, self.log,
                            f"{label} T={Tk:.4g}", rounds=1, tol=1e-6, maxiter=15, jacobians=False)
             if out is None:
+                self.tried.append(f"{label}: Newton failed at T = {Tk:.4g}")
                 return
             x, props = out[0], out[4]
-        self.attempt(x, props, label)
+        self._tried(self.attempt(x, props, label), label)
+
+    def _tried(self, found, label) -> bool:
+        """Note a start that gave no candidate (for the failure message); True if it gave one."""
+        if not found:
+            self.tried.append(f"{label}: no converged, covered solution")
+        return bool(found)
 
     def distinct(self) -> list:
         uniq = []
@@ -331,7 +345,8 @@ class _Search:
 
     def failure_message(self) -> str:
         if not self.rejected:
-            return "no solution found (direct start and continuation in T failed); see log"
+            tried = "; ".join(self.tried) or "direct start and continuation in T failed"
+            return f"no solution found ({tried}); see log"
         return ("no reliable solution: Newton converged but the importance proposals do not cover the tilted "
                 f"measure (multimodal or too narrow; coverage {self.rejected[-1]}), and Newton with mixture proposals "
                 "at its modes did not converge")
