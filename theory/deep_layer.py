@@ -18,10 +18,10 @@ from scipy.special import logsumexp
 from theory.deep_fields import tilt_factor
 from theory.deep_neurons import _sample_patterns
 from theory.deep_rules import Proposal, Rule
-from theory.deep_tilted import OneD, growth_rate, tilted_moments
+from theory.deep_tilted import OneD, PhiCache, growth_rate, tilted_moments
 from theory.domain_errors import OutsideDomain
 
-__all__ = ["LayerResult", "log_integrand", "layer_integral", "untilted_kernels"]
+__all__ = ["LayerResult", "LayerCache", "log_integrand", "layer_integral", "untilted_kernels"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,6 +47,22 @@ class LayerResult:
     nodes: tuple | None = None  # (y, p): the nodes and normalised weights, kept for mixture proposals only
 
 
+class LayerCache:
+    """What successive evaluations of one layer with one rule share (a Newton solve holds the proposals
+    fixed): the mapped nodes of the last (proposal, rule) pair, and the φ values of the last 1-D
+    integrals (:class:`theory.deep_tilted.PhiCache`). Results are identical to uncached calls."""
+
+    def __init__(self):
+        self.phi = PhiCache()
+        self._pair = self._mapped = None
+
+    def mapped(self, proposal, rule: Rule):
+        """``proposal.map(rule)``, reused while the same (immutable) proposal and rule objects come back."""
+        if self._pair is None or self._pair[0] is not proposal or self._pair[1] is not rule:
+            self._pair, self._mapped = (proposal, rule), proposal.map(rule)
+        return self._mapped
+
+
 def log_integrand(oned: OneD, sizes, sigma: float, y, *, R_in=None, delta_in=None, t=None, sigma_a=None, kt=None,
                   dt=None) -> np.ndarray:
     """λ(y) = −½|y|² + Σ_c P_c ζ_c(u_c(y), ξ_c(y)): the log density (up to a constant) of one layer's
@@ -69,7 +85,7 @@ def log_integrand(oned: OneD, sizes, sigma: float, y, *, R_in=None, delta_in=Non
 
 
 def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_in=None, delta_in=None,
-                   t=None, sigma_a=None, kt=None, dt=None, neurons: int = 0, rng=None):
+                   t=None, sigma_a=None, kt=None, dt=None, neurons: int = 0, rng=None, cache=None):
     """One layer's y-integral (:mod:`theory.deep_blocks`).
 
     Input kernel: ``R_in`` (k = R Rᵀ) and ``delta_in`` (m,), or both None for K_0 = I (layer 1).
@@ -77,12 +93,13 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
     ``proposal``: a :class:`theory.deep_rules.Proposal` or :class:`theory.deep_mixture.MixtureProposal`.
     Returns a :class:`LayerResult`; with ``neurons`` > 0 instead the class-mean activations
     (neurons × m) of that many neurons drawn from the layer's single-neuron measure
-    (:func:`_sample_patterns`).
+    (:func:`_sample_patterns`). ``cache``: a :class:`LayerCache` of this layer and rule (same results,
+    fewer node maps and φ evaluations across calls that share the proposal, ξ and s).
     """
     P = np.asarray(sizes, dtype=np.float64)
     m = len(P)
     has_xi = R_in is not None
-    y, logw, base = proposal.map(rule)
+    y, logw, base = proposal.map(rule) if cache is None else cache.mapped(proposal, rule)
     v = y[:, :m]
     readout = t is not None
     B, dtilt = tilt_factor(m, t=t, sigma_a=sigma_a, kt=kt, dt=dt)
@@ -103,7 +120,7 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
         grow = growth_rate(oned.kind, P, B, s, dtilt, C)
         if grow >= 0.5 * (1.0 - 1e-9):
             raise OutsideDomain(f"y-integral diverges: growth rate {grow:.4g} >= 1/2 (outside the domain)")
-    zeta, m1, m2, ez, ez2 = tilted_moments(oned, xi, u, s, dtilt)
+    zeta, m1, m2, ez, ez2 = tilted_moments(oned, xi, u, s, dtilt, None if cache is None else cache.phi)
     lw = logw + (base + zeta @ P)
     if not np.all(np.isfinite(lw)):
         raise OutsideDomain("non-finite importance weight in the y-integral")

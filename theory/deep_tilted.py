@@ -13,6 +13,7 @@ lim ζ(r u, r ξ)/r² summed over classes must stay below ½.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import functools
 import math
 
 import numba
@@ -23,7 +24,7 @@ from theory.domain_errors import OutsideDomain
 from theory.nonlinearities import get_nonlinearity
 from theory.spec import SpecError
 
-__all__ = ["OneD", "tilted_moments", "growth_rate", "gauss_hermite_1d"]
+__all__ = ["OneD", "PhiCache", "tilted_moments", "growth_rate", "gauss_hermite_1d"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -110,17 +111,54 @@ def _smooth_moments(code, phi_pre, xi, u, s, d, z, logw, out):
             out[i, c, 4] = sz2 / s0
 
 
+@numba.njit(cache=True)
+def _phi_fill(code, xi, s, z, redo, out):
+    """out[i, c, k] = φ(ξ_ic + s_c z_k) for the classes c with ``redo[c]`` (φ inline, codes 1–3)."""
+    n, m = xi.shape
+    nz = z.shape[0]
+    for i in range(n):
+        for c in range(m):
+            if redo[c]:
+                for k in range(nz):
+                    out[i, c, k] = _phi_builtin(code, xi[i, c] + s[c] * z[k])
+
+
+class PhiCache:
+    """The values φ(ξ_ic + s_c z_k) of the last :func:`tilted_moments` call of one layer and rule (the
+    bulk of its cost): a class whose ξ column and s_c are bitwise unchanged keeps its values, so a
+    finite-difference step in the tilt u (or in one class's input kernel) recomputes no φ (or one class).
+    Results are identical to the uncached call."""
+
+    def __init__(self):
+        self.key = self.xi = self.s = self.phi = None
+
+    def values(self, oned: "OneD", xi, s, z) -> np.ndarray:
+        key = (oned.code, oned.nz, xi.shape)
+        if self.key != key:
+            self.key, self.xi, self.s = key, np.full(xi.shape, np.nan), np.full(len(s), np.nan)
+            self.phi = np.empty(xi.shape + (len(z),))
+        redo = ~(np.all(xi == self.xi, axis=0) & (s == self.s))
+        if np.any(redo):
+            _phi_fill(oned.code, xi, s, z, redo, self.phi)
+            self.xi[:, redo], self.s[redo] = xi[:, redo], s[redo]
+        return self.phi
+
+
+@functools.lru_cache(maxsize=32)
 def _gh_1d(nz):
     z, w = np.polynomial.hermite_e.hermegauss(nz)
-    return z, np.log(w / math.sqrt(2.0 * math.pi))
+    logw = np.log(w / math.sqrt(2.0 * math.pi))
+    z.flags.writeable = logw.flags.writeable = False  # shared by every caller
+    return z, logw
 
 
-def tilted_moments(oned: OneD, xi, u, s, d):
+def tilted_moments(oned: OneD, xi, u, s, d, cache: PhiCache | None = None):
     """(ζ, E_1 φ, E_1 φ², E_1 z, E_1 z²), each (n, m), of the 1-D tilted laws
     p(z) ∝ N(z; 0, 1) exp(u φ(ξ + s z) + ½ d φ(ξ + s z)²) (:mod:`theory.deep_blocks`).
 
     ``xi``, ``u``: (n, m); ``s`` (> 0), ``d``: (m,). Raises :class:`OutsideDomain` when a linear/ReLU
-    integral diverges (1 − d s² <= 0).
+    integral diverges (1 − d s² <= 0). ``cache``: a :class:`PhiCache` reusing the φ values of the
+    previous call where ξ and s did not change (smooth φ with a built-in code only; same results).
     """
     xi = np.asarray(xi, dtype=np.float64)
     u = np.asarray(u, dtype=np.float64)
@@ -129,12 +167,15 @@ def tilted_moments(oned: OneD, xi, u, s, d):
     if oned.kind == "smooth":
         z, logw = _gh_1d(oned.nz)
         out = np.empty(u.shape + (5,))
-        if oned.code == 0:
+        code = oned.code
+        if code == 0:
             h = xi[..., None] + s[None, :, None] * z[None, None, :]
             phi_pre = np.ascontiguousarray(get_nonlinearity(oned.name)(h))
+        elif cache is not None:
+            phi_pre, code = cache.values(oned, np.ascontiguousarray(xi), s, z), 0
         else:
             phi_pre = np.empty((1, 1, 1))
-        _smooth_moments(oned.code, phi_pre, np.ascontiguousarray(xi), np.ascontiguousarray(u), s, d, z, logw, out)
+        _smooth_moments(code, phi_pre, np.ascontiguousarray(xi), np.ascontiguousarray(u), s, d, z, logw, out)
         return out[..., 0], out[..., 1], out[..., 2], out[..., 3], out[..., 4]
     A = 1.0 - d * s * s
     if np.any(A <= 0.0):

@@ -16,6 +16,7 @@ from solvers.deep.options import DeepOptions
 from theory.deep_blocks import (OneD, OutsideDomain, Proposal, Rule, block_trace, gauss_hermite_rule,
                                 layer_integral, smolyak_rule, sobol_rule, tril_pack, tril_unpack)
 from theory.deep_mixture import MixtureProposal
+from theory.deep_layer import LayerCache
 from theory.spec import ModelSpec
 
 __all__ = ["DeepModel"]
@@ -39,6 +40,19 @@ class DeepModel:
         self.rules = [self._rule(d) for d in self.dims]
         self.alt_rules = [self._rule(d, alt=True) for d in self.dims]
         self.exact = self.oned.kind == "linear" and all(r.groups == 1 for r in self.rules)
+        self._caches: dict = {}  # (layer, rule, 1-D nodes) → LayerCache
+
+    def layer_cache(self, ell: int, rule: Rule, oned: OneD | None = None) -> LayerCache:
+        """The :class:`theory.deep_layer.LayerCache` of layer ℓ with ``rule`` and ``oned``: the mapped nodes and
+        φ values of the last evaluation, reused while proposals, ξ and s are unchanged (same results)."""
+        oned = oned or self.oned
+        key = (ell, rule.name, rule.n, oned.nz)
+        if key not in self._caches:
+            if len(self._caches) >= 4 * self.L:  # alternative rules come and go: keep the main ones only
+                self._caches = {k: v for k, v in self._caches.items()
+                                if k[1] == self.rules[k[0] - 1].name and k[3] == self.oned.nz}
+            self._caches[key] = LayerCache()
+        return self._caches[key]
 
     def _rule(self, d, alt=False) -> Rule:
         o = self.opt
@@ -98,7 +112,8 @@ class DeepModel:
                 kw.update(t=t, sigma_a=self.spec.sigma_a)
             else:
                 kw.update(kt=kt, dt=dt)
-            r = layer_integral(oned, self.sizes, self.sigmas[ell - 1], rules[ell - 1], proposals[ell - 1], **kw)
+            r = layer_integral(oned, self.sizes, self.sigmas[ell - 1], rules[ell - 1], proposals[ell - 1],
+                               cache=self.layer_cache(ell, rules[ell - 1], oned), **kw)
             res[ell - 1] = r
             kt, dt = r.kt_in, r.dt_in
         top = res[-1]

@@ -106,14 +106,14 @@ class _Broyden:
         return self.J, self.Jo
 
 
-def newton(model: DeepModel, x, props, active=None, tol=1e-10, maxiter=30):
+def newton(model: DeepModel, x, props, active=None, tol=1e-10, maxiter=30, jacobians=True):
     """Newton–Broyden by :func:`solvers.newton.damped_newton`: forward-difference Jacobian, rank-one
     (good Broyden) updates after full steps that reduce ||r|| by half or more, a fresh Jacobian otherwise
     and when the line search fails with an updated one (``retry``); backtracking on ||r||₂ down to
     λ = 1e-4. ``active``: indices of the unknowns (and equations) solved for. Returns
-    (x, ev, J, Jo, ok, nit) with J, Jo fresh finite-difference Jacobians at the returned x and nit the
-    Newton iterations spent; a line search that fails with a fresh Jacobian still counts as converged
-    when max|r| < 10³ tol."""
+    (x, ev, J, Jo, ok, nit) with J, Jo fresh finite-difference Jacobians at the returned x (None, None
+    with ``jacobians=False``, for callers that only want x) and nit the Newton iterations spent; a line
+    search that fails with a fresh Jacobian still counts as converged when max|r| < 10³ tol."""
     idx = np.arange(len(x)) if active is None else np.asarray(active)
     b = _Broyden(model, x, props, idx)
     out = damped_newton(b.residual, b.jacobian, np.asarray(x, dtype=np.float64)[idx], tol=tol, maxiter=maxiter,
@@ -122,6 +122,8 @@ def newton(model: DeepModel, x, props, active=None, tol=1e-10, maxiter=30):
     if ev is None:
         return b.embed(out.x), None, None, None, False, out.iterations
     ok = out.converged or (out.status == "line-search-failed" and out.residual < 1e3 * tol)
+    if not jacobians:
+        return b.embed(out.x), ev, None, None, ok, out.iterations
     J, Jo = b.refreshed(out.x) if ok else (b.J, b.Jo)
     return b.embed(out.x), ev, J, Jo, ok and J is not None, out.iterations
 
@@ -134,10 +136,24 @@ def mix_proposals(a, b, w: float):
     return a.mix(b, w) if isinstance(a, MixtureProposal) else b
 
 
-def solve_at(model: DeepModel, x, props, log, label, rounds=None, tol=None, maxiter=None):
+def solve_at(model: DeepModel, x, props, log, label, rounds=None, tol=None, maxiter=None, jacobians=True):
     """Newton with fixed proposals, then moment-match the proposals, until they settle. When Newton
     fails after a proposal update, the update is retried halfway (up to three times), then the
-    previous round's solution is returned. Returns (x, ev, J, Jo, proposals) or None."""
+    previous round's solution is returned. Returns (x, ev, J, Jo, proposals) or None; J, Jo (fresh
+    finite differences at the returned x and the proposals it was solved with) only with ``jacobians``,
+    else None."""
+    out = _rounds(model, x, props, log, label, rounds, tol, maxiter)
+    if out is None:
+        return None
+    x, ev, used, ret = out
+    if not jacobians:
+        return x, ev, None, None, ret
+    J, Jo = fd_jacobian(model, x, ev, used, np.arange(len(x)))
+    return None if J is None else (x, ev, J, Jo, ret)
+
+
+def _rounds(model: DeepModel, x, props, log, label, rounds, tol, maxiter):
+    """The rounds of :func:`solve_at`: (x, ev, the proposals x solves with, the proposals returned) or None."""
     o = model.opt
     inflate = o.inflate if o.inflate is not None else (1.0 if model.exact else 1.5)
     ptol = o.proposal_tol if o.proposal_tol is not None else (1e-9 if model.exact else 0.05)
@@ -147,7 +163,7 @@ def solve_at(model: DeepModel, x, props, log, label, rounds=None, tol=None, maxi
     for rnd in range(rounds or o.max_rounds):
         trial = props
         for shrink in range(4 if out is not None else 1):
-            x1, ev, J, Jo, ok, nit = newton(model, x, trial, tol=tol, maxiter=maxiter)
+            x1, ev, _, _, ok, nit = newton(model, x, trial, tol=tol, maxiter=maxiter, jacobians=False)
             if isinstance(log, SolveLog):
                 log.iterations += nit
             log.append(f"{label}: round {rnd}, Newton {'converged' if ok else 'FAILED'} in {nit} iterations"
@@ -155,19 +171,19 @@ def solve_at(model: DeepModel, x, props, log, label, rounds=None, tol=None, maxi
             if ok:
                 break
             if out is not None:
-                trial = [mix_proposals(a, b, 0.5) for a, b in zip(out[4], trial)]
+                trial = [mix_proposals(a, b, 0.5) for a, b in zip(out[2], trial)]
         if not ok:  # the previous round's solution (a fixed point for its own proposals) or None
             return out
         x, props = x1, trial
-        out = (x, ev, J, Jo, props)
+        out = (x, ev, props, props)
         new = model.adapt(ev, inflate, props)
         dist = max(a.distance(b) for a, b in zip(new, props))
         if dist < ptol or rounds is not None:
-            return (x, ev, J, Jo, new if rounds is not None else props)
+            return (x, ev, props, new if rounds is not None else props)
         props = new
     return out  # proposals still moving: the error estimate (alternative rules) covers the mismatch
 
 
 def t_only(model: DeepModel, x, props):
-    x, ev, J, Jo, ok, _ = newton(model, x, props, active=np.arange(model.nt), tol=1e-8, maxiter=30)
+    x, ev, _, _, ok, _ = newton(model, x, props, active=np.arange(model.nt), tol=1e-8, maxiter=30, jacobians=False)
     return x if ev is not None else None

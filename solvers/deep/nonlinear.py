@@ -76,6 +76,7 @@ import math
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from solvers.deep.common import layer_sigmas
 from solvers.deep.model import DeepModel
@@ -123,6 +124,12 @@ def _prior_start(model: DeepModel, T):
     return x
 
 
+def _secant(path, log_s):
+    """Linear extrapolation in log s of the last two solutions of ``path`` [(log s, x)] to ``log_s``."""
+    (a, xa), (b, xb) = path[-2], path[-1]
+    return xb + (xb - xa) * ((log_s - b) / (b - a))
+
+
 class _Search:
     """The candidate saddle points of one solve: direct starts and continuations in T, each solution checked
     for proposal coverage (:func:`solvers.deep.saddle.finish`) before it becomes a candidate."""
@@ -134,6 +141,7 @@ class _Search:
         self.log = SolveLog()
         self.cands: list = []
         self.rejected: list = []
+        self.tried: list = []  # the starts tried, with how far each got (for the failure message)
 
     def attempt(self, x, props, label):
         """Solve from (x, proposals) and check the solution (:func:`solvers.deep.saddle.finish`). A solution
@@ -230,21 +238,24 @@ class _Search:
             kers.append((k + eps * np.eye(model.m), np.maximum(diag - np.diag(k), 1e-3)))
         x0 = _into_domain(model, model.pack(lp.t, kers))
         props = self.premixed(x0, model.initial_proposals(x0, self.inflate))
-        return self.attempt(x0, props, "start from the deep large-P solution") is not None
+        return self._tried(self.attempt(x0, props, "start from the deep large-P solution"), "deep large-P start")
 
     def from_small_p(self) -> bool:
         """Homotopy in the number of training points: the class sizes scaled by s·P_c/min P_c with
         σ_a² P held fixed (the paper's scaling), from s = 1 (a few points, where the single-neuron measures
         are broad and the prior start converges) geometrically to the target sizes, each step started
-        from the last (a failed step is halved, in log s, up to three times); the class sizes enter the
-        equations as real numbers. False if a step fails."""
+        from the secant predictor x_k + (x_k − x_{k−1}) Δlog s_{k+1}/Δlog s_k (the last solution where the
+        predictor leaves the domain). A step that converges in at most 5 Newton iterations lets the next
+        step grow (ratio^1.5, at most ``size_ratio``²); a failed step is halved, in log s, up to three
+        times. The class sizes enter the equations as real numbers. False if a step fails."""
         spec, opt = self.spec, self.opt
         sizes = np.asarray(spec.class_sizes, dtype=np.float64)
         lo = float(np.min(sizes))
         if lo <= 1.0:
             return False
         ratio, halvings = opt.size_ratio, 0
-        s, done, x, props = 1.0, None, None, None  # done: the last scale solved
+        s, x, props = 1.0, None, None
+        path: list = []  # (log s, x) of the solved steps
         while s < lo:
             sub = self._scaled_model(sizes * s / lo)
             if x is None:
@@ -253,20 +264,40 @@ class _Search:
                 x = t_only(sub, x, props)
                 if x is None:
                     return False
-            elif sub.safe_eval(x, props) is None:  # outside the larger problem's domain (ReLU): shrink t
-                x = _into_domain(sub, x)
-                props = sub.initial_proposals(x, self.inflate)
-            out = solve_at(sub, x, props, self.log, f"homotopy in P, P = {np.sum(sizes) * s / lo:.4g}", rounds=2,
-                           tol=1e-8, maxiter=25)
+            x0 = self._predict(sub, path, math.log(s), x, props)
+            if x0 is x and path and sub.safe_eval(x, props) is None:  # outside the larger problem's domain
+                x0 = _into_domain(sub, x)  # (ReLU): shrink t
+                props = sub.initial_proposals(x0, self.inflate)
+            nit = self.log.iterations
+            out = solve_at(sub, x0, props, self.log, f"homotopy in P, P = {np.sum(sizes) * s / lo:.4g}", rounds=2,
+                           tol=1e-8, maxiter=25, jacobians=False)
             if out is None:
-                if done is None or halvings == 3:
+                if not path or halvings == 3:
+                    self.tried.append(f"homotopy in P: Newton failed at P = {np.sum(sizes) * s / lo:.4g}, last solved "
+                                      + (f"P = {np.sum(sizes) * math.exp(path[-1][0]) / lo:.4g}" if path else "none"))
                     return False
                 ratio, halvings = math.sqrt(ratio), halvings + 1
-                s = done * ratio
+                s = math.exp(path[-1][0]) * ratio
                 continue
-            x, props, done = out[0], out[4], s
+            x, props = out[0], out[4]
+            path.append((math.log(s), x))
+            if self.log.iterations - nit <= 5:
+                ratio = min(ratio ** 1.5, opt.size_ratio ** 2)
             s *= ratio
-        return self.attempt(x, props, "homotopy in P from small P") is not None
+        x = self._predict(self.model, path, math.log(lo), x, props)
+        if self.attempt(x, props, "homotopy in P from small P") is not None:
+            return True
+        self.tried.append(f"homotopy in P: solved up to P = {np.sum(sizes) * math.exp(path[-1][0]) / lo:.4g}, "
+                          "Newton failed at the target")
+        return False
+
+    @staticmethod
+    def _predict(model: DeepModel, path, log_s, x, props):
+        """The secant predictor of ``path`` at ``log_s`` if ``model`` evaluates there, else ``x``."""
+        if len(path) < 2:
+            return x
+        pred = _secant(path, log_s)
+        return pred if model.safe_eval(pred, props) is not None else x
 
     def _scaled_model(self, sizes):
         """The equations at real class sizes ``sizes`` with σ_a² P as in the spec."""
@@ -279,7 +310,7 @@ class _Search:
         x0 = _prior_start(model, self.spec.temperature)
         props = model.initial_proposals(x0, self.inflate)
         x1 = t_only(model, x0, props)
-        return x1 is not None and self.attempt(x1, None, "prior kernels") is not None
+        return self._tried(x1 is not None and self.attempt(x1, None, "prior kernels"), "prior kernels")
 
     def continuation(self, Ts, label):
         """Follow the solution along temperatures ``Ts`` (ending at the target T), from prior kernels."""
@@ -292,11 +323,18 @@ class _Search:
             return
         for Tk in Ts[:-1]:  # intermediate steps: one proposal round, loose tolerance
             out = solve_at(DeepModel(spec.replace(temperature=float(Tk)), sig, opt), x, props, self.log,
-                           f"{label} T={Tk:.4g}", rounds=1, tol=1e-6, maxiter=15)
+                           f"{label} T={Tk:.4g}", rounds=1, tol=1e-6, maxiter=15, jacobians=False)
             if out is None:
+                self.tried.append(f"{label}: Newton failed at T = {Tk:.4g}")
                 return
             x, props = out[0], out[4]
-        self.attempt(x, props, label)
+        self._tried(self.attempt(x, props, label), label)
+
+    def _tried(self, found, label) -> bool:
+        """Note a start that gave no candidate (for the failure message); True if it gave one."""
+        if not found:
+            self.tried.append(f"{label}: no converged, covered solution")
+        return bool(found)
 
     def distinct(self) -> list:
         uniq = []
@@ -307,7 +345,8 @@ class _Search:
 
     def failure_message(self) -> str:
         if not self.rejected:
-            return "no solution found (direct start and continuation in T failed); see log"
+            tried = "; ".join(self.tried) or "direct start and continuation in T failed"
+            return f"no solution found ({tried}); see log"
         return ("no reliable solution: Newton converged but the importance proposals do not cover the tilted "
                 f"measure (multimodal or too narrow; coverage {self.rejected[-1]}), and Newton with mixture proposals "
                 "at its modes did not converge")
@@ -358,7 +397,11 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
     if spec.inputs is not None:
         raise SpecError("solve_deep_nonlinear needs orthogonal class-structured data (inputs=None)")
     sig = layer_sigmas(spec, layers, sigmas)
-    opt = options or DeepOptions()
+    with threadpool_limits(limits=1, user_api="blas"):  # (n × 2m) products: BLAS threads only spin
+        return _solve(spec, sig, start, options or DeepOptions(), raise_on_failure)
+
+
+def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, raise_on_failure: bool) -> DeepNonlinearSolution:
     t0 = time.perf_counter()
     search = _Search(spec, sig, opt)
     L, T = search.model.L, spec.temperature

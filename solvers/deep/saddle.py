@@ -64,7 +64,8 @@ def action_gradient(model: DeepModel, cz, kz, props):
             kw.update(t=t, sigma_a=model.spec.sigma_a)
         else:
             kw.update(kt=conj[ell - 1][0], dt=conj[ell - 1][1])
-        res.append(layer_integral(model.oned, P, model.sigmas[ell - 1], model.rules[ell - 1], props[ell - 1], **kw))
+        res.append(layer_integral(model.oned, P, model.sigmas[ell - 1], model.rules[ell - 1], props[ell - 1],
+                                  cache=model.layer_cache(ell, model.rules[ell - 1]), **kw))
     PP = np.outer(P, P)
     gc = [(P[:, None] * (res[-1].outputs + model.T * t - model.Y)).ravel()]
     gk = []

@@ -144,3 +144,32 @@ def test_two_layer_small_t_converges_by_homotopy_in_p_with_mixture_proposals():
     f = sol.outputs
     assert np.all(np.diag(f) > 0.5) and np.max(f - np.diag(np.diag(f))) < 0.2  # class contrast, not common mode
     assert np.allclose(f[1, 1], f[2, 2], atol=3 * sol.error_estimate)  # the two equal classes
+
+
+@pytest.mark.slow
+def test_two_layer_paper_regime_32_16_16_converges_with_large_p_codes():
+    """The done-when case of issue 17: normcdf, L = 2, classes 32,16,16, σ_a = 0.125 (σ_a² P = 1), T = 0.05,
+    default options (as ``codingschemes solve --layers 2``). The homotopy in P with mixture proposals converges
+    with an error estimate below error_tol; f has class contrast with equal rows for the equal classes, and
+    the last hidden layer codes as the deep large-P theory says (:mod:`solvers.deep.large_p`: two-class codes
+    011, 101, 110 with occupations 0.329, 0.328, 0.328 and one-class code 100 with 0.016; f_11 0.83).
+    Measured (2026-12-06, load 10): 1235 s, estimate 0.0074; f diagonal 0.811, 0.658, 0.658; layer 2 codes
+    011, 101, 110, 100 with 0.314, 0.326, 0.327, 0.033; the selected saddle has one positive stability
+    eigenvalue (reported, docs/notes/deep2.md)."""
+    from solvers.deep.large_p import solve_deep_large_p
+    from solvers.deep.nonlinear import DeepOptions, solve_deep_nonlinear
+    from theory.spec import ModelSpec
+
+    spec = ModelSpec(nonlinearity="normcdf", class_sizes=(32, 16, 16), temperature=0.05, sigma_a=0.125)
+    sol = solve_deep_nonlinear(spec, 2)
+    assert sol.converged and sol.status == "converged" and sol.error_estimate <= DeepOptions().error_tol
+    assert all(c["covered"] for c in sol.coverage)
+    f, e = sol.outputs, sol.error_estimate
+    assert np.all(np.diag(f) > 0.6) and np.max(f - np.diag(np.diag(f))) < 0.15  # class contrast
+    assert abs(f[1, 1] - f[2, 2]) <= 3 * e and abs(f[1, 2] - f[2, 1]) <= 3 * e  # the two equal classes
+    lp = solve_deep_large_p(spec, 2, sigma_a_bar=1.0)  # σ̄_a² = σ_a² P = 1
+    got, want = sol.code_fractions[-1], lp.code_fractions[-1]
+    assert len(sol.code_fractions) == 2 and abs(sum(got.values()) - 1.0) < 1e-9
+    assert sum(got.get(c, 0.0) for c in ("011", "101", "110")) > 0.9  # last hidden layer: two-class codes
+    assert max(abs(got.get(c, 0.0) - want.get(c, 0.0)) for c in set(got) | set(want)) < 0.05
+    assert abs(f[0, 0] - np.asarray(lp.outputs)[0, 0]) < 0.05

@@ -135,6 +135,7 @@ def test_failure_is_reported_not_a_wrong_solution():
     opts = DeepOptions(maxiter=0, search=False, continuation_steps=2)  # no Newton iterations allowed
     sol = solve_deep_nonlinear(spec, 1, options=opts)
     assert not sol.converged and np.all(np.isnan(sol.outputs)) and not sol.to_json()["converged"]
+    assert sol.status == "no-solution" and "prior kernels" in sol.message  # says which starts failed
     with pytest.raises(DeepNonlinearError):
         solve_deep_nonlinear(spec, 1, options=opts, raise_on_failure=True)
 
