@@ -14,8 +14,8 @@ e / (ε + ε_ref). A reference is usable (:attr:`CoverageCase.reference_usable`)
 its own estimate ε_ref (which includes the observables' response to the last Newton step) is
 below the estimate ε it checks. Where the tight solve is usable by neither rule, the reference is
 solved at the noise floor (:data:`FLOOR`, residual tolerance 1e-10) and on a second rule
-(:data:`FLOOR_REPLICA`): usable when its estimate is below ε and the two solves agree within it
-(:attr:`CoverageCase.replica_difference`): below a rule's noise floor, a ReLU condensate asked
+(:data:`FLOOR_REPLICA`), usable when its estimate is below ε and the two solves agree within it
+(:attr:`CoverageCase.replica_difference`). Below a rule's noise floor a ReLU condensate asked
 for residual 1e-11 can stop with a larger error (which its own estimate reports) than at 1e-10.
 Last, a finer rule (:data:`FINER`).
 """
@@ -32,7 +32,7 @@ from solvers.solve import solve
 from theory.linear import linear_class_closed_form
 from theory.spec import ModelSpec
 
-__all__ = ["KEYS", "TIGHT", "FLOOR", "FLOOR_REPLICA", "FINER", "REFERENCE_RESIDUAL", "MATRIX", "Reference",
+__all__ = ["KEYS", "TIGHT", "FLOOR", "FLOOR_REPLICA", "FINER", "REFERENCE_RESIDUAL", "MATRIX", "usable", "Reference",
            "CoverageCase", "max_difference", "reference_solution", "reference", "coverage_case", "markdown_table"]
 
 KEYS = ("outputs", "readout_moment", "kernel_diagonal", "kernel_blocks")
@@ -79,16 +79,21 @@ class CoverageCase:
 
     @property
     def reference_usable(self) -> bool:
-        """residual ≤ REFERENCE_RESIDUAL, or the reference's estimate below the one it checks (and, for
-        a noise-floor reference, its replica on another rule within that estimate)."""
-        if self.reference_residual <= REFERENCE_RESIDUAL:
-            return True
-        replica_ok = math.isnan(self.replica_difference) or self.replica_difference <= self.reference_estimate
-        return bool(self.reference_estimate < self.error_estimate and replica_ok)
+        """:func:`usable` for this case's reference and estimate."""
+        return usable(self.reference_residual, self.reference_estimate, self.error_estimate, self.replica_difference)
 
     @property
     def covered(self) -> bool:
         return bool(self.converged and self.reference_usable and self.ratio <= 1.0)
+
+
+def usable(residual: float, estimate: float, checked_estimate: float, replica_difference: float = math.nan) -> bool:
+    """Whether a reference can check ``checked_estimate``: residual ≤ REFERENCE_RESIDUAL, or its own
+    estimate below the checked one and (for a noise-floor reference) its replica within that estimate."""
+    if residual <= REFERENCE_RESIDUAL:
+        return True
+    replica_ok = math.isnan(replica_difference) or replica_difference <= estimate
+    return bool(estimate < checked_estimate and replica_ok)
 
 
 @dataclass(frozen=True)
@@ -102,32 +107,33 @@ class Reference:
     label: str
     replica_difference: float = math.nan
 
+    @classmethod
+    def of(cls, res, label: str, replica_difference: float = math.nan) -> "Reference":
+        return cls(res.observables, float(res.error_estimate), float(res.residual), label, float(replica_difference))
 
-def _usable(res, checked_estimate: float) -> bool:
-    return res.residual <= REFERENCE_RESIDUAL or res.error_estimate < checked_estimate
+    def usable_for(self, checked_estimate: float) -> bool:
+        return usable(self.residual, self.estimate, checked_estimate, self.replica_difference)
 
 
 def reference_solution(spec: ModelSpec, checked_estimate: float = 0.0) -> Reference:
     """The reference for the estimate ``checked_estimate`` of a solve of ``spec`` (module docstring):
     the closed form, else the first usable of TIGHT, the FLOOR pair (only for ``checked_estimate`` > 0)
-    and FINER; if none is usable, the one with the smallest residual."""
+    and FINER; if none is usable, whichever of TIGHT and FINER has the smaller residual."""
     if spec.nonlinearity == "linear":
         _, exact = linear_class_closed_form(spec)
         return Reference(exact, 0.0, 0.0, "closed form")
-    ref = solve(spec, TIGHT)
-    if _usable(ref, checked_estimate):
-        return _reference(ref, "tight solve")
+    tight = Reference.of(solve(spec, TIGHT), "tight solve")
+    if tight.usable_for(checked_estimate):
+        return tight
     if checked_estimate > 0.0:
         floor = solve(spec, FLOOR)
-        if floor.error_estimate < checked_estimate:
+        if floor.error_estimate < checked_estimate:  # else its replica cannot make it usable
             replica = solve(spec, FLOOR_REPLICA)
-            return _reference(floor, "noise-floor solve", max_difference(floor.observables, replica.observables))
-    finer = solve(spec, FINER)
-    return _reference(finer, "finer solve") if finer.residual < ref.residual else _reference(ref, "tight solve")
-
-
-def _reference(res, label: str, replica_difference: float = math.nan) -> Reference:
-    return Reference(res.observables, float(res.error_estimate), float(res.residual), label, float(replica_difference))
+            ref = Reference.of(floor, "noise-floor solve", max_difference(floor.observables, replica.observables))
+            if ref.usable_for(checked_estimate):
+                return ref
+    finer = Reference.of(solve(spec, FINER), "finer solve")
+    return finer if finer.residual < tight.residual else tight
 
 
 def reference(spec: ModelSpec, checked_estimate: float = 0.0):

@@ -82,14 +82,15 @@ def warm_point(prob: LargePProblem, prev: LargePSolution | None) -> tuple[LargeP
     of the convex G∞ on its convex domain, so it is the global solver's minimiser t* (to the
     Newton tolerance). Only if they fail, the global solver (barrier and smoothed dual).
     """
-    if prev is not None and prev.converged and prev.kind == "global" and condenses(prob):
+    warm = prev is not None and prev.converged and prev.kind == "global"
+    if warm and condenses(prob):
         try:
             sol, _ = polish_from(prob, prev)
         except (RuntimeError, ValueError, np.linalg.LinAlgError, FloatingPointError):
             sol = None
         if sol is not None and sol.converged and sol.kind == "global":
             return sol, False
-    elif prev is not None and prev.converged and prev.kind == "global" and prev.condensate is None:
+    elif warm and prev.condensate is None:
         A = np.array([b.a for b in prev.branches])
         P = np.array([b.occupation for b in prev.branches])
         try:
