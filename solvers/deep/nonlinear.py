@@ -79,6 +79,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from solvers.deep.common import layer_sigmas
+from solvers.deep.condensate import domain_note
 from solvers.deep.model import DeepModel
 from solvers.deep.modes import mixture_from_modes
 from solvers.deep.newton import SolveLog, solve_at, t_only
@@ -280,6 +281,7 @@ class _Search:
                 s = math.exp(path[-1][0]) * ratio
                 continue
             x, props = out[0], out[4]
+            self.last_solved = (sub, x)  # for the failure message (solvers.deep.condensate.domain_note)
             path.append((math.log(s), x))
             if self.log.iterations - nit <= 5:
                 ratio = min(ratio ** 1.5, opt.size_ratio ** 2)
@@ -346,7 +348,7 @@ class _Search:
     def failure_message(self) -> str:
         if not self.rejected:
             tried = "; ".join(self.tried) or "direct start and continuation in T failed"
-            return f"no solution found ({tried}); see log"
+            return f"no solution found ({tried}{domain_note(getattr(self, 'last_solved', None))}); see log"
         return ("no reliable solution: Newton converged but the importance proposals do not cover the tilted "
                 f"measure (multimodal or too narrow; coverage {self.rejected[-1]}), and Newton with mixture proposals "
                 "at its modes did not converge")
