@@ -112,3 +112,21 @@ def test_paper_regime_relu_two_layers_fails_honestly_at_the_condensate():
     assert "readout domain boundary" in msg and "condensate" in msg
     codes = msg.split("directions with codes ")[1].split(":")[0].split(", ")
     assert {"100", "001"} <= set(codes)
+
+
+@pytest.mark.slow
+def test_l1_limit_reproduces_the_one_layer_condensate_directions():
+    """The one-layer solver's condensate in the paper regime (directions 100, 010, 001 at margins ~1e-8) is
+    the readout domain of the deep machinery at L = 1 (K_0 = I) at the same field t."""
+    from solvers.solve import solve
+
+    spec = ModelSpec(nonlinearity="relu", class_sizes=(32, 16, 16), sigma_a=0.125, temperature=0.05)
+    res = solve(spec)
+    assert res.converged
+    cond = res.extra["condensate"]
+    dom = readout_domain(DeepModel(spec, (1.0,), DeepOptions()), np.asarray(res.t).ravel())
+    k = len(cond["directions"])
+    assert np.allclose(1.0 - dom.q[:k], sorted(cond["margins"]), rtol=0, atol=1e-10)
+    for d in cond["directions"]:
+        assert min(np.linalg.norm(dom.readout[:k] - np.asarray(d), axis=1)) < 1e-8
+    assert sorted(dom.code_strings()[:k]) == ["001", "010", "100"]
