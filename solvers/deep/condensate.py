@@ -7,6 +7,15 @@ with O(√N) readouts, as for one hidden layer, :mod:`solvers.finite_p.dual`) th
 measure cannot carry, and Newton fails. :func:`readout_domain` measures q and the condensate directions at
 a point of the deep equations; :func:`domain_note` turns them into the sentence that the solver's failure
 message adds (:mod:`solvers.deep.nonlinear`).
+
+Near the boundary the measure grows a needle along each maximiser ŷ*_j: along it the integrand decays
+like e^{−(1 − q_j) r²/2}, so its length is ~(1 − q_j)^{−1/2} standard deviations, far beyond a
+moment-matched Gaussian, which then misses the needle's share of f, U and K̃_{L-1}. :func:`with_needles`
+adds one Gaussian component per needle to the last layer's proposal (a
+:class:`theory.deep_mixture.MixtureProposal`, balance heuristic): along ŷ*_j standard deviation
+``NEEDLE_ALONG``/√(1 − q_j), centred ``NEEDLE_SHIFT`` of that out, variance ``NEEDLE_TRANSVERSE`` across.
+Only for nested (Sobol') rules, whose replicate spread stays an honest error estimate; a tensor
+Gauss–Hermite rule does not resolve the elongated components.
 """
 from __future__ import annotations
 
@@ -14,11 +23,20 @@ import numpy as np
 
 from solvers.deep.model import DeepModel
 from theory.deep_condensate import ReadoutDomain, condensate_directions
+from theory.deep_mixture import MixtureProposal
+from theory.deep_rules import Proposal
 
-__all__ = ["NEAR_BOUNDARY", "readout_domain", "domain_note"]
+__all__ = ["NEAR_BOUNDARY", "NEEDLE_ALONG", "NEEDLE_SHIFT", "NEEDLE_TRANSVERSE", "MAX_NEEDLES", "readout_domain",
+           "domain_note", "with_needles", "needle_rounds"]
 
-#: margin 1 − q below which the failure message names the condensate directions
+#: margin 1 − q below which the failure message names the condensate directions, and a direction gets a
+#: needle component
 NEAR_BOUNDARY = 0.05
+#: needle component: standard deviation along ŷ* in units of (1 − q)^{-1/2}, its centre in units of that
+#: standard deviation, its variance across, and the most needles per layer
+NEEDLE_ALONG, NEEDLE_SHIFT, NEEDLE_TRANSVERSE, MAX_NEEDLES = 1.5, 0.7, 1.0, 6
+#: weight of the defensive component of a proposal with needles
+NEEDLE_DEFENSIVE = 0.3
 
 
 def readout_domain(model: DeepModel, x) -> ReadoutDomain | None:
@@ -48,3 +66,61 @@ def domain_note(last) -> str:
             f"boundary (q = {dom.q[0]:.4f}, margin {dom.margin:.1e}) along directions with codes "
             f"{', '.join(near)}: the solution needs a condensate of outlier neurons (THEORY §4), which the "
             "class-block measure of L >= 2 does not carry")
+
+
+def with_needles(model: DeepModel, x, props) -> list:
+    """``props`` with the last layer's proposal replaced by its defensive Gaussian plus one needle component
+    per maximiser of the readout domain at ``x`` with margin below :data:`NEAR_BOUNDARY` (module docstring);
+    ``props`` unchanged for φ other than ReLU, a non-nested last-layer rule or no such direction."""
+    if model.oned.kind != "relu" or not model.rules[-1].nested:
+        return props
+    try:
+        dom = readout_domain(model, x)
+    except (ValueError, np.linalg.LinAlgError):
+        return props
+    dirs = []
+    for y, q in zip(dom.directions, dom.q):
+        if q < 1.0 - NEAR_BOUNDARY or len(dirs) == MAX_NEEDLES:
+            break
+        if q < 1.0 and all(abs(float(y @ d)) < 0.99 for d, _ in dirs):
+            dirs.append((y, q))
+    if not dirs:
+        return props
+    last = props[-1]
+    defensive = last if isinstance(last, Proposal) else Proposal(last.means[0], last.chols[0])
+    dim = len(defensive.mean)
+    means, covs = [], []
+    for y, q in dirs:
+        sd = NEEDLE_ALONG / np.sqrt(1.0 - q)
+        means.append(NEEDLE_SHIFT * sd * y)
+        covs.append(sd * sd * np.outer(y, y) + NEEDLE_TRANSVERSE * (np.eye(dim) - np.outer(y, y)))
+    return list(props[:-1]) + [MixtureProposal.build(defensive, means, covs, np.ones(len(means)), NEEDLE_DEFENSIVE)]
+
+
+def needle_rounds(model: DeepModel, x0, props, solve, rounds: int = 3):
+    """``solve(x, props)`` (a :func:`solvers.deep.newton.solve_at` tuple or None) from ``x0``, re-solved with
+    needle proposals placed at each solution (:func:`with_needles`) while it lies near the readout domain
+    boundary, at most ``rounds`` times. None if a re-solve that needed needles fails: a solution whose last
+    layer misses its needles is not kept."""
+    props = with_needles(model, x0, props)
+    out = solve(x0, props)
+    for _ in range(rounds):
+        if out is None:
+            return None
+        new = with_needles(model, out[0], out[4])
+        if new is out[4]:
+            return out
+        x = _evaluable(model, out[0], new)
+        out = None if x is None else solve(x, new)
+    return out
+
+
+def _evaluable(model: DeepModel, x, props, shrink: float = 0.85, tries: int = 15):
+    """x, or x with t scaled down until the equations evaluate with ``props`` (the needles' share of the
+    last layer's conjugate kernel can tilt a lower ReLU layer out of its domain); None if none does."""
+    y = np.array(x, dtype=np.float64)
+    for _ in range(tries):
+        if model.safe_eval(y, props) is not None:
+            return y
+        y[:model.nt] *= shrink
+    return None

@@ -79,7 +79,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from solvers.deep.common import layer_sigmas
-from solvers.deep.condensate import domain_note
+from solvers.deep.condensate import domain_note, needle_rounds
 from solvers.deep.model import DeepModel
 from solvers.deep.modes import mixture_from_modes
 from solvers.deep.newton import SolveLog, solve_at, t_only
@@ -270,8 +270,9 @@ class _Search:
                 x0 = _into_domain(sub, x)  # (ReLU): shrink t
                 props = sub.initial_proposals(x0, self.inflate)
             nit = self.log.iterations
-            out = solve_at(sub, x0, props, self.log, f"homotopy in P, P = {np.sum(sizes) * s / lo:.4g}", rounds=2,
-                           tol=1e-8, maxiter=25, jacobians=False)
+            out = needle_rounds(sub, x0, props, lambda xs, ps: solve_at(  # needles: solvers.deep.condensate
+                sub, xs, ps, self.log, f"homotopy in P, P = {np.sum(sizes) * s / lo:.4g}", rounds=2, tol=1e-8,
+                maxiter=25, jacobians=False))
             if out is None:
                 if not path or halvings == 3:
                     self.tried.append(f"homotopy in P: Newton failed at P = {np.sum(sizes) * s / lo:.4g}, last solved "
