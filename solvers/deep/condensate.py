@@ -23,11 +23,14 @@ import numpy as np
 
 from solvers.deep.model import DeepModel
 from theory.deep_condensate import ReadoutDomain, condensate_directions
+from theory.deep_fields import tilt_factor
+from theory.domain import marginal_directions
+from theory.nonlinearities import get_nonlinearity
 from theory.deep_mixture import MixtureProposal
 from theory.deep_rules import Proposal
 
 __all__ = ["NEAR_BOUNDARY", "NEEDLE_ALONG", "NEEDLE_SHIFT", "NEEDLE_TRANSVERSE", "MAX_NEEDLES", "readout_domain",
-           "domain_note", "with_needles", "needle_rounds"]
+           "domain_note", "with_needles", "needle_rounds", "first_layer_directions"]
 
 #: margin 1 − q below which the failure message names the condensate directions, and a direction gets a
 #: needle component
@@ -68,33 +71,66 @@ def domain_note(last) -> str:
             "class-block measure of L >= 2 does not carry")
 
 
-def with_needles(model: DeepModel, x, props) -> list:
-    """``props`` with the last layer's proposal replaced by its defensive Gaussian plus one needle component
-    per maximiser of the readout domain at ``x`` with margin below :data:`NEAR_BOUNDARY` (module docstring);
-    ``props`` unchanged for φ other than ReLU, a non-nested last-layer rule or no such direction."""
-    if model.oned.kind != "relu" or not model.rules[-1].nested:
-        return props
-    try:
-        dom = readout_domain(model, x)
-    except (ValueError, np.linalg.LinAlgError):
-        return props
-    dirs = []
-    for y, q in zip(dom.directions, dom.q):
-        if q < 1.0 - NEAR_BOUNDARY or len(dirs) == MAX_NEEDLES:
-            break
-        if q < 1.0 and all(abs(float(y @ d)) < 0.99 for d, _ in dirs):
-            dirs.append((y, q))
-    if not dirs:
-        return props
-    last = props[-1]
-    defensive = last if isinstance(last, Proposal) else Proposal(last.means[0], last.chols[0])
+def first_layer_directions(model: DeepModel, ev):
+    """(directions (k, m), q (k,)) of the first hidden layer's domain (L >= 2, K_0 = I: ξ = 0, s = σ_1) under
+    the tilt (k̃_1, δ̃_1) of the evaluation ``ev``: with u = B v, B = chol k̃_1, A_c = 1 − δ̃_c σ_1², the growth
+    is Σ_c P_c σ_1² (B_c·v)₊² / (2 A_c), the one-layer form of :func:`theory.domain.marginal_directions` with
+    t_c = B_c / √A_c (σ_a = 1)."""
+    up = ev["layers"][1]
+    B, dt = tilt_factor(model.m, kt=up.kt_in, dt=up.dt_in)
+    A = 1.0 - dt * model.sigmas[0] ** 2
+    if np.any(A <= 0.0):
+        return np.zeros((0, model.m)), np.zeros(0)
+    return marginal_directions(B / np.sqrt(A)[:, None], model.sizes, 1.0, model.sigmas[0], get_nonlinearity("relu"))
+
+
+def _needle_mixture(proposal, dirs):
+    """The defensive Gaussian of ``proposal`` plus one needle component per (ŷ, q) in ``dirs``."""
+    defensive = proposal if isinstance(proposal, Proposal) else Proposal(proposal.means[0], proposal.chols[0])
     dim = len(defensive.mean)
     means, covs = [], []
     for y, q in dirs:
         sd = NEEDLE_ALONG / np.sqrt(1.0 - q)
         means.append(NEEDLE_SHIFT * sd * y)
         covs.append(sd * sd * np.outer(y, y) + NEEDLE_TRANSVERSE * (np.eye(dim) - np.outer(y, y)))
-    return list(props[:-1]) + [MixtureProposal.build(defensive, means, covs, np.ones(len(means)), NEEDLE_DEFENSIVE)]
+    return MixtureProposal.build(defensive, means, covs, np.ones(len(means)), NEEDLE_DEFENSIVE)
+
+
+def _near(directions, q) -> list:
+    """The (ŷ, q) with margin below :data:`NEAR_BOUNDARY`, best first, without near-duplicates."""
+    dirs = []
+    for y, qj in zip(directions, q):
+        if qj < 1.0 - NEAR_BOUNDARY or len(dirs) == MAX_NEEDLES:
+            break
+        if qj < 1.0 and all(abs(float(y @ d)) < 0.99 for d, _ in dirs):
+            dirs.append((np.asarray(y, dtype=np.float64), float(qj)))
+    return dirs
+
+
+def with_needles(model: DeepModel, x, props) -> list:
+    """``props`` with needle components (module docstring) in the last layer's proposal for each maximiser of
+    its readout domain at ``x`` with margin below :data:`NEAR_BOUNDARY`, and likewise in the first hidden
+    layer's (L >= 2) for its tilted domain (:func:`first_layer_directions`); only layers with nested rules.
+    ``props`` itself when φ is not ReLU or no layer needs needles."""
+    if model.oned.kind != "relu":
+        return props
+    out = list(props)
+    try:
+        if model.rules[-1].nested:
+            dom = readout_domain(model, x)
+            y = dom.directions[:, :model.dims[-1]]  # L = 1: y = v (ŵ = 0 there)
+            dirs = _near(y / np.linalg.norm(y, axis=1, keepdims=True), dom.q)
+            if dirs:
+                out[-1] = _needle_mixture(props[-1], dirs)
+        if model.L >= 2 and model.rules[0].nested:
+            ev = model.safe_eval(x, out)
+            if ev is not None:
+                dirs = _near(*first_layer_directions(model, ev))
+                if dirs:
+                    out[0] = _needle_mixture(props[0], dirs)
+    except (ValueError, np.linalg.LinAlgError):
+        return props
+    return props if all(a is b for a, b in zip(out, props)) else out
 
 
 def needle_rounds(model: DeepModel, x0, props, solve, rounds: int = 3):
@@ -102,8 +138,10 @@ def needle_rounds(model: DeepModel, x0, props, solve, rounds: int = 3):
     needle proposals placed at each solution (:func:`with_needles`) while it lies near the readout domain
     boundary, at most ``rounds`` times. None if a re-solve that needed needles fails: a solution whose last
     layer misses its needles is not kept."""
-    props = with_needles(model, x0, props)
-    out = solve(x0, props)
+    new = with_needles(model, x0, props)
+    if new is not props:  # other φ and starts away from the boundary: exactly solve(x0, props)
+        x0, props = _evaluable(model, x0, new), new
+    out = None if x0 is None else solve(x0, props)
     for _ in range(rounds):
         if out is None:
             return None

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from solvers.deep.condensate import domain_note, readout_domain
+from solvers.deep.condensate import domain_note, readout_domain, with_needles
 from solvers.deep.model import DeepModel
 from solvers.deep.options import DeepOptions
 from theory.deep_condensate import condensate_directions, domain_gradients
@@ -130,3 +130,39 @@ def test_l1_limit_reproduces_the_one_layer_condensate_directions():
     for d in cond["directions"]:
         assert min(np.linalg.norm(dom.readout[:k] - np.asarray(d), axis=1)) < 1e-8
     assert sorted(dom.code_strings()[:k]) == ["001", "010", "100"]
+
+
+#: the one-layer solver's field and outputs for ReLU, classes 8,4,4, σ_a = 0.25, T = 0.05 (interior, margins
+#: 1.6e-3 and 4.1e-3: needles along 010, 001, 100 carry about 30% of f; solvers.solve.solve, error 3e-8)
+T_844 = [[1.3865242390357664, -0.18632868555638316, -0.18632868555739715],
+         [-0.3726573711028382, 1.947085997703013, -0.25203855542011383],
+         [-0.37265737110708397, -0.252038555443843, 1.947085997699924]]
+F_844 = [[0.9306737890953746, 0.009316434226020702, 0.009316434227721533],
+         [0.018632865906404388, 0.9026457144752229, 0.012601926158652533],
+         [0.018632865872939938, 0.012601926125267605, 0.9026457146458653]]
+
+
+def test_needle_proposal_integrates_the_one_layer_needles():
+    """Through the deep machinery at L = 1 (Sobol' rule), the moment-matched Gaussian misses the needles'
+    share of f by far more than its replicate error; with the needle components of with_needles the
+    estimate agrees with the one-layer solver within 3 replicate standard errors (and 0.02)."""
+    from theory.deep_layer import layer_integral
+
+    spec = ModelSpec(nonlinearity="relu", class_sizes=(8, 4, 4), sigma_a=0.25, temperature=0.05)
+    model = DeepModel(spec, (1.0,), DeepOptions(integrator="qmc"))
+    t = np.array(T_844)
+    props = model.initial_proposals(t.ravel(), 1.5)
+    needled = with_needles(model, t.ravel(), props)
+    assert needled is not props and needled[0].size == 4  # defensive + 3 needles
+
+    def estimate(p):
+        rule = model.rules[0]
+        reps = np.array([layer_integral(model.oned, model.sizes, 1.0, rule.group(g), p, t=t, sigma_a=0.25).outputs
+                         for g in range(rule.groups)])
+        full = layer_integral(model.oned, model.sizes, 1.0, rule, p, t=t, sigma_a=0.25).outputs
+        return np.abs(full - np.array(F_844)).max(), reps.std(axis=0).max() / np.sqrt(rule.groups)
+
+    err_g, se_g = estimate(props[0])
+    err_n, se_n = estimate(needled[0])
+    assert err_g > 0.1 and err_g > 3 * se_g
+    assert err_n < 0.02 and err_n < 3 * se_n + 1e-3
