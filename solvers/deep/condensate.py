@@ -64,8 +64,8 @@ def domain_note(last) -> str:
     dom = readout_domain(model, x)
     if dom is None or not len(dom.q) or dom.margin >= NEAR_BOUNDARY:
         return ""
-    near = [c for c, q in zip(dom.code_strings(), dom.q) if q >= 1.0 - NEAR_BOUNDARY]
-    return (f"; at P = {float(np.sum(model.sizes)):.4g} the last hidden layer is at its ReLU readout domain "
+    near = list(dict.fromkeys(c for c, q in zip(dom.code_strings(), dom.q) if q >= 1.0 - NEAR_BOUNDARY))[:4]
+    return (f"; at P = {float(np.sum(model.sizes)):.4g} the last hidden layer is near its ReLU readout domain "
             f"boundary (q = {dom.q[0]:.4f}, margin {dom.margin:.1e}) along directions with codes "
             f"{', '.join(near)}: the solution needs a condensate of outlier neurons (THEORY §4), which the "
             "class-block measure of L >= 2 does not carry")
