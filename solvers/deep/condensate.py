@@ -2,9 +2,9 @@
 
 The last hidden layer's y-integral converges iff q(t, K_{L-1}) < 1 (:mod:`theory.deep_condensate`:
 q = 2 max_ŷ Σ_c P_c g_c). In the paper's regime (classes 32,16,16, σ_a² P = 1, T = 0.05) the deep ReLU
-solution runs into q = 1 along one-class directions: there the theory needs a condensate (outlier neurons
-with O(√N) readouts, as for one hidden layer, :mod:`solvers.finite_p.dual`) that a smooth class-block
-measure cannot carry, and Newton fails. :func:`readout_domain` measures q and the condensate directions at
+solution approaches q = 1 along one-class directions: there the theory needs a condensate (outlier neurons
+with O(√N) readouts, as for one hidden layer, :mod:`solvers.finite_p.dual`) that the class-block equations do
+not carry, and the homotopy in P stops. :func:`readout_domain` measures q and the condensate directions at
 a point of the deep equations; :func:`domain_note` turns them into the sentence that the solver's failure
 message adds (:mod:`solvers.deep.nonlinear`).
 
@@ -24,10 +24,10 @@ import numpy as np
 from solvers.deep.model import DeepModel
 from theory.deep_condensate import ReadoutDomain, condensate_directions
 from theory.deep_fields import tilt_factor
-from theory.domain import marginal_directions
-from theory.nonlinearities import get_nonlinearity
 from theory.deep_mixture import MixtureProposal
 from theory.deep_rules import Proposal
+from theory.domain import marginal_directions
+from theory.nonlinearities import get_nonlinearity
 
 __all__ = ["NEAR_BOUNDARY", "NEEDLE_ALONG", "NEEDLE_SHIFT", "NEEDLE_TRANSVERSE", "MAX_NEEDLES", "readout_domain",
            "domain_note", "with_needles", "needle_rounds", "first_layer_directions"]
