@@ -202,7 +202,7 @@ def last_layer_swaps(rng: np.random.Generator, net: DeepNetwork, theta: np.ndarr
 
 def run_deep_chain_with_swaps(spec: ModelSpec, width: int, layers: int, sweeps: int, burn: int, theory, *,
                               swaps: int = 0, seed: int = 0, step_size: float = 0.1, n_mala: int = 5,
-                              theta0=None, codes_every: int = 10, after_sweep=None) -> dict:
+                              theta0=None, codes_every: int = 10, after_sweep=None, sigmas=None) -> dict:
     """:func:`validation.deep.run_deep_chain` (MALA on W, then a | W exactly; step adapted during ``burn``)
     with ``swaps`` :func:`last_layer_swaps` from ``theory`` after every sweep (0: the plain sampler),
     then the further move ``after_sweep`` if given (the hook of :func:`run_deep_chain`).
@@ -219,7 +219,7 @@ def run_deep_chain_with_swaps(spec: ModelSpec, width: int, layers: int, sweeps: 
                 counts["proposed"] += swaps
         return theta if after_sweep is None else after_sweep(rng, net, theta, burning)
 
-    out = run_deep_chain(spec, width, layers, sweeps, burn, seed=seed, step_size=step_size, n_mala=n_mala,
+    out = run_deep_chain(spec, width, layers, sweeps, burn, seed=seed, step_size=step_size, n_mala=n_mala, sigmas=sigmas,
                          codes_every=codes_every, theta0=theta0,
                          after_sweep=swap if (prop is not None or after_sweep is not None) else None,
                          rng=np.random.default_rng([seed, width, layers, 11]))

@@ -70,8 +70,8 @@ def add_validate_parser(subparsers):
 def _validate_deep(args, spec, widths) -> int:
     """``validate --layers L``: chains from prior starts against the deep theory
     (:func:`validation.deep.validate_deep`) and/or the stationarity test from the theory's per-layer
-    measures (:func:`validation.deep_theory_init.deep_stationarity`, ``--init theory``; ``--swaps k``
-    adds k last-layer independence moves per sweep); ``--init both`` passes only if both do.
+    measures (:func:`validation.deep_theory_init.deep_stationarity`, ``--init theory``); ``--swaps k``
+    adds k last-layer independence moves per sweep to either; ``--init both`` passes only if both do.
     ``--outlier-moves K``: K pair rotations of the last layer's weights per sweep in every chain."""
     from solvers.deep.nonlinear import DeepNonlinearError
     from validation.deep import validate_deep
@@ -82,7 +82,7 @@ def _validate_deep(args, spec, widths) -> int:
         if args.init in ("random", "both"):
             reports["random"] = validate_deep(spec, args.layers, widths=widths, chains=args.chains,
                                               sweeps=args.sweeps, burn=args.burn, seed=args.seed,
-                                              outlier_moves=args.outlier_moves)
+                                              outlier_moves=args.outlier_moves, swaps=args.swaps)
         if args.init in ("theory", "both"):
             reports["theory"] = deep_stationarity(spec, args.layers, width=widths[0], chains=args.chains,
                                                   sweeps=args.sweeps, burn=args.burn, seed=args.seed,
@@ -141,9 +141,7 @@ def check_validate(args):
     if args.init == "theory" and len(widths) > 1:
         warn("validate", f"--widths: the deep stationarity test (--init theory) runs at the first width only "
                          f"({widths[0]})")
-    if args.init == "random":
-        not_applicable("validate", args, ("swaps",), deep + " with --init random (swaps act on theory starts)")
-    elif args.swaps and spec.nonlinearity == "linear":
+    if args.swaps and spec.nonlinearity == "linear":
         raise SpecError("--swaps (last-layer independence moves) needs a nonlinear φ with --layers >= 2")
     return spec, widths
 
