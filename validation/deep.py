@@ -22,6 +22,7 @@ from .deep_network import DeepNetwork, gradient_flops
 from .deep_observables import class_mean_activations, layer_observables, observables_vector, split_vector
 from .deep_outliers import LastLayerOutliers, combine_outliers
 from .deep_sampler import deep_collapsed_sweep, sample_readout
+from .deep_swaps import run_deep_chain_with_swaps
 from .diagnostics import rhat_rule
 from .results import DeepValidationReport
 
@@ -99,8 +100,6 @@ def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_s
         for c in range(chains):
             hooks.append(LastLayerOutliers(outlier_moves))
             if swaps:
-                from .deep_swaps import run_deep_chain_with_swaps
-
                 res.append(run_deep_chain_with_swaps(spec, N, layers, sweeps, burn, theory, swaps=swaps,
                                                      seed=seed + 1000 * c, step_size=step_size, sigmas=sigmas,
                                                      after_sweep=hooks[-1]))

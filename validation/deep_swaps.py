@@ -41,7 +41,8 @@ from scipy.linalg import cho_factor, cho_solve
 from theory.deep_blocks import OneD, _inverse_cdf, layer_fields, tilted_z_grid, tilted_z_logpdf
 from theory.spec import ModelSpec, SpecError, class_labels
 
-from .deep import DeepNetwork, run_deep_chain
+from .deep_chain import run_deep_chain
+from .deep_network import DeepNetwork
 from .deep_theory_sample import layer_measure_kwargs
 from .observables import neuron_codes
 
