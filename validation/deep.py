@@ -20,7 +20,9 @@ from .deep_chain import code_fraction_difference, combine_chains, mean_code_frac
 from .deep_drift import active_mask, drift_curve, layer_drift, measure_drift
 from .deep_network import DeepNetwork, gradient_flops
 from .deep_observables import class_mean_activations, layer_observables, observables_vector, split_vector
+from .deep_outliers import LastLayerOutliers, combine_outliers
 from .deep_sampler import deep_collapsed_sweep, sample_readout
+from .deep_swaps import run_deep_chain_with_swaps
 from .diagnostics import rhat_rule
 from .results import DeepValidationReport
 
@@ -86,22 +88,38 @@ def theory_error(theory):
     return None if is_linear_theory(theory) else np.asarray(theory.errors, dtype=np.float64)
 
 
-def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_size) -> list:
-    """Per width: chains from the prior, combined (:func:`combine_chains`), with mean code fractions."""
+def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_size, outlier_moves=0, swaps=0,
+                theory=None) -> list:
+    """Per width: chains from the prior, combined (:func:`combine_chains`), with mean code fractions
+    and the last layer's outliers (:mod:`validation.deep_outliers`, ``outlier_moves`` pair rotations
+    per sweep); ``swaps`` > 0: that many last-layer independence moves from ``theory`` per sweep
+    (:func:`validation.deep_swaps.run_deep_chain_with_swaps`)."""
     runs = []
     for N in widths:
-        res = [run_deep_chain(spec, N, layers, sweeps, burn, seed=seed + 1000 * c, sigmas=sigmas,
-                              step_size=step_size) for c in range(chains)]
+        res, hooks = [], []
+        for c in range(chains):
+            hooks.append(LastLayerOutliers(outlier_moves))
+            if swaps:
+                res.append(run_deep_chain_with_swaps(spec, N, layers, sweeps, burn, theory, swaps=swaps,
+                                                     seed=seed + 1000 * c, step_size=step_size, sigmas=sigmas,
+                                                     after_sweep=hooks[-1]))
+            else:
+                res.append(run_deep_chain(spec, N, layers, sweeps, burn, seed=seed + 1000 * c, sigmas=sigmas,
+                                          step_size=step_size, after_sweep=hooks[-1]))
         comb = combine_chains(res, spec.m, layers)
         runs.append({"width": N, **comb["flat"], "rhat_max": comb["rhat_max"],
+                     "outliers": combine_outliers([h.summary() for h in hooks]),
                      "codes": mean_code_fractions(res, layers),
                      "acceptance": float(np.mean([r["acceptance"] for r in res])),
                      "step_size": float(np.mean([r["step_size"] for r in res]))})
+        if swaps:
+            runs[-1]["swap_acceptance"] = float(np.mean([r["swap_acceptance"] for r in res]))
     return runs
 
 
 def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int = 2, sweeps: int = 600,
-                  burn: int = 150, seed: int = 0, sigmas=None, step_size: float = 0.1) -> DeepValidationReport:
+                  burn: int = 150, seed: int = 0, sigmas=None, step_size: float = 0.1,
+                  outlier_moves: int = 0, swaps: int = 0) -> DeepValidationReport:
     """Deep theory against sampled deep networks (orthogonal class data, random prior starts,
     :func:`run_deep_chain`), layer by layer: the deep linear closed form
     (:func:`solvers.deep.linear.solve_deep_linear_classes`) for linear φ, the class-block solver
@@ -118,7 +136,12 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     comparison made and, per observable, the z-scores ("z", flat layout of
     :func:`observables_vector`); for nonlinear φ also, per width and layer, the largest difference
     between the theory's and the sampled code fractions ("code_fractions_max_difference";
-    informational, not part of "passed").
+    informational, not part of "passed"). ``outlier_moves``: pair rotations of the last layer's
+    weights per sweep (:mod:`validation.outlier_moves`, exact); per width "outliers" reports the last
+    layer's outliers and top-5 % output share (:mod:`validation.deep_outliers`) with or without them.
+    ``swaps`` (nonlinear φ): last-layer independence moves from the theory per sweep
+    (:mod:`validation.deep_swaps`, exact), which let the last layer's codes change; per width
+    "swap_acceptance".
     """
     if spec.inputs is not None:
         raise SpecError("validate_deep samples orthogonal class-structured data (inputs=None)")
@@ -128,9 +151,15 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     widths = [int(w) for w in widths]
     if not widths or min(widths) < 1:
         raise ValueError(f"widths must be integers >= 1 (got {widths})")
+    LastLayerOutliers(outlier_moves)  # checks the setting before the theory is solved
+    if isinstance(swaps, bool) or not isinstance(swaps, (int, np.integer)) or swaps < 0:
+        raise SpecError(f"swaps must be an integer >= 0 (got {swaps!r})")
+    if swaps and spec.nonlinearity == "linear":
+        raise SpecError("swaps (last-layer independence moves) need a nonlinear φ (linear networks have no codes)")
     theory = deep_theory(spec, layers, sigmas=sigmas)
     m = spec.m
-    runs = _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_size)
+    runs = _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_size, outlier_moves, swaps,
+                       theory)
     cmp = compare(_theory_vector(theory, layers), [r["mean"] for r in runs], [r["mcse"] for r in runs], widths,
                   c=C_P_OVER_N, size=spec.P, theory_error=theory_error(theory))
     rule = rhat_rule(max(r["rhat_max"] for r in runs), RHAT_MAX, RHAT_WHY)
@@ -143,8 +172,12 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
               "theory": theory.to_json(), "sampling": _json_block(cmp["estimate"], m, layers, cmp["error"]),
               "per_width": [{"width": r["width"], **_json_block(r["mean"], m, layers, r["mcse"]),
                              "code_fractions": r["codes"], "acceptance": r["acceptance"], "step_size": r["step_size"],
-                             "rhat_max": r["rhat_max"]} for r in runs],
-              "comparison": "equilibrium, chains started from the prior: " + cmp["rule"],
+                             "rhat_max": r["rhat_max"], "outliers": r["outliers"],
+                             **({"swap_acceptance": r["swap_acceptance"]} if swaps else {})} for r in runs],
+              "comparison": ("equilibrium, chains started from the prior"
+                             + (f", {swaps} last-layer swaps per sweep" if swaps else "")
+                             + (f", {outlier_moves} last-layer pair rotations per sweep" if outlier_moves else "")
+                             + ": " + cmp["rule"]),
               "z_max": cmp["z_max"], "z": cmp["z"].tolist(), "rhat_max": rule["rhat_max"], "rhat_rule": rule,
               "passed": bool(cmp["passed"] and rule["met"])}
     return DeepValidationReport.from_dict(report, passed=report["passed"], message=report["comparison"],

@@ -41,7 +41,8 @@ from scipy.linalg import cho_factor, cho_solve
 from theory.deep_blocks import OneD, _inverse_cdf, layer_fields, tilted_z_grid, tilted_z_logpdf
 from theory.spec import ModelSpec, SpecError, class_labels
 
-from .deep import DeepNetwork, run_deep_chain
+from .deep_chain import run_deep_chain
+from .deep_network import DeepNetwork
 from .deep_theory_sample import layer_measure_kwargs
 from .observables import neuron_codes
 
@@ -202,23 +203,26 @@ def last_layer_swaps(rng: np.random.Generator, net: DeepNetwork, theta: np.ndarr
 
 def run_deep_chain_with_swaps(spec: ModelSpec, width: int, layers: int, sweeps: int, burn: int, theory, *,
                               swaps: int = 0, seed: int = 0, step_size: float = 0.1, n_mala: int = 5,
-                              theta0=None, codes_every: int = 10) -> dict:
+                              theta0=None, codes_every: int = 10, after_sweep=None, sigmas=None) -> dict:
     """:func:`validation.deep.run_deep_chain` (MALA on W, then a | W exactly; step adapted during ``burn``)
-    with ``swaps`` :func:`last_layer_swaps` from ``theory`` after every sweep (0: the plain sampler).
+    with ``swaps`` :func:`last_layer_swaps` from ``theory`` after every sweep (0: the plain sampler),
+    then the further move ``after_sweep`` if given (the hook of :func:`run_deep_chain`).
     Adds "swap_acceptance" and "code_change_rate" (per proposed swap after burn-in) to its result."""
     prop = LastLayerProposal(theory) if swaps > 0 else None
     counts = {"accepted": 0, "code_changes": 0, "proposed": 0}
 
     def swap(rng, net, theta, burning):
-        theta, st = last_layer_swaps(rng, net, theta, prop, swaps)
-        if not burning:
-            counts["accepted"] += st["accepted"]
-            counts["code_changes"] += st["code_changes"]
-            counts["proposed"] += swaps
-        return theta
+        if prop is not None:
+            theta, st = last_layer_swaps(rng, net, theta, prop, swaps)
+            if not burning:
+                counts["accepted"] += st["accepted"]
+                counts["code_changes"] += st["code_changes"]
+                counts["proposed"] += swaps
+        return theta if after_sweep is None else after_sweep(rng, net, theta, burning)
 
-    out = run_deep_chain(spec, width, layers, sweeps, burn, seed=seed, step_size=step_size, n_mala=n_mala,
-                         codes_every=codes_every, theta0=theta0, after_sweep=swap if prop is not None else None,
+    out = run_deep_chain(spec, width, layers, sweeps, burn, seed=seed, step_size=step_size, n_mala=n_mala, sigmas=sigmas,
+                         codes_every=codes_every, theta0=theta0,
+                         after_sweep=swap if (prop is not None or after_sweep is not None) else None,
                          rng=np.random.default_rng([seed, width, layers, 11]))
     n = counts["proposed"]
     out["swap_acceptance"] = counts["accepted"] / n if n else None

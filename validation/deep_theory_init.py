@@ -48,6 +48,7 @@ from .compare import compare
 from .deep import (DeepNetwork, _json_block, _theory_vector, combine_chains, deep_theory, is_linear_theory,
                    run_deep_chain, theory_error)
 from .deep_chain import code_fraction_difference, mean_code_fractions
+from .deep_outliers import LastLayerOutliers, combine_outliers
 from .observables import code_fractions, neuron_codes
 from .report import C_OVER_N
 from .results import DeepStationarityReport
@@ -151,7 +152,7 @@ def _layer_ess(theory, seed: int) -> list:
 
 def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains: int = 2, sweeps: int = 300,
                       burn: int = 50, init_spec: ModelSpec | None = None, seed: int = 0, theory=None,
-                      swaps: int = 0) -> DeepStationarityReport:
+                      swaps: int = 0, outlier_moves: int = 0) -> DeepStationarityReport:
     """Start chains at the deep theory of ``init_spec`` (default ``spec``; or the given ``theory``),
     sample ``spec``.
 
@@ -163,10 +164,15 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
     :func:`validation.deep.observables_vector`), "rhat_max", "sampling" (with MCSE), "theory",
     "code_fractions" (per layer: theory neurons, sampled chains, largest difference; informational),
     "ess" (nonlinear φ: per layer importance-resampling ESS fraction), "comparison"}. ``swaps`` > 0
-    (nonlinear φ): that many last-layer independence moves per sweep (:mod:`validation.deep_swaps`).
+    (nonlinear φ): that many last-layer independence moves per sweep (:mod:`validation.deep_swaps`);
+    ``outlier_moves`` > 0: that many pair rotations of the last layer's weights per sweep
+    (:mod:`validation.outlier_moves`). "outliers": the last layer's outliers and top-5 % output share
+    (:mod:`validation.deep_outliers`).
     """
     if isinstance(swaps, bool) or not isinstance(swaps, (int, np.integer)) or swaps < 0:
         raise SpecError(f"swaps must be an integer >= 0 (got {swaps!r})")
+    if isinstance(outlier_moves, bool) or not isinstance(outlier_moves, (int, np.integer)) or outlier_moves < 0:
+        raise SpecError(f"outlier_moves must be an integer >= 0 (got {outlier_moves!r})")
     t0 = time.perf_counter()
     init_spec = init_spec or spec
     theory = theory if theory is not None else deep_theory(init_spec, layers)
@@ -174,7 +180,8 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
         raise SpecError("swaps (last-layer independence moves) need the class-block theory of a nonlinear φ "
                         "(linear networks have no codes to change)")
     net = DeepNetwork(spec, width=width, layers=layers)
-    res = [_stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps) for c in range(chains)]
+    hooks = [LastLayerOutliers(outlier_moves) for _ in range(chains)]
+    res = [_stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hooks[c]) for c in range(chains)]
     comb = combine_chains(res, spec.m, layers)
     mean, err = comb["flat"]["mean"], comb["flat"]["mcse"]
     cmp = compare(_theory_vector(theory, layers), mean, err, width, c=C_OVER_N,
@@ -187,21 +194,24 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
               "sampling": _json_block(mean, spec.m, layers, err), "theory": theory.to_json(),
               "swap_acceptance": [r.get("swap_acceptance") for r in res] if swaps > 0 else None,
               "code_fractions": {"theory": th_codes, "sampling": sa_codes, "max_difference": diff},
+              "outliers": combine_outliers([h.summary() for h in hooks]),
               "ess": None if is_linear_theory(theory) else _layer_ess(theory, seed),
               "comparison": (f"stationarity: chains started from the theory of T = {init_spec.temperature:g}, "
-                             f"{cmp['criterion']}, N = {width}")}
+                             + (f"{outlier_moves} last-layer pair rotations per sweep, " if outlier_moves else "")
+                             + f"{cmp['criterion']}, N = {width}")}
     return DeepStationarityReport.from_dict(report, passed=cmp["passed"], message=report["comparison"],
                                             time_seconds=time.perf_counter() - t0)
 
 
-def _stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps):
-    """Chain ``c`` of :func:`deep_stationarity`: from a theory draw, with last-layer swaps if ``swaps``."""
+def _stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hook):
+    """Chain ``c`` of :func:`deep_stationarity`: from a theory draw, with last-layer swaps if ``swaps``,
+    then the :class:`validation.deep_outliers.LastLayerOutliers` ``hook`` after every sweep."""
     rng = np.random.default_rng([seed, c, 7])
     theta0 = deep_theory_state(net, theory, rng)
     if swaps > 0:
         from .deep_swaps import run_deep_chain_with_swaps
 
         return run_deep_chain_with_swaps(spec, net.width, net.layers, sweeps, burn, theory, swaps=swaps,
-                                         seed=seed + 1000 * c, theta0=theta0)
+                                         seed=seed + 1000 * c, theta0=theta0, after_sweep=hook)
     return run_deep_chain(spec, net.width, net.layers, sweeps, burn, seed=seed + 1000 * c, theta0=theta0,
-                          codes_every=10)
+                          codes_every=10, after_sweep=hook)

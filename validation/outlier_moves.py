@@ -1,17 +1,22 @@
 """Mass-transfer moves between two neurons: they create, remove and move the outliers of a ReLU
-network's condensate (THEORY §4, §7) with an exact Metropolis–Hastings ratio.
+network's condensate (THEORY §4, §7) with an exact Metropolis–Hastings ratio, in the hidden layer of
+a one-layer network or in the last hidden layer of a deep one.
 
-Target: the marginal of the first-layer weights with the readout integrated out
-(:mod:`validation.collapsed`),
+Target: the marginal of the weights W = W^L into the last hidden layer with the readout integrated
+out (:mod:`validation.collapsed`, :mod:`validation.deep_network`), the lower layers held fixed,
 
-    log p(W | D) = −(m/2) log det M − (β/2) tr(Yᵀ M⁻¹ Y) − |W|²/(2σ_1²),   M = I_P + c φᵀφ,
+    log p(W | W^{<L}, D) = −(m/2) log det M − (β/2) tr(Yᵀ M⁻¹ Y) − |W|²/(2σ_L²) + const,
+    M = I_P + c φᵀφ,
 
-c = σ_a² β N^{-2γ}, φ = φ(h), h = W Xᵀ/√N0 (N × P). The network depends on the neurons only
-through φᵀφ = Σ_i φ_i φ_iᵀ and the prior through |W|².
+c = σ_a² β N^{-2γ}, φ = φ(h), h = W Xᵀ/√n (N × P), where the layer's input X (P × n) is the data
+(L = 1: X the inputs, n = N0) or the activations below (L >= 2: X = Φ_{L-1}ᵀ, n = N, unchanged by
+the move). The network depends on the neurons only through φᵀφ = Σ_i φ_i φ_iᵀ and the prior through
+|W|². The conditional of W^L given the lower layers is this marginal up to a constant, so an exact
+move on it leaves the joint posterior of all layers invariant.
 
 Move. Pick an ordered pair (i, j), i ≠ j, with probability
 
-    s(i, j | W) = (w_i / S) · (w_j / (S − w_i)),   w_k = |W_k|² + σ_1²,   S = Σ_k w_k,
+    s(i, j | W) = (w_i / S) · (w_j / (S − w_i)),   w_k = |W_k|² + σ_L²,   S = Σ_k w_k,
 
 (heavy neurons, the outliers, are picked often), an angle θ from a law symmetric about 0
 (an equal mixture of uniform laws on (−δ, δ), δ ∈ :data:`ANGLE_SCALES`), and rotate the two rows,
@@ -23,8 +28,9 @@ reverse is the same pair with angle −θ, of the same density. So the move is a
 
     min(1, [p(W' | D) s(i, j | W')] / [p(W | D) s(i, j | W)]),
 
-exactly, and a | W' is then drawn exactly (:func:`validation.networks.sample_readout`), which
-leaves the joint posterior invariant (the collapsed sweep's argument).
+exactly, and a | W' is then drawn exactly (:func:`validation.networks.sample_readout`;
+:func:`validation.deep_sampler.sample_readout` for a deep network), which leaves the joint posterior
+invariant (the collapsed sweep's argument).
 
 What it does. For linear φ, Σ_k φ_k φ_kᵀ over the pair is invariant and every move is accepted.
 ReLU is positively homogeneous, so wherever the two rows keep their signs the pair's contribution
@@ -37,7 +43,7 @@ of outliers at almost equal cost); the collapsed sweep alone leaves the number o
 with it the kernel diagonal, mixing slowly (docs/devlog.md).
 
 Cost: φᵀφ is built once per call (O(N P²)); each move updates it by rank 4 and factorises M
-(O(P³)).
+(O(P³)). A deep network adds one forward pass per call (Φ_{L-1}).
 """
 from __future__ import annotations
 
@@ -46,6 +52,8 @@ import math
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, LinAlgError
 
+from .deep_network import DeepNetwork
+from .deep_sampler import sample_readout as sample_deep_readout
 from .networks import Network, sample_readout
 
 __all__ = ["ANGLE_SCALES", "PairMarginal", "pair_rotation_moves", "draw_angle", "selection_logprob"]
@@ -81,13 +89,17 @@ class PairMarginal:
     """The collapsed log density of W (module docstring), kept up to date under changes of two rows.
 
     Holds W, the activations φ (N × P), the Gram matrix φᵀφ and the log density; :meth:`propose`
-    gives the log density after a rotation of two rows, :meth:`accept` adopts it.
+    gives the log density after a rotation of two rows, :meth:`accept` adopts it. ``inputs`` (P × n)
+    and ``sigma_w`` are the layer's input X and prior scale (default: the network's data and σ_1, the
+    one-layer case); :meth:`last_layer` builds them for the last layer of a
+    :class:`validation.deep_network.DeepNetwork`.
     """
 
-    def __init__(self, net: Network, W: np.ndarray):
+    def __init__(self, net, W: np.ndarray, inputs: np.ndarray | None = None, sigma_w: float | None = None):
         self.net = net
         self.W = np.array(W, dtype=np.float64)
-        self.X = net.inputs
+        self.X = net.inputs if inputs is None else np.asarray(inputs, dtype=np.float64)
+        self.sigma_w = float(net.spec.sigma_w if sigma_w is None else sigma_w)
         self.scale = 1.0 / math.sqrt(self.X.shape[1])
         self.phi, _ = net.nonlinearity.eval(self.W @ self.X.T * self.scale)
         self.phi = np.array(self.phi)
@@ -96,6 +108,13 @@ class PairMarginal:
         self.c = net.spec.sigma_a**2 * net.beta / net.width ** (2 * net.gamma)
         self.sq_norms = np.sum(self.W * self.W, axis=1)
         self.logp = self._logp(self.gram, float(np.sum(self.sq_norms)))
+
+    @classmethod
+    def last_layer(cls, net: DeepNetwork, Ws) -> "PairMarginal":
+        """The target of the last hidden layer W^L of a deep network with weights ``Ws`` = [W¹..W^L]:
+        input X = Φ_{L-1}ᵀ (X = the data for L = 1), prior scale σ_L."""
+        inputs = net.inputs if net.layers == 1 else net.forward(Ws[:-1])[-1][1].T
+        return cls(net, Ws[-1], inputs=inputs, sigma_w=net.sigmas[-1])
 
     def _logp(self, gram, sq_total) -> float:
         M = np.eye(len(gram)) + self.c * gram
@@ -106,7 +125,7 @@ class PairMarginal:
         logdet = 2.0 * float(np.sum(np.log(np.diag(fac[0]))))
         beta = self.net.beta
         return (-0.5 * self.net.spec.m * logdet - 0.5 * beta * float(np.sum(self.Y * cho_solve(fac, self.Y)))
-                - 0.5 * sq_total / self.net.spec.sigma_w**2)
+                - 0.5 * sq_total / self.sigma_w**2)
 
     def propose(self, i: int, j: int, angle: float):
         """(log p(W' | D), proposed rows (2 × N0), their activations (2 × P), Gram matrix) for the
@@ -133,13 +152,13 @@ class PairMarginal:
         proposal = proposal if proposal is not None else self.propose(i, j, angle)
         new_norms = self.sq_norms.copy()
         new_norms[[i, j]] = np.sum(proposal[1] * proposal[1], axis=1)
-        sw = self.net.spec.sigma_w
+        sw = self.sigma_w
         return (proposal[0] - self.logp + selection_logprob(new_norms, i, j, sw)
                 - selection_logprob(self.sq_norms, i, j, sw))
 
     def step(self, rng: np.random.Generator) -> bool:
         """One move: pair, angle, accept or reject (module docstring). Returns whether accepted."""
-        i, j = _select(rng, self.sq_norms, self.net.spec.sigma_w)
+        i, j = _select(rng, self.sq_norms, self.sigma_w)
         angle = draw_angle(rng)
         prop = self.propose(i, j, angle)
         if rng.random() < math.exp(min(0.0, self.log_acceptance(i, j, angle, prop))):
@@ -148,14 +167,19 @@ class PairMarginal:
         return False
 
 
-def pair_rotation_moves(rng: np.random.Generator, net: Network, theta: np.ndarray, n_moves: int):
-    """``n_moves`` pair rotations (module docstring) on θ = [W, a]; a | W redrawn exactly if any was
-    accepted. Returns (θ, number accepted)."""
+def pair_rotation_moves(rng: np.random.Generator, net: Network | DeepNetwork, theta: np.ndarray, n_moves: int):
+    """``n_moves`` pair rotations (module docstring) on θ = [W, a] (one layer) or on the last layer
+    W^L of θ = [W¹, ..., W^L, a] (a :class:`validation.deep_network.DeepNetwork`); a | W redrawn
+    exactly if any was accepted. Returns (θ, number accepted)."""
     if net.width < 2 or n_moves < 1:
         return theta, 0
+    deep = isinstance(net, DeepNetwork)
     W, a = net.unpack(theta)
-    state = PairMarginal(net, W)
+    state = PairMarginal.last_layer(net, W) if deep else PairMarginal(net, W)
     accepted = sum(state.step(rng) for _ in range(n_moves))
-    if accepted:
-        return net.pack(state.W, sample_readout(rng, net, state.W)), accepted
-    return theta, 0
+    if not accepted:
+        return theta, 0
+    if deep:
+        Ws = [*W[:-1], state.W]
+        return net.pack(Ws, sample_deep_readout(rng, net, Ws)), accepted
+    return net.pack(state.W, sample_readout(rng, net, state.W)), accepted

@@ -20,19 +20,24 @@ import numpy as np
 from .networks import Network
 from .observables import class_mean_activations, neuron_codes
 
-__all__ = ["OUTLIER_FACTOR", "outlier_summary", "theory_outlier_share"]
+__all__ = ["OUTLIER_FACTOR", "outlier_summary", "outlier_stats", "theory_outlier_share"]
 
 OUTLIER_FACTOR = 4.0
 
 
 def outlier_summary(net: Network, theta: np.ndarray, factor: float = OUTLIER_FACTOR) -> dict:
     """Outliers of one network state: count, share of each correct-class output, codes (bit masks)."""
+    _, a = net.unpack(theta)
+    return outlier_stats(a, class_mean_activations(net, theta), factor)
+
+
+def outlier_stats(a: np.ndarray, cm: np.ndarray, factor: float = OUTLIER_FACTOR) -> dict:
+    """:func:`outlier_summary` of a population given by its readouts ``a`` (m × N) and class-mean
+    activations ``cm`` (N × m), e.g. the last hidden layer of a deep network."""
     if not factor > 1.0:
         raise ValueError(f"factor must be > 1 (got {factor!r})")
-    _, a = net.unpack(theta)
     norms = np.linalg.norm(a, axis=0)
     out = norms > factor * np.median(norms)
-    cm = class_mean_activations(net, theta)  # N × m
     contrib = a.T * cm  # N × m: a_ci φ̄_ic
     total = contrib.sum(axis=0)
     share = np.where(np.abs(total) > 0, contrib[out].sum(axis=0) / np.where(total == 0, 1.0, total), 0.0)

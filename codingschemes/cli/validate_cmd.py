@@ -59,7 +59,7 @@ def add_validate_parser(subparsers):
                    help="Metropolis neuron swaps per sweep (mode-changing moves from a theory proposal)")
     v.add_argument("--outlier-moves", type=int, default=0,
                    help="pair-rotation moves per sweep that create, remove and move ReLU outliers (exact; "
-                        "one hidden layer; default 0)")
+                        "the hidden layer, or the last hidden layer with --layers >= 2; default 0)")
     add_shared(v, "format", "out", "no_plot", "quiet", "layers",
                notes={"out": "the PNG report and the chain checkpoints go there", "no_plot": "the PNG report",
                       "layers": "L >= 2: deep networks against the deep theory (linear closed form, or "
@@ -70,8 +70,9 @@ def add_validate_parser(subparsers):
 def _validate_deep(args, spec, widths) -> int:
     """``validate --layers L``: chains from prior starts against the deep theory
     (:func:`validation.deep.validate_deep`) and/or the stationarity test from the theory's per-layer
-    measures (:func:`validation.deep_theory_init.deep_stationarity`, ``--init theory``; ``--swaps k``
-    adds k last-layer independence moves per sweep); ``--init both`` passes only if both do."""
+    measures (:func:`validation.deep_theory_init.deep_stationarity`, ``--init theory``); ``--swaps k``
+    adds k last-layer independence moves per sweep to either; ``--init both`` passes only if both do.
+    ``--outlier-moves K``: K pair rotations of the last layer's weights per sweep in every chain."""
     from solvers.deep.nonlinear import DeepNonlinearError
     from validation.deep import validate_deep
     from validation.deep_theory_init import deep_stationarity
@@ -80,11 +81,12 @@ def _validate_deep(args, spec, widths) -> int:
     try:
         if args.init in ("random", "both"):
             reports["random"] = validate_deep(spec, args.layers, widths=widths, chains=args.chains,
-                                              sweeps=args.sweeps, burn=args.burn, seed=args.seed)
+                                              sweeps=args.sweeps, burn=args.burn, seed=args.seed,
+                                              outlier_moves=args.outlier_moves, swaps=args.swaps)
         if args.init in ("theory", "both"):
             reports["theory"] = deep_stationarity(spec, args.layers, width=widths[0], chains=args.chains,
                                                   sweeps=args.sweeps, burn=args.burn, seed=args.seed,
-                                                  swaps=args.swaps)
+                                                  swaps=args.swaps, outlier_moves=args.outlier_moves)
     except DeepNonlinearError as exc:
         print(f"codingschemes validate: the deep theory has no solution here: {exc}", file=sys.stderr)
         return 1
@@ -135,13 +137,11 @@ def check_validate(args):
         return spec, widths
     deep = "with --layers >= 2 (the deep comparison)"
     not_applicable("validate", args, ("scaling",), deep + ": it samples the mean-field scaling only", error=True)
-    not_applicable("validate", args, ("sampler", "workers", "checkpoint", "outlier_moves"), deep)
+    not_applicable("validate", args, ("sampler", "workers", "checkpoint"), deep)
     if args.init == "theory" and len(widths) > 1:
         warn("validate", f"--widths: the deep stationarity test (--init theory) runs at the first width only "
                          f"({widths[0]})")
-    if args.init == "random":
-        not_applicable("validate", args, ("swaps",), deep + " with --init random (swaps act on theory starts)")
-    elif args.swaps and spec.nonlinearity == "linear":
+    if args.swaps and spec.nonlinearity == "linear":
         raise SpecError("--swaps (last-layer independence moves) needs a nonlinear φ with --layers >= 2")
     return spec, widths
 
