@@ -20,9 +20,13 @@ Everything comes from :func:`validation.generalization.generalization_report`, t
 activations of all N neurons so that the most active can be shown. Sampling whose split-R̂ exceeds
 :data:`validation.diagnostics.RHAT_TARGET` is marked "not converged" in the panel title, the legend
 and the caption. Quick mode: 15 training and 15 test inputs per class, N = 60, short chains;
-full mode: 30 training inputs per class, all remaining test inputs, N = 200 and longer chains.
-The reports are also written as ``fig_generalization.json`` (keys linear, normcdf, relu), which is
-at the same time the figure's sidecar (keys figure, mode, settings, numbers).
+full mode: 30 training inputs per class, all remaining test inputs, N = 200, four chains whose
+length is set per nonlinearity (ReLU, with its few outlier neurons, mixes slowest). The reports are
+also written as ``fig_generalization.json`` (keys linear, normcdf, relu), which is at the same time
+the figure's sidecar (keys figure, mode, settings, numbers); there the sampled test kernel (not
+drawn) is left out and the theory's test kernel kept on at most 150 test inputs. In full mode each nonlinearity's report
+is also stored in ``out_dir/data/generalization-<nl>.json`` with the settings that made it, and a
+rerun reads back the stored reports whose settings match (it resumes, like the phase diagrams).
 """
 from __future__ import annotations
 
@@ -48,6 +52,8 @@ SETTINGS = {
 CLASSES = (0, 1, 2)
 TEMPERATURE = 0.5
 SHOW = 30
+#: test inputs of the theory kernel kept in the sidecar (:func:`_sidecar_report`)
+SIDECAR_KERNEL_INPUTS = 150
 SCRIPT = "fig_generalization"
 NAME = "fig_generalization.png"
 COLORS = {"theory": "C0", "gp": "C1", "sampling": "C2"}
@@ -206,6 +212,19 @@ def numbers(reports: dict) -> dict:
     return out
 
 
+def _sidecar_report(report: dict, max_inputs: int = SIDECAR_KERNEL_INPUTS) -> dict:
+    """``report`` for the sidecar: the sampled networks' test kernel (not drawn) is left out and the
+    theory's drawn test kernel is kept on at most ``max_inputs`` evenly spaced test inputs (their
+    indices in "test_kernel_inputs"), so that a full-mode sidecar stays a few MB; the complete reports
+    are in ``out_dir/data`` in full mode."""
+    th = dict(report["theory"])
+    K = np.asarray(th["test_kernel"])
+    idx = np.arange(len(K)) if len(K) <= max_inputs else np.linspace(0, len(K) - 1, max_inputs).astype(int)
+    th.update(test_kernel=K[np.ix_(idx, idx)].tolist(), test_kernel_inputs=idx.tolist())
+    sa = {k: v for k, v in report["sampling"].items() if k != "test_kernel"}
+    return {**report, "theory": th, "sampling": sa}
+
+
 def main(out_dir, quick: bool = True) -> list:
     """Write ``fig_generalization.png`` and the reports ``fig_generalization.json`` to ``out_dir``."""
     from validation.diagnostics import RHAT_TARGET
@@ -220,7 +239,8 @@ def main(out_dir, quick: bool = True) -> list:
         **cfg, "classes": list(CLASSES), "temperature": TEMPERATURE, "sigma_w": 1.0, "sigma_a": 1.0,
         "dataset": first["dataset"]["description"], "P": sum(first["spec"]["class_sizes"]),
         "n_test": len(first["dataset"]["test_labels"]), "rhat_target": RHAT_TARGET, "seed": 0, "start": "random",
-        "shown_neurons": SHOW}, numbers(reports), build_seconds=round(time.perf_counter() - t0, 1), **reports)
+        "shown_neurons": SHOW}, numbers(reports), build_seconds=round(time.perf_counter() - t0, 1),
+        **{nl: _sidecar_report(rep) for nl, rep in reports.items()})
     return [png, js]
 
 
@@ -231,29 +251,42 @@ def _sweeps_text(sweeps) -> str:
     return ", ".join(f"{v} ({common.DISPLAY.get(k, k)})" for k, v in sweeps.items())
 
 
+def _convergence_text(side: dict) -> str:
+    """Which sampled panels miss the R̂ target and which theory solves the solver did not pass (with
+    the status it gave), or that everything converged."""
+    st, nb = side["settings"], side["numbers"]
+    chains = [f"{common.DISPLAY[nl]} (R̂ {v['rhat_max']:.3f})" for nl, v in nb.items()
+              if v["rhat_max"] >= st["rhat_target"]]
+    solves = [f"{common.DISPLAY[nl]} ({side.get(nl, {}).get('theory', {}).get('status', 'solver verdict')})"
+              for nl, v in nb.items() if not v["theory_converged"]]
+    if not chains and not solves:
+        return f"All chains have R̂ < {st['rhat_target']:g} and every theory solve converged."
+    parts = []
+    if chains:
+        parts.append(f"Sampling not converged (R̂ ≥ {st['rhat_target']:g}): {', '.join(chains)}; those sampled "
+                     f"numbers are estimates from unconverged chains.")
+    else:
+        parts.append(f"All chains have R̂ < {st['rhat_target']:g}.")
+    if solves:
+        parts.append(f"Theory not converged (solver verdict): {', '.join(solves)}; that panel row shows the "
+                     f"unconverged solver's numbers, marked in its title.")
+    return " ".join(parts)
+
+
 def caption(side: dict) -> str:
     """The gallery caption of the sidecar of this figure."""
     st, nb = side["settings"], side["numbers"]
-    rows, bad = [], []
-    for nl, v in nb.items():
-        rows.append(f"{common.DISPLAY[nl]}: theory {v['theory']['mean_predictor_error']:.3f}, GP "
-                    f"{v['gp']['mean_predictor_error']:.3f} (Bayes {v['gp']['bayes_error']:.3f}), sampled "
-                    f"{v['sampling']['mean_predictor_error']:.3f} (R̂ {v['rhat_max']:.2f})")
-        if v["rhat_max"] >= st["rhat_target"]:
-            bad.append(f"{common.DISPLAY[nl]} (R̂ {v['rhat_max']:.3f})")
-        if not v["theory_converged"]:
-            bad.append(f"the {common.DISPLAY[nl]} theory (solver)")
-    conv = (f"Not converged (R̂ ≥ {st['rhat_target']:g} or solver verdict): {', '.join(bad)}; their numbers are "
-            f"estimates from unconverged sampling." if bad else "All chains have R̂ < "
-            f"{st['rhat_target']:g} and every theory solve converged.")
+    rows = [f"{common.DISPLAY[nl]}: theory {v['theory']['mean_predictor_error']:.3f}, GP "
+            f"{v['gp']['mean_predictor_error']:.3f} (Bayes {v['gp']['bayes_error']:.3f}), sampled "
+            f"{v['sampling']['mean_predictor_error']:.3f} (R̂ {v['rhat_max']:.3f})" for nl, v in nb.items()]
     return (f"Generalization on {st['dataset']} (P = {st['P']}, {st['n_test']} test inputs, T = "
             f"{st['temperature']:g}, σ_1 = σ_a = 1, one hidden layer): the paper's Fig. 6 analogue. Per row: "
             f"activations on the test inputs of {st['shown_neurons']} theory neurons and of the "
             f"{st['shown_neurons']} most active of N = {st['width']} neurons of a sampled network, the theory's "
             f"test kernel, the mean predictor of output 0, and the per-class error (bars: mean predictor, "
-            f"markers: Bayes error). Sampled: {st['chains']} chains of {_sweeps_text(st['sweeps'])} sweeps from random starts "
-            f"(a third of each chain is burn-in). "
-            f"Class-averaged mean-predictor errors: " + "; ".join(rows) + f". {conv}")
+            f"markers: Bayes error). Sampled: {st['chains']} chains of {_sweeps_text(st['sweeps'])} sweeps from "
+            f"random starts (a third of each chain is burn-in). Class-averaged mean-predictor errors: "
+            + "; ".join(rows) + f". {_convergence_text(side)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -45,3 +45,29 @@ def test_reports_resume_from_matching_stored_reports(tmp_path, monkeypatch):
 def test_rhat_note_shows_three_decimals_at_the_target(rhat, unconverged):
     note = fg._rhat_note({"rhat_max": rhat})
     assert f"{rhat:.3f}" in note and ("unconv." in note) == unconverged
+
+
+def test_convergence_text_names_unconverged_chains_and_solves_apart():
+    def side(rhat, converged):
+        nb = {"relu": {"rhat_max": rhat, "theory_converged": converged}}
+        return {"settings": {"rhat_target": 1.01}, "numbers": nb,
+                "relu": {"theory": {"status": "converged" if converged else "replicas-disagree"}}}
+
+    assert fg._convergence_text(side(1.005, True)).startswith("All chains have R̂ < 1.01 and every theory")
+    text = fg._convergence_text(side(1.005, False))
+    assert "All chains have R̂ < 1.01." in text and "ReLU (replicas-disagree)" in text
+    text = fg._convergence_text(side(1.012, True))
+    assert "Sampling not converged" in text and "R̂ 1.012" in text and "Theory" not in text
+
+
+def test_sidecar_report_keeps_a_subsampled_theory_kernel_and_drops_the_sampled_one():
+    import numpy as np
+
+    K = np.arange(100.0).reshape(10, 10)
+    rep = {"theory": {"test_kernel": K.tolist(), "x": 1}, "sampling": {"test_kernel": K.tolist(), "y": 2}, "gp": {}}
+    small = fg._sidecar_report(rep, max_inputs=4)
+    idx = small["theory"]["test_kernel_inputs"]
+    assert idx == [0, 3, 6, 9] and small["theory"]["test_kernel"] == K[np.ix_(idx, idx)].tolist()
+    assert small["sampling"] == {"y": 2} and small["theory"]["x"] == 1
+    assert rep["sampling"]["test_kernel"] == K.tolist()  # the report itself is unchanged
+    assert fg._sidecar_report(rep, max_inputs=10)["theory"]["test_kernel"] == K.tolist()
