@@ -179,7 +179,9 @@ def _row(row, nl, report, labels, classes, boundaries, first):
     row[4].set_xticks(range(len(classes)), [str(c) for c in classes])
     row[4].set_xlabel("class")
     row[4].set_title("error per class")
-    if first:
+    if first:  # head room above the largest bar or marker, so that the legend covers none of them
+        top = max(max(np.max(e["mean_predictor_error"]), np.max(e["bayes_error"])) for e in (th, gp, sa))
+        row[4].set_ylim(0.0, 2.0 * top)
         row[4].legend(loc="upper left", handletextpad=0.3, labelspacing=0.2)
 
 
