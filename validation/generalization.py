@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from threadpoolctl import threadpool_limits
+
 from theory.general import class_errors
 from theory.nonlinearities import get_nonlinearity
 from theory.spec import ModelSpec, SpecError
@@ -39,6 +41,29 @@ def _test_outputs(net: Network, theta: np.ndarray, Xs_scaled: np.ndarray):
     W, a = net.unpack(theta)
     phi = net.nonlinearity(W @ Xs_scaled.T)  # N × n*
     return (a @ phi).T / net.width, phi
+
+
+def _chain(spec, Xs_scaled, width, c, chains, sweeps, burn, step_size, seed, progress, kern):
+    """Chain ``c`` of ``chains``: (test outputs per kept sweep, ``kern`` plus φ(h*)ᵀφ(h*)/N of every
+    kept sweep, φ(h*) at the last sweep, mean acceptance after burn-in, final step size)."""
+    rng = np.random.default_rng([seed, width, c])
+    net = Network(spec, width=width, scaling="mean-field")
+    theta = net.prior_sample(rng)
+    eps = step_size
+    out, acc_c = [], []
+    for s in range(sweeps):
+        theta, acc = collapsed_sweep(rng, net, theta, step_size=eps, n_mala=5)
+        if s < burn:  # adapt during burn-in only
+            eps *= float(np.exp(0.5 * (acc - 0.6)))
+        else:
+            acc_c.append(acc)
+            f, phi = _test_outputs(net, theta, Xs_scaled)
+            out.append(f)
+            kern = kern + phi.T @ phi / width
+        if progress and (s + 1) % max(1, sweeps // 10) == 0:
+            print(f"\r[sampling] chain {c + 1}/{chains}, sweep {s + 1}/{sweeps}, step {eps:.3g}",
+                  end="", file=sys.stderr, flush=True)
+    return out, kern, phi, float(np.mean(acc_c)), eps
 
 
 def sample_generalization(spec: ModelSpec, test_inputs: np.ndarray, test_labels: np.ndarray, width: int = 200,
@@ -65,34 +90,16 @@ def sample_generalization(spec: ModelSpec, test_inputs: np.ndarray, test_labels:
         raise SpecError(f"test_inputs must have {spec.inputs.shape[1]} columns (got shape {Xs.shape})")
     start = time.perf_counter()
     Xs_scaled = Xs / np.sqrt(Xs.shape[1])
-    draws, kern, accs, steps = [], 0.0, [], []
-    acts = None
-    n_kern = 0
-    for c in range(chains):
-        rng = np.random.default_rng([seed, width, c])
-        net = Network(spec, width=width, scaling="mean-field")
-        theta = net.prior_sample(rng)
-        eps = step_size
-        out = []
-        acc_c = []
-        for s in range(sweeps):
-            theta, acc = collapsed_sweep(rng, net, theta, step_size=eps, n_mala=5)
-            if s < burn:  # adapt during burn-in only
-                eps *= float(np.exp(0.5 * (acc - 0.6)))
-            else:
-                acc_c.append(acc)
-                f, phi = _test_outputs(net, theta, Xs_scaled)
-                out.append(f)
-                kern = kern + phi.T @ phi / width
-                n_kern += 1
-            if progress and (s + 1) % max(1, sweeps // 10) == 0:
-                print(f"\r[sampling] chain {c + 1}/{chains}, sweep {s + 1}/{sweeps}, step {eps:.3g}",
-                      end="", file=sys.stderr, flush=True)
-        if c == 0:
-            acts = phi[:neurons]
-        draws.append(out)
-        accs.append(float(np.mean(acc_c)))
-        steps.append(eps)
+    with threadpool_limits(limits=1):  # N × P and P × P products: BLAS threads only oversubscribe the cores
+        kern, runs = 0.0, []
+        for c in range(chains):  # the kernel sum runs on through the chains, in order
+            runs.append(_chain(spec, Xs_scaled, width, c, chains, sweeps, burn, step_size, seed, progress, kern))
+            kern = runs[-1][1]
+    draws = [r[0] for r in runs]
+    n_kern = sum(len(r[0]) for r in runs)
+    acts = runs[0][2][:neurons]
+    accs = [r[3] for r in runs]
+    steps = [r[4] for r in runs]
     if progress:
         print(file=sys.stderr)
     D = np.array(draws)  # chains × n × n* × m
@@ -165,6 +172,26 @@ def _prediction_verdict(sol, pred) -> dict:
                        f"{worst['max_z']:.2f} > {worst['critical_z']:.2f}"}
 
 
+def _theory(ds, spec, theory_method, theory_sampler, theory_chains, theory_rounds, seed, theory_progress):
+    """(theory entry of the report, solution): the closed form for linear φ with ``theory_sampler``
+    "auto", else the finite-P solver or the branch form (see :func:`generalization_report`)."""
+    from solvers.data.branches import GeneralBranchOptions, solve_general_branches
+    from solvers.data.options import resolve_sampler
+    from solvers.data.solve import GeneralOptions, solve_general
+
+    linear = get_nonlinearity(spec.nonlinearity).name == "linear"
+    if theory_method == "finite-p" and linear and theory_sampler == "auto":
+        return _linear_theory(ds, spec, neurons=30, seed=seed)
+    if theory_method == "branches":
+        sol = solve_general_branches(spec, GeneralBranchOptions(max_rounds=theory_rounds, seed=seed),
+                                     progress=theory_progress)
+    else:
+        theory_sampler = resolve_sampler(theory_sampler, spec.nonlinearity)
+        opts = GeneralOptions(chains=theory_chains, max_rounds=theory_rounds, seed=seed, sampler=theory_sampler)
+        sol = solve_general(spec, opts, progress=theory_progress)
+    return _sampled_theory(ds, sol, theory_method, theory_sampler, seed), sol
+
+
 def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theory_rounds: int = 25, width: int = 200,
                           chains: int = 2, sweeps: int = 300, sampling: bool = True, seed: int = 0,
                           say=None, theory_progress=None, theory_method: str = "finite-p",
@@ -191,9 +218,6 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
     they do not balance the weights of the code modes) and do not converge for ReLU, where SMC does;
     for normcdf both agree and MCMC is faster (``theory_sampler="mcmc"``; docs/devlog.md).
     """
-    from solvers.data.branches import GeneralBranchOptions, solve_general_branches
-    from solvers.data.options import resolve_sampler
-    from solvers.data.solve import GeneralOptions, solve_general
     from theory.general import gp_generalization
 
     if theory_method not in ("finite-p", "branches"):
@@ -205,18 +229,9 @@ def generalization_report(ds, spec: ModelSpec, *, theory_chains: int = 256, theo
     gp = gp_generalization(ds.train_inputs, Y, ds.test_inputs, ds.test_labels, spec.nonlinearity, spec.sigma_w,
                            spec.sigma_a, spec.temperature)
     say(f"[gp] mean-predictor error {np.round(gp.errors['mean_predictor_error'], 4).tolist()}")
-    linear = get_nonlinearity(spec.nonlinearity).name == "linear"
-    if theory_method == "finite-p" and linear and theory_sampler == "auto":
-        theory, sol = _linear_theory(ds, spec, neurons=30, seed=seed)
-    else:
-        if theory_method == "branches":
-            sol = solve_general_branches(spec, GeneralBranchOptions(max_rounds=theory_rounds, seed=seed),
-                                         progress=theory_progress)
-        else:
-            theory_sampler = resolve_sampler(theory_sampler, spec.nonlinearity)
-            opts = GeneralOptions(chains=theory_chains, max_rounds=theory_rounds, seed=seed, sampler=theory_sampler)
-            sol = solve_general(spec, opts, progress=theory_progress)
-        theory = _sampled_theory(ds, sol, theory_method, theory_sampler, seed)
+    with threadpool_limits(limits=1):  # (samples × P) products: BLAS threads only oversubscribe the cores
+        theory, sol = _theory(ds, spec, theory_method, theory_sampler, theory_chains, theory_rounds, seed,
+                              theory_progress)
     say(f"[theory] {sol.message}; mean-predictor error {np.round(theory['mean_predictor_error'], 4).tolist()}")
     sampled = None
     if sampling:

@@ -69,7 +69,7 @@ def test_captions_quote_the_sidecar_numbers():
     assert f"{phase['settings']['grid'][0]} × {phase['settings']['grid'][1]}" in caption(phase)
     gen = by_name["fig_generalization.png"]
     for nl, v in gen["numbers"].items():
-        assert f"R̂ {v['rhat_max']:.2f}" in caption(gen), nl
+        assert f"R̂ {v['rhat_max']:.3f}" in caption(gen), nl
 
 
 def test_render_page_rejects_a_page_without_markers(tmp_path):
