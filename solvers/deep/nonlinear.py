@@ -134,8 +134,8 @@ class _Search:
     """The candidate saddle points of one solve: direct starts and continuations in T, each solution checked
     for proposal coverage (:func:`solvers.deep.saddle.finish`) before it becomes a candidate."""
 
-    def __init__(self, spec: ModelSpec, sig, opt: DeepOptions):
-        self.spec, self.sig, self.opt = spec, sig, opt
+    def __init__(self, spec: ModelSpec, sig, opt: DeepOptions, depth: int = 0):
+        self.spec, self.sig, self.opt, self.depth = spec, sig, opt, depth
         self.model = DeepModel(spec, sig, opt)
         self.inflate = opt.inflate if opt.inflate is not None else (1.0 if self.model.exact else 1.5)
         self.log = SolveLog()
@@ -305,6 +305,40 @@ class _Search:
         P, Ps = float(np.sum(spec.class_sizes)), float(np.sum(sizes))
         return DeepModel(spec.replace(sigma_a=spec.sigma_a * math.sqrt(P / Ps)), self.sig, self.opt, sizes=sizes)
 
+    def from_warmer(self) -> bool:
+        """Continuation in T from a warmer solution: the same problem solved at T_w = ``warm_ratio``·T by the
+        starts above (one level: that solve does not recurse), then followed down to T in geometric steps
+        of at most a factor ``warm_ratio``^(1/4), the proposals (mixtures and all) carried along; a failed
+        step is halved in log T up to three times. At small T the class-contrast branch steepens (the
+        homotopy in P leaves it at T = 0.02) but is smooth in T. False if T_w has no solution or a step
+        fails."""
+        spec, opt, T = self.spec, self.opt, self.spec.temperature
+        if self.model.L < 2 or T <= 0 or self.depth > 0 or opt.warm_ratio <= 1.0:
+            return False
+        Tw = opt.warm_ratio * T
+        warm = _solve(spec.replace(temperature=Tw), self.sig, None, replace(opt, search=False, code_neurons=0),
+                      False, depth=self.depth + 1)
+        self.log.extend(f"[T = {Tw:.4g}] {line}" for line in warm.log)
+        self.log.iterations += warm.iterations
+        if not warm.found:
+            self.tried.append(f"continuation from T = {Tw:.4g}: no solution there")
+            return False
+        x, props, log_t, step = warm.x, warm.proposals, math.log(Tw), math.log(opt.warm_ratio) / 4.0
+        halvings = 0
+        while log_t - step > math.log(T) + 1e-12:
+            Tk = math.exp(log_t - step)
+            out = solve_at(DeepModel(spec.replace(temperature=Tk), self.sig, opt), x, props, self.log,
+                           f"continuation from T = {Tw:.4g}, T = {Tk:.4g}", jacobians=False)
+            if out is None:
+                if halvings == 3:
+                    self.tried.append(f"continuation from T = {Tw:.4g}: Newton failed at T = {Tk:.4g}")
+                    return False
+                step, halvings = step / 2.0, halvings + 1
+                continue
+            x, props, log_t = out[0], out[4], log_t - step
+        return self._tried(self.attempt(x, props, f"continuation in T from T = {Tw:.4g}"),
+                           f"continuation from T = {Tw:.4g}")
+
     def from_prior(self) -> bool:
         model = self.model
         x0 = _prior_start(model, self.spec.temperature)
@@ -401,15 +435,16 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
         return _solve(spec, sig, start, options or DeepOptions(), raise_on_failure)
 
 
-def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, raise_on_failure: bool) -> DeepNonlinearSolution:
+def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, raise_on_failure: bool,
+           depth: int = 0) -> DeepNonlinearSolution:
     t0 = time.perf_counter()
-    search = _Search(spec, sig, opt)
+    search = _Search(spec, sig, opt, depth)
     L, T = search.model.L, spec.temperature
     direct_ok = search.from_start(start) if start is not None else False
     if not direct_ok:
         direct_ok = search.from_prior()
     if L >= 2 and not direct_ok:  # the small-T starts (only when the prior start fails: earlier results unchanged)
-        direct_ok = search.from_large_p() or search.from_small_p()
+        direct_ok = search.from_large_p() or search.from_small_p() or search.from_warmer()
     if not direct_ok or (opt.search and L >= 2):
         Ts = np.geomspace(max(2.0, 8.0 * T), max(T, 1e-3), opt.continuation_steps)
         search.continuation(np.append(Ts, T) if T < 1e-3 else Ts, "continuation from high T")

@@ -137,9 +137,10 @@ def coverage(model: DeepModel, x, ev, props, seed=0):
 
 def stability(model: DeepModel, x, ev, props):
     """Eigenvalues of ∇²Ψ = S_KK − S_KC S_CC⁻¹ S_CK (Hessian of the action S in the kernels K and the
-    conjugates/field C = (t, K̃), by forward differences of :func:`_action_gradient`). Ψ(K) =
+    conjugates/field C = (t, K̃), by forward differences of :func:`action_gradient`). Ψ(K) =
     min_C S is log Z/N's variational function (module docstring); the saddle is stable iff all are
-    negative. Empty for L = 1 (convex dual)."""
+    negative. S_CC is positive semidefinite exactly and enters by the magnitudes of its eigenvalues (comment
+    below; docs/notes/deep4.md: the normcdf 32,16,16 saddle at T = 0.05). Empty for L = 1 (convex dual)."""
     if model.L == 1:
         return np.zeros(0)
     cz, kz = full_point(model, x, ev)
@@ -162,7 +163,14 @@ def stability(model: DeepModel, x, ev, props):
         return np.array([np.nan])
     H = 0.5 * (H + H.T)
     Hcc, Hck, Hkk = H[:nc, :nc], H[:nc, nc:], H[nc:, nc:]
-    schur = Hkk - Hck.T @ np.linalg.lstsq(Hcc, Hck, rcond=None)[0]
+    # S is convex in C (log-partition functions of K̃ and t, plus (T/2)||t||²): S_CC ⪰ 0 exactly. Its near-null
+    # eigenvalues are below the integration resolution (the computed H is not exactly symmetric: the rule
+    # differentiates through the proposal map) and can come out negative; their inverse then dominates the
+    # Schur complement with the wrong sign. So S_CC enters through |S_CC| (eigenvalues by magnitude), and its
+    # null space (|λ| <= 1e-12 max, flat directions) through the pseudo-inverse.
+    w, V = np.linalg.eigh(Hcc)
+    keep = np.abs(w) > 1e-12 * np.max(np.abs(w))
+    schur = Hkk - (Hck.T @ V[:, keep]) @ ((V[:, keep].T @ Hck) / np.abs(w[keep])[:, None])
     ev = np.linalg.eigvalsh(0.5 * (schur + schur.T))
     if np.any(model.sizes == 1):
         # a class with P_c = 1 has no within-class pair: k_cc and δ_c (and k̃_cc, δ̃_c) only enter through
