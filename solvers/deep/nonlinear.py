@@ -22,7 +22,8 @@ use tensor Gauss–Hermite when φ is linear (exact once the proposal matches th
 measure; order 5, 4 or 3 for d <= 4, 6, more) or when order^d stays small (d <= 3: order 16;
 d = 4: order 10), and scrambled Sobol' replicates otherwise (8 × 2^11 points by default; the
 selected solution is re-solved with 2^12, 2^13 points while its error estimate exceeds
-``error_tol``). ``integrator="sparse-grid"`` uses Smolyak Gauss–Hermite grids for d >= 5 instead
+``error_tol``; if Gauss–Hermite layers still carry an estimate above it, every layer is re-solved with
+Sobol' rules, kept if its estimate is smaller). ``integrator="sparse-grid"`` uses Smolyak Gauss–Hermite grids for d >= 5 instead
 (:func:`theory.deep_blocks.smolyak_rule`; its accuracy against the Sobol' default: docs/devlog.md).
 1-D integrals: closed forms (linear, ReLU) or 24-node Gauss–Hermite (smooth bounded φ).
 
@@ -55,7 +56,9 @@ problem at the target T; if that fails and L >= 2, the deep large-P solution (bo
 :mod:`solvers.deep.large_p`: its t, the prior kernels plus a class contrast of order √(log P/P)),
 then a homotopy in P (class sizes scaled up from a few points at fixed σ_a² P: at small T the
 T-continuation follows a common-mode branch to its fold, while the class-contrast branch of the
-paper's regime is connected to small P); continuation in T from high T (where the solution is near
+paper's regime is connected to small P); continuation in T from the solution at T_w = 2.5 T found by
+these starts (at T = 0.02 the homotopy in P fails at its first step, while the class-contrast branch
+continues smoothly from T = 0.05); continuation in T from high T (where the solution is near
 the prior); and ``start`` (a previous solution: warm start/continuation). Converged distinct solutions are
 reported in ``saddles`` with free energy and stability; the stable one with the largest free
 energy is selected. If none converges, ``converged`` is False and the outputs are NaN
@@ -395,8 +398,31 @@ def _saddle_record(c) -> dict:
 
 def _refine(search: _Search, chosen, saddle: dict):
     """Re-solve the selected candidate with more Sobol' points while its error estimate exceeds
-    ``error_tol``; returns (candidate, model, options) of the last refinement that succeeded."""
-    o, model = search.opt, search.model
+    ``error_tol``; if the estimate is still above it and Gauss–Hermite layers carry it (its order difference,
+    order 16 against 12 at d = 3, is a coarse bound), re-solve with Sobol' rules in every layer
+    (``integrator="qmc"``), refined the same way, and keep that solution if its estimate is smaller. Returns
+    (candidate, model, options) of the last refinement that succeeded."""
+    chosen, model, o = _more_points(search, chosen, saddle, search.model, search.opt)
+    if (np.max(chosen["errors"]) <= o.error_tol or o.integrator != "auto"
+            or all(r.groups > 1 for r in model.rules) or model.oned.kind == "linear"):
+        return chosen, model, o
+    oq = replace(search.opt, integrator="qmc")
+    qmodel = DeepModel(search.spec, search.sig, oq)
+    out = solve_at(qmodel, chosen["x"], chosen["props"], search.log, "re-solve with Sobol' rules in every layer")
+    c = finish(qmodel, *out, chosen["label"]) if out is not None else None
+    if c is None or not c["covered"]:
+        return chosen, model, o
+    trial = dict(saddle)
+    c, qmodel, oq = _more_points(search, c, trial, qmodel, oq)
+    if np.max(c["errors"]) >= np.max(chosen["errors"]):
+        return chosen, model, o
+    saddle.update(trial, free_energy=float(c["ev"]["action"]), free_energy_error=float(c["free_energy_error"]),
+                  stable=c["stable"], outputs=c["ev"]["layers"][-1].outputs.tolist())
+    return c, qmodel, oq
+
+
+def _more_points(search: _Search, chosen, saddle: dict, model: DeepModel, o: DeepOptions):
+    """The Sobol' refinement of :func:`_refine` (2^(qmc_log2n + 1), … points up to ``qmc_log2n_max``)."""
     while (np.max(chosen["errors"]) > o.error_tol and any(r.groups > 1 for r in model.rules)
            and o.qmc_log2n < o.qmc_log2n_max):
         o = replace(o, qmc_log2n=o.qmc_log2n + 1)
