@@ -23,8 +23,9 @@ measure; order 5, 4 or 3 for d <= 4, 6, more) or when order^d stays small (d <= 
 d = 4: order 10), and scrambled Sobol' replicates otherwise (8 × 2^11 points by default; the
 selected solution is re-solved with 2^12, 2^13 points while its error estimate exceeds
 ``error_tol``; if Gauss–Hermite layers still carry an estimate above it, every layer is re-solved with
-Sobol' rules, kept if its estimate is smaller). ``integrator="sparse-grid"`` uses Smolyak Gauss–Hermite grids for d >= 5 instead
-(:func:`theory.deep_blocks.smolyak_rule`; its accuracy against the Sobol' default: docs/devlog.md).
+Sobol' rules, kept if its estimate is smaller). ``integrator="sparse-grid"`` uses Smolyak
+Gauss–Hermite grids for d >= 5 instead (:func:`theory.deep_blocks.smolyak_rule`; its accuracy
+against the Sobol' default: docs/devlog.md).
 1-D integrals: closed forms (linear, ReLU) or 24-node Gauss–Hermite (smooth bounded φ).
 
 Mixture proposals: a solution whose Gaussian proposals miss a mode of some layer's tilted measure
@@ -312,8 +313,8 @@ class _Search:
         """Continuation in T from a warmer solution: the same problem solved at T_w = ``warm_ratio``·T by the
         starts above (one level: that solve does not recurse), then followed down to T in geometric steps
         of at most a factor ``warm_ratio``^(1/4), the proposals (mixtures and all) carried along; a failed
-        step is halved in log T up to three times. At small T the class-contrast branch steepens (the
-        homotopy in P leaves it at T = 0.02) but is smooth in T. False if T_w has no solution or a step
+        step is halved in log T up to three times (at T = 0.02 the homotopy in P fails at its first step, while
+        the class-contrast branch is smooth in T from T = 0.05). False if T_w has no solution or a step
         fails."""
         spec, opt, T = self.spec, self.opt, self.spec.temperature
         if self.model.L < 2 or T <= 0 or self.depth > 0 or opt.warm_ratio <= 1.0:
