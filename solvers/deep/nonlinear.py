@@ -22,8 +22,10 @@ use tensor Gauss–Hermite when φ is linear (exact once the proposal matches th
 measure; order 5, 4 or 3 for d <= 4, 6, more) or when order^d stays small (d <= 3: order 16;
 d = 4: order 10), and scrambled Sobol' replicates otherwise (8 × 2^11 points by default; the
 selected solution is re-solved with 2^12, 2^13 points while its error estimate exceeds
-``error_tol``). ``integrator="sparse-grid"`` uses Smolyak Gauss–Hermite grids for d >= 5 instead
-(:func:`theory.deep_blocks.smolyak_rule`; its accuracy against the Sobol' default: docs/devlog.md).
+``error_tol``; if Gauss–Hermite layers still carry an estimate above it, every layer is re-solved with
+Sobol' rules, kept if its estimate is smaller). ``integrator="sparse-grid"`` uses Smolyak
+Gauss–Hermite grids for d >= 5 instead (:func:`theory.deep_blocks.smolyak_rule`; its accuracy
+against the Sobol' default: docs/devlog.md).
 1-D integrals: closed forms (linear, ReLU) or 24-node Gauss–Hermite (smooth bounded φ).
 
 Mixture proposals: a solution whose Gaussian proposals miss a mode of some layer's tilted measure
@@ -55,7 +57,9 @@ problem at the target T; if that fails and L >= 2, the deep large-P solution (bo
 :mod:`solvers.deep.large_p`: its t, the prior kernels plus a class contrast of order √(log P/P)),
 then a homotopy in P (class sizes scaled up from a few points at fixed σ_a² P: at small T the
 T-continuation follows a common-mode branch to its fold, while the class-contrast branch of the
-paper's regime is connected to small P); continuation in T from high T (where the solution is near
+paper's regime is connected to small P); continuation in T from the solution at T_w = 2.5 T found by
+these starts (at T = 0.02 the homotopy in P fails at its first step, while the class-contrast branch
+continues smoothly from T = 0.05); continuation in T from high T (where the solution is near
 the prior); and ``start`` (a previous solution: warm start/continuation). Converged distinct solutions are
 reported in ``saddles`` with free energy and stability; the stable one with the largest free
 energy is selected. If none converges, ``converged`` is False and the outputs are NaN
@@ -135,8 +139,8 @@ class _Search:
     """The candidate saddle points of one solve: direct starts and continuations in T, each solution checked
     for proposal coverage (:func:`solvers.deep.saddle.finish`) before it becomes a candidate."""
 
-    def __init__(self, spec: ModelSpec, sig, opt: DeepOptions):
-        self.spec, self.sig, self.opt = spec, sig, opt
+    def __init__(self, spec: ModelSpec, sig, opt: DeepOptions, depth: int = 0):
+        self.spec, self.sig, self.opt, self.depth = spec, sig, opt, depth
         self.model = DeepModel(spec, sig, opt)
         self.inflate = opt.inflate if opt.inflate is not None else (1.0 if self.model.exact else 1.5)
         self.log = SolveLog()
@@ -308,6 +312,40 @@ class _Search:
         P, Ps = float(np.sum(spec.class_sizes)), float(np.sum(sizes))
         return DeepModel(spec.replace(sigma_a=spec.sigma_a * math.sqrt(P / Ps)), self.sig, self.opt, sizes=sizes)
 
+    def from_warmer(self) -> bool:
+        """Continuation in T from a warmer solution: the same problem solved at T_w = ``warm_ratio``·T by the
+        starts above (one level: that solve does not recurse), then followed down to T in geometric steps
+        of at most a factor ``warm_ratio``^(1/4), the proposals (mixtures and all) carried along; a failed
+        step is halved in log T up to three times (at T = 0.02 the homotopy in P fails at its first step, while
+        the class-contrast branch is smooth in T from T = 0.05). False if T_w has no solution or a step
+        fails."""
+        spec, opt, T = self.spec, self.opt, self.spec.temperature
+        if self.model.L < 2 or T <= 0 or self.depth > 0 or opt.warm_ratio <= 1.0:
+            return False
+        Tw = opt.warm_ratio * T
+        warm = _solve(spec.replace(temperature=Tw), self.sig, None, replace(opt, search=False, code_neurons=0),
+                      False, depth=self.depth + 1)
+        self.log.extend(f"[T = {Tw:.4g}] {line}" for line in warm.log)
+        self.log.iterations += warm.iterations
+        if not warm.found:
+            self.tried.append(f"continuation from T = {Tw:.4g}: no solution there")
+            return False
+        x, props, log_t, step = warm.x, warm.proposals, math.log(Tw), math.log(opt.warm_ratio) / 4.0
+        halvings = 0
+        while log_t - step > math.log(T) + 1e-12:
+            Tk = math.exp(log_t - step)
+            out = solve_at(DeepModel(spec.replace(temperature=Tk), self.sig, opt), x, props, self.log,
+                           f"continuation from T = {Tw:.4g}, T = {Tk:.4g}", jacobians=False)
+            if out is None:
+                if halvings == 3:
+                    self.tried.append(f"continuation from T = {Tw:.4g}: Newton failed at T = {Tk:.4g}")
+                    return False
+                step, halvings = step / 2.0, halvings + 1
+                continue
+            x, props, log_t = out[0], out[4], log_t - step
+        return self._tried(self.attempt(x, props, f"continuation in T from T = {Tw:.4g}"),
+                           f"continuation from T = {Tw:.4g}")
+
     def from_prior(self) -> bool:
         model = self.model
         x0 = _prior_start(model, self.spec.temperature)
@@ -364,8 +402,31 @@ def _saddle_record(c) -> dict:
 
 def _refine(search: _Search, chosen, saddle: dict):
     """Re-solve the selected candidate with more Sobol' points while its error estimate exceeds
-    ``error_tol``; returns (candidate, model, options) of the last refinement that succeeded."""
-    o, model = search.opt, search.model
+    ``error_tol``; if the estimate is still above it and Gauss–Hermite layers carry it (its order difference,
+    order 16 against 12 at d = 3, is a coarse bound), re-solve with Sobol' rules in every layer
+    (``integrator="qmc"``), refined the same way, and keep that solution if its estimate is smaller. Returns
+    (candidate, model, options) of the last refinement that succeeded."""
+    chosen, model, o = _more_points(search, chosen, saddle, search.model, search.opt)
+    if (np.max(chosen["errors"]) <= o.error_tol or o.integrator != "auto"
+            or all(r.groups > 1 for r in model.rules) or model.oned.kind == "linear"):
+        return chosen, model, o
+    oq = replace(search.opt, integrator="qmc")
+    qmodel = DeepModel(search.spec, search.sig, oq)
+    out = solve_at(qmodel, chosen["x"], chosen["props"], search.log, "re-solve with Sobol' rules in every layer")
+    c = finish(qmodel, *out, chosen["label"]) if out is not None else None
+    if c is None or not c["covered"]:
+        return chosen, model, o
+    trial = dict(saddle)
+    c, qmodel, oq = _more_points(search, c, trial, qmodel, oq)
+    if np.max(c["errors"]) >= np.max(chosen["errors"]):
+        return chosen, model, o
+    saddle.update(trial, free_energy=float(c["ev"]["action"]), free_energy_error=float(c["free_energy_error"]),
+                  stable=c["stable"], outputs=c["ev"]["layers"][-1].outputs.tolist())
+    return c, qmodel, oq
+
+
+def _more_points(search: _Search, chosen, saddle: dict, model: DeepModel, o: DeepOptions):
+    """The Sobol' refinement of :func:`_refine` (2^(qmc_log2n + 1), … points up to ``qmc_log2n_max``)."""
     while (np.max(chosen["errors"]) > o.error_tol and any(r.groups > 1 for r in model.rules)
            and o.qmc_log2n < o.qmc_log2n_max):
         o = replace(o, qmc_log2n=o.qmc_log2n + 1)
@@ -404,15 +465,16 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
         return _solve(spec, sig, start, options or DeepOptions(), raise_on_failure)
 
 
-def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, raise_on_failure: bool) -> DeepNonlinearSolution:
+def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, raise_on_failure: bool,
+           depth: int = 0) -> DeepNonlinearSolution:
     t0 = time.perf_counter()
-    search = _Search(spec, sig, opt)
+    search = _Search(spec, sig, opt, depth)
     L, T = search.model.L, spec.temperature
     direct_ok = search.from_start(start) if start is not None else False
     if not direct_ok:
         direct_ok = search.from_prior()
     if L >= 2 and not direct_ok:  # the small-T starts (only when the prior start fails: earlier results unchanged)
-        direct_ok = search.from_large_p() or search.from_small_p()
+        direct_ok = search.from_large_p() or search.from_small_p() or search.from_warmer()
     if not direct_ok or (opt.search and L >= 2):
         Ts = np.geomspace(max(2.0, 8.0 * T), max(T, 1e-3), opt.continuation_steps)
         search.continuation(np.append(Ts, T) if T < 1e-3 else Ts, "continuation from high T")

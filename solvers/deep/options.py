@@ -31,6 +31,7 @@ class DeepOptions(Options):
     continuation_steps: int = 5
     search: bool = True  # also run the continuations from high and low T when the direct start converged
     size_ratio: float = 1.25  # step factor of the homotopy in P (class sizes), when the direct starts fail
+    warm_ratio: float = 2.5  # small-T start: solve at warm_ratio·T, continue down in T (1: off)
     mixture_rounds: int = 2  # re-solves with mixture proposals (one component per mode) after a coverage failure
     seed: int = 0
     code_neurons: int = 8000  # neurons drawn from each layer's measure for the code fractions (0: none)
@@ -53,6 +54,7 @@ class DeepOptions(Options):
         check_int("continuation_steps", self.continuation_steps, 1)
         check_bool("search", self.search)
         check_float("size_ratio", self.size_ratio, 1.0, lo_open=True)
+        check_float("warm_ratio", self.warm_ratio, 1.0)
         check_int("mixture_rounds", self.mixture_rounds, 0)
         check_int("seed", self.seed, 0)
         check_int("code_neurons", self.code_neurons, 0)

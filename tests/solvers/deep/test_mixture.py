@@ -154,8 +154,9 @@ def test_two_layer_paper_regime_32_16_16_converges_with_large_p_codes():
     the last hidden layer codes as the deep large-P theory says (:mod:`solvers.deep.large_p`: two-class codes
     011, 101, 110 with occupations 0.329, 0.328, 0.328 and one-class code 100 with 0.016; f_11 0.83).
     Measured (2026-12-06, load 10): 1235 s, estimate 0.0074; f diagonal 0.811, 0.658, 0.658; layer 2 codes
-    011, 101, 110, 100 with 0.314, 0.326, 0.327, 0.033; the selected saddle has one positive stability
-    eigenvalue (reported, docs/notes/deep2.md)."""
+    011, 101, 110, 100 with 0.314, 0.326, 0.327, 0.033. The saddle is stable (largest eigenvalue of the
+    reduced Hessian −130; the +2.2e4 reported before came from a near-null direction of the convex conjugate
+    block whose computed eigenvalue had the wrong sign, docs/devlog.md)."""
     from solvers.deep.large_p import solve_deep_large_p
     from solvers.deep.nonlinear import DeepOptions, solve_deep_nonlinear
     from theory.spec import ModelSpec
@@ -163,7 +164,7 @@ def test_two_layer_paper_regime_32_16_16_converges_with_large_p_codes():
     spec = ModelSpec(nonlinearity="normcdf", class_sizes=(32, 16, 16), temperature=0.05, sigma_a=0.125)
     sol = solve_deep_nonlinear(spec, 2)
     assert sol.converged and sol.status == "converged" and sol.error_estimate <= DeepOptions().error_tol
-    assert all(c["covered"] for c in sol.coverage)
+    assert all(c["covered"] for c in sol.coverage) and sol.stable
     f, e = sol.outputs, sol.error_estimate
     assert np.all(np.diag(f) > 0.6) and np.max(f - np.diag(np.diag(f))) < 0.15  # class contrast
     assert abs(f[1, 1] - f[2, 2]) <= 3 * e and abs(f[1, 2] - f[2, 1]) <= 3 * e  # the two equal classes
