@@ -70,7 +70,7 @@ def test_deep_relu_paper_regime_last_layer_has_one_class_outliers():
     """ReLU, L = 2, classes 32,16,16, σ_a = 1/8, T = 0.05, N = 100, 2 chains × 1500 sweeps from the prior
     with 20 last-layer pair moves per sweep: the last layer holds outliers (readout > 4 × median) in the
     recorded states, every one with a one-class code (100, 010, 001, as the deep theory's heavy-tailed
-    directions, docs/notes/dval3.md), and its top 5 % carry more than any dense population can (0.28,
+    directions, docs/devlog.md), and its top 5 % carry more than any dense population can (0.28,
     :mod:`validation.coding_scheme`). Measured: 2–4 outliers, top-5 % share 0.35–0.40 (below the sparse
     label's 1/2)."""
     spec = ModelSpec("relu", class_sizes=(32, 16, 16), sigma_a=0.125, temperature=0.05)

@@ -62,7 +62,7 @@ def test_normcdf_paper_regime_at_t_002_by_continuation_in_t():
     homotopy in P) converges. The saddle is stable (the T = 0.05 one too, by the reduced Hessian with the
     convex conjugate block), the last hidden layer codes as the deep large-P theory (two-class codes 011, 101,
     110), and lower T sharpens it: f closer to the targets, more two-class codes, larger layer-2 contrast.
-    Measured (2026-12-06, docs/notes/deep4.md): f diagonal 0.912, 0.836, 0.836 (T = 0.05: 0.811, 0.658, 0.658);
+    Measured (2026-12-06, docs/devlog.md): f diagonal 0.912, 0.836, 0.836 (T = 0.05: 0.811, 0.658, 0.658);
     two-class codes 0.997 (0.967)."""
     from solvers.deep.large_p import solve_deep_large_p
 
