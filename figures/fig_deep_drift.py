@@ -183,7 +183,8 @@ def caption(side: dict) -> str:
             f"prior start, {st['burn']} burn-in + {st['sweeps'] - st['burn']} sweeps, snapshots every {st['every']}). "
             f"Left and middle: the class-mean activations of {st['shown_neurons']} neurons of each layer at the first "
             f"snapshot s₀ and {lag} sweeps later; right: the drift D(Δ) per layer (0: every neuron keeps its pattern, "
-            f"1: as different as reshuffled neurons). At Δ = {lag} sweeps: " + "; ".join(rows) + ".")
+            f"1: as different as reshuffled neurons). At Δ = {lag} sweeps: " + "; ".join(rows) + ". One chain per "
+            f"network: its convergence is not diagnosed (no R̂).")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,7 +8,8 @@ N = 100; full: classes 32, 16, 16, T = 0.02, N = 200), chains from the prior
 1. the activation kernel K_ℓ = Φ_ℓᵀΦ_ℓ/N on the training inputs (sorted by class), averaged over
    the kept states of the chain; for linear networks the deep linear mean-field theory
    (:func:`solvers.deep.linear.solve_deep_linear_classes`) in the upper triangle, sampling below;
-   there is no deep nonlinear theory here, so normcdf and ReLU show sampling only;
+   the deep nonlinear theory is not drawn (at L = 3 it does not converge), so normcdf and ReLU show
+   sampling only;
 2. activations φ(h^ℓ_iμ) of 40 neurons of layer ℓ in the last kept state, sorted by code (linear,
    normcdf) or the most active first (ReLU), with the label of
    :func:`validation.coding.analyse_population` (majority over the kept states), the top-5 %
@@ -133,7 +134,7 @@ def caption(side: dict) -> str:
                        f"{lay['robustness']:.2f}" for lay in nb["layers"])
     theory = ("Upper triangles: the deep linear mean-field theory (f_cc "
               f"{', '.join(f'{v:.3f}' for v in nb['f_cc_theory'])}). " if nb.get("f_cc_theory") else
-              "There is no deep nonlinear theory here: kernels and activations are sampled only. ")
+              "The deep nonlinear theory is not drawn: kernels and activations are sampled only. ")
     meta = (f"Some classes are not separated (mean f_cc {', '.join(f'{v:.2f}' for v in nb['f_cc_sampled'])}, "
             f"below {SEPARATED}): the chain sits in a metastable state with merged classes, reached from the prior "
             f"start; it is not the equilibrium, and its labels are not a result about {name} networks."
@@ -143,7 +144,8 @@ def caption(side: dict) -> str:
             f"{st['width']}, classes {'/'.join(map(str, st['class_sizes']))}, T = {st['temperature']:g}, σ_a² = 1/P, "
             f"prior start, {st['sweeps']} sweeps of which {st['burn']} burn-in, {st['kept_states']} kept states). "
             f"Top: each layer's kernel; bottom: activations of {st['shown_neurons']} neurons of the last state. "
-            f"{theory}Labels (majority over the kept states): {layers}. {meta}")
+            f"{theory}Labels (majority over the kept states): {layers}. {meta} One chain: its convergence is not "
+            f"diagnosed (no R̂).")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,7 +13,7 @@ Columns, all for the last hidden layer ℓ = 2:
 2. activations of 30 lazy neurons (sorted by code) on all training inputs (sorted by class);
 3. the rich kernel K_2: for linear the deep linear mean-field theory
    (:func:`solvers.deep.linear.solve_deep_linear_classes`) above the diagonal and sampling below,
-   for normcdf and ReLU sampling only (no deep nonlinear theory here);
+   for normcdf and ReLU sampling only (the deep nonlinear theory is not drawn);
 4. activations of 30 rich neurons, sorted by code (linear, normcdf) or most active first (ReLU),
    with the coding-scheme label and top-5 % output share of the sampled network.
 
@@ -142,8 +142,8 @@ def caption(side: dict) -> str:
             f"{st['temperature']:g}). Sampled N = {st['width']} from the prior, {st['sweeps']} sweeps, kernels "
             f"averaged over {st['kept_states']} kept states; activation rows ({st['shown_neurons']} neurons) scaled to "
             f"their largest |φ|. Theory: the NNGP kernel for lazy networks, the deep linear theory for rich linear "
-            f"ones; there is no deep nonlinear theory here. Block contrast of K_2 (0: none, 1: class blocks): "
-            f"{rows}.")
+            f"ones; the deep nonlinear theory is not drawn. Block contrast of K_2 (0: none, 1: class blocks): "
+            f"{rows}. One chain per panel: its convergence is not diagnosed (no R̂).")
 
 
 if __name__ == "__main__":  # pragma: no cover
