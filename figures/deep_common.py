@@ -30,7 +30,10 @@ from . import common
 from .style import SEQUENTIAL, heatmap
 
 __all__ = ["deep_spec", "DeepChain", "deep_chain", "layer_analysis", "activity_analysis", "layer_summary",
-           "split_kernel", "raster", "order_rows", "deep_nngp_kernels", "deep_linear_kernels"]
+           "split_kernel", "raster", "order_rows", "deep_nngp_kernels", "deep_linear_kernels", "SINGLE_CHAIN"]
+
+#: title text of every deep figure: each network is sampled by one chain, so no R̂ can be computed
+SINGLE_CHAIN = "one chain per network: convergence not diagnosed (no R̂)"
 
 _CHAINS: dict = {}
 

@@ -144,6 +144,7 @@ def main(out_dir, quick: bool = True, *, nonlinearities=common.NONLINEARITIES, *
     fig, axes = plt.subplots(n, 3, figsize=figsize(2, 2.0 * n + 0.2), squeeze=False,
                              gridspec_kw={"width_ratios": [1.3, 1.3, 1.0]})
     values = drift_values(quick, nonlinearities, **overrides)
+    fig.suptitle(f"L = {LAYERS}; {dc.SINGLE_CHAIN}")
     numbers = {}
     for row, nl in zip(axes, nonlinearities):
         common.log(f"deep drift: {nl}")

@@ -96,7 +96,8 @@ def _figure(nl, s, ch, summaries):
     f = np.diag(ch.mean_outputs())
     metastable = bool(np.min(f) < SEPARATED)
     fig.suptitle(f"{name}, L = {LAYERS}" + (": metastable state (classes merged), not the equilibrium"
-                                            if metastable else ""), color="#D55E00" if metastable else "k")
+                                            if metastable else "") + f"; {dc.SINGLE_CHAIN}",
+                 color="#D55E00" if metastable else "k")
     numbers = {"f_cc_sampled": f.tolist(), "metastable": metastable,
                "f_cc_theory": np.diag(sol.outputs).tolist() if theory is not None else None,
                "layers": [{k: v for k, v in sm.items()} for sm in summaries]}

@@ -97,6 +97,7 @@ def main(out_dir, quick: bool = True, *, nonlinearities=common.NONLINEARITIES, *
                              gridspec_kw={"width_ratios": [1.1, 1, 1.1, 1]})
     P = sum(s["class_sizes"])
     vals = lazy_rich_values(quick, nonlinearities, **overrides)
+    fig.suptitle(f"L = {LAYERS}, last hidden layer; {dc.SINGLE_CHAIN}")
     for row, nl in zip(axes, nonlinearities):
         common.log(f"deep lazy vs rich: {nl}")
         lazy, rich = _chains(nl, s)
