@@ -30,7 +30,8 @@ from . import common
 from .style import SEQUENTIAL, heatmap
 
 __all__ = ["deep_spec", "DeepChain", "deep_chain", "layer_analysis", "activity_analysis", "layer_summary",
-           "split_kernel", "raster", "order_rows", "deep_nngp_kernels", "deep_linear_kernels", "SINGLE_CHAIN"]
+           "split_kernel", "raster", "order_rows", "deep_nngp_kernels", "deep_linear_kernels", "deep_nonlinear_kernels",
+           "SINGLE_CHAIN"]
 
 #: title text of every deep figure: each network is sampled by one chain, so no R̂ can be computed
 SINGLE_CHAIN = "one chain per network: convergence not diagnosed (no R̂)"
@@ -232,6 +233,22 @@ def deep_linear_kernels(spec: ModelSpec, layers: int) -> list:
     from solvers.deep.linear import solve_deep_linear_classes
 
     sol = solve_deep_linear_classes(spec, layers)
+    ks = []
+    for ell in range(1, layers + 1):
+        o = sol.layer_observables(ell)
+        ks.append(full_kernel(spec.class_sizes, o.kernel_diagonal, o.kernel_blocks))
+    return ks, sol
+
+
+def deep_nonlinear_kernels(spec: ModelSpec, layers: int):
+    """Deep nonlinear class-block theory (:func:`solvers.deep.nonlinear.solve_deep_nonlinear`, THEORY §5):
+    the P × P kernel of every hidden layer and the solution, or ``(None, solution)`` when the solve did
+    not converge (the figure then shows sampling only)."""
+    from solvers.deep.nonlinear import solve_deep_nonlinear
+
+    sol = solve_deep_nonlinear(spec, layers)
+    if not sol.converged:
+        return None, sol
     ks = []
     for ell in range(1, layers + 1):
         o = sol.layer_observables(ell)

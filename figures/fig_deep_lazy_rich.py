@@ -13,7 +13,8 @@ Columns, all for the last hidden layer ℓ = 2:
 2. activations of 30 lazy neurons (sorted by code) on all training inputs (sorted by class);
 3. the rich kernel K_2: for linear the deep linear mean-field theory
    (:func:`solvers.deep.linear.solve_deep_linear_classes`) above the diagonal and sampling below,
-   for normcdf and ReLU sampling only (the deep nonlinear theory is not drawn);
+   for normcdf in full mode the deep class-block theory (:func:`solvers.deep.nonlinear.solve_deep_nonlinear`)
+   where it converges, for ReLU sampling only (its deep theory needs a condensate);
 4. activations of 30 rich neurons, sorted by code (linear, normcdf) or most active first (ReLU),
    with the coding-scheme label and top-5 % output share of the sampled network.
 
@@ -78,6 +79,24 @@ def lazy_rich_values(quick: bool = True, nonlinearities=common.NONLINEARITIES, *
     return out
 
 
+#: nonlinearities whose deep class-block theory is drawn in full mode (ReLU's needs a condensate, issue 17)
+DEEP_THEORY = ("normcdf", "erf")
+
+
+def _deep_theory(spec, v: dict):
+    """Solve the deep nonlinear theory; store its contrast, f_cc and status in ``v`` (the sidecar) and its
+    last-layer kernel under ``v["_K_theory"]``; ``None`` when it did not converge."""
+    ks, sol = dc.deep_nonlinear_kernels(spec, LAYERS)
+    v["deep_theory"] = {"converged": bool(sol.converged), "status": sol.status,
+                        "error_estimate": float(sol.error_estimate)}
+    if ks is None:
+        return None
+    v["rich_theory_contrast"] = _block_contrast(ks[-1], spec.class_sizes)
+    v["deep_theory"]["f_cc"] = np.diag(sol.outputs).tolist()
+    v["_K_theory"] = ks[-1]
+    return ks[-1]
+
+
 def _rows(ch, by):
     from validation.coding import output_contributions
 
@@ -110,6 +129,9 @@ def main(out_dir, quick: bool = True, *, nonlinearities=common.NONLINEARITIES, *
             K_th, _ = dc.deep_linear_kernels(rich.spec, LAYERS)
             v["rich_theory_contrast"] = _block_contrast(K_th[-1], s["class_sizes"])
             dc.split_kernel(row[2], K_th[-1], rich.kernel(LAYERS), "rich kernel K_2", "deep linear theory")
+        elif not quick and nl in DEEP_THEORY and _deep_theory(rich.spec, v) is not None:
+            dc.split_kernel(row[2], v.pop("_K_theory"), rich.kernel(LAYERS), "rich kernel K_2",
+                            "deep theory")
         else:
             K = rich.kernel(LAYERS)
             dc.split_kernel(row[2], K, K, "rich kernel K_2 (sampled)", "sampled", "sampled")
@@ -135,16 +157,29 @@ def caption(side: dict) -> str:
     st, nb = side["settings"], side["numbers"]
     rows = "; ".join(f"{common.DISPLAY[nl]}: lazy {v['lazy_theory_contrast']:.2f} (NNGP) / {v['lazy']['contrast']:.2f} "
                      f"(sampled), rich {v['rich']['contrast']:.2f} (sampled)"
-                     + (f" / {v['rich_theory_contrast']:.2f} (deep linear theory)" if "rich_theory_contrast" in v
-                        else "") + f", mean f_cc lazy {v['lazy']['f']:.2f}, rich {v['rich']['f']:.2f}"
+                     + (f" / {v['rich_theory_contrast']:.2f} (deep {'linear ' if nl == 'linear' else ''}theory)"
+                        if "rich_theory_contrast" in v else "") + f", mean f_cc lazy {v['lazy']['f']:.2f}, rich {v['rich']['f']:.2f}"
                      for nl, v in nb.items())
     return (f"Lazy (standard scaling, σ_a = 1) against rich (mean-field, σ_a² = 1/P) networks with L = {st['layers']} "
             f"hidden layers, last hidden layer, binary task (classes {'/'.join(map(str, st['class_sizes']))}, T = "
             f"{st['temperature']:g}). Sampled N = {st['width']} from the prior, {st['sweeps']} sweeps, kernels "
             f"averaged over {st['kept_states']} kept states; activation rows ({st['shown_neurons']} neurons) scaled to "
             f"their largest |φ|. Theory: the NNGP kernel for lazy networks, the deep linear theory for rich linear "
-            f"ones; the deep nonlinear theory is not drawn. Block contrast of K_2 (0: none, 1: class blocks): "
-            f"{rows}. One chain per panel: its convergence is not diagnosed (no R̂).")
+            f"ones{_deep_theory_text(nb)}; the other rich kernels are sampled only. Block contrast of K_2 (0: none, "
+            f"1: class blocks): {rows}. One chain per panel: its convergence is not diagnosed (no R̂).")
+
+
+def _deep_theory_text(nb: dict) -> str:
+    """The caption's words on the deep nonlinear theory of the rich panels (full mode)."""
+    parts = []
+    for nl, v in nb.items():
+        th = v.get("deep_theory")
+        if th is None:
+            continue
+        parts.append(f"{common.DISPLAY[nl]}: " + (
+            f"drawn (error estimate {th['error_estimate']:.1e}, f_cc {', '.join(f'{x:.3f}' for x in th['f_cc'])})"
+            if th["converged"] else f"not drawn, the solve did not converge ({th['status']})"))
+    return ", and the deep class-block theory (THEORY §5) for rich " + "; ".join(parts) if parts else ""
 
 
 if __name__ == "__main__":  # pragma: no cover
