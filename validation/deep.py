@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from theory.checks import check_int
 from theory.spec import ModelSpec, SpecError
 
 from .compare import compare
@@ -151,9 +152,8 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     widths = [int(w) for w in widths]
     if not widths or min(widths) < 1:
         raise ValueError(f"widths must be integers >= 1 (got {widths})")
-    LastLayerOutliers(outlier_moves)  # checks the setting before the theory is solved
-    if isinstance(swaps, bool) or not isinstance(swaps, (int, np.integer)) or swaps < 0:
-        raise SpecError(f"swaps must be an integer >= 0 (got {swaps!r})")
+    check_int("outlier_moves", outlier_moves, 0)  # before the theory is solved
+    check_int("swaps", swaps, 0)
     if swaps and spec.nonlinearity == "linear":
         raise SpecError("swaps (last-layer independence moves) need a nonlinear φ (linear networks have no codes)")
     theory = deep_theory(spec, layers, sigmas=sigmas)

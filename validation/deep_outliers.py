@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from theory.checks import check_int
 from theory.codes import code_string
 
 from .coding_scheme import TOP_FRACTION, output_contributions, top_k_share
@@ -35,9 +36,7 @@ class LastLayerOutliers:
     last layer's outlier statistics every ``every`` sweeps after burn-in; :meth:`summary` gives them."""
 
     def __init__(self, n_moves: int = 0, every: int = 10):
-        if isinstance(n_moves, bool) or not isinstance(n_moves, (int, np.integer)) or n_moves < 0:
-            raise ValueError(f"outlier_moves must be an integer >= 0 (got {n_moves!r})")
-        self.n_moves, self.every = int(n_moves), int(every)
+        self.n_moves, self.every = check_int("outlier_moves", n_moves, 0), int(every)
         self.accepted = self.proposed = self.kept = 0
         self.rows, self.codes = [], {}
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from theory.nonlinearities import get_nonlinearity
 from theory.observables import full_kernel
+from theory.checks import check_int
 from theory.spec import ModelSpec, SpecError, class_labels
 
 from .compare import compare
@@ -169,10 +170,8 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
     (:mod:`validation.outlier_moves`). "outliers": the last layer's outliers and top-5 % output share
     (:mod:`validation.deep_outliers`).
     """
-    if isinstance(swaps, bool) or not isinstance(swaps, (int, np.integer)) or swaps < 0:
-        raise SpecError(f"swaps must be an integer >= 0 (got {swaps!r})")
-    if isinstance(outlier_moves, bool) or not isinstance(outlier_moves, (int, np.integer)) or outlier_moves < 0:
-        raise SpecError(f"outlier_moves must be an integer >= 0 (got {outlier_moves!r})")
+    check_int("swaps", swaps, 0)
+    check_int("outlier_moves", outlier_moves, 0)
     t0 = time.perf_counter()
     init_spec = init_spec or spec
     theory = theory if theory is not None else deep_theory(init_spec, layers)

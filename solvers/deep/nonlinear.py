@@ -147,6 +147,7 @@ class _Search:
         self.cands: list = []
         self.rejected: list = []
         self.tried: list = []  # the starts tried, with how far each got (for the failure message)
+        self.last_solved = None  # (model, x) of the last homotopy step solved (for the failure message)
 
     def attempt(self, x, props, label):
         """Solve from (x, proposals) and check the solution (:func:`solvers.deep.saddle.finish`). A solution
@@ -387,7 +388,7 @@ class _Search:
     def failure_message(self) -> str:
         if not self.rejected:
             tried = "; ".join(self.tried) or "direct start and continuation in T failed"
-            return f"no solution found ({tried}{domain_note(getattr(self, 'last_solved', None))}); see log"
+            return f"no solution found ({tried}{domain_note(self.last_solved)}); see log"
         return ("no reliable solution: Newton converged but the importance proposals do not cover the tilted "
                 f"measure (multimodal or too narrow; coverage {self.rejected[-1]}), and Newton with mixture proposals "
                 "at its modes did not converge")
