@@ -35,7 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ReadoutDomain", "branch_values", "readout_growth", "condensate_directions", "domain_gradients"]
+__all__ = ["ReadoutDomain", "branch_values", "readout_growth", "condensate_directions", "track_directions",
+           "domain_gradients", "kernel_gradient"]
 
 ON, OFF, KINK = 0, 1, 2
 
@@ -159,6 +160,24 @@ def condensate_directions(t, sigma_a, R, delta, sigma, sizes, n_random=256, seed
         Y = new
         if done:
             break
+    return _domain(Y, B, C, s, P)
+
+
+def track_directions(previous, t, sigma_a, R, delta, sigma, sizes) -> ReadoutDomain:
+    """The maximisers of F near the rows of ``previous`` (earlier maximisers, (k, 2m)), each polished to the
+    eigenvector of its pattern's form (exact where the pattern is kept): the cheap update of
+    :func:`condensate_directions` between small changes of (t, k, δ). Maximisers that appear away from
+    ``previous`` are not found (run :func:`condensate_directions` again for that)."""
+    P = np.asarray(sizes, dtype=np.float64)
+    B, C, s = _fields_of(t, sigma_a, R, delta, sigma)
+    Y = np.atleast_2d(np.asarray(previous, dtype=np.float64))
+    return _domain(Y / np.linalg.norm(Y, axis=1, keepdims=True), B, C, s, P)
+
+
+def _domain(Y, B, C, s, P) -> ReadoutDomain:
+    """The :class:`ReadoutDomain` of the candidate directions ``Y`` (rows, unit): polished, deduplicated,
+    best first."""
+    m = len(P)
     F = readout_growth(Y, B, C, s, P)
     order = np.argsort(-F)
     dirs = []
@@ -196,3 +215,20 @@ def domain_gradients(y, t, sigma_a, R, delta, sigma, sizes):
     dR = np.tril(2.0 * (P * dxi)[:, None] * sigma * w[None, :])
     dd = 2.0 * P * ds * sigma / (2.0 * np.sqrt(np.asarray(delta, dtype=np.float64)))
     return dt, dR, dd
+
+
+def kernel_gradient(y, t, sigma_a, R, delta, sigma, sizes):
+    """(∂q/∂k (m, m) symmetric, entries taken as independent, ∂q/∂δ (m,)) at the maximiser ``y`` of F, in the
+    coordinates of the input kernel K_{L-1} = E k Eᵀ + D_δ itself (not its Cholesky factor). With
+    ξ = σ R w, dk = dR Rᵀ + R dRᵀ and the stationarity ∇_w F = Cᵀ(P ∂g/∂ξ) = q w of the maximiser,
+    dξ = ½ σ² dk (P ∂g/∂ξ)/q, so ∂q/∂k = σ² (P ∂g/∂ξ)(P ∂g/∂ξ)ᵀ / q (no inverse of R)."""
+    P = np.asarray(sizes, dtype=np.float64)
+    m = len(P)
+    B, C, s = _fields_of(t, sigma_a, R, delta, sigma)
+    y = np.asarray(y, dtype=np.float64) / np.linalg.norm(y)
+    u, xi = _fields(y[None, :], B, C, m)
+    g, _, dxi, ds, _ = branch_values(u, xi, s)
+    q = 2.0 * float(g[0] @ P)
+    Pg = P * dxi[0]
+    dd = P * ds[0] * sigma / np.sqrt(np.asarray(delta, dtype=np.float64))
+    return sigma**2 * np.outer(Pg, Pg) / q, dd

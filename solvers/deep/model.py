@@ -41,6 +41,7 @@ class DeepModel:
         self.alt_rules = [self._rule(d, alt=True) for d in self.dims]
         self.exact = self.oned.kind == "linear" and all(r.groups == 1 for r in self.rules)
         self._caches: dict = {}  # (layer, rule, 1-D nodes) → LayerCache
+        self.condensate = None  # the last layer's outlier terms, e.g. a solvers.deep.kkt.Barrier (None: none)
 
     def layer_cache(self, ell: int, rule: Rule, oned: OneD | None = None) -> LayerCache:
         """The :class:`theory.deep_layer.LayerCache` of layer ℓ with ``rule`` and ``oned``: the mapped nodes and
@@ -114,6 +115,8 @@ class DeepModel:
                 kw.update(kt=kt, dt=dt)
             r = layer_integral(oned, self.sizes, self.sigmas[ell - 1], rules[ell - 1], proposals[ell - 1],
                                cache=self.layer_cache(ell, rules[ell - 1], oned), **kw)
+            if ell == L and self.condensate is not None:  # its KKT terms (solvers.deep.kkt)
+                r = self.condensate(self, t, ker, r)
             res[ell - 1] = r
             kt, dt = r.kt_in, r.dt_in
         top = res[-1]

@@ -1,0 +1,175 @@
+"""The condensate of the last hidden layer of a deep ReLU network: the KKT terms of the class-block saddle point
+(THEORY §4 condensate, §5 deep networks).
+
+The last layer's y-integral converges only inside the readout domain q_j(t, K_{L-1}) < 1
+(:mod:`theory.deep_condensate`: q = 2 max_ŷ Σ_c P_c g_c, maximisers ŷ*_j = (v̂_j, ŵ_j)). As for one hidden
+layer (THEORY §4; :class:`solvers.finite_p.dual.Condensate`), the saddle point of the action of THEORY §5 is a
+KKT point of the constraints q_j <= 1: with multipliers μ_j >= 0, μ_j (1 − q_j) = 0, the action's readout term
+log Z_L gains μ_j (q_j − 1), so by Danskin's theorem (ŷ*_j isolated)
+
+    f_c       += (μ_j / P_c) ∂q_j/∂t_c = 2 μ_j σ_a h*_{j,c} v̂_j            (readout stationarity),
+    K̃_{L-1}   += 2 μ_j ∂q_j/∂K_{L-1}                                      (the layer below tilted by the outliers),
+
+with h*_{j,c} = ξ*_c + s_c² u*_c the activation of class c per unit radius where on (0 off). The outliers are a
+vanishing fraction ν of neurons at radius r → ∞ along ŷ*_j with ν r² = 2 μ_j, so they also add
+
+    U += 2 μ_j σ_a² v̂_j v̂_jᵀ,    k_L += 2 μ_j h*_j h*_jᵀ   (class-shared: δ_L unchanged),
+
+and their mass is λ_j = 2 μ_j σ_a² σ_L² (THEORY §4's λ at L = 1). In class-block coordinates
+K = E k Eᵀ + D_δ, K̃ = E k̃ Eᵀ + D_δ̃ (:mod:`theory.deep_blocks`), ∂q/∂k = σ² (P ∂g/∂ξ)(P ∂g/∂ξ)ᵀ / q
+(:func:`theory.deep_condensate.kernel_gradient`), and from tr K̃ K,
+
+    k̃_cd += 2 μ_j (∂q/∂k)_cd / (P_c P_d),    δ̃_c += 2 μ_j (∂q/∂δ_c) / P_c − 2 μ_j (∂q/∂k)_cc / P_c²,
+
+exact for δ and the off-diagonal k; for k_cc it is the outliers' own tilt σ² E[W_c²] (:mod:`theory.deep_blocks`),
+which equals the derivative at q = 1 (the two differ by O(μ (1 − q)), the barrier's bias below).
+
+The multipliers come from the log barrier −ε Σ_j log(1 − q_j) (μ_j = ε/(1 − q_j)), the central path of the
+one-layer solver (:mod:`solvers.finite_p.dual`): :class:`Barrier` adds these terms to the last layer's result
+inside :meth:`solvers.deep.model.DeepModel.evaluate` (its ``condensate`` hook), so the deep Newton solve, its
+needle proposals (:mod:`solvers.deep.condensate`) and its error estimates apply unchanged. The bulk keeps the
+needle's near part (integrated with needle components in the proposal); at margin 1 − q = ε/μ the far tail of
+the bulk, of relative weight ~2^{−P_off} (1 − q)^{−1/2}, is what the barrier replaces.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from theory.deep_condensate import (ReadoutDomain, condensate_directions, domain_gradients, kernel_gradient,
+                                    track_directions)
+from theory.domain_errors import OutsideDomain
+
+__all__ = ["CondensateTerms", "condensate_terms", "Barrier", "Q_MIN"]
+
+#: local maximisers of q below this carry no barrier term (their multiplier ε/(1 − q) <= 2ε is noise)
+Q_MIN = 0.5
+
+
+@dataclass(frozen=True)
+class CondensateTerms:
+    """The KKT terms of the outliers along ``directions`` ŷ_j (module docstring): multipliers μ_j, their
+    shares of f, U, k_L, k̃_{L-1}, δ̃_{L-1} (None at L = 1), and per direction readout v̂_j, activations h*_j
+    per unit radius and code."""
+
+    directions: np.ndarray
+    q: np.ndarray
+    multipliers: np.ndarray
+    outputs: np.ndarray
+    readout_moment: np.ndarray
+    kernel: np.ndarray
+    kt: np.ndarray | None
+    dt: np.ndarray | None
+    readout: np.ndarray
+    h: np.ndarray
+    codes: tuple
+    per_direction: np.ndarray  # (k, m, m): each direction's share of f
+    mass_scale: float  # 2 σ_a² σ_L²
+
+    @property
+    def margins(self) -> np.ndarray:
+        return 1.0 - self.q
+
+    @property
+    def mass(self) -> np.ndarray:
+        """λ_j = 2 μ_j σ_a² σ_L² (THEORY §4's condensate mass at L = 1)."""
+        return self.mass_scale * self.multipliers
+
+    def output_shares(self, outputs) -> np.ndarray:
+        """(k, m): each direction's share of the correct-class outputs f_cc (``outputs`` the total f)."""
+        return np.array([np.diag(fj) / np.diag(outputs) for fj in self.per_direction]).reshape(-1, len(outputs))
+
+    def to_json(self, outputs=None) -> dict:
+        out = {"directions": self.directions.tolist(), "readout_directions": self.readout.tolist(),
+               "activations": self.h.tolist(), "multipliers": self.multipliers.tolist(),
+               "mass": self.mass.tolist(), "margins": self.margins.tolist(),
+               "codes": ["".join("1" if c in code else "0" for c in range(self.h.shape[1])) for code in self.codes]}
+        if outputs is not None:
+            out["output_shares"] = self.output_shares(outputs).tolist()
+        return out
+
+
+def condensate_terms(dom: ReadoutDomain, mu, t, sigma_a, R, delta, sigma, sizes, hidden: bool) -> CondensateTerms:
+    """The KKT terms (module docstring) of the maximisers of ``dom`` with multipliers ``mu`` for the readout layer
+    with field ``t``, input kernel k = R Rᵀ and δ (``hidden``: L >= 2, else K_0 = I and no k̃ term)."""
+    P = np.asarray(sizes, dtype=np.float64)
+    m = len(P)
+    mu = np.asarray(mu, dtype=np.float64)
+    f, U, K = np.zeros((m, m)), np.zeros((m, m)), np.zeros((m, m))
+    kt, dt = (np.zeros((m, m)), np.zeros(m)) if hidden else (None, None)
+    parts = []
+    for y, v, h, mu_j in zip(dom.directions, dom.readout, dom.h, mu):
+        dq_dt = domain_gradients(y, t, sigma_a, R, delta, sigma, P)[0]
+        parts.append(mu_j * dq_dt / P[:, None])
+        f += parts[-1]
+        U += 2.0 * mu_j * sigma_a**2 * np.outer(v, v)
+        K += 2.0 * mu_j * np.outer(h, h)
+        if hidden:
+            S, gd = kernel_gradient(y, t, sigma_a, R, delta, sigma, P)
+            kt += 2.0 * mu_j * S / np.outer(P, P)
+            dt += 2.0 * mu_j * (gd / P - np.diag(S) / P**2)
+    return CondensateTerms(dom.directions, dom.q, mu, f, U, K, kt, dt, dom.readout, dom.h, dom.codes,
+                           np.array(parts).reshape(-1, m, m), 2.0 * sigma_a**2 * sigma**2)
+
+
+def _readout_layer(model, ker):
+    """(R, δ, hidden) of the last layer's input kernel: K_{L-1}, or K_0 = I (ξ = 0, s = σ_L) at L = 1."""
+    if ker:
+        R, delta = ker[-1]
+        return R, delta, True
+    return np.zeros((model.m, model.m)), np.ones(model.m), False
+
+
+class Barrier:
+    """The log barrier −ε Σ_j log(1 − q_j) over the maximisers with q_j >= :data:`Q_MIN` (μ_j = ε/(1 − q_j)), as
+    the ``condensate`` hook of :class:`solvers.deep.model.DeepModel`: called with the last layer's
+    :class:`theory.deep_layer.LayerResult`, it returns that result with the KKT terms added (f, U, k_L, k̃, δ̃
+    and log Z += −ε Σ log(1 − q_j)). The maximisers are found by the full search at :meth:`refresh` and tracked
+    (polished) from there at each evaluation, so that the residual is a smooth function of the unknowns."""
+
+    def __init__(self, epsilon: float):
+        self.epsilon = float(epsilon)
+        self.known = None  # directions (k, 2m) of the last full search
+
+    def refresh(self, model, x) -> ReadoutDomain:
+        """Full search of the maximisers at the packed point ``x`` (:func:`condensate_directions`)."""
+        t, ker = model.unpack(np.asarray(x, dtype=np.float64))
+        R, delta, _ = _readout_layer(model, ker)
+        dom = condensate_directions(t, model.spec.sigma_a, R, delta, model.sigmas[-1], model.sizes)
+        self.known = dom.directions
+        return dom
+
+    def domain(self, model, t, ker) -> ReadoutDomain:
+        R, delta, _ = _readout_layer(model, ker)
+        args = (t, model.spec.sigma_a, R, delta, model.sigmas[-1], model.sizes)
+        if self.known is None or not len(self.known):
+            dom = condensate_directions(*args)
+            self.known = dom.directions
+            return dom
+        return track_directions(self.known, *args)
+
+    def terms(self, model, t, ker) -> CondensateTerms | None:
+        """The KKT terms at (t, kernels), None if no maximiser has q >= :data:`Q_MIN`; :class:`OutsideDomain`
+        if one has q >= 1."""
+        dom = self.domain(model, t, ker)
+        if len(dom.q) and dom.q[0] >= 1.0:
+            raise OutsideDomain(f"readout domain: q = {dom.q[0]:.6g} >= 1")
+        keep = dom.q >= Q_MIN
+        if not keep.any() or self.epsilon <= 0.0:
+            return None
+        dom = ReadoutDomain(dom.directions[keep], dom.q[keep], dom.readout[keep], dom.xi[keep], dom.h[keep],
+                            tuple(c for c, k in zip(dom.codes, keep) if k))
+        R, delta, hidden = _readout_layer(model, ker)
+        return condensate_terms(dom, self.epsilon / (1.0 - dom.q), t, model.spec.sigma_a, R, delta,
+                                model.sigmas[-1], model.sizes, hidden)
+
+    def __call__(self, model, t, ker, r):
+        c = self.terms(model, t, ker)
+        if c is None:
+            return r
+        kw = dict(log_z=r.log_z - self.epsilon * float(np.sum(np.log(c.margins))), outputs=r.outputs + c.outputs,
+                  readout_moment=r.readout_moment + c.readout_moment, k=r.k + c.kernel)
+        if c.kt is not None:
+            kw.update(kt_in=r.kt_in + c.kt, dt_in=r.dt_in + c.dt)
+        return replace(r, **kw)
