@@ -105,6 +105,15 @@ def _polish(y, B, C, s, P):
     return y
 
 
+def _stationary(y, B, C, s, P, rtol=1e-8) -> bool:
+    """Whether ŷ is an eigenvector of its pattern's form (a stationary point of F on the sphere): drops the
+    unconverged ascent ends that :func:`_polish` could not move onto one."""
+    u, xi = _fields(y[None, :], B, C, len(P))
+    M = _pattern_form(branch_values(u, xi, s)[4][0], B, C, s, P)
+    r = M @ y - float(y @ M @ y) * y
+    return bool(np.linalg.norm(r) <= rtol * max(np.linalg.norm(M, 2), 1e-300))
+
+
 @dataclass(frozen=True)
 class ReadoutDomain:
     """Local maximisers ŷ*_j = (v̂_j, ŵ_j) of F, best first: ``q`` (2F, the domain function; the integral
@@ -185,7 +194,7 @@ def _domain(Y, B, C, s, P) -> ReadoutDomain:
         if any(np.linalg.norm(Y[i] - d) < 1e-3 for d in dirs):
             continue
         y = _polish(Y[i], B, C, s, P)
-        if readout_growth(y, B, C, s, P)[0] <= 0.0:
+        if readout_growth(y, B, C, s, P)[0] <= 0.0 or not _stationary(y, B, C, s, P):
             continue
         if all(np.linalg.norm(y - d) > 1e-6 for d in dirs):
             dirs.append(y)

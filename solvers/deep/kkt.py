@@ -37,12 +37,19 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from theory.deep_blocks import OneD
 from theory.deep_condensate import (ReadoutDomain, condensate_directions, domain_gradients, kernel_gradient,
                                     track_directions)
 from theory.domain_errors import OutsideDomain
 
-__all__ = ["CondensateTerms", "condensate_terms", "Barrier", "Q_MIN"]
+__all__ = ["CondensateTerms", "condensate_terms", "Barrier", "Q_MIN", "EPSILON",
+           "solve_with_condensate"]
 
+#: the barrier weight of the deep solver's condensate (``DeepOptions.condensate_epsilon`` None): multipliers
+#: μ ~ 10 (masses ~0.4 at σ_a² = 1/64) sit at margins ~1e-3, where the forward-difference Jacobian of the
+#: residual stays accurate (at ε = 1e-3, margins ~6e-5, Newton stalls), and the barrier's bias on f is ~1e-4
+#: (measured in the L = 1 limit against the one-layer solver at ε = 1e-8: docs/notes/deep5.md)
+EPSILON = 1e-2
 #: local maximisers of q below this carry no barrier term (their multiplier ε/(1 − q) <= 2ε is noise)
 Q_MIN = 0.5
 
@@ -173,3 +180,26 @@ class Barrier:
         if c.kt is not None:
             kw.update(kt_in=r.kt_in + c.kt, dt_in=r.dt_in + c.dt)
         return replace(r, **kw)
+
+
+def solve_with_condensate(solve, spec, opt):
+    """The deep solve ``solve(options, start)`` (a :class:`solvers.deep.nonlinear_result.DeepNonlinearSolution`;
+    start None: the caller's) with the condensate barrier as a second attempt: for ReLU with
+    ``opt.condensate_epsilon`` None, the equations without it first (their results unchanged where they
+    converge), then with ε = :data:`EPSILON` if they give no solution within ``error_tol``, started from the first
+    solution where there is one; the solution with the smaller error estimate is returned, with both logs."""
+    if opt.condensate_epsilon is not None or OneD.for_nonlinearity(spec.nonlinearity, opt.nz).kind != "relu":
+        return solve(opt, None)
+    first = solve(replace(opt, condensate_epsilon=0.0), None)
+    if first.converged:
+        return first
+    second = solve(replace(opt, condensate_epsilon=EPSILON), first if first.found else None)
+    if first.found and not second.found:  # the barrier's branch may not connect to that start: the searches
+        second = solve(replace(opt, condensate_epsilon=EPSILON), None)
+    better = second.found and (not first.found or second.error_estimate < first.error_estimate)
+    best, other = (second, first) if better else (first, second)
+    note = (f"without the condensate barrier: {first.message}; with it (ε = {EPSILON:g}): {second.message}; "
+            f"kept: {'with' if better else 'without'}")
+    return replace(best, message=f"{best.message} [{note}]", iterations=first.iterations + second.iterations,
+                   time_seconds=first.time_seconds + second.time_seconds,
+                   log=list(first.log) + [f"-- with the condensate barrier, ε = {EPSILON:g} --"] + list(second.log))
