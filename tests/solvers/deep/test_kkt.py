@@ -151,3 +151,43 @@ def test_one_layer_limit_of_the_deep_condensate_solve():
         assert cond["mass"][i] == pytest.approx(ref["mass"][j], abs=2e-3)
         assert cond["margins"][i] < 2e-3
     assert np.max(np.abs(deep.outputs - np.asarray(one.observables.outputs))) < 1e-3
+
+
+def test_the_barrier_is_a_second_attempt_only():
+    """condensate_epsilon None: the plain equations first, returned unchanged where they converge (ReLU at T = 0.5,
+    classes 4,2,2 among them) and for φ other than ReLU; the barrier (ε = EPSILON) only when they do not converge,
+    started from their solution; 0 or > 0 forces one attempt."""
+    from dataclasses import dataclass
+
+    from solvers.deep.kkt import EPSILON, solve_with_condensate
+
+    calls = []
+
+    def solve(opt, start):
+        calls.append((opt.condensate_epsilon, start))
+        return plain if opt.condensate_epsilon == 0.0 else barrier
+
+    @dataclass(frozen=True)
+    class Sol:
+        converged: bool
+        found: bool
+        error_estimate: float
+        message: str = "m"
+        iterations: int = 1
+        time_seconds: float = 1.0
+        log: tuple = ()
+
+    relu = ModelSpec(nonlinearity="relu", class_sizes=(4, 2, 2), sigma_a=0.5, temperature=0.5)
+    plain, barrier = Sol(True, True, 1e-3), Sol(True, True, 1e-4)
+    assert solve_with_condensate(solve, relu, DeepOptions()) is plain and calls == [(0.0, None)]
+    calls.clear()
+    normcdf = ModelSpec(nonlinearity="normcdf", class_sizes=(4, 2, 2), sigma_a=0.5, temperature=0.5)
+    assert solve_with_condensate(solve, normcdf, DeepOptions()) is barrier  # one call, options as given
+    assert calls == [(None, None)]
+    calls.clear()
+    plain = Sol(False, True, np.inf)
+    out = solve_with_condensate(solve, relu, DeepOptions())
+    assert calls == [(0.0, None), (EPSILON, plain)] and out.error_estimate == barrier.error_estimate
+    calls.clear()
+    assert solve_with_condensate(solve, relu, DeepOptions(condensate_epsilon=0.0)) is plain
+    assert calls == [(0.0, None)]
