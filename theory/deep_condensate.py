@@ -157,35 +157,43 @@ def condensate_directions(t, sigma_a, R, delta, sigma, sizes, n_random=256, seed
     rng = np.random.default_rng(seed)
     Y = np.concatenate([rng.standard_normal((n_random, 2 * m)), np.eye(2 * m), -np.eye(2 * m)])
     Y /= np.linalg.norm(Y, axis=1, keepdims=True)
+    return _domain(*_ascend(Y, B, C, s, P, iters), B, C, s, P)
+
+
+def _ascend(Y, B, C, s, P, iters):
+    """Shifted power ascent y ← (I + M(y)/c) y, c >= ||M|| (monotone on a fixed pattern) from the rows of ``Y``:
+    (the end points, which of them converged: last step below 1e-13)."""
+    m = len(P)
     bound = float(np.sum(P * (s**2 * np.sum(B * B, 1) + np.linalg.norm(B, axis=1) * np.linalg.norm(C, axis=1)
                               + np.sum(C * C, 1) / s**2))) + 1e-300
-    for _ in range(iters):  # shifted power ascent: y ← (I + M(y)/c) y, c >= ||M|| (monotone on a fixed pattern)
+    step = np.full(len(Y), np.inf)
+    for _ in range(iters):
         u, xi = _fields(Y, B, C, m)
         _, du, dxi, _, _ = branch_values(u, xi, s)
         grad = np.concatenate([(P * du) @ B, (P * dxi) @ C], axis=1)  # ∇F = 2 M ŷ on a fixed pattern
         new = Y + grad / (2.0 * bound)
         new /= np.linalg.norm(new, axis=1, keepdims=True)
-        done = np.max(np.abs(new - Y)) < 1e-13
+        step = np.max(np.abs(new - Y), axis=1)
         Y = new
-        if done:
+        if np.max(step) < 1e-13:
             break
-    return _domain(Y, B, C, s, P)
+    return Y, step < 1e-13
 
 
 def track_directions(previous, t, sigma_a, R, delta, sigma, sizes) -> ReadoutDomain:
-    """The maximisers of F near the rows of ``previous`` (earlier maximisers, (k, 2m)), each polished to the
-    eigenvector of its pattern's form (exact where the pattern is kept): the cheap update of
-    :func:`condensate_directions` between small changes of (t, k, δ). Maximisers that appear away from
-    ``previous`` are not found (run :func:`condensate_directions` again for that)."""
+    """The maximisers of F near the rows of ``previous`` (earlier maximisers, (k, 2m)): the ascent of
+    :func:`condensate_directions` from them, each end polished to the eigenvector of its pattern's form; the
+    cheap update between small changes of (t, k, δ). Maximisers that appear away from ``previous`` are not
+    found (run :func:`condensate_directions` again for that)."""
     P = np.asarray(sizes, dtype=np.float64)
     B, C, s = _fields_of(t, sigma_a, R, delta, sigma)
     Y = np.atleast_2d(np.asarray(previous, dtype=np.float64))
-    return _domain(Y / np.linalg.norm(Y, axis=1, keepdims=True), B, C, s, P)
+    return _domain(*_ascend(Y / np.linalg.norm(Y, axis=1, keepdims=True), B, C, s, P, 400), B, C, s, P)
 
 
-def _domain(Y, B, C, s, P) -> ReadoutDomain:
-    """The :class:`ReadoutDomain` of the candidate directions ``Y`` (rows, unit): polished, deduplicated,
-    best first."""
+def _domain(Y, converged, B, C, s, P) -> ReadoutDomain:
+    """The :class:`ReadoutDomain` of the ascent ends ``Y`` (rows, unit): polished, deduplicated, best first; an
+    end that neither converged nor polishes to a stationary point is dropped."""
     m = len(P)
     F = readout_growth(Y, B, C, s, P)
     order = np.argsort(-F)
@@ -194,7 +202,7 @@ def _domain(Y, B, C, s, P) -> ReadoutDomain:
         if any(np.linalg.norm(Y[i] - d) < 1e-3 for d in dirs):
             continue
         y = _polish(Y[i], B, C, s, P)
-        if readout_growth(y, B, C, s, P)[0] <= 0.0 or not _stationary(y, B, C, s, P):
+        if readout_growth(y, B, C, s, P)[0] <= 0.0 or not (converged[i] or _stationary(y, B, C, s, P)):
             continue
         if all(np.linalg.norm(y - d) > 1e-6 for d in dirs):
             dirs.append(y)
