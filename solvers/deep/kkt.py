@@ -40,10 +40,13 @@ import numpy as np
 from theory.deep_blocks import OneD
 from theory.deep_condensate import (ReadoutDomain, condensate_directions, domain_gradients, kernel_gradient,
                                     track_directions)
+from theory.deep_fields import tilt_factor
+from theory.domain import marginal_directions
 from theory.domain_errors import OutsideDomain
+from theory.nonlinearities import get_nonlinearity
 
 __all__ = ["CondensateTerms", "condensate_terms", "Barrier", "Q_MIN", "EPSILON",
-           "solve_with_condensate"]
+           "solve_with_condensate", "first_layer_terms"]
 
 #: the barrier weight of the deep solver's condensate (``DeepOptions.condensate_epsilon`` None): multipliers
 #: μ ~ 10 (masses ~0.4 at σ_a² = 1/64) sit at margins ~1e-3, where the forward-difference Jacobian of the
@@ -171,7 +174,13 @@ class Barrier:
         return condensate_terms(dom, self.epsilon / (1.0 - dom.q), t, model.spec.sigma_a, R, delta,
                                 model.sigmas[-1], model.sizes, hidden)
 
-    def __call__(self, model, t, ker, r):
+    def __call__(self, model, ell, t, ker, r, kw):
+        """The layer result ``r`` of layer ``ell`` with its condensate terms: the last layer's (:meth:`terms`) or,
+        for L >= 2, the first layer's under its tilt ``kw["kt"]``, ``kw["dt"]`` (:func:`first_layer_terms`)."""
+        if ell != model.L:
+            if ell != 1 or self.epsilon <= 0.0:
+                return r
+            return first_layer_terms(r, kw["kt"], kw["dt"], model.sigmas[0], model.sizes, self.epsilon)
         c = self.terms(model, t, ker)
         if c is None:
             return r
@@ -203,3 +212,44 @@ def solve_with_condensate(solve, spec, opt):
     return replace(best, message=f"{best.message} [{note}]", iterations=first.iterations + second.iterations,
                    time_seconds=first.time_seconds + second.time_seconds,
                    log=list(first.log) + [f"-- with the condensate barrier, ε = {EPSILON:g} --"] + list(second.log))
+
+
+def first_layer_terms(r, kt, dt, sigma, sizes, epsilon):
+    """Layer 1's result ``r`` (input K_0 = I) with the barrier −ε Σ_j log(1 − q_j) of its own readout-like domain
+    under the tilt (k̃_1, δ̃_1) that the last layer's outliers strengthen: with u = B v (B = chol k̃_1) and
+    A_c = 1 − δ̃_c σ², q = max_v Σ_c P_c σ² (u_c)₊²/A_c (:func:`solvers.deep.condensate.first_layer_directions`),
+    and at its maximiser, with D u = (P_c σ² u_c/A_c on the classes with u_c > 0),
+
+        ∂q/∂k̃ = (Du)(Du)ᵀ/q,    ∂q/∂δ̃_c = P_c σ⁴ u_c²/A_c²,
+
+    so K_1 = 2 ∂ log Z_1/∂K̃_1 gains, as k̃ in :func:`condensate_terms`, k_cd += 2μ (∂q/∂k̃)_cd/(P_c P_d) and
+    δ_c += 2μ (∂q/∂δ̃_c)/P_c − 2μ (∂q/∂k̃)_cc/P_c²: outlier neurons of layer 1 with class-shared activations."""
+    P = np.asarray(sizes, dtype=np.float64)
+    B, dtilt = tilt_factor(len(P), kt=kt, dt=dt)
+    A = 1.0 - dtilt * sigma**2
+    dirs, q = marginal_directions(B / np.sqrt(A)[:, None], P, 1.0, sigma, get_nonlinearity("relu"))
+    if len(q) and q[0] >= 1.0:
+        raise OutsideDomain(f"first layer's domain: q = {q[0]:.6g} >= 1")
+    keep = q >= Q_MIN
+    if not keep.any():
+        return r
+    dk, dd, barrier = first_layer_condensate(kt, dt, sigma, sizes, epsilon, dirs[keep], q[keep])
+    return replace(r, k=r.k + dk, delta=r.delta + dd, log_z=r.log_z + barrier)
+
+
+def first_layer_condensate(kt, dt, sigma, sizes, epsilon, dirs, q):
+    """(Δk_1, Δδ_1, barrier value) of :func:`first_layer_terms` for the maximisers ``dirs`` (rows v) with ``q``."""
+    P = np.asarray(sizes, dtype=np.float64)
+    B, dtilt = tilt_factor(len(P), kt=kt, dt=dt)
+    A = 1.0 - dtilt * sigma**2
+    dk, dd, barrier = np.zeros((len(P), len(P))), np.zeros(len(P)), 0.0
+    for v, qj in zip(dirs, q):
+        mu = epsilon / (1.0 - qj)
+        u = B @ v
+        Du = np.where(u > 0.0, P * sigma**2 * u / A, 0.0)
+        S = np.outer(Du, Du) / qj
+        g = np.where(u > 0.0, P * sigma**4 * u * u / A**2, 0.0)
+        dk += 2.0 * mu * S / np.outer(P, P)
+        dd += 2.0 * mu * (g / P - np.diag(S) / P**2)
+        barrier -= epsilon * np.log(1.0 - qj)
+    return dk, dd, barrier

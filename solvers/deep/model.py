@@ -117,8 +117,8 @@ class DeepModel:
                 kw.update(kt=kt, dt=dt)
             r = layer_integral(oned, self.sizes, self.sigmas[ell - 1], rules[ell - 1], proposals[ell - 1],
                                cache=self.layer_cache(ell, rules[ell - 1], oned), **kw)
-            if ell == L and self.condensate is not None:  # its KKT terms (solvers.deep.kkt)
-                r = self.condensate(self, t, ker, r)
+            if self.condensate is not None:  # outlier (KKT) terms of the last and first layers (solvers.deep.kkt)
+                r = self.condensate(self, ell, t, ker, r, kw)
             res[ell - 1] = r
             kt, dt = r.kt_in, r.dt_in
         top = res[-1]

@@ -35,9 +35,12 @@ def _flat(r) -> np.ndarray:
 
 
 def _layer(model, ell, rule, props, kw, kt=None, dt=None):
+    """Layer ℓ's integral with ``rule`` (its tilt replaced by (kt, dt) if given), with the condensate terms of the
+    lower layers (:class:`solvers.deep.kkt.Barrier`; the last layer's are rule-independent and left out)."""
     if kt is not None:
         kw = dict(kw, kt=kt, dt=dt)
-    return layer_integral(model.oned, model.sizes, model.sigmas[ell - 1], rule, props[ell - 1], **kw)
+    r = layer_integral(model.oned, model.sizes, model.sigmas[ell - 1], rule, props[ell - 1], **kw)
+    return r if model.condensate is None or ell == model.L else model.condensate(model, ell, None, None, r, kw)
 
 
 def _tilt_jacobian(model, ell, props, kw, base):

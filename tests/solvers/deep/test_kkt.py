@@ -191,3 +191,46 @@ def test_the_barrier_is_a_second_attempt_only():
     calls.clear()
     assert solve_with_condensate(solve, relu, DeepOptions(condensate_epsilon=0.0)) is plain
     assert calls == [(0.0, None)]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_first_layer_terms_are_the_barrier_derivative(seed):
+    """Layer 1's barrier (solvers.deep.kkt.first_layer_terms): ½ ∂ tr(K̃ ΔK)/∂(k̃_cd, δ̃_c) = μ ∂q_1/∂(k̃_cd, δ̃_c)
+    by central differences of q_1 (the one-layer domain of the tilt, theory.domain), exactly for δ̃ and c ≠ d."""
+    from solvers.deep.kkt import first_layer_condensate
+    from theory.deep_fields import tilt_factor
+    from theory.domain import marginal_directions
+    from theory.nonlinearities import get_nonlinearity
+
+    rng = np.random.default_rng(seed)
+    P, sigma = np.array([4.0, 2.0, 3.0]), 1.0
+    A = rng.standard_normal((3, 3))
+    kt0, dt = 0.05 * A @ A.T + 0.03 * np.eye(3), np.array([-0.1, 0.05, -0.2])
+
+    def q1(kt, d):
+        B, _ = tilt_factor(3, kt=kt, dt=d)
+        return marginal_directions(B / np.sqrt(1.0 - d * sigma**2)[:, None], P, 1.0, sigma,
+                                   get_nonlinearity("relu"))
+
+    lo, hi = 0.0, 50.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if q1(mid * kt0, dt)[1][0] < 0.9 else (lo, mid)
+    kt = lo * kt0
+    dirs, q = q1(kt, dt)
+    eps = 1e-3
+    dk, dd, _ = first_layer_condensate(kt, dt, sigma, P, eps, dirs[:1], q[:1])
+    mu = eps / (1.0 - q[0])
+    h = 1e-6
+    for i, j in [(0, 1), (1, 2), (0, 2)]:
+        e = np.zeros((3, 3))
+        e[i, j] = e[j, i] = h
+        fd = mu * (q1(kt + e, dt)[1][0] - q1(kt - e, dt)[1][0]) / (2 * h)
+        tr = 0.5 * (block_trace(kt + e, dt, dk, dd, P) - block_trace(kt - e, dt, dk, dd, P)) / (2 * h)
+        assert tr == pytest.approx(fd, rel=1e-5, abs=1e-9)
+    for c in range(3):
+        e = np.zeros(3)
+        e[c] = h
+        fd = mu * (q1(kt, dt + e)[1][0] - q1(kt, dt - e)[1][0]) / (2 * h)
+        tr = 0.5 * (block_trace(kt, dt + e, dk, dd, P) - block_trace(kt, dt - e, dk, dd, P)) / (2 * h)
+        assert tr == pytest.approx(fd, rel=1e-5, abs=1e-9)
