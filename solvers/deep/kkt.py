@@ -30,6 +30,10 @@ inside :meth:`solvers.deep.model.DeepModel.evaluate` (its ``condensate`` hook), 
 needle proposals (:mod:`solvers.deep.condensate`) and its error estimates apply unchanged. The bulk keeps the
 needle's near part (integrated with needle components in the proposal); at margin 1 − q = ε/μ the far tail of
 the bulk, of relative weight ~2^{−P_off} (1 − q)^{−1/2}, is what the barrier replaces.
+
+The outliers' tilt of K̃_{L-1} can push the first hidden layer (input K_0 = I) to its own domain boundary
+q_1(K̃_1) = 1; there layer 1 condenses the same way: K_1 = 2 ∂ log Z_1/∂K̃_1 gains 2 μ_1 ∂q_1/∂K̃_1
+(:func:`first_layer_terms`). :func:`solve_with_condensate` makes the barrier a second attempt of the deep solver.
 """
 from __future__ import annotations
 
