@@ -35,7 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ReadoutDomain", "branch_values", "readout_growth", "condensate_directions", "domain_gradients"]
+__all__ = ["ReadoutDomain", "branch_values", "readout_growth", "condensate_directions", "track_directions",
+           "domain_gradients", "kernel_gradient"]
 
 ON, OFF, KINK = 0, 1, 2
 
@@ -104,6 +105,15 @@ def _polish(y, B, C, s, P):
     return y
 
 
+def _stationary(y, B, C, s, P, rtol=1e-8) -> bool:
+    """Whether ŷ is an eigenvector of its pattern's form (a stationary point of F on the sphere): drops the
+    unconverged ascent ends that :func:`_polish` could not move onto one."""
+    u, xi = _fields(y[None, :], B, C, len(P))
+    M = _pattern_form(branch_values(u, xi, s)[4][0], B, C, s, P)
+    r = M @ y - float(y @ M @ y) * y
+    return bool(np.linalg.norm(r) <= rtol * max(np.linalg.norm(M, 2), 1e-300))
+
+
 @dataclass(frozen=True)
 class ReadoutDomain:
     """Local maximisers ŷ*_j = (v̂_j, ŵ_j) of F, best first: ``q`` (2F, the domain function; the integral
@@ -147,18 +157,44 @@ def condensate_directions(t, sigma_a, R, delta, sigma, sizes, n_random=256, seed
     rng = np.random.default_rng(seed)
     Y = np.concatenate([rng.standard_normal((n_random, 2 * m)), np.eye(2 * m), -np.eye(2 * m)])
     Y /= np.linalg.norm(Y, axis=1, keepdims=True)
+    return _domain(*_ascend(Y, B, C, s, P, iters), B, C, s, P)
+
+
+def _ascend(Y, B, C, s, P, iters):
+    """Shifted power ascent y ← (I + M(y)/c) y, c >= ||M|| (monotone on a fixed pattern) from the rows of ``Y``:
+    (the end points, which of them converged: last step below 1e-13)."""
+    m = len(P)
     bound = float(np.sum(P * (s**2 * np.sum(B * B, 1) + np.linalg.norm(B, axis=1) * np.linalg.norm(C, axis=1)
                               + np.sum(C * C, 1) / s**2))) + 1e-300
-    for _ in range(iters):  # shifted power ascent: y ← (I + M(y)/c) y, c >= ||M|| (monotone on a fixed pattern)
+    step = np.full(len(Y), np.inf)
+    for _ in range(iters):
         u, xi = _fields(Y, B, C, m)
         _, du, dxi, _, _ = branch_values(u, xi, s)
         grad = np.concatenate([(P * du) @ B, (P * dxi) @ C], axis=1)  # ∇F = 2 M ŷ on a fixed pattern
         new = Y + grad / (2.0 * bound)
         new /= np.linalg.norm(new, axis=1, keepdims=True)
-        done = np.max(np.abs(new - Y)) < 1e-13
+        step = np.max(np.abs(new - Y), axis=1)
         Y = new
-        if done:
+        if np.max(step) < 1e-13:
             break
+    return Y, step < 1e-13
+
+
+def track_directions(previous, t, sigma_a, R, delta, sigma, sizes) -> ReadoutDomain:
+    """The maximisers of F near the rows of ``previous`` (earlier maximisers, (k, 2m)): the ascent of
+    :func:`condensate_directions` from them, each end polished to the eigenvector of its pattern's form; the
+    cheap update between small changes of (t, k, δ). Maximisers that appear away from ``previous`` are not
+    found (run :func:`condensate_directions` again for that)."""
+    P = np.asarray(sizes, dtype=np.float64)
+    B, C, s = _fields_of(t, sigma_a, R, delta, sigma)
+    Y = np.atleast_2d(np.asarray(previous, dtype=np.float64))
+    return _domain(*_ascend(Y / np.linalg.norm(Y, axis=1, keepdims=True), B, C, s, P, 400), B, C, s, P)
+
+
+def _domain(Y, converged, B, C, s, P) -> ReadoutDomain:
+    """The :class:`ReadoutDomain` of the ascent ends ``Y`` (rows, unit): polished, deduplicated, best first; an
+    end that neither converged nor polishes to a stationary point is dropped."""
+    m = len(P)
     F = readout_growth(Y, B, C, s, P)
     order = np.argsort(-F)
     dirs = []
@@ -166,7 +202,7 @@ def condensate_directions(t, sigma_a, R, delta, sigma, sizes, n_random=256, seed
         if any(np.linalg.norm(Y[i] - d) < 1e-3 for d in dirs):
             continue
         y = _polish(Y[i], B, C, s, P)
-        if readout_growth(y, B, C, s, P)[0] <= 0.0:
+        if readout_growth(y, B, C, s, P)[0] <= 0.0 or not (converged[i] or _stationary(y, B, C, s, P)):
             continue
         if all(np.linalg.norm(y - d) > 1e-6 for d in dirs):
             dirs.append(y)
@@ -196,3 +232,20 @@ def domain_gradients(y, t, sigma_a, R, delta, sigma, sizes):
     dR = np.tril(2.0 * (P * dxi)[:, None] * sigma * w[None, :])
     dd = 2.0 * P * ds * sigma / (2.0 * np.sqrt(np.asarray(delta, dtype=np.float64)))
     return dt, dR, dd
+
+
+def kernel_gradient(y, t, sigma_a, R, delta, sigma, sizes):
+    """(∂q/∂k (m, m) symmetric, entries taken as independent, ∂q/∂δ (m,)) at the maximiser ``y`` of F, in the
+    coordinates of the input kernel K_{L-1} = E k Eᵀ + D_δ itself (not its Cholesky factor). With
+    ξ = σ R w, dk = dR Rᵀ + R dRᵀ and the stationarity ∇_w F = Cᵀ(P ∂g/∂ξ) = q w of the maximiser,
+    dξ = ½ σ² dk (P ∂g/∂ξ)/q, so ∂q/∂k = σ² (P ∂g/∂ξ)(P ∂g/∂ξ)ᵀ / q (no inverse of R)."""
+    P = np.asarray(sizes, dtype=np.float64)
+    m = len(P)
+    B, C, s = _fields_of(t, sigma_a, R, delta, sigma)
+    y = np.asarray(y, dtype=np.float64) / np.linalg.norm(y)
+    u, xi = _fields(y[None, :], B, C, m)
+    g, _, dxi, ds, _ = branch_values(u, xi, s)
+    q = 2.0 * float(g[0] @ P)
+    Pg = P * dxi[0]
+    dd = P * ds[0] * sigma / np.sqrt(np.asarray(delta, dtype=np.float64))
+    return sigma**2 * np.outer(Pg, Pg) / q, dd

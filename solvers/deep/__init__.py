@@ -4,8 +4,9 @@
 * :mod:`.nonlinear` — nonlinear φ on class data: the search for the class-block saddle point, over
   :mod:`.options` (:class:`DeepOptions`), :mod:`.model` (the packed equations), :mod:`.newton`
   (Newton–Broyden with fixed proposals, proposal rounds), :mod:`.saddle` (coverage, stability,
-  integration errors), :mod:`.modes` (the mode search of the coverage check) and
-  :mod:`.nonlinear_result` (:class:`DeepNonlinearSolution`);
+  integration errors, with :mod:`.replicates` for replicates propagated linearly), :mod:`.modes` (the mode
+  search of the coverage check), :mod:`.nonlinear_result` (:class:`DeepNonlinearSolution`), and for ReLU
+  :mod:`.condensate` (readout domain, needle proposals) and :mod:`.kkt` (the condensate's KKT terms);
 * :mod:`.large_p` — the P → ∞ limit on class data;
 * :mod:`.continuation` — coexisting roots, folds and first-order jumps in one parameter.
 

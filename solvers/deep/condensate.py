@@ -141,7 +141,7 @@ def needle_rounds(model: DeepModel, x0, props, solve, rounds: int = 3):
     new = with_needles(model, x0, props)
     if new is not props:  # other φ and starts away from the boundary: exactly solve(x0, props)
         x0, props = _evaluable(model, x0, new), new
-    out = None if x0 is None else solve(x0, props)
+    out = None if x0 is None else _solve_fresh(model, x0, props, solve)
     for _ in range(rounds):
         if out is None:
             return None
@@ -149,8 +149,16 @@ def needle_rounds(model: DeepModel, x0, props, solve, rounds: int = 3):
         if new is out[4]:
             return out
         x = _evaluable(model, out[0], new)
-        out = None if x is None else solve(x, new)
+        out = None if x is None else _solve_fresh(model, x, new, solve)
     return out
+
+
+def _solve_fresh(model: DeepModel, x, props, solve):
+    """``solve(x, props)`` after a full search of the last layer's readout maximisers for the condensate
+    barrier (:class:`solvers.deep.kkt.Barrier`, tracked from there during the solve), if the model has one."""
+    if model.condensate is not None:
+        model.condensate.refresh(model, x)
+    return solve(x, props)
 
 
 def _evaluable(model: DeepModel, x, props, shrink: float = 0.85, tries: int = 15):

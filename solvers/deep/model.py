@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from solvers.deep.kkt import Barrier
 from solvers.deep.options import DeepOptions
 from theory.deep_blocks import (OneD, OutsideDomain, Proposal, Rule, block_trace, gauss_hermite_rule,
                                 layer_integral, smolyak_rule, sobol_rule, tril_pack, tril_unpack)
@@ -41,6 +42,8 @@ class DeepModel:
         self.alt_rules = [self._rule(d, alt=True) for d in self.dims]
         self.exact = self.oned.kind == "linear" and all(r.groups == 1 for r in self.rules)
         self._caches: dict = {}  # (layer, rule, 1-D nodes) → LayerCache
+        self.condensate = (Barrier(options.condensate_epsilon)  # the last layer's outliers (None: none)
+                           if self.oned.kind == "relu" and (options.condensate_epsilon or 0.0) > 0 else None)
 
     def layer_cache(self, ell: int, rule: Rule, oned: OneD | None = None) -> LayerCache:
         """The :class:`theory.deep_layer.LayerCache` of layer ℓ with ``rule`` and ``oned``: the mapped nodes and
@@ -114,6 +117,8 @@ class DeepModel:
                 kw.update(kt=kt, dt=dt)
             r = layer_integral(oned, self.sizes, self.sigmas[ell - 1], rules[ell - 1], proposals[ell - 1],
                                cache=self.layer_cache(ell, rules[ell - 1], oned), **kw)
+            if self.condensate is not None:  # outlier (KKT) terms of the last and first layers (solvers.deep.kkt)
+                r = self.condensate(self, ell, t, ker, r, kw)
             res[ell - 1] = r
             kt, dt = r.kt_in, r.dt_in
         top = res[-1]

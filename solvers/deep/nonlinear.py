@@ -84,6 +84,7 @@ from threadpoolctl import threadpool_limits
 
 from solvers.deep.common import layer_sigmas
 from solvers.deep.condensate import domain_note, needle_rounds
+from solvers.deep.kkt import solve_with_condensate
 from solvers.deep.model import DeepModel
 from solvers.deep.modes import mixture_from_modes
 from solvers.deep.newton import SolveLog, solve_at, t_only
@@ -463,7 +464,11 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
         raise SpecError("solve_deep_nonlinear needs orthogonal class-structured data (inputs=None)")
     sig = layer_sigmas(spec, layers, sigmas)
     with threadpool_limits(limits=1, user_api="blas"):  # (n × 2m) products: BLAS threads only spin
-        return _solve(spec, sig, start, options or DeepOptions(), raise_on_failure)
+        sol = solve_with_condensate(lambda o, s: _solve(spec, sig, start if s is None else s, o, False), spec,
+                                    options or DeepOptions())
+    if raise_on_failure and not sol.found:
+        raise DeepNonlinearError(sol.message + "\n" + "\n".join(sol.log))
+    return sol
 
 
 def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, raise_on_failure: bool,

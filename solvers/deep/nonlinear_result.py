@@ -56,6 +56,7 @@ class DeepNonlinearSolution(Result):
     coverage: list = field(default_factory=list)  # per layer proposal-coverage check (_coverage)
     x: np.ndarray | None = None
     proposals: list | None = None
+    condensate: dict | None = None  # ReLU with a barrier: the last layer's outliers (solvers.deep.kkt)
     log: list = field(default_factory=list)
 
     @property
@@ -109,7 +110,8 @@ class DeepNonlinearSolution(Result):
             "saddles": self.saddles, "integrator": self.integrator, "error_sources": self.error_sources,
             "coverage": self.coverage,
             "ess_min": self.ess_min,
-            "message": self.message, "time_seconds": self.time_seconds})
+            "message": self.message, "time_seconds": self.time_seconds,
+            **({"condensate": self.condensate} if self.condensate is not None else {})})
 
 
 def _error_estimate(errors) -> float:
@@ -145,6 +147,11 @@ def build_solution(model, cand, saddles, log, t0, message):
         except (OutsideDomain, ValueError, np.linalg.LinAlgError):
             codes = []
     layers = ev["layers"]
+    cond = None
+    if model.condensate is not None:
+        terms = model.condensate.terms(model, t, model.unpack(x)[1])
+        cond = {"epsilon": model.condensate.epsilon, "directions": []} if terms is None else \
+            {"epsilon": model.condensate.epsilon, **terms.to_json(layers[-1].outputs)}
     conj = tuple((layers[ell].kt_in, layers[ell].dt_in) for ell in range(1, L))
     err = _error_estimate(cand["errors"])
     ok = bool(err <= model.opt.error_tol)
@@ -159,5 +166,5 @@ def build_solution(model, cand, saddles, log, t0, message):
         coverage=cand["coverage"],
         integrator=model.describe(), error_sources=cand["error_sources"],
         ess_min=min((r.ess for r, rule in zip(layers, model.rules) if rule.groups > 1), default=None),
-        message=message, x=x,
+        message=message, x=x, condensate=cond,
         proposals=cand["props"], log=log, time_seconds=time.perf_counter() - t0)

@@ -34,6 +34,9 @@ class DeepOptions(Options):
     warm_ratio: float = 2.5  # small-T start: solve at warm_ratio·T, continue down in T (1: off)
     mixture_rounds: int = 2  # re-solves with mixture proposals (one component per mode) after a coverage failure
     seed: int = 0
+    # ReLU: barrier weight ε of the last layer's condensate (solvers.deep.kkt); None: the equations without it
+    # first, then with ε = solvers.deep.kkt.EPSILON if they give no solution within error_tol; 0: never
+    condensate_epsilon: float | None = None
     code_neurons: int = 8000  # neurons drawn from each layer's measure for the code fractions (0: none)
 
     def validate(self) -> None:
@@ -42,6 +45,8 @@ class DeepOptions(Options):
         check_int("qmc_log2n", self.qmc_log2n, 1)
         check_int("qmc_log2n_max", self.qmc_log2n_max, 1)
         check_float("error_tol", self.error_tol, 0.0, lo_open=True)
+        if self.condensate_epsilon is not None:
+            check_float("condensate_epsilon", self.condensate_epsilon, 0.0)
         check_int("qmc_replicates", self.qmc_replicates, 2)
         check_int("nz", self.nz, 2)
         check_float("tol", self.tol, 0.0, 1.0, lo_open=True, hi_open=True)

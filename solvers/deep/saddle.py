@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from solvers.deep.model import DeepModel
+from solvers.deep.replicates import linearised_replicates
 from solvers.deep.modes import layer_modes, significant
 from theory.deep_blocks import OutsideDomain, layer_integral
 from theory.deep_mixture import MixtureProposal
@@ -209,6 +210,12 @@ def integration_errors(model: DeepModel, x, ev, J, Jo, props):
             if o is not None:
                 ests.append(o)
                 acts.append(a)
+        if len(ests) < groups:  # a replicate's tilt leaves a lower layer's domain: propagate it linearly
+            lin = linearised_replicates(model, x, ev, props)
+            if lin is not None:
+                sources["qmc replicates propagated linearly"] = float(groups - len(ests))  # how many failed
+                ests = [o + Jo @ (-Jp @ r) for r, o, _ in lin]
+                acts = [S0 + da for _, _, da in lin]
         if len(ests) >= 2:
             e = np.std(ests, axis=0, ddof=1) / math.sqrt(len(ests))
             serr += float(np.std(acts, ddof=1) / math.sqrt(len(acts)))
