@@ -35,8 +35,9 @@ class DeepOptions(Options):
     mixture_rounds: int = 2  # re-solves with mixture proposals (one component per mode) after a coverage failure
     seed: int = 0
     # ReLU: barrier weight ε of the last layer's condensate (solvers.deep.kkt); None: the equations without it
-    # first, then with ε = solvers.deep.kkt.EPSILON if they give no solution within error_tol; 0: never
-    condensate_epsilon: float | None = None
+    # first, then with ε = solvers.deep.kkt.EPSILON if they give no solution within error_tol; 0 (default): never,
+    # because the barrier has not yet solved a case at L >= 2 that the plain equations miss (docs/devlog.md)
+    condensate_epsilon: float | None = 0.0
     code_neurons: int = 8000  # neurons drawn from each layer's measure for the code fractions (0: none)
 
     def validate(self) -> None:

@@ -179,14 +179,14 @@ def test_the_barrier_is_a_second_attempt_only():
 
     relu = ModelSpec(nonlinearity="relu", class_sizes=(4, 2, 2), sigma_a=0.5, temperature=0.5)
     plain, barrier = Sol(True, True, 1e-3), Sol(True, True, 1e-4)
-    assert solve_with_condensate(solve, relu, DeepOptions()) is plain and calls == [(0.0, None)]
+    assert solve_with_condensate(solve, relu, DeepOptions(condensate_epsilon=None)) is plain and calls == [(0.0, None)]
     calls.clear()
     normcdf = ModelSpec(nonlinearity="normcdf", class_sizes=(4, 2, 2), sigma_a=0.5, temperature=0.5)
-    assert solve_with_condensate(solve, normcdf, DeepOptions()) is barrier  # one call, options as given
+    assert solve_with_condensate(solve, normcdf, DeepOptions(condensate_epsilon=None)) is barrier  # one call, options as given
     assert calls == [(None, None)]
     calls.clear()
     plain = Sol(False, True, np.inf)
-    out = solve_with_condensate(solve, relu, DeepOptions())
+    out = solve_with_condensate(solve, relu, DeepOptions(condensate_epsilon=None))
     assert calls == [(0.0, None), (EPSILON, plain)] and out.error_estimate == barrier.error_estimate
     calls.clear()
     assert solve_with_condensate(solve, relu, DeepOptions(condensate_epsilon=0.0)) is plain
