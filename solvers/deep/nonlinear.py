@@ -89,6 +89,7 @@ from solvers.deep.modes import mixture_from_modes
 from solvers.deep.newton import SolveLog, solve_at, t_only
 from solvers.deep.nonlinear_result import DeepNonlinearSolution, build_solution
 from solvers.deep.options import DeepOptions
+from solvers.deep.sampled_start import SampledKernels, sampled_point
 from solvers.deep.saddle import coverage, finish
 from theory.deep_blocks import Proposal, untilted_kernels
 from theory.spec import ModelSpec, SpecError
@@ -206,8 +207,20 @@ class _Search:
                      np.asarray(start.kernel_diagonals[ell]) - np.diag(start.kernel_blocks[ell]))
                     for ell in range(model.L - 1)]
             return self.attempt(model.pack(start.t, kers), None, "start from the L − 1 solution") is not None
+        if isinstance(start, SampledKernels):
+            return self.from_sampled(start)
         raise SpecError("start must be a converged DeepNonlinearSolution (same number of classes, L or L − 1 "
-                        "layers) or a DeepLinearClassSolution (same m and L)")
+                        "layers), a DeepLinearClassSolution (same m and L) or SampledKernels (same m and L)")
+
+    def from_sampled(self, start: SampledKernels) -> bool:
+        """Start from sampled networks' class-block kernels (:mod:`solvers.deep.sampled_start`): t solved with
+        the kernels held, mixture proposals at the modes of that point."""
+        model = self.model
+        x0 = _into_domain(model, sampled_point(model, start))
+        x1 = t_only(model, x0, model.initial_proposals(x0, self.inflate))
+        x1 = x0 if x1 is None else x1
+        props = self.premixed(x1, model.initial_proposals(x1, self.inflate))
+        return self._tried(self.attempt(x1, props, f"start from {start.label}"), f"{start.label} start")
 
     def premixed(self, x, props):
         """Proposals for the start x: each layer whose proposal misses modes of its tilted measure (coverage
@@ -451,7 +464,8 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
     ``start``: a previous :class:`DeepNonlinearSolution` (same m and L; any T or σ) used as the
     initial point, for warm starts and continuation; one with L − 1 layers (continuation in depth:
     its kernels K_1..K_{L-1} and t); or a :class:`solvers.deep.linear.DeepLinearClassSolution` (its t
-    and kernels). Returns the selected saddle point (stable,
+    and kernels); or :class:`solvers.deep.sampled_start.SampledKernels` (the class-block kernels of sampled
+    networks with L layers). Returns the selected saddle point (stable,
     largest free energy), all converged ones in ``saddles``; ``converged=False`` with status "no-solution"
     (NaN outputs) if none was found, or :class:`DeepNonlinearError` with ``raise_on_failure``;
     ``converged=False`` with status "error-bound-missed" (outputs given) if the integration error
