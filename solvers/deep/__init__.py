@@ -5,7 +5,8 @@
   :mod:`.options` (:class:`DeepOptions`), :mod:`.model` (the packed equations), :mod:`.newton`
   (Newton–Broyden with fixed proposals, proposal rounds), :mod:`.saddle` (coverage, stability,
   integration errors), :mod:`.modes` (the mode search of the coverage check) and
-  :mod:`.nonlinear_result` (:class:`DeepNonlinearSolution`);
+  :mod:`.nonlinear_result` (:class:`DeepNonlinearSolution`); :mod:`.sampled_start` (a start from sampled
+  networks' class-block kernels, :class:`SampledKernels`);
 * :mod:`.large_p` — the P → ∞ limit on class data;
 * :mod:`.continuation` — coexisting roots, folds and first-order jumps in one parameter.
 
@@ -28,6 +29,7 @@ _EXPORTS = {
     "DeepNonlinearSolution": "solvers.deep.nonlinear",
     "DeepOptions": "solvers.deep.nonlinear",
     "solve_deep_nonlinear": "solvers.deep.nonlinear",
+    "SampledKernels": "solvers.deep.sampled_start",
 }
 
 __all__ = list(_EXPORTS)

@@ -89,7 +89,7 @@ from solvers.deep.modes import mixture_from_modes
 from solvers.deep.newton import SolveLog, solve_at, t_only
 from solvers.deep.nonlinear_result import DeepNonlinearSolution, build_solution
 from solvers.deep.options import DeepOptions
-from solvers.deep.sampled_start import SampledKernels, sampled_point
+from solvers.deep.sampled_start import SampledKernels, newton_homotopy, sampled_point
 from solvers.deep.saddle import coverage, finish
 from theory.deep_blocks import Proposal, untilted_kernels
 from theory.spec import ModelSpec, SpecError
@@ -214,13 +214,18 @@ class _Search:
 
     def from_sampled(self, start: SampledKernels) -> bool:
         """Start from sampled networks' class-block kernels (:mod:`solvers.deep.sampled_start`): t solved with
-        the kernels held, mixture proposals at the modes of that point."""
-        model = self.model
+        the kernels held, mixture proposals at the modes of that point; if Newton fails from there, the
+        Newton homotopy from that point (:func:`solvers.deep.sampled_start.newton_homotopy`)."""
+        model, label = self.model, f"start from {start.label}"
         x0 = _into_domain(model, sampled_point(model, start))
         x1 = t_only(model, x0, model.initial_proposals(x0, self.inflate))
         x1 = x0 if x1 is None else x1
         props = self.premixed(x1, model.initial_proposals(x1, self.inflate))
-        return self._tried(self.attempt(x1, props, f"start from {start.label}"), f"{start.label} start")
+        if self.attempt(x1, props, label) is not None:
+            return True
+        x2 = newton_homotopy(model, x1, props, self.log, label)
+        found = x2 is not None and self.attempt(x2, props, f"{label}, Newton homotopy")
+        return self._tried(found, f"{start.label} start")
 
     def premixed(self, x, props):
         """Proposals for the start x: each layer whose proposal misses modes of its tilted measure (coverage

@@ -14,7 +14,16 @@ and the field from the stationarity of t at the sampled outputs f (T > 0):
 then refined by Newton in t alone with the kernels held (the last layer's problem is convex in t). The
 proposals are the moment-matched Gaussians at that point; each layer whose Gaussian misses modes of its
 tilted y-measure gets a mixture with one component per mode (:func:`solvers.deep.modes.mixture_from_modes`),
-as for the other starts of :mod:`solvers.deep.nonlinear`. The chains' per-layer code fractions are kept
+as for the other starts of :mod:`solvers.deep.nonlinear`.
+
+A sampled state is not a solution (finite N, and chains that freeze in a code composition), and Newton
+from it can stall far away. :func:`newton_homotopy` then follows the solution of the Newton homotopy
+
+    r(x) = (1 − s) r(x₀),   s: 0 → 1,
+
+from x₀ (a solution at s = 0) to a root of r at s = 1, with the proposals held: the branch connected to
+the sampled state, in steps of s (a failed step halved up to three times; Allgower & Georg, Introduction
+to Numerical Continuation Methods, §11.1). The chains' per-layer code fractions are kept
 with the start, for comparison with the theory's at the saddle reached (:func:`code_distance`).
 
 The solver does not sample: the caller (validation, a figure, a script) runs the chains and passes the
@@ -27,10 +36,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from solvers.deep.newton import newton
 from theory.codes import split_layer_vector
 from theory.spec import SpecError
 
-__all__ = ["SampledKernels", "sampled_point", "code_distance"]
+__all__ = ["SampledKernels", "sampled_point", "newton_homotopy", "code_distance"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,43 @@ def sampled_point(model, start: SampledKernels):
     f = np.asarray(start.outputs, dtype=np.float64)
     t = (model.Y - f) / T if T > 0 else np.eye(model.m)
     return model.pack(t, start.hidden_kernels(model.L))
+
+
+class _Shifted:
+    """``model`` with the residual r(x) − shift (the Newton homotopy's equations at one s)."""
+
+    def __init__(self, model, shift):
+        self.model, self.shift = model, shift
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def safe_eval(self, x, proposals, **kw):
+        ev = self.model.safe_eval(x, proposals, **kw)
+        return None if ev is None else dict(ev, residual=ev["residual"] - self.shift)
+
+
+def newton_homotopy(model, x0, props, log, label, steps: int = 4):
+    """Follow r(x) = (1 − s) r(x₀) from s = 0 (x₀) to s = 1 (module docstring) with the proposals ``props``
+    held; steps of 1/``steps`` in s, a failed step halved up to three times. Returns x at s = 1 (None if
+    r(x₀) cannot be evaluated or a step fails); ``log`` gets one line per step."""
+    ev = model.safe_eval(x0, props)
+    if ev is None:
+        return None
+    r0, x, s, ds, halvings = ev["residual"], x0, 0.0, 1.0 / steps, 0
+    while s < 1.0 - 1e-12:
+        sk = min(1.0, s + ds)
+        x1, _, _, _, ok, nit = newton(_Shifted(model, (1.0 - sk) * r0), x, props, tol=1e-8, maxiter=25,
+                                      jacobians=False)
+        log.iterations = getattr(log, "iterations", 0) + nit
+        log.append(f"{label}: Newton homotopy s = {sk:.4g} {'converged' if ok else 'FAILED'} in {nit} iterations")
+        if not ok:
+            if halvings == 3:
+                return None
+            ds, halvings = ds / 2.0, halvings + 1
+            continue
+        x, s = x1, sk
+    return x
 
 
 def code_distance(theory_codes, sampled_codes) -> list:
