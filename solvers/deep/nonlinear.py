@@ -206,7 +206,8 @@ class _Search:
             kers = [(np.asarray(start.kernel_blocks[ell]),
                      np.asarray(start.kernel_diagonals[ell]) - np.diag(start.kernel_blocks[ell]))
                     for ell in range(model.L - 1)]
-            return self.attempt(model.pack(start.t, kers), None, "start from the L − 1 solution") is not None
+            x0, label = model.pack(start.t, kers), "start from the L − 1 solution"
+            return self.attempt(x0, None, label) is not None or self.by_homotopy(_into_domain(model, x0), label)
         if isinstance(start, SampledKernels):
             return self.from_sampled(start)
         raise SpecError("start must be a converged DeepNonlinearSolution (same number of classes, L or L − 1 "
@@ -216,16 +217,21 @@ class _Search:
         """Start from sampled networks' class-block kernels (:mod:`solvers.deep.sampled_start`): t solved with
         the kernels held, mixture proposals at the modes of that point; if Newton fails from there, the
         Newton homotopy from that point (:func:`solvers.deep.sampled_start.newton_homotopy`)."""
-        model, label = self.model, f"start from {start.label}"
-        x0 = _into_domain(model, sampled_point(model, start))
+        return self.by_homotopy(_into_domain(self.model, sampled_point(self.model, start)), f"start from {start.label}")
+
+    def by_homotopy(self, x0, label) -> bool:
+        """From the point x0 (not a solution): t solved with the kernels held, mixture proposals at the modes
+        there, Newton; if that fails, the Newton homotopy from that point
+        (:func:`solvers.deep.sampled_start.newton_homotopy`). True if it gave a candidate."""
+        model = self.model
         x1 = t_only(model, x0, model.initial_proposals(x0, self.inflate))
         x1 = x0 if x1 is None else x1
         props = self.premixed(x1, model.initial_proposals(x1, self.inflate))
         if self.attempt(x1, props, label) is not None:
             return True
-        x2 = newton_homotopy(model, x1, props, self.log, label)
-        found = x2 is not None and self.attempt(x2, props, f"{label}, Newton homotopy")
-        return self._tried(found, f"{start.label} start")
+        end = newton_homotopy(model, x1, props, self.log, label)
+        found = end is not None and self.attempt(*end, f"{label}, Newton homotopy")
+        return self._tried(found, label)
 
     def premixed(self, x, props):
         """Proposals for the start x: each layer whose proposal misses modes of its tilted measure (coverage

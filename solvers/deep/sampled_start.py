@@ -33,10 +33,11 @@ arrays in (:meth:`SampledKernels.from_layer_vector` reads the flat observables l
 from __future__ import annotations
 
 from dataclasses import dataclass
+import itertools
 
 import numpy as np
 
-from solvers.deep.newton import newton
+from solvers.deep.newton import solve_at
 from theory.codes import split_layer_vector
 from theory.spec import SpecError
 
@@ -90,6 +91,25 @@ class SampledKernels:
                    kernel_blocks=tuple(np.array(e["kernel_blocks"]) for e in parts["layers"]),
                    code_fractions=tuple(dict(c) for c in code_fractions), label=label)
 
+    def symmetrized(self, class_sizes) -> "SampledKernels":
+        """The average over the permutations of classes of equal size (the equations' symmetry; a chain breaks
+        it by O(N^-1/2) and by the code composition it freezes in): f, kernels and code fractions (a code's
+        letters permuted with the classes)."""
+        sizes = list(class_sizes)
+        perms = [p for p in itertools.permutations(range(self.m)) if all(sizes[i] == sizes[j] for i, j in enumerate(p))]
+
+        def avg(a, matrix):
+            a = np.asarray(a, dtype=np.float64)
+            return np.mean([a[np.ix_(p, p)] if matrix else a[list(p)] for p in perms], axis=0)
+
+        codes = tuple({k: float(np.mean([c.get("".join(k[i] for i in np.argsort(p)), 0.0) for p in perms]))
+                       for k in set().union(*({"".join(k[i] for i in q) for q in perms} for k in c))}
+                      for c in self.code_fractions)
+        return SampledKernels(outputs=avg(self.outputs, True), kernel_diagonals=tuple(avg(d, False) for d in
+                                                                                      self.kernel_diagonals),
+                              kernel_blocks=tuple(avg(k, True) for k in self.kernel_blocks), code_fractions=codes,
+                              label=f"{self.label}, symmetrized")
+
     def hidden_kernels(self, L: int) -> list:
         """[(k_ℓ, δ_ℓ)] for ℓ = 1..L−1 (δ floored at 1e-3 of the diagonal: a start, not a solution)."""
         out = []
@@ -127,26 +147,25 @@ class _Shifted:
 
 
 def newton_homotopy(model, x0, props, log, label, steps: int = 4):
-    """Follow r(x) = (1 − s) r(x₀) from s = 0 (x₀) to s = 1 (module docstring) with the proposals ``props``
-    held; steps of 1/``steps`` in s, a failed step halved up to three times. Returns x at s = 1 (None if
-    r(x₀) cannot be evaluated or a step fails); ``log`` gets one line per step."""
+    """Follow r(x) = (1 − s) r(x₀) from s = 0 (x₀) to s = 1 (module docstring); steps of 1/``steps`` in s,
+    each one Newton solve (tolerance 1e-8) and one moment-matching round of the proposals
+    (:func:`solvers.deep.newton.solve_at`), a failed step halved up to three times. Returns (x, proposals)
+    at s = 1, or None if r(x₀) cannot be evaluated or a step fails; ``log`` gets the steps."""
     ev = model.safe_eval(x0, props)
     if ev is None:
         return None
     r0, x, s, ds, halvings = ev["residual"], x0, 0.0, 1.0 / steps, 0
     while s < 1.0 - 1e-12:
         sk = min(1.0, s + ds)
-        x1, _, _, _, ok, nit = newton(_Shifted(model, (1.0 - sk) * r0), x, props, tol=1e-8, maxiter=25,
-                                      jacobians=False)
-        log.iterations = getattr(log, "iterations", 0) + nit
-        log.append(f"{label}: Newton homotopy s = {sk:.4g} {'converged' if ok else 'FAILED'} in {nit} iterations")
-        if not ok:
+        out = solve_at(_Shifted(model, (1.0 - sk) * r0), x, props, log, f"{label}: Newton homotopy s = {sk:.4g}",
+                       rounds=1, tol=1e-8, maxiter=25, jacobians=False)
+        if out is None:
             if halvings == 3:
                 return None
             ds, halvings = ds / 2.0, halvings + 1
             continue
-        x, s = x1, sk
-    return x
+        x, props, s = out[0], out[4], sk
+    return x, props
 
 
 def code_distance(theory_codes, sampled_codes) -> list:

@@ -61,3 +61,33 @@ def test_sampled_kernels_checks():
         SampledKernels(outputs=np.eye(2), kernel_diagonals=(np.ones(2),), kernel_blocks=(np.eye(2),),
                        code_fractions=({}, {}))
     assert code_distance([{"100": 0.5, "111": 0.5}], [{"111": 0.7}]) == [pytest.approx(0.5)]
+
+
+def test_newton_homotopy_reaches_the_saddle_from_a_far_point():
+    """normcdf, L = 2, classes 3,2, T = 0.5 (Gauss–Hermite rules): from the solution's kernels scaled by 1.5 and
+    its t by 0.5, the Newton homotopy r(x) = (1 − s) r(x₀) ends at a root that is the solution (after the solver's proposal rounds)."""
+    from solvers.deep.newton import SolveLog, solve_at
+    from solvers.deep.sampled_start import newton_homotopy
+
+    spec = ModelSpec(nonlinearity="normcdf", class_sizes=(3, 2), temperature=0.5)
+    sol = solve_deep_nonlinear(spec, 2, options=DeepOptions(search=False, code_neurons=0))
+    model = DeepModel(spec, sol.sigmas, DeepOptions())
+    far = model.pack(0.5 * sol.t, [(1.5 * sol.kernel_blocks[0], 1.5 * (sol.kernel_diagonals[0]
+                                                                       - np.diag(sol.kernel_blocks[0])))])
+    log = SolveLog()
+    x, props = newton_homotopy(model, far, sol.proposals, log, "test")
+    assert np.max(np.abs(model.evaluate(x, props)["residual"])) < 1e-4  # a root for the previous proposals
+    assert any("Newton homotopy s = 1:" in line for line in log)
+    x, ev, _, _, _ = solve_at(model, x, props, log, "end")
+    assert np.all(np.abs(ev["obs"] - model.evaluate(sol.x, sol.proposals)["obs"]) <= 2 * sol.errors + 1e-6)
+
+
+def test_symmetrized_averages_over_classes_of_equal_size():
+    f = np.array([[0.9, 0.02, 0.03], [0.05, 0.8, 0.06], [0.04, 0.07, 0.84]])
+    start = SampledKernels(outputs=f, kernel_diagonals=(np.array([1.0, 2.0, 3.0]),), kernel_blocks=(f,),
+                           code_fractions=({"100": 0.2, "010": 0.3, "011": 0.5},))
+    sym = start.symmetrized((32, 16, 16))
+    np.testing.assert_allclose(sym.outputs, [[0.9, 0.025, 0.025], [0.045, 0.82, 0.065], [0.045, 0.065, 0.82]])
+    np.testing.assert_allclose(sym.kernel_diagonals[0], [1.0, 2.5, 2.5])
+    assert sym.code_fractions[0] == pytest.approx({"100": 0.2, "010": 0.15, "001": 0.15, "011": 0.5})
+    assert start.symmetrized((3, 2, 1)).outputs.tolist() == f.tolist()  # no two classes of equal size
