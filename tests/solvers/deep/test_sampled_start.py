@@ -91,3 +91,23 @@ def test_symmetrized_averages_over_classes_of_equal_size():
     np.testing.assert_allclose(sym.kernel_diagonals[0], [1.0, 2.5, 2.5])
     assert sym.code_fractions[0] == pytest.approx({"100": 0.2, "010": 0.15, "001": 0.15, "011": 0.5})
     assert start.symmetrized((3, 2, 1)).outputs.tolist() == f.tolist()  # no two classes of equal size
+
+
+@pytest.mark.slow
+def test_paper_regime_l2_prior_start_chain_leads_to_the_known_saddle():
+    """normcdf, L = 2, classes 32,16,16, σ_a = 0.125, T = 0.05 (issue 17 (b)). A prior-start chain (N = 200,
+    3000 sweeps, seed 1000) freezes with last-layer code 100 at ~0.19 (the theory's saddle: 0.03). Started from
+    its kernels, Newton and the Newton homotopy find no saddle there; the solve falls through to its other
+    starts and returns the known saddle (f_cc 0.811, 0.658, 0.658; stable; error <= 0.01), the only one found.
+    Measured (2026-12-06): docs/notes/deep6.md."""
+    from validation.deep_chain import run_deep_chain
+
+    spec = ModelSpec(nonlinearity="normcdf", class_sizes=(32, 16, 16), sigma_a=0.125, temperature=0.05)
+    r = run_deep_chain(spec, 200, 2, 3000, 1000, seed=1000)
+    assert r["code_fractions"][1].get("100", 0.0) > 0.1  # the frozen prior-start composition
+    start = SampledKernels.from_layer_vector(r["draws"].mean(axis=0), spec.m, 2, r["code_fractions"])
+    sol = solve_deep_nonlinear(spec, 2, start=start, options=DeepOptions(search=False))
+    assert sol.converged and sol.stable and len(sol.saddles) == 1
+    assert not sol.saddles[0]["found_by"].startswith("start from sampled")
+    np.testing.assert_allclose(np.diag(sol.outputs), [0.811, 0.658, 0.658], atol=0.01)
+    assert sol.code_fractions[1].get("100", 0.0) < 0.06
