@@ -60,7 +60,9 @@ T-continuation follows a common-mode branch to its fold, while the class-contras
 paper's regime is connected to small P); continuation in T from the solution at T_w = 2.5 T found by
 these starts (at T = 0.02 the homotopy in P fails at its first step, while the class-contrast branch
 continues smoothly from T = 0.05); continuation in T from high T (where the solution is near
-the prior); and ``start`` (a previous solution: warm start/continuation). Converged distinct solutions are
+the prior); and ``start`` (a previous solution: warm start/continuation; the L − 1 solution; or sampled
+networks' class-block kernels, :mod:`solvers.deep.sampled_start`, where a failed Newton is followed by the
+Newton homotopy from the start). Converged distinct solutions are
 reported in ``saddles`` with free energy and stability; the stable one with the largest free
 energy is selected. If none converges, ``converged`` is False and the outputs are NaN
 (never a wrong solution).
