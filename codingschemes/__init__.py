@@ -52,6 +52,7 @@ _EXPORTS = {
     "solve_deep_linear_classes": "solvers.deep",
     "solve_deep_nonlinear": "solvers.deep",
     "DeepOptions": "solvers.deep",
+    "SampledKernels": "solvers.deep",
     "solve_deep_large_p": "solvers.deep",
     "continue_deep": "solvers.deep",
     # validation

@@ -5,8 +5,9 @@
   :mod:`.options` (:class:`DeepOptions`), :mod:`.model` (the packed equations), :mod:`.newton`
   (Newton–Broyden with fixed proposals, proposal rounds), :mod:`.saddle` (coverage, stability,
   integration errors, with :mod:`.replicates` for replicates propagated linearly), :mod:`.modes` (the mode
-  search of the coverage check), :mod:`.nonlinear_result` (:class:`DeepNonlinearSolution`), and for ReLU
-  :mod:`.condensate` (readout domain, needle proposals) and :mod:`.kkt` (the condensate's KKT terms);
+  search of the coverage check), :mod:`.nonlinear_result` (:class:`DeepNonlinearSolution`), for ReLU
+  :mod:`.condensate` (readout domain, needle proposals) and :mod:`.kkt` (the condensate's KKT terms), and
+  :mod:`.sampled_start` (a start from sampled networks' class-block kernels, :class:`SampledKernels`);
 * :mod:`.large_p` — the P → ∞ limit on class data;
 * :mod:`.continuation` — coexisting roots, folds and first-order jumps in one parameter.
 
@@ -29,6 +30,7 @@ _EXPORTS = {
     "DeepNonlinearSolution": "solvers.deep.nonlinear",
     "DeepOptions": "solvers.deep.nonlinear",
     "solve_deep_nonlinear": "solvers.deep.nonlinear",
+    "SampledKernels": "solvers.deep.sampled_start",
 }
 
 __all__ = list(_EXPORTS)

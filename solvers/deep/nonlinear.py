@@ -60,7 +60,9 @@ T-continuation follows a common-mode branch to its fold, while the class-contras
 paper's regime is connected to small P); continuation in T from the solution at T_w = 2.5 T found by
 these starts (at T = 0.02 the homotopy in P fails at its first step, while the class-contrast branch
 continues smoothly from T = 0.05); continuation in T from high T (where the solution is near
-the prior); and ``start`` (a previous solution: warm start/continuation). Converged distinct solutions are
+the prior); and ``start`` (a previous solution: warm start/continuation; the L − 1 solution; or sampled
+networks' class-block kernels, :mod:`solvers.deep.sampled_start`, where a failed Newton is followed by the
+Newton homotopy from the start). Converged distinct solutions are
 reported in ``saddles`` with free energy and stability; the stable one with the largest free
 energy is selected. If none converges, ``converged`` is False and the outputs are NaN
 (never a wrong solution).
@@ -90,6 +92,7 @@ from solvers.deep.modes import mixture_from_modes
 from solvers.deep.newton import SolveLog, solve_at, t_only
 from solvers.deep.nonlinear_result import DeepNonlinearSolution, build_solution
 from solvers.deep.options import DeepOptions
+from solvers.deep.sampled_start import SampledKernels, newton_homotopy, sampled_point
 from solvers.deep.saddle import coverage, finish
 from theory.deep_blocks import Proposal, untilted_kernels
 from theory.spec import ModelSpec, SpecError
@@ -206,9 +209,32 @@ class _Search:
             kers = [(np.asarray(start.kernel_blocks[ell]),
                      np.asarray(start.kernel_diagonals[ell]) - np.diag(start.kernel_blocks[ell]))
                     for ell in range(model.L - 1)]
-            return self.attempt(model.pack(start.t, kers), None, "start from the L − 1 solution") is not None
+            x0, label = model.pack(start.t, kers), "start from the L − 1 solution"
+            return self.attempt(x0, None, label) is not None or self.by_homotopy(_into_domain(model, x0), label)
+        if isinstance(start, SampledKernels):
+            return self.from_sampled(start)
         raise SpecError("start must be a converged DeepNonlinearSolution (same number of classes, L or L − 1 "
-                        "layers) or a DeepLinearClassSolution (same m and L)")
+                        "layers), a DeepLinearClassSolution (same m and L) or SampledKernels (same m and L)")
+
+    def from_sampled(self, start: SampledKernels) -> bool:
+        """Start from sampled networks' class-block kernels (:mod:`solvers.deep.sampled_start`): t solved with
+        the kernels held, mixture proposals at the modes of that point; if Newton fails from there, the
+        Newton homotopy from that point (:func:`solvers.deep.sampled_start.newton_homotopy`)."""
+        return self.by_homotopy(_into_domain(self.model, sampled_point(self.model, start)), f"start from {start.label}")
+
+    def by_homotopy(self, x0, label) -> bool:
+        """From the point x0 (not a solution): t solved with the kernels held, mixture proposals at the modes
+        there, Newton; if that fails, the Newton homotopy from that point
+        (:func:`solvers.deep.sampled_start.newton_homotopy`). True if it gave a candidate."""
+        model = self.model
+        x1 = t_only(model, x0, model.initial_proposals(x0, self.inflate))
+        x1 = x0 if x1 is None else x1
+        props = self.premixed(x1, model.initial_proposals(x1, self.inflate))
+        if self.attempt(x1, props, label) is not None:
+            return True
+        end = newton_homotopy(model, x1, props, self.log, label)
+        found = end is not None and self.attempt(*end, f"{label}, Newton homotopy")
+        return self._tried(found, label)
 
     def premixed(self, x, props):
         """Proposals for the start x: each layer whose proposal misses modes of its tilted measure (coverage
@@ -452,7 +478,8 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
     ``start``: a previous :class:`DeepNonlinearSolution` (same m and L; any T or σ) used as the
     initial point, for warm starts and continuation; one with L − 1 layers (continuation in depth:
     its kernels K_1..K_{L-1} and t); or a :class:`solvers.deep.linear.DeepLinearClassSolution` (its t
-    and kernels). Returns the selected saddle point (stable,
+    and kernels); or :class:`solvers.deep.sampled_start.SampledKernels` (the class-block kernels of sampled
+    networks with L layers). Returns the selected saddle point (stable,
     largest free energy), all converged ones in ``saddles``; ``converged=False`` with status "no-solution"
     (NaN outputs) if none was found, or :class:`DeepNonlinearError` with ``raise_on_failure``;
     ``converged=False`` with status "error-bound-missed" (outputs given) if the integration error
