@@ -52,10 +52,12 @@ from scipy.linalg import cho_factor, cho_solve
 
 from solvers.progress import report
 from theory.checks import check_float, check_int
+from theory.codes import code_fractions, neuron_codes
 from theory.spec import ModelSpec, SpecError
 
 from .deep_chain import run_deep_chain
 from .deep_network import DeepNetwork
+from .deep_observables import class_mean_activations
 from .deep_sampler import deep_collapsed_sweep, sample_readout
 from .samplers import StepSizeAdaptation
 
@@ -65,7 +67,7 @@ __all__ = ["geometric_ladder", "check_tempering", "last_layer_gram", "tempered_l
 #: default top of the ladder: at T = 0.5 the deep chains mix (swaps accepted at 59 %, docs/devlog.md)
 T_MAX = 0.5
 #: gain κ of the burn-in equalisation of the ladder's log-gaps
-ADAPT_GAIN = 0.5
+ADAPT_GAIN = 1.5
 
 
 def geometric_ladder(temperature: float, rungs: int, t_max: float = T_MAX) -> np.ndarray:
@@ -147,6 +149,7 @@ class ReplicaExchange:
         self._window = np.zeros((2, K - 1))  # burn-in window for the ladder: Σ acceptance, attempts
         self.acc_sum, self.acc_n = np.zeros(K - 1), np.zeros(K - 1)  # after burn-in
         self.mala_sum, self.mala_n = np.zeros(K), 0
+        self.codes, self.n_codes, self.codes_every = [dict() for _ in range(K - 1)], 0, 10
 
     def _net(self, T):
         return DeepNetwork(self.spec.replace(temperature=float(T)), width=self.width, layers=self.layers,
@@ -173,6 +176,8 @@ class ReplicaExchange:
             self._adapt_ladder()
         else:
             self.mala_sum[1:] += mala[1:]
+            if self.mala_n % self.codes_every == 0:
+                self._record_codes(states)
             self.mala_n += 1
         self.sweep += 1
         if self.progress is not None and self.sweep % 10 == 0:
@@ -227,16 +232,26 @@ class ReplicaExchange:
         self.nets[1:] = [self._net(T) for T in temps[1:]]
         self._window[:] = 0.0
 
+    def _record_codes(self, states):
+        """Last hidden layer's code fractions of every hotter rung (every ``codes_every`` kept sweeps)."""
+        for k in range(1, len(self.temps)):
+            cm = class_mean_activations(self.nets[k], states[k])[-1]
+            for code, frac in code_fractions(neuron_codes(cm), self.spec.m).items():
+                self.codes[k - 1][code] = self.codes[k - 1].get(code, 0.0) + frac
+        self.n_codes += 1
+
     def acceptance(self) -> list:
         """Mean exchange acceptance probability per neighbour pair after burn-in (None if not attempted)."""
         return [float(s / n) if n else None for s, n in zip(self.acc_sum, self.acc_n)]
 
     def summary(self) -> dict:
         """{"temperatures" (the ladder after burn-in), "exchange_acceptance" (per pair), "round_trips",
-        "step_sizes", "mala_acceptance" (rungs >= 1; rung 0 is the chain's own)}."""
+        "step_sizes", "mala_acceptance", "code_fractions" (the last hidden layer's; rungs >= 1, rung 0
+        is the chain's own)}."""
         return {"temperatures": self.temps.tolist(), "exchange_acceptance": self.acceptance(),
                 "round_trips": int(self.round_trips), "step_sizes": [float(s) for s in self.steps[1:]],
-                "mala_acceptance": (self.mala_sum[1:] / max(self.mala_n, 1)).tolist()}
+                "mala_acceptance": (self.mala_sum[1:] / max(self.mala_n, 1)).tolist(),
+                "code_fractions": [{c: v / max(self.n_codes, 1) for c, v in sorted(d.items())} for d in self.codes]}
 
 
 def run_tempered_chain(spec: ModelSpec, width: int, layers: int, sweeps: int, burn: int, *, rungs: int,
