@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from solvers.progress import restaged
 from theory.checks import check_int
 from theory.spec import ModelSpec, SpecError
 
@@ -26,6 +27,7 @@ from .deep_sampler import deep_collapsed_sweep, sample_readout
 from .deep_swaps import run_deep_chain_with_swaps
 from .diagnostics import rhat_rule
 from .results import DeepValidationReport
+from .tempering import T_MAX, check_tempering, combine_tempering, run_tempered_chain
 
 __all__ = ["DeepNetwork", "sample_readout", "deep_collapsed_sweep", "gradient_flops", "layer_observables",
            "observables_vector", "split_vector", "class_mean_activations", "layer_drift", "drift_curve", "active_mask",
@@ -90,23 +92,28 @@ def theory_error(theory):
 
 
 def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_size, outlier_moves=0, swaps=0,
-                theory=None) -> list:
+                theory=None, tempering=0, t_max=T_MAX, progress=None) -> list:
     """Per width: chains from the prior, combined (:func:`combine_chains`), with mean code fractions
     and the last layer's outliers (:mod:`validation.deep_outliers`, ``outlier_moves`` pair rotations
     per sweep); ``swaps`` > 0: that many last-layer independence moves from ``theory`` per sweep
-    (:func:`validation.deep_swaps.run_deep_chain_with_swaps`)."""
+    (:func:`validation.deep_swaps.run_deep_chain_with_swaps`); ``tempering`` >= 2: that many rungs of
+    replica exchange in T up to ``t_max`` (:func:`validation.tempering.run_tempered_chain`; 0: off)."""
     runs = []
     for N in widths:
         res, hooks = [], []
         for c in range(chains):
             hooks.append(LastLayerOutliers(outlier_moves))
+            kw = dict(seed=seed + 1000 * c, step_size=step_size, sigmas=sigmas, after_sweep=hooks[-1])
             if swaps:
-                res.append(run_deep_chain_with_swaps(spec, N, layers, sweeps, burn, theory, swaps=swaps,
-                                                     seed=seed + 1000 * c, step_size=step_size, sigmas=sigmas,
-                                                     after_sweep=hooks[-1]))
+                kw.update(runner=run_deep_chain_with_swaps, theory=theory, swaps=swaps)
+            if tempering:
+                res.append(run_tempered_chain(spec, N, layers, sweeps, burn, rungs=tempering, t_max=t_max, **kw,
+                                              progress=restaged(progress, f"tempering N={N} chain {c}")))
+            elif swaps:
+                del kw["runner"]
+                res.append(run_deep_chain_with_swaps(spec, N, layers, sweeps, burn, **kw))
             else:
-                res.append(run_deep_chain(spec, N, layers, sweeps, burn, seed=seed + 1000 * c, sigmas=sigmas,
-                                          step_size=step_size, after_sweep=hooks[-1]))
+                res.append(run_deep_chain(spec, N, layers, sweeps, burn, **kw))
         comb = combine_chains(res, spec.m, layers)
         runs.append({"width": N, **comb["flat"], "rhat_max": comb["rhat_max"],
                      "outliers": combine_outliers([h.summary() for h in hooks]),
@@ -115,12 +122,15 @@ def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_s
                      "step_size": float(np.mean([r["step_size"] for r in res]))})
         if swaps:
             runs[-1]["swap_acceptance"] = float(np.mean([r["swap_acceptance"] for r in res]))
+        if tempering:
+            runs[-1]["tempering"] = combine_tempering(res)
     return runs
 
 
 def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int = 2, sweeps: int = 600,
                   burn: int = 150, seed: int = 0, sigmas=None, step_size: float = 0.1,
-                  outlier_moves: int = 0, swaps: int = 0) -> DeepValidationReport:
+                  outlier_moves: int = 0, swaps: int = 0, tempering: int = 0, tempering_t_max: float = T_MAX,
+                  progress=None) -> DeepValidationReport:
     """Deep theory against sampled deep networks (orthogonal class data, random prior starts,
     :func:`run_deep_chain`), layer by layer: the deep linear closed form
     (:func:`solvers.deep.linear.solve_deep_linear_classes`) for linear φ, the class-block solver
@@ -142,7 +152,10 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     layer's outliers and top-5 % output share (:mod:`validation.deep_outliers`) with or without them.
     ``swaps`` (nonlinear φ): last-layer independence moves from the theory per sweep
     (:mod:`validation.deep_swaps`, exact), which let the last layer's codes change; per width
-    "swap_acceptance".
+    "swap_acceptance". ``tempering`` = K >= 2: every chain is rung 0 of K replicas on a geometric ladder
+    from T up to ``tempering_t_max`` that exchange states (:mod:`validation.tempering`, exact); per
+    width "tempering" (ladder, exchange acceptance per pair, round trips); ``progress``: the
+    :mod:`solvers.progress` callback, one stage per tempered chain.
     """
     if spec.inputs is not None:
         raise SpecError("validate_deep samples orthogonal class-structured data (inputs=None)")
@@ -154,12 +167,13 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
         raise ValueError(f"widths must be integers >= 1 (got {widths})")
     check_int("outlier_moves", outlier_moves, 0)  # before the theory is solved
     check_int("swaps", swaps, 0)
+    tempering = check_tempering(tempering, spec.temperature, tempering_t_max)
     if swaps and spec.nonlinearity == "linear":
         raise SpecError("swaps (last-layer independence moves) need a nonlinear φ (linear networks have no codes)")
     theory = deep_theory(spec, layers, sigmas=sigmas)
     m = spec.m
     runs = _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_size, outlier_moves, swaps,
-                       theory)
+                       theory, tempering, tempering_t_max, progress)
     cmp = compare(_theory_vector(theory, layers), [r["mean"] for r in runs], [r["mcse"] for r in runs], widths,
                   c=C_P_OVER_N, size=spec.P, theory_error=theory_error(theory))
     rule = rhat_rule(max(r["rhat_max"] for r in runs), RHAT_MAX, RHAT_WHY)
@@ -173,10 +187,13 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
               "per_width": [{"width": r["width"], **_json_block(r["mean"], m, layers, r["mcse"]),
                              "code_fractions": r["codes"], "acceptance": r["acceptance"], "step_size": r["step_size"],
                              "rhat_max": r["rhat_max"], "outliers": r["outliers"],
-                             **({"swap_acceptance": r["swap_acceptance"]} if swaps else {})} for r in runs],
+                             **({"swap_acceptance": r["swap_acceptance"]} if swaps else {}),
+                             **({"tempering": r["tempering"]} if tempering else {})} for r in runs],
               "comparison": ("equilibrium, chains started from the prior"
                              + (f", {swaps} last-layer swaps per sweep" if swaps else "")
                              + (f", {outlier_moves} last-layer pair rotations per sweep" if outlier_moves else "")
+                             + (f", replica exchange in T over {tempering} rungs up to T = {tempering_t_max:g}"
+                                if tempering else "")
                              + ": " + cmp["rule"]),
               "z_max": cmp["z_max"], "z": cmp["z"].tolist(), "rhat_max": rule["rhat_max"], "rhat_rule": rule,
               "passed": bool(cmp["passed"] and rule["met"])}

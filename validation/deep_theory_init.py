@@ -40,6 +40,7 @@ import time
 
 import numpy as np
 
+from solvers.progress import restaged
 from theory.nonlinearities import get_nonlinearity
 from theory.observables import full_kernel
 from theory.checks import check_int
@@ -50,9 +51,11 @@ from .deep import (DeepNetwork, _json_block, _theory_vector, combine_chains, dee
                    run_deep_chain, theory_error)
 from .deep_chain import code_fraction_difference, mean_code_fractions
 from .deep_outliers import LastLayerOutliers, combine_outliers
+from .deep_swaps import run_deep_chain_with_swaps
 from .observables import code_fractions, neuron_codes
 from .report import C_OVER_N
 from .results import DeepStationarityReport
+from .tempering import T_MAX, check_tempering, combine_tempering, run_tempered_chain
 
 __all__ = ["layer_preactivations", "theory_layer_code_fractions", "deep_theory_state", "deep_theory",
            "deep_stationarity"]
@@ -153,7 +156,8 @@ def _layer_ess(theory, seed: int) -> list:
 
 def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains: int = 2, sweeps: int = 300,
                       burn: int = 50, init_spec: ModelSpec | None = None, seed: int = 0, theory=None,
-                      swaps: int = 0, outlier_moves: int = 0) -> DeepStationarityReport:
+                      swaps: int = 0, outlier_moves: int = 0, tempering: int = 0, tempering_t_max: float = T_MAX,
+                      progress=None) -> DeepStationarityReport:
     """Start chains at the deep theory of ``init_spec`` (default ``spec``; or the given ``theory``),
     sample ``spec``.
 
@@ -168,10 +172,13 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
     (nonlinear φ): that many last-layer independence moves per sweep (:mod:`validation.deep_swaps`);
     ``outlier_moves`` > 0: that many pair rotations of the last layer's weights per sweep
     (:mod:`validation.outlier_moves`). "outliers": the last layer's outliers and top-5 % output share
-    (:mod:`validation.deep_outliers`).
+    (:mod:`validation.deep_outliers`). ``tempering`` = K >= 2: each chain is rung 0 of K replicas up to
+    ``tempering_t_max`` exchanging states (:mod:`validation.tempering`; the hotter rungs start at the
+    chain's theory draw); "tempering" reports the ladder, exchange acceptance per pair and round trips.
     """
     check_int("swaps", swaps, 0)
     check_int("outlier_moves", outlier_moves, 0)
+    tempering = check_tempering(tempering, spec.temperature, tempering_t_max)
     t0 = time.perf_counter()
     init_spec = init_spec or spec
     theory = theory if theory is not None else deep_theory(init_spec, layers)
@@ -180,7 +187,9 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
                         "(linear networks have no codes to change)")
     net = DeepNetwork(spec, width=width, layers=layers)
     hooks = [LastLayerOutliers(outlier_moves) for _ in range(chains)]
-    res = [_stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hooks[c]) for c in range(chains)]
+    temper = {"rungs": tempering, "t_max": tempering_t_max, "progress": progress} if tempering else None
+    res = [_stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hooks[c], temper)
+           for c in range(chains)]
     comb = combine_chains(res, spec.m, layers)
     mean, err = comb["flat"]["mean"], comb["flat"]["mcse"]
     cmp = compare(_theory_vector(theory, layers), mean, err, width, c=C_OVER_N,
@@ -194,22 +203,29 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
               "swap_acceptance": [r.get("swap_acceptance") for r in res] if swaps > 0 else None,
               "code_fractions": {"theory": th_codes, "sampling": sa_codes, "max_difference": diff},
               "outliers": combine_outliers([h.summary() for h in hooks]),
+              **({"tempering": combine_tempering(res)} if tempering else {}),
               "ess": None if is_linear_theory(theory) else _layer_ess(theory, seed),
               "comparison": (f"stationarity: chains started from the theory of T = {init_spec.temperature:g}, "
                              + (f"{outlier_moves} last-layer pair rotations per sweep, " if outlier_moves else "")
+                             + (f"replica exchange in T over {tempering} rungs up to T = {tempering_t_max:g}, "
+                                if tempering else "")
                              + f"{cmp['criterion']}, N = {width}")}
     return DeepStationarityReport.from_dict(report, passed=cmp["passed"], message=report["comparison"],
                                             time_seconds=time.perf_counter() - t0)
 
 
-def _stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hook):
+def _stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hook, temper=None):
     """Chain ``c`` of :func:`deep_stationarity`: from a theory draw, with last-layer swaps if ``swaps``,
-    then the :class:`validation.deep_outliers.LastLayerOutliers` ``hook`` after every sweep."""
+    then the :class:`validation.deep_outliers.LastLayerOutliers` ``hook`` after every sweep; ``temper``
+    ({"rungs", "t_max", "progress"}): replica exchange in T (:func:`validation.tempering.run_tempered_chain`)."""
     rng = np.random.default_rng([seed, c, 7])
     theta0 = deep_theory_state(net, theory, rng)
+    if temper is not None:
+        kw = dict(runner=run_deep_chain_with_swaps, theory=theory, swaps=swaps) if swaps > 0 else {}
+        return run_tempered_chain(spec, net.width, net.layers, sweeps, burn, rungs=temper["rungs"],
+                                  t_max=temper["t_max"], seed=seed + 1000 * c, theta0=theta0, after_sweep=hook,
+                                  progress=restaged(temper["progress"], f"tempering chain {c}"), **kw)
     if swaps > 0:
-        from .deep_swaps import run_deep_chain_with_swaps
-
         return run_deep_chain_with_swaps(spec, net.width, net.layers, sweeps, burn, theory, swaps=swaps,
                                          seed=seed + 1000 * c, theta0=theta0, after_sweep=hook)
     return run_deep_chain(spec, net.width, net.layers, sweeps, burn, seed=seed + 1000 * c, theta0=theta0,

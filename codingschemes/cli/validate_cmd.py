@@ -11,6 +11,7 @@ Exit codes: 0 passed; 1 failed (or the deep theory has no solution); 2 invalid i
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 import json
 import sys
 from pathlib import Path
@@ -60,6 +61,11 @@ def add_validate_parser(subparsers):
     v.add_argument("--outlier-moves", type=int, default=0,
                    help="pair-rotation moves per sweep that create, remove and move ReLU outliers (exact; "
                         "the hidden layer, or the last hidden layer with --layers >= 2; default 0)")
+    v.add_argument("--tempering", type=int, default=0,
+                   help="replica exchange in T for --layers >= 2: K rungs from T up to --tempering-t-max exchange "
+                        "states (exact; 0 = off, the default)")
+    v.add_argument("--tempering-t-max", type=float, default=0.5,
+                   help="top temperature of the --tempering ladder (default 0.5)")
     add_shared(v, "format", "out", "no_plot", "quiet", "layers",
                notes={"out": "the PNG report and the chain checkpoints go there", "no_plot": "the PNG report",
                       "layers": "L >= 2: deep networks against the deep theory (linear closed form, or "
@@ -72,24 +78,30 @@ def _validate_deep(args, spec, widths) -> int:
     (:func:`validation.deep.validate_deep`) and/or the stationarity test from the theory's per-layer
     measures (:func:`validation.deep_theory_init.deep_stationarity`, ``--init theory``); ``--swaps k``
     adds k last-layer independence moves per sweep to either; ``--init both`` passes only if both do.
-    ``--outlier-moves K``: K pair rotations of the last layer's weights per sweep in every chain."""
+    ``--outlier-moves K``: K pair rotations of the last layer's weights per sweep in every chain;
+    ``--tempering K``: every chain is the target rung of K replicas in T (:mod:`validation.tempering`)."""
+    from codingschemes.cli.progress import progress_bar
     from solvers.deep.nonlinear import DeepNonlinearError
     from validation.deep import validate_deep
     from validation.deep_theory_init import deep_stationarity
 
     reports = {}
-    try:
-        if args.init in ("random", "both"):
-            reports["random"] = validate_deep(spec, args.layers, widths=widths, chains=args.chains,
-                                              sweeps=args.sweeps, burn=args.burn, seed=args.seed,
-                                              outlier_moves=args.outlier_moves, swaps=args.swaps)
-        if args.init in ("theory", "both"):
-            reports["theory"] = deep_stationarity(spec, args.layers, width=widths[0], chains=args.chains,
+    with progress_bar(args, "validate") if args.tempering else nullcontext() as bar:
+        tempering = (dict(tempering=args.tempering, tempering_t_max=args.tempering_t_max, progress=bar)
+                     if args.tempering else {})
+        try:
+            if args.init in ("random", "both"):
+                reports["random"] = validate_deep(spec, args.layers, widths=widths, chains=args.chains,
                                                   sweeps=args.sweeps, burn=args.burn, seed=args.seed,
-                                                  swaps=args.swaps, outlier_moves=args.outlier_moves)
-    except DeepNonlinearError as exc:
-        print(f"codingschemes validate: the deep theory has no solution here: {exc}", file=sys.stderr)
-        return 1
+                                                  outlier_moves=args.outlier_moves, swaps=args.swaps, **tempering)
+            if args.init in ("theory", "both"):
+                reports["theory"] = deep_stationarity(spec, args.layers, width=widths[0], chains=args.chains,
+                                                      sweeps=args.sweeps, burn=args.burn, seed=args.seed,
+                                                      swaps=args.swaps, outlier_moves=args.outlier_moves,
+                                                      **tempering)
+        except DeepNonlinearError as exc:
+            print(f"codingschemes validate: the deep theory has no solution here: {exc}", file=sys.stderr)
+            return 1
     report = (reports[args.init] if args.init != "both"
               else {**reports, "passed": all(r["passed"] for r in reports.values())})
     emit(report, args.format, f"L = {args.layers} ({args.init} start): passed: {report['passed']}", indent=2)
@@ -124,13 +136,15 @@ def check_validate(args):
         raise SpecError(f"--temperature: temperature must be > 0 for sampled networks (got {args.temperature})")
     widths = _widths(args.widths)
     check_counts(args, {"chains": (MIN_CHAINS, None), "sweeps": (1, None), "burn": (0, None), "workers": (1, None),
-                        "swaps": (0, None), "outlier_moves": (0, None)})
+                        "swaps": (0, None), "outlier_moves": (0, None), "tempering": (0, None)})
     if args.burn >= args.sweeps:
         raise SpecError(f"--burn must be smaller than --sweeps ({args.sweeps}) (got {args.burn})")
     spec = ModelSpec(nonlinearity=args.nonlinearity, sigma_w=args.sigma_w, sigma_a=args.sigma_a,
                      temperature=args.temperature, class_sizes=parse_class_sizes(args.class_sizes))
     check_layers(args.layers, [spec])
     if args.layers == 1:
+        not_applicable("validate", args, ("tempering", "tempering_t_max"),
+                       "with --layers 1 (replica exchange in T is built for the deep chains)", error=True)
         if args.scaling == "lazy" and (args.swaps or args.init != "random"):
             raise SpecError("--scaling lazy supports --init random and --swaps 0 only (the theory-based starts and "
                             "swaps use the mean-field single-neuron measure)")
@@ -141,6 +155,13 @@ def check_validate(args):
     if args.init == "theory" and len(widths) > 1:
         warn("validate", f"--widths: the deep stationarity test (--init theory) runs at the first width only "
                          f"({widths[0]})")
+    if args.tempering:
+        from validation.tempering import check_tempering
+
+        try:
+            check_tempering(args.tempering, spec.temperature, args.tempering_t_max)
+        except SpecError as exc:
+            raise SpecError(f"--tempering: {exc}") from None
     if args.swaps and spec.nonlinearity == "linear":
         raise SpecError("--swaps (last-layer independence moves) needs a nonlinear φ with --layers >= 2")
     return spec, widths
