@@ -55,7 +55,7 @@ __all__ = ["CondensateTerms", "condensate_terms", "Barrier", "Q_MIN", "EPSILON",
 #: the barrier weight of the deep solver's condensate (``DeepOptions.condensate_epsilon`` None): multipliers
 #: μ ~ 10 (masses ~0.4 at σ_a² = 1/64) sit at margins ~1e-3, where the forward-difference Jacobian of the
 #: residual stays accurate (at ε = 1e-3, margins ~6e-5, Newton stalls), and the barrier's bias on f is ~1e-4
-#: (measured in the L = 1 limit against the one-layer solver at ε = 1e-8: docs/notes/deep5.md)
+#: (measured in the L = 1 limit against the one-layer solver at ε = 1e-8: docs/devlog.md)
 EPSILON = 1e-2
 #: local maximisers of q below this carry no barrier term (their multiplier ε/(1 − q) <= 2ε is noise)
 Q_MIN = 0.5

@@ -1,6 +1,6 @@
 """Issue 17's done-when for deep normcdf, ``--init theory`` half: the command at its defaults (N = 400,
 4 chains × 1500 sweeps, burn-in 300) passes the stationarity test in the paper's regime (classes 32,16,16,
-σ_a = 0.125, T = 0.05, L = 2). About 8 min CPU (theory solve 4 min, chains 5 min); docs/notes/dval4.md."""
+σ_a = 0.125, T = 0.05, L = 2). About 8 min CPU (theory solve 4 min, chains 5 min); docs/devlog.md."""
 import json
 
 import pytest

@@ -81,7 +81,7 @@ def test_the_ladder_adapts_during_burn_in_only_and_keeps_its_ends():
 def test_tempered_chain_reproduces_the_untempered_stationary_answer():
     """At T = 0.1 the plain chains mix on this small case (N = 4, P = 4); the tempered chains (3 rungs up
     to T = 1) must give the same posterior means of f, U and every layer's kernel within 4.5 combined
-    MCSE. Power (same seeds, docs/notes/dval4.md): accepting every exchange gives max z = 32, the right
+    MCSE. Power (same seeds, docs/devlog.md): accepting every exchange gives max z = 32, the right
     rule 2.5."""
     spec = ModelSpec("normcdf", class_sizes=(2, 1, 1), sigma_a=1.0, temperature=0.1)
     plain = [run_deep_chain(spec, 4, 2, 1000, 200, seed=s) for s in (1, 2)]

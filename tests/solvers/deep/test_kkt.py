@@ -133,7 +133,7 @@ def test_one_layer_limit_of_the_deep_condensate_solve():
     """L = 1 in the paper's regime (classes 32,16,16, σ_a = 0.125, T = 0.05): the deep solver with the condensate
     barrier (ε = 1e-2, Sobol' rules with needle components) converges to the one-layer solver's condensate
     (ε = 1e-8, needle slice rules): the same one-class directions, masses and f within the barrier's bias
-    (~ε/μ relative, measured 1e-4 … 5e-4; docs/notes/deep5.md) plus both integration errors."""
+    (~ε/μ relative, measured 1e-4 … 5e-4; docs/devlog.md) plus both integration errors."""
     from solvers.deep.nonlinear import solve_deep_nonlinear
     from solvers.solve import solve
 

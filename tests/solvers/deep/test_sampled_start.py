@@ -99,7 +99,7 @@ def test_paper_regime_l2_prior_start_chain_leads_to_the_known_saddle():
     3000 sweeps, seed 1000) freezes with last-layer code 100 at ~0.19 (the theory's saddle: 0.03). Started from
     its kernels, Newton and the Newton homotopy find no saddle there; the solve falls through to its other
     starts and returns the known saddle (f_cc 0.811, 0.658, 0.658; stable; error <= 0.01), the only one found.
-    Measured (2026-12-06): docs/notes/deep6.md."""
+    Measured (2026-12-06): docs/devlog.md."""
     from validation.deep_chain import run_deep_chain
 
     spec = ModelSpec(nonlinearity="normcdf", class_sizes=(32, 16, 16), sigma_a=0.125, temperature=0.05)
