@@ -217,15 +217,20 @@ def _domain(Y, converged, B, C, s, P) -> ReadoutDomain:
     return ReadoutDomain(D, q, D[:, :m], xi, h, codes)
 
 
+def _branch_at(y, t, sigma_a, R, delta, sigma, sizes):
+    """(P, unit ŷ, branch_values at ŷ): the fields of the direction ``y`` shared by the two gradients below."""
+    P = np.asarray(sizes, dtype=np.float64)
+    B, C, s = _fields_of(t, sigma_a, R, delta, sigma)
+    y = np.asarray(y, dtype=np.float64) / np.linalg.norm(y)
+    u, xi = _fields(y[None, :], B, C, len(P))
+    return P, y, branch_values(u, xi, s)
+
+
 def domain_gradients(y, t, sigma_a, R, delta, sigma, sizes):
     """(∂q/∂t (m, m), ∂q/∂R (m, m, lower triangle), ∂q/∂δ (m,)) at the maximiser ``y`` of F (Danskin:
     the derivative of q = 2F(ŷ*) at fixed ŷ*)."""
-    P = np.asarray(sizes, dtype=np.float64)
+    P, y, (_, du, dxi, ds, _) = _branch_at(y, t, sigma_a, R, delta, sigma, sizes)
     m = len(P)
-    B, C, s = _fields_of(t, sigma_a, R, delta, sigma)
-    y = np.asarray(y, dtype=np.float64) / np.linalg.norm(y)
-    u, xi = _fields(y[None, :], B, C, m)
-    _, du, dxi, ds, _ = branch_values(u, xi, s)
     du, dxi, ds = du[0], dxi[0], ds[0]
     v, w = y[:m], y[m:]
     dt = 2.0 * (P * du)[:, None] * sigma_a * v[None, :]
@@ -239,12 +244,7 @@ def kernel_gradient(y, t, sigma_a, R, delta, sigma, sizes):
     coordinates of the input kernel K_{L-1} = E k Eᵀ + D_δ itself (not its Cholesky factor). With
     ξ = σ R w, dk = dR Rᵀ + R dRᵀ and the stationarity ∇_w F = Cᵀ(P ∂g/∂ξ) = q w of the maximiser,
     dξ = ½ σ² dk (P ∂g/∂ξ)/q, so ∂q/∂k = σ² (P ∂g/∂ξ)(P ∂g/∂ξ)ᵀ / q (no inverse of R)."""
-    P = np.asarray(sizes, dtype=np.float64)
-    m = len(P)
-    B, C, s = _fields_of(t, sigma_a, R, delta, sigma)
-    y = np.asarray(y, dtype=np.float64) / np.linalg.norm(y)
-    u, xi = _fields(y[None, :], B, C, m)
-    g, _, dxi, ds, _ = branch_values(u, xi, s)
+    P, _, (g, _, dxi, ds, _) = _branch_at(y, t, sigma_a, R, delta, sigma, sizes)
     q = 2.0 * float(g[0] @ P)
     Pg = P * dxi[0]
     dd = P * ds[0] * sigma / np.sqrt(np.asarray(delta, dtype=np.float64))
