@@ -1,4 +1,4 @@
-"""The merged saddle of the deep class-block theory (issue 17, docs/notes/tphase.md): normcdf, L = 2, classes
+"""The merged saddle of the deep class-block theory (issue 17, docs/devlog.md): normcdf, L = 2, classes
 32,16,16, σ_a = 0.125. At T = 0.095 the default solve finds a saddle in which classes 2 and 3 share their
 last-layer codes (the sampled chains' merged state); the separated saddle, followed up in T from T = 0.05,
 coexists there with the larger free energy (log Z/N), so it is the equilibrium of the theory."""
