@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CODE_THRESHOLD", "neuron_codes", "code_fractions", "code_string", "participation_ratio",
+__all__ = ["CODE_THRESHOLD", "neuron_codes", "code_fractions", "code_fraction_difference", "code_string", "participation_ratio",
            "split_layer_vector"]
 
 #: a class activates a neuron when its class-mean |activation| exceeds this fraction of the
@@ -34,6 +34,11 @@ def code_fractions(codes: np.ndarray, m: int) -> dict:
     codes = np.asarray(codes)
     return {"".join("1" if (k >> c) & 1 else "0" for c in range(m)): float(np.mean(codes == k))
             for k in range(1 << m) if np.any(codes == k)}
+
+
+def code_fraction_difference(a: dict, b: dict) -> float:
+    """Largest |a[code] − b[code]| over the codes of either (missing codes count as 0)."""
+    return max(abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in set(a) | set(b))
 
 
 def code_string(class_means, signed: bool = False, threshold: float = CODE_THRESHOLD,

@@ -24,10 +24,9 @@ from .deep_network import DeepNetwork, gradient_flops
 from .deep_observables import class_mean_activations, layer_observables, observables_vector, split_vector
 from .deep_outliers import LastLayerOutliers, combine_outliers
 from .deep_sampler import deep_collapsed_sweep, sample_readout
-from .deep_swaps import run_deep_chain_with_swaps
 from .diagnostics import rhat_rule
 from .results import DeepValidationReport
-from .tempering import T_MAX, check_tempering, combine_tempering, run_tempered_chain
+from .tempering import T_MAX, check_tempering, combine_tempering, run_chain_with_moves
 
 __all__ = ["DeepNetwork", "sample_readout", "deep_collapsed_sweep", "gradient_flops", "layer_observables",
            "observables_vector", "split_vector", "class_mean_activations", "layer_drift", "drift_curve", "active_mask",
@@ -103,17 +102,10 @@ def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_s
         res, hooks = [], []
         for c in range(chains):
             hooks.append(LastLayerOutliers(outlier_moves))
-            kw = dict(seed=seed + 1000 * c, step_size=step_size, sigmas=sigmas, after_sweep=hooks[-1])
-            if swaps:
-                kw.update(runner=run_deep_chain_with_swaps, theory=theory, swaps=swaps)
-            if tempering:
-                res.append(run_tempered_chain(spec, N, layers, sweeps, burn, rungs=tempering, t_max=t_max, **kw,
-                                              progress=restaged(progress, f"tempering N={N} chain {c}")))
-            elif swaps:
-                del kw["runner"]
-                res.append(run_deep_chain_with_swaps(spec, N, layers, sweeps, burn, **kw))
-            else:
-                res.append(run_deep_chain(spec, N, layers, sweeps, burn, **kw))
+            res.append(run_chain_with_moves(spec, N, layers, sweeps, burn, theory=theory, swaps=swaps, rungs=tempering,
+                                            t_max=t_max, progress=restaged(progress, f"tempering N={N} chain {c}"),
+                                            seed=seed + 1000 * c, step_size=step_size, sigmas=sigmas,
+                                            after_sweep=hooks[-1]))
         comb = combine_chains(res, spec.m, layers)
         runs.append({"width": N, **comb["flat"], "rhat_max": comb["rhat_max"],
                      "outliers": combine_outliers([h.summary() for h in hooks]),

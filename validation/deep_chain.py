@@ -14,7 +14,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from theory.codes import code_fractions, neuron_codes
+from theory.codes import code_fraction_difference, code_fractions, neuron_codes  # (re-exported)
 from theory.spec import ModelSpec
 
 from .deep_network import DeepNetwork
@@ -106,8 +106,3 @@ def mean_code_fractions(results: list, layers: int) -> list:
     """Per layer, {code: fraction} averaged over chains (each a :func:`run_deep_chain` result)."""
     return [{k: float(np.mean([r["code_fractions"][ell].get(k, 0.0) for r in results]))
              for k in sorted(set().union(*(r["code_fractions"][ell] for r in results)))} for ell in range(layers)]
-
-
-def code_fraction_difference(a: dict, b: dict) -> float:
-    """Largest |a[code] − b[code]| over the codes of either (missing codes count as 0)."""
-    return max(abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in set(a) | set(b))

@@ -221,6 +221,19 @@ class DeepNetwork(Scaling):
         logp = -0.5 * beta * float(np.vdot(err, err)) - 0.5 * ss - 0.5 * float(np.vdot(a, a)) / sa2
         return logp, grad
 
+    def readout_factor(self, gram: np.ndarray):
+        """(Cholesky factor of M, log det M, c) for M = I + c Φ_LᵀΦ_L, c = σ_a² β N^{-2γ}, from the last layer's
+        Gram matrix ``gram`` = Φ_LᵀΦ_L (the readout integrated out, module docstring); None where M is not
+        positive definite."""
+        c = self.spec.sigma_a**2 * self.beta / self.width ** (2 * self.gamma)
+        M = gram * c
+        M[np.diag_indices_from(M)] += 1.0
+        try:
+            fac = cho_factor(M, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            return None
+        return fac, 2.0 * float(np.sum(np.log(np.diag(fac[0])))), c
+
     def marginal_logdensity_and_grad(self, w: np.ndarray):
         """Collapsed (log p(W | D) up to a constant, ∇_W) with the readout integrated out; ``w`` is
         the flat hidden part [vec W¹, ..., vec W^L]."""
@@ -229,17 +242,12 @@ class DeepNetwork(Scaling):
         fwd = self.forward(Ws)
         phi = fwd[-1][1]
         Y, m, beta = self._setup["Y"], self.spec.m, self.beta
-        c = self.spec.sigma_a**2 * beta / self.width ** (2 * self.gamma)
-        M = phi.T @ phi
-        M *= c
-        M[np.diag_indices_from(M)] += 1.0
-        try:
-            fac = cho_factor(M, lower=True, check_finite=False)
-        except np.linalg.LinAlgError:
+        factor = self.readout_factor(phi.T @ phi)
+        if factor is None:
             return -np.inf, np.full(w.shape, np.nan)
-        logdet = 2.0 * float(np.sum(np.log(np.diag(fac[0]))))
+        fac, logdet, c = factor
         MiY = cho_solve(fac, Y, check_finite=False)
-        Mi = cho_solve(fac, np.eye(len(M)), check_finite=False)
+        Mi = cho_solve(fac, np.eye(phi.shape[1]), check_finite=False)
         R = (0.5 * beta) * (MiY @ MiY.T) - (0.5 * m) * Mi
         g_phi = (2.0 * c) * (phi @ R)
         grad = np.empty_like(w)

@@ -48,14 +48,13 @@ from theory.spec import ModelSpec, SpecError, class_labels
 
 from .compare import compare
 from .deep import (DeepNetwork, _json_block, _theory_vector, combine_chains, deep_theory, is_linear_theory,
-                   run_deep_chain, theory_error)
+                   theory_error)
 from .deep_chain import code_fraction_difference, mean_code_fractions
 from .deep_outliers import LastLayerOutliers, combine_outliers
-from .deep_swaps import run_deep_chain_with_swaps
 from .observables import code_fractions, neuron_codes
 from .report import C_OVER_N
 from .results import DeepStationarityReport
-from .tempering import T_MAX, check_tempering, combine_tempering, run_tempered_chain
+from .tempering import T_MAX, check_tempering, combine_tempering, run_chain_with_moves
 
 __all__ = ["layer_preactivations", "theory_layer_code_fractions", "deep_theory_state", "deep_theory",
            "deep_stationarity"]
@@ -220,13 +219,8 @@ def _stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hook, t
     ({"rungs", "t_max", "progress"}): replica exchange in T (:func:`validation.tempering.run_tempered_chain`)."""
     rng = np.random.default_rng([seed, c, 7])
     theta0 = deep_theory_state(net, theory, rng)
-    if temper is not None:
-        kw = dict(runner=run_deep_chain_with_swaps, theory=theory, swaps=swaps) if swaps > 0 else {}
-        return run_tempered_chain(spec, net.width, net.layers, sweeps, burn, rungs=temper["rungs"],
-                                  t_max=temper["t_max"], seed=seed + 1000 * c, theta0=theta0, after_sweep=hook,
-                                  progress=restaged(temper["progress"], f"tempering chain {c}"), **kw)
-    if swaps > 0:
-        return run_deep_chain_with_swaps(spec, net.width, net.layers, sweeps, burn, theory, swaps=swaps,
-                                         seed=seed + 1000 * c, theta0=theta0, after_sweep=hook)
-    return run_deep_chain(spec, net.width, net.layers, sweeps, burn, seed=seed + 1000 * c, theta0=theta0,
-                          codes_every=10, after_sweep=hook)
+    temper = temper or {"rungs": 0, "t_max": T_MAX, "progress": None}
+    return run_chain_with_moves(spec, net.width, net.layers, sweeps, burn, theory=theory, swaps=swaps,
+                                rungs=temper["rungs"], t_max=temper["t_max"],
+                                progress=restaged(temper["progress"], f"tempering chain {c}"),
+                                seed=seed + 1000 * c, theta0=theta0, after_sweep=hook)

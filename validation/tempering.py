@@ -48,7 +48,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg import cho_solve
 
 from solvers.progress import report
 from theory.checks import check_float, check_int
@@ -59,10 +59,11 @@ from .deep_chain import run_deep_chain
 from .deep_network import DeepNetwork
 from .deep_observables import class_mean_activations
 from .deep_sampler import deep_collapsed_sweep, sample_readout
+from .deep_swaps import run_deep_chain_with_swaps
 from .samplers import StepSizeAdaptation
 
 __all__ = ["geometric_ladder", "check_tempering", "last_layer_gram", "tempered_loglik", "exchange_log_ratio",
-           "ReplicaExchange", "run_tempered_chain", "combine_tempering", "T_MAX", "ADAPT_GAIN"]
+           "ReplicaExchange", "run_tempered_chain", "run_chain_with_moves", "combine_tempering", "T_MAX", "ADAPT_GAIN"]
 
 #: default top of the ladder: at T = 0.5 the deep chains mix (swaps accepted at 59 %, docs/devlog.md)
 T_MAX = 0.5
@@ -98,14 +99,10 @@ def tempered_loglik(net: DeepNetwork, gram: np.ndarray) -> float:
     """ℓ_T = −(m/2) log det M − (β/2) tr(Yᵀ M⁻¹ Y), M = I + c Φ_LᵀΦ_L, c = σ_a² β N^{-2γ}, at the
     temperature of ``net`` (module docstring); −inf where M is not positive definite."""
     Y, m, beta = net._setup["Y"], net.spec.m, net.beta
-    c = net.spec.sigma_a**2 * beta / net.width ** (2 * net.gamma)
-    M = c * gram
-    M[np.diag_indices_from(M)] += 1.0
-    try:
-        fac = cho_factor(M, lower=True, check_finite=False)
-    except np.linalg.LinAlgError:
+    factor = net.readout_factor(gram)
+    if factor is None:
         return -math.inf
-    logdet = 2.0 * float(np.sum(np.log(np.diag(fac[0]))))
+    fac, logdet, _ = factor
     return -0.5 * m * logdet - 0.5 * beta * float(np.vdot(Y, cho_solve(fac, Y, check_finite=False)))
 
 
@@ -274,6 +271,23 @@ def run_tempered_chain(spec: ModelSpec, width: int, layers: int, sweeps: int, bu
                  theta0=theta0, codes_every=codes_every, after_sweep=hook, **runner_kw)
     out["tempering"] = hook.summary()
     return out
+
+
+def run_chain_with_moves(spec: ModelSpec, width: int, layers: int, sweeps: int, burn: int, *, theory=None,
+                         swaps: int = 0, rungs: int = 0, t_max: float = T_MAX, progress=None, **chain_kw) -> dict:
+    """One deep chain with the mode-changing moves asked for: ``swaps`` last-layer independence moves from
+    ``theory`` per sweep (:func:`validation.deep_swaps.run_deep_chain_with_swaps`), replica exchange in T over
+    ``rungs`` >= 2 rungs up to ``t_max`` (:func:`run_tempered_chain`, reporting to ``progress``), both, or
+    neither (:func:`run_deep_chain`); ``chain_kw`` go to the chain (seed, theta0, after_sweep, ...)."""
+    swap_kw = dict(theory=theory, swaps=swaps) if swaps else {}
+    if rungs:
+        if swaps:
+            swap_kw["runner"] = run_deep_chain_with_swaps
+        return run_tempered_chain(spec, width, layers, sweeps, burn, rungs=rungs, t_max=t_max, progress=progress,
+                                  **swap_kw, **chain_kw)
+    if swaps:
+        return run_deep_chain_with_swaps(spec, width, layers, sweeps, burn, **swap_kw, **chain_kw)
+    return run_deep_chain(spec, width, layers, sweeps, burn, **chain_kw)
 
 
 def combine_tempering(results: list) -> dict:

@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from solvers.deep.kkt import tilted_first_layer
 from solvers.deep.model import DeepModel
 from theory.deep_condensate import ReadoutDomain, condensate_directions
-from theory.deep_fields import tilt_factor
 from theory.deep_mixture import MixtureProposal
 from theory.deep_rules import Proposal
-from theory.domain import marginal_directions
-from theory.nonlinearities import get_nonlinearity
 
 __all__ = ["NEAR_BOUNDARY", "NEEDLE_ALONG", "NEEDLE_SHIFT", "NEEDLE_TRANSVERSE", "MAX_NEEDLES", "readout_domain",
            "domain_note", "with_needles", "needle_rounds", "first_layer_directions"]
@@ -72,16 +70,10 @@ def domain_note(last) -> str:
 
 
 def first_layer_directions(model: DeepModel, ev):
-    """(directions (k, m), q (k,)) of the first hidden layer's domain (L >= 2, K_0 = I: ξ = 0, s = σ_1) under
-    the tilt (k̃_1, δ̃_1) of the evaluation ``ev``: with u = B v, B = chol k̃_1, A_c = 1 − δ̃_c σ_1², the growth
-    is Σ_c P_c σ_1² (B_c·v)₊² / (2 A_c), the one-layer form of :func:`theory.domain.marginal_directions` with
-    t_c = B_c / √A_c (σ_a = 1)."""
+    """(directions (k, m), q (k,)) of the first hidden layer's domain (L >= 2) under the tilt (k̃_1, δ̃_1) of
+    the evaluation ``ev`` (:func:`solvers.deep.kkt.tilted_first_layer`)."""
     up = ev["layers"][1]
-    B, dt = tilt_factor(model.m, kt=up.kt_in, dt=up.dt_in)
-    A = 1.0 - dt * model.sigmas[0] ** 2
-    if np.any(A <= 0.0):
-        return np.zeros((0, model.m)), np.zeros(0)
-    return marginal_directions(B / np.sqrt(A)[:, None], model.sizes, 1.0, model.sigmas[0], get_nonlinearity("relu"))
+    return tilted_first_layer(up.kt_in, up.dt_in, model.sigmas[0], model.sizes)[2:]
 
 
 def _needle_mixture(proposal, dirs):

@@ -210,7 +210,7 @@ def solve_with_condensate(solve, spec, opt):
     if first.found and not second.found:  # the barrier's branch may not connect to that start: the searches
         second = solve(replace(opt, condensate_epsilon=EPSILON), None)
     better = second.found and (not first.found or second.error_estimate < first.error_estimate)
-    best, other = (second, first) if better else (first, second)
+    best = second if better else first
     note = (f"without the condensate barrier: {first.message}; with it (ε = {EPSILON:g}): {second.message}; "
             f"kept: {'with' if better else 'without'}")
     return replace(best, message=f"{best.message} [{note}]", iterations=first.iterations + second.iterations,
@@ -218,34 +218,52 @@ def solve_with_condensate(solve, spec, opt):
                    log=list(first.log) + [f"-- with the condensate barrier, ε = {EPSILON:g} --"] + list(second.log))
 
 
+def _tilt(kt, dt, sigma, m):
+    """(B = chol k̃_1, A_c = 1 − δ̃_c σ²) of the first hidden layer's tilt (k̃_1, δ̃_1)."""
+    B, dtilt = tilt_factor(m, kt=kt, dt=dt)
+    return B, 1.0 - dtilt * sigma**2
+
+
+def tilted_first_layer(kt, dt, sigma, sizes):
+    """(B, A, directions (k, m), q (k,)) of the first hidden layer's domain (input K_0 = I) under the tilt
+    (k̃_1, δ̃_1) (:func:`_tilt`): the maximisers v of Σ_c P_c σ² (B_c·v)₊²/(2 A_c), the one-layer form of
+    :func:`theory.domain.marginal_directions` with t_c = B_c/√A_c (σ_a = 1); no directions where some A_c <= 0."""
+    P = np.asarray(sizes, dtype=np.float64)
+    B, A = _tilt(kt, dt, sigma, len(P))
+    if np.any(A <= 0.0):
+        return B, A, np.zeros((0, len(P))), np.zeros(0)
+    dirs, q = marginal_directions(B / np.sqrt(A)[:, None], P, 1.0, sigma, get_nonlinearity("relu"))
+    return B, A, dirs, q
+
+
 def first_layer_terms(r, kt, dt, sigma, sizes, epsilon):
     """Layer 1's result ``r`` (input K_0 = I) with the barrier −ε Σ_j log(1 − q_j) of its own readout-like domain
     under the tilt (k̃_1, δ̃_1) that the last layer's outliers strengthen: with u = B v (B = chol k̃_1) and
-    A_c = 1 − δ̃_c σ², q = max_v Σ_c P_c σ² (u_c)₊²/A_c (:func:`solvers.deep.condensate.first_layer_directions`),
-    and at its maximiser, with D u = (P_c σ² u_c/A_c on the classes with u_c > 0),
+    A_c = 1 − δ̃_c σ², q = max_v Σ_c P_c σ² (u_c)₊²/A_c (:func:`tilted_first_layer`), and at its maximiser, with
+    D u = (P_c σ² u_c/A_c on the classes with u_c > 0),
 
         ∂q/∂k̃ = (Du)(Du)ᵀ/q,    ∂q/∂δ̃_c = P_c σ⁴ u_c²/A_c²,
 
     so K_1 = 2 ∂ log Z_1/∂K̃_1 gains, as k̃ in :func:`condensate_terms`, k_cd += 2μ (∂q/∂k̃)_cd/(P_c P_d) and
     δ_c += 2μ (∂q/∂δ̃_c)/P_c − 2μ (∂q/∂k̃)_cc/P_c²: outlier neurons of layer 1 with class-shared activations."""
-    P = np.asarray(sizes, dtype=np.float64)
-    B, dtilt = tilt_factor(len(P), kt=kt, dt=dt)
-    A = 1.0 - dtilt * sigma**2
-    dirs, q = marginal_directions(B / np.sqrt(A)[:, None], P, 1.0, sigma, get_nonlinearity("relu"))
+    B, A, dirs, q = tilted_first_layer(kt, dt, sigma, sizes)
     if len(q) and q[0] >= 1.0:
         raise OutsideDomain(f"first layer's domain: q = {q[0]:.6g} >= 1")
     keep = q >= Q_MIN
     if not keep.any():
         return r
-    dk, dd, barrier = first_layer_condensate(kt, dt, sigma, sizes, epsilon, dirs[keep], q[keep])
+    dk, dd, barrier = _first_layer_sums(B, A, sigma, sizes, epsilon, dirs[keep], q[keep])
     return replace(r, k=r.k + dk, delta=r.delta + dd, log_z=r.log_z + barrier)
 
 
 def first_layer_condensate(kt, dt, sigma, sizes, epsilon, dirs, q):
     """(Δk_1, Δδ_1, barrier value) of :func:`first_layer_terms` for the maximisers ``dirs`` (rows v) with ``q``."""
+    return _first_layer_sums(*_tilt(kt, dt, sigma, len(sizes)), sigma, sizes, epsilon, dirs, q)
+
+
+def _first_layer_sums(B, A, sigma, sizes, epsilon, dirs, q):
+    """The sums of :func:`first_layer_condensate` over the maximisers, given the tilt's (B, A)."""
     P = np.asarray(sizes, dtype=np.float64)
-    B, dtilt = tilt_factor(len(P), kt=kt, dt=dt)
-    A = 1.0 - dtilt * sigma**2
     dk, dd, barrier = np.zeros((len(P), len(P))), np.zeros(len(P)), 0.0
     for v, qj in zip(dirs, q):
         mu = epsilon / (1.0 - qj)

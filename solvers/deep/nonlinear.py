@@ -352,7 +352,7 @@ class _Search:
             return False
         Tw = opt.warm_ratio * T
         warm = _solve(spec.replace(temperature=Tw), self.sig, None, replace(opt, search=False, code_neurons=0),
-                      False, depth=self.depth + 1)
+                      depth=self.depth + 1)
         self.log.extend(f"[T = {Tw:.4g}] {line}" for line in warm.log)
         self.log.iterations += warm.iterations
         if not warm.found:
@@ -491,15 +491,14 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
         raise SpecError("solve_deep_nonlinear needs orthogonal class-structured data (inputs=None)")
     sig = layer_sigmas(spec, layers, sigmas)
     with threadpool_limits(limits=1, user_api="blas"):  # (n × 2m) products: BLAS threads only spin
-        sol = solve_with_condensate(lambda o, s: _solve(spec, sig, start if s is None else s, o, False), spec,
+        sol = solve_with_condensate(lambda o, s: _solve(spec, sig, start if s is None else s, o), spec,
                                     options or DeepOptions())
     if raise_on_failure and not sol.found:
         raise DeepNonlinearError(sol.message + "\n" + "\n".join(sol.log))
     return sol
 
 
-def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, raise_on_failure: bool,
-           depth: int = 0) -> DeepNonlinearSolution:
+def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, depth: int = 0) -> DeepNonlinearSolution:
     t0 = time.perf_counter()
     search = _Search(spec, sig, opt, depth)
     L, T = search.model.L, spec.temperature
@@ -516,10 +515,7 @@ def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, raise_on_failure: bool
     uniq = search.distinct()
     saddles = [_saddle_record(c) for c in uniq]
     if not uniq:
-        msg = search.failure_message()
-        if raise_on_failure:
-            raise DeepNonlinearError(msg + "\n" + "\n".join(search.log))
-        return build_solution(search.model, None, saddles, search.log, t0, msg)
+        return build_solution(search.model, None, saddles, search.log, t0, search.failure_message())
     best = max(range(len(uniq)), key=lambda i: (uniq[i]["stable"], uniq[i]["ev"]["action"]))
     saddles[best]["selected"] = True
     msg = (f"{len(uniq)} distinct saddle point(s) found, selected: "
@@ -530,6 +526,9 @@ def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, raise_on_failure: bool
                f"{np.max(chosen['errors']):.1e} exceeds error_tol {o.error_tol:g}")
     else:
         msg = "converged; " + msg
+    if chosen.get("linearised_replicates"):
+        msg += (f"; {chosen['linearised_replicates']} of {max(r.groups for r in model.rules)} Sobol' replicates "
+                "propagated linearly (their own tilt leaves a lower layer's domain)")
     return build_solution(model, chosen, saddles, search.log, t0, msg)
 
 

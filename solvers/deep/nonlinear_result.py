@@ -135,7 +135,7 @@ def build_solution(model, cand, saddles, log, t0, message):
             integrator=model.describe(), error_sources={}, ess_min=None, message=message, log=log,
             time_seconds=time.perf_counter() - t0)
     ev, x = cand["ev"], cand["x"]
-    t, _ = model.unpack(x)
+    t, kernels = model.unpack(x)
     codes = []
     if model.opt.code_neurons > 0:
         from theory.codes import code_fractions, neuron_codes
@@ -149,7 +149,7 @@ def build_solution(model, cand, saddles, log, t0, message):
     layers = ev["layers"]
     cond = None
     if model.condensate is not None:
-        terms = model.condensate.terms(model, t, model.unpack(x)[1])
+        terms = model.condensate.terms(model, t, kernels)
         cond = {"epsilon": model.condensate.epsilon, "directions": []} if terms is None else \
             {"epsilon": model.condensate.epsilon, **terms.to_json(layers[-1].outputs)}
     conj = tuple((layers[ell].kt_in, layers[ell].dt_in) for ell in range(1, L))

@@ -87,6 +87,8 @@ def linearised_replicates(model, x, ev, props):
         if jac[ell] is None:
             return None
     groups = max(r.groups for r in model.rules)
+    with np.errstate(all="ignore"):  # the last layer's pooled integral without the barrier (rule-independent terms)
+        top = _layer(model, L, model.rules[-1], props, kws[L]) if model.rules[-1].groups > 1 else None
     out = []
     for g in range(groups):
         deltas, tilt, dlogz = [None] * L, None, 0.0
@@ -97,7 +99,7 @@ def linearised_replicates(model, x, ev, props):
             if rule.groups > 1:
                 with np.errstate(all="ignore"):
                     r = _layer(model, ell, rule.group(g), props, kws[ell])
-                    ref = pooled[ell - 1] if ell < L else _layer(model, ell, rule, props, kws[ell])  # no barrier
+                    ref = pooled[ell - 1] if ell < L else top
                 d = _flat(r) - _flat(ref)
                 if ell == L:
                     dlogz = r.log_z - ref.log_z

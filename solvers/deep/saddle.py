@@ -187,12 +187,13 @@ def stability(model: DeepModel, x, ev, props):
 
 def integration_errors(model: DeepModel, x, ev, J, Jo, props):
     """Delta-method integration errors of the observables and of the free energy (module docstring),
-    and the largest observable error per source."""
+    the largest observable error per source, and how many Sobol' replicates were propagated linearly
+    (:mod:`solvers.deep.replicates`: their own tilt leaves a lower layer's domain)."""
     Jp = np.linalg.pinv(J)
     base, S0 = ev["obs"], ev["action"]
     err = np.zeros_like(base)
     serr = 0.0
-    sources = {}
+    sources, linearised = {}, 0
 
     def variant(rules=None, oned=None):
         e = model.safe_eval(x, props, rules=rules, oned=oned)
@@ -213,7 +214,7 @@ def integration_errors(model: DeepModel, x, ev, J, Jo, props):
         if len(ests) < groups:  # a replicate's tilt leaves a lower layer's domain: propagate it linearly
             lin = linearised_replicates(model, x, ev, props)
             if lin is not None:
-                sources["qmc replicates propagated linearly"] = float(groups - len(ests))  # how many failed
+                linearised = groups - len(ests)
                 ests = [o + Jo @ (-Jp @ r) for r, o, _ in lin]
                 acts = [S0 + da for _, _, da in lin]
         if len(ests) >= 2:
@@ -236,7 +237,7 @@ def integration_errors(model: DeepModel, x, ev, J, Jo, props):
         err += e
         serr += abs(a - S0) if a is not None else np.inf
         sources["1-d gauss-hermite"] = float(np.max(e))
-    return err, serr, sources
+    return err, serr, sources, linearised
 
 
 def finish(model, x, ev, J, Jo, props, label):
@@ -246,7 +247,7 @@ def finish(model, x, ev, J, Jo, props, label):
                 "props": props}
     eig = stability(model, x, ev, props)
     stable = bool(np.all(eig < 0)) if eig.size else True
-    err, serr, sources = integration_errors(model, x, ev, J, Jo, props)
+    err, serr, sources, linearised = integration_errors(model, x, ev, J, Jo, props)
     return {"x": x, "ev": ev, "J": J, "Jo": Jo, "props": props, "label": label, "eig": eig, "stable": stable,
-            "errors": err, "free_energy_error": serr, "error_sources": sources, "covered": True,
+            "errors": err, "free_energy_error": serr, "error_sources": sources, "linearised_replicates": linearised, "covered": True,
             "coverage": cov_report, "modes": modes}

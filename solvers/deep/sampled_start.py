@@ -38,7 +38,7 @@ import itertools
 import numpy as np
 
 from solvers.deep.newton import solve_at
-from theory.codes import split_layer_vector
+from theory.codes import code_fraction_difference, split_layer_vector
 from theory.spec import SpecError
 
 __all__ = ["SampledKernels", "sampled_point", "newton_homotopy", "code_distance"]
@@ -171,8 +171,4 @@ def newton_homotopy(model, x0, props, log, label, steps: int = 4):
 def code_distance(theory_codes, sampled_codes) -> list:
     """Per layer, the largest |fraction difference| over the codes of either (missing codes count as 0);
     None for a layer without fractions on either side."""
-    out = []
-    for a, b in zip(theory_codes, sampled_codes):
-        keys = set(a) | set(b)
-        out.append(max(abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in keys) if keys else None)
-    return out
+    return [code_fraction_difference(a, b) if (a or b) else None for a, b in zip(theory_codes, sampled_codes)]
