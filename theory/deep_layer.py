@@ -113,11 +113,12 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
     else:
         xi = np.zeros_like(u)
         s = np.full(m, sigma)
-    if oned.kind != "smooth":
-        if np.any(1.0 - dtilt * s * s <= 0.0):
+    if oned.grows:
+        kind, Bg, dg, leak = oned.growth_args(B, dtilt)
+        if np.any(1.0 - dg * s * s <= 0.0):
             raise OutsideDomain("1-D integral diverges: 1 − δ̃ s² <= 0")
         C = sigma * np.asarray(R_in) if has_xi else None
-        grow = growth_rate(oned.kind, P, B, s, dtilt, C)
+        grow = growth_rate(kind, P, Bg, s, dg, C, leak=leak)
         if grow >= 0.5 * (1.0 - 1e-9):
             raise OutsideDomain(f"y-integral diverges: growth rate {grow:.4g} >= 1/2 (outside the domain)")
     zeta, m1, m2, ez, ez2 = tilted_moments(oned, xi, u, s, dtilt, None if cache is None else cache.phi)

@@ -9,10 +9,17 @@ z ~ N(b/A, 1/A) (domain A > 0). ReLU: the untilted lower tail z < −ξ/s plus t
 upper part (truncated-normal moments with log_ndtr). Smooth bounded φ: probabilists' Gauss–Hermite
 with ``nz`` nodes (compiled). :func:`growth_rate` is the domain bound of the outer y-integral:
 lim ζ(r u, r ξ)/r² summed over classes must stay below ½.
+
+Shaped φ (the homotopy in the nonlinearity's shape, :mod:`solvers.deep.shape_homotopy`):
+φ_σ(h) = (1 − σ) h + σ φ(h), σ ∈ [0, 1] (``OneD.shape``; 1 is φ itself). Smooth φ: the same compiled
+Gauss–Hermite rule with σ passed into one compiled kernel (no new expression per σ), its nodes centred on
+the Gaussian tilt of the linear part (1 − σ) h, which is integrated in closed form; φ_σ grows like (1 − σ) h, so the 1-D domain is 1 − (1 − σ)² δ̃ s² > 0 and the y-domain is the linear one with
+u → (1 − σ) u, δ̃ → (1 − σ)² δ̃. ReLU: φ_σ is the leaky ReLU with slope a = 1 − σ below 0; its lower part
+z < −ξ/s is the linear Gaussian with u → a u, δ̃ → a² δ̃, truncated (closed form as the upper part).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import functools
 import math
 
@@ -33,12 +40,14 @@ _LOG_2PI = math.log(2.0 * math.pi)
 class OneD:
     """How the 1-D tilted integrals of φ are done: ``kind`` "linear" | "relu" (closed forms) or
     "smooth" (Gauss–Hermite with ``nz`` nodes; ``code`` 1 normcdf, 2 erf, 3 tanh compiled inline,
-    0 any other kink-free φ evaluated through its compiled kernel)."""
+    0 any other kink-free φ evaluated through its compiled kernel). ``shape`` σ: the integrals are those of
+    φ_σ(h) = (1 − σ) h + σ φ(h) (module docstring; 1, the default, is φ itself)."""
 
     kind: str
     name: str
     nz: int = 40
     code: int = 0
+    shape: float = 1.0
 
     @staticmethod
     def for_nonlinearity(name: str, nz: int = 40) -> "OneD":
@@ -57,7 +66,25 @@ class OneD:
         return OneD("smooth", nl.name, nz=nz, code=code)
 
     def with_nz(self, nz: int) -> "OneD":
-        return OneD(self.kind, self.name, nz, self.code)
+        return replace(self, nz=nz)
+
+    def shaped(self, shape: float) -> "OneD":
+        """The integrals of φ_σ(h) = (1 − σ) h + σ φ(h) with σ = ``shape`` in [0, 1] (linear φ: itself)."""
+        if not 0.0 <= shape <= 1.0:
+            raise SpecError(f"shape must lie in [0, 1] (got {shape})")
+        return self if self.kind == "linear" else replace(self, shape=float(shape))
+
+    @property
+    def grows(self) -> bool:
+        """φ grows linearly (linear, ReLU, or a shaped φ with σ < 1): the integrals have a domain."""
+        return self.kind != "smooth" or self.shape < 1.0
+
+    def growth_args(self, B, d):
+        """(kind, B, δ̃, leak) for :func:`growth_rate` (and the 1-D domain) of this φ with tilt factor B."""
+        a = 1.0 - self.shape
+        if self.kind == "smooth":
+            return "linear", a * B, a * a * d, 0.0
+        return self.kind, B, d, (a if self.kind == "relu" else 0.0)
 
 
 @numba.njit(cache=True, inline="always")
@@ -105,6 +132,51 @@ def _smooth_moments(code, phi_pre, xi, u, s, d, z, logw, out):
                 sz += w * z[k]
                 sz2 += w * z[k] * z[k]
             out[i, c, 0] = mx + math.log(s0)
+            out[i, c, 1] = s1 / s0
+            out[i, c, 2] = s2 / s0
+            out[i, c, 3] = sz / s0
+            out[i, c, 4] = sz2 / s0
+
+
+@numba.njit(cache=True)
+def _shaped_moments(code, shape, phi_pre, xi, u, s, d, z, logw, out):
+    """:func:`_smooth_moments` of φ_σ = (1 − σ) h + σ φ(h), σ = ``shape``: the linear part's Gaussian tilt
+    (a = 1 − σ: u → a u, d → a² d) is integrated in closed form and the Gauss–Hermite nodes are centred on it,
+    z_k = μ + z'_k/√A, so only the bounded remainder u σ φ + ½ d σ φ (2 a h + σ φ) is integrated by the rule.
+    φ at the mapped nodes from ``phi_pre[i, c, k]`` (code 0) or inline (codes 1–3)."""
+    n, m = u.shape
+    nz = z.shape[0]
+    a = 1.0 - shape
+    e = np.empty(nz)
+    ph = np.empty(nz)
+    zz = np.empty(nz)
+    for i in range(n):
+        for c in range(m):
+            uc, dc, x, sc = u[i, c], d[c], xi[i, c], s[c]
+            A = 1.0 - a * a * dc * sc * sc
+            b = sc * (a * uc + a * a * dc * x)
+            mu = b / A
+            lin = a * uc * x + 0.5 * a * a * dc * x * x + 0.5 * b * mu - 0.5 * math.log(A)
+            sd = 1.0 / math.sqrt(A)
+            mx = -np.inf
+            for k in range(nz):
+                zk = mu + sd * z[k]
+                h = x + sc * zk
+                f = phi_pre[i, c, k] if code == 0 else _phi_builtin(code, h)
+                p = a * h + shape * f
+                v = logw[k] + uc * shape * f + 0.5 * dc * shape * f * (2.0 * a * h + shape * f)
+                zz[k], ph[k], e[k] = zk, p, v
+                if v > mx:
+                    mx = v
+            s0 = s1 = s2 = sz = sz2 = 0.0
+            for k in range(nz):
+                w = math.exp(e[k] - mx)
+                s0 += w
+                s1 += w * ph[k]
+                s2 += w * ph[k] * ph[k]
+                sz += w * zz[k]
+                sz2 += w * zz[k] * zz[k]
+            out[i, c, 0] = lin + mx + math.log(s0)
             out[i, c, 1] = s1 / s0
             out[i, c, 2] = s2 / s0
             out[i, c, 3] = sz / s0
@@ -164,6 +236,8 @@ def tilted_moments(oned: OneD, xi, u, s, d, cache: PhiCache | None = None):
     u = np.asarray(u, dtype=np.float64)
     s = np.asarray(s, dtype=np.float64)
     d = np.asarray(d, dtype=np.float64)
+    if oned.kind == "smooth" and oned.shape < 1.0:
+        return _shaped(oned, xi, u, s, d)
     if oned.kind == "smooth":
         z, logw = _gh_1d(oned.nz)
         out = np.empty(u.shape + (5,))
@@ -177,6 +251,8 @@ def tilted_moments(oned: OneD, xi, u, s, d, cache: PhiCache | None = None):
             phi_pre = np.empty((1, 1, 1))
         _smooth_moments(code, phi_pre, np.ascontiguousarray(xi), np.ascontiguousarray(u), s, d, z, logw, out)
         return out[..., 0], out[..., 1], out[..., 2], out[..., 3], out[..., 4]
+    if oned.kind == "relu" and oned.shape < 1.0:
+        return _leaky_relu_moments(1.0 - oned.shape, xi, u, s, d)
     A = 1.0 - d * s * s
     if np.any(A <= 0.0):
         raise OutsideDomain(f"1-D integral diverges: 1 − δ̃ s² = {A.min():.3g} <= 0")
@@ -214,9 +290,62 @@ def tilted_moments(oned: OneD, xi, u, s, d, cache: PhiCache | None = None):
     return zeta, m1, m2, ez, ez2
 
 
-def _growth_classes(kind, u, xi, s, d):
+def _shaped(oned: OneD, xi, u, s, d):
+    """:func:`tilted_moments` of a smooth φ shaped by σ = ``oned.shape`` < 1 (:func:`_shaped_moments`)."""
+    a = 1.0 - oned.shape
+    A = 1.0 - a * a * d * s * s
+    if np.any(A <= 0.0):
+        raise OutsideDomain(f"1-D integral of the shaped φ diverges: 1 − (1 − σ)² δ̃ s² = {A.min():.3g} <= 0")
+    z, logw = _gh_1d(oned.nz)
+    xi, u = np.ascontiguousarray(xi), np.ascontiguousarray(u)
+    phi_pre = np.empty((1, 1, 1))
+    if oned.code == 0:
+        mu = s * (a * u + a * a * d * xi) / A
+        h = (xi + s * mu)[..., None] + (s / np.sqrt(A))[None, :, None] * z[None, None, :]
+        phi_pre = np.ascontiguousarray(get_nonlinearity(oned.name)(h), dtype=np.float64)
+    out = np.empty(u.shape + (5,))
+    _shaped_moments(oned.code, float(oned.shape), phi_pre, xi, u, s, d, z, logw, out)
+    return out[..., 0], out[..., 1], out[..., 2], out[..., 3], out[..., 4]
+
+
+def _truncated_gaussian(u, d, xi, s, z0, upper):
+    """The linear-φ tilt u h + ½ d h² (h = ξ + s z) on z > z0 (``upper``) or z < z0: (log mass, E z, E z²) of
+    N(z; 0, 1) e^{u h + ½ d h²} there (mass unnormalised, moments normalised)."""
+    A = 1.0 - d * s * s
+    b = s * (u + d * xi)
+    mu = b / A
+    sqA = np.sqrt(A)
+    alpha = (z0 - mu) * sqA
+    sgn = 1.0 if upper else -1.0
+    log_p = log_ndtr(-sgn * alpha)
+    log_mass = u * xi + 0.5 * d * xi * xi + 0.5 * b * mu - 0.5 * np.log(A) + log_p
+    lam = np.exp(-0.5 * alpha * alpha - 0.5 * _LOG_2PI - log_p)  # inverse Mills ratio
+    ez = mu + sgn * lam / sqA
+    var = np.maximum((1.0 + sgn * alpha * lam - lam * lam) / A, 0.0)
+    return log_mass, ez, var + ez * ez
+
+
+def _leaky_relu_moments(a, xi, u, s, d):
+    """:func:`tilted_moments` of the leaky ReLU φ(h) = h (h > 0), a h (h < 0): two truncated Gaussians."""
+    A = 1.0 - d * s * s
+    if np.any(A <= 0.0) or np.any(1.0 - a * a * d * s * s <= 0.0):
+        raise OutsideDomain(f"1-D integral diverges: 1 − δ̃ s² = {A.min():.3g} <= 0")
+    z0 = -xi / s
+    lm0, e0, e0sq = _truncated_gaussian(a * u, a * a * d, xi, s, z0, upper=False)
+    lm1, e1, e1sq = _truncated_gaussian(u, d, xi, s, z0, upper=True)
+    zeta = np.logaddexp(lm0, lm1)
+    p0, p1 = np.exp(lm0 - zeta), np.exp(lm1 - zeta)
+    ez = p0 * e0 + p1 * e1
+    ez2 = p0 * e0sq + p1 * e1sq
+    m1 = p0 * a * (xi + s * e0) + p1 * (xi + s * e1)
+    m2 = (p0 * a * a * (xi * xi + 2.0 * xi * s * e0 + s * s * e0sq)
+          + p1 * (xi * xi + 2.0 * xi * s * e1 + s * s * e1sq))
+    return zeta, m1, m2, ez, ez2
+
+
+def _growth_classes(kind, u, xi, s, d, leak=0.0):
     """g_c = lim_{r→∞} ζ_c(r u, r ξ) / r² = max_z' [−z'²/2 + u φ(ξ + s z') + ½ d φ(ξ + s z')²] for φ = h
-    (linear) or (h)₊ (relu); arrays (n, m)."""
+    (linear), (h)₊ (relu) or the leaky ReLU with slope ``leak`` below 0; arrays (n, m)."""
     A = 1.0 - d * s * s
     zs = s * (u + d * xi) / A
     hs = xi + s * zs
@@ -224,17 +353,22 @@ def _growth_classes(kind, u, xi, s, d):
     if kind == "linear":
         return inner
     vb = -0.5 * (xi / s) ** 2  # on the kink h = 0
-    return np.maximum(np.where(hs > 0, inner, -np.inf), np.where(xi <= 0, 0.0, vb))
+    if leak == 0.0:
+        return np.maximum(np.where(hs > 0, inner, -np.inf), np.where(xi <= 0, 0.0, vb))
+    lower = _growth_classes("linear", leak * u, xi, s, leak * leak * d)
+    h_lo = xi + s * s * (leak * u + leak * leak * d * xi) / (1.0 - leak * leak * d * s * s)
+    return np.maximum(np.maximum(np.where(hs > 0, inner, -np.inf), np.where(h_lo < 0, lower, -np.inf)), vb)
 
 
-def growth_rate(kind, sizes, B, s, d, C=None, n_random=256, seed=0):
+def growth_rate(kind, sizes, B, s, d, C=None, n_random=256, seed=0, leak=0.0):
     """max over unit y of Σ_c P_c g_c(u_c(y), ξ_c(y)) with u = B v, ξ = C w, y = (v, w): the y-integrand
     behaves like exp(r² (growth − ½)) along r y, so the layer's integral converges iff growth < ½.
 
     Linear φ: g is the quadratic form ½ (u, ξ) H_c (u, ξ)ᵀ, H_c = [[s²/A, 1 + d s²/A], [·, d + d² s²/A]],
     A = 1 − d s², and the growth is the top eigenvalue of ½ Σ_c P_c M_cᵀ H_c M_c (exact). ReLU:
     random unit directions refined by a vectorised random-perturbation hill climb (a lower bound
-    of the maximum that is tight in practice; the linear bound is the quadratic form's maximum)."""
+    of the maximum that is tight in practice; the linear bound is the quadratic form's maximum); ``leak``: the
+    slope below 0 of a leaky ReLU (0: ReLU)."""
     P = np.asarray(sizes, dtype=np.float64)
     m = len(P)
     dim = m if C is None else 2 * m
@@ -257,7 +391,7 @@ def growth_rate(kind, sizes, B, s, d, C=None, n_random=256, seed=0):
         Y = Y / np.linalg.norm(Y, axis=1, keepdims=True)
         u = Y[:, :m] @ B.T
         xi = np.zeros_like(u) if C is None else Y[:, m:] @ C.T
-        return _growth_classes(kind, u, xi, s, d) @ P
+        return _growth_classes(kind, u, xi, s, d, leak) @ P
 
     rng = np.random.default_rng(seed)
     Y = np.concatenate([rng.standard_normal((n_random, dim)), np.eye(dim), -np.eye(dim)])

@@ -93,6 +93,7 @@ from solvers.deep.newton import SolveLog, solve_at, t_only
 from solvers.deep.nonlinear_result import DeepNonlinearSolution, build_solution
 from solvers.deep.options import DeepOptions
 from solvers.deep.sampled_start import SampledKernels, newton_homotopy, sampled_point
+from solvers.deep.shape_homotopy import follow_shape, linear_point, shaped_model
 from solvers.deep.saddle import coverage, finish
 from theory.deep_blocks import Proposal, untilted_kernels
 from theory.spec import ModelSpec, SpecError
@@ -199,7 +200,8 @@ class _Search:
         if isinstance(start, DeepLinearClassSolution) and len(start.sigmas) == model.L and start.spec.m == model.m:
             x_start = model.pack(np.diag(start.tau), [(start.blocks[ell], np.full(model.m, start.alphas[ell]))
                                                       for ell in range(model.L - 1)])
-            return self.attempt(x_start, None, "start from the deep linear solution") is not None
+            return self.attempt(x_start, None, "start from the deep linear solution") is not None \
+                or self.from_shape(x_start)
         if isinstance(start, DeepNonlinearSolution) and start.x is not None and start.layers == model.L \
                 and start.spec.m == model.m:
             return self.attempt(start.x.copy(), start.proposals, "warm start") is not None
@@ -374,6 +376,22 @@ class _Search:
         return self._tried(self.attempt(x, props, f"continuation in T from T = {Tw:.4g}"),
                            f"continuation from T = {Tw:.4g}")
 
+    def from_shape(self, x0=None) -> bool:
+        """The homotopy in φ's shape, φ_σ = (1 − σ) h + σ φ, from the deep linear network's saddle (or ``x0``)
+        at σ = 0 to σ = 1 (:mod:`solvers.deep.shape_homotopy`); the last of the starts (one level)."""
+        model = self.model
+        if model.oned.kind == "linear" or self.depth > 0:
+            return False
+        x0 = linear_point(model) if x0 is None else x0
+        lin = shaped_model(model, 0.0)
+        path = follow_shape(model, x0, lin.initial_proposals(x0, self.inflate), self.log)
+        self.log.append(path.message)
+        if not path.done:
+            self.tried.append(path.message)
+            return False
+        return self._tried(self.attempt(path.x, path.proposals, "shape homotopy from the deep linear network"),
+                           "shape homotopy")
+
     def from_prior(self) -> bool:
         model = self.model
         x0 = _prior_start(model, self.spec.temperature)
@@ -506,7 +524,7 @@ def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, depth: int = 0) -> Dee
     if not direct_ok:
         direct_ok = search.from_prior()
     if L >= 2 and not direct_ok:  # the small-T starts (only when the prior start fails: earlier results unchanged)
-        direct_ok = search.from_large_p() or search.from_small_p() or search.from_warmer()
+        direct_ok = search.from_large_p() or search.from_small_p() or search.from_warmer() or search.from_shape()
     if not direct_ok or (opt.search and L >= 2):
         Ts = np.geomspace(max(2.0, 8.0 * T), max(T, 1e-3), opt.continuation_steps)
         search.continuation(np.append(Ts, T) if T < 1e-3 else Ts, "continuation from high T")
