@@ -238,13 +238,14 @@ class _Search:
         found = end is not None and self.attempt(*end, f"{label}, Newton homotopy")
         return self._tried(found, label)
 
-    def premixed(self, x, props):
+    def premixed(self, x, props, model=None):
         """Proposals for the start x: each layer whose proposal misses modes of its tilted measure (coverage
-        check at x) gets the mixture of those modes."""
-        ev = self.model.safe_eval(x, props)
+        check at x) gets the mixture of those modes (of ``model``'s equations, default the search's)."""
+        model = model or self.model
+        ev = model.safe_eval(x, props)
         if ev is None:
             return props
-        _, report, found = coverage(self.model, x, ev, props, self.opt.seed)
+        _, report, found = coverage(model, x, ev, props, self.opt.seed)
         return [p if rep["covered"] else mixture_from_modes(p, *f, inflate=self.inflate)
                 for p, f, rep in zip(props, found, report)]
 
@@ -384,7 +385,8 @@ class _Search:
             return False
         x0 = linear_point(model) if x0 is None else x0
         lin = shaped_model(model, 0.0)
-        path = follow_shape(model, x0, lin.initial_proposals(x0, self.inflate), self.log)
+        path = follow_shape(model, x0, lin.initial_proposals(x0, self.inflate), self.log,
+                            remix=lambda mdl, x, props: self.premixed(x, props, mdl))
         self.log.append(path.message)
         if not path.done:
             self.tried.append(path.message)

@@ -19,8 +19,9 @@ started from the secant predictor
     x_pred = x_k + (x_k − x_{k−1}) Δσ_{k+1} / Δσ_k.
 
 Step control: a step that converges in at most ``easy`` Newton iterations lets the next one grow by 3/2
-(at most ``max_step``); a failed step is halved, down to ``min_step``, where the path stops and the last
-σ reached is reported. At σ = 1 the point and its proposals are handed to the caller (the search of
+(at most ``max_step``); a failed step is first retried once from the last solved point with proposals
+re-made there (``remix``: the search passes mixtures at the modes its Gaussians miss), then halved, down to
+``min_step``, where the path stops and the last σ reached is reported. At σ = 1 the point and its proposals are handed to the caller (the search of
 :mod:`solvers.deep.nonlinear` checks coverage, mixtures and errors as for every start).
 """
 from __future__ import annotations
@@ -38,8 +39,8 @@ __all__ = ["ShapePath", "shaped_model", "linear_point", "follow_shape"]
 
 @dataclass
 class ShapePath:
-    """Where the shape homotopy got: ``reached`` (the largest σ solved, −1 if not even σ = 0), ``x`` and
-    ``proposals`` there, the solved ``shapes`` in order, and ``message``. ``done`` when σ = 1 was reached."""
+    """Where the shape homotopy got: ``reached`` (the largest σ solved, −1 if not even σ = 0), ``x`` there and
+    the ``proposals`` it solves the equations with, the solved ``shapes`` in order, and ``message``. ``done`` when σ = 1 was reached."""
 
     reached: float
     x: np.ndarray | None
@@ -70,10 +71,12 @@ def linear_point(model):
 
 
 def follow_shape(model, x0, props, log, label="shape homotopy", first_step=0.125, max_step=0.25,
-                 min_step=1.0 / 512, easy=5, tol=1e-8, maxiter=25, target=1.0) -> ShapePath:
+                 min_step=1.0 / 512, easy=5, tol=1e-8, maxiter=40, target=1.0, remix=None) -> ShapePath:
     """Follow the σ-shaped equations of ``model`` from x0 (a point near the σ = 0 root, e.g.
     :func:`linear_point`) with proposals ``props`` to σ = ``target`` (1: φ itself; module docstring).
-    ``log``: the solve's :class:`solvers.deep.newton.SolveLog`."""
+    ``log``: the solve's :class:`solvers.deep.newton.SolveLog`. ``remix(shaped model, x, proposals)``
+    (optional): proposals for the last solved point when a step fails (e.g. mixtures at the modes that its
+    proposals miss), tried once per point before the step is halved."""
     def step(shape, x, props, rounds):
         return solve_at(shaped_model(model, shape), x, props, log, f"{label}, σ = {shape:.4g}", rounds=rounds,
                         tol=tol, maxiter=maxiter, jacobians=False)
@@ -82,7 +85,8 @@ def follow_shape(model, x0, props, log, label="shape homotopy", first_step=0.125
     if out is None:
         return ShapePath(-1.0, None, None, [], f"{label}: Newton failed at σ = 0 (the linear network)")
     x, props, shapes, path = out[0], out[4], [0.0], [(0.0, out[0])]
-    ds = first_step
+    used = props  # the proposals x solves with (each step returns them moment-matched to its solution)
+    ds, remixed = first_step, False
     while shapes[-1] < target:
         sk = min(target, shapes[-1] + ds)
         pred = x
@@ -93,15 +97,21 @@ def follow_shape(model, x0, props, log, label="shape homotopy", first_step=0.125
         out = step(sk, pred, props, 1)
         if out is None and pred is not x:
             out = step(sk, x, props, 1)
+        if out is None and remix is not None and not remixed:
+            remixed, new = True, remix(shaped_model(model, shapes[-1]), x, props)
+            if any(a is not b for a, b in zip(new, props)):
+                log.append(f"{label}: mixture proposals at σ = {shapes[-1]:.4g}")
+                props = new
+                continue
         if out is None:
             ds /= 2.0
             if ds < min_step:
-                return ShapePath(shapes[-1], x, props, shapes,
+                return ShapePath(shapes[-1], x, used, shapes,
                                  f"{label}: stopped at σ = {shapes[-1]:.4g} (Newton failed at σ = {sk:.4g})")
             continue
-        x, props = out[0], out[4]
+        x, used, props, remixed = out[0], props, out[4], False
         shapes.append(sk)
         path.append((sk, x))
         if log.iterations - nit <= easy:
             ds = min(1.5 * ds, max_step)
-    return ShapePath(shapes[-1], x, props, shapes, f"{label}: reached σ = {shapes[-1]:.4g} in {len(shapes) - 1} steps")
+    return ShapePath(shapes[-1], x, used, shapes, f"{label}: reached σ = {shapes[-1]:.4g} in {len(shapes) - 1} steps")
