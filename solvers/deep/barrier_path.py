@@ -1,17 +1,20 @@
 """Continuation of the deep ReLU equations with the condensate barrier (THEORY §4, §5; :mod:`solvers.deep.kkt`).
 
-The barrier −ε Σ_j log(1 − q_j) of the last layer's readout domain and of the first layer's tilted domain makes
-the deep ReLU equations a smooth function of (x, ε, P) inside both domains; its solution x(ε, P) is the central
-path of the KKT system, which at ε → 0 is the saddle point with its condensates (μ_j = ε/(1 − q_j)). A start on
-that path is the plain solution at small P, where no constraint is active (then x(ε → 0) is the plain solution).
-:func:`follow` steps one parameter p (ε or the scale of the class sizes, σ_a² P fixed) geometrically from p_0
-to p_1 in log p,
+The barrier ε Σ_j ψ(q_j) of the last layer's readout domain and of the first layer's tilted domain
+(:func:`solvers.deep.kkt.barrier_weights`: the log barrier, or its C¹ form with an onset) makes the deep ReLU
+equations a smooth function of (x, ε, P) inside both domains; its solution x(ε, P) is the central path of the
+KKT system, which at ε → 0 is the saddle point with its condensates (μ_j = ε ψ'(q_j)). A start on that path is
+the plain solution at small P, where no constraint is active (there x(ε → 0) is the plain solution).
+:func:`follow` steps one parameter p (ε, or the total P with the class proportions and σ_a² P fixed)
+geometrically from p_0 to p_1 in log p, each step started from the secant predictor
 
-    x_{k+1}⁰ = x_k + (x_k − x_{k−1}) (log p_{k+1} − log p_k)/(log p_k − log p_{k−1})   (secant predictor),
+    x_{k+1}⁰ = x_k + (x_k − x_{k−1}) (log p_{k+1} − log p_k)/(log p_k − log p_{k−1}),
 
-Newton (:func:`solvers.deep.newton.solve_at`) with the maximisers of both domains searched afresh at each
-step (:func:`solvers.deep.condensate.needle_rounds`), the step in log p grown by 1.5 (at most 2 log ``ratio``) after a step that took
-at most 5 Newton iterations and halved in log p after a failure, up to ``halvings`` times in a row.
+with t shrunk until both domains hold if the predictor leaves one, then corrected by Newton
+(:func:`solvers.deep.newton.solve_at`), the maximisers of both domains searched afresh at each step (and,
+optionally, the last layer's needle components placed afresh, :func:`solvers.deep.condensate.with_needles`).
+Step control: the step in log p grows by 3/2 (at most 2 log ``ratio``) after a step that took at most 5 Newton
+iterations and is halved after a failure, up to ``halvings`` times in a row.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import math
 
 import numpy as np
 
-from solvers.deep.condensate import _evaluable, needle_rounds
+from solvers.deep.condensate import _evaluable, with_needles
 from solvers.deep.newton import solve_at
 
 __all__ = ["PathPoint", "Path", "follow"]
@@ -61,13 +64,13 @@ def _secant(points, log_p):
 
 def _step(model, x0, props, log, label, maxiter, needles, rounds=2):
     """One corrector: Newton with the proposal rounds from x0, the maximisers of the barrier searched afresh at
-    x0; with ``needles`` the needle components re-placed at each solution (:func:`needle_rounds`), else the
-    proposals carried (moment-matched, :func:`solvers.deep.newton.solve_at`)."""
+    x0; with ``needles`` the needle components placed afresh at x0 (:func:`with_needles`), else the proposals
+    carried (moment-matched, :func:`solvers.deep.newton.solve_at`)."""
     def solve(xs, ps):
         return solve_at(model, xs, ps, log, label, rounds=rounds, tol=1e-8, maxiter=maxiter, jacobians=False)
 
     if needles:
-        return needle_rounds(model, x0, props, solve)
+        props = with_needles(model, x0, props)
     if model.condensate is not None:
         model.condensate.refresh(model, x0)
     x0 = _evaluable(model, x0, props, shrink=0.98, tries=25)  # a lower layer tilted past its domain: t shrunk
