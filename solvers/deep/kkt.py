@@ -25,7 +25,15 @@ exact for δ and the off-diagonal k; for k_cc it is the outliers' own tilt σ² 
 which equals the derivative at q = 1 (the two differ by O(μ (1 − q)), the barrier's bias below).
 
 The multipliers come from the log barrier −ε Σ_j log(1 − q_j) (μ_j = ε/(1 − q_j)), the central path of the
-one-layer solver (:mod:`solvers.finite_p.dual`): :class:`Barrier` adds these terms to the last layer's result
+one-layer solver (:mod:`solvers.finite_p.dual`), over the maximisers with q_j >= :data:`Q_MIN`; or, with an onset
+q_0 (:class:`Barrier` ``onset``), from the barrier ε Σ_j ψ(q_j) with
+
+    ψ(q) = −log((1 − q)/(1 − q_0)) − (q − q_0)/(1 − q_0)  (q > q_0),  0 (q <= q_0),
+    μ_j = ε ψ'(q_j) = ε [1/(1 − q_j) − 1/(1 − q_0)],
+
+which is C¹ in q, so that a maximiser that appears below q_0 (a search finds a new local maximum of the domain)
+enters the equations with zero multiplier: the residual stays continuous along a continuation. Both barriers
+have the same limit ε → 0 (the KKT point). :class:`Barrier` adds these terms to the last layer's result
 inside :meth:`solvers.deep.model.DeepModel.evaluate` (its ``condensate`` hook), so the deep Newton solve, its
 needle proposals (:mod:`solvers.deep.condensate`) and its error estimates apply unchanged. The bulk keeps the
 needle's near part (integrated with needle components in the proposal); at margin 1 − q = ε/μ the far tail of
@@ -49,7 +57,7 @@ from theory.domain import marginal_directions
 from theory.domain_errors import OutsideDomain
 from theory.nonlinearities import get_nonlinearity
 
-__all__ = ["CondensateTerms", "condensate_terms", "Barrier", "Q_MIN", "EPSILON",
+__all__ = ["CondensateTerms", "condensate_terms", "Barrier", "Q_MIN", "EPSILON", "barrier_weights",
            "solve_with_condensate", "first_layer_terms"]
 
 #: the barrier weight of the deep solver's condensate (``DeepOptions.condensate_epsilon`` None): multipliers
@@ -135,6 +143,21 @@ def _readout_layer(model, ker):
     return np.zeros((model.m, model.m)), np.ones(model.m), False
 
 
+def barrier_weights(q, epsilon: float, onset: float | None = None):
+    """(keep, μ, barrier value) of the maximisers with ``q``: the log barrier over q >= :data:`Q_MIN`
+    (``onset`` None; μ = ε/(1 − q), value −ε Σ log(1 − q)), or the C¹ barrier ε Σ ψ(q) with onset q_0 (module
+    docstring; μ = ε [1/(1 − q) − 1/(1 − q_0)] over q > q_0)."""
+    q = np.asarray(q, dtype=np.float64)
+    if onset is None:
+        keep = q >= Q_MIN
+        qk = q[keep]
+        return keep, epsilon / (1.0 - qk), -epsilon * float(np.sum(np.log(1.0 - qk)))
+    keep = q > onset
+    qk, a = q[keep], 1.0 - onset
+    value = epsilon * float(np.sum(-np.log((1.0 - qk) / a) - (qk - onset) / a))
+    return keep, epsilon * (1.0 / (1.0 - qk) - 1.0 / a), value
+
+
 class Barrier:
     """The log barrier −ε Σ_j log(1 − q_j) over the maximisers with q_j >= :data:`Q_MIN` (μ_j = ε/(1 − q_j)), as
     the ``condensate`` hook of :class:`solvers.deep.model.DeepModel`: called with the last layer's
@@ -142,8 +165,9 @@ class Barrier:
     and log Z += −ε Σ log(1 − q_j)). The maximisers are found by the full search at :meth:`refresh` and tracked
     (polished) from there at each evaluation, so that the residual is a smooth function of the unknowns."""
 
-    def __init__(self, epsilon: float):
+    def __init__(self, epsilon: float, onset: float | None = None):
         self.epsilon = float(epsilon)
+        self.onset = onset  # None: the log barrier over q >= Q_MIN; else the C¹ barrier (barrier_weights)
         self.known = None  # directions (k, 2m) of the last full search
 
     def refresh(self, model, x) -> ReadoutDomain:
@@ -169,14 +193,13 @@ class Barrier:
         dom = self.domain(model, t, ker)
         if len(dom.q) and dom.q[0] >= 1.0:
             raise OutsideDomain(f"readout domain: q = {dom.q[0]:.6g} >= 1")
-        keep = dom.q >= Q_MIN
+        keep, mu, _ = barrier_weights(dom.q, self.epsilon, self.onset)
         if not keep.any() or self.epsilon <= 0.0:
             return None
         dom = ReadoutDomain(dom.directions[keep], dom.q[keep], dom.readout[keep], dom.xi[keep], dom.h[keep],
                             tuple(c for c, k in zip(dom.codes, keep) if k))
         R, delta, hidden = _readout_layer(model, ker)
-        return condensate_terms(dom, self.epsilon / (1.0 - dom.q), t, model.spec.sigma_a, R, delta,
-                                model.sigmas[-1], model.sizes, hidden)
+        return condensate_terms(dom, mu, t, model.spec.sigma_a, R, delta, model.sigmas[-1], model.sizes, hidden)
 
     def __call__(self, model, ell, t, ker, r, kw):
         """The layer result ``r`` of layer ``ell`` with its condensate terms: the last layer's (:meth:`terms`) or,
@@ -184,11 +207,12 @@ class Barrier:
         if ell != model.L:
             if ell != 1 or self.epsilon <= 0.0:
                 return r
-            return first_layer_terms(r, kw["kt"], kw["dt"], model.sigmas[0], model.sizes, self.epsilon)
+            return first_layer_terms(r, kw["kt"], kw["dt"], model.sigmas[0], model.sizes, self.epsilon, self.onset)
         c = self.terms(model, t, ker)
         if c is None:
             return r
-        kw = dict(log_z=r.log_z - self.epsilon * float(np.sum(np.log(c.margins))), outputs=r.outputs + c.outputs,
+        value = barrier_weights(c.q, self.epsilon, self.onset)[2]
+        kw = dict(log_z=r.log_z + value, outputs=r.outputs + c.outputs,
                   readout_moment=r.readout_moment + c.readout_moment, k=r.k + c.kernel)
         if c.kt is not None:
             kw.update(kt_in=r.kt_in + c.kt, dt_in=r.dt_in + c.dt)
@@ -236,7 +260,7 @@ def tilted_first_layer(kt, dt, sigma, sizes):
     return B, A, dirs, q
 
 
-def first_layer_terms(r, kt, dt, sigma, sizes, epsilon):
+def first_layer_terms(r, kt, dt, sigma, sizes, epsilon, onset=None):
     """Layer 1's result ``r`` (input K_0 = I) with the barrier −ε Σ_j log(1 − q_j) of its own readout-like domain
     under the tilt (k̃_1, δ̃_1) that the last layer's outliers strengthen: with u = B v (B = chol k̃_1) and
     A_c = 1 − δ̃_c σ², q = max_v Σ_c P_c σ² (u_c)₊²/A_c (:func:`tilted_first_layer`), and at its maximiser, with
@@ -249,29 +273,33 @@ def first_layer_terms(r, kt, dt, sigma, sizes, epsilon):
     B, A, dirs, q = tilted_first_layer(kt, dt, sigma, sizes)
     if len(q) and q[0] >= 1.0:
         raise OutsideDomain(f"first layer's domain: q = {q[0]:.6g} >= 1")
-    keep = q >= Q_MIN
+    keep, mu, barrier = barrier_weights(q, epsilon, onset)
     if not keep.any():
         return r
-    dk, dd, barrier = _first_layer_sums(B, A, sigma, sizes, epsilon, dirs[keep], q[keep])
+    dk, dd = _first_layer_sums(B, A, sigma, sizes, dirs[keep], q[keep], mu)
     return replace(r, k=r.k + dk, delta=r.delta + dd, log_z=r.log_z + barrier)
 
 
-def first_layer_condensate(kt, dt, sigma, sizes, epsilon, dirs, q):
-    """(Δk_1, Δδ_1, barrier value) of :func:`first_layer_terms` for the maximisers ``dirs`` (rows v) with ``q``."""
-    return _first_layer_sums(*_tilt(kt, dt, sigma, len(sizes)), sigma, sizes, epsilon, dirs, q)
+def first_layer_condensate(kt, dt, sigma, sizes, epsilon, dirs, q, onset=None):
+    """(Δk_1, Δδ_1, barrier value) of :func:`first_layer_terms` for the maximisers ``dirs`` (rows v) with ``q``
+    (all of them: no cut at :data:`Q_MIN`; the onset of :func:`barrier_weights` applies)."""
+    q = np.asarray(q, dtype=np.float64)
+    keep, mu, barrier = barrier_weights(q, epsilon, onset) if onset is not None else \
+        (np.ones(len(q), bool), epsilon / (1.0 - q), -epsilon * float(np.sum(np.log(1.0 - q))))
+    return (*_first_layer_sums(*_tilt(kt, dt, sigma, len(sizes)), sigma, sizes, np.asarray(dirs)[keep], q[keep], mu),
+            barrier)
 
 
-def _first_layer_sums(B, A, sigma, sizes, epsilon, dirs, q):
-    """The sums of :func:`first_layer_condensate` over the maximisers, given the tilt's (B, A)."""
+def _first_layer_sums(B, A, sigma, sizes, dirs, q, multipliers):
+    """(Δk_1, Δδ_1) of :func:`first_layer_condensate`: the sums over the maximisers with ``multipliers``, given
+    the tilt's (B, A)."""
     P = np.asarray(sizes, dtype=np.float64)
-    dk, dd, barrier = np.zeros((len(P), len(P))), np.zeros(len(P)), 0.0
-    for v, qj in zip(dirs, q):
-        mu = epsilon / (1.0 - qj)
+    dk, dd = np.zeros((len(P), len(P))), np.zeros(len(P))
+    for v, qj, mu in zip(dirs, q, multipliers):
         u = B @ v
         Du = np.where(u > 0.0, P * sigma**2 * u / A, 0.0)
         S = np.outer(Du, Du) / qj
         g = np.where(u > 0.0, P * sigma**4 * u * u / A**2, 0.0)
         dk += 2.0 * mu * S / np.outer(P, P)
         dd += 2.0 * mu * (g / P - np.diag(S) / P**2)
-        barrier -= epsilon * np.log(1.0 - qj)
-    return dk, dd, barrier
+    return dk, dd

@@ -42,7 +42,7 @@ class DeepModel:
         self.alt_rules = [self._rule(d, alt=True) for d in self.dims]
         self.exact = self.oned.kind == "linear" and all(r.groups == 1 for r in self.rules)
         self._caches: dict = {}  # (layer, rule, 1-D nodes) → LayerCache
-        self.condensate = (Barrier(options.condensate_epsilon)  # the last layer's outliers (None: none)
+        self.condensate = (Barrier(options.condensate_epsilon, options.condensate_onset)  # outliers (None: none)
                            if self.oned.kind == "relu" and (options.condensate_epsilon or 0.0) > 0 else None)
 
     def layer_cache(self, ell: int, rule: Rule, oned: OneD | None = None) -> LayerCache:

@@ -38,6 +38,8 @@ class DeepOptions(Options):
     # first, then with ε = solvers.deep.kkt.EPSILON if they give no solution within error_tol; 0 (default): never,
     # because the barrier has not yet solved a case at L >= 2 that the plain equations miss (docs/devlog.md)
     condensate_epsilon: float | None = 0.0
+    # the barrier's onset q_0 (solvers.deep.kkt.barrier_weights): None = the log barrier over q >= Q_MIN
+    condensate_onset: float | None = None
     code_neurons: int = 8000  # neurons drawn from each layer's measure for the code fractions (0: none)
 
     def validate(self) -> None:
@@ -48,6 +50,8 @@ class DeepOptions(Options):
         check_float("error_tol", self.error_tol, 0.0, lo_open=True)
         if self.condensate_epsilon is not None:
             check_float("condensate_epsilon", self.condensate_epsilon, 0.0)
+        if self.condensate_onset is not None:
+            check_float("condensate_onset", self.condensate_onset, 0.0, 1.0, hi_open=True)
         check_int("qmc_replicates", self.qmc_replicates, 2)
         check_int("nz", self.nz, 2)
         check_float("tol", self.tol, 0.0, 1.0, lo_open=True, hi_open=True)
