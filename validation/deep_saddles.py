@@ -96,10 +96,11 @@ def _same(a, b, layers) -> bool:
 
 
 def theory_saddles(spec: ModelSpec, layers: int, anchors=(), *, first=None, sigmas=None,
-                   max_ratio: float = MAX_RATIO, progress=None) -> list:
+                   max_ratio: float = MAX_RATIO, progress=None, keep_dropped: bool = False) -> list:
     """The stable saddles at ``spec``'s T (module docstring): ``first`` (default: the default solve at T)
     and, per anchor temperature, the default solve there followed to T by warm starts. Returns a list of
-    {"solution", "anchor", "found_by", "log"}, distinct, converged and stable, the default solve's first."""
+    {"solution", "anchor", "found_by", "log", "dropped" (None)}, distinct, converged and stable, the default
+    solve's first; ``keep_dropped``: every candidate, "dropped" saying why one is not kept."""
     anchors = [check_float("saddle anchor temperature", float(a), 0.0, lo_open=True) for a in anchors]
     T = spec.temperature
     first = first if first is not None else deep_theory(spec, layers, sigmas=sigmas)
@@ -119,11 +120,13 @@ def theory_saddles(spec: ModelSpec, layers: int, anchors=(), *, first=None, sigm
     kept = []
     for cand in found:
         sol = cand["solution"]
-        if sol is None or not (sol.converged and sol.stable):
-            continue
-        if not any(_same(sol, k["solution"], layers) for k in kept):
-            kept.append(cand)
-    return kept
+        why = ("no saddle reached" if sol is None else f"not converged ({sol.status})" if not sol.converged
+               else "unstable" if not sol.stable else None)
+        if why is None and any(_same(sol, k["solution"], layers) for k in kept):
+            why = "the same saddle as an earlier one"
+        cand["dropped"] = why
+        kept += [cand] if why is None else []
+    return kept if not keep_dropped else found
 
 
 def assign_chains(theory_vectors, theory_errors, means, mcses, width: int, size: float,
@@ -151,8 +154,12 @@ def _standing(S, e) -> list:
 
 
 def saddle_rule(saddles: list, per_width: list, spec: ModelSpec, layers: int) -> dict:
-    """The JSON block ``saddle_rule``: ``saddles`` from :func:`theory_saddles`, ``per_width`` the
-    ``per_width`` entries of :func:`validate_deep` with ``per_chain=True``."""
+    """The JSON block ``saddle_rule``: ``saddles`` from :func:`theory_saddles` (those with a "dropped" reason
+    are listed under "dropped"), ``per_width`` the ``per_width`` entries of :func:`validate_deep` with
+    ``per_chain=True``."""
+    dropped = [{"anchor": s["anchor"], "found_by": s["found_by"], "why": s["dropped"], "log": s["log"]}
+               for s in saddles if s.get("dropped")]
+    saddles = [s for s in saddles if not s.get("dropped")]
     sols = [s["solution"] for s in saddles]
     S = np.array([s.free_energy for s in sols])
     e = np.array([s.free_energy_error for s in sols])
@@ -180,7 +187,7 @@ def saddle_rule(saddles: list, per_width: list, spec: ModelSpec, layers: int) ->
                          "error_estimate": sols[k].error_estimate, "outputs": np.asarray(sols[k].outputs).tolist(),
                          "code_fractions": sols[k].code_fractions, "log": s["log"]} for k, s in enumerate(saddles)],
             "equilibrium": {"saddle": eq, "free_energy": float(S[eq]), "free_energy_error": float(e[eq])},
-            "per_width": widths, "any_chain_metastable": bool(metastable),
+            "dropped": dropped, "per_width": widths, "any_chain_metastable": bool(metastable),
             "summary": _summary(widths, standing, S, e)}
 
 
@@ -204,7 +211,7 @@ def validate_deep_saddles(spec: ModelSpec, layers: int, anchors=(), *, sigmas=No
         raise SpecError("the multi-saddle rule needs a nonlinear φ (the deep linear theory has one saddle)")
     theory = deep_theory(spec, layers, sigmas=sigmas)
     saddles = theory_saddles(spec, layers, anchors, first=theory, sigmas=sigmas, max_ratio=max_ratio,
-                             progress=progress)
+                             progress=progress, keep_dropped=True)
     rep = validate_deep(spec, layers, sigmas=sigmas, theory=theory, per_chain=True, progress=progress, **validate_kw)
     data = {**rep.data, "saddle_rule": saddle_rule(saddles, rep["per_width"], spec, layers)}
     return DeepValidationReport.from_dict(data, passed=rep.converged, message=rep.message,

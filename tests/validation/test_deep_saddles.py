@@ -96,8 +96,8 @@ def test_theory_saddles_keeps_distinct_stable_ones(monkeypatch):
     import solvers.deep.nonlinear as nl
 
     a, b = _vectors()
-    first = _Saddle(a, 1e-3, -10.0, 0.1, {})
-    by_anchor = {0.2: _Saddle(a + 1e-3, 1e-3, -10.0, 0.1, {}), 0.3: _Saddle(b, 1e-3, -12.0, 0.1, {}),
+    first = _Saddle(a, 1e-3, -10.0, 0.1, {"11": 1.0})
+    by_anchor = {0.2: _Saddle(a + 1e-3, 1e-3, -10.0, 0.1, {}), 0.3: _Saddle(b, 1e-3, -12.0, 0.1, {"11": 1.0}),
                  0.4: _Saddle(b + 0.2, 1e-3, -11.0, 0.1, {})}
     by_anchor[0.4].stable = False
 
@@ -110,6 +110,11 @@ def test_theory_saddles_keeps_distinct_stable_ones(monkeypatch):
     kept = theory_saddles(SPEC, L, (0.2, 0.3, 0.4), first=first)
     assert [k["anchor"] for k in kept] == [0.1, 0.3]
     assert kept[1]["found_by"].startswith("default solve at T = 0.3, then")
+    every = theory_saddles(SPEC, L, (0.2, 0.3, 0.4), first=first, keep_dropped=True)
+    assert [c["dropped"] for c in every] == [None, "the same saddle as an earlier one", None, "unstable"]
+    chain = {"mean": b, "mcse": np.full(D, 0.002), "code_fractions": [{"11": 1.0}, {"11": 1.0}]}
+    rule = saddle_rule(every, [{"width": 400, "chains": [chain]}], SPEC, L)
+    assert len(rule["saddles"]) == 2 and [d["anchor"] for d in rule["dropped"]] == [0.2, 0.4]
 
 
 def test_cli_saddles_flag_refusals(capsys):
