@@ -101,6 +101,8 @@ def theory_saddles(spec: ModelSpec, layers: int, anchors=(), *, first=None, sigm
     and, per anchor temperature, the default solve there followed to T by warm starts. Returns a list of
     {"solution", "anchor", "found_by", "log", "dropped" (None)}, distinct, converged and stable, the default
     solve's first; ``keep_dropped``: every candidate, "dropped" saying why one is not kept."""
+    from solvers.deep.nonlinear import solve_deep_nonlinear
+
     anchors = [check_float("saddle anchor temperature", float(a), 0.0, lo_open=True) for a in anchors]
     T = spec.temperature
     first = first if first is not None else deep_theory(spec, layers, sigmas=sigmas)
@@ -108,8 +110,6 @@ def theory_saddles(spec: ModelSpec, layers: int, anchors=(), *, first=None, sigm
     for i, Ta in enumerate(anchors):
         report_progress(progress, "saddles", i, len(anchors), anchor=Ta)
         log: list = []
-        from solvers.deep.nonlinear import solve_deep_nonlinear
-
         sol = solve_deep_nonlinear(spec.replace(temperature=Ta), layers, sigmas)
         if not sol.found:
             log.append(f"default solve at T = {Ta:g}: {sol.status}")
@@ -160,6 +160,9 @@ def saddle_rule(saddles: list, per_width: list, spec: ModelSpec, layers: int) ->
     dropped = [{"anchor": s["anchor"], "found_by": s["found_by"], "why": s["dropped"], "log": s["log"]}
                for s in saddles if s.get("dropped")]
     saddles = [s for s in saddles if not s.get("dropped")]
+    if not saddles:
+        return {"rule": RULE_TEXT, "passed": False, "saddles": [], "equilibrium": None, "dropped": dropped,
+                "per_width": [], "any_chain_metastable": False, "summary": "no converged stable saddle of the theory"}
     sols = [s["solution"] for s in saddles]
     S = np.array([s.free_energy for s in sols])
     e = np.array([s.free_energy_error for s in sols])

@@ -115,6 +115,9 @@ def test_theory_saddles_keeps_distinct_stable_ones(monkeypatch):
     chain = {"mean": b, "mcse": np.full(D, 0.002), "code_fractions": [{"11": 1.0}, {"11": 1.0}]}
     rule = saddle_rule(every, [{"width": 400, "chains": [chain]}], SPEC, L)
     assert len(rule["saddles"]) == 2 and [d["anchor"] for d in rule["dropped"]] == [0.2, 0.4]
+    first.stable = False  # no stable saddle at all: the rule fails and says so
+    none = saddle_rule([{**every[0], "dropped": "unstable"}], [{"width": 400, "chains": [chain]}], SPEC, L)
+    assert not none["passed"] and none["saddles"] == [] and "no converged stable saddle" in none["summary"]
 
 
 def test_cli_saddles_flag_refusals(capsys):
