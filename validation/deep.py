@@ -24,7 +24,7 @@ from .deep_network import DeepNetwork, gradient_flops
 from .deep_observables import class_mean_activations, layer_observables, observables_vector, split_vector
 from .deep_outliers import LastLayerOutliers, combine_outliers
 from .deep_sampler import deep_collapsed_sweep, sample_readout
-from .diagnostics import rhat_rule
+from .diagnostics import mcse, rhat_rule
 from .results import DeepValidationReport
 from .tempering import T_MAX, check_tempering, combine_tempering, run_chain_with_moves
 
@@ -107,7 +107,7 @@ def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_s
                                             seed=seed + 1000 * c, step_size=step_size, sigmas=sigmas,
                                             after_sweep=hooks[-1]))
         comb = combine_chains(res, spec.m, layers)
-        runs.append({"width": N, **comb["flat"], "rhat_max": comb["rhat_max"],
+        runs.append({"width": N, **comb["flat"], "rhat_max": comb["rhat_max"], "chains": res,
                      "outliers": combine_outliers([h.summary() for h in hooks]),
                      "codes": mean_code_fractions(res, layers),
                      "acceptance": float(np.mean([r["acceptance"] for r in res])),
@@ -119,10 +119,16 @@ def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_s
     return runs
 
 
+def _chain_block(res: dict, m: int, layers: int) -> dict:
+    """One chain's own mean and MCSE (flat layout of :func:`observables_vector`) and code fractions."""
+    draws = np.asarray(res["draws"])
+    return {"mean": draws.mean(axis=0), "mcse": mcse(draws[None]), "code_fractions": res["code_fractions"]}
+
+
 def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int = 2, sweeps: int = 600,
                   burn: int = 150, seed: int = 0, sigmas=None, step_size: float = 0.1,
                   outlier_moves: int = 0, swaps: int = 0, tempering: int = 0, tempering_t_max: float = T_MAX,
-                  progress=None) -> DeepValidationReport:
+                  progress=None, theory=None, per_chain: bool = False) -> DeepValidationReport:
     """Deep theory against sampled deep networks (orthogonal class data, random prior starts,
     :func:`run_deep_chain`), layer by layer: the deep linear closed form
     (:func:`solvers.deep.linear.solve_deep_linear_classes`) for linear φ, the class-block solver
@@ -147,7 +153,9 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     "swap_acceptance". ``tempering`` = K >= 2: every chain is rung 0 of K replicas on a geometric ladder
     from T up to ``tempering_t_max`` that exchange states (:mod:`validation.tempering`, exact); per
     width "tempering" (ladder, exchange acceptance per pair, round trips); ``progress``: the
-    :mod:`solvers.progress` callback, one stage per tempered chain.
+    :mod:`solvers.progress` callback, one stage per tempered chain. ``theory``: the deep theory of ``spec``
+    already solved (default: :func:`deep_theory`); ``per_chain``: per width also "chains", each chain's own
+    mean, MCSE and code fractions (for the multi-saddle rule of :mod:`validation.deep_saddles`).
     """
     if spec.inputs is not None:
         raise SpecError("validate_deep samples orthogonal class-structured data (inputs=None)")
@@ -162,7 +170,7 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     tempering = check_tempering(tempering, spec.temperature, tempering_t_max)
     if swaps and spec.nonlinearity == "linear":
         raise SpecError("swaps (last-layer independence moves) need a nonlinear φ (linear networks have no codes)")
-    theory = deep_theory(spec, layers, sigmas=sigmas)
+    theory = theory if theory is not None else deep_theory(spec, layers, sigmas=sigmas)
     m = spec.m
     runs = _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_size, outlier_moves, swaps,
                        theory, tempering, tempering_t_max, progress)
@@ -180,7 +188,9 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
                              "code_fractions": r["codes"], "acceptance": r["acceptance"], "step_size": r["step_size"],
                              "rhat_max": r["rhat_max"], "outliers": r["outliers"],
                              **({"swap_acceptance": r["swap_acceptance"]} if swaps else {}),
-                             **({"tempering": r["tempering"]} if tempering else {})} for r in runs],
+                             **({"tempering": r["tempering"]} if tempering else {}),
+                             **({"chains": [_chain_block(ch, m, layers) for ch in r["chains"]]} if per_chain else {})}
+                            for r in runs],
               "comparison": ("equilibrium, chains started from the prior"
                              + (f", {swaps} last-layer swaps per sweep" if swaps else "")
                              + (f", {outlier_moves} last-layer pair rotations per sweep" if outlier_moves else "")

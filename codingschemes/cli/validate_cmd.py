@@ -66,6 +66,13 @@ def add_validate_parser(subparsers):
                         "states (exact; 0 = off, the default)")
     v.add_argument("--tempering-t-max", type=float, default=0.5,
                    help="top temperature of the --tempering ladder (default 0.5)")
+    v.add_argument("--saddles", default=None, metavar="T_A,...",
+                   help="--layers >= 2, prior starts: also apply the opt-in multi-saddle rule. The theory's stable "
+                        "saddles are the default solve at T and, per anchor temperature T_A given here, the default "
+                        "solve at T_A followed to T by warm starts; each chain is checked against its nearest saddle, "
+                        "and the report says which one, its action S, which is the equilibrium and whether a chain "
+                        "is metastable (JSON key saddle_rule). The default rule and its 'passed' are unchanged; the "
+                        "exit code follows the multi-saddle rule (and, with --init both, the theory-start test)")
     add_shared(v, "format", "out", "no_plot", "quiet", "layers",
                notes={"out": "the PNG report and the chain checkpoints go there", "no_plot": "the PNG report",
                       "layers": "L >= 2: deep networks against the deep theory (linear closed form, or "
@@ -79,10 +86,13 @@ def _validate_deep(args, spec, widths) -> int:
     measures (:func:`validation.deep_theory_init.deep_stationarity`, ``--init theory``); ``--swaps k``
     adds k last-layer independence moves per sweep to either; ``--init both`` passes only if both do.
     ``--outlier-moves K``: K pair rotations of the last layer's weights per sweep in every chain;
-    ``--tempering K``: every chain is the target rung of K replicas in T (:mod:`validation.tempering`)."""
+    ``--tempering K``: every chain is the target rung of K replicas in T (:mod:`validation.tempering`);
+    ``--saddles T_a,...``: the prior-start report adds the multi-saddle rule (:mod:`validation.deep_saddles`),
+    which then decides the exit code in place of the prior-start default rule."""
     from codingschemes.cli.progress import progress_bar
     from solvers.deep.nonlinear import DeepNonlinearError
     from validation.deep import validate_deep
+    from validation.deep_saddles import validate_deep_saddles
     from validation.deep_theory_init import deep_stationarity
 
     reports = {}
@@ -91,9 +101,11 @@ def _validate_deep(args, spec, widths) -> int:
                      if args.tempering else {})
         try:
             if args.init in ("random", "both"):
-                reports["random"] = validate_deep(spec, args.layers, widths=widths, chains=args.chains,
-                                                  sweeps=args.sweeps, burn=args.burn, seed=args.seed,
-                                                  outlier_moves=args.outlier_moves, swaps=args.swaps, **tempering)
+                run, saddles = ((validate_deep, {}) if args.saddles is None
+                                else (validate_deep_saddles, {"anchors": _anchors(args.saddles)}))
+                reports["random"] = run(spec, args.layers, widths=widths, chains=args.chains, sweeps=args.sweeps,
+                                        burn=args.burn, seed=args.seed, outlier_moves=args.outlier_moves,
+                                        swaps=args.swaps, **saddles, **tempering)
             if args.init in ("theory", "both"):
                 reports["theory"] = deep_stationarity(spec, args.layers, width=widths[0], chains=args.chains,
                                                       sweeps=args.sweeps, burn=args.burn, seed=args.seed,
@@ -104,8 +116,26 @@ def _validate_deep(args, spec, widths) -> int:
             return 1
     report = (reports[args.init] if args.init != "both"
               else {**reports, "passed": all(r["passed"] for r in reports.values())})
-    emit(report, args.format, f"L = {args.layers} ({args.init} start): passed: {report['passed']}", indent=2)
-    return 0 if report["passed"] else 1
+    verdicts = {k: (r["saddle_rule"]["passed"] if "saddle_rule" in r else r["passed"]) for k, r in reports.items()}
+    text = f"L = {args.layers} ({args.init} start): passed: {report['passed']}"
+    if args.saddles is not None:
+        text += (f"\nmulti-saddle rule: passed: {reports['random']['saddle_rule']['passed']} "
+                 f"({reports['random']['saddle_rule']['summary']})")
+        if args.init == "both":
+            report["saddle_rule_passed"] = all(verdicts.values())
+    emit(report, args.format, text, indent=2)
+    return 0 if all(verdicts.values()) else 1
+
+
+def _anchors(text: str) -> list[float]:
+    """The anchor temperatures of ``--saddles`` (comma-separated, > 0; may be empty)."""
+    try:
+        anchors = [float(a) for a in text.split(",") if a.strip()]
+    except ValueError:
+        raise SpecError(f"--saddles: anchor temperatures must be comma-separated numbers > 0 (got {text!r})") from None
+    if any(not (a > 0 and a < float("inf")) for a in anchors):
+        raise SpecError(f"--saddles: anchor temperatures must be comma-separated numbers > 0 (got {text!r})")
+    return anchors
 
 
 def _widths(text: str) -> list[int]:
@@ -142,7 +172,11 @@ def check_validate(args):
     spec = ModelSpec(nonlinearity=args.nonlinearity, sigma_w=args.sigma_w, sigma_a=args.sigma_a,
                      temperature=args.temperature, class_sizes=parse_class_sizes(args.class_sizes))
     check_layers(args.layers, [spec])
+    if args.saddles is not None:
+        _anchors(args.saddles)
     if args.layers == 1:
+        not_applicable("validate", args, ("saddles",), "with --layers 1 (the multi-saddle rule is built for the deep "
+                       "theory)", error=True)
         not_applicable("validate", args, ("tempering", "tempering_t_max"),
                        "with --layers 1 (replica exchange in T is built for the deep chains)", error=True)
         if args.scaling == "lazy" and (args.swaps or args.init != "random"):
@@ -164,6 +198,10 @@ def check_validate(args):
             raise SpecError(f"--tempering: {exc}") from None
     if args.swaps and spec.nonlinearity == "linear":
         raise SpecError("--swaps (last-layer independence moves) needs a nonlinear φ with --layers >= 2")
+    if args.saddles is not None and spec.nonlinearity == "linear":
+        raise SpecError("--saddles (the multi-saddle rule) needs a nonlinear φ (the deep linear theory has one saddle)")
+    if args.saddles is not None and args.init == "theory":
+        raise SpecError("--saddles applies to the prior-start chains: use it with --init random or both")
     return spec, widths
 
 
