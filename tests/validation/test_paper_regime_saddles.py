@@ -4,7 +4,7 @@ two stable saddles at T = 0.05, the separated one (the default solve, the equili
 (classes 2 and 3 sharing their codes; the default solve at T = 0.095 followed down by warm starts), whose
 action S is lower by about 51. Every prior-start chain is nearest to the separated saddle and within the
 allowance (measured worst 0.42–0.50; against the merged saddle 3.5–3.6), though its last layer still carries
-about 0.23 code-100 neurons against the saddle's 0.03 (docs/notes/dval5.md). About 12 min CPU."""
+about 0.23 code-100 neurons against the saddle's 0.03 (docs/devlog.md). About 12 min CPU."""
 import json
 
 import pytest

@@ -72,7 +72,7 @@ def test_central_path_passes_the_plain_homotopy_wall():
     """ReLU, L = 2, the paper's scaling σ_a² P = 1, T = 0.05: the plain homotopy in P stops at P ≈ 16.6 (layer 1
     at its own domain boundary under the last layer's tilt). From the plain 8,4,4 saddle (P = 16), the central path
     of both barriers (onset 0.9) followed in ε up to 1e-2 and then in P at that ε passes that wall (P = 20 here;
-    measured: up to 24.7, docs/notes/deep8.md): the last layer's barrier directions are the one-class codes
+    measured: up to 24.7, docs/devlog.md): the last layer's barrier directions are the one-class codes
     100/010/001, with masses that grow along P, and both domains stay inside (q < 1)."""
     from dataclasses import replace
     import math
