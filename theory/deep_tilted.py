@@ -96,6 +96,29 @@ def _phi_builtin(code, h):
     return math.tanh(h)
 
 
+@numba.njit(cache=True, inline="always")
+def _weighted_moments(e, mx, ph, zz, shift, out):
+    """out[:] = (shift + log Σ_k w_k, E φ, E φ², E z, E z²) under the weights w_k = e^{e_k − mx} at nodes zz_k
+    with φ values ph_k (mx = max_k e_k, so the sum cannot overflow)."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    sz = 0.0
+    sz2 = 0.0
+    for k in range(e.shape[0]):
+        w = math.exp(e[k] - mx)
+        s0 += w
+        s1 += w * ph[k]
+        s2 += w * ph[k] * ph[k]
+        sz += w * zz[k]
+        sz2 += w * zz[k] * zz[k]
+    out[0] = shift + mx + math.log(s0)
+    out[1] = s1 / s0
+    out[2] = s2 / s0
+    out[3] = sz / s0
+    out[4] = sz2 / s0
+
+
 @numba.njit(cache=True)
 def _smooth_moments(code, phi_pre, xi, u, s, d, z, logw, out):
     """out[i, c] = (ζ, E_1 φ, E_1 φ², E_1 z, E_1 z²) by Gauss–Hermite: nodes z_k, log weights logw_k
@@ -119,23 +142,7 @@ def _smooth_moments(code, phi_pre, xi, u, s, d, z, logw, out):
                 e[k] = v
                 if v > mx:
                     mx = v
-            s0 = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            sz = 0.0
-            sz2 = 0.0
-            for k in range(nz):
-                w = math.exp(e[k] - mx)
-                s0 += w
-                s1 += w * ph[k]
-                s2 += w * ph[k] * ph[k]
-                sz += w * z[k]
-                sz2 += w * z[k] * z[k]
-            out[i, c, 0] = mx + math.log(s0)
-            out[i, c, 1] = s1 / s0
-            out[i, c, 2] = s2 / s0
-            out[i, c, 3] = sz / s0
-            out[i, c, 4] = sz2 / s0
+            _weighted_moments(e, mx, ph, z, 0.0, out[i, c])
 
 
 @numba.njit(cache=True)
@@ -168,19 +175,7 @@ def _shaped_moments(code, shape, phi_pre, xi, u, s, d, z, logw, out):
                 zz[k], ph[k], e[k] = zk, p, v
                 if v > mx:
                     mx = v
-            s0 = s1 = s2 = sz = sz2 = 0.0
-            for k in range(nz):
-                w = math.exp(e[k] - mx)
-                s0 += w
-                s1 += w * ph[k]
-                s2 += w * ph[k] * ph[k]
-                sz += w * zz[k]
-                sz2 += w * zz[k] * zz[k]
-            out[i, c, 0] = lin + mx + math.log(s0)
-            out[i, c, 1] = s1 / s0
-            out[i, c, 2] = s2 / s0
-            out[i, c, 3] = sz / s0
-            out[i, c, 4] = sz2 / s0
+            _weighted_moments(e, mx, ph, zz, lin, out[i, c])
 
 
 @numba.njit(cache=True)
@@ -251,7 +246,7 @@ def tilted_moments(oned: OneD, xi, u, s, d, cache: PhiCache | None = None):
             phi_pre = np.empty((1, 1, 1))
         _smooth_moments(code, phi_pre, np.ascontiguousarray(xi), np.ascontiguousarray(u), s, d, z, logw, out)
         return out[..., 0], out[..., 1], out[..., 2], out[..., 3], out[..., 4]
-    if oned.kind == "relu" and oned.shape < 1.0:
+    if oned.kind == "relu":  # shape σ: the leaky ReLU with slope 1 − σ (σ = 1: the ReLU)
         return _leaky_relu_moments(1.0 - oned.shape, xi, u, s, d)
     A = 1.0 - d * s * s
     if np.any(A <= 0.0):
@@ -259,34 +254,11 @@ def tilted_moments(oned: OneD, xi, u, s, d, cache: PhiCache | None = None):
     b = s * (u + d * xi)
     c0 = u * xi + 0.5 * d * xi * xi
     mu = b / A
-    if oned.kind == "linear":
-        zeta = c0 + 0.5 * b * mu - 0.5 * np.log(A)
-        ez = mu
-        ez2 = 1.0 / A + mu * mu
-        m1 = xi + s * ez
-        m2 = xi * xi + 2.0 * xi * s * ez + s * s * ez2
-        return zeta, m1, m2, ez, ez2
-    # relu: lower part z < z0 (φ = 0, untilted), upper part z > z0 (Gaussian N(b/A, 1/A) times mass)
-    z0 = -xi / s
-    log_m0 = log_ndtr(z0)
-    sqA = np.sqrt(A)
-    alpha = (z0 - mu) * sqA
-    log_m1 = c0 + 0.5 * b * mu - 0.5 * np.log(A) + log_ndtr(-alpha)
-    zeta = np.logaddexp(log_m0, log_m1)
-    p0 = np.exp(log_m0 - zeta)
-    p1 = np.exp(log_m1 - zeta)
-    logpdf = lambda x: -0.5 * x * x - 0.5 * _LOG_2PI  # noqa: E731
-    lam0 = np.exp(logpdf(z0) - log_m0)  # E[z | z < z0] = −lam0
-    e0 = -lam0
-    e0sq = 1.0 + z0 * e0
-    lam1 = np.exp(logpdf(alpha) - log_ndtr(-alpha))  # inverse Mills ratio of the upper part
-    e1 = mu + lam1 / sqA
-    var1 = np.maximum((1.0 + alpha * lam1 - lam1 * lam1) / A, 0.0)
-    e1sq = var1 + e1 * e1
-    ez = p0 * e0 + p1 * e1
-    ez2 = p0 * e0sq + p1 * e1sq
-    m1 = p1 * (xi + s * e1)
-    m2 = p1 * (xi * xi + 2.0 * xi * s * e1 + s * s * e1sq)
+    zeta = c0 + 0.5 * b * mu - 0.5 * np.log(A)  # linear φ
+    ez = mu
+    ez2 = 1.0 / A + mu * mu
+    m1 = xi + s * ez
+    m2 = xi * xi + 2.0 * xi * s * ez + s * s * ez2
     return zeta, m1, m2, ez, ez2
 
 
@@ -326,12 +298,19 @@ def _truncated_gaussian(u, d, xi, s, z0, upper):
 
 
 def _leaky_relu_moments(a, xi, u, s, d):
-    """:func:`tilted_moments` of the leaky ReLU φ(h) = h (h > 0), a h (h < 0): two truncated Gaussians."""
+    """:func:`tilted_moments` of the leaky ReLU φ(h) = h (h > 0), a h (h < 0), 0 <= a < 1 (a = 0: the ReLU):
+    the upper part z > z0 = −ξ/s the Gaussian N(b/A, 1/A) times its mass, the lower part the same with
+    u → a u, δ̃ → a² δ̃ (for a = 0 the untilted normal tail); both truncated Gaussians (log_ndtr)."""
     A = 1.0 - d * s * s
-    if np.any(A <= 0.0) or np.any(1.0 - a * a * d * s * s <= 0.0):
+    if np.any(A <= 0.0):
         raise OutsideDomain(f"1-D integral diverges: 1 − δ̃ s² = {A.min():.3g} <= 0")
     z0 = -xi / s
-    lm0, e0, e0sq = _truncated_gaussian(a * u, a * a * d, xi, s, z0, upper=False)
+    if a == 0.0:
+        lm0 = log_ndtr(z0)
+        e0 = -np.exp(-0.5 * z0 * z0 - 0.5 * _LOG_2PI - lm0)  # E[z | z < z0]
+        e0sq = 1.0 + z0 * e0
+    else:
+        lm0, e0, e0sq = _truncated_gaussian(a * u, a * a * d, xi, s, z0, upper=False)
     lm1, e1, e1sq = _truncated_gaussian(u, d, xi, s, z0, upper=True)
     zeta = np.logaddexp(lm0, lm1)
     p0, p1 = np.exp(lm0 - zeta), np.exp(lm1 - zeta)

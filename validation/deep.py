@@ -119,7 +119,7 @@ def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_s
     return runs
 
 
-def _chain_block(res: dict, m: int, layers: int) -> dict:
+def _chain_block(res: dict) -> dict:
     """One chain's own mean and MCSE (flat layout of :func:`observables_vector`) and code fractions."""
     draws = np.asarray(res["draws"])
     return {"mean": draws.mean(axis=0), "mcse": mcse(draws[None]), "code_fractions": res["code_fractions"]}
@@ -189,7 +189,7 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
                              "rhat_max": r["rhat_max"], "outliers": r["outliers"],
                              **({"swap_acceptance": r["swap_acceptance"]} if swaps else {}),
                              **({"tempering": r["tempering"]} if tempering else {}),
-                             **({"chains": [_chain_block(ch, m, layers) for ch in r["chains"]]} if per_chain else {})}
+                             **({"chains": [_chain_block(ch) for ch in r["chains"]]} if per_chain else {})}
                             for r in runs],
               "comparison": ("equilibrium, chains started from the prior"
                              + (f", {swaps} last-layer swaps per sweep" if swaps else "")

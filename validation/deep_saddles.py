@@ -46,8 +46,8 @@ from .compare import compare
 from .deep import C_P_OVER_N, _theory_vector, deep_theory, theory_error, validate_deep
 from .results import DeepValidationReport
 
-__all__ = ["warm_path", "theory_saddles", "assign_chains", "saddle_rule", "validate_deep_saddles", "DEDUP_REL",
-           "MAX_RATIO", "METASTABLE_FACTOR", "RULE_TEXT"]
+__all__ = ["warm_path", "check_anchors", "theory_saddles", "assign_chains", "saddle_rule", "validate_deep_saddles",
+           "DEDUP_REL", "MAX_RATIO", "METASTABLE_FACTOR", "RULE_TEXT"]
 
 #: relative tolerance under which two saddles' observables are one saddle (plus 2 (ε_a + ε_b))
 DEDUP_REL = 0.02
@@ -68,6 +68,11 @@ def warm_path(t_from: float, t_to: float, max_ratio: float = MAX_RATIO) -> np.nd
         return np.empty(0)
     n = max(1, math.ceil(abs(math.log(t_to / t_from)) / math.log(max_ratio) - 1e-12))
     return t_from * (t_to / t_from) ** (np.arange(1, n + 1) / n)
+
+
+def check_anchors(anchors) -> list[float]:
+    """The anchor temperatures as floats, each checked > 0 (before any solve)."""
+    return [check_float("saddle anchor temperature", float(a), 0.0, lo_open=True) for a in anchors]
 
 
 def _selected(sol) -> dict:
@@ -103,20 +108,21 @@ def theory_saddles(spec: ModelSpec, layers: int, anchors=(), *, first=None, sigm
     solve's first; ``keep_dropped``: every candidate, "dropped" saying why one is not kept."""
     from solvers.deep.nonlinear import solve_deep_nonlinear
 
-    anchors = [check_float("saddle anchor temperature", float(a), 0.0, lo_open=True) for a in anchors]
+    anchors = check_anchors(anchors)
     T = spec.temperature
     first = first if first is not None else deep_theory(spec, layers, sigmas=sigmas)
     found = [{"solution": first, "anchor": T, "found_by": "default solve at T", "log": []}]
     for i, Ta in enumerate(anchors):
         report_progress(progress, "saddles", i, len(anchors), anchor=Ta)
         log: list = []
+        path = warm_path(Ta, T, max_ratio)
         sol = solve_deep_nonlinear(spec.replace(temperature=Ta), layers, sigmas)
         if not sol.found:
             log.append(f"default solve at T = {Ta:g}: {sol.status}")
         else:
-            sol = _follow(sol, spec, layers, sigmas, warm_path(Ta, T, max_ratio), log)
+            sol = _follow(sol, spec, layers, sigmas, path, log)
         found.append({"solution": sol, "anchor": Ta, "log": log,
-                      "found_by": f"default solve at T = {Ta:g}, then {len(warm_path(Ta, T, max_ratio))} warm starts"})
+                      "found_by": f"default solve at T = {Ta:g}, then {len(path)} warm starts"})
     kept = []
     for cand in found:
         sol = cand["solution"]
@@ -212,6 +218,7 @@ def validate_deep_saddles(spec: ModelSpec, layers: int, anchors=(), *, sigmas=No
     t0 = time.perf_counter()
     if spec.nonlinearity == "linear":
         raise SpecError("the multi-saddle rule needs a nonlinear φ (the deep linear theory has one saddle)")
+    anchors = check_anchors(anchors)
     theory = deep_theory(spec, layers, sigmas=sigmas)
     saddles = theory_saddles(spec, layers, anchors, first=theory, sigmas=sigmas, max_ratio=max_ratio,
                              progress=progress, keep_dropped=True)

@@ -143,13 +143,13 @@ def _readout_layer(model, ker):
     return np.zeros((model.m, model.m)), np.ones(model.m), False
 
 
-def barrier_weights(q, epsilon: float, onset: float | None = None):
-    """(keep, μ, barrier value) of the maximisers with ``q``: the log barrier over q >= :data:`Q_MIN`
+def barrier_weights(q, epsilon: float, onset: float | None = None, q_min: float = Q_MIN):
+    """(keep, μ, barrier value) of the maximisers with ``q``: the log barrier over q >= ``q_min``
     (``onset`` None; μ = ε/(1 − q), value −ε Σ log(1 − q)), or the C¹ barrier ε Σ ψ(q) with onset q_0 (module
     docstring; μ = ε [1/(1 − q) − 1/(1 − q_0)] over q > q_0)."""
     q = np.asarray(q, dtype=np.float64)
     if onset is None:
-        keep = q >= Q_MIN
+        keep = q >= q_min
         qk = q[keep]
         return keep, epsilon / (1.0 - qk), -epsilon * float(np.sum(np.log(1.0 - qk)))
     keep = q > onset
@@ -284,8 +284,7 @@ def first_layer_condensate(kt, dt, sigma, sizes, epsilon, dirs, q, onset=None):
     """(Δk_1, Δδ_1, barrier value) of :func:`first_layer_terms` for the maximisers ``dirs`` (rows v) with ``q``
     (all of them: no cut at :data:`Q_MIN`; the onset of :func:`barrier_weights` applies)."""
     q = np.asarray(q, dtype=np.float64)
-    keep, mu, barrier = barrier_weights(q, epsilon, onset) if onset is not None else \
-        (np.ones(len(q), bool), epsilon / (1.0 - q), -epsilon * float(np.sum(np.log(1.0 - q))))
+    keep, mu, barrier = barrier_weights(q, epsilon, onset, q_min=-np.inf)
     return (*_first_layer_sums(*_tilt(kt, dt, sigma, len(sizes)), sigma, sizes, np.asarray(dirs)[keep], q[keep], mu),
             barrier)
 
