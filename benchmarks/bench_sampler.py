@@ -94,6 +94,10 @@ from validation.samplers import StepSizeAdaptation  # noqa: E402
 import bench_numpyro  # noqa: E402
 
 
+OURS_NAME, NUTS_NAME = "ours: exact a given W, 5 MALA on W", "NumPyro NUTS"
+COLLAPSED_NAME = "ours collapsed: 5 MALA on W with a integrated out, then a given W"
+
+
 def gradient_flops(N: int, N0: int, P: int, m: int, dense: bool) -> int:
     """Flops of the products in one gradient (elementwise work not counted)."""
     return (4 * N * N0 * P if dense else 0) + 6 * m * N * P
@@ -207,7 +211,15 @@ def main(argv=None):
           f"threads = {args.threads}; load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("# " + (skip or bench_numpyro.versions()))
 
-    # ------------------------------------------------------------- gradient table
+    peak = gradient_table(nets, theta, skip, N, P, m)
+    if not samplers:
+        return
+    runs, nuts = sampler_runs(nets["orthogonal"], samplers, skip, args, rng)
+    sampler_table(runs, nuts, peak, N, P, m)
+
+
+def gradient_table(nets, theta, skip, N, P, m):
+    """Print the gradient table; return the best matmul FLOP rate of the run."""
     timers = {}
     for kind, net in nets.items():
         timers[("ours", kind)] = (lambda n=net: n.logdensity_and_grad(theta))
@@ -218,21 +230,17 @@ def main(argv=None):
     print("| gradient of log p (all of θ) | inputs | µs / eval | evals / s | flops / eval | GFLOP/s "
           "| fraction of matmul rate |")
     print("|---|---|---|---|---|---|---|")
-    grad_rate = {}
     for (who, kind), t in best.items():
         fl = gradient_flops(N, P, P, m, kind == "dense")
-        grad_rate[(who, kind)] = 1 / t
         print(f"| {who} | {kind} | {t * 1e6:.0f} | {1 / t:.0f} | {fl / 1e6:.2f} M | {fl / t / 1e9:.1f} "
               f"| {fl / t / peak:.1%} |")
+    return peak
 
-    if not samplers:
-        return
-    # ------------------------------------------------------------- sampler table
-    net = nets["orthogonal"]
+
+def sampler_runs(net, samplers, skip, args, rng):
+    """Run the chains of every requested sampler from the same prior starts; return (runs, NUTS driver)."""
     starts = [net.prior_sample(rng) for _ in range(args.chains)]
     obs = (lambda th: observables_vector(net, th))
-    ours_name, nuts_name = "ours: exact a given W, 5 MALA on W", "NumPyro NUTS"
-    collapsed_name = "ours collapsed: 5 MALA on W with a integrated out, then a given W"
     chains = {}
     if "ours" in samplers:
         th, acc = starts[0], []
@@ -241,9 +249,9 @@ def main(argv=None):
             acc.append(a)
         print(f"\n# validate's fixed MALA step ε = 0.3: acceptance on W over 20 sweeps from the prior = "
               f"{np.mean(acc):.2f}")
-        chains[ours_name] = []
+        chains[OURS_NAME] = []
     if "collapsed" in samplers:
-        chains[collapsed_name] = []
+        chains[COLLAPSED_NAME] = []
     nuts = None
     if "numpyro" in samplers:
         if skip is not None:
@@ -251,18 +259,22 @@ def main(argv=None):
         else:
             nuts = bench_numpyro.NutsChains(net, num_warmup=args.nuts_warmup, max_tree_depth=args.nuts_max_tree_depth,
                                             seed=args.seed, observable=obs)
-            chains[nuts_name] = []
+            chains[NUTS_NAME] = []
     ours_rng = np.random.default_rng(args.seed + 1)
     for c, theta0 in enumerate(starts):  # alternate the methods chain by chain: same machine load for both
-        if ours_name in chains:
-            chains[ours_name].append(ours_chain(net, theta0, args.seconds, args.burn, ours_rng, obs,
+        if OURS_NAME in chains:
+            chains[OURS_NAME].append(ours_chain(net, theta0, args.seconds, args.burn, ours_rng, obs,
                                                 label=f"{c + 1}/{len(starts)}"))
-        if collapsed_name in chains:
-            chains[collapsed_name].append(ours_chain(net, theta0, args.seconds, args.burn, ours_rng, obs,
+        if COLLAPSED_NAME in chains:
+            chains[COLLAPSED_NAME].append(ours_chain(net, theta0, args.seconds, args.burn, ours_rng, obs,
                                                      label=f"collapsed {c + 1}/{len(starts)}", sweep=collapsed_sweep))
         if nuts is not None:
-            chains[nuts_name].append(nuts.chain(theta0, args.seconds))
-    runs = {name: combine(ch) for name, ch in chains.items()}
+            chains[NUTS_NAME].append(nuts.chain(theta0, args.seconds))
+    return {name: combine(ch) for name, ch in chains.items()}, nuts
+
+
+def sampler_table(runs, nuts, peak, N, P, m):
+    """Print the sampler table, the ratios against the baseline and the posterior means."""
     print("\n| sampler | grad evals / s (in sampler) | fraction of matmul rate | ESS / s, f (min; median) "
           "| ESS / s, U (min) | max split-R̂ (f, U) | draws / chain | sampler time (warm-up) | notes |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -272,7 +284,7 @@ def main(argv=None):
         sm = summaries[name] = summarize(run, m)
         t = run["seconds"]
         g = run["gradients"] / t
-        if name in (ours_name, collapsed_name):
+        if name in (OURS_NAME, COLLAPSED_NAME):
             note = f"MALA acceptance {run['acceptance']:.2f}, ε = {run['step_size']:.3g}"
         else:
             note = (f"ε = {run['step_size']:.3g}, mean tree {run['tree_size']:.0f} leapfrogs, acceptance "
@@ -281,8 +293,8 @@ def main(argv=None):
         print(f"| {name} | {g:.0f} | {g * fl / peak:.2%} | {sm['ess_f'] / t:.3g}; {sm['ess_f_median'] / t:.3g} "
               f"| {sm['ess_U'] / t:.3g} | {sm['rhat']:.3f} | {sm['n']} | {t:.0f} s ({run['warmup_seconds']:.0f} s) "
               f"| {note} |")
-    baseline = nuts_name if nuts_name in runs else (ours_name if collapsed_name in runs else None)
-    for name in (ours_name, collapsed_name):
+    baseline = NUTS_NAME if NUTS_NAME in runs else (OURS_NAME if COLLAPSED_NAME in runs else None)
+    for name in (OURS_NAME, COLLAPSED_NAME):
         if baseline is None or name == baseline or name not in runs:
             continue
         a, b, ra, rb = summaries[name], summaries[baseline], runs[name], runs[baseline]
