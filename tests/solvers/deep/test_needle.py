@@ -134,7 +134,8 @@ T_L2 = [[0.6002992331092467, -0.12992945137689094, -0.13072140495595042],
 R_L2 = [[0.8239780806392498, 0.0, 0.0], [0.3554866764286892, 0.9453135381884691, 0.0],
         [0.3540370086225446, 0.19337710837482078, 0.9217427939807372]]
 DELTA_L2 = [0.4739157367009501, 0.4290523020481901, 0.42783547861261534]
-#: brute force at that point: (log Z, f, U, k, δ, k̃_1, δ̃_1) of the last layer with Gaussian needle components,
+#: brute force at that point: (log Z, f, U, k, δ, k̃_1, δ̃_1) of the last layer with Gaussian needle components
+#: (defensive Gaussian: the plain solve's),
 #: Sobol' 8 × 2^19 (seed 11), and its replicate standard errors (docs/notes/deep9.md)
 REF_L2 = np.array([
     1.34141665e+00, 9.53601906e-01, 1.58197504e-02, 3.47783418e-03, 1.73764670e-02, 9.80436082e-01, 5.16947249e-03,
@@ -198,3 +199,14 @@ def test_slice_needles_against_brute_force_at_l2(log2n):
     gauss, _ = _l2_proposals("gauss")
     value_g, se_g = _last_layer_at_l2(gauss, sobol_rule(6, log2n, 8))
     assert se.max() < se_g.max()  # the Gaussian needle components of the same size spread more
+
+
+@pytest.mark.slow
+def test_brute_force_reference_at_l2():
+    """The stored L = 2 reference (Gaussian needles with the solver's defensive Gaussian, 8 × 2^19) against two
+    more brute forces: Gaussian needles with a standard-normal defensive component (8 × 2^19, another seed) and
+    slice needles (8 × 2^18): each within 3 combined standard errors of it everywhere."""
+    for kind, log2n, seed in (("gauss", 19, 3), ("slice", 18, 5)):
+        prop, _ = _l2_proposals(kind)
+        value, se = _last_layer_at_l2(prop, sobol_rule(6, log2n, 8, seed=seed))
+        assert np.all(np.abs(value - REF_L2) <= 3 * np.hypot(se, REF_L2_SE)), kind
