@@ -203,10 +203,10 @@ def test_slice_needles_against_brute_force_at_l2(log2n):
 
 @pytest.mark.slow
 def test_brute_force_reference_at_l2():
-    """The stored L = 2 reference (Gaussian needles with the solver's defensive Gaussian, 8 × 2^19) against two
-    more brute forces: Gaussian needles with a standard-normal defensive component (8 × 2^19, another seed) and
-    slice needles (8 × 2^18): each within 3 combined standard errors of it everywhere."""
-    for kind, log2n, seed in (("gauss", 19, 3), ("slice", 18, 5)):
-        prop, _ = _l2_proposals(kind)
-        value, se = _last_layer_at_l2(prop, sobol_rule(6, log2n, 8, seed=seed))
-        assert np.all(np.abs(value - REF_L2) <= 3 * np.hypot(se, REF_L2_SE)), kind
+    """The stored L = 2 reference (Gaussian needles with the solver's defensive Gaussian, 8 × 2^19) against a brute
+    force of the other family: slice needles with a standard-normal defensive component, 8 × 2^18, another seed;
+    within 3 combined standard errors everywhere. (Gaussian needles with the standard-normal defensive component
+    alone miss part of the bulk: log Z low by 7.7 of their own standard errors, docs/notes/deep9.md.)"""
+    prop, _ = _l2_proposals("slice")
+    value, se = _last_layer_at_l2(prop, sobol_rule(6, 18, 8, seed=5))
+    assert np.all(np.abs(value - REF_L2) <= 3 * np.hypot(se, REF_L2_SE))
