@@ -13,7 +13,9 @@ the standard-normal rule, y_ki = μ_k + C_k x_i, and
     E_{N(0,I)}[F] = Σ_k w_k Σ_i ω_i F(y_ki) N(y_ki; 0, I) / q(y_ki),
 
 which is exact in expectation for any weights w_k (the estimator of one component alone is biased;
-the sum over components is not). With a nested rule (scrambled Sobol' replicates) each component
+the sum over components is not). Besides Gaussians a component can be a slice needle
+(:class:`theory.deep_needle.SliceNeedle`: a density along one needle of the measure near its domain
+boundary, with its own map of the standard-normal nodes); it enters the sum in the same way. With a nested rule (scrambled Sobol' replicates) each component
 uses the first n_g / 2^j nodes of every replicate block (2^j >= K), so the cost stays that of one
 Gaussian and the replicate spread is still an honest error estimate; other rules (tensor
 Gauss–Hermite) are used whole per component.
@@ -60,21 +62,36 @@ class MixtureProposal:
     means: np.ndarray
     chols: np.ndarray
     logw: np.ndarray
+    needles: tuple = ()  # slice needle components (theory.deep_needle.SliceNeedle), after the Gaussians
 
     @property
     def size(self) -> int:
         return len(self.logw)
 
     @property
+    def gaussians(self) -> int:
+        return len(self.means)
+
+    def _moments(self):
+        w = np.exp(self.logw)
+        if not self.needles:
+            return self.means, np.einsum("k,kij,klj->il", w, self.chols, self.chols), w
+        nm = [nd.moments() for nd in self.needles]
+        means = np.concatenate([self.means, [a for a, _ in nm]])
+        g = self.gaussians
+        cov = np.einsum("k,kij,klj->il", w[:g], self.chols, self.chols) + sum(wk * c for wk, (_, c) in zip(w[g:], nm))
+        return means, cov, w
+
+    @property
     def mean(self) -> np.ndarray:
-        return np.exp(self.logw) @ self.means
+        means, _, w = self._moments()
+        return w @ means
 
     @property
     def chol(self) -> np.ndarray:
-        w = np.exp(self.logw)
-        dm = self.means - self.mean
-        cov = np.einsum("k,kij,klj->il", w, self.chols, self.chols) + (dm * w[:, None]).T @ dm
-        return _chol(cov)
+        means, cov, w = self._moments()
+        dm = means - w @ means
+        return _chol(cov + (dm * w[:, None]).T @ dm)
 
     @staticmethod
     def build(defensive: Proposal, means, covs, weights, defensive_weight: float = DEFENSIVE_WEIGHT,
@@ -97,17 +114,20 @@ class MixtureProposal:
     def log_q(self, y) -> tuple[np.ndarray, np.ndarray]:
         """(log q̃(y), log of w_k q̃_k(y) per component (n, K)) with q̃ = (2π)^{d/2} q."""
         parts = np.empty((len(y), self.size))
-        for k in range(self.size):
+        for k in range(self.gaussians):
             z = solve_triangular(self.chols[k], (y - self.means[k]).T, lower=True)
             logdet = float(np.sum(np.log(np.abs(np.diag(self.chols[k])))))
             parts[:, k] = self.logw[k] - 0.5 * np.sum(z * z, axis=0) - logdet
+        for k, nd in enumerate(self.needles, start=self.gaussians):
+            parts[:, k] = self.logw[k] + nd.log_density(y)
         return logsumexp(parts, axis=1), parts
 
     def map(self, rule: Rule):
         """(y, logw, base) as :meth:`theory.deep_rules.Proposal.map`: all components' nodes, their log
         weights log w_k + log ω_i, and base = −½|y|² − log q̃(y)."""
         r = self._nodes(rule)
-        y = np.concatenate([self.means[k] + r.x @ self.chols[k].T for k in range(self.size)])
+        y = np.concatenate([self.means[k] + r.x @ self.chols[k].T for k in range(self.gaussians)]
+                           + [nd.sample(r.x) for nd in self.needles])
         logw = np.concatenate([r.logw + self.logw[k] for k in range(self.size)])
         return y, logw, -0.5 * np.sum(y * y, axis=1) - self.log_q(y)[0]
 
@@ -115,7 +135,10 @@ class MixtureProposal:
         """(y, base): ``n`` draws from q and base = −½|y|² − log q̃(y)."""
         k = rng.choice(self.size, size=int(n), p=np.exp(self.logw - logsumexp(self.logw)))
         x = rng.standard_normal((int(n), self.means.shape[1]))
-        y = self.means[k] + np.einsum("nij,nj->ni", self.chols[k], x)
+        g = np.minimum(k, self.gaussians - 1)
+        y = self.means[g] + np.einsum("nij,nj->ni", self.chols[g], x)
+        for j, nd in enumerate(self.needles, start=self.gaussians):
+            y[k == j] = nd.sample(x[k == j])
         return y, -0.5 * np.sum(y * y, axis=1) - self.log_q(y)[0]
 
     def adapt(self, y, p, y_mean, y_cov, inflate: float = 1.0, move: bool = False,
@@ -135,7 +158,9 @@ class MixtureProposal:
             w = (1.0 - math.exp(self.logw[0])) * w / w.sum()
             return MixtureProposal(np.concatenate([defensive.mean[None, :], self.means[1:]]),
                                    np.concatenate([defensive.chol[None], self.chols[1:]]),
-                                   np.log(np.concatenate([[math.exp(self.logw[0])], w])))
+                                   np.log(np.concatenate([[math.exp(self.logw[0])], w])), self.needles)
+        if self.needles:
+            raise ValueError("moving the components of a mixture with slice needles is not supported")
         keep = mass > drop * max(mass.sum(), 1e-300)
         means, covs = [], []
         for k in np.flatnonzero(keep):
@@ -149,7 +174,8 @@ class MixtureProposal:
 
     def distance(self, other) -> float:
         """Largest change of a component's mean, Cholesky factor or weight (inf for another shape)."""
-        if not isinstance(other, MixtureProposal) or other.size != self.size:
+        if not isinstance(other, MixtureProposal) or other.size != self.size or \
+                any(a is not b for a, b in zip(self.needles, other.needles)):
             return math.inf
         return float(max(np.max(np.abs(self.means - other.means)), np.max(np.abs(self.chols - other.chols)),
                          np.max(np.abs(np.exp(self.logw) - np.exp(other.logw)))))
@@ -159,4 +185,5 @@ class MixtureProposal:
         if not isinstance(other, MixtureProposal) or other.size != self.size:
             return other
         lw = np.log((1 - w) * np.exp(self.logw) + w * np.exp(other.logw))
-        return MixtureProposal((1 - w) * self.means + w * other.means, (1 - w) * self.chols + w * other.chols, lw)
+        return MixtureProposal((1 - w) * self.means + w * other.means, (1 - w) * self.chols + w * other.chols, lw,
+                               other.needles)

@@ -25,6 +25,7 @@ import numpy as np
 
 from solvers.deep.condensate import _evaluable, with_needles
 from solvers.deep.newton import solve_at
+from solvers.progress import report
 
 __all__ = ["PathPoint", "Path", "follow"]
 
@@ -64,13 +65,13 @@ def _secant(points, log_p):
 
 def _step(model, x0, props, log, label, maxiter, needles, rounds=2):
     """One corrector: Newton with the proposal rounds from x0, the maximisers of the barrier searched afresh at
-    x0; with ``needles`` the needle components placed afresh at x0 (:func:`with_needles`), else the proposals
-    carried (moment-matched, :func:`solvers.deep.newton.solve_at`)."""
+    x0; with ``needles`` ("gauss" or "slice", :func:`with_needles`) the needle components placed afresh at x0,
+    else the proposals carried (moment-matched, :func:`solvers.deep.newton.solve_at`)."""
     def solve(xs, ps):
         return solve_at(model, xs, ps, log, label, rounds=rounds, tol=1e-8, maxiter=maxiter, jacobians=False)
 
     if needles:
-        props = with_needles(model, x0, props)
+        props = with_needles(model, x0, props, "gauss" if needles is True else needles)
     if model.condensate is not None:
         model.condensate.refresh(model, x0)
     x0 = _evaluable(model, x0, props, shrink=0.98, tries=25)  # a lower layer tilted past its domain: t shrunk
@@ -78,10 +79,14 @@ def _step(model, x0, props, log, label, maxiter, needles, rounds=2):
 
 
 def follow(model_at, p0: float, p1: float, x, props, log, label: str, ratio: float = 2.0,
-           halvings: int = 6, maxiter: int = 25, needles: bool = False, adapt: bool = True) -> Path:
+           halvings: int = 6, maxiter: int = 25, needles: bool | str = False, adapt: bool = True,
+           progress=None) -> Path:
     """Follow the solution of ``model_at(p)`` (a :class:`solvers.deep.model.DeepModel`) from the solved point
     (``x``, ``props``) at p0 to p1 (module docstring); p0, p1 > 0 in either order. ``adapt`` False: the
-    proposals held fixed (one Newton solve per step, a deterministic path). Returns the :class:`Path`."""
+    proposals held fixed (one Newton solve per step, a deterministic path). ``needles``: True or "gauss" (Gaussian
+    needle components) or "slice" (slice needles, :func:`solvers.deep.condensate.slice_mixture`) placed afresh
+    at each step. ``progress`` (:mod:`solvers.progress`) gets each solved point (p, Newton iterations); False
+    from it stops the path there. Returns the :class:`Path`."""
     path = Path([PathPoint(p0, np.asarray(x, dtype=np.float64), props, 0)])
     sign = 1.0 if p1 >= p0 else -1.0
     step, fails = math.log(ratio), 0
@@ -107,6 +112,9 @@ def follow(model_at, p0: float, p1: float, x, props, log, label: str, ratio: flo
         used = log.iterations - nit
         path.points.append(PathPoint(p, out[0], out[4] if adapt else path.last.props, used))
         fails = 0
+        if not report(progress, label, len(path.points) - 1, None, p=p, iterations=used):
+            path.stopped = f"{label}: stopped by the caller at {p:.4g}"
+            return path
         if used <= 5:
             step = min(1.5 * step, 2.0 * math.log(ratio))
     return path

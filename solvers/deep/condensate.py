@@ -24,11 +24,14 @@ import numpy as np
 from solvers.deep.kkt import tilted_first_layer
 from solvers.deep.model import DeepModel
 from theory.deep_condensate import ReadoutDomain, condensate_directions
+from theory.deep_fields import tilt_factor
+from theory.deep_layer import log_integrand
 from theory.deep_mixture import MixtureProposal
+from theory.deep_needle import bulk_laplace, needle_length, slice_needle
 from theory.deep_rules import Proposal
 
 __all__ = ["NEAR_BOUNDARY", "NEEDLE_ALONG", "NEEDLE_SHIFT", "NEEDLE_TRANSVERSE", "MAX_NEEDLES", "readout_domain",
-           "domain_note", "with_needles", "needle_rounds", "first_layer_directions"]
+           "domain_note", "with_needles", "slice_mixture", "needle_rounds", "first_layer_directions"]
 
 #: margin 1 − q below which the failure message names the condensate directions, and a direction gets a
 #: needle component
@@ -88,6 +91,43 @@ def _needle_mixture(proposal, dirs):
     return MixtureProposal.build(defensive, means, covs, np.ones(len(means)), NEEDLE_DEFENSIVE)
 
 
+def slice_mixture(model: DeepModel, x, proposal, dirs, ev=None, inflate: float = 1.5) -> MixtureProposal:
+    """The defensive Gaussian of ``proposal``, the Laplace Gaussian of the bulk
+    (:func:`theory.deep_needle.bulk_laplace`) and one slice needle (:func:`theory.deep_needle.slice_needle`) per
+    (ŷ, q) in ``dirs`` for the last layer's y-measure at ``x`` or, given the evaluation ``ev`` (L >= 2), the first
+    layer's under its tilt: the needle's cross-section and profile follow the integrand slice by slice instead of
+    one elongated Gaussian."""
+    defensive = proposal if isinstance(proposal, Proposal) else Proposal(proposal.means[0], proposal.chols[0])
+    if ev is None:
+        t, ker = model.unpack(np.asarray(x, dtype=np.float64))
+        R, delta = ker[-1] if ker else (None, None)
+        kw = dict(R_in=R, delta_in=delta, t=t, sigma_a=model.spec.sigma_a)
+        sigma = model.sigmas[-1]
+        rot = None
+    else:
+        up = ev["layers"][1]
+        kw, sigma = dict(kt=up.kt_in, dt=up.dt_in), model.sigmas[0]
+        rot = _tilt_rotation(up.kt_in, up.dt_in, model.m)
+
+    def logf(y):
+        return log_integrand(model.oned, model.sizes, sigma, y if rot is None else y @ rot.T, **kw)
+
+    needles = tuple(slice_needle(logf, y, needle_length(q), inflate=inflate) for y, q in dirs)
+    mode, cov = bulk_laplace(logf, len(defensive.mean))
+    w = (1.0 - NEEDLE_DEFENSIVE) / (len(needles) + 1)
+    return MixtureProposal(np.stack([defensive.mean, mode]), np.stack([defensive.chol, np.linalg.cholesky(cov)]),
+                           np.log(np.array([NEEDLE_DEFENSIVE] + [w] * (len(needles) + 1))), needles)
+
+
+def _tilt_rotation(kt, dt, m):
+    """The orthogonal O with B_e O = B_c: :func:`theory.deep_layer.log_integrand` writes a hidden tilt k̃ = B Bᵀ with
+    the eigen-factor B_e, :func:`theory.deep_layer.layer_integral` (and the first layer's domain) with the Cholesky
+    factor B_c of :func:`theory.deep_fields.tilt_factor`, so λ in the integral's coordinates v is λ_e(O v)."""
+    B_c = tilt_factor(m, kt=kt, dt=dt)[0]
+    w, V = np.linalg.eigh(0.5 * (kt + kt.T))
+    return np.linalg.lstsq(V * np.sqrt(np.maximum(w, 0.0)), B_c, rcond=None)[0]
+
+
 def _near(directions, q) -> list:
     """The (ŷ, q) with margin below :data:`NEAR_BOUNDARY`, best first, without near-duplicates."""
     dirs = []
@@ -99,7 +139,7 @@ def _near(directions, q) -> list:
     return dirs
 
 
-def with_needles(model: DeepModel, x, props) -> list:
+def with_needles(model: DeepModel, x, props, kind: str = "gauss") -> list:
     """``props`` with needle components (module docstring) in the last layer's proposal for each maximiser of
     its readout domain at ``x`` with margin below :data:`NEAR_BOUNDARY`, and likewise in the first hidden
     layer's (L >= 2) for its tilted domain (:func:`first_layer_directions`); only layers with nested rules.
@@ -113,13 +153,15 @@ def with_needles(model: DeepModel, x, props) -> list:
             y = dom.directions[:, :model.dims[-1]]  # L = 1: y = v (ŵ = 0 there)
             dirs = _near(y / np.linalg.norm(y, axis=1, keepdims=True), dom.q)
             if dirs:
-                out[-1] = _needle_mixture(props[-1], dirs)
+                out[-1] = (slice_mixture(model, x, props[-1], dirs) if kind == "slice"
+                           else _needle_mixture(props[-1], dirs))
         if model.L >= 2 and model.rules[0].nested:
             ev = model.safe_eval(x, out)
             if ev is not None:
                 dirs = _near(*first_layer_directions(model, ev))
                 if dirs:
-                    out[0] = _needle_mixture(props[0], dirs)
+                    out[0] = (slice_mixture(model, x, props[0], dirs, ev) if kind == "slice"
+                              else _needle_mixture(props[0], dirs))
     except (ValueError, np.linalg.LinAlgError):
         return props
     return props if all(a is b for a, b in zip(out, props)) else out
