@@ -66,15 +66,12 @@ class LayerCache:
 def log_integrand(oned: OneD, sizes, sigma: float, y, *, R_in=None, delta_in=None, t=None, sigma_a=None, kt=None,
                   dt=None) -> np.ndarray:
     """λ(y) = −½|y|² + Σ_c P_c ζ_c(u_c(y), ξ_c(y)): the log density (up to a constant) of one layer's
-    tilted y-measure at the points ``y`` (n, d); arguments as :func:`layer_integral`."""
+    tilted y-measure at the points ``y`` (n, d), in the coordinates of :func:`layer_integral` (u = B v with
+    B of :func:`theory.deep_fields.tilt_factor`); arguments as :func:`layer_integral`."""
     P = np.asarray(sizes, dtype=np.float64)
     m = len(P)
     y = np.atleast_2d(np.asarray(y, dtype=np.float64))
-    if t is not None:
-        B, dtilt = sigma_a * np.asarray(t, dtype=np.float64), np.zeros(m)
-    else:
-        w_, V_ = np.linalg.eigh(0.5 * (kt + kt.T))
-        B, dtilt = V_ * np.sqrt(np.maximum(w_, 0.0)), np.asarray(dt, dtype=np.float64)
+    B, dtilt = tilt_factor(m, t=t, sigma_a=sigma_a, kt=kt, dt=dt)
     u = y[:, :m] @ B.T
     if R_in is not None:
         xi, s = sigma * (y[:, m:] @ np.asarray(R_in).T), sigma * np.sqrt(np.asarray(delta_in, dtype=np.float64))

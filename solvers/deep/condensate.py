@@ -24,7 +24,6 @@ import numpy as np
 from solvers.deep.kkt import tilted_first_layer
 from solvers.deep.model import DeepModel
 from theory.deep_condensate import ReadoutDomain, condensate_directions
-from theory.deep_fields import tilt_factor
 from theory.deep_layer import log_integrand
 from theory.deep_mixture import MixtureProposal
 from theory.deep_needle import bulk_laplace, needle_length, slice_needle
@@ -103,29 +102,18 @@ def slice_mixture(model: DeepModel, x, proposal, dirs, ev=None, inflate: float =
         R, delta = ker[-1] if ker else (None, None)
         kw = dict(R_in=R, delta_in=delta, t=t, sigma_a=model.spec.sigma_a)
         sigma = model.sigmas[-1]
-        rot = None
     else:
         up = ev["layers"][1]
         kw, sigma = dict(kt=up.kt_in, dt=up.dt_in), model.sigmas[0]
-        rot = _tilt_rotation(up.kt_in, up.dt_in, model.m)
 
     def logf(y):
-        return log_integrand(model.oned, model.sizes, sigma, y if rot is None else y @ rot.T, **kw)
+        return log_integrand(model.oned, model.sizes, sigma, y, **kw)
 
     needles = tuple(slice_needle(logf, y, needle_length(q), inflate=inflate) for y, q in dirs)
     mode, cov = bulk_laplace(logf, len(defensive.mean))
     w = (1.0 - NEEDLE_DEFENSIVE) / (len(needles) + 1)
     return MixtureProposal(np.stack([defensive.mean, mode]), np.stack([defensive.chol, np.linalg.cholesky(cov)]),
                            np.log(np.array([NEEDLE_DEFENSIVE] + [w] * (len(needles) + 1))), needles)
-
-
-def _tilt_rotation(kt, dt, m):
-    """The orthogonal O with B_e O = B_c: :func:`theory.deep_layer.log_integrand` writes a hidden tilt k̃ = B Bᵀ with
-    the eigen-factor B_e, :func:`theory.deep_layer.layer_integral` (and the first layer's domain) with the Cholesky
-    factor B_c of :func:`theory.deep_fields.tilt_factor`, so λ in the integral's coordinates v is λ_e(O v)."""
-    B_c = tilt_factor(m, kt=kt, dt=dt)[0]
-    w, V = np.linalg.eigh(0.5 * (kt + kt.T))
-    return np.linalg.lstsq(V * np.sqrt(np.maximum(w, 0.0)), B_c, rcond=None)[0]
 
 
 def _near(directions, q) -> list:
