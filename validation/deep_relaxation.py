@@ -33,11 +33,9 @@ from .deep_outliers import LastLayerOutliers
 from .deep_planted import plant_sparse
 from .diagnostics import ess, rhat_rank
 
-__all__ = ["KINDS", "relaxation_chain", "summarise_relaxation", "ROW_NAMES"]
+__all__ = ["KINDS", "relaxation_chain", "summarise_relaxation"]
 
 KINDS = ("prior", "planted")
-#: the recorded row of :class:`validation.deep_outliers.LastLayerOutliers`, then f_cc per class
-ROW_NAMES = ("count", "top_share", "share")
 
 
 def relaxation_chain(spec: ModelSpec, width: int, layers: int, seed: int, kind: str, *, sweeps: int = 3000,
