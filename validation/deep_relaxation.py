@@ -1,0 +1,131 @@
+"""Relaxation from both sides: is the equilibrium last hidden layer of a deep ReLU network sparse or
+analog-with-outliers? (THEORY §4, §5, §7; a chain-only test that needs no theory.)
+
+Per seed, one prior-start chain of ``pre`` sweeps (step adapted by dual averaging) gives a state θ₀
+and a step; from θ₀ two chains continue with that step fixed, the same moves (collapsed MALA sweep,
+a | W exactly, ``moves`` last-layer pair rotations per sweep, :mod:`validation.deep_outliers`) and
+the same random numbers:
+
+* ``"prior"``: from θ₀ itself;
+* ``"planted"``: from θ₀ with ``per_class`` one-class outliers per class carrying the share ``share``
+  of each class's output (:func:`validation.deep_planted.plant_sparse`).
+
+Every ``every`` sweeps the last layer's outliers (readout norm > 4 × median) are recorded: their
+number, codes and share of each correct-class output, and the top-5 % output share; every sweep the
+observables f, U, K_ℓ (:mod:`validation.deep_observables`). If the planted chains decay to the
+prior-start chains' composition, and the prior-start chains do not grow sparse, the equilibrium is
+not the planted sparse state; if both meet at a sparse state, it is sparse; if they stay apart, the
+sign of the drift of the share says which way each side moves (:func:`summarise_relaxation`).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from theory.checks import check_choice, check_int
+from theory.spec import ModelSpec
+
+from .deep_chain import run_deep_chain
+from .deep_network import DeepNetwork
+from .deep_observables import split_vector
+from .deep_outliers import LastLayerOutliers
+from .deep_planted import plant_sparse
+from .diagnostics import ess, rhat_rank
+
+__all__ = ["KINDS", "relaxation_chain", "summarise_relaxation"]
+
+KINDS = ("prior", "planted")
+
+
+def relaxation_chain(spec: ModelSpec, width: int, layers: int, seed: int, kind: str, *, sweeps: int = 3000,
+                     pre: int = 300, moves: int = 20, share: float = 0.8, per_class: int = 1,
+                     every: int = 10) -> dict:
+    """One chain of the module docstring; returns {"kind", "seed", "rows" (count, top share, share_c per
+    record), "codes" (outlier code counts), "draws" (sweeps × observables), "acceptance",
+    "pair_acceptance", "planted" (the planted neurons, or None), "cpu_seconds"}."""
+    kind = check_choice("kind", kind, KINDS)
+    check_int("pre", pre, 1)
+    t0 = time.process_time()
+    pre_run = run_deep_chain(spec, width, layers, pre + 1, pre, seed=seed, after_sweep=LastLayerOutliers(moves))
+    theta, planted = pre_run["theta"], None
+    if kind == "planted":
+        net = DeepNetwork(spec, width, layers)
+        planted = plant_sparse(np.random.default_rng([seed, width, 17]), net, theta, share, per_class)
+        theta = planted.theta
+    hook = LastLayerOutliers(moves, every=every)
+    out = run_deep_chain(spec, width, layers, sweeps, 0, seed=seed + 1, step_size=pre_run["step_size"],
+                         adapt=False, theta0=theta, after_sweep=hook)
+    summ = hook.summary()
+    return {"kind": kind, "seed": seed, "rows": np.array(summ["rows"]), "codes": summ["codes"],
+            "draws": out["draws"], "acceptance": out["acceptance"], "pair_acceptance": summ["acceptance"],
+            "planted": None if planted is None else planted.to_json(), "step_size": pre_run["step_size"],
+            "cpu_seconds": time.process_time() - t0}
+
+
+def _window_stats(rows: np.ndarray) -> dict:
+    """Mean count, top share and share_c of records (chains, n, 2 + m)."""
+    return {"count": float(rows[..., 0].mean()), "top_share": float(rows[..., 1].mean()),
+            "share": rows[..., 2:].mean(axis=tuple(range(rows.ndim - 1))).tolist()}
+
+
+def summarise_relaxation(chains: list, m: int, layers: int, windows: int = 4, keep: float = 0.5) -> dict:
+    """Per kind: the outlier statistics per window (``windows`` equal parts of the records, each chain's
+    mean too), over the last ``keep`` of the records their mean, the drift of the share and count
+    (last window − first window), code fractions, f_cc and the last layer's kernel diagonal (mean over
+    chains of the kept draws), R̂ and bulk ESS of the records and of the observables; and, over the
+    chains of both kinds together, the R̂ of the records (≈ 1 when the two sides have met)."""
+    out = {}
+    kept_rows = {}
+    for kind in KINDS:
+        cs = [c for c in chains if c["kind"] == kind]
+        if not cs:
+            continue
+        n = min(len(c["rows"]) for c in cs)
+        rows = np.array([c["rows"][:n] for c in cs])  # chains × n × (2 + m)
+        parts = np.array_split(np.arange(n), windows)
+        k0 = n - max(int(round(keep * n)), 4)
+        kept_rows[kind] = rows[:, k0:]
+        nd = min(len(c["draws"]) for c in cs)
+        draws = np.array([c["draws"][nd - int(keep * nd):nd] for c in cs])
+        mean = split_vector(draws.mean(axis=(0, 1)), m, layers)
+        per_chain = [split_vector(d.mean(axis=0), m, layers) for d in draws]
+        codes: dict = {}
+        for c in cs:
+            for k, v in c["codes"].items():
+                codes[k] = codes.get(k, 0) + v
+        tot = sum(codes.values())
+        win = [_window_stats(rows[:, p]) for p in parts]
+        out[kind] = {
+            "chains": len(cs), "records": n,
+            "windows": win,
+            "windows_per_chain": [[_window_stats(r[p]) for p in parts] for r in rows],
+            "kept": _window_stats(rows[:, k0:]),
+            "drift": {"count": win[-1]["count"] - win[0]["count"],
+                      "share": (np.array(win[-1]["share"]) - np.array(win[0]["share"])).tolist()},
+            "code_fractions": {k: v / tot for k, v in sorted(codes.items())} if tot else {},
+            "f_cc": np.diag(mean["outputs"]).tolist(),
+            "f_cc_per_chain": [np.diag(p["outputs"]).tolist() for p in per_chain],
+            "U_diag": np.diag(mean["readout_moment"]).tolist(),
+            "last_kernel_diagonal": mean["layers"][-1]["kernel_diagonal"].tolist(),
+            "first_kernel_diagonal": mean["layers"][0]["kernel_diagonal"].tolist(),
+            "rhat_rows": rhat_rank(rows[:, k0:]).tolist() if len(cs) > 1 else None,
+            "ess_rows": ess(rows[:, k0:]).tolist() if len(cs) > 1 else None,
+            "rhat_observables_max": float(np.max(rhat_rank(draws))) if len(cs) > 1 else None,
+            "rhat_last_kernel_max": (float(np.max(np.concatenate([
+                np.ravel(split_vector(rhat_rank(draws), m, layers)["layers"][-1][k])
+                for k in ("kernel_diagonal", "kernel_blocks")]))) if len(cs) > 1 else None),
+            "acceptance": float(np.mean([c["acceptance"] for c in cs])),
+            "pair_acceptance": float(np.mean([c["pair_acceptance"] or 0.0 for c in cs])),
+            "cpu_seconds": [c["cpu_seconds"] for c in cs],
+            "planted": [c["planted"] for c in cs if c["planted"] is not None],
+        }
+    if len(kept_rows) == 2:
+        n = min(r.shape[1] for r in kept_rows.values())
+        both = np.concatenate([r[:, -n:] for r in kept_rows.values()], axis=0)
+        out["rhat_rows_both_sides"] = rhat_rank(both).tolist()
+        out["gap"] = {"count": out["planted"]["kept"]["count"] - out["prior"]["kept"]["count"],
+                      "share": (np.array(out["planted"]["kept"]["share"])
+                                - np.array(out["prior"]["kept"]["share"])).tolist(),
+                      "top_share": out["planted"]["kept"]["top_share"] - out["prior"]["kept"]["top_share"]}
+    return out
