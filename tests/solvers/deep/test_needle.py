@@ -136,7 +136,7 @@ R_L2 = [[0.8239780806392498, 0.0, 0.0], [0.3554866764286892, 0.9453135381884691,
 DELTA_L2 = [0.4739157367009501, 0.4290523020481901, 0.42783547861261534]
 #: brute force at that point: (log Z, f, U, k, δ, k̃_1, δ̃_1) of the last layer with Gaussian needle components
 #: (defensive Gaussian: the plain solve's),
-#: Sobol' 8 × 2^19 (seed 11), and its replicate standard errors (docs/notes/deep9.md)
+#: Sobol' 8 × 2^19 (seed 11), and its replicate standard errors (docs/devlog.md)
 REF_L2 = np.array([
     1.34141665e+00, 9.53601906e-01, 1.58197504e-02, 3.47783418e-03, 1.73764670e-02, 9.80436082e-01, 5.16947249e-03,
     1.02901594e-02, 1.37570273e-02, 9.46527094e-01, 3.46924531e-01, -5.84121710e-02, -6.07887454e-02,
@@ -210,7 +210,7 @@ def test_brute_force_reference_at_l2():
     """The stored L = 2 reference (Gaussian needles with the solver's defensive Gaussian, 8 × 2^19) against a brute
     force of the other family: slice needles, defensive component moment-matched by one round, 8 × 2^18, another
     seed; within 3 combined standard errors everywhere. (Without that round, with a standard-normal defensive
-    component, both families miss part of the measure: docs/notes/deep9.md.)"""
+    component, both families miss part of the measure: docs/devlog.md.)"""
     prop, _ = _l2_proposals("slice")
     value, se = _last_layer_at_l2(prop, sobol_rule(6, 18, 8, seed=5))
     assert np.all(np.abs(value - REF_L2) <= 3 * np.hypot(se, REF_L2_SE))
