@@ -185,28 +185,14 @@ def test_two_layer_nonlinear_agrees_with_sampled_networks(name):
     assert rep["passed"], rep["z_max"]
 
 
-@pytest.fixture(scope="module")
-def two_layer_solution():
-    """The cold L = 2 solve of classes 3,2 at T = 0.5 (search off, 2000 code neurons), once per φ for the module."""
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            spec = ModelSpec(nonlinearity=name, class_sizes=(3, 2), temperature=0.5)
-            cache[name] = solve_deep_nonlinear(spec, 2, options=DeepOptions(search=False, code_neurons=2000))
-        return cache[name]
-
-    return get
-
-
 @pytest.mark.parametrize("name", ["normcdf", "relu"])
-def test_theory_neurons_reproduce_the_kernel_and_give_code_fractions(name, two_layer_solution):
+def test_theory_neurons_reproduce_the_kernel_and_give_code_fractions(name, deep_class_theory):
     """Neurons drawn from each layer's single-neuron measure (for the code fractions): their class-mean
     activations v have E[v_c v_d] = k_cd + δ_cd δ_c / P_c (mean of P_c conditionally independent
     inputs), within Monte Carlo error; code fractions sum to 1."""
     from solvers.deep.nonlinear import _Model
 
-    sol = two_layer_solution(name)
+    sol = deep_class_theory(name)
     spec = sol.spec
     model = _Model(spec, sol.sigmas, DeepOptions())
     ev = model.evaluate(sol.x, sol.proposals)
@@ -242,15 +228,15 @@ def test_hard_regime_is_rejected_or_has_an_honest_error():
             assert "no reliable solution" in sol.message or "no solution" in sol.message
 
 
-def test_continuation_in_depth_from_l_minus_1(two_layer_solution):
+def test_continuation_in_depth_from_l_minus_1(deep_class_theory):
     """start = the L = 1 solution: the L = 2 solve started from its kernel and field reaches the
-    same saddle point as the cold solve (within the error estimates; the cold solve is the module's,
-    whose code neurons do not enter the saddle point)."""
+    same saddle point as the cold solve (within the error estimates; the cold solve is the session's,
+    tests/conftest.py, whose code neurons do not enter the saddle point)."""
     spec = ModelSpec(nonlinearity="relu", class_sizes=(3, 2), temperature=0.5)
     opts = DeepOptions(search=False, code_neurons=0)
     one = solve_deep_nonlinear(spec, 1, options=opts)
     two = solve_deep_nonlinear(spec, 2, start=one, options=opts)
-    cold = two_layer_solution("relu")
+    cold = deep_class_theory("relu")
     assert two.converged and two.saddles[0]["found_by"] == "start from the L − 1 solution"
     d = np.abs(_theory_vector(two, 2) - _theory_vector(cold, 2))
     assert np.all(d <= 2 * (two.errors + cold.errors) + 1e-7)
