@@ -93,7 +93,7 @@ def test_coexisting_linear_saddles_free_energy_and_stability():
     assert [r["stable"] for r in roots] == [True, False, True]
     for r in roots:
         start = _linear_root(ref, r["x"])
-        sol = solve_deep_nonlinear(spec, L, start=start, options=DeepOptions(search=False))
+        sol = solve_deep_nonlinear(spec, L, start=start, options=DeepOptions(search=False, code_neurons=0))
         assert sol.converged
         picked = [sd for sd in sol.saddles if sd["found_by"].startswith("start")]
         assert len(picked) == 1
@@ -153,9 +153,9 @@ def test_two_layer_normcdf_small_warm_start_and_json():
     neighbouring T reproduces the cold solve within the error estimates, and the JSON schema."""
     spec = ModelSpec(nonlinearity="normcdf", class_sizes=(3, 2), temperature=0.6)
     cold = solve_deep_nonlinear(spec.replace(temperature=0.5), 2, options=DeepOptions(search=False))
-    warm = solve_deep_nonlinear(spec.replace(temperature=0.5), 2,
-                                start=solve_deep_nonlinear(spec, 2, options=DeepOptions(search=False)),
-                                options=DeepOptions(search=False))
+    bare = DeepOptions(search=False, code_neurons=0)  # the warm path draws no code neurons (cold's JSON has them)
+    warm = solve_deep_nonlinear(spec.replace(temperature=0.5), 2, start=solve_deep_nonlinear(spec, 2, options=bare),
+                                options=bare)
     assert cold.converged and warm.converged and cold.stable
     d = np.abs(_theory_vector(cold, 2) - _theory_vector(warm, 2))
     assert np.all(d <= 2 * (cold.errors + warm.errors) + 1e-7)
