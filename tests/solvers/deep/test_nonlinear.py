@@ -53,7 +53,7 @@ def test_linear_reproduces_deep_linear_closed_form(sizes, layers, sigmas, T):
     (closed-form 1-D integrals, Gauss–Hermite exact once the proposal matches) reproduces the deep
     linear closed form: every layer's kernel, f, U and the free energy to 1e-8."""
     spec = ModelSpec(nonlinearity="linear", class_sizes=sizes, temperature=T, sigma_w=1.1, sigma_a=0.9)
-    sol = solve_deep_nonlinear(spec, layers, sigmas)
+    sol = solve_deep_nonlinear(spec, layers, sigmas, options=DeepOptions(code_neurons=0))  # (no code neurons)
     ref = solve_deep_linear_classes(spec, layers, sigmas)
     assert sol.converged and sol.stable
     assert np.max(np.abs(_theory_vector(sol, layers) - _theory_vector(ref, layers))) < 1e-8
@@ -110,7 +110,7 @@ def test_one_layer_reproduces_one_layer_solver(name):
 
     spec = ModelSpec(nonlinearity=name, class_sizes=(4, 2, 2), temperature=0.5)
     ref = solve(spec)
-    sol = solve_deep_nonlinear(spec, 1)
+    sol = solve_deep_nonlinear(spec, 1, options=DeepOptions(code_neurons=0))
     assert sol.converged and ref.success
     diff = np.abs(_theory_vector(sol, 1) - _one_layer_vector(ref))
     assert np.all(diff <= 3 * sol.errors + 1e-7), (diff.max(), sol.error_estimate)
@@ -123,7 +123,7 @@ def test_one_layer_qmc_error_estimate_covers_difference():
 
     spec = ModelSpec(nonlinearity="normcdf", class_sizes=(4, 2, 2), temperature=0.5)
     ref = solve(spec)
-    sol = solve_deep_nonlinear(spec, 1, options=DeepOptions(integrator="qmc", seed=1))
+    sol = solve_deep_nonlinear(spec, 1, options=DeepOptions(integrator="qmc", seed=1, code_neurons=0))
     diff = np.abs(_theory_vector(sol, 1) - _one_layer_vector(ref))
     assert sol.converged and 0 < sol.error_estimate < 2e-3
     assert np.all(diff <= 6 * sol.errors + 1e-6), np.max(diff / sol.errors)
