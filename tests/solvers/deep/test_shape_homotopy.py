@@ -119,7 +119,7 @@ def test_small_case_reaches_the_default_saddle_through_the_shape(sizes):
     and 4 dimensions; error estimate 7e-5, measured difference 1e-7) and 4,2,2 (slow: 3 and 6 dimensions,
     about 9× the CPU; error estimates ~3e-4)."""
     spec, _ = _small(sizes)
-    opts = DeepOptions(search=False)
+    opts = DeepOptions(search=False, code_neurons=0)  # (the saddle only: no code neurons)
     search = _Search(spec, layer_sigmas(spec, 2), opts)
     assert search.from_shape()
     c = search.cands[-1]
