@@ -53,10 +53,10 @@ def test_full_kernel_and_neuron_order():
     assert sorted(common.order_neurons(a, x, (1, 1), 10, "code")) == list(range(10))
 
 
-def test_phase_diagram_figure_quick(tmp_path, capsys):
-    """One real script end to end in quick mode through the CLI, ``codingschemes figures --quick
-    --only phase_diagram`` (the large-P phase diagrams of normcdf and ReLU, 4 × 6 grids): PNG,
-    vector PDF, JSON sidecar with the settings and numbers, and the manifest entry with its seconds."""
+def _phase_diagram_figure(tmp_path, capsys, rows, cols):
+    """``codingschemes figures --quick --only phase_diagram`` (the large-P phase diagrams of normcdf and ReLU on
+    the quick grids of ``rows`` × ``cols`` points): PNG, vector PDF, JSON sidecar with the settings and numbers,
+    and the manifest entry with its seconds; the ReLU diagram shows the condensate."""
     assert run_figures(_parse(["figures", "--quick", "--out", str(tmp_path), "--only", "phase_diagram"])) == 0
     paths = [p for p in map(Path, capsys.readouterr().out.split()) if p.suffix == ".png"]
     assert [p.name for p in paths] == ["fig_phase_normcdf.png", "fig_phase_relu.png"]
@@ -67,14 +67,33 @@ def test_phase_diagram_figure_quick(tmp_path, capsys):
         assert png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
         side = json.loads(png.with_suffix(".json").read_text())
         assert side["figure"] == png.name and side["mode"] == "quick" and side["seconds"] > 0
-        assert side["settings"]["grid"] == [4, 6] and sum(side["numbers"]["regions"].values()) == 24
+        assert side["settings"]["grid"] == [rows, cols] and sum(side["numbers"]["regions"].values()) == rows * cols
         assert side["numbers"]["failed"] == 0
         assert all("sigma_a_bar" not in k for k in side["numbers"]["regions"])
         assert manifest["figures"][png.name]["seconds"] == side["seconds"]
-        assert "4 × 6 grid" in caption(side)
+        assert f"{rows} × {cols} grid" in caption(side)
     relu = json.loads(paths[1].with_suffix(".json").read_text())
     assert any("outliers" in k for k in relu["numbers"]["regions"])  # the ReLU condensate (sparse coding)
     assert "condensate" in caption(relu)
+
+
+def test_phase_diagram_figure_small_grid(tmp_path, capsys, monkeypatch):
+    """The quick phase-diagram script end to end through the CLI on a 2 × 3 grid (T = 0.02, 0.14, 1;
+    σ̄_a = 0.5, 2): a sixth of the quick grid's solves. The quick grid itself: the slow test below."""
+    import figures.fig_phase_diagram as fpd
+
+    assert {nl: (len(g[1]), len(g[0])) for nl, g in fpd.GRIDS[True].items()} == {"normcdf": (4, 6), "relu": (4, 6)}
+    small = {nl: (np.geomspace(0.02, 1.0, 3), np.array([0.5, 2.0]), refine, workers)
+             for nl, (_, _, refine, workers) in fpd.GRIDS[True].items()}
+    monkeypatch.setitem(fpd.GRIDS, True, small)
+    _phase_diagram_figure(tmp_path, capsys, 2, 3)
+
+
+@pytest.mark.slow
+def test_phase_diagram_figure_quick(tmp_path, capsys):
+    """One real script end to end in quick mode through the CLI, ``codingschemes figures --quick
+    --only phase_diagram`` (the large-P phase diagrams of normcdf and ReLU, 4 × 6 grids)."""
+    _phase_diagram_figure(tmp_path, capsys, 4, 6)
 
 
 @pytest.mark.slow

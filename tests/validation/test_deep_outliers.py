@@ -83,17 +83,16 @@ def test_deep_relu_paper_regime_last_layer_has_one_class_outliers():
     assert out["top_share"] > 0.3, out
 
 
-def test_validate_deep_with_swaps_from_prior_starts(monkeypatch):
+def test_validate_deep_with_swaps_from_prior_starts(monkeypatch, deep_class_theory):
     """``validate_deep(swaps=k)`` (``validate --layers 2 --init random --swaps k``): prior-start chains
     with last-layer independence moves from the theory (relu, classes 3,2, T = 0.5; solved without the
-    mode search, as in test_deep_stationarity.py); the report gives the swap acceptance per width and
+    mode search: the session's solution, as in test_deep_stationarity.py); the report gives the swap acceptance per width and
     says so in "comparison"; linear φ is refused."""
     import validation.deep as vdeep
-    from solvers.deep.nonlinear import DeepOptions, solve_deep_nonlinear
     from validation.deep import validate_deep
 
-    spec = ModelSpec("relu", class_sizes=(3, 2), temperature=0.5)
-    theory = solve_deep_nonlinear(spec, 2, options=DeepOptions(search=False))
+    theory = deep_class_theory("relu")  # tests/conftest.py
+    spec = theory.spec
     monkeypatch.setattr(vdeep, "deep_theory", lambda *a, **k: theory)
     rep = validate_deep(spec, layers=2, widths=(20,), chains=2, sweeps=12, burn=4, swaps=3)
     assert 0 < rep["per_width"][0]["swap_acceptance"] <= 1 and "3 last-layer swaps" in rep["comparison"]

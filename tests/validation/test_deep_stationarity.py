@@ -1,6 +1,5 @@
 """Deep networks started from the theory's per-layer measures (validation/deep_theory_init.py,
 validation/deep_theory_sample.py): linear closed form and the nonlinear class-block theory."""
-import functools
 
 import numpy as np
 import pytest
@@ -63,15 +62,6 @@ def test_theory_code_fractions_per_layer_match_sampling():
 
 
 # ----------------------------------------------------------------------------- nonlinear φ
-@functools.lru_cache(maxsize=None)
-def _nonlinear_theory(name, sizes=(3, 2), T=0.5):
-    """L = 2 theory (one solve per φ for the whole module; code fractions from 3000 solver neurons)."""
-    from solvers.deep.nonlinear import DeepOptions, solve_deep_nonlinear
-
-    spec = ModelSpec(nonlinearity=name, class_sizes=sizes, temperature=T)
-    return solve_deep_nonlinear(spec, 2, options=DeepOptions(search=False, code_neurons=3000))
-
-
 def _drawn_observables(th, n, seed):
     """Mean and standard error of the flat observables over n iid neurons per layer from the theory."""
     from theory.nonlinearities import get_nonlinearity
@@ -84,24 +74,24 @@ def _drawn_observables(th, n, seed):
 
 
 @pytest.mark.parametrize("name", ["normcdf", "relu"])
-def test_nonlinear_layer_measures_reproduce_the_theory(name):
+def test_nonlinear_layer_measures_reproduce_the_theory(name, deep_class_theory):
     """L = 2, classes 3,2, T = 0.5: 8000 neurons per layer from the class-block single-neuron measures
     (importance resampling of (v, w), inverse-CDF z) give f, U and both layers' kernel diagonal and
     blocks of the theory within 4.5 standard errors (MC and the theory's integration error in
     quadrature; measured max z 1.7 normcdf, 1.5 relu; 2.4, 2.2 at n = 40000); importance ESS > 0.3
     (measured 0.71–0.89)."""
-    th = _nonlinear_theory(name)
+    th = deep_class_theory(name)
     mean, se, lay = _drawn_observables(th, 8000, seed=1)
     z = np.abs(mean - _theory_vector(th, 2)) / np.hypot(se, th.errors)
     assert z.max() < 4.5, z.max()
     assert min(la["ess"] for la in lay) > 0.3
 
 
-def test_nonlinear_sampler_with_linear_phi_hits_closed_form_and_resolves_temperature():
+def test_nonlinear_sampler_with_linear_phi_hits_closed_form_and_resolves_temperature(deep_class_theory):
     """The nonlinear layer sampler (HS field, class-shared ξ, tilted 1-D laws) with φ = h against the deep
     linear closed form: within 4.5 SE at the right T = 0.5, and the same draws reject the closed form
     of T = 1.0 by the same criterion (measured max z 1.9 against 9.8), so the check can fail."""
-    th = _nonlinear_theory("linear")
+    th = deep_class_theory("linear")
     mean, se, _ = _drawn_observables(th, 8000, seed=2)
     z = np.abs(mean - _theory_vector(solve_deep_linear_classes(th.spec, 2), 2)) / se
     assert z.max() < 4.5, z.max()
@@ -110,12 +100,12 @@ def test_nonlinear_sampler_with_linear_phi_hits_closed_form_and_resolves_tempera
 
 
 @pytest.mark.parametrize("name", ["normcdf", "relu"])
-def test_nonlinear_theory_state_realises_the_drawn_preactivations(name):
+def test_nonlinear_theory_state_realises_the_drawn_preactivations(name, deep_class_theory):
     """W¹ = H¹ and W² conditioned on H² = W² φ(H¹)/√N (Matheron): the network's forward pass gives back the
     drawn preactivations of both layers; a deep linear theory cannot start a nonlinear network."""
     from validation.deep_theory_init import layer_preactivations
 
-    th = _nonlinear_theory(name)
+    th = deep_class_theory(name)
     net = DeepNetwork(th.spec, width=40, layers=2)
     Hs, a = layer_preactivations(th.spec, th, net.sigmas, net.width, np.random.default_rng(5))
     theta = deep_theory_state(net, th, np.random.default_rng(5))
@@ -127,13 +117,13 @@ def test_nonlinear_theory_state_realises_the_drawn_preactivations(name):
         deep_theory_state(net, solve_deep_linear_classes(SPEC.replace(class_sizes=(3, 2)), 2), np.random.default_rng(0))
 
 
-def test_nonlinear_code_fractions_agree_with_the_solver_neurons():
+def test_nonlinear_code_fractions_agree_with_the_solver_neurons(deep_class_theory):
     """theory_layer_code_fractions (neurons with their P inputs) against the solver's own code fractions
     (class means drawn by theory.deep_blocks._sample_patterns): the same measure, so total variation
     below 0.04 with 8000 and 3000 neurons (statistical error ~0.01 per code; measured 0.010, 0.004)."""
     from validation.deep_theory_init import theory_layer_code_fractions
 
-    th = _nonlinear_theory("normcdf")
+    th = deep_class_theory("normcdf")
     ours = theory_layer_code_fractions(th.spec, th, th.sigmas, n=8000, seed=4)
     for ell in range(2):
         assert abs(sum(ours[ell].values()) - 1) < 1e-12
@@ -182,14 +172,14 @@ def test_nonlinear_theory_code_fractions_per_layer_match_sampling(name):
 
 
 # ----------------------------------------------------------------------------- mode-changing moves
-def test_last_layer_swaps_are_accepted_and_change_codes():
+def test_last_layer_swaps_are_accepted_and_change_codes(deep_class_theory):
     """Independence moves of one last-layer neuron from the theory measure (validation.deep_swaps) on an
     N = 100 relu network started at the theory (classes 3,2, T = 0.5): a good share is accepted and
     most accepted moves change the neuron's code (measured 0.42 and 0.27 of 200 proposals), which local
     MALA steps almost never do; the chain driver runs them between sweeps."""
     from validation.deep_swaps import LastLayerProposal, last_layer_swaps, run_deep_chain_with_swaps
 
-    th = _nonlinear_theory("relu")
+    th = deep_class_theory("relu")
     net = DeepNetwork(th.spec, width=100, layers=2)
     theta = deep_theory_state(net, th, np.random.default_rng(0))
     _, st = last_layer_swaps(np.random.default_rng(1), net, theta, LastLayerProposal(th), 200)
@@ -199,7 +189,7 @@ def test_last_layer_swaps_are_accepted_and_change_codes():
 
 
 @pytest.mark.slow
-def test_last_layer_swaps_keep_the_posterior_exactly():
+def test_last_layer_swaps_keep_the_posterior_exactly(deep_class_theory):
     """Exactness on a tiny network (relu, classes 3,2, T = 0.5, N = 20, W¹ fixed at a theory draw): swaps
     alone sample the conditional posterior of (W², a) | W¹; its means of f, U and the layer-2 kernel
     agree with a MALA reference on (W², a) within 4.5 combined MCSE (measured max z 3.2 over 14
@@ -210,7 +200,7 @@ def test_last_layer_swaps_keep_the_posterior_exactly():
     from validation.diagnostics import mcse
     from validation.samplers import mala_init, mala_step
 
-    th = _nonlinear_theory("relu")
+    th = deep_class_theory("relu")
     net = DeepNetwork(th.spec, width=20, layers=2)
     theta0 = deep_theory_state(net, th, np.random.default_rng(0))
     Ws, a = net.unpack(theta0)

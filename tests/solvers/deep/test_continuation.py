@@ -136,16 +136,24 @@ def test_cli_and_bad_input(tmp_path, capsys):
                                        "--no-plot", *argv]))
 
 
-def test_nonlinear_sequential_continuation(tmp_path):
+def test_nonlinear_sequential_continuation(tmp_path, monkeypatch):
     """normcdf, L = 2, m = 2 (fast tensor rules): every grid point converges, each warm-started solve
-    equals a cold solve at that T within the error estimates, the JSON and the figure are written."""
+    equals a cold solve at that T within the error estimates, the JSON and the figure are written.
+    The solves draw no code neurons (their patterns were half the CPU; the code fractions are tested in
+    test_nonlinear.py); continue_deep hands nonlinear φ to continue_deep_nonlinear."""
+    import solvers.deep.continuation as cont
     from figures.deep_continuation import plot_deep_continuation
     from solvers.deep.nonlinear import DeepOptions, solve_deep_nonlinear
 
     spec = ModelSpec(nonlinearity="normcdf", class_sizes=(3, 2), temperature=0.6)
-    r = continue_deep(spec, 2, "temperature", 0.6, 0.5, n_points=2)
+    r = cont.continue_deep_nonlinear(spec, 2, "temperature", 0.6, 0.5, n_points=2,
+                                     options=DeepOptions(code_neurons=0))
     assert r.success and len(r.selected) == 2 and all(p["converged"] for p in r.selected)
-    cold = solve_deep_nonlinear(spec.replace(temperature=0.5), 2, options=DeepOptions(search=False))
+    calls = []
+    monkeypatch.setattr(cont, "continue_deep_nonlinear", lambda *a, **k: calls.append((a, k)) or r)
+    assert continue_deep(spec, 2, "temperature", 0.6, 0.5, n_points=2) is r
+    assert calls == [((spec, 2, "temperature", 0.6, 0.5), {"n_points": 2, "progress": None})]
+    cold = solve_deep_nonlinear(spec.replace(temperature=0.5), 2, options=DeepOptions(search=False, code_neurons=0))
     np.testing.assert_allclose(r.selected[-1]["outputs"], cold.outputs,
                                atol=2 * (np.max(cold.errors) + r.selected[-1]["error_estimate"]) + 1e-7)
     assert np.all(np.diag(np.asarray(r.selected[-1]["outputs"])) > np.diag(np.asarray(r.selected[0]["outputs"])))

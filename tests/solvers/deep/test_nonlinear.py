@@ -53,7 +53,7 @@ def test_linear_reproduces_deep_linear_closed_form(sizes, layers, sigmas, T):
     (closed-form 1-D integrals, Gauss–Hermite exact once the proposal matches) reproduces the deep
     linear closed form: every layer's kernel, f, U and the free energy to 1e-8."""
     spec = ModelSpec(nonlinearity="linear", class_sizes=sizes, temperature=T, sigma_w=1.1, sigma_a=0.9)
-    sol = solve_deep_nonlinear(spec, layers, sigmas)
+    sol = solve_deep_nonlinear(spec, layers, sigmas, options=DeepOptions(code_neurons=0))  # (no code neurons)
     ref = solve_deep_linear_classes(spec, layers, sigmas)
     assert sol.converged and sol.stable
     assert np.max(np.abs(_theory_vector(sol, layers) - _theory_vector(ref, layers))) < 1e-8
@@ -93,7 +93,7 @@ def test_coexisting_linear_saddles_free_energy_and_stability():
     assert [r["stable"] for r in roots] == [True, False, True]
     for r in roots:
         start = _linear_root(ref, r["x"])
-        sol = solve_deep_nonlinear(spec, L, start=start, options=DeepOptions(search=False))
+        sol = solve_deep_nonlinear(spec, L, start=start, options=DeepOptions(search=False, code_neurons=0))
         assert sol.converged
         picked = [sd for sd in sol.saddles if sd["found_by"].startswith("start")]
         assert len(picked) == 1
@@ -110,7 +110,7 @@ def test_one_layer_reproduces_one_layer_solver(name):
 
     spec = ModelSpec(nonlinearity=name, class_sizes=(4, 2, 2), temperature=0.5)
     ref = solve(spec)
-    sol = solve_deep_nonlinear(spec, 1)
+    sol = solve_deep_nonlinear(spec, 1, options=DeepOptions(code_neurons=0))
     assert sol.converged and ref.success
     diff = np.abs(_theory_vector(sol, 1) - _one_layer_vector(ref))
     assert np.all(diff <= 3 * sol.errors + 1e-7), (diff.max(), sol.error_estimate)
@@ -123,7 +123,7 @@ def test_one_layer_qmc_error_estimate_covers_difference():
 
     spec = ModelSpec(nonlinearity="normcdf", class_sizes=(4, 2, 2), temperature=0.5)
     ref = solve(spec)
-    sol = solve_deep_nonlinear(spec, 1, options=DeepOptions(integrator="qmc", seed=1))
+    sol = solve_deep_nonlinear(spec, 1, options=DeepOptions(integrator="qmc", seed=1, code_neurons=0))
     diff = np.abs(_theory_vector(sol, 1) - _one_layer_vector(ref))
     assert sol.converged and 0 < sol.error_estimate < 2e-3
     assert np.all(diff <= 6 * sol.errors + 1e-6), np.max(diff / sol.errors)
@@ -153,9 +153,9 @@ def test_two_layer_normcdf_small_warm_start_and_json():
     neighbouring T reproduces the cold solve within the error estimates, and the JSON schema."""
     spec = ModelSpec(nonlinearity="normcdf", class_sizes=(3, 2), temperature=0.6)
     cold = solve_deep_nonlinear(spec.replace(temperature=0.5), 2, options=DeepOptions(search=False))
-    warm = solve_deep_nonlinear(spec.replace(temperature=0.5), 2,
-                                start=solve_deep_nonlinear(spec, 2, options=DeepOptions(search=False)),
-                                options=DeepOptions(search=False))
+    bare = DeepOptions(search=False, code_neurons=0)  # the warm path draws no code neurons (cold's JSON has them)
+    warm = solve_deep_nonlinear(spec.replace(temperature=0.5), 2, start=solve_deep_nonlinear(spec, 2, options=bare),
+                                options=bare)
     assert cold.converged and warm.converged and cold.stable
     d = np.abs(_theory_vector(cold, 2) - _theory_vector(warm, 2))
     assert np.all(d <= 2 * (cold.errors + warm.errors) + 1e-7)
@@ -186,17 +186,17 @@ def test_two_layer_nonlinear_agrees_with_sampled_networks(name):
 
 
 @pytest.mark.parametrize("name", ["normcdf", "relu"])
-def test_theory_neurons_reproduce_the_kernel_and_give_code_fractions(name):
+def test_theory_neurons_reproduce_the_kernel_and_give_code_fractions(name, deep_class_theory):
     """Neurons drawn from each layer's single-neuron measure (for the code fractions): their class-mean
     activations v have E[v_c v_d] = k_cd + δ_cd δ_c / P_c (mean of P_c conditionally independent
     inputs), within Monte Carlo error; code fractions sum to 1."""
     from solvers.deep.nonlinear import _Model
 
-    spec = ModelSpec(nonlinearity=name, class_sizes=(3, 2), temperature=0.5)
-    sol = solve_deep_nonlinear(spec, 2, options=DeepOptions(search=False, code_neurons=2000))
+    sol = deep_class_theory(name)
+    spec = sol.spec
     model = _Model(spec, sol.sigmas, DeepOptions())
     ev = model.evaluate(sol.x, sol.proposals)
-    n = 40000
+    n = 20000  # se ∝ 1/√n is the tolerance's own; 40000 × 801-point grids cost 3–7× more (memory-bound)
     for ell, v in enumerate(model.patterns(sol.x, ev, sol.proposals, n, seed=1), start=1):
         o = sol.layer_observables(ell)
         delta = o.kernel_diagonal - np.diag(o.kernel_blocks)
@@ -228,14 +228,15 @@ def test_hard_regime_is_rejected_or_has_an_honest_error():
             assert "no reliable solution" in sol.message or "no solution" in sol.message
 
 
-def test_continuation_in_depth_from_l_minus_1():
+def test_continuation_in_depth_from_l_minus_1(deep_class_theory):
     """start = the L = 1 solution: the L = 2 solve started from its kernel and field reaches the
-    same saddle point as the cold solve (within the error estimates)."""
+    same saddle point as the cold solve (within the error estimates; the cold solve is the session's,
+    tests/conftest.py, whose code neurons do not enter the saddle point)."""
     spec = ModelSpec(nonlinearity="relu", class_sizes=(3, 2), temperature=0.5)
     opts = DeepOptions(search=False, code_neurons=0)
     one = solve_deep_nonlinear(spec, 1, options=opts)
     two = solve_deep_nonlinear(spec, 2, start=one, options=opts)
-    cold = solve_deep_nonlinear(spec, 2, options=opts)
+    cold = deep_class_theory("relu")
     assert two.converged and two.saddles[0]["found_by"] == "start from the L − 1 solution"
     d = np.abs(_theory_vector(two, 2) - _theory_vector(cold, 2))
     assert np.all(d <= 2 * (two.errors + cold.errors) + 1e-7)
