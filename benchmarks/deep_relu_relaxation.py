@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 from concurrent.futures import ProcessPoolExecutor
-import json
 import os
 import sys
 import time
