@@ -29,7 +29,7 @@ MANIFEST = "manifest.json"
 
 #: figure scripts, in the order they run (later ones reuse the chains of earlier ones)
 SCRIPTS = ("fig_lazy_rich", "fig_coding_schemes", "fig_readouts", "fig_drift", "fig_phase_diagram",
-           "fig_generalization", "fig_deep_layers", "fig_deep_lazy_rich", "fig_deep_drift")
+           "fig_generalization", "fig_deep_layers", "fig_deep_lazy_rich", "fig_deep_drift", "fig_deep_relaxation")
 
 
 def run_all(out_dir, quick: bool = True, only=None) -> list:

@@ -15,7 +15,8 @@ from theory.observables import full_kernel
 
 EXPECTED = {"fig_lazy_vs_rich.png", "fig_coding_schemes.png", "fig_readout_distributions.png", "fig_drift.png",
             "fig_phase_normcdf.png", "fig_phase_relu.png", "fig_generalization.png", "fig_deep_layers_linear.png",
-            "fig_deep_layers_normcdf.png", "fig_deep_layers_relu.png", "fig_deep_lazy_vs_rich.png", "fig_deep_drift.png"}
+            "fig_deep_layers_normcdf.png", "fig_deep_layers_relu.png", "fig_deep_lazy_vs_rich.png", "fig_deep_drift.png",
+            "fig_deep_relaxation.png"}
 MAX_BYTES = 150_000
 
 
