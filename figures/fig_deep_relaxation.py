@@ -74,6 +74,7 @@ def load_runs(paths) -> list:
             runs.append({"width": int(block["width"]), "source": str(path),
                          "settings": {**doc["spec"], "layers": doc["layers"], "chains": doc["chains"], **doc["settings"]},
                          "command": _command(doc, block["width"], path),
+                         "cpu_seconds": float(sum(c["cpu_seconds"] for c in block["chains"])),
                          "chains": [{"kind": c["kind"], "seed": c["seed"], "rows": np.asarray(c["rows"], dtype=float)}
                                     for c in block["chains"]]})
     return sorted(runs, key=lambda r: r["width"])
@@ -98,6 +99,7 @@ def quick_runs(quick: bool = True, **overrides) -> list:
                    f"{time.perf_counter() - t0:.1f} s")
         runs.append({"width": width, "source": "figures.fig_deep_relaxation.quick_runs",
                      "settings": {k: v for k, v in s.items() if k != "widths"}, "command": None,
+                     "cpu_seconds": float(sum(c["cpu_seconds"] for c in chains)),
                      "chains": [{"kind": c["kind"], "seed": c["seed"], "rows": np.asarray(c["rows"], dtype=float)}
                                 for c in chains]})
     return runs
@@ -210,6 +212,7 @@ def main(out_dir, quick: bool = True, *, paths=None, **overrides) -> list:
     n = len(runs)
     fig, axes = plt.subplots(1, n + 1, figsize=figsize(2, 2.3), gridspec_kw={"width_ratios": [1] * n + [0.9]})
     numbers = {"curves": {}, "trend": trend(runs), "every": every, "keep": KEEP,
+               "chain_cpu_seconds": {str(r["width"]): round(r["cpu_seconds"], 1) for r in runs},
                "one_layer_shares": list(ONE_LAYER_SHARES)}
     for k, run in enumerate(runs):
         cv = curves(run, every)
@@ -246,7 +249,17 @@ def caption(side: dict) -> str:
             f"condensate's shares {min(nb['one_layer_shares']):.3f}–{max(nb['one_layer_shares']):.3f}. Right: over "
             f"the second half of the records, " + sides + ". Planted minus prior share there: "
             + ", ".join(f"{p - q:+.2f}" for p, q in zip(tr["planted"]["share"], tr["prior"]["share"]))
-            + f" at N = {'/'.join(map(str, tr['prior']['width']))} (docs/paper.md claim 12).")
+            + f" at N = {'/'.join(map(str, tr['prior']['width']))} (docs/paper.md claim 12). " + _made(side))
+
+
+def _made(side: dict) -> str:
+    """Where the records come from: the driver's runs (their commands are in the sidecar) or this script."""
+    if any(side.get("commands") or []):
+        return ("Drawn from the raw records of benchmarks/deep_relu_relaxation.py (one run per width; the "
+                "commands are in the sidecar; the seconds below are the drawing's; the chains took "
+                + ", ".join(f"{v / 60:.0f}" for v in side["numbers"]["chain_cpu_seconds"].values())
+                + " CPU minutes).")
+    return "Records from the script's own relaxation (figures.fig_deep_relaxation.quick_runs)."
 
 
 def _cli(argv=None) -> list:  # pragma: no cover
