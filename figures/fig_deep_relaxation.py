@@ -10,7 +10,7 @@ same random numbers. Every ``every`` sweeps a chain records its last layer's out
 and the figure plots s̄ = (1/m) Σ_c s_c. Full mode reads the raw records written by the benchmark driver
 (``benchmarks/deep_relu_relaxation.py --raw --out PATH``, one file per width: ``--from PATH ...``); quick
 mode runs a small relaxation itself (:data:`QUICK`), full mode without files the driver's run itself
-(:data:`FULL`, hours on two cores).
+(:data:`FULL`).
 
 Panels: per width N, s̄ against sweeps (log x; per chain averaged in log-spaced bins, then the mean over
 chains and the band from the lowest to the highest chain), planted against prior, with the one-layer
