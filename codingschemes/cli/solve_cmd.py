@@ -87,9 +87,15 @@ def _solve_deep(args, specs) -> int:
         return _solve_large_p(args, specs)
     objs = []
     for s in specs:
-        if not args.quiet and s.nonlinearity != "linear":
-            print(f"[{s.nonlinearity}] solving L = {args.layers} (class-block deep solver)...", file=sys.stderr)
-        block = (solve_deep_json if s.nonlinearity == "linear" else deep_nonlinear_json)(s, args.layers)
+        if s.nonlinearity == "linear":
+            block = solve_deep_json(s, args.layers)
+        else:
+            if not args.quiet:
+                print(f"[{s.nonlinearity}] solving L = {args.layers} (class-block deep solver)...", file=sys.stderr)
+            with progress_bar(args, s.nonlinearity) as bar:
+                block = deep_nonlinear_json(s, args.layers, progress=bar)
+                if bar is not None:
+                    bar.close(f"done: {block.get('message', '')[:60]}")
         objs.append({**s.to_dict(), "layers_count": args.layers, **block})
     return _print_layers(args, objs)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.newton import damped_newton
+from solvers.progress import report
 from solvers.deep.model import DeepModel
 from theory.deep_blocks import Proposal
 from theory.deep_mixture import MixtureProposal
@@ -23,9 +24,16 @@ __all__ = ["SolveLog", "fd_jacobian", "newton", "mix_proposals", "solve_at", "t_
 
 
 class SolveLog(list):
-    """The log lines of one solve (a list of str) and the Newton iterations it spent (``iterations``)."""
+    """The log lines of one solve (a list of str), the Newton iterations it spent (``iterations``) and an
+    optional ``progress`` callback (:mod:`solvers.progress`) that gets each new line as a "deep solve"
+    event (step = number of lines; a request to stop is not honoured: the search runs to its end)."""
 
     iterations: int = 0
+    progress = None
+
+    def append(self, line) -> None:
+        super().append(line)
+        report(self.progress, "deep solve", len(self), None, line=str(line)[:24])
 
 
 def fd_jacobian(model, x, ev, props, idx):

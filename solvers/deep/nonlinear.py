@@ -145,11 +145,12 @@ class _Search:
     """The candidate saddle points of one solve: direct starts and continuations in T, each solution checked
     for proposal coverage (:func:`solvers.deep.saddle.finish`) before it becomes a candidate."""
 
-    def __init__(self, spec: ModelSpec, sig, opt: DeepOptions, depth: int = 0):
+    def __init__(self, spec: ModelSpec, sig, opt: DeepOptions, depth: int = 0, progress=None):
         self.spec, self.sig, self.opt, self.depth = spec, sig, opt, depth
         self.model = DeepModel(spec, sig, opt)
         self.inflate = opt.inflate if opt.inflate is not None else (1.0 if self.model.exact else 1.5)
         self.log = SolveLog()
+        self.log.progress = progress
         self.cands: list = []
         self.rejected: list = []
         self.tried: list = []  # the starts tried, with how far each got (for the failure message)
@@ -493,7 +494,8 @@ def _more_points(search: _Search, chosen, saddle: dict, model: DeepModel, o: Dee
 
 
 def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=None,
-                         options: DeepOptions | None = None, raise_on_failure: bool = False) -> DeepNonlinearSolution:
+                         options: DeepOptions | None = None, raise_on_failure: bool = False,
+                         progress=None) -> DeepNonlinearSolution:
     """Solve the deep class-block mean-field equations (module docstring) for orthogonal class data.
 
     ``start``: a previous :class:`DeepNonlinearSolution` (same m and L; any T or σ) used as the
@@ -504,7 +506,8 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
     largest free energy), all converged ones in ``saddles``; ``converged=False`` with status "no-solution"
     (NaN outputs) if none was found, or :class:`DeepNonlinearError` with ``raise_on_failure``;
     ``converged=False`` with status "error-bound-missed" (outputs given) if the integration error
-    estimate of the selected one stays above ``options.error_tol``.
+    estimate of the selected one stays above ``options.error_tol``. ``progress`` (:mod:`solvers.progress`)
+    gets each line of the solve's log as it is written.
     """
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"spec must be a ModelSpec (got {type(spec).__name__})")
@@ -512,16 +515,16 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
         raise SpecError("solve_deep_nonlinear needs orthogonal class-structured data (inputs=None)")
     sig = layer_sigmas(spec, layers, sigmas)
     with threadpool_limits(limits=1, user_api="blas"):  # (n × 2m) products: BLAS threads only spin
-        sol = solve_with_condensate(lambda o, s: _solve(spec, sig, start if s is None else s, o), spec,
+        sol = solve_with_condensate(lambda o, s: _solve(spec, sig, start if s is None else s, o, progress=progress), spec,
                                     options or DeepOptions())
     if raise_on_failure and not sol.found:
         raise DeepNonlinearError(sol.message + "\n" + "\n".join(sol.log))
     return sol
 
 
-def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, depth: int = 0) -> DeepNonlinearSolution:
+def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, depth: int = 0, progress=None) -> DeepNonlinearSolution:
     t0 = time.perf_counter()
-    search = _Search(spec, sig, opt, depth)
+    search = _Search(spec, sig, opt, depth, progress)
     L, T = search.model.L, spec.temperature
     direct_ok = search.from_start(start) if start is not None else False
     if not direct_ok:
@@ -553,9 +556,10 @@ def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, depth: int = 0) -> Dee
     return build_solution(model, chosen, saddles, search.log, t0, msg)
 
 
-def deep_nonlinear_json(spec: ModelSpec, layers: int, sigmas=None, options: DeepOptions | None = None) -> dict:
+def deep_nonlinear_json(spec: ModelSpec, layers: int, sigmas=None, options: DeepOptions | None = None,
+                        progress=None) -> dict:
     """JSON block for ``codingschemes solve --layers L`` with a nonlinear φ (orthogonal data)."""
-    sol = solve_deep_nonlinear(spec, layers, sigmas, options=options)
+    sol = solve_deep_nonlinear(spec, layers, sigmas, options=options, progress=progress)
     out = sol.to_json()
     out["method"] = "deep class-block mean-field solver (solvers.deep.nonlinear)"
     return out
