@@ -20,12 +20,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from theory.jsonio import dumps  # noqa: E402
 from theory.spec import ModelSpec  # noqa: E402
-from validation.deep_relaxation import KINDS, relaxation_chain, summarise_relaxation  # noqa: E402
+from validation.deep_relaxation import KINDS, RECORD_EVERY, relaxation_pair, summarise_relaxation  # noqa: E402
 
 
 def _task(args):
-    spec_kw, width, layers, seed, kind, kw = args
-    return relaxation_chain(ModelSpec(**spec_kw), width, layers, seed, kind, **kw)
+    spec_kw, width, layers, seed, kinds, kw = args
+    return relaxation_pair(ModelSpec(**spec_kw), width, layers, seed, kinds, **kw)
 
 
 def main(argv=None) -> int:
@@ -46,28 +46,28 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None)
     p.add_argument("--raw", action="store_true")
     a = p.parse_args(argv)
+    if a.sweeps < 4 * RECORD_EVERY:  # the summary's windows need at least 4 records per chain
+        p.error(f"--sweeps must be >= {4 * RECORD_EVERY} (4 records of one per {RECORD_EVERY} sweeps; got {a.sweeps})")
     spec_kw = dict(nonlinearity="relu", class_sizes=tuple(int(x) for x in a.class_sizes.split(",")),
                    sigma_a=a.sigma_a, temperature=a.temperature)
     kw = dict(sweeps=a.sweeps, pre=a.pre, moves=a.moves, share=a.share, per_class=a.per_class)
     report = {"spec": spec_kw, "layers": a.layers, "settings": kw, "chains": a.chains, "per_width": []}
     for width in (int(x) for x in a.widths.split(",")):
-        tasks = [(spec_kw, width, a.layers, 1000 * c, kind, kw) for c in range(a.chains)
-                 for kind in a.kinds.split(",")]
+        tasks = [(spec_kw, width, a.layers, 1000 * c, tuple(a.kinds.split(",")), kw) for c in range(a.chains)]
         t0 = time.perf_counter()
         with ProcessPoolExecutor(max_workers=a.jobs) as ex:
-            chains = list(ex.map(_task, tasks))
+            chains = [chain for pair in ex.map(_task, tasks) for chain in pair]
         summary = summarise_relaxation(chains, len(spec_kw["class_sizes"]), a.layers)
         block = {"width": width, "wall_seconds": time.perf_counter() - t0, "summary": summary}
         if a.raw:
             block["chains"] = chains
         report["per_width"].append(block)
         print(f"N = {width}: {time.perf_counter() - t0:.0f} s wall", file=sys.stderr)
-    text = dumps(report)
-    if a.out:
-        with open(a.out, "w") as fh:
-            fh.write(text)
-    else:
-        print(text)
+        if a.out:  # the widths done so far are kept if a later one is interrupted
+            with open(a.out, "w") as fh:
+                fh.write(dumps(report))
+    if not a.out:
+        print(dumps(report))
     return 0
 
 

@@ -20,7 +20,6 @@ s̄, per side (mean over chains, bars from the lowest to the highest chain).
 """
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 import time
@@ -45,12 +44,6 @@ QUICK = dict(widths=(80,), layers=2, class_sizes=(32, 16, 16), sigma_a=0.125, te
 FULL = {**QUICK, "widths": (100, 200, 400), "chains": 4, "sweeps": 3000, "pre": 300}
 BINS = 40
 KEEP = 0.5
-
-
-def _every() -> int:
-    from validation.deep_relaxation import relaxation_chain
-
-    return int(inspect.signature(relaxation_chain).parameters["every"].default)
 
 
 def _command(doc: dict, width: int, path) -> str:
@@ -84,7 +77,7 @@ def quick_runs(quick: bool = True, **overrides) -> list:
     """The same structure as :func:`load_runs`, from a relaxation run here (:data:`QUICK` or :data:`FULL`,
     ``overrides``)."""
     from theory.spec import ModelSpec
-    from validation.deep_relaxation import KINDS, relaxation_chain
+    from validation.deep_relaxation import relaxation_pair
 
     s = {**(QUICK if quick else FULL), **overrides}
     spec = ModelSpec(nonlinearity="relu", class_sizes=tuple(s["class_sizes"]), sigma_a=s["sigma_a"],
@@ -93,8 +86,7 @@ def quick_runs(quick: bool = True, **overrides) -> list:
     runs = []
     for width in s["widths"]:
         t0 = time.perf_counter()
-        chains = [relaxation_chain(spec, width, s["layers"], 1000 * c, kind, **kw)
-                  for c in range(s["chains"]) for kind in KINDS]
+        chains = [chain for c in range(s["chains"]) for chain in relaxation_pair(spec, width, s["layers"], 1000 * c, **kw)]
         common.log(f"deep relaxation N = {width}: {len(chains)} chains × {s['sweeps']} sweeps in "
                    f"{time.perf_counter() - t0:.1f} s")
         runs.append({"width": width, "source": "figures.fig_deep_relaxation.quick_runs",
@@ -208,7 +200,9 @@ def main(out_dir, quick: bool = True, *, paths=None, **overrides) -> list:
         runs, quick = load_runs(paths), False
     else:
         runs = quick_runs(quick, **overrides)
-    every = _every()
+    from validation.deep_relaxation import RECORD_EVERY
+
+    every = RECORD_EVERY  # the driver's and quick_runs' records (neither changes relaxation_pair's default)
     n = len(runs)
     fig, axes = plt.subplots(1, n + 1, figsize=figsize(2, 2.3), gridspec_kw={"width_ratios": [1] * n + [0.9]})
     numbers = {"curves": {}, "trend": trend(runs), "every": every, "keep": KEEP,

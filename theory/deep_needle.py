@@ -78,9 +78,7 @@ class SliceNeedle:
         return ell, mu, L
 
     def _segment_masses(self):
-        h = np.diff(self.r)
-        a, b = self.ell[:-1], self.ell[1:]
-        return a + np.log(h) + _log_expm1_ratio(b - a)
+        return _segment_log_masses(self.r, self.ell)
 
     def radii(self, x0) -> np.ndarray:
         """r = F_p^{−1}(Φ(x_0)) for standard-normal ``x0`` (the inverse CDF of the piecewise exponential p)."""
@@ -128,6 +126,12 @@ class SliceNeedle:
         S = np.einsum("nij,nkj->nik", self.chol, self.chol)
         cov = (yc * w[:, None]).T @ yc + self.basis @ np.einsum("n,nij->ij", w, S) @ self.basis.T
         return mean, cov
+
+
+def _segment_log_masses(r, ell):
+    """log ∫ e^{ℓ} over each segment [r_i, r_{i+1}] of the piecewise linear ℓ (exact for linear ℓ)."""
+    a, b = ell[:-1], ell[1:]
+    return a + np.log(np.diff(r)) + _log_expm1_ratio(b - a)
 
 
 def _log_expm1_ratio(x):
@@ -234,6 +238,5 @@ def slice_needle(logf, axis, r_max: float, n_slices: int = 48, inflate: float = 
     last = int(np.flatnonzero(keep & (ell > top - PROFILE_DROP))[-1])
     n = max(last + 2, 2) if last + 1 < n_slices else n_slices
     r, ell, mu, S = r[:n], np.where(keep[:n], ell[:n], top - 2 * PROFILE_DROP), mu[:n], S[:n]
-    chol = np.linalg.cholesky(inflate * S)
-    needle = SliceNeedle(axis, basis, r, ell, mu, chol, 0.0)
-    return SliceNeedle(axis, basis, r, ell, mu, chol, float(logsumexp(needle._segment_masses())))
+    return SliceNeedle(axis, basis, r, ell, mu, np.linalg.cholesky(inflate * S),
+                       float(logsumexp(_segment_log_masses(r, ell))))

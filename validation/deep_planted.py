@@ -41,7 +41,7 @@ from theory.codes import neuron_codes
 from theory.spec import SpecError, class_labels
 
 from .deep_network import DeepNetwork
-from .deep_sampler import sample_readout
+from .deep_sampler import readout_posterior_mean, sample_readout
 
 __all__ = ["PlantedStart", "plant_sparse", "readout_posterior_mean", "planted_shares", "RHO_MAX"]
 
@@ -66,21 +66,15 @@ class PlantedStart:
                 "share": self.share.tolist(), "codes": self.codes.tolist()}
 
 
-def readout_posterior_mean(net: DeepNetwork, phi: np.ndarray) -> np.ndarray:
-    """ā (m × N), the mean of a | W given the last layer's activations ``phi`` (N × P) (module docstring)."""
-    sb = math.sqrt(net.beta)
-    B = sb * phi / net.width**net.gamma
-    sa2 = net.spec.sigma_a**2
-    G = np.eye(B.shape[1]) + sa2 * (B.T @ B)
-    return (sa2 * B @ np.linalg.solve(G, sb * net._setup["Y"])).T
+def _class_means(phi, labels, m) -> np.ndarray:
+    """(N × m) mean of each row of ``phi`` over the inputs of each class."""
+    return np.stack([phi[:, labels == c].mean(axis=1) for c in range(m)], axis=1)
 
 
 def planted_shares(a: np.ndarray, phi: np.ndarray, neurons, classes, class_sizes) -> np.ndarray:
     """s_c (m,): the part of class c's output Σ_i a_ci φ̄_ic carried by the ``neurons`` planted for c."""
-    labels = class_labels(class_sizes)
     m = a.shape[0]
-    cm = np.stack([phi[:, labels == c].mean(axis=1) for c in range(m)], axis=1)
-    contrib = a.T * cm
+    contrib = a.T * _class_means(phi, class_labels(class_sizes), m)
     out = np.zeros(m)
     for i, c in zip(neurons, classes):
         out[c] += contrib[i, c]
@@ -89,8 +83,7 @@ def planted_shares(a: np.ndarray, phi: np.ndarray, neurons, classes, class_sizes
 
 def _choose(a, phi, labels, m, per_class):
     """per_class neurons per class with the largest a_ci φ̄_ic, distinct (classes in order)."""
-    cm = np.stack([phi[:, labels == c].mean(axis=1) for c in range(m)], axis=1)
-    contrib = a.T * cm
+    contrib = a.T * _class_means(phi, labels, m)
     taken, neurons, classes = set(), [], []
     for c in range(m):
         for i in np.argsort(-contrib[:, c], kind="stable"):
@@ -171,6 +164,5 @@ def plant_sparse(rng: np.random.Generator, net: DeepNetwork, theta: np.ndarray, 
         z0 = net.sigmas[-1] * rng.standard_normal(A.shape[0])
         Ws[-1][i] = z0 + A @ cho_solve(Gf, h[k] - A.T @ z0)
     a_new = sample_readout(rng, net, Ws)
-    cm = np.stack([net.nonlinearity(h)[:, labels == c].mean(axis=1) for c in range(m)], axis=1)
     return PlantedStart(theta=net.pack(Ws, a_new), neurons=neurons, classes=classes, rho=rho, share=s,
-                        codes=neuron_codes(cm))
+                        codes=neuron_codes(_class_means(net.nonlinearity(h), labels, m)))

@@ -33,34 +33,49 @@ from .deep_outliers import LastLayerOutliers
 from .deep_planted import plant_sparse
 from .diagnostics import ess, rhat_rank
 
-__all__ = ["KINDS", "relaxation_chain", "summarise_relaxation"]
+__all__ = ["KINDS", "RECORD_EVERY", "relaxation_pair", "relaxation_chain", "summarise_relaxation"]
 
 KINDS = ("prior", "planted")
 
 
-def relaxation_chain(spec: ModelSpec, width: int, layers: int, seed: int, kind: str, *, sweeps: int = 3000,
-                     pre: int = 300, moves: int = 20, share: float = 0.8, per_class: int = 1,
-                     every: int = 10) -> dict:
-    """One chain of the module docstring; returns {"kind", "seed", "rows" (count, top share, share_c per
-    record), "codes" (outlier code counts), "draws" (sweeps × observables), "acceptance",
-    "pair_acceptance", "planted" (the planted neurons, or None), "cpu_seconds"}."""
-    kind = check_choice("kind", kind, KINDS)
+#: record the last layer's outliers every this many sweeps (the default of :func:`relaxation_pair`)
+RECORD_EVERY = 10
+
+
+def relaxation_pair(spec: ModelSpec, width: int, layers: int, seed: int, kinds=KINDS, *, sweeps: int = 3000,
+                    pre: int = 300, moves: int = 20, share: float = 0.8, per_class: int = 1,
+                    every: int = RECORD_EVERY) -> list:
+    """The chains of the module docstring for one seed, one per kind in ``kinds``, continued from one
+    pre-chain; each a dict {"kind", "seed", "rows" (count, top share, share_c per record), "codes" (outlier
+    code counts), "draws" (sweeps × observables), "acceptance", "pair_acceptance", "planted" (the planted
+    neurons, or None), "step_size", "cpu_seconds" (its continuation plus an equal part of the pre-chain)}."""
+    kinds = tuple(check_choice("kind", k, KINDS) for k in kinds)
     check_int("pre", pre, 1)
     t0 = time.process_time()
     pre_run = run_deep_chain(spec, width, layers, pre + 1, pre, seed=seed, after_sweep=LastLayerOutliers(moves))
-    theta, planted = pre_run["theta"], None
-    if kind == "planted":
-        net = DeepNetwork(spec, width, layers)
-        planted = plant_sparse(np.random.default_rng([seed, width, 17]), net, theta, share, per_class)
-        theta = planted.theta
-    hook = LastLayerOutliers(moves, every=every)
-    out = run_deep_chain(spec, width, layers, sweeps, 0, seed=seed + 1, step_size=pre_run["step_size"],
-                         adapt=False, theta0=theta, after_sweep=hook)
-    summ = hook.summary()
-    return {"kind": kind, "seed": seed, "rows": np.array(summ["rows"]), "codes": summ["codes"],
-            "draws": out["draws"], "acceptance": out["acceptance"], "pair_acceptance": summ["acceptance"],
-            "planted": None if planted is None else planted.to_json(), "step_size": pre_run["step_size"],
-            "cpu_seconds": time.process_time() - t0}
+    pre_cpu = (time.process_time() - t0) / max(len(kinds), 1)
+    out = []
+    for kind in kinds:
+        t1 = time.process_time()
+        theta, planted = pre_run["theta"], None
+        if kind == "planted":
+            net = DeepNetwork(spec, width, layers)
+            planted = plant_sparse(np.random.default_rng([seed, width, 17]), net, theta, share, per_class)
+            theta = planted.theta
+        hook = LastLayerOutliers(moves, every=every)
+        run = run_deep_chain(spec, width, layers, sweeps, 0, seed=seed + 1, step_size=pre_run["step_size"],
+                             adapt=False, theta0=theta, after_sweep=hook)
+        summ = hook.summary()
+        out.append({"kind": kind, "seed": seed, "rows": np.array(summ["rows"]), "codes": summ["codes"],
+                    "draws": run["draws"], "acceptance": run["acceptance"], "pair_acceptance": summ["acceptance"],
+                    "planted": None if planted is None else planted.to_json(), "step_size": pre_run["step_size"],
+                    "cpu_seconds": pre_cpu + time.process_time() - t1})
+    return out
+
+
+def relaxation_chain(spec: ModelSpec, width: int, layers: int, seed: int, kind: str, **kw) -> dict:
+    """The chain of one ``kind`` of :func:`relaxation_pair` (its pre-chain run for it alone)."""
+    return relaxation_pair(spec, width, layers, seed, (kind,), **kw)[0]
 
 
 def _window_stats(rows: np.ndarray) -> dict:

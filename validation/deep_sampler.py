@@ -20,24 +20,34 @@ import numpy as np
 
 from .deep_network import DeepNetwork
 
-__all__ = ["sample_readout", "deep_collapsed_sweep"]
+__all__ = ["sample_readout", "readout_posterior_mean", "deep_collapsed_sweep"]
+
+
+def _readout_system(net: DeepNetwork, phi):
+    """(√β, B = √β N^{-γ} Φ_L (N × P), σ_a², G = I + σ_a² BᵀB) of the readout's conditional a | W."""
+    sb = math.sqrt(net.beta)
+    B = sb * phi / net.width**net.gamma
+    sa2 = net.spec.sigma_a**2
+    return sb, B, sa2, np.eye(B.shape[1]) + sa2 * (B.T @ B)
 
 
 def sample_readout(rng: np.random.Generator, net: DeepNetwork, Ws) -> np.ndarray:
     """Exact draw of a | W (m × N): Gaussian with B = √β N^{-γ} Φ_L (N × P), by Matheron's rule
     a = a₀ + σ_a² B (I + σ_a² BᵀB)⁻¹ (√β y_r − Bᵀa₀ − u), a₀ ~ N(0, σ_a² I), u ~ N(0, I_P)
     (as :func:`validation.networks.sample_readout`)."""
-    phi = net.forward(Ws)[-1][1]
-    sb = math.sqrt(net.beta)
-    B = sb * phi / net.width**net.gamma
-    sa2 = net.spec.sigma_a**2
-    Y = net._setup["Y"]
+    sb, B, sa2, G = _readout_system(net, net.forward(Ws)[-1][1])
     m, N, P = net.spec.m, net.width, B.shape[1]
     a0 = math.sqrt(sa2) * rng.standard_normal((N, m))
     u = rng.standard_normal((P, m))
-    G = np.eye(P) + sa2 * (B.T @ B)
-    corr = np.linalg.solve(G, sb * Y - B.T @ a0 - u)
+    corr = np.linalg.solve(G, sb * net._setup["Y"] - B.T @ a0 - u)
     return (a0 + sa2 * B @ corr).T
+
+
+def readout_posterior_mean(net: DeepNetwork, phi: np.ndarray) -> np.ndarray:
+    """ā (m × N), the mean of a | W given the last layer's activations ``phi`` (N × P): the draw of
+    :func:`sample_readout` without its noise, āᵀ = σ_a² B (I + σ_a² BᵀB)⁻¹ √β y_r."""
+    sb, B, sa2, G = _readout_system(net, phi)
+    return (sa2 * B @ np.linalg.solve(G, sb * net._setup["Y"])).T
 
 
 @numba.njit(cache=True)

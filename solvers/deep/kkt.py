@@ -159,7 +159,8 @@ def barrier_weights(q, epsilon: float, onset: float | None = None, q_min: float 
 
 
 class Barrier:
-    """The log barrier −ε Σ_j log(1 − q_j) over the maximisers with q_j >= :data:`Q_MIN` (μ_j = ε/(1 − q_j)), as
+    """The log barrier −ε Σ_j log(1 − q_j) over the maximisers with q_j >= :data:`Q_MIN` (μ_j = ε/(1 − q_j)), or
+    with an ``onset`` the C¹ barrier of :func:`barrier_weights`, as
     the ``condensate`` hook of :class:`solvers.deep.model.DeepModel`: called with the last layer's
     :class:`theory.deep_layer.LayerResult`, it returns that result with the KKT terms added (f, U, k_L, k̃, δ̃
     and log Z += −ε Σ log(1 − q_j)). The maximisers are found by the full search at :meth:`refresh` and tracked

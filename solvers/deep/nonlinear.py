@@ -61,11 +61,11 @@ paper's regime is connected to small P); continuation in T from the solution at 
 these starts (at T = 0.02 the homotopy in P fails at its first step, while the class-contrast branch
 continues smoothly from T = 0.05); the homotopy in φ's shape, φ_σ = (1 − σ) h + σ φ from the deep linear
 network's closed-form saddle at σ = 0 (:mod:`solvers.deep.shape_homotopy`; the last of these starts);
-continuation in T from high T (where the solution is near the prior); and ``start`` (a previous solution: warm start/continuation; the L − 1 solution; or sampled
-networks' class-block kernels, :mod:`solvers.deep.sampled_start`, where a failed Newton is followed by the
-Newton homotopy from the start). Converged distinct solutions are
-reported in ``saddles`` with free energy and stability; the stable one with the largest free
-energy is selected. If none converges, ``converged`` is False and the outputs are NaN
+continuation in T from high T (where the solution is near the prior); and ``start`` (a previous solution:
+warm start/continuation; the L − 1 solution; or sampled networks' class-block kernels,
+:mod:`solvers.deep.sampled_start`, where a failed Newton is followed by the Newton homotopy from the
+start). Converged distinct solutions are reported in ``saddles`` with free energy and stability; the
+stable one with the largest free energy is selected. If none converges, ``converged`` is False and the outputs are NaN
 (never a wrong solution).
 
 Modules: :mod:`solvers.deep.options` (:class:`DeepOptions`), :mod:`solvers.deep.model` (the packed
@@ -515,8 +515,8 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
         raise SpecError("solve_deep_nonlinear needs orthogonal class-structured data (inputs=None)")
     sig = layer_sigmas(spec, layers, sigmas)
     with threadpool_limits(limits=1, user_api="blas"):  # (n × 2m) products: BLAS threads only spin
-        sol = solve_with_condensate(lambda o, s: _solve(spec, sig, start if s is None else s, o, progress=progress), spec,
-                                    options or DeepOptions())
+        sol = solve_with_condensate(lambda o, s: _solve(spec, sig, start if s is None else s, o, progress=progress),
+                                    spec, options or DeepOptions())
     if raise_on_failure and not sol.found:
         raise DeepNonlinearError(sol.message + "\n" + "\n".join(sol.log))
     return sol
