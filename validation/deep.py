@@ -26,6 +26,7 @@ from .deep_outliers import LastLayerOutliers, combine_outliers
 from .deep_sampler import deep_collapsed_sweep, sample_readout
 from .diagnostics import mcse, rhat_rule
 from .results import DeepValidationReport
+from .reflections import check_reflections, combine_reflections
 from .tempering import T_MAX, check_tempering, combine_tempering, run_chain_with_moves
 
 __all__ = ["DeepNetwork", "sample_readout", "deep_collapsed_sweep", "gradient_flops", "layer_observables",
@@ -91,12 +92,13 @@ def theory_error(theory):
 
 
 def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_size, outlier_moves=0, swaps=0,
-                theory=None, tempering=0, t_max=T_MAX, progress=None) -> list:
+                theory=None, tempering=0, t_max=T_MAX, progress=None, reflections=0) -> list:
     """Per width: chains from the prior, combined (:func:`combine_chains`), with mean code fractions
     and the last layer's outliers (:mod:`validation.deep_outliers`, ``outlier_moves`` pair rotations
     per sweep); ``swaps`` > 0: that many last-layer independence moves from ``theory`` per sweep
     (:func:`validation.deep_swaps.run_deep_chain_with_swaps`); ``tempering`` >= 2: that many rungs of
-    replica exchange in T up to ``t_max`` (:func:`validation.tempering.run_tempered_chain`; 0: off)."""
+    replica exchange in T up to ``t_max`` (:func:`validation.tempering.run_tempered_chain`; 0: off);
+    ``reflections`` > 0: that many last-layer reflections per sweep (:mod:`validation.reflections`)."""
     runs = []
     for N in widths:
         res, hooks = [], []
@@ -105,7 +107,7 @@ def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_s
             res.append(run_chain_with_moves(spec, N, layers, sweeps, burn, theory=theory, swaps=swaps, rungs=tempering,
                                             t_max=t_max, progress=restaged(progress, f"tempering N={N} chain {c}"),
                                             seed=seed + 1000 * c, step_size=step_size, sigmas=sigmas,
-                                            after_sweep=hooks[-1]))
+                                            after_sweep=hooks[-1], reflections=reflections))
         comb = combine_chains(res, spec.m, layers)
         runs.append({"width": N, **comb["flat"], "rhat_max": comb["rhat_max"], "chains": res,
                      "outliers": combine_outliers([h.summary() for h in hooks]),
@@ -116,6 +118,8 @@ def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_s
             runs[-1]["swap_acceptance"] = float(np.mean([r["swap_acceptance"] for r in res]))
         if tempering:
             runs[-1]["tempering"] = combine_tempering(res)
+        if reflections:
+            runs[-1]["reflections"] = combine_reflections([r["reflections"] for r in res])
     return runs
 
 
@@ -128,7 +132,7 @@ def _chain_block(res: dict) -> dict:
 def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int = 2, sweeps: int = 600,
                   burn: int = 150, seed: int = 0, sigmas=None, step_size: float = 0.1,
                   outlier_moves: int = 0, swaps: int = 0, tempering: int = 0, tempering_t_max: float = T_MAX,
-                  progress=None, theory=None, per_chain: bool = False) -> DeepValidationReport:
+                  progress=None, theory=None, per_chain: bool = False, reflections: int = 0) -> DeepValidationReport:
     """Deep theory against sampled deep networks (orthogonal class data, random prior starts,
     :func:`run_deep_chain`), layer by layer: the deep linear closed form
     (:func:`solvers.deep.linear.solve_deep_linear_classes`) for linear φ, the class-block solver
@@ -156,6 +160,8 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     :mod:`solvers.progress` callback, one stage per tempered chain. ``theory``: the deep theory of ``spec``
     already solved (default: :func:`deep_theory`); ``per_chain``: per width also "chains", each chain's own
     mean, MCSE and code fractions (for the multi-saddle rule of :mod:`validation.deep_saddles`).
+    ``reflections`` = K > 0 (φ with φ(−h) = s − φ(h): normcdf, erf, tanh): K flips W^L_i → −W^L_i of the last
+    layer per sweep (:mod:`validation.reflections`, exact); per width "reflections" (acceptance per layer).
     """
     if spec.inputs is not None:
         raise SpecError("validate_deep samples orthogonal class-structured data (inputs=None)")
@@ -168,12 +174,13 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     check_int("outlier_moves", outlier_moves, 0)  # before the theory is solved
     check_int("swaps", swaps, 0)
     tempering = check_tempering(tempering, spec.temperature, tempering_t_max)
+    reflections = check_reflections(reflections, spec.nonlinearity)
     if swaps and spec.nonlinearity == "linear":
         raise SpecError("swaps (last-layer independence moves) need a nonlinear φ (linear networks have no codes)")
     theory = theory if theory is not None else deep_theory(spec, layers, sigmas=sigmas)
     m = spec.m
     runs = _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_size, outlier_moves, swaps,
-                       theory, tempering, tempering_t_max, progress)
+                       theory, tempering, tempering_t_max, progress, reflections)
     cmp = compare(_theory_vector(theory, layers), [r["mean"] for r in runs], [r["mcse"] for r in runs], widths,
                   c=C_P_OVER_N, size=spec.P, theory_error=theory_error(theory))
     rule = rhat_rule(max(r["rhat_max"] for r in runs), RHAT_MAX, RHAT_WHY)
@@ -189,11 +196,13 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
                              "rhat_max": r["rhat_max"], "outliers": r["outliers"],
                              **({"swap_acceptance": r["swap_acceptance"]} if swaps else {}),
                              **({"tempering": r["tempering"]} if tempering else {}),
+                             **({"reflections": r["reflections"]} if reflections else {}),
                              **({"chains": [_chain_block(ch) for ch in r["chains"]]} if per_chain else {})}
                             for r in runs],
               "comparison": ("equilibrium, chains started from the prior"
                              + (f", {swaps} last-layer swaps per sweep" if swaps else "")
                              + (f", {outlier_moves} last-layer pair rotations per sweep" if outlier_moves else "")
+                             + (f", {reflections} last-layer reflections per sweep" if reflections else "")
                              + (f", replica exchange in T over {tempering} rungs up to T = {tempering_t_max:g}"
                                 if tempering else "")
                              + ": " + cmp["rule"]),

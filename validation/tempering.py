@@ -60,6 +60,7 @@ from .deep_network import DeepNetwork
 from .deep_observables import class_mean_activations
 from .deep_sampler import deep_collapsed_sweep, sample_readout
 from .deep_swaps import run_deep_chain_with_swaps
+from .reflections import Reflections
 from .samplers import StepSizeAdaptation
 
 __all__ = ["geometric_ladder", "check_tempering", "last_layer_gram", "tempered_loglik", "exchange_log_ratio",
@@ -274,11 +275,20 @@ def run_tempered_chain(spec: ModelSpec, width: int, layers: int, sweeps: int, bu
 
 
 def run_chain_with_moves(spec: ModelSpec, width: int, layers: int, sweeps: int, burn: int, *, theory=None,
-                         swaps: int = 0, rungs: int = 0, t_max: float = T_MAX, progress=None, **chain_kw) -> dict:
+                         swaps: int = 0, rungs: int = 0, t_max: float = T_MAX, progress=None, reflections: int = 0,
+                         **chain_kw) -> dict:
     """One deep chain with the mode-changing moves asked for: ``swaps`` last-layer independence moves from
     ``theory`` per sweep (:func:`validation.deep_swaps.run_deep_chain_with_swaps`), replica exchange in T over
     ``rungs`` >= 2 rungs up to ``t_max`` (:func:`run_tempered_chain`, reporting to ``progress``), both, or
-    neither (:func:`run_deep_chain`); ``chain_kw`` go to the chain (seed, theta0, after_sweep, ...)."""
+    neither (:func:`run_deep_chain`); ``chain_kw`` go to the chain (seed, theta0, after_sweep, ...).
+    ``reflections`` > 0: that many last-layer reflections per sweep (:class:`validation.reflections.Reflections`,
+    before ``after_sweep``; on rung 0 after the exchanges), reported as "reflections" in the result."""
+    if reflections:
+        hook = Reflections(reflections, spec.nonlinearity, after=chain_kw.pop("after_sweep", None))
+        out = run_chain_with_moves(spec, width, layers, sweeps, burn, theory=theory, swaps=swaps, rungs=rungs,
+                                   t_max=t_max, progress=progress, after_sweep=hook, **chain_kw)
+        out["reflections"] = hook.summary(layers)
+        return out
     swap_kw = dict(theory=theory, swaps=swaps) if swaps else {}
     if rungs:
         if swaps:
