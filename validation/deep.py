@@ -26,7 +26,7 @@ from .deep_outliers import LastLayerOutliers, combine_outliers
 from .deep_sampler import deep_collapsed_sweep, sample_readout
 from .diagnostics import mcse, rhat_rule
 from .results import DeepValidationReport
-from .reflections import check_reflections, combine_reflections
+from .reflections import check_reflections, combine_reflections, reflections_text
 from .tempering import T_MAX, check_tempering, combine_tempering, run_chain_with_moves
 
 __all__ = ["DeepNetwork", "sample_readout", "deep_collapsed_sweep", "gradient_flops", "layer_observables",
@@ -92,13 +92,13 @@ def theory_error(theory):
 
 
 def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_size, outlier_moves=0, swaps=0,
-                theory=None, tempering=0, t_max=T_MAX, progress=None, reflections=0) -> list:
+                theory=None, tempering=0, t_max=T_MAX, progress=None, reflections=(0, 0)) -> list:
     """Per width: chains from the prior, combined (:func:`combine_chains`), with mean code fractions
     and the last layer's outliers (:mod:`validation.deep_outliers`, ``outlier_moves`` pair rotations
     per sweep); ``swaps`` > 0: that many last-layer independence moves from ``theory`` per sweep
     (:func:`validation.deep_swaps.run_deep_chain_with_swaps`); ``tempering`` >= 2: that many rungs of
     replica exchange in T up to ``t_max`` (:func:`validation.tempering.run_tempered_chain`; 0: off);
-    ``reflections`` > 0: that many last-layer reflections per sweep (:mod:`validation.reflections`)."""
+    ``reflections``: (last-layer, hidden-layer) reflections per sweep (:mod:`validation.reflections`)."""
     runs = []
     for N in widths:
         res, hooks = [], []
@@ -107,7 +107,8 @@ def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_s
             res.append(run_chain_with_moves(spec, N, layers, sweeps, burn, theory=theory, swaps=swaps, rungs=tempering,
                                             t_max=t_max, progress=restaged(progress, f"tempering N={N} chain {c}"),
                                             seed=seed + 1000 * c, step_size=step_size, sigmas=sigmas,
-                                            after_sweep=hooks[-1], reflections=reflections))
+                                            after_sweep=hooks[-1], reflections=reflections[0],
+                                            hidden_reflections=reflections[1]))
         comb = combine_chains(res, spec.m, layers)
         runs.append({"width": N, **comb["flat"], "rhat_max": comb["rhat_max"], "chains": res,
                      "outliers": combine_outliers([h.summary() for h in hooks]),
@@ -118,7 +119,7 @@ def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_s
             runs[-1]["swap_acceptance"] = float(np.mean([r["swap_acceptance"] for r in res]))
         if tempering:
             runs[-1]["tempering"] = combine_tempering(res)
-        if reflections:
+        if any(reflections):
             runs[-1]["reflections"] = combine_reflections([r["reflections"] for r in res])
     return runs
 
@@ -132,7 +133,8 @@ def _chain_block(res: dict) -> dict:
 def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int = 2, sweeps: int = 600,
                   burn: int = 150, seed: int = 0, sigmas=None, step_size: float = 0.1,
                   outlier_moves: int = 0, swaps: int = 0, tempering: int = 0, tempering_t_max: float = T_MAX,
-                  progress=None, theory=None, per_chain: bool = False, reflections: int = 0) -> DeepValidationReport:
+                  progress=None, theory=None, per_chain: bool = False, reflections: int = 0,
+                  hidden_reflections: int = 0) -> DeepValidationReport:
     """Deep theory against sampled deep networks (orthogonal class data, random prior starts,
     :func:`run_deep_chain`), layer by layer: the deep linear closed form
     (:func:`solvers.deep.linear.solve_deep_linear_classes`) for linear φ, the class-block solver
@@ -161,7 +163,9 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     already solved (default: :func:`deep_theory`); ``per_chain``: per width also "chains", each chain's own
     mean, MCSE and code fractions (for the multi-saddle rule of :mod:`validation.deep_saddles`).
     ``reflections`` = K > 0 (φ with φ(−h) = s − φ(h): normcdf, erf, tanh): K flips W^L_i → −W^L_i of the last
-    layer per sweep (:mod:`validation.reflections`, exact); per width "reflections" (acceptance per layer).
+    layer per sweep (:mod:`validation.reflections`, exact); ``hidden_reflections`` = K: K joint flips
+    (W^ℓ_i, W^{ℓ+1}_{:,i}) → −(...) in every hidden layer ℓ < L per sweep; per width "reflections" (acceptance
+    per layer).
     """
     if spec.inputs is not None:
         raise SpecError("validate_deep samples orthogonal class-structured data (inputs=None)")
@@ -174,7 +178,7 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     check_int("outlier_moves", outlier_moves, 0)  # before the theory is solved
     check_int("swaps", swaps, 0)
     tempering = check_tempering(tempering, spec.temperature, tempering_t_max)
-    reflections = check_reflections(reflections, spec.nonlinearity)
+    reflections = check_reflections(reflections, spec.nonlinearity, hidden_reflections)
     if swaps and spec.nonlinearity == "linear":
         raise SpecError("swaps (last-layer independence moves) need a nonlinear φ (linear networks have no codes)")
     theory = theory if theory is not None else deep_theory(spec, layers, sigmas=sigmas)
@@ -196,13 +200,13 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
                              "rhat_max": r["rhat_max"], "outliers": r["outliers"],
                              **({"swap_acceptance": r["swap_acceptance"]} if swaps else {}),
                              **({"tempering": r["tempering"]} if tempering else {}),
-                             **({"reflections": r["reflections"]} if reflections else {}),
+                             **({"reflections": r["reflections"]} if any(reflections) else {}),
                              **({"chains": [_chain_block(ch) for ch in r["chains"]]} if per_chain else {})}
                             for r in runs],
               "comparison": ("equilibrium, chains started from the prior"
                              + (f", {swaps} last-layer swaps per sweep" if swaps else "")
                              + (f", {outlier_moves} last-layer pair rotations per sweep" if outlier_moves else "")
-                             + (f", {reflections} last-layer reflections per sweep" if reflections else "")
+                             + reflections_text(*reflections)
                              + (f", replica exchange in T over {tempering} rungs up to T = {tempering_t_max:g}"
                                 if tempering else "")
                              + ": " + cmp["rule"]),

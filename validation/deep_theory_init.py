@@ -54,7 +54,7 @@ from .deep_outliers import LastLayerOutliers, combine_outliers
 from .observables import code_fractions, neuron_codes
 from .report import C_OVER_N
 from .results import DeepStationarityReport
-from .reflections import check_reflections, combine_reflections
+from .reflections import check_reflections, combine_reflections, reflections_text
 from .tempering import T_MAX, check_tempering, combine_tempering, run_chain_with_moves
 
 __all__ = ["layer_preactivations", "theory_layer_code_fractions", "deep_theory_state", "deep_theory",
@@ -157,7 +157,7 @@ def _layer_ess(theory, seed: int) -> list:
 def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains: int = 2, sweeps: int = 300,
                       burn: int = 50, init_spec: ModelSpec | None = None, seed: int = 0, theory=None,
                       swaps: int = 0, outlier_moves: int = 0, tempering: int = 0, tempering_t_max: float = T_MAX,
-                      progress=None, reflections: int = 0) -> DeepStationarityReport:
+                      progress=None, reflections: int = 0, hidden_reflections: int = 0) -> DeepStationarityReport:
     """Start chains at the deep theory of ``init_spec`` (default ``spec``; or the given ``theory``),
     sample ``spec``.
 
@@ -175,13 +175,14 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
     (:mod:`validation.deep_outliers`). ``tempering`` = K >= 2: each chain is rung 0 of K replicas up to
     ``tempering_t_max`` exchanging states (:mod:`validation.tempering`; the hotter rungs start at the
     chain's theory draw); "tempering" reports the ladder, exchange acceptance per pair and round trips.
-    ``reflections`` = K > 0: K last-layer flips W^L_i → −W^L_i per sweep (:mod:`validation.reflections`);
-    "reflections" reports the acceptance per layer.
+    ``reflections`` = K > 0: K last-layer flips W^L_i → −W^L_i per sweep, ``hidden_reflections``: joint flips
+    of (W^ℓ_i, W^{ℓ+1}_{:,i}) per hidden layer ℓ < L (:mod:`validation.reflections`); "reflections" reports the
+    acceptance per layer.
     """
     check_int("swaps", swaps, 0)
     check_int("outlier_moves", outlier_moves, 0)
     tempering = check_tempering(tempering, spec.temperature, tempering_t_max)
-    reflections = check_reflections(reflections, spec.nonlinearity)
+    reflections = check_reflections(reflections, spec.nonlinearity, hidden_reflections)
     t0 = time.perf_counter()
     init_spec = init_spec or spec
     theory = theory if theory is not None else deep_theory(init_spec, layers)
@@ -207,11 +208,11 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
               "code_fractions": {"theory": th_codes, "sampling": sa_codes, "max_difference": diff},
               "outliers": combine_outliers([h.summary() for h in hooks]),
               **({"tempering": combine_tempering(res)} if tempering else {}),
-              **({"reflections": combine_reflections([r["reflections"] for r in res])} if reflections else {}),
+              **({"reflections": combine_reflections([r["reflections"] for r in res])} if any(reflections) else {}),
               "ess": None if is_linear_theory(theory) else _layer_ess(theory, seed),
               "comparison": (f"stationarity: chains started from the theory of T = {init_spec.temperature:g}, "
                              + (f"{outlier_moves} last-layer pair rotations per sweep, " if outlier_moves else "")
-                             + (f"{reflections} last-layer reflections per sweep, " if reflections else "")
+                             + reflections_text(*reflections, lead="", tail=", ")
                              + (f"replica exchange in T over {tempering} rungs up to T = {tempering_t_max:g}, "
                                 if tempering else "")
                              + f"{cmp['criterion']}, N = {width}")}
@@ -219,15 +220,16 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
                                             time_seconds=time.perf_counter() - t0)
 
 
-def _stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hook, temper=None, reflections=0):
+def _stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hook, temper=None, reflections=(0, 0)):
     """Chain ``c`` of :func:`deep_stationarity`: from a theory draw, with last-layer swaps if ``swaps``,
     then the :class:`validation.deep_outliers.LastLayerOutliers` ``hook`` after every sweep; ``temper``
     ({"rungs", "t_max", "progress"}): replica exchange in T (:func:`validation.tempering.run_tempered_chain`);
-    ``reflections``: last-layer flips per sweep (:mod:`validation.reflections`)."""
+    ``reflections``: (last-layer, hidden-layer) flips per sweep (:mod:`validation.reflections`)."""
     rng = np.random.default_rng([seed, c, 7])
     theta0 = deep_theory_state(net, theory, rng)
     temper = temper or {"rungs": 0, "t_max": T_MAX, "progress": None}
     return run_chain_with_moves(spec, net.width, net.layers, sweeps, burn, theory=theory, swaps=swaps,
                                 rungs=temper["rungs"], t_max=temper["t_max"],
                                 progress=restaged(temper["progress"], f"tempering chain {c}"),
-                                seed=seed + 1000 * c, theta0=theta0, after_sweep=hook, reflections=reflections)
+                                seed=seed + 1000 * c, theta0=theta0, after_sweep=hook,
+                                reflections=reflections[0], hidden_reflections=reflections[1])

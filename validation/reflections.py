@@ -46,7 +46,8 @@ from theory.spec import SpecError
 from .deep_network import DeepNetwork
 from .deep_sampler import sample_readout
 
-__all__ = ["reflection_offset", "check_reflections", "readout_scale", "readout_inverse", "last_layer_reflections", "Reflections",
+__all__ = ["reflection_offset", "check_reflections", "reflections_text", "readout_scale", "readout_inverse", "collapsed_loglik",
+           "last_layer_reflections", "hidden_flip_loglik", "hidden_layer_reflections", "Reflections",
            "combine_reflections", "SYMMETRY_TOL"]
 
 #: |φ(h) + φ(−h) − 2φ(0)| allowed on the check grid (relative to 1 + |φ|) for φ to count as symmetric
@@ -72,12 +73,20 @@ def reflection_offset(nonlinearity: str) -> float:
     return s
 
 
-def check_reflections(count, nonlinearity: str) -> int:
-    """``count`` (attempts per sweep) as an int >= 0; for count > 0 also :func:`reflection_offset`."""
-    count = check_int("reflections", count, 0)
-    if count:
+def check_reflections(count, nonlinearity: str, hidden=0) -> tuple:
+    """(``count``, ``hidden``): last-layer and hidden-layer attempts per sweep as ints >= 0; if either is
+    > 0 also :func:`reflection_offset` (SpecError for φ without the symmetry)."""
+    count, hidden = check_int("reflections", count, 0), check_int("hidden_reflections", hidden, 0)
+    if count or hidden:
         reflection_offset(nonlinearity)
-    return count
+    return count, hidden
+
+
+def reflections_text(count: int, hidden: int, lead: str = ", ", tail: str = "") -> str:
+    """The reports' words for the reflections asked for ("" for none)."""
+    parts = ([f"{count} last-layer reflections"] if count else []) + (
+        [f"{hidden} hidden-layer reflections"] if hidden else [])
+    return lead + " and ".join(parts) + " per sweep" + tail if parts else ""
 
 
 def readout_scale(net: DeepNetwork) -> float:
@@ -95,6 +104,17 @@ def readout_inverse(net: DeepNetwork, phi: np.ndarray):
     Y = net._setup["Y"]
     Minv = cho_solve(fac, np.eye(phi.shape[1]), check_finite=False)
     return Minv, -0.5 * net.spec.m * logdet - 0.5 * net.beta * float(np.vdot(Y, Minv @ Y))
+
+
+def collapsed_loglik(net: DeepNetwork, phi: np.ndarray) -> float:
+    """ℓ(G) = −(m/2) log det M − (β/2) tr(Yᵀ M⁻¹ Y) of the last layer's activations ``phi`` (−inf where M is
+    not positive definite)."""
+    factor = net.readout_factor(phi.T @ phi)
+    if factor is None:
+        return -math.inf
+    fac, logdet, _ = factor
+    Y = net._setup["Y"]
+    return -0.5 * net.spec.m * logdet - 0.5 * net.beta * float(np.vdot(Y, cho_solve(fac, Y, check_finite=False)))
 
 
 @numba.njit(cache=True)
@@ -192,33 +212,82 @@ def last_layer_reflections(rng: np.random.Generator, net: DeepNetwork, theta: np
     return net.pack(Ws, a), {"accepted": int(accepted), "update_error": float(error)}
 
 
+def hidden_flip_loglik(net: DeepNetwork, Ws, H_next: np.ndarray, layer: int, i: int, scale: float):
+    """(H^{ℓ+1} after the flip of neuron i of layer ℓ = ``layer``, ℓ(G') after it) with ``scale`` = s/√N:
+    H^{ℓ+1} − s W^{ℓ+1}_{:,i} 1ᵀ/√N, propagated through the layers above (:func:`hidden_layer_reflections`)."""
+    H_new = H_next - scale * Ws[layer][:, i:i + 1]
+    phi = net._phi(H_new)[0]
+    for W in Ws[layer + 1:]:
+        phi = net._phi((W @ phi) * net._setup["inv_sqrt_n"])[0]
+    return H_new, collapsed_loglik(net, phi)
+
+
+def hidden_layer_reflections(rng: np.random.Generator, net: DeepNetwork, theta: np.ndarray, count: int,
+                             offset: float, layer: int = 1):
+    """``count`` joint flips (W^ℓ_i, W^{ℓ+1}_{:,i}) → −(W^ℓ_i, W^{ℓ+1}_{:,i}) of uniformly drawn neurons i of
+    hidden layer ℓ = ``layer`` < L, each accepted with min(1, exp[ℓ(G') − ℓ(G)]) (module docstring: the
+    prior is even in both, the map is an involution with unit Jacobian). Row i of Φ_ℓ goes to s − φ_i, so
+    H^{ℓ+1} → H^{ℓ+1} − s W^{ℓ+1}_{:,i} 1ᵀ/√N; layers above ℓ + 1 are propagated again and G' recomputed.
+    Then a | W if any was accepted. Returns (θ, {"accepted"})."""
+    n = net.dim_hidden
+    Ws = [W.copy() for W in net.unpack_hidden(np.array(theta[:n], dtype=np.float64))]
+    fwd = net.forward(Ws)
+    ell = collapsed_loglik(net, fwd[-1][1])
+    H_next = fwd[layer][0].copy()
+    scale = offset * net._setup["inv_sqrt_n"]
+    order = rng.integers(0, net.width, size=count)
+    log_u = np.log(rng.random(count))
+    accepted = 0
+    for i, lu in zip(order, log_u):
+        H_new, ell_new = hidden_flip_loglik(net, Ws, H_next, layer, i, scale)
+        if lu < ell_new - ell:
+            Ws[layer - 1][i] *= -1.0
+            Ws[layer][:, i] *= -1.0
+            H_next, ell = H_new, ell_new
+            accepted += 1
+    if not accepted:
+        return theta, {"accepted": 0}
+    return net.pack(Ws, sample_readout(rng, net, Ws)), {"accepted": accepted}
+
+
 class Reflections:
     """``after_sweep`` hook of :func:`validation.deep_chain.run_deep_chain`: ``count`` last-layer
-    reflections per sweep (:func:`last_layer_reflections`), then ``after`` (a further hook).
-    :meth:`summary` gives the acceptance per layer after burn-in and the largest update error."""
+    reflections per sweep (:func:`last_layer_reflections`), ``hidden`` joint flips in every hidden layer
+    ℓ < L (:func:`hidden_layer_reflections`), then ``after`` (a further hook). :meth:`summary` gives the
+    acceptance per layer after burn-in and the largest update error of the last-layer moves."""
 
-    def __init__(self, count: int, nonlinearity: str, after=None):
-        self.count = check_int("reflections", count, 1)
+    def __init__(self, count: int, nonlinearity: str, after=None, hidden: int = 0):
+        self.count = check_int("reflections", count, 0)
+        self.hidden = check_int("hidden_reflections", hidden, 0)
+        if not (self.count or self.hidden):
+            raise SpecError("Reflections needs reflections >= 1 or hidden_reflections >= 1 (both are 0)")
         self.offset = reflection_offset(nonlinearity)
         self.after = after
-        self.attempts = 0
-        self.accepted = 0
+        self.tally = {}  # layer -> [attempts, accepted] after burn-in
         self.update_error = 0.0
 
-    def __call__(self, rng, net, theta, burning: bool):
-        theta, info = last_layer_reflections(rng, net, theta, self.count, self.offset)
-        self.update_error = max(self.update_error, info["update_error"])
+    def _count(self, layer, attempts, accepted, burning):
+        t = self.tally.setdefault(layer, [0, 0])
         if not burning:
-            self.attempts += self.count
-            self.accepted += info["accepted"]
+            t[0] += attempts
+            t[1] += accepted
+
+    def __call__(self, rng, net, theta, burning: bool):
+        if self.count:
+            theta, info = last_layer_reflections(rng, net, theta, self.count, self.offset)
+            self.update_error = max(self.update_error, info["update_error"])
+            self._count(net.layers, self.count, info["accepted"], burning)
+        for layer in range(1, net.layers if self.hidden else 1):
+            theta, info = hidden_layer_reflections(rng, net, theta, self.hidden, self.offset, layer)
+            self._count(layer, self.hidden, info["accepted"], burning)
         return theta if self.after is None else self.after(rng, net, theta, burning)
 
-    def summary(self, layers: int) -> dict:
-        """{"per_sweep", "layers": [{"layer", "attempts", "accepted", "acceptance"}], "update_error"}."""
-        acc = self.accepted / self.attempts if self.attempts else None
-        return {"per_sweep": self.count, "update_error": self.update_error,
-                "layers": [{"layer": layers, "attempts": self.attempts, "accepted": self.accepted,
-                            "acceptance": acc}]}
+    def summary(self) -> dict:
+        """{"per_sweep", "hidden_per_sweep", "layers": [{"layer", "attempts", "accepted", "acceptance"}],
+        "update_error"}."""
+        return {"per_sweep": self.count, "hidden_per_sweep": self.hidden, "update_error": self.update_error,
+                "layers": [{"layer": layer, "attempts": att, "accepted": acc, "acceptance": acc / att if att else None}
+                           for layer, (att, acc) in sorted(self.tally.items())]}
 
 
 def combine_reflections(summaries: list) -> dict:
@@ -231,5 +300,6 @@ def combine_reflections(summaries: list) -> dict:
         layers.append({"layer": lay["layer"], "attempts": att, "accepted": acc,
                        "acceptance": acc / att if att else None,
                        "acceptance_per_chain": [s["layers"][k]["acceptance"] for s in summaries]})
-    return {"per_sweep": summaries[0]["per_sweep"], "layers": layers,
+    return {"per_sweep": summaries[0]["per_sweep"], "hidden_per_sweep": summaries[0]["hidden_per_sweep"],
+            "layers": layers,
             "update_error": max(s["update_error"] for s in summaries)}

@@ -9,8 +9,9 @@ import pytest
 from theory.spec import ModelSpec, SpecError
 from validation.deep_network import DeepNetwork
 from validation.diagnostics import mcse
-from validation.reflections import (_flip_attempts, check_reflections, last_layer_reflections, readout_inverse,
-                                    readout_scale, reflection_offset)
+from validation.reflections import (_flip_attempts, check_reflections, collapsed_loglik, hidden_flip_loglik,
+                                    hidden_layer_reflections, last_layer_reflections, readout_inverse, readout_scale,
+                                    reflection_offset)
 from validation.tempering import run_chain_with_moves
 
 TINY = ModelSpec("normcdf", class_sizes=(2, 1, 1), sigma_a=1.0, temperature=0.5)
@@ -60,6 +61,35 @@ def test_ratio_is_the_change_of_the_collapsed_log_density(nonlinearity):
         assert abs(total) < 1e-12
 
 
+@pytest.mark.parametrize("layers", [2, 3])
+def test_hidden_flip_ratio_is_the_change_of_the_collapsed_log_density(layers):
+    """The joint flip (W^ℓ_i, W^{ℓ+1}_{:,i}) → −(...) of every hidden layer ℓ < L: ℓ(G') − ℓ(G) of the shifted
+    preactivations H^{ℓ+1} − s W^{ℓ+1}_{:,i}/√N equals log p(W' | D) − log p(W | D) (1e-10); W' is W with the
+    row and column negated, the same move twice is the identity."""
+    spec = TINY.replace(sigma_a=0.7)
+    net = DeepNetwork(spec, width=5, layers=layers)
+    w = net.prior_sample(np.random.default_rng(4))[:net.dim_hidden]
+    Ws = net.unpack_hidden(w)
+    fwd = net.forward(Ws)
+    ell = collapsed_loglik(net, fwd[-1][1])
+    lp0 = net.marginal_logdensity_and_grad(w)[0]
+    for layer in range(1, layers):
+        for i in (0, 3):
+            H_new, ell_new = hidden_flip_loglik(net, Ws, fwd[layer][0], layer, i, 1.0 / np.sqrt(5))
+            w2 = w.copy()
+            W2 = net.unpack_hidden(w2)
+            W2[layer - 1][i] *= -1.0
+            W2[layer][:, i] *= -1.0
+            np.testing.assert_allclose(H_new, net.forward(W2)[layer][0], atol=1e-14)
+            assert ell_new - ell == pytest.approx(net.marginal_logdensity_and_grad(w2)[0] - lp0, abs=1e-10)
+    theta = np.concatenate([w, np.zeros(spec.m * 5)])
+    new, info = hidden_layer_reflections(np.random.default_rng(0), net, theta, 6, 1.0, layer=1)
+    W1, W1n = net.unpack_hidden(w)[0], net.unpack_hidden(new[:net.dim_hidden])[0]
+    flipped = np.all(W1n == -W1, axis=1)
+    assert info["accepted"] > 0 and np.all(flipped | np.all(W1n == W1, axis=1))
+    np.testing.assert_array_equal(net.unpack_hidden(new[:net.dim_hidden])[1][:, flipped], -Ws[1][:, flipped])
+
+
 def test_the_flip_is_an_involution():
     """Flipping the same row twice returns W, φ, M⁻¹ and log p exactly (Σ log r = 0), and φ(−h) = s − φ(h)
     with s = 1 for normcdf, 0 for erf."""
@@ -86,7 +116,9 @@ def test_refusals_name_the_parameter_and_say_why():
         check_reflections(-1, "normcdf")
     with pytest.raises(SpecError, match="reflections need"):
         check_reflections(3, "relu")
-    assert check_reflections(0, "relu") == 0
+    assert check_reflections(0, "relu") == (0, 0)
+    with pytest.raises(SpecError, match="hidden_reflections must be an integer >= 0"):
+        check_reflections(0, "normcdf", -2)
     with pytest.raises(SpecError, match="reflections need"):
         run_chain_with_moves(TINY.replace(nonlinearity="relu"), 4, 2, 3, 1, reflections=2)
 
@@ -121,13 +153,15 @@ def test_moves_alone_sample_the_exact_law_on_the_sign_orbit():
 
 
 def test_chains_report_acceptance_and_keep_their_update_error_small():
-    """run_chain_with_moves(reflections=K): the result's "reflections" block (per sweep, acceptance in (0, 1]
-    for the last layer, Woodbury rounding error < 1e-9); a sweep with an accepted flip changes W^L by sign flips
+    """run_chain_with_moves(reflections=K, hidden_reflections=K'): the result's "reflections" block (per sweep,
+    acceptance in (0, 1] per layer, Woodbury rounding error < 1e-9); a sweep with an accepted flip changes W^L by sign flips
     of rows only and redraws a."""
-    out = run_chain_with_moves(TINY, 4, 2, 12, 2, reflections=3, seed=5)
+    out = run_chain_with_moves(TINY, 4, 2, 12, 2, reflections=3, hidden_reflections=2, seed=5)
     block = out["reflections"]
-    assert block["per_sweep"] == 3 and block["layers"][0]["layer"] == 2
-    assert block["layers"][0]["attempts"] == 30 and 0 < block["layers"][0]["acceptance"] <= 1
+    assert block["per_sweep"] == 3 and block["hidden_per_sweep"] == 2
+    assert [lay["layer"] for lay in block["layers"]] == [1, 2]
+    assert block["layers"][1]["attempts"] == 30 and 0 < block["layers"][1]["acceptance"] <= 1
+    assert block["layers"][0]["attempts"] == 20 and 0 < block["layers"][0]["acceptance"] <= 1
     assert block["update_error"] < 1e-9
     net, w = _state("normcdf", width=4, seed=11, sigma_a=1.0)
     theta = np.concatenate([w, np.zeros(net.spec.m * 4)])
