@@ -92,13 +92,13 @@ def theory_error(theory):
 
 
 def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_size, outlier_moves=0, swaps=0,
-                theory=None, tempering=0, t_max=T_MAX, progress=None, reflections=(0, 0)) -> list:
+                theory=None, tempering=0, t_max=T_MAX, progress=None, reflections=(0, 0, 0)) -> list:
     """Per width: chains from the prior, combined (:func:`combine_chains`), with mean code fractions
     and the last layer's outliers (:mod:`validation.deep_outliers`, ``outlier_moves`` pair rotations
     per sweep); ``swaps`` > 0: that many last-layer independence moves from ``theory`` per sweep
     (:func:`validation.deep_swaps.run_deep_chain_with_swaps`); ``tempering`` >= 2: that many rungs of
     replica exchange in T up to ``t_max`` (:func:`validation.tempering.run_tempered_chain`; 0: off);
-    ``reflections``: (last-layer, hidden-layer) reflections per sweep (:mod:`validation.reflections`)."""
+    ``reflections``: (last-layer, hidden-layer, class-contrast) reflections per sweep (:mod:`validation.reflections`)."""
     runs = []
     for N in widths:
         res, hooks = [], []
@@ -108,7 +108,8 @@ def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_s
                                             t_max=t_max, progress=restaged(progress, f"tempering N={N} chain {c}"),
                                             seed=seed + 1000 * c, step_size=step_size, sigmas=sigmas,
                                             after_sweep=hooks[-1], reflections=reflections[0],
-                                            hidden_reflections=reflections[1]))
+                                            hidden_reflections=reflections[1], contrast_reflections=reflections[2],
+                                            contrast_from=burn // 2))
         comb = combine_chains(res, spec.m, layers)
         runs.append({"width": N, **comb["flat"], "rhat_max": comb["rhat_max"], "chains": res,
                      "outliers": combine_outliers([h.summary() for h in hooks]),
@@ -134,7 +135,7 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
                   burn: int = 150, seed: int = 0, sigmas=None, step_size: float = 0.1,
                   outlier_moves: int = 0, swaps: int = 0, tempering: int = 0, tempering_t_max: float = T_MAX,
                   progress=None, theory=None, per_chain: bool = False, reflections: int = 0,
-                  hidden_reflections: int = 0) -> DeepValidationReport:
+                  hidden_reflections: int = 0, contrast_reflections: int = 0) -> DeepValidationReport:
     """Deep theory against sampled deep networks (orthogonal class data, random prior starts,
     :func:`run_deep_chain`), layer by layer: the deep linear closed form
     (:func:`solvers.deep.linear.solve_deep_linear_classes`) for linear φ, the class-block solver
@@ -165,7 +166,8 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     ``reflections`` = K > 0 (φ with φ(−h) = s − φ(h): normcdf, erf, tanh): K flips W^L_i → −W^L_i of the last
     layer per sweep (:mod:`validation.reflections`, exact); ``hidden_reflections`` = K: K joint flips
     (W^ℓ_i, W^{ℓ+1}_{:,i}) → −(...) in every hidden layer ℓ < L per sweep; per width "reflections" (acceptance
-    per layer).
+    per layer); ``contrast_reflections`` = K: K Householder reflections of last-layer rows along a class's
+    contrast direction per sweep, from halfway through burn-in on (any φ; "reflections" then has "contrast").
     """
     if spec.inputs is not None:
         raise SpecError("validate_deep samples orthogonal class-structured data (inputs=None)")
@@ -178,7 +180,7 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     check_int("outlier_moves", outlier_moves, 0)  # before the theory is solved
     check_int("swaps", swaps, 0)
     tempering = check_tempering(tempering, spec.temperature, tempering_t_max)
-    reflections = check_reflections(reflections, spec.nonlinearity, hidden_reflections)
+    reflections = check_reflections(reflections, spec.nonlinearity, hidden_reflections, contrast_reflections)
     if swaps and spec.nonlinearity == "linear":
         raise SpecError("swaps (last-layer independence moves) need a nonlinear φ (linear networks have no codes)")
     theory = theory if theory is not None else deep_theory(spec, layers, sigmas=sigmas)

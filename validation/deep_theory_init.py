@@ -157,7 +157,8 @@ def _layer_ess(theory, seed: int) -> list:
 def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains: int = 2, sweeps: int = 300,
                       burn: int = 50, init_spec: ModelSpec | None = None, seed: int = 0, theory=None,
                       swaps: int = 0, outlier_moves: int = 0, tempering: int = 0, tempering_t_max: float = T_MAX,
-                      progress=None, reflections: int = 0, hidden_reflections: int = 0) -> DeepStationarityReport:
+                      progress=None, reflections: int = 0, hidden_reflections: int = 0,
+                      contrast_reflections: int = 0) -> DeepStationarityReport:
     """Start chains at the deep theory of ``init_spec`` (default ``spec``; or the given ``theory``),
     sample ``spec``.
 
@@ -176,13 +177,13 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
     ``tempering_t_max`` exchanging states (:mod:`validation.tempering`; the hotter rungs start at the
     chain's theory draw); "tempering" reports the ladder, exchange acceptance per pair and round trips.
     ``reflections`` = K > 0: K last-layer flips W^L_i → −W^L_i per sweep, ``hidden_reflections``: joint flips
-    of (W^ℓ_i, W^{ℓ+1}_{:,i}) per hidden layer ℓ < L (:mod:`validation.reflections`); "reflections" reports the
-    acceptance per layer.
+    of (W^ℓ_i, W^{ℓ+1}_{:,i}) per hidden layer ℓ < L, ``contrast_reflections``: last-layer class-contrast
+    reflections (:mod:`validation.reflections`); "reflections" reports the acceptance per layer.
     """
     check_int("swaps", swaps, 0)
     check_int("outlier_moves", outlier_moves, 0)
     tempering = check_tempering(tempering, spec.temperature, tempering_t_max)
-    reflections = check_reflections(reflections, spec.nonlinearity, hidden_reflections)
+    reflections = check_reflections(reflections, spec.nonlinearity, hidden_reflections, contrast_reflections)
     t0 = time.perf_counter()
     init_spec = init_spec or spec
     theory = theory if theory is not None else deep_theory(init_spec, layers)
@@ -220,11 +221,12 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
                                             time_seconds=time.perf_counter() - t0)
 
 
-def _stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hook, temper=None, reflections=(0, 0)):
+def _stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hook, temper=None,
+                        reflections=(0, 0, 0)):
     """Chain ``c`` of :func:`deep_stationarity`: from a theory draw, with last-layer swaps if ``swaps``,
     then the :class:`validation.deep_outliers.LastLayerOutliers` ``hook`` after every sweep; ``temper``
     ({"rungs", "t_max", "progress"}): replica exchange in T (:func:`validation.tempering.run_tempered_chain`);
-    ``reflections``: (last-layer, hidden-layer) flips per sweep (:mod:`validation.reflections`)."""
+    ``reflections``: (last-layer, hidden-layer, class-contrast) reflections per sweep (:mod:`validation.reflections`)."""
     rng = np.random.default_rng([seed, c, 7])
     theta0 = deep_theory_state(net, theory, rng)
     temper = temper or {"rungs": 0, "t_max": T_MAX, "progress": None}
@@ -232,4 +234,5 @@ def _stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hook, t
                                 rungs=temper["rungs"], t_max=temper["t_max"],
                                 progress=restaged(temper["progress"], f"tempering chain {c}"),
                                 seed=seed + 1000 * c, theta0=theta0, after_sweep=hook,
-                                reflections=reflections[0], hidden_reflections=reflections[1])
+                                reflections=reflections[0], hidden_reflections=reflections[1],
+                                contrast_reflections=reflections[2], contrast_from=burn // 2)

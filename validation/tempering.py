@@ -276,17 +276,18 @@ def run_tempered_chain(spec: ModelSpec, width: int, layers: int, sweeps: int, bu
 
 def run_chain_with_moves(spec: ModelSpec, width: int, layers: int, sweeps: int, burn: int, *, theory=None,
                          swaps: int = 0, rungs: int = 0, t_max: float = T_MAX, progress=None, reflections: int = 0,
-                         hidden_reflections: int = 0, **chain_kw) -> dict:
+                         hidden_reflections: int = 0, contrast_reflections: int = 0, contrast_from: int = 0,
+                         **chain_kw) -> dict:
     """One deep chain with the mode-changing moves asked for: ``swaps`` last-layer independence moves from
     ``theory`` per sweep (:func:`validation.deep_swaps.run_deep_chain_with_swaps`), replica exchange in T over
     ``rungs`` >= 2 rungs up to ``t_max`` (:func:`run_tempered_chain`, reporting to ``progress``), both, or
     neither (:func:`run_deep_chain`); ``chain_kw`` go to the chain (seed, theta0, after_sweep, ...).
-    ``reflections`` / ``hidden_reflections`` > 0: that many last-layer / hidden-layer reflections per sweep
-    (:class:`validation.reflections.Reflections`, before ``after_sweep``; on rung 0 after the exchanges),
-    reported as "reflections" in the result."""
-    if reflections or hidden_reflections:
+    ``reflections`` / ``hidden_reflections`` / ``contrast_reflections`` > 0: that many last-layer sign flips /
+    hidden-layer flips / last-layer class-contrast reflections per sweep (:class:`validation.reflections.Reflections`,
+    before ``after_sweep``; on rung 0 after the exchanges), reported as "reflections" in the result."""
+    if reflections or hidden_reflections or contrast_reflections:
         hook = Reflections(reflections, spec.nonlinearity, after=chain_kw.pop("after_sweep", None),
-                           hidden=hidden_reflections)
+                           hidden=hidden_reflections, contrasts=contrast_reflections, contrast_from=contrast_from)
         out = run_chain_with_moves(spec, width, layers, sweeps, burn, theory=theory, swaps=swaps, rungs=rungs,
                                    t_max=t_max, progress=progress, after_sweep=hook, **chain_kw)
         out["reflections"] = hook.summary()

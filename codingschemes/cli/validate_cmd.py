@@ -75,6 +75,11 @@ def add_validate_parser(subparsers):
                    help="--layers >= 2, as --reflections: K joint flips (W^l_i, W^(l+1)_(:,i)) → −(...) of a neuron "
                         "of every hidden layer l < L per sweep (its incoming row and outgoing column), exact "
                         "(0 = off, the default)")
+    v.add_argument("--contrast-reflections", type=int, default=0, metavar="K",
+                   help="--layers >= 2, any φ: K Householder reflections W^L_i → (I − 2 u_c u_cᵀ) W^L_i of a uniformly "
+                        "drawn last-layer neuron i and class c per sweep, u_c the part of class c's mean activation "
+                        "of the layer below orthogonal to the other classes' means (it flips the neuron's class-c "
+                        "contrast, e.g. 100 ↔ 110), accepted by the exact collapsed-target ratio (0 = off, the default)")
     v.add_argument("--saddles", default=None, metavar="T_A,...",
                    help="--layers >= 2, prior starts: also apply the opt-in multi-saddle rule. The theory's stable "
                         "saddles are the default solve at T and, per anchor temperature T_A given here, the default "
@@ -97,7 +102,8 @@ def _validate_deep(args, spec, widths) -> int:
     ``--outlier-moves K``: K pair rotations of the last layer's weights per sweep in every chain;
     ``--tempering K``: every chain is the target rung of K replicas in T (:mod:`validation.tempering`);
     ``--reflections K``: K last-layer flips W^L_i → −W^L_i per sweep in every chain, ``--hidden-reflections K``
-    K joint flips per hidden layer (:mod:`validation.reflections`);
+    K joint flips per hidden layer, ``--contrast-reflections K`` K class-contrast reflections of last-layer rows
+    (:mod:`validation.reflections`);
     ``--saddles T_a,...``: the prior-start report adds the multi-saddle rule (:mod:`validation.deep_saddles`),
     which then decides the exit code in place of the prior-start default rule."""
     from codingschemes.cli.progress import progress_bar
@@ -110,8 +116,9 @@ def _validate_deep(args, spec, widths) -> int:
     with progress_bar(args, "validate") if args.tempering else nullcontext() as bar:
         tempering = (dict(tempering=args.tempering, tempering_t_max=args.tempering_t_max, progress=bar)
                      if args.tempering else {})
-        reflections = ({"reflections": args.reflections, "hidden_reflections": args.hidden_reflections}
-                       if args.reflections or args.hidden_reflections else {})
+        reflections = ({"reflections": args.reflections, "hidden_reflections": args.hidden_reflections,
+                        "contrast_reflections": args.contrast_reflections}
+                       if args.reflections or args.hidden_reflections or args.contrast_reflections else {})
         try:
             if args.init in ("random", "both"):
                 run, saddles = ((validate_deep, {}) if args.saddles is None
@@ -180,7 +187,8 @@ def check_validate(args):
     widths = _widths(args.widths)
     check_counts(args, {"chains": (MIN_CHAINS, None), "sweeps": (1, None), "burn": (0, None), "workers": (1, None),
                         "swaps": (0, None), "outlier_moves": (0, None), "tempering": (0, None),
-                        "reflections": (0, None), "hidden_reflections": (0, None)})
+                        "reflections": (0, None), "hidden_reflections": (0, None),
+                        "contrast_reflections": (0, None)})
     if args.burn >= args.sweeps:
         raise SpecError(f"--burn must be smaller than --sweeps ({args.sweeps}) (got {args.burn})")
     spec = ModelSpec(nonlinearity=args.nonlinearity, sigma_w=args.sigma_w, sigma_a=args.sigma_a,
@@ -193,7 +201,7 @@ def check_validate(args):
                        "theory)", error=True)
         not_applicable("validate", args, ("tempering", "tempering_t_max"),
                        "with --layers 1 (replica exchange in T is built for the deep chains)", error=True)
-        not_applicable("validate", args, ("reflections", "hidden_reflections"),
+        not_applicable("validate", args, ("reflections", "hidden_reflections", "contrast_reflections"),
                        "with --layers 1 (the flips act on the last hidden layer of deep chains)", error=True)
         if args.scaling == "lazy" and (args.swaps or args.init != "random"):
             raise SpecError("--scaling lazy supports --init random and --swaps 0 only (the theory-based starts and "
