@@ -98,7 +98,8 @@ def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_s
     per sweep); ``swaps`` > 0: that many last-layer independence moves from ``theory`` per sweep
     (:func:`validation.deep_swaps.run_deep_chain_with_swaps`); ``tempering`` >= 2: that many rungs of
     replica exchange in T up to ``t_max`` (:func:`validation.tempering.run_tempered_chain`; 0: off);
-    ``reflections``: (last-layer, hidden-layer, class-contrast) reflections per sweep (:mod:`validation.reflections`)."""
+    ``reflections``: (last-layer, hidden-layer, class-contrast) reflections per sweep
+    (:mod:`validation.reflections`)."""
     runs = []
     for N in widths:
         res, hooks = [], []

@@ -226,7 +226,8 @@ def _stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hook, t
     """Chain ``c`` of :func:`deep_stationarity`: from a theory draw, with last-layer swaps if ``swaps``,
     then the :class:`validation.deep_outliers.LastLayerOutliers` ``hook`` after every sweep; ``temper``
     ({"rungs", "t_max", "progress"}): replica exchange in T (:func:`validation.tempering.run_tempered_chain`);
-    ``reflections``: (last-layer, hidden-layer, class-contrast) reflections per sweep (:mod:`validation.reflections`)."""
+    ``reflections``: (last-layer, hidden-layer, class-contrast) reflections per sweep
+    (:mod:`validation.reflections`)."""
     rng = np.random.default_rng([seed, c, 7])
     theta0 = deep_theory_state(net, theory, rng)
     temper = temper or {"rungs": 0, "t_max": T_MAX, "progress": None}

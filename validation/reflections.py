@@ -58,10 +58,9 @@ from theory.spec import SpecError, class_labels
 from .deep_network import DeepNetwork
 from .deep_sampler import sample_readout
 
-__all__ = ["reflection_offset", "check_reflections", "reflections_text", "readout_scale", "readout_inverse", "collapsed_loglik",
-           "RowMoves", "last_layer_reflections", "contrast_directions",
-           "contrast_reflections", "hidden_flip_loglik", "hidden_layer_reflections", "Reflections",
-           "combine_reflections", "SYMMETRY_TOL"]
+__all__ = ["reflection_offset", "check_reflections", "reflections_text", "readout_scale", "readout_inverse",
+           "collapsed_loglik", "RowMoves", "last_layer_reflections", "contrast_directions", "contrast_reflections",
+           "hidden_flip_loglik", "hidden_layer_reflections", "Reflections", "combine_reflections", "SYMMETRY_TOL"]
 
 #: |φ(h) + φ(−h) − 2φ(0)| allowed on the check grid (relative to 1 + |φ|) for φ to count as symmetric
 SYMMETRY_TOL = 1e-12
@@ -343,7 +342,8 @@ class Reflections:
         self.count, self.hidden = check_reflections(count, nonlinearity, hidden)[:2]
         self.contrasts = check_int("contrast_reflections", contrasts, 0)
         if not (self.count or self.hidden or self.contrasts):
-            raise SpecError("Reflections needs reflections, hidden_reflections or contrast_reflections >= 1 (all are 0)")
+            raise SpecError("Reflections needs reflections, hidden_reflections or contrast_reflections >= 1 "
+                            "(all are 0)")
         self.offset = reflection_offset(nonlinearity) if (self.count or self.hidden) else None
         self.contrast_from = check_int("contrast_from", contrast_from, 0)
         self.after, self.sweep, self.update_error = after, 0, 0.0

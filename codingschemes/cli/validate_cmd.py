@@ -79,7 +79,8 @@ def add_validate_parser(subparsers):
                    help="--layers >= 2, any φ: K Householder reflections W^L_i → (I − 2 u_c u_cᵀ) W^L_i of a uniformly "
                         "drawn last-layer neuron i and class c per sweep, u_c the part of class c's mean activation "
                         "of the layer below orthogonal to the other classes' means (it flips the neuron's class-c "
-                        "contrast, e.g. 100 ↔ 110), accepted by the exact collapsed-target ratio (0 = off, the default)")
+                        "contrast, e.g. 100 ↔ 110), accepted by the exact collapsed-target ratio (0 = off, the "
+                        "default)")
     v.add_argument("--saddles", default=None, metavar="T_A,...",
                    help="--layers >= 2, prior starts: also apply the opt-in multi-saddle rule. The theory's stable "
                         "saddles are the default solve at T and, per anchor temperature T_A given here, the default "
