@@ -68,6 +68,11 @@ start). Converged distinct solutions are reported in ``saddles`` with free energ
 stable one with the largest free energy is selected. If none converges, ``converged`` is False and the outputs are NaN
 (never a wrong solution).
 
+Budget: the search may spend ``options.search_budget`` Newton iterations (every Newton solve of every start and
+continuation counts, the nested solve at T_w included; 0: no limit). A Newton solve is not started once they are
+spent: the remaining starts are skipped, the candidates found so far are kept (and refined as usual), and the
+message says so. A search that finds nothing therefore ends in bounded time with status "no-solution".
+
 Modules: :mod:`solvers.deep.options` (:class:`DeepOptions`), :mod:`solvers.deep.model` (the packed
 equations), :mod:`solvers.deep.newton` (Newton–Broyden and the proposal rounds), :mod:`solvers.deep.saddle`
 (coverage, stability, integration errors), :mod:`solvers.deep.nonlinear_result` (the result and its JSON),
@@ -90,7 +95,7 @@ from solvers.deep.condensate import domain_note, needle_rounds
 from solvers.deep.kkt import solve_with_condensate
 from solvers.deep.model import DeepModel
 from solvers.deep.modes import mixture_from_modes
-from solvers.deep.newton import SolveLog, solve_at, t_only
+from solvers.deep.newton import BudgetSpent, SolveLog, solve_at, t_only
 from solvers.deep.nonlinear_result import DeepNonlinearSolution, build_solution
 from solvers.deep.options import DeepOptions
 from solvers.deep.sampled_start import SampledKernels, newton_homotopy, sampled_point
@@ -155,6 +160,7 @@ class _Search:
         self.rejected: list = []
         self.tried: list = []  # the starts tried, with how far each got (for the failure message)
         self.last_solved = None  # (model, x) of the last homotopy step solved (for the failure message)
+        self.spent = ""  # why the search ended early (its Newton-iteration budget), or ""
 
     def attempt(self, x, props, label):
         """Solve from (x, proposals) and check the solution (:func:`solvers.deep.saddle.finish`). A solution
@@ -356,7 +362,9 @@ class _Search:
         if self.model.L < 2 or T <= 0 or self.depth > 0 or opt.warm_ratio <= 1.0:
             return False
         Tw = opt.warm_ratio * T
-        warm = _solve(spec.replace(temperature=Tw), self.sig, None, replace(opt, search=False, code_neurons=0),
+        left = opt.search_budget - self.log.iterations if opt.search_budget else 0  # its share of the budget
+        warm = _solve(spec.replace(temperature=Tw), self.sig, None,
+                      replace(opt, search=False, code_neurons=0, search_budget=max(1, left) if opt.search_budget else 0),
                       depth=self.depth + 1)
         self.log.extend(f"[T = {Tw:.4g}] {line}" for line in warm.log)
         self.log.iterations += warm.iterations
@@ -440,7 +448,7 @@ class _Search:
             return f"no solution found ({tried}{domain_note(self.last_solved)}); see log"
         return ("no reliable solution: Newton converged but the importance proposals do not cover the tilted "
                 f"measure (multimodal or too narrow; coverage {self.rejected[-1]}), and Newton with mixture proposals "
-                "at its modes did not converge")
+                "at its modes did not converge" + (f"; {self.spent}" if self.spent else ""))
 
 
 def _saddle_record(c) -> dict:
@@ -525,17 +533,14 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
 def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, depth: int = 0, progress=None) -> DeepNonlinearSolution:
     t0 = time.perf_counter()
     search = _Search(spec, sig, opt, depth, progress)
-    L, T = search.model.L, spec.temperature
-    direct_ok = search.from_start(start) if start is not None else False
-    if not direct_ok:
-        direct_ok = search.from_prior()
-    if L >= 2 and not direct_ok:  # the small-T starts (only when the prior start fails: earlier results unchanged)
-        direct_ok = search.from_large_p() or search.from_small_p() or search.from_warmer() or search.from_shape()
-    if not direct_ok or (opt.search and L >= 2):
-        Ts = np.geomspace(max(2.0, 8.0 * T), max(T, 1e-3), opt.continuation_steps)
-        search.continuation(np.append(Ts, T) if T < 1e-3 else Ts, "continuation from high T")
-    if opt.search and L >= 2 and T > 0:
-        search.continuation(np.geomspace(T / 16.0, T, max(3, opt.continuation_steps // 2)), "continuation from low T")
+    search.log.budget = opt.search_budget or None
+    try:
+        _run_starts(search, start)
+    except BudgetSpent as spent:  # bounded time: the starts not yet tried are skipped, the candidates kept
+        search.spent = f"{spent} (after {search.log.iterations}); later starts not tried"
+        search.log.append(search.spent)
+        search.tried.append(search.spent)
+    search.log.budget = None  # the refinement of the selected saddle below is not part of the search
     uniq = search.distinct()
     saddles = [_saddle_record(c) for c in uniq]
     if not uniq:
@@ -550,10 +555,29 @@ def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, depth: int = 0, progre
                f"{np.max(chosen['errors']):.1e} exceeds error_tol {o.error_tol:g}")
     else:
         msg = "converged; " + msg
+    if search.spent:
+        msg += f"; {search.spent}"
     if chosen.get("linearised_replicates"):
         msg += (f"; {chosen['linearised_replicates']} of {max(r.groups for r in model.rules)} Sobol' replicates "
                 "propagated linearly (their own tilt leaves a lower layer's domain)")
     return build_solution(model, chosen, saddles, search.log, t0, msg)
+
+
+def _run_starts(search: _Search, start) -> None:
+    """The search of :func:`_solve`: the user's ``start``, the prior start, the small-T starts and the
+    continuations in T (module docstring); candidates collect in ``search.cands``."""
+    spec, opt = search.spec, search.opt
+    L, T = search.model.L, spec.temperature
+    direct_ok = search.from_start(start) if start is not None else False
+    if not direct_ok:
+        direct_ok = search.from_prior()
+    if L >= 2 and not direct_ok:  # the small-T starts (only when the prior start fails: earlier results unchanged)
+        direct_ok = search.from_large_p() or search.from_small_p() or search.from_warmer() or search.from_shape()
+    if not direct_ok or (opt.search and L >= 2):
+        Ts = np.geomspace(max(2.0, 8.0 * T), max(T, 1e-3), opt.continuation_steps)
+        search.continuation(np.append(Ts, T) if T < 1e-3 else Ts, "continuation from high T")
+    if opt.search and L >= 2 and T > 0:
+        search.continuation(np.geomspace(T / 16.0, T, max(3, opt.continuation_steps // 2)), "continuation from low T")
 
 
 def deep_nonlinear_json(spec: ModelSpec, layers: int, sigmas=None, options: DeepOptions | None = None,

@@ -71,15 +71,29 @@ def linear_point(model):
 
 
 def follow_shape(model, x0, props, log, label="shape homotopy", first_step=0.125, max_step=0.25,
-                 min_step=1.0 / 512, easy=5, tol=1e-8, maxiter=40, target=1.0, remix=None) -> ShapePath:
+                 min_step=1.0 / 512, easy=5, tol=1e-8, maxiter=40, target=1.0, remix=None,
+                 every_step=False) -> ShapePath:
     """Follow the σ-shaped equations of ``model`` from x0 (a point near the σ = 0 root, e.g.
     :func:`linear_point`) with proposals ``props`` to σ = ``target`` (1: φ itself; module docstring).
     ``log``: the solve's :class:`solvers.deep.newton.SolveLog`. ``remix(shaped model, x, proposals)``
     (optional): proposals for the last solved point when a step fails (e.g. mixtures at the modes that its
-    proposals miss), tried once per point before the step is halved."""
+    proposals miss), tried once per point before the step is halved; with ``every_step`` also after every
+    solved step, whose point is then re-solved with the new proposals (kept if Newton converges)."""
     def step(shape, x, props, rounds):
         return solve_at(shaped_model(model, shape), x, props, log, f"{label}, σ = {shape:.4g}", rounds=rounds,
                         tol=tol, maxiter=maxiter, jacobians=False)
+
+    def covered(shape, out, used):
+        """(``out``, the proposals its point solves with) re-solved with ``remix``'s proposals where they differ
+        (the coverage check at every step); unchanged if they do not or Newton fails with them."""
+        if not every_step or remix is None:
+            return out, used
+        new = remix(shaped_model(model, shape), out[0], used)
+        if all(a is b for a, b in zip(new, used)):
+            return out, used
+        log.append(f"{label}: mixture proposals at σ = {shape:.4g} (coverage check of the solved step)")
+        again = step(shape, out[0], new, 1)
+        return (again, new) if again is not None else (out, used)
 
     out = step(0.0, x0, props, None)
     if out is None:
@@ -109,7 +123,8 @@ def follow_shape(model, x0, props, log, label="shape homotopy", first_step=0.125
                 return ShapePath(shapes[-1], x, used, shapes,
                                  f"{label}: stopped at σ = {shapes[-1]:.4g} (Newton failed at σ = {sk:.4g})")
             continue
-        x, used, props, remixed = out[0], props, out[4], False
+        out, used = covered(sk, out, props)
+        x, props, remixed = out[0], out[4], False
         shapes.append(sk)
         path.append((sk, x))
         if log.iterations - nit <= easy:
