@@ -51,6 +51,9 @@ def add_solve_parser(subparsers):
                    help="--layers >= 2, nonlinear φ: Newton iterations the deep class-block search over starts may "
                         "spend (integer >= 0, 0: no limit; default solvers.deep.options.SEARCH_BUDGET); once spent "
                         "the solve ends with what it found (no-solution, exit 1, if nothing)")
+    p.add_argument("--search-seconds", type=float, default=None,
+                   help="--layers >= 2, nonlinear φ: CPU seconds the same search may spend (number >= 0, 0: no limit; "
+                        "default solvers.deep.options.SEARCH_SECONDS)")
     p.add_argument("--patterns", choices=("all", "prior-span"), default="all",
                    help="--large-p with --layers >= 2: 'all' saturation patterns (the P → ∞ limit) or only those "
                         "in the prior kernel's span (the branch finite networks follow at moderate P)")
@@ -90,7 +93,7 @@ def _solve_deep(args, specs) -> int:
     check_layers(args.layers, specs)
     if args.large_p:
         return _solve_large_p(args, specs)
-    deep_options = None if args.search_budget is None else DeepOptions(search_budget=args.search_budget)
+    deep_options = _deep_options(args)
     objs = []
     for s in specs:
         if s.nonlinearity == "linear":
@@ -160,13 +163,22 @@ def check_solve(args):
         not_applicable("solve", args, ("method", "integrator", "tol", "integral_tol"),
                        "to the deep or large-P solvers (they have their own methods and tolerances)")
     if args.layers == 1 or args.large_p:
-        not_applicable("solve", args, ("search_budget",), "without --layers >= 2 (the deep class-block search)")
-    elif args.search_budget is not None:
-        try:
-            DeepOptions(search_budget=args.search_budget)
-        except SpecError as exc:
-            raise flag_error(exc, ("search_budget",)) from None
+        not_applicable("solve", args, ("search_budget", "search_seconds"),
+                       "without --layers >= 2 (the deep class-block search)")
+    else:
+        _deep_options(args)
     return options, specs
+
+
+def _deep_options(args) -> DeepOptions | None:
+    """The :class:`DeepOptions` of ``--search-budget`` / ``--search-seconds`` (None: the defaults); SpecError naming
+    the flag."""
+    names = ("search_budget", "search_seconds")
+    given_ = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    try:
+        return DeepOptions(**given_) if given_ else None
+    except SpecError as exc:
+        raise flag_error(exc, names) from None
 
 
 def run_solve(args) -> int:

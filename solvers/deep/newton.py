@@ -12,6 +12,8 @@ and a fresh J again when the line search fails with an updated one (the ``retry`
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from solvers.newton import damped_newton
@@ -30,22 +32,32 @@ class BudgetSpent(RuntimeError):
 
 class SolveLog(list):
     """The log lines of one solve (a list of str), the Newton iterations it spent (``iterations``), the
-    iterations it may spend (``budget``, None: no limit; :class:`BudgetSpent` once they are spent) and an
-    optional ``progress`` callback (:mod:`solvers.progress`) that gets each new line as a "deep solve"
-    event (step = number of lines; a request to stop is not honoured: the search runs to its end)."""
+    iterations it may spend (``budget``) and the process CPU time (``time.process_time``) at which it must
+    stop (``deadline``; either None: no limit; :class:`BudgetSpent` once one is reached), and an optional
+    ``progress`` callback (:mod:`solvers.progress`) that gets each new line as a "deep solve" event
+    (step = number of lines; a request to stop is not honoured: the search runs to its end)."""
 
     iterations: int = 0
     budget: int | None = None
+    deadline: float | None = None
     progress = None
 
     def append(self, line) -> None:
         super().append(line)
         report(self.progress, "deep solve", len(self), None, line=str(line)[:24])
 
+    def set_budget(self, iterations: int = 0, seconds: float = 0.0) -> None:
+        """Limit the solve to ``iterations`` more Newton iterations and ``seconds`` more CPU seconds (0: no limit)."""
+        self.budget = self.iterations + iterations if iterations else None
+        self.deadline = time.process_time() + seconds if seconds else None
+
     def check_budget(self) -> None:
-        """Raise :class:`BudgetSpent` if the Newton iterations spent have reached ``budget``."""
+        """Raise :class:`BudgetSpent` if the Newton iterations spent have reached ``budget`` or the CPU time
+        ``deadline`` has passed."""
         if self.budget is not None and self.iterations >= self.budget:
             raise BudgetSpent(f"search budget of {self.budget} Newton iterations spent")
+        if self.deadline is not None and time.process_time() >= self.deadline:
+            raise BudgetSpent("search budget of CPU seconds spent")
 
 
 def fd_jacobian(model, x, ev, props, idx):
@@ -183,6 +195,8 @@ def _rounds(model: DeepModel, x, props, log, label, rounds, tol, maxiter):
     maxiter = o.maxiter if maxiter is None else maxiter
     out = None
     for rnd in range(rounds or o.max_rounds):
+        if rnd and isinstance(log, SolveLog):
+            log.check_budget()
         trial = props
         for shrink in range(4 if out is not None else 1):
             x1, ev, _, _, ok, nit = newton(model, x, trial, tol=tol, maxiter=maxiter, jacobians=False)

@@ -68,10 +68,12 @@ start). Converged distinct solutions are reported in ``saddles`` with free energ
 stable one with the largest free energy is selected. If none converges, ``converged`` is False and the outputs are NaN
 (never a wrong solution).
 
-Budget: the search may spend ``options.search_budget`` Newton iterations (every Newton solve of every start and
-continuation counts, the nested solve at T_w included; 0: no limit). A Newton solve is not started once they are
-spent: the remaining starts are skipped, the candidates found so far are kept (and refined as usual), and the
-message says so. A search that finds nothing therefore ends in bounded time with status "no-solution".
+Budget: the search may spend ``options.search_budget`` Newton iterations and ``options.search_seconds`` CPU
+seconds (every Newton solve of every start and continuation counts, the nested solve at T_w included; 0: no
+limit). No Newton solve or proposal round starts once either is spent: the remaining starts are skipped, the
+candidates found so far are kept (and refined as usual), and the message says so. A search that finds nothing
+therefore ends in bounded time with status "no-solution". The iteration budget is reproducible; the CPU one
+depends on the machine's speed, but only where it is reached, and then the message says so.
 
 Modules: :mod:`solvers.deep.options` (:class:`DeepOptions`), :mod:`solvers.deep.model` (the packed
 equations), :mod:`solvers.deep.newton` (Newton–Broyden and the proposal rounds), :mod:`solvers.deep.saddle`
@@ -362,10 +364,8 @@ class _Search:
         if self.model.L < 2 or T <= 0 or self.depth > 0 or opt.warm_ratio <= 1.0:
             return False
         Tw = opt.warm_ratio * T
-        left = opt.search_budget - self.log.iterations if opt.search_budget else 0  # its share of the budget
         warm = _solve(spec.replace(temperature=Tw), self.sig, None,
-                      replace(opt, search=False, code_neurons=0, search_budget=max(1, left) if opt.search_budget else 0),
-                      depth=self.depth + 1)
+                      replace(opt, search=False, code_neurons=0, **self.budget_left()), depth=self.depth + 1)
         self.log.extend(f"[T = {Tw:.4g}] {line}" for line in warm.log)
         self.log.iterations += warm.iterations
         if not warm.found:
@@ -386,6 +386,15 @@ class _Search:
             x, props, log_t = out[0], out[4], log_t - step
         return self._tried(self.attempt(x, props, f"continuation in T from T = {Tw:.4g}"),
                            f"continuation from T = {Tw:.4g}")
+
+    def budget_left(self) -> dict:
+        """The search budget not yet spent, as options (a nested solve's share; at least 1 iteration, 1 s)."""
+        log, left = self.log, {}
+        if log.budget is not None:
+            left["search_budget"] = max(1, log.budget - log.iterations)
+        if log.deadline is not None:
+            left["search_seconds"] = max(1.0, log.deadline - time.process_time())
+        return left
 
     def from_shape(self, x0=None) -> bool:
         """The homotopy in φ's shape, φ_σ = (1 − σ) h + σ φ, from the deep linear network's saddle (or ``x0``)
@@ -533,14 +542,14 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
 def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, depth: int = 0, progress=None) -> DeepNonlinearSolution:
     t0 = time.perf_counter()
     search = _Search(spec, sig, opt, depth, progress)
-    search.log.budget = opt.search_budget or None
+    search.log.set_budget(opt.search_budget, opt.search_seconds)
     try:
         _run_starts(search, start)
     except BudgetSpent as spent:  # bounded time: the starts not yet tried are skipped, the candidates kept
         search.spent = f"{spent} (after {search.log.iterations}); later starts not tried"
         search.log.append(search.spent)
         search.tried.append(search.spent)
-    search.log.budget = None  # the refinement of the selected saddle below is not part of the search
+    search.log.set_budget()  # the refinement of the selected saddle below is not part of the search
     uniq = search.distinct()
     saddles = [_saddle_record(c) for c in uniq]
     if not uniq:

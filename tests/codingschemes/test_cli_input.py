@@ -54,6 +54,7 @@ def _forbid_work(monkeypatch):
     (["solve", "--sigma-w", "inf"], "--sigma-w"),
     (["solve", "--layers", "0"], "--layers"),
     (["solve", "--layers", "3", "--nonlinearity", "normcdf", "--search-budget", "-1"], "--search-budget"),
+    (["solve", "--layers", "2", "--nonlinearity", "erf", "--search-seconds", "nan"], "--search-seconds"),
     (["validate", "--seed", "-1"], "--seed"),
     (["continue", "--max-steps", "0"], "--max-steps"),
     (["continue", "--n-points", "1"], "--n-points"),

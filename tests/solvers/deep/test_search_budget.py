@@ -22,11 +22,19 @@ def test_a_spent_budget_ends_the_search_and_keeps_what_it_found():
 
 def test_the_budget_is_checked_before_each_newton_solve():
     log = SolveLog()
-    log.budget, log.iterations = 10, 9
+    log.iterations = 5
+    log.set_budget(iterations=5)
+    log.iterations = 9
     log.check_budget()
     log.iterations = 10
     with pytest.raises(BudgetSpent, match="10 Newton iterations"):
         log.check_budget()
-    with pytest.raises(SpecError, match="search_budget"):
-        DeepOptions(search_budget=-1)
-    assert DeepOptions(search_budget=0).search_budget == 0  # no limit
+    log.set_budget(seconds=1e-12)
+    with pytest.raises(BudgetSpent, match="CPU seconds"):
+        log.check_budget()
+    log.set_budget()  # no limit
+    log.check_budget()
+    for name in ("search_budget", "search_seconds"):
+        with pytest.raises(SpecError, match=name):
+            DeepOptions(**{name: -1})
+    assert DeepOptions(search_budget=0, search_seconds=0).search_budget == 0  # no limit
