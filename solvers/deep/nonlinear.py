@@ -102,7 +102,7 @@ from solvers.deep.nonlinear_result import DeepNonlinearSolution, build_solution
 from solvers.deep.options import DeepOptions
 from solvers.deep.sampled_start import SampledKernels, newton_homotopy, sampled_point
 from solvers.deep.shape_homotopy import follow_shape, linear_point, shaped_model
-from solvers.deep.saddle import coverage, finish
+from solvers.deep.saddle import coverage, finish, residual_spread
 from theory.deep_blocks import Proposal, untilted_kernels
 from theory.spec import ModelSpec, SpecError
 
@@ -248,16 +248,18 @@ class _Search:
         found = end is not None and self.attempt(*end, f"{label}, Newton homotopy")
         return self._tried(found, label)
 
-    def premixed(self, x, props, model=None):
+    def premixed(self, x, props, model=None, floor=None):
         """Proposals for the start x: each layer whose proposal misses modes of its tilted measure (coverage
-        check at x) gets the mixture of those modes (of ``model``'s equations, default the search's)."""
+        check at x) gets the mixture of those modes (of ``model``'s equations, default the search's); with
+        ``floor``, also every layer with several modes when the residual's replicate error at x exceeds it."""
         model = model or self.model
         ev = model.safe_eval(x, props)
         if ev is None:
             return props
         _, report, found = coverage(model, x, ev, props, self.opt.seed)
-        return [p if rep["covered"] else mixture_from_modes(p, *f, inflate=self.inflate)
-                for p, f, rep in zip(props, found, report)]
+        noisy = floor is not None and float(np.max(residual_spread(model, x, props))) > floor
+        keep = [rep["covered"] and not (noisy and rep["modes"] > 1) for rep in report]
+        return [p if k else mixture_from_modes(p, *f, inflate=self.inflate) for p, f, k in zip(props, found, keep)]
 
     def from_large_p(self) -> bool:
         """Start from the deep large-P solution (:mod:`solvers.deep.large_p`): its field t, the prior kernels

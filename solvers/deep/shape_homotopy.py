@@ -72,9 +72,9 @@ def linear_point(model):
 
 def follow_shape(model, x0, props, log, label="shape homotopy", first_step=0.125, max_step=0.25,
                  min_step=1.0 / 512, easy=5, tol=1e-8, maxiter=40, target=1.0, remix=None,
-                 every_step=False) -> ShapePath:
-    """Follow the σ-shaped equations of ``model`` from x0 (a point near the σ = 0 root, e.g.
-    :func:`linear_point`) with proposals ``props`` to σ = ``target`` (1: φ itself; module docstring).
+                 every_step=False, start=0.0) -> ShapePath:
+    """Follow the σ-shaped equations of ``model`` from x0 (a point near the σ = ``start`` root, e.g.
+    :func:`linear_point` at σ = 0) with proposals ``props`` to σ = ``target`` (1: φ itself; module docstring).
     ``log``: the solve's :class:`solvers.deep.newton.SolveLog`. ``remix(shaped model, x, proposals)``
     (optional): proposals for the last solved point when a step fails (e.g. mixtures at the modes that its
     proposals miss), tried once per point before the step is halved; with ``every_step`` also after every
@@ -95,10 +95,10 @@ def follow_shape(model, x0, props, log, label="shape homotopy", first_step=0.125
         again = step(shape, out[0], new, 1)
         return (again, new) if again is not None else (out, used)
 
-    out = step(0.0, x0, props, None)
+    out = step(start, x0, props, None)
     if out is None:
-        return ShapePath(-1.0, None, None, [], f"{label}: Newton failed at σ = 0 (the linear network)")
-    x, props, shapes, path = out[0], out[4], [0.0], [(0.0, out[0])]
+        return ShapePath(-1.0, None, None, [], f"{label}: Newton failed at σ = {start:.4g} (the start)")
+    x, props, shapes, path = out[0], out[4], [start], [(start, out[0])]
     used = props  # the proposals x solves with (each step returns them moment-matched to its solution)
     ds, remixed = first_step, False
     while shapes[-1] < target:
