@@ -60,8 +60,9 @@ T-continuation follows a common-mode branch to its fold, while the class-contras
 paper's regime is connected to small P); continuation in T from the solution at T_w = 2.5 T found by
 these starts (at T = 0.02 the homotopy in P fails at its first step, while the class-contrast branch
 continues smoothly from T = 0.05); the homotopy in φ's shape, φ_σ = (1 − σ) h + σ φ from the deep linear
-network's closed-form saddle at σ = 0 (:mod:`solvers.deep.shape_homotopy`; the last of these starts);
-continuation in T from high T (where the solution is near the prior); and ``start`` (a previous solution:
+network's closed-form saddle at σ = 0, its proposals checked and re-made as mixtures at every step
+(:mod:`solvers.deep.shape_homotopy`; the last of these starts at L = 2, the first at L >= 3, where it is the
+only one that has reached a saddle); continuation in T from high T (where the solution is near the prior); and ``start`` (a previous solution:
 warm start/continuation; the L − 1 solution; or sampled networks' class-block kernels,
 :mod:`solvers.deep.sampled_start`, where a failed Newton is followed by the Newton homotopy from the
 start). Converged distinct solutions are reported in ``saddles`` with free energy and stability; the
@@ -110,7 +111,6 @@ __all__ = ["DeepOptions", "DeepNonlinearSolution", "DeepNonlinearError", "solve_
            "deep_nonlinear_json"]
 
 _Model = DeepModel  # earlier private name (tests and notebooks)
-
 
 class DeepNonlinearError(RuntimeError):
     """Raised by :func:`solve_deep_nonlinear` with ``raise_on_failure=True`` when no solution is found."""
@@ -391,23 +391,22 @@ class _Search:
 
     def budget_left(self) -> dict:
         """The search budget not yet spent, as options (a nested solve's share; at least 1 iteration, 1 s)."""
-        log, left = self.log, {}
-        if log.budget is not None:
-            left["search_budget"] = max(1, log.budget - log.iterations)
-        if log.deadline is not None:
-            left["search_seconds"] = max(1.0, log.deadline - time.process_time())
-        return left
+        log = self.log
+        return {**({"search_budget": max(1, log.budget - log.iterations)} if log.budget is not None else {}),
+                **({"search_seconds": max(1.0, log.deadline - time.process_time())} if log.deadline else {})}
 
     def from_shape(self, x0=None) -> bool:
         """The homotopy in φ's shape, φ_σ = (1 − σ) h + σ φ, from the deep linear network's saddle (or ``x0``)
-        at σ = 0 to σ = 1 (:mod:`solvers.deep.shape_homotopy`); the last of the starts (one level)."""
+        at σ = 0 to σ = 1 (:mod:`solvers.deep.shape_homotopy`; top level only). After every solved step the
+        proposals are checked (coverage, and the residual's replicate error against ``error_tol``: a single
+        Gaussian over several modes drifts the path away from the true one) and re-made as mixtures."""
         model = self.model
         if model.oned.kind == "linear" or self.depth > 0:
             return False
         x0 = linear_point(model) if x0 is None else x0
-        lin = shaped_model(model, 0.0)
-        path = follow_shape(model, x0, lin.initial_proposals(x0, self.inflate), self.log,
-                            remix=lambda mdl, x, props: self.premixed(x, props, mdl))
+        path = follow_shape(model, x0, shaped_model(model, 0.0).initial_proposals(x0, self.inflate), self.log,
+                            maxiter=25, every_step=True,
+                            remix=lambda mdl, x, props: self.premixed(x, props, mdl, floor=self.opt.error_tol))
         self.log.append(path.message)
         if not path.done:
             self.tried.append(path.message)
@@ -582,8 +581,10 @@ def _run_starts(search: _Search, start) -> None:
     direct_ok = search.from_start(start) if start is not None else False
     if not direct_ok:
         direct_ok = search.from_prior()
-    if L >= 2 and not direct_ok:  # the small-T starts (only when the prior start fails: earlier results unchanged)
+    if L == 2 and not direct_ok:  # the small-T starts (only when the prior start fails: earlier results unchanged)
         direct_ok = search.from_large_p() or search.from_small_p() or search.from_warmer() or search.from_shape()
+    elif L >= 3 and not direct_ok:  # L >= 3: the shape homotopy first (the only start that reached a saddle there)
+        direct_ok = search.from_shape() or search.from_large_p() or search.from_small_p() or search.from_warmer()
     if not direct_ok or (opt.search and L >= 2):
         Ts = np.geomspace(max(2.0, 8.0 * T), max(T, 1e-3), opt.continuation_steps)
         search.continuation(np.append(Ts, T) if T < 1e-3 else Ts, "continuation from high T")
