@@ -62,10 +62,10 @@ these starts (at T = 0.02 the homotopy in P fails at its first step, while the c
 continues smoothly from T = 0.05); the homotopy in φ's shape, φ_σ = (1 − σ) h + σ φ from the deep linear
 network's closed-form saddle at σ = 0, its proposals checked and re-made as mixtures at every step
 (:mod:`solvers.deep.shape_homotopy`; the last of these starts at L = 2, the first at L >= 3, where it is the
-only one that has reached a saddle); continuation in T from high T (where the solution is near the prior); and ``start`` (a previous solution:
-warm start/continuation; the L − 1 solution; or sampled networks' class-block kernels,
-:mod:`solvers.deep.sampled_start`, where a failed Newton is followed by the Newton homotopy from the
-start). Converged distinct solutions are reported in ``saddles`` with free energy and stability; the
+only one that has reached a saddle); continuation in T from high T (where the solution is near the prior);
+and ``start`` (a previous solution: warm start/continuation; the L − 1 solution; or sampled networks'
+class-block kernels, :mod:`solvers.deep.sampled_start`, where a failed Newton is followed by the Newton
+homotopy from the start). Converged distinct solutions are reported in ``saddles`` with free energy and stability; the
 stable one with the largest free energy is selected. If none converges, ``converged`` is False and the outputs are NaN
 (never a wrong solution).
 
@@ -547,7 +547,7 @@ def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, depth: int = 0, progre
     try:
         _run_starts(search, start)
     except BudgetSpent as spent:  # bounded time: the starts not yet tried are skipped, the candidates kept
-        search.spent = f"{spent} (after {search.log.iterations}); later starts not tried"
+        search.spent = f"{spent} (after {search.log.iterations} Newton iterations); later starts not tried"
         search.log.append(search.spent)
         search.tried.append(search.spent)
     search.log.set_budget()  # the refinement of the selected saddle below is not part of the search

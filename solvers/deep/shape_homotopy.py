@@ -24,8 +24,9 @@ re-made there (``remix``: the search passes mixtures at the modes its Gaussians 
 ``min_step``, where the path stops and the last σ reached is reported. With ``every_step`` the proposals are
 re-made after every solved step too (the search re-makes multi-mode layers as mixtures while the residual's
 replicate error exceeds its error bound): a single Gaussian over several modes can pass the coverage check yet
-resolve the equations only to 0.1–0.4 (deep three-layer sigmoids), so the path it follows drifts from the true one. At σ = 1 the point and its proposals are handed to the caller (the search of
-:mod:`solvers.deep.nonlinear` checks coverage, mixtures and errors as for every start).
+resolve the equations only to 0.1–0.4 (deep three-layer sigmoids), so the path it follows drifts from the true
+one. At σ = 1 the point and its proposals are handed to the caller (the search of :mod:`solvers.deep.nonlinear`
+checks coverage, mixtures and errors as for every start).
 """
 from __future__ import annotations
 
