@@ -38,3 +38,24 @@ def test_the_budget_is_checked_before_each_newton_solve():
         with pytest.raises(SpecError, match=name):
             DeepOptions(**{name: -1})
     assert DeepOptions(search_budget=0, search_seconds=0).search_budget == 0  # no limit
+
+
+def test_residual_spread_is_the_replicate_error_of_the_equations():
+    """The residual's replicate standard error (solvers.deep.saddle.residual_spread): zero with tensor Gauss–Hermite
+    rules (no replicates), positive with Sobol' replicates and shrinking as their points grow (randomised QMC: at
+    least like 1/√n), at the same point and proposals."""
+    from solvers.deep.common import layer_sigmas
+    from solvers.deep.model import DeepModel
+    from solvers.deep.nonlinear import _prior_start
+    from solvers.deep.saddle import residual_spread
+
+    spec = ModelSpec(nonlinearity="normcdf", class_sizes=(3, 2), temperature=0.5)
+    sig = layer_sigmas(spec, 2)
+    gh = DeepModel(spec, sig, DeepOptions())
+    x = _prior_start(gh, 0.5)
+    props = gh.initial_proposals(x, 1.5)
+    assert np.all(residual_spread(gh, x, props) == 0.0)
+    coarse, fine = (residual_spread(DeepModel(spec, sig, DeepOptions(integrator="qmc", qmc_log2n=n)), x, props)
+                    for n in (8, 12))
+    assert np.all(np.isfinite(coarse)) and np.max(coarse) > 0
+    assert np.max(fine) < np.max(coarse) / 4  # 16× the points: at least 4× smaller
