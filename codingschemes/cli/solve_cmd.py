@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from solvers.deep.options import DeepOptions
 from theory.spec import ModelSpec, SpecError, parse_class_sizes
 from codingschemes.cli.args import (add_shared, check_layers, check_shared, emit, flag_error, nonlinearity_list,
                                     not_applicable)
@@ -46,6 +47,13 @@ def add_solve_parser(subparsers):
     p.add_argument("--large-p", action="store_true",
                    help="leading-order P → ∞ theory with σ_a² = σ̄_a²/P (THEORY §4; for --layers >= 2 the deep "
                         "large-P solution of solvers.deep.large_p: branches in the saturated last hidden layer)")
+    p.add_argument("--search-budget", type=int, default=None,
+                   help="--layers >= 2, nonlinear φ: Newton iterations the deep class-block search over starts may "
+                        "spend (integer >= 0, 0: no limit; default solvers.deep.options.SEARCH_BUDGET); once spent "
+                        "the solve ends with what it found (no-solution, exit 1, if nothing)")
+    p.add_argument("--search-seconds", type=float, default=None,
+                   help="--layers >= 2, nonlinear φ: CPU seconds the same search may spend (number >= 0, 0: no limit; "
+                        "default solvers.deep.options.SEARCH_SECONDS)")
     p.add_argument("--patterns", choices=("all", "prior-span"), default="all",
                    help="--large-p with --layers >= 2: 'all' saturation patterns (the P → ∞ limit) or only those "
                         "in the prior kernel's span (the branch finite networks follow at moderate P)")
@@ -85,6 +93,7 @@ def _solve_deep(args, specs) -> int:
     check_layers(args.layers, specs)
     if args.large_p:
         return _solve_large_p(args, specs)
+    deep_options = _deep_options(args)
     objs = []
     for s in specs:
         if s.nonlinearity == "linear":
@@ -93,7 +102,7 @@ def _solve_deep(args, specs) -> int:
             if not args.quiet:
                 print(f"[{s.nonlinearity}] solving L = {args.layers} (class-block deep solver)...", file=sys.stderr)
             with progress_bar(args, s.nonlinearity) as bar:
-                block = deep_nonlinear_json(s, args.layers, progress=bar)
+                block = deep_nonlinear_json(s, args.layers, options=deep_options, progress=bar)
                 if bar is not None:
                     bar.close(f"done: {block.get('message', '')[:60]}")
         objs.append({**s.to_dict(), "layers_count": args.layers, **block})
@@ -153,7 +162,23 @@ def check_solve(args):
     if args.layers != 1 or args.large_p:
         not_applicable("solve", args, ("method", "integrator", "tol", "integral_tol"),
                        "to the deep or large-P solvers (they have their own methods and tolerances)")
+    if args.layers == 1 or args.large_p:
+        not_applicable("solve", args, ("search_budget", "search_seconds"),
+                       "without --layers >= 2 (the deep class-block search)")
+    else:
+        _deep_options(args)
     return options, specs
+
+
+def _deep_options(args) -> DeepOptions | None:
+    """The :class:`DeepOptions` of ``--search-budget`` / ``--search-seconds`` (None: the defaults); SpecError naming
+    the flag."""
+    names = ("search_budget", "search_seconds")
+    given_ = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    try:
+        return DeepOptions(**given_) if given_ else None
+    except SpecError as exc:
+        raise flag_error(exc, names) from None
 
 
 def run_solve(args) -> int:

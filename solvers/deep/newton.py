@@ -12,6 +12,8 @@ and a fresh J again when the line search fails with an updated one (the ``retry`
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from solvers.newton import damped_newton
@@ -20,20 +22,42 @@ from solvers.deep.model import DeepModel
 from theory.deep_blocks import Proposal
 from theory.deep_mixture import MixtureProposal
 
-__all__ = ["SolveLog", "fd_jacobian", "newton", "mix_proposals", "solve_at", "t_only"]
+__all__ = ["SolveLog", "BudgetSpent", "fd_jacobian", "newton", "mix_proposals", "solve_at", "t_only"]
+
+
+class BudgetSpent(RuntimeError):
+    """Raised by :func:`solve_at` before a Newton solve when the search's Newton-iteration budget
+    (:attr:`SolveLog.budget`) is spent; the search (:mod:`solvers.deep.nonlinear`) catches it and ends."""
 
 
 class SolveLog(list):
-    """The log lines of one solve (a list of str), the Newton iterations it spent (``iterations``) and an
-    optional ``progress`` callback (:mod:`solvers.progress`) that gets each new line as a "deep solve"
-    event (step = number of lines; a request to stop is not honoured: the search runs to its end)."""
+    """The log lines of one solve (a list of str), the Newton iterations it spent (``iterations``), the
+    iterations it may spend (``budget``) and the process CPU time (``time.process_time``) at which it must
+    stop (``deadline``; either None: no limit; :class:`BudgetSpent` once one is reached), and an optional
+    ``progress`` callback (:mod:`solvers.progress`) that gets each new line as a "deep solve" event
+    (step = number of lines; a request to stop is not honoured: the search runs to its end)."""
 
     iterations: int = 0
+    budget: int | None = None
+    deadline: float | None = None
     progress = None
 
     def append(self, line) -> None:
         super().append(line)
         report(self.progress, "deep solve", len(self), None, line=str(line)[:24])
+
+    def set_budget(self, iterations: int = 0, seconds: float = 0.0) -> None:
+        """Limit the solve to ``iterations`` more Newton iterations and ``seconds`` more CPU seconds (0: no limit)."""
+        self.budget = self.iterations + iterations if iterations else None
+        self.deadline = time.process_time() + seconds if seconds else None
+
+    def check_budget(self) -> None:
+        """Raise :class:`BudgetSpent` if the Newton iterations spent have reached ``budget`` or the CPU time
+        ``deadline`` has passed."""
+        if self.budget is not None and self.iterations >= self.budget:
+            raise BudgetSpent(f"search budget of {self.budget} Newton iterations spent")
+        if self.deadline is not None and time.process_time() >= self.deadline:
+            raise BudgetSpent("search budget of CPU seconds spent")
 
 
 def fd_jacobian(model, x, ev, props, idx):
@@ -149,7 +173,9 @@ def solve_at(model: DeepModel, x, props, log, label, rounds=None, tol=None, maxi
     fails after a proposal update, the update is retried halfway (up to three times), then the
     previous round's solution is returned. Returns (x, ev, J, Jo, proposals) or None; J, Jo (fresh
     finite differences at the returned x and the proposals it was solved with) only with ``jacobians``,
-    else None."""
+    else None. Raises :class:`BudgetSpent` before any Newton iteration when ``log``'s budget is spent."""
+    if isinstance(log, SolveLog):
+        log.check_budget()
     out = _rounds(model, x, props, log, label, rounds, tol, maxiter)
     if out is None:
         return None
@@ -169,6 +195,8 @@ def _rounds(model: DeepModel, x, props, log, label, rounds, tol, maxiter):
     maxiter = o.maxiter if maxiter is None else maxiter
     out = None
     for rnd in range(rounds or o.max_rounds):
+        if rnd and isinstance(log, SolveLog):
+            log.check_budget()
         trial = props
         for shrink in range(4 if out is not None else 1):
             x1, ev, _, _, ok, nit = newton(model, x, trial, tol=tol, maxiter=maxiter, jacobians=False)

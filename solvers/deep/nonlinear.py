@@ -60,13 +60,21 @@ T-continuation follows a common-mode branch to its fold, while the class-contras
 paper's regime is connected to small P); continuation in T from the solution at T_w = 2.5 T found by
 these starts (at T = 0.02 the homotopy in P fails at its first step, while the class-contrast branch
 continues smoothly from T = 0.05); the homotopy in φ's shape, φ_σ = (1 − σ) h + σ φ from the deep linear
-network's closed-form saddle at σ = 0 (:mod:`solvers.deep.shape_homotopy`; the last of these starts);
-continuation in T from high T (where the solution is near the prior); and ``start`` (a previous solution:
-warm start/continuation; the L − 1 solution; or sampled networks' class-block kernels,
-:mod:`solvers.deep.sampled_start`, where a failed Newton is followed by the Newton homotopy from the
-start). Converged distinct solutions are reported in ``saddles`` with free energy and stability; the
+network's closed-form saddle at σ = 0, its proposals checked and re-made as mixtures at every step
+(:mod:`solvers.deep.shape_homotopy`; the last of these starts at L = 2, the first at L >= 3, where it is the
+only one that has reached a saddle); continuation in T from high T (where the solution is near the prior);
+and ``start`` (a previous solution: warm start/continuation; the L − 1 solution; or sampled networks'
+class-block kernels, :mod:`solvers.deep.sampled_start`, where a failed Newton is followed by the Newton
+homotopy from the start). Converged distinct solutions are reported in ``saddles`` with free energy and stability; the
 stable one with the largest free energy is selected. If none converges, ``converged`` is False and the outputs are NaN
 (never a wrong solution).
+
+Budget: the search may spend ``options.search_budget`` Newton iterations and ``options.search_seconds`` CPU
+seconds (every Newton solve of every start and continuation counts, the nested solve at T_w included; 0: no
+limit). No Newton solve or proposal round starts once either is spent: the remaining starts are skipped, the
+candidates found so far are kept (and refined as usual), and the message says so. A search that finds nothing
+therefore ends in bounded time with status "no-solution". The iteration budget is reproducible; the CPU one
+depends on the machine's speed, but only where it is reached, and then the message says so.
 
 Modules: :mod:`solvers.deep.options` (:class:`DeepOptions`), :mod:`solvers.deep.model` (the packed
 equations), :mod:`solvers.deep.newton` (Newton–Broyden and the proposal rounds), :mod:`solvers.deep.saddle`
@@ -90,12 +98,12 @@ from solvers.deep.condensate import domain_note, needle_rounds
 from solvers.deep.kkt import solve_with_condensate
 from solvers.deep.model import DeepModel
 from solvers.deep.modes import mixture_from_modes
-from solvers.deep.newton import SolveLog, solve_at, t_only
+from solvers.deep.newton import BudgetSpent, SolveLog, solve_at, t_only
 from solvers.deep.nonlinear_result import DeepNonlinearSolution, build_solution
 from solvers.deep.options import DeepOptions
 from solvers.deep.sampled_start import SampledKernels, newton_homotopy, sampled_point
 from solvers.deep.shape_homotopy import follow_shape, linear_point, shaped_model
-from solvers.deep.saddle import coverage, finish
+from solvers.deep.saddle import coverage, finish, residual_spread
 from theory.deep_blocks import Proposal, untilted_kernels
 from theory.spec import ModelSpec, SpecError
 
@@ -103,7 +111,6 @@ __all__ = ["DeepOptions", "DeepNonlinearSolution", "DeepNonlinearError", "solve_
            "deep_nonlinear_json"]
 
 _Model = DeepModel  # earlier private name (tests and notebooks)
-
 
 class DeepNonlinearError(RuntimeError):
     """Raised by :func:`solve_deep_nonlinear` with ``raise_on_failure=True`` when no solution is found."""
@@ -155,6 +162,7 @@ class _Search:
         self.rejected: list = []
         self.tried: list = []  # the starts tried, with how far each got (for the failure message)
         self.last_solved = None  # (model, x) of the last homotopy step solved (for the failure message)
+        self.spent = ""  # why the search ended early (its Newton-iteration budget), or ""
 
     def attempt(self, x, props, label):
         """Solve from (x, proposals) and check the solution (:func:`solvers.deep.saddle.finish`). A solution
@@ -240,16 +248,18 @@ class _Search:
         found = end is not None and self.attempt(*end, f"{label}, Newton homotopy")
         return self._tried(found, label)
 
-    def premixed(self, x, props, model=None):
+    def premixed(self, x, props, model=None, floor=None):
         """Proposals for the start x: each layer whose proposal misses modes of its tilted measure (coverage
-        check at x) gets the mixture of those modes (of ``model``'s equations, default the search's)."""
+        check at x) gets the mixture of those modes (of ``model``'s equations, default the search's); with
+        ``floor``, also every layer with several modes when the residual's replicate error at x exceeds it."""
         model = model or self.model
         ev = model.safe_eval(x, props)
         if ev is None:
             return props
         _, report, found = coverage(model, x, ev, props, self.opt.seed)
-        return [p if rep["covered"] else mixture_from_modes(p, *f, inflate=self.inflate)
-                for p, f, rep in zip(props, found, report)]
+        noisy = floor is not None and float(np.max(residual_spread(model, x, props))) > floor
+        keep = [rep["covered"] and not (noisy and rep["modes"] > 1) for rep in report]
+        return [p if k else mixture_from_modes(p, *f, inflate=self.inflate) for p, f, k in zip(props, found, keep)]
 
     def from_large_p(self) -> bool:
         """Start from the deep large-P solution (:mod:`solvers.deep.large_p`): its field t, the prior kernels
@@ -356,8 +366,8 @@ class _Search:
         if self.model.L < 2 or T <= 0 or self.depth > 0 or opt.warm_ratio <= 1.0:
             return False
         Tw = opt.warm_ratio * T
-        warm = _solve(spec.replace(temperature=Tw), self.sig, None, replace(opt, search=False, code_neurons=0),
-                      depth=self.depth + 1)
+        warm = _solve(spec.replace(temperature=Tw), self.sig, None,
+                      replace(opt, search=False, code_neurons=0, **self.budget_left()), depth=self.depth + 1)
         self.log.extend(f"[T = {Tw:.4g}] {line}" for line in warm.log)
         self.log.iterations += warm.iterations
         if not warm.found:
@@ -379,16 +389,24 @@ class _Search:
         return self._tried(self.attempt(x, props, f"continuation in T from T = {Tw:.4g}"),
                            f"continuation from T = {Tw:.4g}")
 
+    def budget_left(self) -> dict:
+        """The search budget not yet spent, as options (a nested solve's share; at least 1 iteration, 1 s)."""
+        log = self.log
+        return {**({"search_budget": max(1, log.budget - log.iterations)} if log.budget is not None else {}),
+                **({"search_seconds": max(1.0, log.deadline - time.process_time())} if log.deadline else {})}
+
     def from_shape(self, x0=None) -> bool:
         """The homotopy in φ's shape, φ_σ = (1 − σ) h + σ φ, from the deep linear network's saddle (or ``x0``)
-        at σ = 0 to σ = 1 (:mod:`solvers.deep.shape_homotopy`); the last of the starts (one level)."""
+        at σ = 0 to σ = 1 (:mod:`solvers.deep.shape_homotopy`; top level only). After every solved step the
+        proposals are checked (coverage, and the residual's replicate error against ``error_tol``: a single
+        Gaussian over several modes drifts the path away from the true one) and re-made as mixtures."""
         model = self.model
         if model.oned.kind == "linear" or self.depth > 0:
             return False
         x0 = linear_point(model) if x0 is None else x0
-        lin = shaped_model(model, 0.0)
-        path = follow_shape(model, x0, lin.initial_proposals(x0, self.inflate), self.log,
-                            remix=lambda mdl, x, props: self.premixed(x, props, mdl))
+        path = follow_shape(model, x0, shaped_model(model, 0.0).initial_proposals(x0, self.inflate), self.log,
+                            maxiter=25, every_step=True,
+                            remix=lambda mdl, x, props: self.premixed(x, props, mdl, floor=self.opt.error_tol))
         self.log.append(path.message)
         if not path.done:
             self.tried.append(path.message)
@@ -440,7 +458,7 @@ class _Search:
             return f"no solution found ({tried}{domain_note(self.last_solved)}); see log"
         return ("no reliable solution: Newton converged but the importance proposals do not cover the tilted "
                 f"measure (multimodal or too narrow; coverage {self.rejected[-1]}), and Newton with mixture proposals "
-                "at its modes did not converge")
+                "at its modes did not converge" + (f"; {self.spent}" if self.spent else ""))
 
 
 def _saddle_record(c) -> dict:
@@ -525,17 +543,14 @@ def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=No
 def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, depth: int = 0, progress=None) -> DeepNonlinearSolution:
     t0 = time.perf_counter()
     search = _Search(spec, sig, opt, depth, progress)
-    L, T = search.model.L, spec.temperature
-    direct_ok = search.from_start(start) if start is not None else False
-    if not direct_ok:
-        direct_ok = search.from_prior()
-    if L >= 2 and not direct_ok:  # the small-T starts (only when the prior start fails: earlier results unchanged)
-        direct_ok = search.from_large_p() or search.from_small_p() or search.from_warmer() or search.from_shape()
-    if not direct_ok or (opt.search and L >= 2):
-        Ts = np.geomspace(max(2.0, 8.0 * T), max(T, 1e-3), opt.continuation_steps)
-        search.continuation(np.append(Ts, T) if T < 1e-3 else Ts, "continuation from high T")
-    if opt.search and L >= 2 and T > 0:
-        search.continuation(np.geomspace(T / 16.0, T, max(3, opt.continuation_steps // 2)), "continuation from low T")
+    search.log.set_budget(opt.search_budget, opt.search_seconds)
+    try:
+        _run_starts(search, start)
+    except BudgetSpent as spent:  # bounded time: the starts not yet tried are skipped, the candidates kept
+        search.spent = f"{spent} (after {search.log.iterations} Newton iterations); later starts not tried"
+        search.log.append(search.spent)
+        search.tried.append(search.spent)
+    search.log.set_budget()  # the refinement of the selected saddle below is not part of the search
     uniq = search.distinct()
     saddles = [_saddle_record(c) for c in uniq]
     if not uniq:
@@ -550,10 +565,31 @@ def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, depth: int = 0, progre
                f"{np.max(chosen['errors']):.1e} exceeds error_tol {o.error_tol:g}")
     else:
         msg = "converged; " + msg
+    if search.spent:
+        msg += f"; {search.spent}"
     if chosen.get("linearised_replicates"):
         msg += (f"; {chosen['linearised_replicates']} of {max(r.groups for r in model.rules)} Sobol' replicates "
                 "propagated linearly (their own tilt leaves a lower layer's domain)")
     return build_solution(model, chosen, saddles, search.log, t0, msg)
+
+
+def _run_starts(search: _Search, start) -> None:
+    """The search of :func:`_solve`: the user's ``start``, the prior start, the small-T starts and the
+    continuations in T (module docstring); candidates collect in ``search.cands``."""
+    spec, opt = search.spec, search.opt
+    L, T = search.model.L, spec.temperature
+    direct_ok = search.from_start(start) if start is not None else False
+    if not direct_ok:
+        direct_ok = search.from_prior()
+    if L == 2 and not direct_ok:  # the small-T starts (only when the prior start fails: earlier results unchanged)
+        direct_ok = search.from_large_p() or search.from_small_p() or search.from_warmer() or search.from_shape()
+    elif L >= 3 and not direct_ok:  # L >= 3: the shape homotopy first (the only start that reached a saddle there)
+        direct_ok = search.from_shape() or search.from_large_p() or search.from_small_p() or search.from_warmer()
+    if not direct_ok or (opt.search and L >= 2):
+        Ts = np.geomspace(max(2.0, 8.0 * T), max(T, 1e-3), opt.continuation_steps)
+        search.continuation(np.append(Ts, T) if T < 1e-3 else Ts, "continuation from high T")
+    if opt.search and L >= 2 and T > 0:
+        search.continuation(np.geomspace(T / 16.0, T, max(3, opt.continuation_steps // 2)), "continuation from low T")
 
 
 def deep_nonlinear_json(spec: ModelSpec, layers: int, sigmas=None, options: DeepOptions | None = None,

@@ -6,10 +6,15 @@ from dataclasses import dataclass
 from solvers.options import Options
 from theory.checks import check_bool, check_choice, check_float, check_int
 
-__all__ = ["DeepOptions", "INTEGRATORS"]
+__all__ = ["DeepOptions", "INTEGRATORS", "SEARCH_BUDGET", "SEARCH_SECONDS"]
 
 #: outer integrators (:mod:`solvers.deep.nonlinear`, "Integrators")
 INTEGRATORS = ("auto", "gauss-hermite", "qmc", "sparse-grid")
+
+#: default Newton-iteration and CPU-second budgets of one deep solve's search (:attr:`DeepOptions.search_budget`,
+#: :attr:`DeepOptions.search_seconds`)
+SEARCH_BUDGET = 1500
+SEARCH_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,10 @@ class DeepOptions(Options):
     # the barrier's onset q_0 (solvers.deep.kkt.barrier_weights): None = the log barrier over q >= Q_MIN
     condensate_onset: float | None = None
     code_neurons: int = 8000  # neurons drawn from each layer's measure for the code fractions (0: none)
+    # Newton iterations and CPU seconds the search over starts and continuations may spend (0: no limit); once one
+    # is spent no further Newton solve starts and the solve reports what it has (status "no-solution" if nothing)
+    search_budget: int = SEARCH_BUDGET
+    search_seconds: float = SEARCH_SECONDS
 
     def validate(self) -> None:
         check_choice("integrator", self.integrator, INTEGRATORS)
@@ -68,3 +77,5 @@ class DeepOptions(Options):
         check_int("mixture_rounds", self.mixture_rounds, 0)
         check_int("seed", self.seed, 0)
         check_int("code_neurons", self.code_neurons, 0)
+        check_int("search_budget", self.search_budget, 0)
+        check_float("search_seconds", self.search_seconds, 0.0)

@@ -14,7 +14,8 @@ from solvers.deep.modes import layer_modes, significant
 from theory.deep_blocks import OutsideDomain, layer_integral
 from theory.deep_mixture import MixtureProposal
 
-__all__ = ["full_point", "action_gradient", "coverage", "reduced_hessian", "stability", "integration_errors", "finish"]
+__all__ = ["full_point", "action_gradient", "coverage", "residual_spread", "reduced_hessian", "stability",
+           "integration_errors", "finish"]
 
 
 def full_point(model: DeepModel, x, ev):
@@ -134,6 +135,20 @@ def coverage(model: DeepModel, x, ev, props, seed=0):
         report.append({"layer": ell, "modes": int(sig.sum()), "max_mahalanobis": r, "min_width_ratio": rmin,
                        "components": ncomp, "covered": not bad})
     return ok, report, found
+
+
+def residual_spread(model: DeepModel, x, props) -> np.ndarray:
+    """The replicate standard error of each residual entry at x, std_v(r_v)/√R over the R Sobol' replicates v
+    (:meth:`theory.deep_rules.Rule.group`): the resolution of the equations themselves with these proposals, below
+    which a root means nothing (zeros without Sobol' layers; inf where a replicate leaves the domain)."""
+    groups = max(r.groups for r in model.rules)
+    if groups < 2:
+        return np.zeros(model.n)
+    rs = [model.safe_eval(x, props, rules=[r.group(g) if r.groups > 1 else r for r in model.rules])
+          for g in range(groups)]
+    if any(e is None for e in rs):
+        return np.full(model.n, np.inf)
+    return np.std([e["residual"] for e in rs], axis=0, ddof=1) / math.sqrt(groups)
 
 
 def reduced_hessian(H, nc: int):

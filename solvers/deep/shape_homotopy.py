@@ -21,8 +21,12 @@ started from the secant predictor
 Step control: a step that converges in at most ``easy`` Newton iterations lets the next one grow by 3/2
 (at most ``max_step``); a failed step is first retried once from the last solved point with proposals
 re-made there (``remix``: the search passes mixtures at the modes its Gaussians miss), then halved, down to
-``min_step``, where the path stops and the last σ reached is reported. At σ = 1 the point and its proposals are handed to the caller (the search of
-:mod:`solvers.deep.nonlinear` checks coverage, mixtures and errors as for every start).
+``min_step``, where the path stops and the last σ reached is reported. With ``every_step`` the proposals are
+re-made after every solved step too (the search re-makes multi-mode layers as mixtures while the residual's
+replicate error exceeds its error bound): a single Gaussian over several modes can pass the coverage check yet
+resolve the equations only to 0.1–0.4 (deep three-layer sigmoids), so the path it follows drifts from the true
+one. At σ = 1 the point and its proposals are handed to the caller (the search of :mod:`solvers.deep.nonlinear`
+checks coverage, mixtures and errors as for every start).
 """
 from __future__ import annotations
 
@@ -71,20 +75,34 @@ def linear_point(model):
 
 
 def follow_shape(model, x0, props, log, label="shape homotopy", first_step=0.125, max_step=0.25,
-                 min_step=1.0 / 512, easy=5, tol=1e-8, maxiter=40, target=1.0, remix=None) -> ShapePath:
-    """Follow the σ-shaped equations of ``model`` from x0 (a point near the σ = 0 root, e.g.
-    :func:`linear_point`) with proposals ``props`` to σ = ``target`` (1: φ itself; module docstring).
+                 min_step=1.0 / 512, easy=5, tol=1e-8, maxiter=40, target=1.0, remix=None,
+                 every_step=False, start=0.0) -> ShapePath:
+    """Follow the σ-shaped equations of ``model`` from x0 (a point near the σ = ``start`` root, e.g.
+    :func:`linear_point` at σ = 0) with proposals ``props`` to σ = ``target`` (1: φ itself; module docstring).
     ``log``: the solve's :class:`solvers.deep.newton.SolveLog`. ``remix(shaped model, x, proposals)``
     (optional): proposals for the last solved point when a step fails (e.g. mixtures at the modes that its
-    proposals miss), tried once per point before the step is halved."""
+    proposals miss), tried once per point before the step is halved; with ``every_step`` also after every
+    solved step, whose point is then re-solved with the new proposals (kept if Newton converges)."""
     def step(shape, x, props, rounds):
         return solve_at(shaped_model(model, shape), x, props, log, f"{label}, σ = {shape:.4g}", rounds=rounds,
                         tol=tol, maxiter=maxiter, jacobians=False)
 
-    out = step(0.0, x0, props, None)
+    def covered(shape, out, used):
+        """(``out``, the proposals its point solves with) re-solved with ``remix``'s proposals where they differ
+        (the coverage check at every step); unchanged if they do not or Newton fails with them."""
+        if not every_step or remix is None:
+            return out, used
+        new = remix(shaped_model(model, shape), out[0], used)
+        if all(a is b for a, b in zip(new, used)):
+            return out, used
+        log.append(f"{label}: mixture proposals at σ = {shape:.4g} (coverage check of the solved step)")
+        again = step(shape, out[0], new, 1)
+        return (again, new) if again is not None else (out, used)
+
+    out = step(start, x0, props, None)
     if out is None:
-        return ShapePath(-1.0, None, None, [], f"{label}: Newton failed at σ = 0 (the linear network)")
-    x, props, shapes, path = out[0], out[4], [0.0], [(0.0, out[0])]
+        return ShapePath(-1.0, None, None, [], f"{label}: Newton failed at σ = {start:.4g} (the start)")
+    x, props, shapes, path = out[0], out[4], [start], [(start, out[0])]
     used = props  # the proposals x solves with (each step returns them moment-matched to its solution)
     ds, remixed = first_step, False
     while shapes[-1] < target:
@@ -109,7 +127,8 @@ def follow_shape(model, x0, props, log, label="shape homotopy", first_step=0.125
                 return ShapePath(shapes[-1], x, used, shapes,
                                  f"{label}: stopped at σ = {shapes[-1]:.4g} (Newton failed at σ = {sk:.4g})")
             continue
-        x, used, props, remixed = out[0], props, out[4], False
+        out, used = covered(sk, out, props)
+        x, props, remixed = out[0], out[4], False
         shapes.append(sk)
         path.append((sk, x))
         if log.iterations - nit <= easy:
