@@ -225,7 +225,7 @@ class DeepNetwork(Scaling):
         """(Cholesky factor of M, log det M, c) for M = I + c Φ_LᵀΦ_L, c = σ_a² β N^{-2γ}, from the last layer's
         Gram matrix ``gram`` = Φ_LᵀΦ_L (the readout integrated out, module docstring); None where M is not
         positive definite."""
-        c = self.spec.sigma_a**2 * self.beta / self.width ** (2 * self.gamma)
+        c = self.readout_scale
         M = gram * c
         M[np.diag_indices_from(M)] += 1.0
         try:
@@ -233,6 +233,20 @@ class DeepNetwork(Scaling):
         except np.linalg.LinAlgError:
             return None
         return fac, 2.0 * float(np.sum(np.log(np.diag(fac[0])))), c
+
+    @property
+    def readout_scale(self) -> float:
+        """c = σ_a² β N^{-2γ} of M = I + c Φ_LᵀΦ_L."""
+        return self.spec.sigma_a**2 * self.beta / self.width ** (2 * self.gamma)
+
+    def readout_loglik(self, factor) -> float:
+        """ℓ(G) = −(m/2) log det M − (β/2) tr(Yᵀ M⁻¹ Y) from :meth:`readout_factor`'s ``factor`` of M (−inf for
+        None: M not positive definite); the collapsed log density without the weights' prior."""
+        if factor is None:
+            return -math.inf
+        fac, logdet, _ = factor
+        Y = self._setup["Y"]
+        return -0.5 * self.spec.m * logdet - 0.5 * self.beta * float(np.vdot(Y, cho_solve(fac, Y, check_finite=False)))
 
     def marginal_logdensity_and_grad(self, w: np.ndarray):
         """Collapsed (log p(W | D) up to a constant, ∇_W) with the readout integrated out; ``w`` is

@@ -105,8 +105,8 @@ def reflections_text(count: int, hidden: int, contrasts: int = 0, lead: str = ",
 
 
 def readout_scale(net: DeepNetwork) -> float:
-    """c = σ_a² β N^{-2γ} of M = I + c Φ_LᵀΦ_L."""
-    return net.spec.sigma_a**2 * net.beta / net.width ** (2 * net.gamma)
+    """c = σ_a² β N^{-2γ} of M = I + c Φ_LᵀΦ_L (:attr:`DeepNetwork.readout_scale`)."""
+    return net.readout_scale
 
 
 def readout_inverse(net: DeepNetwork, phi: np.ndarray):
@@ -115,21 +115,13 @@ def readout_inverse(net: DeepNetwork, phi: np.ndarray):
     factor = net.readout_factor(phi.T @ phi)
     if factor is None:
         return None
-    fac, logdet, _ = factor
-    Y = net._setup["Y"]
-    Minv = cho_solve(fac, np.eye(phi.shape[1]), check_finite=False)
-    return Minv, -0.5 * net.spec.m * logdet - 0.5 * net.beta * float(np.vdot(Y, Minv @ Y))
+    return cho_solve(factor[0], np.eye(phi.shape[1]), check_finite=False), net.readout_loglik(factor)
 
 
 def collapsed_loglik(net: DeepNetwork, phi: np.ndarray) -> float:
     """ℓ(G) = −(m/2) log det M − (β/2) tr(Yᵀ M⁻¹ Y) of the last layer's activations ``phi`` (−inf where M is
-    not positive definite)."""
-    factor = net.readout_factor(phi.T @ phi)
-    if factor is None:
-        return -math.inf
-    fac, logdet, _ = factor
-    Y = net._setup["Y"]
-    return -0.5 * net.spec.m * logdet - 0.5 * net.beta * float(np.vdot(Y, cho_solve(fac, Y, check_finite=False)))
+    not positive definite; :meth:`DeepNetwork.readout_loglik`)."""
+    return net.readout_loglik(net.readout_factor(phi.T @ phi))
 
 
 @numba.njit(cache=True)

@@ -48,7 +48,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.linalg import cho_solve
 
 from solvers.progress import report
 from theory.checks import check_float, check_int
@@ -99,12 +98,7 @@ def last_layer_gram(net: DeepNetwork, w: np.ndarray) -> np.ndarray:
 def tempered_loglik(net: DeepNetwork, gram: np.ndarray) -> float:
     """ℓ_T = −(m/2) log det M − (β/2) tr(Yᵀ M⁻¹ Y), M = I + c Φ_LᵀΦ_L, c = σ_a² β N^{-2γ}, at the
     temperature of ``net`` (module docstring); −inf where M is not positive definite."""
-    Y, m, beta = net._setup["Y"], net.spec.m, net.beta
-    factor = net.readout_factor(gram)
-    if factor is None:
-        return -math.inf
-    fac, logdet, _ = factor
-    return -0.5 * m * logdet - 0.5 * beta * float(np.vdot(Y, cho_solve(fac, Y, check_finite=False)))
+    return net.readout_loglik(net.readout_factor(gram))
 
 
 def exchange_log_ratio(net_i: DeepNetwork, net_j: DeepNetwork, gram_i: np.ndarray, gram_j: np.ndarray) -> float:

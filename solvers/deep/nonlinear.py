@@ -112,6 +112,7 @@ __all__ = ["DeepOptions", "DeepNonlinearSolution", "DeepNonlinearError", "solve_
 
 _Model = DeepModel  # earlier private name (tests and notebooks)
 
+
 class DeepNonlinearError(RuntimeError):
     """Raised by :func:`solve_deep_nonlinear` with ``raise_on_failure=True`` when no solution is found."""
 
