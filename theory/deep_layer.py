@@ -21,7 +21,7 @@ from theory.deep_rules import Proposal, Rule
 from theory.deep_tilted import OneD, PhiCache, growth_rate, tilted_moments
 from theory.domain_errors import OutsideDomain
 
-__all__ = ["LayerResult", "LayerCache", "log_integrand", "layer_integral", "untilted_kernels"]
+__all__ = ["LayerResult", "LayerCache", "log_integrand", "layer_integral", "layer_growth", "untilted_kernels"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,6 +81,33 @@ def log_integrand(oned: OneD, sizes, sigma: float, y, *, R_in=None, delta_in=Non
     return -0.5 * np.sum(y * y, axis=1) + zeta @ P
 
 
+def _growth(oned: OneD, P, sigma, B, dtilt, s, R_in) -> float:
+    """The growth rate of the layer's y-integrand (:func:`theory.deep_tilted.growth_rate`; the integral converges
+    iff it is below ½) for the tilt factor ``B``, ``dtilt`` and within-class scale ``s``; :class:`OutsideDomain`
+    where a 1-D integral already diverges."""
+    kind, Bg, dg, leak = oned.growth_args(B, dtilt)
+    if np.any(1.0 - dg * s * s <= 0.0):
+        raise OutsideDomain("1-D integral diverges: 1 − δ̃ s² <= 0")
+    C = sigma * np.asarray(R_in) if R_in is not None else None
+    return growth_rate(kind, P, Bg, s, dg, C, leak=leak)
+
+
+def layer_growth(oned: OneD, sizes, sigma: float, *, R_in=None, delta_in=None, t=None, sigma_a=None, kt=None,
+                 dt=None) -> float | None:
+    """q = 2 × the growth rate of one layer's y-integrand (arguments as :func:`layer_integral`): its integral
+    converges iff q < 1 (for ReLU's readout layer, q of :mod:`theory.deep_condensate`; for shaped φ, the leaky
+    part included). None for bounded φ (no domain); inf where a 1-D integral diverges."""
+    if not oned.grows:
+        return None
+    P = np.asarray(sizes, dtype=np.float64)
+    B, dtilt = tilt_factor(len(P), t=t, sigma_a=sigma_a, kt=kt, dt=dt)
+    s = sigma * np.sqrt(np.asarray(delta_in, dtype=np.float64)) if R_in is not None else np.full(len(P), sigma)
+    try:
+        return 2.0 * _growth(oned, P, sigma, B, dtilt, s, R_in)
+    except OutsideDomain:
+        return float("inf")
+
+
 def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_in=None, delta_in=None,
                    t=None, sigma_a=None, kt=None, dt=None, neurons: int = 0, rng=None, cache=None):
     """One layer's y-integral (:mod:`theory.deep_blocks`).
@@ -111,11 +138,7 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
         xi = np.zeros_like(u)
         s = np.full(m, sigma)
     if oned.grows:
-        kind, Bg, dg, leak = oned.growth_args(B, dtilt)
-        if np.any(1.0 - dg * s * s <= 0.0):
-            raise OutsideDomain("1-D integral diverges: 1 − δ̃ s² <= 0")
-        C = sigma * np.asarray(R_in) if has_xi else None
-        grow = growth_rate(kind, P, Bg, s, dg, C, leak=leak)
+        grow = _growth(oned, P, sigma, B, dtilt, s, R_in)
         if grow >= 0.5 * (1.0 - 1e-9):
             raise OutsideDomain(f"y-integral diverges: growth rate {grow:.4g} >= 1/2 (outside the domain)")
     zeta, m1, m2, ez, ez2 = tilted_moments(oned, xi, u, s, dtilt, None if cache is None else cache.phi)

@@ -1,0 +1,48 @@
+"""The integration floor of the deep equations (solvers.deep.floors): the resolution of the residual itself, per
+block, and each layer's domain margin q_ℓ (theory.deep_layer.layer_growth)."""
+import numpy as np
+
+from solvers.deep.common import layer_sigmas
+from solvers.deep.floors import integration_floor
+from solvers.deep.model import DeepModel
+from solvers.deep.nonlinear import DeepOptions, _prior_start
+from solvers.deep.saddle import residual_spread
+from theory.deep_layer import layer_growth
+from theory.deep_tilted import OneD
+from theory.spec import ModelSpec
+
+
+def _point(phi, options, T=0.5, sizes=(3, 2)):
+    spec = ModelSpec(nonlinearity=phi, class_sizes=sizes, temperature=T)
+    model = DeepModel(spec, layer_sigmas(spec, 2), options)
+    x = _prior_start(model, T)
+    return model, x, model.initial_proposals(x, 1.5)
+
+
+def test_linear_growth_is_the_closed_form_domain():
+    """Linear φ, one hidden layer (K_0 = I): the readout layer's y-integral converges iff
+    λ_max(σ_a² σ² Σ_c P_c t_cᵀ t_c) < 1 (THEORY §2, linear), and q = 2 × growth rate is that eigenvalue."""
+    sizes, sigma, sigma_a = np.array([3.0, 2.0]), 1.3, 0.4
+    t = np.array([[0.9, -0.2], [0.1, 1.1]])
+    q = layer_growth(OneD.for_nonlinearity("linear", 24), sizes, sigma, t=t, sigma_a=sigma_a)
+    closed = np.linalg.eigvalsh(sigma_a**2 * sigma**2 * (t.T * sizes) @ t)[-1]
+    assert abs(q - closed) < 1e-12
+    assert layer_growth(OneD.for_nonlinearity("normcdf", 24), sizes, sigma, t=t, sigma_a=sigma_a) is None
+
+
+def test_floor_blocks_are_the_residual_spread_and_vanish_for_exact_rules():
+    """Sobol' rules: the per-block replicate errors are the block maxima of residual_spread; the tensor
+    Gauss–Hermite layers carry an order difference instead. Linear φ with Gauss–Hermite rules through
+    moment-matched proposals is exact: no replicates, order difference at rounding level."""
+    model, x, props = _point("relu", DeepOptions(integrator="qmc", qmc_log2n=8))
+    fl = integration_floor(model, x, props)
+    spread = residual_spread(model, x, props)
+    assert fl.blocks == ("t", "layer 1 kernel") and fl.replicates == 8 and not fl.outside_layers
+    assert np.allclose(fl.replicate_error, [np.max(spread[:model.nt]), np.max(spread[model.nt:])], rtol=0, atol=0)
+    assert np.all(fl.order_difference == 0.0) and fl.worst == np.max(spread) > 0
+    assert len(fl.q) == 2 and all(0.0 < q < 1.0 for q in fl.q)
+    lin, xl, pl = _point("linear", DeepOptions())
+    for _ in range(6):  # moment matching converges to the tilted Gaussian, where the rule is exact
+        pl = lin.adapt(lin.evaluate(xl, pl), 1.0)
+    fl = integration_floor(lin, xl, pl)
+    assert fl.replicates == 0 and np.all(fl.replicate_error == 0.0) and fl.worst < 1e-8
