@@ -18,10 +18,10 @@ from scipy.special import logsumexp
 from theory.deep_fields import tilt_factor
 from theory.deep_neurons import _sample_patterns
 from theory.deep_rules import Proposal, Rule
-from theory.deep_tilted import OneD, PhiCache, growth_rate, tilted_moments
+from theory.deep_tilted import OneD, PhiCache, growth_directions, growth_rate, tilted_moments
 from theory.domain_errors import OutsideDomain
 
-__all__ = ["LayerResult", "LayerCache", "log_integrand", "layer_integral", "layer_growth", "untilted_kernels"]
+__all__ = ["LayerResult", "LayerCache", "log_integrand", "layer_integral", "layer_growth", "layer_needle_directions", "untilted_kernels"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,15 +81,29 @@ def log_integrand(oned: OneD, sizes, sigma: float, y, *, R_in=None, delta_in=Non
     return -0.5 * np.sum(y * y, axis=1) + zeta @ P
 
 
-def _growth(oned: OneD, P, sigma, B, dtilt, s, R_in) -> float:
-    """The growth rate of the layer's y-integrand (:func:`theory.deep_tilted.growth_rate`; the integral converges
-    iff it is below ½) for the tilt factor ``B``, ``dtilt`` and within-class scale ``s``; :class:`OutsideDomain`
-    where a 1-D integral already diverges."""
+def _growth_inputs(oned: OneD, P, sigma, B, dtilt, s, R_in) -> tuple:
+    """The arguments (kind, sizes, B, s, δ̃, C, leak) of :func:`theory.deep_tilted.growth_rate` for one layer with tilt
+    factor ``B``, ``dtilt`` and within-class scale ``s``; :class:`OutsideDomain` where a 1-D integral diverges."""
     kind, Bg, dg, leak = oned.growth_args(B, dtilt)
     if np.any(1.0 - dg * s * s <= 0.0):
         raise OutsideDomain("1-D integral diverges: 1 − δ̃ s² <= 0")
     C = sigma * np.asarray(R_in) if R_in is not None else None
+    return kind, P, Bg, s, dg, C, leak
+
+
+def _growth(oned: OneD, P, sigma, B, dtilt, s, R_in) -> float:
+    """The growth rate of the layer's y-integrand (:func:`theory.deep_tilted.growth_rate`; the integral converges
+    iff it is below ½)."""
+    kind, P, Bg, s, dg, C, leak = _growth_inputs(oned, P, sigma, B, dtilt, s, R_in)
     return growth_rate(kind, P, Bg, s, dg, C, leak=leak)
+
+
+def _layer_growth_inputs(oned: OneD, sizes, sigma, R_in, delta_in, t, sigma_a, kt, dt) -> tuple:
+    """:func:`_growth_inputs` from the arguments of :func:`layer_integral`."""
+    P = np.asarray(sizes, dtype=np.float64)
+    B, dtilt = tilt_factor(len(P), t=t, sigma_a=sigma_a, kt=kt, dt=dt)
+    s = sigma * np.sqrt(np.asarray(delta_in, dtype=np.float64)) if R_in is not None else np.full(len(P), sigma)
+    return _growth_inputs(oned, P, sigma, B, dtilt, s, R_in)
 
 
 def layer_growth(oned: OneD, sizes, sigma: float, *, R_in=None, delta_in=None, t=None, sigma_a=None, kt=None,
@@ -99,13 +113,21 @@ def layer_growth(oned: OneD, sizes, sigma: float, *, R_in=None, delta_in=None, t
     part included). None for bounded φ (no domain); inf where a 1-D integral diverges."""
     if not oned.grows:
         return None
-    P = np.asarray(sizes, dtype=np.float64)
-    B, dtilt = tilt_factor(len(P), t=t, sigma_a=sigma_a, kt=kt, dt=dt)
-    s = sigma * np.sqrt(np.asarray(delta_in, dtype=np.float64)) if R_in is not None else np.full(len(P), sigma)
     try:
-        return 2.0 * _growth(oned, P, sigma, B, dtilt, s, R_in)
+        kind, P, Bg, s, dg, C, leak = _layer_growth_inputs(oned, sizes, sigma, R_in, delta_in, t, sigma_a, kt, dt)
     except OutsideDomain:
         return float("inf")
+    return 2.0 * growth_rate(kind, P, Bg, s, dg, C, leak=leak)
+
+
+def layer_needle_directions(oned: OneD, sizes, sigma: float, *, R_in=None, delta_in=None, t=None, sigma_a=None,
+                            kt=None, dt=None, q_min: float = 0.0):
+    """(directions (k, d), q (k,)): the local maximisers of one layer's growth in its y-coordinates (those of
+    :func:`layer_integral` and :func:`log_integrand`) with q = 2 × their growth >= ``q_min``, best first
+    (:func:`theory.deep_tilted.growth_directions`): the needles of the layer's tilted measure near its domain
+    boundary, for any φ with linear growth (the leaky ReLU of the shape homotopy included)."""
+    kind, P, Bg, s, dg, C, leak = _layer_growth_inputs(oned, sizes, sigma, R_in, delta_in, t, sigma_a, kt, dt)
+    return growth_directions(kind, P, Bg, s, dg, C, leak=leak, q_min=q_min)
 
 
 def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_in=None, delta_in=None,

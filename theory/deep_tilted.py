@@ -31,7 +31,7 @@ from theory.domain_errors import OutsideDomain
 from theory.nonlinearities import get_nonlinearity
 from theory.spec import SpecError
 
-__all__ = ["OneD", "PhiCache", "tilted_moments", "growth_rate", "gauss_hermite_1d"]
+__all__ = ["OneD", "PhiCache", "tilted_moments", "growth_rate", "growth_directions", "gauss_hermite_1d"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -366,12 +366,25 @@ def growth_rate(kind, sizes, B, s, d, C=None, n_random=256, seed=0, leak=0.0):
             G += 0.5 * P[c] * M.T @ H @ M
         return float(np.linalg.eigvalsh(0.5 * (G + G.T))[-1])
 
+    return _climb(_growth_function(kind, P, B, s, d, C, leak), m if C is None else 2 * m, n_random, seed)
+
+
+def _growth_function(kind, P, B, s, d, C, leak):
+    """Σ_c P_c g_c at the unit directions y (rows of Y, normalised here) of :func:`growth_rate`."""
+    m = len(P)
+
     def g(Y):
         Y = Y / np.linalg.norm(Y, axis=1, keepdims=True)
         u = Y[:, :m] @ B.T
         xi = np.zeros_like(u) if C is None else Y[:, m:] @ C.T
         return _growth_classes(kind, u, xi, s, d, leak) @ P
 
+    return g
+
+
+def _climb(g, dim, n_random, seed):
+    """The largest value of g over unit directions: random directions and the ± axes, the 8 best refined by a
+    vectorised random-perturbation hill climb (:func:`growth_rate`)."""
     rng = np.random.default_rng(seed)
     Y = np.concatenate([rng.standard_normal((n_random, dim)), np.eye(dim), -np.eye(dim)])
     vals = g(Y)
@@ -388,6 +401,39 @@ def growth_rate(kind, sizes, B, s, d, C=None, n_random=256, seed=0, leak=0.0):
         best = max(best, float(cv[idx[-1]]))
         scale *= 0.8
     return best
+
+
+def growth_directions(kind, sizes, B, s, d, C=None, leak=0.0, n_starts=256, seed=0, q_min=0.0, max_directions=6):
+    """The local maximisers ŷ_j of the growth of :func:`growth_rate` over unit y, with q_j = 2 × their growth
+    (the layer's integral converges iff every q_j < 1; along ŷ_j its integrand decays like e^{−(1 − q_j) r²/2}: the
+    needle directions of any φ with linear growth, the leaky ReLU of the shape homotopy included). Each of
+    ``n_starts`` random directions and the ± axes climbs on its own (random perturbations, shrinking scale); the
+    results with q >= ``q_min`` are returned best first without near-duplicates (|ŷ·ŷ'| >= 0.98), at most
+    ``max_directions``: (directions (k, dim), q (k,))."""
+    P = np.asarray(sizes, dtype=np.float64)
+    dim = len(P) if C is None else 2 * len(P)
+    g = _growth_function(kind, P, np.asarray(B, dtype=np.float64),
+                         np.asarray(s, dtype=np.float64), np.asarray(d, dtype=np.float64), C, leak)
+    rng = np.random.default_rng(seed)
+    Y = np.concatenate([rng.standard_normal((n_starts, dim)), np.eye(dim), -np.eye(dim)])
+    Y /= np.linalg.norm(Y, axis=1, keepdims=True)
+    vals, scale = g(Y), 0.3
+    for _ in range(60):
+        cand = Y[:, None, :] + scale * rng.standard_normal((len(Y), 12, dim))
+        cand /= np.linalg.norm(cand, axis=2, keepdims=True)
+        cv = g(cand.reshape(-1, dim)).reshape(len(Y), 12)
+        best = np.argmax(cv, axis=1)
+        better = cv[np.arange(len(Y)), best] > vals
+        Y[better], vals[better] = cand[better, best[better]], cv[better, best[better]]
+        scale *= 0.85
+    dirs, qs = [], []
+    for i in np.argsort(vals)[::-1]:
+        if 2.0 * vals[i] < q_min or len(dirs) == max_directions:
+            break
+        if all(abs(float(Y[i] @ y)) < 0.98 for y in dirs):
+            dirs.append(Y[i].copy())
+            qs.append(2.0 * float(vals[i]))
+    return np.array(dirs).reshape(-1, dim), np.array(qs)
 
 
 #: probabilists' Gauss–Hermite nodes and log weights (Σ e^{logw} = 1) of order ``nz``

@@ -24,7 +24,7 @@ import numpy as np
 from solvers.deep.kkt import tilted_first_layer
 from solvers.deep.model import DeepModel
 from theory.deep_condensate import ReadoutDomain, condensate_directions
-from theory.deep_layer import log_integrand
+from theory.deep_layer import layer_needle_directions, log_integrand
 from theory.deep_mixture import MixtureProposal
 from theory.deep_needle import bulk_laplace, needle_length, slice_needle
 from theory.deep_rules import Proposal
@@ -127,26 +127,48 @@ def _near(directions, q) -> list:
     return dirs
 
 
+def _readout_directions(model: DeepModel, x):
+    """(unit directions, q) of the last layer's needles at x: the ReLU readout domain's maximisers
+    (:func:`readout_domain`), or for the shape homotopy's leaky ReLU (σ < 1) the maximisers of its growth
+    (:func:`theory.deep_layer.layer_needle_directions`), whose negative side grows too."""
+    if model.oned.shape < 1.0:
+        t, ker = model.unpack(np.asarray(x, dtype=np.float64))
+        return layer_needle_directions(model.oned, model.sizes, model.sigmas[-1], q_min=1.0 - NEAR_BOUNDARY,
+                                       **model.layer_kwargs(model.L, t, ker, None))
+    dom = readout_domain(model, x)
+    y = dom.directions[:, :model.dims[-1]]  # L = 1: y = v (ŵ = 0 there)
+    return y / np.linalg.norm(y, axis=1, keepdims=True), dom.q
+
+
+def _first_directions(model: DeepModel, x, ev):
+    """(unit directions, q) of the first hidden layer's needles under the tilt of ``ev``: as
+    :func:`_readout_directions` (:func:`first_layer_directions` for the ReLU itself)."""
+    if model.oned.shape < 1.0:
+        t, ker = model.unpack(np.asarray(x, dtype=np.float64))
+        return layer_needle_directions(model.oned, model.sizes, model.sigmas[0], q_min=1.0 - NEAR_BOUNDARY,
+                                       **model.layer_kwargs(1, t, ker, ev))
+    return first_layer_directions(model, ev)
+
+
 def with_needles(model: DeepModel, x, props, kind: str = "gauss") -> list:
     """``props`` with needle components (module docstring) in the last layer's proposal for each maximiser of
     its readout domain at ``x`` with margin below :data:`NEAR_BOUNDARY`, and likewise in the first hidden
-    layer's (L >= 2) for its tilted domain (:func:`first_layer_directions`); only layers with nested rules.
+    layer's (L >= 2) for its tilted domain (:func:`first_layer_directions`; for the leaky ReLU of the shape
+    homotopy the maximisers of each layer's growth, :func:`_readout_directions`); only layers with nested rules.
     ``props`` itself when φ is not ReLU or no layer needs needles."""
     if model.oned.kind != "relu":
         return props
     out = list(props)
     try:
         if model.rules[-1].nested:
-            dom = readout_domain(model, x)
-            y = dom.directions[:, :model.dims[-1]]  # L = 1: y = v (ŵ = 0 there)
-            dirs = _near(y / np.linalg.norm(y, axis=1, keepdims=True), dom.q)
+            dirs = _near(*_readout_directions(model, x))
             if dirs:
                 out[-1] = (slice_mixture(model, x, props[-1], dirs) if kind == "slice"
                            else _needle_mixture(props[-1], dirs))
         if model.L >= 2 and model.rules[0].nested:
             ev = model.safe_eval(x, out)
             if ev is not None:
-                dirs = _near(*first_layer_directions(model, ev))
+                dirs = _near(*_first_directions(model, x, ev))
                 if dirs:
                     out[0] = (slice_mixture(model, x, props[0], dirs, ev) if kind == "slice"
                               else _needle_mixture(props[0], dirs))

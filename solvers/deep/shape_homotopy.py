@@ -76,7 +76,7 @@ def linear_point(model):
 
 def follow_shape(model, x0, props, log, label="shape homotopy", first_step=0.125, max_step=0.25,
                  min_step=1.0 / 512, easy=5, tol=1e-8, maxiter=40, target=1.0, remix=None,
-                 every_step=False, start=0.0) -> ShapePath:
+                 every_step=False, start=0.0, on_step=None) -> ShapePath:
     """Follow the σ-shaped equations of ``model`` from x0 (a point near the σ = ``start`` root, e.g.
     :func:`linear_point` at σ = 0) with proposals ``props`` to σ = ``target`` (1: φ itself; module docstring).
     ``log``: the solve's :class:`solvers.deep.newton.SolveLog`. ``remix(shaped model, x, proposals)``
@@ -104,6 +104,8 @@ def follow_shape(model, x0, props, log, label="shape homotopy", first_step=0.125
         return ShapePath(-1.0, None, None, [], f"{label}: Newton failed at σ = {start:.4g} (the start)")
     x, props, shapes, path = out[0], out[4], [start], [(start, out[0])]
     used = props  # the proposals x solves with (each step returns them moment-matched to its solution)
+    if on_step is not None:
+        on_step(shaped_model(model, start), x, props)
     ds, remixed = first_step, False
     while shapes[-1] < target:
         sk = min(target, shapes[-1] + ds)
@@ -128,6 +130,8 @@ def follow_shape(model, x0, props, log, label="shape homotopy", first_step=0.125
                                  f"{label}: stopped at σ = {shapes[-1]:.4g} (Newton failed at σ = {sk:.4g})")
             continue
         out, used = covered(sk, out, props)
+        if on_step is not None:
+            on_step(shaped_model(model, sk), out[0], used)
         x, props, remixed = out[0], out[4], False
         shapes.append(sk)
         path.append((sk, x))

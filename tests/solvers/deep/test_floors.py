@@ -46,3 +46,25 @@ def test_floor_blocks_are_the_residual_spread_and_vanish_for_exact_rules():
         pl = lin.adapt(lin.evaluate(xl, pl), 1.0)
     fl = integration_floor(lin, xl, pl)
     assert fl.replicates == 0 and np.all(fl.replicate_error == 0.0) and fl.worst < 1e-8
+
+
+def test_needle_directions_are_the_growth_maximisers():
+    """theory.deep_tilted.growth_directions: for linear φ the growth is a quadratic form, so its maximisers are ± the
+    top eigenvector and q its top eigenvalue (the closed form of growth_rate); for ReLU with a diagonal tilt
+    B = diag(b) and K_0 = I the growth is ½ Σ_c P_c s² (b_c v_c)₊², maximal on the axis of the largest P_c b_c² (a
+    one-class code), q = P_c b_c² s²; the leaky ReLU grows on both sides of the same axis. In both cases the first
+    q is growth_rate's value (to its hill climb's accuracy)."""
+    from theory.deep_tilted import growth_directions, growth_rate
+
+    rng = np.random.default_rng(5)
+    P, s, d = np.array([32.0, 16.0, 16.0]), np.array([1.0, 0.9, 1.1]), np.array([0.01, 0.0, 0.02])
+    B = 0.1 * rng.standard_normal((3, 3))
+    dirs, q = growth_directions("linear", P, B, s, d)
+    assert abs(q[0] - 2 * growth_rate("linear", P, B, s, d)) < 1e-8 * q[0]
+    b = np.array([0.12, 0.2, 0.15])
+    dirs, q = growth_directions("relu", P, np.diag(b), s, np.zeros(3))
+    top = np.argmax(P * b**2 * s**2)
+    assert abs(q[0] - P[top] * b[top] ** 2 * s[top] ** 2) < 1e-6 and abs(abs(dirs[0][top]) - 1.0) < 1e-3
+    assert dirs[0][top] > 0 and abs(q[0] - 2 * growth_rate("relu", P, np.diag(b), s, np.zeros(3))) < 1e-6
+    dirs, q = growth_directions("relu", P, np.diag(b), s, np.zeros(3), leak=0.5)
+    assert abs(q[0] - P[top] * b[top] ** 2 * s[top] ** 2) < 1e-6 and abs(abs(dirs[0][top]) - 1.0) < 1e-3

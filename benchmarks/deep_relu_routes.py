@@ -1,0 +1,152 @@
+"""Deep ReLU (L = 2) routes towards the paper's regime, with the integration floor at every solved point (issue 17).
+
+Two routes of the deep class-block solver (:mod:`solvers.deep.nonlinear`), each printing, at every solved point, the
+floor of :func:`solvers.deep.floors.integration_floor` (which layer's integral limits the equations, each layer's
+q = 2 × growth rate) with the proposals the point solves with:
+
+* ``shape``: the homotopy in φ's shape from the deep linear saddle (leaky ReLU with slope 1 − σ) with the proposals
+  checked after every step, as the search runs it (:meth:`_Search.from_shape`); with ``--needles`` (Sobol' rules in
+  every layer: ``--options '{"integrator": "qmc"}'``) slice needles along each layer's growth maximisers with margin
+  below 0.05 are placed after every step too (:func:`solvers.deep.condensate.with_needles`);
+* ``temperature``: the prior start at the first temperature of ``--start-t`` where it converges, then natural
+  continuation down in T (steps of a factor ``--ratio``, halved up to four times on failure) to ``--temperature``;
+  with ``--first-layer-needles`` the first layer on Sobol' points with slice needles re-placed at every step.
+
+    PYTHONPATH=. python benchmarks/deep_relu_routes.py shape --temperature 0.05
+    PYTHONPATH=. python benchmarks/deep_relu_routes.py shape --needles --options '{"integrator": "qmc"}'
+    PYTHONPATH=. python benchmarks/deep_relu_routes.py temperature --start-t 1.0 --options '{"integrator": "qmc"}' \
+        --first-layer-needles
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from solvers.deep.common import layer_sigmas  # noqa: E402
+from solvers.deep.condensate import with_needles  # noqa: E402
+from solvers.deep.floors import integration_floor  # noqa: E402
+from solvers.deep.model import DeepModel  # noqa: E402
+from solvers.deep.newton import BudgetSpent, SolveLog, solve_at  # noqa: E402
+from solvers.deep.nonlinear import DeepOptions, _Search  # noqa: E402
+from solvers.deep.shape_homotopy import follow_shape, linear_point, shaped_model  # noqa: E402
+from theory.spec import ModelSpec  # noqa: E402
+
+
+class _Log(SolveLog):
+    """The solve's log, printed with CPU seconds and Newton iterations as it is written."""
+
+    def append(self, line) -> None:
+        super().append(line)
+        print(f"[{time.process_time():7.1f} cpu s, {self.iterations} its] {line}", flush=True)
+
+
+def _report(label, model, x, props) -> None:
+    fl = integration_floor(model, x, props)
+    ev = model.safe_eval(x, props)
+    f = np.diag(ev["layers"][-1].outputs) if ev is not None else None
+    print(f"   {label}: {fl.summary() if fl is not None else 'does not evaluate'}; f_cc {np.round(f, 4)}", flush=True)
+
+
+def shape_route(spec, opt, budget, needles: bool) -> None:
+    search = _Search(spec, layer_sigmas(spec, 2), opt)
+    search.log = _Log()
+    search.log.set_budget(0, budget)
+    model = search.model
+    x0 = linear_point(model)
+
+    def remix(mdl, x, props):
+        mixed = search.premixed(x, props, mdl, floor=opt.error_tol)
+        return with_needles(mdl, x, mixed, kind="slice") if needles else mixed
+
+    path = follow_shape(model, x0, shaped_model(model, 0.0).initial_proposals(x0, search.inflate), search.log,
+                        maxiter=25, every_step=True, remix=remix,
+                        on_step=lambda mdl, x, props: _report(f"σ = {mdl.oned.shape:.4g}", mdl, x, props))
+    print(path.message, flush=True)
+
+
+def _placed(model, x, props, needles: bool):
+    """(x, props) with the first layer's slice needles placed at x (``needles``), else unchanged."""
+    if not needles:
+        return x, props
+    new = with_needles(model, x, props, kind="slice")
+    return (x, new) if new is not props and model.safe_eval(x, new) is not None else (x, props)
+
+
+def temperature_route(spec, opt, starts, T_end, ratio, needles, budget) -> None:
+    sig = layer_sigmas(spec, 2)
+    log = _Log()
+    log.set_budget(0, budget)
+    point = None
+    for T in starts:
+        search = _Search(spec.replace(temperature=T), sig, opt)
+        search.log = log
+        if search.from_prior():
+            c = search.cands[-1]
+            point = (T, c["x"], c["props"])
+            _report(f"T = {T:.4g} (prior start)", search.model, c["x"], c["props"])
+            break
+        print(f"prior start at T = {T:g}: no solution", flush=True)
+    if point is None:
+        return
+    T, x, props = point
+    step, halvings = math.log(ratio), 0
+    while T > T_end * (1 + 1e-12):
+        Tk = max(T_end, T * math.exp(step))
+        model = DeepModel(spec.replace(temperature=Tk), sig, opt)
+        x1, p1 = _placed(model, x, props, needles)
+        out = solve_at(model, x1, p1, log, f"T = {Tk:.5g}", jacobians=False)
+        if out is not None and needles:  # the needles re-placed at the solution, solved again
+            x2, p2 = _placed(model, out[0], out[4], needles)
+            again = solve_at(model, x2, p2, log, f"T = {Tk:.5g} (needles re-placed)", jacobians=False)
+            out = again if again is not None else out
+        if out is None:
+            if halvings == 4:
+                print(f"stopped: Newton failed at T = {Tk:.5g}; last solved T = {T:.5g}", flush=True)
+                return
+            step, halvings = step / 2.0, halvings + 1
+            continue
+        x, props, T = out[0], out[4], Tk
+        _report(f"T = {T:.5g}", model, x, out[4])
+    print(f"reached T = {T:.5g}", flush=True)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("route", choices=("shape", "temperature"))
+    p.add_argument("--class-sizes", default="32,16,16")
+    p.add_argument("--sigma-a", type=float, default=0.125)
+    p.add_argument("--temperature", type=float, default=0.05, help="target T")
+    p.add_argument("--start-t", default="1.0", help="temperature route: prior-start temperatures tried in order")
+    p.add_argument("--ratio", type=float, default=0.8, help="temperature route: step factor in T (< 1)")
+    p.add_argument("--first-layer-needles", action="store_true", help="temperature route: first-layer slice needles")
+    p.add_argument("--needles", action="store_true", help="shape route: slice needles in every layer")
+    p.add_argument("--options", default="{}", help="DeepOptions fields as JSON")
+    p.add_argument("--budget", type=float, default=900.0, help="CPU seconds")
+    a = p.parse_args(argv)
+    spec = ModelSpec(nonlinearity="relu", sigma_a=a.sigma_a, temperature=a.temperature,
+                     class_sizes=tuple(int(v) for v in a.class_sizes.split(",")))
+    opt = DeepOptions(search=False, code_neurons=0, **json.loads(a.options))
+    with threadpool_limits(limits=1, user_api="blas"):
+        try:
+            if a.route == "shape":
+                shape_route(spec, opt, a.budget, a.needles)
+            else:
+                temperature_route(spec, opt, [float(v) for v in a.start_t.split(",")], a.temperature, a.ratio,
+                                  a.first_layer_needles, a.budget)
+        except BudgetSpent as spent:
+            print(spent, flush=True)
+    print(f"total {time.process_time():.1f} cpu s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
