@@ -56,7 +56,10 @@ def _report(label, model, x, props) -> None:
     print(f"   {label}: {fl.summary() if fl is not None else 'does not evaluate'}; f_cc {np.round(f, 4)}", flush=True)
 
 
-def shape_route(spec, opt, budget, needles: bool) -> None:
+def shape_route(spec, opt, budget, needles: bool, switch=None) -> None:
+    """The shape homotopy; with ``switch`` = (σ_s, options) it stops at σ_s and goes on to σ = 1 with the equations
+    of those options (e.g. the condensate barrier of :mod:`solvers.deep.kkt`, whose ReLU domain formulas hold
+    only near σ = 1), from the point and proposals reached."""
     search = _Search(spec, layer_sigmas(spec, 2), opt)
     search.log = _Log()
     search.log.set_budget(0, budget)
@@ -67,9 +70,18 @@ def shape_route(spec, opt, budget, needles: bool) -> None:
         mixed = search.premixed(x, props, mdl, floor=opt.error_tol)
         return with_needles(mdl, x, mixed, kind="slice") if needles else mixed
 
+    def on_step(mdl, x, props):
+        _report(f"σ = {mdl.oned.shape:.4g}", mdl, x, props)
+
     path = follow_shape(model, x0, shaped_model(model, 0.0).initial_proposals(x0, search.inflate), search.log,
-                        maxiter=25, every_step=True, remix=remix,
-                        on_step=lambda mdl, x, props: _report(f"σ = {mdl.oned.shape:.4g}", mdl, x, props))
+                        maxiter=25, every_step=True, remix=remix, on_step=on_step,
+                        target=1.0 if switch is None else switch[0])
+    print(path.message, flush=True)
+    if switch is None or path.reached < switch[0]:
+        return
+    later = DeepModel(spec, layer_sigmas(spec, 2), switch[1])
+    path = follow_shape(later, path.x, path.proposals, search.log, maxiter=25, every_step=True, remix=remix,
+                        on_step=on_step, start=switch[0], first_step=1.0 / 64)
     print(path.message, flush=True)
 
 
@@ -129,6 +141,8 @@ def main(argv=None) -> int:
     p.add_argument("--ratio", type=float, default=0.8, help="temperature route: step factor in T (< 1)")
     p.add_argument("--first-layer-needles", action="store_true", help="temperature route: first-layer slice needles")
     p.add_argument("--needles", action="store_true", help="shape route: slice needles in every layer")
+    p.add_argument("--switch-at", type=float, default=None, help="shape route: σ where --switch-options take over")
+    p.add_argument("--switch-options", default="{}", help="shape route: DeepOptions fields (JSON) from --switch-at on")
     p.add_argument("--options", default="{}", help="DeepOptions fields as JSON")
     p.add_argument("--budget", type=float, default=900.0, help="CPU seconds")
     a = p.parse_args(argv)
@@ -138,7 +152,10 @@ def main(argv=None) -> int:
     with threadpool_limits(limits=1, user_api="blas"):
         try:
             if a.route == "shape":
-                shape_route(spec, opt, a.budget, a.needles)
+                switch = None if a.switch_at is None else (
+                    a.switch_at, DeepOptions(search=False, code_neurons=0,
+                                             **{**json.loads(a.options), **json.loads(a.switch_options)}))
+                shape_route(spec, opt, a.budget, a.needles, switch)
             else:
                 temperature_route(spec, opt, [float(v) for v in a.start_t.split(",")], a.temperature, a.ratio,
                                   a.first_layer_needles, a.budget)
