@@ -33,9 +33,9 @@ __all__ = ["IntegrationFloor", "integration_floor"]
 @dataclass(frozen=True)
 class IntegrationFloor:
     """The floor of the residual at one point (module docstring): per block (``blocks``: "t", "layer 1 kernel", …)
-    the Sobol' ``replicate_error`` e_b and the Gauss–Hermite ``order_difference`` d_b; the replicates whose
-    evaluation leaves a domain and, for each, the layer whose integral raised (``outside_layers``, 1-based); and for
-    φ with a domain each layer's ``q`` (None for bounded φ)."""
+    the Sobol' ``replicate_error`` e_b and the Gauss–Hermite ``order_difference`` d_b; the number of ``replicates``
+    R (0 without Sobol' layers); for each replicate whose evaluation leaves a domain, the layer whose integral raised
+    (``outside_layers``, 1-based); and for φ with a domain each layer's ``q`` (None for bounded φ)."""
 
     blocks: tuple
     replicate_error: np.ndarray
