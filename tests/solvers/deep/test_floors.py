@@ -68,3 +68,26 @@ def test_needle_directions_are_the_growth_maximisers():
     assert dirs[0][top] > 0 and abs(q[0] - 2 * growth_rate("relu", P, np.diag(b), s, np.zeros(3))) < 1e-6
     dirs, q = growth_directions("relu", P, np.diag(b), s, np.zeros(3), leak=0.5)
     assert abs(q[0] - P[top] * b[top] ** 2 * s[top] ** 2) < 1e-6 and abs(abs(dirs[0][top]) - 1.0) < 1e-3
+
+
+def test_leaky_needles_follow_the_leaky_growth():
+    """The shape homotopy's leaky ReLU (slope 1 − σ below 0) grows on both sides, so its readout domain is smaller
+    than the ReLU's: at a point with leaky q = 0.98 the one-sided ReLU formula (readout_domain) gives a smaller q,
+    and with_needles places its needle along the leaky growth's maximiser (layer_needle_directions), not the ReLU's."""
+    from solvers.deep.condensate import readout_domain, with_needles
+    from solvers.deep.shape_homotopy import shaped_model
+    from theory.deep_layer import layer_needle_directions
+    from theory.deep_rules import Proposal
+
+    spec = ModelSpec(nonlinearity="relu", class_sizes=(8, 4, 4), sigma_a=0.25, temperature=0.05)
+    model = shaped_model(DeepModel(spec, layer_sigmas(spec, 1), DeepOptions(integrator="qmc", qmc_log2n=6)), 0.5)
+    t = np.array([[1.0, -0.6, -0.6], [-0.3, 1.2, -0.2], [-0.3, -0.2, 1.2]])
+    kw = dict(t=t, sigma_a=spec.sigma_a)
+    t = t * np.sqrt(0.98 / layer_growth(model.oned, model.sizes, model.sigmas[-1], **kw))  # q ∝ t²
+    dirs, q = layer_needle_directions(model.oned, model.sizes, model.sigmas[-1], t=t, sigma_a=spec.sigma_a)
+    assert abs(q[0] - 0.98) < 1e-6 and readout_domain(model, model.pack(t, [])).q[0] < 0.98 - 1e-3
+    props = [Proposal.standard(model.m)]
+    mixed = with_needles(model, model.pack(t, []), props)
+    assert mixed is not props
+    axis = mixed[0].means[1] / np.linalg.norm(mixed[0].means[1])
+    assert float(axis @ dirs[0]) > 0.999
