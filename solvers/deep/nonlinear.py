@@ -58,11 +58,12 @@ problem at the target T; if that fails and L >= 2, the deep large-P solution (bo
 then a homotopy in P (class sizes scaled up from a few points at fixed σ_a² P: at small T the
 T-continuation follows a common-mode branch to its fold, while the class-contrast branch of the
 paper's regime is connected to small P); continuation in T from the solution at T_w = 2.5 T found by
-these starts (at T = 0.02 the homotopy in P fails at its first step, while the class-contrast branch
-continues smoothly from T = 0.05); the homotopy in φ's shape, φ_σ = (1 − σ) h + σ φ from the deep linear
-network's closed-form saddle at σ = 0, its proposals checked and re-made as mixtures at every step
-(:mod:`solvers.deep.shape_homotopy`; the last of these starts at L = 2, the first at L >= 3, where it is the
-only one that has reached a saddle); continuation in T from high T (where the solution is near the prior);
+these starts (:mod:`solvers.deep.temperature_path`; at T = 0.02 the homotopy in P fails at its first step,
+while the class-contrast branch continues smoothly from T = 0.05); the homotopy in φ's shape,
+φ_σ = (1 − σ) h + σ φ from the deep linear network's closed-form saddle at σ = 0, its proposals checked and
+re-made as mixtures at every step (:mod:`solvers.deep.shape_homotopy`; the last of these starts at L = 2; at
+L >= 3, where it is the only one that has reached a saddle, the first, also in the warm solve, and below
+T = 0.05 the second, after the continuation from T_w); continuation in T from high T;
 and ``start`` (a previous solution: warm start/continuation; the L − 1 solution; or sampled networks'
 class-block kernels, :mod:`solvers.deep.sampled_start`, where a failed Newton is followed by the Newton
 homotopy from the start). Converged distinct solutions are reported in ``saddles`` with free energy and stability; the
