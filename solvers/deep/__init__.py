@@ -7,8 +7,9 @@
   integration errors, with :mod:`.replicates` for replicates propagated linearly), :mod:`.modes` (the mode
   search of the coverage check), :mod:`.nonlinear_result` (:class:`DeepNonlinearSolution`), for ReLU
   :mod:`.condensate` (readout domain, needle proposals) and :mod:`.kkt` (the condensate's KKT terms), and
-  :mod:`.sampled_start` (a start from sampled networks' class-block kernels, :class:`SampledKernels`), and
-  :mod:`.floors` (the integration floor of the residual at a point: which layer's integral limits it);
+  :mod:`.sampled_start` (a start from sampled networks' class-block kernels, :class:`SampledKernels`),
+  :mod:`.floors` (the integration floor of the residual at a point: which layer's integral limits it), and the
+  search's paths :mod:`.shape_homotopy` (in φ's shape) and :mod:`.temperature_path` (in T);
 * :mod:`.large_p` — the P → ∞ limit on class data;
 * :mod:`.continuation` — coexisting roots, folds and first-order jumps in one parameter.
 

@@ -58,11 +58,12 @@ problem at the target T; if that fails and L >= 2, the deep large-P solution (bo
 then a homotopy in P (class sizes scaled up from a few points at fixed σ_a² P: at small T the
 T-continuation follows a common-mode branch to its fold, while the class-contrast branch of the
 paper's regime is connected to small P); continuation in T from the solution at T_w = 2.5 T found by
-these starts (at T = 0.02 the homotopy in P fails at its first step, while the class-contrast branch
-continues smoothly from T = 0.05); the homotopy in φ's shape, φ_σ = (1 − σ) h + σ φ from the deep linear
-network's closed-form saddle at σ = 0, its proposals checked and re-made as mixtures at every step
-(:mod:`solvers.deep.shape_homotopy`; the last of these starts at L = 2, the first at L >= 3, where it is the
-only one that has reached a saddle); continuation in T from high T (where the solution is near the prior);
+these starts (:mod:`solvers.deep.temperature_path`; at T = 0.02 the homotopy in P fails at its first step,
+while the class-contrast branch continues smoothly from T = 0.05); the homotopy in φ's shape,
+φ_σ = (1 − σ) h + σ φ from the deep linear network's closed-form saddle at σ = 0, its proposals checked and
+re-made as mixtures at every step (:mod:`solvers.deep.shape_homotopy`; the last of these starts at L = 2; at
+L >= 3, where it is the only one that has reached a saddle, the first, also in the warm solve, and below
+T = 0.05 the second, after the continuation from T_w); continuation in T from high T;
 and ``start`` (a previous solution: warm start/continuation; the L − 1 solution; or sampled networks'
 class-block kernels, :mod:`solvers.deep.sampled_start`, where a failed Newton is followed by the Newton
 homotopy from the start). Converged distinct solutions are reported in ``saddles`` with free energy and stability; the
@@ -103,6 +104,7 @@ from solvers.deep.nonlinear_result import DeepNonlinearSolution, build_solution
 from solvers.deep.options import DeepOptions
 from solvers.deep.sampled_start import SampledKernels, newton_homotopy, sampled_point
 from solvers.deep.shape_homotopy import follow_shape, linear_point, shaped_model
+from solvers.deep.temperature_path import follow_temperature
 from solvers.deep.saddle import coverage, finish, residual_spread
 from theory.deep_blocks import Proposal, untilted_kernels
 from theory.spec import ModelSpec, SpecError
@@ -111,6 +113,10 @@ __all__ = ["DeepOptions", "DeepNonlinearSolution", "DeepNonlinearError", "solve_
            "deep_nonlinear_json"]
 
 _Model = DeepModel  # earlier private name (tests and notebooks)
+
+#: at L >= 3 the shape homotopy at the target T reaches the saddle at T = 0.05 (erf) but not below (docs/devlog.md,
+#: deep10, deep11); below this temperature the search tries the warm start (whose solve runs it at T_w) first
+_SHAPE_TEMPERATURE = 0.05
 
 
 class DeepNonlinearError(RuntimeError):
@@ -358,11 +364,10 @@ class _Search:
 
     def from_warmer(self) -> bool:
         """Continuation in T from a warmer solution: the same problem solved at T_w = ``warm_ratio``·T by the
-        starts above (one level: that solve does not recurse), then followed down to T in geometric steps
-        of at most a factor ``warm_ratio``^(1/4), the proposals (mixtures and all) carried along; a failed
-        step is halved in log T up to three times (at T = 0.02 the homotopy in P fails at its first step, while
-        the class-contrast branch is smooth in T from T = 0.05). False if T_w has no solution or a step
-        fails."""
+        starts above (one level: that solve does not recurse; at L >= 3 it runs the shape homotopy, which reaches
+        the saddle at T = 0.05 but not at 0.02), then followed down to T in geometric steps of at most a factor
+        ``warm_ratio``^(1/4), the proposals (mixtures and all) carried along, a failed step halved in log T up to
+        three times (:mod:`solvers.deep.temperature_path`). False if T_w has no solution or a step fails."""
         spec, opt, T = self.spec, self.opt, self.spec.temperature
         if self.model.L < 2 or T <= 0 or self.depth > 0 or opt.warm_ratio <= 1.0:
             return False
@@ -374,20 +379,12 @@ class _Search:
         if not warm.found:
             self.tried.append(f"continuation from T = {Tw:.4g}: no solution there")
             return False
-        x, props, log_t, step = warm.x, warm.proposals, math.log(Tw), math.log(opt.warm_ratio) / 4.0
-        halvings = 0
-        while log_t - step > math.log(T) + 1e-12:
-            Tk = math.exp(log_t - step)
-            out = solve_at(DeepModel(spec.replace(temperature=Tk), self.sig, opt), x, props, self.log,
-                           f"continuation from T = {Tw:.4g}, T = {Tk:.4g}", jacobians=False)
-            if out is None:
-                if halvings == 3:
-                    self.tried.append(f"continuation from T = {Tw:.4g}: Newton failed at T = {Tk:.4g}")
-                    return False
-                step, halvings = step / 2.0, halvings + 1
-                continue
-            x, props, log_t = out[0], out[4], log_t - step
-        return self._tried(self.attempt(x, props, f"continuation in T from T = {Tw:.4g}"),
+        path = follow_temperature(lambda Tk: DeepModel(spec.replace(temperature=Tk), self.sig, opt), warm.x,
+                                  warm.proposals, self.log, Tw, T, math.log(opt.warm_ratio) / 4.0)
+        if not path.done:
+            self.tried.append(path.message)
+            return False
+        return self._tried(self.attempt(path.x, path.proposals, f"continuation in T from T = {Tw:.4g}"),
                            f"continuation from T = {Tw:.4g}")
 
     def budget_left(self) -> dict:
@@ -398,11 +395,11 @@ class _Search:
 
     def from_shape(self, x0=None) -> bool:
         """The homotopy in φ's shape, φ_σ = (1 − σ) h + σ φ, from the deep linear network's saddle (or ``x0``)
-        at σ = 0 to σ = 1 (:mod:`solvers.deep.shape_homotopy`; top level only). After every solved step the
+        at σ = 0 to σ = 1 (:mod:`solvers.deep.shape_homotopy`; at L = 2 top level only). After every solved step the
         proposals are checked (coverage, and the residual's replicate error against ``error_tol``: a single
         Gaussian over several modes drifts the path away from the true one) and re-made as mixtures."""
         model = self.model
-        if model.oned.kind == "linear" or self.depth > 0:
+        if model.oned.kind == "linear" or (self.depth > 0 and model.L < 3):
             return False
         x0 = linear_point(model) if x0 is None else x0
         path = follow_shape(model, x0, shaped_model(model, 0.0).initial_proposals(x0, self.inflate), self.log,
@@ -584,6 +581,8 @@ def _run_starts(search: _Search, start) -> None:
         direct_ok = search.from_prior()
     if L == 2 and not direct_ok:  # the small-T starts (only when the prior start fails: earlier results unchanged)
         direct_ok = search.from_large_p() or search.from_small_p() or search.from_warmer() or search.from_shape()
+    elif L >= 3 and not direct_ok and T < _SHAPE_TEMPERATURE:  # the shape homotopy from a warmer T, then down in T
+        direct_ok = search.from_warmer() or search.from_shape() or search.from_large_p() or search.from_small_p()
     elif L >= 3 and not direct_ok:  # L >= 3: the shape homotopy first (the only start that reached a saddle there)
         direct_ok = search.from_shape() or search.from_large_p() or search.from_small_p() or search.from_warmer()
     if not direct_ok or (opt.search and L >= 2):
