@@ -189,7 +189,7 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     check_int("swaps", swaps, 0)
     tempering = check_tempering(tempering, spec.temperature, tempering_t_max)
     reflections = check_reflections(reflections, spec.nonlinearity, hidden_reflections, contrast_reflections)
-    layer_moves = check_layer_moves(layer_moves, layers)
+    layer_moves = check_layer_moves(layer_moves, layers, widths, spec.P)
     if swaps and spec.nonlinearity == "linear":
         raise SpecError("swaps (last-layer independence moves) need a nonlinear φ (linear networks have no codes)")
     theory = theory if theory is not None else deep_theory(spec, layers, sigmas=sigmas)

@@ -187,7 +187,7 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
     check_int("outlier_moves", outlier_moves, 0)
     tempering = check_tempering(tempering, spec.temperature, tempering_t_max)
     reflections = check_reflections(reflections, spec.nonlinearity, hidden_reflections, contrast_reflections)
-    layer_moves = check_layer_moves(layer_moves, layers)
+    layer_moves = check_layer_moves(layer_moves, layers, (width,), spec.P)
     t0 = time.perf_counter()
     init_spec = init_spec or spec
     theory = theory if theory is not None else deep_theory(init_spec, layers)

@@ -164,12 +164,16 @@ def layer_moves(rng: np.random.Generator, net: DeepNetwork, theta: np.ndarray, l
     return net.pack(Ws, a), info
 
 
-def check_layer_moves(passes, layers: int) -> int:
+def check_layer_moves(passes, layers: int, widths=(), P: int = 0) -> int:
     """``passes`` (layer-move passes per sweep) as an int >= 0; SpecError naming it for passes > 0 with
-    ``layers`` < 2 (there is no hidden layer below the last)."""
+    ``layers`` < 2 (there is no hidden layer below the last) or a width in ``widths`` below ``P`` (K_ℓ = Φ_ℓᵀΦ_ℓ/N
+    has rank <= N, so H^{ℓ+1} has no density given Φ_ℓ)."""
     passes = check_int("layer_moves", passes, 0)
     if passes and layers < 2:
         raise SpecError(f"layer_moves needs a hidden layer below the last (layers >= 2, got {layers})")
+    if passes and widths and min(widths) < P:
+        raise SpecError(f"layer_moves needs every width N >= P = {P} (got N = {min(widths)}): the next layer's "
+                        "preactivations have a density given Φ_ℓ only if Φ_ℓᵀΦ_ℓ has full rank")
     return passes
 
 

@@ -239,6 +239,13 @@ def check_validate(args):
             check_reflections(args.reflections, spec.nonlinearity, args.hidden_reflections)
         except SpecError as exc:
             raise SpecError(f"--{'reflections' if args.reflections else 'hidden-reflections'}: {exc}") from None
+    if args.layer_moves:
+        from validation.layer_moves import check_layer_moves
+
+        try:
+            check_layer_moves(args.layer_moves, args.layers, widths, spec.P)
+        except SpecError as exc:
+            raise SpecError(f"--layer-moves: {exc}") from None
     if args.swaps and spec.nonlinearity == "linear":
         raise SpecError("--swaps (last-layer independence moves) needs a nonlinear φ with --layers >= 2")
     if args.saddles is not None and spec.nonlinearity == "linear":
