@@ -49,7 +49,7 @@ from theory.checks import check_float, check_int
 from theory.spec import SpecError
 
 from .deep_network import DeepNetwork
-from .reflections import _passes, _row_attempts, contrast_directions, reflection_offset
+from .reflections import _row_attempts, contrast_directions, reflection_offset
 
 __all__ = ["next_layer_loglik", "NextLayerRows", "layer_input", "redraw_next_weights", "layer_moves",
            "check_layer_moves", "LayerMoves", "combine_layer_moves", "layer_moves_text", "DEFAULT_RHO"]
