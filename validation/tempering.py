@@ -59,6 +59,7 @@ from .deep_network import DeepNetwork
 from .deep_observables import class_mean_activations
 from .deep_sampler import deep_collapsed_sweep, sample_readout
 from .deep_swaps import run_deep_chain_with_swaps
+from .layer_moves import LayerMoves
 from .reflections import Reflections
 from .samplers import StepSizeAdaptation
 
@@ -271,14 +272,25 @@ def run_tempered_chain(spec: ModelSpec, width: int, layers: int, sweeps: int, bu
 def run_chain_with_moves(spec: ModelSpec, width: int, layers: int, sweeps: int, burn: int, *, theory=None,
                          swaps: int = 0, rungs: int = 0, t_max: float = T_MAX, progress=None, reflections: int = 0,
                          hidden_reflections: int = 0, contrast_reflections: int = 0, contrast_from: int = 0,
-                         **chain_kw) -> dict:
+                         layer_moves: int = 0, **chain_kw) -> dict:
     """One deep chain with the mode-changing moves asked for: ``swaps`` last-layer independence moves from
     ``theory`` per sweep (:func:`validation.deep_swaps.run_deep_chain_with_swaps`), replica exchange in T over
     ``rungs`` >= 2 rungs up to ``t_max`` (:func:`run_tempered_chain`, reporting to ``progress``), both, or
     neither (:func:`run_deep_chain`); ``chain_kw`` go to the chain (seed, theta0, after_sweep, ...).
     ``reflections`` / ``hidden_reflections`` / ``contrast_reflections`` > 0: that many last-layer sign flips /
     hidden-layer flips / last-layer class-contrast reflections per sweep (:class:`validation.reflections.Reflections`,
-    before ``after_sweep``; on rung 0 after the exchanges), reported as "reflections" in the result."""
+    before ``after_sweep``; on rung 0 after the exchanges), reported as "reflections" in the result.
+    ``layer_moves`` > 0: that many passes of :class:`validation.layer_moves.LayerMoves` per sweep in every hidden
+    layer below the last (from sweep ``contrast_from`` on, after the reflections), reported as "layer_moves"."""
+    if layer_moves:
+        hook = LayerMoves(layer_moves, layers, spec.nonlinearity, after=chain_kw.pop("after_sweep", None),
+                          start=contrast_from)
+        out = run_chain_with_moves(spec, width, layers, sweeps, burn, theory=theory, swaps=swaps, rungs=rungs,
+                                   t_max=t_max, progress=progress, reflections=reflections,
+                                   hidden_reflections=hidden_reflections, contrast_reflections=contrast_reflections,
+                                   contrast_from=contrast_from, after_sweep=hook, **chain_kw)
+        out["layer_moves"] = hook.summary()
+        return out
     if reflections or hidden_reflections or contrast_reflections:
         hook = Reflections(reflections, spec.nonlinearity, after=chain_kw.pop("after_sweep", None),
                            hidden=hidden_reflections, contrasts=contrast_reflections, contrast_from=contrast_from)

@@ -81,6 +81,13 @@ def add_validate_parser(subparsers):
                         "of the layer below orthogonal to the other classes' means (it flips the neuron's class-c "
                         "contrast, e.g. 100 ↔ 110), accepted by the exact collapsed-target ratio (0 = off, the "
                         "default)")
+    v.add_argument("--layer-moves", type=int, default=0, metavar="K",
+                   help="--layers >= 2: K passes per sweep over every neuron of each hidden layer below the last, "
+                        "from halfway through burn-in on: a pCN proposal, a sign flip (φ with φ(−h) = s − φ(h)) and a "
+                        "class-contrast reflection of its incoming weights, each accepted with the next layer's "
+                        "preactivations held fixed and its weights integrated out, then the next layer's weights "
+                        "drawn again from their exact conditional. JSON key layer_moves: acceptance per layer and "
+                        "kind (0 = off, the default)")
     v.add_argument("--saddles", default=None, metavar="T_A,...",
                    help="--layers >= 2, prior starts: also apply the opt-in multi-saddle rule. The theory's stable "
                         "saddles are the default solve at T and, per anchor temperature T_A given here, the default "
@@ -104,7 +111,7 @@ def _validate_deep(args, spec, widths) -> int:
     ``--tempering K``: every chain is the target rung of K replicas in T (:mod:`validation.tempering`);
     ``--reflections K``: K last-layer flips W^L_i → −W^L_i per sweep in every chain, ``--hidden-reflections K``
     K joint flips per hidden layer, ``--contrast-reflections K`` K class-contrast reflections of last-layer rows
-    (:mod:`validation.reflections`);
+    (:mod:`validation.reflections`); ``--layer-moves K``: K passes of :mod:`validation.layer_moves` per sweep;
     ``--saddles T_a,...``: the prior-start report adds the multi-saddle rule (:mod:`validation.deep_saddles`),
     which then decides the exit code in place of the prior-start default rule."""
     from codingschemes.cli.progress import progress_bar
@@ -120,6 +127,8 @@ def _validate_deep(args, spec, widths) -> int:
         reflections = ({"reflections": args.reflections, "hidden_reflections": args.hidden_reflections,
                         "contrast_reflections": args.contrast_reflections}
                        if args.reflections or args.hidden_reflections or args.contrast_reflections else {})
+        if args.layer_moves:
+            reflections["layer_moves"] = args.layer_moves
         try:
             if args.init in ("random", "both"):
                 run, saddles = ((validate_deep, {}) if args.saddles is None
@@ -189,7 +198,7 @@ def check_validate(args):
     check_counts(args, {"chains": (MIN_CHAINS, None), "sweeps": (1, None), "burn": (0, None), "workers": (1, None),
                         "swaps": (0, None), "outlier_moves": (0, None), "tempering": (0, None),
                         "reflections": (0, None), "hidden_reflections": (0, None),
-                        "contrast_reflections": (0, None)})
+                        "contrast_reflections": (0, None), "layer_moves": (0, None)})
     if args.burn >= args.sweeps:
         raise SpecError(f"--burn must be smaller than --sweeps ({args.sweeps}) (got {args.burn})")
     spec = ModelSpec(nonlinearity=args.nonlinearity, sigma_w=args.sigma_w, sigma_a=args.sigma_a,
@@ -204,6 +213,8 @@ def check_validate(args):
                        "with --layers 1 (replica exchange in T is built for the deep chains)", error=True)
         not_applicable("validate", args, ("reflections", "hidden_reflections", "contrast_reflections"),
                        "with --layers 1 (the flips act on the last hidden layer of deep chains)", error=True)
+        not_applicable("validate", args, ("layer_moves",),
+                       "with --layers 1 (the layer moves act on a hidden layer below the last)", error=True)
         if args.scaling == "lazy" and (args.swaps or args.init != "random"):
             raise SpecError("--scaling lazy supports --init random and --swaps 0 only (the theory-based starts and "
                             "swaps use the mean-field single-neuron measure)")
@@ -228,6 +239,13 @@ def check_validate(args):
             check_reflections(args.reflections, spec.nonlinearity, args.hidden_reflections)
         except SpecError as exc:
             raise SpecError(f"--{'reflections' if args.reflections else 'hidden-reflections'}: {exc}") from None
+    if args.layer_moves:
+        from validation.layer_moves import check_layer_moves
+
+        try:
+            check_layer_moves(args.layer_moves, args.layers, widths, spec.P)
+        except SpecError as exc:
+            raise SpecError(f"--layer-moves: {exc}") from None
     if args.swaps and spec.nonlinearity == "linear":
         raise SpecError("--swaps (last-layer independence moves) needs a nonlinear φ with --layers >= 2")
     if args.saddles is not None and spec.nonlinearity == "linear":
