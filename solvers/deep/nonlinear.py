@@ -105,6 +105,7 @@ from solvers.deep.options import DeepOptions
 from solvers.deep.sampled_start import SampledKernels, newton_homotopy, sampled_point
 from solvers.deep.shape_homotopy import follow_shape, linear_point, shaped_model
 from solvers.deep.temperature_path import follow_temperature
+from solvers.progress import restaged
 from solvers.deep.saddle import coverage, finish, residual_spread
 from theory.deep_blocks import Proposal, untilted_kernels
 from theory.spec import ModelSpec, SpecError
@@ -373,7 +374,8 @@ class _Search:
             return False
         Tw = opt.warm_ratio * T
         warm = _solve(spec.replace(temperature=Tw), self.sig, None,
-                      replace(opt, search=False, code_neurons=0, **self.budget_left()), depth=self.depth + 1)
+                      replace(opt, search=False, code_neurons=0, **self.budget_left()), depth=self.depth + 1,
+                      progress=restaged(self.log.progress, f"deep solve at T_w = {Tw:.3g}"))
         self.log.extend(f"[T = {Tw:.4g}] {line}" for line in warm.log)
         self.log.iterations += warm.iterations
         if not warm.found:

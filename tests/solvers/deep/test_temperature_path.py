@@ -11,6 +11,7 @@ from solvers.deep.model import DeepModel
 from solvers.deep.newton import SolveLog
 from solvers.deep.nonlinear import DeepOptions, _run_starts, _Search
 from solvers.deep.temperature_path import follow_temperature
+from solvers.progress import report
 from theory.spec import ModelSpec
 
 
@@ -45,3 +46,20 @@ def test_three_layers_at_small_t_try_the_warm_start_before_the_shape_homotopy(mo
     monkeypatch.setattr(_Search, "continuation", lambda self, Ts, label: None)
     _run_starts(_Search(spec, layer_sigmas(spec, 3), DeepOptions(search=False)), None)
     assert calls == ["from_prior", "from_warmer", "from_shape", "from_large_p", "from_small_p"]
+
+
+def test_the_nested_warm_solve_reports_its_progress_under_its_own_stage(monkeypatch):
+    """A long nested solve at T_w is not silent: its events reach the outer callback, restaged."""
+    import types
+
+    import solvers.deep.nonlinear as nonlinear
+
+    def nested(spec, sig, start, opt, depth=0, progress=None):
+        report(progress, "deep solve", 1, None, line="nested")
+        return types.SimpleNamespace(found=False, log=[], iterations=0)
+
+    monkeypatch.setattr(nonlinear, "_solve", nested)
+    events = []
+    spec = ModelSpec(nonlinearity="erf", class_sizes=(3, 2), temperature=0.02)
+    assert _Search(spec, layer_sigmas(spec, 3), DeepOptions(), progress=events.append).from_warmer() is False
+    assert [e.stage for e in events] == [f"deep solve at T_w = {DeepOptions().warm_ratio * 0.02:.3g}"]
