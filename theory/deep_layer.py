@@ -21,7 +21,8 @@ from theory.deep_rules import Proposal, Rule
 from theory.deep_tilted import OneD, PhiCache, growth_directions, growth_rate, tilted_moments
 from theory.domain_errors import OutsideDomain
 
-__all__ = ["LayerResult", "LayerCache", "log_integrand", "layer_integral", "layer_growth", "layer_needle_directions", "untilted_kernels"]
+__all__ = ["LayerResult", "LayerCache", "log_integrand", "layer_integral", "layer_growth", "layer_needle_directions",
+           "untilted_kernels"]
 
 
 @dataclass(frozen=True, eq=False)

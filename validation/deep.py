@@ -25,9 +25,9 @@ from .deep_observables import class_mean_activations, layer_observables, observa
 from .deep_outliers import LastLayerOutliers, combine_outliers
 from .deep_sampler import deep_collapsed_sweep, sample_readout
 from .diagnostics import mcse, rhat_rule
-from .results import DeepValidationReport
 from .layer_moves import check_layer_moves, combine_layer_moves, layer_moves_text
 from .reflections import check_reflections, combine_reflections, reflections_text
+from .results import DeepValidationReport
 from .tempering import T_MAX, check_tempering, combine_tempering, run_chain_with_moves
 
 __all__ = ["DeepNetwork", "sample_readout", "deep_collapsed_sweep", "gradient_flops", "layer_observables",

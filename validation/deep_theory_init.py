@@ -51,11 +51,11 @@ from .deep import (DeepNetwork, _json_block, _theory_vector, combine_chains, dee
                    theory_error)
 from .deep_chain import code_fraction_difference, mean_code_fractions
 from .deep_outliers import LastLayerOutliers, combine_outliers
+from .layer_moves import check_layer_moves, combine_layer_moves, layer_moves_text
 from .observables import code_fractions, neuron_codes
+from .reflections import check_reflections, combine_reflections, reflections_text
 from .report import C_OVER_N
 from .results import DeepStationarityReport
-from .layer_moves import check_layer_moves, combine_layer_moves, layer_moves_text
-from .reflections import check_reflections, combine_reflections, reflections_text
 from .tempering import T_MAX, check_tempering, combine_tempering, run_chain_with_moves
 
 __all__ = ["layer_preactivations", "theory_layer_code_fractions", "deep_theory_state", "deep_theory",

@@ -124,23 +124,20 @@ def _validate_deep(args, spec, widths) -> int:
     with progress_bar(args, "validate") if args.tempering else nullcontext() as bar:
         tempering = (dict(tempering=args.tempering, tempering_t_max=args.tempering_t_max, progress=bar)
                      if args.tempering else {})
-        reflections = ({"reflections": args.reflections, "hidden_reflections": args.hidden_reflections,
-                        "contrast_reflections": args.contrast_reflections}
-                       if args.reflections or args.hidden_reflections or args.contrast_reflections else {})
-        if args.layer_moves:
-            reflections["layer_moves"] = args.layer_moves
+        moves = {"reflections": args.reflections, "hidden_reflections": args.hidden_reflections,
+                 "contrast_reflections": args.contrast_reflections, "layer_moves": args.layer_moves}
         try:
             if args.init in ("random", "both"):
                 run, saddles = ((validate_deep, {}) if args.saddles is None
                                 else (validate_deep_saddles, {"anchors": _anchors(args.saddles)}))
                 reports["random"] = run(spec, args.layers, widths=widths, chains=args.chains, sweeps=args.sweeps,
                                         burn=args.burn, seed=args.seed, outlier_moves=args.outlier_moves,
-                                        swaps=args.swaps, **saddles, **tempering, **reflections)
+                                        swaps=args.swaps, **saddles, **tempering, **moves)
             if args.init in ("theory", "both"):
                 reports["theory"] = deep_stationarity(spec, args.layers, width=widths[0], chains=args.chains,
                                                       sweeps=args.sweeps, burn=args.burn, seed=args.seed,
                                                       swaps=args.swaps, outlier_moves=args.outlier_moves,
-                                                      **tempering, **reflections)
+                                                      **tempering, **moves)
         except DeepNonlinearError as exc:
             print(f"codingschemes validate: the deep theory has no solution here: {exc}", file=sys.stderr)
             return 1

@@ -105,8 +105,8 @@ from solvers.deep.options import DeepOptions
 from solvers.deep.sampled_start import SampledKernels, newton_homotopy, sampled_point
 from solvers.deep.shape_homotopy import follow_shape, linear_point, shaped_model
 from solvers.deep.temperature_path import follow_temperature
-from solvers.progress import restaged
 from solvers.deep.saddle import coverage, finish, residual_spread
+from solvers.progress import restaged
 from theory.deep_blocks import Proposal, untilted_kernels
 from theory.spec import ModelSpec, SpecError
 
