@@ -19,13 +19,17 @@ Jacobian of the reduced system cannot resolve at small ε; here every entry stay
 |∂φ_δ/∂s| <= 2, the terms linear in μ), so the path δ → 0 can be followed and, at fixed δ, a fold of the
 reduced system in a parameter is a regular turning point of this one.
 
-The bulk (the layer integrals of :func:`theory.deep_blocks.layer_integral`) is truncated as in the barrier: each
-rule integrates the layer's y-integrand over the support of its proposal (moment-matched Gaussians, optionally
-needle components of finite length), which omits the far tail of the needle along each active maximiser, of relative
-weight ~2^{−P_off} (1 − q)^{−1/2} at finite P (P_off the inputs of the classes the direction is off on); that tail is
-what the condensate replaces. The domain checks stay: a point with some tracked q_j >= 1 does not evaluate
-(:class:`theory.domain_errors.OutsideDomain`), so δ > 0 keeps every margin positive at the solution
-(s_j = δ²/μ_j); δ is a parameter of the path, not an unknown.
+The bulk (the layer integrals of :func:`theory.deep_layer.layer_integral`) is truncated explicitly: each rule's
+estimate is the integral over the region its nodes cover (a tensor Gauss–Hermite rule of order n on a
+moment-matched Gaussian proposal reaches about sqrt(4n) proposal standard deviations; Sobol' points the
+proposal's tails and needle components of finite length), which omits the far tail of the needle along each active
+maximiser, of relative weight ~2^{−P_off} (1 − q)^{−1/2} at finite P (P_off the inputs of the classes the direction
+is off on); that tail is what the condensate replaces. With ``truncated`` (the default) the layer integrals skip
+their domain check (growth rate < 1/2), so the equations evaluate on both sides of q_j = 1: the forward-difference
+Jacobian and the integration rules' replicates then exist at margins far below their perturbations (at the paper's
+regime the first layer's margins are ~δ²/μ ~ 1e-6, while a Sobol' replicate moves its tilt by ~1e-2), and δ = 0 is
+allowed. Without it, a point with some q >= 1 does not evaluate (:class:`theory.domain_errors.OutsideDomain`) and
+δ > 0 keeps every margin positive at the solution (s_j = δ²/μ_j).
 
 The maximisers are a fixed list per model (those with q above ``q_min`` at its construction, :func:`kkt_model`),
 each tracked from its last position at every evaluation (:func:`theory.deep_condensate.track_directions` for the
@@ -63,7 +67,8 @@ class Multipliers:
     (k_L, 2m)) and the first layer's ``first`` (rows v, (k_1, m)) with the multipliers ``mu`` (k_L + k_1) set
     before each evaluation; records the tracked margins s = 1 − q (``margins``) of that evaluation."""
 
-    def __init__(self, last, first):
+    def __init__(self, last, first, check: bool = True):
+        self.check = check  # raise OutsideDomain where a tracked q >= 1 (off for a truncated bulk)
         self.last = np.asarray(last, dtype=np.float64).reshape(-1, 0 if last is None else np.shape(last)[-1])
         self.first = np.asarray(first, dtype=np.float64).reshape(-1, 0 if first is None else np.shape(first)[-1])
         self.mu = np.zeros(len(self.last) + len(self.first))
@@ -130,25 +135,26 @@ class Multipliers:
             return replace(r, k=r.k + dk, delta=r.delta + dd, log_z=r.log_z + float(mu @ (q - 1.0)))
         return r
 
-    @staticmethod
-    def _check(q, which):
-        if np.max(q, initial=-np.inf) >= 1.0:
+    def _check(self, q, which):
+        if self.check and np.max(q, initial=-np.inf) >= 1.0:
             raise OutsideDomain(f"{which} domain: q = {np.max(q):.6g} >= 1")
 
 
 class KKTModel(DeepModel):
     """The deep equations with the multipliers as unknowns (module docstring): x = (the packed x of
     :class:`solvers.deep.model.DeepModel`, μ of the readout's maximisers, μ of the first layer's), residual =
-    (the deep residual with the condensate terms, φ_δ(μ_j, 1 − q_j)). ``delta`` is the smoothing δ >= 0."""
+    (the deep residual with the condensate terms, φ_δ(μ_j, 1 − q_j)). ``delta`` is the smoothing δ >= 0;
+    ``truncated``: the bulk's layer integrals without their domain check (module docstring)."""
 
-    def __init__(self, spec, sigmas, options, last, first, delta: float, sizes=None):
+    def __init__(self, spec, sigmas, options, last, first, delta: float, sizes=None, truncated: bool = True):
         super().__init__(spec, sigmas, replace(options, condensate_epsilon=0.0), sizes=sizes)
         if self.oned.kind != "relu":
             raise ValueError(f"KKTModel: the condensate is the ReLU's, not {spec.nonlinearity!r}'s")
         if not delta >= 0.0:
             raise ValueError(f"KKTModel: delta must be >= 0, got {delta!r}")
         self.delta = float(delta)
-        self.condensate = Multipliers(last, first)
+        self.condensate = Multipliers(last, first, check=not truncated)
+        self.truncated = bool(truncated)
         self.n_base = self.n
         self.n_mu = len(self.condensate.mu)
         self.n = self.n_base + self.n_mu
@@ -188,7 +194,8 @@ def _is_local_maximum(y, args, size: float = 1e-3, tries: int = 4) -> bool:
     return True
 
 
-def kkt_model(model: DeepModel, x, props, delta: float, q_min: float = Q_MIN, sizes=None, fit: bool = True):
+def kkt_model(model: DeepModel, x, props, delta: float, q_min: float = Q_MIN, sizes=None, fit: bool = True,
+              truncated: bool = True):
     """(a :class:`KKTModel` of ``model``'s spec, σ's and options with smoothing ``delta``, its start x) at the
     solved (or barrier) point ``x`` of ``model``: the readout's and the first layer's maximisers with q >= ``q_min``
     there get multipliers, started at :func:`fitted_multipliers` (``fit``) or on the central path μ = δ²/(1 − q)
@@ -209,7 +216,7 @@ def kkt_model(model: DeepModel, x, props, delta: float, q_min: float = Q_MIN, si
         _, _, dirs, q = tilted_first_layer(up.kt_in, up.dt_in, model.sigmas[0], model.sizes)
         first = dirs[q >= q_min]
     kkt = KKTModel(model.spec, model.sigmas, model.opt, last, first, delta,
-                   sizes=model.sizes if sizes is None else sizes)
+                   sizes=model.sizes if sizes is None else sizes, truncated=truncated)
     q = np.concatenate([dom.q[keep], q[q >= q_min] if model.L >= 2 else np.zeros(0)])
     if fit:
         return kkt, kkt.with_multipliers(x, fitted_multipliers(kkt, x, props))
@@ -265,3 +272,80 @@ def follow_delta(model: KKTModel, x, props, deltas, log, label: str = "δ", halv
         model.condensate.retrack()
         points.append((d, x, props, log.iterations - nit))
     return points, ""
+
+
+def scaled_kkt(model: KKTModel, spec, sizes) -> KKTModel:
+    """``model``'s equations (maximisers tracked from its last ones, same δ) at real class sizes ``sizes`` with
+    σ_a² P as in ``spec`` (the paper's scaling; the homotopy in P of :func:`follow_sizes`)."""
+    P, Ps = float(np.sum(spec.class_sizes)), float(np.sum(sizes))
+    return KKTModel(spec.replace(sigma_a=spec.sigma_a * np.sqrt(P / Ps)), model.sigmas, model.opt,
+                    model.condensate.last, model.condensate.first, model.delta, sizes=sizes,
+                    truncated=model.truncated)
+
+
+def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, halvings: int = 6,
+                 progress=None, truncated: bool = False):
+    """The homotopy in P of the deep search (``_Search.from_small_p`` in :mod:`solvers.deep.nonlinear`: class sizes
+    s·P_c/min P_c at fixed σ_a² P, from s = 1 to the spec's sizes) with both condensates as KKT unknowns from the
+    start (smoothing ``delta``; the maximisers with q >= :data:`Q_MIN` at s = 1, where no constraint is active, are
+    the ones tracked): each step from the secant predictor in log s, t shrunk by 0.5 % steps if that leaves a
+    domain, corrected by :func:`solvers.deep.newton.solve_at`; a step that took at most 5 Newton iterations lets
+    the ratio grow by 1.2 (at most ``ratio``), a failed step is halved in log s up to ``halvings`` times in a row.
+    ``progress`` (:mod:`solvers.progress`) gets each solved P. ``truncated``: the bulk without its domain checks
+    (:class:`KKTModel`); off by default here, because far from a KKT point the truncated bulk beyond q = 1 is
+    huge rather than refused and misleads the line search. Returns (:class:`solvers.deep.barrier_path.Path`
+    of the solved points, p = P, and the :class:`KKTModel` of the last one)."""
+    from solvers.deep.barrier_path import Path, PathPoint
+    from solvers.deep.condensate import _evaluable
+    from solvers.deep.newton import solve_at, t_only
+    from solvers.deep.nonlinear import _prior_start
+    from solvers.progress import report
+
+    sizes = np.asarray(spec.class_sizes, dtype=np.float64)
+    lo, total = float(np.min(sizes)), float(np.sum(sizes))
+    P0 = total / lo
+    plain = DeepModel(spec.replace(sigma_a=spec.sigma_a * np.sqrt(total / P0)), sigmas, options, sizes=sizes / lo)
+    x = _prior_start(plain, spec.temperature)
+    inflate = options.inflate if options.inflate is not None else 1.5
+    props = plain.initial_proposals(x, inflate)
+    x = t_only(plain, x, props)
+    if x is None:
+        return Path(stopped="homotopy in P: the prior start at s = 1 does not solve"), None
+    model, x = kkt_model(plain, x, props, delta, truncated=truncated)
+    out = solve_at(model, x, props, log, f"KKT P = {P0:.4g}", rounds=2, tol=1e-9, jacobians=False)
+    if out is None:
+        return Path(stopped=f"homotopy in P: Newton failed at the start P = {P0:.4g}"), model
+    path = Path([PathPoint(P0, out[0], out[4], 0)])
+    model.safe_eval(out[0], out[4])
+    model.condensate.retrack()
+    step, fails = ratio, 0
+    while path.last.p < total * (1 - 1e-12):
+        P = min(total, path.last.p * step)
+        trial = scaled_kkt(model, spec, sizes * P / total)
+        x0 = path.last.x
+        if len(path.points) >= 2:
+            a, b = path.points[-2], path.points[-1]
+            x0 = b.x + (b.x - a.x) * np.log(P / b.p) / np.log(b.p / a.p)
+        if trial.safe_eval(x0, path.last.props) is None:
+            x0 = _evaluable(trial, x0, path.last.props, shrink=0.995, tries=60)
+        nit = log.iterations
+        out = None if x0 is None else solve_at(trial, x0, path.last.props, log, f"KKT P = {P:.4g}", rounds=2,
+                                               tol=1e-9, maxiter=25, jacobians=False)
+        if out is None:
+            fails += 1
+            if fails > halvings:
+                path.stopped = f"homotopy in P: Newton failed at P = {P:.4g}, last solved {path.last.p:.4g}"
+                return path, model
+            step = np.sqrt(step)
+            continue
+        props = out[4] if trial.safe_eval(out[0], out[4]) is not None else path.last.props
+        model, fails = trial, 0
+        model.safe_eval(out[0], props)
+        model.condensate.retrack()
+        path.points.append(PathPoint(P, out[0], props, log.iterations - nit))
+        if not report(progress, "homotopy in P (KKT)", len(path.points) - 1, None, p=P, iterations=log.iterations - nit):
+            path.stopped = f"homotopy in P: stopped by the caller at P = {P:.4g}"
+            return path, model
+        if log.iterations - nit <= 5:
+            step = min(step * 1.2, ratio)
+    return path, model
