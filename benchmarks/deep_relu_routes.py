@@ -19,7 +19,8 @@ q = 2 × growth rate) with the proposals the point solves with:
     PYTHONPATH=. python benchmarks/deep_relu_routes.py kkt --delta 0.003 --seeds 4 --qmc-final 15 --t-end 0.02
 
 * ``kkt``: the homotopy in P with both condensates as KKT unknowns (:func:`solvers.deep.complementarity.follow_sizes`,
-  smoothing ``--delta``), then δ → 0 at the target P, then the point re-solved with ``--seeds`` independent Sobol'
+  smoothing ``--delta``, the domain checks on), optionally δ → ``--delta-end`` with the truncated bulk, then the point
+  re-solved with ``--seeds`` independent Sobol'
   rules of 8 × 2^``--qmc-final`` points (their spread is the integration error), then continued down in T to
   ``--t-end`` (steps of a factor 0.8).
 """
@@ -148,7 +149,7 @@ def _kkt_summary(label, model, x, props) -> None:
           f"{np.round(model.multipliers(x), 4)} margins {np.array2string(1 - ev['q'], precision=2)}", flush=True)
 
 
-def kkt_route(spec, opt, delta, seeds, qmc_final, t_end) -> None:
+def kkt_route(spec, opt, delta, seeds, qmc_final, t_end, delta_end=None) -> None:
     from dataclasses import replace
 
     from solvers.deep.complementarity import KKTModel, follow_delta, follow_sizes
@@ -163,16 +164,18 @@ def kkt_route(spec, opt, delta, seeds, qmc_final, t_end) -> None:
         return
     x, props = path.last.x, path.last.props
     _kkt_summary(f"P = {path.last.p:.4g}, δ = {delta:g}", model, x, props)
-    model = KKTModel(spec, sig, opt, model.condensate.last, model.condensate.first, delta)  # truncated bulk
-    points, stopped = follow_delta(model, x, props, [delta / 3, delta / 10, 0.0], log)
-    print(stopped or "δ = 0 reached", flush=True)
-    if points:
-        x, props = points[-1][1], points[-1][2]
-        _kkt_summary(f"δ = {points[-1][0]:g}", model, x, props)
+    if delta_end is not None:  # δ → δ_end with the truncated bulk (KKTModel's default; fragile beyond q = 1)
+        model = KKTModel(spec, sig, opt, model.condensate.last, model.condensate.first, delta)
+        points, stopped = follow_delta(model, x, props, [delta_end], log)
+        print(stopped or f"δ = {delta_end:g} reached", flush=True)
+        if points:
+            x, props = points[-1][1], points[-1][2]
+            _kkt_summary(f"δ = {points[-1][0]:g}", model, x, props)
     obs = []
     for seed in range(seeds):
         o = replace(opt, seed=seed, qmc_log2n=qmc_final, qmc_log2n_max=max(qmc_final, opt.qmc_log2n_max))
-        kkt = KKTModel(spec, sig, o, model.condensate.last, model.condensate.first, model.delta)
+        kkt = KKTModel(spec, sig, o, model.condensate.last, model.condensate.first, model.delta,
+                       truncated=model.truncated)
         out = solve_at(kkt, x, props, log, f"seed {seed}, 8 × 2^{qmc_final}", rounds=3, tol=1e-9, jacobians=False)
         if out is None:
             continue
@@ -215,6 +218,7 @@ def main(argv=None) -> int:
     p.add_argument("--delta", type=float, default=0.003, help="kkt route: smoothing δ of the homotopy in P")
     p.add_argument("--seeds", type=int, default=4, help="kkt route: independent Sobol' seeds at the end")
     p.add_argument("--qmc-final", type=int, default=15, help="kkt route: log2 of the final Sobol' points per replicate")
+    p.add_argument("--delta-end", type=float, default=None, help="kkt route: then δ → this, truncated bulk")
     p.add_argument("--t-end", type=float, default=0.0, help="kkt route: continue down in T to this (0: no)")
     a = p.parse_args(argv)
     spec = ModelSpec(nonlinearity="relu", sigma_a=a.sigma_a, temperature=a.temperature,
@@ -228,7 +232,7 @@ def main(argv=None) -> int:
                                              **{**json.loads(a.options), **json.loads(a.switch_options)}))
                 shape_route(spec, opt, a.budget, a.needles, switch)
             elif a.route == "kkt":
-                kkt_route(spec, opt, a.delta, a.seeds, a.qmc_final, a.t_end)
+                kkt_route(spec, opt, a.delta, a.seeds, a.qmc_final, a.t_end, a.delta_end)
             else:
                 temperature_route(spec, opt, [float(v) for v in a.start_t.split(",")], a.temperature, a.ratio,
                                   a.first_layer_needles, a.budget)

@@ -28,7 +28,9 @@ is off on); that tail is what the condensate replaces. With ``truncated`` (the d
 their domain check (growth rate < 1/2), so the equations evaluate on both sides of q_j = 1: the forward-difference
 Jacobian and the integration rules' replicates then exist at margins far below their perturbations (at the paper's
 regime the first layer's margins are ~δ²/μ ~ 1e-6, while a Sobol' replicate moves its tilt by ~1e-2), and δ = 0 is
-allowed. Without it, a point with some q >= 1 does not evaluate (:class:`theory.domain_errors.OutsideDomain`) and
+allowed. Beyond q = 1 the truncated estimate grows with the nodes' reach, so proposals moment-matched to it can run
+away along the needle: hold the proposals (or re-match them only where every q < 1) when the truncated bulk is
+used. Without it, a point with some q >= 1 does not evaluate (:class:`theory.domain_errors.OutsideDomain`) and
 δ > 0 keeps every margin positive at the solution (s_j = δ²/μ_j).
 
 The maximisers are a fixed list per model (those with q above ``q_min`` at its construction, :func:`kkt_model`),
@@ -274,6 +276,48 @@ def follow_delta(model: KKTModel, x, props, deltas, log, label: str = "δ", halv
     return points, ""
 
 
+def refreshed(model: KKTModel, x, props, q_min: float = Q_MIN):
+    """(``model`` with the maximisers found afresh at ``x``, its x) or (``model``, ``x``) unchanged: the full searches
+    of both domains (:func:`kkt_model`'s selection, the first layer under the tilt with the readout's terms); a
+    maximiser within cosine 1e-6 of a tracked one keeps its multiplier, a new one starts on the central path
+    μ = δ²/(1 − q); tracked ones the searches no longer find are dropped (the maximisers of a domain change along a
+    homotopy: at small P the readout's are 111 and 011, at the paper's P the one-class ones)."""
+    ev = model.safe_eval(x, props)
+    if ev is None:
+        return model, x
+    t, ker = model.unpack(x)
+    R, delta_in, _ = _readout_layer(model, ker)
+    args = (t, model.spec.sigma_a, R, delta_in, model.sigmas[-1], model.sizes)
+    dom = condensate_directions(*args)
+    keep = (dom.q >= q_min) & np.array([_is_local_maximum(y, args) for y in dom.directions], dtype=bool)
+    new_sets, new_q = [dom.directions[keep]], [dom.q[keep]]
+    if model.L >= 2:
+        up = ev["layers"][1]
+        _, _, dirs, q = tilted_first_layer(up.kt_in, up.dt_in, model.sigmas[0], model.sizes)
+        new_sets.append(dirs[q >= q_min])
+        new_q.append(q[q >= q_min])
+    else:
+        new_sets.append(np.zeros((0, model.m)))
+        new_q.append(np.zeros(0))
+    old_sets = model.condensate.tracked
+    mu_old = model.multipliers(x)
+    old_mu = [mu_old[:len(old_sets[0])], mu_old[len(old_sets[0]):]]
+    same = all(len(a) == len(b) and (not len(a) or np.all(np.max(a @ b.T, axis=1) > 1 - 1e-6))
+               for a, b in zip(new_sets, old_sets))
+    if same:
+        return model, x
+    mu = []
+    for new, q, old, mo in zip(new_sets, new_q, old_sets, old_mu):
+        for y, qj in zip(new, q):
+            cos = old @ y if len(old) else np.zeros(0)
+            j = int(np.argmax(cos)) if len(cos) else -1
+            mu.append(mo[j] if j >= 0 and cos[j] > 1 - 1e-6 else model.delta**2 / max(1.0 - qj, model.delta))
+    out = KKTModel(model.spec, model.sigmas, model.opt, new_sets[0], new_sets[1], model.delta, sizes=model.sizes,
+                   truncated=model.truncated)
+    out.T = model.T
+    return out, out.with_multipliers(x, np.array(mu))
+
+
 def scaled_kkt(model: KKTModel, spec, sizes) -> KKTModel:
     """``model``'s equations (maximisers tracked from its last ones, same δ) at real class sizes ``sizes`` with
     σ_a² P as in ``spec`` (the paper's scaling; the homotopy in P of :func:`follow_sizes`)."""
@@ -325,7 +369,9 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
         x0 = path.last.x
         if len(path.points) >= 2:
             a, b = path.points[-2], path.points[-1]
-            x0 = b.x + (b.x - a.x) * np.log(P / b.p) / np.log(b.p / a.p)
+            nb = trial.n_base  # the secant on x; the multipliers (whose list may have changed) as solved
+            x0 = b.x.copy()
+            x0[:nb] += (b.x[:nb] - a.x[:nb]) * np.log(P / b.p) / np.log(b.p / a.p)
         if trial.safe_eval(x0, path.last.props) is None:
             x0 = _evaluable(trial, x0, path.last.props, shrink=0.995, tries=60)
         nit = log.iterations
@@ -342,6 +388,16 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
         model, fails = trial, 0
         model.safe_eval(out[0], props)
         model.condensate.retrack()
+        model, xr = refreshed(model, out[0], props)
+        if xr is not out[0]:  # the maximisers changed: re-solved with the new multipliers
+            again = solve_at(model, xr, props, log, f"KKT P = {P:.4g}, maximisers refreshed", rounds=2, tol=1e-9,
+                             maxiter=25, jacobians=False)
+            if again is None:
+                path.stopped = f"homotopy in P: Newton failed after the maximisers changed at P = {P:.4g}"
+                return path, model
+            out = again
+            model.safe_eval(out[0], props)
+            model.condensate.retrack()
         path.points.append(PathPoint(P, out[0], props, log.iterations - nit))
         if not report(progress, "homotopy in P (KKT)", len(path.points) - 1, None, p=P, iterations=log.iterations - nit):
             path.stopped = f"homotopy in P: stopped by the caller at P = {P:.4g}"
