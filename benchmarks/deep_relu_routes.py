@@ -16,6 +16,13 @@ q = 2 × growth rate) with the proposals the point solves with:
     PYTHONPATH=. python benchmarks/deep_relu_routes.py shape --needles --options '{"integrator": "qmc"}'
     PYTHONPATH=. python benchmarks/deep_relu_routes.py temperature --start-t 1.0 --options '{"integrator": "qmc"}' \
         --first-layer-needles
+    PYTHONPATH=. python benchmarks/deep_relu_routes.py kkt --delta 0.003 --seeds 4 --qmc-final 15 --t-end 0.02
+
+* ``kkt``: the homotopy in P with both condensates as KKT unknowns (:func:`solvers.deep.complementarity.follow_sizes`,
+  smoothing ``--delta``, the domain checks on), optionally δ → ``--delta-end`` with the truncated bulk, then the point
+  re-solved with ``--seeds`` independent Sobol'
+  rules of 8 × 2^``--qmc-final`` points (their spread is the integration error), then continued down in T to
+  ``--t-end`` (steps of a factor 0.8).
 """
 from __future__ import annotations
 
@@ -131,9 +138,72 @@ def temperature_route(spec, opt, starts, T_end, ratio, needles, budget) -> None:
     print(f"reached T = {T:.5g}", flush=True)
 
 
+def _kkt_summary(label, model, x, props) -> None:
+    ev = model.safe_eval(x, props)
+    if ev is None:
+        print(f"   {label}: does not evaluate", flush=True)
+        return
+    o = ev["obs"]
+    print(f"   {label}: f_cc {np.round(np.diag(ev['layers'][-1].outputs), 4)} U_cc {np.round(o[9:18:4], 4)} "
+          f"K_1 diag {np.round(o[18:21], 4)} K_2 diag {np.round(o[30:33], 4)} μ readout / first layer "
+          f"{np.round(model.multipliers(x), 4)} margins {np.array2string(1 - ev['q'], precision=2)}", flush=True)
+
+
+def kkt_route(spec, opt, delta, seeds, qmc_final, t_end, delta_end=None) -> None:
+    from dataclasses import replace
+
+    from solvers.deep.complementarity import KKTModel, follow_delta, follow_sizes
+
+    sig = layer_sigmas(spec, 2)
+    log = _Log()
+    path, model = follow_sizes(spec, sig, opt, delta, log)
+    for pt in path.points:
+        print(f"P = {pt.p:.4g} ({pt.iterations} Newton iterations)", flush=True)
+    print(path.stopped or f"reached P = {path.last.p:.4g}", flush=True)
+    if path.stopped:
+        return
+    x, props = path.last.x, path.last.props
+    _kkt_summary(f"P = {path.last.p:.4g}, δ = {delta:g}", model, x, props)
+    if delta_end is not None:  # δ → δ_end with the truncated bulk (KKTModel's default; fragile beyond q = 1)
+        model = KKTModel(spec, sig, opt, model.condensate.last, model.condensate.first, delta)
+        points, stopped = follow_delta(model, x, props, [delta_end], log)
+        print(stopped or f"δ = {delta_end:g} reached", flush=True)
+        if points:
+            x, props = points[-1][1], points[-1][2]
+            _kkt_summary(f"δ = {points[-1][0]:g}", model, x, props)
+    obs = []
+    for seed in range(seeds):
+        o = replace(opt, seed=seed, qmc_log2n=qmc_final, qmc_log2n_max=max(qmc_final, opt.qmc_log2n_max))
+        kkt = KKTModel(spec, sig, o, model.condensate.last, model.condensate.first, model.delta,
+                       truncated=model.truncated)
+        out = solve_at(kkt, x, props, log, f"seed {seed}, 8 × 2^{qmc_final}", rounds=3, tol=1e-9, jacobians=False)
+        if out is None:
+            continue
+        obs.append(np.concatenate([out[1]["obs"][:42], kkt.multipliers(out[0])]))
+        _kkt_summary(f"seed {seed}", kkt, out[0], out[4])
+    if len(obs) >= 2:
+        sd = np.std(obs, axis=0, ddof=1)
+        print(f"spread over {len(obs)} seeds (sd): f {np.max(sd[:9]):.1e}, U {np.max(sd[9:18]):.1e}, K_1 "
+              f"{np.max(sd[18:30]):.1e}, K_2 {np.max(sd[30:42]):.1e} (max over f, U, K: {np.max(sd[:42]):.1e}); "
+              f"multipliers {np.array2string(sd[42:], precision=2)}", flush=True)
+    T = spec.temperature
+    while t_end and T > t_end * (1 + 1e-12):
+        T = max(t_end, 0.8 * T)
+        model.T = T
+        out = solve_at(model, x, props, log, f"T = {T:.4g}", rounds=2, tol=1e-9, jacobians=False)
+        if out is None:
+            print(f"continuation in T: Newton failed at T = {T:.4g}", flush=True)
+            return
+        x = out[0]
+        props = out[4] if model.safe_eval(x, out[4]) is not None else props
+        model.safe_eval(x, props)
+        model.condensate.retrack()
+        _kkt_summary(f"T = {T:.4g}", model, x, props)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("route", choices=("shape", "temperature"))
+    p.add_argument("route", choices=("shape", "temperature", "kkt"))
     p.add_argument("--class-sizes", default="32,16,16")
     p.add_argument("--sigma-a", type=float, default=0.125)
     p.add_argument("--temperature", type=float, default=0.05, help="target T")
@@ -145,6 +215,11 @@ def main(argv=None) -> int:
     p.add_argument("--switch-options", default="{}", help="shape route: DeepOptions fields (JSON) from --switch-at on")
     p.add_argument("--options", default="{}", help="DeepOptions fields as JSON")
     p.add_argument("--budget", type=float, default=900.0, help="CPU seconds")
+    p.add_argument("--delta", type=float, default=0.003, help="kkt route: smoothing δ of the homotopy in P")
+    p.add_argument("--seeds", type=int, default=4, help="kkt route: independent Sobol' seeds at the end")
+    p.add_argument("--qmc-final", type=int, default=15, help="kkt route: log2 of the final Sobol' points per replicate")
+    p.add_argument("--delta-end", type=float, default=None, help="kkt route: then δ → this, truncated bulk")
+    p.add_argument("--t-end", type=float, default=0.0, help="kkt route: continue down in T to this (0: no)")
     a = p.parse_args(argv)
     spec = ModelSpec(nonlinearity="relu", sigma_a=a.sigma_a, temperature=a.temperature,
                      class_sizes=tuple(int(v) for v in a.class_sizes.split(",")))
@@ -156,6 +231,8 @@ def main(argv=None) -> int:
                     a.switch_at, DeepOptions(search=False, code_neurons=0,
                                              **{**json.loads(a.options), **json.loads(a.switch_options)}))
                 shape_route(spec, opt, a.budget, a.needles, switch)
+            elif a.route == "kkt":
+                kkt_route(spec, opt, a.delta, a.seeds, a.qmc_final, a.t_end, a.delta_end)
             else:
                 temperature_route(spec, opt, [float(v) for v in a.start_t.split(",")], a.temperature, a.ratio,
                                   a.first_layer_needles, a.budget)

@@ -132,7 +132,8 @@ def layer_needle_directions(oned: OneD, sizes, sigma: float, *, R_in=None, delta
 
 
 def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_in=None, delta_in=None,
-                   t=None, sigma_a=None, kt=None, dt=None, neurons: int = 0, rng=None, cache=None):
+                   t=None, sigma_a=None, kt=None, dt=None, neurons: int = 0, rng=None, cache=None,
+                   truncated: bool = False):
     """One layer's y-integral (:mod:`theory.deep_blocks`).
 
     Input kernel: ``R_in`` (k = R Rᵀ) and ``delta_in`` (m,), or both None for K_0 = I (layer 1).
@@ -141,7 +142,10 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
     Returns a :class:`LayerResult`; with ``neurons`` > 0 instead the class-mean activations
     (neurons × m) of that many neurons drawn from the layer's single-neuron measure
     (:func:`_sample_patterns`). ``cache``: a :class:`LayerCache` of this layer and rule (same results,
-    fewer node maps and φ evaluations across calls that share the proposal, ξ and s).
+    fewer node maps and φ evaluations across calls that share the proposal, ξ and s). ``truncated``: no check
+    that the integral exists (growth rate < 1/2); the result is then the rule's estimate, the integral over the
+    region its nodes cover (the bulk of a condensate, whose far tail the KKT terms carry:
+    :mod:`solvers.deep.complementarity`).
     """
     P = np.asarray(sizes, dtype=np.float64)
     m = len(P)
@@ -160,7 +164,7 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
     else:
         xi = np.zeros_like(u)
         s = np.full(m, sigma)
-    if oned.grows:
+    if oned.grows and not truncated:
         grow = _growth(oned, P, sigma, B, dtilt, s, R_in)
         if grow >= 0.5 * (1.0 - 1e-9):
             raise OutsideDomain(f"y-integral diverges: growth rate {grow:.4g} >= 1/2 (outside the domain)")

@@ -42,6 +42,7 @@ class DeepModel:
         self.alt_rules = [self._rule(d, alt=True) for d in self.dims]
         self.exact = self.oned.kind == "linear" and all(r.groups == 1 for r in self.rules)
         self._caches: dict = {}  # (layer, rule, 1-D nodes) → LayerCache
+        self.truncated = False  # True: the layer integrals without their domain check (solvers.deep.complementarity)
         self.condensate = (Barrier(options.condensate_epsilon, options.condensate_onset)  # outliers (None: none)
                            if self.oned.kind == "relu" and (options.condensate_epsilon or 0.0) > 0 else None)
 
@@ -116,7 +117,7 @@ class DeepModel:
             else:
                 kw.update(kt=kt, dt=dt)
             r = layer_integral(oned, self.sizes, self.sigmas[ell - 1], rules[ell - 1], proposals[ell - 1],
-                               cache=self.layer_cache(ell, rules[ell - 1], oned), **kw)
+                               cache=self.layer_cache(ell, rules[ell - 1], oned), truncated=self.truncated, **kw)
             if self.condensate is not None:  # outlier (KKT) terms of the last and first layers (solvers.deep.kkt)
                 r = self.condensate(self, ell, t, ker, r, kw)
             res[ell - 1] = r

@@ -1,0 +1,407 @@
+"""Both deep ReLU condensates as KKT unknowns: the class-block equations with the multipliers of the readout's and
+the first hidden layer's domain constraints solved for, by a smoothed Fischer–Burmeister complementarity
+(THEORY §4 condensate, §5 deep networks; :mod:`solvers.deep.kkt` for the terms).
+
+The deep ReLU saddle is a KKT point of the constraints q_j <= 1 of the last layer's readout domain (maximisers
+ŷ_j, :mod:`theory.deep_condensate`) and of the first layer's tilted domain (maximisers v_i,
+:func:`solvers.deep.kkt.tilted_first_layer`): multipliers μ_j >= 0 add, by Danskin's theorem at the tracked
+maximisers, exactly the terms of :mod:`solvers.deep.kkt` (f, U, k_L, k̃_{L-1}, δ̃_{L-1} for the readout's;
+k_1 += 2μ_1 ∂q_1/∂k̃_1, δ_1 likewise, for the first layer's), and log Z gains μ_j (q_j − 1). Here the μ are
+unknowns next to the packed x of :class:`solvers.deep.model.DeepModel`, and each carries the equation
+
+    φ_δ(μ_j, s_j) = μ_j + s_j − sqrt(μ_j² + s_j² + 2δ²) = 0,    s_j = 1 − q_j,
+
+whose zeros are exactly μ_j > 0, s_j > 0, μ_j s_j = δ² (δ > 0), and μ_j >= 0, s_j >= 0, μ_j s_j = 0 at δ = 0
+(Fischer, Optimization 24, 269 (1992); Kanzow, SIAM J. Matrix Anal. Appl. 17, 851 (1996) for the smoothing).
+So at δ² = ε the solution is the log barrier's central point of :class:`solvers.deep.kkt.Barrier` (μ = ε/(1 − q)),
+but the Jacobian is different: the barrier's μ = ε/(1 − q) has derivative μ²/ε in q, which the forward-difference
+Jacobian of the reduced system cannot resolve at small ε; here every entry stays bounded (|∂φ_δ/∂μ|,
+|∂φ_δ/∂s| <= 2, the terms linear in μ), so the path δ → 0 can be followed and, at fixed δ, a fold of the
+reduced system in a parameter is a regular turning point of this one.
+
+The bulk (the layer integrals of :func:`theory.deep_layer.layer_integral`) is truncated explicitly: each rule's
+estimate is the integral over the region its nodes cover (a tensor Gauss–Hermite rule of order n on a
+moment-matched Gaussian proposal reaches about sqrt(4n) proposal standard deviations; Sobol' points the
+proposal's tails and needle components of finite length), which omits the far tail of the needle along each active
+maximiser, of relative weight ~2^{−P_off} (1 − q)^{−1/2} at finite P (P_off the inputs of the classes the direction
+is off on); that tail is what the condensate replaces. With ``truncated`` (the default) the layer integrals skip
+their domain check (growth rate < 1/2), so the equations evaluate on both sides of q_j = 1: the forward-difference
+Jacobian and the integration rules' replicates then exist at margins far below their perturbations (at the paper's
+regime the first layer's margins are ~δ²/μ ~ 1e-6, while a Sobol' replicate moves its tilt by ~1e-2), and δ = 0 is
+allowed. Beyond q = 1 the truncated estimate grows with the nodes' reach, so proposals moment-matched to it can run
+away along the needle: hold the proposals (or re-match them only where every q < 1) when the truncated bulk is
+used. Without it, a point with some q >= 1 does not evaluate (:class:`theory.domain_errors.OutsideDomain`) and
+δ > 0 keeps every margin positive at the solution (s_j = δ²/μ_j).
+
+The maximisers are a fixed list per model (those with q above ``q_min`` at its construction, :func:`kkt_model`),
+each tracked from its last position at every evaluation (:func:`theory.deep_condensate.track_directions` for the
+readout's; the ascent of :func:`theory.domain.marginal_directions` from the previous v, nearest end, for the first
+layer's), so that the residual is a smooth function of (x, μ).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from solvers.deep.kkt import _first_layer_sums, _readout_layer, _tilt, condensate_terms, tilted_first_layer
+from solvers.deep.model import DeepModel
+from theory.deep_condensate import ReadoutDomain, condensate_directions, track_directions
+from theory.domain import marginal_directions
+from theory.domain_errors import OutsideDomain
+from theory.nonlinearities import get_nonlinearity
+
+__all__ = ["fischer_burmeister", "Multipliers", "KKTModel", "kkt_model", "Q_MIN"]
+
+#: maximisers with q below this at the model's construction get no multiplier
+Q_MIN = 0.5
+
+
+def fischer_burmeister(mu, s, delta: float):
+    """φ_δ(μ, s) = μ + s − sqrt(μ² + s² + 2δ²) (module docstring), elementwise; zero iff μ s = δ², μ, s > 0
+    (δ > 0), or the complementarity μ, s >= 0, μ s = 0 (δ = 0)."""
+    mu, s = np.asarray(mu, dtype=np.float64), np.asarray(s, dtype=np.float64)
+    return mu + s - np.sqrt(mu * mu + s * s + 2.0 * delta * delta)
+
+
+class Multipliers:
+    """The ``condensate`` hook of :class:`KKTModel`: the KKT terms of the readout's maximisers ``last`` (rows ŷ,
+    (k_L, 2m)) and the first layer's ``first`` (rows v, (k_1, m)) with the multipliers ``mu`` (k_L + k_1) set
+    before each evaluation; records the tracked margins s = 1 − q (``margins``) of that evaluation."""
+
+    def __init__(self, last, first, check: bool = True):
+        self.check = check  # raise OutsideDomain where a tracked q >= 1 (off for a truncated bulk)
+        self.last = np.asarray(last, dtype=np.float64).reshape(-1, 0 if last is None else np.shape(last)[-1])
+        self.first = np.asarray(first, dtype=np.float64).reshape(-1, 0 if first is None else np.shape(first)[-1])
+        self.mu = np.zeros(len(self.last) + len(self.first))
+        self.q = np.full(len(self.mu), np.nan)
+        self.tracked = [self.last.copy(), self.first.copy()]  # the maximisers of the last evaluation
+
+    def retrack(self) -> None:
+        """Track from the maximisers of the last evaluation from now on (between solves of a path)."""
+        self.last, self.first = (a.copy() for a in self.tracked)
+
+    @property
+    def margins(self) -> np.ndarray:
+        return 1.0 - self.q
+
+    def readout_domain(self, model, t, ker) -> ReadoutDomain:
+        """The readout maximisers tracked from the rows of ``last``, one each, in that order."""
+        R, delta, _ = _readout_layer(model, ker)
+        args = (t, model.spec.sigma_a, R, delta, model.sigmas[-1], model.sizes)
+        doms = [track_directions(y[None, :], *args) for y in self.last]
+        if any(len(d.q) != 1 for d in doms):
+            raise OutsideDomain("a readout maximiser of the condensate was lost while tracking")
+        return ReadoutDomain(*(np.concatenate([getattr(d, a) for d in doms]) for a in
+                               ("directions", "q", "readout", "xi", "h")), tuple(d.codes[0] for d in doms))
+
+    def first_layer(self, kt, dt, sigma, sizes):
+        """(B, A, directions (k_1, m), q (k_1,)) of the first layer's maximisers nearest the rows of ``first``."""
+        B, A = _tilt(kt, dt, sigma, len(sizes))
+        if np.any(A <= 0.0):
+            raise OutsideDomain("first layer's tilt: some A_c <= 0")
+        dirs, q = [], []
+        for v in self.first:
+            D, Q = marginal_directions(B / np.sqrt(A)[:, None], sizes, 1.0, sigma, get_nonlinearity("relu"),
+                                       n_random=0, warm=v[None, :])
+            if not len(Q):
+                raise OutsideDomain("a first-layer maximiser of the condensate was lost while tracking")
+            i = int(np.argmax(D @ v))
+            dirs.append(D[i])
+            q.append(Q[i])
+        return B, A, np.array(dirs).reshape(-1, len(sizes)), np.array(q)
+
+    def __call__(self, model, ell, t, ker, r, kw):
+        """Layer ``ell``'s result ``r`` with its condensate terms (module docstring)."""
+        kL = len(self.last)
+        if ell == model.L and kL:
+            dom = self.readout_domain(model, t, ker)
+            self._check(dom.q, "readout")
+            self.q[:kL] = dom.q
+            self.tracked[0] = dom.directions
+            mu = self.mu[:kL]
+            R, delta, hidden = _readout_layer(model, ker)
+            c = condensate_terms(dom, mu, t, model.spec.sigma_a, R, delta, model.sigmas[-1], model.sizes, hidden)
+            upd = dict(log_z=r.log_z + float(mu @ (dom.q - 1.0)), outputs=r.outputs + c.outputs,
+                       readout_moment=r.readout_moment + c.readout_moment, k=r.k + c.kernel)
+            if c.kt is not None:
+                upd.update(kt_in=r.kt_in + c.kt, dt_in=r.dt_in + c.dt)
+            return replace(r, **upd)
+        if ell == 1 and model.L >= 2 and len(self.first):
+            B, A, dirs, q = self.first_layer(kw["kt"], kw["dt"], model.sigmas[0], model.sizes)
+            self._check(q, "first layer's")
+            self.q[kL:] = q
+            self.tracked[1] = dirs
+            mu = self.mu[kL:]
+            dk, dd = _first_layer_sums(B, A, model.sigmas[0], model.sizes, dirs, q, mu)
+            return replace(r, k=r.k + dk, delta=r.delta + dd, log_z=r.log_z + float(mu @ (q - 1.0)))
+        return r
+
+    def _check(self, q, which):
+        if self.check and np.max(q, initial=-np.inf) >= 1.0:
+            raise OutsideDomain(f"{which} domain: q = {np.max(q):.6g} >= 1")
+
+
+class KKTModel(DeepModel):
+    """The deep equations with the multipliers as unknowns (module docstring): x = (the packed x of
+    :class:`solvers.deep.model.DeepModel`, μ of the readout's maximisers, μ of the first layer's), residual =
+    (the deep residual with the condensate terms, φ_δ(μ_j, 1 − q_j)). ``delta`` is the smoothing δ >= 0;
+    ``truncated``: the bulk's layer integrals without their domain check (module docstring)."""
+
+    def __init__(self, spec, sigmas, options, last, first, delta: float, sizes=None, truncated: bool = True):
+        super().__init__(spec, sigmas, replace(options, condensate_epsilon=0.0), sizes=sizes)
+        if self.oned.kind != "relu":
+            raise ValueError(f"KKTModel: the condensate is the ReLU's, not {spec.nonlinearity!r}'s")
+        if not delta >= 0.0:
+            raise ValueError(f"KKTModel: delta must be >= 0, got {delta!r}")
+        self.delta = float(delta)
+        self.condensate = Multipliers(last, first, check=not truncated)
+        self.truncated = bool(truncated)
+        self.n_base = self.n
+        self.n_mu = len(self.condensate.mu)
+        self.n = self.n_base + self.n_mu
+
+    def multipliers(self, x) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64)[self.n_base:self.n]
+
+    def with_multipliers(self, x_base, mu) -> np.ndarray:
+        return np.concatenate([np.asarray(x_base, dtype=np.float64)[:self.n_base], np.asarray(mu, dtype=np.float64)])
+
+    def evaluate(self, x, proposals, rules=None, oned=None):
+        x = np.asarray(x, dtype=np.float64)
+        hook = self.condensate
+        hook.mu = x[self.n_base:self.n].copy()
+        hook.q[:] = np.nan
+        ev = super().evaluate(x[:self.n_base], proposals, rules=rules, oned=oned)
+        comp = fischer_burmeister(hook.mu, hook.margins, self.delta)
+        ev["residual"] = np.concatenate([ev["residual"], comp])
+        ev["obs"] = np.concatenate([ev["obs"], hook.mu])
+        ev["q"] = hook.q.copy()
+        return ev
+
+    def kernel_coords(self, x):
+        return super().kernel_coords(np.asarray(x)[:self.n_base])
+
+
+def _is_local_maximum(y, args, size: float = 1e-3, tries: int = 4) -> bool:
+    """Whether the ascent of :func:`theory.deep_condensate.track_directions` from random perturbations of size
+    ``size`` around ``y`` returns to ``y`` (cosine > 1 − 1e-6): a local maximum of the readout domain, not a
+    stationary saddle (which :func:`theory.deep_condensate.condensate_directions` also keeps), whose tracking
+    would jump to another maximiser under small changes of the unknowns."""
+    rng = np.random.default_rng(0)
+    for _ in range(tries):
+        d = track_directions(y + size * rng.standard_normal(len(y)), *args).directions
+        if len(d) != 1 or float(d[0] @ y) < 1.0 - 1e-6:
+            return False
+    return True
+
+
+def kkt_model(model: DeepModel, x, props, delta: float, q_min: float = Q_MIN, sizes=None, fit: bool = True,
+              truncated: bool = True):
+    """(a :class:`KKTModel` of ``model``'s spec, σ's and options with smoothing ``delta``, its start x) at the
+    solved (or barrier) point ``x`` of ``model``: the readout's and the first layer's maximisers with q >= ``q_min``
+    there get multipliers, started at :func:`fitted_multipliers` (``fit``) or on the central path μ = δ²/(1 − q)
+    (0 at δ = 0)."""
+    x = np.asarray(x, dtype=np.float64)[:model.n if not isinstance(model, KKTModel) else model.n_base]
+    t, ker = model.unpack(x)
+    R, delta_in, _ = _readout_layer(model, ker)
+    args = (t, model.spec.sigma_a, R, delta_in, model.sigmas[-1], model.sizes)
+    dom = condensate_directions(*args)
+    keep = (dom.q >= q_min) & np.array([_is_local_maximum(y, args) for y in dom.directions], dtype=bool)
+    last = dom.directions[keep]
+    first = np.zeros((0, model.m))
+    if model.L >= 2:
+        ev = model.safe_eval(x, props)
+        if ev is None:
+            raise OutsideDomain("kkt_model: the start does not evaluate")
+        up = ev["layers"][1]
+        _, _, dirs, q = tilted_first_layer(up.kt_in, up.dt_in, model.sigmas[0], model.sizes)
+        first = dirs[q >= q_min]
+    kkt = KKTModel(model.spec, model.sigmas, model.opt, last, first, delta,
+                   sizes=model.sizes if sizes is None else sizes, truncated=truncated)
+    q = np.concatenate([dom.q[keep], q[q >= q_min] if model.L >= 2 else np.zeros(0)])
+    if fit:
+        return kkt, kkt.with_multipliers(x, fitted_multipliers(kkt, x, props))
+    mu = delta**2 / np.maximum(1.0 - q, 1e-300) if delta > 0 else np.zeros(len(q))
+    return kkt, kkt.with_multipliers(x, mu)
+
+
+def fitted_multipliers(model: KKTModel, x, props) -> np.ndarray:
+    """The multipliers μ >= 0 that minimise ||r(x, μ)||₂ over the deep residual r at fixed x (non-negative least
+    squares): r is affine in μ at fixed x (the terms are linear in μ, the maximisers do not depend on it, except the
+    first layer's through the tilt when the readout's μ change it), so k + 1 evaluations give it. A start for
+    Newton far better than the central path's δ²/(1 − q) when x is not yet a KKT point."""
+    from scipy.optimize import nnls
+
+    x = np.asarray(x, dtype=np.float64)[:model.n_base]
+    k = model.n_mu
+    ev0 = model.safe_eval(model.with_multipliers(x, np.zeros(k)), props)
+    if ev0 is None:
+        raise OutsideDomain("fitted_multipliers: the start does not evaluate")
+    nb = len(ev0["residual"]) - k
+    cols = []
+    for j in range(k):
+        ev = model.safe_eval(model.with_multipliers(x, np.eye(k)[j]), props)
+        cols.append(np.zeros(nb) if ev is None else ev["residual"][:nb] - ev0["residual"][:nb])
+    return nnls(np.array(cols).T.reshape(nb, k), -ev0["residual"][:nb])[0]
+
+
+def follow_delta(model: KKTModel, x, props, deltas, log, label: str = "δ", halvings: int = 4, rounds: int = 2):
+    """Follow the KKT point of ``model`` through the smoothings ``deltas`` (in order, e.g. decreasing to the
+    complementarity δ → 0) from the point (``x``, ``props``) solved at ``model.delta``: each δ solved by
+    :func:`solvers.deep.newton.solve_at` from the last solved point (the maximisers re-tracked from there), a
+    failed δ replaced by the geometric midpoint with the last solved δ up to ``halvings`` times in a row.
+    Returns ([(δ, x, proposals, Newton iterations)] of the solved points, '' or where it stopped)."""
+    from solvers.deep.newton import solve_at
+
+    points, todo, fails = [], [float(d) for d in deltas], 0
+    last = model.delta
+    while todo:
+        d = todo[0]
+        model.delta = d
+        nit = log.iterations
+        out = solve_at(model, x, props, log, f"{label} = {d:.3g}", rounds=rounds, tol=1e-9, jacobians=False)
+        if out is None:
+            model.delta = last
+            fails += 1
+            if fails > halvings:
+                return points, f"{label}: Newton failed at {d:.3g}, last solved {last:.3g}"
+            todo.insert(0, float(np.sqrt(last * d)) if last > 0 and d > 0 else 0.5 * (last + d))
+            continue
+        x, props, fails, last = out[0], out[4], 0, d
+        todo.pop(0)
+        model.safe_eval(x, props)
+        model.condensate.retrack()
+        points.append((d, x, props, log.iterations - nit))
+    return points, ""
+
+
+def refreshed(model: KKTModel, x, props, q_min: float = Q_MIN):
+    """(``model`` with the maximisers found afresh at ``x``, its x) or (``model``, ``x``) unchanged: the full searches
+    of both domains (:func:`kkt_model`'s selection, the first layer under the tilt with the readout's terms); a
+    maximiser within cosine 1e-6 of a tracked one keeps its multiplier, a new one starts on the central path
+    μ = δ²/(1 − q); tracked ones the searches no longer find are dropped (the maximisers of a domain change along a
+    homotopy: at small P the readout's are 111 and 011, at the paper's P the one-class ones)."""
+    ev = model.safe_eval(x, props)
+    if ev is None:
+        return model, x
+    t, ker = model.unpack(x)
+    R, delta_in, _ = _readout_layer(model, ker)
+    args = (t, model.spec.sigma_a, R, delta_in, model.sigmas[-1], model.sizes)
+    dom = condensate_directions(*args)
+    keep = (dom.q >= q_min) & np.array([_is_local_maximum(y, args) for y in dom.directions], dtype=bool)
+    new_sets, new_q = [dom.directions[keep]], [dom.q[keep]]
+    if model.L >= 2:
+        up = ev["layers"][1]
+        _, _, dirs, q = tilted_first_layer(up.kt_in, up.dt_in, model.sigmas[0], model.sizes)
+        new_sets.append(dirs[q >= q_min])
+        new_q.append(q[q >= q_min])
+    else:
+        new_sets.append(np.zeros((0, model.m)))
+        new_q.append(np.zeros(0))
+    old_sets = model.condensate.tracked
+    mu_old = model.multipliers(x)
+    old_mu = [mu_old[:len(old_sets[0])], mu_old[len(old_sets[0]):]]
+    same = all(len(a) == len(b) and (not len(a) or np.all(np.max(a @ b.T, axis=1) > 1 - 1e-6))
+               for a, b in zip(new_sets, old_sets))
+    if same:
+        return model, x
+    mu = []
+    for new, q, old, mo in zip(new_sets, new_q, old_sets, old_mu):
+        for y, qj in zip(new, q):
+            cos = old @ y if len(old) else np.zeros(0)
+            j = int(np.argmax(cos)) if len(cos) else -1
+            mu.append(mo[j] if j >= 0 and cos[j] > 1 - 1e-6 else model.delta**2 / max(1.0 - qj, model.delta))
+    out = KKTModel(model.spec, model.sigmas, model.opt, new_sets[0], new_sets[1], model.delta, sizes=model.sizes,
+                   truncated=model.truncated)
+    out.T = model.T
+    return out, out.with_multipliers(x, np.array(mu))
+
+
+def scaled_kkt(model: KKTModel, spec, sizes) -> KKTModel:
+    """``model``'s equations (maximisers tracked from its last ones, same δ) at real class sizes ``sizes`` with
+    σ_a² P as in ``spec`` (the paper's scaling; the homotopy in P of :func:`follow_sizes`)."""
+    P, Ps = float(np.sum(spec.class_sizes)), float(np.sum(sizes))
+    return KKTModel(spec.replace(sigma_a=spec.sigma_a * np.sqrt(P / Ps)), model.sigmas, model.opt,
+                    model.condensate.last, model.condensate.first, model.delta, sizes=sizes,
+                    truncated=model.truncated)
+
+
+def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, halvings: int = 6,
+                 progress=None, truncated: bool = False):
+    """The homotopy in P of the deep search (``_Search.from_small_p`` in :mod:`solvers.deep.nonlinear`: class sizes
+    s·P_c/min P_c at fixed σ_a² P, from s = 1 to the spec's sizes) with both condensates as KKT unknowns from the
+    start (smoothing ``delta``; the maximisers with q >= :data:`Q_MIN` at s = 1, where no constraint is active, are
+    the ones tracked): each step from the secant predictor in log s, t shrunk by 0.5 % steps if that leaves a
+    domain, corrected by :func:`solvers.deep.newton.solve_at`; a step that took at most 5 Newton iterations lets
+    the ratio grow by 1.2 (at most ``ratio``), a failed step is halved in log s up to ``halvings`` times in a row.
+    ``progress`` (:mod:`solvers.progress`) gets each solved P. ``truncated``: the bulk without its domain checks
+    (:class:`KKTModel`); off by default here, because far from a KKT point the truncated bulk beyond q = 1 is
+    huge rather than refused and misleads the line search. Returns (:class:`solvers.deep.barrier_path.Path`
+    of the solved points, p = P, and the :class:`KKTModel` of the last one)."""
+    from solvers.deep.barrier_path import Path, PathPoint
+    from solvers.deep.condensate import _evaluable
+    from solvers.deep.newton import solve_at, t_only
+    from solvers.deep.nonlinear import _prior_start
+    from solvers.progress import report
+
+    sizes = np.asarray(spec.class_sizes, dtype=np.float64)
+    lo, total = float(np.min(sizes)), float(np.sum(sizes))
+    P0 = total / lo
+    plain = DeepModel(spec.replace(sigma_a=spec.sigma_a * np.sqrt(total / P0)), sigmas, options, sizes=sizes / lo)
+    x = _prior_start(plain, spec.temperature)
+    inflate = options.inflate if options.inflate is not None else 1.5
+    props = plain.initial_proposals(x, inflate)
+    x = t_only(plain, x, props)
+    if x is None:
+        return Path(stopped="homotopy in P: the prior start at s = 1 does not solve"), None
+    model, x = kkt_model(plain, x, props, delta, truncated=truncated)
+    out = solve_at(model, x, props, log, f"KKT P = {P0:.4g}", rounds=2, tol=1e-9, jacobians=False)
+    if out is None:
+        return Path(stopped=f"homotopy in P: Newton failed at the start P = {P0:.4g}"), model
+    path = Path([PathPoint(P0, out[0], out[4], 0)])
+    model.safe_eval(out[0], out[4])
+    model.condensate.retrack()
+    step, fails = ratio, 0
+    while path.last.p < total * (1 - 1e-12):
+        P = min(total, path.last.p * step)
+        trial = scaled_kkt(model, spec, sizes * P / total)
+        x0 = path.last.x
+        if len(path.points) >= 2:
+            a, b = path.points[-2], path.points[-1]
+            nb = trial.n_base  # the secant on x; the multipliers (whose list may have changed) as solved
+            x0 = b.x.copy()
+            x0[:nb] += (b.x[:nb] - a.x[:nb]) * np.log(P / b.p) / np.log(b.p / a.p)
+        if trial.safe_eval(x0, path.last.props) is None:
+            x0 = _evaluable(trial, x0, path.last.props, shrink=0.995, tries=60)
+        nit = log.iterations
+        out = None if x0 is None else solve_at(trial, x0, path.last.props, log, f"KKT P = {P:.4g}", rounds=2,
+                                               tol=1e-9, maxiter=25, jacobians=False)
+        if out is None:
+            fails += 1
+            if fails > halvings:
+                path.stopped = f"homotopy in P: Newton failed at P = {P:.4g}, last solved {path.last.p:.4g}"
+                return path, model
+            step = np.sqrt(step)
+            continue
+        props = out[4] if trial.safe_eval(out[0], out[4]) is not None else path.last.props
+        model, fails = trial, 0
+        model.safe_eval(out[0], props)
+        model.condensate.retrack()
+        model, xr = refreshed(model, out[0], props)
+        if xr is not out[0]:  # the maximisers changed: re-solved with the new multipliers
+            again = solve_at(model, xr, props, log, f"KKT P = {P:.4g}, maximisers refreshed", rounds=2, tol=1e-9,
+                             maxiter=25, jacobians=False)
+            if again is None:
+                path.stopped = f"homotopy in P: Newton failed after the maximisers changed at P = {P:.4g}"
+                return path, model
+            out = again
+            model.safe_eval(out[0], props)
+            model.condensate.retrack()
+        path.points.append(PathPoint(P, out[0], props, log.iterations - nit))
+        if not report(progress, "homotopy in P (KKT)", len(path.points) - 1, None, p=P, iterations=log.iterations - nit):
+            path.stopped = f"homotopy in P: stopped by the caller at P = {P:.4g}"
+            return path, model
+        if log.iterations - nit <= 5:
+            step = min(step * 1.2, ratio)
+    return path, model
