@@ -11,9 +11,9 @@ from theory.spec import ModelSpec, SpecError, class_labels
 from validation.deep_chain import run_deep_chain
 from validation.deep_network import DeepNetwork
 from validation.deep_observables import class_mean_activations
-from validation.deep_outliers import LastLayerOutliers
+from validation.deep_outliers import LastLayerOutliers, hidden_layer_row
 from validation.deep_planted import plant_sparse, planted_shares, readout_posterior_mean
-from validation.deep_relaxation import relaxation_chain, summarise_relaxation
+from validation.deep_relaxation import relaxation_chain, relaxation_pair, summarise_relaxation
 from validation.deep_sampler import deep_collapsed_sweep
 from validation.outlier_moves import PairMarginal, selection_logprob
 from validation.sparse import outlier_stats
@@ -134,6 +134,36 @@ def test_relaxation_driver_runs_both_sides():
     assert s["planted"]["windows"][0]["share"][0] > s["prior"]["windows"][0]["share"][0]
     assert len(s["rhat_rows_both_sides"]) == 5 and set(s["gap"]) == {"count", "share", "top_share"}
     assert s["prior"]["chains"] == s["planted"]["chains"] == 2 and len(s["planted"]["f_cc"]) == 3
+
+
+def test_relaxation_driver_with_the_exact_moves_records_the_lower_layer():
+    """With last-layer class-contrast reflections, layer moves and layer pair rotations, both sides report
+    each move's acceptance, the lower layer's outlier rows and the last layer's extremes;
+    :func:`summarise_relaxation` gives R̂ per group (f, U, K1, K2) and the lower layer's summary."""
+    chains = [c for seed in (0, 1000) for c in relaxation_pair(SPEC, 20, 2, seed, sweeps=8, pre=4, moves=2, every=2,
+                                                                contrast_reflections=3, layer_moves=1, layer_pairs=2,
+                                                                lower=True)]
+    for c in chains:
+        assert {m["kind"] for m in c["layer_moves"]["moves"]} == {"pcn", "contrast", "pair"}
+        assert c["reflections"]["contrast"]["attempts"] == 24 and c["layer_moves"]["update_error"] < 1e-8
+        assert len(c["extremes"]) == len(c["lower_rows"]) == 4 and len(c["lower_rows"][0]) == 1
+    s = summarise_relaxation(chains, 3, 2)
+    assert set(s["prior"]["rhat_groups"]) == {"f", "U", "K1", "K2"}
+    low = s["planted"]["lower"]
+    assert len(low["extremes"]) == 2 and low["layers"][0]["layer"] == 1 and len(low["layers"][0]["row"]) == 6
+
+
+def test_hidden_layer_row_counts_outliers_codes_and_kernel_shares():
+    """One neuron with activation 10 on the inputs of class 1 only among a bulk of ones: one outlier, code
+    100 (bit 0), largest class-mean activation 10/√N, and its share of class 1's kernel diagonal
+    2·100/(2·100 + 19·2)."""
+    phi = np.ones((20, 4))
+    phi[3] = [10.0, 10.0, 0.0, 0.0]
+    row, codes = hidden_layer_row(phi, (2, 1, 1))
+    assert row[0] == 1 and codes == [1]
+    assert row[1] == pytest.approx(10 / math.sqrt(20))
+    assert row[3:] == pytest.approx([200 / 238, 0.0, 0.0])
+    assert row[2] == pytest.approx(200 / (200 + 19 * 4))  # the top ⌈0.05·20⌉ = 1 neuron of tr K
 
 
 @pytest.mark.slow
