@@ -184,3 +184,25 @@ def test_planted_sparse_last_layer_relaxes_to_the_prior_start_composition():
     assert start > planted and planted < 0.45
     assert abs(planted - prior) < 0.15
     assert abs(s["gap"]["top_share"]) < 0.1 and s["planted"]["kept"]["top_share"] < 0.5
+
+
+@pytest.mark.slow
+def test_deep_relu_first_layer_condenses_and_the_last_layer_stays_analog_with_the_exact_moves():
+    """Paper's regime (ReLU, L = 2, classes 32,16,16, σ_a = 0.125, T = 0.05), N = 100, two prior-start chains of
+    800 sweeps after a 300-sweep pre-chain, with every exact move that applies to ReLU: 20 last-layer pair
+    rotations and 400 class-contrast reflections, one pass of layer-1 moves (pCN, class-contrast) and 20 layer-1
+    pair rotations per sweep (docs/devlog.md, dval9). Over the last half: the first hidden layer holds exactly
+    one outlier per class (codes 100, 010, 001), its class-mean activation 0.65–0.85 √N (measured 0.74–0.75),
+    carrying over 0.4 of class 2's and 3's kernel diagonal (measured 0.47–0.51) and 0.15–0.35 of class 1's
+    (0.23–0.26): a condensate. The last hidden layer stays analog with a tail: top-5 % output share below the
+    sparse label's 1/2 (measured 0.36–0.37) and largest readout below 0.4 √N (0.23–0.25)."""
+    spec = ModelSpec("relu", class_sizes=(32, 16, 16), sigma_a=0.125, temperature=0.05)
+    chains = [c for seed in (0, 1000) for c in relaxation_pair(spec, 100, 2, seed, ("prior",), sweeps=800, pre=300,
+                                                                moves=20, contrast_reflections=400, layer_moves=1,
+                                                                layer_pairs=20, lower=True)]
+    low = summarise_relaxation(chains, 3, 2)["prior"]
+    first = low["lower"]["layers"][0]
+    count, largest, _, share1, share2, share3 = first["row"]
+    assert count == pytest.approx(3.0, abs=0.1) and set(first["code_fractions"]) == {"100", "010", "001"}
+    assert 0.65 < largest < 0.85 and min(share2, share3) > 0.4 and 0.15 < share1 < 0.35
+    assert low["kept"]["top_share"] < 0.5 and low["lower"]["extremes"][0] < 0.4
