@@ -2,8 +2,10 @@
 
 Runs, at each width, ``--chains`` seeds × {prior, planted} chains of the deep ReLU network in the
 paper's regime (default: L = 2, classes 32,16,16, σ_a = 0.125, T = 0.05, orthogonal inputs) with
-``--moves`` last-layer pair rotations per sweep, and writes the summary (and, with ``--raw``, the
-records) as JSON.
+``--moves`` last-layer pair rotations per sweep (and, if asked, ``--contrast-reflections`` last-layer
+class-contrast reflections, ``--layer-moves`` passes of the lower layers' moves and ``--layer-pairs`` pair
+rotations of the lower layers per sweep; ``--lower`` records the lower layers' outliers), and writes the
+summary (and, with ``--raw``, the records) as JSON.
 
     PYTHONPATH=. python benchmarks/deep_relu_relaxation.py --widths 100 --chains 4 --sweeps 3000 --jobs 2 \
         --out /tmp/relax_100.json
@@ -41,6 +43,11 @@ def main(argv=None) -> int:
     p.add_argument("--moves", type=int, default=20)
     p.add_argument("--share", type=float, default=0.8)
     p.add_argument("--per-class", type=int, default=1)
+    p.add_argument("--contrast-reflections", type=int, default=0)
+    p.add_argument("--layer-moves", type=int, default=0)
+    p.add_argument("--layer-pairs", type=int, default=0)
+    p.add_argument("--lower", action="store_true")
+    p.add_argument("--seeds", default=None, help="comma-separated chain indices c (seed 1000 c; default 0..chains-1)")
     p.add_argument("--kinds", default=",".join(KINDS))
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--out", default=None)
@@ -50,10 +57,13 @@ def main(argv=None) -> int:
         p.error(f"--sweeps must be >= {4 * RECORD_EVERY} (4 records of one per {RECORD_EVERY} sweeps; got {a.sweeps})")
     spec_kw = dict(nonlinearity="relu", class_sizes=tuple(int(x) for x in a.class_sizes.split(",")),
                    sigma_a=a.sigma_a, temperature=a.temperature)
-    kw = dict(sweeps=a.sweeps, pre=a.pre, moves=a.moves, share=a.share, per_class=a.per_class)
+    kw = dict(sweeps=a.sweeps, pre=a.pre, moves=a.moves, share=a.share, per_class=a.per_class,
+              contrast_reflections=a.contrast_reflections, layer_moves=a.layer_moves, layer_pairs=a.layer_pairs,
+              lower=a.lower)
+    seeds = [int(c) for c in a.seeds.split(",")] if a.seeds else list(range(a.chains))
     report = {"spec": spec_kw, "layers": a.layers, "settings": kw, "chains": a.chains, "per_width": []}
     for width in (int(x) for x in a.widths.split(",")):
-        tasks = [(spec_kw, width, a.layers, 1000 * c, tuple(a.kinds.split(",")), kw) for c in range(a.chains)]
+        tasks = [(spec_kw, width, a.layers, 1000 * c, tuple(a.kinds.split(",")), kw) for c in seeds]
         t0 = time.perf_counter()
         with ProcessPoolExecutor(max_workers=a.jobs) as ex:
             chains = [chain for pair in ex.map(_task, tasks) for chain in pair]

@@ -10,6 +10,12 @@ the same random numbers:
 * ``"planted"``: from θ₀ with ``per_class`` one-class outliers per class carrying the share ``share``
   of each class's output (:func:`validation.deep_planted.plant_sparse`).
 
+Optionally both chains (and the pre-chain, from its sweep ``pre // 2`` on, as in ``validate``) also get
+``contrast_reflections`` last-layer class-contrast reflections per sweep (:mod:`validation.reflections`)
+and ``layer_moves`` passes of the moves of every layer below the last at fixed next-layer preactivations
+(:mod:`validation.layer_moves`: pCN, class-contrast reflections, sign flips where φ has the symmetry, and
+``layer_pairs`` pair rotations per sweep, :mod:`validation.layer_pairs`), all exact for any φ.
+
 Every ``every`` sweeps the last layer's outliers (readout norm > 4 × median) are recorded: their
 number, codes and share of each correct-class output, and the top-5 % output share; every sweep the
 observables f, U, K_ℓ (:mod:`validation.deep_observables`). If the planted chains decay to the
@@ -32,6 +38,8 @@ from .deep_observables import split_vector
 from .deep_outliers import LastLayerOutliers
 from .deep_planted import plant_sparse
 from .diagnostics import ess, rhat_rank
+from .layer_moves import LayerMoves
+from .reflections import Reflections
 
 __all__ = ["KINDS", "RECORD_EVERY", "relaxation_pair", "relaxation_chain", "summarise_relaxation"]
 
@@ -42,17 +50,42 @@ KINDS = ("prior", "planted")
 RECORD_EVERY = 10
 
 
+def _hooks(spec, layers, moves, every, contrasts, passes, pairs, start, lower):
+    """(the outlier recorder, the hook chain: layer moves → last-layer contrast reflections → recorder)."""
+    record = LastLayerOutliers(moves, every=every, lower=lower)
+    hook = Reflections(0, spec.nonlinearity, after=record, contrasts=contrasts, contrast_from=start) if contrasts \
+        else record
+    if passes or pairs:
+        hook = LayerMoves(passes, layers, spec.nonlinearity, after=hook, start=start, pairs=pairs)
+    return record, hook
+
+
+def _move_summaries(hook) -> dict:
+    """The acceptance blocks of the exact moves in the hook chain ("layer_moves", "reflections")."""
+    out = {}
+    while hook is not None and not isinstance(hook, LastLayerOutliers):
+        out["layer_moves" if isinstance(hook, LayerMoves) else "reflections"] = hook.summary()
+        hook = hook.after
+    return out
+
+
 def relaxation_pair(spec: ModelSpec, width: int, layers: int, seed: int, kinds=KINDS, *, sweeps: int = 3000,
                     pre: int = 300, moves: int = 20, share: float = 0.8, per_class: int = 1,
-                    every: int = RECORD_EVERY) -> list:
+                    every: int = RECORD_EVERY, contrast_reflections: int = 0, layer_moves: int = 0,
+                    layer_pairs: int = 0, lower: bool = False) -> list:
     """The chains of the module docstring for one seed, one per kind in ``kinds``, continued from one
     pre-chain; each a dict {"kind", "seed", "rows" (count, top share, share_c per record), "codes" (outlier
     code counts), "draws" (sweeps × observables), "acceptance", "pair_acceptance", "planted" (the planted
-    neurons, or None), "step_size", "cpu_seconds" (its continuation plus an equal part of the pre-chain)}."""
+    neurons, or None), "step_size", "cpu_seconds" (its continuation plus an equal part of the pre-chain)},
+    with ``lower`` also "extremes", "lower_rows" and "lower_codes" (:class:`LastLayerOutliers`), and the
+    acceptance blocks "layer_moves" / "reflections" of the moves asked for."""
     kinds = tuple(check_choice("kind", k, KINDS) for k in kinds)
     check_int("pre", pre, 1)
+    opts = dict(contrasts=check_int("contrast_reflections", contrast_reflections, 0),
+                passes=check_int("layer_moves", layer_moves, 0), pairs=check_int("layer_pairs", layer_pairs, 0))
     t0 = time.process_time()
-    pre_run = run_deep_chain(spec, width, layers, pre + 1, pre, seed=seed, after_sweep=LastLayerOutliers(moves))
+    pre_run = run_deep_chain(spec, width, layers, pre + 1, pre, seed=seed,
+                             after_sweep=_hooks(spec, layers, moves, every, start=pre // 2, lower=False, **opts)[1])
     pre_cpu = (time.process_time() - t0) / max(len(kinds), 1)
     out = []
     for kind in kinds:
@@ -62,14 +95,15 @@ def relaxation_pair(spec: ModelSpec, width: int, layers: int, seed: int, kinds=K
             net = DeepNetwork(spec, width, layers)
             planted = plant_sparse(np.random.default_rng([seed, width, 17]), net, theta, share, per_class)
             theta = planted.theta
-        hook = LastLayerOutliers(moves, every=every)
+        record, hook = _hooks(spec, layers, moves, every, start=0, lower=lower, **opts)
         run = run_deep_chain(spec, width, layers, sweeps, 0, seed=seed + 1, step_size=pre_run["step_size"],
                              adapt=False, theta0=theta, after_sweep=hook)
-        summ = hook.summary()
+        summ = record.summary()
+        extra = {k: summ[k] for k in ("extremes", "lower_rows", "lower_codes") if k in summ}
         out.append({"kind": kind, "seed": seed, "rows": np.array(summ["rows"]), "codes": summ["codes"],
                     "draws": run["draws"], "acceptance": run["acceptance"], "pair_acceptance": summ["acceptance"],
                     "planted": None if planted is None else planted.to_json(), "step_size": pre_run["step_size"],
-                    "cpu_seconds": pre_cpu + time.process_time() - t1})
+                    "cpu_seconds": pre_cpu + time.process_time() - t1, **extra, **_move_summaries(hook)})
     return out
 
 
@@ -84,12 +118,47 @@ def _window_stats(rows: np.ndarray) -> dict:
             "share": rows[..., 2:].mean(axis=tuple(range(rows.ndim - 1))).tolist()}
 
 
+def _rhat_groups(draws: np.ndarray, m: int, layers: int) -> dict:
+    """Largest rank-normalised split-R̂ of f, U and each layer's kernel (diagonal and blocks) over ``draws``
+    (chains × n × observables)."""
+    r = split_vector(rhat_rank(draws), m, layers)
+    out = {"f": float(np.max(r["outputs"])), "U": float(np.max(r["readout_moment"]))}
+    for ell, lay in enumerate(r["layers"], start=1):
+        out[f"K{ell}"] = float(max(np.max(lay["kernel_diagonal"]), np.max(lay["kernel_blocks"])))
+    return out
+
+
+def _lower_summary(cs: list, keep: float) -> dict:
+    """Over the last ``keep`` of the records: the last layer's extremes (largest readout and activation norm
+    over √N) and, per layer below, the mean of :func:`validation.deep_outliers.hidden_layer_row`'s row, its
+    R̂ (several chains), and the outliers' code fractions (whole run)."""
+    n = min(len(c["extremes"]) for c in cs)
+    k0 = n - max(int(round(keep * n)), 4)
+    ext = np.array([c["extremes"][k0:n] for c in cs])  # chains × k × 2
+    low = np.array([c["lower_rows"][k0:n] for c in cs])  # chains × k × (L − 1) × (3 + m)
+    out = {"extremes": ext.mean(axis=(0, 1)).tolist(),
+           "extremes_rhat": rhat_rank(ext).tolist() if len(cs) > 1 else None, "layers": []}
+    for ell in range(low.shape[2]):
+        codes: dict = {}
+        for c in cs:
+            for k, v in c["lower_codes"][ell].items():
+                codes[k] = codes.get(k, 0) + v
+        tot = sum(codes.values())
+        out["layers"].append({"layer": ell + 1, "row": low[:, :, ell].mean(axis=(0, 1)).tolist(),
+                              "row_per_chain": low[:, :, ell].mean(axis=1).tolist(),
+                              "rhat_row": rhat_rank(low[:, :, ell]).tolist() if len(cs) > 1 else None,
+                              "code_fractions": {k: v / tot for k, v in sorted(codes.items())} if tot else {}})
+    return out
+
+
 def summarise_relaxation(chains: list, m: int, layers: int, windows: int = 4, keep: float = 0.5) -> dict:
     """Per kind: the outlier statistics per window (``windows`` equal parts of the records, each chain's
     mean too), over the last ``keep`` of the records their mean, the drift of the share and count
     (last window − first window), code fractions, f_cc and the last layer's kernel diagonal (mean over
     chains of the kept draws), R̂ and bulk ESS of the records and of the observables; and, over the
-    chains of both kinds together, the R̂ of the records (≈ 1 when the two sides have met)."""
+    chains of both kinds together, the R̂ of the records (≈ 1 when the two sides have met). Also the largest
+    R̂ of f, U and each K_ℓ ("rhat_groups") and, for chains run with ``lower``, the lower layers' outlier
+    statistics ("lower", :func:`_lower_summary`)."""
     out = {}
     kept_rows = {}
     for kind in KINDS:
@@ -130,6 +199,8 @@ def summarise_relaxation(chains: list, m: int, layers: int, windows: int = 4, ke
             "rhat_last_kernel_max": (float(np.max(np.concatenate([
                 np.ravel(split_vector(rhat_rank(draws), m, layers)["layers"][-1][k])
                 for k in ("kernel_diagonal", "kernel_blocks")]))) if len(cs) > 1 else None),
+            "rhat_groups": _rhat_groups(draws, m, layers) if len(cs) > 1 else None,
+            **({"lower": _lower_summary(cs, keep)} if all("extremes" in c for c in cs) else {}),
             "acceptance": float(np.mean([c["acceptance"] for c in cs])),
             "pair_acceptance": float(np.mean([c["pair_acceptance"] or 0.0 for c in cs])),
             "cpu_seconds": [c["cpu_seconds"] for c in cs],

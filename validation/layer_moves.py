@@ -26,7 +26,8 @@ Moves of row i of W^ℓ, each prior-reversible, so Metropolis–Hastings accepts
 A changed row φ → φ' is K' = K + U S Uᵀ, U = [φ', φ], S = diag(1, −1)/N, and Δℓ_K has the Woodbury form of
 :mod:`validation.reflections` with M → K, Y → H^{ℓ+1}ᵀ, m → N, β → 1/σ² (the same compiled kernel,
 :func:`validation.reflections._row_attempts`, O(P (P + N)) per attempt). Attempts run in passes over
-distinct neurons.
+distinct neurons. Pair rotations that move weight mass between two neurons of the layer (its outliers,
+for ReLU) are :mod:`validation.layer_pairs`, run here after the passes on the same target.
 
 Afterwards W^{ℓ+1} | (Φ_ℓ, H^{ℓ+1}) is drawn exactly (Matheron's rule for the prior N(0, σ² I) on each row
 conditioned on the noise-free constraint W^{ℓ+1}Φ_ℓ = √N H^{ℓ+1}):
@@ -49,6 +50,7 @@ from theory.checks import check_float, check_int
 from theory.spec import SpecError
 
 from .deep_network import DeepNetwork
+from .layer_pairs import LayerPairs
 from .reflections import _row_attempts, contrast_directions, reflection_offset
 
 __all__ = ["next_layer_loglik", "NextLayerRows", "layer_input", "redraw_next_weights", "layer_moves",
@@ -125,10 +127,11 @@ def _pass(rng, net, rows, W, B, proposal_rows):
 
 
 def layer_moves(rng: np.random.Generator, net: DeepNetwork, theta: np.ndarray, layer: int, pcn: int = 1,
-                flips: int = 0, contrasts: int = 0, rho: float = DEFAULT_RHO):
+                flips: int = 0, contrasts: int = 0, rho: float = DEFAULT_RHO, pairs: int = 0):
     """Passes over all N neurons of hidden layer ℓ = ``layer`` < L at fixed H^{ℓ+1}: ``pcn`` passes of pCN
     proposals (``rho``), ``flips`` passes of sign flips (φ(−h) = s − φ(h) only), ``contrasts`` passes of
-    class-contrast reflections (a uniform class per neuron); then W^{ℓ+1} | (Φ_ℓ, H^{ℓ+1}) (module docstring).
+    class-contrast reflections (a uniform class per neuron), then ``pairs`` pair rotations
+    (:mod:`validation.layer_pairs`); then W^{ℓ+1} | (Φ_ℓ, H^{ℓ+1}) (module docstring).
     Returns (θ, {"attempts": {kind: n}, "accepted": {kind: n}, "update_error"})."""
     n = net.dim_hidden
     Ws = [W.copy() for W in net.unpack_hidden(np.array(theta[:n], dtype=np.float64))]
@@ -136,8 +139,8 @@ def layer_moves(rng: np.random.Generator, net: DeepNetwork, theta: np.ndarray, l
     W, B, H_next = Ws[layer - 1], layer_input(net, fwd, layer), fwd[layer][0]
     sigma_w, sigma_next = net.sigmas[layer - 1], net.sigmas[layer]
     rows = NextLayerRows(fwd[layer - 1][1], H_next, sigma_next)
-    kinds = {"pcn": pcn, "flip": flips, "contrast": contrasts}
-    info = {"attempts": {k: v * net.width for k, v in kinds.items() if v}, "accepted": {k: 0 for k, v in kinds.items() if v},
+    kinds = {"pcn": pcn * net.width, "flip": flips * net.width, "contrast": contrasts * net.width, "pair": pairs}
+    info = {"attempts": {k: v for k, v in kinds.items() if v}, "accepted": {k: 0 for k, v in kinds.items() if v},
             "update_error": 0.0}
     if not rows.ok:
         info["attempts"] = {k: 0 for k in info["attempts"]}
@@ -156,9 +159,14 @@ def layer_moves(rng: np.random.Generator, net: DeepNetwork, theta: np.ndarray, l
 
     for _ in range(contrasts):
         info["accepted"]["contrast"] += _pass(rng, net, rows, W, B, reflect)
+    if any(info["accepted"].values()):
+        info["update_error"] = float(rows.update_error())
+    if pairs:
+        rotations = LayerPairs(W, B, rows.phi, H_next, sigma_w, sigma_next, lambda H: net._phi(H)[0])
+        info["accepted"]["pair"] = sum(rotations.step(rng) for _ in range(pairs))
+        info["update_error"] = max(info["update_error"], rotations.update_error())
     if not any(info["accepted"].values()):
         return theta, info
-    info["update_error"] = float(rows.update_error())
     Ws[layer] = redraw_next_weights(rng, rows.phi, H_next, sigma_next)
     _, a = net.unpack(theta)
     return net.pack(Ws, a), info
@@ -189,14 +197,17 @@ def layer_moves_text(passes: int, lead: str = ", ", tail: str = "") -> str:
 class LayerMoves:
     """``after_sweep`` hook: :func:`layer_moves` in every hidden layer ℓ < L after each sweep from sweep ``start``
     + 1 on, ``passes`` passes of each kind (pCN with ``rho``; sign flips only for φ(−h) = s − φ(h); class-contrast
-    reflections), then ``after``. :meth:`summary` gives the acceptance per layer and kind after burn-in and the
+    reflections) and ``pairs`` pair rotations (:mod:`validation.layer_pairs`), then ``after``. :meth:`summary` gives the acceptance per layer and kind after burn-in and the
     largest update error."""
 
     def __init__(self, passes: int, layers: int, nonlinearity: str, rho: float = DEFAULT_RHO, after=None,
-                 start: int = 0):
+                 start: int = 0, pairs: int = 0):
         self.passes = check_layer_moves(passes, layers)
-        if not self.passes:
-            raise SpecError("LayerMoves needs layer_moves >= 1 (got 0)")
+        self.pairs = check_int("layer_pairs", pairs, 0)
+        if self.pairs and layers < 2:
+            raise SpecError(f"layer_pairs needs a hidden layer below the last (layers >= 2, got {layers})")
+        if not (self.passes or self.pairs):
+            raise SpecError("LayerMoves needs layer_moves >= 1 or layer_pairs >= 1 (both are 0)")
         self.rho = check_float("layer_moves_rho", rho, 0.0, 1.0, hi_open=True)
         try:
             reflection_offset(nonlinearity)
@@ -209,7 +220,8 @@ class LayerMoves:
     def __call__(self, rng, net, theta, burning: bool):
         self.sweep += 1
         for layer in range(1, net.layers if self.sweep > self.start else 1):
-            theta, info = layer_moves(rng, net, theta, layer, self.passes, self.flips, self.passes, self.rho)
+            theta, info = layer_moves(rng, net, theta, layer, self.passes, self.flips, self.passes, self.rho,
+                                      self.pairs)
             self.update_error = max(self.update_error, info["update_error"])
             if not burning:
                 for kind, att in info["attempts"].items():
@@ -219,11 +231,12 @@ class LayerMoves:
         return theta if self.after is None else self.after(rng, net, theta, burning)
 
     def summary(self) -> dict:
-        """{"passes", "rho", "update_error", "moves": [{"layer", "kind" ("pcn", "flip", "contrast"), "attempts",
-        "accepted", "acceptance"}]}."""
+        """{"passes", "rho", "update_error", "moves": [{"layer", "kind" ("pcn", "flip", "contrast", "pair"),
+        "attempts", "accepted", "acceptance"}]}, and "pairs" (rotations per sweep) if there are any."""
         rows = [{"layer": layer, "kind": kind, "attempts": att, "accepted": acc, "acceptance": acc / att if att else None}
                 for (layer, kind), (att, acc) in sorted(self.tally.items())]
-        return {"passes": self.passes, "rho": self.rho, "update_error": self.update_error, "moves": rows}
+        return {"passes": self.passes, "rho": self.rho, "update_error": self.update_error, "moves": rows,
+                **({"pairs": self.pairs} if self.pairs else {})}
 
 
 def combine_layer_moves(summaries: list) -> dict:

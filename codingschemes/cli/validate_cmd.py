@@ -20,7 +20,7 @@ from theory.spec import ModelSpec, SpecError, parse_class_sizes
 from codingschemes.cli.args import (SAMPLING_TEMPERATURE, add_shared, check_counts, check_layers, check_shared,
                                     emit, not_applicable, settings_digest, warn)
 
-__all__ = ["add_validate_parser", "check_validate", "run_validate", "MIN_CHAINS"]
+__all__ = ["add_validate_parser", "check_validate", "run_validate", "MIN_CHAINS", "DEEP_MOVES", "resolve_deep_moves"]
 
 #: split-R̂ compares chains: both the one-layer and the deep comparisons need at least two
 MIN_CHAINS = 2
@@ -31,6 +31,14 @@ HELP = "compare sampled finite networks with the theory"
 SAMPLING_DEFAULTS = {"class_sizes": ("8,4,4", "sampled networks: fewer inputs than solve's, so chains mix "
                                               "within the default sweeps"),
                      "temperature": SAMPLING_TEMPERATURE}
+
+
+#: the exact mode-changing moves of deep chains on by default (``--layers L >= 2``, nonlinear φ): per flag
+#: (dest) its default count; sign flips only for φ with φ(−h) = s − φ(h), layer moves only if every width N >= P
+DEEP_MOVES = {"reflections": 400, "contrast_reflections": 400, "layer_moves": 1}
+
+_DEFAULT_NOTE = ("default: 400 with --layers >= 2 and a nonlinear φ (the exact moves are on by default for deep "
+                 "chains), else 0; 0 = off")
 
 
 def add_validate_parser(subparsers):
@@ -66,28 +74,29 @@ def add_validate_parser(subparsers):
                         "states (exact; 0 = off, the default)")
     v.add_argument("--tempering-t-max", type=float, default=0.5,
                    help="top temperature of the --tempering ladder (default 0.5)")
-    v.add_argument("--reflections", type=int, default=0, metavar="K",
+    v.add_argument("--reflections", type=int, default=None, metavar="K",
                    help="--layers >= 2, φ with φ(−h) = s − φ(h) (normcdf, erf, tanh): K flips W^L_i → −W^L_i of "
                         "uniformly drawn last-layer neurons per sweep in every chain, accepted by the exact "
                         "collapsed-target ratio; they exchange complementary codes (normcdf 100 ↔ 011). JSON key "
-                        "reflections: acceptance per layer (0 = off, the default)")
+                        "reflections: acceptance per layer (default: 400 with --layers >= 2 for φ with the "
+                        "symmetry, else 0; 0 = off)")
     v.add_argument("--hidden-reflections", type=int, default=0, metavar="K",
                    help="--layers >= 2, as --reflections: K joint flips (W^l_i, W^(l+1)_(:,i)) → −(...) of a neuron "
                         "of every hidden layer l < L per sweep (its incoming row and outgoing column), exact "
                         "(0 = off, the default)")
-    v.add_argument("--contrast-reflections", type=int, default=0, metavar="K",
+    v.add_argument("--contrast-reflections", type=int, default=None, metavar="K",
                    help="--layers >= 2, any φ: K Householder reflections W^L_i → (I − 2 u_c u_cᵀ) W^L_i of a uniformly "
                         "drawn last-layer neuron i and class c per sweep, u_c the part of class c's mean activation "
                         "of the layer below orthogonal to the other classes' means (it flips the neuron's class-c "
-                        "contrast, e.g. 100 ↔ 110), accepted by the exact collapsed-target ratio (0 = off, the "
-                        "default)")
-    v.add_argument("--layer-moves", type=int, default=0, metavar="K",
+                        "contrast, e.g. 100 ↔ 110), accepted by the exact collapsed-target ratio (" + _DEFAULT_NOTE
+                        + ")")
+    v.add_argument("--layer-moves", type=int, default=None, metavar="K",
                    help="--layers >= 2: K passes per sweep over every neuron of each hidden layer below the last, "
                         "from halfway through burn-in on: a pCN proposal, a sign flip (φ with φ(−h) = s − φ(h)) and a "
                         "class-contrast reflection of its incoming weights, each accepted with the next layer's "
                         "preactivations held fixed and its weights integrated out, then the next layer's weights "
                         "drawn again from their exact conditional. JSON key layer_moves: acceptance per layer and "
-                        "kind (0 = off, the default)")
+                        "kind (default: 1 with --layers >= 2, a nonlinear φ and every width N >= P, else 0; 0 = off)")
     v.add_argument("--saddles", default=None, metavar="T_A,...",
                    help="--layers >= 2, prior starts: also apply the opt-in multi-saddle rule. The theory's stable "
                         "saddles are the default solve at T and, per anchor temperature T_A given here, the default "
@@ -154,6 +163,28 @@ def _validate_deep(args, spec, widths) -> int:
     return 0 if all(verdicts.values()) else 1
 
 
+def resolve_deep_moves(args, spec, widths) -> None:
+    """Set the move flags left at their parser default (None) to their values for this run, in place: with
+    ``--layers`` >= 2 and a nonlinear φ those of :data:`DEEP_MOVES` (sign flips only for φ(−h) = s − φ(h), layer
+    moves only if every width N >= P, with a warning otherwise), else 0. Counts the user gave are kept."""
+    from validation.reflections import reflection_offset
+
+    deep = args.layers >= 2 and spec.nonlinearity != "linear"
+    for name, count in DEEP_MOVES.items():
+        if getattr(args, name) is not None:
+            continue
+        if deep and name == "reflections":
+            try:
+                reflection_offset(spec.nonlinearity)
+            except SpecError:
+                count = 0
+        if deep and name == "layer_moves" and min(widths) < spec.P:
+            warn("validate", f"the layer moves (on by default) need every width N >= P = {spec.P}; they are off "
+                             f"for --widths {args.widths}")
+            count = 0
+        setattr(args, name, count if deep else 0)
+
+
 def _anchors(text: str) -> list[float]:
     """The anchor temperatures of ``--saddles`` (comma-separated, > 0; may be empty)."""
     try:
@@ -192,15 +223,16 @@ def check_validate(args):
     if args.temperature <= 0:
         raise SpecError(f"--temperature: temperature must be > 0 for sampled networks (got {args.temperature})")
     widths = _widths(args.widths)
+    spec = ModelSpec(nonlinearity=args.nonlinearity, sigma_w=args.sigma_w, sigma_a=args.sigma_a,
+                     temperature=args.temperature, class_sizes=parse_class_sizes(args.class_sizes))
+    check_layers(args.layers, [spec])
+    resolve_deep_moves(args, spec, widths)
     check_counts(args, {"chains": (MIN_CHAINS, None), "sweeps": (1, None), "burn": (0, None), "workers": (1, None),
                         "swaps": (0, None), "outlier_moves": (0, None), "tempering": (0, None),
                         "reflections": (0, None), "hidden_reflections": (0, None),
                         "contrast_reflections": (0, None), "layer_moves": (0, None)})
     if args.burn >= args.sweeps:
         raise SpecError(f"--burn must be smaller than --sweeps ({args.sweeps}) (got {args.burn})")
-    spec = ModelSpec(nonlinearity=args.nonlinearity, sigma_w=args.sigma_w, sigma_a=args.sigma_a,
-                     temperature=args.temperature, class_sizes=parse_class_sizes(args.class_sizes))
-    check_layers(args.layers, [spec])
     if args.saddles is not None:
         _anchors(args.saddles)
     if args.layers == 1:
@@ -208,9 +240,10 @@ def check_validate(args):
                        "theory)", error=True)
         not_applicable("validate", args, ("tempering", "tempering_t_max"),
                        "with --layers 1 (replica exchange in T is built for the deep chains)", error=True)
-        not_applicable("validate", args, ("reflections", "hidden_reflections", "contrast_reflections"),
+        not_applicable("validate", args, [n for n in ("reflections", "hidden_reflections", "contrast_reflections")
+                                          if getattr(args, n)],
                        "with --layers 1 (the flips act on the last hidden layer of deep chains)", error=True)
-        not_applicable("validate", args, ("layer_moves",),
+        not_applicable("validate", args, ["layer_moves"] if args.layer_moves else [],
                        "with --layers 1 (the layer moves act on a hidden layer below the last)", error=True)
         if args.scaling == "lazy" and (args.swaps or args.init != "random"):
             raise SpecError("--scaling lazy supports --init random and --swaps 0 only (the theory-based starts and "

@@ -11,9 +11,9 @@ from theory.spec import ModelSpec, SpecError, class_labels
 from validation.deep_chain import run_deep_chain
 from validation.deep_network import DeepNetwork
 from validation.deep_observables import class_mean_activations
-from validation.deep_outliers import LastLayerOutliers
+from validation.deep_outliers import LastLayerOutliers, hidden_layer_row
 from validation.deep_planted import plant_sparse, planted_shares, readout_posterior_mean
-from validation.deep_relaxation import relaxation_chain, summarise_relaxation
+from validation.deep_relaxation import relaxation_chain, relaxation_pair, summarise_relaxation
 from validation.deep_sampler import deep_collapsed_sweep
 from validation.outlier_moves import PairMarginal, selection_logprob
 from validation.sparse import outlier_stats
@@ -136,6 +136,36 @@ def test_relaxation_driver_runs_both_sides():
     assert s["prior"]["chains"] == s["planted"]["chains"] == 2 and len(s["planted"]["f_cc"]) == 3
 
 
+def test_relaxation_driver_with_the_exact_moves_records_the_lower_layer():
+    """With last-layer class-contrast reflections, layer moves and layer pair rotations, both sides report
+    each move's acceptance, the lower layer's outlier rows and the last layer's extremes;
+    :func:`summarise_relaxation` gives R̂ per group (f, U, K1, K2) and the lower layer's summary."""
+    chains = [c for seed in (0, 1000) for c in relaxation_pair(SPEC, 20, 2, seed, sweeps=8, pre=4, moves=2, every=2,
+                                                                contrast_reflections=3, layer_moves=1, layer_pairs=2,
+                                                                lower=True)]
+    for c in chains:
+        assert {m["kind"] for m in c["layer_moves"]["moves"]} == {"pcn", "contrast", "pair"}
+        assert c["reflections"]["contrast"]["attempts"] == 24 and c["layer_moves"]["update_error"] < 1e-8
+        assert len(c["extremes"]) == len(c["lower_rows"]) == 4 and len(c["lower_rows"][0]) == 1
+    s = summarise_relaxation(chains, 3, 2)
+    assert set(s["prior"]["rhat_groups"]) == {"f", "U", "K1", "K2"}
+    low = s["planted"]["lower"]
+    assert len(low["extremes"]) == 2 and low["layers"][0]["layer"] == 1 and len(low["layers"][0]["row"]) == 6
+
+
+def test_hidden_layer_row_counts_outliers_codes_and_kernel_shares():
+    """One neuron with activation 10 on the inputs of class 1 only among a bulk of ones: one outlier, code
+    100 (bit 0), largest class-mean activation 10/√N, and its share of class 1's kernel diagonal
+    2·100/(2·100 + 19·2)."""
+    phi = np.ones((20, 4))
+    phi[3] = [10.0, 10.0, 0.0, 0.0]
+    row, codes = hidden_layer_row(phi, (2, 1, 1))
+    assert row[0] == 1 and codes == [1]
+    assert row[1] == pytest.approx(10 / math.sqrt(20))
+    assert row[3:] == pytest.approx([200 / 238, 0.0, 0.0])
+    assert row[2] == pytest.approx(200 / (200 + 19 * 4))  # the top ⌈0.05·20⌉ = 1 neuron of tr K
+
+
 @pytest.mark.slow
 def test_planted_sparse_last_layer_relaxes_to_the_prior_start_composition():
     """The decisive experiment (docs/paper.md claim 12) at N = 100 in the paper's regime (ReLU, L = 2,
@@ -154,3 +184,25 @@ def test_planted_sparse_last_layer_relaxes_to_the_prior_start_composition():
     assert start > planted and planted < 0.45
     assert abs(planted - prior) < 0.15
     assert abs(s["gap"]["top_share"]) < 0.1 and s["planted"]["kept"]["top_share"] < 0.5
+
+
+@pytest.mark.slow
+def test_deep_relu_first_layer_condenses_and_the_last_layer_stays_analog_with_the_exact_moves():
+    """Paper's regime (ReLU, L = 2, classes 32,16,16, σ_a = 0.125, T = 0.05), N = 100, two prior-start chains of
+    800 sweeps after a 300-sweep pre-chain, with every exact move that applies to ReLU: 20 last-layer pair
+    rotations and 400 class-contrast reflections, one pass of layer-1 moves (pCN, class-contrast) and 20 layer-1
+    pair rotations per sweep (docs/devlog.md, dval9). Over the last half: the first hidden layer holds exactly
+    one outlier per class (codes 100, 010, 001), its class-mean activation 0.65–0.85 √N (measured 0.74–0.75),
+    carrying over 0.4 of class 2's and 3's kernel diagonal (measured 0.47–0.51) and 0.15–0.35 of class 1's
+    (0.23–0.26): a condensate. The last hidden layer stays analog with a tail: top-5 % output share below the
+    sparse label's 1/2 (measured 0.36–0.37) and largest readout below 0.4 √N (0.23–0.25)."""
+    spec = ModelSpec("relu", class_sizes=(32, 16, 16), sigma_a=0.125, temperature=0.05)
+    chains = [c for seed in (0, 1000) for c in relaxation_pair(spec, 100, 2, seed, ("prior",), sweeps=800, pre=300,
+                                                                moves=20, contrast_reflections=400, layer_moves=1,
+                                                                layer_pairs=20, lower=True)]
+    low = summarise_relaxation(chains, 3, 2)["prior"]
+    first = low["lower"]["layers"][0]
+    count, largest, _, share1, share2, share3 = first["row"]
+    assert count == pytest.approx(3.0, abs=0.1) and set(first["code_fractions"]) == {"100", "010", "001"}
+    assert 0.65 < largest < 0.85 and min(share2, share3) > 0.4 and 0.15 < share1 < 0.35
+    assert low["kept"]["top_share"] < 0.5 and low["lower"]["extremes"][0] < 0.4

@@ -135,7 +135,7 @@ def test_cli_saddles_flag_refusals(capsys):
 @pytest.mark.slow
 def test_small_case_end_to_end(capsys):
     """normcdf, L = 2, classes 2,1,1, σ_a = 0.7, T = 0.3 (the saddle of T = 0.4 followed down is the default
-    one): one saddle, both chains assigned to it, the JSON keys (measured 70 s CPU)."""
+    one): one saddle, both chains assigned to it, the JSON keys (measured 44 s CPU with the default exact moves)."""
     from codingschemes.cli.main import main
 
     rc = main(["validate", "--layers", "2", "--nonlinearity", "normcdf", "--class-sizes", "2,1,1", "--sigma-a", "0.7",

@@ -165,3 +165,24 @@ def test_refusals_and_wiring():
     assert block["passes"] == 1 and block["update_error"] < 1e-9
     assert [(r["layer"], r["kind"]) for r in block["moves"]] == [(1, "contrast"), (1, "flip"), (1, "pcn")]
     assert all(r["attempts"] == 4 * 6 and 0 <= r["acceptance"] <= 1 for r in block["moves"])
+
+
+def test_deep_validate_turns_the_exact_moves_on_by_default(capsys):
+    """``validate --layers L >= 2`` with a nonlinear φ: sign flips 400 (φ with the symmetry only), class-contrast
+    reflections 400, layer moves 1 (every width N >= P, else off with a warning) unless given; 0 turns one off;
+    linear φ and one layer: all off (``--layers 1 --reflections 0`` is accepted)."""
+    from codingschemes.cli.main import parse_checked
+
+    def moves(*flags):
+        args = parse_checked(["validate", *flags])
+        return args.reflections, args.contrast_reflections, args.layer_moves
+
+    assert moves("--layers", "2", "--nonlinearity", "normcdf") == (400, 400, 1)
+    assert moves("--layers", "3", "--nonlinearity", "erf") == (400, 400, 1)
+    assert moves("--layers", "2", "--nonlinearity", "relu") == (0, 400, 1)
+    assert moves("--layers", "2", "--nonlinearity", "linear") == (0, 0, 0)
+    assert moves("--layers", "1", "--nonlinearity", "normcdf") == (0, 0, 0)
+    assert moves("--layers", "1", "--reflections", "0", "--layer-moves", "0") == (0, 0, 0)
+    assert moves("--layers", "2", "--reflections", "0", "--layer-moves", "2") == (0, 400, 2)
+    assert moves("--layers", "2", "--nonlinearity", "tanh", "--widths", "10,400") == (400, 400, 0)
+    assert "layer moves (on by default) need every width N >= P = 16" in capsys.readouterr().err

@@ -3,8 +3,9 @@ multi-saddle rule at the command's defaults (N = 400, 4 chains × 1500 sweeps fr
 two stable saddles at T = 0.05, the separated one (the default solve, the equilibrium) and the merged one
 (classes 2 and 3 sharing their codes; the default solve at T = 0.095 followed down by warm starts), whose
 action S is lower by about 51. Every prior-start chain is nearest to the separated saddle and within the
-allowance (measured worst 0.42–0.50; against the merged saddle 3.5–3.6), though its last layer still carries
-about 0.23 code-100 neurons against the saddle's 0.03 (docs/devlog.md). About 12 min CPU."""
+allowance. With the exact moves on (the default) the chains sit at it: measured worst 0.02 against
+it, 3.8 against the merged saddle, last-layer code 100 at 0.032 against the saddle's 0.033 (without the moves:
+worst 0.42–0.50 and 3.5–3.6, code 100 at 0.23; docs/devlog.md). About 13 min CPU."""
 import json
 
 import pytest
