@@ -62,8 +62,10 @@ these starts (:mod:`solvers.deep.temperature_path`; at T = 0.02 the homotopy in 
 while the class-contrast branch continues smoothly from T = 0.05); the homotopy in φ's shape,
 φ_σ = (1 − σ) h + σ φ from the deep linear network's closed-form saddle at σ = 0, its proposals checked and
 re-made as mixtures at every step (:mod:`solvers.deep.shape_homotopy`; the last of these starts at L = 2; at
-L >= 3, where it is the only one that has reached a saddle, the first, also in the warm solve, and below
-T = 0.05 the second, after the continuation from T_w); continuation in T from high T;
+L >= 3, where it is the only one that has reached an erf saddle, the first, also in the warm solve, and below
+T = 0.05 the second, after the continuation from T_w); at L >= 3 for a φ that is an affine image of another
+sigmoid (normcdf = ½ + ½ erf(√(2/π) h)), before it: that sigmoid's saddle by a nested search, followed along
+α_s + β_s φ_0(κ_s h) to φ (:mod:`solvers.deep.sigmoid_homotopy`); continuation in T from high T;
 and ``start`` (a previous solution: warm start/continuation; the L − 1 solution; or sampled networks'
 class-block kernels, :mod:`solvers.deep.sampled_start`, where a failed Newton is followed by the Newton
 homotopy from the start). Converged distinct solutions are reported in ``saddles`` with free energy and stability; the
