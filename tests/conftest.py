@@ -25,3 +25,20 @@ def deep_class_theory():
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def brute_tilted_moments():
+    """(ζ, E φ, E φ², E z, E z²) of the 1-D tilted law ∝ N(z; 0, 1) e^{u φ(ξ + s z) + ½ d φ(ξ + s z)²}
+    (theory.deep_tilted.tilted_moments) by the trapezoid rule on the grid ``z``, for one (ξ, u, s, d) and a
+    vectorised ``phi`` (tests/solvers/deep/test_shape_homotopy.py, test_sigmoid_homotopy.py)."""
+    import numpy as np
+
+    def moments(phi, xi, u, s, d, z):
+        ph = phi(xi + s * z)
+        lw = -0.5 * z * z + u * ph + 0.5 * d * ph * ph
+        w = np.exp(lw - lw.max())
+        return [np.log(np.trapezoid(w, z) / np.sqrt(2 * np.pi)) + lw.max()] + [
+            np.trapezoid(w * g, z) / np.trapezoid(w, z) for g in (ph, ph * ph, z, z * z)]
+
+    return moments

@@ -16,6 +16,14 @@ Gauss–Hermite rule with σ passed into one compiled kernel (no new expression 
 the Gaussian tilt of the linear part (1 − σ) h, which is integrated in closed form; φ_σ grows like (1 − σ) h, so the 1-D domain is 1 − (1 − σ)² δ̃ s² > 0 and the y-domain is the linear one with
 u → (1 − σ) u, δ̃ → (1 − σ)² δ̃. ReLU: φ_σ is the leaky ReLU with slope a = 1 − σ below 0; its lower part
 z < −ξ/s is the linear Gaussian with u → a u, δ̃ → a² δ̃, truncated (closed form as the upper part).
+
+Affine φ (the homotopy between sigmoids, :mod:`solvers.deep.sigmoid_homotopy`): φ_A(h) = α + β φ(κ h)
+(``OneD.affine`` = (α, β, κ)) is integrated exactly through φ's own rule. With ψ = φ(κ h), h = ξ + s z,
+
+    u φ_A + ½ d φ_A² = (u α + ½ d α²) + (u + d α) β ψ + ½ d β² ψ²,
+
+so ζ_A(ξ, u, s, d) = u α + ½ d α² + ζ(κ ξ, (u + d α) β, κ s, d β²), E φ_A = α + β E ψ,
+E φ_A² = α² + 2 α β E ψ + β² E ψ², and the moments of z are φ's (z is the same variable).
 """
 from __future__ import annotations
 
@@ -41,13 +49,15 @@ class OneD:
     """How the 1-D tilted integrals of φ are done: ``kind`` "linear" | "relu" (closed forms) or
     "smooth" (Gauss–Hermite with ``nz`` nodes; ``code`` 1 normcdf, 2 erf, 3 tanh compiled inline,
     0 any other kink-free φ evaluated through its compiled kernel). ``shape`` σ: the integrals are those of
-    φ_σ(h) = (1 − σ) h + σ φ(h) (module docstring; 1, the default, is φ itself)."""
+    φ_σ(h) = (1 − σ) h + σ φ(h) (module docstring; 1, the default, is φ itself). ``affine`` (α, β, κ): those
+    of α + β φ(κ h) (smooth φ only; (0, 1, 1), the default, is φ itself)."""
 
     kind: str
     name: str
     nz: int = 40
     code: int = 0
     shape: float = 1.0
+    affine: tuple = (0.0, 1.0, 1.0)
 
     @staticmethod
     def for_nonlinearity(name: str, nz: int = 40) -> "OneD":
@@ -73,6 +83,14 @@ class OneD:
         if not 0.0 <= shape <= 1.0:
             raise SpecError(f"shape must lie in [0, 1] (got {shape})")
         return self if self.kind == "linear" else replace(self, shape=float(shape))
+
+    def affined(self, offset: float, gain: float, scale: float) -> "OneD":
+        """The integrals of α + β φ(κ h) with (α, β, κ) = (``offset``, ``gain``, ``scale``), β, κ > 0 (smooth φ)."""
+        if self.kind != "smooth":
+            raise SpecError(f"an affine φ needs a smooth bounded φ (got {self.kind!r})")
+        if not (gain > 0.0 and scale > 0.0 and math.isfinite(offset)):
+            raise SpecError(f"affine φ: gain and scale must be > 0 and the offset finite (got {offset}, {gain}, {scale})")
+        return replace(self, affine=(float(offset), float(gain), float(scale)))
 
     @property
     def grows(self) -> bool:
@@ -231,6 +249,8 @@ def tilted_moments(oned: OneD, xi, u, s, d, cache: PhiCache | None = None):
     u = np.asarray(u, dtype=np.float64)
     s = np.asarray(s, dtype=np.float64)
     d = np.asarray(d, dtype=np.float64)
+    if oned.affine != (0.0, 1.0, 1.0):
+        return _affine(oned, xi, u, s, d, cache)
     if oned.kind == "smooth" and oned.shape < 1.0:
         return _shaped(oned, xi, u, s, d)
     if oned.kind == "smooth":
@@ -260,6 +280,14 @@ def tilted_moments(oned: OneD, xi, u, s, d, cache: PhiCache | None = None):
     m1 = xi + s * ez
     m2 = xi * xi + 2.0 * xi * s * ez + s * s * ez2
     return zeta, m1, m2, ez, ez2
+
+
+def _affine(oned: OneD, xi, u, s, d, cache):
+    """:func:`tilted_moments` of α + β φ(κ h), (α, β, κ) = ``oned.affine``, through φ's own (module docstring)."""
+    al, be, ka = oned.affine
+    zeta, e1, e2, ez, ez2 = tilted_moments(replace(oned, affine=(0.0, 1.0, 1.0)), ka * xi, (u + d * al) * be,
+                                           ka * s, d * be * be, cache)
+    return (zeta + u * al + 0.5 * d * al * al, al + be * e1, al * al + 2.0 * al * be * e1 + be * be * e2, ez, ez2)
 
 
 def _shaped(oned: OneD, xi, u, s, d):

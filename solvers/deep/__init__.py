@@ -9,7 +9,9 @@
   :mod:`.condensate` (readout domain, needle proposals) and :mod:`.kkt` (the condensate's KKT terms), and
   :mod:`.sampled_start` (a start from sampled networks' class-block kernels, :class:`SampledKernels`),
   :mod:`.floors` (the integration floor of the residual at a point: which layer's integral limits it), and the
-  search's paths :mod:`.shape_homotopy` (in φ's shape) and :mod:`.temperature_path` (in T);
+  search's paths :mod:`.shape_homotopy` (in φ's shape), :mod:`.sigmoid_homotopy` (from one sigmoid's saddle to
+  another's) and :mod:`.temperature_path` (in T), and :mod:`.refine` (more integration points for the selected
+  saddle);
 * :mod:`.large_p` — the P → ∞ limit on class data;
 * :mod:`.continuation` — coexisting roots, folds and first-order jumps in one parameter.
 

@@ -62,8 +62,10 @@ these starts (:mod:`solvers.deep.temperature_path`; at T = 0.02 the homotopy in 
 while the class-contrast branch continues smoothly from T = 0.05); the homotopy in φ's shape,
 φ_σ = (1 − σ) h + σ φ from the deep linear network's closed-form saddle at σ = 0, its proposals checked and
 re-made as mixtures at every step (:mod:`solvers.deep.shape_homotopy`; the last of these starts at L = 2; at
-L >= 3, where it is the only one that has reached a saddle, the first, also in the warm solve, and below
-T = 0.05 the second, after the continuation from T_w); continuation in T from high T;
+L >= 3, where it is the only one that has reached an erf saddle, the first, also in the warm solve, and below
+T = 0.05 the second, after the continuation from T_w); at L >= 3 for a φ that is an affine image of another
+sigmoid (normcdf = ½ + ½ erf(√(2/π) h)), before it: that sigmoid's saddle by a nested search, followed along
+α_s + β_s φ_0(κ_s h) to φ (:mod:`solvers.deep.sigmoid_homotopy`); continuation in T from high T;
 and ``start`` (a previous solution: warm start/continuation; the L − 1 solution; or sampled networks'
 class-block kernels, :mod:`solvers.deep.sampled_start`, where a failed Newton is followed by the Newton
 homotopy from the start). Converged distinct solutions are reported in ``saddles`` with free energy and stability; the
@@ -104,7 +106,9 @@ from solvers.deep.nonlinear_result import DeepNonlinearSolution, build_solution
 from solvers.deep.options import DeepOptions
 from solvers.deep.sampled_start import SampledKernels, newton_homotopy, sampled_point
 from solvers.deep.shape_homotopy import follow_shape, linear_point, shaped_model
+from solvers.deep.sigmoid_homotopy import SOURCES, follow_sigmoid
 from solvers.deep.temperature_path import follow_temperature
+from solvers.deep.refine import refine
 from solvers.deep.saddle import coverage, finish, residual_spread
 from solvers.progress import restaged
 from theory.deep_blocks import Proposal, untilted_kernels
@@ -373,11 +377,7 @@ class _Search:
         if self.model.L < 2 or T <= 0 or self.depth > 0 or opt.warm_ratio <= 1.0:
             return False
         Tw = opt.warm_ratio * T
-        warm = _solve(spec.replace(temperature=Tw), self.sig, None,
-                      replace(opt, search=False, code_neurons=0, **self.budget_left()), depth=self.depth + 1,
-                      progress=restaged(self.log.progress, f"deep solve at T_w = {Tw:.3g}"))
-        self.log.extend(f"[T = {Tw:.4g}] {line}" for line in warm.log)
-        self.log.iterations += warm.iterations
+        warm = self.nested(spec.replace(temperature=Tw), f"T_w = {Tw:.3g}", f"T = {Tw:.4g}")
         if not warm.found:
             self.tried.append(f"continuation from T = {Tw:.4g}: no solution there")
             return False
@@ -388,6 +388,16 @@ class _Search:
             return False
         return self._tried(self.attempt(path.x, path.proposals, f"continuation in T from T = {Tw:.4g}"),
                            f"continuation from T = {Tw:.4g}")
+
+    def nested(self, spec: ModelSpec, stage: str, tag: str) -> DeepNonlinearSolution:
+        """A nested solve of ``spec`` (no continuations, one level deeper) on what is left of this search's budget;
+        its log lines (prefixed ``[tag]``) and Newton iterations are added to this one's, its progress reported
+        under "deep solve at ``stage``"."""
+        sub = _solve(spec, self.sig, None, replace(self.opt, search=False, code_neurons=0, **self.budget_left()),
+                     depth=self.depth + 1, progress=restaged(self.log.progress, f"deep solve at {stage}"))
+        self.log.extend(f"[{tag}] {line}" for line in sub.log)
+        self.log.iterations += sub.iterations
+        return sub
 
     def budget_left(self) -> dict:
         """The search budget not yet spent, as options (a nested solve's share; at least 1 iteration, 1 s)."""
@@ -413,6 +423,25 @@ class _Search:
             return False
         return self._tried(self.attempt(path.x, path.proposals, "shape homotopy from the deep linear network"),
                            "shape homotopy")
+
+    def from_sigmoid(self) -> bool:
+        """The homotopy between sigmoids (:mod:`solvers.deep.sigmoid_homotopy`): the saddle of the sigmoid φ_0 of
+        which φ is an affine image (normcdf: erf), found by a nested search at the same T, then followed along
+        α_s + β_s φ_0(κ_s h) to φ with the proposals checked after every step (as :meth:`from_shape`). False at
+        L < 3 or when φ has no such φ_0."""
+        source = SOURCES.get(self.model.oned.name)
+        if source is None or self.model.L < 3:
+            return False
+        base = self.nested(self.spec.replace(nonlinearity=source), source, source)
+        if not base.found:
+            return self._tried(False, f"homotopy from {source}: no {source} saddle")
+        path = follow_sigmoid(self.model, source, base.x, base.proposals, self.log,
+                              lambda mdl, x, props: self.premixed(x, props, mdl, floor=self.opt.error_tol))
+        self.log.append(path.message)
+        if not path.done:
+            self.tried.append(path.message)
+            return False
+        return self._tried(self.attempt(path.x, path.proposals, path.message.split(":")[0]), "homotopy from " + source)
 
     def from_prior(self) -> bool:
         model = self.model
@@ -468,49 +497,6 @@ def _saddle_record(c) -> dict:
             "outputs": c["ev"]["layers"][-1].outputs.tolist(), "selected": False}
 
 
-def _refine(search: _Search, chosen, saddle: dict):
-    """Re-solve the selected candidate with more Sobol' points while its error estimate exceeds
-    ``error_tol``; if the estimate is still above it and Gauss–Hermite layers carry it (its order difference,
-    order 16 against 12 at d = 3, is a coarse bound), re-solve with Sobol' rules in every layer
-    (``integrator="qmc"``), refined the same way, and keep that solution if its estimate is smaller. Returns
-    (candidate, model, options) of the last refinement that succeeded."""
-    chosen, model, o = _more_points(search, chosen, saddle, search.model, search.opt)
-    if (np.max(chosen["errors"]) <= o.error_tol or o.integrator != "auto"
-            or all(r.groups > 1 for r in model.rules) or model.oned.kind == "linear"):
-        return chosen, model, o
-    oq = replace(search.opt, integrator="qmc")
-    qmodel = DeepModel(search.spec, search.sig, oq)
-    out = solve_at(qmodel, chosen["x"], chosen["props"], search.log, "re-solve with Sobol' rules in every layer")
-    c = finish(qmodel, *out, chosen["label"]) if out is not None else None
-    if c is None or not c["covered"]:
-        return chosen, model, o
-    trial = dict(saddle)
-    c, qmodel, oq = _more_points(search, c, trial, qmodel, oq)
-    if np.max(c["errors"]) >= np.max(chosen["errors"]):
-        return chosen, model, o
-    saddle.update(trial, free_energy=float(c["ev"]["action"]), free_energy_error=float(c["free_energy_error"]),
-                  stable=c["stable"], outputs=c["ev"]["layers"][-1].outputs.tolist())
-    return c, qmodel, oq
-
-
-def _more_points(search: _Search, chosen, saddle: dict, model: DeepModel, o: DeepOptions):
-    """The Sobol' refinement of :func:`_refine` (2^(qmc_log2n + 1), … points up to ``qmc_log2n_max``)."""
-    while (np.max(chosen["errors"]) > o.error_tol and any(r.groups > 1 for r in model.rules)
-           and o.qmc_log2n < o.qmc_log2n_max):
-        o = replace(o, qmc_log2n=o.qmc_log2n + 1)
-        fine = DeepModel(search.spec, search.sig, o)
-        out = solve_at(fine, chosen["x"], chosen["props"], search.log, f"refine with 2^{o.qmc_log2n} Sobol' points")
-        if out is None:
-            break
-        c = finish(fine, *out, chosen["label"])
-        if not c["covered"]:
-            break
-        chosen, model = c, fine
-        saddle.update(free_energy=float(c["ev"]["action"]), free_energy_error=float(c["free_energy_error"]),
-                      stable=c["stable"], outputs=c["ev"]["layers"][-1].outputs.tolist())
-    return chosen, model, o
-
-
 def solve_deep_nonlinear(spec: ModelSpec, layers: int = 2, sigmas=None, start=None,
                          options: DeepOptions | None = None, raise_on_failure: bool = False,
                          progress=None) -> DeepNonlinearSolution:
@@ -559,7 +545,7 @@ def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, depth: int = 0, progre
     saddles[best]["selected"] = True
     msg = (f"{len(uniq)} distinct saddle point(s) found, selected: "
            f"{'stable' if uniq[best]['stable'] else 'UNSTABLE (no stable one found)'}, largest free energy")
-    chosen, model, o = _refine(search, uniq[best], saddles[best])
+    chosen, model, o = refine(search, uniq[best], saddles[best])
     if np.max(chosen["errors"]) > o.error_tol:
         msg = (f"NOT CONVERGED (error bound missed): {msg}; integration error estimate "
                f"{np.max(chosen['errors']):.1e} exceeds error_tol {o.error_tol:g}")
@@ -585,8 +571,9 @@ def _run_starts(search: _Search, start) -> None:
         direct_ok = search.from_large_p() or search.from_small_p() or search.from_warmer() or search.from_shape()
     elif L >= 3 and not direct_ok and T < _SHAPE_TEMPERATURE:  # the shape homotopy from a warmer T, then down in T
         direct_ok = search.from_warmer() or search.from_shape() or search.from_large_p() or search.from_small_p()
-    elif L >= 3 and not direct_ok:  # L >= 3: the shape homotopy first (the only start that reached a saddle there)
-        direct_ok = search.from_shape() or search.from_large_p() or search.from_small_p() or search.from_warmer()
+    elif L >= 3 and not direct_ok:  # L >= 3: from another sigmoid's saddle (normcdf from erf), the shape homotopy
+        direct_ok = (search.from_sigmoid() or search.from_shape() or search.from_large_p() or search.from_small_p()
+                     or search.from_warmer())
     if not direct_ok or (opt.search and L >= 2):
         Ts = np.geomspace(max(2.0, 8.0 * T), max(T, 1e-3), opt.continuation_steps)
         search.continuation(np.append(Ts, T) if T < 1e-3 else Ts, "continuation from high T")

@@ -13,7 +13,7 @@ INTEGRATORS = ("auto", "gauss-hermite", "qmc", "sparse-grid")
 
 #: default Newton-iteration and CPU-second budgets of one deep solve's search (:attr:`DeepOptions.search_budget`,
 #: :attr:`DeepOptions.search_seconds`)
-SEARCH_BUDGET = 1500
+SEARCH_BUDGET = 3000  # L = 3 normcdf from the erf saddle: ~1500 Newton iterations (docs/devlog.md, deep12)
 SEARCH_SECONDS = 3600.0
 
 

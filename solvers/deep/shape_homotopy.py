@@ -76,15 +76,19 @@ def linear_point(model):
 
 def follow_shape(model, x0, props, log, label="shape homotopy", first_step=0.125, max_step=0.25,
                  min_step=1.0 / 512, easy=5, tol=1e-8, maxiter=40, target=1.0, remix=None,
-                 every_step=False, start=0.0, on_step=None) -> ShapePath:
+                 every_step=False, start=0.0, on_step=None, deform=None) -> ShapePath:
     """Follow the σ-shaped equations of ``model`` from x0 (a point near the σ = ``start`` root, e.g.
     :func:`linear_point` at σ = 0) with proposals ``props`` to σ = ``target`` (1: φ itself; module docstring).
     ``log``: the solve's :class:`solvers.deep.newton.SolveLog`. ``remix(shaped model, x, proposals)``
     (optional): proposals for the last solved point when a step fails (e.g. mixtures at the modes that its
     proposals miss), tried once per point before the step is halved; with ``every_step`` also after every
-    solved step, whose point is then re-solved with the new proposals (kept if Newton converges)."""
+    solved step, whose point is then re-solved with the new proposals (kept if Newton converges).
+    ``deform(model, σ)``: the equations along the path (default :func:`shaped_model`; any one-parameter family of
+    equations whose σ = ``target`` member is the problem asked for, e.g. :mod:`solvers.deep.sigmoid_homotopy`)."""
+    at = deform or shaped_model
+
     def step(shape, x, props, rounds):
-        return solve_at(shaped_model(model, shape), x, props, log, f"{label}, σ = {shape:.4g}", rounds=rounds,
+        return solve_at(at(model, shape), x, props, log, f"{label}, σ = {shape:.4g}", rounds=rounds,
                         tol=tol, maxiter=maxiter, jacobians=False)
 
     def covered(shape, out, used):
@@ -92,7 +96,7 @@ def follow_shape(model, x0, props, log, label="shape homotopy", first_step=0.125
         (the coverage check at every step); unchanged if they do not or Newton fails with them."""
         if not every_step or remix is None:
             return out, used
-        new = remix(shaped_model(model, shape), out[0], used)
+        new = remix(at(model, shape), out[0], used)
         if all(a is b for a, b in zip(new, used)):
             return out, used
         log.append(f"{label}: mixture proposals at σ = {shape:.4g} (coverage check of the solved step)")
@@ -105,7 +109,7 @@ def follow_shape(model, x0, props, log, label="shape homotopy", first_step=0.125
     x, props, shapes, path = out[0], out[4], [start], [(start, out[0])]
     used = props  # the proposals x solves with (each step returns them moment-matched to its solution)
     if on_step is not None:
-        on_step(shaped_model(model, start), x, props)
+        on_step(at(model, start), x, props)
     ds, remixed = first_step, False
     while shapes[-1] < target:
         sk = min(target, shapes[-1] + ds)
@@ -118,7 +122,7 @@ def follow_shape(model, x0, props, log, label="shape homotopy", first_step=0.125
         if out is None and pred is not x:
             out = step(sk, x, props, 1)
         if out is None and remix is not None and not remixed:
-            remixed, new = True, remix(shaped_model(model, shapes[-1]), x, props)
+            remixed, new = True, remix(at(model, shapes[-1]), x, props)
             if any(a is not b for a, b in zip(new, props)):
                 log.append(f"{label}: mixture proposals at σ = {shapes[-1]:.4g}")
                 props = new
@@ -131,7 +135,7 @@ def follow_shape(model, x0, props, log, label="shape homotopy", first_step=0.125
             continue
         out, used = covered(sk, out, props)
         if on_step is not None:
-            on_step(shaped_model(model, sk), out[0], used)
+            on_step(at(model, sk), out[0], used)
         x, props, remixed = out[0], out[4], False
         shapes.append(sk)
         path.append((sk, x))
