@@ -196,6 +196,27 @@ def _is_local_maximum(y, args, size: float = 1e-3, tries: int = 4) -> bool:
     return True
 
 
+def _active_maximisers(model: DeepModel, x, ev, q_min: float):
+    """([readout maximisers, first-layer maximisers], [their q]) with q >= ``q_min`` at ``x`` (``ev`` its
+    evaluation; the first layer's only at L >= 2): the readout's local maxima of its domain
+    (:func:`_is_local_maximum`), the first layer's under the tilt of ``ev`` (:func:`solvers.deep.kkt.tilted_first_layer`)."""
+    t, ker = model.unpack(x)
+    R, delta_in, _ = _readout_layer(model, ker)
+    args = (t, model.spec.sigma_a, R, delta_in, model.sigmas[-1], model.sizes)
+    dom = condensate_directions(*args)
+    keep = (dom.q >= q_min) & np.array([_is_local_maximum(y, args) for y in dom.directions], dtype=bool)
+    sets, qs = [dom.directions[keep]], [dom.q[keep]]
+    if model.L >= 2:
+        up = ev["layers"][1]
+        _, _, dirs, q = tilted_first_layer(up.kt_in, up.dt_in, model.sigmas[0], model.sizes)
+        sets.append(dirs[q >= q_min])
+        qs.append(q[q >= q_min])
+    else:
+        sets.append(np.zeros((0, model.m)))
+        qs.append(np.zeros(0))
+    return sets, qs
+
+
 def kkt_model(model: DeepModel, x, props, delta: float, q_min: float = Q_MIN, sizes=None, fit: bool = True,
               truncated: bool = True):
     """(a :class:`KKTModel` of ``model``'s spec, σ's and options with smoothing ``delta``, its start x) at the
@@ -203,23 +224,13 @@ def kkt_model(model: DeepModel, x, props, delta: float, q_min: float = Q_MIN, si
     there get multipliers, started at :func:`fitted_multipliers` (``fit``) or on the central path μ = δ²/(1 − q)
     (0 at δ = 0)."""
     x = np.asarray(x, dtype=np.float64)[:model.n if not isinstance(model, KKTModel) else model.n_base]
-    t, ker = model.unpack(x)
-    R, delta_in, _ = _readout_layer(model, ker)
-    args = (t, model.spec.sigma_a, R, delta_in, model.sigmas[-1], model.sizes)
-    dom = condensate_directions(*args)
-    keep = (dom.q >= q_min) & np.array([_is_local_maximum(y, args) for y in dom.directions], dtype=bool)
-    last = dom.directions[keep]
-    first = np.zeros((0, model.m))
-    if model.L >= 2:
-        ev = model.safe_eval(x, props)
-        if ev is None:
-            raise OutsideDomain("kkt_model: the start does not evaluate")
-        up = ev["layers"][1]
-        _, _, dirs, q = tilted_first_layer(up.kt_in, up.dt_in, model.sigmas[0], model.sizes)
-        first = dirs[q >= q_min]
+    ev = model.safe_eval(x, props) if model.L >= 2 else None
+    if model.L >= 2 and ev is None:
+        raise OutsideDomain("kkt_model: the start does not evaluate")
+    (last, first), qs = _active_maximisers(model, x, ev, q_min)
     kkt = KKTModel(model.spec, model.sigmas, model.opt, last, first, delta,
                    sizes=model.sizes if sizes is None else sizes, truncated=truncated)
-    q = np.concatenate([dom.q[keep], q[q >= q_min] if model.L >= 2 else np.zeros(0)])
+    q = np.concatenate(qs)
     if fit:
         return kkt, kkt.with_multipliers(x, fitted_multipliers(kkt, x, props))
     mu = delta**2 / np.maximum(1.0 - q, 1e-300) if delta > 0 else np.zeros(len(q))
@@ -285,20 +296,7 @@ def refreshed(model: KKTModel, x, props, q_min: float = Q_MIN):
     ev = model.safe_eval(x, props)
     if ev is None:
         return model, x
-    t, ker = model.unpack(x)
-    R, delta_in, _ = _readout_layer(model, ker)
-    args = (t, model.spec.sigma_a, R, delta_in, model.sigmas[-1], model.sizes)
-    dom = condensate_directions(*args)
-    keep = (dom.q >= q_min) & np.array([_is_local_maximum(y, args) for y in dom.directions], dtype=bool)
-    new_sets, new_q = [dom.directions[keep]], [dom.q[keep]]
-    if model.L >= 2:
-        up = ev["layers"][1]
-        _, _, dirs, q = tilted_first_layer(up.kt_in, up.dt_in, model.sigmas[0], model.sizes)
-        new_sets.append(dirs[q >= q_min])
-        new_q.append(q[q >= q_min])
-    else:
-        new_sets.append(np.zeros((0, model.m)))
-        new_q.append(np.zeros(0))
+    new_sets, new_q = _active_maximisers(model, x, ev, q_min)
     old_sets = model.condensate.tracked
     mu_old = model.multipliers(x)
     old_mu = [mu_old[:len(old_sets[0])], mu_old[len(old_sets[0]):]]
