@@ -159,7 +159,7 @@ class DeepModel:
         for ell in range(1, self.L + 1):
             kw = self.layer_kwargs(ell, t, ker, ev)
             out.append(layer_integral(self.oned, self.sizes, self.sigmas[ell - 1], self.rules[ell - 1],
-                                      proposals[ell - 1], neurons=neurons, rng=rng, **kw))
+                                      proposals[ell - 1], neurons=neurons, rng=rng, truncated=self.truncated, **kw))
         return out
 
     def safe_eval(self, x, proposals, **kw):

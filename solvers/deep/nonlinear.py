@@ -443,6 +443,16 @@ class _Search:
             return False
         return self._tried(self.attempt(path.x, path.proposals, path.message.split(":")[0]), "homotopy from " + source)
 
+    def from_kkt(self) -> bool:
+        """ReLU at L = 2: both condensates as KKT unknowns (:mod:`solvers.deep.kkt_route`: the homotopy in P, δ → 0 in
+        the symmetric subspace, continuation in T below T = 0.05, Sobol' replicas and the constrained stability)."""
+        from solvers.deep.kkt_route import kkt_candidate
+
+        cand = kkt_candidate(self)
+        if cand is not None:
+            self.cands.append(cand)
+        return self._tried(cand is not None, "KKT route")
+
     def from_prior(self) -> bool:
         model = self.model
         x0 = _prior_start(model, self.spec.temperature)
@@ -545,7 +555,10 @@ def _solve(spec: ModelSpec, sig, start, opt: DeepOptions, depth: int = 0, progre
     saddles[best]["selected"] = True
     msg = (f"{len(uniq)} distinct saddle point(s) found, selected: "
            f"{'stable' if uniq[best]['stable'] else 'UNSTABLE (no stable one found)'}, largest free energy")
-    chosen, model, o = refine(search, uniq[best], saddles[best])
+    if "kkt" in uniq[best]:  # its error is the replicas' (solvers.deep.kkt_route): no refinement
+        chosen, model, o = uniq[best], uniq[best]["model"], search.opt
+    else:
+        chosen, model, o = refine(search, uniq[best], saddles[best])
     if np.max(chosen["errors"]) > o.error_tol:
         msg = (f"NOT CONVERGED (error bound missed): {msg}; integration error estimate "
                f"{np.max(chosen['errors']):.1e} exceeds error_tol {o.error_tol:g}")
@@ -567,6 +580,8 @@ def _run_starts(search: _Search, start) -> None:
     direct_ok = search.from_start(start) if start is not None else False
     if not direct_ok:
         direct_ok = search.from_prior()
+    if L == 2 and not direct_ok and search.model.oned.kind == "relu" and search.from_kkt():
+        return  # the KKT point (its own continuation in T and error estimate; the plain continuations fail there)
     if L == 2 and not direct_ok:  # the small-T starts (only when the prior start fails: earlier results unchanged)
         direct_ok = search.from_large_p() or search.from_small_p() or search.from_warmer() or search.from_shape()
     elif L >= 3 and not direct_ok and T < _SHAPE_TEMPERATURE:  # the shape homotopy from a warmer T, then down in T
