@@ -109,18 +109,24 @@ def _symmetric_solve(model: KKTModel, x, props, log, label, codes=None):
 def _warm_route(search, T_w: float):
     """Steps 1–3 of the module docstring: (KKT model at the target T, x, proposals, its codes) or (None, message)."""
     spec, sig, opt, log = search.spec, search.sig, search.opt, search.log
-    path, model = follow_sizes(spec.replace(temperature=T_w), sig, opt, DELTA, log, progress=search.log.progress)
+    path, model = follow_sizes(spec.replace(temperature=T_w), sig, opt, DELTA, log, progress=search.log.progress,
+                               symmetric=True)
     if path.stopped or model is None:
         return None, f"KKT route: {path.stopped or 'no start'}"
     x, props = path.last.x, path.last.props
     kkt = KKTModel(spec.replace(temperature=T_w), sig, opt, model.condensate.last, model.condensate.first, DELTA)
     codes = maximiser_codes(kkt, x, props)
-    for d in DELTAS:
-        kkt.delta = d
+    todo, last, halvings = [DELTA, *DELTAS], None, 0
+    while todo:  # δ → 0 (first at the homotopy's δ: the projection onto the symmetric subspace)
+        d = kkt.delta = todo[0]
         out = _symmetric_solve(kkt, x, props, log, f"KKT route: δ = {d:g}, symmetric subspace", codes)
         if out is None:
-            return None, f"KKT route: Newton failed at δ = {d:g} (T = {T_w:.4g})"
-        x, _, props, _ = out
+            halvings += 1
+            if last is None or halvings > 4:
+                return None, f"KKT route: Newton failed at δ = {d:g} (T = {T_w:.4g}) in the symmetric subspace"
+            todo.insert(0, math.sqrt(last * d) if d > 0 else 0.5 * last)
+            continue
+        (x, _, props, _), last, halvings = out, todo.pop(0), 0
     T, step, halvings = T_w, math.log(0.8), 0
     while T > spec.temperature * (1 + 1e-12):
         Tk = max(spec.temperature, T * math.exp(step))

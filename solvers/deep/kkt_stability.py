@@ -28,7 +28,7 @@ import numpy as np
 from solvers.deep.saddle import action_gradient, full_point, reduced_hessian
 from theory.domain_errors import OutsideDomain
 
-__all__ = ["KKTStability", "active_set", "constrained_stability"]
+__all__ = ["KKTStability", "active_set", "tangent_space_hessian", "constrained_stability"]
 
 
 class KKTStability(dict):
@@ -67,6 +67,25 @@ def _hessians(model, x, ev, props, step: float = 1e-6):
     return H, G, nc
 
 
+def tangent_space_hessian(H, G, nc: int):
+    """∇²Ψ (module docstring) from the Hessian ``H`` of the Lagrangian in z = (C, K), C the first ``nc``
+    coordinates, and the gradients ``G`` (rows) of the active constraints: the Schur complement over the null space
+    of G_C of Wᵀ H W, W = [[Z, −G_C⁺ G_K], [0, I]] (:func:`solvers.deep.saddle.reduced_hessian`); None if G_C has
+    rank below the number of active constraints."""
+    H, G = np.asarray(H, dtype=np.float64), np.asarray(G, dtype=np.float64).reshape(-1, len(H))
+    nk = len(H) - nc
+    GC, GK = G[:, :nc], G[:, nc:]
+    if not len(G):
+        return reduced_hessian(H, nc)
+    _, s, vt = np.linalg.svd(GC)
+    rank = int(np.sum(s > 1e-10 * max(float(s.max(initial=0.0)), 1e-300)))
+    if rank < len(G):
+        return None
+    Z = vt[rank:].T
+    W = np.block([[Z, -np.linalg.pinv(GC) @ GK], [np.zeros((nk, Z.shape[1])), np.eye(nk)]])
+    return reduced_hessian(W.T @ H @ W, Z.shape[1])
+
+
 def constrained_stability(model, x, ev, props) -> KKTStability:
     """The stability of the KKT point ``x`` of ``model`` (a :class:`solvers.deep.complementarity.KKTModel`,
     evaluation ``ev``, proposals ``props``; module docstring)."""
@@ -86,18 +105,12 @@ def constrained_stability(model, x, ev, props) -> KKTStability:
     except (OutsideDomain, np.linalg.LinAlgError) as err:
         out.update(eigenvalues=[float("nan")], stable=False, message=f"Hessian not evaluable: {err}")
         return out
-    GC, GK = G[act, :nc], G[act, nc:]
-    u, s, vt = np.linalg.svd(GC) if len(act) else (None, np.zeros(0), np.zeros((0, nc)))
-    rank = int(np.sum(s > 1e-10 * max(s.max(initial=0.0), 1e-300)))
-    if rank < len(act):
+    psi = tangent_space_hessian(H, G[act], nc)
+    if psi is None:
         out.update(eigenvalues=[float("nan")], stable=False,
-                   message=f"the active constraints' gradients in (t, K̃) have rank {rank} < {len(act)}")
+                   message="the active constraints' gradients in (t, K̃) are linearly dependent")
         return out
-    Z = vt[rank:].T if len(act) else np.eye(nc)
-    nk = H.shape[0] - nc
-    W = np.block([[Z, -np.linalg.pinv(GC) @ GK if len(act) else np.zeros((nc, nk))],
-                  [np.zeros((nk, Z.shape[1])), np.eye(nk)]])
-    eig = np.linalg.eigvalsh(reduced_hessian(W.T @ H @ W, Z.shape[1]))
+    eig = np.linalg.eigvalsh(psi)
     stable = bool(np.all(eig < 0.0)) and out["strictly_complementary"]
     out.update(eigenvalues=eig.tolist(), stable=stable,
                message=(f"{len(act)} active constraints, largest eigenvalue of the reduced Hessian "
