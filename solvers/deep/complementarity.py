@@ -348,7 +348,7 @@ def _solve_kkt(model: KKTModel, x, props, log, label, symmetric: bool, **kw):
 
 
 def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, halvings: int = 6,
-                 progress=None, truncated: bool = False, symmetric: bool = False):
+                 progress=None, truncated: bool = False, symmetric: float = np.inf):
     """The homotopy in P of the deep search (``_Search.from_small_p`` in :mod:`solvers.deep.nonlinear`: class sizes
     s·P_c/min P_c at fixed σ_a² P, from s = 1 to the spec's sizes) with both condensates as KKT unknowns from the
     start (smoothing ``delta``; the maximisers with q >= :data:`Q_MIN` at s = 1, where no constraint is active, are
@@ -357,7 +357,7 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
     the ratio grow by 1.2 (at most ``ratio``), a failed step is halved in log s up to ``halvings`` times in a row.
     ``progress`` (:mod:`solvers.progress`) gets each solved P. ``truncated``: the bulk without its domain checks
     (:class:`KKTModel`); off by default here, because far from a KKT point the truncated bulk beyond q = 1 is
-    huge rather than refused and misleads the line search. ``symmetric``: every step solved in the subspace
+    huge rather than refused and misleads the line search. ``symmetric``: the steps at P >= this solved in the subspace
     symmetric under permutations of equal-size classes (:func:`_solve_kkt`). Returns (:class:`solvers.deep.barrier_path.Path`
     of the solved points, p = P, and the :class:`KKTModel` of the last one)."""
     from solvers.deep.barrier_path import Path, PathPoint
@@ -376,7 +376,7 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
     if x is None:
         return Path(stopped="homotopy in P: the prior start at s = 1 does not solve"), None
     model, x = kkt_model(plain, x, props, delta, truncated=truncated)
-    out = _solve_kkt(model, x, props, log, f"KKT P = {P0:.4g}", symmetric, rounds=2, tol=1e-9)
+    out = _solve_kkt(model, x, props, log, f"KKT P = {P0:.4g}", P0 >= symmetric, rounds=2, tol=1e-9)
     if out is None:
         return Path(stopped=f"homotopy in P: Newton failed at the start P = {P0:.4g}"), model
     path = Path([PathPoint(P0, out[0], out[4], 0)])
@@ -395,7 +395,7 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
         if trial.safe_eval(x0, path.last.props) is None:
             x0 = _evaluable(trial, x0, path.last.props, shrink=0.995, tries=60)
         nit = log.iterations
-        out = None if x0 is None else _solve_kkt(trial, x0, path.last.props, log, f"KKT P = {P:.4g}", symmetric,
+        out = None if x0 is None else _solve_kkt(trial, x0, path.last.props, log, f"KKT P = {P:.4g}", P >= symmetric,
                                                  rounds=2, tol=1e-9, maxiter=25)
         if out is None:
             fails += 1
@@ -410,7 +410,7 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
         model.condensate.retrack()
         model, xr = refreshed(model, out[0], props)
         if xr is not out[0]:  # the maximisers changed: re-solved with the new multipliers
-            again = _solve_kkt(model, xr, props, log, f"KKT P = {P:.4g}, maximisers refreshed", symmetric, rounds=2,
+            again = _solve_kkt(model, xr, props, log, f"KKT P = {P:.4g}, maximisers refreshed", P >= symmetric, rounds=2,
                                tol=1e-9, maxiter=25)
             if again is None:
                 path.stopped = f"homotopy in P: Newton failed after the maximisers changed at P = {P:.4g}"

@@ -39,7 +39,8 @@ import math
 import numpy as np
 from scipy.stats import t as student_t
 
-from solvers.deep.class_symmetry import SymmetricModel, class_permutations, maximiser_codes, symmetric_proposals
+from solvers.deep.class_symmetry import (SymmetricModel, SymmetryHomotopy, class_permutations, maximiser_codes,
+                                         symmetric_proposals)
 from solvers.deep.complementarity import KKTModel, follow_sizes
 from solvers.deep.kkt import _first_layer_sums, _readout_layer, condensate_terms
 from solvers.deep.kkt_stability import constrained_stability
@@ -53,6 +54,10 @@ KKT_TEMPERATURE = 0.05
 #: the smoothing of the homotopy in P, and the path δ → 0 after it
 DELTA = 0.003
 DELTAS = (1e-3, 3e-4, 0.0)
+#: the homotopy in P solves in the symmetric subspace from this fraction of the target P on (before the readout's
+#: condensate switches on, P ≈ 57 of 64, where the rule's noise selects a symmetry-broken multiplier; from small P
+#: the symmetric steps stall at P ≈ 15: docs/devlog.md, deeprelu13)
+SYMMETRIC_FROM = 0.5
 
 
 @dataclass(frozen=True)
@@ -110,12 +115,15 @@ def _warm_route(search, T_w: float):
     """Steps 1–3 of the module docstring: (KKT model at the target T, x, proposals, its codes) or (None, message)."""
     spec, sig, opt, log = search.spec, search.sig, search.opt, search.log
     path, model = follow_sizes(spec.replace(temperature=T_w), sig, opt, DELTA, log, progress=search.log.progress,
-                               symmetric=True)
+                               symmetric=SYMMETRIC_FROM * float(np.sum(spec.class_sizes)))
     if path.stopped or model is None:
         return None, f"KKT route: {path.stopped or 'no start'}"
     x, props = path.last.x, path.last.props
     kkt = KKTModel(spec.replace(temperature=T_w), sig, opt, model.condensate.last, model.condensate.first, DELTA)
     codes = maximiser_codes(kkt, x, props)
+    x = _to_symmetric(kkt, x, props, codes, log)
+    if x is None:
+        return None, f"KKT route: the homotopy to the symmetric solution failed (T = {T_w:.4g}, δ = {DELTA:g})"
     todo, last, halvings = [DELTA, *DELTAS], None, 0
     while todo:  # δ → 0 (first at the homotopy's δ: the projection onto the symmetric subspace)
         d = kkt.delta = todo[0]
@@ -141,6 +149,30 @@ def _warm_route(search, T_w: float):
         x, _, props, _ = out
     kkt.spec = spec
     return (kkt, x, props, codes), ""
+
+
+def _to_symmetric(model: KKTModel, x, props, codes, log, steps=(0.25, 0.5, 0.75, 1.0)):
+    """The symmetric KKT point joined to the solution ``x`` by the homotopy of
+    :class:`solvers.deep.class_symmetry.SymmetryHomotopy` (λ = ``steps``, a failed step halved up to four times in
+    a row; proposals held), or None."""
+    hom = SymmetryHomotopy(model, codes)
+    if len(hom.imposed) < 2:
+        return x
+    todo, last, fails = list(steps), 0.0, 0
+    while todo:
+        hom.lam = todo[0]
+        out = solve_at(hom, x, props, log, f"KKT route: to the symmetric solution, λ = {hom.lam:.3g}", rounds=1,
+                       tol=1e-9, maxiter=25, jacobians=False)
+        if out is None:
+            fails += 1
+            if fails > 4:
+                return None
+            todo.insert(0, 0.5 * (last + todo[0]))
+            continue
+        x, last, fails = out[0], todo.pop(0), 0
+        model.safe_eval(x, props)
+        model.condensate.retrack()
+    return x
 
 
 def _condensates(model: KKTModel, x, ev) -> dict:
