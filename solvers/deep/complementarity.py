@@ -337,13 +337,20 @@ def _solve_kkt(model: KKTModel, x, props, log, label, symmetric: bool, **kw):
     codes = maximiser_codes(model, x, props)
     if codes is None:
         return None
-    sym = SymmetricModel(model, codes)
-    z = sym.reduce(x)
-    ev = sym.safe_eval(z, props)
-    if ev is None:
-        return None
-    props = symmetric_proposals(model, sym.full(z), ev, props, sym.imposed)
-    out = solve_at(sym, z, props, log, label + " (symmetric)", jacobians=False, **kw)
+    # at a symmetric point the rule's asymmetry puts one of two equal maximisers' q past 1 when the margins are
+    # ~δ²/μ: the symmetric steps run with the truncated bulk
+    saved = model.truncated, model.condensate.check
+    model.truncated, model.condensate.check = True, False
+    try:
+        sym = SymmetricModel(model, codes)
+        z = sym.reduce(x)
+        ev = sym.safe_eval(z, props)
+        if ev is None:
+            return None
+        props = symmetric_proposals(model, sym.full(z), ev, props, sym.imposed)
+        out = solve_at(sym, z, props, log, label + " (symmetric)", jacobians=False, **kw)
+    finally:
+        model.truncated, model.condensate.check = saved
     return None if out is None else (sym.full(out[0]), out[1], None, None, out[4])
 
 
