@@ -25,9 +25,11 @@ from itertools import permutations
 
 import numpy as np
 
+from solvers.deep.model import DeepModel
 from theory.deep_fields import tril_pack, tril_unpack
 
-__all__ = ["class_permutations", "maximiser_codes", "SymmetricModel", "SymmetryHomotopy", "symmetric_proposals"]
+__all__ = ["class_permutations", "maximiser_codes", "SymmetricModel", "SymmetryHomotopy", "symmetric_proposals",
+           "symmetric_solve"]
 
 
 def class_permutations(sizes) -> list:
@@ -192,17 +194,7 @@ class SymmetricModel:
         ev["residual"] = self.Q.T @ r
         return ev
 
-    def safe_eval(self, z, proposals, **kw):
-        from theory.domain_errors import OutsideDomain
-
-        try:
-            with np.errstate(all="ignore"):
-                ev = self.evaluate(z, proposals, **kw)
-        except (OutsideDomain, np.linalg.LinAlgError, FloatingPointError):
-            return None
-        if not (np.all(np.isfinite(ev["residual"])) and np.all(np.isfinite(ev["obs"]))):
-            return None
-        return ev
+    safe_eval = DeepModel.safe_eval  # (None where the base model's evaluation fails or is not finite)
 
     def adapt(self, ev, inflate, props=None):
         return self.base.adapt(ev, inflate, props)
@@ -232,3 +224,23 @@ class SymmetryHomotopy(SymmetricModel):
         ev["residual"] = np.concatenate([self.Q.T @ r,
                                          self.Qp.T @ ((1.0 - self.lam) * r + self.lam * self.natural(x))])
         return ev
+
+
+def symmetric_solve(model, x, props, log, label, codes=None, **kw):
+    """:func:`solvers.deep.newton.solve_at` (options ``kw``) on ``model`` restricted to the symmetric subspace
+    (:class:`SymmetricModel`, the maximisers' ``codes`` found at ``x`` if None) from the symmetric part of ``x``, with
+    the group-averaged proposals of :func:`symmetric_proposals`. Returns (x in ``model``'s coordinates, the
+    symmetric evaluation, the proposals solved with, the proposals solve_at returned, the wrapper) or None."""
+    from solvers.deep.newton import solve_at
+
+    codes = maximiser_codes(model, x, props) if codes is None and getattr(model, "n_mu", 0) else codes
+    if codes is None and getattr(model, "n_mu", 0):
+        return None
+    sym = SymmetricModel(model, codes)
+    z = sym.reduce(x)
+    ev = sym.safe_eval(z, props)
+    if ev is None:
+        return None
+    props = symmetric_proposals(model, sym.full(z), ev, props, sym.imposed)
+    out = solve_at(sym, z, props, log, label, jacobians=False, **kw)
+    return None if out is None else (sym.full(out[0]), out[1], props, out[4], sym)

@@ -329,29 +329,20 @@ def _solve_kkt(model: KKTModel, x, props, log, label, symmetric: bool, **kw):
     """:func:`solvers.deep.newton.solve_at` on ``model`` from ``x`` (``kw``: its options), or with ``symmetric`` in
     the subspace symmetric under permutations of equal-size classes with group-averaged proposals
     (:mod:`solvers.deep.class_symmetry`); (x, ev, None, None, proposals) in ``model``'s coordinates, or None."""
-    from solvers.deep.class_symmetry import SymmetricModel, maximiser_codes, symmetric_proposals
+    from solvers.deep.class_symmetry import symmetric_solve
     from solvers.deep.newton import solve_at
 
     if not symmetric:
         return solve_at(model, x, props, log, label, jacobians=False, **kw)
-    codes = maximiser_codes(model, x, props)
-    if codes is None:
-        return None
     # at a symmetric point the rule's asymmetry puts one of two equal maximisers' q past 1 when the margins are
     # ~δ²/μ: the symmetric steps run with the truncated bulk
     saved = model.truncated, model.condensate.check
     model.truncated, model.condensate.check = True, False
     try:
-        sym = SymmetricModel(model, codes)
-        z = sym.reduce(x)
-        ev = sym.safe_eval(z, props)
-        if ev is None:
-            return None
-        props = symmetric_proposals(model, sym.full(z), ev, props, sym.imposed)
-        out = solve_at(sym, z, props, log, label + " (symmetric)", jacobians=False, **kw)
+        out = symmetric_solve(model, x, props, log, label + " (symmetric)", **kw)
     finally:
         model.truncated, model.condensate.check = saved
-    return None if out is None else (sym.full(out[0]), out[1], None, None, out[4])
+    return None if out is None else (out[0], out[1], None, None, out[3])
 
 
 def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, halvings: int = 6,

@@ -39,8 +39,7 @@ import math
 import numpy as np
 from scipy.stats import t as student_t
 
-from solvers.deep.class_symmetry import (SymmetricModel, SymmetryHomotopy, class_permutations, maximiser_codes,
-                                         symmetric_proposals)
+from solvers.deep.class_symmetry import SymmetryHomotopy, class_permutations, maximiser_codes, symmetric_solve
 from solvers.deep.complementarity import KKTModel, follow_sizes
 from solvers.deep.kkt import _first_layer_sums, _readout_layer, condensate_terms
 from solvers.deep.kkt_stability import constrained_stability
@@ -90,19 +89,10 @@ def symmetrised_observables(obs, m: int, L: int, perms) -> np.ndarray:
 def _symmetric_solve(model: KKTModel, x, props, log, label, codes=None):
     """(x, ev, proposals, the symmetric wrapper) of the KKT point of ``model`` in the symmetric subspace from ``x``
     with group-averaged ``props`` held fixed, or None."""
-    codes = maximiser_codes(model, x, props) if codes is None else codes
-    if codes is None:
-        return None
-    sym = SymmetricModel(model, codes)
-    z = sym.reduce(x)
-    ev = sym.safe_eval(z, props)
-    if ev is None:
-        return None
-    props = symmetric_proposals(model, sym.full(z), ev, props, sym.imposed)
-    out = solve_at(sym, z, props, log, label, rounds=1, tol=1e-9, maxiter=25, jacobians=False)
+    out = symmetric_solve(model, x, props, log, label, codes, rounds=1, tol=1e-9, maxiter=25)
     if out is None:
         return None
-    x = sym.full(out[0])
+    x, props, sym = out[0], out[2], out[4]
     ev = model.safe_eval(x, props)
     if ev is None:
         return None
