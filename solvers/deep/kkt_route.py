@@ -2,7 +2,9 @@
 equations stop at a domain boundary (THEORY §4 condensate, §5; the KKT equations:
 :mod:`solvers.deep.complementarity`).
 
-Steps, all from scratch inside the solve:
+It runs with ``DeepOptions(kkt_route=True)`` (off by default: from scratch step 1 ends on a symmetry-broken image of
+the KKT point, which steps 2–5 cannot join to the symmetric one; docs/devlog.md, deeprelu13). Steps, all from scratch
+inside the solve:
 
 1. the homotopy in P with both condensates' multipliers as unknowns (:func:`solvers.deep.complementarity.follow_sizes`,
    smoothing δ = :data:`DELTA`, the domain checks on) at T, or at T_w = ``warm_ratio`` T below

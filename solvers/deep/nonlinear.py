@@ -53,8 +53,8 @@ order with a positive definite Cov (the covariance of the layer's sufficient sta
 by Sylvester's law of inertia a saddle is a local maximum of Ψ ("stable") iff all eigenvalues of
 that reduced Jacobian have negative real part — the criterion of :mod:`solvers.deep.linear`, here
 within the class-symmetric subspace. Starts: prior (NNGP) kernels with t from the convex last-layer
-problem at the target T; if that fails, for ReLU at L = 2 both condensates as KKT unknowns (:mod:`solvers.deep.kkt_route`;
-no other start if it converges); then, at L >= 2, the deep large-P solution (bounded smooth φ;
+problem at the target T; if that fails, for ReLU at L = 2 with ``kkt_route`` both condensates as KKT unknowns
+(:mod:`solvers.deep.kkt_route`; no other start if it converges); then, at L >= 2, the deep large-P solution (bounded smooth φ;
 :mod:`solvers.deep.large_p`: its t, the prior kernels plus a class contrast of order √(log P/P)),
 then a homotopy in P (class sizes scaled up from a few points at fixed σ_a² P: at small T the
 T-continuation follows a common-mode branch to its fold, while the class-contrast branch of the
@@ -564,7 +564,7 @@ def _run_starts(search: _Search, start) -> None:
     direct_ok = search.from_start(start) if start is not None else False
     if not direct_ok:
         direct_ok = search.from_prior()
-    if L == 2 and not direct_ok and search.model.oned.kind == "relu" and search.from_kkt():
+    if L == 2 and not direct_ok and search.model.oned.kind == "relu" and opt.kkt_route and search.from_kkt():
         return  # the KKT point has its own continuation in T and error estimate
     if L == 2 and not direct_ok:  # the small-T starts (only when the prior start fails: earlier results unchanged)
         direct_ok = search.from_large_p() or search.from_small_p() or search.from_warmer() or search.from_shape()

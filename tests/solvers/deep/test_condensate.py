@@ -1,8 +1,11 @@
 """The readout domain of the last hidden layer of deep ReLU networks and its condensate directions
 (theory.deep_condensate, solvers.deep.condensate; issue 17): the one-layer limit, the random-search bound,
-Danskin's gradients by finite differences, and (slow) the L = 1 limit of the paper regime (the deep paper regime
-itself converges at the KKT point: tests/solvers/deep/test_kkt_route.py)."""
+Danskin's gradients by finite differences, and (slow) the paper regime, where the deep solution runs into the
+boundary along one-class directions."""
+import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -91,6 +94,24 @@ def test_homotopy_point_is_at_the_boundary_along_one_class_directions():
     assert [q for q, c in zip(dom.q, dom.code_strings()) if c == "010"][0] > 0.97
     note = domain_note((model, np.array(X_P8)))
     assert "condensate" in note and "001, 100" in note
+
+
+@pytest.mark.slow
+def test_paper_regime_relu_two_layers_fails_honestly_at_the_condensate():
+    """`codingschemes solve --layers 2 --nonlinearity relu --class-sizes 32,16,16 --sigma-a 0.125
+    --temperature 0.05`: no converged solution (exit 1, NaN outputs) and the message says why: the
+    homotopy in P reaches the readout domain boundary along one-class directions (a condensate)."""
+    cmd = [sys.executable, "-m", "codingschemes", "solve", "--layers", "2", "--nonlinearity", "relu",
+           "--class-sizes", "32,16,16", "--sigma-a", "0.125", "--temperature", "0.05", "--format", "json",
+           "--quiet", "--no-plot"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    assert out.returncode == 1
+    res = json.loads(out.stdout)
+    assert res["converged"] is False
+    msg = res["message"]
+    assert "readout domain boundary" in msg and "condensate" in msg
+    codes = msg.split("directions with codes ")[1].split(":")[0].split(", ")
+    assert {"100", "001"} <= set(codes)
 
 
 @pytest.mark.slow
