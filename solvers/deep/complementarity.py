@@ -45,7 +45,7 @@ from dataclasses import replace
 import numpy as np
 
 from solvers.deep.kkt import _first_layer_sums, _readout_layer, _tilt, condensate_terms, tilted_first_layer
-from solvers.deep.model import DeepModel
+from solvers.deep.model import DeepModel, prior_start
 from theory.deep_condensate import ReadoutDomain, condensate_directions, track_directions
 from theory.domain import marginal_directions
 from theory.domain_errors import OutsideDomain
@@ -325,8 +325,28 @@ def scaled_kkt(model: KKTModel, spec, sizes) -> KKTModel:
                     truncated=model.truncated)
 
 
+def _solve_kkt(model: KKTModel, x, props, log, label, symmetric: bool, **kw):
+    """:func:`solvers.deep.newton.solve_at` on ``model`` from ``x`` (``kw``: its options), or with ``symmetric`` in
+    the subspace symmetric under permutations of equal-size classes with group-averaged proposals
+    (:mod:`solvers.deep.class_symmetry`); (x, ev, None, None, proposals) in ``model``'s coordinates, or None."""
+    from solvers.deep.class_symmetry import symmetric_solve
+    from solvers.deep.newton import solve_at
+
+    if not symmetric:
+        return solve_at(model, x, props, log, label, jacobians=False, **kw)
+    # at a symmetric point the rule's asymmetry puts one of two equal maximisers' q past 1 when the margins are
+    # ~δ²/μ: the symmetric steps run with the truncated bulk
+    saved = model.truncated, model.condensate.check
+    model.truncated, model.condensate.check = True, False
+    try:
+        out = symmetric_solve(model, x, props, log, label + " (symmetric)", **kw)
+    finally:
+        model.truncated, model.condensate.check = saved
+    return None if out is None else (out[0], out[1], None, None, out[3])
+
+
 def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, halvings: int = 6,
-                 progress=None, truncated: bool = False):
+                 progress=None, truncated: bool = False, symmetric: float = np.inf):
     """The homotopy in P of the deep search (``_Search.from_small_p`` in :mod:`solvers.deep.nonlinear`: class sizes
     s·P_c/min P_c at fixed σ_a² P, from s = 1 to the spec's sizes) with both condensates as KKT unknowns from the
     start (smoothing ``delta``; the maximisers with q >= :data:`Q_MIN` at s = 1, where no constraint is active, are
@@ -335,26 +355,26 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
     the ratio grow by 1.2 (at most ``ratio``), a failed step is halved in log s up to ``halvings`` times in a row.
     ``progress`` (:mod:`solvers.progress`) gets each solved P. ``truncated``: the bulk without its domain checks
     (:class:`KKTModel`); off by default here, because far from a KKT point the truncated bulk beyond q = 1 is
-    huge rather than refused and misleads the line search. Returns (:class:`solvers.deep.barrier_path.Path`
+    huge rather than refused and misleads the line search. ``symmetric``: the steps at P >= this solved in the subspace
+    symmetric under permutations of equal-size classes (:func:`_solve_kkt`). Returns (:class:`solvers.deep.barrier_path.Path`
     of the solved points, p = P, and the :class:`KKTModel` of the last one)."""
     from solvers.deep.barrier_path import Path, PathPoint
     from solvers.deep.condensate import _evaluable
-    from solvers.deep.newton import solve_at, t_only
-    from solvers.deep.nonlinear import _prior_start
+    from solvers.deep.newton import t_only
     from solvers.progress import report
 
     sizes = np.asarray(spec.class_sizes, dtype=np.float64)
     lo, total = float(np.min(sizes)), float(np.sum(sizes))
     P0 = total / lo
     plain = DeepModel(spec.replace(sigma_a=spec.sigma_a * np.sqrt(total / P0)), sigmas, options, sizes=sizes / lo)
-    x = _prior_start(plain, spec.temperature)
+    x = prior_start(plain, spec.temperature)
     inflate = options.inflate if options.inflate is not None else 1.5
     props = plain.initial_proposals(x, inflate)
     x = t_only(plain, x, props)
     if x is None:
         return Path(stopped="homotopy in P: the prior start at s = 1 does not solve"), None
     model, x = kkt_model(plain, x, props, delta, truncated=truncated)
-    out = solve_at(model, x, props, log, f"KKT P = {P0:.4g}", rounds=2, tol=1e-9, jacobians=False)
+    out = _solve_kkt(model, x, props, log, f"KKT P = {P0:.4g}", P0 >= symmetric, rounds=2, tol=1e-9)
     if out is None:
         return Path(stopped=f"homotopy in P: Newton failed at the start P = {P0:.4g}"), model
     path = Path([PathPoint(P0, out[0], out[4], 0)])
@@ -373,8 +393,8 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
         if trial.safe_eval(x0, path.last.props) is None:
             x0 = _evaluable(trial, x0, path.last.props, shrink=0.995, tries=60)
         nit = log.iterations
-        out = None if x0 is None else solve_at(trial, x0, path.last.props, log, f"KKT P = {P:.4g}", rounds=2,
-                                               tol=1e-9, maxiter=25, jacobians=False)
+        out = None if x0 is None else _solve_kkt(trial, x0, path.last.props, log, f"KKT P = {P:.4g}", P >= symmetric,
+                                                 rounds=2, tol=1e-9, maxiter=25)
         if out is None:
             fails += 1
             if fails > halvings:
@@ -388,8 +408,8 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
         model.condensate.retrack()
         model, xr = refreshed(model, out[0], props)
         if xr is not out[0]:  # the maximisers changed: re-solved with the new multipliers
-            again = solve_at(model, xr, props, log, f"KKT P = {P:.4g}, maximisers refreshed", rounds=2, tol=1e-9,
-                             maxiter=25, jacobians=False)
+            again = _solve_kkt(model, xr, props, log, f"KKT P = {P:.4g}, maximisers refreshed", P >= symmetric, rounds=2,
+                               tol=1e-9, maxiter=25)
             if again is None:
                 path.stopped = f"homotopy in P: Newton failed after the maximisers changed at P = {P:.4g}"
                 return path, model

@@ -15,12 +15,12 @@ import numpy as np
 from solvers.deep.kkt import Barrier
 from solvers.deep.options import DeepOptions
 from theory.deep_blocks import (OneD, OutsideDomain, Proposal, Rule, block_trace, gauss_hermite_rule,
-                                layer_integral, smolyak_rule, sobol_rule, tril_pack, tril_unpack)
+                                layer_integral, smolyak_rule, sobol_rule, tril_pack, tril_unpack, untilted_kernels)
 from theory.deep_mixture import MixtureProposal
 from theory.deep_layer import LayerCache
 from theory.spec import ModelSpec
 
-__all__ = ["DeepModel"]
+__all__ = ["DeepModel", "prior_start"]
 
 
 class DeepModel:
@@ -159,7 +159,7 @@ class DeepModel:
         for ell in range(1, self.L + 1):
             kw = self.layer_kwargs(ell, t, ker, ev)
             out.append(layer_integral(self.oned, self.sizes, self.sigmas[ell - 1], self.rules[ell - 1],
-                                      proposals[ell - 1], neurons=neurons, rng=rng, **kw))
+                                      proposals[ell - 1], neurons=neurons, rng=rng, truncated=self.truncated, **kw))
         return out
 
     def safe_eval(self, x, proposals, **kw):
@@ -197,3 +197,18 @@ class DeepModel:
             if dist < 0.02:
                 break
         return props
+
+
+def prior_start(model: DeepModel, T):
+    """The search's first start: prior (NNGP) kernels, t = I/(T + 1) halved until the readout's integral converges
+    (linear and ReLU readouts have a domain)."""
+    m = model.m
+    kers = untilted_kernels(model.oned, model.sizes, model.sigmas, model._rule)
+    ridge = [(k + 0.05 * float(np.mean(d)) * np.eye(m), d) for k, d in kers]
+    scale = 1.0
+    for _ in range(30):
+        x = model.pack(scale * np.eye(m) / (T + 1.0), ridge)
+        if model.safe_eval(x, [Proposal.standard(d) for d in model.dims]) is not None:
+            break
+        scale *= 0.5
+    return x

@@ -53,7 +53,8 @@ order with a positive definite Cov (the covariance of the layer's sufficient sta
 by Sylvester's law of inertia a saddle is a local maximum of Ψ ("stable") iff all eigenvalues of
 that reduced Jacobian have negative real part — the criterion of :mod:`solvers.deep.linear`, here
 within the class-symmetric subspace. Starts: prior (NNGP) kernels with t from the convex last-layer
-problem at the target T; if that fails and L >= 2, the deep large-P solution (bounded smooth φ;
+problem at the target T; if that fails, for ReLU at L = 2 with ``kkt_route`` both condensates as KKT unknowns
+(:mod:`solvers.deep.kkt_route`; no other start if it converges); then, at L >= 2, the deep large-P solution (bounded smooth φ;
 :mod:`solvers.deep.large_p`: its t, the prior kernels plus a class contrast of order √(log P/P)),
 then a homotopy in P (class sizes scaled up from a few points at fixed σ_a² P: at small T the
 T-continuation follows a common-mode branch to its fold, while the class-contrast branch of the
@@ -99,7 +100,7 @@ from threadpoolctl import threadpool_limits
 from solvers.deep.common import layer_sigmas
 from solvers.deep.condensate import domain_note, needle_rounds
 from solvers.deep.kkt import solve_with_condensate
-from solvers.deep.model import DeepModel
+from solvers.deep.model import DeepModel, prior_start
 from solvers.deep.modes import mixture_from_modes
 from solvers.deep.newton import BudgetSpent, SolveLog, solve_at, t_only
 from solvers.deep.nonlinear_result import DeepNonlinearSolution, build_solution
@@ -111,7 +112,7 @@ from solvers.deep.temperature_path import follow_temperature
 from solvers.deep.refine import refine
 from solvers.deep.saddle import coverage, finish, residual_spread
 from solvers.progress import restaged
-from theory.deep_blocks import Proposal, untilted_kernels
+from theory.deep_blocks import Proposal
 from theory.spec import ModelSpec, SpecError
 
 __all__ = ["DeepOptions", "DeepNonlinearSolution", "DeepNonlinearError", "solve_deep_nonlinear",
@@ -140,18 +141,7 @@ def _into_domain(model: DeepModel, x, shrink=0.7, tries=25):
     return x
 
 
-def _prior_start(model: DeepModel, T):
-    """Prior (NNGP) kernels, t from the convex last-layer problem at these kernels."""
-    m = model.m
-    kers = untilted_kernels(model.oned, model.sizes, model.sigmas, model._rule)
-    ridge = [(k + 0.05 * float(np.mean(d)) * np.eye(m), d) for k, d in kers]
-    scale = 1.0
-    for _ in range(30):  # t inside the domain (linear and ReLU readouts have one)
-        x = model.pack(scale * np.eye(m) / (T + 1.0), ridge)
-        if model.safe_eval(x, [Proposal.standard(d) for d in model.dims]) is not None:
-            break
-        scale *= 0.5
-    return x
+_prior_start = prior_start  # earlier private name (tests, benchmarks)
 
 
 def _secant(path, log_s):
@@ -443,6 +433,13 @@ class _Search:
             return False
         return self._tried(self.attempt(path.x, path.proposals, path.message.split(":")[0]), "homotopy from " + source)
 
+    def from_kkt(self) -> bool:
+        """ReLU at L = 2: both condensates as KKT unknowns, a converged KKT point (:mod:`solvers.deep.kkt_route`)."""
+        from solvers.deep.kkt_route import kkt_candidate
+        cand = kkt_candidate(self)
+        self.cands += [] if cand is None else [cand]
+        return self._tried(cand is not None, "KKT route")
+
     def from_prior(self) -> bool:
         model = self.model
         x0 = _prior_start(model, self.spec.temperature)
@@ -567,6 +564,8 @@ def _run_starts(search: _Search, start) -> None:
     direct_ok = search.from_start(start) if start is not None else False
     if not direct_ok:
         direct_ok = search.from_prior()
+    if L == 2 and not direct_ok and search.model.oned.kind == "relu" and opt.kkt_route and search.from_kkt():
+        return  # the KKT point has its own continuation in T and error estimate
     if L == 2 and not direct_ok:  # the small-T starts (only when the prior start fails: earlier results unchanged)
         direct_ok = search.from_large_p() or search.from_small_p() or search.from_warmer() or search.from_shape()
     elif L >= 3 and not direct_ok and T < _SHAPE_TEMPERATURE:  # the shape homotopy from a warmer T, then down in T

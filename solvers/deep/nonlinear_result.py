@@ -56,7 +56,8 @@ class DeepNonlinearSolution(Result):
     coverage: list = field(default_factory=list)  # per layer proposal-coverage check (_coverage)
     x: np.ndarray | None = None
     proposals: list | None = None
-    condensate: dict | None = None  # ReLU with a barrier: the last layer's outliers (solvers.deep.kkt)
+    condensate: dict | None = None  # ReLU: the last layer's outliers (barrier: solvers.deep.kkt; KKT: kkt_route)
+    kkt: object | None = None  # ReLU KKT route: solvers.deep.kkt_route.KKTPoint (model, x with multipliers, proposals)
     log: list = field(default_factory=list)
 
     @property
@@ -147,15 +148,15 @@ def build_solution(model, cand, saddles, log, t0, message):
         except (OutsideDomain, ValueError, np.linalg.LinAlgError):
             codes = []
     layers = ev["layers"]
-    cond = None
-    if model.condensate is not None:
+    cond = cand.get("condensate_json")
+    if cond is None and model.condensate is not None:
         terms = model.condensate.terms(model, t, kernels)
         cond = {"epsilon": model.condensate.epsilon, "directions": []} if terms is None else \
             {"epsilon": model.condensate.epsilon, **terms.to_json(layers[-1].outputs)}
     conj = tuple((layers[ell].kt_in, layers[ell].dt_in) for ell in range(1, L))
     err = _error_estimate(cand["errors"])
     ok = bool(err <= model.opt.error_tol)
-    return DeepNonlinearSolution(
+    sol = DeepNonlinearSolution(
         spec=spec, sigmas=model.sigmas, converged=ok, status="converged" if ok else "error-bound-missed",
         iterations=iterations, error_estimate=err, t=t.copy(), outputs=layers[-1].outputs,
         readout_moment=layers[-1].readout_moment,
@@ -168,3 +169,20 @@ def build_solution(model, cand, saddles, log, t0, message):
         ess_min=min((r.ess for r, rule in zip(layers, model.rules) if rule.groups > 1), default=None),
         message=message, x=x, condensate=cond,
         proposals=cand["props"], log=log, time_seconds=time.perf_counter() - t0)
+    return _kkt_values(sol, cand, m, L) if "kkt" in cand else sol
+
+
+def _kkt_values(sol, cand, m, L):
+    """A KKT candidate's solution (:mod:`solvers.deep.kkt_route`): the replicas' mean symmetrised observables, their
+    mean free energy, the residual of the symmetric-subspace solve, and the :class:`KKTPoint` as ``kkt``."""
+    from dataclasses import replace
+
+    o, off = cand["mean_observables"], 2 * m * m
+    diags, blocks = [], []
+    for _ in range(L):
+        diags.append(o[off:off + m].copy())
+        blocks.append(o[off + m:off + m + m * m].reshape(m, m).copy())
+        off += m + m * m
+    return replace(sol, outputs=o[:m * m].reshape(m, m).copy(), readout_moment=o[m * m:2 * m * m].reshape(m, m).copy(),
+                   kernel_diagonals=tuple(diags), kernel_blocks=tuple(blocks), free_energy=float(cand["action"]),
+                   residual=float(cand["ev"]["symmetric_residual"]), kkt=cand["kkt"])

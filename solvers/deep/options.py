@@ -48,6 +48,11 @@ class DeepOptions(Options):
     code_neurons: int = 8000  # neurons drawn from each layer's measure for the code fractions (0: none)
     # Newton iterations and CPU seconds the search over starts and continuations may spend (0: no limit); once one
     # is spent no further Newton solve starts and the solve reports what it has (status "no-solution" if nothing)
+    # ReLU at L = 2 (solvers.deep.kkt_route): independent Sobol' replicas of the KKT solve, and the largest log2 of
+    # their points per group (from qmc_log2n_max up while the replicas' error bound exceeds error_tol)
+    kkt_route: bool = False  # off: from scratch its homotopy in P ends on a symmetry-broken point (devlog deeprelu13)
+    kkt_replicas: int = 6
+    kkt_log2n_max: int = 15
     search_budget: int = SEARCH_BUDGET
     search_seconds: float = SEARCH_SECONDS
 
@@ -77,5 +82,8 @@ class DeepOptions(Options):
         check_int("mixture_rounds", self.mixture_rounds, 0)
         check_int("seed", self.seed, 0)
         check_int("code_neurons", self.code_neurons, 0)
+        check_bool("kkt_route", self.kkt_route)
+        check_int("kkt_replicas", self.kkt_replicas, 3)
+        check_int("kkt_log2n_max", self.kkt_log2n_max, 1)
         check_int("search_budget", self.search_budget, 0)
         check_float("search_seconds", self.search_seconds, 0.0)

@@ -21,7 +21,10 @@ def refine(search, chosen, saddle: dict):
     order 16 against 12 at d = 3, is a coarse bound), re-solve with Sobol' rules in every layer
     (``integrator="qmc"``), refined the same way, and keep that solution if its estimate is smaller. Returns
     (candidate, model, options) of the last refinement that succeeded. ``search``: the solve's search
-    (:class:`solvers.deep.nonlinear._Search`: its spec, priors, options and log)."""
+    (:class:`solvers.deep.nonlinear._Search`: its spec, priors, options and log). A KKT point
+    (:mod:`solvers.deep.kkt_route`) is returned as it is: its error is its replicas'."""
+    if "kkt" in chosen:
+        return chosen, chosen["model"], search.opt
     chosen, model, o = _more_points(search, chosen, saddle, search.model, search.opt)
     if (np.max(chosen["errors"]) <= o.error_tol or o.integrator != "auto"
             or all(r.groups > 1 for r in model.rules) or model.oned.kind == "linear"):

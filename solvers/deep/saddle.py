@@ -28,7 +28,7 @@ def full_point(model: DeepModel, x, ev):
     return np.concatenate([t.ravel()] + conj), np.concatenate(kz)
 
 
-def action_gradient(model: DeepModel, cz, kz, props):
+def action_gradient(model: DeepModel, cz, kz, props, hook=None):
     """∇S in (cz, kz) (module docstring of theory.deep_blocks; symmetric matrices by their upper
     triangle, so off-diagonal derivatives count twice): every layer takes its tilt from cz and its
     input kernel from kz, so S is evaluated away from the stationarity relations.
@@ -38,7 +38,9 @@ def action_gradient(model: DeepModel, cz, kz, props):
         ∂S/∂k_cd = ½ [P_c P_d (k̃^in − k̃)_cd + δ_cd P_c (δ̃^in − δ̃)_c],   ∂S/∂δ_c = ½ P_c (k̃^in − k̃ + δ̃^in − δ̃)_cc,
 
     with (k^new, δ^new) layer ℓ's kernel and (k̃^in, δ̃^in) the conjugate layer ℓ + 1 returns for its
-    input."""
+    input. ``hook``: a ``condensate`` hook (:class:`solvers.deep.complementarity.Multipliers`) applied to each
+    layer's result as in :meth:`solvers.deep.model.DeepModel.evaluate`; with fixed multipliers μ this is the
+    gradient of the Lagrangian S + Σ_j μ_j (q_j − 1) (the layer integrals then follow ``model.truncated``)."""
     m, L, P = model.m, model.L, model.sizes
     iu = np.triu_indices(m)
     nu = len(iu[0])
@@ -57,6 +59,7 @@ def action_gradient(model: DeepModel, cz, kz, props):
         k = kz[ell * (nu + m):(ell + 1) * (nu + m)]
         kers.append((sym(k[:nu]), k[nu:]))
     res = []
+    chol = [(np.linalg.cholesky(k), d) for k, d in kers] if hook is not None else None
     for ell in range(1, L + 1):
         kw = {}
         if ell >= 2:
@@ -66,8 +69,9 @@ def action_gradient(model: DeepModel, cz, kz, props):
             kw.update(t=t, sigma_a=model.spec.sigma_a)
         else:
             kw.update(kt=conj[ell - 1][0], dt=conj[ell - 1][1])
-        res.append(layer_integral(model.oned, P, model.sigmas[ell - 1], model.rules[ell - 1], props[ell - 1],
-                                  cache=model.layer_cache(ell, model.rules[ell - 1]), **kw))
+        r = layer_integral(model.oned, P, model.sigmas[ell - 1], model.rules[ell - 1], props[ell - 1],
+                           cache=model.layer_cache(ell, model.rules[ell - 1]), truncated=model.truncated, **kw)
+        res.append(r if hook is None else hook(model, ell, t, chol, r, kw))
     PP = np.outer(P, P)
     gc = [(P[:, None] * (res[-1].outputs + model.T * t - model.Y)).ravel()]
     gk = []

@@ -1,0 +1,278 @@
+"""The deep ReLU saddle as a converged KKT point: the route of the deep search for ReLU at L = 2 when the plain
+equations stop at a domain boundary (THEORY §4 condensate, §5; the KKT equations:
+:mod:`solvers.deep.complementarity`).
+
+It runs with ``DeepOptions(kkt_route=True)`` (off by default: from scratch step 1 ends on a symmetry-broken image of
+the KKT point, which steps 2–5 cannot join to the symmetric one; docs/devlog.md, deeprelu13). Steps, all from scratch
+inside the solve:
+
+1. the homotopy in P with both condensates' multipliers as unknowns (:func:`solvers.deep.complementarity.follow_sizes`,
+   smoothing δ = :data:`DELTA`, the domain checks on) at T, or at T_w = ``warm_ratio`` T below
+   :data:`KKT_TEMPERATURE` (as the search's warm start for small T);
+2. the complementarity δ → 0 (:data:`DELTAS`) with the truncated bulk, in the subspace symmetric under
+   permutations of equal-size classes (:mod:`solvers.deep.class_symmetry`) with group-averaged proposals held fixed
+   (re-matching them to the truncated integrand can run away along a needle beyond q = 1);
+3. below T_w, continuation down in T (steps of a factor at most 0.8, halved on failure) with the same unknowns;
+4. R = ``kkt_replicas`` independent Sobol' scrambles (seeds seed + 1 … seed + R) of 8 × 2^n points, n from
+   ``qmc_log2n_max`` up to ``kkt_log2n_max`` while the error bound exceeds ``error_tol``: the whole symmetric KKT
+   solve re-solved from the found point with each. Each replica's observables o_r are group-averaged over the class
+   permutations (the rule breaks the symmetry at its integration error; solving in the symmetric subspace leaves
+   that part in the antisymmetric residual and in f_22 − f_33 of a single replica). Reported: the mean ō of the
+   R symmetrised replicas, with error
+
+       e = t_{0.975, R−1} · sd_r(o_r) / √R   (Student's t: a 95 % interval for the mean),
+
+   and the converged flag only when max e <= ``error_tol``;
+5. the stability of the constrained saddle at the first replica (:mod:`solvers.deep.kkt_stability`).
+
+The readout's condensate: its multipliers are the least determined unknowns. The bulk's integral over the readout's
+y is truncated where the rule's nodes end; along an active maximiser the needle of the tilted measure is heavy-tailed
+(relative weight ~(1 − q)^{−1/2} at finite P), so the split of the outliers' contribution between the bulk's near
+part of the needle (the nodes that reach along it) and the condensate (the multiplier) depends on the nodes: the
+observables f, U and the kernels depend only on the sum, the multiplier on the split. So the readout's masses
+λ_j = 2 μ_j σ_a² σ_L² and output shares are reported with their range over the replicas, and are not part of the
+error bound. The first layer's multipliers are reported the same way (they are well determined).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+import math
+
+import numpy as np
+from scipy.stats import t as student_t
+
+from solvers.deep.class_symmetry import SymmetryHomotopy, class_permutations, maximiser_codes, symmetric_solve
+from solvers.deep.complementarity import KKTModel, follow_sizes
+from solvers.deep.kkt import _first_layer_sums, _readout_layer, condensate_terms
+from solvers.deep.kkt_stability import constrained_stability
+from solvers.deep.newton import solve_at
+
+__all__ = ["KKTPoint", "KKT_TEMPERATURE", "DELTA", "DELTAS", "kkt_candidate", "symmetrised_observables"]
+
+#: below this T the homotopy in P runs at T_w = warm_ratio · T and the KKT point is continued down in T (docs/devlog.md:
+#: at T = 0.02 the homotopy in P fails at its first step, the class-contrast branch continues smoothly from T = 0.05)
+KKT_TEMPERATURE = 0.05
+#: the smoothing of the homotopy in P, and the path δ → 0 after it
+DELTA = 0.003
+DELTAS = (1e-3, 3e-4, 0.0)
+#: the homotopy in P solves in the symmetric subspace from this fraction of the target P on (before the readout's
+#: condensate switches on, P ≈ 57 of 64, where the rule's noise selects a symmetry-broken multiplier; from small P
+#: the symmetric steps stall at P ≈ 15: docs/devlog.md, deeprelu13)
+SYMMETRIC_FROM = 0.5
+
+
+@dataclass(frozen=True)
+class KKTPoint:
+    """What validation needs to draw a KKT solution's outliers: the :class:`solvers.deep.complementarity.KKTModel`
+    (its ``condensate`` holds the tracked maximisers), its unknowns ``x`` (packed x, then the multipliers μ of the
+    readout's and the first layer's maximisers) and the integration ``proposals``."""
+
+    model: KKTModel
+    x: np.ndarray
+    proposals: list
+
+
+def symmetrised_observables(obs, m: int, L: int, perms) -> np.ndarray:
+    """The flat observables (f, U, per layer diag K_ℓ and k_ℓ; :meth:`solvers.deep.model.DeepModel.evaluate`)
+    averaged over the class permutations ``perms`` (f, U, k ↦ Π · Πᵀ, diag ↦ Π ·)."""
+    obs = np.asarray(obs, dtype=np.float64)
+    out = np.zeros(2 * m * m + L * (m + m * m))
+    for perm in perms:
+        ix = np.ix_(perm, perm)
+        parts = [obs[:m * m].reshape(m, m)[ix].ravel(), obs[m * m:2 * m * m].reshape(m, m)[ix].ravel()]
+        off = 2 * m * m
+        for _ in range(L):
+            parts += [obs[off:off + m][perm], obs[off + m:off + m + m * m].reshape(m, m)[ix].ravel()]
+            off += m + m * m
+        out += np.concatenate(parts)
+    return out / len(perms)
+
+
+def _symmetric_solve(model: KKTModel, x, props, log, label, codes=None):
+    """(x, ev, proposals, the symmetric wrapper) of the KKT point of ``model`` in the symmetric subspace from ``x``
+    with group-averaged ``props`` held fixed, or None."""
+    out = symmetric_solve(model, x, props, log, label, codes, rounds=1, tol=1e-9, maxiter=25)
+    if out is None:
+        return None
+    x, props, sym = out[0], out[2], out[4]
+    ev = model.safe_eval(x, props)
+    if ev is None:
+        return None
+    ev.update(asymmetry=out[1]["asymmetry"], symmetric_residual=float(np.max(np.abs(out[1]["residual"]))))
+    model.condensate.retrack()
+    return x, ev, props, sym
+
+
+def _warm_route(search, T_w: float):
+    """Steps 1–3 of the module docstring: (KKT model at the target T, x, proposals, its codes) or (None, message)."""
+    spec, sig, opt, log = search.spec, search.sig, search.opt, search.log
+    path, model = follow_sizes(spec.replace(temperature=T_w), sig, opt, DELTA, log, progress=search.log.progress,
+                               symmetric=SYMMETRIC_FROM * float(np.sum(spec.class_sizes)))
+    if path.stopped or model is None:
+        return None, f"KKT route: {path.stopped or 'no start'}"
+    x, props = path.last.x, path.last.props
+    kkt = KKTModel(spec.replace(temperature=T_w), sig, opt, model.condensate.last, model.condensate.first, DELTA)
+    codes = maximiser_codes(kkt, x, props)
+    x = _to_symmetric(kkt, x, props, codes, log)
+    if x is None:
+        return None, f"KKT route: the homotopy to the symmetric solution failed (T = {T_w:.4g}, δ = {DELTA:g})"
+    todo, last, halvings = [DELTA, *DELTAS], None, 0
+    while todo:  # δ → 0 (first at the homotopy's δ: the projection onto the symmetric subspace)
+        d = kkt.delta = todo[0]
+        out = _symmetric_solve(kkt, x, props, log, f"KKT route: δ = {d:g}, symmetric subspace", codes)
+        if out is None:
+            halvings += 1
+            if last is None or halvings > 4:
+                return None, f"KKT route: Newton failed at δ = {d:g} (T = {T_w:.4g}) in the symmetric subspace"
+            todo.insert(0, math.sqrt(last * d) if d > 0 else 0.5 * last)
+            continue
+        (x, _, props, _), last, halvings = out, todo.pop(0), 0
+    T, step, halvings = T_w, math.log(0.8), 0
+    while T > spec.temperature * (1 + 1e-12):
+        Tk = max(spec.temperature, T * math.exp(step))
+        kkt.T = Tk
+        out = _symmetric_solve(kkt, x, props, log, f"KKT route: T = {Tk:.4g}", codes)
+        if out is None:
+            kkt.T, step, halvings = T, step / 2, halvings + 1
+            if halvings > 4:
+                return None, f"KKT route: continuation in T failed at T = {Tk:.4g}, last solved {T:.4g}"
+            continue
+        T, halvings = Tk, 0
+        x, _, props, _ = out
+    kkt.spec = spec
+    return (kkt, x, props, codes), ""
+
+
+def _to_symmetric(model: KKTModel, x, props, codes, log, steps=(0.25, 0.5, 0.75, 1.0)):
+    """The symmetric KKT point joined to the solution ``x`` by the homotopy of
+    :class:`solvers.deep.class_symmetry.SymmetryHomotopy` (λ = ``steps``, a failed step halved up to four times in
+    a row; proposals held), or None."""
+    hom = SymmetryHomotopy(model, codes)
+    if len(hom.imposed) < 2:
+        return x
+    todo, last, fails = list(steps), 0.0, 0
+    while todo:
+        hom.lam = todo[0]
+        out = solve_at(hom, x, props, log, f"KKT route: to the symmetric solution, λ = {hom.lam:.3g}", rounds=1,
+                       tol=1e-9, maxiter=25, jacobians=False)
+        if out is None:
+            fails += 1
+            if fails > 4:
+                return None
+            todo.insert(0, 0.5 * (last + todo[0]))
+            continue
+        x, last, fails = out[0], todo.pop(0), 0
+        model.safe_eval(x, props)
+        model.condensate.retrack()
+    return x
+
+
+def _condensates(model: KKTModel, x, ev) -> dict:
+    """Per direction: the readout's multipliers, masses 2 μ σ_a² σ_L² and shares of f_cc; the first layer's
+    multipliers, codes and shares of each class's K_1 diagonal carried (:func:`solvers.deep.kkt._first_layer_sums`)."""
+    hook, mu = model.condensate, model.multipliers(x)
+    kL = len(hook.last)
+    t, ker = model.unpack(np.asarray(x)[:model.n_base])
+    R, delta, hidden = _readout_layer(model, ker)
+    dom = hook.readout_domain(model, t, ker)
+    f = ev["layers"][-1].outputs
+    c = condensate_terms(dom, mu[:kL], t, model.spec.sigma_a, R, delta, model.sigmas[-1], model.sizes, hidden)
+    up, low = ev["layers"][1], ev["layers"][0]
+    B, A, dirs, q = hook.first_layer(up.kt_in, up.dt_in, model.sigmas[0], model.sizes)
+    k1 = np.diag(low.k) + low.delta
+    shares = [(np.diag(dk) + dd) / k1 for dk, dd in
+              (_first_layer_sums(B, A, model.sigmas[0], model.sizes, dirs[j:j + 1], q[j:j + 1], mu[kL + j:kL + j + 1])
+               for j in range(len(dirs)))]
+    return {"readout_codes": dom.code_strings(), "readout_multipliers": mu[:kL], "readout_mass": c.mass,
+            "readout_output_shares": c.output_shares(f), "readout_directions": dom.readout,
+            "first_codes": ["".join("1" if u > 0 else "0" for u in B @ v) for v in dirs],
+            "first_multipliers": mu[kL:], "first_shares": np.array(shares).reshape(-1, model.m)}
+
+
+def _replicas(search, base: KKTModel, x, props, codes, log2n: int):
+    """The symmetric KKT solve re-solved from ``x`` with ``kkt_replicas`` independent Sobol' seeds of 8 × 2^log2n
+    points: [(x, ev, proposals, model)] of those that converged."""
+    opt, out = search.opt, []
+    for r in range(opt.kkt_replicas):
+        o = replace(opt, seed=opt.seed + 1 + r, qmc_log2n=log2n, qmc_log2n_max=max(log2n, opt.qmc_log2n_max))
+        model = KKTModel(base.spec, base.sigmas, o, base.condensate.last, base.condensate.first, 0.0)
+        model.T = base.T
+        res = _symmetric_solve(model, x, props, search.log, f"KKT replica {r + 1}, seed {o.seed}, 8 × 2^{log2n}",
+                               codes)
+        if res is not None:
+            out.append((res[0], res[1], res[2], model))
+    return out
+
+
+def _bound(reps, m: int, L: int, perms):
+    """(mean symmetrised observables, their error t_{0.975,R−1} sd/√R, action mean, its error) over replicas."""
+    nobs = 2 * m * m + L * (m + m * m)
+    obs = np.array([symmetrised_observables(ev["obs"][:nobs], m, L, perms) for _, ev, _, _ in reps])
+    acts = np.array([ev["action"] for _, ev, _, _ in reps])
+    R = len(reps)
+    q = float(student_t.ppf(0.975, R - 1)) / math.sqrt(R)
+    return obs.mean(axis=0), q * obs.std(axis=0, ddof=1), float(acts.mean()), q * float(acts.std(ddof=1))
+
+
+def kkt_candidate(search) -> dict | None:
+    """The KKT route of the module docstring for the search ``search`` (:class:`solvers.deep.nonlinear._Search`):
+    a candidate dict of the search (with the keys :func:`solvers.deep.nonlinear_result.build_solution` reads, and
+    ``kkt``: the :class:`KKTPoint`, ``replicas``, ``condensate_json``), or None (the reason in ``search.tried``)."""
+    spec, opt = search.spec, search.opt
+    T = spec.temperature
+    T_w = T if T >= KKT_TEMPERATURE else opt.warm_ratio * T
+    found, why = _warm_route(search, T_w)
+    if found is None:
+        search.tried.append(why)
+        search.log.append(why)
+        return None
+    kkt, x, props, codes = found
+    m, L, perms = kkt.m, kkt.L, class_permutations(kkt.sizes)
+    log2n, reps = opt.qmc_log2n_max, []
+    while True:
+        reps = _replicas(search, kkt, x, props, codes, log2n)
+        if len(reps) < max(3, opt.kkt_replicas - 1):
+            search.tried.append(f"KKT route: only {len(reps)} of {opt.kkt_replicas} replicas solved at 8 × 2^{log2n}")
+            return None
+        mean, err, action, action_err = _bound(reps, m, L, perms)
+        search.log.append(f"KKT replicas at 8 × 2^{log2n}: {len(reps)} solved, error bound {np.max(err):.2e}")
+        if np.max(err) <= opt.error_tol or log2n >= opt.kkt_log2n_max:
+            break
+        log2n += 1
+    x1, ev1, props1, model1 = reps[0]
+    stab = constrained_stability(model1, x1, ev1, props1)
+    search.log.append(f"KKT stability: {stab['message']}")
+    conds = [_condensates(mdl, xr, evr) for xr, evr, _, mdl in reps]
+    return {"x": x1[:model1.n_base], "ev": ev1, "props": props1, "label": "KKT route (both condensates)",
+            "eig": np.asarray(stab["eigenvalues"]), "stable": bool(stab["stable"]), "errors": err,
+            "free_energy_error": action_err, "covered": True, "coverage": [],
+            "error_sources": {"kkt replicas": float(np.max(err))}, "linearised_replicates": 0,
+            "kkt": KKTPoint(model1, x1, props1), "mean_observables": mean, "action": action,
+            "condensate_json": _condensate_json(conds, stab, reps, ev1, log2n, np.max(err)), "model": model1}
+
+
+def _range(values) -> list:
+    a = np.asarray(values, dtype=np.float64)
+    return [np.min(a, axis=0).tolist(), np.max(a, axis=0).tolist()]
+
+
+def _condensate_json(conds, stab, reps, ev, log2n, bound) -> dict:
+    """The ``condensate`` block of a KKT solution's JSON: the readout's and the first layer's condensates (replica
+    means and ranges), the stability record, the replicas and the asymmetry of the rule."""
+    mean = {k: np.mean([c[k] for c in conds], axis=0) for k in conds[0] if not k.endswith("codes")}
+    c0 = conds[0]
+    first = [{"code": code, "multiplier": float(mean["first_multipliers"][j]),
+              "multiplier_range": _range([c["first_multipliers"][j] for c in conds]),
+              "kernel_diagonal_share": mean["first_shares"][j].tolist(),
+              "kernel_diagonal_share_range": _range([c["first_shares"][j] for c in conds])}
+             for j, code in enumerate(c0["first_codes"])]
+    return {"kind": "kkt", "codes": c0["readout_codes"], "multipliers": mean["readout_multipliers"].tolist(),
+            "multipliers_range": _range([c["readout_multipliers"] for c in conds]),
+            "mass": mean["readout_mass"].tolist(), "mass_range": _range([c["readout_mass"] for c in conds]),
+            "output_shares": mean["readout_output_shares"].tolist(),
+            "output_shares_range": _range([c["readout_output_shares"] for c in conds]),
+            "readout_directions": c0["readout_directions"].tolist(), "margins": (1.0 - ev["q"]).tolist(),
+            "first_layer": first, "stability": dict(stab),
+            "replicas": {"count": len(reps), "points_log2": int(log2n), "sobol_groups": 8,
+                         "error_bound": float(bound),
+                         "rule_asymmetry": float(max(e["asymmetry"] for _, e, _, _ in reps))}}
