@@ -21,7 +21,7 @@ q = 2 × growth rate) with the proposals the point solves with:
 
 * ``kkt``: the homotopy in P with both condensates as KKT unknowns (:func:`solvers.deep.complementarity.follow_sizes`,
   smoothing ``--delta``, the domain checks on; at ``--layers 3`` every hidden layer's condensate, started at the
-  smallest P by continuation in T from ``--kkt-start-t``: :func:`solvers.deep.hidden_condensate.small_p_start`),
+  smallest P by continuation in T from ``--kkt-start-t``: :func:`solvers.deep.small_p_start.small_p_start`),
   optionally δ → ``--delta-end`` with the truncated bulk, then the point
   re-solved with ``--seeds`` independent Sobol'
   rules of 8 × 2^``--qmc-final`` points (their spread is the integration error), then continued down in T to
@@ -159,7 +159,7 @@ def kkt_route(spec, opt, delta, seeds, qmc_final, t_end, delta_end=None, layers:
     from dataclasses import replace
 
     from solvers.deep.complementarity import KKTModel, follow_delta, follow_sizes
-    from solvers.deep.hidden_condensate import small_p_start
+    from solvers.deep.small_p_start import small_p_start
 
     sig = layer_sigmas(spec, layers)
     log = _Log()

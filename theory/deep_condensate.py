@@ -1,4 +1,5 @@
-"""The domain of the last hidden layer of a deep ReLU network and its condensate directions (THEORY §4, §5).
+"""The domains of a deep ReLU network's layers (the readout's and, with a diagonal tilt, any hidden layer's) and their
+condensate directions (THEORY §4, §5).
 
 Setting: the readout layer L of the class-block theory (:mod:`theory.deep_blocks`) with field t (rows
 t_c), readout prior σ_a, layer prior σ and input kernel K_{L-1} = E k Eᵀ + D_δ, k = R Rᵀ. Its y-integral,

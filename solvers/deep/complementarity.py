@@ -1,6 +1,7 @@
 """Both deep ReLU condensates as KKT unknowns: the class-block equations with the multipliers of the readout's and
-the first hidden layer's domain constraints solved for, by a smoothed Fischer–Burmeister complementarity
-(THEORY §4 condensate, §5 deep networks; :mod:`solvers.deep.kkt` for the terms).
+the first hidden layer's domain constraints (and at L >= 3 the middle layers') solved for, by a smoothed
+Fischer–Burmeister complementarity (THEORY §4 condensate, §5 deep networks; :mod:`solvers.deep.kkt` for the terms,
+:mod:`solvers.deep.hidden_condensate` for the middle layers').
 
 The deep ReLU saddle is a KKT point of the constraints q_j <= 1 of the last layer's readout domain (maximisers
 ŷ_j, :mod:`theory.deep_condensate`) and of the first layer's tilted domain (maximisers v_i,
@@ -369,7 +370,7 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
     (:class:`KKTModel`); off by default here, because far from a KKT point the truncated bulk beyond q = 1 is
     huge rather than refused and misleads the line search. ``start``: (a :class:`KKTModel` at s = 1, its x,
     proposals) instead of the prior start there (at L = 3 the prior start does not solve at small T:
-    :func:`solvers.deep.hidden_condensate.small_p_start`). Returns (:class:`solvers.deep.barrier_path.Path`
+    :func:`solvers.deep.small_p_start.small_p_start`). Returns (:class:`solvers.deep.barrier_path.Path`
     of the solved points, p = P, and the :class:`KKTModel` of the last one)."""
     from solvers.deep.barrier_path import Path, PathPoint
     from solvers.deep.condensate import _evaluable

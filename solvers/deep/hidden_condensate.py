@@ -1,6 +1,7 @@
 """The condensates of the hidden layers 1 <= ℓ < L of a deep ReLU network as KKT unknowns: the terms of any
-hidden layer's domain constraint q_ℓ <= 1 and the start of the homotopy in P at L >= 3 (THEORY §4 condensate, §5
-deep networks; the multipliers and their complementarity: :mod:`solvers.deep.complementarity`).
+hidden layer's domain constraint q_ℓ <= 1 (THEORY §4 condensate, §5 deep networks; the multipliers and their
+complementarity: :mod:`solvers.deep.complementarity`; the start of its homotopy in P at L >= 3:
+:mod:`solvers.deep.small_p_start`).
 
 Hidden layer ℓ < L, p(h^ℓ) ∝ N(h; 0, σ_ℓ² K_{ℓ-1}) exp(½ φᵀ K̃_ℓ φ) with class-block K_{ℓ-1} = E k Eᵀ + D_δ
 (K_0 = I) and tilt K̃_ℓ = E k̃ Eᵀ + D_δ̃, has the y-integral of :mod:`theory.deep_blocks` over y = (v, w) (w only
@@ -30,7 +31,7 @@ from theory.deep_fields import tilt_factor
 from theory.domain_errors import OutsideDomain
 
 __all__ = ["HiddenFields", "hidden_fields", "hidden_terms", "tracked_hidden", "middle_layer_terms",
-           "hidden_maximisers", "small_p_start"]
+           "hidden_maximisers"]
 
 
 class HiddenFields:
@@ -142,61 +143,3 @@ def hidden_maximisers(model, x, ev, q_min: float):
         sets.append(dom.directions[keep])
         qs.append(dom.q[keep])
     return sets, qs
-
-
-def small_p_start(spec, sigmas, options, delta: float, log, T_start: float = 0.2, ratio: float = 0.85,
-                  halvings: int = 4):
-    """(:class:`solvers.deep.complementarity.KKTModel`, x, proposals) at the smallest P of the homotopy in P
-    (class sizes P_c/min P_c, σ_a² P as in ``spec``) and the spec's T, or None: the plain equations solved from
-    the prior start at the warmer ``T_start`` (at L = 3 the prior start does not solve at T = 0.05, because the
-    t it needs tilts the first layer out of its domain), then every maximiser with q >= ½ of every layer given a
-    multiplier (:func:`solvers.deep.complementarity.kkt_model`, domain checks on) and T lowered by factors
-    ``ratio`` (halved in log T on failure, up to ``halvings`` times in a row), the maximisers found afresh after
-    every step (:func:`solvers.deep.complementarity.refreshed`)."""
-    from solvers.deep.complementarity import kkt_model, refreshed
-    from solvers.deep.model import DeepModel
-    from solvers.deep.newton import solve_at
-    from solvers.deep.nonlinear import _prior_start
-
-    sizes = np.asarray(spec.class_sizes, dtype=np.float64)
-    lo, total = float(np.min(sizes)), float(np.sum(sizes))
-    plain = DeepModel(spec.replace(sigma_a=spec.sigma_a * np.sqrt(lo), temperature=T_start), sigmas, options,
-                      sizes=sizes / lo)
-    x = _prior_start(plain, T_start)
-    props = plain.initial_proposals(x, options.inflate if options.inflate is not None else 1.5)
-    out = solve_at(plain, x, props, log, f"P = {total / lo:.4g}, T = {T_start:.4g} (prior start)", rounds=3,
-                   tol=1e-9, jacobians=False)
-    if out is None:
-        return None
-    x, props = out[0], _evaluating(plain, out[0], out[4], props)
-    model, x = kkt_model(plain, x, props, delta, truncated=False)
-    T, step, fails = T_start, np.log(ratio), 0
-    while T > spec.temperature * (1 + 1e-12):
-        Tn = max(spec.temperature, T * np.exp(step))
-        model.T = Tn
-        out = solve_at(model, x, props, log, f"P = {total / lo:.4g}, KKT T = {Tn:.4g}", rounds=2, tol=1e-9,
-                       jacobians=False)
-        if out is None:
-            fails += 1
-            if fails > halvings:
-                return None
-            model.T, step = T, step / 2.0
-            continue
-        T, fails, x, props = Tn, 0, out[0], _evaluating(model, out[0], out[4], props)
-        model.safe_eval(x, props)
-        model.condensate.retrack()
-        new, xr = refreshed(model, x, props)
-        if new is not model:
-            out = solve_at(new, xr, props, log, f"P = {total / lo:.4g}, KKT T = {T:.4g}, maximisers refreshed",
-                           rounds=2, tol=1e-9, jacobians=False)
-            if out is None:
-                return None
-            model, x = new, out[0]
-            model.safe_eval(x, props)
-            model.condensate.retrack()
-    return model, x, props
-
-
-def _evaluating(model, x, proposals, fallback):
-    """``proposals`` if ``model`` evaluates at ``x`` with them, else ``fallback``."""
-    return proposals if model.safe_eval(x, proposals) is not None else fallback
