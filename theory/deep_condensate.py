@@ -277,8 +277,9 @@ def hidden_domain(B, C, s, d, sizes, previous=None, n_random=256, seed=0) -> Rea
         g_c = u ξ + ½ d ξ² + s² (u + d ξ)²/(2A),
 
     the readout's g of the module docstring at d = 0 (where B = σ_a t). The layer's integral converges iff
-    q = 2 max F < 1. ``previous`` (rows): track from earlier maximisers (:func:`track_directions`), else the full
-    search of :func:`condensate_directions`. The ``readout`` field of the result is the Hubbard–Stratonovich
+    q = 2 max F < 1. ``previous`` (rows): track from earlier maximisers (each polished to the eigenvector of its
+    pattern's form where that keeps the pattern and is stationary, else the ascent of :func:`track_directions`),
+    else the full search of :func:`condensate_directions`. The ``readout`` field of the result is the Hubbard–Stratonovich
     direction v̂ here."""
     P = np.asarray(sizes, dtype=np.float64)
     m = len(P)
@@ -290,6 +291,10 @@ def hidden_domain(B, C, s, d, sizes, previous=None, n_random=256, seed=0) -> Rea
         iters = 400
     else:
         Y, iters = np.atleast_2d(np.asarray(previous, dtype=np.float64)), 400
+        Y = Y / np.linalg.norm(Y, axis=1, keepdims=True)
+        polished = np.array([_polish(y, B, C, s, P, d) for y in Y]).reshape(Y.shape)
+        if all(float(p @ y) > 1.0 - 1e-3 and _stationary(p, B, C, s, P, d=d) for p, y in zip(polished, Y)):
+            return _domain(polished, np.ones(len(Y), dtype=bool), B, C, s, P, d)  # the same pattern's eigenvectors
     Y = Y / np.linalg.norm(Y, axis=1, keepdims=True)
     return _domain(*_ascend(Y, B, C, s, P, iters, d), B, C, s, P, d)
 
