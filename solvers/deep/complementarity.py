@@ -368,8 +368,8 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
     the ratio grow by 1.2 (at most ``ratio``), a failed step is halved in log s up to ``halvings`` times in a row.
     ``progress`` (:mod:`solvers.progress`) gets each solved P. ``truncated``: the bulk without its domain checks
     (:class:`KKTModel`); off by default here, because far from a KKT point the truncated bulk beyond q = 1 is
-    huge rather than refused and misleads the line search. ``start``: (a :class:`KKTModel` at s = 1, its x,
-    proposals) instead of the prior start there (at L = 3 the prior start does not solve at small T:
+    huge rather than refused and misleads the line search. ``start``: (a :class:`KKTModel` at class sizes
+    s·P_c/min P_c, its x, proposals) to go on from instead of the prior start at s = 1 (at L = 3 the prior start does not solve at small T:
     :func:`solvers.deep.small_p_start.small_p_start`). Returns (:class:`solvers.deep.barrier_path.Path`
     of the solved points, p = P, and the :class:`KKTModel` of the last one)."""
     from solvers.deep.barrier_path import Path, PathPoint
@@ -382,6 +382,7 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
     P0 = total / lo
     if start is not None:
         model, x, props = start
+        P0 = float(np.sum(model.sizes))  # the start's P (class sizes in the spec's proportions)
     else:
         model, x, props = _prior_kkt_start(spec, sigmas, options, delta, truncated, sizes / lo, total / P0)
         if model is None:
