@@ -359,7 +359,7 @@ def scaled_kkt(model: KKTModel, spec, sizes) -> KKTModel:
 
 
 def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, halvings: int = 6,
-                 progress=None, truncated: bool = False, start=None):
+                 progress=None, truncated: bool = False, start=None, keep_on_refresh_failure: bool = False):
     """The homotopy in P of the deep search (``_Search.from_small_p`` in :mod:`solvers.deep.nonlinear`: class sizes
     s·P_c/min P_c at fixed σ_a² P, from s = 1 to the spec's sizes) with both condensates as KKT unknowns from the
     start (smoothing ``delta``; the maximisers with q >= :data:`Q_MIN` at s = 1, where no constraint is active, are
@@ -370,7 +370,8 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
     (:class:`KKTModel`); off by default here, because far from a KKT point the truncated bulk beyond q = 1 is
     huge rather than refused and misleads the line search. ``start``: (a :class:`KKTModel` at class sizes
     s·P_c/min P_c, its x, proposals) to go on from instead of the prior start at s = 1 (at L = 3 the prior start does not solve at small T:
-    :func:`solvers.deep.small_p_start.small_p_start`). Returns (:class:`solvers.deep.barrier_path.Path`
+    :func:`solvers.deep.small_p_start.small_p_start`). ``keep_on_refresh_failure``: where the equations with a
+    newly found maximiser do not solve, go on with the tracked ones instead of stopping. Returns (:class:`solvers.deep.barrier_path.Path`
     of the solved points, p = P, and the :class:`KKTModel` of the last one)."""
     from solvers.deep.barrier_path import Path, PathPoint
     from solvers.deep.condensate import _evaluable
@@ -419,14 +420,15 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
         model, fails = trial, 0
         model.safe_eval(out[0], props)
         model.condensate.retrack()
+        tracked = model
         model, xr = refreshed(model, out[0], props)
         if xr is not out[0]:  # the maximisers changed: re-solved with the new multipliers
             again = solve_at(model, xr, props, log, f"KKT P = {P:.4g}, maximisers refreshed", rounds=2, tol=1e-9,
                              maxiter=25, jacobians=False)
-            if again is None:
+            if again is None and not keep_on_refresh_failure:
                 path.stopped = f"homotopy in P: Newton failed after the maximisers changed at P = {P:.4g}"
                 return path, model
-            out = again
+            model, out = (tracked, out) if again is None else (model, again)  # None: go on with the tracked ones
             model.safe_eval(out[0], props)
             model.condensate.retrack()
         path.points.append(PathPoint(P, out[0], props, log.iterations - nit))
