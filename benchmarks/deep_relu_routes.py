@@ -1,4 +1,4 @@
-"""Deep ReLU (L = 2) routes towards the paper's regime, with the integration floor at every solved point (issue 17).
+"""Deep ReLU routes (L = 2; L = 3 for ``kkt``) towards the paper's regime, with the integration floor (issue 17).
 
 Two routes of the deep class-block solver (:mod:`solvers.deep.nonlinear`), each printing, at every solved point, the
 floor of :func:`solvers.deep.floors.integration_floor` (which layer's integral limits the equations, each layer's
@@ -17,9 +17,12 @@ q = 2 × growth rate) with the proposals the point solves with:
     PYTHONPATH=. python benchmarks/deep_relu_routes.py temperature --start-t 1.0 --options '{"integrator": "qmc"}' \
         --first-layer-needles
     PYTHONPATH=. python benchmarks/deep_relu_routes.py kkt --delta 0.003 --seeds 4 --qmc-final 15 --t-end 0.02
+    PYTHONPATH=. python benchmarks/deep_relu_routes.py kkt --layers 3 --seeds 3 --qmc-final 13 --t-end 0.02
 
 * ``kkt``: the homotopy in P with both condensates as KKT unknowns (:func:`solvers.deep.complementarity.follow_sizes`,
-  smoothing ``--delta``, the domain checks on), optionally δ → ``--delta-end`` with the truncated bulk, then the point
+  smoothing ``--delta``, the domain checks on; at ``--layers 3`` every hidden layer's condensate, started at the
+  smallest P by continuation in T from ``--kkt-start-t``: :func:`solvers.deep.small_p_start.small_p_start`),
+  optionally δ → ``--delta-end`` with the truncated bulk, then the point
   re-solved with ``--seeds`` independent Sobol'
   rules of 8 × 2^``--qmc-final`` points (their spread is the integration error), then continued down in T to
   ``--t-end`` (steps of a factor 0.8).
@@ -144,19 +147,29 @@ def _kkt_summary(label, model, x, props) -> None:
         print(f"   {label}: does not evaluate", flush=True)
         return
     o = ev["obs"]
+    diags = " ".join(f"K_{ell} diag {np.round(o[18 + 12 * (ell - 1):21 + 12 * (ell - 1)], 4)}"
+                     for ell in range(1, model.L + 1))
     print(f"   {label}: f_cc {np.round(np.diag(ev['layers'][-1].outputs), 4)} U_cc {np.round(o[9:18:4], 4)} "
-          f"K_1 diag {np.round(o[18:21], 4)} K_2 diag {np.round(o[30:33], 4)} μ readout / first layer "
-          f"{np.round(model.multipliers(x), 4)} margins {np.array2string(1 - ev['q'], precision=2)}", flush=True)
+          f"{diags} μ readout / first layer / middle layers {np.round(model.multipliers(x), 4)} (maximisers "
+          f"{[len(a) for a in model.condensate.sets]}) margins {np.array2string(1 - ev['q'], precision=2)}",
+          flush=True)
 
 
-def kkt_route(spec, opt, delta, seeds, qmc_final, t_end, delta_end=None) -> None:
+def kkt_route(spec, opt, delta, seeds, qmc_final, t_end, delta_end=None, layers: int = 2, start_t=0.2) -> None:
     from dataclasses import replace
 
     from solvers.deep.complementarity import KKTModel, follow_delta, follow_sizes
+    from solvers.deep.small_p_start import small_p_start
 
-    sig = layer_sigmas(spec, 2)
+    sig = layer_sigmas(spec, layers)
     log = _Log()
-    path, model = follow_sizes(spec, sig, opt, delta, log)
+    start = None
+    if layers >= 3:  # the prior start does not solve at small P and T: continuation in T there first
+        start = small_p_start(spec, sig, opt, delta, log, T_start=start_t)
+        if start is None:
+            print(f"the start at small P by continuation in T from T = {start_t:g} failed", flush=True)
+            return
+    path, model = follow_sizes(spec, sig, opt, delta, log, start=start)
     for pt in path.points:
         print(f"P = {pt.p:.4g} ({pt.iterations} Newton iterations)", flush=True)
     print(path.stopped or f"reached P = {path.last.p:.4g}", flush=True)
@@ -165,27 +178,28 @@ def kkt_route(spec, opt, delta, seeds, qmc_final, t_end, delta_end=None) -> None
     x, props = path.last.x, path.last.props
     _kkt_summary(f"P = {path.last.p:.4g}, δ = {delta:g}", model, x, props)
     if delta_end is not None:  # δ → δ_end with the truncated bulk (KKTModel's default; fragile beyond q = 1)
-        model = KKTModel(spec, sig, opt, model.condensate.last, model.condensate.first, delta)
+        model = KKTModel(spec, sig, opt, model.condensate.last, model.condensate.first, delta,
+                         hidden=model.condensate.hidden)
         points, stopped = follow_delta(model, x, props, [delta_end], log)
         print(stopped or f"δ = {delta_end:g} reached", flush=True)
         if points:
             x, props = points[-1][1], points[-1][2]
             _kkt_summary(f"δ = {points[-1][0]:g}", model, x, props)
-    obs = []
+    obs, nobs = [], 18 + 12 * layers
     for seed in range(seeds):
         o = replace(opt, seed=seed, qmc_log2n=qmc_final, qmc_log2n_max=max(qmc_final, opt.qmc_log2n_max))
         kkt = KKTModel(spec, sig, o, model.condensate.last, model.condensate.first, model.delta,
-                       truncated=model.truncated)
+                       truncated=model.truncated, hidden=model.condensate.hidden)
         out = solve_at(kkt, x, props, log, f"seed {seed}, 8 × 2^{qmc_final}", rounds=3, tol=1e-9, jacobians=False)
         if out is None:
             continue
-        obs.append(np.concatenate([out[1]["obs"][:42], kkt.multipliers(out[0])]))
+        obs.append(np.concatenate([out[1]["obs"][:nobs], kkt.multipliers(out[0])]))
         _kkt_summary(f"seed {seed}", kkt, out[0], out[4])
     if len(obs) >= 2:
         sd = np.std(obs, axis=0, ddof=1)
-        print(f"spread over {len(obs)} seeds (sd): f {np.max(sd[:9]):.1e}, U {np.max(sd[9:18]):.1e}, K_1 "
-              f"{np.max(sd[18:30]):.1e}, K_2 {np.max(sd[30:42]):.1e} (max over f, U, K: {np.max(sd[:42]):.1e}); "
-              f"multipliers {np.array2string(sd[42:], precision=2)}", flush=True)
+        ks = ", ".join(f"K_{ell} {np.max(sd[6 + 12 * ell:18 + 12 * ell]):.1e}" for ell in range(1, layers + 1))
+        print(f"spread over {len(obs)} seeds (sd): f {np.max(sd[:9]):.1e}, U {np.max(sd[9:18]):.1e}, {ks} (max over "
+              f"f, U, K: {np.max(sd[:nobs]):.1e}); multipliers {np.array2string(sd[nobs:], precision=2)}", flush=True)
     T = spec.temperature
     while t_end and T > t_end * (1 + 1e-12):
         T = max(t_end, 0.8 * T)
@@ -220,6 +234,9 @@ def main(argv=None) -> int:
     p.add_argument("--qmc-final", type=int, default=15, help="kkt route: log2 of the final Sobol' points per replicate")
     p.add_argument("--delta-end", type=float, default=None, help="kkt route: then δ → this, truncated bulk")
     p.add_argument("--t-end", type=float, default=0.0, help="kkt route: continue down in T to this (0: no)")
+    p.add_argument("--layers", type=int, default=2, help="kkt route: hidden layers L (3: the start at small P by "
+                   "continuation in T from --kkt-start-t, every hidden layer's condensate a KKT unknown)")
+    p.add_argument("--kkt-start-t", type=float, default=0.2, help="kkt route, L >= 3: T of the prior start at small P")
     a = p.parse_args(argv)
     spec = ModelSpec(nonlinearity="relu", sigma_a=a.sigma_a, temperature=a.temperature,
                      class_sizes=tuple(int(v) for v in a.class_sizes.split(",")))
@@ -232,7 +249,7 @@ def main(argv=None) -> int:
                                              **{**json.loads(a.options), **json.loads(a.switch_options)}))
                 shape_route(spec, opt, a.budget, a.needles, switch)
             elif a.route == "kkt":
-                kkt_route(spec, opt, a.delta, a.seeds, a.qmc_final, a.t_end, a.delta_end)
+                kkt_route(spec, opt, a.delta, a.seeds, a.qmc_final, a.t_end, a.delta_end, a.layers, a.kkt_start_t)
             else:
                 temperature_route(spec, opt, [float(v) for v in a.start_t.split(",")], a.temperature, a.ratio,
                                   a.first_layer_needles, a.budget)

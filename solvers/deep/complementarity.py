@@ -1,6 +1,7 @@
 """Both deep ReLU condensates as KKT unknowns: the class-block equations with the multipliers of the readout's and
-the first hidden layer's domain constraints solved for, by a smoothed Fischer–Burmeister complementarity
-(THEORY §4 condensate, §5 deep networks; :mod:`solvers.deep.kkt` for the terms).
+the first hidden layer's domain constraints (and at L >= 3 the middle layers') solved for, by a smoothed
+Fischer–Burmeister complementarity (THEORY §4 condensate, §5 deep networks; :mod:`solvers.deep.kkt` for the terms,
+:mod:`solvers.deep.hidden_condensate` for the middle layers').
 
 The deep ReLU saddle is a KKT point of the constraints q_j <= 1 of the last layer's readout domain (maximisers
 ŷ_j, :mod:`theory.deep_condensate`) and of the first layer's tilted domain (maximisers v_i,
@@ -66,20 +67,34 @@ def fischer_burmeister(mu, s, delta: float):
 
 class Multipliers:
     """The ``condensate`` hook of :class:`KKTModel`: the KKT terms of the readout's maximisers ``last`` (rows ŷ,
-    (k_L, 2m)) and the first layer's ``first`` (rows v, (k_1, m)) with the multipliers ``mu`` (k_L + k_1) set
-    before each evaluation; records the tracked margins s = 1 − q (``margins``) of that evaluation."""
+    (k_L, 2m)), the first layer's ``first`` (rows v, (k_1, m)) and, at L >= 3, each middle layer ℓ's ``hidden[ℓ]``
+    (rows ŷ, (k_ℓ, 2m); :mod:`solvers.deep.hidden_condensate`) with the multipliers ``mu`` (in the order of
+    :attr:`sets`) set before each evaluation; records the tracked margins s = 1 − q (``margins``) of that
+    evaluation."""
 
-    def __init__(self, last, first, check: bool = True):
+    def __init__(self, last, first, check: bool = True, hidden=None):
         self.check = check  # raise OutsideDomain where a tracked q >= 1 (off for a truncated bulk)
         self.last = np.asarray(last, dtype=np.float64).reshape(-1, 0 if last is None else np.shape(last)[-1])
         self.first = np.asarray(first, dtype=np.float64).reshape(-1, 0 if first is None else np.shape(first)[-1])
-        self.mu = np.zeros(len(self.last) + len(self.first))
+        self.hidden = {int(ell): np.asarray(y, dtype=np.float64).reshape(-1, np.shape(y)[-1])
+                       for ell, y in sorted((hidden or {}).items())}
+        self.mu = np.zeros(sum(len(a) for a in self.sets))
         self.q = np.full(len(self.mu), np.nan)
-        self.tracked = [self.last.copy(), self.first.copy()]  # the maximisers of the last evaluation
+        self.tracked = [a.copy() for a in self.sets]  # the maximisers of the last evaluation
+
+    @property
+    def sets(self) -> list:
+        """[readout's, first layer's, middle layers' in increasing ℓ] maximisers: the blocks of ``mu``."""
+        return [self.last, self.first] + list(self.hidden.values())
+
+    def slice(self, block: int) -> slice:
+        n = [len(a) for a in self.sets]
+        return slice(sum(n[:block]), sum(n[:block + 1]))
 
     def retrack(self) -> None:
         """Track from the maximisers of the last evaluation from now on (between solves of a path)."""
-        self.last, self.first = (a.copy() for a in self.tracked)
+        self.last, self.first = (a.copy() for a in self.tracked[:2])
+        self.hidden = {ell: a.copy() for ell, a in zip(self.hidden, self.tracked[2:])}
 
     @property
     def margins(self) -> np.ndarray:
@@ -130,11 +145,14 @@ class Multipliers:
         if ell == 1 and model.L >= 2 and len(self.first):
             B, A, dirs, q = self.first_layer(kw["kt"], kw["dt"], model.sigmas[0], model.sizes)
             self._check(q, "first layer's")
-            self.q[kL:] = q
+            self.q[self.slice(1)] = q
             self.tracked[1] = dirs
-            mu = self.mu[kL:]
+            mu = self.mu[self.slice(1)]
             dk, dd = _first_layer_sums(B, A, model.sigmas[0], model.sizes, dirs, q, mu)
             return replace(r, k=r.k + dk, delta=r.delta + dd, log_z=r.log_z + float(mu @ (q - 1.0)))
+        if 2 <= ell < model.L and len(self.hidden.get(ell, ())):
+            from solvers.deep.hidden_condensate import middle_layer_terms
+            return middle_layer_terms(self, 2 + list(self.hidden).index(ell), model, ell, r, kw)
         return r
 
     def _check(self, q, which):
@@ -148,14 +166,15 @@ class KKTModel(DeepModel):
     (the deep residual with the condensate terms, φ_δ(μ_j, 1 − q_j)). ``delta`` is the smoothing δ >= 0;
     ``truncated``: the bulk's layer integrals without their domain check (module docstring)."""
 
-    def __init__(self, spec, sigmas, options, last, first, delta: float, sizes=None, truncated: bool = True):
+    def __init__(self, spec, sigmas, options, last, first, delta: float, sizes=None, truncated: bool = True,
+                 hidden=None):
         super().__init__(spec, sigmas, replace(options, condensate_epsilon=0.0), sizes=sizes)
         if self.oned.kind != "relu":
             raise ValueError(f"KKTModel: the condensate is the ReLU's, not {spec.nonlinearity!r}'s")
         if not delta >= 0.0:
             raise ValueError(f"KKTModel: delta must be >= 0, got {delta!r}")
         self.delta = float(delta)
-        self.condensate = Multipliers(last, first, check=not truncated)
+        self.condensate = Multipliers(last, first, check=not truncated, hidden=hidden)
         self.truncated = bool(truncated)
         self.n_base = self.n
         self.n_mu = len(self.condensate.mu)
@@ -197,9 +216,11 @@ def _is_local_maximum(y, args, size: float = 1e-3, tries: int = 4) -> bool:
 
 
 def _active_maximisers(model: DeepModel, x, ev, q_min: float):
-    """([readout maximisers, first-layer maximisers], [their q]) with q >= ``q_min`` at ``x`` (``ev`` its
-    evaluation; the first layer's only at L >= 2): the readout's local maxima of its domain
-    (:func:`_is_local_maximum`), the first layer's under the tilt of ``ev`` (:func:`solvers.deep.kkt.tilted_first_layer`)."""
+    """([readout maximisers, first-layer maximisers, middle layers' maximisers...], [their q]) with q >= ``q_min``
+    at ``x`` (``ev`` its evaluation; the first layer's only at L >= 2, the middle layers' ℓ = 2..L−1 at L >= 3): the
+    readout's local maxima of its domain (:func:`_is_local_maximum`), the first layer's under the tilt of ``ev``
+    (:func:`solvers.deep.kkt.tilted_first_layer`), the middle layers' by
+    :func:`solvers.deep.hidden_condensate.hidden_maximisers`."""
     t, ker = model.unpack(x)
     R, delta_in, _ = _readout_layer(model, ker)
     args = (t, model.spec.sigma_a, R, delta_in, model.sigmas[-1], model.sizes)
@@ -214,7 +235,17 @@ def _active_maximisers(model: DeepModel, x, ev, q_min: float):
     else:
         sets.append(np.zeros((0, model.m)))
         qs.append(np.zeros(0))
+    if model.L >= 3:
+        from solvers.deep.hidden_condensate import hidden_maximisers
+        more, mq = hidden_maximisers(model, x, ev, q_min)
+        sets += more
+        qs += mq
     return sets, qs
+
+
+def _hidden(sets) -> dict:
+    """{ℓ: maximisers} of the middle layers ℓ = 2.. from the sets of :func:`_active_maximisers`."""
+    return {ell: y for ell, y in enumerate(sets[2:], start=2)}
 
 
 def kkt_model(model: DeepModel, x, props, delta: float, q_min: float = Q_MIN, sizes=None, fit: bool = True,
@@ -227,9 +258,9 @@ def kkt_model(model: DeepModel, x, props, delta: float, q_min: float = Q_MIN, si
     ev = model.safe_eval(x, props) if model.L >= 2 else None
     if model.L >= 2 and ev is None:
         raise OutsideDomain("kkt_model: the start does not evaluate")
-    (last, first), qs = _active_maximisers(model, x, ev, q_min)
-    kkt = KKTModel(model.spec, model.sigmas, model.opt, last, first, delta,
-                   sizes=model.sizes if sizes is None else sizes, truncated=truncated)
+    sets, qs = _active_maximisers(model, x, ev, q_min)
+    kkt = KKTModel(model.spec, model.sigmas, model.opt, sets[0], sets[1], delta,
+                   sizes=model.sizes if sizes is None else sizes, truncated=truncated, hidden=_hidden(sets))
     q = np.concatenate(qs)
     if fit:
         return kkt, kkt.with_multipliers(x, fitted_multipliers(kkt, x, props))
@@ -299,7 +330,9 @@ def refreshed(model: KKTModel, x, props, q_min: float = Q_MIN):
     new_sets, new_q = _active_maximisers(model, x, ev, q_min)
     old_sets = model.condensate.tracked
     mu_old = model.multipliers(x)
-    old_mu = [mu_old[:len(old_sets[0])], mu_old[len(old_sets[0]):]]
+    old_mu = [mu_old[model.condensate.slice(i)] for i in range(len(old_sets))]
+    old_sets, old_mu = (list(old_sets) + [np.zeros((0, np.shape(y)[-1])) for y in new_sets[len(old_sets):]],
+                        old_mu + [np.zeros(0)] * (len(new_sets) - len(old_mu)))  # layers without a set before
     same = all(len(a) == len(b) and (not len(a) or np.all(np.max(a @ b.T, axis=1) > 1 - 1e-6))
                for a, b in zip(new_sets, old_sets))
     if same:
@@ -311,7 +344,7 @@ def refreshed(model: KKTModel, x, props, q_min: float = Q_MIN):
             j = int(np.argmax(cos)) if len(cos) else -1
             mu.append(mo[j] if j >= 0 and cos[j] > 1 - 1e-6 else model.delta**2 / max(1.0 - qj, model.delta))
     out = KKTModel(model.spec, model.sigmas, model.opt, new_sets[0], new_sets[1], model.delta, sizes=model.sizes,
-                   truncated=model.truncated)
+                   truncated=model.truncated, hidden=_hidden(new_sets))
     out.T = model.T
     return out, out.with_multipliers(x, np.array(mu))
 
@@ -322,7 +355,7 @@ def scaled_kkt(model: KKTModel, spec, sizes) -> KKTModel:
     P, Ps = float(np.sum(spec.class_sizes)), float(np.sum(sizes))
     return KKTModel(spec.replace(sigma_a=spec.sigma_a * np.sqrt(P / Ps)), model.sigmas, model.opt,
                     model.condensate.last, model.condensate.first, model.delta, sizes=sizes,
-                    truncated=model.truncated)
+                    truncated=model.truncated, hidden=model.condensate.hidden)
 
 
 def _solve_kkt(model: KKTModel, x, props, log, label, symmetric: bool, **kw):
@@ -346,7 +379,8 @@ def _solve_kkt(model: KKTModel, x, props, log, label, symmetric: bool, **kw):
 
 
 def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, halvings: int = 6,
-                 progress=None, truncated: bool = False, symmetric: float = np.inf):
+                 progress=None, truncated: bool = False, symmetric: float = np.inf, start=None,
+                 keep_on_refresh_failure: bool = False):
     """The homotopy in P of the deep search (``_Search.from_small_p`` in :mod:`solvers.deep.nonlinear`: class sizes
     s·P_c/min P_c at fixed σ_a² P, from s = 1 to the spec's sizes) with both condensates as KKT unknowns from the
     start (smoothing ``delta``; the maximisers with q >= :data:`Q_MIN` at s = 1, where no constraint is active, are
@@ -356,24 +390,25 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
     ``progress`` (:mod:`solvers.progress`) gets each solved P. ``truncated``: the bulk without its domain checks
     (:class:`KKTModel`); off by default here, because far from a KKT point the truncated bulk beyond q = 1 is
     huge rather than refused and misleads the line search. ``symmetric``: the steps at P >= this solved in the subspace
-    symmetric under permutations of equal-size classes (:func:`_solve_kkt`). Returns (:class:`solvers.deep.barrier_path.Path`
-    of the solved points, p = P, and the :class:`KKTModel` of the last one)."""
+    symmetric under permutations of equal-size classes (:func:`_solve_kkt`). ``start``: (a :class:`KKTModel` at class
+    sizes s·P_c/min P_c, its x, proposals) to go on from instead of the prior start at s = 1 (at L = 3 the prior start
+    does not solve at small T: :func:`solvers.deep.small_p_start.small_p_start`). ``keep_on_refresh_failure``: where
+    the equations with a newly found maximiser do not solve, go on with the tracked ones instead of stopping. Returns
+    (:class:`solvers.deep.barrier_path.Path` of the solved points, p = P, and the :class:`KKTModel` of the last one)."""
     from solvers.deep.barrier_path import Path, PathPoint
     from solvers.deep.condensate import _evaluable
-    from solvers.deep.newton import t_only
     from solvers.progress import report
 
     sizes = np.asarray(spec.class_sizes, dtype=np.float64)
     lo, total = float(np.min(sizes)), float(np.sum(sizes))
     P0 = total / lo
-    plain = DeepModel(spec.replace(sigma_a=spec.sigma_a * np.sqrt(total / P0)), sigmas, options, sizes=sizes / lo)
-    x = prior_start(plain, spec.temperature)
-    inflate = options.inflate if options.inflate is not None else 1.5
-    props = plain.initial_proposals(x, inflate)
-    x = t_only(plain, x, props)
-    if x is None:
-        return Path(stopped="homotopy in P: the prior start at s = 1 does not solve"), None
-    model, x = kkt_model(plain, x, props, delta, truncated=truncated)
+    if start is not None:
+        model, x, props = start
+        P0 = float(np.sum(model.sizes))  # the start's P (class sizes in the spec's proportions)
+    else:
+        model, x, props = _prior_kkt_start(spec, sigmas, options, delta, truncated, sizes / lo, total / P0)
+        if model is None:
+            return Path(stopped="homotopy in P: the prior start at s = 1 does not solve"), None
     out = _solve_kkt(model, x, props, log, f"KKT P = {P0:.4g}", P0 >= symmetric, rounds=2, tol=1e-9)
     if out is None:
         return Path(stopped=f"homotopy in P: Newton failed at the start P = {P0:.4g}"), model
@@ -406,14 +441,15 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
         model, fails = trial, 0
         model.safe_eval(out[0], props)
         model.condensate.retrack()
+        tracked = model
         model, xr = refreshed(model, out[0], props)
         if xr is not out[0]:  # the maximisers changed: re-solved with the new multipliers
             again = _solve_kkt(model, xr, props, log, f"KKT P = {P:.4g}, maximisers refreshed", P >= symmetric, rounds=2,
                                tol=1e-9, maxiter=25)
-            if again is None:
+            if again is None and not keep_on_refresh_failure:
                 path.stopped = f"homotopy in P: Newton failed after the maximisers changed at P = {P:.4g}"
                 return path, model
-            out = again
+            model, out = (tracked, out) if again is None else (model, again)  # None: go on with the tracked ones
             model.safe_eval(out[0], props)
             model.condensate.retrack()
         path.points.append(PathPoint(P, out[0], props, log.iterations - nit))
@@ -423,3 +459,19 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
         if log.iterations - nit <= 5:
             step = min(step * 1.2, ratio)
     return path, model
+
+
+def _prior_kkt_start(spec, sigmas, options, delta, truncated, sizes, scale):
+    """(the :class:`KKTModel` at real class sizes ``sizes``, with σ_a² P as in ``spec`` (``scale`` = P/ΣP_s),
+    its x, proposals) from the prior start with t solved at fixed kernels (:func:`solvers.deep.newton.t_only`);
+    (None, None, None) if that fails."""
+    from solvers.deep.newton import t_only
+
+    plain = DeepModel(spec.replace(sigma_a=spec.sigma_a * np.sqrt(scale)), sigmas, options, sizes=sizes)
+    x = prior_start(plain, spec.temperature)
+    props = plain.initial_proposals(x, options.inflate if options.inflate is not None else 1.5)
+    x = t_only(plain, x, props)
+    if x is None:
+        return None, None, None
+    model, x = kkt_model(plain, x, props, delta, truncated=truncated)
+    return model, x, props
