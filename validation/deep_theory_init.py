@@ -29,7 +29,9 @@ and each layer's neurons come from its class-block single-neuron measure
 (:mod:`validation.deep_theory_sample`: y = (v, w) by importance resampling from the solver's
 proposal, ESS reported; h_μ = ξ_c + s_c z_μ with z_μ from the 1-D tilted law); the weights are
 conditioned on Φ_{ℓ-1} = φ(H^{ℓ-1}) as above, and the allowance adds 4 ε (the theory's
-integration-error estimate). Each chain keeps the O(N^{-1/2}) code fractions of its own theory
+integration-error estimate). A deep ReLU saddle that is a KKT point (``theory.kkt``) starts its truncated bulk plus
+one outlier per active maximiser of the first layer's and the readout's condensate
+(:mod:`validation.deep_condensate_start`). Each chain keeps the O(N^{-1/2}) code fractions of its own theory
 draw (no drift in the last layer, THEORY §7), so R̂ over chains is reported but not part of the
 rule; ``swaps`` last-layer independence moves per sweep (:mod:`validation.deep_swaps`) let the
 last layer's codes mix. Measured ratios and R̂: docs/devlog.md.
@@ -50,7 +52,8 @@ from .compare import compare
 from .deep import (DeepNetwork, _json_block, _theory_vector, combine_chains, deep_theory, is_linear_theory,
                    theory_error)
 from .deep_chain import code_fraction_difference, mean_code_fractions
-from .deep_outliers import LastLayerOutliers, combine_outliers
+from .deep_condensate_start import condensate_prediction, kkt_of
+from .deep_outliers import LastLayerOutliers, combine_outliers, lower_summary
 from .layer_moves import check_layer_moves, combine_layer_moves, layer_moves_text
 from .observables import code_fractions, neuron_codes
 from .reflections import check_reflections, combine_reflections, reflections_text
@@ -181,7 +184,9 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
     of (W^ℓ_i, W^{ℓ+1}_{:,i}) per hidden layer ℓ < L, ``contrast_reflections``: last-layer class-contrast
     reflections (:mod:`validation.reflections`); "reflections" reports the acceptance per layer. ``layer_moves`` = K:
     K passes per sweep of :mod:`validation.layer_moves` in every hidden layer below the last; "layer_moves" reports
-    their acceptance per layer and kind.
+    their acceptance per layer and kind. A theory with ``kkt`` (deep ReLU KKT saddle) adds "condensate":
+    {"theory": :func:`validation.deep_condensate_start.condensate_prediction`, "sampling":
+    :func:`validation.deep_outliers.lower_summary` of every record (the lower layers' outlier rows and codes)}.
     """
     check_int("swaps", swaps, 0)
     check_int("outlier_moves", outlier_moves, 0)
@@ -195,7 +200,8 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
         raise SpecError("swaps (last-layer independence moves) need the class-block theory of a nonlinear φ "
                         "(linear networks have no codes to change)")
     net = DeepNetwork(spec, width=width, layers=layers)
-    hooks = [LastLayerOutliers(outlier_moves) for _ in range(chains)]
+    kkt = None if is_linear_theory(theory) else kkt_of(theory)
+    hooks = [LastLayerOutliers(outlier_moves, lower=kkt is not None) for _ in range(chains)]
     temper = {"rungs": tempering, "t_max": tempering_t_max, "progress": progress} if tempering else None
     res = [_stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hooks[c], temper, reflections,
                                layer_moves)
@@ -213,6 +219,9 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
               "swap_acceptance": [r.get("swap_acceptance") for r in res] if swaps > 0 else None,
               "code_fractions": {"theory": th_codes, "sampling": sa_codes, "max_difference": diff},
               "outliers": combine_outliers([h.summary() for h in hooks]),
+              **({"condensate": {"theory": condensate_prediction(kkt),
+                                 "sampling": lower_summary([h.summary() for h in hooks], 1.0)}}
+                 if kkt is not None else {}),
               **({"tempering": combine_tempering(res)} if tempering else {}),
               **({"reflections": combine_reflections([r["reflections"] for r in res])} if any(reflections) else {}),
               **({"layer_moves": combine_layer_moves([r["layer_moves"] for r in res])} if layer_moves else {}),

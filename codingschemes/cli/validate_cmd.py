@@ -20,7 +20,8 @@ from theory.spec import ModelSpec, SpecError, parse_class_sizes
 from codingschemes.cli.args import (SAMPLING_TEMPERATURE, add_shared, check_counts, check_layers, check_shared,
                                     emit, not_applicable, settings_digest, warn)
 
-__all__ = ["add_validate_parser", "check_validate", "run_validate", "MIN_CHAINS", "DEEP_MOVES", "resolve_deep_moves"]
+__all__ = ["add_validate_parser", "check_validate", "run_validate", "MIN_CHAINS", "DEEP_MOVES", "resolve_deep_moves",
+           "condensate_text"]
 
 #: split-R̂ compares chains: both the one-layer and the deep comparisons need at least two
 MIN_CHAINS = 2
@@ -125,7 +126,7 @@ def _validate_deep(args, spec, widths) -> int:
     which then decides the exit code in place of the prior-start default rule."""
     from codingschemes.cli.progress import progress_bar
     from solvers.deep.nonlinear import DeepNonlinearError
-    from validation.deep import validate_deep
+    from validation.deep import deep_theory, validate_deep
     from validation.deep_saddles import validate_deep_saddles
     from validation.deep_theory_init import deep_stationarity
 
@@ -136,8 +137,9 @@ def _validate_deep(args, spec, widths) -> int:
         moves = {"reflections": args.reflections, "hidden_reflections": args.hidden_reflections,
                  "contrast_reflections": args.contrast_reflections, "layer_moves": args.layer_moves}
         try:
+            theory = deep_theory(spec, args.layers) if args.saddles is None else None  # one solve for both halves
             if args.init in ("random", "both"):
-                run, saddles = ((validate_deep, {}) if args.saddles is None
+                run, saddles = ((validate_deep, {"theory": theory}) if args.saddles is None
                                 else (validate_deep_saddles, {"anchors": _anchors(args.saddles)}))
                 reports["random"] = run(spec, args.layers, widths=widths, chains=args.chains, sweeps=args.sweeps,
                                         burn=args.burn, seed=args.seed, outlier_moves=args.outlier_moves,
@@ -146,7 +148,7 @@ def _validate_deep(args, spec, widths) -> int:
                 reports["theory"] = deep_stationarity(spec, args.layers, width=widths[0], chains=args.chains,
                                                       sweeps=args.sweeps, burn=args.burn, seed=args.seed,
                                                       swaps=args.swaps, outlier_moves=args.outlier_moves,
-                                                      **tempering, **moves)
+                                                      theory=theory, **tempering, **moves)
         except DeepNonlinearError as exc:
             print(f"codingschemes validate: the deep theory has no solution here: {exc}", file=sys.stderr)
             return 1
@@ -154,6 +156,8 @@ def _validate_deep(args, spec, widths) -> int:
               else {**reports, "passed": all(r["passed"] for r in reports.values())})
     verdicts = {k: (r["saddle_rule"]["passed"] if "saddle_rule" in r else r["passed"]) for k, r in reports.items()}
     text = f"L = {args.layers} ({args.init} start): passed: {report['passed']}"
+    if "condensate" in reports.get("theory", {}):
+        text += "\n" + condensate_text(reports["theory"]["condensate"])
     if args.saddles is not None:
         text += (f"\nmulti-saddle rule: passed: {reports['random']['saddle_rule']['passed']} "
                  f"({reports['random']['saddle_rule']['summary']})")
@@ -161,6 +165,22 @@ def _validate_deep(args, spec, widths) -> int:
             report["saddle_rule_passed"] = all(verdicts.values())
     emit(report, args.format, text, indent=2)
     return 0 if all(verdicts.values()) else 1
+
+
+def condensate_text(block: dict) -> str:
+    """Lines of the ``condensate`` block of a deep ReLU stationarity report: per condensate the codes and shares the
+    KKT saddle predicts and, for the layers below the last, what the chains recorded (mean over records)."""
+    lines = []
+    for c in block["theory"]:
+        key = "kernel_diagonal_share" if c["layer"] == 1 else "output_share"
+        what = "share of K_1's diagonal" if c["layer"] == 1 else "share of f_cc"
+        shares = ", ".join(f"{code} {max(row):.3f}" for code, row, on in zip(c["codes"], c[key], c["placed"]) if on)
+        lines.append(f"layer {c['layer']} condensate (theory, {what}): {shares or 'none placed'}")
+    for lay in block["sampling"]["layers"]:
+        row = lay["row"]
+        lines.append(f"layer {lay['layer']} sampled: {row[0]:.2f} outliers, largest {row[1]:.3f} √N, shares of the "
+                     f"class diagonals {', '.join(f'{v:.3f}' for v in row[3:])}, codes {lay['code_fractions']}")
+    return "\n".join(lines)
 
 
 def resolve_deep_moves(args, spec, widths) -> None:
