@@ -1,9 +1,10 @@
-"""Deep ReLU networks started from the KKT saddle with both condensates: the bulk of every hidden layer from its
-(truncated) layer measure, plus the outlier neurons of the first hidden layer's and of the readout's condensate
-(THEORY §4 condensate, §5, §7; the saddle: :mod:`solvers.deep.complementarity`, its terms: :mod:`solvers.deep.kkt`).
+"""Deep ReLU networks started from the KKT saddle with both condensates (THEORY §4, §5, §7): the truncated bulk of
+every hidden layer plus the outlier neurons of the first hidden layer's and of the readout's condensate (the saddle:
+:mod:`solvers.deep.complementarity`, its terms: :mod:`solvers.deep.kkt`).
 
-A deep ReLU solution that is a KKT point carries ``kkt`` = (:class:`solvers.deep.complementarity.KKTModel`, its
-unknowns x with the multipliers μ, the integration proposals); :func:`kkt_of` reads it.
+A deep ReLU solution that is a KKT point carries ``kkt``: the :class:`solvers.deep.complementarity.KKTModel`, its
+unknowns x with the multipliers μ and the integration proposals (a triple, or an object with ``model``, ``x`` and
+``proposals``); :func:`kkt_of` reads it.
 
 Bulk. Each layer's rule estimates the integral over the region its nodes cover: the bulk without the far tail of
 the needle along an active maximiser, which the condensate replaces. So the bulk neurons are drawn by resampling
@@ -57,13 +58,16 @@ __all__ = ["kkt_of", "Condensate", "condensate_outliers", "kkt_layer_neurons", "
 
 
 def kkt_of(theory):
-    """(model, x, proposals) of a deep ReLU solution that is a KKT point (its attribute ``kkt``), else None."""
+    """(model, x, proposals) of a deep ReLU solution that is a KKT point, from its attribute ``kkt`` (a triple, or an
+    object with ``model``, ``x`` and ``proposals``), else None."""
     kkt = getattr(theory, "kkt", None)
     if kkt is None:
         return None
-    if len(kkt) != 3:
-        raise SpecError("theory.kkt must be (KKTModel, x with the multipliers, proposals)")
-    return kkt
+    if all(hasattr(kkt, name) for name in ("model", "x", "proposals")):
+        return kkt.model, kkt.x, kkt.proposals
+    if isinstance(kkt, tuple) and len(kkt) == 3:
+        return kkt
+    raise SpecError("theory.kkt must be (KKTModel, x with the multipliers, proposals)")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from solvers.deep.model import DeepModel
 from solvers.deep.options import DeepOptions
 from theory.deep_blocks import Proposal
 from theory.spec import ModelSpec, class_labels
-from validation.deep_condensate_start import condensate_prediction
+from validation.deep_condensate_start import condensate_prediction, kkt_of
 from validation.deep_network import DeepNetwork
 from validation.deep_observables import observables_vector
 from validation.deep_theory_init import deep_theory_state
@@ -42,8 +42,10 @@ def test_drawn_network_matches_the_kkt_equations(kkt_point):
     of K_1's class-1 diagonal (0.134) or of f_11 (0.109)."""
     kkt, x, props = kkt_point
     N = 2000
-    theory = SimpleNamespace(spec=SMALL, sigmas=(1.0, 1.0), converged=True, proposals=props, layers=2,
-                             kkt=(kkt, x, props))
+    point = SimpleNamespace(model=kkt, x=x, proposals=props)  # the solution's ``kkt``, as an object or a triple
+    theory = SimpleNamespace(spec=SMALL, sigmas=(1.0, 1.0), converged=True, proposals=props, layers=2, kkt=point)
+    for form in (theory, SimpleNamespace(kkt=(kkt, x, props))):
+        assert all(a is b for a, b in zip(kkt_of(form), (kkt, x, props)))
     net = DeepNetwork(SMALL, width=N, layers=2)
     theta = deep_theory_state(net, theory, np.random.default_rng(1))
     want = kkt.evaluate(x, props)["obs"][:42]
