@@ -203,7 +203,7 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
         raise SpecError("swaps (last-layer independence moves) need the class-block theory of a nonlinear φ "
                         "(linear networks have no codes to change)")
     net = DeepNetwork(spec, width=width, layers=layers)
-    kkt = None if is_linear_theory(theory) else kkt_of(theory)
+    kkt = kkt_of(theory)
     hooks = [LastLayerOutliers(outlier_moves, lower=kkt is not None) for _ in range(chains)]
     temper = {"rungs": tempering, "t_max": tempering_t_max, "progress": progress} if tempering else None
     res = [_stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hooks[c], temper, reflections,
@@ -222,9 +222,7 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
               "swap_acceptance": [r.get("swap_acceptance") for r in res] if swaps > 0 else None,
               "code_fractions": {"theory": th_codes, "sampling": sa_codes, "max_difference": diff},
               "outliers": combine_outliers([h.summary() for h in hooks]),
-              **({"condensate": {"theory": condensate_prediction(kkt),
-                                 "sampling": lower_summary([h.summary() for h in hooks], 1.0)}}
-                 if kkt is not None else {}),
+              **({"condensate": _condensate_report(kkt, hooks)} if kkt is not None else {}),
               **({"tempering": combine_tempering(res)} if tempering else {}),
               **({"reflections": combine_reflections([r["reflections"] for r in res])} if any(reflections) else {}),
               **({"layer_moves": combine_layer_moves([r["layer_moves"] for r in res])}
@@ -239,6 +237,13 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
                              + f"{cmp['criterion']}, N = {width}")}
     return DeepStationarityReport.from_dict(report, passed=cmp["passed"], message=report["comparison"],
                                             time_seconds=time.perf_counter() - t0)
+
+
+def _condensate_report(kkt, hooks) -> dict:
+    """The ``condensate`` block of :func:`deep_stationarity`: what the KKT saddle ``kkt`` predicts
+    (:func:`validation.deep_condensate_start.condensate_prediction`) and what the chains' ``hooks`` recorded in the
+    layers below the last (:func:`validation.deep_outliers.lower_summary` over every record)."""
+    return {"theory": condensate_prediction(kkt), "sampling": lower_summary([h.summary() for h in hooks], 1.0)}
 
 
 def _stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hook, temper=None,

@@ -37,7 +37,14 @@ SAMPLING_DEFAULTS = {"class_sizes": ("8,4,4", "sampled networks: fewer inputs th
 #: the exact mode-changing moves of deep chains on by default (``--layers L >= 2``, nonlinear φ): per flag
 #: (dest) its default count; sign flips only for φ with φ(−h) = s − φ(h), layer moves and layer pair rotations only
 #: if every width N >= P, the pair rotations only for ReLU (they create, remove and move a layer's outliers)
-DEEP_MOVES = {"reflections": 400, "contrast_reflections": 400, "layer_moves": 1, "layer_pairs": 20}
+DEEP_MOVES = {"reflections": 400, "contrast_reflections": 400, "layer_moves": 1, "layer_pairs": 400}
+
+#: ``--layer-pairs``: the exact pair rotations of :mod:`validation.layer_pairs` in the layers below the last
+LAYER_PAIRS_HELP = ("--layers >= 2: K pair rotations per sweep in every hidden layer below the last, at fixed "
+                    "next-layer preactivations: two neurons' incoming weight rows rotated into each other, the pair "
+                    "drawn by weight, accepted by the exact ratio (validation.layer_pairs); they create, remove and "
+                    "move the first layer's ReLU outliers. Reported with --layer-moves as kind 'pair' (default: 400 "
+                    "with --layers >= 2, ReLU and every width N >= P, else 0; 0 = off)")
 
 _DEFAULT_NOTE = ("default: 400 with --layers >= 2 and a nonlinear φ (the exact moves are on by default for deep "
                  "chains), else 0; 0 = off")
@@ -99,12 +106,7 @@ def add_validate_parser(subparsers):
                         "preactivations held fixed and its weights integrated out, then the next layer's weights "
                         "drawn again from their exact conditional. JSON key layer_moves: acceptance per layer and "
                         "kind (default: 1 with --layers >= 2, a nonlinear φ and every width N >= P, else 0; 0 = off)")
-    v.add_argument("--layer-pairs", type=int, default=None, metavar="K",
-                   help="--layers >= 2: K pair rotations per sweep in every hidden layer below the last, at fixed "
-                        "next-layer preactivations: two neurons' incoming weight rows rotated into each other, the "
-                        "pair drawn by weight, accepted by the exact ratio (validation.layer_pairs); they create, "
-                        "remove and move the first layer's ReLU outliers. Reported with --layer-moves as kind 'pair' "
-                        "(default: 20 with --layers >= 2, ReLU and every width N >= P, else 0; 0 = off)")
+    v.add_argument("--layer-pairs", type=int, default=None, metavar="K", help=LAYER_PAIRS_HELP)
     v.add_argument("--saddles", default=None, metavar="T_A,...",
                    help="--layers >= 2, prior starts: also apply the opt-in multi-saddle rule. The theory's stable "
                         "saddles are the default solve at T and, per anchor temperature T_A given here, the default "

@@ -1,6 +1,7 @@
 """Issue 17's done-when for deep ReLU: ``validate --layers 2 --nonlinearity relu`` in the paper's regime (classes
 32,16,16, σ_a = 0.125, T = 0.05) at the command's defaults (N = 400, 4 chains × 1500 sweeps, burn-in 300, the exact
-moves on by default) passes with ``--init theory`` and with ``--init both``. The theory start is the KKT saddle with
+moves on by default, for ReLU with 400 layer pair rotations per sweep) passes with ``--init theory`` and with
+``--init both``. The theory start is the KKT saddle with
 both condensates (validation.deep_condensate_start): the truncated bulk plus one first-layer outlier per class and
 the readout's outliers; the chains must keep the first layer's outliers at the saddle's codes and shares.
 
@@ -8,7 +9,7 @@ These tests need ``solve`` to return that saddle for deep ReLU (a DeepNonlinearS
 deeprelu13): they skip at once while DeepNonlinearSolution has no ``kkt``, and skip with the solver's message when
 the command exits 1 with "the deep theory has no solution here" (the solve did not converge). Measured
 through the Python API from the re-solved saddle of docs/devlog.md (dval10): see that section for the numbers and CPU
-seconds (chains about 10 min CPU per start, plus the solve)."""
+seconds (chains about 13 min CPU per start, plus the solve)."""
 from dataclasses import fields
 import json
 
