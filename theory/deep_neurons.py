@@ -17,7 +17,7 @@ from theory.deep_tilted import OneD, _phi_builtin, tilted_moments
 from theory.domain_errors import OutsideDomain
 from theory.nonlinearities import get_nonlinearity
 
-__all__ = ["layer_fields", "tilted_z_grid", "tilted_z_logpdf", "sample_layer_neurons"]
+__all__ = ["layer_fields", "tilted_z_grid", "tilted_z_logpdf", "sample_layer_neurons", "neurons_at"]
 
 
 @numba.njit(cache=True)
@@ -162,42 +162,64 @@ def tilted_z_logpdf(grid, cdf, z) -> np.ndarray:
 
 def sample_layer_neurons(oned: OneD, sizes, sigma: float, proposal, neurons: int, rng, *, R_in=None,
                          delta_in=None, t=None, sigma_a=None, kt=None, dt=None, candidates: int = 16,
-                         n_grid: int = 801, chunk: int = 2048) -> dict:
+                         n_grid: int = 801, chunk: int = 2048, rule=None) -> dict:
     """``neurons`` independent neurons of one layer from its tilted single-neuron measure
     (:mod:`theory.deep_blocks`; arguments as :func:`layer_integral`), with preactivations on all P inputs.
 
     y = (v, w) by sampling-importance-resampling: ``candidates`` × ``neurons`` draws from ``proposal``
     (a Gaussian or a :class:`theory.deep_mixture.MixtureProposal`), log weights λ(y) − log q(y)
-    (λ of :func:`log_integrand`), resampled multinomially; then for each input μ of class c, z_μ from the 1-D tilted law by inverse CDF
-    (:func:`tilted_z_grid`) and h_μ = ξ_c + s_c z_μ. Returns {"h" (neurons × P, classes in
-    consecutive blocks), "a" (neurons × m, readout layer: a = σ_a v; else None), "y", "u", "xi",
-    "s", "dtilt", "ess" (Kish effective sample size fraction of the candidate weights), "distinct"
-    (fraction of distinct candidates among the resampled neurons)}.
+    (λ of :func:`log_integrand`), resampled multinomially; with a ``rule`` (:class:`theory.deep_rules.Rule`,
+    positive weights) the candidates are instead its nodes mapped through ``proposal`` with their weights, so
+    the neurons come from exactly the discrete measure whose moments :func:`layer_integral` returns (the
+    truncated bulk of a condensate, :mod:`solvers.deep.complementarity`). Then for each input μ of class c, z_μ
+    from the 1-D tilted law by inverse CDF (:func:`tilted_z_grid`) and h_μ = ξ_c + s_c z_μ
+    (:func:`neurons_at`). Returns {"h" (neurons × P, classes in consecutive blocks), "a" (neurons × m, readout
+    layer: a = σ_a v; else None), "y", "u", "xi", "s", "dtilt", "ess" (Kish effective sample size fraction of
+    the candidate weights), "distinct" (fraction of distinct candidates among the resampled neurons)}.
     """
     P = np.asarray(sizes, dtype=np.float64)
     m = len(P)
     B, dtilt, C, s = layer_fields(sizes, sigma, R_in=R_in, delta_in=delta_in, t=t, sigma_a=sigma_a, kt=kt, dt=dt)
-    M = int(neurons) * int(candidates)
-    y, base = proposal.draw(rng, M)
+    if rule is None:
+        y, base = proposal.draw(rng, int(neurons) * int(candidates))
+        logw = 0.0
+    elif rule.sign is not None:
+        raise ValueError("sample_layer_neurons: a rule with negative weights cannot be resampled")
+    else:
+        y, logw, base = proposal.map(rule)
     u = y[:, :m] @ B.T
     xi = np.zeros_like(u) if C is None else y[:, m:] @ C.T
     zeta = tilted_moments(oned, xi, u, s, dtilt)[0]
-    lw = base + zeta @ P
+    lw = logw + base + zeta @ P
     if not np.all(np.isfinite(lw)):
         raise OutsideDomain("non-finite importance weight while sampling a layer's neurons")
     w = np.exp(lw - lw.max())
-    ess = float(w.sum() ** 2 / np.sum(w * w) / M)
-    idx = rng.choice(M, size=int(neurons), p=w / w.sum())
-    y, u, xi = y[idx], u[idx], xi[idx]
+    ess = float(w.sum() ** 2 / np.sum(w * w) / len(w))
+    idx = rng.choice(len(w), size=int(neurons), p=w / w.sum())
+    out = neurons_at(oned, sizes, y[idx], rng, fields=(B, dtilt, C, s), n_grid=n_grid, chunk=chunk)
+    out["a"] = sigma_a * y[idx, :m] if t is not None else None
+    return {**out, "ess": ess, "distinct": float(len(np.unique(idx)) / len(idx))}
+
+
+def neurons_at(oned: OneD, sizes, y, rng, *, fields, n_grid: int = 801, chunk: int = 2048) -> dict:
+    """Neurons of one layer at given layer variables ``y`` (rows (v, w), or v for layer 1): for each input μ of
+    class c, z_μ from the 1-D tilted law p(z | y) by inverse CDF (:func:`tilted_z_grid`) and h_μ = ξ_c + s_c z_μ,
+    with u = B v, ξ = C w and ``fields`` = (B, δ̃, C, s) of :func:`theory.deep_fields.layer_fields`. Returns
+    {"h" (n × P, classes in consecutive blocks), "y", "u", "xi", "s", "dtilt"}."""
+    B, dtilt, C, s = fields
+    y = np.atleast_2d(np.asarray(y, dtype=np.float64))
+    m = len(sizes)
+    u = y[:, :m] @ B.T
+    xi = np.zeros_like(u) if C is None else y[:, m:] @ C.T
     labels = np.repeat(np.arange(m), np.asarray(sizes, dtype=np.int64))
-    H = np.empty((int(neurons), int(P.sum())))
+    n = len(y)
+    H = np.empty((n, len(labels)))
     for c in range(m):  # m classes; inside: vectorised over neurons (in chunks) and inputs
         cols = np.flatnonzero(labels == c)
-        for lo in range(0, int(neurons), chunk):
+        for lo in range(0, n, chunk):
             sl = slice(lo, lo + chunk)
             grid, cdf = tilted_z_grid(oned, xi[sl, c], u[sl, c], float(s[c]), float(dtilt[c]), n_grid)
             z = np.empty((len(grid), len(cols)))
             _inverse_cdf(cdf, grid, rng.random(z.shape), z)
             H[sl, cols] = xi[sl, c][:, None] + s[c] * z
-    return {"h": H, "a": sigma_a * y[:, :m] if t is not None else None, "y": y, "u": u, "xi": xi, "s": s,
-            "dtilt": dtilt, "ess": ess, "distinct": float(len(np.unique(idx)) / len(idx))}
+    return {"h": H, "y": y, "u": u, "xi": xi, "s": s, "dtilt": dtilt}

@@ -25,7 +25,7 @@ from .deep_observables import class_mean_activations, layer_observables, observa
 from .deep_outliers import LastLayerOutliers, combine_outliers
 from .deep_sampler import deep_collapsed_sweep, sample_readout
 from .diagnostics import mcse, rhat_rule
-from .layer_moves import check_layer_moves, combine_layer_moves, layer_moves_text
+from .layer_moves import check_layer_moves, check_layer_pairs, combine_layer_moves, layer_moves_text
 from .reflections import check_reflections, combine_reflections, reflections_text
 from .results import DeepValidationReport
 from .tempering import T_MAX, check_tempering, combine_tempering, run_chain_with_moves
@@ -93,14 +93,16 @@ def theory_error(theory):
 
 
 def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_size, outlier_moves=0, swaps=0,
-                theory=None, tempering=0, t_max=T_MAX, progress=None, reflections=(0, 0, 0), layer_moves=0) -> list:
+                theory=None, tempering=0, t_max=T_MAX, progress=None, reflections=(0, 0, 0), layer_moves=0,
+                layer_pairs=0) -> list:
     """Per width: chains from the prior, combined (:func:`combine_chains`), with mean code fractions
     and the last layer's outliers (:mod:`validation.deep_outliers`, ``outlier_moves`` pair rotations
     per sweep); ``swaps`` > 0: that many last-layer independence moves from ``theory`` per sweep
     (:func:`validation.deep_swaps.run_deep_chain_with_swaps`); ``tempering`` >= 2: that many rungs of
     replica exchange in T up to ``t_max`` (:func:`validation.tempering.run_tempered_chain`; 0: off);
     ``reflections``: (last-layer, hidden-layer, class-contrast) reflections per sweep
-    (:mod:`validation.reflections`); ``layer_moves``: passes of :mod:`validation.layer_moves` per sweep."""
+    (:mod:`validation.reflections`); ``layer_moves``: passes of :mod:`validation.layer_moves` per sweep,
+    ``layer_pairs`` pair rotations per sweep (:mod:`validation.layer_pairs`)."""
     runs = []
     for N in widths:
         res, hooks = [], []
@@ -111,7 +113,8 @@ def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_s
                                             seed=seed + 1000 * c, step_size=step_size, sigmas=sigmas,
                                             after_sweep=hooks[-1], reflections=reflections[0],
                                             hidden_reflections=reflections[1], contrast_reflections=reflections[2],
-                                            contrast_from=burn // 2, layer_moves=layer_moves))
+                                            contrast_from=burn // 2, layer_moves=layer_moves,
+                                            layer_pairs=layer_pairs))
         comb = combine_chains(res, spec.m, layers)
         runs.append({"width": N, **comb["flat"], "rhat_max": comb["rhat_max"], "chains": res,
                      "outliers": combine_outliers([h.summary() for h in hooks]),
@@ -124,7 +127,7 @@ def _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_s
             runs[-1]["tempering"] = combine_tempering(res)
         if any(reflections):
             runs[-1]["reflections"] = combine_reflections([r["reflections"] for r in res])
-        if layer_moves:
+        if layer_moves or layer_pairs:
             runs[-1]["layer_moves"] = combine_layer_moves([r["layer_moves"] for r in res])
     return runs
 
@@ -140,7 +143,7 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
                   outlier_moves: int = 0, swaps: int = 0, tempering: int = 0, tempering_t_max: float = T_MAX,
                   progress=None, theory=None, per_chain: bool = False, reflections: int = 0,
                   hidden_reflections: int = 0, contrast_reflections: int = 0,
-                  layer_moves: int = 0) -> DeepValidationReport:
+                  layer_moves: int = 0, layer_pairs: int = 0) -> DeepValidationReport:
     """Deep theory against sampled deep networks (orthogonal class data, random prior starts,
     :func:`run_deep_chain`), layer by layer: the deep linear closed form
     (:func:`solvers.deep.linear.solve_deep_linear_classes`) for linear φ, the class-block solver
@@ -176,6 +179,8 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     ``layer_moves`` = K: K passes per sweep of the moves of :mod:`validation.layer_moves` (each neuron of every
     hidden layer below the last changed at fixed next-layer preactivations, then the next layer's weights drawn
     again; exact), from halfway through burn-in on; per width "layer_moves" (acceptance per layer and kind).
+    ``layer_pairs`` = K: K pair rotations per sweep in each of those layers (:mod:`validation.layer_pairs`, exact;
+    they create, remove and move a layer's ReLU outliers), reported with the layer moves as kind "pair".
     """
     if spec.inputs is not None:
         raise SpecError("validate_deep samples orthogonal class-structured data (inputs=None)")
@@ -190,12 +195,13 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     tempering = check_tempering(tempering, spec.temperature, tempering_t_max)
     reflections = check_reflections(reflections, spec.nonlinearity, hidden_reflections, contrast_reflections)
     layer_moves = check_layer_moves(layer_moves, layers, widths, spec.P)
+    layer_pairs = check_layer_pairs(layer_pairs, layers, widths, spec.P)
     if swaps and spec.nonlinearity == "linear":
         raise SpecError("swaps (last-layer independence moves) need a nonlinear φ (linear networks have no codes)")
     theory = theory if theory is not None else deep_theory(spec, layers, sigmas=sigmas)
     m = spec.m
     runs = _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_size, outlier_moves, swaps,
-                       theory, tempering, tempering_t_max, progress, reflections, layer_moves)
+                       theory, tempering, tempering_t_max, progress, reflections, layer_moves, layer_pairs)
     cmp = compare(_theory_vector(theory, layers), [r["mean"] for r in runs], [r["mcse"] for r in runs], widths,
                   c=C_P_OVER_N, size=spec.P, theory_error=theory_error(theory))
     rule = rhat_rule(max(r["rhat_max"] for r in runs), RHAT_MAX, RHAT_WHY)
@@ -212,13 +218,13 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
                              **({"swap_acceptance": r["swap_acceptance"]} if swaps else {}),
                              **({"tempering": r["tempering"]} if tempering else {}),
                              **({"reflections": r["reflections"]} if any(reflections) else {}),
-                             **({"layer_moves": r["layer_moves"]} if layer_moves else {}),
+                             **({"layer_moves": r["layer_moves"]} if layer_moves or layer_pairs else {}),
                              **({"chains": [_chain_block(ch) for ch in r["chains"]]} if per_chain else {})}
                             for r in runs],
               "comparison": ("equilibrium, chains started from the prior"
                              + (f", {swaps} last-layer swaps per sweep" if swaps else "")
                              + (f", {outlier_moves} last-layer pair rotations per sweep" if outlier_moves else "")
-                             + reflections_text(*reflections) + layer_moves_text(layer_moves)
+                             + reflections_text(*reflections) + layer_moves_text(layer_moves, pairs=layer_pairs)
                              + (f", replica exchange in T over {tempering} rungs up to T = {tempering_t_max:g}"
                                 if tempering else "")
                              + ": " + cmp["rule"]),

@@ -31,11 +31,12 @@ from theory.codes import code_string, neuron_codes
 from theory.spec import class_labels
 
 from .coding_scheme import TOP_FRACTION, output_contributions, top_k_share
+from .diagnostics import rhat_rank
 from .deep_observables import class_mean_activations
 from .outlier_moves import pair_rotation_moves
 from .sparse import OUTLIER_FACTOR, outlier_stats
 
-__all__ = ["LastLayerOutliers", "combine_outliers", "hidden_layer_row", "code_key"]
+__all__ = ["LastLayerOutliers", "combine_outliers", "hidden_layer_row", "code_key", "lower_summary"]
 
 
 def code_key(code: int, m: int) -> str:
@@ -140,4 +141,27 @@ def combine_outliers(summaries: list) -> dict:
            "code_fractions": {k: v / n for k, v in sorted(codes.items())} if n else {}}
     if acc:
         out["outlier_move_acceptance"] = float(np.mean(acc))
+    return out
+
+
+def lower_summary(cs: list, keep: float) -> dict:
+    """Over the last ``keep`` of the records: the last layer's extremes (largest readout and activation norm
+    over √N) and, per layer below, the mean of :func:`validation.deep_outliers.hidden_layer_row`'s row, its
+    R̂ (several chains), and the outliers' code fractions (whole run)."""
+    n = min(len(c["extremes"]) for c in cs)
+    k0 = n - max(int(round(keep * n)), 4)
+    ext = np.array([c["extremes"][k0:n] for c in cs])  # chains × k × 2
+    low = np.array([c["lower_rows"][k0:n] for c in cs])  # chains × k × (L − 1) × (3 + m)
+    out = {"extremes": ext.mean(axis=(0, 1)).tolist(),
+           "extremes_rhat": rhat_rank(ext).tolist() if len(cs) > 1 else None, "layers": []}
+    for ell in range(low.shape[2]):
+        codes: dict = {}
+        for c in cs:
+            for k, v in c["lower_codes"][ell].items():
+                codes[k] = codes.get(k, 0) + v
+        tot = sum(codes.values())
+        out["layers"].append({"layer": ell + 1, "row": low[:, :, ell].mean(axis=(0, 1)).tolist(),
+                              "row_per_chain": low[:, :, ell].mean(axis=1).tolist(),
+                              "rhat_row": rhat_rank(low[:, :, ell]).tolist() if len(cs) > 1 else None,
+                              "code_fractions": {k: v / tot for k, v in sorted(codes.items())} if tot else {}})
     return out

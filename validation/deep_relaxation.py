@@ -35,7 +35,7 @@ from theory.spec import ModelSpec
 from .deep_chain import run_deep_chain
 from .deep_network import DeepNetwork
 from .deep_observables import split_vector
-from .deep_outliers import LastLayerOutliers
+from .deep_outliers import LastLayerOutliers, lower_summary
 from .deep_planted import plant_sparse
 from .diagnostics import ess, rhat_rank
 from .layer_moves import LayerMoves
@@ -128,29 +128,6 @@ def _rhat_groups(draws: np.ndarray, m: int, layers: int) -> dict:
     return out
 
 
-def _lower_summary(cs: list, keep: float) -> dict:
-    """Over the last ``keep`` of the records: the last layer's extremes (largest readout and activation norm
-    over √N) and, per layer below, the mean of :func:`validation.deep_outliers.hidden_layer_row`'s row, its
-    R̂ (several chains), and the outliers' code fractions (whole run)."""
-    n = min(len(c["extremes"]) for c in cs)
-    k0 = n - max(int(round(keep * n)), 4)
-    ext = np.array([c["extremes"][k0:n] for c in cs])  # chains × k × 2
-    low = np.array([c["lower_rows"][k0:n] for c in cs])  # chains × k × (L − 1) × (3 + m)
-    out = {"extremes": ext.mean(axis=(0, 1)).tolist(),
-           "extremes_rhat": rhat_rank(ext).tolist() if len(cs) > 1 else None, "layers": []}
-    for ell in range(low.shape[2]):
-        codes: dict = {}
-        for c in cs:
-            for k, v in c["lower_codes"][ell].items():
-                codes[k] = codes.get(k, 0) + v
-        tot = sum(codes.values())
-        out["layers"].append({"layer": ell + 1, "row": low[:, :, ell].mean(axis=(0, 1)).tolist(),
-                              "row_per_chain": low[:, :, ell].mean(axis=1).tolist(),
-                              "rhat_row": rhat_rank(low[:, :, ell]).tolist() if len(cs) > 1 else None,
-                              "code_fractions": {k: v / tot for k, v in sorted(codes.items())} if tot else {}})
-    return out
-
-
 def summarise_relaxation(chains: list, m: int, layers: int, windows: int = 4, keep: float = 0.5) -> dict:
     """Per kind: the outlier statistics per window (``windows`` equal parts of the records, each chain's
     mean too), over the last ``keep`` of the records their mean, the drift of the share and count
@@ -158,7 +135,7 @@ def summarise_relaxation(chains: list, m: int, layers: int, windows: int = 4, ke
     chains of the kept draws), R̂ and bulk ESS of the records and of the observables; and, over the
     chains of both kinds together, the R̂ of the records (≈ 1 when the two sides have met). Also the largest
     R̂ of f, U and each K_ℓ ("rhat_groups") and, for chains run with ``lower``, the lower layers' outlier
-    statistics ("lower", :func:`_lower_summary`)."""
+    statistics ("lower", :func:`lower_summary`)."""
     out = {}
     kept_rows = {}
     for kind in KINDS:
@@ -200,7 +177,7 @@ def summarise_relaxation(chains: list, m: int, layers: int, windows: int = 4, ke
                 np.ravel(split_vector(rhat_rank(draws), m, layers)["layers"][-1][k])
                 for k in ("kernel_diagonal", "kernel_blocks")]))) if len(cs) > 1 else None),
             "rhat_groups": _rhat_groups(draws, m, layers) if len(cs) > 1 else None,
-            **({"lower": _lower_summary(cs, keep)} if all("extremes" in c for c in cs) else {}),
+            **({"lower": lower_summary(cs, keep)} if all("extremes" in c for c in cs) else {}),
             "acceptance": float(np.mean([c["acceptance"] for c in cs])),
             "pair_acceptance": float(np.mean([c["pair_acceptance"] or 0.0 for c in cs])),
             "cpu_seconds": [c["cpu_seconds"] for c in cs],

@@ -29,7 +29,9 @@ and each layer's neurons come from its class-block single-neuron measure
 (:mod:`validation.deep_theory_sample`: y = (v, w) by importance resampling from the solver's
 proposal, ESS reported; h_μ = ξ_c + s_c z_μ with z_μ from the 1-D tilted law); the weights are
 conditioned on Φ_{ℓ-1} = φ(H^{ℓ-1}) as above, and the allowance adds 4 ε (the theory's
-integration-error estimate). Each chain keeps the O(N^{-1/2}) code fractions of its own theory
+integration-error estimate). A deep ReLU saddle that is a KKT point (``theory.kkt``) starts its truncated bulk plus
+one outlier per active maximiser of the first layer's and the readout's condensate
+(:mod:`validation.deep_condensate_start`). Each chain keeps the O(N^{-1/2}) code fractions of its own theory
 draw (no drift in the last layer, THEORY §7), so R̂ over chains is reported but not part of the
 rule; ``swaps`` last-layer independence moves per sweep (:mod:`validation.deep_swaps`) let the
 last layer's codes mix. Measured ratios and R̂: docs/devlog.md.
@@ -50,8 +52,9 @@ from .compare import compare
 from .deep import (DeepNetwork, _json_block, _theory_vector, combine_chains, deep_theory, is_linear_theory,
                    theory_error)
 from .deep_chain import code_fraction_difference, mean_code_fractions
-from .deep_outliers import LastLayerOutliers, combine_outliers
-from .layer_moves import check_layer_moves, combine_layer_moves, layer_moves_text
+from .deep_condensate_start import condensate_prediction, kkt_of
+from .deep_outliers import LastLayerOutliers, combine_outliers, lower_summary
+from .layer_moves import check_layer_moves, check_layer_pairs, combine_layer_moves, layer_moves_text
 from .observables import code_fractions, neuron_codes
 from .reflections import check_reflections, combine_reflections, reflections_text
 from .report import C_OVER_N
@@ -159,7 +162,8 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
                       burn: int = 50, init_spec: ModelSpec | None = None, seed: int = 0, theory=None,
                       swaps: int = 0, outlier_moves: int = 0, tempering: int = 0, tempering_t_max: float = T_MAX,
                       progress=None, reflections: int = 0, hidden_reflections: int = 0,
-                      contrast_reflections: int = 0, layer_moves: int = 0) -> DeepStationarityReport:
+                      contrast_reflections: int = 0, layer_moves: int = 0,
+                      layer_pairs: int = 0) -> DeepStationarityReport:
     """Start chains at the deep theory of ``init_spec`` (default ``spec``; or the given ``theory``),
     sample ``spec``.
 
@@ -181,13 +185,17 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
     of (W^ℓ_i, W^{ℓ+1}_{:,i}) per hidden layer ℓ < L, ``contrast_reflections``: last-layer class-contrast
     reflections (:mod:`validation.reflections`); "reflections" reports the acceptance per layer. ``layer_moves`` = K:
     K passes per sweep of :mod:`validation.layer_moves` in every hidden layer below the last; "layer_moves" reports
-    their acceptance per layer and kind.
+    their acceptance per layer and kind; ``layer_pairs`` = K: K pair rotations per sweep in each of those layers
+    (:mod:`validation.layer_pairs`). A theory with ``kkt`` (deep ReLU KKT saddle) adds "condensate":
+    {"theory": :func:`validation.deep_condensate_start.condensate_prediction`, "sampling":
+    :func:`validation.deep_outliers.lower_summary` of every record (the lower layers' outlier rows and codes)}.
     """
     check_int("swaps", swaps, 0)
     check_int("outlier_moves", outlier_moves, 0)
     tempering = check_tempering(tempering, spec.temperature, tempering_t_max)
     reflections = check_reflections(reflections, spec.nonlinearity, hidden_reflections, contrast_reflections)
     layer_moves = check_layer_moves(layer_moves, layers, (width,), spec.P)
+    layer_pairs = check_layer_pairs(layer_pairs, layers, (width,), spec.P)
     t0 = time.perf_counter()
     init_spec = init_spec or spec
     theory = theory if theory is not None else deep_theory(init_spec, layers)
@@ -195,10 +203,11 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
         raise SpecError("swaps (last-layer independence moves) need the class-block theory of a nonlinear φ "
                         "(linear networks have no codes to change)")
     net = DeepNetwork(spec, width=width, layers=layers)
-    hooks = [LastLayerOutliers(outlier_moves) for _ in range(chains)]
+    kkt = kkt_of(theory)
+    hooks = [LastLayerOutliers(outlier_moves, lower=kkt is not None) for _ in range(chains)]
     temper = {"rungs": tempering, "t_max": tempering_t_max, "progress": progress} if tempering else None
     res = [_stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hooks[c], temper, reflections,
-                               layer_moves)
+                               (layer_moves, layer_pairs))
            for c in range(chains)]
     comb = combine_chains(res, spec.m, layers)
     mean, err = comb["flat"]["mean"], comb["flat"]["mcse"]
@@ -213,14 +222,16 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
               "swap_acceptance": [r.get("swap_acceptance") for r in res] if swaps > 0 else None,
               "code_fractions": {"theory": th_codes, "sampling": sa_codes, "max_difference": diff},
               "outliers": combine_outliers([h.summary() for h in hooks]),
+              **({"condensate": _condensate_report(kkt, hooks)} if kkt is not None else {}),
               **({"tempering": combine_tempering(res)} if tempering else {}),
               **({"reflections": combine_reflections([r["reflections"] for r in res])} if any(reflections) else {}),
-              **({"layer_moves": combine_layer_moves([r["layer_moves"] for r in res])} if layer_moves else {}),
+              **({"layer_moves": combine_layer_moves([r["layer_moves"] for r in res])}
+                 if layer_moves or layer_pairs else {}),
               "ess": None if is_linear_theory(theory) else _layer_ess(theory, seed),
               "comparison": (f"stationarity: chains started from the theory of T = {init_spec.temperature:g}, "
                              + (f"{outlier_moves} last-layer pair rotations per sweep, " if outlier_moves else "")
                              + reflections_text(*reflections, lead="", tail=", ")
-                             + layer_moves_text(layer_moves, lead="", tail=", ")
+                             + layer_moves_text(layer_moves, lead="", tail=", ", pairs=layer_pairs)
                              + (f"replica exchange in T over {tempering} rungs up to T = {tempering_t_max:g}, "
                                 if tempering else "")
                              + f"{cmp['criterion']}, N = {width}")}
@@ -228,13 +239,21 @@ def deep_stationarity(spec: ModelSpec, layers: int = 2, width: int = 200, chains
                                             time_seconds=time.perf_counter() - t0)
 
 
+def _condensate_report(kkt, hooks) -> dict:
+    """The ``condensate`` block of :func:`deep_stationarity`: what the KKT saddle ``kkt`` predicts
+    (:func:`validation.deep_condensate_start.condensate_prediction`) and what the chains' ``hooks`` recorded in the
+    layers below the last (:func:`validation.deep_outliers.lower_summary` over every record)."""
+    return {"theory": condensate_prediction(kkt), "sampling": lower_summary([h.summary() for h in hooks], 1.0)}
+
+
 def _stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hook, temper=None,
-                        reflections=(0, 0, 0), layer_moves=0):
+                        reflections=(0, 0, 0), layer_moves=(0, 0)):
     """Chain ``c`` of :func:`deep_stationarity`: from a theory draw, with last-layer swaps if ``swaps``,
     then the :class:`validation.deep_outliers.LastLayerOutliers` ``hook`` after every sweep; ``temper``
     ({"rungs", "t_max", "progress"}): replica exchange in T (:func:`validation.tempering.run_tempered_chain`);
     ``reflections``: (last-layer, hidden-layer, class-contrast) reflections per sweep
-    (:mod:`validation.reflections`); ``layer_moves``: passes of :mod:`validation.layer_moves` per sweep."""
+    (:mod:`validation.reflections`); ``layer_moves``: (passes of :mod:`validation.layer_moves`, pair rotations of
+    :mod:`validation.layer_pairs`) per sweep."""
     rng = np.random.default_rng([seed, c, 7])
     theta0 = deep_theory_state(net, theory, rng)
     temper = temper or {"rungs": 0, "t_max": T_MAX, "progress": None}
@@ -243,4 +262,5 @@ def _stationarity_chain(spec, net, theory, c, sweeps, burn, seed, swaps, hook, t
                                 progress=restaged(temper["progress"], f"tempering chain {c}"),
                                 seed=seed + 1000 * c, theta0=theta0, after_sweep=hook,
                                 reflections=reflections[0], hidden_reflections=reflections[1],
-                                contrast_reflections=reflections[2], contrast_from=burn // 2, layer_moves=layer_moves)
+                                contrast_reflections=reflections[2], contrast_from=burn // 2,
+                                layer_moves=layer_moves[0], layer_pairs=layer_moves[1])

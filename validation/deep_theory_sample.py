@@ -26,6 +26,8 @@ import numpy as np
 from theory.deep_blocks import OneD, sample_layer_neurons
 from theory.spec import SpecError, class_labels
 
+from .deep_condensate_start import kkt_layer_neurons, kkt_of
+
 __all__ = ["layer_measure_kwargs", "nonlinear_layer_neurons", "neuron_contributions"]
 
 
@@ -51,11 +53,16 @@ def layer_measure_kwargs(theory, ell: int) -> dict:
 
 def nonlinear_layer_neurons(theory, n: int, rng: np.random.Generator, candidates: int = 16) -> list:
     """Per hidden layer ℓ = 1..L, ``n`` neurons from the layer measure of ``theory`` (module docstring):
-    a list of :func:`theory.deep_blocks.sample_layer_neurons` dicts ("h" n × P, "a" for ℓ = L, "ess")."""
+    a list of :func:`theory.deep_blocks.sample_layer_neurons` dicts ("h" n × P, "a" for ℓ = L, "ess"). A deep
+    ReLU solution that is a KKT point (``theory.kkt``) gives its truncated bulk and its condensates' outliers
+    instead (:func:`validation.deep_condensate_start.kkt_layer_neurons`)."""
     if not getattr(theory, "converged", False) or theory.proposals is None:
         raise SpecError("theory must be a converged DeepNonlinearSolution (with its integration proposals)")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise SpecError(f"n (neurons per layer) must be an integer >= 1 (got {n!r})")
+    kkt = kkt_of(theory)
+    if kkt is not None:
+        return kkt_layer_neurons(kkt, int(n), rng)
     oned = OneD.for_nonlinearity(theory.spec.nonlinearity)
     sizes = theory.spec.class_sizes
     out = []

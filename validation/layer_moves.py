@@ -54,7 +54,8 @@ from .layer_pairs import LayerPairs
 from .reflections import _row_attempts, contrast_directions, reflection_offset
 
 __all__ = ["next_layer_loglik", "NextLayerRows", "layer_input", "redraw_next_weights", "layer_moves",
-           "check_layer_moves", "LayerMoves", "combine_layer_moves", "layer_moves_text", "DEFAULT_RHO"]
+           "check_layer_moves", "check_layer_pairs", "LayerMoves", "combine_layer_moves", "layer_moves_text",
+           "DEFAULT_RHO"]
 
 #: the pCN proposal's ρ (correlation of the proposed row with the current one)
 DEFAULT_RHO = 0.9
@@ -185,12 +186,26 @@ def check_layer_moves(passes, layers: int, widths=(), P: int = 0) -> int:
     return passes
 
 
-def layer_moves_text(passes: int, lead: str = ", ", tail: str = "") -> str:
-    """The reports' words for the layer moves asked for ("" for none)."""
-    if not passes:
+def check_layer_pairs(pairs, layers: int, widths=(), P: int = 0) -> int:
+    """``pairs`` (layer pair rotations per sweep, :mod:`validation.layer_pairs`) as an int >= 0, with the conditions
+    of :func:`check_layer_moves` (SpecError naming ``layer_pairs``)."""
+    pairs = check_int("layer_pairs", pairs, 0)
+    if pairs:
+        try:
+            check_layer_moves(1, layers, widths, P)
+        except SpecError as exc:
+            raise SpecError(str(exc).replace("layer_moves", "layer_pairs")) from None
+    return pairs
+
+
+def layer_moves_text(passes: int, lead: str = ", ", tail: str = "", pairs: int = 0) -> str:
+    """The reports' words for the layer moves and pair rotations asked for ("" for none)."""
+    if not (passes or pairs):
         return ""
-    return (f"{lead}{passes} pass{'es' if passes > 1 else ''} of layer moves (pCN, sign flips where φ(−h) = s − φ(h), "
-            f"class-contrast reflections) per sweep in every hidden layer below the last at fixed next-layer "
+    kinds = [f"{passes} pass{'es' if passes > 1 else ''} of layer moves (pCN, sign flips where φ(−h) = s − φ(h), "
+             f"class-contrast reflections)"] if passes else []
+    kinds += [f"{pairs} pair rotations"] if pairs else []
+    return (f"{lead}{' and '.join(kinds)} per sweep in every hidden layer below the last at fixed next-layer "
             f"preactivations{tail}")
 
 

@@ -272,7 +272,7 @@ def run_tempered_chain(spec: ModelSpec, width: int, layers: int, sweeps: int, bu
 def run_chain_with_moves(spec: ModelSpec, width: int, layers: int, sweeps: int, burn: int, *, theory=None,
                          swaps: int = 0, rungs: int = 0, t_max: float = T_MAX, progress=None, reflections: int = 0,
                          hidden_reflections: int = 0, contrast_reflections: int = 0, contrast_from: int = 0,
-                         layer_moves: int = 0, **chain_kw) -> dict:
+                         layer_moves: int = 0, layer_pairs: int = 0, **chain_kw) -> dict:
     """One deep chain with the mode-changing moves asked for: ``swaps`` last-layer independence moves from
     ``theory`` per sweep (:func:`validation.deep_swaps.run_deep_chain_with_swaps`), replica exchange in T over
     ``rungs`` >= 2 rungs up to ``t_max`` (:func:`run_tempered_chain`, reporting to ``progress``), both, or
@@ -281,10 +281,11 @@ def run_chain_with_moves(spec: ModelSpec, width: int, layers: int, sweeps: int, 
     hidden-layer flips / last-layer class-contrast reflections per sweep (:class:`validation.reflections.Reflections`,
     before ``after_sweep``; on rung 0 after the exchanges), reported as "reflections" in the result.
     ``layer_moves`` > 0: that many passes of :class:`validation.layer_moves.LayerMoves` per sweep in every hidden
-    layer below the last (from sweep ``contrast_from`` on, after the reflections), reported as "layer_moves"."""
-    if layer_moves:
+    layer below the last (from sweep ``contrast_from`` on, after the reflections), reported as "layer_moves";
+    ``layer_pairs`` > 0: that many pair rotations per sweep in each of those layers (:mod:`validation.layer_pairs`)."""
+    if layer_moves or layer_pairs:
         hook = LayerMoves(layer_moves, layers, spec.nonlinearity, after=chain_kw.pop("after_sweep", None),
-                          start=contrast_from)
+                          start=contrast_from, pairs=layer_pairs)
         out = run_chain_with_moves(spec, width, layers, sweeps, burn, theory=theory, swaps=swaps, rungs=rungs,
                                    t_max=t_max, progress=progress, reflections=reflections,
                                    hidden_reflections=hidden_reflections, contrast_reflections=contrast_reflections,

@@ -20,7 +20,8 @@ from theory.spec import ModelSpec, SpecError, parse_class_sizes
 from codingschemes.cli.args import (SAMPLING_TEMPERATURE, add_shared, check_counts, check_layers, check_shared,
                                     emit, not_applicable, settings_digest, warn)
 
-__all__ = ["add_validate_parser", "check_validate", "run_validate", "MIN_CHAINS", "DEEP_MOVES", "resolve_deep_moves"]
+__all__ = ["add_validate_parser", "check_validate", "run_validate", "MIN_CHAINS", "DEEP_MOVES", "resolve_deep_moves",
+           "condensate_text"]
 
 #: split-R̂ compares chains: both the one-layer and the deep comparisons need at least two
 MIN_CHAINS = 2
@@ -34,8 +35,16 @@ SAMPLING_DEFAULTS = {"class_sizes": ("8,4,4", "sampled networks: fewer inputs th
 
 
 #: the exact mode-changing moves of deep chains on by default (``--layers L >= 2``, nonlinear φ): per flag
-#: (dest) its default count; sign flips only for φ with φ(−h) = s − φ(h), layer moves only if every width N >= P
-DEEP_MOVES = {"reflections": 400, "contrast_reflections": 400, "layer_moves": 1}
+#: (dest) its default count; sign flips only for φ with φ(−h) = s − φ(h), layer moves and layer pair rotations only
+#: if every width N >= P, the pair rotations only for ReLU (they create, remove and move a layer's outliers)
+DEEP_MOVES = {"reflections": 400, "contrast_reflections": 400, "layer_moves": 1, "layer_pairs": 400}
+
+#: ``--layer-pairs``: the exact pair rotations of :mod:`validation.layer_pairs` in the layers below the last
+LAYER_PAIRS_HELP = ("--layers >= 2: K pair rotations per sweep in every hidden layer below the last, at fixed "
+                    "next-layer preactivations: two neurons' incoming weight rows rotated into each other, the pair "
+                    "drawn by weight, accepted by the exact ratio (validation.layer_pairs); they create, remove and "
+                    "move the first layer's ReLU outliers. Reported with --layer-moves as kind 'pair' (default: 400 "
+                    "with --layers >= 2, ReLU and every width N >= P, else 0; 0 = off)")
 
 _DEFAULT_NOTE = ("default: 400 with --layers >= 2 and a nonlinear φ (the exact moves are on by default for deep "
                  "chains), else 0; 0 = off")
@@ -97,6 +106,7 @@ def add_validate_parser(subparsers):
                         "preactivations held fixed and its weights integrated out, then the next layer's weights "
                         "drawn again from their exact conditional. JSON key layer_moves: acceptance per layer and "
                         "kind (default: 1 with --layers >= 2, a nonlinear φ and every width N >= P, else 0; 0 = off)")
+    v.add_argument("--layer-pairs", type=int, default=None, metavar="K", help=LAYER_PAIRS_HELP)
     v.add_argument("--saddles", default=None, metavar="T_A,...",
                    help="--layers >= 2, prior starts: also apply the opt-in multi-saddle rule. The theory's stable "
                         "saddles are the default solve at T and, per anchor temperature T_A given here, the default "
@@ -120,12 +130,13 @@ def _validate_deep(args, spec, widths) -> int:
     ``--tempering K``: every chain is the target rung of K replicas in T (:mod:`validation.tempering`);
     ``--reflections K``: K last-layer flips W^L_i → −W^L_i per sweep in every chain, ``--hidden-reflections K``
     K joint flips per hidden layer, ``--contrast-reflections K`` K class-contrast reflections of last-layer rows
-    (:mod:`validation.reflections`); ``--layer-moves K``: K passes of :mod:`validation.layer_moves` per sweep;
+    (:mod:`validation.reflections`); ``--layer-moves K``: K passes of :mod:`validation.layer_moves` per sweep,
+    ``--layer-pairs K``: K pair rotations of :mod:`validation.layer_pairs` per sweep, in every layer below the last;
     ``--saddles T_a,...``: the prior-start report adds the multi-saddle rule (:mod:`validation.deep_saddles`),
     which then decides the exit code in place of the prior-start default rule."""
     from codingschemes.cli.progress import progress_bar
     from solvers.deep.nonlinear import DeepNonlinearError
-    from validation.deep import validate_deep
+    from validation.deep import deep_theory, validate_deep
     from validation.deep_saddles import validate_deep_saddles
     from validation.deep_theory_init import deep_stationarity
 
@@ -134,10 +145,12 @@ def _validate_deep(args, spec, widths) -> int:
         tempering = (dict(tempering=args.tempering, tempering_t_max=args.tempering_t_max, progress=bar)
                      if args.tempering else {})
         moves = {"reflections": args.reflections, "hidden_reflections": args.hidden_reflections,
-                 "contrast_reflections": args.contrast_reflections, "layer_moves": args.layer_moves}
+                 "contrast_reflections": args.contrast_reflections, "layer_moves": args.layer_moves,
+                 "layer_pairs": args.layer_pairs}
         try:
+            theory = deep_theory(spec, args.layers) if args.saddles is None else None  # one solve for both halves
             if args.init in ("random", "both"):
-                run, saddles = ((validate_deep, {}) if args.saddles is None
+                run, saddles = ((validate_deep, {"theory": theory}) if args.saddles is None
                                 else (validate_deep_saddles, {"anchors": _anchors(args.saddles)}))
                 reports["random"] = run(spec, args.layers, widths=widths, chains=args.chains, sweeps=args.sweeps,
                                         burn=args.burn, seed=args.seed, outlier_moves=args.outlier_moves,
@@ -146,7 +159,7 @@ def _validate_deep(args, spec, widths) -> int:
                 reports["theory"] = deep_stationarity(spec, args.layers, width=widths[0], chains=args.chains,
                                                       sweeps=args.sweeps, burn=args.burn, seed=args.seed,
                                                       swaps=args.swaps, outlier_moves=args.outlier_moves,
-                                                      **tempering, **moves)
+                                                      theory=theory, **tempering, **moves)
         except DeepNonlinearError as exc:
             print(f"codingschemes validate: the deep theory has no solution here: {exc}", file=sys.stderr)
             return 1
@@ -154,6 +167,8 @@ def _validate_deep(args, spec, widths) -> int:
               else {**reports, "passed": all(r["passed"] for r in reports.values())})
     verdicts = {k: (r["saddle_rule"]["passed"] if "saddle_rule" in r else r["passed"]) for k, r in reports.items()}
     text = f"L = {args.layers} ({args.init} start): passed: {report['passed']}"
+    if "condensate" in reports.get("theory", {}):
+        text += "\n" + condensate_text(reports["theory"]["condensate"])
     if args.saddles is not None:
         text += (f"\nmulti-saddle rule: passed: {reports['random']['saddle_rule']['passed']} "
                  f"({reports['random']['saddle_rule']['summary']})")
@@ -161,6 +176,22 @@ def _validate_deep(args, spec, widths) -> int:
             report["saddle_rule_passed"] = all(verdicts.values())
     emit(report, args.format, text, indent=2)
     return 0 if all(verdicts.values()) else 1
+
+
+def condensate_text(block: dict) -> str:
+    """Lines of the ``condensate`` block of a deep ReLU stationarity report: per condensate the codes and shares the
+    KKT saddle predicts and, for the layers below the last, what the chains recorded (mean over records)."""
+    lines = []
+    for c in block["theory"]:
+        key = "kernel_diagonal_share" if c["layer"] == 1 else "output_share"
+        what = "share of K_1's diagonal" if c["layer"] == 1 else "share of f_cc"
+        shares = ", ".join(f"{code} {max(row):.3f}" for code, row, on in zip(c["codes"], c[key], c["placed"]) if on)
+        lines.append(f"layer {c['layer']} condensate (theory, {what}): {shares or 'none placed'}")
+    for lay in block["sampling"]["layers"]:
+        row = lay["row"]
+        lines.append(f"layer {lay['layer']} sampled: {row[0]:.2f} outliers, largest {row[1]:.3f} √N, shares of the "
+                     f"class diagonals {', '.join(f'{v:.3f}' for v in row[3:])}, codes {lay['code_fractions']}")
+    return "\n".join(lines)
 
 
 def resolve_deep_moves(args, spec, widths) -> None:
@@ -181,6 +212,8 @@ def resolve_deep_moves(args, spec, widths) -> None:
         if deep and name == "layer_moves" and min(widths) < spec.P:
             warn("validate", f"the layer moves (on by default) need every width N >= P = {spec.P}; they are off "
                              f"for --widths {args.widths}")
+            count = 0
+        if deep and name == "layer_pairs" and (spec.nonlinearity != "relu" or min(widths) < spec.P):
             count = 0
         setattr(args, name, count if deep else 0)
 
@@ -230,7 +263,7 @@ def check_validate(args):
     check_counts(args, {"chains": (MIN_CHAINS, None), "sweeps": (1, None), "burn": (0, None), "workers": (1, None),
                         "swaps": (0, None), "outlier_moves": (0, None), "tempering": (0, None),
                         "reflections": (0, None), "hidden_reflections": (0, None),
-                        "contrast_reflections": (0, None), "layer_moves": (0, None)})
+                        "contrast_reflections": (0, None), "layer_moves": (0, None), "layer_pairs": (0, None)})
     if args.burn >= args.sweeps:
         raise SpecError(f"--burn must be smaller than --sweeps ({args.sweeps}) (got {args.burn})")
     if args.saddles is not None:
@@ -243,7 +276,7 @@ def check_validate(args):
         not_applicable("validate", args, [n for n in ("reflections", "hidden_reflections", "contrast_reflections")
                                           if getattr(args, n)],
                        "with --layers 1 (the flips act on the last hidden layer of deep chains)", error=True)
-        not_applicable("validate", args, ["layer_moves"] if args.layer_moves else [],
+        not_applicable("validate", args, [n for n in ("layer_moves", "layer_pairs") if getattr(args, n)],
                        "with --layers 1 (the layer moves act on a hidden layer below the last)", error=True)
         if args.scaling == "lazy" and (args.swaps or args.init != "random"):
             raise SpecError("--scaling lazy supports --init random and --swaps 0 only (the theory-based starts and "
@@ -269,13 +302,15 @@ def check_validate(args):
             check_reflections(args.reflections, spec.nonlinearity, args.hidden_reflections)
         except SpecError as exc:
             raise SpecError(f"--{'reflections' if args.reflections else 'hidden-reflections'}: {exc}") from None
-    if args.layer_moves:
-        from validation.layer_moves import check_layer_moves
+    if args.layer_moves or args.layer_pairs:
+        from validation.layer_moves import check_layer_moves, check_layer_pairs
 
-        try:
-            check_layer_moves(args.layer_moves, args.layers, widths, spec.P)
-        except SpecError as exc:
-            raise SpecError(f"--layer-moves: {exc}") from None
+        for flag, check, count in (("--layer-moves", check_layer_moves, args.layer_moves),
+                                   ("--layer-pairs", check_layer_pairs, args.layer_pairs)):
+            try:
+                check(count, args.layers, widths, spec.P)
+            except SpecError as exc:
+                raise SpecError(f"{flag}: {exc}") from None
     if args.swaps and spec.nonlinearity == "linear":
         raise SpecError("--swaps (last-layer independence moves) needs a nonlinear φ with --layers >= 2")
     if args.saddles is not None and spec.nonlinearity == "linear":

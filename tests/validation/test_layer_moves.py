@@ -186,3 +186,22 @@ def test_deep_validate_turns_the_exact_moves_on_by_default(capsys):
     assert moves("--layers", "2", "--reflections", "0", "--layer-moves", "2") == (0, 400, 2)
     assert moves("--layers", "2", "--nonlinearity", "tanh", "--widths", "10,400") == (400, 400, 0)
     assert "layer moves (on by default) need every width N >= P = 16" in capsys.readouterr().err
+
+
+def test_deep_relu_validate_turns_the_layer_pair_rotations_on_by_default():
+    """``--layer-pairs``: on by default (DEEP_MOVES) for deep ReLU with every width N >= P only; a given count is kept;
+    a non-zero count with one layer or a width below P is refused naming the flag."""
+    from codingschemes.cli.main import parse_checked
+    from codingschemes.cli.validate_cmd import DEEP_MOVES
+
+    def pairs(*flags):
+        return parse_checked(["validate", *flags]).layer_pairs
+
+    assert pairs("--layers", "2", "--nonlinearity", "relu") == DEEP_MOVES["layer_pairs"] > 0
+    assert pairs("--layers", "2", "--nonlinearity", "normcdf") == 0
+    assert pairs("--layers", "2", "--nonlinearity", "relu", "--widths", "10") == 0
+    assert pairs("--layers", "1", "--nonlinearity", "relu") == 0
+    assert pairs("--layers", "2", "--nonlinearity", "normcdf", "--layer-pairs", "7") == 7
+    for flags in (("--layers", "1", "--layer-pairs", "5"), ("--layers", "2", "--widths", "10", "--layer-pairs", "5")):
+        with pytest.raises(SpecError, match="layer"):
+            parse_checked(["validate", "--nonlinearity", "relu", *flags])
