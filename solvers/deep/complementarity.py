@@ -288,13 +288,20 @@ def fitted_multipliers(model: KKTModel, x, props) -> np.ndarray:
     return nnls(np.array(cols).T.reshape(nb, k), -ev0["residual"][:nb])[0]
 
 
-def follow_delta(model: KKTModel, x, props, deltas, log, label: str = "δ", halvings: int = 4, rounds: int = 2):
+def follow_delta(model: KKTModel, x, props, deltas, log, label: str = "δ", halvings: int = 4, rounds: int = 2,
+                 solve=None):
     """Follow the KKT point of ``model`` through the smoothings ``deltas`` (in order, e.g. decreasing to the
-    complementarity δ → 0) from the point (``x``, ``props``) solved at ``model.delta``: each δ solved by
-    :func:`solvers.deep.newton.solve_at` from the last solved point (the maximisers re-tracked from there), a
-    failed δ replaced by the geometric midpoint with the last solved δ up to ``halvings`` times in a row.
+    complementarity δ → 0) from the point (``x``, ``props``) solved at ``model.delta``: each δ solved by ``solve``
+    (model, x, props, label) → (x, proposals) or None (default :func:`solvers.deep.newton.solve_at`) from the last
+    solved point (the maximisers re-tracked from there), a failed δ replaced by the geometric midpoint with the last
+    solved δ up to ``halvings`` times in a row (a failure at the last solved δ itself stops at once).
     Returns ([(δ, x, proposals, Newton iterations)] of the solved points, '' or where it stopped)."""
-    from solvers.deep.newton import solve_at
+    if solve is None:
+        from solvers.deep.newton import solve_at
+
+        def solve(mdl, xs, ps, lab):
+            out = solve_at(mdl, xs, ps, log, lab, rounds=rounds, tol=1e-9, jacobians=False)
+            return None if out is None else (out[0], out[4])
 
     points, todo, fails = [], [float(d) for d in deltas], 0
     last = model.delta
@@ -302,15 +309,15 @@ def follow_delta(model: KKTModel, x, props, deltas, log, label: str = "δ", halv
         d = todo[0]
         model.delta = d
         nit = log.iterations
-        out = solve_at(model, x, props, log, f"{label} = {d:.3g}", rounds=rounds, tol=1e-9, jacobians=False)
+        out = solve(model, x, props, f"{label} = {d:.3g}")
         if out is None:
             model.delta = last
             fails += 1
-            if fails > halvings:
+            if fails > halvings or d == last:
                 return points, f"{label}: Newton failed at {d:.3g}, last solved {last:.3g}"
             todo.insert(0, float(np.sqrt(last * d)) if last > 0 and d > 0 else 0.5 * (last + d))
             continue
-        x, props, fails, last = out[0], out[4], 0, d
+        (x, props), fails, last = out, 0, d
         todo.pop(0)
         model.safe_eval(x, props)
         model.condensate.retrack()

@@ -42,7 +42,7 @@ import numpy as np
 from scipy.stats import t as student_t
 
 from solvers.deep.class_symmetry import SymmetryHomotopy, class_permutations, maximiser_codes, symmetric_solve
-from solvers.deep.complementarity import KKTModel, follow_sizes
+from solvers.deep.complementarity import KKTModel, follow_delta, follow_sizes
 from solvers.deep.kkt import _first_layer_sums, _readout_layer, condensate_terms
 from solvers.deep.kkt_stability import constrained_stability
 from solvers.deep.newton import solve_at
@@ -116,17 +116,16 @@ def _warm_route(search, T_w: float):
     x = _to_symmetric(kkt, x, props, codes, log)
     if x is None:
         return None, f"KKT route: the homotopy to the symmetric solution failed (T = {T_w:.4g}, δ = {DELTA:g})"
-    todo, last, halvings = [DELTA, *DELTAS], None, 0
-    while todo:  # δ → 0 (first at the homotopy's δ: the projection onto the symmetric subspace)
-        d = kkt.delta = todo[0]
-        out = _symmetric_solve(kkt, x, props, log, f"KKT route: δ = {d:g}, symmetric subspace", codes)
-        if out is None:
-            halvings += 1
-            if last is None or halvings > 4:
-                return None, f"KKT route: Newton failed at δ = {d:g} (T = {T_w:.4g}) in the symmetric subspace"
-            todo.insert(0, math.sqrt(last * d) if d > 0 else 0.5 * last)
-            continue
-        (x, _, props, _), last, halvings = out, todo.pop(0), 0
+    def symmetric(mdl, xs, ps, label):
+        out = _symmetric_solve(mdl, xs, ps, log, label, codes)
+        return None if out is None else (out[0], out[2])
+
+    # δ → 0, first at the homotopy's δ (the projection onto the symmetric subspace)
+    points, stopped = follow_delta(kkt, x, props, [DELTA, *DELTAS], log, label="KKT route: symmetric subspace, δ",
+                                   solve=symmetric)
+    if stopped:
+        return None, f"{stopped} (T = {T_w:.4g})"
+    _, x, props, _ = points[-1]
     T, step, halvings = T_w, math.log(0.8), 0
     while T > spec.temperature * (1 + 1e-12):
         Tk = max(spec.temperature, T * math.exp(step))
