@@ -138,6 +138,47 @@ def _chain_block(res: dict) -> dict:
     return {"mean": draws.mean(axis=0), "mcse": mcse(draws[None]), "code_fractions": res["code_fractions"]}
 
 
+def _width_json(r: dict, m: int, layers: int, per_chain: bool) -> dict:
+    """One width's block of the report: means and MCSE (``"layers"`` schema), codes, sampler diagnostics and, where
+    the moves ran, their acceptance records."""
+    out = {"width": r["width"], **_json_block(r["mean"], m, layers, r["mcse"]), "code_fractions": r["codes"],
+           "acceptance": r["acceptance"], "step_size": r["step_size"], "rhat_max": r["rhat_max"],
+           "outliers": r["outliers"]}
+    out.update({k: r[k] for k in ("swap_acceptance", "tempering", "reflections", "layer_moves") if k in r})
+    if per_chain:
+        out["chains"] = [_chain_block(ch) for ch in r["chains"]]
+    return out
+
+
+def _comparison_text(swaps, outlier_moves, reflections, layer_moves, layer_pairs, tempering, t_max) -> str:
+    """The report's "comparison" sentence: how the chains were run."""
+    return ("equilibrium, chains started from the prior"
+            + (f", {swaps} last-layer swaps per sweep" if swaps else "")
+            + (f", {outlier_moves} last-layer pair rotations per sweep" if outlier_moves else "")
+            + reflections_text(*reflections) + layer_moves_text(layer_moves, pairs=layer_pairs)
+            + (f", replica exchange in T over {tempering} rungs up to T = {t_max:g}" if tempering else ""))
+
+
+def _checked_settings(spec, layers, widths, chains, outlier_moves, swaps, tempering, t_max, reflections, layer_moves,
+                      layer_pairs) -> tuple:
+    """The sampling settings of :func:`validate_deep` checked before the theory is solved (a clear error naming the
+    parameter and its range): (widths, tempering, reflections, layer_moves, layer_pairs), normalised."""
+    if spec.inputs is not None:
+        raise SpecError("validate_deep samples orthogonal class-structured data (inputs=None)")
+    if chains < 2:
+        raise ValueError(f"chains must be >= 2 for R-hat (got {chains})")
+    widths = [int(w) for w in widths]
+    if not widths or min(widths) < 1:
+        raise ValueError(f"widths must be integers >= 1 (got {widths})")
+    check_int("outlier_moves", outlier_moves, 0)
+    check_int("swaps", swaps, 0)
+    if swaps and spec.nonlinearity == "linear":
+        raise SpecError("swaps (last-layer independence moves) need a nonlinear φ (linear networks have no codes)")
+    return (widths, check_tempering(tempering, spec.temperature, t_max),
+            check_reflections(reflections[0], spec.nonlinearity, reflections[1], reflections[2]),
+            check_layer_moves(layer_moves, layers, widths, spec.P), check_layer_pairs(layer_pairs, layers, widths, spec.P))
+
+
 def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int = 2, sweeps: int = 600,
                   burn: int = 150, seed: int = 0, sigmas=None, step_size: float = 0.1,
                   outlier_moves: int = 0, swaps: int = 0, tempering: int = 0, tempering_t_max: float = T_MAX,
@@ -182,22 +223,10 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     ``layer_pairs`` = K: K pair rotations per sweep in each of those layers (:mod:`validation.layer_pairs`, exact;
     they create, remove and move a layer's ReLU outliers), reported with the layer moves as kind "pair".
     """
-    if spec.inputs is not None:
-        raise SpecError("validate_deep samples orthogonal class-structured data (inputs=None)")
     t0 = time.perf_counter()
-    if chains < 2:
-        raise ValueError(f"chains must be >= 2 for R-hat (got {chains})")
-    widths = [int(w) for w in widths]
-    if not widths or min(widths) < 1:
-        raise ValueError(f"widths must be integers >= 1 (got {widths})")
-    check_int("outlier_moves", outlier_moves, 0)  # before the theory is solved
-    check_int("swaps", swaps, 0)
-    tempering = check_tempering(tempering, spec.temperature, tempering_t_max)
-    reflections = check_reflections(reflections, spec.nonlinearity, hidden_reflections, contrast_reflections)
-    layer_moves = check_layer_moves(layer_moves, layers, widths, spec.P)
-    layer_pairs = check_layer_pairs(layer_pairs, layers, widths, spec.P)
-    if swaps and spec.nonlinearity == "linear":
-        raise SpecError("swaps (last-layer independence moves) need a nonlinear φ (linear networks have no codes)")
+    widths, tempering, reflections, layer_moves, layer_pairs = _checked_settings(
+        spec, layers, widths, chains, outlier_moves, swaps, tempering, tempering_t_max,
+        (reflections, hidden_reflections, contrast_reflections), layer_moves, layer_pairs)
     theory = theory if theory is not None else deep_theory(spec, layers, sigmas=sigmas)
     m = spec.m
     runs = _width_runs(spec, layers, widths, chains, sweeps, burn, seed, sigmas, step_size, outlier_moves, swaps,
@@ -212,22 +241,9 @@ def validate_deep(spec: ModelSpec, layers: int = 2, widths=(100,), chains: int =
     report = {"spec": {**spec.to_dict(), "layers": layers, "sigmas": list(theory.sigmas)},
               "code_fractions_max_difference": code_diff,
               "theory": theory.to_json(), "sampling": _json_block(cmp["estimate"], m, layers, cmp["error"]),
-              "per_width": [{"width": r["width"], **_json_block(r["mean"], m, layers, r["mcse"]),
-                             "code_fractions": r["codes"], "acceptance": r["acceptance"], "step_size": r["step_size"],
-                             "rhat_max": r["rhat_max"], "outliers": r["outliers"],
-                             **({"swap_acceptance": r["swap_acceptance"]} if swaps else {}),
-                             **({"tempering": r["tempering"]} if tempering else {}),
-                             **({"reflections": r["reflections"]} if any(reflections) else {}),
-                             **({"layer_moves": r["layer_moves"]} if layer_moves or layer_pairs else {}),
-                             **({"chains": [_chain_block(ch) for ch in r["chains"]]} if per_chain else {})}
-                            for r in runs],
-              "comparison": ("equilibrium, chains started from the prior"
-                             + (f", {swaps} last-layer swaps per sweep" if swaps else "")
-                             + (f", {outlier_moves} last-layer pair rotations per sweep" if outlier_moves else "")
-                             + reflections_text(*reflections) + layer_moves_text(layer_moves, pairs=layer_pairs)
-                             + (f", replica exchange in T over {tempering} rungs up to T = {tempering_t_max:g}"
-                                if tempering else "")
-                             + ": " + cmp["rule"]),
+              "per_width": [_width_json(r, m, layers, per_chain) for r in runs],
+              "comparison": _comparison_text(swaps, outlier_moves, reflections, layer_moves, layer_pairs, tempering,
+                                             tempering_t_max) + ": " + cmp["rule"],
               "z_max": cmp["z_max"], "z": cmp["z"].tolist(), "rhat_max": rule["rhat_max"], "rhat_rule": rule,
               "passed": bool(cmp["passed"] and rule["met"])}
     return DeepValidationReport.from_dict(report, passed=report["passed"], message=report["comparison"],
