@@ -31,10 +31,10 @@ equivariant. Steps, all from scratch inside the solve:
 The readout's condensate: its multipliers are the least determined unknowns. The bulk's integral over the readout's
 y is truncated where the rule's nodes end; along an active maximiser the needle of the tilted measure is heavy-tailed
 (relative weight ~(1 − q)^{−1/2} at finite P), so the split of the outliers' contribution between the bulk's near
-part of the needle (the nodes that reach along it) and the condensate (the multiplier) depends on the nodes: the
-observables f, U and the kernels depend only on the sum, the multiplier on the split. So the readout's masses
-λ_j = 2 μ_j σ_a² σ_L² and output shares are reported with their range over the replicas, and are not part of the
-error bound. The first layer's multipliers are reported the same way (they are well determined).
+part of the needle (the nodes that reach along it) and the condensate (the multiplier) depends on the nodes. f
+hardly depends on the split, but the last hidden layer's kernel does (the condensate's part of it differs between
+replicas by up to a third; docs/devlog.md, deeprelu14), and the replicas' bound includes that. The readout's masses
+λ_j = 2 μ_j σ_a² σ_L² and output shares are reported with their range over the replicas. The first layer's multipliers are reported the same way (they are well determined).
 """
 from __future__ import annotations
 
