@@ -18,6 +18,7 @@ from scipy.special import logsumexp
 from theory.deep_fields import tilt_factor
 from theory.deep_neurons import _sample_patterns
 from theory.deep_rules import Proposal, Rule
+from theory.deep_symmetric_rule import image_maps, with_images
 from theory.deep_tilted import OneD, PhiCache, growth_directions, growth_rate, tilted_moments
 from theory.domain_errors import OutsideDomain
 
@@ -133,7 +134,7 @@ def layer_needle_directions(oned: OneD, sizes, sigma: float, *, R_in=None, delta
 
 def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_in=None, delta_in=None,
                    t=None, sigma_a=None, kt=None, dt=None, neurons: int = 0, rng=None, cache=None,
-                   truncated: bool = False):
+                   truncated: bool = False, class_perms=None):
     """One layer's y-integral (:mod:`theory.deep_blocks`).
 
     Input kernel: ``R_in`` (k = R Rᵀ) and ``delta_in`` (m,), or both None for K_0 = I (layer 1).
@@ -145,15 +146,21 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
     fewer node maps and φ evaluations across calls that share the proposal, ξ and s). ``truncated``: no check
     that the integral exists (growth rate < 1/2); the result is then the rule's estimate, the integral over the
     region its nodes cover (the bulk of a condensate, whose far tail the KKT terms carry:
-    :mod:`solvers.deep.complementarity`).
+    :mod:`solvers.deep.complementarity`). ``class_perms``: the permutations of equal-size classes (identity first;
+    :func:`theory.deep_symmetric_rule.equal_size_permutations`): every node joined by its images under them, the
+    rule exactly symmetric at a symmetric point and unbiased everywhere (:mod:`theory.deep_symmetric_rule`).
     """
     P = np.asarray(sizes, dtype=np.float64)
     m = len(P)
     has_xi = R_in is not None
     y, logw, base = proposal.map(rule) if cache is None else cache.mapped(proposal, rule)
-    v = y[:, :m]
     readout = t is not None
     B, dtilt = tilt_factor(m, t=t, sigma_a=sigma_a, kt=kt, dt=dt)
+    sign = rule.sign
+    if class_perms is not None and len(class_perms) > 1:
+        y, logw, base = with_images(y, logw, base, image_maps(class_perms, B, R_in, readout))
+        sign = None if sign is None else np.tile(sign, len(class_perms))
+    v = y[:, :m]
     u = v @ B.T
     if has_xi:
         delta_in = np.asarray(delta_in, dtype=np.float64)
@@ -172,15 +179,15 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
     lw = logw + (base + zeta @ P)
     if not np.all(np.isfinite(lw)):
         raise OutsideDomain("non-finite importance weight in the y-integral")
-    if rule.sign is None:
+    if sign is None:
         log_z = float(logsumexp(lw))
         p = np.exp(lw - log_z)
     else:
-        log_z, sgn = logsumexp(lw, b=rule.sign, return_sign=True)
+        log_z, sgn = logsumexp(lw, b=sign, return_sign=True)
         if sgn <= 0:
             raise OutsideDomain("sparse-grid estimate of the partition function is not positive")
         log_z = float(log_z)
-        p = rule.sign * np.exp(lw - log_z)
+        p = sign * np.exp(lw - log_z)
     if neurons:
         return _sample_patterns(oned, P, p, xi, u, s, dtilt, ez, ez2, neurons, rng)
     ess = float(np.sum(np.abs(p)) ** 2 / np.sum(p * p) / len(p))

@@ -21,21 +21,20 @@ the stability test of the full coordinates answers (:mod:`solvers.deep.kkt_stabi
 """
 from __future__ import annotations
 
-from itertools import permutations
-
 import numpy as np
 
 from solvers.deep.model import DeepModel
 from theory.deep_fields import tril_pack, tril_unpack
+from theory.deep_symmetric_rule import equal_size_permutations
 
 __all__ = ["class_permutations", "maximiser_codes", "SymmetricModel", "SymmetryHomotopy", "symmetric_proposals",
            "symmetric_solve"]
 
 
 def class_permutations(sizes) -> list:
-    """Every permutation π of the classes with P_π(c) = P_c (the identity first)."""
-    P = np.asarray(sizes, dtype=np.float64)
-    return [np.array(p) for p in permutations(range(len(P))) if np.array_equal(P[list(p)], P)]
+    """Every permutation π of the classes with P_π(c) = P_c (the identity first;
+    :func:`theory.deep_symmetric_rule.equal_size_permutations`)."""
+    return equal_size_permutations(sizes)
 
 
 def maximiser_codes(model, x, props) -> list | None:

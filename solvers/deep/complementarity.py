@@ -375,9 +375,11 @@ def _solve_kkt(model: KKTModel, x, props, log, label, symmetric: bool, **kw):
     if not symmetric:
         return solve_at(model, x, props, log, label, jacobians=False, **kw)
     # at a symmetric point the rule's asymmetry puts one of two equal maximisers' q past 1 when the margins are
-    # ~δ²/μ: the symmetric steps run with the truncated bulk
+    # ~δ²/μ: the symmetric steps run with the truncated bulk (unless the rule is exactly symmetric,
+    # DeepOptions.symmetric_rule)
     saved = model.truncated, model.condensate.check
-    model.truncated, model.condensate.check = True, False
+    if model.class_perms is None:
+        model.truncated, model.condensate.check = True, False
     try:
         out = symmetric_solve(model, x, props, log, label + " (symmetric)", **kw)
     finally:

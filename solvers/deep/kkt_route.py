@@ -2,36 +2,39 @@
 equations stop at a domain boundary (THEORY §4 condensate, §5; the KKT equations:
 :mod:`solvers.deep.complementarity`).
 
-It runs with ``DeepOptions(kkt_route=True)`` (off by default: from scratch step 1 ends on a symmetry-broken image of
-the KKT point, which steps 2–5 cannot join to the symmetric one; docs/devlog.md, deeprelu13). Steps, all from scratch
-inside the solve:
+It runs with ``DeepOptions(kkt_route=True)`` (off by default: from scratch steps 1–3 reach the symmetric KKT point,
+but at T = 0.05 the replicas' error bound stays far above ``error_tol`` and some replicas do not solve at 8 × 2^14;
+docs/devlog.md, deeprelu14). Every layer integral of the route uses the class-symmetric rule
+(:mod:`theory.deep_symmetric_rule`, :func:`route_options`), so at a symmetric point the equations are exactly
+equivariant. Steps, all from scratch inside the solve:
 
 1. the homotopy in P with both condensates' multipliers as unknowns (:func:`solvers.deep.complementarity.follow_sizes`,
-   smoothing δ = :data:`DELTA`, the domain checks on) at T, or at T_w = ``warm_ratio`` T below
+   smoothing δ = :data:`DELTA`, the domain checks on) in the subspace symmetric under permutations of equal-size
+   classes (:mod:`solvers.deep.class_symmetry`) from its start, at T, or at T_w = ``warm_ratio`` T below
    :data:`KKT_TEMPERATURE` (as the search's warm start for small T);
-2. the complementarity δ → 0 (:data:`DELTAS`) with the truncated bulk, in the subspace symmetric under
-   permutations of equal-size classes (:mod:`solvers.deep.class_symmetry`) with group-averaged proposals held fixed
-   (re-matching them to the truncated integrand can run away along a needle beyond q = 1);
+2. the complementarity δ → 0 (:data:`DELTAS`) with the truncated bulk in the symmetric subspace with group-averaged
+   proposals held fixed (re-matching them to the truncated integrand can run away along a needle beyond q = 1);
 3. below T_w, continuation down in T (steps of a factor at most 0.8, halved on failure) with the same unknowns;
 4. R = ``kkt_replicas`` independent Sobol' scrambles (seeds seed + 1 … seed + R) of 8 × 2^n points, n from
    ``qmc_log2n_max`` up to ``kkt_log2n_max`` while the error bound exceeds ``error_tol``: the whole symmetric KKT
-   solve re-solved from the found point with each. Each replica's observables o_r are group-averaged over the class
-   permutations (the rule breaks the symmetry at its integration error; solving in the symmetric subspace leaves
-   that part in the antisymmetric residual and in f_22 − f_33 of a single replica). Reported: the mean ō of the
-   R symmetrised replicas, with error
+   solve re-solved with each, from the point of steps 1–3 at the first n and from the replica's own solution at the
+   previous n after that (the nets are nested), along δ → 0 where the direct solve at δ = 0 fails. Each replica's
+   observables o_r are group-averaged over the class permutations. Reported: the mean ō of the R symmetrised
+   replicas, with error
 
        e = t_{0.975, R−1} · sd_r(o_r) / √R   (Student's t: a 95 % interval for the mean),
 
-   and the converged flag only when max e <= ``error_tol``;
+   and the converged flag only when max e <= ``error_tol``; the replicas re-solve the multipliers, so e includes
+   the effect of the readout's split (below) on the observables;
 5. the stability of the constrained saddle at the first replica (:mod:`solvers.deep.kkt_stability`).
 
 The readout's condensate: its multipliers are the least determined unknowns. The bulk's integral over the readout's
 y is truncated where the rule's nodes end; along an active maximiser the needle of the tilted measure is heavy-tailed
 (relative weight ~(1 − q)^{−1/2} at finite P), so the split of the outliers' contribution between the bulk's near
-part of the needle (the nodes that reach along it) and the condensate (the multiplier) depends on the nodes: the
-observables f, U and the kernels depend only on the sum, the multiplier on the split. So the readout's masses
-λ_j = 2 μ_j σ_a² σ_L² and output shares are reported with their range over the replicas, and are not part of the
-error bound. The first layer's multipliers are reported the same way (they are well determined).
+part of the needle (the nodes that reach along it) and the condensate (the multiplier) depends on the nodes. f
+hardly depends on the split, but the last hidden layer's kernel does (the condensate's part of it differs between
+replicas by up to a third; docs/devlog.md, deeprelu14), and the replicas' bound includes that. The readout's masses
+λ_j = 2 μ_j σ_a² σ_L² and output shares are reported with their range over the replicas. The first layer's multipliers are reported the same way (they are well determined).
 """
 from __future__ import annotations
 
@@ -55,10 +58,16 @@ KKT_TEMPERATURE = 0.05
 #: the smoothing of the homotopy in P, and the path δ → 0 after it
 DELTA = 0.003
 DELTAS = (1e-3, 3e-4, 0.0)
-#: the homotopy in P solves in the symmetric subspace from this fraction of the target P on (before the readout's
-#: condensate switches on, P ≈ 57 of 64, where the rule's noise selects a symmetry-broken multiplier; from small P
-#: the symmetric steps stall at P ≈ 15: docs/devlog.md, deeprelu13)
-SYMMETRIC_FROM = 0.5
+#: the homotopy in P solves in the symmetric subspace from this fraction of the target P on: from its start, with the
+#: exactly symmetric rule (with a plain Sobol' rule the symmetric steps stalled at P ≈ 15 and the full ones ended on a
+#: symmetry-broken split of the readout's needles: docs/devlog.md, deeprelu13)
+SYMMETRIC_FROM = 0.0
+
+
+def route_options(options):
+    """The route's options: ``options`` with the class-symmetric rule (:mod:`theory.deep_symmetric_rule`) for every
+    layer integral of the homotopy, the δ path, the continuation in T and the replicas."""
+    return replace(options, symmetric_rule=True)
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,7 @@ def _symmetric_solve(model: KKTModel, x, props, log, label, codes=None):
 
 def _warm_route(search, T_w: float):
     """Steps 1–3 of the module docstring: (KKT model at the target T, x, proposals, its codes) or (None, message)."""
-    spec, sig, opt, log = search.spec, search.sig, search.opt, search.log
+    spec, sig, opt, log = search.spec, search.sig, route_options(search.opt), search.log
     path, model = follow_sizes(spec.replace(temperature=T_w), sig, opt, DELTA, log, progress=search.log.progress,
                                symmetric=SYMMETRIC_FROM * float(np.sum(spec.class_sizes)))
     if path.stopped or model is None:
@@ -147,8 +156,8 @@ def _to_symmetric(model: KKTModel, x, props, codes, log, steps=(0.25, 0.5, 0.75,
     :class:`solvers.deep.class_symmetry.SymmetryHomotopy` (λ = ``steps``, a failed step halved up to four times in
     a row; proposals held), or None."""
     hom = SymmetryHomotopy(model, codes)
-    if len(hom.imposed) < 2:
-        return x
+    if len(hom.imposed) < 2 or np.max(np.abs(hom.Qp.T @ hom.natural(x)), initial=0.0) < 1e-9:
+        return x  # nothing to impose, or already symmetric (the homotopy in P in the symmetric subspace)
     todo, last, fails = list(steps), 0.0, 0
     while todo:
         hom.lam = todo[0]
@@ -188,19 +197,43 @@ def _condensates(model: KKTModel, x, ev) -> dict:
             "first_multipliers": mu[kL:], "first_shares": np.array(shares).reshape(-1, model.m)}
 
 
-def _replicas(search, base: KKTModel, x, props, codes, log2n: int):
-    """The symmetric KKT solve re-solved from ``x`` with ``kkt_replicas`` independent Sobol' seeds of 8 × 2^log2n
-    points: [(x, ev, proposals, model)] of those that converged."""
-    opt, out = search.opt, []
+def _replicas(search, base: KKTModel, x, props, codes, log2n: int, previous=None):
+    """The symmetric KKT solve re-solved with ``kkt_replicas`` independent Sobol' seeds of 8 × 2^log2n points, each
+    from its own solution with 2^(log2n − 1) points in ``previous`` (the nets are nested: the first half of the larger
+    one is the smaller one) where there is one, else from ``x``: [(x, ev, proposals, model) or None] per replica."""
+    opt, out = route_options(search.opt), []
     for r in range(opt.kkt_replicas):
         o = replace(opt, seed=opt.seed + 1 + r, qmc_log2n=log2n, qmc_log2n_max=max(log2n, opt.qmc_log2n_max))
-        model = KKTModel(base.spec, base.sigmas, o, base.condensate.last, base.condensate.first, 0.0)
+        start = previous[r] if previous is not None and previous[r] is not None else None
+        last, first = (base.condensate.last, base.condensate.first) if start is None else \
+            (start[3].condensate.tracked[0], start[3].condensate.tracked[1])
+        model = KKTModel(base.spec, base.sigmas, o, last, first, 0.0)
         model.T = base.T
-        res = _symmetric_solve(model, x, props, search.log, f"KKT replica {r + 1}, seed {o.seed}, 8 × 2^{log2n}",
-                               codes)
+        label = f"KKT replica {r + 1}, seed {o.seed}, 8 × 2^{log2n}"
+        x0, p0 = (x, props) if start is None else (start[0], start[2])
+        res = _symmetric_solve(model, x0, p0, search.log, label, codes)
+        if res is None:  # near the kink of φ_0 at an inactive constraint: along the smoothed path δ → 0 instead
+            res = _along_delta(model, x0, p0, search.log, label, codes)
         if res is not None:
-            out.append((res[0], res[1], res[2], model))
+            search.log.append(f"{label}: readout multipliers {np.array2string(model.multipliers(res[0])[:len(last)], precision=4)}")
+        out.append(None if res is None else (res[0], res[1], res[2], model))
     return out
+
+
+def _along_delta(model: KKTModel, x, props, log, label, codes):
+    """:func:`_symmetric_solve` at δ = 0 reached along the smoothings :data:`DELTAS` from δ = DELTAS[0] (a replica
+    whose inactive constraint sits at the kink μ = s = 0 of the complementarity), or None."""
+    last = []
+
+    def symmetric(mdl, xs, ps, lab):
+        res = _symmetric_solve(mdl, xs, ps, log, lab, codes)
+        last[:] = [] if res is None else [res]
+        return None if res is None else (res[0], res[2])
+
+    model.delta = DELTAS[0]
+    points, stopped = follow_delta(model, x, props, DELTAS, log, label=f"{label}, δ", solve=symmetric)
+    model.delta = 0.0
+    return None if stopped or not points or not last else last[0]
 
 
 def _bound(reps, m: int, L: int, perms):
@@ -227,14 +260,16 @@ def kkt_candidate(search) -> dict | None:
         return None
     kkt, x, props, codes = found
     m, L, perms = kkt.m, kkt.L, class_permutations(kkt.sizes)
-    log2n, reps = opt.qmc_log2n_max, []
+    log2n, solved = opt.qmc_log2n_max, None
     while True:
-        reps = _replicas(search, kkt, x, props, codes, log2n)
+        solved = _replicas(search, kkt, x, props, codes, log2n, solved)
+        reps = [rep for rep in solved if rep is not None]
         if len(reps) < max(3, opt.kkt_replicas - 1):
             search.tried.append(f"KKT route: only {len(reps)} of {opt.kkt_replicas} replicas solved at 8 × 2^{log2n}")
             return None
         mean, err, action, action_err = _bound(reps, m, L, perms)
-        search.log.append(f"KKT replicas at 8 × 2^{log2n}: {len(reps)} solved, error bound {np.max(err):.2e}")
+        search.log.append(f"KKT replicas at 8 × 2^{log2n}: {len(reps)} solved, error bound {np.max(err):.2e} "
+                          f"(observable {int(np.argmax(err))} = {mean[int(np.argmax(err))]:.4g})")
         if np.max(err) <= opt.error_tol or log2n >= opt.kkt_log2n_max:
             break
         log2n += 1

@@ -18,6 +18,7 @@ from theory.deep_blocks import (OneD, OutsideDomain, Proposal, Rule, block_trace
                                 layer_integral, smolyak_rule, sobol_rule, tril_pack, tril_unpack, untilted_kernels)
 from theory.deep_mixture import MixtureProposal
 from theory.deep_layer import LayerCache
+from theory.deep_symmetric_rule import equal_size_permutations
 from theory.spec import ModelSpec
 
 __all__ = ["DeepModel", "prior_start"]
@@ -43,6 +44,8 @@ class DeepModel:
         self.exact = self.oned.kind == "linear" and all(r.groups == 1 for r in self.rules)
         self._caches: dict = {}  # (layer, rule, 1-D nodes) → LayerCache
         self.truncated = False  # True: the layer integrals without their domain check (solvers.deep.complementarity)
+        # the class-symmetric rule (theory.deep_symmetric_rule): every node with its images under these permutations
+        self.class_perms = equal_size_permutations(self.sizes) if options.symmetric_rule else None
         self.condensate = (Barrier(options.condensate_epsilon, options.condensate_onset)  # outliers (None: none)
                            if self.oned.kind == "relu" and (options.condensate_epsilon or 0.0) > 0 else None)
 
@@ -117,7 +120,8 @@ class DeepModel:
             else:
                 kw.update(kt=kt, dt=dt)
             r = layer_integral(oned, self.sizes, self.sigmas[ell - 1], rules[ell - 1], proposals[ell - 1],
-                               cache=self.layer_cache(ell, rules[ell - 1], oned), truncated=self.truncated, **kw)
+                               cache=self.layer_cache(ell, rules[ell - 1], oned), truncated=self.truncated,
+                               class_perms=self.class_perms, **kw)
             if self.condensate is not None:  # outlier (KKT) terms of the last and first layers (solvers.deep.kkt)
                 r = self.condensate(self, ell, t, ker, r, kw)
             res[ell - 1] = r
@@ -159,7 +163,8 @@ class DeepModel:
         for ell in range(1, self.L + 1):
             kw = self.layer_kwargs(ell, t, ker, ev)
             out.append(layer_integral(self.oned, self.sizes, self.sigmas[ell - 1], self.rules[ell - 1],
-                                      proposals[ell - 1], neurons=neurons, rng=rng, truncated=self.truncated, **kw))
+                                      proposals[ell - 1], neurons=neurons, rng=rng, truncated=self.truncated,
+                                      class_perms=self.class_perms, **kw))
         return out
 
     def safe_eval(self, x, proposals, **kw):

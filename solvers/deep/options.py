@@ -50,8 +50,11 @@ class DeepOptions(Options):
     # is spent no further Newton solve starts and the solve reports what it has (status "no-solution" if nothing)
     # ReLU at L = 2 (solvers.deep.kkt_route): independent Sobol' replicas of the KKT solve, and the largest log2 of
     # their points per group (from qmc_log2n_max up while the replicas' error bound exceeds error_tol)
-    kkt_route: bool = False  # off: from scratch its homotopy in P ends on a symmetry-broken point (devlog deeprelu13)
+    kkt_route: bool = False  # off: from scratch its replicas' error bound stays above error_tol (devlog deeprelu14)
     kkt_replicas: int = 6
+    # every layer's rule joined by its nodes' images under the permutations of equal-size classes: exactly symmetric
+    # estimates at a class-symmetric point, unbiased everywhere (theory.deep_symmetric_rule); the KKT route's
+    symmetric_rule: bool = False
     kkt_log2n_max: int = 15
     search_budget: int = SEARCH_BUDGET
     search_seconds: float = SEARCH_SECONDS
@@ -84,6 +87,7 @@ class DeepOptions(Options):
         check_int("code_neurons", self.code_neurons, 0)
         check_bool("kkt_route", self.kkt_route)
         check_int("kkt_replicas", self.kkt_replicas, 3)
+        check_bool("symmetric_rule", self.symmetric_rule)
         check_int("kkt_log2n_max", self.kkt_log2n_max, 1)
         check_int("search_budget", self.search_budget, 0)
         check_float("search_seconds", self.search_seconds, 0.0)
