@@ -47,8 +47,9 @@ def half_space_weights(y, axes, r_c: float, width: float = 0.0) -> np.ndarray:
         t = np.clip(0.5 * ((proj - r_c) / width + 1.0), 0.0, 1.0)
         a = (proj - proj.max(axis=1, keepdims=True)) / width
         return t * t * (3.0 - 2.0 * t) * np.exp(a) / np.exp(a).sum(axis=1, keepdims=True)
-    best = proj == proj.max(axis=1, keepdims=True)
-    return ((proj >= r_c) & best) / np.maximum(best.sum(axis=1, keepdims=True), 1)
+    tol = 1e-9 * max(1.0, abs(r_c))  # a slice at r = r_c lies on the boundary up to rounding: count it in
+    best = proj >= proj.max(axis=1, keepdims=True) - tol
+    return ((proj >= r_c - tol) & best) / np.maximum(best.sum(axis=1, keepdims=True), 1)
 
 
 def _cross_section_nodes(n: int, k: int, slices: int, seed: int):
