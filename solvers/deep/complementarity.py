@@ -52,7 +52,7 @@ from theory.domain import marginal_directions
 from theory.domain_errors import OutsideDomain
 from theory.nonlinearities import get_nonlinearity
 
-__all__ = ["fischer_burmeister", "Multipliers", "KKTModel", "kkt_model", "Q_MIN"]
+__all__ = ["fischer_burmeister", "Multipliers", "KKTModel", "kkt_model", "Q_MIN", "truncated_bulk"]
 
 #: maximisers with q below this at the model's construction get no multiplier
 Q_MIN = 0.5

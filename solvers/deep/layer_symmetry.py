@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.deep.class_symmetry import SymmetricModel, class_permutations, symmetric_proposals
-from solvers.deep.complementarity import KKTModel, Q_MIN, _active_maximisers
+from solvers.deep.complementarity import KKTModel, Q_MIN, _active_maximisers, truncated_bulk
 from solvers.deep.hidden_condensate import hidden_fields
 
 __all__ = ["block_codes", "block_images", "BlockSymmetricModel", "block_symmetric_solve", "closed_refresh",
@@ -122,12 +122,8 @@ def solve_kkt_step(model: KKTModel, x, props, log, label, symmetric: bool, hold:
     if not symmetric:
         out = solve_at(model, x, props, log, label, jacobians=False, **kw)
     else:
-        saved = model.truncated, model.condensate.check
-        model.truncated, model.condensate.check = True, False
-        try:
+        with truncated_bulk(model):
             out = block_symmetric_solve(model, x, props, log, label + " (symmetric)", **kw)
-        finally:
-            model.truncated, model.condensate.check = saved
     return out if out is None or not hold or symmetric else out[:4] + (props,)
 
 
