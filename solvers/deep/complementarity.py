@@ -41,6 +41,7 @@ layer's), so that the residual is a smooth function of (x, μ).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -376,13 +377,20 @@ def _solve_kkt(model: KKTModel, x, props, log, label, symmetric: bool, **kw):
         return solve_at(model, x, props, log, label, jacobians=False, **kw)
     # at a symmetric point the rule's asymmetry puts one of two equal maximisers' q past 1 when the margins are
     # ~δ²/μ: the symmetric steps run with the truncated bulk
+    with truncated_bulk(model):
+        out = symmetric_solve(model, x, props, log, label + " (symmetric)", **kw)
+    return None if out is None else (out[0], out[1], None, None, out[3])
+
+
+@contextmanager
+def truncated_bulk(model: KKTModel):
+    """``model`` with the truncated bulk and no domain checks inside the block, as it was after it."""
     saved = model.truncated, model.condensate.check
     model.truncated, model.condensate.check = True, False
     try:
-        out = symmetric_solve(model, x, props, log, label + " (symmetric)", **kw)
+        yield model
     finally:
         model.truncated, model.condensate.check = saved
-    return None if out is None else (out[0], out[1], None, None, out[3])
 
 
 def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, halvings: int = 6,

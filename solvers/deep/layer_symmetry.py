@@ -113,8 +113,8 @@ def solve_kkt_step(model: KKTModel, x, props, log, label, symmetric: bool, hold:
     """The ``solve`` hook of :func:`solvers.deep.complementarity.follow_sizes` for L >= 3: the full equations
     (:func:`solvers.deep.newton.solve_at`), or with ``symmetric`` :func:`block_symmetric_solve` with the truncated
     bulk (at a symmetric point the rule's asymmetry can put one of two equal maximisers' q past 1). ``hold``: one
-    Newton solve with the proposals ``props`` held and returned (near three boundaries at once the moment-matched
-    proposals of the next round move the residual by more than a step of 1 % in P does)."""
+    Newton solve with the proposals ``props`` held, and for the full equations returned (near three boundaries at
+    once the moment-matched proposals of the next round move the residual by more than a step of 1 % in P does)."""
     from solvers.deep.newton import solve_at
 
     if hold:
@@ -166,7 +166,8 @@ def closed_refresh(model: KKTModel, x, props, q_min: float = Q_MIN, fit: bool = 
     if ev is None:
         return model, x
     found, _ = _active_maximisers(model, np.asarray(x)[:model.n_base], ev, q_min)
-    tracked = list(model.condensate.tracked) + [np.zeros((0, np.shape(y)[-1])) for y in found[len(model.condensate.tracked):]]
+    have = list(model.condensate.tracked)
+    tracked = have + [np.zeros((0, np.shape(y)[-1])) for y in found[len(have):]]
     cand = [np.array([y for y in f if not len(t) or np.max(t @ y) < 1.0 - 1e-6]).reshape(-1, np.shape(f)[-1])
             for f, t in zip(found, tracked)]
     if not sum(len(c) for c in cand):
