@@ -257,7 +257,7 @@ def kkt3_route(spec, opt, seeds, qmc_final, t_end, save_dir=None, resume=None) -
         model = KKTModel(spec.replace(sigma_a=spec.sigma_a * np.sqrt(total / P)), sig, opt, st["last"], st["first"],
                          st["delta"], sizes=sizes, truncated=False, hidden=st["hidden"])
         model.T = spec.temperature
-        start, previous = (model, st["x"], st["props"]), st["previous"]
+        start, previous = (model, st["x"], st["props"]), st.get("previous")
     path, model = route.follow_three_layers(spec, sig, opt, log, start=start, previous=previous,
                                             on_point=_saver(save_dir))
     print(path.stopped or f"reached P = {path.last.p:.4g}", flush=True)
