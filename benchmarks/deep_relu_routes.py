@@ -17,12 +17,15 @@ q = 2 × growth rate) with the proposals the point solves with:
     PYTHONPATH=. python benchmarks/deep_relu_routes.py temperature --start-t 1.0 --options '{"integrator": "qmc"}' \
         --first-layer-needles
     PYTHONPATH=. python benchmarks/deep_relu_routes.py kkt --delta 0.003 --seeds 4 --qmc-final 15 --t-end 0.02
-    PYTHONPATH=. python benchmarks/deep_relu_routes.py kkt --layers 3 --seeds 3 --qmc-final 13 --t-end 0.02
+    PYTHONPATH=. python benchmarks/deep_relu_routes.py kkt --layers 3 --seeds 3 --qmc-final 13 --t-end 0.02 \
+        --save-dir /tmp/kkt3 [--resume /tmp/kkt3/P019.0735.pkl]
 
 * ``kkt``: the homotopy in P with both condensates as KKT unknowns (:func:`solvers.deep.complementarity.follow_sizes`,
-  smoothing ``--delta``, the domain checks on; at ``--layers 3`` every hidden layer's condensate, started at the
-  smallest P by continuation in T from ``--kkt-start-t``: :func:`solvers.deep.small_p_start.small_p_start`),
-  optionally δ → ``--delta-end`` with the truncated bulk, then the point
+  smoothing ``--delta``, the domain checks on; at ``--layers 3`` the route of
+  :mod:`solvers.deep.three_layer_route`: every hidden layer's condensate, the start at the smallest P by continuation
+  in T, the proposals held from P ≈ 19 on, 8 × 2^13 Sobol' points unless ``--options`` says otherwise, δ → 0, each
+  layer's condensate and the constrained stability printed; ``--save-dir`` pickles every point, ``--resume`` goes
+  on from one), optionally δ → ``--delta-end`` with the truncated bulk, then the point
   re-solved with ``--seeds`` independent Sobol'
   rules of 8 × 2^``--qmc-final`` points (their spread is the integration error), then continued down in T to
   ``--t-end`` (steps of a factor 0.8).
@@ -215,6 +218,74 @@ def kkt_route(spec, opt, delta, seeds, qmc_final, t_end, delta_end=None, layers:
         _kkt_summary(f"T = {T:.4g}", model, x, props)
 
 
+def _saver(save_dir):
+    """on_point hook: each solved point of the homotopy pickled to ``save_dir`` (a resumable state), or None."""
+    if not save_dir:
+        return None
+    import pickle
+
+    os.makedirs(save_dir, exist_ok=True)
+    previous = []
+
+    def save(model, P, x, props):
+        state = dict(P=float(P), T=model.T, x=x, props=props, last=model.condensate.last,
+                     first=model.condensate.first, hidden=model.condensate.hidden, delta=model.delta,
+                     previous=previous[-1] if previous else None)
+        with open(os.path.join(save_dir, f"P{P:08.4f}.pkl"), "wb") as fh:
+            pickle.dump(state, fh)
+        previous.append((float(P), np.asarray(x)))
+    return save
+
+
+def kkt3_route(spec, opt, seeds, qmc_final, t_end, save_dir=None, resume=None) -> None:
+    """The L = 3 route of :mod:`solvers.deep.three_layer_route`: the homotopy in P (or from the pickled point
+    ``resume`` of an earlier run's ``--save-dir``), δ → 0, each layer's condensate and the constrained stability,
+    ``seeds`` Sobol' replicas at 8 × 2^``qmc_final``, continuation in T to ``t_end``."""
+    import pickle
+
+    from solvers.deep.complementarity import KKTModel
+    from solvers.deep.kkt_stability import constrained_stability
+    from solvers.deep import three_layer_route as route
+
+    sig, log = layer_sigmas(spec, 3), _Log()
+    start = previous = None
+    if resume:
+        with open(resume, "rb") as fh:
+            st = pickle.load(fh)
+        P, total = st["P"], float(np.sum(spec.class_sizes))
+        sizes = np.asarray(spec.class_sizes, dtype=np.float64) * P / total
+        model = KKTModel(spec.replace(sigma_a=spec.sigma_a * np.sqrt(total / P)), sig, opt, st["last"], st["first"],
+                         st["delta"], sizes=sizes, truncated=False, hidden=st["hidden"])
+        model.T = spec.temperature
+        start, previous = (model, st["x"], st["props"]), st.get("previous")
+    path, model = route.follow_three_layers(spec, sig, opt, log, start=start, previous=previous,
+                                            on_point=_saver(save_dir))
+    print(path.stopped or f"reached P = {path.last.p:.4g}", flush=True)
+    if path.stopped:
+        return
+    x, props = path.last.x, path.last.props
+
+    def show(label, mdl, xs):
+        c = route.layer_condensates(mdl, xs, props)
+        stab = constrained_stability(mdl, xs, mdl.safe_eval(xs, props), props)
+        print(f"   {label}: {json.dumps(c)}\n   stability: {stab['message']}, stable {stab['stable']}", flush=True)
+
+    points, stopped = route.delta_path(model, x, props, log)
+    print(stopped or "δ = 0 reached", flush=True)
+    if points:
+        x = points[-1][1]
+    show(f"T = {model.T:g}, δ = {model.delta:g}", model, x)
+    for seed, xr, _, rep in route.seed_replicas(model, x, props, log, range(1, seeds + 1), qmc_final):
+        show(f"seed {seed}, 8 × 2^{qmc_final}", rep, xr)
+    if t_end:
+        model.safe_eval(x, props)
+        model.condensate.retrack()
+        pts, stopped = route.continue_in_temperature(model, x, props, log, t_end)
+        print(stopped or f"T = {t_end:g} reached", flush=True)
+        if pts and not stopped:
+            show(f"T = {model.T:g}, δ = {model.delta:g}", model, pts[-1][1])
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("route", choices=("shape", "temperature", "kkt"))
@@ -237,10 +308,15 @@ def main(argv=None) -> int:
     p.add_argument("--layers", type=int, default=2, help="kkt route: hidden layers L (3: the start at small P by "
                    "continuation in T from --kkt-start-t, every hidden layer's condensate a KKT unknown)")
     p.add_argument("--kkt-start-t", type=float, default=0.2, help="kkt route, L >= 3: T of the prior start at small P")
+    p.add_argument("--save-dir", default=None, help="kkt route, L >= 3: pickle every solved point of the homotopy here")
+    p.add_argument("--resume", default=None, help="kkt route, L >= 3: go on from a point pickled by --save-dir")
     a = p.parse_args(argv)
     spec = ModelSpec(nonlinearity="relu", sigma_a=a.sigma_a, temperature=a.temperature,
                      class_sizes=tuple(int(v) for v in a.class_sizes.split(",")))
-    opt = DeepOptions(search=False, code_neurons=0, **json.loads(a.options))
+    options = json.loads(a.options)
+    if a.route == "kkt" and a.layers >= 3:  # 8 × 2^11 Sobol' points follow an artefact of the rule at L = 3
+        options = {"qmc_log2n": 13, "qmc_log2n_max": 13, **options}
+    opt = DeepOptions(search=False, code_neurons=0, **options)
     with threadpool_limits(limits=1, user_api="blas"):
         try:
             if a.route == "shape":
@@ -248,6 +324,8 @@ def main(argv=None) -> int:
                     a.switch_at, DeepOptions(search=False, code_neurons=0,
                                              **{**json.loads(a.options), **json.loads(a.switch_options)}))
                 shape_route(spec, opt, a.budget, a.needles, switch)
+            elif a.route == "kkt" and a.layers >= 3:
+                kkt3_route(spec, opt, a.seeds, a.qmc_final, a.t_end, a.save_dir, a.resume)
             elif a.route == "kkt":
                 kkt_route(spec, opt, a.delta, a.seeds, a.qmc_final, a.t_end, a.delta_end, a.layers, a.kkt_start_t)
             else:

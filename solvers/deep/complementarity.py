@@ -41,6 +41,7 @@ layer's), so that the residual is a smooth function of (x, μ).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -52,7 +53,7 @@ from theory.domain import marginal_directions
 from theory.domain_errors import OutsideDomain
 from theory.nonlinearities import get_nonlinearity
 
-__all__ = ["fischer_burmeister", "Multipliers", "KKTModel", "kkt_model", "Q_MIN"]
+__all__ = ["fischer_burmeister", "Multipliers", "KKTModel", "kkt_model", "Q_MIN", "truncated_bulk"]
 
 #: maximisers with q below this at the model's construction get no multiplier
 Q_MIN = 0.5
@@ -377,19 +378,28 @@ def _solve_kkt(model: KKTModel, x, props, log, label, symmetric: bool, **kw):
     # at a symmetric point the rule's asymmetry puts one of two equal maximisers' q past 1 when the margins are
     # ~δ²/μ: the symmetric steps run with the truncated bulk (unless the rule is exactly symmetric,
     # DeepOptions.symmetric_rule)
+    with truncated_bulk(model):
+        out = symmetric_solve(model, x, props, log, label + " (symmetric)", **kw)
+    return None if out is None else (out[0], out[1], None, None, out[3])
+
+
+@contextmanager
+def truncated_bulk(model: KKTModel):
+    """``model`` with the truncated bulk and no domain checks inside the block (unchanged when its rule is exactly
+    class-symmetric, ``class_perms``), as it was after it."""
     saved = model.truncated, model.condensate.check
     if model.class_perms is None:
         model.truncated, model.condensate.check = True, False
     try:
-        out = symmetric_solve(model, x, props, log, label + " (symmetric)", **kw)
+        yield model
     finally:
         model.truncated, model.condensate.check = saved
-    return None if out is None else (out[0], out[1], None, None, out[3])
 
 
 def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, halvings: int = 6,
                  progress=None, truncated: bool = False, symmetric: float = np.inf, start=None,
-                 keep_on_refresh_failure: bool = False):
+                 keep_on_refresh_failure: bool = False, solve=None, refresh=None, on_point=None, previous=None,
+                 first_ratio=None):
     """The homotopy in P of the deep search (``_Search.from_small_p`` in :mod:`solvers.deep.nonlinear`: class sizes
     s·P_c/min P_c at fixed σ_a² P, from s = 1 to the spec's sizes) with both condensates as KKT unknowns from the
     start (smoothing ``delta``; the maximisers with q >= :data:`Q_MIN` at s = 1, where no constraint is active, are
@@ -402,12 +412,19 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
     symmetric under permutations of equal-size classes (:func:`_solve_kkt`). ``start``: (a :class:`KKTModel` at class
     sizes s·P_c/min P_c, its x, proposals) to go on from instead of the prior start at s = 1 (at L = 3 the prior start
     does not solve at small T: :func:`solvers.deep.small_p_start.small_p_start`). ``keep_on_refresh_failure``: where
-    the equations with a newly found maximiser do not solve, go on with the tracked ones instead of stopping. Returns
+    the equations with a newly found maximiser do not solve, go on with the tracked ones instead of stopping.
+    ``solve`` (default :func:`_solve_kkt`), ``refresh`` (default :func:`refreshed`): the step's solver and the
+    maximisers' refresh, same signatures (at L >= 3: :mod:`solvers.deep.layer_symmetry`); ``on_point`` (model, P,
+    x, proposals) is called at each solved point (e.g. to save it for a resumption). ``previous``: an earlier solved
+    (P, x) of the start's path (the first step's secant predictor; without it the first step starts at the start's
+    x, which at L = 3 near the boundaries leaves a domain even for a step of 0.5 %); ``first_ratio``: the first step's
+    ratio (default ``ratio``; a start near a constraint's onset needs steps of ~1 %). Returns
     (:class:`solvers.deep.barrier_path.Path` of the solved points, p = P, and the :class:`KKTModel` of the last one)."""
     from solvers.deep.barrier_path import Path, PathPoint
     from solvers.deep.condensate import _evaluable
     from solvers.progress import report
 
+    solve, refresh = solve or _solve_kkt, refresh or refreshed
     sizes = np.asarray(spec.class_sizes, dtype=np.float64)
     lo, total = float(np.min(sizes)), float(np.sum(sizes))
     P0 = total / lo
@@ -418,13 +435,14 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
         model, x, props = _prior_kkt_start(spec, sigmas, options, delta, truncated, sizes / lo, total / P0)
         if model is None:
             return Path(stopped="homotopy in P: the prior start at s = 1 does not solve"), None
-    out = _solve_kkt(model, x, props, log, f"KKT P = {P0:.4g}", P0 >= symmetric, rounds=2, tol=1e-9)
+    out = solve(model, x, props, log, f"KKT P = {P0:.4g}", P0 >= symmetric, rounds=2, tol=1e-9)
     if out is None:
         return Path(stopped=f"homotopy in P: Newton failed at the start P = {P0:.4g}"), model
-    path = Path([PathPoint(P0, out[0], out[4], 0)])
+    path = Path(([PathPoint(float(previous[0]), np.asarray(previous[1]), out[4], 0)] if previous is not None else [])
+                + [PathPoint(P0, out[0], out[4], 0)])
     model.safe_eval(out[0], out[4])
     model.condensate.retrack()
-    step, fails = ratio, 0
+    step, fails = first_ratio or ratio, 0
     while path.last.p < total * (1 - 1e-12):
         P = min(total, path.last.p * step)
         trial = scaled_kkt(model, spec, sizes * P / total)
@@ -437,8 +455,8 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
         if trial.safe_eval(x0, path.last.props) is None:
             x0 = _evaluable(trial, x0, path.last.props, shrink=0.995, tries=60)
         nit = log.iterations
-        out = None if x0 is None else _solve_kkt(trial, x0, path.last.props, log, f"KKT P = {P:.4g}", P >= symmetric,
-                                                 rounds=2, tol=1e-9, maxiter=25)
+        out = None if x0 is None else solve(trial, x0, path.last.props, log, f"KKT P = {P:.4g}", P >= symmetric,
+                                            rounds=2, tol=1e-9, maxiter=25)
         if out is None:
             fails += 1
             if fails > halvings:
@@ -451,9 +469,9 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
         model.safe_eval(out[0], props)
         model.condensate.retrack()
         tracked = model
-        model, xr = refreshed(model, out[0], props)
+        model, xr = refresh(model, out[0], props)
         if xr is not out[0]:  # the maximisers changed: re-solved with the new multipliers
-            again = _solve_kkt(model, xr, props, log, f"KKT P = {P:.4g}, maximisers refreshed", P >= symmetric, rounds=2,
+            again = solve(model, xr, props, log, f"KKT P = {P:.4g}, maximisers refreshed", P >= symmetric, rounds=2,
                                tol=1e-9, maxiter=25)
             if again is None and not keep_on_refresh_failure:
                 path.stopped = f"homotopy in P: Newton failed after the maximisers changed at P = {P:.4g}"
@@ -462,6 +480,8 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
             model.safe_eval(out[0], props)
             model.condensate.retrack()
         path.points.append(PathPoint(P, out[0], props, log.iterations - nit))
+        if on_point is not None:
+            on_point(model, P, out[0], props)
         if not report(progress, "homotopy in P (KKT)", len(path.points) - 1, None, p=P, iterations=log.iterations - nit):
             path.stopped = f"homotopy in P: stopped by the caller at P = {P:.4g}"
             return path, model
