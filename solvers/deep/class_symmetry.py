@@ -225,17 +225,19 @@ class SymmetryHomotopy(SymmetricModel):
         return ev
 
 
-def symmetric_solve(model, x, props, log, label, codes=None, **kw):
+def symmetric_solve(model, x, props, log, label, codes=None, wrapper=None, **kw):
     """:func:`solvers.deep.newton.solve_at` (options ``kw``) on ``model`` restricted to the symmetric subspace
-    (:class:`SymmetricModel`, the maximisers' ``codes`` found at ``x`` if None) from the symmetric part of ``x``, with
-    the group-averaged proposals of :func:`symmetric_proposals`. Returns (x in ``model``'s coordinates, the
-    symmetric evaluation, the proposals solved with, the proposals solve_at returned, the wrapper) or None."""
+    (:class:`SymmetricModel`, the maximisers' ``codes`` found at ``x`` if None; or the given ``wrapper`` with the
+    same interface) from the symmetric part of ``x``, with the group-averaged proposals of
+    :func:`symmetric_proposals`. Returns (x in ``model``'s coordinates, the symmetric evaluation, the proposals
+    solved with, the proposals solve_at returned, the wrapper) or None."""
     from solvers.deep.newton import solve_at
 
-    codes = maximiser_codes(model, x, props) if codes is None and getattr(model, "n_mu", 0) else codes
-    if codes is None and getattr(model, "n_mu", 0):
-        return None
-    sym = SymmetricModel(model, codes)
+    if wrapper is None:
+        codes = maximiser_codes(model, x, props) if codes is None and getattr(model, "n_mu", 0) else codes
+        if codes is None and getattr(model, "n_mu", 0):
+            return None
+    sym = wrapper if wrapper is not None else SymmetricModel(model, codes)
     z = sym.reduce(x)
     ev = sym.safe_eval(z, props)
     if ev is None:

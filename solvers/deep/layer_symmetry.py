@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.deep.class_symmetry import SymmetricModel, class_permutations, symmetric_proposals
+from solvers.deep.class_symmetry import SymmetricModel, class_permutations, symmetric_solve
 from solvers.deep.complementarity import KKTModel, Q_MIN, _active_maximisers, truncated_bulk
 from solvers.deep.hidden_condensate import hidden_fields
 
@@ -94,19 +94,11 @@ def block_symmetric_solve(model: KKTModel, x, props, log, label, **kw):
     from the symmetric part of ``x`` with group-averaged proposals
     (:func:`solvers.deep.class_symmetry.symmetric_proposals`); (x in ``model``'s coordinates, the symmetric
     evaluation, None, None, the proposals solve_at returned) — the shape of ``follow_sizes``' solves — or None."""
-    from solvers.deep.newton import solve_at
-
     blocks = block_codes(model, x, props)
     if blocks is None:
         return None
-    sym = BlockSymmetricModel(model, blocks)
-    z = sym.reduce(x)
-    ev = sym.safe_eval(z, props)
-    if ev is None:
-        return None
-    props = symmetric_proposals(model, sym.full(z), ev, props, sym.imposed)
-    out = solve_at(sym, z, props, log, label, jacobians=False, **kw)
-    return None if out is None else (sym.full(out[0]), out[1], None, None, out[4])
+    out = symmetric_solve(model, x, props, log, label, wrapper=BlockSymmetricModel(model, blocks), **kw)
+    return None if out is None else (out[0], out[1], None, None, out[3])
 
 
 def solve_kkt_step(model: KKTModel, x, props, log, label, symmetric: bool, hold: bool = False, **kw):
