@@ -256,7 +256,7 @@ def _split_result(oned: OneD, P, sigma: float, y, lw, needles, R_in, delta_in, t
         kt_in = sigma**2 * a["ww"]
         kt_in = 0.5 * (kt_in + kt_in.T)
         dt_in = (a["varz"] - 1.0) / np.asarray(delta_in, dtype=np.float64)
-    keep = 1.0 - half_space_weights(y, needles.axes, needles.r_c, needles.width).sum(axis=1)
+    keep = np.maximum(1.0 - half_space_weights(y, needles.axes, needles.r_c, needles.width).sum(axis=1), 0.0)
     with np.errstate(divide="ignore"):
         lk = lw + np.log(keep)
     p = np.exp(lk - logsumexp(lk))

@@ -155,7 +155,7 @@ def split_average(y, log_weights, logdensity, observe, axes, r_c: float, radii, 
     (Σ e^{lw} ≈ ∫ e^{logdensity}), reweighted by 1 − Σ_j χ_j, plus :func:`slice_integrals` along each of ``axes``
     over ``radii`` (>= r_c − width); ``kw`` go to :func:`slice_integrals`."""
     axes = np.atleast_2d(np.asarray(axes, dtype=np.float64))
-    keep = 1.0 - half_space_weights(y, axes, r_c, kw.get("width", 0.0)).sum(axis=1)
+    keep = np.maximum(1.0 - half_space_weights(y, axes, r_c, kw.get("width", 0.0)).sum(axis=1), 0.0)  # rounding
     with np.errstate(divide="ignore"):
         lw = np.asarray(log_weights, dtype=np.float64) + np.log(keep)
     ref = float(logsumexp(log_weights))
