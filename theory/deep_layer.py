@@ -72,16 +72,21 @@ def log_integrand(oned: OneD, sizes, sigma: float, y, *, R_in=None, delta_in=Non
     tilted y-measure at the points ``y`` (n, d), in the coordinates of :func:`layer_integral` (u = B v with
     B of :func:`theory.deep_fields.tilt_factor`); arguments as :func:`layer_integral`."""
     P = np.asarray(sizes, dtype=np.float64)
-    m = len(P)
     y = np.atleast_2d(np.asarray(y, dtype=np.float64))
+    zeta = tilted_moments(oned, *_node_fields(len(P), sigma, y, R_in, delta_in, t, sigma_a, kt, dt))[0]
+    return -0.5 * np.sum(y * y, axis=1) + zeta @ P
+
+
+def _node_fields(m: int, sigma: float, y, R_in, delta_in, t, sigma_a, kt, dt) -> tuple:
+    """(ξ, u, s, δ̃) of the 1-D integrals at the nodes ``y`` (n, d): u = B v (B, δ̃ of
+    :func:`theory.deep_fields.tilt_factor`), ξ = σ R_in w and s = σ √δ_in (ξ = 0, s = σ without an input kernel)."""
     B, dtilt = tilt_factor(m, t=t, sigma_a=sigma_a, kt=kt, dt=dt)
     u = y[:, :m] @ B.T
     if R_in is not None:
         xi, s = sigma * (y[:, m:] @ np.asarray(R_in).T), sigma * np.sqrt(np.asarray(delta_in, dtype=np.float64))
     else:
         xi, s = np.zeros_like(u), np.full(m, sigma)
-    zeta = tilted_moments(oned, xi, u, s, dtilt)[0]
-    return -0.5 * np.sum(y * y, axis=1) + zeta @ P
+    return xi, u, s, dtilt
 
 
 def _growth_inputs(oned: OneD, P, sigma, B, dtilt, s, R_in) -> tuple:
@@ -221,12 +226,7 @@ def _node_observables(oned: OneD, P, sigma: float, y, R_in, delta_in, t, sigma_a
     """Per node, the integrands whose averages make a :class:`LayerResult` (:func:`layer_integral`'s formulas):
     m1 ⊗ m1, m2, y, y ⊗ y; with an input kernel W ⊗ W (W = E₁z/s) and Var₁ z; for the readout m1 ⊗ a, a ⊗ a."""
     m = len(P)
-    B, dtilt = tilt_factor(m, t=t, sigma_a=sigma_a, kt=kt, dt=dt)
-    u = y[:, :m] @ B.T
-    if R_in is not None:
-        xi, s = sigma * (y[:, m:] @ np.asarray(R_in).T), sigma * np.sqrt(np.asarray(delta_in, dtype=np.float64))
-    else:
-        xi, s = np.zeros_like(u), np.full(m, sigma)
+    xi, u, s, dtilt = _node_fields(m, sigma, y, R_in, delta_in, t, sigma_a, kt, dt)
     _, m1, m2, ez, ez2 = tilted_moments(oned, xi, u, s, dtilt)
     out = dict(k=m1[:, :, None] * m1[:, None, :], m2=m2, y=y, yy=y[:, :, None] * y[:, None, :])
     if R_in is not None:
