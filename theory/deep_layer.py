@@ -16,6 +16,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from theory.deep_fields import tilt_factor
+from theory.deep_needle_tail import half_space_weights
 from theory.deep_neurons import _sample_patterns
 from theory.deep_rules import Proposal, Rule
 from theory.deep_symmetric_rule import image_maps, with_images
@@ -71,16 +72,21 @@ def log_integrand(oned: OneD, sizes, sigma: float, y, *, R_in=None, delta_in=Non
     tilted y-measure at the points ``y`` (n, d), in the coordinates of :func:`layer_integral` (u = B v with
     B of :func:`theory.deep_fields.tilt_factor`); arguments as :func:`layer_integral`."""
     P = np.asarray(sizes, dtype=np.float64)
-    m = len(P)
     y = np.atleast_2d(np.asarray(y, dtype=np.float64))
+    zeta = tilted_moments(oned, *_node_fields(len(P), sigma, y, R_in, delta_in, t, sigma_a, kt, dt))[0]
+    return -0.5 * np.sum(y * y, axis=1) + zeta @ P
+
+
+def _node_fields(m: int, sigma: float, y, R_in, delta_in, t, sigma_a, kt, dt) -> tuple:
+    """(ξ, u, s, δ̃) of the 1-D integrals at the nodes ``y`` (n, d): u = B v (B, δ̃ of
+    :func:`theory.deep_fields.tilt_factor`), ξ = σ R_in w and s = σ √δ_in (ξ = 0, s = σ without an input kernel)."""
     B, dtilt = tilt_factor(m, t=t, sigma_a=sigma_a, kt=kt, dt=dt)
     u = y[:, :m] @ B.T
     if R_in is not None:
         xi, s = sigma * (y[:, m:] @ np.asarray(R_in).T), sigma * np.sqrt(np.asarray(delta_in, dtype=np.float64))
     else:
         xi, s = np.zeros_like(u), np.full(m, sigma)
-    zeta = tilted_moments(oned, xi, u, s, dtilt)[0]
-    return -0.5 * np.sum(y * y, axis=1) + zeta @ P
+    return xi, u, s, dtilt
 
 
 def _growth_inputs(oned: OneD, P, sigma, B, dtilt, s, R_in) -> tuple:
@@ -134,7 +140,7 @@ def layer_needle_directions(oned: OneD, sizes, sigma: float, *, R_in=None, delta
 
 def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_in=None, delta_in=None,
                    t=None, sigma_a=None, kt=None, dt=None, neurons: int = 0, rng=None, cache=None,
-                   truncated: bool = False, class_perms=None):
+                   truncated: bool = False, class_perms=None, needles=None):
     """One layer's y-integral (:mod:`theory.deep_blocks`).
 
     Input kernel: ``R_in`` (k = R Rᵀ) and ``delta_in`` (m,), or both None for K_0 = I (layer 1).
@@ -149,6 +155,9 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
     :mod:`solvers.deep.complementarity`). ``class_perms``: the permutations of equal-size classes (identity first;
     :func:`theory.deep_symmetric_rule.equal_size_permutations`): every node joined by its images under them, the
     rule exactly symmetric at a symmetric point and unbiased everywhere (:mod:`theory.deep_symmetric_rule`).
+    ``needles``: a :class:`theory.deep_needle_tail.Needles` (the readout's maximisers ŷ_j, the cut r_c): the rule's
+    nodes reweighted by 1 − Σ_j χ_j plus 1-D slice integrals along each needle (:func:`_split_result`; positive
+    weights only). None: the rule alone.
     """
     P = np.asarray(sizes, dtype=np.float64)
     m = len(P)
@@ -188,6 +197,10 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
             raise OutsideDomain("sparse-grid estimate of the partition function is not positive")
         log_z = float(log_z)
         p = sign * np.exp(lw - log_z)
+    if needles is not None and not neurons:
+        if sign is not None:
+            raise ValueError("layer_integral: needles need a rule with positive weights (not a sparse grid)")
+        return _split_result(oned, P, sigma, y, lw, needles, R_in, delta_in, t, sigma_a, kt, dt, proposal)
     if neurons:
         return _sample_patterns(oned, P, p, xi, u, s, dtilt, ez, ez2, neurons, rng)
     ess = float(np.sum(np.abs(p)) ** 2 / np.sum(p * p) / len(p))
@@ -207,6 +220,50 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
         U = (a * p[:, None]).T @ a
     return LayerResult(log_z, 0.5 * (k + k.T), delta, None if kt_in is None else 0.5 * (kt_in + kt_in.T), dt_in,
                        f, U, y_mean, y_cov, ess, None if isinstance(proposal, Proposal) else (y, p))
+
+
+def _node_observables(oned: OneD, P, sigma: float, y, R_in, delta_in, t, sigma_a, kt, dt) -> dict:
+    """Per node, the integrands whose averages make a :class:`LayerResult` (:func:`layer_integral`'s formulas):
+    m1 ⊗ m1, m2, y, y ⊗ y; with an input kernel W ⊗ W (W = E₁z/s) and Var₁ z; for the readout m1 ⊗ a, a ⊗ a."""
+    m = len(P)
+    xi, u, s, dtilt = _node_fields(m, sigma, y, R_in, delta_in, t, sigma_a, kt, dt)
+    _, m1, m2, ez, ez2 = tilted_moments(oned, xi, u, s, dtilt)
+    out = dict(k=m1[:, :, None] * m1[:, None, :], m2=m2, y=y, yy=y[:, :, None] * y[:, None, :])
+    if R_in is not None:
+        W = ez / s
+        out.update(ww=W[:, :, None] * W[:, None, :], varz=ez2 - ez * ez)
+    if t is not None:
+        a = sigma_a * y[:, :m]
+        out.update(f=m1[:, :, None] * a[:, None, :], U=a[:, :, None] * a[:, None, :])
+    return out
+
+
+def _split_result(oned: OneD, P, sigma: float, y, lw, needles, R_in, delta_in, t, sigma_a, kt, dt,
+                  proposal) -> LayerResult:
+    """:func:`layer_integral`'s result with the needle split of :mod:`theory.deep_needle_tail`: every average of
+    :func:`_node_observables` is the rule's (nodes reweighted by 1 − Σ_j χ_j) plus the slices' along ``needles.axes``;
+    the rule's and the slices' weights share the normalisation N(y; 0, I) e^{Σ_c P_c ζ_c} = (2π)^{−d/2} e^{λ(y)}.
+    ``ess``: the smaller of the reweighted rule's Kish fraction and the slices' (``slice_ess``)."""
+    kw = dict(R_in=R_in, delta_in=delta_in, t=t, sigma_a=sigma_a, kt=kt, dt=dt)
+    half_log_2pi = 0.5 * y.shape[1] * np.log(2.0 * np.pi)
+    split = needles.average(y, lw, lambda z: log_integrand(oned, P, sigma, z, **kw) - half_log_2pi,
+                            lambda z: _node_observables(oned, P, sigma, z, **kw))
+    a = split.averages
+    k = a["k"]
+    y_mean = a["y"]
+    kt_in = dt_in = None
+    if R_in is not None:
+        kt_in = sigma**2 * a["ww"]
+        kt_in = 0.5 * (kt_in + kt_in.T)
+        dt_in = (a["varz"] - 1.0) / np.asarray(delta_in, dtype=np.float64)
+    keep = np.maximum(1.0 - half_space_weights(y, needles.axes, needles.r_c, needles.width).sum(axis=1), 0.0)
+    with np.errstate(divide="ignore"):
+        lk = lw + np.log(keep)
+    p = np.exp(lk - logsumexp(lk))
+    ess = min(float(1.0 / np.sum(p * p) / len(p)), split.slice_ess)
+    return LayerResult(split.log_z, 0.5 * (k + k.T), a["m2"] - np.diag(k), kt_in, dt_in, a.get("f"), a.get("U"),
+                       y_mean, a["yy"] - np.outer(y_mean, y_mean), ess,
+                       None if isinstance(proposal, Proposal) else (y, p))
 
 
 def untilted_kernels(oned: OneD, sizes, sigmas, rule_for) -> list:

@@ -33,11 +33,39 @@ from scipy.stats import norm, qmc
 
 from theory.deep_needle import _covariance, _laplace
 
-__all__ = ["NeedleSplit", "half_space_weights", "slice_integrals", "split_average"]
+__all__ = ["NeedleSplit", "Needles", "half_space_weights", "needle_radii", "slice_integrals", "split_average"]
 
 #: share of the wide (9 × covariance) component in each cross-section's defensive mixture
 WIDE_SHARE = 0.2
 WIDE_SCALE = 9.0
+
+
+def needle_radii(r_c: float, width: float = 0.0, near: float = 12.0, far: float = 400.0, n_near: int = 60,
+                 n_far: int = 60) -> np.ndarray:
+    """The slices' grid: ``n_near`` even steps on [r_c − w, r_c − w + ``near``], then ``n_far`` geometric to
+    r_c − w + ``far`` (where the readout's needle at q = 1 has fallen by ~e^{−45}: docs/notes/split.md §3)."""
+    return r_c - width + np.concatenate([np.linspace(0.0, near, n_near + 1)[:-1], np.geomspace(near, far, n_far)])
+
+
+@dataclass(frozen=True)
+class Needles:
+    """The settings of :func:`split_average` for one layer: unit ``axes`` (k, d), the cut ``r_c``, the smoothing
+    ``width`` (0: hard half-spaces), the slices' ``radii`` (None: :func:`needle_radii`) and their cross-section rule
+    (``inflate``, ``n_points`` Sobol' nodes per slice, ``seed``)."""
+
+    axes: np.ndarray
+    r_c: float
+    width: float = 0.0
+    radii: np.ndarray | None = None
+    inflate: float = 3.0
+    n_points: int = 2**11
+    seed: int = 0
+
+    def average(self, y, log_weights, logdensity, observe) -> "NeedleSplit":
+        """:func:`split_average` of the rule's nodes with these settings."""
+        radii = needle_radii(self.r_c, self.width) if self.radii is None else self.radii
+        return split_average(y, log_weights, logdensity, observe, self.axes, self.r_c, radii, width=self.width,
+                             inflate=self.inflate, n_points=self.n_points, seed=self.seed)
 
 
 def half_space_weights(y, axes, r_c: float, width: float = 0.0) -> np.ndarray:
@@ -127,7 +155,7 @@ def split_average(y, log_weights, logdensity, observe, axes, r_c: float, radii, 
     (Σ e^{lw} ≈ ∫ e^{logdensity}), reweighted by 1 − Σ_j χ_j, plus :func:`slice_integrals` along each of ``axes``
     over ``radii`` (>= r_c − width); ``kw`` go to :func:`slice_integrals`."""
     axes = np.atleast_2d(np.asarray(axes, dtype=np.float64))
-    keep = 1.0 - half_space_weights(y, axes, r_c, kw.get("width", 0.0)).sum(axis=1)
+    keep = np.maximum(1.0 - half_space_weights(y, axes, r_c, kw.get("width", 0.0)).sum(axis=1), 0.0)  # rounding
     with np.errstate(divide="ignore"):
         lw = np.asarray(log_weights, dtype=np.float64) + np.log(keep)
     ref = float(logsumexp(log_weights))

@@ -49,6 +49,7 @@ import numpy as np
 from solvers.deep.kkt import _first_layer_sums, _readout_layer, _tilt, condensate_terms, tilted_first_layer
 from solvers.deep.model import DeepModel, prior_start
 from theory.deep_condensate import ReadoutDomain, condensate_directions, track_directions
+from theory.deep_needle_tail import Needles
 from theory.domain import marginal_directions
 from theory.domain_errors import OutsideDomain
 from theory.nonlinearities import get_nonlinearity
@@ -57,6 +58,10 @@ __all__ = ["fischer_burmeister", "Multipliers", "KKTModel", "kkt_model", "Q_MIN"
 
 #: maximisers with q below this at the model's construction get no multiplier
 Q_MIN = 0.5
+
+#: width w of the smooth half-spaces of the readout's needle split (:class:`KKTModel`, ``needle_split``): the
+#: reweighting of the rule's nodes is smooth in the tracked maximisers, as Newton's forward differences need
+NEEDLE_WIDTH = 0.5
 
 
 def fischer_burmeister(mu, s, delta: float):
@@ -102,14 +107,20 @@ class Multipliers:
         return 1.0 - self.q
 
     def readout_domain(self, model, t, ker) -> ReadoutDomain:
-        """The readout maximisers tracked from the rows of ``last``, one each, in that order."""
+        """The readout maximisers tracked from the rows of ``last``, one each, in that order (the last result is
+        kept for the same (t, K_{L-1}): the needle split and the KKT terms of one evaluation track once)."""
         R, delta, _ = _readout_layer(model, ker)
+        key = (self.last.tobytes(), np.asarray(t).tobytes(), np.asarray(R).tobytes(), np.asarray(delta).tobytes())
+        if getattr(self, "_tracked_domain", (None,))[0] == key:
+            return self._tracked_domain[1]
         args = (t, model.spec.sigma_a, R, delta, model.sigmas[-1], model.sizes)
         doms = [track_directions(y[None, :], *args) for y in self.last]
         if any(len(d.q) != 1 for d in doms):
             raise OutsideDomain("a readout maximiser of the condensate was lost while tracking")
-        return ReadoutDomain(*(np.concatenate([getattr(d, a) for d in doms]) for a in
-                               ("directions", "q", "readout", "xi", "h")), tuple(d.codes[0] for d in doms))
+        dom = ReadoutDomain(*(np.concatenate([getattr(d, a) for d in doms]) for a in
+                              ("directions", "q", "readout", "xi", "h")), tuple(d.codes[0] for d in doms))
+        self._tracked_domain = (key, dom)
+        return dom
 
     def first_layer(self, kt, dt, sigma, sizes):
         """(B, A, directions (k_1, m), q (k_1,)) of the first layer's maximisers nearest the rows of ``first``."""
@@ -201,6 +212,17 @@ class KKTModel(DeepModel):
 
     def kernel_coords(self, x):
         return super().kernel_coords(np.asarray(x)[:self.n_base])
+
+    def readout_needles(self, t, ker):
+        """With ``options.needle_split`` = r_c > 0: the readout's integral split along every tracked readout
+        maximiser ŷ_j (all of them, active or not, so the split does not switch as a μ_j reaches 0), smooth
+        half-spaces of width :data:`NEEDLE_WIDTH`, the slices' Sobol' seed from ``options.seed``
+        (:class:`theory.deep_needle_tail.Needles`); None when off or without readout maximisers."""
+        r_c = self.opt.needle_split
+        if not r_c or not len(self.condensate.last):
+            return None
+        dom = self.condensate.readout_domain(self, t, ker)
+        return Needles(dom.directions, float(r_c), width=NEEDLE_WIDTH, seed=1000 * self.opt.seed)
 
 
 def _is_local_maximum(y, args, size: float = 1e-3, tries: int = 4) -> bool:

@@ -121,7 +121,8 @@ class DeepModel:
                 kw.update(kt=kt, dt=dt)
             r = layer_integral(oned, self.sizes, self.sigmas[ell - 1], rules[ell - 1], proposals[ell - 1],
                                cache=self.layer_cache(ell, rules[ell - 1], oned), truncated=self.truncated,
-                               class_perms=self.class_perms, **kw)
+                               class_perms=self.class_perms, needles=self.readout_needles(t, ker) if ell == L else None,
+                               **kw)
             if self.condensate is not None:  # outlier (KKT) terms of the last and first layers (solvers.deep.kkt)
                 r = self.condensate(self, ell, t, ker, r, kw)
             res[ell - 1] = r
@@ -140,6 +141,11 @@ class DeepModel:
         for r in res:
             obs += [np.diag(r.k) + r.delta, r.k.ravel()]
         return {"residual": np.concatenate(resid), "obs": np.concatenate(obs), "action": action, "layers": res}
+
+    def readout_needles(self, t, ker):
+        """The readout layer's needle split (:class:`theory.deep_needle_tail.Needles`), None here: the rule alone
+        (:class:`solvers.deep.complementarity.KKTModel` passes its tracked readout maximisers)."""
+        return None
 
     def layer_kwargs(self, ell: int, t, ker, ev) -> dict:
         """Keyword arguments of :func:`layer_integral` for layer ℓ at the unpacked point (t, kernels) with

@@ -56,6 +56,9 @@ class DeepOptions(Options):
     # estimates at a class-symmetric point, unbiased everywhere (theory.deep_symmetric_rule); the KKT route's
     symmetric_rule: bool = False
     kkt_log2n_max: int = 15
+    # ReLU KKT model: the readout's integral split at r_c = needle_split along each tracked readout maximiser (the
+    # rule inside, 1-D slice integrals along the needles: theory.deep_needle_tail); 0: off (the rule alone)
+    needle_split: float = 0.0
     search_budget: int = SEARCH_BUDGET
     search_seconds: float = SEARCH_SECONDS
 
@@ -89,5 +92,6 @@ class DeepOptions(Options):
         check_int("kkt_replicas", self.kkt_replicas, 3)
         check_bool("symmetric_rule", self.symmetric_rule)
         check_int("kkt_log2n_max", self.kkt_log2n_max, 1)
+        check_float("needle_split", self.needle_split, 0.0)
         check_int("search_budget", self.search_budget, 0)
         check_float("search_seconds", self.search_seconds, 0.0)

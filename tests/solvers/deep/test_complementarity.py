@@ -144,3 +144,33 @@ def test_paper_regime_saddle_with_both_condensates():
     up = ev["layers"][1]
     B, _, dirs, _ = model.condensate.first_layer(up.kt_in, up.dt_in, 1.0, model.sizes)
     assert sorted(tuple(np.flatnonzero(r > 0)) for r in (B @ dirs.T).T) == [(0,), (1,), (2,)]
+
+
+def test_needle_split_option_passes_the_tracked_readout_maximisers(hidden_point):
+    """``DeepOptions.needle_split``: validated (a negative r_c names the option), off by default (no needles, the
+    model's residual unchanged), and on it splits the readout's integral along the tracked readout maximisers."""
+    from dataclasses import replace
+
+    from solvers.deep.complementarity import NEEDLE_WIDTH
+    from theory.checks import SpecError
+    from theory.deep_needle_tail import needle_radii
+
+    with pytest.raises(SpecError, match="needle_split"):
+        DeepOptions(needle_split=-0.5)
+    model, x, props = hidden_point
+    kkt, xk = kkt_model(model, x, props, 0.01, fit=False)
+    t, ker = kkt.unpack(xk)
+    assert kkt.readout_needles(t, ker) is None
+    off = kkt.evaluate(xk, props)
+    kkt.opt = replace(kkt.opt, needle_split=2.5)
+    needles = kkt.readout_needles(t, ker)
+    dom = kkt.condensate.readout_domain(kkt, t, ker)
+    np.testing.assert_array_equal(needles.axes, dom.directions)
+    assert needles.r_c == 2.5 and needles.width == NEEDLE_WIDTH and len(needles.axes) == len(kkt.condensate.last)
+    small = replace(needles, radii=needle_radii(2.5, NEEDLE_WIDTH, near=6.0, far=40.0, n_near=12, n_far=8),
+                    n_points=2**7)
+    kkt.readout_needles = lambda t_, ker_: small  # a coarse slice grid: the wiring, not the accuracy, is tested
+    on = kkt.evaluate(xk, props)
+    assert np.all(np.isfinite(on["residual"]))
+    assert 1e-6 < np.max(np.abs(on["residual"][:9] - off["residual"][:9]))
+    assert np.max(np.abs(on["residual"][9:kkt.n_base] - off["residual"][9:kkt.n_base])) > 0.0  # k̃_1 moved
