@@ -418,6 +418,35 @@ def truncated_bulk(model: KKTModel):
         model.truncated, model.condensate.check = saved
 
 
+def start_of_sizes(spec, sigmas, options, delta: float, truncated: bool, start=None) -> tuple:
+    """The start of :func:`follow_sizes`: (model, x, proposals, its P) — ``start`` as given (its P = Σ its sizes) or
+    the prior KKT start at class sizes P_c/min P_c (model None if it does not solve)."""
+    if start is not None:
+        model, x, props = start
+        return model, x, props, float(np.sum(model.sizes))
+    sizes = np.asarray(spec.class_sizes, dtype=np.float64)
+    lo, total = float(np.min(sizes)), float(np.sum(sizes))
+    model, x, props = _prior_kkt_start(spec, sigmas, options, delta, truncated, sizes / lo, lo)
+    return model, x, props, total / lo
+
+
+def secant_predictor(trial: KKTModel, points, P: float):
+    """The first guess at P of :func:`follow_sizes`: the secant in log P through the last two solved ``points`` on the
+    base unknowns (the multipliers, whose list may have changed, as solved), shrunk towards the last point by 0.5 %
+    steps if ``trial`` cannot evaluate it; None if no such point evaluates."""
+    from solvers.deep.condensate import _evaluable
+
+    x0 = points[-1].x
+    if len(points) >= 2:
+        a, b = points[-2], points[-1]
+        nb = trial.n_base
+        x0 = b.x.copy()
+        x0[:nb] += (b.x[:nb] - a.x[:nb]) * np.log(P / b.p) / np.log(b.p / a.p)
+    if trial.safe_eval(x0, points[-1].props) is None:
+        x0 = _evaluable(trial, x0, points[-1].props, shrink=0.995, tries=60)
+    return x0
+
+
 def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, halvings: int = 6,
                  progress=None, truncated: bool = False, symmetric: float = np.inf, start=None,
                  keep_on_refresh_failure: bool = False, solve=None, refresh=None, on_point=None, previous=None,
@@ -443,20 +472,14 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
     ratio (default ``ratio``; a start near a constraint's onset needs steps of ~1 %). Returns
     (:class:`solvers.deep.barrier_path.Path` of the solved points, p = P, and the :class:`KKTModel` of the last one)."""
     from solvers.deep.barrier_path import Path, PathPoint
-    from solvers.deep.condensate import _evaluable
     from solvers.progress import report
 
     solve, refresh = solve or _solve_kkt, refresh or refreshed
     sizes = np.asarray(spec.class_sizes, dtype=np.float64)
-    lo, total = float(np.min(sizes)), float(np.sum(sizes))
-    P0 = total / lo
-    if start is not None:
-        model, x, props = start
-        P0 = float(np.sum(model.sizes))  # the start's P (class sizes in the spec's proportions)
-    else:
-        model, x, props = _prior_kkt_start(spec, sigmas, options, delta, truncated, sizes / lo, total / P0)
-        if model is None:
-            return Path(stopped="homotopy in P: the prior start at s = 1 does not solve"), None
+    total = float(np.sum(sizes))
+    model, x, props, P0 = start_of_sizes(spec, sigmas, options, delta, truncated, start)
+    if model is None:
+        return Path(stopped="homotopy in P: the prior start at s = 1 does not solve"), None
     out = solve(model, x, props, log, f"KKT P = {P0:.4g}", P0 >= symmetric, rounds=2, tol=1e-9)
     if out is None:
         return Path(stopped=f"homotopy in P: Newton failed at the start P = {P0:.4g}"), model
@@ -468,14 +491,7 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
     while path.last.p < total * (1 - 1e-12):
         P = min(total, path.last.p * step)
         trial = scaled_kkt(model, spec, sizes * P / total)
-        x0 = path.last.x
-        if len(path.points) >= 2:
-            a, b = path.points[-2], path.points[-1]
-            nb = trial.n_base  # the secant on x; the multipliers (whose list may have changed) as solved
-            x0 = b.x.copy()
-            x0[:nb] += (b.x[:nb] - a.x[:nb]) * np.log(P / b.p) / np.log(b.p / a.p)
-        if trial.safe_eval(x0, path.last.props) is None:
-            x0 = _evaluable(trial, x0, path.last.props, shrink=0.995, tries=60)
+        x0 = secant_predictor(trial, path.points, P)
         nit = log.iterations
         out = None if x0 is None else solve(trial, x0, path.last.props, log, f"KKT P = {P:.4g}", P >= symmetric,
                                             rounds=2, tol=1e-9, maxiter=25)
