@@ -200,7 +200,8 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
     if needles is not None and not neurons:
         if sign is not None:
             raise ValueError("layer_integral: needles need a rule with positive weights (not a sparse grid)")
-        return _split_result(oned, P, sigma, y, lw, needles, R_in, delta_in, t, sigma_a, kt, dt, proposal)
+        observed = _node_observables(y, m1, m2, ez, ez2, s, has_xi, sigma_a if readout else None)
+        return _split_result(oned, P, sigma, y, lw, observed, needles, R_in, delta_in, t, sigma_a, kt, dt, proposal)
     if neurons:
         return _sample_patterns(oned, P, p, xi, u, s, dtilt, ez, ez2, neurons, rng)
     ess = float(np.sum(np.abs(p)) ** 2 / np.sum(p * p) / len(p))
@@ -222,32 +223,43 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
                        f, U, y_mean, y_cov, ess, None if isinstance(proposal, Proposal) else (y, p))
 
 
-def _node_observables(oned: OneD, P, sigma: float, y, R_in, delta_in, t, sigma_a, kt, dt) -> dict:
-    """Per node, the integrands whose averages make a :class:`LayerResult` (:func:`layer_integral`'s formulas):
-    m1 ⊗ m1, m2, y, y ⊗ y; with an input kernel W ⊗ W (W = E₁z/s) and Var₁ z; for the readout m1 ⊗ a, a ⊗ a."""
-    m = len(P)
-    xi, u, s, dtilt = _node_fields(m, sigma, y, R_in, delta_in, t, sigma_a, kt, dt)
-    _, m1, m2, ez, ez2 = tilted_moments(oned, xi, u, s, dtilt)
+def _node_observables(y, m1, m2, ez, ez2, s, has_xi: bool, sigma_a=None) -> dict:
+    """Per node, the integrands whose averages make a :class:`LayerResult` (:func:`layer_integral`'s formulas), from
+    the nodes' 1-D moments: m1 ⊗ m1, m2, y, y ⊗ y; with an input kernel W ⊗ W (W = E₁z/s) and Var₁ z; for the readout
+    (``sigma_a``) m1 ⊗ a, a ⊗ a."""
     out = dict(k=m1[:, :, None] * m1[:, None, :], m2=m2, y=y, yy=y[:, :, None] * y[:, None, :])
-    if R_in is not None:
+    if has_xi:
         W = ez / s
         out.update(ww=W[:, :, None] * W[:, None, :], varz=ez2 - ez * ez)
-    if t is not None:
-        a = sigma_a * y[:, :m]
+    if sigma_a is not None:
+        a = sigma_a * y[:, :m1.shape[1]]
         out.update(f=m1[:, :, None] * a[:, None, :], U=a[:, :, None] * a[:, None, :])
     return out
 
 
-def _split_result(oned: OneD, P, sigma: float, y, lw, needles, R_in, delta_in, t, sigma_a, kt, dt,
+def _node_evaluation(oned: OneD, P, sigma: float, y, R_in, delta_in, t, sigma_a, kt, dt) -> tuple:
+    """(log of N(y; 0, I) e^{Σ_c P_c ζ_c}, :func:`_node_observables`) at the nodes ``y``: one 1-D moment pass."""
+    xi, u, s, dtilt = _node_fields(len(P), sigma, y, R_in, delta_in, t, sigma_a, kt, dt)
+    zeta, m1, m2, ez, ez2 = tilted_moments(oned, xi, u, s, dtilt)
+    log_density = -0.5 * np.sum(y * y, axis=1) + zeta @ P - 0.5 * y.shape[1] * np.log(2.0 * np.pi)
+    return log_density, _node_observables(y, m1, m2, ez, ez2, s, R_in is not None, sigma_a if t is not None else None)
+
+
+def _split_result(oned: OneD, P, sigma: float, y, lw, observed: dict, needles, R_in, delta_in, t, sigma_a, kt, dt,
                   proposal) -> LayerResult:
     """:func:`layer_integral`'s result with the needle split of :mod:`theory.deep_needle_tail`: every average of
-    :func:`_node_observables` is the rule's (nodes reweighted by 1 − Σ_j χ_j) plus the slices' along ``needles.axes``;
-    the rule's and the slices' weights share the normalisation N(y; 0, I) e^{Σ_c P_c ζ_c} = (2π)^{−d/2} e^{λ(y)}.
-    ``ess``: the smaller of the reweighted rule's Kish fraction and the slices' (``slice_ess``)."""
+    :func:`_node_observables` (``observed``: at the rule's nodes ``y``) is the rule's (nodes reweighted by
+    1 − Σ_j χ_j) plus the slices' along ``needles.axes``; the rule's and the slices' weights share the normalisation
+    N(y; 0, I) e^{Σ_c P_c ζ_c} = (2π)^{−d/2} e^{λ(y)}. ``ess``: the smaller of the reweighted rule's Kish fraction
+    and the slices' (``slice_ess``)."""
     kw = dict(R_in=R_in, delta_in=delta_in, t=t, sigma_a=sigma_a, kt=kt, dt=dt)
     half_log_2pi = 0.5 * y.shape[1] * np.log(2.0 * np.pi)
+
+    def evaluate(z):
+        return _node_evaluation(oned, P, sigma, z, **kw)
+
     split = needles.average(y, lw, lambda z: log_integrand(oned, P, sigma, z, **kw) - half_log_2pi,
-                            lambda z: _node_observables(oned, P, sigma, z, **kw))
+                            lambda z: evaluate(z)[1], evaluate=evaluate, observed=observed)
     a = split.averages
     k = a["k"]
     y_mean = a["y"]
@@ -256,14 +268,15 @@ def _split_result(oned: OneD, P, sigma: float, y, lw, needles, R_in, delta_in, t
         kt_in = sigma**2 * a["ww"]
         kt_in = 0.5 * (kt_in + kt_in.T)
         dt_in = (a["varz"] - 1.0) / np.asarray(delta_in, dtype=np.float64)
-    keep = np.maximum(1.0 - half_space_weights(y, needles.axes, needles.r_c, needles.width).sum(axis=1), 0.0)
-    with np.errstate(divide="ignore"):
-        lk = lw + np.log(keep)
-    p = np.exp(lk - logsumexp(lk))
-    ess = min(float(1.0 / np.sum(p * p) / len(p)), split.slice_ess)
+    p = None
+    if not isinstance(proposal, Proposal):  # a mixture adapts to the kept rule's weights
+        keep = np.maximum(1.0 - half_space_weights(y, needles.axes, needles.r_c, needles.width).sum(axis=1), 0.0)
+        with np.errstate(divide="ignore"):
+            lk = lw + np.log(keep)
+        p = np.exp(lk - logsumexp(lk))
     return LayerResult(split.log_z, 0.5 * (k + k.T), a["m2"] - np.diag(k), kt_in, dt_in, a.get("f"), a.get("U"),
-                       y_mean, a["yy"] - np.outer(y_mean, y_mean), ess,
-                       None if isinstance(proposal, Proposal) else (y, p))
+                       y_mean, a["yy"] - np.outer(y_mean, y_mean), min(split.rule_ess, split.slice_ess),
+                       None if p is None else (y, p))
 
 
 def untilted_kernels(oned: OneD, sizes, sigmas, rule_for) -> list:

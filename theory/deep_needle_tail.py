@@ -61,11 +61,11 @@ class Needles:
     n_points: int = 2**11
     seed: int = 0
 
-    def average(self, y, log_weights, logdensity, observe) -> "NeedleSplit":
-        """:func:`split_average` of the rule's nodes with these settings."""
+    def average(self, y, log_weights, logdensity, observe, **kw) -> "NeedleSplit":
+        """:func:`split_average` of the rule's nodes with these settings (``kw``: its ``evaluate``, ``observed``)."""
         radii = needle_radii(self.r_c, self.width) if self.radii is None else self.radii
         return split_average(y, log_weights, logdensity, observe, self.axes, self.r_c, radii, width=self.width,
-                             inflate=self.inflate, n_points=self.n_points, seed=self.seed)
+                             inflate=self.inflate, n_points=self.n_points, seed=self.seed, **kw)
 
 
 def half_space_weights(y, axes, r_c: float, width: float = 0.0) -> np.ndarray:
@@ -90,11 +90,13 @@ def _cross_section_nodes(n: int, k: int, slices: int, seed: int):
 
 
 def slice_integrals(logdensity, observe, axis, axes, r_c: float, radii, *, width: float = 0.0, inflate: float = 3.0,
-                    n_points: int = 2**11, seed: int = 0):
+                    n_points: int = 2**11, seed: int = 0, evaluate=None):
     """(log mass (n_r,), sums {name: (n_r, …)}, Kish ESS fractions (n_r,)) of the cross-sections at ``radii`` along
     ``axis``: mass(r) = ∫ e^{logdensity} χ_axis dζ and sums = ∫ e^{logdensity} χ_axis O dζ / mass(r), with χ from
     :func:`half_space_weights` over all ``axes`` (``axis`` one of them) and ``observe(y)`` a dict of per-point
-    arrays (n, …)."""
+    arrays (n, …). ``evaluate(y)``: (logdensity(y), observe(y)) in one pass, where the two share their work (default:
+    the two calls)."""
+    evaluate = evaluate or (lambda z: (logdensity(z), observe(z)))
     axis = np.asarray(axis, dtype=np.float64)
     d = len(axis)
     basis = np.linalg.svd(axis[None, :])[2][1:].T
@@ -110,8 +112,10 @@ def slice_integrals(logdensity, observe, axis, axes, r_c: float, radii, *, width
         mode = mode[0]
         L = np.linalg.cholesky(_covariance(curv, inflate)[0][0])
         Z = mode + np.where(wide[:, None], np.sqrt(WIDE_SCALE), 1.0) * (X[i] @ L.T)
-        lw = logdensity(r * axis + Z @ basis.T) - _mixture_log_pdf(Z - mode, L, d - 1)
-        chi = half_space_weights(r * axis + Z @ basis.T, axes, r_c, width)[:, j]
+        ys = r * axis + Z @ basis.T
+        log_density, observed = evaluate(ys)
+        lw = log_density - _mixture_log_pdf(Z - mode, L, d - 1)
+        chi = half_space_weights(ys, axes, r_c, width)[:, j]
         with np.errstate(divide="ignore"):
             lw = lw + np.log(chi)
         top = np.max(lw)
@@ -122,7 +126,7 @@ def slice_integrals(logdensity, observe, axis, axes, r_c: float, radii, *, width
         log_mass[i] = top + np.log(w.mean())
         p = w / w.sum()
         ess[i] = 1.0 / np.sum(p * p) / len(p)
-        for name, val in observe(r * axis + Z @ basis.T).items():
+        for name, val in observed.items():
             sums.setdefault(name, np.zeros((len(radii),) + val.shape[1:]))[i] = np.tensordot(p, val, 1)
     return log_mass, sums, ess
 
@@ -141,19 +145,22 @@ def _mixture_log_pdf(dz, L, k: int) -> np.ndarray:
 class NeedleSplit:
     """The split integral: ``log_z`` (log of the total, the rule's normalisation), ``averages`` ⟨O⟩,
     ``needle_weight`` (share of the total carried by the slice integrals, per axis), ``slice_ess`` (smallest Kish
-    ESS fraction of a cross-section rule among the slices within 1e-3 of their needle's densest; its diagnostics), ``rule_weight`` (share of the rule's own weight kept)."""
+    ESS fraction of a cross-section rule among the slices within 1e-3 of their needle's densest; its diagnostics),
+    ``rule_weight`` (share of the rule's own weight kept), ``rule_ess`` (Kish ESS fraction of the kept rule)."""
 
     log_z: float
     averages: dict
     needle_weight: np.ndarray
     slice_ess: float
     rule_weight: float
+    rule_ess: float
 
 
-def split_average(y, log_weights, logdensity, observe, axes, r_c: float, radii, **kw) -> NeedleSplit:
+def split_average(y, log_weights, logdensity, observe, axes, r_c: float, radii, observed=None, **kw) -> NeedleSplit:
     """The identity of the module docstring: the rule's nodes ``y`` (n, d) with log weights ``log_weights``
     (Σ e^{lw} ≈ ∫ e^{logdensity}), reweighted by 1 − Σ_j χ_j, plus :func:`slice_integrals` along each of ``axes``
-    over ``radii`` (>= r_c − width); ``kw`` go to :func:`slice_integrals`."""
+    over ``radii`` (>= r_c − width); ``observed``: ``observe(y)`` if the caller has it already; ``kw`` go to
+    :func:`slice_integrals`."""
     axes = np.atleast_2d(np.asarray(axes, dtype=np.float64))
     keep = np.maximum(1.0 - half_space_weights(y, axes, r_c, kw.get("width", 0.0)).sum(axis=1), 0.0)  # rounding
     with np.errstate(divide="ignore"):
@@ -161,7 +168,8 @@ def split_average(y, log_weights, logdensity, observe, axes, r_c: float, radii, 
     ref = float(logsumexp(log_weights))
     rule_log = float(logsumexp(lw))
     p = np.exp(lw - rule_log)
-    parts = [(np.exp(rule_log - ref), {n: np.tensordot(p, v, 1) for n, v in observe(y).items()})]
+    observed = observe(y) if observed is None else observed
+    parts = [(np.exp(rule_log - ref), {n: np.tensordot(p, v, 1) for n, v in observed.items()})]
     ess, seed = 1.0, kw.pop("seed", 0)
     for j, ax in enumerate(axes):
         log_mass, sums, e = slice_integrals(logdensity, observe, ax, axes, r_c, radii, seed=seed + 1 + j, **kw)
@@ -173,4 +181,5 @@ def split_average(y, log_weights, logdensity, observe, axes, r_c: float, radii, 
     weights = np.array([w for w, _ in parts])
     total = float(weights.sum())
     averages = {n: sum(w * a[n] for w, a in parts) / total for n in parts[0][1]}
-    return NeedleSplit(ref + float(np.log(total)), averages, weights[1:] / total, ess, float(weights[0] / total))
+    return NeedleSplit(ref + float(np.log(total)), averages, weights[1:] / total, ess, float(weights[0] / total),
+                       float(1.0 / np.sum(p * p) / len(p)))

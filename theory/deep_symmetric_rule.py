@@ -34,7 +34,8 @@ from itertools import permutations
 
 import numpy as np
 
-__all__ = ["equal_size_permutations", "polar_factor", "image_maps", "with_images"]
+__all__ = ["equal_size_permutations", "permutation_matrix", "polar_factor", "pulled_back", "image_maps",
+           "with_images"]
 
 
 def equal_size_permutations(sizes) -> list:
@@ -43,15 +44,24 @@ def equal_size_permutations(sizes) -> list:
     return [np.array(p) for p in permutations(range(len(P))) if np.array_equal(P[list(p)], P)]
 
 
+def permutation_matrix(perm) -> np.ndarray:
+    """Π with (Π a)_c = a_π(c) for the index array ``perm``."""
+    Pi = np.zeros((len(perm), len(perm)))
+    Pi[np.arange(len(perm)), perm] = 1.0
+    return Pi
+
+
 def polar_factor(A) -> np.ndarray:
     """U Vᵀ of A = U S Vᵀ: the orthogonal matrix nearest to A (A itself when A is orthogonal)."""
     U, _, Vt = np.linalg.svd(np.asarray(A, dtype=np.float64))
     return U @ Vt
 
 
-def _pulled_back(F, Pi) -> np.ndarray:
-    """polar(F⁻¹ Π F): the class permutation Π of the field F y pulled back to y, made orthogonal."""
-    return polar_factor(np.linalg.solve(F, Pi @ F))
+def pulled_back(F, Pi, orthogonal: bool = True) -> np.ndarray:
+    """polar(F⁻¹ Π F): the class permutation Π of the field F y pulled back to y, made orthogonal (``orthogonal``
+    False: F⁻¹ Π F itself, orthogonal already when F Fᵀ = Π F Fᵀ Πᵀ)."""
+    A = np.linalg.solve(F, Pi @ F)
+    return polar_factor(A) if orthogonal else A
 
 
 def image_maps(perms, B, R_in=None, readout: bool = False) -> list:
@@ -61,14 +71,13 @@ def image_maps(perms, B, R_in=None, readout: bool = False) -> list:
     m = len(B)
     out = []
     for perm in perms:
-        Pi = np.zeros((m, m))
-        Pi[np.arange(m), perm] = 1.0  # (Π a)_c = a_π(c)
-        Qv = Pi if readout else _pulled_back(B, Pi)
+        Pi = permutation_matrix(perm)
+        Qv = Pi if readout else pulled_back(B, Pi)
         if R_in is None:
             out.append(Qv)
             continue
         Q = np.zeros((2 * m, 2 * m))
-        Q[:m, :m], Q[m:, m:] = Qv, _pulled_back(np.asarray(R_in, dtype=np.float64), Pi)
+        Q[:m, :m], Q[m:, m:] = Qv, pulled_back(np.asarray(R_in, dtype=np.float64), Pi)
         out.append(Q)
     return out
 

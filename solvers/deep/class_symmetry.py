@@ -25,7 +25,7 @@ import numpy as np
 
 from solvers.deep.model import DeepModel
 from theory.deep_fields import tril_pack, tril_unpack
-from theory.deep_symmetric_rule import equal_size_permutations
+from theory.deep_symmetric_rule import equal_size_permutations, permutation_matrix, pulled_back
 
 __all__ = ["class_permutations", "maximiser_codes", "SymmetricModel", "SymmetryHomotopy", "symmetric_proposals",
            "symmetric_solve"]
@@ -53,19 +53,6 @@ def maximiser_codes(model, x, props) -> list | None:
     return codes
 
 
-def _perm_matrix(perm) -> np.ndarray:
-    """Π with (Π a)_c = a_π(c)."""
-    A = np.zeros((len(perm), len(perm)))
-    A[np.arange(len(perm)), perm] = 1.0
-    return A
-
-
-def _conjugated(F, Pi) -> np.ndarray:
-    """F⁻¹ Π F: the class permutation Π of the physical field F y, pulled back to y (orthogonal when F Fᵀ is
-    invariant, F Fᵀ = Π F Fᵀ Πᵀ)."""
-    return np.linalg.solve(F, Pi @ F)
-
-
 def symmetric_proposals(model, x, ev, props, perms) -> list:
     """Each layer's Gaussian proposal averaged over the class permutations ``perms``: the moments of the mixture of
     its images under the action of π on the layer's y = (v, w) (:mod:`theory.deep_layer`): the readout's
@@ -81,16 +68,14 @@ def symmetric_proposals(model, x, ev, props, perms) -> list:
         if not isinstance(pr, Proposal):
             out.append(pr)
             continue
-        acts = []
-        for perm in perms:
-            Pi = _perm_matrix(perm)
-            if ell == model.L:
-                A = [Pi]
-            else:
-                kt = np.mean([_perm_matrix(p) @ ev["layers"][ell].kt_in @ _perm_matrix(p).T for p in perms], axis=0)
-                A = [_conjugated(np.linalg.cholesky(0.5 * (kt + kt.T)), Pi)]
+        acts, Pis = [], [permutation_matrix(perm) for perm in perms]
+        if ell < model.L:  # the group-averaged tilt k̃
+            kt = np.mean([Pi @ ev["layers"][ell].kt_in @ Pi.T for Pi in Pis], axis=0)
+            B = np.linalg.cholesky(0.5 * (kt + kt.T))
+        for Pi in Pis:
+            A = [Pi] if ell == model.L else [pulled_back(B, Pi, orthogonal=False)]
             if ell >= 2:
-                A.append(_conjugated(ker[ell - 2][0], Pi))
+                A.append(pulled_back(ker[ell - 2][0], Pi, orthogonal=False))
             acts.append(np.block([[a if i == j else np.zeros((len(a), len(b))) for j, b in enumerate(A)]
                                   for i, a in enumerate(A)]))
         mean = np.mean([A @ pr.mean for A in acts], axis=0)

@@ -52,10 +52,10 @@ class DeepOptions(Options):
     # their points per group (from qmc_log2n_max up while the replicas' error bound exceeds error_tol)
     kkt_route: bool = False  # off: from scratch its replicas' error bound stays above error_tol (devlog deeprelu14)
     kkt_replicas: int = 6
-    # every layer's rule joined by its nodes' images under the permutations of equal-size classes: exactly symmetric
-    # estimates at a class-symmetric point, unbiased everywhere (theory.deep_symmetric_rule); the KKT route's
-    symmetric_rule: bool = False
     kkt_log2n_max: int = 15
+    # every layer's rule joined by its nodes' images under the permutations of equal-size classes: exactly symmetric
+    # estimates at a class-symmetric point, unbiased everywhere (theory.deep_symmetric_rule); the KKT route turns it on
+    symmetric_rule: bool = False
     # ReLU KKT model: the readout's integral split at r_c = needle_split along each tracked readout maximiser (the
     # rule inside, 1-D slice integrals along the needles: theory.deep_needle_tail); 0: off (the rule alone)
     needle_split: float = 0.0
