@@ -27,7 +27,7 @@ from solvers.deep.model import DeepModel
 from theory.deep_fields import tril_pack, tril_unpack
 from theory.deep_symmetric_rule import equal_size_permutations, permutation_matrix, pulled_back
 
-__all__ = ["class_permutations", "maximiser_codes", "SymmetricModel", "SymmetryHomotopy", "symmetric_proposals",
+__all__ = ["class_permutations", "maximiser_codes", "SymmetricModel", "symmetric_proposals",
            "symmetric_solve"]
 
 
@@ -182,32 +182,6 @@ class SymmetricModel:
 
     def adapt(self, ev, inflate, props=None):
         return self.base.adapt(ev, inflate, props)
-
-
-class SymmetryHomotopy(SymmetricModel):
-    """From a symmetry-broken solution of ``base`` to a symmetric one: unknowns the base model's full x, equations
-
-        Qᵀ r(x) = 0,    Q⊥ᵀ [(1 − λ) r(x) + λ w(x)] = 0,
-
-    (Q⊥ the orthonormal complement of Q, w the natural coordinates): at λ = 0 the full equations, at λ = 1 the
-    symmetric ones with the antisymmetric part of w set to zero. Followed in λ (``lam``, set between solves) it joins
-    a solution whose antisymmetric part the integration rule's noise selected to the symmetric solution."""
-
-    def __init__(self, base, codes=None):
-        super().__init__(base, codes)
-        w, V = np.linalg.eigh(self.projector)
-        self.Qp = V[:, w < 0.5]
-        self.n = base.n
-        self.lam = 0.0
-
-    def evaluate(self, x, proposals, rules=None, oned=None):
-        ev = self.base.evaluate(x, proposals, rules=rules, oned=oned)
-        r = ev["residual"]
-        ev["full_residual"] = r
-        ev["asymmetry"] = float(np.max(np.abs(self.Qp.T @ self.natural(x)), initial=0.0))
-        ev["residual"] = np.concatenate([self.Q.T @ r,
-                                         self.Qp.T @ ((1.0 - self.lam) * r + self.lam * self.natural(x))])
-        return ev
 
 
 def symmetric_solve(model, x, props, log, label, codes=None, wrapper=None, **kw):

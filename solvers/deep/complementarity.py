@@ -87,6 +87,7 @@ class Multipliers:
         self.mu = np.zeros(sum(len(a) for a in self.sets))
         self.q = np.full(len(self.mu), np.nan)
         self.tracked = [a.copy() for a in self.sets]  # the maximisers of the last evaluation
+        self._tracked_domain = (None, None)  # (key, ReadoutDomain) of the last readout tracking
 
     @property
     def sets(self) -> list:
@@ -111,7 +112,7 @@ class Multipliers:
         kept for the same (t, K_{L-1}): the needle split and the KKT terms of one evaluation track once)."""
         R, delta, _ = _readout_layer(model, ker)
         key = (self.last.tobytes(), np.asarray(t).tobytes(), np.asarray(R).tobytes(), np.asarray(delta).tobytes())
-        if getattr(self, "_tracked_domain", (None,))[0] == key:
+        if self._tracked_domain[0] == key:
             return self._tracked_domain[1]
         args = (t, model.spec.sigma_a, R, delta, model.sigmas[-1], model.sizes)
         doms = [track_directions(y[None, :], *args) for y in self.last]

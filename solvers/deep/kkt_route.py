@@ -34,7 +34,8 @@ y is truncated where the rule's nodes end; along an active maximiser the needle 
 part of the needle (the nodes that reach along it) and the condensate (the multiplier) depends on the nodes. f
 hardly depends on the split, but the last hidden layer's kernel does (the condensate's part of it differs between
 replicas by up to a third; docs/devlog.md, deeprelu14), and the replicas' bound includes that. The readout's masses
-λ_j = 2 μ_j σ_a² σ_L² and output shares are reported with their range over the replicas. The first layer's multipliers are reported the same way (they are well determined).
+λ_j = 2 μ_j σ_a² σ_L² and output shares are reported with their range over the replicas. The first layer's
+multipliers are reported the same way (they are well determined).
 """
 from __future__ import annotations
 
@@ -44,11 +45,10 @@ import math
 import numpy as np
 from scipy.stats import t as student_t
 
-from solvers.deep.class_symmetry import SymmetryHomotopy, class_permutations, maximiser_codes, symmetric_solve
+from solvers.deep.class_symmetry import class_permutations, maximiser_codes, symmetric_solve
 from solvers.deep.complementarity import KKTModel, follow_delta, follow_sizes
 from solvers.deep.kkt import _first_layer_sums, _readout_layer, condensate_terms
 from solvers.deep.kkt_stability import constrained_stability
-from solvers.deep.newton import solve_at
 
 __all__ = ["KKTPoint", "KKT_TEMPERATURE", "DELTA", "DELTAS", "kkt_candidate", "symmetrised_observables"]
 
@@ -58,12 +58,6 @@ KKT_TEMPERATURE = 0.05
 #: the smoothing of the homotopy in P, and the path δ → 0 after it
 DELTA = 0.003
 DELTAS = (1e-3, 3e-4, 0.0)
-#: the homotopy in P solves in the symmetric subspace from this fraction of the target P on: from its start, with the
-#: exactly symmetric rule (with a plain Sobol' rule the symmetric steps stalled at P ≈ 15 and the full ones ended on a
-#: symmetry-broken split of the readout's needles: docs/devlog.md, deeprelu13)
-SYMMETRIC_FROM = 0.0
-
-
 def route_options(options):
     """The route's options: ``options`` with the class-symmetric rule (:mod:`theory.deep_symmetric_rule`) for every
     layer integral of the homotopy, the δ path, the continuation in T and the replicas."""
@@ -116,20 +110,18 @@ def _warm_route(search, T_w: float):
     """Steps 1–3 of the module docstring: (KKT model at the target T, x, proposals, its codes) or (None, message)."""
     spec, sig, opt, log = search.spec, search.sig, route_options(search.opt), search.log
     path, model = follow_sizes(spec.replace(temperature=T_w), sig, opt, DELTA, log, progress=search.log.progress,
-                               symmetric=SYMMETRIC_FROM * float(np.sum(spec.class_sizes)))
+                               symmetric=0.0)  # every step symmetric: the rule is exactly symmetric
     if path.stopped or model is None:
         return None, f"KKT route: {path.stopped or 'no start'}"
     x, props = path.last.x, path.last.props
     kkt = KKTModel(spec.replace(temperature=T_w), sig, opt, model.condensate.last, model.condensate.first, DELTA)
     codes = maximiser_codes(kkt, x, props)
-    x = _to_symmetric(kkt, x, props, codes, log)
-    if x is None:
-        return None, f"KKT route: the homotopy to the symmetric solution failed (T = {T_w:.4g}, δ = {DELTA:g})"
+
     def symmetric(mdl, xs, ps, label):
         out = _symmetric_solve(mdl, xs, ps, log, label, codes)
         return None if out is None else (out[0], out[2])
 
-    # δ → 0, first at the homotopy's δ (the projection onto the symmetric subspace)
+    # δ → 0, first at the homotopy's δ with the proposals group-averaged and held
     points, stopped = follow_delta(kkt, x, props, [DELTA, *DELTAS], log, label="KKT route: symmetric subspace, δ",
                                    solve=symmetric)
     if stopped:
@@ -149,30 +141,6 @@ def _warm_route(search, T_w: float):
         x, _, props, _ = out
     kkt.spec = spec
     return (kkt, x, props, codes), ""
-
-
-def _to_symmetric(model: KKTModel, x, props, codes, log, steps=(0.25, 0.5, 0.75, 1.0)):
-    """The symmetric KKT point joined to the solution ``x`` by the homotopy of
-    :class:`solvers.deep.class_symmetry.SymmetryHomotopy` (λ = ``steps``, a failed step halved up to four times in
-    a row; proposals held), or None."""
-    hom = SymmetryHomotopy(model, codes)
-    if len(hom.imposed) < 2 or np.max(np.abs(hom.Qp.T @ hom.natural(x)), initial=0.0) < 1e-9:
-        return x  # nothing to impose, or already symmetric (the homotopy in P in the symmetric subspace)
-    todo, last, fails = list(steps), 0.0, 0
-    while todo:
-        hom.lam = todo[0]
-        out = solve_at(hom, x, props, log, f"KKT route: to the symmetric solution, λ = {hom.lam:.3g}", rounds=1,
-                       tol=1e-9, maxiter=25, jacobians=False)
-        if out is None:
-            fails += 1
-            if fails > 4:
-                return None
-            todo.insert(0, 0.5 * (last + todo[0]))
-            continue
-        x, last, fails = out[0], todo.pop(0), 0
-        model.safe_eval(x, props)
-        model.condensate.retrack()
-    return x
 
 
 def _condensates(model: KKTModel, x, ev) -> dict:
@@ -215,7 +183,8 @@ def _replicas(search, base: KKTModel, x, props, codes, log2n: int, previous=None
         if res is None:  # near the kink of φ_0 at an inactive constraint: along the smoothed path δ → 0 instead
             res = _along_delta(model, x0, p0, search.log, label, codes)
         if res is not None:
-            search.log.append(f"{label}: readout multipliers {np.array2string(model.multipliers(res[0])[:len(last)], precision=4)}")
+            readout = model.multipliers(res[0])[:len(last)]
+            search.log.append(f"{label}: readout multipliers {np.array2string(readout, precision=4)}")
         out.append(None if res is None else (res[0], res[1], res[2], model))
     return out
 
