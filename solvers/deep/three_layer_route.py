@@ -50,18 +50,23 @@ def held_solve(model, x, props, log, label, symmetric=False, **kw):
 
 
 def follow_three_layers(spec, sigmas, options, log, delta: float = DELTA, hold_from: float = HOLD_FROM,
-                        ratio: float = 1.1, start=None, previous=None, progress=None, on_point=None):
+                        ratio: float = 1.1, start=None, previous=None, progress=None, on_point=None,
+                        symmetric: float = np.inf):
     """The homotopy in P of the module docstring to the spec's class sizes: (Path, the KKT model of its last
     point). ``start`` (model, x, proposals) and ``previous`` (P, x): go on from a saved point in phase 2 instead
     (the start at small P is then not run); ``on_point`` (model, P, x, proposals) at every solved point;
-    ``progress`` (:mod:`solvers.progress`) as in :func:`solvers.deep.complementarity.follow_sizes`."""
+    ``progress`` (:mod:`solvers.progress`) as in :func:`solvers.deep.complementarity.follow_sizes`;
+    ``symmetric``: the steps at P >= this solved in the block-symmetric subspace
+    (:func:`solvers.deep.layer_symmetry.block_symmetric_solve`; with ``options.symmetric_rule`` the estimates are
+    then exactly class-symmetric there)."""
     from solvers.deep.barrier_path import Path
     from solvers.deep.small_p_start import small_p_start
     from solvers.progress import report
 
     total = float(np.sum(spec.class_sizes))
     if start is None:
-        first = small_p_start(spec, sigmas, options, delta, log)
+        first = small_p_start(spec, sigmas, options, delta, log, **(
+            {} if symmetric > 0 else dict(solve=lambda *a, **kw: solve_kkt_step(*a, True, **kw), refresh=closed_refresh)))
         if first is None:
             return Path(stopped="the start at small P by continuation in T failed"), None
 
@@ -70,7 +75,7 @@ def follow_three_layers(spec, sigmas, options, log, delta: float = DELTA, hold_f
                                                                              event.total, **event.values)
 
         path, model = follow_sizes(spec, sigmas, options, delta, log, start=first, refresh=closed_refresh,
-                                   progress=until, on_point=on_point)
+                                   progress=until, on_point=on_point, symmetric=symmetric, solve=solve_kkt_step)
         if model is None or (path.stopped and "stopped by the caller" not in path.stopped):
             return path, model
         if path.last.p >= total * (1 - 1e-12):
@@ -79,7 +84,7 @@ def follow_three_layers(spec, sigmas, options, log, delta: float = DELTA, hold_f
         start, previous = (model, b.x, b.props), (None if a is None else (a.p, a.x))
     return follow_sizes(spec, sigmas, options, delta, log, ratio=ratio, first_ratio=1.01, start=start,
                         previous=previous, solve=held_solve, refresh=closed_refresh, progress=progress,
-                        on_point=on_point)
+                        on_point=on_point, symmetric=symmetric)
 
 
 def delta_path(model: KKTModel, x, props, log, deltas=(1e-3, 3e-4, 0.0)):
