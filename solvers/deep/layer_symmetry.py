@@ -19,20 +19,22 @@ from solvers.deep.complementarity import KKTModel, Q_MIN, _active_maximisers, tr
 __all__ = ["block_symmetric_solve", "closed_refresh", "solve_kkt_step"]
 
 
-def block_symmetric_solve(model: KKTModel, x, props, log, label, **kw):
+def block_symmetric_solve(model: KKTModel, x, props, log, label, held: bool = False, **kw):
     """:func:`solvers.deep.class_symmetry.symmetric_solve` (options ``kw``) with the multipliers permuted within
     each domain, in the return shape of ``follow_sizes``' solves: (x in ``model``'s coordinates, the symmetric
-    evaluation, None, None, the proposals solve_at returned) or None."""
+    evaluation, None, None, the proposals solve_at returned, or with ``held`` the group-averaged ones it solved
+    with) or None."""
     out = symmetric_solve(model, x, props, log, label, **kw)
-    return None if out is None else (out[0], out[1], None, None, out[3])
+    return None if out is None else (out[0], out[1], None, None, out[2] if held else out[3])
 
 
 def solve_kkt_step(model: KKTModel, x, props, log, label, symmetric: bool, hold: bool = False, **kw):
     """The ``solve`` hook of :func:`solvers.deep.complementarity.follow_sizes` for L >= 3: the full equations
     (:func:`solvers.deep.newton.solve_at`), or with ``symmetric`` :func:`block_symmetric_solve` with the truncated
     bulk (at a symmetric point the rule's asymmetry can put one of two equal maximisers' q past 1). ``hold``: one
-    Newton solve with the proposals ``props`` held, and for the full equations returned (near three boundaries at
-    once the moment-matched proposals of the next round move the residual by more than a step of 1 % in P does)."""
+    Newton solve with the proposals ``props`` (group-averaged in the symmetric subspace) held and returned (near
+    three boundaries at once the moment-matched proposals of the next round move the residual by more than a step
+    of 1 % in P does)."""
     from solvers.deep.newton import solve_at
 
     if hold:
@@ -41,7 +43,7 @@ def solve_kkt_step(model: KKTModel, x, props, log, label, symmetric: bool, hold:
         out = solve_at(model, x, props, log, label, jacobians=False, **kw)
     else:
         with truncated_bulk(model):
-            out = block_symmetric_solve(model, x, props, log, label + " (symmetric)", **kw)
+            out = block_symmetric_solve(model, x, props, log, label + " (symmetric)", held=hold, **kw)
     return out if out is None or not hold or symmetric else out[:4] + (props,)
 
 

@@ -36,7 +36,7 @@ from solvers.deep.kkt import _first_layer_sums, _readout_layer, condensate_terms
 from solvers.deep.layer_symmetry import closed_refresh, solve_kkt_step
 
 __all__ = ["DELTA", "HOLD_FROM", "follow_three_layers", "held_solve", "delta_path", "layer_condensates",
-           "seed_replicas", "continue_in_temperature"]
+           "seed_replicas", "replica_bound", "continue_in_temperature"]
 
 #: the smoothing of the homotopy in P
 DELTA = 0.003
@@ -87,13 +87,14 @@ def follow_three_layers(spec, sigmas, options, log, delta: float = DELTA, hold_f
                         on_point=on_point, symmetric=symmetric)
 
 
-def delta_path(model: KKTModel, x, props, log, deltas=(1e-3, 3e-4, 0.0)):
+def delta_path(model: KKTModel, x, props, log, deltas=(1e-3, 3e-4, 0.0), symmetric: bool = False):
     """The complementarity δ → 0 (``deltas``) from the solved point at ``model.delta`` with the truncated bulk and
-    the proposals held (:func:`solvers.deep.complementarity.follow_delta`): (points, '' or where it stopped)."""
+    the proposals held (:func:`solvers.deep.complementarity.follow_delta`; ``symmetric``: in the block-symmetric
+    subspace, group-averaged proposals): (points, '' or where it stopped)."""
     model.truncated, model.condensate.check = True, False
 
     def solve(mdl, xs, ps, label):
-        out = held_solve(mdl, xs, ps, log, label, tol=1e-9, maxiter=25)
+        out = held_solve(mdl, xs, ps, log, label, symmetric, tol=1e-9, maxiter=25)
         return None if out is None else (out[0], out[4])
 
     return follow_delta(model, x, props, deltas, log, label="δ", solve=solve)
@@ -153,31 +154,49 @@ def layer_condensates(model: KKTModel, x, props) -> dict | None:
     return out
 
 
-def seed_replicas(model: KKTModel, x, props, log, seeds, log2n: int):
-    """The KKT point re-solved from ``x`` (same δ, truncated bulk, proposals held) with the Sobol' scrambles
-    ``seeds`` of 8 × 2^``log2n`` points: [(seed, x, evaluation, model)] of those that converged."""
+def seed_replicas(model: KKTModel, x, props, log, seeds, log2n: int, symmetric: bool = False):
+    """The KKT point re-solved from ``x`` (same δ, truncated bulk, proposals held; ``symmetric``: in the
+    block-symmetric subspace) with the Sobol' scrambles ``seeds`` of 8 × 2^``log2n`` points: [(seed, x, evaluation,
+    model)] of those that converged."""
     out = []
     for seed in seeds:
         opt = replace(model.opt, seed=int(seed), qmc_log2n=log2n, qmc_log2n_max=max(log2n, model.opt.qmc_log2n_max))
         rep = KKTModel(model.spec, model.sigmas, opt, model.condensate.last, model.condensate.first, model.delta,
                        sizes=model.sizes, truncated=True, hidden=model.condensate.hidden)
         rep.T = model.T
-        res = held_solve(rep, x, props, log, f"seed {seed}, 8 × 2^{log2n}", tol=1e-9, maxiter=25)
-        if res is not None:
-            rep.safe_eval(res[0], props)
+        res = held_solve(rep, x, props, log, f"seed {seed}, 8 × 2^{log2n}", symmetric, tol=1e-9, maxiter=25)
+        if res is not None and rep.safe_eval(res[0], res[4]) is not None:  # the proposals it solved with
             rep.condensate.retrack()
-            out.append((seed, res[0], rep.safe_eval(res[0], props), rep))
+            out.append((seed, res[0], rep.safe_eval(res[0], res[4]), rep))
     return out
 
 
-def continue_in_temperature(model: KKTModel, x, props, log, T_end: float, ratio: float = 0.8, halvings: int = 4):
+def replica_bound(replicas, m: int, L: int, perms) -> dict:
+    """The error bound of :func:`seed_replicas`' results (as :mod:`solvers.deep.kkt_route`'s replicas): the
+    observables (f, U, each layer's kernel diagonal and blocks) averaged over the class permutations ``perms``, their
+    mean over the R replicas and the bound t_{0.975,R−1} sd/√R per entry; "bound" its largest entry, "argmax" where."""
+    from scipy.stats import t as student_t
+
+    from solvers.deep.kkt_route import symmetrised_observables
+
+    nobs = 2 * m * m + L * (m + m * m)
+    obs = np.array([symmetrised_observables(ev["obs"][:nobs], m, L, perms) for _, _, ev, _ in replicas])
+    R = len(obs)
+    err = float(student_t.ppf(0.975, R - 1)) / np.sqrt(R) * obs.std(axis=0, ddof=1)
+    return {"replicas": R, "mean": obs.mean(axis=0), "error": err, "bound": float(np.max(err)),
+            "argmax": int(np.argmax(err))}
+
+
+def continue_in_temperature(model: KKTModel, x, props, log, T_end: float, ratio: float = 0.8, halvings: int = 4,
+                            symmetric: bool = False):
     """Natural continuation of the KKT point down in T to ``T_end`` (steps of a factor ``ratio``, halved in log T
-    on failure up to ``halvings`` times in a row; proposals held): ([(T, x)], '' or where it stopped)."""
+    on failure up to ``halvings`` times in a row; proposals held; ``symmetric``: in the block-symmetric subspace):
+    ([(T, x)], '' or where it stopped)."""
     T, step, fails, points = model.T, np.log(ratio), 0, []
     while T > T_end * (1 + 1e-12):
         Tn = max(T_end, T * np.exp(step))
         model.T = Tn
-        out = held_solve(model, x, props, log, f"T = {Tn:.4g}", tol=1e-9, maxiter=25)
+        out = held_solve(model, x, props, log, f"T = {Tn:.4g}", symmetric, tol=1e-9, maxiter=25)
         if out is None:
             model.T, fails, step = T, fails + 1, step / 2.0
             if fails > halvings:
