@@ -197,10 +197,10 @@ class SymmetricModel:
         return self.base.adapt(ev, inflate, props)
 
 
-def symmetric_solve(model, x, props, log, label, codes=None, **kw):
+def symmetric_solve(model, x, props, log, label, codes=None, average: bool = True, **kw):
     """:func:`solvers.deep.newton.solve_at` (options ``kw``) on ``model`` restricted to the symmetric subspace
     (:class:`SymmetricModel`, the maximisers' ``codes`` found at ``x`` if None) from the symmetric part of ``x``,
-    with the group-averaged proposals of
+    with ``props`` as given (``average`` False) or the group-averaged proposals of
     :func:`symmetric_proposals`. Returns (x in ``model``'s coordinates, the symmetric evaluation, the proposals
     solved with, the proposals solve_at returned, the wrapper) or None."""
     from solvers.deep.newton import solve_at
@@ -213,6 +213,6 @@ def symmetric_solve(model, x, props, log, label, codes=None, **kw):
     ev = sym.safe_eval(z, props)
     if ev is None:
         return None
-    props = symmetric_proposals(model, sym.full(z), ev, props, sym.imposed)
+    props = symmetric_proposals(model, sym.full(z), ev, props, sym.imposed) if average else props
     out = solve_at(sym, z, props, log, label, jacobians=False, **kw)
     return None if out is None else (sym.full(out[0]), out[1], props, out[4], sym)

@@ -22,9 +22,11 @@ __all__ = ["block_symmetric_solve", "closed_refresh", "solve_kkt_step"]
 def block_symmetric_solve(model: KKTModel, x, props, log, label, held: bool = False, **kw):
     """:func:`solvers.deep.class_symmetry.symmetric_solve` (options ``kw``) with the multipliers permuted within
     each domain, in the return shape of ``follow_sizes``' solves: (x in ``model``'s coordinates, the symmetric
-    evaluation, None, None, the proposals solve_at returned, or with ``held`` the group-averaged ones it solved
-    with) or None."""
-    out = symmetric_solve(model, x, props, log, label, **kw)
+    evaluation, None, None, the proposals solve_at returned) or None. ``held``: with the rule exactly symmetric
+    (``model.class_perms``) ``props`` are held as they are and returned (group-averaging again is not idempotent
+    and moves a constraint at margin ~1e-5 past q = 1), else the group-averaged ones it solved with are returned."""
+    exact = held and model.class_perms is not None
+    out = symmetric_solve(model, x, props, log, label, average=not exact, **kw)
     return None if out is None else (out[0], out[1], None, None, out[2] if held else out[3])
 
 

@@ -8,7 +8,9 @@ The homotopy in P (class sizes s·P_c/min P_c at fixed σ_a² P) runs in two pha
 1. from the start of :func:`solvers.deep.small_p_start.small_p_start` with the proposals moment-matched after every
    step (:func:`solvers.deep.complementarity.follow_sizes`' default solve) up to ``hold_from`` · P;
 2. from there with the proposals held (:func:`solvers.deep.layer_symmetry.solve_kkt_step` with ``hold``), the first
-   step of 1 % from the secant of the last two points, steps growing to ``ratio``. Near P ≈ 19 all three layers
+   step of 1 % from the secant of the last two points, steps growing to ``ratio``; where the equations with newly
+   found maximisers (the middle layer's two-class 110, 101, 011 from P ≈ 23 on) do not solve, the route goes on with
+   the tracked ones. Near P ≈ 19 all three layers
    approach their boundaries together (margins 2e-3 … 0.04) and the first layer's one-class condensates switch on;
    there a re-matched proposal moves the residual by more than a step of 1 % in P does, and Newton from the secant
    predictor fails (docs/devlog.md, relu3l2).
@@ -84,7 +86,7 @@ def follow_three_layers(spec, sigmas, options, log, delta: float = DELTA, hold_f
         start, previous = (model, b.x, b.props), (None if a is None else (a.p, a.x))
     return follow_sizes(spec, sigmas, options, delta, log, ratio=ratio, first_ratio=1.01, start=start,
                         previous=previous, solve=held_solve, refresh=closed_refresh, progress=progress,
-                        on_point=on_point, symmetric=symmetric)
+                        on_point=on_point, symmetric=symmetric, keep_on_refresh_failure=True)
 
 
 def delta_path(model: KKTModel, x, props, log, deltas=(1e-3, 3e-4, 0.0), symmetric: bool = False):
