@@ -208,6 +208,8 @@ def symmetric_solve(model, x, props, log, label, codes=None, average: bool = Tru
     codes = maximiser_codes(model, x, props) if codes is None and getattr(model, "n_mu", 0) else codes
     if codes is None and getattr(model, "n_mu", 0):
         return None
+    if codes is not None and any(len(set(map(tuple, block))) < len(block) for block in codes):
+        return None  # two tracked maximisers of one domain on the same code: no class permutation is defined
     sym = SymmetricModel(model, codes)
     z = sym.reduce(x)
     ev = sym.safe_eval(z, props)
