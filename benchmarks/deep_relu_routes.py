@@ -18,14 +18,15 @@ q = 2 × growth rate) with the proposals the point solves with:
         --first-layer-needles
     PYTHONPATH=. python benchmarks/deep_relu_routes.py kkt --delta 0.003 --seeds 4 --qmc-final 15 --t-end 0.02
     PYTHONPATH=. python benchmarks/deep_relu_routes.py kkt --layers 3 --seeds 3 --qmc-final 13 --t-end 0.02 \
-        --save-dir /tmp/kkt3 [--resume /tmp/kkt3/P019.0735.pkl]
+        --save-dir /tmp/kkt3 [--resume /tmp/kkt3/P019.0735.pkl] [--symmetric]
 
 * ``kkt``: the homotopy in P with both condensates as KKT unknowns (:func:`solvers.deep.complementarity.follow_sizes`,
   smoothing ``--delta``, the domain checks on; at ``--layers 3`` the route of
   :mod:`solvers.deep.three_layer_route`: every hidden layer's condensate, the start at the smallest P by continuation
   in T, the proposals held from P ≈ 19 on, 8 × 2^13 Sobol' points unless ``--options`` says otherwise, δ → 0, each
   layer's condensate and the constrained stability printed; ``--save-dir`` pickles every point, ``--resume`` goes
-  on from one), optionally δ → ``--delta-end`` with the truncated bulk, then the point
+  on from one; ``--symmetric``: every step in the block-symmetric subspace with the exactly class-symmetric rule,
+  :mod:`solvers.deep.class_symmetry`), optionally δ → ``--delta-end`` with the truncated bulk, then the point
   re-solved with ``--seeds`` independent Sobol'
   rules of 8 × 2^``--qmc-final`` points (their spread is the integration error), then continued down in T to
   ``--t-end`` (steps of a factor 0.8).
@@ -237,17 +238,23 @@ def _saver(save_dir):
     return save
 
 
-def kkt3_route(spec, opt, seeds, qmc_final, t_end, save_dir=None, resume=None) -> None:
+def kkt3_route(spec, opt, seeds, qmc_final, t_end, save_dir=None, resume=None, symmetric=False) -> None:
     """The L = 3 route of :mod:`solvers.deep.three_layer_route`: the homotopy in P (or from the pickled point
     ``resume`` of an earlier run's ``--save-dir``), δ → 0, each layer's condensate and the constrained stability,
-    ``seeds`` Sobol' replicas at 8 × 2^``qmc_final``, continuation in T to ``t_end``."""
+    ``seeds`` Sobol' replicas at 8 × 2^``qmc_final`` and their error bound, continuation in T to ``t_end``;
+    ``symmetric``: every step in the block-symmetric subspace with the exactly class-symmetric rule."""
     import pickle
 
     from solvers.deep.complementarity import KKTModel
     from solvers.deep.kkt_stability import constrained_stability
     from solvers.deep import three_layer_route as route
 
+    from dataclasses import replace
+
+    from solvers.deep.class_symmetry import class_permutations
+
     sig, log = layer_sigmas(spec, 3), _Log()
+    opt = replace(opt, symmetric_rule=True) if symmetric else opt
     start = previous = None
     if resume:
         with open(resume, "rb") as fh:
@@ -259,7 +266,7 @@ def kkt3_route(spec, opt, seeds, qmc_final, t_end, save_dir=None, resume=None) -
         model.T = spec.temperature
         start, previous = (model, st["x"], st["props"]), st.get("previous")
     path, model = route.follow_three_layers(spec, sig, opt, log, start=start, previous=previous,
-                                            on_point=_saver(save_dir))
+                                            on_point=_saver(save_dir), symmetric=0.0 if symmetric else np.inf)
     print(path.stopped or f"reached P = {path.last.p:.4g}", flush=True)
     if path.stopped:
         return
@@ -270,17 +277,22 @@ def kkt3_route(spec, opt, seeds, qmc_final, t_end, save_dir=None, resume=None) -
         stab = constrained_stability(mdl, xs, mdl.safe_eval(xs, props), props)
         print(f"   {label}: {json.dumps(c)}\n   stability: {stab['message']}, stable {stab['stable']}", flush=True)
 
-    points, stopped = route.delta_path(model, x, props, log)
+    points, stopped = route.delta_path(model, x, props, log, symmetric=symmetric)
     print(stopped or "δ = 0 reached", flush=True)
     if points:
         x = points[-1][1]
     show(f"T = {model.T:g}, δ = {model.delta:g}", model, x)
-    for seed, xr, _, rep in route.seed_replicas(model, x, props, log, range(1, seeds + 1), qmc_final):
+    reps = route.seed_replicas(model, x, props, log, range(1, seeds + 1), qmc_final, symmetric=symmetric)
+    for seed, xr, _, rep in reps:
         show(f"seed {seed}, 8 × 2^{qmc_final}", rep, xr)
+    if len(reps) >= 2:
+        b = route.replica_bound(reps, model.m, model.L, class_permutations(model.sizes))
+        print(f"   replica bound ({b['replicas']} of {seeds} solved): {b['bound']:.3g} at observable {b['argmax']}; "
+              f"mean {np.round(b['mean'], 4).tolist()}; error {np.round(b['error'], 5).tolist()}", flush=True)
     if t_end:
         model.safe_eval(x, props)
         model.condensate.retrack()
-        pts, stopped = route.continue_in_temperature(model, x, props, log, t_end)
+        pts, stopped = route.continue_in_temperature(model, x, props, log, t_end, symmetric=symmetric)
         print(stopped or f"T = {t_end:g} reached", flush=True)
         if pts and not stopped:
             show(f"T = {model.T:g}, δ = {model.delta:g}", model, pts[-1][1])
@@ -310,6 +322,8 @@ def main(argv=None) -> int:
     p.add_argument("--kkt-start-t", type=float, default=0.2, help="kkt route, L >= 3: T of the prior start at small P")
     p.add_argument("--save-dir", default=None, help="kkt route, L >= 3: pickle every solved point of the homotopy here")
     p.add_argument("--resume", default=None, help="kkt route, L >= 3: go on from a point pickled by --save-dir")
+    p.add_argument("--symmetric", action="store_true", help="kkt route, L >= 3: every step in the block-symmetric "
+                   "subspace with the exactly class-symmetric rule")
     a = p.parse_args(argv)
     spec = ModelSpec(nonlinearity="relu", sigma_a=a.sigma_a, temperature=a.temperature,
                      class_sizes=tuple(int(v) for v in a.class_sizes.split(",")))
@@ -325,7 +339,7 @@ def main(argv=None) -> int:
                                              **{**json.loads(a.options), **json.loads(a.switch_options)}))
                 shape_route(spec, opt, a.budget, a.needles, switch)
             elif a.route == "kkt" and a.layers >= 3:
-                kkt3_route(spec, opt, a.seeds, a.qmc_final, a.t_end, a.save_dir, a.resume)
+                kkt3_route(spec, opt, a.seeds, a.qmc_final, a.t_end, a.save_dir, a.resume, a.symmetric)
             elif a.route == "kkt":
                 kkt_route(spec, opt, a.delta, a.seeds, a.qmc_final, a.t_end, a.delta_end, a.layers, a.kkt_start_t)
             else:

@@ -6,7 +6,8 @@ A permutation π of the classes with P_π(c) = P_c acts on the natural coordinat
     w = (t (m × m), per hidden layer tril k_ℓ and log δ_ℓ, the multipliers μ of a KKT model)
 
 by t ↦ Π t Πᵀ, k_ℓ ↦ Π k_ℓ Πᵀ, δ_ℓ ↦ Π δ_ℓ and μ_j ↦ μ_π(j), where the maximiser π(j) of a domain constraint
-(:mod:`solvers.deep.complementarity`) is the one whose code (the classes on) is the image of j's code. The
+(:mod:`solvers.deep.complementarity`) is the one of the same domain (the readout's, the first layer's, a middle
+layer's: the same code occurs in several layers) whose code (the classes on) is the image of j's code. The
 residual of :meth:`solvers.deep.model.DeepModel.evaluate` (f + T t − Y; tril(k^new − k), δ^new − δ; φ_δ(μ_j,
 1 − q_j)) is laid out like w and transforms the same way, so its restriction to the fixed subspace V = {w : g w =
 w for every g} is a square system: with Q an orthonormal basis of V (the range of the group average of the
@@ -27,7 +28,7 @@ from solvers.deep.model import DeepModel
 from theory.deep_fields import tril_pack, tril_unpack
 from theory.deep_symmetric_rule import equal_size_permutations, permutation_matrix, pulled_back
 
-__all__ = ["class_permutations", "maximiser_codes", "SymmetricModel", "symmetric_proposals",
+__all__ = ["class_permutations", "maximiser_codes", "multiplier_images", "SymmetricModel", "symmetric_proposals",
            "symmetric_solve"]
 
 
@@ -38,19 +39,29 @@ def class_permutations(sizes) -> list:
 
 
 def maximiser_codes(model, x, props) -> list | None:
-    """The codes (tuples of the classes on) of a KKT model's tracked maximisers at ``x``, readout's then first
-    layer's (:class:`solvers.deep.complementarity.Multipliers`); None if ``x`` does not evaluate."""
+    """The codes (tuples of the classes on) of a KKT model's tracked maximisers at ``x``, one list per domain:
+    [[the readout's], [the first layer's], [middle layer 2's], ...] (:class:`solvers.deep.complementarity.
+    Multipliers`); None if ``x`` does not evaluate."""
+    from solvers.deep.hidden_condensate import hidden_fields
+
     ev = model.safe_eval(x, props)
     if ev is None:
         return None
     hook = model.condensate
     t, ker = model.unpack(np.asarray(x)[:model.n_base])
-    codes = list(hook.readout_domain(model, t, ker).codes) if len(hook.last) else []
+    out = [list(hook.readout_domain(model, t, ker).codes) if len(hook.last) else []]
     if len(hook.first):
         up = ev["layers"][1]
         B, _, dirs, _ = hook.first_layer(up.kt_in, up.dt_in, model.sigmas[0], model.sizes)
-        codes += [tuple(int(c) for c in np.flatnonzero(B @ v > 0.0)) for v in dirs]
-    return codes
+        out.append([tuple(int(c) for c in np.flatnonzero(B @ v > 0.0)) for v in dirs])
+    else:
+        out.append([])
+    for block, ell in enumerate(hook.hidden, start=2):
+        up = ev["layers"][ell]
+        R, delta = ker[ell - 2]
+        fields = hidden_fields(up.kt_in, up.dt_in, model.sigmas[ell - 1], R, delta)
+        out.append([fields.domain(model.sizes, previous=y[None, :]).codes[0] for y in hook.tracked[block]])
+    return out
 
 
 def symmetric_proposals(model, x, ev, props, perms) -> list:
@@ -84,23 +95,26 @@ def symmetric_proposals(model, x, ev, props, perms) -> list:
     return out
 
 
-def _multiplier_images(codes, perm, n_last):
-    """The index map j ↦ π(j) of the multipliers under the class permutation ``perm`` (codes mapped, within each
-    domain), or None if some image code is missing or not unique."""
-    out = []
-    for j, code in enumerate(codes):
-        lo, hi = (0, n_last) if j < n_last else (n_last, len(codes))
-        image = tuple(sorted(int(perm[c]) for c in code))
-        hits = [i for i in range(lo, hi) if tuple(sorted(codes[i])) == image]
-        if len(hits) != 1:
-            return None
-        out.append(hits[0])
+def multiplier_images(codes, perm) -> np.ndarray | None:
+    """The index map j ↦ π(j) of the multipliers (the domains' ``codes`` of :func:`maximiser_codes`
+    concatenated) under the class permutation ``perm``, each image looked up within its own domain (the same code,
+    say 010, occurs in several layers); None if some image code is missing or not unique."""
+    out, off = [], 0
+    for block in codes:
+        keys = [tuple(sorted(c)) for c in block]
+        for code in block:
+            image = tuple(sorted(int(perm[c]) for c in code))
+            hits = [i for i, k in enumerate(keys) if k == image]
+            if len(hits) != 1:
+                return None
+            out.append(off + hits[0])
+        off += len(block)
     return np.array(out, dtype=int)
 
 
 class SymmetricModel:
     """``base`` (a :class:`solvers.deep.model.DeepModel` or KKT model) restricted to the subspace symmetric under
-    the class permutations of equal-size classes (module docstring). ``codes``: the maximisers' codes
+    the class permutations of equal-size classes (module docstring). ``codes``: the maximisers' codes per domain
     (:func:`maximiser_codes`; None for a model without multipliers). Unknowns z = Qᵀ w; :meth:`full` maps z to the
     base model's packed x. If a permutation has no image for some maximiser's code, only the permutations that do
     are imposed (``imposed``)."""
@@ -110,10 +124,9 @@ class SymmetricModel:
         self.opt, self.exact = base.opt, base.exact
         m, L = base.m, base.L
         self.n_mu = getattr(base, "n_mu", 0)
-        n_last = len(base.condensate.last) if self.n_mu else 0
         actions, self.imposed = [], []
         for perm in class_permutations(base.sizes):
-            images = _multiplier_images(codes, perm, n_last) if self.n_mu else np.zeros(0, dtype=int)
+            images = multiplier_images(codes, perm) if self.n_mu else np.zeros(0, dtype=int)
             if images is None:
                 continue
             actions.append(self._action(perm, images))
@@ -184,23 +197,24 @@ class SymmetricModel:
         return self.base.adapt(ev, inflate, props)
 
 
-def symmetric_solve(model, x, props, log, label, codes=None, wrapper=None, **kw):
+def symmetric_solve(model, x, props, log, label, codes=None, average: bool = True, **kw):
     """:func:`solvers.deep.newton.solve_at` (options ``kw``) on ``model`` restricted to the symmetric subspace
-    (:class:`SymmetricModel`, the maximisers' ``codes`` found at ``x`` if None; or the given ``wrapper`` with the
-    same interface) from the symmetric part of ``x``, with the group-averaged proposals of
+    (:class:`SymmetricModel`, the maximisers' ``codes`` found at ``x`` if None) from the symmetric part of ``x``,
+    with ``props`` as given (``average`` False) or the group-averaged proposals of
     :func:`symmetric_proposals`. Returns (x in ``model``'s coordinates, the symmetric evaluation, the proposals
     solved with, the proposals solve_at returned, the wrapper) or None."""
     from solvers.deep.newton import solve_at
 
-    if wrapper is None:
-        codes = maximiser_codes(model, x, props) if codes is None and getattr(model, "n_mu", 0) else codes
-        if codes is None and getattr(model, "n_mu", 0):
-            return None
-    sym = wrapper if wrapper is not None else SymmetricModel(model, codes)
+    codes = maximiser_codes(model, x, props) if codes is None and getattr(model, "n_mu", 0) else codes
+    if codes is None and getattr(model, "n_mu", 0):
+        return None
+    if codes is not None and any(len(set(map(tuple, block))) < len(block) for block in codes):
+        return None  # two tracked maximisers of one domain on the same code: no class permutation is defined
+    sym = SymmetricModel(model, codes)
     z = sym.reduce(x)
     ev = sym.safe_eval(z, props)
     if ev is None:
         return None
-    props = symmetric_proposals(model, sym.full(z), ev, props, sym.imposed)
+    props = symmetric_proposals(model, sym.full(z), ev, props, sym.imposed) if average else props
     out = solve_at(sym, z, props, log, label, jacobians=False, **kw)
     return None if out is None else (sym.full(out[0]), out[1], props, out[4], sym)

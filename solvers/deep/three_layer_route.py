@@ -8,7 +8,9 @@ The homotopy in P (class sizes s·P_c/min P_c at fixed σ_a² P) runs in two pha
 1. from the start of :func:`solvers.deep.small_p_start.small_p_start` with the proposals moment-matched after every
    step (:func:`solvers.deep.complementarity.follow_sizes`' default solve) up to ``hold_from`` · P;
 2. from there with the proposals held (:func:`solvers.deep.layer_symmetry.solve_kkt_step` with ``hold``), the first
-   step of 1 % from the secant of the last two points, steps growing to ``ratio``. Near P ≈ 19 all three layers
+   step of 1 % from the secant of the last two points, steps growing to ``ratio``; where the equations with newly
+   found maximisers (the middle layer's two-class 110, 101, 011 from P ≈ 23 on) do not solve, the route goes on with
+   the tracked ones. Near P ≈ 19 all three layers
    approach their boundaries together (margins 2e-3 … 0.04) and the first layer's one-class condensates switch on;
    there a re-matched proposal moves the residual by more than a step of 1 % in P does, and Newton from the secant
    predictor fails (docs/devlog.md, relu3l2).
@@ -36,7 +38,7 @@ from solvers.deep.kkt import _first_layer_sums, _readout_layer, condensate_terms
 from solvers.deep.layer_symmetry import closed_refresh, solve_kkt_step
 
 __all__ = ["DELTA", "HOLD_FROM", "follow_three_layers", "held_solve", "delta_path", "layer_condensates",
-           "seed_replicas", "continue_in_temperature"]
+           "seed_replicas", "replica_bound", "continue_in_temperature"]
 
 #: the smoothing of the homotopy in P
 DELTA = 0.003
@@ -50,18 +52,23 @@ def held_solve(model, x, props, log, label, symmetric=False, **kw):
 
 
 def follow_three_layers(spec, sigmas, options, log, delta: float = DELTA, hold_from: float = HOLD_FROM,
-                        ratio: float = 1.1, start=None, previous=None, progress=None, on_point=None):
+                        ratio: float = 1.1, start=None, previous=None, progress=None, on_point=None,
+                        symmetric: float = np.inf):
     """The homotopy in P of the module docstring to the spec's class sizes: (Path, the KKT model of its last
     point). ``start`` (model, x, proposals) and ``previous`` (P, x): go on from a saved point in phase 2 instead
     (the start at small P is then not run); ``on_point`` (model, P, x, proposals) at every solved point;
-    ``progress`` (:mod:`solvers.progress`) as in :func:`solvers.deep.complementarity.follow_sizes`."""
+    ``progress`` (:mod:`solvers.progress`) as in :func:`solvers.deep.complementarity.follow_sizes`;
+    ``symmetric``: the steps at P >= this solved in the block-symmetric subspace
+    (:func:`solvers.deep.layer_symmetry.block_symmetric_solve`; with ``options.symmetric_rule`` the estimates are
+    then exactly class-symmetric there)."""
     from solvers.deep.barrier_path import Path
     from solvers.deep.small_p_start import small_p_start
     from solvers.progress import report
 
     total = float(np.sum(spec.class_sizes))
     if start is None:
-        first = small_p_start(spec, sigmas, options, delta, log)
+        first = small_p_start(spec, sigmas, options, delta, log, **(
+            {} if symmetric > 0 else dict(solve=lambda *a, **kw: solve_kkt_step(*a, True, **kw), refresh=closed_refresh)))
         if first is None:
             return Path(stopped="the start at small P by continuation in T failed"), None
 
@@ -70,7 +77,7 @@ def follow_three_layers(spec, sigmas, options, log, delta: float = DELTA, hold_f
                                                                              event.total, **event.values)
 
         path, model = follow_sizes(spec, sigmas, options, delta, log, start=first, refresh=closed_refresh,
-                                   progress=until, on_point=on_point)
+                                   progress=until, on_point=on_point, symmetric=symmetric, solve=solve_kkt_step)
         if model is None or (path.stopped and "stopped by the caller" not in path.stopped):
             return path, model
         if path.last.p >= total * (1 - 1e-12):
@@ -79,16 +86,17 @@ def follow_three_layers(spec, sigmas, options, log, delta: float = DELTA, hold_f
         start, previous = (model, b.x, b.props), (None if a is None else (a.p, a.x))
     return follow_sizes(spec, sigmas, options, delta, log, ratio=ratio, first_ratio=1.01, start=start,
                         previous=previous, solve=held_solve, refresh=closed_refresh, progress=progress,
-                        on_point=on_point)
+                        on_point=on_point, symmetric=symmetric, keep_on_refresh_failure=True)
 
 
-def delta_path(model: KKTModel, x, props, log, deltas=(1e-3, 3e-4, 0.0)):
+def delta_path(model: KKTModel, x, props, log, deltas=(1e-3, 3e-4, 0.0), symmetric: bool = False):
     """The complementarity δ → 0 (``deltas``) from the solved point at ``model.delta`` with the truncated bulk and
-    the proposals held (:func:`solvers.deep.complementarity.follow_delta`): (points, '' or where it stopped)."""
+    the proposals held (:func:`solvers.deep.complementarity.follow_delta`; ``symmetric``: in the block-symmetric
+    subspace, group-averaged proposals): (points, '' or where it stopped)."""
     model.truncated, model.condensate.check = True, False
 
     def solve(mdl, xs, ps, label):
-        out = held_solve(mdl, xs, ps, log, label, tol=1e-9, maxiter=25)
+        out = held_solve(mdl, xs, ps, log, label, symmetric, tol=1e-9, maxiter=25)
         return None if out is None else (out[0], out[4])
 
     return follow_delta(model, x, props, deltas, log, label="δ", solve=solve)
@@ -148,31 +156,49 @@ def layer_condensates(model: KKTModel, x, props) -> dict | None:
     return out
 
 
-def seed_replicas(model: KKTModel, x, props, log, seeds, log2n: int):
-    """The KKT point re-solved from ``x`` (same δ, truncated bulk, proposals held) with the Sobol' scrambles
-    ``seeds`` of 8 × 2^``log2n`` points: [(seed, x, evaluation, model)] of those that converged."""
+def seed_replicas(model: KKTModel, x, props, log, seeds, log2n: int, symmetric: bool = False):
+    """The KKT point re-solved from ``x`` (same δ, truncated bulk, proposals held; ``symmetric``: in the
+    block-symmetric subspace) with the Sobol' scrambles ``seeds`` of 8 × 2^``log2n`` points: [(seed, x, evaluation,
+    model)] of those that converged."""
     out = []
     for seed in seeds:
         opt = replace(model.opt, seed=int(seed), qmc_log2n=log2n, qmc_log2n_max=max(log2n, model.opt.qmc_log2n_max))
         rep = KKTModel(model.spec, model.sigmas, opt, model.condensate.last, model.condensate.first, model.delta,
                        sizes=model.sizes, truncated=True, hidden=model.condensate.hidden)
         rep.T = model.T
-        res = held_solve(rep, x, props, log, f"seed {seed}, 8 × 2^{log2n}", tol=1e-9, maxiter=25)
-        if res is not None:
-            rep.safe_eval(res[0], props)
+        res = held_solve(rep, x, props, log, f"seed {seed}, 8 × 2^{log2n}", symmetric, tol=1e-9, maxiter=25)
+        if res is not None and rep.safe_eval(res[0], res[4]) is not None:  # the proposals it solved with
             rep.condensate.retrack()
-            out.append((seed, res[0], rep.safe_eval(res[0], props), rep))
+            out.append((seed, res[0], rep.safe_eval(res[0], res[4]), rep))
     return out
 
 
-def continue_in_temperature(model: KKTModel, x, props, log, T_end: float, ratio: float = 0.8, halvings: int = 4):
+def replica_bound(replicas, m: int, L: int, perms) -> dict:
+    """The error bound of :func:`seed_replicas`' results (as :mod:`solvers.deep.kkt_route`'s replicas): the
+    observables (f, U, each layer's kernel diagonal and blocks) averaged over the class permutations ``perms``, their
+    mean over the R replicas and the bound t_{0.975,R−1} sd/√R per entry; "bound" its largest entry, "argmax" where."""
+    from scipy.stats import t as student_t
+
+    from solvers.deep.kkt_route import symmetrised_observables
+
+    nobs = 2 * m * m + L * (m + m * m)
+    obs = np.array([symmetrised_observables(ev["obs"][:nobs], m, L, perms) for _, _, ev, _ in replicas])
+    R = len(obs)
+    err = float(student_t.ppf(0.975, R - 1)) / np.sqrt(R) * obs.std(axis=0, ddof=1)
+    return {"replicas": R, "mean": obs.mean(axis=0), "error": err, "bound": float(np.max(err)),
+            "argmax": int(np.argmax(err))}
+
+
+def continue_in_temperature(model: KKTModel, x, props, log, T_end: float, ratio: float = 0.8, halvings: int = 4,
+                            symmetric: bool = False):
     """Natural continuation of the KKT point down in T to ``T_end`` (steps of a factor ``ratio``, halved in log T
-    on failure up to ``halvings`` times in a row; proposals held): ([(T, x)], '' or where it stopped)."""
+    on failure up to ``halvings`` times in a row; proposals held; ``symmetric``: in the block-symmetric subspace):
+    ([(T, x)], '' or where it stopped)."""
     T, step, fails, points = model.T, np.log(ratio), 0, []
     while T > T_end * (1 + 1e-12):
         Tn = max(T_end, T * np.exp(step))
         model.T = Tn
-        out = held_solve(model, x, props, log, f"T = {Tn:.4g}", tol=1e-9, maxiter=25)
+        out = held_solve(model, x, props, log, f"T = {Tn:.4g}", symmetric, tol=1e-9, maxiter=25)
         if out is None:
             model.T, fails, step = T, fails + 1, step / 2.0
             if fails > halvings:

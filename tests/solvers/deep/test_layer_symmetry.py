@@ -1,16 +1,16 @@
-"""Class symmetry of a KKT model with condensates in every hidden layer (solvers.deep.layer_symmetry; issue 17): the
-multipliers are permuted within each domain (the same code occurs in several layers), at L = 2 the subspace is
-deeprelu13's, and a code whose image is missing drops the permutation."""
+"""Class symmetry of a KKT model with condensates in every hidden layer (solvers.deep.class_symmetry,
+layer_symmetry; issue 17): the multipliers are permuted within each domain (the same code occurs in several layers),
+the KKT residual is equivariant under that action, and a code whose image is missing drops the permutation."""
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from solvers.deep.class_symmetry import SymmetricModel, _multiplier_images
+from solvers.deep.class_symmetry import SymmetricModel, maximiser_codes, multiplier_images
 from solvers.deep.complementarity import KKTModel
-from solvers.deep.layer_symmetry import BlockSymmetricModel, block_images
 from solvers.deep.options import DeepOptions
+from theory.deep_rules import Proposal
 from theory.spec import ModelSpec
 
 ONE_CLASS = [(0,), (1,), (2,)]
@@ -27,26 +27,46 @@ def _kkt(L, hidden=0):
 
 def test_images_are_looked_up_within_each_domain():
     """Codes 100, 001, 010 in the first layer and 100, 010, 001 in a middle layer: the 2↔3 exchange maps each
-    multiplier to its own domain's image; pooled over the hidden layers (the L = 2 lookup) the code 010 has two
-    hits and the permutation would be dropped."""
+    multiplier to its own domain's image; pooled into one domain the code 010 has two hits and the permutation
+    would be dropped."""
     blocks = [ONE_CLASS, [(0,), (2,), (1,)], ONE_CLASS]
-    assert block_images(blocks, SWAP).tolist() == [0, 2, 1, 3, 5, 4, 6, 8, 7]
-    assert _multiplier_images(sum(blocks, []), SWAP, 3) is None
-    assert block_images([ONE_CLASS, ONE_CLASS, [(0,), (0, 1)]], SWAP) is None  # 110 without 101
+    assert multiplier_images(blocks, SWAP).tolist() == [0, 2, 1, 3, 5, 4, 6, 8, 7]
+    assert multiplier_images([sum(blocks, [])], SWAP) is None
+    assert multiplier_images([ONE_CLASS, ONE_CLASS, [(0,), (0, 1)]], SWAP) is None  # 110 without 101
 
 
-def test_two_layers_give_the_subspace_of_class_symmetry():
-    model = _kkt(2)
-    codes = [ONE_CLASS, [(0,), (2,), (1,)]]
-    a, b = SymmetricModel(model, sum(codes, [])), BlockSymmetricModel(model, codes)
-    assert a.n == b.n and np.allclose(a.projector, b.projector, atol=1e-12)
+def test_residual_is_equivariant_with_the_images_of_each_domain():
+    """ReLU, L = 2, classes 4,2,2, the exactly class-symmetric rule, a 2↔3-invariant point (t and k_1 with
+    off-diagonal blocks, the multipliers of image maximisers equal) and skewed proposals; the first layer's
+    maximisers are listed as 100, 001, 010 and the readout's as 100, 010, 001: the full KKT residual (f, kernels,
+    complementarity) lies in the symmetric subspace to rounding with the images looked up per domain, and not with
+    the first layer's codes mis-assigned to its maximisers (read in reverse order)."""
+    spec = ModelSpec(nonlinearity="relu", class_sizes=(4, 2, 2), sigma_a=0.5, temperature=0.5)
+    t = 0.7 * np.eye(3) - 0.2
+    t[1, 2] = t[2, 1] = -0.25
+    k = 0.6 * np.eye(3) + 0.2
+    k[1, 2] = k[2, 1] = 0.15
+    eye = np.eye(3)
+    model = KKTModel(spec, (1.0, 1.0), DeepOptions(integrator="qmc", qmc_log2n=6, symmetric_rule=True,
+                                                   code_neurons=0), np.hstack([eye, eye]), eye[[0, 2, 1]], 0.003)
+    rng = np.random.default_rng(1)
+    props = [Proposal(0.2 * rng.standard_normal(d), 1.1 * np.eye(d) + 0.05 * np.tril(rng.standard_normal((d, d))))
+             for d in model.dims]
+    x = model.with_multipliers(model.pack(t, [(k, np.array([0.3, 0.35, 0.35]))]), 0.1 * np.arange(1, 7))
+    codes = maximiser_codes(model, x, props)
+    assert codes == [ONE_CLASS, [(0,), (2,), (1,)]]
+    asym = {}
+    for name, c in (("per domain", codes), ("mis-assigned", [codes[0], codes[1][::-1]])):
+        sym = SymmetricModel(model, c)
+        asym[name] = sym.evaluate(sym.reduce(x), props)["asymmetry"]
+    assert asym["per domain"] < 1e-12 and asym["mis-assigned"] > 1e-3
 
 
 def test_three_layers_average_each_multiplier_with_its_image_in_its_own_layer():
     """L = 3: the group average of a unit multiplier of the middle layer's 010 maximiser is ½ on it and ½ on the
     middle layer's 001, nothing on the first layer's 010; the projector is symmetric and idempotent."""
     model = _kkt(3, hidden=1)
-    sym = BlockSymmetricModel(model, [ONE_CLASS, ONE_CLASS, ONE_CLASS])
+    sym = SymmetricModel(model, [ONE_CLASS, ONE_CLASS, ONE_CLASS])
     assert len(sym.imposed) == 2
     Pj = sym.projector
     assert np.allclose(Pj, Pj.T) and np.allclose(Pj @ Pj, Pj, atol=1e-12)
@@ -70,7 +90,6 @@ def test_three_layer_relu_kkt_point_in_the_papers_regime():
     from solvers.deep.kkt_stability import constrained_stability
     from solvers.deep.newton import SolveLog
     from solvers.deep.three_layer_route import held_solve, layer_condensates
-    from theory.deep_rules import Proposal
 
     with open(Path(__file__).parent / "data" / "relu3_kkt_p64_t005.json") as fh:
         st = json.load(fh)
