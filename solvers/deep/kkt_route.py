@@ -12,15 +12,16 @@ equations are exactly equivariant. Steps, all from scratch inside the solve:
    :data:`KKT_TEMPERATURE` (as the search's warm start for small T);
 2. the complementarity δ → 0 (:data:`DELTAS`) with the truncated bulk in the symmetric subspace with group-averaged
    proposals held fixed (re-matching them to the truncated integrand can run away along a needle beyond q = 1);
-3. below T_w, continuation down in T (steps of a factor at most 0.8, halved on failure) with the same unknowns;
-4. one symmetric re-solve at the target T with the readout's needle split (``needle_split``, else
-   :data:`NEEDLE_SPLIT`; :mod:`theory.deep_needle_tail`, class-symmetric slices): the readout's integral is the rule
-   inside the half-spaces {ŷ_j·y < r_c} of its tracked maximisers plus 1-D slice integrals along each needle, so the
-   split of the outliers' contribution between the bulk's needle and the condensate (the multiplier, the excess
-   beyond the whole needle) no longer depends on where a rule's nodes stop;
+3. one symmetric re-solve at T_w with the readout's needle split (``needle_split``, else :data:`NEEDLE_SPLIT`;
+   :mod:`theory.deep_needle_tail`, class-symmetric slices): the readout's integral is the rule inside the
+   half-spaces {ŷ_j·y < r_c} of its tracked maximisers plus 1-D slice integrals along each needle, so the split of
+   the outliers' contribution between the bulk's needle and the condensate (the multiplier, the excess beyond the
+   whole needle) no longer depends on where a rule's nodes stop (from the point of step 2 at T = 0.02 Newton does
+   not reach it in 25 iterations; at T_w it does);
+4. below T_w, continuation down in T (steps of a factor at most 0.8, halved on failure) with the split on;
 5. R = ``kkt_replicas`` independent Sobol' scrambles (seeds seed + 1 … seed + R, rule and slices) of 8 × 2^n points,
    n from ``qmc_log2n_max`` up to ``kkt_log2n_max`` while the error bound exceeds ``error_tol``: the symmetric KKT
-   solve with the split re-solved with each, from the point of step 4 at the first n and from the replica's own
+   solve with the split re-solved with each, from the point of steps 3–4 at the first n and from the replica's own
    solution at the previous n after that (the nets are nested), along δ → 0 where the direct solve at δ = 0 fails.
    Each replica's observables o_r are group-averaged over the class permutations. Reported: the mean ō of the R
    symmetrised replicas, with error
@@ -114,7 +115,7 @@ def _symmetric_solve(model: KKTModel, x, props, log, label, codes=None):
 
 
 def _warm_route(search, T_w: float):
-    """Steps 1–3 of the module docstring: (KKT model at the target T, x, proposals, its codes) or (None, message)."""
+    """Steps 1–2 of the module docstring: (KKT model at T_w, x, proposals, its codes) or (None, message)."""
     spec, sig, opt, log = search.spec, search.sig, route_options(search.opt), search.log
     path, model = follow_sizes(spec.replace(temperature=T_w), sig, opt, DELTA, log, progress=search.log.progress,
                                symmetric=0.0)  # every step symmetric: the rule is exactly symmetric
@@ -134,7 +135,14 @@ def _warm_route(search, T_w: float):
     if stopped:
         return None, f"{stopped} (T = {T_w:.4g})"
     _, x, props, _ = points[-1]
-    T, step, halvings = T_w, math.log(0.8), 0
+    return (kkt, x, props, codes), ""
+
+
+def _down_in_t(kkt: KKTModel, x, props, codes, spec, log):
+    """Step 4 of the module docstring: the symmetric KKT point of ``kkt`` (at its T) continued down to
+    ``spec.temperature`` in steps of a factor at most 0.8, halved on failure: ((x, proposals), "") with ``kkt`` at the
+    target, or (None, message)."""
+    T, step, halvings = kkt.T, math.log(0.8), 0
     while T > spec.temperature * (1 + 1e-12):
         Tk = max(spec.temperature, T * math.exp(step))
         kkt.T = Tk
@@ -147,7 +155,7 @@ def _warm_route(search, T_w: float):
         T, halvings = Tk, 0
         x, _, props, _ = out
     kkt.spec = spec
-    return (kkt, x, props, codes), ""
+    return (x, props), ""
 
 
 def _condensates(model: KKTModel, x, ev) -> dict:
@@ -173,7 +181,7 @@ def _condensates(model: KKTModel, x, ev) -> dict:
 
 
 def _split_solve(search, base: KKTModel, x, props, codes):
-    """Step 4 of the module docstring: the symmetric KKT point of ``base`` re-solved with the readout's needle split
+    """Step 3 of the module docstring: the symmetric KKT point of ``base`` re-solved with the readout's needle split
     (seed ``options.seed``, 8 × 2^qmc_log2n_max points) from ``x``: (x, ev, proposals, model) or None."""
     opt = route_options(search.opt, split=True)
     opt = replace(opt, qmc_log2n=opt.qmc_log2n_max)
@@ -251,9 +259,15 @@ def kkt_candidate(search) -> dict | None:
     kkt, x, props, codes = found
     split = _split_solve(search, kkt, x, props, codes)
     if split is None:
-        search.tried.append("KKT route: the re-solve with the needle split failed")
+        search.tried.append(f"KKT route: the re-solve with the needle split failed (T = {T_w:.4g})")
         return None
     x, _, props, kkt = split
+    down, why = _down_in_t(kkt, x, props, codes, spec, search.log)
+    if down is None:
+        search.tried.append(why)
+        search.log.append(why)
+        return None
+    x, props = down
     m, L, perms = kkt.m, kkt.L, class_permutations(kkt.sizes)
     log2n, solved = opt.qmc_log2n_max, None
     while True:
