@@ -199,11 +199,8 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
         log_z = float(log_z)
         p = sign * np.exp(lw - log_z)
     if needles is not None and not neurons:
-        if sign is not None:
-            raise ValueError("layer_integral: needles need a rule with positive weights (not a sparse grid)")
-        observed = _node_observables(y, m1, m2, ez, ez2, s, has_xi, sigma_a if readout else None)
-        return _split_result(oned, P, sigma, y, lw, observed, needles, R_in, delta_in, t, sigma_a, kt, dt, proposal,
-                             maps)
+        return _split_result(oned, P, sigma, y, lw, (m1, m2, ez, ez2, s, sign), needles, proposal, maps,
+                             dict(R_in=R_in, delta_in=delta_in, t=t, sigma_a=sigma_a, kt=kt, dt=dt))
     if neurons:
         return _sample_patterns(oned, P, p, xi, u, s, dtilt, ez, ez2, neurons, rng)
     ess = float(np.sum(np.abs(p)) ** 2 / np.sum(p * p) / len(p))
@@ -247,16 +244,22 @@ def _node_evaluation(oned: OneD, P, sigma: float, y, R_in, delta_in, t, sigma_a,
     return log_density, _node_observables(y, m1, m2, ez, ez2, s, R_in is not None, sigma_a if t is not None else None)
 
 
-def _split_result(oned: OneD, P, sigma: float, y, lw, observed: dict, needles, R_in, delta_in, t, sigma_a, kt, dt,
-                  proposal, maps=None) -> LayerResult:
-    """:func:`layer_integral`'s result with the needle split of :mod:`theory.deep_needle_tail`: every average of
-    :func:`_node_observables` (``observed``: at the rule's nodes ``y``) is the rule's (nodes reweighted by
+def _split_result(oned: OneD, P, sigma: float, y, lw, moments: tuple, needles, proposal, maps,
+                  kw: dict) -> LayerResult:
+    """:func:`layer_integral`'s result with the needle split of :mod:`theory.deep_needle_tail` (``kw``: its input
+    kernel and tilt arguments; ``moments``: the 1-D moments m1, m2, E₁z, E₁z², s at the rule's nodes ``y`` and the
+    rule's signs, which must be None: positive weights only): every average of
+    :func:`_node_observables` (at the rule's nodes ``y``) is the rule's (nodes reweighted by
     1 − Σ_j χ_j) plus the slices' along ``needles.axes``; the rule's and the slices' weights share the normalisation
     N(y; 0, I) e^{Σ_c P_c ζ_c} = (2π)^{−d/2} e^{λ(y)}. ``maps``: the class permutations' images of the symmetric rule
     (:func:`theory.deep_symmetric_rule.image_maps`), which the split's axes and slices share
     (:func:`theory.deep_needle_tail.needle_orbits`). ``ess``: the smaller of the reweighted rule's Kish fraction and
     the slices' (``slice_ess``)."""
-    kw = dict(R_in=R_in, delta_in=delta_in, t=t, sigma_a=sigma_a, kt=kt, dt=dt)
+    m1, m2, ez, ez2, s, sign = moments
+    if sign is not None:
+        raise ValueError("layer_integral: needles need a rule with positive weights (not a sparse grid)")
+    R_in, delta_in = kw["R_in"], kw["delta_in"]
+    observed = _node_observables(y, m1, m2, ez, ez2, s, R_in is not None, kw["sigma_a"] if kw["t"] is not None else None)
     half_log_2pi = 0.5 * y.shape[1] * np.log(2.0 * np.pi)
 
     def evaluate(z):

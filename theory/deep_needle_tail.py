@@ -246,9 +246,11 @@ def slice_integrals(logdensity, observe, axis, axes, r_c: float, radii, *, width
     for i, r in enumerate(radii):  # one Laplace solve per slice: a joint solve stops on the slowest slice
         if width > 0.0 and r <= r_c - width:
             continue  # χ = 0 on this slice
+        def on_slice(Z, r=r):
+            return logdensity((r * axis + Z @ basis.T).reshape(-1, d)).reshape(Z.shape[:2])
+
         with np.errstate(all="ignore"):
-            mode, curv, peak = _laplace(lambda Z: logdensity((r * axis + Z @ basis.T).reshape(-1, d)).reshape(Z.shape[:2]),
-                                        1, d - 1)
+            mode, curv, peak = _laplace(on_slice, 1, d - 1)
         mode = mode[0]
         S, log_det = _covariance(curv, inflate)
         laplace_mass = float(peak[0] + 0.5 * log_det[0] + 3.0 * np.log1p(r))  # up to the inflation's constant

@@ -2,7 +2,7 @@
 equations stop at a domain boundary (THEORY §4 condensate, §5; the KKT equations:
 :mod:`solvers.deep.complementarity`).
 
-It runs with ``DeepOptions(kkt_route=True)`` (off by default). Every layer integral of the route uses the
+It runs by default (``DeepOptions.kkt_route``; False switches it off). Every layer integral of the route uses the
 class-symmetric rule (:mod:`theory.deep_symmetric_rule`, :func:`route_options`), so at a symmetric point the
 equations are exactly equivariant. Steps, all from scratch inside the solve:
 
