@@ -46,8 +46,6 @@ class DeepOptions(Options):
     # the barrier's onset q_0 (solvers.deep.kkt.barrier_weights): None = the log barrier over q >= Q_MIN
     condensate_onset: float | None = None
     code_neurons: int = 8000  # neurons drawn from each layer's measure for the code fractions (0: none)
-    # Newton iterations and CPU seconds the search over starts and continuations may spend (0: no limit); once one
-    # is spent no further Newton solve starts and the solve reports what it has (status "no-solution" if nothing)
     # ReLU at L = 2 where the plain equations stop at the readout's domain boundary: both condensates as KKT unknowns
     # (solvers.deep.kkt_route; False: the search without it)
     kkt_route: bool = True
@@ -61,6 +59,8 @@ class DeepOptions(Options):
     # ReLU KKT model: the readout's integral split at r_c = needle_split along each tracked readout maximiser (the
     # rule inside, 1-D slice integrals along the needles: theory.deep_needle_tail); 0: off (the rule alone)
     needle_split: float = 0.0
+    # Newton iterations and CPU seconds the search over starts and continuations may spend (0: no limit); once one
+    # is spent no further Newton solve starts and the solve reports what it has (status "no-solution" if nothing)
     search_budget: int = SEARCH_BUDGET
     search_seconds: float = SEARCH_SECONDS
 
