@@ -166,8 +166,9 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
     readout = t is not None
     B, dtilt = tilt_factor(m, t=t, sigma_a=sigma_a, kt=kt, dt=dt)
     sign = rule.sign
-    if class_perms is not None and len(class_perms) > 1:
-        y, logw, base = with_images(y, logw, base, image_maps(class_perms, B, R_in, readout))
+    maps = image_maps(class_perms, B, R_in, readout) if class_perms is not None and len(class_perms) > 1 else None
+    if maps is not None:
+        y, logw, base = with_images(y, logw, base, maps)
         sign = None if sign is None else np.tile(sign, len(class_perms))
     v = y[:, :m]
     u = v @ B.T
@@ -198,10 +199,8 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
         log_z = float(log_z)
         p = sign * np.exp(lw - log_z)
     if needles is not None and not neurons:
-        if sign is not None:
-            raise ValueError("layer_integral: needles need a rule with positive weights (not a sparse grid)")
-        observed = _node_observables(y, m1, m2, ez, ez2, s, has_xi, sigma_a if readout else None)
-        return _split_result(oned, P, sigma, y, lw, observed, needles, R_in, delta_in, t, sigma_a, kt, dt, proposal)
+        return _split_result(oned, P, sigma, y, lw, (m1, m2, ez, ez2, s, sign), needles, proposal, maps,
+                             dict(R_in=R_in, delta_in=delta_in, t=t, sigma_a=sigma_a, kt=kt, dt=dt))
     if neurons:
         return _sample_patterns(oned, P, p, xi, u, s, dtilt, ez, ez2, neurons, rng)
     ess = float(np.sum(np.abs(p)) ** 2 / np.sum(p * p) / len(p))
@@ -245,21 +244,29 @@ def _node_evaluation(oned: OneD, P, sigma: float, y, R_in, delta_in, t, sigma_a,
     return log_density, _node_observables(y, m1, m2, ez, ez2, s, R_in is not None, sigma_a if t is not None else None)
 
 
-def _split_result(oned: OneD, P, sigma: float, y, lw, observed: dict, needles, R_in, delta_in, t, sigma_a, kt, dt,
-                  proposal) -> LayerResult:
-    """:func:`layer_integral`'s result with the needle split of :mod:`theory.deep_needle_tail`: every average of
-    :func:`_node_observables` (``observed``: at the rule's nodes ``y``) is the rule's (nodes reweighted by
+def _split_result(oned: OneD, P, sigma: float, y, lw, moments: tuple, needles, proposal, maps,
+                  kw: dict) -> LayerResult:
+    """:func:`layer_integral`'s result with the needle split of :mod:`theory.deep_needle_tail` (``kw``: its input
+    kernel and tilt arguments; ``moments``: the 1-D moments m1, m2, E₁z, E₁z², s at the rule's nodes ``y`` and the
+    rule's signs, which must be None: positive weights only): every average of
+    :func:`_node_observables` (at the rule's nodes ``y``) is the rule's (nodes reweighted by
     1 − Σ_j χ_j) plus the slices' along ``needles.axes``; the rule's and the slices' weights share the normalisation
-    N(y; 0, I) e^{Σ_c P_c ζ_c} = (2π)^{−d/2} e^{λ(y)}. ``ess``: the smaller of the reweighted rule's Kish fraction
-    and the slices' (``slice_ess``)."""
-    kw = dict(R_in=R_in, delta_in=delta_in, t=t, sigma_a=sigma_a, kt=kt, dt=dt)
+    N(y; 0, I) e^{Σ_c P_c ζ_c} = (2π)^{−d/2} e^{λ(y)}. ``maps``: the class permutations' images of the symmetric rule
+    (:func:`theory.deep_symmetric_rule.image_maps`), which the split's axes and slices share
+    (:func:`theory.deep_needle_tail.needle_orbits`). ``ess``: the smaller of the reweighted rule's Kish fraction and
+    the slices' (``slice_ess``)."""
+    m1, m2, ez, ez2, s, sign = moments
+    if sign is not None:
+        raise ValueError("layer_integral: needles need a rule with positive weights (not a sparse grid)")
+    R_in, delta_in = kw["R_in"], kw["delta_in"]
+    observed = _node_observables(y, m1, m2, ez, ez2, s, R_in is not None, kw["sigma_a"] if kw["t"] is not None else None)
     half_log_2pi = 0.5 * y.shape[1] * np.log(2.0 * np.pi)
 
     def evaluate(z):
         return _node_evaluation(oned, P, sigma, z, **kw)
 
     split = needles.average(y, lw, lambda z: log_integrand(oned, P, sigma, z, **kw) - half_log_2pi,
-                            lambda z: evaluate(z)[1], evaluate=evaluate, observed=observed)
+                            lambda z: evaluate(z)[1], evaluate=evaluate, observed=observed, maps=maps)
     a = split.averages
     k = a["k"]
     y_mean = a["y"]
@@ -270,7 +277,7 @@ def _split_result(oned: OneD, P, sigma: float, y, lw, observed: dict, needles, R
         dt_in = (a["varz"] - 1.0) / np.asarray(delta_in, dtype=np.float64)
     p = None
     if not isinstance(proposal, Proposal):  # a mixture adapts to the kept rule's weights
-        keep = np.maximum(1.0 - half_space_weights(y, needles.axes, needles.r_c, needles.width).sum(axis=1), 0.0)
+        keep = np.maximum(1.0 - half_space_weights(y, split.axes, needles.r_c, needles.width).sum(axis=1), 0.0)
         with np.errstate(divide="ignore"):
             lk = lw + np.log(keep)
         p = np.exp(lk - logsumexp(lk))

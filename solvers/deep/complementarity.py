@@ -62,6 +62,9 @@ Q_MIN = 0.5
 #: width w of the smooth half-spaces of the readout's needle split (:class:`KKTModel`, ``needle_split``): the
 #: reweighting of the rule's nodes is smooth in the tracked maximisers, as Newton's forward differences need
 NEEDLE_WIDTH = 0.5
+#: Sobol' nodes per cross-section of the readout's needle split (docs/devlog.md, deeprelu15: with the radial rule of
+#: theory.deep_needle_tail.radial_rule, as precise as 2^11 on the 120-radius trapezoid grid)
+NEEDLE_POINTS = 2**10
 
 
 def fischer_burmeister(mu, s, delta: float):
@@ -223,7 +226,8 @@ class KKTModel(DeepModel):
         if not r_c or not len(self.condensate.last):
             return None
         dom = self.condensate.readout_domain(self, t, ker)
-        return Needles(dom.directions, float(r_c), width=NEEDLE_WIDTH, seed=1000 * self.opt.seed)
+        return Needles(dom.directions, float(r_c), width=NEEDLE_WIDTH, n_points=NEEDLE_POINTS,
+                       seed=1000 * self.opt.seed)
 
 
 def _is_local_maximum(y, args, size: float = 1e-3, tries: int = 4) -> bool:

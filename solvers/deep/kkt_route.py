@@ -2,11 +2,9 @@
 equations stop at a domain boundary (THEORY §4 condensate, §5; the KKT equations:
 :mod:`solvers.deep.complementarity`).
 
-It runs with ``DeepOptions(kkt_route=True)`` (off by default: from scratch steps 1–3 reach the symmetric KKT point,
-but at T = 0.05 the replicas' error bound stays far above ``error_tol`` and some replicas do not solve at 8 × 2^14;
-docs/devlog.md, deeprelu14). Every layer integral of the route uses the class-symmetric rule
-(:mod:`theory.deep_symmetric_rule`, :func:`route_options`), so at a symmetric point the equations are exactly
-equivariant. Steps, all from scratch inside the solve:
+It runs by default (``DeepOptions.kkt_route``; False switches it off). Every layer integral of the route uses the
+class-symmetric rule (:mod:`theory.deep_symmetric_rule`, :func:`route_options`), so at a symmetric point the
+equations are exactly equivariant. Steps, all from scratch inside the solve:
 
 1. the homotopy in P with both condensates' multipliers as unknowns (:func:`solvers.deep.complementarity.follow_sizes`,
    smoothing δ = :data:`DELTA`, the domain checks on) in the subspace symmetric under permutations of equal-size
@@ -14,28 +12,33 @@ equivariant. Steps, all from scratch inside the solve:
    :data:`KKT_TEMPERATURE` (as the search's warm start for small T);
 2. the complementarity δ → 0 (:data:`DELTAS`) with the truncated bulk in the symmetric subspace with group-averaged
    proposals held fixed (re-matching them to the truncated integrand can run away along a needle beyond q = 1);
-3. below T_w, continuation down in T (steps of a factor at most 0.8, halved on failure) with the same unknowns;
-4. R = ``kkt_replicas`` independent Sobol' scrambles (seeds seed + 1 … seed + R) of 8 × 2^n points, n from
-   ``qmc_log2n_max`` up to ``kkt_log2n_max`` while the error bound exceeds ``error_tol``: the whole symmetric KKT
-   solve re-solved with each, from the point of steps 1–3 at the first n and from the replica's own solution at the
-   previous n after that (the nets are nested), along δ → 0 where the direct solve at δ = 0 fails. Each replica's
-   observables o_r are group-averaged over the class permutations. Reported: the mean ō of the R symmetrised
-   replicas, with error
+3. one symmetric re-solve at T_w with the readout's needle split (``needle_split``, else :data:`NEEDLE_SPLIT`;
+   :mod:`theory.deep_needle_tail`, class-symmetric slices): the readout's integral is the rule inside the
+   half-spaces {ŷ_j·y < r_c} of its tracked maximisers plus 1-D slice integrals along each needle, so the split of
+   the outliers' contribution between the bulk's needle and the condensate (the multiplier, the excess beyond the
+   whole needle) no longer depends on where a rule's nodes stop (from the point of step 2 at T = 0.02 Newton does
+   not reach it in 25 iterations; at T_w it does);
+4. below T_w, continuation down in T (steps of a factor at most 0.8, halved on failure) with the split on;
+5. R = ``kkt_replicas`` independent Sobol' scrambles (seeds seed + 1 … seed + R, rule and slices) of 8 × 2^n points,
+   n from ``qmc_log2n_max`` up to ``kkt_log2n_max`` while the error bound exceeds ``error_tol``: the symmetric KKT
+   solve with the split re-solved with each, from the point of steps 3–4 at the first n and from the replica's own
+   solution at the previous n after that (the nets are nested), along δ → 0 where the direct solve at δ = 0 fails.
+   Each replica's observables o_r are group-averaged over the class permutations. Reported: the mean ō of the R
+   symmetrised replicas, with error
 
        e = t_{0.975, R−1} · sd_r(o_r) / √R   (Student's t: a 95 % interval for the mean),
 
    and the converged flag only when max e <= ``error_tol``; the replicas re-solve the multipliers, so e includes
-   the effect of the readout's split (below) on the observables;
-5. the stability of the constrained saddle at the first replica (:mod:`solvers.deep.kkt_stability`).
+   their effect on the observables;
+6. the stability of the constrained saddle at the first replica (:mod:`solvers.deep.kkt_stability`).
 
-The readout's condensate: its multipliers are the least determined unknowns. The bulk's integral over the readout's
-y is truncated where the rule's nodes end; along an active maximiser the needle of the tilted measure is heavy-tailed
-(relative weight ~(1 − q)^{−1/2} at finite P), so the split of the outliers' contribution between the bulk's near
-part of the needle (the nodes that reach along it) and the condensate (the multiplier) depends on the nodes. f
-hardly depends on the split, but the last hidden layer's kernel does (the condensate's part of it differs between
-replicas by up to a third; docs/devlog.md, deeprelu14), and the replicas' bound includes that. The readout's masses
-λ_j = 2 μ_j σ_a² σ_L² and output shares are reported with their range over the replicas. The first layer's
-multipliers are reported the same way (they are well determined).
+The readout's condensate: without the split the bulk's integral over the readout's y is truncated where the rule's
+nodes end, and along an active maximiser the needle of the tilted measure is long (its density falls like e^{−κr},
+κ ≈ 0.1–0.25, and carries about a quarter of the measure), so each replica put another part of it into the
+multiplier: f hardly moved, but the last hidden layer's kernel did by ~0.15 and the bound stayed at 0.08
+(docs/devlog.md, deeprelu14). With the split the needle is integrated to r_max and the multiplier is the excess
+beyond it. The readout's masses λ_j = 2 μ_j σ_a² σ_L² and output shares are reported with their range over the
+replicas; the first layer's multipliers the same way.
 """
 from __future__ import annotations
 
@@ -58,10 +61,15 @@ KKT_TEMPERATURE = 0.05
 #: the smoothing of the homotopy in P, and the path δ → 0 after it
 DELTA = 0.003
 DELTAS = (1e-3, 3e-4, 0.0)
-def route_options(options):
+#: the cut r_c of the readout's needle split in the route's last solves (:class:`theory.deep_needle_tail.Needles`)
+NEEDLE_SPLIT = 3.0
+
+
+def route_options(options, split: bool = False):
     """The route's options: ``options`` with the class-symmetric rule (:mod:`theory.deep_symmetric_rule`) for every
-    layer integral of the homotopy, the δ path, the continuation in T and the replicas."""
-    return replace(options, symmetric_rule=True)
+    layer integral of the homotopy, the δ path, the continuation in T and the replicas; with ``split`` also the
+    readout's needle split (``options.needle_split``, or :data:`NEEDLE_SPLIT` where that is 0)."""
+    return replace(options, symmetric_rule=True, needle_split=(options.needle_split or NEEDLE_SPLIT) if split else 0.0)
 
 
 @dataclass(frozen=True)
@@ -107,7 +115,7 @@ def _symmetric_solve(model: KKTModel, x, props, log, label, codes=None):
 
 
 def _warm_route(search, T_w: float):
-    """Steps 1–3 of the module docstring: (KKT model at the target T, x, proposals, its codes) or (None, message)."""
+    """Steps 1–2 of the module docstring: (KKT model at T_w, x, proposals, its codes) or (None, message)."""
     spec, sig, opt, log = search.spec, search.sig, route_options(search.opt), search.log
     path, model = follow_sizes(spec.replace(temperature=T_w), sig, opt, DELTA, log, progress=search.log.progress,
                                symmetric=0.0)  # every step symmetric: the rule is exactly symmetric
@@ -127,7 +135,14 @@ def _warm_route(search, T_w: float):
     if stopped:
         return None, f"{stopped} (T = {T_w:.4g})"
     _, x, props, _ = points[-1]
-    T, step, halvings = T_w, math.log(0.8), 0
+    return (kkt, x, props, codes), ""
+
+
+def _down_in_t(kkt: KKTModel, x, props, codes, spec, log):
+    """Step 4 of the module docstring: the symmetric KKT point of ``kkt`` (at its T) continued down to
+    ``spec.temperature`` in steps of a factor at most 0.8, halved on failure: ((x, proposals), "") with ``kkt`` at the
+    target, or (None, message)."""
+    T, step, halvings = kkt.T, math.log(0.8), 0
     while T > spec.temperature * (1 + 1e-12):
         Tk = max(spec.temperature, T * math.exp(step))
         kkt.T = Tk
@@ -140,7 +155,7 @@ def _warm_route(search, T_w: float):
         T, halvings = Tk, 0
         x, _, props, _ = out
     kkt.spec = spec
-    return (kkt, x, props, codes), ""
+    return (x, props), ""
 
 
 def _condensates(model: KKTModel, x, ev) -> dict:
@@ -165,11 +180,25 @@ def _condensates(model: KKTModel, x, ev) -> dict:
             "first_multipliers": mu[kL:], "first_shares": np.array(shares).reshape(-1, model.m)}
 
 
+def _split_solve(search, base: KKTModel, x, props, codes):
+    """Step 3 of the module docstring: the symmetric KKT point of ``base`` re-solved with the readout's needle split
+    (seed ``options.seed``, 8 × 2^qmc_log2n_max points) from ``x``: (x, ev, proposals, model) or None."""
+    opt = route_options(search.opt, split=True)
+    opt = replace(opt, qmc_log2n=opt.qmc_log2n_max)
+    model = KKTModel(base.spec, base.sigmas, opt, base.condensate.last, base.condensate.first, 0.0)
+    model.T = base.T
+    label = f"KKT route: needle split r_c = {opt.needle_split:g}"
+    res = _symmetric_solve(model, x, props, search.log, label, codes)
+    if res is None:
+        res = _along_delta(model, x, props, search.log, label, codes)
+    return None if res is None else (res[0], res[1], res[2], model)
+
+
 def _replicas(search, base: KKTModel, x, props, codes, log2n: int, previous=None):
     """The symmetric KKT solve re-solved with ``kkt_replicas`` independent Sobol' seeds of 8 × 2^log2n points, each
     from its own solution with 2^(log2n − 1) points in ``previous`` (the nets are nested: the first half of the larger
     one is the smaller one) where there is one, else from ``x``: [(x, ev, proposals, model) or None] per replica."""
-    opt, out = route_options(search.opt), []
+    opt, out = route_options(search.opt, split=True), []
     for r in range(opt.kkt_replicas):
         o = replace(opt, seed=opt.seed + 1 + r, qmc_log2n=log2n, qmc_log2n_max=max(log2n, opt.qmc_log2n_max))
         start = previous[r] if previous is not None and previous[r] is not None else None
@@ -228,6 +257,17 @@ def kkt_candidate(search) -> dict | None:
         search.log.append(why)
         return None
     kkt, x, props, codes = found
+    split = _split_solve(search, kkt, x, props, codes)
+    if split is None:
+        search.tried.append(f"KKT route: the re-solve with the needle split failed (T = {T_w:.4g})")
+        return None
+    x, _, props, kkt = split
+    down, why = _down_in_t(kkt, x, props, codes, spec, search.log)
+    if down is None:
+        search.tried.append(why)
+        search.log.append(why)
+        return None
+    x, props = down
     m, L, perms = kkt.m, kkt.L, class_permutations(kkt.sizes)
     log2n, solved = opt.qmc_log2n_max, None
     while True:

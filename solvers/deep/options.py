@@ -48,9 +48,11 @@ class DeepOptions(Options):
     code_neurons: int = 8000  # neurons drawn from each layer's measure for the code fractions (0: none)
     # Newton iterations and CPU seconds the search over starts and continuations may spend (0: no limit); once one
     # is spent no further Newton solve starts and the solve reports what it has (status "no-solution" if nothing)
+    # ReLU at L = 2 where the plain equations stop at the readout's domain boundary: both condensates as KKT unknowns
+    # (solvers.deep.kkt_route; False: the search without it)
+    kkt_route: bool = True
     # ReLU at L = 2 (solvers.deep.kkt_route): independent Sobol' replicas of the KKT solve, and the largest log2 of
     # their points per group (from qmc_log2n_max up while the replicas' error bound exceeds error_tol)
-    kkt_route: bool = False  # off: from scratch its replicas' error bound stays above error_tol (devlog deeprelu14)
     kkt_replicas: int = 6
     kkt_log2n_max: int = 15
     # every layer's rule joined by its nodes' images under the permutations of equal-size classes: exactly symmetric

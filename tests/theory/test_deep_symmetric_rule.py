@@ -75,3 +75,31 @@ def test_symmetric_rule_is_unbiased_at_a_point_that_is_not_symmetric():
         se = vals.std(axis=0, ddof=1) / np.sqrt(len(vals))
         assert np.all(np.abs(vals.mean(axis=0) - exact) <= 5.0 * se + 1e-12)
         assert np.max(se) < 0.01
+
+
+def test_needle_split_with_the_symmetric_rule_is_exactly_equivariant():
+    """A ReLU readout layer (classes 4,2,2) near its domain boundary at a 2↔3-invariant point, split along all its
+    maximisers (codes 100, 010, 001, 011) on a proposal that is not invariant: with the class permutations the
+    image needles 010 and 001 share one cross-section rule and needles 100, 011 are joined by their images
+    (theory.deep_needle_tail.needle_orbits), so f, U, k and the conjugate kernel are equivariant to rounding; without
+    them the two needles' independent cross-section rules differ by their integration error."""
+    from theory.deep_condensate import condensate_directions
+    from theory.deep_needle_tail import Needles, radial_rule
+
+    oned, sizes = OneD.for_nonlinearity("relu"), np.array([4.0, 2.0, 2.0])
+    kw = dict(R_in=np.linalg.cholesky(0.5 * np.eye(3) + 0.2), delta_in=np.full(3, 0.3),
+              t=1.15 * (np.eye(3) - 1.0 / 3.0), sigma_a=0.3)
+    dom = condensate_directions(kw["t"], 0.3, kw["R_in"], kw["delta_in"], 1.0, sizes, n_random=32)
+    assert {(0,), (1,), (2,), (1, 2)} == set(dom.codes)
+    needles = Needles(dom.directions, 2.0, width=0.5, radii=radial_rule(2.0, 0.5, far=40.0, n_step=4, n_tail=8),
+                      n_points=2**7, seed=3)
+    gap = {}
+    for perms in (None, equal_size_permutations(sizes)):
+        r = layer_integral(oned, sizes, 1.0, sobol_rule(6, 9, 1, seed=0), _skewed_proposals([6])[0], class_perms=perms,
+                           needles=needles, **kw)
+        f, U, k, kt = r.outputs, r.readout_moment, r.k, r.kt_in
+        gap[perms is None] = max(abs(f[1, 1] - f[2, 2]), abs(f[1, 2] - f[2, 1]), abs(f[0, 1] - f[0, 2]),
+                                 abs(U[1, 1] - U[2, 2]), abs(k[1, 1] - k[2, 2]), abs(k[0, 1] - k[0, 2]),
+                                 abs(kt[1, 1] - kt[2, 2]), abs(r.delta[1] - r.delta[2])) / np.max(np.abs(k))
+    assert gap[False] < 1e-12
+    assert gap[True] > 1e-4

@@ -2,10 +2,7 @@
 (theory.deep_condensate, solvers.deep.condensate; issue 17): the one-layer limit, the random-search bound,
 Danskin's gradients by finite differences, and (slow) the paper regime, where the deep solution runs into the
 boundary along one-class directions."""
-import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -98,15 +95,14 @@ def test_homotopy_point_is_at_the_boundary_along_one_class_directions():
 
 @pytest.mark.slow
 def test_paper_regime_relu_two_layers_fails_honestly_at_the_condensate():
-    """`codingschemes solve --layers 2 --nonlinearity relu --class-sizes 32,16,16 --sigma-a 0.125
-    --temperature 0.05`: no converged solution (exit 1, NaN outputs) and the message says why: the
-    homotopy in P reaches the readout domain boundary along one-class directions (a condensate)."""
-    cmd = [sys.executable, "-m", "codingschemes", "solve", "--layers", "2", "--nonlinearity", "relu",
-           "--class-sizes", "32,16,16", "--sigma-a", "0.125", "--temperature", "0.05", "--format", "json",
-           "--quiet", "--no-plot"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
-    assert out.returncode == 1
-    res = json.loads(out.stdout)
+    """The deep ReLU solve at L = 2, classes 32,16,16, σ_a = 0.125, T = 0.05 without the KKT route
+    (``DeepOptions(kkt_route=False)``; the route is tested in test_kkt_route.py): no converged solution and the
+    message says why: the homotopy in P reaches the readout domain boundary along one-class directions (a
+    condensate)."""
+    from solvers.deep.nonlinear import deep_nonlinear_json
+
+    spec = ModelSpec(nonlinearity="relu", class_sizes=(32, 16, 16), sigma_a=0.125, temperature=0.05)
+    res = deep_nonlinear_json(spec, 2, options=DeepOptions(kkt_route=False))
     assert res["converged"] is False
     msg = res["message"]
     assert "readout domain boundary" in msg and "condensate" in msg

@@ -123,14 +123,7 @@ def _assert_paper_saddle(res, f_sampled):
     assert len(cond["mass_range"][0]) == len(cond["codes"])
 
 
-#: the done-when tests of issue 17 for deep ReLU: the KKT route reaches the symmetric KKT point from scratch with the
-#: class-symmetric rule, but its replicas' error bound at T = 0.05 stays far above error_tol (the readout's split moves
-#: K_2 by ~0.1 between replicas), so it is off by default (DeepOptions.kkt_route; docs/devlog.md deeprelu14)
-NOT_YET = pytest.mark.xfail(strict=True, reason="deep ReLU KKT route: replica bound above error_tol (devlog deeprelu14)")
-
-
 @pytest.mark.slow
-@NOT_YET
 def test_paper_regime_relu_two_layers_converges_at_the_kkt_point():
     """`codingschemes solve --layers 2 --nonlinearity relu --class-sizes 32,16,16 --sigma-a 0.125 --temperature
     0.05`: exit 0 at the KKT point with both condensates (solvers.deep.kkt_route); f_cc against sampled networks
@@ -141,7 +134,6 @@ def test_paper_regime_relu_two_layers_converges_at_the_kkt_point():
 
 
 @pytest.mark.slow
-@NOT_YET
 def test_paper_regime_relu_two_layers_at_t_002_by_continuation_in_t():
     """The same at T = 0.02, by continuation in T from the KKT point at T_w = 2.5 T = 0.05. No sampled reference
     at T = 0.02: f_cc within the bounds the T = 0.05 point and T → 0 set (f_cc = 1 − T t_cc grows as T falls),
