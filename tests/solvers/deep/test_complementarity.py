@@ -192,6 +192,7 @@ def test_hidden_needle_split_is_the_split_identity_of_the_first_layer_and_agrees
     from theory.deep_layer import layer_integral, log_integrand
     from theory.deep_needle_tail import radial_rule, split_average
     from theory.deep_tilted import tilted_moments
+    from theory.domain_errors import OutsideDomain
 
     with pytest.raises(SpecError, match="hidden_needle_split"):
         DeepOptions(hidden_needle_split=-1.0)
@@ -206,6 +207,8 @@ def test_hidden_needle_split_is_the_split_identity_of_the_first_layer_and_agrees
     needles = kkt.hidden_needles(1, kw)
     np.testing.assert_array_equal(needles.axes, kkt.condensate.first_layer(kw["kt"], kw["dt"], 1.0, kkt.sizes)[2])
     assert needles.r_c == 2.0 and needles.width == NEEDLE_WIDTH
+    with pytest.raises(OutsideDomain, match="layer 1's needle split"):  # q_1 ≈ 3.6: the slices would diverge
+        kkt.hidden_needles(1, dict(kw, kt=5.0 * kw["kt"]))
     wired = kkt.evaluate(xk, props)["layers"][0]
 
     oned, sizes, tilt = kkt.oned, kkt.sizes, dict(kt=kw["kt"], dt=kw["dt"])
