@@ -155,7 +155,7 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
     :mod:`solvers.deep.complementarity`). ``class_perms``: the permutations of equal-size classes (identity first;
     :func:`theory.deep_symmetric_rule.equal_size_permutations`): every node joined by its images under them, the
     rule exactly symmetric at a symmetric point and unbiased everywhere (:mod:`theory.deep_symmetric_rule`).
-    ``needles``: a :class:`theory.deep_needle_tail.Needles` (the readout's maximisers ŷ_j, the cut r_c): the rule's
+    ``needles``: a :class:`theory.deep_needle_tail.Needles` (the layer's maximisers ŷ_j, the cut r_c): the rule's
     nodes reweighted by 1 − Σ_j χ_j plus 1-D slice integrals along each needle (:func:`_split_result`; positive
     weights only). None: the rule alone.
     """

@@ -49,7 +49,7 @@ import numpy as np
 from solvers.deep.kkt import _first_layer_sums, _readout_layer, _tilt, condensate_terms, tilted_first_layer
 from solvers.deep.model import DeepModel, prior_start
 from theory.deep_condensate import ReadoutDomain, condensate_directions, track_directions
-from theory.deep_needle_tail import Needles
+from theory.deep_needle_tail import Needles, radial_rule
 from theory.domain import marginal_directions
 from theory.domain_errors import OutsideDomain
 from theory.nonlinearities import get_nonlinearity
@@ -228,6 +228,28 @@ class KKTModel(DeepModel):
         dom = self.condensate.readout_domain(self, t, ker)
         return Needles(dom.directions, float(r_c), width=NEEDLE_WIDTH, n_points=NEEDLE_POINTS,
                        seed=1000 * self.opt.seed)
+
+    def hidden_needles(self, ell: int, kw: dict):
+        """With ``options.hidden_needle_split`` = r_c > 0: hidden layer ℓ's integral split along every maximiser of its
+        domain that the model tracks (active or not), in the layer's own y: the first layer's v (y = v, u = B v;
+        :meth:`Multipliers.first_layer`), a middle layer's (v, w) (:func:`solvers.deep.hidden_condensate.tracked_hidden`);
+        the half-spaces and slices as the readout's (:meth:`readout_needles`), the slices' seed 1000·seed + ℓ. None
+        when off or without tracked maximisers in that layer."""
+        r_c = self.opt.hidden_needle_split
+        hook = self.condensate
+        if not r_c or not len(hook.first if ell == 1 else hook.hidden.get(ell, ())):
+            return None
+        if ell == 1:
+            dirs, q = hook.first_layer(kw["kt"], kw["dt"], self.sigmas[0], self.sizes)[2:]
+        else:
+            from solvers.deep.hidden_condensate import hidden_fields, tracked_hidden
+            fields = hidden_fields(kw["kt"], kw["dt"], self.sigmas[ell - 1], kw["R_in"], kw["delta_in"])
+            dirs, q = tracked_hidden(fields, self.sizes, hook.hidden[ell])
+        needles = Needles(dirs, float(r_c), width=NEEDLE_WIDTH, n_points=NEEDLE_POINTS, seed=1000 * self.opt.seed + ell)
+        reach = float(radial_rule(needles.r_c, needles.width).radii[-1])
+        if np.max(q) - 1.0 > 1.0 / reach**2:  # e^{(q − 1) r²/2} grows by more than e^{1/2} along the slices
+            raise OutsideDomain(f"layer {ell}'s needle split: q = {np.max(q):.6g} > 1 + 1/r_max², r_max = {reach:.4g}")
+        return needles
 
 
 def _is_local_maximum(y, args, size: float = 1e-3, tries: int = 4) -> bool:

@@ -121,8 +121,8 @@ class DeepModel:
                 kw.update(kt=kt, dt=dt)
             r = layer_integral(oned, self.sizes, self.sigmas[ell - 1], rules[ell - 1], proposals[ell - 1],
                                cache=self.layer_cache(ell, rules[ell - 1], oned), truncated=self.truncated,
-                               class_perms=self.class_perms, needles=self.readout_needles(t, ker) if ell == L else None,
-                               **kw)
+                               class_perms=self.class_perms,
+                               needles=self.readout_needles(t, ker) if ell == L else self.hidden_needles(ell, kw), **kw)
             if self.condensate is not None:  # outlier (KKT) terms of the last and first layers (solvers.deep.kkt)
                 r = self.condensate(self, ell, t, ker, r, kw)
             res[ell - 1] = r
@@ -145,6 +145,11 @@ class DeepModel:
     def readout_needles(self, t, ker):
         """The readout layer's needle split (:class:`theory.deep_needle_tail.Needles`), None here: the rule alone
         (:class:`solvers.deep.complementarity.KKTModel` passes its tracked readout maximisers)."""
+        return None
+
+    def hidden_needles(self, ell: int, kw: dict):
+        """Hidden layer ℓ's needle split (arguments ``kw`` of its :func:`layer_integral`), None here: the rule alone
+        (:class:`solvers.deep.complementarity.KKTModel` passes the layer's tracked maximisers)."""
         return None
 
     def layer_kwargs(self, ell: int, t, ker, ev) -> dict:

@@ -59,6 +59,9 @@ class DeepOptions(Options):
     # ReLU KKT model: the readout's integral split at r_c = needle_split along each tracked readout maximiser (the
     # rule inside, 1-D slice integrals along the needles: theory.deep_needle_tail); 0: off (the rule alone)
     needle_split: float = 0.0
+    # ReLU KKT model: each hidden layer's integral split at r_c = hidden_needle_split along its tracked maximisers
+    # (the first layer's v, the middle layers' (v, w)); 0: off (the rule alone)
+    hidden_needle_split: float = 0.0
     # Newton iterations and CPU seconds the search over starts and continuations may spend (0: no limit); once one
     # is spent no further Newton solve starts and the solve reports what it has (status "no-solution" if nothing)
     search_budget: int = SEARCH_BUDGET
@@ -95,5 +98,6 @@ class DeepOptions(Options):
         check_bool("symmetric_rule", self.symmetric_rule)
         check_int("kkt_log2n_max", self.kkt_log2n_max, 1)
         check_float("needle_split", self.needle_split, 0.0)
+        check_float("hidden_needle_split", self.hidden_needle_split, 0.0)
         check_int("search_budget", self.search_budget, 0)
         check_float("search_seconds", self.search_seconds, 0.0)
