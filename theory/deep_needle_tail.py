@@ -139,11 +139,17 @@ class Needles:
     n_points: int = 2**11
     seed: int = 0
 
+    @property
+    def rule(self) -> RadialRule:
+        """The slices' radial rule: ``radii`` (a grid: its trapezoid rule), or :func:`radial_rule` where None."""
+        if self.radii is None:
+            return radial_rule(self.r_c, self.width)
+        return self.radii if isinstance(self.radii, RadialRule) else _trapezoid_rule(self.radii)
+
     def average(self, y, log_weights, logdensity, observe, **kw) -> "NeedleSplit":
         """:func:`split_average` of the rule's nodes with these settings (``kw``: its ``evaluate``, ``observed``,
         ``maps``)."""
-        radii = radial_rule(self.r_c, self.width) if self.radii is None else self.radii
-        return split_average(y, log_weights, logdensity, observe, self.axes, self.r_c, radii, width=self.width,
+        return split_average(y, log_weights, logdensity, observe, self.axes, self.r_c, self.rule, width=self.width,
                              inflate=self.inflate, n_points=self.n_points, seed=self.seed, **kw)
 
 

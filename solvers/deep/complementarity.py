@@ -49,7 +49,7 @@ import numpy as np
 from solvers.deep.kkt import _first_layer_sums, _readout_layer, _tilt, condensate_terms, tilted_first_layer
 from solvers.deep.model import DeepModel, prior_start
 from theory.deep_condensate import ReadoutDomain, condensate_directions, track_directions
-from theory.deep_needle_tail import Needles, radial_rule
+from theory.deep_needle_tail import Needles
 from theory.domain import marginal_directions
 from theory.domain_errors import OutsideDomain
 from theory.nonlinearities import get_nonlinearity
@@ -246,7 +246,7 @@ class KKTModel(DeepModel):
             fields = hidden_fields(kw["kt"], kw["dt"], self.sigmas[ell - 1], kw["R_in"], kw["delta_in"])
             dirs, q = tracked_hidden(fields, self.sizes, hook.hidden[ell])
         needles = Needles(dirs, float(r_c), width=NEEDLE_WIDTH, n_points=NEEDLE_POINTS, seed=1000 * self.opt.seed + ell)
-        reach = float(radial_rule(needles.r_c, needles.width).radii[-1])
+        reach = float(needles.rule.radii[-1])
         if np.max(q) - 1.0 > 1.0 / reach**2:  # e^{(q − 1) r²/2} grows by more than e^{1/2} along the slices
             raise OutsideDomain(f"layer {ell}'s needle split: q = {np.max(q):.6g} > 1 + 1/r_max², r_max = {reach:.4g}")
         return needles

@@ -180,18 +180,25 @@ def _condensates(model: KKTModel, x, ev) -> dict:
             "first_multipliers": mu[kL:], "first_shares": np.array(shares).reshape(-1, model.m)}
 
 
+def _resolve(base: KKTModel, options, maximisers, x, props, log, label, codes):
+    """The symmetric KKT point of a :class:`KKTModel` like ``base`` (its T) with ``options`` and the tracked
+    (readout, first-layer) ``maximisers``, solved at δ = 0 from ``x``, or along δ → 0 where the direct solve fails
+    (near the kink of φ_0 at an inactive constraint): (x, ev, proposals, model) or None."""
+    model = KKTModel(base.spec, base.sigmas, options, *maximisers, 0.0)
+    model.T = base.T
+    res = _symmetric_solve(model, x, props, log, label, codes)
+    if res is None:
+        res = _along_delta(model, x, props, log, label, codes)
+    return None if res is None else (res[0], res[1], res[2], model)
+
+
 def _split_solve(search, base: KKTModel, x, props, codes):
     """Step 3 of the module docstring: the symmetric KKT point of ``base`` re-solved with the readout's needle split
     (seed ``options.seed``, 8 × 2^qmc_log2n_max points) from ``x``: (x, ev, proposals, model) or None."""
     opt = route_options(search.opt, split=True)
     opt = replace(opt, qmc_log2n=opt.qmc_log2n_max)
-    model = KKTModel(base.spec, base.sigmas, opt, base.condensate.last, base.condensate.first, 0.0)
-    model.T = base.T
     label = f"KKT route: needle split r_c = {opt.needle_split:g}"
-    res = _symmetric_solve(model, x, props, search.log, label, codes)
-    if res is None:
-        res = _along_delta(model, x, props, search.log, label, codes)
-    return None if res is None else (res[0], res[1], res[2], model)
+    return _resolve(base, opt, (base.condensate.last, base.condensate.first), x, props, search.log, label, codes)
 
 
 def _replicas(search, base: KKTModel, x, props, codes, log2n: int, previous=None):
@@ -204,17 +211,13 @@ def _replicas(search, base: KKTModel, x, props, codes, log2n: int, previous=None
         start = previous[r] if previous is not None and previous[r] is not None else None
         last, first = (base.condensate.last, base.condensate.first) if start is None else \
             (start[3].condensate.tracked[0], start[3].condensate.tracked[1])
-        model = KKTModel(base.spec, base.sigmas, o, last, first, 0.0)
-        model.T = base.T
         label = f"KKT replica {r + 1}, seed {o.seed}, 8 × 2^{log2n}"
         x0, p0 = (x, props) if start is None else (start[0], start[2])
-        res = _symmetric_solve(model, x0, p0, search.log, label, codes)
-        if res is None:  # near the kink of φ_0 at an inactive constraint: along the smoothed path δ → 0 instead
-            res = _along_delta(model, x0, p0, search.log, label, codes)
+        res = _resolve(base, o, (last, first), x0, p0, search.log, label, codes)
         if res is not None:
-            readout = model.multipliers(res[0])[:len(last)]
+            readout = res[3].multipliers(res[0])[:len(last)]
             search.log.append(f"{label}: readout multipliers {np.array2string(readout, precision=4)}")
-        out.append(None if res is None else (res[0], res[1], res[2], model))
+        out.append(res)
     return out
 
 
