@@ -232,7 +232,8 @@ class KKTModel(DeepModel):
     def hidden_needles(self, ell: int, kw: dict):
         """With ``options.hidden_needle_split`` = r_c > 0: hidden layer ℓ's integral split along every maximiser of its
         domain that the model tracks (active or not), in the layer's own y: the first layer's v (y = v, u = B v;
-        :meth:`Multipliers.first_layer`), a middle layer's (v, w) (:func:`solvers.deep.hidden_condensate.tracked_hidden`);
+        :meth:`Multipliers.first_layer`), a middle layer's (v, w)
+        (:func:`solvers.deep.hidden_condensate.tracked_hidden`);
         the half-spaces and slices as the readout's (:meth:`readout_needles`), the slices' seed 1000·seed + ℓ. None
         when off or without tracked maximisers in that layer."""
         r_c = self.opt.hidden_needle_split
@@ -547,7 +548,8 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
         path.points.append(PathPoint(P, out[0], props, log.iterations - nit))
         if on_point is not None:
             on_point(model, P, out[0], props)
-        if not report(progress, "homotopy in P (KKT)", len(path.points) - 1, None, p=P, iterations=log.iterations - nit):
+        steps = len(path.points) - 1
+        if not report(progress, "homotopy in P (KKT)", steps, None, p=P, iterations=log.iterations - nit):
             path.stopped = f"homotopy in P: stopped by the caller at P = {P:.4g}"
             return path, model
         if log.iterations - nit <= 5:

@@ -53,7 +53,8 @@ from solvers.deep.complementarity import KKTModel, follow_delta, follow_sizes
 from solvers.deep.kkt import _first_layer_sums, _readout_layer, condensate_terms
 from solvers.deep.kkt_stability import constrained_stability
 
-__all__ = ["KKTPoint", "KKT_TEMPERATURE", "DELTA", "DELTAS", "kkt_candidate", "symmetrised_observables"]
+__all__ = ["KKTPoint", "KKT_TEMPERATURE", "DELTA", "DELTAS", "kkt_candidate", "replica_error",
+           "symmetrised_observables"]
 
 #: below this T the homotopy in P runs at T_w = warm_ratio · T and the KKT point is continued down in T (docs/devlog.md:
 #: at T = 0.02 the homotopy in P fails at its first step, the class-contrast branch continues smoothly from T = 0.05)
@@ -237,12 +238,13 @@ def _along_delta(model: KKTModel, x, props, log, label, codes):
     return None if stopped or not points or not last else last[0]
 
 
-def _bound(reps, m: int, L: int, perms):
-    """(mean symmetrised observables, their error t_{0.975,R−1} sd/√R, action mean, its error) over replicas."""
+def replica_error(evaluations, m: int, L: int, perms) -> tuple:
+    """(mean of the replicas' symmetrised observables, its error t_{0.975,R−1} sd/√R per entry, mean action, its
+    error) over the R replicas' ``evaluations`` (:meth:`solvers.deep.model.DeepModel.evaluate` results)."""
     nobs = 2 * m * m + L * (m + m * m)
-    obs = np.array([symmetrised_observables(ev["obs"][:nobs], m, L, perms) for _, ev, _, _ in reps])
-    acts = np.array([ev["action"] for _, ev, _, _ in reps])
-    R = len(reps)
+    obs = np.array([symmetrised_observables(ev["obs"][:nobs], m, L, perms) for ev in evaluations])
+    acts = np.array([ev["action"] for ev in evaluations])
+    R = len(obs)
     q = float(student_t.ppf(0.975, R - 1)) / math.sqrt(R)
     return obs.mean(axis=0), q * obs.std(axis=0, ddof=1), float(acts.mean()), q * float(acts.std(ddof=1))
 
@@ -279,7 +281,7 @@ def kkt_candidate(search) -> dict | None:
         if len(reps) < max(3, opt.kkt_replicas - 1):
             search.tried.append(f"KKT route: only {len(reps)} of {opt.kkt_replicas} replicas solved at 8 × 2^{log2n}")
             return None
-        mean, err, action, action_err = _bound(reps, m, L, perms)
+        mean, err, action, action_err = replica_error([rep[1] for rep in reps], m, L, perms)
         search.log.append(f"KKT replicas at 8 × 2^{log2n}: {len(reps)} solved, error bound {np.max(err):.2e} "
                           f"(observable {int(np.argmax(err))} = {mean[int(np.argmax(err))]:.4g})")
         if np.max(err) <= opt.error_tol or log2n >= opt.kkt_log2n_max:

@@ -67,8 +67,8 @@ def follow_three_layers(spec, sigmas, options, log, delta: float = DELTA, hold_f
 
     total = float(np.sum(spec.class_sizes))
     if start is None:
-        first = small_p_start(spec, sigmas, options, delta, log, **(
-            {} if symmetric > 0 else dict(solve=lambda *a, **kw: solve_kkt_step(*a, True, **kw), refresh=closed_refresh)))
+        in_subspace = dict(solve=lambda *a, **kw: solve_kkt_step(*a, True, **kw), refresh=closed_refresh)
+        first = small_p_start(spec, sigmas, options, delta, log, **({} if symmetric > 0 else in_subspace))
         if first is None:
             return Path(stopped="the start at small P by continuation in T failed"), None
 
@@ -177,15 +177,10 @@ def replica_bound(replicas, m: int, L: int, perms) -> dict:
     """The error bound of :func:`seed_replicas`' results (as :mod:`solvers.deep.kkt_route`'s replicas): the
     observables (f, U, each layer's kernel diagonal and blocks) averaged over the class permutations ``perms``, their
     mean over the R replicas and the bound t_{0.975,R−1} sd/√R per entry; "bound" its largest entry, "argmax" where."""
-    from scipy.stats import t as student_t
+    from solvers.deep.kkt_route import replica_error
 
-    from solvers.deep.kkt_route import symmetrised_observables
-
-    nobs = 2 * m * m + L * (m + m * m)
-    obs = np.array([symmetrised_observables(ev["obs"][:nobs], m, L, perms) for _, _, ev, _ in replicas])
-    R = len(obs)
-    err = float(student_t.ppf(0.975, R - 1)) / np.sqrt(R) * obs.std(axis=0, ddof=1)
-    return {"replicas": R, "mean": obs.mean(axis=0), "error": err, "bound": float(np.max(err)),
+    mean, err = replica_error([ev for _, _, ev, _ in replicas], m, L, perms)[:2]
+    return {"replicas": len(replicas), "mean": mean, "error": err, "bound": float(np.max(err)),
             "argmax": int(np.argmax(err))}
 
 
