@@ -18,7 +18,9 @@ q = 2 × growth rate) with the proposals the point solves with:
         --first-layer-needles
     PYTHONPATH=. python benchmarks/deep_relu_routes.py kkt --delta 0.003 --seeds 4 --qmc-final 15 --t-end 0.02
     PYTHONPATH=. python benchmarks/deep_relu_routes.py kkt --layers 3 --seeds 3 --qmc-final 13 --t-end 0.02 \
-        --save-dir /tmp/kkt3 [--resume /tmp/kkt3/P019.0735.pkl] [--symmetric]
+        --save-dir /tmp/kkt3 [--resume /tmp/kkt3/P019.0735.pkl] [--symmetric] [--fresh-jacobians]
+    PYTHONPATH=. python benchmarks/deep_relu_routes.py kkt3-stretch --resume /tmp/relu3l3/pts_s2/P024.9521.pkl \
+        --until 30
 
 * ``kkt``: the homotopy in P with both condensates as KKT unknowns (:func:`solvers.deep.complementarity.follow_sizes`,
   smoothing ``--delta``, the domain checks on; at ``--layers 3`` the route of
@@ -29,7 +31,10 @@ q = 2 × growth rate) with the proposals the point solves with:
   :mod:`solvers.deep.class_symmetry`), optionally δ → ``--delta-end`` with the truncated bulk, then the point
   re-solved with ``--seeds`` independent Sobol'
   rules of 8 × 2^``--qmc-final`` points (their spread is the integration error), then continued down in T to
-  ``--t-end`` (steps of a factor 0.8).
+  ``--t-end`` (steps of a factor 0.8);
+* ``kkt3-stretch``: the CPU cost of a stretch of the L = 3 symmetric route (phase 2, from ``--resume`` to P =
+  ``--until``) with a fresh Jacobian at every Newton solve and with the Jacobian carried from step to step, measured
+  in the same run; prints both, their ratio and the distance of their end points.
 """
 from __future__ import annotations
 
@@ -238,14 +243,67 @@ def _saver(save_dir):
     return save
 
 
-def kkt3_route(spec, opt, seeds, qmc_final, t_end, save_dir=None, resume=None, symmetric=False) -> None:
-    """The L = 3 route of :mod:`solvers.deep.three_layer_route`: the homotopy in P (or from the pickled point
-    ``resume`` of an earlier run's ``--save-dir``), δ → 0, each layer's condensate and the constrained stability,
-    ``seeds`` Sobol' replicas at 8 × 2^``qmc_final`` and their error bound, continuation in T to ``t_end``;
-    ``symmetric``: every step in the block-symmetric subspace with the exactly class-symmetric rule."""
+def _resumed(spec, opt, resume):
+    """((KKT model, x, proposals), previous (P, x) or None) of a point pickled by ``--save-dir``."""
     import pickle
 
     from solvers.deep.complementarity import KKTModel
+
+    with open(resume, "rb") as fh:
+        st = pickle.load(fh)
+    P, total = st["P"], float(np.sum(spec.class_sizes))
+    sizes = np.asarray(spec.class_sizes, dtype=np.float64) * P / total
+    model = KKTModel(spec.replace(sigma_a=spec.sigma_a * np.sqrt(total / P)), layer_sigmas(spec, 3), opt, st["last"],
+                     st["first"], st["delta"], sizes=sizes, truncated=False, hidden=st["hidden"])
+    model.T = spec.temperature
+    return (model, st["x"], st["props"]), st.get("previous")
+
+
+def kkt3_stretch(spec, opt, resume, until, methods=("fresh", "memory")) -> None:
+    """The CPU cost of phase 2 of the L = 3 route (the block-symmetric subspace, the exactly class-symmetric rule)
+    from the pickled point ``resume`` to P = ``until``, measured in one run for each of ``methods``: "fresh" (a
+    fresh finite-difference Jacobian at the start of every Newton solve, the route as relu3l3 ran it) and "memory"
+    (the Jacobian carried from step to step, :class:`solvers.deep.newton.JacobianMemory`); prints each method's CPU
+    s, steps and Newton iterations, the ratio, and how far the end points are apart."""
+    from dataclasses import replace
+
+    from solvers.deep import three_layer_route as route
+    from solvers.deep.newton import JacobianMemory
+
+    opt = replace(opt, symmetric_rule=True)
+    ends = {}
+    for method in methods:
+        log, memory = _Log(), (JacobianMemory() if method == "memory" else False)
+        start, previous = _resumed(spec, opt, resume)
+        c0 = time.process_time()
+        path, model = route.follow_three_layers(spec, layer_sigmas(spec, 3), opt, log, start=start, previous=previous,
+                                                symmetric=0.0, memory=memory, until=until)
+        cpu = time.process_time() - c0
+        ev = model.safe_eval(path.last.x, path.last.props) if model is not None else None
+        ends[method] = (cpu, path.last.x, ev)
+        counts = (f", fresh Jacobians {memory.fresh}, Broyden updates {memory.updates}" if memory else "")
+        print(f"{method}: {path.stopped or f'reached P = {path.last.p:.6g}'}; {cpu:.1f} cpu s, "
+              f"{len(path.points) - 1 - (previous is not None)} steps, {log.iterations} Newton iterations{counts}",
+              flush=True)
+        if ev is not None:
+            print(f"   f_cc {np.round(np.diag(ev['layers'][-1].outputs), 6).tolist()}, kernel diagonals "
+                  f"{[np.round(np.diag(r.k) + r.delta, 5).tolist() for r in ev['layers']]}, "
+                  f"max|residual| {np.max(np.abs(ev['residual'])):.1e}", flush=True)
+    if len(ends) == 2:
+        (ca, xa, ea), (cb, xb, eb) = ends.values()
+        dist = np.max(np.abs(np.asarray(xa) - np.asarray(xb))) if len(xa) == len(xb) else float("nan")
+        dobs = np.max(np.abs(ea["obs"] - eb["obs"])) if ea is not None and eb is not None else float("nan")
+        print(f"CPU ratio {' / '.join(ends)}: {ca / cb:.2f} ({ca:.1f} / {cb:.1f} s); end points: max|Δx| {dist:.1e}, "
+              f"max|Δ observables| {dobs:.1e}", flush=True)
+
+
+def kkt3_route(spec, opt, seeds, qmc_final, t_end, save_dir=None, resume=None, symmetric=False,
+               memory=True) -> None:
+    """The L = 3 route of :mod:`solvers.deep.three_layer_route`: the homotopy in P (or from the pickled point
+    ``resume`` of an earlier run's ``--save-dir``), δ → 0, each layer's condensate and the constrained stability,
+    ``seeds`` Sobol' replicas at 8 × 2^``qmc_final`` and their error bound, continuation in T to ``t_end``;
+    ``symmetric``: every step in the block-symmetric subspace with the exactly class-symmetric rule; ``memory``
+    False: a fresh Jacobian at the start of every Newton solve of the homotopy."""
     from solvers.deep.kkt_stability import constrained_stability
     from solvers.deep import three_layer_route as route
 
@@ -255,18 +313,10 @@ def kkt3_route(spec, opt, seeds, qmc_final, t_end, save_dir=None, resume=None, s
 
     sig, log = layer_sigmas(spec, 3), _Log()
     opt = replace(opt, symmetric_rule=True) if symmetric else opt
-    start = previous = None
-    if resume:
-        with open(resume, "rb") as fh:
-            st = pickle.load(fh)
-        P, total = st["P"], float(np.sum(spec.class_sizes))
-        sizes = np.asarray(spec.class_sizes, dtype=np.float64) * P / total
-        model = KKTModel(spec.replace(sigma_a=spec.sigma_a * np.sqrt(total / P)), sig, opt, st["last"], st["first"],
-                         st["delta"], sizes=sizes, truncated=False, hidden=st["hidden"])
-        model.T = spec.temperature
-        start, previous = (model, st["x"], st["props"]), st.get("previous")
+    start, previous = _resumed(spec, opt, resume) if resume else (None, None)
     path, model = route.follow_three_layers(spec, sig, opt, log, start=start, previous=previous,
-                                            on_point=_saver(save_dir), symmetric=0.0 if symmetric else np.inf)
+                                            on_point=_saver(save_dir), symmetric=0.0 if symmetric else np.inf,
+                                            memory=memory)
     print(path.stopped or f"reached P = {path.last.p:.4g}", flush=True)
     if path.stopped:
         return
@@ -300,7 +350,7 @@ def kkt3_route(spec, opt, seeds, qmc_final, t_end, save_dir=None, resume=None, s
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("route", choices=("shape", "temperature", "kkt"))
+    p.add_argument("route", choices=("shape", "temperature", "kkt", "kkt3-stretch"))
     p.add_argument("--class-sizes", default="32,16,16")
     p.add_argument("--sigma-a", type=float, default=0.125)
     p.add_argument("--temperature", type=float, default=0.05, help="target T")
@@ -324,11 +374,15 @@ def main(argv=None) -> int:
     p.add_argument("--resume", default=None, help="kkt route, L >= 3: go on from a point pickled by --save-dir")
     p.add_argument("--symmetric", action="store_true", help="kkt route, L >= 3: every step in the block-symmetric "
                    "subspace with the exactly class-symmetric rule")
+    p.add_argument("--fresh-jacobians", action="store_true", help="kkt route, L >= 3: a fresh Jacobian at the start "
+                   "of every Newton solve (the route before the Jacobian was carried from step to step)")
+    p.add_argument("--until", type=float, default=None, help="kkt3-stretch: the P where the stretch from --resume ends")
     a = p.parse_args(argv)
     spec = ModelSpec(nonlinearity="relu", sigma_a=a.sigma_a, temperature=a.temperature,
                      class_sizes=tuple(int(v) for v in a.class_sizes.split(",")))
     options = json.loads(a.options)
-    if a.route == "kkt" and a.layers >= 3:  # 8 × 2^11 Sobol' points follow an artefact of the rule at L = 3
+    if a.route == "kkt3-stretch" or (a.route == "kkt" and a.layers >= 3):  # 8 × 2^11 Sobol' points follow an
+        # artefact of the rule at L = 3
         options = {"qmc_log2n": 13, "qmc_log2n_max": 13, **options}
     opt = DeepOptions(search=False, code_neurons=0, **options)
     with threadpool_limits(limits=1, user_api="blas"):
@@ -338,8 +392,13 @@ def main(argv=None) -> int:
                     a.switch_at, DeepOptions(search=False, code_neurons=0,
                                              **{**json.loads(a.options), **json.loads(a.switch_options)}))
                 shape_route(spec, opt, a.budget, a.needles, switch)
+            elif a.route == "kkt3-stretch":
+                if not a.resume or not a.until:
+                    p.error("kkt3-stretch needs --resume (a pickled point) and --until (the P where it ends)")
+                kkt3_stretch(spec, opt, a.resume, a.until)
             elif a.route == "kkt" and a.layers >= 3:
-                kkt3_route(spec, opt, a.seeds, a.qmc_final, a.t_end, a.save_dir, a.resume, a.symmetric)
+                kkt3_route(spec, opt, a.seeds, a.qmc_final, a.t_end, a.save_dir, a.resume, a.symmetric,
+                           memory=not a.fresh_jacobians)
             elif a.route == "kkt":
                 kkt_route(spec, opt, a.delta, a.seeds, a.qmc_final, a.t_end, a.delta_end, a.layers, a.kkt_start_t)
             else:

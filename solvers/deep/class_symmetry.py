@@ -202,7 +202,9 @@ def symmetric_solve(model, x, props, log, label, codes=None, average: bool = Tru
     (:class:`SymmetricModel`, the maximisers' ``codes`` found at ``x`` if None) from the symmetric part of ``x``,
     with ``props`` as given (``average`` False) or the group-averaged proposals of
     :func:`symmetric_proposals`. Returns (x in ``model``'s coordinates, the symmetric evaluation, the proposals
-    solved with, the proposals solve_at returned, the wrapper) or None."""
+    solved with, the proposals solve_at returned, the wrapper) or None. A ``memory``
+    (:class:`solvers.deep.newton.JacobianMemory`) in ``kw`` keeps the Jacobian in the natural coordinates w, so that
+    solves with the same maximisers' codes share it."""
     from solvers.deep.newton import solve_at
 
     codes = maximiser_codes(model, x, props) if codes is None and getattr(model, "n_mu", 0) else codes
@@ -216,5 +218,8 @@ def symmetric_solve(model, x, props, log, label, codes=None, average: bool = Tru
     if ev is None:
         return None
     props = symmetric_proposals(model, sym.full(z), ev, props, sym.imposed) if average else props
+    if kw.get("memory") is not None:  # the kept Jacobian in the natural coordinates w, seen in z (w = Q z)
+        key = ("natural", None if codes is None else tuple(tuple(map(tuple, block)) for block in codes))
+        kw["memory"] = kw["memory"].projected(sym.Q, key)
     out = solve_at(sym, z, props, log, label, jacobians=False, **kw)
     return None if out is None else (sym.full(out[0]), out[1], props, out[4], sym)

@@ -458,18 +458,20 @@ def start_of_sizes(spec, sigmas, options, delta: float, truncated: bool, start=N
     return model, x, props, total / lo
 
 
-def secant_predictor(trial: KKTModel, points, P: float):
+def secant_predictor(trial: KKTModel, points, P: float, multipliers: bool = False):
     """The first guess at P of :func:`follow_sizes`: the secant in log P through the last two solved ``points`` on the
-    base unknowns (the multipliers, whose list may have changed, as solved), shrunk towards the last point by 0.5 %
-    steps if ``trial`` cannot evaluate it; None if no such point evaluates."""
+    base unknowns (the multipliers, whose list may have changed, as solved; with ``multipliers``, on them too where
+    both points have the same number of them, each kept >= 0), shrunk towards the last point by 0.5 % steps if
+    ``trial`` cannot evaluate it; None if no such point evaluates."""
     from solvers.deep.condensate import _evaluable
 
     x0 = points[-1].x
     if len(points) >= 2:
         a, b = points[-2], points[-1]
-        nb = trial.n_base
+        nb = len(b.x) if multipliers and len(a.x) == len(b.x) else trial.n_base
         x0 = b.x.copy()
         x0[:nb] += (b.x[:nb] - a.x[:nb]) * np.log(P / b.p) / np.log(b.p / a.p)
+        x0[trial.n_base:] = np.maximum(x0[trial.n_base:], 0.0)
     if trial.safe_eval(x0, points[-1].props) is None:
         x0 = _evaluable(trial, x0, points[-1].props, shrink=0.995, tries=60)
     return x0
@@ -478,7 +480,7 @@ def secant_predictor(trial: KKTModel, points, P: float):
 def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, halvings: int = 6,
                  progress=None, truncated: bool = False, symmetric: float = np.inf, start=None,
                  keep_on_refresh_failure: bool = False, solve=None, refresh=None, on_point=None, previous=None,
-                 first_ratio=None):
+                 first_ratio=None, memory=None, until=None):
     """The homotopy in P of the deep search (``_Search.from_small_p`` in :mod:`solvers.deep.nonlinear`: class sizes
     s·P_c/min P_c at fixed σ_a² P, from s = 1 to the spec's sizes) with both condensates as KKT unknowns from the
     start (smoothing ``delta``; the maximisers with q >= :data:`Q_MIN` at s = 1, where no constraint is active, are
@@ -497,12 +499,19 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
     x, proposals) is called at each solved point (e.g. to save it for a resumption). ``previous``: an earlier solved
     (P, x) of the start's path (the first step's secant predictor; without it the first step starts at the start's
     x, which at L = 3 near the boundaries leaves a domain even for a step of 0.5 %); ``first_ratio``: the first step's
-    ratio (default ``ratio``; a start near a constraint's onset needs steps of ~1 %). Returns
+    ratio (default ``ratio``; a start near a constraint's onset needs steps of ~1 %). ``memory``
+    (:class:`solvers.deep.newton.JacobianMemory`): the Jacobian carried from step to step (every ``solve`` gets it
+    as ``memory=``; restored to the last solved point's after a failed step), the secant on the multipliers too, and
+    the step's log grown by 1.25 (up to ``ratio``) after every step that needed no fresh Jacobian or at most 5
+    iterations (:func:`_next_step`), and after a refresh whose re-solve failed the next refresh only 1, 2, 4, ...
+    steps later. ``until``: end the homotopy at this P (default: the spec's). Returns
     (:class:`solvers.deep.barrier_path.Path` of the solved points, p = P, and the :class:`KKTModel` of the last one)."""
     from solvers.deep.barrier_path import Path, PathPoint
     from solvers.progress import report
 
     solve, refresh = solve or _solve_kkt, refresh or refreshed
+    if memory is not None:
+        solve = _with_memory(solve, memory)
     sizes = np.asarray(spec.class_sizes, dtype=np.float64)
     total = float(np.sum(sizes))
     model, x, props, P0 = start_of_sizes(spec, sigmas, options, delta, truncated, start)
@@ -515,12 +524,13 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
                 + [PathPoint(P0, out[0], out[4], 0)])
     model.safe_eval(out[0], out[4])
     model.condensate.retrack()
-    step, fails = first_ratio or ratio, 0
-    while path.last.p < total * (1 - 1e-12):
-        P = min(total, path.last.p * step)
+    step, fails, end = first_ratio or ratio, 0, total if until is None else float(until)
+    backoff = _RefreshBackoff(memory is not None)
+    while path.last.p < end * (1 - 1e-12):
+        P = min(end, path.last.p * step)
         trial = scaled_kkt(model, spec, sizes * P / total)
-        x0 = secant_predictor(trial, path.points, P)
-        nit = log.iterations
+        x0 = secant_predictor(trial, path.points, P, multipliers=memory is not None)
+        nit, kept = log.iterations, None if memory is None else (memory.J, memory.key, memory.fresh)
         out = None if x0 is None else solve(trial, x0, path.last.props, log, f"KKT P = {P:.4g}", P >= symmetric,
                                             rounds=2, tol=1e-9, maxiter=25)
         if out is None:
@@ -529,16 +539,22 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
                 path.stopped = f"homotopy in P: Newton failed at P = {P:.4g}, last solved {path.last.p:.4g}"
                 return path, model
             step = np.sqrt(step)
+            if memory is not None:
+                memory.keep(kept[0], kept[1])
             continue
         props = out[4] if trial.safe_eval(out[0], out[4]) is not None else path.last.props
         model, fails = trial, 0
         model.safe_eval(out[0], props)
         model.condensate.retrack()
         tracked = model
-        model, xr = refresh(model, out[0], props)
+        model, xr = refresh(model, out[0], props) if backoff.due() else (model, out[0])
         if xr is not out[0]:  # the maximisers changed: re-solved with the new multipliers
+            solved = None if memory is None else (memory.J, memory.key)
             again = solve(model, xr, props, log, f"KKT P = {P:.4g}, maximisers refreshed", P >= symmetric, rounds=2,
                                tol=1e-9, maxiter=25)
+            if again is None and memory is not None:  # go on with the tracked maximisers' Jacobian
+                memory.keep(*solved)
+            backoff.record(again is not None)
             if again is None and not keep_on_refresh_failure:
                 path.stopped = f"homotopy in P: Newton failed after the maximisers changed at P = {P:.4g}"
                 return path, model
@@ -552,9 +568,42 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
         if not report(progress, "homotopy in P (KKT)", steps, None, p=P, iterations=log.iterations - nit):
             path.stopped = f"homotopy in P: stopped by the caller at P = {P:.4g}"
             return path, model
-        if log.iterations - nit <= 5:
-            step = min(step * 1.2, ratio)
+        step = _next_step(step, ratio, log.iterations - nit, memory, kept)
     return path, model
+
+
+def _next_step(step: float, ratio: float, iterations: int, memory, kept) -> float:
+    """The next step ratio of :func:`follow_sizes` after a solved step of ``iterations`` Newton iterations: without a
+    memory ×1.2 (at most ``ratio``) after at most 5 iterations; with one, its log ×1.25 (at most ``ratio``) also
+    after a step that computed no fresh Jacobian (``kept``: the memory's state before the step)."""
+    if memory is None:
+        return min(step * 1.2, ratio) if iterations <= 5 else step
+    if iterations <= 5 or memory.fresh == kept[2]:
+        return float(min(np.exp(1.25 * np.log(step)), ratio))
+    return step
+
+
+class _RefreshBackoff:
+    """When :func:`follow_sizes` refreshes the maximisers: after every step, or (``active``) after a refresh whose
+    re-solve failed only 1, 2, 4, ... steps later (the same candidates tend to fail again at the next step)."""
+
+    def __init__(self, active: bool):
+        self.active, self.wait, self.failures = active, 0, 0
+
+    def due(self) -> bool:
+        self.wait -= 1
+        return not self.active or self.wait < 0
+
+    def record(self, solved: bool) -> None:
+        self.failures = 0 if solved else self.failures + 1
+        self.wait = 0 if solved else 2 ** (self.failures - 1)
+
+
+def _with_memory(solve, memory):
+    """``solve`` with ``memory=memory`` in every call."""
+    def solve_with_memory(*args, **kw):
+        return solve(*args, memory=memory, **kw)
+    return solve_with_memory
 
 
 def _prior_kkt_start(spec, sigmas, options, delta, truncated, sizes, scale):

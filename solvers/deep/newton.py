@@ -9,6 +9,13 @@ The Newton iteration is :func:`solvers.newton.damped_newton` (least-squares step
 
 and a fresh J again when the line search fails with an updated one (the ``retry`` hook)
 (Dennis & Schnabel, Numerical Methods for Unconstrained Optimization, §8.1).
+
+Along a path of nearby solves (a continuation in P) a :class:`JacobianMemory` carries J from one solve to the next:
+the solve starts from the J the previous one ended with (the last Broyden update applied with its final step), updates
+it after every accepted step, damped or not, that reduced ||r|| by the memory's ``contraction`` factor, and computes
+a fresh forward-difference J only when a step does not (the chord–Broyden corrector of continuation methods,
+Allgower & Georg, Introduction to Numerical Continuation Methods, §7.2). A fresh J costs n + 1 evaluations, an
+update none.
 """
 from __future__ import annotations
 
@@ -22,7 +29,8 @@ from solvers.deep.model import DeepModel
 from theory.deep_blocks import Proposal
 from theory.deep_mixture import MixtureProposal
 
-__all__ = ["SolveLog", "BudgetSpent", "fd_jacobian", "newton", "mix_proposals", "solve_at", "t_only"]
+__all__ = ["SolveLog", "BudgetSpent", "JacobianMemory", "fd_jacobian", "newton", "mix_proposals", "solve_at",
+           "t_only"]
 
 
 class BudgetSpent(RuntimeError):
@@ -81,17 +89,74 @@ def fd_jacobian(model, x, ev, props, idx):
     return J, Jo
 
 
+class JacobianMemory:
+    """The Jacobian carried across the Newton solves of a path (module docstring). ``contraction``: a step that
+    reduced ||r||₂ by this factor (or more) keeps the Jacobian (Broyden update), any other gets a fresh one.
+    ``J`` is stored with a ``key`` naming its coordinates (recalled only under the same key and shape);
+    :meth:`projected` gives the view of a subspace with orthonormal basis Q of the stored coordinates. Counts:
+    ``fresh`` (finite-difference Jacobians), ``updates`` (Broyden updates), ``reused`` (solves started from a kept
+    J)."""
+
+    def __init__(self, contraction: float = 0.7):
+        if not 0.0 < contraction < 1.0:
+            raise ValueError(f"JacobianMemory: contraction must be in (0, 1), got {contraction!r}")
+        self.contraction = float(contraction)
+        self.J, self.key = None, None
+        self.fresh = self.updates = self.reused = 0
+
+    def recall(self, n: int, key=None):
+        """A copy of the kept J if it is n × n in the coordinates ``key``, else None."""
+        if self.J is None or self.J.shape != (n, n) or self.key != key:
+            return None
+        self.reused += 1
+        return self.J.copy()
+
+    def keep(self, J, key=None) -> None:
+        self.J, self.key = (None, None) if J is None or not np.all(np.isfinite(J)) else (np.array(J), key)
+
+    def forget(self) -> None:
+        self.J, self.key = None, None
+
+    def count(self, what: str) -> None:
+        setattr(self, what, getattr(self, what) + 1)
+
+    def projected(self, Q, key=None) -> "_ProjectedMemory":
+        """The memory seen in the coordinates z of the subspace w = Q z (Q orthonormal columns; the kept J in w's
+        coordinates ``key``): J_z = Qᵀ J_w Q, and a J_z kept as Q J_z Qᵀ."""
+        return _ProjectedMemory(self, np.asarray(Q, dtype=np.float64), key)
+
+
+class _ProjectedMemory:
+    """:meth:`JacobianMemory.projected`."""
+
+    def __init__(self, parent: JacobianMemory, Q, key):
+        self.parent, self.Q, self.wkey = parent, Q, key
+        self.contraction = parent.contraction
+
+    def recall(self, n: int, key=None):
+        Jw = self.parent.recall(self.Q.shape[0], self.wkey) if self.Q.shape[1] == n else None
+        return None if Jw is None else self.Q.T @ Jw @ self.Q
+
+    def keep(self, J, key=None) -> None:
+        self.parent.keep(None if J is None else self.Q @ J @ self.Q.T, self.wkey)
+
+    def count(self, what: str) -> None:
+        self.parent.count(what)
+
+
 class _Broyden:
     """Residual, stateful Jacobian, step solve and retry hook of the Newton–Broyden iteration on the
     unknowns ``idx`` for :func:`solvers.newton.damped_newton` (see :func:`newton`). ``ev`` holds the
     model evaluation at the last point evaluated; ``J``, ``Jo`` the Jacobians at ``x`` (fresh or
     Broyden-updated, ``fresh`` says which)."""
 
-    def __init__(self, model: DeepModel, x, props, idx):
+    def __init__(self, model: DeepModel, x, props, idx, memory=None):
         self.model, self.full, self.props, self.idx = model, np.array(x, dtype=np.float64), props, idx
         self.point, self.ev = None, None  # last evaluated sub-vector and its evaluation
         self.x = self.r = self.J = self.Jo = self.step = None
         self.fresh = self.fresh_wanted = False
+        self.memory = memory
+        self.inherited = None if memory is None else memory.recall(len(idx))
 
     def embed(self, z):
         out = self.full.copy()
@@ -108,18 +173,46 @@ class _Broyden:
         return np.full(len(self.idx), np.nan) if ev is None else ev["residual"][self.idx]
 
     def jacobian(self, z):
-        """Good Broyden update after a full step (λ = 1) that halved ||r||, fresh finite differences otherwise."""
+        """Good Broyden update after a full step (λ = 1) that halved ||r||, fresh finite differences otherwise;
+        with a memory: its J at the first call, then the update after any accepted step that reduced ||r|| by its
+        ``contraction``."""
         r = self.residual(z)
-        if (self.J is not None and not self.fresh_wanted and self.step is not None
-                and np.array_equal(z, self.x + self.step) and np.linalg.norm(r) < 0.5 * np.linalg.norm(self.r)):
-            dx = z - self.x
-            self.J = self.J + np.outer(r - self.r - self.J @ dx, dx) / float(dx @ dx)
-            self.fresh = False
+        if self.inherited is not None:
+            self.J, self.inherited, self.fresh = self.inherited, None, False
+        elif self._keeps(z, r):
+            self._update(z, r)
         else:
             self.J, self.Jo = fd_jacobian(self.model, self.embed(z), self.evaluate(z), self.props, self.idx)
             self.fresh = True
+            if self.memory is not None:
+                self.memory.count("fresh")
         self.x, self.r, self.fresh_wanted = np.array(z), r, False
         return self.J if self.J is not None else np.full((len(r), len(r)), np.nan)
+
+    def _keeps(self, z, r) -> bool:
+        """Whether the step to ``z`` (residual ``r``) keeps J (a Broyden update) rather than a fresh one."""
+        if self.J is None or self.fresh_wanted or self.step is None or np.array_equal(z, self.x):
+            return False
+        if self.memory is None:
+            return np.array_equal(z, self.x + self.step) and np.linalg.norm(r) < 0.5 * np.linalg.norm(self.r)
+        return np.linalg.norm(r) <= self.memory.contraction * np.linalg.norm(self.r)
+
+    def _update(self, z, r) -> None:
+        """The good Broyden update J ← J + (Δr − J Δx) Δxᵀ / (Δxᵀ Δx) with the step from the last J's point to z."""
+        dx = z - self.x
+        self.J = self.J + np.outer(r - self.r - self.J @ dx, dx) / float(dx @ dx)
+        self.fresh = False
+        if self.memory is not None:
+            self.memory.count("updates")
+
+    def finish(self, z) -> None:
+        """Keep J in the memory, updated with the last step (to the solution ``z``) if one was taken."""
+        if self.memory is None or self.J is None or not np.all(np.isfinite(self.J)):
+            return
+        r = self.residual(z)
+        if self.x is not None and not np.array_equal(z, self.x) and np.all(np.isfinite(r)):
+            self._update(z, r)
+        self.memory.keep(self.J)
 
     def solve(self, A, b):
         self.step = np.full(len(b), np.nan) if not np.all(np.isfinite(A)) else np.linalg.lstsq(A, b, rcond=None)[0]
@@ -138,18 +231,20 @@ class _Broyden:
         return self.J, self.Jo
 
 
-def newton(model: DeepModel, x, props, active=None, tol=1e-10, maxiter=30, jacobians=True):
+def newton(model: DeepModel, x, props, active=None, tol=1e-10, maxiter=30, jacobians=True, memory=None):
     """Newton–Broyden by :func:`solvers.newton.damped_newton`: forward-difference Jacobian, rank-one
     (good Broyden) updates after full steps that reduce ||r|| by half or more, a fresh Jacobian otherwise
     and when the line search fails with an updated one (``retry``); backtracking on ||r||₂ down to
-    λ = 1e-4. ``active``: indices of the unknowns (and equations) solved for. Returns
+    λ = 1e-4. ``active``: indices of the unknowns (and equations) solved for. ``memory``
+    (:class:`JacobianMemory`): start from its J and keep the last one there (module docstring). Returns
     (x, ev, J, Jo, ok, nit) with J, Jo fresh finite-difference Jacobians at the returned x (None, None
     with ``jacobians=False``, for callers that only want x) and nit the Newton iterations spent; a line
     search that fails with a fresh Jacobian still counts as converged when max|r| < 10³ tol."""
     idx = np.arange(len(x)) if active is None else np.asarray(active)
-    b = _Broyden(model, x, props, idx)
+    b = _Broyden(model, x, props, idx, memory)
     out = damped_newton(b.residual, b.jacobian, np.asarray(x, dtype=np.float64)[idx], tol=tol, maxiter=maxiter,
                         solve=b.solve, min_damping=1e-4, retry=b.retry)
+    b.finish(out.x)
     ev = b.evaluate(out.x)
     if ev is None:
         return b.embed(out.x), None, None, None, False, out.iterations
@@ -168,15 +263,17 @@ def mix_proposals(a, b, w: float):
     return a.mix(b, w) if isinstance(a, MixtureProposal) else b
 
 
-def solve_at(model: DeepModel, x, props, log, label, rounds=None, tol=None, maxiter=None, jacobians=True):
+def solve_at(model: DeepModel, x, props, log, label, rounds=None, tol=None, maxiter=None, jacobians=True,
+             memory=None):
     """Newton with fixed proposals, then moment-match the proposals, until they settle. When Newton
     fails after a proposal update, the update is retried halfway (up to three times), then the
     previous round's solution is returned. Returns (x, ev, J, Jo, proposals) or None; J, Jo (fresh
     finite differences at the returned x and the proposals it was solved with) only with ``jacobians``,
-    else None. Raises :class:`BudgetSpent` before any Newton iteration when ``log``'s budget is spent."""
+    else None. Raises :class:`BudgetSpent` before any Newton iteration when ``log``'s budget is spent. ``memory``: a
+    :class:`JacobianMemory` carried by :func:`newton` from solve to solve."""
     if isinstance(log, SolveLog):
         log.check_budget()
-    out = _rounds(model, x, props, log, label, rounds, tol, maxiter)
+    out = _rounds(model, x, props, log, label, rounds, tol, maxiter, memory)
     if out is None:
         return None
     x, ev, used, ret = out
@@ -186,7 +283,7 @@ def solve_at(model: DeepModel, x, props, log, label, rounds=None, tol=None, maxi
     return None if J is None else (x, ev, J, Jo, ret)
 
 
-def _rounds(model: DeepModel, x, props, log, label, rounds, tol, maxiter):
+def _rounds(model: DeepModel, x, props, log, label, rounds, tol, maxiter, memory=None):
     """The rounds of :func:`solve_at`: (x, ev, the proposals x solves with, the proposals returned) or None."""
     o = model.opt
     inflate = o.inflate if o.inflate is not None else (1.0 if model.exact else 1.5)
@@ -199,7 +296,7 @@ def _rounds(model: DeepModel, x, props, log, label, rounds, tol, maxiter):
             log.check_budget()
         trial = props
         for shrink in range(4 if out is not None else 1):
-            x1, ev, _, _, ok, nit = newton(model, x, trial, tol=tol, maxiter=maxiter, jacobians=False)
+            x1, ev, _, _, ok, nit = newton(model, x, trial, tol=tol, maxiter=maxiter, jacobians=False, memory=memory)
             if isinstance(log, SolveLog):
                 log.iterations += nit
             log.append(f"{label}: round {rnd}, Newton {'converged' if ok else 'FAILED'} in {nit} iterations"

@@ -37,13 +37,16 @@ from solvers.deep.hidden_condensate import hidden_fields, hidden_terms
 from solvers.deep.kkt import _first_layer_sums, _readout_layer, condensate_terms
 from solvers.deep.layer_symmetry import closed_refresh, solve_kkt_step
 
-__all__ = ["DELTA", "HOLD_FROM", "follow_three_layers", "held_solve", "delta_path", "layer_condensates",
+__all__ = ["DELTA", "HOLD_FROM", "MEMORY_RATIO", "follow_three_layers", "held_solve", "delta_path", "layer_condensates",
            "seed_replicas", "replica_bound", "continue_in_temperature"]
 
 #: the smoothing of the homotopy in P
 DELTA = 0.003
 #: the fraction of the target P from which the proposals are held (phase 2 of the module docstring)
 HOLD_FROM = 0.29
+#: the largest step ratio of phase 2 when the Jacobian is carried from step to step (its steps grow while they need
+#: no fresh Jacobian; steps of 2 % converge in relu3l3's run, 3–4 % fail near the first layer's onsets)
+MEMORY_RATIO = 1.03
 
 
 def held_solve(model, x, props, log, label, symmetric=False, **kw):
@@ -53,40 +56,50 @@ def held_solve(model, x, props, log, label, symmetric=False, **kw):
 
 def follow_three_layers(spec, sigmas, options, log, delta: float = DELTA, hold_from: float = HOLD_FROM,
                         ratio: float = 1.1, start=None, previous=None, progress=None, on_point=None,
-                        symmetric: float = np.inf):
+                        symmetric: float = np.inf, memory=True, until=None):
     """The homotopy in P of the module docstring to the spec's class sizes: (Path, the KKT model of its last
     point). ``start`` (model, x, proposals) and ``previous`` (P, x): go on from a saved point in phase 2 instead
     (the start at small P is then not run); ``on_point`` (model, P, x, proposals) at every solved point;
     ``progress`` (:mod:`solvers.progress`) as in :func:`solvers.deep.complementarity.follow_sizes`;
     ``symmetric``: the steps at P >= this solved in the block-symmetric subspace
     (:func:`solvers.deep.layer_symmetry.block_symmetric_solve`; with ``options.symmetric_rule`` the estimates are
-    then exactly class-symmetric there)."""
+    then exactly class-symmetric there). ``memory``: the Jacobian carried from step to step (True: a new
+    :class:`solvers.deep.newton.JacobianMemory`, or one given; False: a fresh finite-difference Jacobian at the start
+    of every Newton solve, the route as it ran before), with the secant on the multipliers too and phase 2's steps
+    growing up to :data:`MEMORY_RATIO` (:func:`solvers.deep.complementarity.follow_sizes`). ``until``: end at this P
+    (default the spec's; phase 2 only, i.e. with ``start``)."""
     from solvers.deep.barrier_path import Path
+    from solvers.deep.newton import JacobianMemory
     from solvers.deep.small_p_start import small_p_start
     from solvers.progress import report
 
     total = float(np.sum(spec.class_sizes))
+    memory = JacobianMemory() if memory is True else (memory or None)
+    kept = {} if memory is None else {"memory": memory}
     if start is None:
-        in_subspace = dict(solve=lambda *a, **kw: solve_kkt_step(*a, True, **kw), refresh=closed_refresh)
+        in_subspace = dict(solve=lambda *a, **kw: solve_kkt_step(*a, True, **kept, **kw), refresh=closed_refresh)
         first = small_p_start(spec, sigmas, options, delta, log, **({} if symmetric > 0 else in_subspace))
         if first is None:
             return Path(stopped="the start at small P by continuation in T failed"), None
 
-        def until(event):
+        def phase_one(event):
             return event.values.get("p", 0.0) < hold_from * total and report(progress, event.stage, event.step,
                                                                              event.total, **event.values)
 
         path, model = follow_sizes(spec, sigmas, options, delta, log, start=first, refresh=closed_refresh,
-                                   progress=until, on_point=on_point, symmetric=symmetric, solve=solve_kkt_step)
+                                   progress=phase_one, on_point=on_point, symmetric=symmetric, solve=solve_kkt_step,
+                                   memory=memory)
         if model is None or (path.stopped and "stopped by the caller" not in path.stopped):
             return path, model
         if path.last.p >= total * (1 - 1e-12):
             return path, model
         a, b = path.points[-2:] if len(path.points) >= 2 else (None, path.last)
         start, previous = (model, b.x, b.props), (None if a is None else (a.p, a.x))
-    return follow_sizes(spec, sigmas, options, delta, log, ratio=ratio, first_ratio=1.01, start=start,
+    cap = ratio if memory is None else min(ratio, MEMORY_RATIO)
+    return follow_sizes(spec, sigmas, options, delta, log, ratio=cap, first_ratio=1.01, start=start,
                         previous=previous, solve=held_solve, refresh=closed_refresh, progress=progress,
-                        on_point=on_point, symmetric=symmetric, keep_on_refresh_failure=True)
+                        on_point=on_point, symmetric=symmetric, keep_on_refresh_failure=True, memory=memory,
+                        until=until)
 
 
 def delta_path(model: KKTModel, x, props, log, deltas=(1e-3, 3e-4, 0.0), symmetric: bool = False):
