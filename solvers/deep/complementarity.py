@@ -48,6 +48,7 @@ import numpy as np
 
 from solvers.deep.kkt import _first_layer_sums, _readout_layer, _tilt, condensate_terms, tilted_first_layer
 from solvers.deep.model import DeepModel, prior_start
+from solvers.deep.size_steps import SizeSteps, with_memory
 from theory.deep_condensate import ReadoutDomain, condensate_directions, track_directions
 from theory.deep_needle_tail import Needles
 from theory.domain import marginal_directions
@@ -500,18 +501,14 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
     (P, x) of the start's path (the first step's secant predictor; without it the first step starts at the start's
     x, which at L = 3 near the boundaries leaves a domain even for a step of 0.5 %); ``first_ratio``: the first step's
     ratio (default ``ratio``; a start near a constraint's onset needs steps of ~1 %). ``memory``
-    (:class:`solvers.deep.newton.JacobianMemory`): the Jacobian carried from step to step (every ``solve`` gets it
-    as ``memory=``; restored to the last solved point's after a failed step), the secant on the multipliers too, and
-    the step's log grown by 1.25 (up to ``ratio``) after every step that needed no fresh Jacobian or at most 5
-    iterations (:func:`_next_step`), and after a refresh whose re-solve failed the next refresh only 1, 2, 4, ...
-    steps later. ``until``: end the homotopy at this P (default: the spec's). Returns
+    (:class:`solvers.deep.newton.JacobianMemory`): the Jacobian carried from step to step (``solve`` gets it as
+    ``memory=``), the secant on the multipliers too, and the step control of :mod:`solvers.deep.size_steps`.
+    ``until``: end the homotopy at this P (default: the spec's). Returns
     (:class:`solvers.deep.barrier_path.Path` of the solved points, p = P, and the :class:`KKTModel` of the last one)."""
     from solvers.deep.barrier_path import Path, PathPoint
     from solvers.progress import report
 
-    solve, refresh = solve or _solve_kkt, refresh or refreshed
-    if memory is not None:
-        solve = _with_memory(solve, memory)
+    solve, refresh = with_memory(solve or _solve_kkt, memory), refresh or refreshed
     sizes = np.asarray(spec.class_sizes, dtype=np.float64)
     total = float(np.sum(sizes))
     model, x, props, P0 = start_of_sizes(spec, sigmas, options, delta, truncated, start)
@@ -522,88 +519,49 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
         return Path(stopped=f"homotopy in P: Newton failed at the start P = {P0:.4g}"), model
     path = Path(([PathPoint(float(previous[0]), np.asarray(previous[1]), out[4], 0)] if previous is not None else [])
                 + [PathPoint(P0, out[0], out[4], 0)])
-    model.safe_eval(out[0], out[4])
-    model.condensate.retrack()
-    step, fails, end = first_ratio or ratio, 0, total if until is None else float(until)
-    backoff = _RefreshBackoff(memory is not None)
+    _retracked(model, out[0], out[4])
+    steps, end = SizeSteps(ratio, first_ratio, halvings, memory), total if until is None else float(until)
     while path.last.p < end * (1 - 1e-12):
-        P = min(end, path.last.p * step)
+        P = min(end, path.last.p * steps.step)
         trial = scaled_kkt(model, spec, sizes * P / total)
         x0 = secant_predictor(trial, path.points, P, multipliers=memory is not None)
-        nit, kept = log.iterations, None if memory is None else (memory.J, memory.key, memory.fresh)
+        steps.begin(log)
         out = None if x0 is None else solve(trial, x0, path.last.props, log, f"KKT P = {P:.4g}", P >= symmetric,
                                             rounds=2, tol=1e-9, maxiter=25)
         if out is None:
-            fails += 1
-            if fails > halvings:
+            if steps.failed():
                 path.stopped = f"homotopy in P: Newton failed at P = {P:.4g}, last solved {path.last.p:.4g}"
                 return path, model
-            step = np.sqrt(step)
-            if memory is not None:
-                memory.keep(kept[0], kept[1])
             continue
         props = out[4] if trial.safe_eval(out[0], out[4]) is not None else path.last.props
-        model, fails = trial, 0
-        model.safe_eval(out[0], props)
-        model.condensate.retrack()
-        tracked = model
-        model, xr = refresh(model, out[0], props) if backoff.due() else (model, out[0])
+        model = tracked = _retracked(trial, out[0], props)
+        model, xr = refresh(model, out[0], props) if steps.backoff.due() else (model, out[0])
         if xr is not out[0]:  # the maximisers changed: re-solved with the new multipliers
-            solved = None if memory is None else (memory.J, memory.key)
+            steps.before_refresh()
             again = solve(model, xr, props, log, f"KKT P = {P:.4g}, maximisers refreshed", P >= symmetric, rounds=2,
-                               tol=1e-9, maxiter=25)
-            if again is None and memory is not None:  # go on with the tracked maximisers' Jacobian
-                memory.keep(*solved)
-            backoff.record(again is not None)
+                          tol=1e-9, maxiter=25)
+            steps.refreshed(again is not None)
             if again is None and not keep_on_refresh_failure:
                 path.stopped = f"homotopy in P: Newton failed after the maximisers changed at P = {P:.4g}"
                 return path, model
             model, out = (tracked, out) if again is None else (model, again)  # None: go on with the tracked ones
-            model.safe_eval(out[0], props)
-            model.condensate.retrack()
-        path.points.append(PathPoint(P, out[0], props, log.iterations - nit))
+            _retracked(model, out[0], props)
+        path.points.append(PathPoint(P, out[0], props, steps.iterations(log)))
         if on_point is not None:
             on_point(model, P, out[0], props)
-        steps = len(path.points) - 1
-        if not report(progress, "homotopy in P (KKT)", steps, None, p=P, iterations=log.iterations - nit):
+        if not report(progress, "homotopy in P (KKT)", len(path.points) - 1, None, p=P,
+                      iterations=steps.iterations(log)):
             path.stopped = f"homotopy in P: stopped by the caller at P = {P:.4g}"
             return path, model
-        step = _next_step(step, ratio, log.iterations - nit, memory, kept)
+        steps.solved(log)
     return path, model
 
 
-def _next_step(step: float, ratio: float, iterations: int, memory, kept) -> float:
-    """The next step ratio of :func:`follow_sizes` after a solved step of ``iterations`` Newton iterations: without a
-    memory ×1.2 (at most ``ratio``) after at most 5 iterations; with one, its log ×1.25 (at most ``ratio``) also
-    after a step that computed no fresh Jacobian (``kept``: the memory's state before the step)."""
-    if memory is None:
-        return min(step * 1.2, ratio) if iterations <= 5 else step
-    if iterations <= 5 or memory.fresh == kept[2]:
-        return float(min(np.exp(1.25 * np.log(step)), ratio))
-    return step
-
-
-class _RefreshBackoff:
-    """When :func:`follow_sizes` refreshes the maximisers: after every step, or (``active``) after a refresh whose
-    re-solve failed only 1, 2, 4, ... steps later (the same candidates tend to fail again at the next step)."""
-
-    def __init__(self, active: bool):
-        self.active, self.wait, self.failures = active, 0, 0
-
-    def due(self) -> bool:
-        self.wait -= 1
-        return not self.active or self.wait < 0
-
-    def record(self, solved: bool) -> None:
-        self.failures = 0 if solved else self.failures + 1
-        self.wait = 0 if solved else 2 ** (self.failures - 1)
-
-
-def _with_memory(solve, memory):
-    """``solve`` with ``memory=memory`` in every call."""
-    def solve_with_memory(*args, **kw):
-        return solve(*args, memory=memory, **kw)
-    return solve_with_memory
+def _retracked(model: KKTModel, x, props) -> KKTModel:
+    """``model`` with its maximisers tracked from those of an evaluation at (``x``, ``props``) from now on."""
+    model.safe_eval(x, props)
+    model.condensate.retrack()
+    return model
 
 
 def _prior_kkt_start(spec, sigmas, options, delta, truncated, sizes, scale):

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from solvers.deep.barrier_path import PathPoint
-from solvers.deep.complementarity import _next_step, _RefreshBackoff, secant_predictor
+from solvers.deep.complementarity import secant_predictor
 from solvers.deep.newton import JacobianMemory, newton
+from solvers.deep.size_steps import RefreshBackoff, SizeSteps
 
 N = 10
 A = 1.5 * np.eye(N) + 0.3 * (np.eye(N, k=1) + np.eye(N, k=-1))  # positive definite (eigenvalues 0.9–2.1)
@@ -100,20 +101,41 @@ def test_secant_predictor_extrapolates_the_multipliers_in_log_p():
     assert np.allclose(secant_predictor(_Trial(), shorter, P, multipliers=True)[2:], x_at(11.0)[2:])
 
 
+class _Log:
+    iterations = 0
+
+
+def _grown(memory, iterations, fresh):
+    """The ratio after one solved step of ``iterations`` Newton iterations from 1.02 (cap 1.1) during which the
+    memory computed ``fresh`` fresh Jacobians."""
+    steps, log = SizeSteps(1.1, 1.02, memory=memory), _Log()
+    steps.begin(log)
+    log.iterations += iterations
+    if memory is not None:
+        memory.fresh += fresh
+    steps.solved(log)
+    return steps.step
+
+
 def test_step_control_and_refresh_backoff():
     """Without a memory the step grows ×1.2 after at most 5 iterations (the route as before); with one its log
-    grows ×1.25 after a step without a fresh Jacobian, up to the cap. A failed refresh is retried after 1, 2, 4
-    steps, every step once one succeeds; without the back-off every step."""
+    grows ×1.25 after a step without a fresh Jacobian, up to the cap; a failed step halves the log and restores the
+    memory's J. A failed refresh is retried after 1, 2, 4 steps, every step once one succeeds; without the
+    back-off every step."""
+    assert _grown(None, 5, 0) == pytest.approx(1.1) and _grown(None, 6, 0) == 1.02
+    assert _grown(JacobianMemory(), 12, 0) == pytest.approx(1.02**1.25) and _grown(JacobianMemory(), 12, 1) == 1.02
     memory = JacobianMemory()
-    assert _next_step(1.02, 1.1, 5, None, None) == pytest.approx(1.1) and _next_step(1.02, 1.1, 6, None, None) == 1.02
-    assert _next_step(1.02, 1.1, 12, memory, (None, None, 0)) == pytest.approx(1.02**1.25)
-    assert _next_step(1.02, 1.1, 12, memory, (None, None, -1)) == 1.02
-    assert _next_step(1.09, 1.1, 12, memory, (None, None, 0)) == pytest.approx(1.1)
-    backoff, schedule = _RefreshBackoff(True), []
+    memory.keep(np.eye(2), "k")
+    steps, log = SizeSteps(1.1, 1.08, halvings=1, memory=memory), _Log()
+    steps.begin(log)
+    memory.keep(2 * np.eye(2), "k")
+    assert not steps.failed() and steps.step == pytest.approx(np.sqrt(1.08)) and np.allclose(memory.J, np.eye(2))
+    assert steps.failed()
+    backoff, schedule = RefreshBackoff(True), []
     for step in range(12):
         if backoff.due():
             schedule.append(step)
             backoff.record(step >= 8)
     assert schedule == [0, 2, 5, 10, 11]
-    always = _RefreshBackoff(False)
+    always = RefreshBackoff(False)
     assert all(always.due() for _ in range(5))
