@@ -7,7 +7,7 @@ log P after a failed step, as the homotopy always ran. With a memory a Newton it
 evaluations instead of n + 1, so the iteration count no longer measures a step's cost: the log of the ratio grows
 ×1.25 (at most the cap) after every step that needed no fresh Jacobian; a failed step restores the Jacobian of the
 last solved point; and a refresh whose re-solve failed is tried again only 1, 2, 4, ... steps later (on the
-three-layer route the same marginal candidates fail at every step, docs/devlog.md, relu3l3).
+three-layer route the same marginal candidates fail again at the next step).
 """
 from __future__ import annotations
 

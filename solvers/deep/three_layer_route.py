@@ -15,6 +15,11 @@ The homotopy in P (class sizes s·P_c/min P_c at fixed σ_a² P) runs in two pha
    there a re-matched proposal moves the residual by more than a step of 1 % in P does, and Newton from the secant
    predictor fails (docs/devlog.md, relu3l2).
 
+Both phases, and the start at small P, carry the Newton Jacobian from step to step
+(:class:`solvers.deep.newton.JacobianMemory`: Broyden updates across the solves, a fresh finite-difference Jacobian
+only where a step contracts the residual poorly) and extrapolate the multipliers with the secant too: a Newton
+iteration then costs one or two model evaluations instead of the n + 1 of a finite-difference Jacobian.
+
 In both phases the maximisers are refreshed by :func:`solvers.deep.layer_symmetry.closed_refresh` (the tracked ones
 kept, new ones added only with their images under the class permutations): the full searches of the domains miss
 tracked maximisers (the readout's 010 at P = 19) and find marginal two-class maxima (110) whose images are not
@@ -45,7 +50,7 @@ DELTA = 0.003
 #: the fraction of the target P from which the proposals are held (phase 2 of the module docstring)
 HOLD_FROM = 0.29
 #: the largest step ratio of phase 2 when the Jacobian is carried from step to step (its steps grow while they need
-#: no fresh Jacobian; steps of 2 % converge in relu3l3's run, 3–4 % fail near the first layer's onsets)
+#: no fresh Jacobian; steps of 2 % already fail near the onsets of the first layer's condensates and are halved)
 MEMORY_RATIO = 1.03
 
 
