@@ -533,6 +533,7 @@ def follow_sizes(spec, sigmas, options, delta: float, log, ratio: float = 1.25, 
                 path.stopped = f"homotopy in P: Newton failed at P = {P:.4g}, last solved {path.last.p:.4g}"
                 return path, model
             continue
+        steps.converged()
         props = out[4] if trial.safe_eval(out[0], out[4]) is not None else path.last.props
         model = tracked = _retracked(trial, out[0], props)
         model, xr = refresh(model, out[0], props) if steps.backoff.due() else (model, out[0])

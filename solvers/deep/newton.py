@@ -97,7 +97,7 @@ class JacobianMemory:
     ``fresh`` (finite-difference Jacobians), ``updates`` (Broyden updates), ``reused`` (solves started from a kept
     J)."""
 
-    def __init__(self, contraction: float = 0.7):
+    def __init__(self, contraction: float = 0.9):
         if not 0.0 < contraction < 1.0:
             raise ValueError(f"JacobianMemory: contraction must be in (0, 1), got {contraction!r}")
         self.contraction = float(contraction)

@@ -5,7 +5,8 @@ ratio, its halving on failure and growth after cheap steps, the Jacobian carried
 Without a memory the ratio grows ×1.2 (at most the cap) after a step of at most 5 Newton iterations and is halved in
 log P after a failed step, as the homotopy always ran. With a memory a Newton iteration costs one or two
 evaluations instead of n + 1, so the iteration count no longer measures a step's cost: the log of the ratio grows
-×1.25 (at most the cap) after every step that needed no fresh Jacobian; a failed step restores the Jacobian of the
+×1.25 (at most the cap) after every step whose solve needed no fresh Jacobian (a refresh after it does not
+count); a failed step restores the Jacobian of the
 last solved point; and a refresh whose re-solve failed is tried again only 1, 2, 4, ... steps later (on the
 three-layer route the same marginal candidates fail again at the next step).
 """
@@ -40,7 +41,7 @@ class SizeSteps:
     def __init__(self, ratio: float, first=None, halvings: int = 6, memory=None):
         self.ratio, self.step, self.halvings, self.fails = float(ratio), float(first or ratio), int(halvings), 0
         self.memory, self.backoff = memory, RefreshBackoff(memory is not None)
-        self.start_iterations, self.kept, self.at_solution = 0, None, None
+        self.start_iterations, self.kept, self.at_solution, self.fresh_in_step = 0, None, None, False
 
     def begin(self, log) -> None:
         """Before a step: the iterations so far and the memory's state (restored if the step fails)."""
@@ -50,6 +51,10 @@ class SizeSteps:
 
     def iterations(self, log) -> int:
         return log.iterations - self.start_iterations
+
+    def converged(self) -> None:
+        """After the step's own solve converged (before any refresh): whether it computed a fresh Jacobian."""
+        self.fresh_in_step = self.memory is not None and self.memory.fresh != self.kept[2]
 
     def failed(self) -> bool:
         """After a failed step: True when the homotopy must stop, else the ratio halved in log P."""
@@ -67,7 +72,7 @@ class SizeSteps:
         its = self.iterations(log)
         if self.memory is None:
             self.step = min(self.step * 1.2, self.ratio) if its <= 5 else self.step
-        elif its <= 5 or self.memory.fresh == self.kept[2]:
+        elif its <= 5 or not self.fresh_in_step:
             self.step = float(min(np.exp(1.25 * np.log(self.step)), self.ratio))
 
     def before_refresh(self) -> None:

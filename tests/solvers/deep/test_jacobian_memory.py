@@ -113,6 +113,9 @@ def _grown(memory, iterations, fresh):
     log.iterations += iterations
     if memory is not None:
         memory.fresh += fresh
+    steps.converged()
+    if memory is not None:
+        memory.fresh += 1  # a refresh after the solve does not count
     steps.solved(log)
     return steps.step
 
