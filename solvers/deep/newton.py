@@ -12,8 +12,9 @@ and a fresh J again when the line search fails with an updated one (the ``retry`
 
 Along a path of nearby solves (a continuation in P) a :class:`JacobianMemory` carries J from one solve to the next:
 the solve starts from the J the previous one ended with (the last Broyden update applied with its final step), updates
-it after every accepted step, damped or not, that reduced ||r|| by the memory's ``contraction`` factor, and computes
-a fresh forward-difference J only when a step does not (the chord–Broyden corrector of continuation methods,
+it after every accepted step, damped or not, that reduced ||r|| by the memory's ``contraction`` factor or was taken
+with a fresh J, and computes a fresh forward-difference J only when a step with an updated one does not, or its line
+search fails (the chord–Broyden corrector of continuation methods,
 Allgower & Georg, Introduction to Numerical Continuation Methods, §7.2). A fresh J costs n + 1 evaluations, an
 update none.
 """
@@ -92,15 +93,19 @@ def fd_jacobian(model, x, ev, props, idx):
 class JacobianMemory:
     """The Jacobian carried across the Newton solves of a path (module docstring). ``contraction``: a step that
     reduced ||r||₂ by this factor (or more) keeps the Jacobian (Broyden update), any other gets a fresh one.
+    ``min_damping``: the line search gives up below this λ (a kept J is then replaced by a fresh one, and with a
+    fresh one the solve fails: along a path a smaller step is cheaper than a long backtracking).
     ``J`` is stored with a ``key`` naming its coordinates (recalled only under the same key and shape);
     :meth:`projected` gives the view of a subspace with orthonormal basis Q of the stored coordinates. Counts:
     ``fresh`` (finite-difference Jacobians), ``updates`` (Broyden updates), ``reused`` (solves started from a kept
     J)."""
 
-    def __init__(self, contraction: float = 0.9):
+    def __init__(self, contraction: float = 0.9, min_damping: float = 1.0 / 16.0):
         if not 0.0 < contraction < 1.0:
             raise ValueError(f"JacobianMemory: contraction must be in (0, 1), got {contraction!r}")
-        self.contraction = float(contraction)
+        if not 0.0 < min_damping < 1.0:
+            raise ValueError(f"JacobianMemory: min_damping must be in (0, 1), got {min_damping!r}")
+        self.contraction, self.min_damping = float(contraction), float(min_damping)
         self.J, self.key = None, None
         self.fresh = self.updates = self.reused = 0
 
@@ -131,7 +136,7 @@ class _ProjectedMemory:
 
     def __init__(self, parent: JacobianMemory, Q, key):
         self.parent, self.Q, self.wkey = parent, Q, key
-        self.contraction = parent.contraction
+        self.contraction, self.min_damping = parent.contraction, parent.min_damping
 
     def recall(self, n: int, key=None):
         Jw = self.parent.recall(self.Q.shape[0], self.wkey) if self.Q.shape[1] == n else None
@@ -195,7 +200,8 @@ class _Broyden:
             return False
         if self.memory is None:
             return np.array_equal(z, self.x + self.step) and np.linalg.norm(r) < 0.5 * np.linalg.norm(self.r)
-        return np.linalg.norm(r) <= self.memory.contraction * np.linalg.norm(self.r)
+        # a fresh J that contracted poorly is updated too: the next finite differences would be no better there
+        return self.fresh or np.linalg.norm(r) <= self.memory.contraction * np.linalg.norm(self.r)
 
     def _update(self, z, r) -> None:
         """The good Broyden update J ← J + (Δr − J Δx) Δxᵀ / (Δxᵀ Δx) with the step from the last J's point to z."""
@@ -243,7 +249,7 @@ def newton(model: DeepModel, x, props, active=None, tol=1e-10, maxiter=30, jacob
     idx = np.arange(len(x)) if active is None else np.asarray(active)
     b = _Broyden(model, x, props, idx, memory)
     out = damped_newton(b.residual, b.jacobian, np.asarray(x, dtype=np.float64)[idx], tol=tol, maxiter=maxiter,
-                        solve=b.solve, min_damping=1e-4, retry=b.retry)
+                        solve=b.solve, min_damping=1e-4 if memory is None else memory.min_damping, retry=b.retry)
     b.finish(out.x)
     ev = b.evaluate(out.x)
     if ev is None:

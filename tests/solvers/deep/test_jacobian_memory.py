@@ -73,6 +73,8 @@ def test_projected_memory_keeps_the_jacobian_in_the_full_coordinates():
     assert memory.projected(Q, "other").recall(3) is None and memory.recall(3, "w") is None
     with pytest.raises(ValueError, match="contraction"):
         JacobianMemory(1.0)
+    with pytest.raises(ValueError, match="min_damping"):
+        JacobianMemory(0.9, 0.0)
 
 
 class _Trial:
