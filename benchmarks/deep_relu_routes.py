@@ -279,8 +279,8 @@ def kkt3_stretch(spec, opt, resume, until, methods=("fresh", "memory")) -> None:
         path, model = route.follow_three_layers(spec, layer_sigmas(spec, 3), opt, log, start=start, previous=previous,
                                                 symmetric=0.0, memory=memory, until=until)
         cpu = time.process_time() - c0
-        ev = model.safe_eval(path.last.x, path.last.props) if model is not None else None
-        ends[method] = (cpu, path.last.x, ev)
+        ev = model.safe_eval(path.last.x, path.last.props) if model is not None and path.points else None
+        ends[method] = (cpu, path.last.x if path.points else np.zeros(0), ev)
         counts = (f", fresh Jacobians {memory.fresh}, Broyden updates {memory.updates}" if memory else "")
         print(f"{method}: {path.stopped or f'reached P = {path.last.p:.6g}'}; {cpu:.1f} cpu s, "
               f"{len(path.points) - 1 - (previous is not None)} steps, {log.iterations} Newton iterations{counts}",
