@@ -160,11 +160,13 @@ def seed_replicas(model: KKTModel, x, props, log, seeds, log2n: int, symmetric: 
     """The KKT point re-solved from ``x`` at δ = 0 (truncated bulk, proposals held; ``symmetric``: in the
     block-symmetric subspace by :func:`solvers.deep.kkt_route._resolve`, which falls back to the path δ → 0 where
     the direct solve fails) with the Sobol' scrambles ``seeds`` (rules and needle slices) of 8 × 2^``log2n`` points:
-    [(seed, x, evaluation, model)] of those that converged. The maximisers are tracked from ``model``'s last
-    evaluation (evaluate it at ``x`` first)."""
+    [(seed, x, evaluation, model)] of those that converged. The maximisers are tracked from their positions at ``x``
+    (a stale reference loses them: docs/devlog.md, relu3l4)."""
     from solvers.deep.kkt_route import _resolve
 
     out = []
+    if model.safe_eval(x, props) is None:
+        return out
     hook = model.condensate
     tracked = (hook.tracked[0], hook.tracked[1], dict(zip(hook.hidden, hook.tracked[2:])))
     for seed in seeds:
