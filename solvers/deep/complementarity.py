@@ -119,10 +119,6 @@ class Multipliers:
             return self._tracked_domain[1]
         args = (t, model.spec.sigma_a, R, delta, model.sigmas[-1], model.sizes)
         doms = [track_directions(y[None, :], *args) for y in self.last]
-        # the slow power ascent from a reference far behind (a Newton solve moves x without retracking) can stop
-        # short of its end: such a maximiser is tracked again from its position at the last evaluation
-        doms = [d if len(d.q) == 1 or len(self.tracked[0]) != len(self.last) else
-                track_directions(self.tracked[0][i][None, :], *args) for i, d in enumerate(doms)]
         if any(len(d.q) != 1 for d in doms):
             raise OutsideDomain("a readout maximiser of the condensate was lost while tracking")
         dom = ReadoutDomain(*(np.concatenate([getattr(d, a) for d in doms]) for a in

@@ -237,35 +237,3 @@ def test_hidden_needle_split_is_the_split_identity_of_the_first_layer_and_agrees
         A, C = (np.array([getattr(r, name) for r in rs]) for rs in (split, fine))
         se = np.sqrt((A.var(0, ddof=1) + C.var(0, ddof=1)) / 2.0)
         assert np.all(np.abs(A.mean(0) - C.mean(0)) <= 4.0 * se + 1e-3 * np.abs(C.mean(0)).max()), name
-
-
-def test_a_readout_maximiser_lost_from_a_stale_reference_is_tracked_from_the_last_evaluation(hidden_point):
-    """The readout's maximiser ŷ (q ≈ 0.94) tracked from a reference far behind (a Newton solve moves x without
-    retracking): the power ascent from some such references stops short and drops its end (docs/devlog.md,
-    relu3l4: the stall of the three-layer split re-solve); the hook then tracks it from its position at the last
-    evaluation and finds ŷ itself. With that position equally stale the domain is refused (the check can fail)."""
-    from solvers.deep.kkt import _readout_layer
-    from theory.domain_errors import OutsideDomain
-
-    model, x, props = hidden_point
-    kkt, xk = kkt_model(model, x, props, 0.01, fit=False)
-    t, ker = kkt.unpack(xk)
-    R, delta, _ = _readout_layer(kkt, ker)
-    args = (t, kkt.spec.sigma_a, R, delta, kkt.sigmas[-1], kkt.sizes)
-    y0 = kkt.condensate.last[0].copy()
-    rng = np.random.default_rng(1)
-    stale = None
-    for _ in range(40):
-        y = y0 + 0.6 * rng.standard_normal(len(y0))
-        if not len(track_directions(y[None, :] / np.linalg.norm(y), *args).q):
-            stale = y / np.linalg.norm(y)
-            break
-    assert stale is not None
-    hook = kkt.condensate
-    hook.last, hook.tracked[0] = stale[None, :], stale[None, :]
-    hook._tracked_domain = (None, None)
-    with pytest.raises(OutsideDomain, match="lost while tracking"):
-        hook.readout_domain(kkt, t, ker)
-    hook.tracked[0] = y0[None, :]
-    dom = hook.readout_domain(kkt, t, ker)
-    assert float(dom.directions[0] @ y0) > 1.0 - 1e-9 and abs(dom.q[0] - 0.9415) < 1e-3
