@@ -100,10 +100,10 @@ def symmetrised_observables(obs, m: int, L: int, perms) -> np.ndarray:
     return out / len(perms)
 
 
-def _symmetric_solve(model: KKTModel, x, props, log, label, codes=None):
+def _symmetric_solve(model: KKTModel, x, props, log, label, codes=None, average: bool = True):
     """(x, ev, proposals, the symmetric wrapper) of the KKT point of ``model`` in the symmetric subspace from ``x``
-    with group-averaged ``props`` held fixed, or None."""
-    out = symmetric_solve(model, x, props, log, label, codes, rounds=1, tol=1e-9, maxiter=25)
+    with group-averaged ``props`` (``average``; else as given) held fixed, or None."""
+    out = symmetric_solve(model, x, props, log, label, codes, average=average, rounds=1, tol=1e-9, maxiter=25)
     if out is None:
         return None
     x, props, sym = out[0], out[2], out[4]
@@ -181,15 +181,18 @@ def _condensates(model: KKTModel, x, ev) -> dict:
             "first_multipliers": mu[kL:], "first_shares": np.array(shares).reshape(-1, model.m)}
 
 
-def _resolve(base: KKTModel, options, maximisers, x, props, log, label, codes):
-    """The symmetric KKT point of a :class:`KKTModel` like ``base`` (its T) with ``options`` and the tracked
-    (readout, first-layer) ``maximisers``, solved at δ = 0 from ``x``, or along δ → 0 where the direct solve fails
+def _resolve(base: KKTModel, options, maximisers, x, props, log, label, codes, average: bool = True):
+    """The symmetric KKT point of a :class:`KKTModel` like ``base`` (its T and class sizes) with ``options`` and the
+    tracked ``maximisers`` (readout's, first layer's[, the middle layers' {ℓ: rows} at L >= 3]), solved at δ = 0
+    from ``x`` with ``props`` group-averaged (``average``) or as given, or along δ → 0 where the direct solve fails
     (near the kink of φ_0 at an inactive constraint): (x, ev, proposals, model) or None."""
-    model = KKTModel(base.spec, base.sigmas, options, *maximisers, 0.0)
+    last, first, *hidden = maximisers
+    model = KKTModel(base.spec, base.sigmas, options, last, first, 0.0, sizes=base.sizes,
+                     hidden=hidden[0] if hidden else None)
     model.T = base.T
-    res = _symmetric_solve(model, x, props, log, label, codes)
+    res = _symmetric_solve(model, x, props, log, label, codes, average)
     if res is None:
-        res = _along_delta(model, x, props, log, label, codes)
+        res = _along_delta(model, x, props, log, label, codes, average)
     return None if res is None else (res[0], res[1], res[2], model)
 
 
@@ -222,13 +225,13 @@ def _replicas(search, base: KKTModel, x, props, codes, log2n: int, previous=None
     return out
 
 
-def _along_delta(model: KKTModel, x, props, log, label, codes):
+def _along_delta(model: KKTModel, x, props, log, label, codes, average: bool = True):
     """:func:`_symmetric_solve` at δ = 0 reached along the smoothings :data:`DELTAS` from δ = DELTAS[0] (a replica
     whose inactive constraint sits at the kink μ = s = 0 of the complementarity), or None."""
     last = []
 
     def symmetric(mdl, xs, ps, lab):
-        res = _symmetric_solve(mdl, xs, ps, log, lab, codes)
+        res = _symmetric_solve(mdl, xs, ps, log, lab, codes, average)
         last[:] = [] if res is None else [res]
         return None if res is None else (res[0], res[2])
 

@@ -175,16 +175,29 @@ def layer_condensates(model: KKTModel, x, props) -> dict | None:
 
 
 def seed_replicas(model: KKTModel, x, props, log, seeds, log2n: int, symmetric: bool = False):
-    """The KKT point re-solved from ``x`` (same δ, truncated bulk, proposals held; ``symmetric``: in the
-    block-symmetric subspace) with the Sobol' scrambles ``seeds`` of 8 × 2^``log2n`` points: [(seed, x, evaluation,
-    model)] of those that converged."""
+    """The KKT point re-solved from ``x`` at δ = 0 (truncated bulk, proposals held; ``symmetric``: in the
+    block-symmetric subspace by :func:`solvers.deep.kkt_route._resolve`, which falls back to the path δ → 0 where
+    the direct solve fails) with the Sobol' scrambles ``seeds`` (rules and needle slices) of 8 × 2^``log2n`` points:
+    [(seed, x, evaluation, model)] of those that converged. The maximisers are tracked from their positions at ``x``
+    (a stale reference loses them: docs/devlog.md, relu3l4)."""
+    from solvers.deep.kkt_route import _resolve
+
     out = []
+    if model.safe_eval(x, props) is None:
+        return out
+    hook = model.condensate
+    tracked = (hook.tracked[0], hook.tracked[1], dict(zip(hook.hidden, hook.tracked[2:])))
     for seed in seeds:
         opt = replace(model.opt, seed=int(seed), qmc_log2n=log2n, qmc_log2n_max=max(log2n, model.opt.qmc_log2n_max))
-        rep = KKTModel(model.spec, model.sigmas, opt, model.condensate.last, model.condensate.first, model.delta,
-                       sizes=model.sizes, truncated=True, hidden=model.condensate.hidden)
+        label = f"seed {seed}, 8 × 2^{log2n}"
+        if symmetric:
+            res = _resolve(model, opt, tracked, x, props, log, label, None, average=False)
+            if res is not None:
+                out.append((seed, res[0], res[1], res[3]))
+            continue
+        rep = KKTModel(model.spec, model.sigmas, opt, *tracked[:2], 0.0, sizes=model.sizes, hidden=tracked[2])
         rep.T = model.T
-        res = held_solve(rep, x, props, log, f"seed {seed}, 8 × 2^{log2n}", symmetric, tol=1e-9, maxiter=25)
+        res = held_solve(rep, x, props, log, label, False, tol=1e-9, maxiter=25)
         if res is not None and rep.safe_eval(res[0], res[4]) is not None:  # the proposals it solved with
             rep.condensate.retrack()
             out.append((seed, res[0], rep.safe_eval(res[0], res[4]), rep))
