@@ -187,17 +187,7 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
             raise OutsideDomain(f"y-integral diverges: growth rate {grow:.4g} >= 1/2 (outside the domain)")
     zeta, m1, m2, ez, ez2 = tilted_moments(oned, xi, u, s, dtilt, None if cache is None else cache.phi)
     lw = logw + (base + zeta @ P)
-    if not np.all(np.isfinite(lw)):
-        raise OutsideDomain("non-finite importance weight in the y-integral")
-    if sign is None:
-        log_z = float(logsumexp(lw))
-        p = np.exp(lw - log_z)
-    else:
-        log_z, sgn = logsumexp(lw, b=sign, return_sign=True)
-        if sgn <= 0:
-            raise OutsideDomain("sparse-grid estimate of the partition function is not positive")
-        log_z = float(log_z)
-        p = sign * np.exp(lw - log_z)
+    log_z, p = _normalised_weights(lw, sign)
     if needles is not None and not neurons:
         return _split_result(oned, P, sigma, y, lw, (m1, m2, ez, ez2, s, sign), needles, proposal, maps,
                              dict(R_in=R_in, delta_in=delta_in, t=t, sigma_a=sigma_a, kt=kt, dt=dt))
@@ -220,6 +210,20 @@ def layer_integral(oned: OneD, sizes, sigma: float, rule: Rule, proposal, *, R_i
         U = (a * p[:, None]).T @ a
     return LayerResult(log_z, 0.5 * (k + k.T), delta, None if kt_in is None else 0.5 * (kt_in + kt_in.T), dt_in,
                        f, U, y_mean, y_cov, ess, None if isinstance(proposal, Proposal) else (y, p))
+
+
+def _normalised_weights(lw, sign):
+    """(log Z, p): Z = Σ_i sign_i e^{lw_i} (sign None: all +1) and the normalised weights p_i = sign_i e^{lw_i} / Z;
+    OutsideDomain if a weight is not finite or a signed (sparse-grid) estimate of Z is not positive."""
+    if not np.all(np.isfinite(lw)):
+        raise OutsideDomain("non-finite importance weight in the y-integral")
+    if sign is None:
+        log_z = float(logsumexp(lw))
+        return log_z, np.exp(lw - log_z)
+    log_z, sgn = logsumexp(lw, b=sign, return_sign=True)
+    if sgn <= 0:
+        raise OutsideDomain("sparse-grid estimate of the partition function is not positive")
+    return float(log_z), sign * np.exp(lw - float(log_z))
 
 
 def _node_observables(y, m1, m2, ez, ez2, s, has_xi: bool, sigma_a=None) -> dict:
