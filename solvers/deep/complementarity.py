@@ -472,7 +472,8 @@ def secant_predictor(trial: KKTModel, points, P: float, multipliers: bool = Fals
         nb = len(b.x) if multipliers and len(a.x) == len(b.x) else trial.n_base
         x0 = b.x.copy()
         x0[:nb] += (b.x[:nb] - a.x[:nb]) * np.log(P / b.p) / np.log(b.p / a.p)
-        x0[trial.n_base:] = np.maximum(x0[trial.n_base:], 0.0)
+        if nb > trial.n_base:  # extrapolated multipliers kept >= 0
+            x0[trial.n_base:] = np.maximum(x0[trial.n_base:], 0.0)
     if trial.safe_eval(x0, points[-1].props) is None:
         x0 = _evaluable(trial, x0, points[-1].props, shrink=0.995, tries=60)
     return x0

@@ -15,10 +15,11 @@ The homotopy in P (class sizes s·P_c/min P_c at fixed σ_a² P) runs in two pha
    there a re-matched proposal moves the residual by more than a step of 1 % in P does, and Newton from the secant
    predictor fails (docs/devlog.md, relu3l2).
 
-Both phases, and the start at small P, carry the Newton Jacobian from step to step
-(:class:`solvers.deep.newton.JacobianMemory`: Broyden updates across the solves, a fresh finite-difference Jacobian
-only where a step contracts the residual poorly) and extrapolate the multipliers with the secant too: a Newton
-iteration then costs one or two model evaluations instead of the n + 1 of a finite-difference Jacobian.
+Both phases (and the start at small P where it runs in the block-symmetric subspace) carry the Newton Jacobian from
+step to step (:class:`solvers.deep.newton.JacobianMemory`: Broyden updates across the solves, a fresh
+finite-difference Jacobian only where a step contracts the residual poorly) and extrapolate the multipliers with the
+secant too: a Newton iteration then costs one or two model evaluations instead of the n + 1 of a finite-difference
+Jacobian.
 
 In both phases the maximisers are refreshed by :func:`solvers.deep.layer_symmetry.closed_refresh` (the tracked ones
 kept, new ones added only with their images under the class permutations): the full searches of the domains miss
